@@ -84,6 +84,6 @@ pub use decoder::{DecoderConfig, FrameDecoder, FrameEvent, MaskRule, Step, Stric
 pub use error::ProtocolError;
 pub use frame::{FrameHeader, OpCode};
 pub use input::{Input, SliceInput, VecInput};
-pub use message::{AssemblerConfig, ControlFrame, MessageDecoder, MessageEvent};
+pub use message::{AssemblerConfig, ControlFrame, GapOutcome, MessageDecoder, MessageEvent};
 pub use role::{Direction, Role};
 pub use time::{Duration, Instant};

@@ -40,7 +40,7 @@
 //! ```
 
 use crate::close::CloseFrame;
-use crate::decoder::{DecoderConfig, FrameDecoder, FrameEvent, Step, Strictness};
+use crate::decoder::{DecoderConfig, FrameDecoder, FrameEvent, SkipOutcome, Step, Strictness};
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, RSV1};
 use crate::utf8::Utf8Validator;
@@ -118,6 +118,20 @@ pub enum MessageEvent<'a> {
     Control(ControlFrame<'a>),
     /// [`Strictness::Report`] only: a rule was broken; decoding goes on.
     Violation(ProtocolError),
+}
+
+/// What [`MessageDecoder::skip`] did with a gap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GapOutcome {
+    /// The gap fell inside a payload; decoding is still in sync.
+    InPayload {
+        /// The gap ended the frame.
+        frame_end: bool,
+        /// The gap ended a message (a final data frame, or a control frame): its first opcode.
+        message_end: Option<OpCode>,
+    },
+    /// The gap covered a header: framing is lost and state was dropped.
+    FramingLost,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -217,6 +231,49 @@ impl MessageDecoder {
     /// Whether the decoder is at a frame boundary with nothing pending.
     pub fn is_at_frame_boundary(&self) -> bool {
         self.frames.is_at_boundary() && !self.control_ready && self.pending.items[0].is_none()
+    }
+
+    /// Skips `len` lost bytes of this direction (a capture gap).
+    ///
+    /// Inside a payload the decoder stays in sync (the mask offset keeps counting); a text
+    /// message that lost bytes is no longer UTF-8 checked. A gap that ends a frame ends it, and
+    /// ends its message when the frame had FIN. Anywhere else framing is lost: all state is
+    /// dropped and the next byte is taken as a frame header.
+    pub fn skip(&mut self, len: u64) -> GapOutcome {
+        match self.frames.skip(len) {
+            SkipOutcome::InPayload { frame_end: false } => {
+                self.utf8_failed = true;
+                GapOutcome::InPayload {
+                    frame_end: false,
+                    message_end: None,
+                }
+            }
+            SkipOutcome::InPayload { frame_end: true } => {
+                let mut message_end = None;
+                match self.current.take() {
+                    Some(Current::Data { fin }) => {
+                        if fin {
+                            message_end = self.message.take().map(|m| m.opcode);
+                        }
+                        self.utf8_failed = true;
+                    }
+                    Some(Current::Control { opcode, .. }) => message_end = Some(opcode),
+                    None => {}
+                }
+                GapOutcome::InPayload {
+                    frame_end: true,
+                    message_end,
+                }
+            }
+            SkipOutcome::FramingLost => {
+                self.message = None;
+                self.current = None;
+                self.control_ready = false;
+                self.pending = Pending::default();
+                self.utf8.reset();
+                GapOutcome::FramingLost
+            }
+        }
     }
 
     fn strict(&self) -> bool {
