@@ -69,6 +69,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod close;
+pub mod connection;
 pub mod decoder;
 pub mod error;
 pub mod frame;

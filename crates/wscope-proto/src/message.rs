@@ -55,6 +55,9 @@ pub struct AssemblerConfig {
     pub extension_rsv: u8,
     /// Validate text messages as UTF-8 (1007 at the first invalid byte).
     pub validate_utf8: bool,
+    /// Emit [`MessageEvent::ControlData`] for each chunk of a control frame's payload
+    /// (observers want them; endpoints only need the whole [`MessageEvent::Control`]).
+    pub control_chunks: bool,
 }
 
 impl Default for AssemblerConfig {
@@ -64,6 +67,7 @@ impl Default for AssemblerConfig {
             max_message_len: 64 << 20,
             extension_rsv: 0,
             validate_utf8: true,
+            control_chunks: true,
         }
     }
 }
@@ -306,6 +310,42 @@ impl MessageDecoder {
                 event: Some(MessageEvent::Violation(v)),
             });
         }
+        let mut at = 0;
+        if !self.cfg.control_chunks {
+            // Collect a control payload without surfacing its chunks.
+            while matches!(self.current, Some(Current::Control { .. }))
+                && !self.control_ready
+                && !self.frames.is_at_boundary()
+            {
+                let step = match self.frames.decode(&mut buf[at..]) {
+                    Ok(step) => step,
+                    Err(e) => {
+                        self.failed = Some(e);
+                        return Err(e);
+                    }
+                };
+                at += step.consumed;
+                match step.event {
+                    Some(FrameEvent::Payload { chunk, last, .. }) => {
+                        self.payload(chunk, last)?;
+                    }
+                    Some(FrameEvent::Violation(v)) => self.pending.push(v),
+                    Some(FrameEvent::Header(_)) | None => break,
+                }
+            }
+            if let Some(v) = self.pending.pop() {
+                return Ok(Step {
+                    consumed: at,
+                    event: Some(MessageEvent::Violation(v)),
+                });
+            }
+            if !self.control_ready && matches!(self.current, Some(Current::Control { .. })) {
+                return Ok(Step {
+                    consumed: at,
+                    event: None,
+                });
+            }
+        }
         if self.control_ready {
             self.control_ready = false;
             let Some(Current::Control {
@@ -320,7 +360,7 @@ impl MessageDecoder {
             };
             let payload = &self.control[..usize::from(self.control_len)];
             return Ok(Step {
-                consumed: 0,
+                consumed: at,
                 event: Some(MessageEvent::Control(ControlFrame {
                     opcode,
                     payload,
@@ -328,14 +368,14 @@ impl MessageDecoder {
                 })),
             });
         }
-        let step = match self.frames.decode(buf) {
+        let step = match self.frames.decode(&mut buf[at..]) {
             Ok(step) => step,
             Err(e) => {
                 self.failed = Some(e);
                 return Err(e);
             }
         };
-        let consumed = step.consumed;
+        let consumed = at + step.consumed;
         let event = match step.event {
             None => None,
             Some(FrameEvent::Violation(v)) => Some(MessageEvent::Violation(v)),

@@ -1,0 +1,963 @@
+//! The endpoint state machine: one WebSocket connection after its handshake, client or server.
+//!
+//! Methods fall into four groups, after quinn-proto's `Connection`:
+//!
+//! - **input**: [`Connection::recv`] takes received bytes (same contract as
+//!   [`MessageDecoder::decode`]: drop `consumed` bytes, call again until the event is `None`);
+//!   [`Connection::handle_eof`] tells that the peer closed the transport;
+//!   [`Connection::handle_timeout`] gives the current time.
+//! - **commands**: [`Connection::send`], [`Connection::send_frame`], [`Connection::close`] encode
+//!   frames into the caller's `Vec<u8>` (a client masks with keys from its [`MaskSource`]).
+//! - **output**: [`Connection::poll_transmit`] hands out frames the connection queued itself
+//!   (pongs, the close reply, the close that fails a connection); [`Connection::poll_timeout`]
+//!   says when to call [`Connection::handle_timeout`] next.
+//! - **state**: [`Connection::state`], [`Connection::close_status`], [`Connection::should_close_transport`].
+//!
+//! A driver's loop is: read → `recv` until `None` → `poll_transmit` → write → `handle_timeout`
+//! → wait for readability or `poll_timeout`. Pings are answered and a close is replied to
+//! automatically (configurable). A close from the peer is an [`Event::Close`], not an error; a
+//! protocol violation is an `Err(ProtocolError)` after which the close carrying its code is
+//! already queued for `poll_transmit`.
+//!
+//! ```
+//! use wscope_proto::connection::{Config, Connection, Event, Outgoing};
+//!
+//! let mut server = Connection::server(Config::default());
+//! let mut wire = vec![0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+//! let mut at = 0;
+//! let mut text = Vec::new();
+//! loop {
+//!     let step = server.recv(&mut wire[at..]).unwrap();
+//!     at += step.consumed;
+//!     match step.event {
+//!         Some(Event::Data { chunk, .. }) => text.extend_from_slice(chunk),
+//!         Some(_) => {}
+//!         None => break,
+//!     }
+//! }
+//! assert_eq!(text, b"Hello");
+//!
+//! let mut out = Vec::new();
+//! server.send(&mut out, Outgoing::Text("Hi")).unwrap();
+//! assert_eq!(out, [0x81, 0x02, b'H', b'i']);
+//! ```
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::close::{CloseCode, CloseFrame, CloseSendError, MAX_REASON_LEN};
+use crate::decoder::{DecoderConfig, MaskRule, Step};
+use crate::error::ProtocolError;
+use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::mask::apply_mask;
+use crate::message::{AssemblerConfig, MessageDecoder, MessageEvent};
+use crate::role::Role;
+use crate::time::{Duration, Instant};
+
+/// Where a client's masking keys come from. RFC 6455 section 5.3 asks for keys an attacker
+/// cannot predict: std drivers back this with the operating system's random source.
+pub trait MaskSource: Send {
+    /// The key for the next frame.
+    fn next_mask(&mut self) -> [u8; 4];
+}
+
+impl<F: FnMut() -> [u8; 4] + Send> MaskSource for F {
+    fn next_mask(&mut self) -> [u8; 4] {
+        self()
+    }
+}
+
+/// Settings of a [`Connection`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Largest accepted frame payload (1009 beyond).
+    pub max_frame_len: u64,
+    /// Largest accepted message (1009 beyond).
+    pub max_message_len: u64,
+    /// Answer each ping with a pong carrying the same payload.
+    pub auto_pong: bool,
+    /// Answer the peer's close with a close echoing its status.
+    pub auto_close: bool,
+    /// How long to wait for the peer's close after sending ours, and (client) for the server
+    /// to close the transport after the closing handshake.
+    pub close_timeout: Duration,
+    /// Validate incoming text as UTF-8.
+    pub validate_utf8: bool,
+    /// RSV bits a negotiated extension defines (RSV1 for permessage-deflate).
+    pub extension_rsv: u8,
+    /// At most this many bytes of automatic replies (pongs) wait for `poll_transmit`; beyond it
+    /// pings are not answered until the queue drains (RFC 6455 allows answering only the latest).
+    pub max_queued_replies: usize,
+}
+
+impl Default for Config {
+    /// 64 MiB frames and messages, automatic pong and close, 5 s close timeout.
+    fn default() -> Self {
+        Self {
+            max_frame_len: 64 << 20,
+            max_message_len: 64 << 20,
+            auto_pong: true,
+            auto_close: true,
+            close_timeout: Duration::from_secs(5),
+            validate_utf8: true,
+            extension_rsv: 0,
+            max_queued_replies: 64 * 1024,
+        }
+    }
+}
+
+/// The connection's place in the closing handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Data flows both ways.
+    Open,
+    /// We sent a close and wait for the peer's.
+    CloseSent,
+    /// The peer sent a close that we have not answered (only with `auto_close` off).
+    CloseReceived,
+    /// The closing handshake is over, or the connection failed: close the transport once
+    /// [`Connection::should_close_transport`] says so.
+    Closed,
+}
+
+/// Something the peer sent.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A frame header, for every frame: lets a partial-frame API report fin, opcode and length
+    /// before the payload arrives. Most applications ignore it.
+    Frame(FrameHeader),
+    /// A piece of a text or binary message, as it arrives.
+    Data {
+        /// [`OpCode::TEXT`] or [`OpCode::BINARY`]: the message's first frame opcode.
+        opcode: OpCode,
+        /// The bytes, unmasked; for text, valid UTF-8 once the message is complete (a chunk may
+        /// end inside a code point).
+        chunk: &'a [u8],
+        /// The first chunk of the message.
+        first: bool,
+        /// This chunk ends its frame.
+        frame_end: bool,
+        /// This chunk ends the message.
+        message_end: bool,
+    },
+    /// A ping (already answered when `auto_pong` is on).
+    Ping(&'a [u8]),
+    /// A pong.
+    Pong(&'a [u8]),
+    /// The peer's close: `None` when it carried no status (1005 locally). Already answered when
+    /// `auto_close` is on.
+    Close(Option<CloseFrame<'a>>),
+}
+
+/// A message or control frame to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outgoing<'a> {
+    /// A whole text message in one frame.
+    Text(&'a str),
+    /// A whole binary message in one frame.
+    Binary(&'a [u8]),
+    /// A ping (payload at most 125 bytes).
+    Ping(&'a [u8]),
+    /// An unsolicited pong (payload at most 125 bytes).
+    Pong(&'a [u8]),
+    /// A close, with a status or without (`None`: empty payload).
+    Close(Option<CloseFrame<'a>>),
+}
+
+/// Why something cannot be sent. These are mistakes of the local application, kept apart from
+/// the peer's [`ProtocolError`]s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// A close was already sent (or the connection failed): no more frames may follow.
+    Closed,
+    /// A control frame payload over 125 bytes.
+    ControlTooLong {
+        /// The payload length given.
+        len: usize,
+    },
+    /// The close code may not go on the wire.
+    Close(CloseSendError),
+    /// A continuation with no fragmented message open, or a new message while one is open.
+    FragmentSequence,
+    /// Not a data opcode (use the control variants of [`Outgoing`]).
+    NotData {
+        /// The opcode given.
+        opcode: OpCode,
+    },
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed => f.write_str("the connection is closing or closed"),
+            Self::ControlTooLong { len } => write!(f, "control payload of {len} bytes exceeds 125"),
+            Self::Close(e) => e.fmt(f),
+            Self::FragmentSequence => f.write_str("fragment out of sequence"),
+            Self::NotData { opcode } => write!(f, "{opcode} is not a data opcode"),
+        }
+    }
+}
+
+impl core::error::Error for SendError {}
+
+impl From<CloseSendError> for SendError {
+    fn from(e: CloseSendError) -> Self {
+        Self::Close(e)
+    }
+}
+
+/// How the connection ended, once it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseStatus {
+    /// The status the peer sent: `NO_STATUS` (1005) for an empty close, `ABNORMAL` (1006) when
+    /// no close arrived.
+    pub remote: CloseCode,
+    /// The status we sent, if we sent a close.
+    pub local: Option<CloseCode>,
+    /// We sent the first close.
+    pub initiated_locally: bool,
+    /// We failed the connection because the peer broke the protocol.
+    pub failed: Option<ProtocolError>,
+    reason: [u8; MAX_REASON_LEN],
+    reason_len: u8,
+}
+
+impl CloseStatus {
+    /// The reason the peer gave.
+    pub fn remote_reason(&self) -> &str {
+        crate::utf8::from_utf8(&self.reason[..usize::from(self.reason_len)]).unwrap_or("")
+    }
+}
+
+/// A timer the connection is waiting on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    None,
+    /// Started; the deadline is set at the next `handle_timeout`.
+    Pending,
+    Until(Instant),
+    Expired,
+}
+
+/// One WebSocket connection, client or server, after the handshake.
+pub struct Connection {
+    decoder: MessageDecoder,
+    core: Core,
+}
+
+/// Everything but the decoder, so replies can be queued while a received control payload is
+/// still borrowed from the decoder.
+struct Core {
+    role: Role,
+    cfg: Config,
+    masks: Option<Box<dyn MaskSource>>,
+    state: State,
+    /// Encoded frames the connection queued itself.
+    queued: VecDeque<u8>,
+    sending: Option<OpCode>,
+    status: Option<CloseStatus>,
+    peer_close: Option<CloseStatus>,
+    wait: Wait,
+    eof: bool,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("role", &self.core.role)
+            .field("state", &self.core.state)
+            .field("queued", &self.core.queued.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// A server-side connection (receives masked frames, sends unmasked ones).
+    pub fn server(cfg: Config) -> Self {
+        Self::new(Role::Server, cfg, None)
+    }
+
+    /// A client-side connection; `masks` provides a fresh masking key per frame.
+    pub fn client(cfg: Config, masks: Box<dyn MaskSource>) -> Self {
+        Self::new(Role::Client, cfg, Some(masks))
+    }
+
+    fn new(role: Role, cfg: Config, masks: Option<Box<dyn MaskSource>>) -> Self {
+        let mut dcfg = DecoderConfig::new(MaskRule::for_direction(role.receives()));
+        dcfg.max_frame_len = cfg.max_frame_len;
+        let acfg = AssemblerConfig {
+            max_message_len: cfg.max_message_len,
+            extension_rsv: cfg.extension_rsv,
+            validate_utf8: cfg.validate_utf8,
+            control_chunks: false,
+        };
+        Self {
+            decoder: MessageDecoder::new(dcfg, acfg),
+            core: Core {
+                role,
+                cfg,
+                masks,
+                state: State::Open,
+                queued: VecDeque::new(),
+                sending: None,
+                status: None,
+                peer_close: None,
+                wait: Wait::None,
+                eof: false,
+            },
+        }
+    }
+
+    /// Client or server.
+    pub const fn role(&self) -> Role {
+        self.core.role
+    }
+
+    /// The settings.
+    pub const fn config(&self) -> &Config {
+        &self.core.cfg
+    }
+
+    /// Where the closing handshake stands.
+    pub const fn state(&self) -> State {
+        self.core.state
+    }
+
+    /// How the connection ended (`None` while open).
+    pub fn close_status(&self) -> Option<&CloseStatus> {
+        self.core.status.as_ref()
+    }
+
+    /// Whether the connection may still send data frames.
+    pub const fn can_send(&self) -> bool {
+        self.core.can_send()
+    }
+
+    /// Decodes the next event from received bytes.
+    ///
+    /// Same contract as [`MessageDecoder::decode`]. After the peer's close, and after a
+    /// failure, further input is ignored (consumed without events). A protocol violation
+    /// returns `Err` once, with the failing close already queued for [`Self::poll_transmit`].
+    pub fn recv<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Step<Event<'a>>, ProtocolError> {
+        if matches!(self.core.state, State::Closed | State::CloseReceived) {
+            return Ok(Step {
+                consumed: buf.len(),
+                event: None,
+            });
+        }
+        let step = match self.decoder.decode(buf) {
+            Ok(step) => step,
+            Err(e) => {
+                self.core.fail(e);
+                return Err(e);
+            }
+        };
+        let consumed = step.consumed;
+        let event = match step.event {
+            None => None,
+            Some(MessageEvent::Frame(h)) => Some(Event::Frame(h)),
+            Some(MessageEvent::Data {
+                opcode,
+                chunk,
+                first,
+                frame_end,
+                message_end,
+                ..
+            }) => Some(Event::Data {
+                opcode,
+                chunk,
+                first,
+                frame_end,
+                message_end,
+            }),
+            // Never produced with `control_chunks: false` or in enforce mode; ignore defensively.
+            Some(MessageEvent::ControlData { .. } | MessageEvent::Violation(_)) => None,
+            Some(MessageEvent::Control(c)) => match c.opcode {
+                OpCode::PING => {
+                    if self.core.cfg.auto_pong && self.core.state == State::Open {
+                        self.core.queue_control(OpCode::PONG, c.payload);
+                    }
+                    Some(Event::Ping(c.payload))
+                }
+                OpCode::PONG => Some(Event::Pong(c.payload)),
+                _ => {
+                    // The message layer has validated the close payload already.
+                    let close = c.close().ok().flatten();
+                    self.core.on_peer_close(close);
+                    Some(Event::Close(close))
+                }
+            },
+        };
+        Ok(Step { consumed, event })
+    }
+
+    /// When [`Self::handle_timeout`] must be called next, if a timer runs.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.core.poll_timeout()
+    }
+
+    /// Whether a timer was started that needs a `handle_timeout(now)` to get its deadline.
+    pub const fn needs_time(&self) -> bool {
+        self.core.needs_time()
+    }
+
+    /// Whether the driver should now close the transport (after flushing `poll_transmit`): a
+    /// server as soon as the connection is closed; a client once the server closed its side or
+    /// the close timeout ran out.
+    pub fn should_close_transport(&self) -> bool {
+        self.core.should_close_transport()
+    }
+
+    /// Moves frames the connection queued itself (pongs, close replies) into `out`; returns
+    /// whether anything was written.
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> bool {
+        self.core.poll_transmit(out)
+    }
+
+    /// Whether frames wait for [`Self::poll_transmit`].
+    pub fn has_pending_transmit(&self) -> bool {
+        self.core.has_pending_transmit()
+    }
+
+    /// Encodes a message or control frame into `out`.
+    pub fn send(&mut self, out: &mut Vec<u8>, msg: Outgoing<'_>) -> Result<(), SendError> {
+        self.core.send(out, msg)
+    }
+
+    /// Encodes one data frame: `opcode` is TEXT or BINARY for a message's first frame and
+    /// CONTINUATION after; `fin` ends the message. Sequencing is checked.
+    ///
+    /// For text the caller is responsible for the message being valid UTF-8 as a whole.
+    pub fn send_frame(
+        &mut self,
+        out: &mut Vec<u8>,
+        opcode: OpCode,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), SendError> {
+        self.core.send_frame(out, opcode, payload, fin)
+    }
+
+    /// Checks sequencing and builds the header of a data frame without writing its payload,
+    /// for zero-copy vectored writes: a server writes the header, then the payload as it is; a
+    /// client must first mask its payload with `header.mask` ([`crate::mask::apply_mask`],
+    /// offset 0).
+    pub fn data_header(
+        &mut self,
+        opcode: OpCode,
+        len: u64,
+        fin: bool,
+    ) -> Result<FrameHeader, SendError> {
+        self.core.data_header(opcode, len, fin)
+    }
+
+    /// Sends a close (status and reason, or `None` for an empty payload) and starts the closing
+    /// handshake: no data frame may follow. Answering the peer's close when `auto_close` is
+    /// off is done with this too.
+    pub fn close(
+        &mut self,
+        out: &mut Vec<u8>,
+        frame: Option<CloseFrame<'_>>,
+    ) -> Result<(), SendError> {
+        self.core.close(out, frame)
+    }
+
+    /// The peer closed its half of the transport (read returned 0).
+    pub fn handle_eof(&mut self) {
+        self.core.handle_eof();
+    }
+
+    /// Gives the current time: starts pending timers and fires expired ones.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.core.handle_timeout(now);
+    }
+}
+
+impl Core {
+    const fn can_send(&self) -> bool {
+        matches!(self.state, State::Open | State::CloseReceived)
+    }
+
+    fn on_peer_close(&mut self, close: Option<CloseFrame<'_>>) {
+        let mut status = CloseStatus {
+            remote: close.map_or(CloseCode::NO_STATUS, |c| c.code),
+            local: None,
+            initiated_locally: self.state == State::CloseSent,
+            failed: None,
+            reason: [0; MAX_REASON_LEN],
+            reason_len: 0,
+        };
+        if let Some(c) = close {
+            let n = c.reason.len().min(MAX_REASON_LEN);
+            status.reason[..n].copy_from_slice(&c.reason.as_bytes()[..n]);
+            status.reason_len = n as u8;
+        }
+        match self.state {
+            State::CloseSent => {
+                status.local = self.status.and_then(|s| s.local);
+                self.status = Some(status);
+                self.enter_closed();
+            }
+            _ => {
+                if self.cfg.auto_close {
+                    // Echo the status (RFC 6455 section 5.5.1); an empty close gets an empty one.
+                    let code = close.map(|c| c.code);
+                    let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
+                    let n = match code {
+                        Some(code) => {
+                            payload[..2].copy_from_slice(&code.0.to_be_bytes());
+                            2
+                        }
+                        None => 0,
+                    };
+                    self.queue_control(OpCode::CLOSE, &payload[..n]);
+                    status.local = code;
+                    self.status = Some(status);
+                    self.enter_closed();
+                } else {
+                    self.peer_close = Some(status);
+                    self.state = State::CloseReceived;
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, e: ProtocolError) {
+        if matches!(self.state, State::Open | State::CloseReceived) {
+            let code = e.close_code();
+            self.queue_control(OpCode::CLOSE, &code.0.to_be_bytes());
+            self.status = Some(CloseStatus {
+                remote: CloseCode::ABNORMAL,
+                local: Some(code),
+                initiated_locally: true,
+                failed: Some(e),
+                reason: [0; MAX_REASON_LEN],
+                reason_len: 0,
+            });
+        } else if let Some(s) = self.status.as_mut() {
+            s.failed = Some(e);
+        }
+        self.enter_closed();
+    }
+
+    fn enter_closed(&mut self) {
+        self.state = State::Closed;
+        // A client waits (bounded) for the server to close the transport first.
+        self.wait = if self.role.is_client() && !self.eof {
+            Wait::Pending
+        } else {
+            Wait::None
+        };
+    }
+
+    /// The peer closed its half of the transport (read returned 0).
+    fn handle_eof(&mut self) {
+        self.eof = true;
+        if self.state != State::Closed {
+            let local = self.status.and_then(|s| s.local);
+            self.status = Some(CloseStatus {
+                remote: CloseCode::ABNORMAL,
+                local,
+                initiated_locally: self.state == State::CloseSent,
+                failed: None,
+                reason: [0; MAX_REASON_LEN],
+                reason_len: 0,
+            });
+            self.state = State::Closed;
+        }
+        self.wait = Wait::None;
+    }
+
+    /// Gives the current time: starts pending timers and fires expired ones.
+    fn handle_timeout(&mut self, now: Instant) {
+        match self.wait {
+            Wait::Pending => self.wait = Wait::Until(now + self.cfg.close_timeout),
+            Wait::Until(t) if now >= t => {
+                self.wait = Wait::Expired;
+                if self.state == State::CloseSent {
+                    let local = self.status.and_then(|s| s.local);
+                    self.status = Some(CloseStatus {
+                        remote: CloseCode::ABNORMAL,
+                        local,
+                        initiated_locally: true,
+                        failed: None,
+                        reason: [0; MAX_REASON_LEN],
+                        reason_len: 0,
+                    });
+                    self.state = State::Closed;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// When [`Self::handle_timeout`] must be called next, if a timer runs.
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self.wait {
+            Wait::Until(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Whether a timer was started that needs a `handle_timeout(now)` to get its deadline.
+    const fn needs_time(&self) -> bool {
+        matches!(self.wait, Wait::Pending)
+    }
+
+    /// Whether the driver should now close the transport (after flushing `poll_transmit`): a
+    /// server as soon as the connection is closed; a client once the server closed its side or
+    /// the close timeout ran out.
+    fn should_close_transport(&self) -> bool {
+        self.state == State::Closed
+            && self.queued.is_empty()
+            && (!self.role.is_client()
+                || self.eof
+                || self.wait == Wait::Expired
+                || self.wait == Wait::None)
+    }
+
+    /// Moves frames the connection queued itself (pongs, close replies) into `out`; returns
+    /// whether anything was written.
+    fn poll_transmit(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.queued.is_empty() {
+            return false;
+        }
+        let (a, b) = self.queued.as_slices();
+        out.extend_from_slice(a);
+        out.extend_from_slice(b);
+        self.queued.clear();
+        true
+    }
+
+    /// Whether frames wait for [`Self::poll_transmit`].
+    fn has_pending_transmit(&self) -> bool {
+        !self.queued.is_empty()
+    }
+
+    fn queue_control(&mut self, opcode: OpCode, payload: &[u8]) {
+        if opcode == OpCode::PONG && self.queued.len() + payload.len() > self.cfg.max_queued_replies
+        {
+            return;
+        }
+        let mut frame = Vec::with_capacity(MAX_HEADER_LEN + payload.len());
+        self.encode(&mut frame, opcode, true, payload);
+        self.queued.extend(frame);
+    }
+
+    fn next_mask(&mut self) -> Option<[u8; 4]> {
+        match (self.role, self.masks.as_mut()) {
+            (Role::Client, Some(m)) => Some(m.next_mask()),
+            (Role::Client, None) => Some([0; 4]),
+            (Role::Server, _) => None,
+        }
+    }
+
+    fn encode(&mut self, out: &mut Vec<u8>, opcode: OpCode, fin: bool, payload: &[u8]) {
+        let mask = self.next_mask();
+        let header = FrameHeader::new(fin, opcode, mask, payload.len() as u64);
+        let mut h = [0u8; MAX_HEADER_LEN];
+        let n = header.emit(&mut h);
+        out.reserve(n + payload.len());
+        out.extend_from_slice(&h[..n]);
+        let start = out.len();
+        out.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut out[start..], key, 0);
+        }
+    }
+
+    /// Encodes a message or control frame into `out`.
+    fn send(&mut self, out: &mut Vec<u8>, msg: Outgoing<'_>) -> Result<(), SendError> {
+        match msg {
+            Outgoing::Text(t) => self.send_frame(out, OpCode::TEXT, t.as_bytes(), true),
+            Outgoing::Binary(b) => self.send_frame(out, OpCode::BINARY, b, true),
+            Outgoing::Ping(p) => self.send_control(out, OpCode::PING, p),
+            Outgoing::Pong(p) => self.send_control(out, OpCode::PONG, p),
+            Outgoing::Close(c) => self.close(out, c),
+        }
+    }
+
+    fn send_control(
+        &mut self,
+        out: &mut Vec<u8>,
+        opcode: OpCode,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        if !self.can_send() {
+            return Err(SendError::Closed);
+        }
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(SendError::ControlTooLong { len: payload.len() });
+        }
+        self.encode(out, opcode, true, payload);
+        Ok(())
+    }
+
+    /// Encodes one data frame: `opcode` is TEXT or BINARY for a message's first frame and
+    /// CONTINUATION after; `fin` ends the message. Sequencing is checked.
+    ///
+    /// For text the caller is responsible for the message being valid UTF-8 as a whole.
+    fn send_frame(
+        &mut self,
+        out: &mut Vec<u8>,
+        opcode: OpCode,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), SendError> {
+        let header = self.data_header(opcode, payload.len() as u64, fin)?;
+        let mut h = [0u8; MAX_HEADER_LEN];
+        let n = header.emit(&mut h);
+        out.reserve(n + payload.len());
+        out.extend_from_slice(&h[..n]);
+        let start = out.len();
+        out.extend_from_slice(payload);
+        if let Some(key) = header.mask {
+            apply_mask(&mut out[start..], key, 0);
+        }
+        Ok(())
+    }
+
+    /// Checks sequencing and builds the header of a data frame without writing its payload,
+    /// for zero-copy vectored writes: a server writes the header, then the payload as it is; a
+    /// client must first mask its payload with `header.mask` ([`crate::mask::apply_mask`],
+    /// offset 0).
+    fn data_header(
+        &mut self,
+        opcode: OpCode,
+        len: u64,
+        fin: bool,
+    ) -> Result<FrameHeader, SendError> {
+        if !self.can_send() {
+            return Err(SendError::Closed);
+        }
+        match (opcode, self.sending) {
+            (OpCode::TEXT | OpCode::BINARY, None) => {}
+            (OpCode::CONTINUATION, Some(_)) => {}
+            (OpCode::TEXT | OpCode::BINARY | OpCode::CONTINUATION, _) => {
+                return Err(SendError::FragmentSequence)
+            }
+            (opcode, _) => return Err(SendError::NotData { opcode }),
+        }
+        self.sending = if fin {
+            None
+        } else if opcode == OpCode::CONTINUATION {
+            self.sending
+        } else {
+            Some(opcode)
+        };
+        Ok(FrameHeader::new(fin, opcode, self.next_mask(), len))
+    }
+
+    /// Sends a close (status and reason, or `None` for an empty payload) and starts the closing
+    /// handshake: no data frame may follow. Answering the peer's close when `auto_close` is
+    /// off is done with this too.
+    fn close(&mut self, out: &mut Vec<u8>, frame: Option<CloseFrame<'_>>) -> Result<(), SendError> {
+        if !self.can_send() {
+            return Err(SendError::Closed);
+        }
+        let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
+        let n = match frame {
+            Some(f) => {
+                CloseFrame::new(f.code, crate::close::CloseReason::truncating(f.reason))?;
+                f.emit(&mut payload)
+            }
+            None => 0,
+        };
+        self.encode(out, OpCode::CLOSE, true, &payload[..n]);
+        let local = frame.map(|f| f.code);
+        if self.state == State::CloseReceived {
+            let mut status = self.peer_close.take().unwrap_or(CloseStatus {
+                remote: CloseCode::NO_STATUS,
+                local: None,
+                initiated_locally: false,
+                failed: None,
+                reason: [0; MAX_REASON_LEN],
+                reason_len: 0,
+            });
+            status.local = local;
+            self.status = Some(status);
+            self.enter_closed();
+        } else {
+            self.status = Some(CloseStatus {
+                remote: CloseCode::ABNORMAL,
+                local,
+                initiated_locally: true,
+                failed: None,
+                reason: [0; MAX_REASON_LEN],
+                reason_len: 0,
+            });
+            self.state = State::CloseSent;
+            self.wait = Wait::Pending;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::close::{CloseCode, CloseReason};
+    use alloc::vec;
+
+    fn counter_masks() -> Box<dyn MaskSource> {
+        let mut n: u32 = 0x1234_5678;
+        Box::new(move || {
+            n = n.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            n.to_le_bytes()
+        })
+    }
+
+    /// Feeds `wire` to `conn`, returning owned copies of the events (stops at an error).
+    fn feed(
+        conn: &mut Connection,
+        wire: &[u8],
+    ) -> (Vec<alloc::string::String>, Option<ProtocolError>) {
+        let mut data = wire.to_vec();
+        let mut at = 0;
+        let mut out = Vec::new();
+        loop {
+            match conn.recv(&mut data[at..]) {
+                Ok(step) => {
+                    at += step.consumed;
+                    match step.event {
+                        None => return (out, None),
+                        Some(Event::Frame(_)) => {}
+                        Some(e) => out.push(alloc::format!("{e:?}")),
+                    }
+                }
+                Err(e) => return (out, Some(e)),
+            }
+        }
+    }
+
+    #[test]
+    fn pong_and_close_are_automatic() {
+        let mut server = Connection::server(Config::default());
+        let wire = [
+            0x89,
+            0x82,
+            1,
+            2,
+            3,
+            4,
+            b'h' ^ 1,
+            b'i' ^ 2,
+            0x88,
+            0x82,
+            9,
+            9,
+            9,
+            9,
+            0x03 ^ 9,
+            0xe8 ^ 9,
+        ];
+        let (events, err) = feed(&mut server, &wire);
+        assert_eq!(err, None);
+        assert_eq!(events.len(), 2);
+        let mut out = Vec::new();
+        assert!(server.poll_transmit(&mut out));
+        assert_eq!(out, [0x8a, 0x02, b'h', b'i', 0x88, 0x02, 0x03, 0xe8]);
+        assert_eq!(server.state(), State::Closed);
+        assert!(server.should_close_transport());
+        assert_eq!(server.close_status().unwrap().remote, CloseCode::NORMAL);
+        // Input after the close is ignored.
+        let (events, err) = feed(&mut server, &[0x81, 0x80, 0, 0, 0, 0]);
+        assert!(events.is_empty() && err.is_none());
+    }
+
+    #[test]
+    fn violation_queues_the_right_close() {
+        for (wire, code) in [
+            (vec![0x81, 0x00], 1002u16),                // unmasked at a server
+            (vec![0x81, 0x81, 0, 0, 0, 0, 0xff], 1007), // invalid UTF-8
+            (vec![0x82, 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4], 1009), // 4 GiB frame
+        ] {
+            let mut server = Connection::server(Config::default());
+            let (_, err) = feed(&mut server, &wire);
+            assert_eq!(err.map(|e| e.close_code().0), Some(code));
+            let mut out = Vec::new();
+            server.poll_transmit(&mut out);
+            assert_eq!(out, [0x88, 0x02, (code >> 8) as u8, code as u8]);
+            assert_eq!(server.state(), State::Closed);
+        }
+    }
+
+    #[test]
+    fn client_masks_and_closing_handshake_times_out() {
+        let mut client = Connection::client(Config::default(), counter_masks());
+        let mut out = Vec::new();
+        client.send(&mut out, Outgoing::Binary(b"abc")).unwrap();
+        assert_eq!(out[1], 0x83);
+        let key = [out[2], out[3], out[4], out[5]];
+        let mut payload = out[6..].to_vec();
+        apply_mask(&mut payload, key, 0);
+        assert_eq!(payload, b"abc");
+
+        out.clear();
+        let reason = CloseReason::new("bye").unwrap();
+        client
+            .close(
+                &mut out,
+                Some(CloseFrame::new(CloseCode::NORMAL, reason).unwrap()),
+            )
+            .unwrap();
+        assert_eq!(client.state(), State::CloseSent);
+        assert_eq!(
+            client.send(&mut out, Outgoing::Text("x")),
+            Err(SendError::Closed)
+        );
+        client.handle_timeout(Instant::from_micros(10));
+        assert_eq!(
+            client.poll_timeout(),
+            Some(Instant::from_micros(10) + Duration::from_secs(5))
+        );
+        client.handle_timeout(Instant::from_micros(10) + Duration::from_secs(5));
+        assert_eq!(client.state(), State::Closed);
+        assert_eq!(client.close_status().unwrap().remote, CloseCode::ABNORMAL);
+    }
+
+    #[test]
+    fn fragment_sequencing_on_send() {
+        let mut s = Connection::server(Config::default());
+        let mut out = Vec::new();
+        assert_eq!(
+            s.send_frame(&mut out, OpCode::CONTINUATION, b"", true),
+            Err(SendError::FragmentSequence)
+        );
+        s.send_frame(&mut out, OpCode::TEXT, b"a", false).unwrap();
+        assert_eq!(
+            s.send_frame(&mut out, OpCode::BINARY, b"b", true),
+            Err(SendError::FragmentSequence)
+        );
+        s.send(&mut out, Outgoing::Ping(b"p")).unwrap();
+        s.send_frame(&mut out, OpCode::CONTINUATION, b"b", true)
+            .unwrap();
+        assert_eq!(out, [0x01, 0x01, b'a', 0x89, 0x01, b'p', 0x80, 0x01, b'b']);
+        assert_eq!(
+            s.send(&mut out, Outgoing::Ping(&[0; 126])),
+            Err(SendError::ControlTooLong { len: 126 })
+        );
+        let bad = CloseFrame {
+            code: CloseCode::NO_STATUS,
+            reason: "",
+        };
+        assert!(matches!(
+            s.close(&mut out, Some(bad)),
+            Err(SendError::Close(_))
+        ));
+    }
+
+    #[test]
+    fn empty_close_gets_empty_reply() {
+        let mut server = Connection::server(Config::default());
+        let (events, _) = feed(&mut server, &[0x88, 0x80, 1, 2, 3, 4]);
+        assert_eq!(events, ["Close(None)"]);
+        let mut out = Vec::new();
+        server.poll_transmit(&mut out);
+        assert_eq!(out, [0x88, 0x00]);
+        assert_eq!(server.close_status().unwrap().remote, CloseCode::NO_STATUS);
+    }
+}
