@@ -80,6 +80,9 @@ pub mod role;
 pub mod time;
 pub mod utf8;
 
+#[cfg(test)]
+mod pair_tests;
+
 pub use close::{CloseCode, CloseFrame, CloseReason};
 pub use decoder::{DecoderConfig, FrameDecoder, FrameEvent, MaskRule, Step, Strictness};
 pub use error::ProtocolError;

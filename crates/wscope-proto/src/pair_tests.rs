@@ -1,0 +1,307 @@
+//! A simulated client/server pair: two [`Connection`]s wired to each other in memory, bytes
+//! delivered in random-sized reads, time advanced by hand (after quinn-proto's test `Pair`).
+//! Every closing-handshake and timeout test runs here, with no sockets and no clock.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::close::{CloseCode, CloseFrame, CloseReason};
+use crate::connection::{Config, Connection, Event, Outgoing, State};
+use crate::frame::OpCode;
+use crate::time::{Duration, Instant};
+
+/// A tiny deterministic generator for split sizes and masks (test only).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// What one side received, owned.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Received {
+    messages: Vec<(OpCode, Vec<u8>)>,
+    pings: Vec<Vec<u8>>,
+    pongs: Vec<Vec<u8>>,
+    closes: Vec<Option<(u16, String)>>,
+    partial: Vec<u8>,
+}
+
+struct Side {
+    conn: Connection,
+    inbox: Vec<u8>,
+    got: Received,
+    error: Option<crate::ProtocolError>,
+}
+
+struct Pair {
+    client: Side,
+    server: Side,
+    rng: Rng,
+    now: Instant,
+    max_read: u64,
+}
+
+impl Pair {
+    fn new(seed: u64, max_read: u64) -> Self {
+        let mut mask_rng = Rng(seed ^ 0x9e37_79b9_7f4a_7c15);
+        let masks = Box::new(move || (mask_rng.next() as u32).to_le_bytes());
+        Self {
+            client: Side::new(Connection::client(Config::default(), masks)),
+            server: Side::new(Connection::server(Config::default())),
+            rng: Rng(seed | 1),
+            now: Instant::ZERO,
+            max_read,
+        }
+    }
+
+    /// Moves bytes both ways until nothing is left to deliver.
+    fn drive(&mut self) {
+        for _ in 0..100_000 {
+            let moved_a = Self::deliver(
+                &mut self.rng,
+                self.max_read,
+                &mut self.client,
+                &mut self.server,
+            );
+            let moved_b = Self::deliver(
+                &mut self.rng,
+                self.max_read,
+                &mut self.server,
+                &mut self.client,
+            );
+            for side in [&mut self.client, &mut self.server] {
+                side.conn.handle_timeout(self.now);
+            }
+            if !moved_a && !moved_b {
+                return;
+            }
+        }
+        panic!("pair did not settle");
+    }
+
+    /// Sends `from`'s queued replies to `to` and lets `to` read a random-sized piece.
+    fn deliver(rng: &mut Rng, max_read: u64, from: &mut Side, to: &mut Side) -> bool {
+        let mut out = Vec::new();
+        from.conn.poll_transmit(&mut out);
+        to.inbox.extend_from_slice(&out);
+        if to.inbox.is_empty() {
+            return false;
+        }
+        let n = (1 + rng.below(max_read)) as usize;
+        let n = n.min(to.inbox.len());
+        let mut read: Vec<u8> = to.inbox.drain(..n).collect();
+        to.read(&mut read);
+        true
+    }
+
+    fn send(&mut self, from_client: bool, msg: Outgoing<'_>) {
+        let (side, other) = if from_client {
+            (&mut self.client, &mut self.server)
+        } else {
+            (&mut self.server, &mut self.client)
+        };
+        let mut out = Vec::new();
+        side.conn.send(&mut out, msg).unwrap();
+        other.inbox.extend_from_slice(&out);
+    }
+}
+
+impl Side {
+    fn new(conn: Connection) -> Self {
+        Self {
+            conn,
+            inbox: Vec::new(),
+            got: Received::default(),
+            error: None,
+        }
+    }
+
+    fn read(&mut self, data: &mut [u8]) {
+        let mut at = 0;
+        loop {
+            let step = match self.conn.recv(&mut data[at..]) {
+                Ok(step) => step,
+                Err(e) => {
+                    self.error = Some(e);
+                    return;
+                }
+            };
+            at += step.consumed;
+            match step.event {
+                None => break,
+                Some(Event::Frame(_)) => {}
+                Some(Event::Data {
+                    opcode,
+                    chunk,
+                    message_end,
+                    ..
+                }) => {
+                    self.got.partial.extend_from_slice(chunk);
+                    if message_end {
+                        let m = core::mem::take(&mut self.got.partial);
+                        self.got.messages.push((opcode, m));
+                    }
+                }
+                Some(Event::Ping(p)) => self.got.pings.push(p.to_vec()),
+                Some(Event::Pong(p)) => self.got.pongs.push(p.to_vec()),
+                Some(Event::Close(c)) => self
+                    .got
+                    .closes
+                    .push(c.map(|c| (c.code.0, String::from(c.reason)))),
+            }
+        }
+        assert_eq!(
+            at,
+            data.len(),
+            "connection must use every byte it was given"
+        );
+    }
+}
+
+#[test]
+fn messages_survive_any_read_split() {
+    for seed in 1..40u64 {
+        let max_read = [1, 2, 7, 64, 1500, 70_000][(seed % 6) as usize];
+        let mut pair = Pair::new(seed, max_read);
+        let big: Vec<u8> = (0..70_000u32).map(|i| (i * 31) as u8).collect();
+        pair.send(true, Outgoing::Text("héllo wörld"));
+        pair.send(true, Outgoing::Binary(&big));
+        pair.send(false, Outgoing::Binary(&big[..300]));
+        pair.send(true, Outgoing::Ping(b"are you there"));
+        pair.drive();
+        assert_eq!(pair.server.got.messages.len(), 2, "seed {seed}");
+        assert_eq!(
+            pair.server.got.messages[0],
+            (OpCode::TEXT, "héllo wörld".as_bytes().to_vec())
+        );
+        assert_eq!(pair.server.got.messages[1], (OpCode::BINARY, big.clone()));
+        assert_eq!(
+            pair.client.got.messages,
+            [(OpCode::BINARY, big[..300].to_vec())]
+        );
+        // The ping was answered automatically with the same payload.
+        assert_eq!(pair.client.got.pongs, [b"are you there".to_vec()]);
+        assert!(pair.client.error.is_none() && pair.server.error.is_none());
+    }
+}
+
+#[test]
+fn fragmented_message_with_interleaved_pings() {
+    let mut pair = Pair::new(7, 5);
+    let mut out = Vec::new();
+    let c = &mut pair.client.conn;
+    c.send_frame(&mut out, OpCode::TEXT, "frag".as_bytes(), false)
+        .unwrap();
+    c.send(&mut out, Outgoing::Ping(b"1")).unwrap();
+    c.send_frame(&mut out, OpCode::CONTINUATION, "men".as_bytes(), false)
+        .unwrap();
+    c.send(&mut out, Outgoing::Ping(b"2")).unwrap();
+    c.send_frame(&mut out, OpCode::CONTINUATION, "ted".as_bytes(), true)
+        .unwrap();
+    pair.server.inbox.extend_from_slice(&out);
+    pair.drive();
+    assert_eq!(
+        pair.server.got.messages,
+        [(OpCode::TEXT, b"fragmented".to_vec())]
+    );
+    assert_eq!(pair.server.got.pings, [b"1".to_vec(), b"2".to_vec()]);
+    assert_eq!(pair.client.got.pongs, [b"1".to_vec(), b"2".to_vec()]);
+}
+
+#[test]
+fn client_initiated_close_handshake() {
+    let mut pair = Pair::new(3, 3);
+    let reason = CloseReason::new("done here").unwrap();
+    pair.send(
+        true,
+        Outgoing::Close(Some(
+            CloseFrame::new(CloseCode::GOING_AWAY, reason).unwrap(),
+        )),
+    );
+    assert_eq!(pair.client.conn.state(), State::CloseSent);
+    pair.drive();
+    assert_eq!(
+        pair.server.got.closes,
+        [Some((1001, String::from("done here")))]
+    );
+    assert_eq!(pair.client.got.closes, [Some((1001, String::new()))]);
+    assert_eq!(pair.server.conn.state(), State::Closed);
+    assert_eq!(pair.client.conn.state(), State::Closed);
+    // The server closes the transport at once; the client waits for it (bounded).
+    assert!(pair.server.conn.should_close_transport());
+    assert!(!pair.client.conn.should_close_transport());
+    pair.client.conn.handle_eof();
+    assert!(pair.client.conn.should_close_transport());
+    let status = pair.client.conn.close_status().unwrap();
+    assert!(status.initiated_locally);
+    assert_eq!(
+        (status.remote, status.local),
+        (CloseCode::GOING_AWAY, Some(CloseCode::GOING_AWAY))
+    );
+}
+
+#[test]
+fn server_initiated_close_and_client_linger_timeout() {
+    let mut pair = Pair::new(11, 1000);
+    pair.send(false, Outgoing::Close(None));
+    pair.drive();
+    assert_eq!(pair.client.got.closes, [None]);
+    assert_eq!(pair.server.got.closes, [None]);
+    assert_eq!(
+        pair.server.conn.close_status().unwrap().remote,
+        CloseCode::NO_STATUS
+    );
+    // The client waits for the server to drop TCP; without it, the close timeout ends the wait.
+    assert!(!pair.client.conn.should_close_transport());
+    pair.now = pair.now + Duration::from_secs(6);
+    pair.client.conn.handle_timeout(pair.now);
+    assert!(pair.client.conn.should_close_transport());
+}
+
+#[test]
+fn unanswered_close_times_out() {
+    let mut pair = Pair::new(5, 10);
+    let mut out = Vec::new();
+    pair.client.conn.close(&mut out, None).unwrap();
+    // The server never gets it; time passes.
+    pair.client.conn.handle_timeout(Instant::from_micros(1));
+    assert_eq!(pair.client.conn.state(), State::CloseSent);
+    pair.client
+        .conn
+        .handle_timeout(Instant::from_micros(1) + Duration::from_secs(5));
+    assert_eq!(pair.client.conn.state(), State::Closed);
+    assert_eq!(
+        pair.client.conn.close_status().unwrap().remote,
+        CloseCode::ABNORMAL
+    );
+}
+
+#[test]
+fn protocol_error_fails_with_close_and_peer_sees_code() {
+    let mut pair = Pair::new(9, 4);
+    // The server (wrongly) sends a reserved opcode: the client must fail with 1002.
+    pair.client.inbox.extend_from_slice(&[0x83, 0x00]);
+    pair.drive();
+    assert!(pair.client.error.is_some());
+    assert_eq!(pair.server.got.closes, [Some((1002, String::new()))]);
+    assert_eq!(pair.client.conn.state(), State::Closed);
+    // Many pings in a row each get a pong (Autobahn 2.10).
+    let mut pair = Pair::new(13, 9);
+    for i in 0..10u8 {
+        pair.send(true, Outgoing::Ping(&vec![i; 10]));
+    }
+    pair.drive();
+    assert_eq!(pair.client.got.pongs.len(), 10);
+}
