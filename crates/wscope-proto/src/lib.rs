@@ -71,6 +71,8 @@ extern crate std;
 pub mod close;
 pub mod connection;
 pub mod decoder;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod input;

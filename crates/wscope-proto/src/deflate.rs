@@ -1,0 +1,430 @@
+//! permessage-deflate (RFC 7692): the agreed parameters and the per-direction compressor and
+//! decompressor. Feature `deflate` (needs `std`: it uses `flate2` with the `zlib-rs` backend).
+//!
+//! A compressed message is raw DEFLATE data whose final sync-flush tail `00 00 ff ff` was
+//! removed by the sender; RSV1 on its first frame marks it. The receiver appends the tail and
+//! inflates. Without `*_no_context_takeover` the LZ77 window carries over between messages of a
+//! direction, so each direction has one long-lived [`Inflater`] or [`Deflater`].
+//!
+//! Decompression is streamed chunk by chunk into a reused buffer that grows in 32 KiB steps and
+//! never past the caller's limit, so a small message that inflates to gigabytes (a
+//! decompression bomb) stops at the limit with [`InflateError::TooLarge`] (close 1009) and
+//! bounded memory; corrupt data is [`InflateError::Corrupt`] (close 1007).
+//!
+//! ```
+//! use wscope_proto::deflate::{Deflater, Inflater};
+//!
+//! let mut tx = Deflater::new(6, 15, false);
+//! let mut rx = Inflater::new(false);
+//! for text in ["hello hello hello", "hello again"] {
+//!     let mut wire = Vec::new();
+//!     tx.compress(text.as_bytes(), true, &mut wire);
+//!     let n = rx.inflate(&wire, true, 1 << 20).unwrap();
+//!     assert_eq!(&rx.output()[..n], text.as_bytes());
+//! }
+//! ```
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use crate::error::ProtocolError;
+use crate::role::Role;
+
+/// The tail a sync flush ends with, removed by the sender and put back by the receiver.
+pub const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// Output grows in steps of this size.
+const STEP: usize = 32 * 1024;
+
+/// The parameters both sides agreed on in the handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeflateParams {
+    /// The server resets its compression context after each message.
+    pub server_no_context_takeover: bool,
+    /// The client resets its compression context after each message.
+    pub client_no_context_takeover: bool,
+    /// The LZ77 window the server compresses with (8–15).
+    pub server_max_window_bits: u8,
+    /// The LZ77 window the client compresses with (8–15).
+    pub client_max_window_bits: u8,
+}
+
+impl Default for DeflateParams {
+    /// Context takeover both ways, 32 KiB windows.
+    fn default() -> Self {
+        Self {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+        }
+    }
+}
+
+impl DeflateParams {
+    /// Whether the side playing `role` resets its compression context after each message.
+    pub const fn no_context_takeover(&self, role: Role) -> bool {
+        match role {
+            Role::Client => self.client_no_context_takeover,
+            Role::Server => self.server_no_context_takeover,
+        }
+    }
+
+    /// The window the side playing `role` compresses with.
+    pub const fn window_bits(&self, role: Role) -> u8 {
+        match role {
+            Role::Client => self.client_max_window_bits,
+            Role::Server => self.server_max_window_bits,
+        }
+    }
+}
+
+/// Why a compressed message could not be inflated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InflateError {
+    /// The data is not valid DEFLATE.
+    Corrupt,
+    /// The inflated message would exceed the limit.
+    TooLarge {
+        /// The limit in bytes.
+        max: u64,
+    },
+}
+
+impl InflateError {
+    /// The protocol error an endpoint fails the connection with (1007 or 1009).
+    pub const fn to_protocol_error(self) -> ProtocolError {
+        match self {
+            Self::Corrupt => ProtocolError::InflateFailed,
+            Self::TooLarge { max } => ProtocolError::MessageTooLarge { max },
+        }
+    }
+}
+
+impl fmt::Display for InflateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Corrupt => f.write_str("compressed data is corrupt"),
+            Self::TooLarge { max } => write!(f, "inflated message exceeds {max} bytes"),
+        }
+    }
+}
+
+impl core::error::Error for InflateError {}
+
+/// Decompresses the messages of one direction.
+pub struct Inflater {
+    z: Decompress,
+    reset_each_message: bool,
+    /// Initialised storage, reused; `buf[..filled]` is the last output.
+    buf: Vec<u8>,
+    filled: usize,
+    /// Bytes inflated so far in the current message.
+    message_len: u64,
+    /// The stream ended with a BFINAL block: ignore input until the message ends.
+    finished: bool,
+}
+
+impl fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inflater")
+            .field("message_len", &self.message_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inflater {
+    /// An inflater; `no_context_takeover` says the sender resets its context per message.
+    ///
+    /// It always inflates with a 32 KiB window: a stream made with any smaller window inflates
+    /// correctly with a larger one, so a sender that rounds 8 up to 9 bits still works.
+    pub fn new(no_context_takeover: bool) -> Self {
+        Self {
+            z: Decompress::new_with_window_bits(false, 15),
+            reset_each_message: no_context_takeover,
+            buf: Vec::new(),
+            filled: 0,
+            message_len: 0,
+            finished: false,
+        }
+    }
+
+    /// Inflates the next chunk of a compressed message into the internal buffer (replacing its
+    /// previous content) and returns how many bytes it produced; read them with
+    /// [`Self::output`]. `message_end` says the chunk ends the message (the tail is appended).
+    /// The whole message may inflate to at most `limit` bytes.
+    pub fn inflate(
+        &mut self,
+        input: &[u8],
+        message_end: bool,
+        limit: u64,
+    ) -> Result<usize, InflateError> {
+        self.filled = 0;
+        let mut result = self.run(input, FlushDecompress::None, limit);
+        if result.is_ok() && message_end {
+            result = self.run(&TAIL, FlushDecompress::Sync, limit);
+        }
+        if message_end || result.is_err() {
+            self.end_message();
+        }
+        result.map(|()| self.filled)
+    }
+
+    /// What the last [`Self::inflate`] produced.
+    pub fn output(&self) -> &[u8] {
+        &self.buf[..self.filled]
+    }
+
+    /// Bytes inflated so far in the current message.
+    pub const fn message_len(&self) -> u64 {
+        self.message_len
+    }
+
+    /// Bytes of output storage held (for memory accounting).
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn end_message(&mut self) {
+        self.message_len = 0;
+        if self.reset_each_message || self.finished {
+            self.z.reset(false);
+        }
+        self.finished = false;
+        // Do not keep a bomb-sized buffer around.
+        if self.buf.len() > 4 * STEP && self.filled < STEP {
+            self.buf.truncate(STEP);
+            self.buf.shrink_to_fit();
+        }
+    }
+
+    fn run(
+        &mut self,
+        mut input: &[u8],
+        flush: FlushDecompress,
+        limit: u64,
+    ) -> Result<(), InflateError> {
+        loop {
+            if self.finished {
+                return Ok(());
+            }
+            if self.buf.len() - self.filled < STEP / 2 {
+                let grown = self.buf.len() + STEP;
+                self.buf.resize(grown, 0);
+            }
+            // One byte more than allowed tells "too large" apart from "exactly at the limit".
+            let allowed = limit.saturating_sub(self.message_len).saturating_add(1);
+            let window = ((self.buf.len() - self.filled) as u64).min(allowed) as usize;
+            let (before_in, before_out) = (self.z.total_in(), self.z.total_out());
+            let out = &mut self.buf[self.filled..self.filled + window];
+            let status = self
+                .z
+                .decompress(input, out, flush)
+                .map_err(|_| InflateError::Corrupt)?;
+            let consumed = (self.z.total_in() - before_in) as usize;
+            let produced = (self.z.total_out() - before_out) as usize;
+            input = &input[consumed..];
+            self.filled += produced;
+            self.message_len += produced as u64;
+            if self.message_len > limit {
+                return Err(InflateError::TooLarge { max: limit });
+            }
+            if status == Status::StreamEnd {
+                self.finished = true;
+                return Ok(());
+            }
+            if input.is_empty() && produced < window {
+                return Ok(());
+            }
+            if consumed == 0 && produced == 0 {
+                // Input left and room to write, yet no progress.
+                return Err(InflateError::Corrupt);
+            }
+        }
+    }
+}
+
+/// Compresses the messages of one direction.
+pub struct Deflater {
+    z: Compress,
+    reset_each_message: bool,
+}
+
+impl fmt::Debug for Deflater {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deflater")
+            .field("reset_each_message", &self.reset_each_message)
+            .finish()
+    }
+}
+
+impl Deflater {
+    /// A compressor at `level` (0–9) with a window of `window_bits` (9–15). zlib cannot produce
+    /// raw DEFLATE with an 8-bit window, so negotiation never agrees to compress with 8; a value
+    /// of 8 given here is raised to 9.
+    pub fn new(level: u32, window_bits: u8, no_context_takeover: bool) -> Self {
+        let bits = window_bits.clamp(9, 15);
+        Self {
+            z: Compress::new_with_window_bits(Compression::new(level.min(9)), false, bits),
+            reset_each_message: no_context_takeover,
+        }
+    }
+
+    /// Appends the compressed form of `input` (one frame's worth of a message) to `out`. With
+    /// `fin` the message ends: the sync-flush tail is removed (an empty result becomes the single
+    /// byte `00`) and the context is reset if it must not be taken over.
+    pub fn compress(&mut self, input: &[u8], fin: bool, out: &mut Vec<u8>) {
+        let start = out.len();
+        let mut rest = input;
+        loop {
+            if out.capacity() - out.len() < 64 {
+                out.reserve(rest.len() / 2 + 64);
+            }
+            let before_in = self.z.total_in();
+            let before_out = self.z.total_out();
+            // A sync flush on a zlib stream cannot fail with a valid state; treat an error as
+            // "nothing more to write" rather than panicking.
+            if self.z.compress_vec(rest, out, FlushCompress::Sync).is_err() {
+                break;
+            }
+            let consumed = (self.z.total_in() - before_in) as usize;
+            let produced = (self.z.total_out() - before_out) as usize;
+            rest = &rest[consumed..];
+            let room_left = out.capacity() > out.len();
+            if rest.is_empty() && room_left && produced > 0 && out[start..].ends_with(&TAIL) {
+                break;
+            }
+            if rest.is_empty() && room_left && produced == 0 {
+                break;
+            }
+        }
+        if fin {
+            if out[start..].ends_with(&TAIL) {
+                out.truncate(out.len() - TAIL.len());
+            }
+            if out.len() == start {
+                out.push(0x00);
+            }
+            if self.reset_each_message {
+                self.z.reset();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn context_takeover_shrinks_repeated_messages() {
+        let text = b"The quick brown fox jumps over the lazy dog. ".repeat(20);
+        let mut with = Deflater::new(6, 15, false);
+        let mut without = Deflater::new(6, 15, true);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        with.compress(&text, true, &mut a);
+        let first = a.len();
+        a.clear();
+        with.compress(&text, true, &mut a);
+        without.compress(&text, true, &mut b);
+        b.clear();
+        without.compress(&text, true, &mut b);
+        assert!(a.len() < first / 2, "{} vs {first}", a.len());
+        assert_eq!(b.len(), first);
+        // Both inflate with the matching inflater.
+        let mut rx = Inflater::new(true);
+        let n = rx.inflate(&b, true, 1 << 20).unwrap();
+        assert_eq!(&rx.output()[..n], &text[..]);
+    }
+
+    #[test]
+    fn chunked_inflate_equals_whole_and_empty_message() {
+        let data: Vec<u8> = (0..200_000u32)
+            .map(|i| (i % 251) as u8 ^ (i >> 9) as u8)
+            .collect();
+        let mut tx = Deflater::new(6, 12, false);
+        let mut wire = Vec::new();
+        tx.compress(&data, true, &mut wire);
+        for split in [1usize, 7, 1000, wire.len()] {
+            let mut rx = Inflater::new(false);
+            let mut got = Vec::new();
+            let pieces: Vec<&[u8]> = wire.chunks(split).collect();
+            for (i, p) in pieces.iter().enumerate() {
+                let n = rx.inflate(p, i + 1 == pieces.len(), 1 << 30).unwrap();
+                got.extend_from_slice(&rx.output()[..n]);
+            }
+            assert_eq!(got, data, "split {split}");
+        }
+        let mut empty = Vec::new();
+        tx.compress(&[], true, &mut empty);
+        let mut rx = Inflater::new(false);
+        assert_eq!(rx.inflate(&empty, true, 10).unwrap(), 0);
+        assert_eq!(rx.inflate(&[0x00], true, 10).unwrap(), 0);
+    }
+
+    #[test]
+    fn fragments_compress_independently_flushed() {
+        let mut tx = Deflater::new(6, 15, false);
+        let mut f1 = Vec::new();
+        let mut f2 = Vec::new();
+        tx.compress(b"hello ", false, &mut f1);
+        tx.compress(b"world", true, &mut f2);
+        let mut rx = Inflater::new(false);
+        let n1 = rx.inflate(&f1, false, 100).unwrap();
+        let mut got = rx.output()[..n1].to_vec();
+        let n2 = rx.inflate(&f2, true, 100).unwrap();
+        got.extend_from_slice(&rx.output()[..n2]);
+        assert_eq!(got, b"hello world");
+    }
+
+    #[test]
+    fn bomb_stops_at_limit_with_bounded_memory() {
+        // 16 MiB of zeros compresses to about 16 KiB; inflate with a 1 MiB limit.
+        let zeros = vec![0u8; 16 << 20];
+        let mut tx = Deflater::new(9, 15, true);
+        let mut wire = Vec::new();
+        tx.compress(&zeros, true, &mut wire);
+        assert!(wire.len() < 40_000);
+        let mut rx = Inflater::new(true);
+        let err = rx.inflate(&wire, true, 1 << 20).unwrap_err();
+        assert_eq!(err, InflateError::TooLarge { max: 1 << 20 });
+        assert!(rx.capacity() <= (1 << 20) + 2 * STEP, "{}", rx.capacity());
+        assert_eq!(err.to_protocol_error().close_code().0, 1009);
+        // Exactly at the limit is fine.
+        let mut tx = Deflater::new(9, 15, true);
+        let mut wire = Vec::new();
+        tx.compress(&zeros[..1000], true, &mut wire);
+        assert_eq!(rx.inflate(&wire, true, 1000).unwrap(), 1000);
+    }
+
+    #[test]
+    fn corrupt_data_is_1007() {
+        let mut rx = Inflater::new(false);
+        let err = rx
+            .inflate(&[0xff, 0xff, 0xff, 0xff, 0x00], true, 1 << 20)
+            .unwrap_err();
+        assert_eq!(err, InflateError::Corrupt);
+        assert_eq!(err.to_protocol_error().close_code().0, 1007);
+    }
+
+    #[test]
+    fn bfinal_block_is_accepted() {
+        // A complete raw deflate stream with BFINAL set ("hi").
+        let mut z = Compress::new_with_window_bits(Compression::new(6), false, 15);
+        let mut out = Vec::with_capacity(64);
+        z.compress_vec(b"hi", &mut out, FlushCompress::Finish)
+            .unwrap();
+        let mut rx = Inflater::new(false);
+        let n = rx.inflate(&out, true, 100).unwrap();
+        assert_eq!(&rx.output()[..n], b"hi");
+        // The next message starts a fresh stream.
+        let mut tx = Deflater::new(6, 15, false);
+        let mut wire = Vec::new();
+        tx.compress(b"again", true, &mut wire);
+        let n = rx.inflate(&wire, true, 100).unwrap();
+        assert_eq!(&rx.output()[..n], b"again");
+    }
+}
