@@ -262,6 +262,42 @@ struct Core {
     peer_close: Option<CloseStatus>,
     wait: Wait,
     eof: bool,
+    #[cfg(feature = "deflate")]
+    deflate: Option<DeflateState>,
+}
+
+/// Options for compressing outgoing messages once permessage-deflate is agreed.
+#[cfg(feature = "deflate")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeflateOptions {
+    /// zlib compression level, 0–9.
+    pub level: u32,
+    /// Messages shorter than this are sent uncompressed (RSV1 is per message).
+    pub threshold: usize,
+}
+
+#[cfg(feature = "deflate")]
+impl Default for DeflateOptions {
+    /// Level 6, messages from 16 bytes on compressed.
+    fn default() -> Self {
+        Self {
+            level: 6,
+            threshold: 16,
+        }
+    }
+}
+
+/// Per-connection permessage-deflate state.
+#[cfg(feature = "deflate")]
+struct DeflateState {
+    inflater: crate::deflate::Inflater,
+    deflater: crate::deflate::Deflater,
+    options: DeflateOptions,
+    /// UTF-8 of inflated text (the message layer cannot see it).
+    utf8: crate::utf8::Utf8Validator,
+    /// The fragmented message being sent is compressed.
+    sending_compressed: bool,
+    scratch: Vec<u8>,
 }
 
 impl fmt::Debug for Connection {
@@ -307,6 +343,8 @@ impl Connection {
                 peer_close: None,
                 wait: Wait::None,
                 eof: false,
+                #[cfg(feature = "deflate")]
+                deflate: None,
             },
         }
     }
@@ -336,6 +374,38 @@ impl Connection {
         self.core.can_send()
     }
 
+    /// Turns on permessage-deflate with the parameters agreed in the handshake: received
+    /// messages with RSV1 are inflated (the inflated size counts against `max_message_len`,
+    /// 1009 beyond; corrupt data is 1007), and sent messages of at least `options.threshold`
+    /// bytes are compressed.
+    #[cfg(feature = "deflate")]
+    pub fn enable_deflate(
+        &mut self,
+        params: crate::deflate::DeflateParams,
+        options: DeflateOptions,
+    ) {
+        let role = self.core.role;
+        let peer = match role {
+            Role::Client => Role::Server,
+            Role::Server => Role::Client,
+        };
+        self.core.deflate = Some(DeflateState {
+            inflater: crate::deflate::Inflater::new(params.no_context_takeover(peer)),
+            deflater: crate::deflate::Deflater::new(
+                options.level,
+                params.window_bits(role),
+                params.no_context_takeover(role),
+            ),
+            options,
+            utf8: crate::utf8::Utf8Validator::new(),
+            sending_compressed: false,
+            scratch: Vec::new(),
+        });
+        let mut acfg = *self.decoder.config();
+        acfg.extension_rsv |= crate::frame::RSV1;
+        self.decoder.set_config(acfg);
+    }
+
     /// Decodes the next event from received bytes.
     ///
     /// Same contract as [`MessageDecoder::decode`]. After the peer's close, and after a
@@ -359,6 +429,58 @@ impl Connection {
         let event = match step.event {
             None => None,
             Some(MessageEvent::Frame(h)) => Some(Event::Frame(h)),
+            #[cfg(feature = "deflate")]
+            Some(MessageEvent::Data {
+                opcode,
+                compressed: true,
+                chunk,
+                first,
+                frame_end,
+                message_end,
+            }) => {
+                let limit = self.core.cfg.max_message_len;
+                let validate = self.core.cfg.validate_utf8 && opcode == OpCode::TEXT;
+                let Some(d) = self.core.deflate.as_mut() else {
+                    self.core.fail(ProtocolError::ReservedBits {
+                        rsv: crate::frame::RSV1,
+                    });
+                    return Err(ProtocolError::ReservedBits {
+                        rsv: crate::frame::RSV1,
+                    });
+                };
+                let mut result = d
+                    .inflater
+                    .inflate(chunk, message_end, limit)
+                    .map_err(|e| e.to_protocol_error());
+                if result.is_ok() && validate {
+                    if first {
+                        d.utf8.reset();
+                    }
+                    let mut ok = d.utf8.feed(d.inflater.output()).is_ok();
+                    if ok && message_end {
+                        ok = d.utf8.finish().is_ok();
+                    }
+                    if !ok {
+                        result = Err(ProtocolError::InvalidUtf8);
+                    }
+                }
+                if let Err(e) = result {
+                    self.core.fail(e);
+                    return Err(e);
+                }
+                let chunk = self
+                    .core
+                    .deflate
+                    .as_ref()
+                    .map_or(&[][..], |d| d.inflater.output());
+                Some(Event::Data {
+                    opcode,
+                    chunk,
+                    first,
+                    frame_end,
+                    message_end,
+                })
+            }
             Some(MessageEvent::Data {
                 opcode,
                 chunk,
@@ -451,6 +573,17 @@ impl Connection {
         len: u64,
         fin: bool,
     ) -> Result<FrameHeader, SendError> {
+        // This path never compresses: it cannot continue a compressed fragmented message.
+        #[cfg(feature = "deflate")]
+        if opcode == OpCode::CONTINUATION
+            && self
+                .core
+                .deflate
+                .as_ref()
+                .is_some_and(|d| d.sending_compressed)
+        {
+            return Err(SendError::FragmentSequence);
+        }
         self.core.data_header(opcode, len, fin)
     }
 
@@ -656,17 +789,8 @@ impl Core {
     }
 
     fn encode(&mut self, out: &mut Vec<u8>, opcode: OpCode, fin: bool, payload: &[u8]) {
-        let mask = self.next_mask();
-        let header = FrameHeader::new(fin, opcode, mask, payload.len() as u64);
-        let mut h = [0u8; MAX_HEADER_LEN];
-        let n = header.emit(&mut h);
-        out.reserve(n + payload.len());
-        out.extend_from_slice(&h[..n]);
-        let start = out.len();
-        out.extend_from_slice(payload);
-        if let Some(key) = mask {
-            apply_mask(&mut out[start..], key, 0);
-        }
+        let header = FrameHeader::new(fin, opcode, self.next_mask(), payload.len() as u64);
+        write_frame(out, &header, payload);
     }
 
     /// Encodes a message or control frame into `out`.
@@ -707,17 +831,54 @@ impl Core {
         payload: &[u8],
         fin: bool,
     ) -> Result<(), SendError> {
-        let header = self.data_header(opcode, payload.len() as u64, fin)?;
-        let mut h = [0u8; MAX_HEADER_LEN];
-        let n = header.emit(&mut h);
-        out.reserve(n + payload.len());
-        out.extend_from_slice(&h[..n]);
-        let start = out.len();
-        out.extend_from_slice(payload);
-        if let Some(key) = header.mask {
-            apply_mask(&mut out[start..], key, 0);
+        #[cfg(feature = "deflate")]
+        if let Some(compress) = self.compress_decision(opcode, payload.len(), fin) {
+            if compress {
+                return self.send_compressed(out, opcode, payload, fin);
+            }
         }
+        let header = self.data_header(opcode, payload.len() as u64, fin)?;
+        write_frame(out, &header, payload);
         Ok(())
+    }
+
+    /// With deflate on: `Some(true)` to compress this frame, `Some(false)` not to.
+    #[cfg(feature = "deflate")]
+    fn compress_decision(&self, opcode: OpCode, len: usize, fin: bool) -> Option<bool> {
+        let d = self.deflate.as_ref()?;
+        Some(if opcode == OpCode::CONTINUATION {
+            d.sending_compressed
+        } else {
+            // A whole message is compressed from the threshold on; a fragmented one always.
+            !fin || len >= d.options.threshold
+        })
+    }
+
+    #[cfg(feature = "deflate")]
+    fn send_compressed(
+        &mut self,
+        out: &mut Vec<u8>,
+        opcode: OpCode,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), SendError> {
+        let Some(mut d) = self.deflate.take() else {
+            return Err(SendError::Closed);
+        };
+        let mut compressed = core::mem::take(&mut d.scratch);
+        compressed.clear();
+        d.deflater.compress(payload, fin, &mut compressed);
+        let result = self.data_header(opcode, compressed.len() as u64, fin);
+        if let Ok(mut header) = result {
+            if opcode != OpCode::CONTINUATION {
+                header.rsv = crate::frame::RSV1;
+            }
+            d.sending_compressed = !fin;
+            write_frame(out, &header, &compressed);
+        }
+        d.scratch = compressed;
+        self.deflate = Some(d);
+        result.map(|_| ())
     }
 
     /// Checks sequencing and builds the header of a data frame without writing its payload,
@@ -793,6 +954,19 @@ impl Core {
             self.wait = Wait::Pending;
         }
         Ok(())
+    }
+}
+
+/// Writes `header` and `payload` to `out`, masking the payload copy when the header has a key.
+pub(crate) fn write_frame(out: &mut Vec<u8>, header: &FrameHeader, payload: &[u8]) {
+    let mut h = [0u8; MAX_HEADER_LEN];
+    let n = header.emit(&mut h);
+    out.reserve(n + payload.len());
+    out.extend_from_slice(&h[..n]);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(key) = header.mask {
+        apply_mask(&mut out[start..], key, 0);
     }
 }
 

@@ -305,3 +305,103 @@ fn protocol_error_fails_with_close_and_peer_sees_code() {
     pair.drive();
     assert_eq!(pair.client.got.pongs.len(), 10);
 }
+
+#[cfg(feature = "deflate")]
+#[test]
+fn deflate_roundtrip_every_parameter_combination() {
+    use crate::connection::DeflateOptions;
+    use crate::deflate::DeflateParams;
+    let text = "compress me, compress me, compress me please! ".repeat(40);
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i / 7) as u8).collect();
+    for (seed, (snct, cnct, sbits, cbits)) in [
+        (false, false, 15, 15),
+        (true, true, 9, 9),
+        (true, false, 8, 12),
+        (false, true, 15, 8),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let params = DeflateParams {
+            server_no_context_takeover: snct,
+            client_no_context_takeover: cnct,
+            server_max_window_bits: sbits,
+            client_max_window_bits: cbits,
+        };
+        let mut pair = Pair::new(seed as u64 + 21, 333);
+        pair.client
+            .conn
+            .enable_deflate(params, DeflateOptions::default());
+        pair.server
+            .conn
+            .enable_deflate(params, DeflateOptions::default());
+        let mut wire = Vec::new();
+        pair.client
+            .conn
+            .send(&mut wire, Outgoing::Text(&text))
+            .unwrap();
+        assert_eq!(wire[0], 0xc1, "RSV1 and FIN on a compressed text frame");
+        assert!(wire.len() < text.len() / 4);
+        pair.server.inbox.extend_from_slice(&wire);
+        pair.send(true, Outgoing::Text(&text));
+        pair.send(true, Outgoing::Text("tiny"));
+        pair.send(false, Outgoing::Binary(&big));
+        // A fragmented compressed message with a ping in between.
+        let mut out = Vec::new();
+        let c = &mut pair.client.conn;
+        c.send_frame(&mut out, OpCode::BINARY, &big[..1000], false)
+            .unwrap();
+        c.send(&mut out, Outgoing::Ping(b"mid")).unwrap();
+        c.send_frame(&mut out, OpCode::CONTINUATION, &big[1000..5000], true)
+            .unwrap();
+        assert_eq!(out[0] & 0x40, 0x40);
+        pair.server.inbox.extend_from_slice(&out);
+        pair.drive();
+        let got = &pair.server.got.messages;
+        assert_eq!(got.len(), 4, "combination {seed}");
+        assert_eq!(got[0].1, text.as_bytes());
+        assert_eq!(got[1].1, text.as_bytes());
+        assert_eq!(got[2], (OpCode::TEXT, b"tiny".to_vec()));
+        assert_eq!(got[3], (OpCode::BINARY, big[..5000].to_vec()));
+        assert_eq!(pair.client.got.messages, [(OpCode::BINARY, big.clone())]);
+        assert!(pair.server.error.is_none() && pair.client.error.is_none());
+    }
+}
+
+#[cfg(feature = "deflate")]
+#[test]
+fn deflate_bomb_and_corruption_fail_with_right_codes() {
+    use crate::connection::DeflateOptions;
+    use crate::deflate::{DeflateParams, Deflater};
+    // 8 MiB of zeros in a 8 KiB-ish message against a 1 MiB limit: 1009.
+    let mut cfg = Config::default();
+    cfg.max_message_len = 1 << 20;
+    let mut server = Connection::server(cfg);
+    server.enable_deflate(DeflateParams::default(), DeflateOptions::default());
+    let mut payload = Vec::new();
+    Deflater::new(9, 15, false).compress(&vec![0u8; 8 << 20], true, &mut payload);
+    let mut frame = Vec::new();
+    let header = crate::frame::FrameHeader {
+        rsv: crate::frame::RSV1,
+        ..crate::frame::FrameHeader::new(
+            true,
+            OpCode::BINARY,
+            Some([1, 2, 3, 4]),
+            payload.len() as u64,
+        )
+    };
+    crate::connection::write_frame(&mut frame, &header, &payload);
+    let mut side = Side::new(server);
+    side.read(&mut frame);
+    assert_eq!(side.error.map(|e| e.close_code().0), Some(1009));
+    // Garbage with RSV1: 1007.
+    let mut server = Connection::server(Config::default());
+    server.enable_deflate(DeflateParams::default(), DeflateOptions::default());
+    let mut side = Side::new(server);
+    side.read(&mut [0xc2, 0x84, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+    assert_eq!(side.error.map(|e| e.close_code().0), Some(1007));
+    // RSV1 without negotiation: 1002.
+    let mut side = Side::new(Connection::server(Config::default()));
+    side.read(&mut [0xc2, 0x80, 0, 0, 0, 0]);
+    assert_eq!(side.error.map(|e| e.close_code().0), Some(1002));
+}
