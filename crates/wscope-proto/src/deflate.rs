@@ -30,6 +30,7 @@ use core::fmt;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use crate::error::ProtocolError;
+use crate::handshake::Extension;
 use crate::role::Role;
 
 /// The tail a sync flush ends with, removed by the sender and put back by the receiver.
@@ -215,6 +216,17 @@ impl Offer {
     }
 }
 
+impl Offer {
+    /// Reads an offer or response from a parsed `Sec-WebSocket-Extensions` element (which must
+    /// be `permessage-deflate`).
+    pub fn from_extension(ext: &Extension<'_>) -> Result<Self, NegotiationError> {
+        if !ext.name.eq_ignore_ascii_case(EXTENSION_NAME) {
+            return Err(NegotiationError::UnknownParameter);
+        }
+        Self::from_params(ext.params.iter().map(|p| (p.name, p.value.as_deref())))
+    }
+}
+
 /// What one endpoint wants from permessage-deflate: used to build a client's offer and to
 /// answer offers as a server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,6 +302,43 @@ impl DeflateConfig {
             client_max_window_bits: client_bits.unwrap_or(15),
         };
         Some((response, params))
+    }
+
+    /// A server's choice among the client's offers (`Sec-WebSocket-Extensions` elements in
+    /// preference order): the first valid `permessage-deflate` offer it can accept, with the
+    /// response header value and the agreed parameters. Offers with unknown, repeated or
+    /// invalid parameters are declined, as RFC 7692 section 5 asks, not fatal.
+    pub fn negotiate(
+        &self,
+        offers: &[Extension<'_>],
+    ) -> Option<(alloc::string::String, DeflateParams)> {
+        offers
+            .iter()
+            .filter(|e| e.name.eq_ignore_ascii_case(EXTENSION_NAME))
+            .filter_map(|e| Offer::from_extension(e).ok())
+            .find_map(|o| self.accept(&o))
+            .map(|(response, params)| (response.to_header_value(), params))
+    }
+
+    /// A client's reading of the server's `Sec-WebSocket-Extensions` response: `Ok(None)`
+    /// when deflate was not accepted, the agreed parameters when it was, an error when the
+    /// response is invalid or answers deflate twice.
+    pub fn negotiated(
+        &self,
+        offered: &Offer,
+        response: &[Extension<'_>],
+    ) -> Result<Option<DeflateParams>, NegotiationError> {
+        let mut found = None;
+        for ext in response
+            .iter()
+            .filter(|e| e.name.eq_ignore_ascii_case(EXTENSION_NAME))
+        {
+            if found.is_some() {
+                return Err(NegotiationError::DuplicateParameter);
+            }
+            found = Some(self.check_response(offered, &Offer::from_extension(ext)?)?);
+        }
+        Ok(found)
     }
 
     /// A client's check of the server's response against the offer it sent.
@@ -678,6 +727,30 @@ mod tests {
             client.check_response(&sent, &forced8),
             Err(NegotiationError::UnsupportedWindow)
         );
+    }
+
+    #[test]
+    fn negotiation_from_header_values() {
+        use crate::handshake::parse_extensions;
+        let server = DeflateConfig::default();
+        // First offer has an unknown parameter and is skipped; the second is taken.
+        let offers = parse_extensions(
+            b"permessage-deflate; bogus, permessage-deflate; client_max_window_bits; server_max_window_bits=10, x-other",
+        )
+        .unwrap();
+        let (response, params) = server.negotiate(&offers).unwrap();
+        assert_eq!(response, "permessage-deflate; server_max_window_bits=10");
+        assert_eq!(params.server_max_window_bits, 10);
+        let client = DeflateConfig::default();
+        let offered = client.client_offer();
+        let resp = parse_extensions(response.as_bytes()).unwrap();
+        assert!(client.negotiated(&offered, &resp).unwrap().is_some());
+        let twice = parse_extensions(b"permessage-deflate, permessage-deflate").unwrap();
+        assert!(client.negotiated(&offered, &twice).is_err());
+        assert_eq!(client.negotiated(&offered, &[]), Ok(None));
+        assert!(server
+            .negotiate(&parse_extensions(b"x-webkit-deflate-frame").unwrap())
+            .is_none());
     }
 
     #[test]

@@ -59,6 +59,7 @@
 //! - [`decoder`]: the streaming frame decoder; [`decoder::frames`] iterates a whole buffer.
 //! - [`message`]: message rules over the decoder, enforced (endpoints) or reported (observers).
 //! - [`handshake`]: the HTTP/1.1 upgrade, both sides.
+//! - [`observe`]: the passive observer of both directions (analyzers, inspection).
 //! - [`input`], [`time`], [`role`]: the caller-owned buffer, time as data, who is who.
 //! - [`error`]: [`ProtocolError`] with the close code each violation implies.
 #![no_std]
@@ -75,9 +76,13 @@ pub mod decoder;
 pub mod deflate;
 pub mod error;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod handshake;
 pub mod input;
 pub mod mask;
 pub mod message;
+pub mod observe;
 pub mod role;
 pub mod time;
 pub mod utf8;
@@ -89,6 +94,10 @@ pub use close::{CloseCode, CloseFrame, CloseReason};
 pub use decoder::{DecoderConfig, FrameDecoder, FrameEvent, MaskRule, Step, Strictness};
 pub use error::ProtocolError;
 pub use frame::{FrameHeader, OpCode};
+pub use handshake::{
+    ClientHandshake, HandshakeError, Request, RequestBuilder, Response, ResponseBuilder,
+    ServerHandshake,
+};
 pub use input::{Input, SliceInput, VecInput};
 pub use message::{AssemblerConfig, ControlFrame, GapOutcome, MessageDecoder, MessageEvent};
 pub use role::{Direction, Role};

@@ -4,7 +4,7 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
-use alloc::vec;
+
 use alloc::vec::Vec;
 
 use crate::close::{CloseCode, CloseFrame, CloseReason};
@@ -300,7 +300,7 @@ fn protocol_error_fails_with_close_and_peer_sees_code() {
     // Many pings in a row each get a pong (Autobahn 2.10).
     let mut pair = Pair::new(13, 9);
     for i in 0..10u8 {
-        pair.send(true, Outgoing::Ping(&vec![i; 10]));
+        pair.send(true, Outgoing::Ping(&[i; 10]));
     }
     pair.drive();
     assert_eq!(pair.client.got.pongs.len(), 10);
@@ -374,12 +374,11 @@ fn deflate_bomb_and_corruption_fail_with_right_codes() {
     use crate::connection::DeflateOptions;
     use crate::deflate::{DeflateParams, Deflater};
     // 8 MiB of zeros in a 8 KiB-ish message against a 1 MiB limit: 1009.
-    let mut cfg = Config::default();
-    cfg.max_message_len = 1 << 20;
+    let cfg = Config { max_message_len: 1 << 20, ..Config::default() };
     let mut server = Connection::server(cfg);
     server.enable_deflate(DeflateParams::default(), DeflateOptions::default());
     let mut payload = Vec::new();
-    Deflater::new(9, 15, false).compress(&vec![0u8; 8 << 20], true, &mut payload);
+    Deflater::new(9, 15, false).compress(&alloc::vec![0u8; 8 << 20], true, &mut payload);
     let mut frame = Vec::new();
     let header = crate::frame::FrameHeader {
         rsv: crate::frame::RSV1,

@@ -1,0 +1,759 @@
+//! Fuzzing entry points (after rustls' `internal::fuzzing`): the bodies of the targets in
+//! `fuzz/fuzz_targets/`, kept in the library so they build with the crate, see its private
+//! invariants' public consequences, and are replayed over the committed seed files by a normal
+//! `cargo test` (`tests/all/seeds.rs`).
+//!
+//! Not part of the API: names and behaviour may change at any time.
+//!
+//! Each function takes arbitrary bytes, must never panic on its own, and asserts the invariants
+//! the layer documents. For the decoders the first byte is a control byte (mask rule,
+//! strictness, limits, how the rest is split into reads); the remaining bytes are the stream.
+//! Every decoder body decodes its stream twice, once whole and once split, and asserts that the
+//! two runs agree.
+//!
+//! | target (`fuzz/fuzz_targets/`) | body |
+//! |---|---|
+//! | `frame_decoder` | [`fuzz_frame_decoder`] |
+//! | `message` | [`fuzz_message_decoder`] |
+//! | `close_payload` | [`fuzz_close_payload`] |
+//! | `frames_iter` | [`fuzz_frames_iter`] |
+//! | `utf8` | [`fuzz_utf8`] |
+//!
+//! Bodies for the handshake (request and response) and for the two-direction observer go in
+//! this module too, next to the layer they drive, with a target and a seed folder of the same
+//! name; see "Adding a target" in `fuzz/README.md`.
+
+use alloc::vec::Vec;
+
+use crate::close::{zeek_status, CloseClass, CloseCode, CloseFrame, CloseReason, MAX_REASON_LEN};
+use crate::decoder::{frames, DecoderConfig, FrameDecoder, FrameEvent, FramesError, MaskRule};
+use crate::decoder::{Step, Strictness};
+use crate::error::ProtocolError;
+use crate::frame::{FrameHeader, HeaderStatus, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1};
+use crate::mask::apply_mask_scalar;
+use crate::message::{AssemblerConfig, MessageDecoder, MessageEvent};
+use crate::utf8::{self, Utf8Validator};
+
+/// Read sizes the control byte chooses from (bits 5–7): one byte at a time, sizes that cut
+/// headers (2, 3, 5, 7, 13 bytes), and a large read.
+const SPLITS: [usize; 8] = [1, 2, 3, 5, 7, 13, 64, 4096];
+
+/// Upper bound on consecutive events that use no input (violations, a header already parsed,
+/// a zero-length payload, a ready control frame): more means the decoder is spinning.
+const MAX_IDLE_EVENTS: usize = 12;
+
+/// Decodes `data[1..]` with a [`FrameDecoder`] configured by `data[0]`, whole and in reads of
+/// a size `data[0]` picks, and checks the decoding contract.
+///
+/// Control byte: bits 0–1 mask rule (0 required, 1 forbidden, 2–3 any), bit 2 report mode,
+/// bit 3 non-minimal lengths allowed, bit 4 a 1000-byte frame limit, bits 5–7 the read size.
+///
+/// Asserts: `consumed <= buf.len()`; a `None` event means the whole buffer was used; every
+/// frame is one header, then payload chunks at contiguous offsets, the last with `last: true`
+/// and the declared length in all; violations only in report mode; in report mode the only
+/// error is `LengthMsbSet`; errors are sticky; the whole and the split runs agree exactly.
+pub fn fuzz_frame_decoder(data: &[u8]) {
+    let Some((&ctl, stream)) = data.split_first() else {
+        return;
+    };
+    let cfg = frame_config(ctl);
+    let split = SPLITS[usize::from(ctl >> 5)];
+    let whole = decode_frames(cfg, stream, usize::MAX);
+    let pieces = decode_frames(cfg, stream, split);
+    assert_eq!(
+        whole, pieces,
+        "a split changed what the frame decoder found"
+    );
+}
+
+/// Decodes `data[2..]` with a [`MessageDecoder`] configured by `data[0]` (as in
+/// [`fuzz_frame_decoder`]) and `data[1]`, whole and split, and checks the message layer against
+/// the frame layer.
+///
+/// Second control byte: bit 0 control chunks surfaced, bit 1 UTF-8 validated, bit 2
+/// permessage-deflate's RSV1 allowed, bit 3 a 300-byte message limit.
+///
+/// Asserts: the [`fuzz_frame_decoder`] contract items that apply; data chunks add up to each
+/// frame's declared length and end with `frame_end`, `message_end` only on a final frame;
+/// control frames are delivered whole with their declared length and the first 125 bytes of
+/// their payload; report mode never errors except `LengthMsbSet`; the frame headers and payload
+/// bytes are those a [`FrameDecoder`] with the same settings finds; whole and split runs agree
+/// (up to where an error stops an enforcing decoder).
+pub fn fuzz_message_decoder(data: &[u8]) {
+    let [ctl, actl, stream @ ..] = data else {
+        return;
+    };
+    let fcfg = frame_config(*ctl);
+    let acfg = AssemblerConfig {
+        control_chunks: actl & 1 != 0,
+        validate_utf8: actl & 2 != 0,
+        extension_rsv: if actl & 4 != 0 { RSV1 } else { 0 },
+        max_message_len: if actl & 8 != 0 { 300 } else { 64 << 20 },
+    };
+    let split = SPLITS[usize::from(ctl >> 5)];
+    let whole = decode_messages(fcfg, acfg, stream, usize::MAX);
+    let pieces = decode_messages(fcfg, acfg, stream, split);
+    assert_eq!(whole.violations, pieces.violations, "violations differ");
+    assert_eq!(whole.error, pieces.error, "errors differ");
+    if whole.error.is_none() {
+        assert_eq!(whole.events, pieces.events, "a split changed the messages");
+    } else {
+        // An error stops an enforcing decoder inside a payload at a point that depends on the
+        // reads: compare everything before the frame it stopped in.
+        assert_eq!(
+            without_trailing_data(&whole.events),
+            without_trailing_data(&pieces.events),
+            "a split changed the messages before the error"
+        );
+    }
+
+    // The message layer sees exactly the frames the frame layer sees.
+    let frames = decode_frames(fcfg, stream, usize::MAX);
+    let frame_headers: Vec<FrameHeader> = frames
+        .iter()
+        .filter_map(|r| match r {
+            FrameRecord::Header(h) => Some(*h),
+            _ => None,
+        })
+        .collect();
+    let message_headers: Vec<FrameHeader> = whole
+        .events
+        .iter()
+        .filter_map(|r| match r {
+            MessageRecord::Frame(h) => Some(*h),
+            _ => None,
+        })
+        .collect();
+    if whole.error.is_none() || fcfg.strictness == Strictness::Report {
+        assert_eq!(frame_headers, message_headers, "frame headers differ");
+    } else {
+        assert!(
+            frame_headers.starts_with(&message_headers),
+            "message layer invented a frame"
+        );
+    }
+    if fcfg.strictness == Strictness::Report {
+        // Payload bytes are the frame layer's (data chunks, or control chunks when surfaced).
+        let frame_payloads = frames.iter().filter_map(|r| match r {
+            FrameRecord::Payload(p) => Some(p.as_slice()),
+            _ => None,
+        });
+        let message_payloads = whole.events.iter().filter_map(|r| match r {
+            MessageRecord::Data { bytes, .. } | MessageRecord::ControlData(bytes) => {
+                Some(bytes.as_slice())
+            }
+            _ => None,
+        });
+        let kinds = whole.events.iter().filter_map(|r| match r {
+            MessageRecord::Frame(h) => Some(h.opcode.is_control()),
+            _ => None,
+        });
+        let mut message_payloads = message_payloads;
+        for (payload, is_control) in frame_payloads.zip(kinds) {
+            if is_control && !acfg.control_chunks {
+                continue;
+            }
+            assert_eq!(Some(payload), message_payloads.next(), "payload differs");
+        }
+    }
+}
+
+/// Parses `data` as a close frame payload and checks every close rule against it.
+///
+/// Asserts: an empty payload is "no status"; a parsed status has a wire-valid code, the first
+/// two bytes big-endian, the rest as its reason, and emits back to the same bytes; each refusal
+/// is the one the rules imply (1-byte payload, over 125 bytes, invalid code, invalid UTF-8
+/// reason) with close code 1002 or 1007; [`zeek_status`] agrees; [`CloseReason::truncating`]
+/// of the longest valid UTF-8 prefix is a prefix of at most 123 bytes that no longer prefix
+/// would fit; the code's class agrees with [`CloseCode::is_valid_on_wire`].
+pub fn fuzz_close_payload(data: &[u8]) {
+    let (zeek_code, zeek_reason) = zeek_status(data);
+    if data.len() >= 2 {
+        assert_eq!(zeek_code, u16::from_be_bytes([data[0], data[1]]));
+        assert_eq!(zeek_reason, &data[2..]);
+    } else {
+        assert_eq!((zeek_code, zeek_reason), (0, &[][..]));
+    }
+    match CloseFrame::parse(data) {
+        Ok(None) => assert!(data.is_empty()),
+        Ok(Some(close)) => {
+            assert!((2..=MAX_CONTROL_PAYLOAD).contains(&data.len()));
+            assert_eq!(close.code, CloseCode(zeek_code));
+            assert!(close.code.is_valid_on_wire());
+            assert_eq!(close.reason.as_bytes(), &data[2..]);
+            let reason = CloseReason::new(close.reason).expect("a parsed reason fits");
+            let again = CloseFrame::new(close.code, reason).expect("a parsed code is sendable");
+            let mut out = [0u8; MAX_CONTROL_PAYLOAD];
+            let n = again.emit(&mut out);
+            assert_eq!(n, again.encoded_len());
+            assert_eq!(&out[..n], data);
+        }
+        Err(e) => {
+            let expected = if data.len() == 1 {
+                ProtocolError::CloseOneBytePayload
+            } else if data.len() > MAX_CONTROL_PAYLOAD {
+                ProtocolError::ControlFrameTooLong {
+                    len: data.len() as u64,
+                }
+            } else if !CloseCode(zeek_code).is_valid_on_wire() {
+                ProtocolError::InvalidCloseCode {
+                    code: CloseCode(zeek_code),
+                }
+            } else {
+                assert!(core::str::from_utf8(&data[2..]).is_err());
+                ProtocolError::InvalidCloseReason
+            };
+            assert_eq!(e, expected);
+            assert!(matches!(e.close_code().0, 1002 | 1007));
+        }
+    }
+
+    let code = CloseCode(zeek_code);
+    let on_wire_class = matches!(
+        code.class(),
+        CloseClass::Protocol | CloseClass::Registered | CloseClass::Private
+    );
+    assert_eq!(code.is_valid_on_wire(), on_wire_class);
+
+    let text = match core::str::from_utf8(data) {
+        Ok(s) => s,
+        Err(e) => core::str::from_utf8(&data[..e.valid_up_to()]).unwrap_or_default(),
+    };
+    check_truncating(text);
+}
+
+/// Iterates `data` with [`frames`] and checks it against a permissive [`FrameDecoder`] and
+/// against re-emission.
+///
+/// Asserts: frames are contiguous from offset 0; each one's header and unmasked payload are the
+/// decoder's; emitting each header and re-masking its payload gives back the input bytes; the
+/// iterator stops with `Truncated` (consistent `offset`, `have`, `need`) or `LengthMsbSet`
+/// exactly where the decoder runs out or fails, and yields nothing after that.
+pub fn fuzz_frames_iter(data: &[u8]) {
+    // Enforcing, any mask, non-minimal lengths allowed, no limit: only `LengthMsbSet` can fail.
+    let cfg = DecoderConfig::new(MaskRule::Any);
+    let records = decode_frames(cfg, data, usize::MAX);
+    let mut decoded = records.iter();
+
+    let mut buf = data.to_vec();
+    let mut iter = frames(&mut buf);
+    let mut expected_offset = 0usize;
+    let mut failure = None;
+    for item in iter.by_ref() {
+        match item {
+            Ok(frame) => {
+                assert!(failure.is_none(), "frames() went on after an error");
+                assert_eq!(frame.offset, expected_offset);
+                let hlen = frame.header.header_len();
+                let end = expected_offset + hlen + frame.payload.len();
+                assert_eq!(frame.payload.len() as u64, frame.header.payload_len);
+                assert_eq!(decoded.next(), Some(&FrameRecord::Header(frame.header)));
+                assert_eq!(
+                    decoded.next(),
+                    Some(&FrameRecord::Payload(frame.payload.to_vec()))
+                );
+
+                let mut wire = [0u8; MAX_HEADER_LEN];
+                let n = frame.header.emit(&mut wire);
+                assert_eq!(n, hlen);
+                assert_eq!(&wire[..n], &data[expected_offset..expected_offset + hlen]);
+                let mut payload = frame.payload.to_vec();
+                if let Some(key) = frame.header.mask {
+                    apply_mask_scalar(&mut payload, key, 0);
+                }
+                assert_eq!(payload, &data[expected_offset + hlen..end]);
+                expected_offset = end;
+            }
+            Err(e) => {
+                assert!(failure.is_none(), "frames() gave two errors");
+                failure = Some(e);
+            }
+        }
+    }
+    assert_eq!(iter.next(), None);
+
+    match failure {
+        None => {
+            assert_eq!(expected_offset, data.len());
+            assert_eq!(decoded.next(), None);
+        }
+        Some(FramesError::LengthMsbSet { offset }) => {
+            assert_eq!(offset, expected_offset);
+            assert_eq!(
+                decoded.next(),
+                Some(&FrameRecord::Error(ProtocolError::LengthMsbSet))
+            );
+        }
+        Some(FramesError::Truncated { offset, have, need }) => {
+            assert_eq!(offset, expected_offset);
+            assert_eq!(have, data.len() - offset);
+            assert!(need > have as u64);
+            // The decoder saw the same partial frame: its header if complete, then what there is
+            // of the payload.
+            match decoded.next() {
+                Some(FrameRecord::Header(h)) => {
+                    let hlen = h.header_len();
+                    assert_eq!(need, hlen as u64 + h.payload_len);
+                    let mut partial = data[offset + hlen..].to_vec();
+                    if let Some(key) = h.mask {
+                        apply_mask_scalar(&mut partial, key, 0);
+                    }
+                    match decoded.next() {
+                        Some(FrameRecord::Payload(p)) => assert_eq!(p, &partial),
+                        None => assert!(partial.is_empty()),
+                        other => panic!("unexpected record after a header: {other:?}"),
+                    }
+                }
+                None => {
+                    assert!(have < MAX_HEADER_LEN);
+                    assert!(matches!(
+                        FrameHeader::parse(&data[offset..]),
+                        Ok(HeaderStatus::Incomplete { .. })
+                    ));
+                }
+                other => panic!("decoder found {other:?} where frames() ran out"),
+            }
+        }
+    }
+}
+
+/// Validates `data[1..]` with a [`Utf8Validator`] fed in reads of the sizes `data[0]` picks and
+/// compares with `core::str::from_utf8` on the whole.
+///
+/// Control byte: the reads alternate between `1 + (data[0] & 0xf)` and `1 + 3 * (data[0] >> 4)`
+/// bytes.
+///
+/// Asserts: the validator accepts exactly what the standard library accepts; it fails fast, in
+/// the read that holds the first byte after which no valid continuation exists, with
+/// `valid_up_to` pointing at the start of the bad sequence within that read (0 when it began in
+/// an earlier read); [`utf8::from_utf8`] agrees with the standard library, `valid_up_to`
+/// included.
+pub fn fuzz_utf8(data: &[u8]) {
+    let Some((&ctl, text)) = data.split_first() else {
+        return;
+    };
+    let std_result = core::str::from_utf8(text);
+    match (utf8::from_utf8(text), std_result) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b),
+        (Err(a), Err(b)) => assert_eq!(a.valid_up_to, b.valid_up_to()),
+        (a, b) => panic!("utf8::from_utf8 {a:?} but std {b:?}"),
+    }
+
+    // Where a fail-fast validator must stop: the first byte after which `text[..=k]` is no
+    // longer the prefix of any valid UTF-8.
+    let fail_at = std_result.err().and_then(|e| {
+        let start = e.valid_up_to();
+        let len = e.error_len()?;
+        let prefix_ok = match core::str::from_utf8(&text[..start + len]) {
+            Ok(_) => true,
+            Err(e) => e.error_len().is_none(),
+        };
+        // A maximal valid prefix of a sequence is cut by the byte after it; a lone bad byte
+        // fails by itself.
+        Some((start, if prefix_ok { start + len } else { start }))
+    });
+
+    let sizes = [1 + usize::from(ctl & 0xf), 1 + 3 * usize::from(ctl >> 4)];
+    let mut v = Utf8Validator::new();
+    let mut at = 0;
+    let mut k = 0;
+    let mut failed = false;
+    while at < text.len() {
+        let end = (at + sizes[k % 2]).min(text.len());
+        k += 1;
+        match v.feed(&text[at..end]) {
+            Ok(()) => {
+                if let Some((_, stop)) = fail_at {
+                    assert!(stop >= end, "validator missed the bad byte at {stop}");
+                }
+            }
+            Err(e) => {
+                let Some((start, stop)) = fail_at else {
+                    panic!("validator refused valid UTF-8 at read {at}..{end}");
+                };
+                assert!(
+                    (at..end).contains(&stop),
+                    "failed in read {at}..{end}, bad byte at {stop}"
+                );
+                assert_eq!(e.valid_up_to, start.saturating_sub(at));
+                failed = true;
+                break;
+            }
+        }
+        at = end;
+    }
+    if !failed {
+        let finished = v.finish();
+        assert_eq!(finished.is_ok(), std_result.is_ok());
+        if let Some((_, stop)) = fail_at {
+            panic!("validator accepted a bad byte at {stop}");
+        }
+    }
+
+    // A validator fed everything at once agrees too.
+    let mut once = Utf8Validator::new();
+    let ok = once.feed(text).is_ok() && once.finish().is_ok();
+    assert_eq!(ok, std_result.is_ok());
+}
+
+/// The decoder settings a control byte picks (see [`fuzz_frame_decoder`]).
+fn frame_config(ctl: u8) -> DecoderConfig {
+    let rule = match ctl & 3 {
+        0 => MaskRule::Required,
+        1 => MaskRule::Forbidden,
+        _ => MaskRule::Any,
+    };
+    let mut cfg = DecoderConfig::new(rule);
+    if ctl & 4 != 0 {
+        cfg = cfg.reporting();
+    }
+    cfg.allow_non_minimal = ctl & 8 != 0;
+    if ctl & 16 != 0 {
+        cfg.max_frame_len = 1000;
+    }
+    cfg
+}
+
+/// What a [`FrameDecoder`] run found, with payload chunks joined per frame.
+#[derive(Debug, PartialEq, Eq)]
+enum FrameRecord {
+    Header(FrameHeader),
+    Payload(Vec<u8>),
+    Violation(ProtocolError),
+    Error(ProtocolError),
+}
+
+/// Decodes `stream` in reads of `split` bytes, asserting the decoding contract on the way.
+///
+/// A frame's payload record is created by its first chunk, so a stream that ends right after a
+/// header gives the same records however it is split.
+fn decode_frames(cfg: DecoderConfig, stream: &[u8], split: usize) -> Vec<FrameRecord> {
+    let report = cfg.strictness == Strictness::Report;
+    let mut buf = stream.to_vec();
+    let mut dec = FrameDecoder::new(cfg);
+    let mut out = Vec::new();
+    // Inside a frame: (declared length, payload bytes seen so far).
+    let mut frame: Option<(u64, u64)> = None;
+    let mut pos = 0usize;
+    loop {
+        let end = pos.saturating_add(split).min(buf.len());
+        let mut at = pos;
+        let mut idle = 0;
+        loop {
+            let len = end - at;
+            let step = match dec.decode(&mut buf[at..end]) {
+                Ok(step) => step,
+                Err(e) => {
+                    assert!(
+                        !report || e == ProtocolError::LengthMsbSet,
+                        "report mode: {e:?}"
+                    );
+                    assert_eq!(dec.decode(&mut []), Err(e), "errors are sticky");
+                    out.push(FrameRecord::Error(e));
+                    return out;
+                }
+            };
+            let Step { consumed, event } = step;
+            assert!(consumed <= len, "consumed {consumed} of {len}");
+            idle = if consumed == 0 { idle + 1 } else { 0 };
+            assert!(idle <= MAX_IDLE_EVENTS, "decoder spins without input");
+            match event {
+                None => {
+                    assert_eq!(consumed, len, "`None` must use the whole buffer");
+                    break;
+                }
+                Some(FrameEvent::Violation(v)) => {
+                    assert!(report, "violation {v:?} in enforce mode");
+                    assert!(frame.is_none(), "violation inside a frame");
+                    out.push(FrameRecord::Violation(v));
+                }
+                Some(FrameEvent::Header(h)) => {
+                    assert!(frame.is_none(), "header inside a frame");
+                    assert!(h.payload_len >> 63 == 0);
+                    assert!(!dec.is_at_boundary());
+                    frame = Some((h.payload_len, 0));
+                    out.push(FrameRecord::Header(h));
+                }
+                Some(FrameEvent::Payload {
+                    chunk,
+                    offset,
+                    last,
+                }) => {
+                    let Some((declared, seen)) = frame else {
+                        panic!("payload outside a frame");
+                    };
+                    assert_eq!(consumed, chunk.len());
+                    assert_eq!(offset, seen, "payload offsets must be contiguous");
+                    let seen = seen + chunk.len() as u64;
+                    assert!(seen <= declared);
+                    assert_eq!(last, seen == declared, "`last` iff the payload is complete");
+                    assert_eq!(dec.payload_remaining(), declared - seen);
+                    match out.last_mut() {
+                        Some(FrameRecord::Payload(p)) if offset > 0 => p.extend_from_slice(chunk),
+                        _ => out.push(FrameRecord::Payload(chunk.to_vec())),
+                    }
+                    frame = if last { None } else { Some((declared, seen)) };
+                }
+            }
+            at += consumed;
+        }
+        if end == buf.len() {
+            break;
+        }
+        pos = end;
+    }
+    // Input exhausted: the decoder is at a boundary exactly when no frame is open (a header
+    // split by the end of input is held inside, so it may also be mid-header).
+    if frame.is_some() {
+        assert!(!dec.is_at_boundary());
+    }
+    out
+}
+
+/// What a [`MessageDecoder`] run found.
+#[derive(Debug, Default)]
+struct MessageRun {
+    events: Vec<MessageRecord>,
+    violations: Vec<ProtocolError>,
+    error: Option<ProtocolError>,
+}
+
+/// The data message in progress, as the events tell it.
+#[derive(Debug)]
+struct MessageTrack {
+    open: bool,
+    opcode: OpCode,
+    expect_first: bool,
+}
+
+/// Message events with data chunks joined per frame and violations kept apart (where a split
+/// falls moves a violation between chunks, not between frames).
+#[derive(Debug, PartialEq, Eq)]
+enum MessageRecord {
+    Frame(FrameHeader),
+    Data {
+        opcode: OpCode,
+        compressed: bool,
+        first: bool,
+        bytes: Vec<u8>,
+        frame_end: bool,
+        message_end: bool,
+    },
+    ControlData(Vec<u8>),
+    Control {
+        opcode: OpCode,
+        payload: Vec<u8>,
+        declared_len: u64,
+    },
+}
+
+fn without_trailing_data(events: &[MessageRecord]) -> &[MessageRecord] {
+    match events.split_last() {
+        Some((MessageRecord::Data { .. } | MessageRecord::ControlData(_), rest)) => rest,
+        _ => events,
+    }
+}
+
+/// Decodes `stream` in reads of `split` bytes with a [`MessageDecoder`], asserting the message
+/// contract on the way.
+fn decode_messages(
+    fcfg: DecoderConfig,
+    acfg: AssemblerConfig,
+    stream: &[u8],
+    split: usize,
+) -> MessageRun {
+    let report = fcfg.strictness == Strictness::Report;
+    let mut buf = stream.to_vec();
+    let mut dec = MessageDecoder::new(fcfg, acfg);
+    let mut run = MessageRun::default();
+    // The frame in progress: its header and the payload bytes seen so far.
+    let mut frame: Option<(FrameHeader, u64)> = None;
+    // A control frame whose payload is complete, waiting for its `Control` event.
+    let mut control_done: Option<(FrameHeader, Vec<u8>)> = None;
+    let mut control_bytes: Vec<u8> = Vec::new();
+    let mut message = MessageTrack {
+        open: false,
+        opcode: OpCode::CONTINUATION,
+        expect_first: false,
+    };
+    let mut pos = 0usize;
+    loop {
+        let end = pos.saturating_add(split).min(buf.len());
+        let mut at = pos;
+        let mut idle = 0;
+        loop {
+            let len = end - at;
+            let step = match dec.decode(&mut buf[at..end]) {
+                Ok(step) => step,
+                Err(e) => {
+                    assert!(
+                        !report || e == ProtocolError::LengthMsbSet,
+                        "report mode: {e:?}"
+                    );
+                    run.error = Some(e);
+                    break;
+                }
+            };
+            let Step { consumed, event } = step;
+            assert!(consumed <= len, "consumed {consumed} of {len}");
+            idle = if consumed == 0 { idle + 1 } else { 0 };
+            assert!(idle <= MAX_IDLE_EVENTS, "decoder spins without input");
+            match event {
+                None => {
+                    assert_eq!(consumed, len, "`None` must use the whole buffer");
+                    break;
+                }
+                Some(MessageEvent::Violation(v)) => {
+                    assert!(report, "violation {v:?} in enforce mode");
+                    run.violations.push(v);
+                }
+                Some(MessageEvent::Frame(h)) => {
+                    assert!(frame.is_none(), "frame header inside a frame");
+                    assert!(
+                        control_done.is_none(),
+                        "frame header before a pending control"
+                    );
+                    frame = Some((h, 0));
+                    control_bytes.clear();
+                    if !h.opcode.is_control() && (h.opcode != OpCode::CONTINUATION || !message.open)
+                    {
+                        // A new message (in report mode also an orphan continuation, or a new
+                        // message that cuts an open one short).
+                        message = MessageTrack {
+                            open: true,
+                            opcode: h.opcode,
+                            expect_first: true,
+                        };
+                    }
+                    run.events.push(MessageRecord::Frame(h));
+                }
+                Some(MessageEvent::Data {
+                    opcode,
+                    compressed,
+                    chunk,
+                    first,
+                    frame_end,
+                    message_end,
+                }) => {
+                    let Some((h, seen)) = frame else {
+                        panic!("data outside a frame");
+                    };
+                    assert!(!h.opcode.is_control(), "data chunk of a control frame");
+                    assert_eq!(consumed, chunk.len());
+                    let seen = seen + chunk.len() as u64;
+                    assert!(seen <= h.payload_len);
+                    assert_eq!(frame_end, seen == h.payload_len);
+                    assert_eq!(message_end, frame_end && h.fin);
+                    assert!(!compressed || acfg.extension_rsv & RSV1 != 0);
+                    assert_eq!(opcode, message.opcode, "a message keeps its first opcode");
+                    assert_eq!(
+                        first, message.expect_first,
+                        "`first` on the first chunk only"
+                    );
+                    message.expect_first = false;
+                    if message_end {
+                        message.open = false;
+                    }
+                    frame = if frame_end { None } else { Some((h, seen)) };
+                    match run.events.last_mut() {
+                        Some(MessageRecord::Data {
+                            bytes,
+                            frame_end: fe,
+                            message_end: me,
+                            ..
+                        }) if !*fe => {
+                            bytes.extend_from_slice(chunk);
+                            *fe = frame_end;
+                            *me = message_end;
+                        }
+                        _ => run.events.push(MessageRecord::Data {
+                            opcode,
+                            compressed,
+                            first,
+                            bytes: chunk.to_vec(),
+                            frame_end,
+                            message_end,
+                        }),
+                    }
+                }
+                Some(MessageEvent::ControlData { chunk }) => {
+                    assert!(
+                        acfg.control_chunks,
+                        "control chunks surfaced when not asked"
+                    );
+                    let Some((h, seen)) = frame else {
+                        panic!("control data outside a frame");
+                    };
+                    assert!(h.opcode.is_control());
+                    assert_eq!(consumed, chunk.len());
+                    let seen = seen + chunk.len() as u64;
+                    assert!(seen <= h.payload_len);
+                    control_bytes.extend_from_slice(chunk);
+                    if seen == h.payload_len {
+                        frame = None;
+                        control_done = Some((h, core::mem::take(&mut control_bytes)));
+                    } else {
+                        frame = Some((h, seen));
+                    }
+                    match run.events.last_mut() {
+                        Some(MessageRecord::ControlData(bytes)) => bytes.extend_from_slice(chunk),
+                        _ => run.events.push(MessageRecord::ControlData(chunk.to_vec())),
+                    }
+                }
+                Some(MessageEvent::Control(c)) => {
+                    assert!(c.opcode.is_control());
+                    assert!(c.payload.len() <= MAX_CONTROL_PAYLOAD);
+                    let h = if acfg.control_chunks {
+                        let Some((h, all)) = control_done.take() else {
+                            panic!("control frame before its payload ended");
+                        };
+                        let keep = all.len().min(MAX_CONTROL_PAYLOAD);
+                        assert_eq!(c.payload, &all[..keep]);
+                        h
+                    } else {
+                        let Some((h, _)) = frame.take() else {
+                            panic!("control frame outside a frame");
+                        };
+                        h
+                    };
+                    assert_eq!(c.opcode, h.opcode);
+                    assert_eq!(c.declared_len, h.payload_len);
+                    assert_eq!(
+                        c.payload.len() as u64,
+                        h.payload_len.min(MAX_CONTROL_PAYLOAD as u64)
+                    );
+                    run.events.push(MessageRecord::Control {
+                        opcode: c.opcode,
+                        payload: c.payload.to_vec(),
+                        declared_len: c.declared_len,
+                    });
+                }
+            }
+            at += consumed;
+        }
+        if run.error.is_some() {
+            let e = run.error;
+            assert_eq!(dec.decode(&mut []).err(), e, "errors are sticky");
+            return run;
+        }
+        if end == buf.len() {
+            break;
+        }
+        pos = end;
+    }
+    run
+}
+
+/// Checks [`CloseReason::truncating`] on `text`.
+fn check_truncating(text: &str) {
+    let cut = CloseReason::truncating(text).as_str();
+    assert!(cut.len() <= MAX_REASON_LEN);
+    assert!(text.starts_with(cut));
+    if text.len() <= MAX_REASON_LEN {
+        assert_eq!(cut, text);
+    } else {
+        // The longest prefix that fits: the next character would not.
+        let next = text[cut.len()..].chars().next().map_or(0, char::len_utf8);
+        assert!(cut.len() + next > MAX_REASON_LEN);
+    }
+}
