@@ -244,6 +244,25 @@ impl Upgrade {
                 .any(|e| e.name.eq_ignore_ascii_case("permessage-deflate"))
         })
     }
+
+    /// The permessage-deflate parameters the server's response agreed to, for inflating each
+    /// direction passively (`None`: not negotiated, or a response that does not parse).
+    /// Only context takeover matters to a passive inflater: it always inflates with the
+    /// largest window.
+    #[cfg(feature = "deflate")]
+    pub fn deflate_params(&self) -> Option<crate::deflate::DeflateParams> {
+        let exts = self.response.extensions().ok()?;
+        let ext = exts
+            .iter()
+            .find(|e| e.name.eq_ignore_ascii_case(crate::deflate::EXTENSION_NAME))?;
+        let o = crate::deflate::Offer::from_extension(ext).ok()?;
+        Some(crate::deflate::DeflateParams {
+            server_no_context_takeover: o.server_no_context_takeover,
+            client_no_context_takeover: o.client_no_context_takeover,
+            server_max_window_bits: o.server_max_window_bits.unwrap_or(15),
+            client_max_window_bits: o.client_max_window_bits.flatten().unwrap_or(15),
+        })
+    }
 }
 
 /// Why framing was lost in a direction.
