@@ -1,7 +1,7 @@
 //! Fuzzing entry points (after rustls' `internal::fuzzing`): the bodies of the targets in
-//! `fuzz/fuzz_targets/`, kept in the library so they build with the crate, see its private
-//! invariants' public consequences, and are replayed over the committed seed files by a normal
-//! `cargo test` (`tests/all/seeds.rs`).
+//! `fuzz/fuzz_targets/`. They live in the library so that they build with the crate on stable
+//! and a normal `cargo test` replays the committed seed files through them
+//! (`tests/all/seeds.rs`); the fuzz targets only call them.
 //!
 //! Not part of the API: names and behaviour may change at any time.
 //!
@@ -138,7 +138,7 @@ pub fn fuzz_message_decoder(data: &[u8]) {
             FrameRecord::Payload(p) => Some(p.as_slice()),
             _ => None,
         });
-        let message_payloads = whole.events.iter().filter_map(|r| match r {
+        let mut message_payloads = whole.events.iter().filter_map(|r| match r {
             MessageRecord::Data { bytes, .. } | MessageRecord::ControlData(bytes) => {
                 Some(bytes.as_slice())
             }
@@ -148,7 +148,6 @@ pub fn fuzz_message_decoder(data: &[u8]) {
             MessageRecord::Frame(h) => Some(h.opcode.is_control()),
             _ => None,
         });
-        let mut message_payloads = message_payloads;
         for (payload, is_control) in frame_payloads.zip(kinds) {
             if is_control && !acfg.control_chunks {
                 continue;

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Writes the hand-made seed files under fuzz/seeds/<target>/, one small file per case.
+
+Deterministic: run it again and `git diff` shows nothing. Each file is named by its content.
+The control bytes in front of decoder streams are documented in
+crates/wscope-proto/src/fuzzing.rs:
+
+  frame_decoder, message  byte 0: bits 0-1 mask rule (0 required, 1 forbidden, 2 any),
+                                  bit 2 report mode, bit 3 non-minimal lengths allowed,
+                                  bit 4 a 1000-byte frame limit, bits 5-7 read size index
+                                  into [1, 2, 3, 5, 7, 13, 64, 4096]
+  message                 byte 1: bit 0 control chunks, bit 1 UTF-8 checked, bit 2 RSV1
+                                  allowed (permessage-deflate), bit 3 a 300-byte message limit
+  utf8                    byte 0: reads alternate 1 + (b & 0xf) and 1 + 3 * (b >> 4) bytes
+
+Usage: python3 fuzz/make_seeds.py   (from anywhere)
+"""
+
+import pathlib
+import struct
+
+SEEDS = pathlib.Path(__file__).resolve().parent / "seeds"
+
+REQUIRED, FORBIDDEN, ANY = 0, 1, 2
+REPORT, NON_MINIMAL_OK, LIMIT_1000 = 4, 8, 16
+CONTROL_CHUNKS, UTF8, RSV1_OK, LIMIT_300 = 1, 2, 4, 8
+KEY = bytes([0x37, 0xFA, 0x21, 0x3D])  # RFC 6455 section 5.7
+
+
+def ctl(rule, *flags, split=0):
+    value = rule | (split << 5)
+    for f in flags:
+        value |= f
+    return bytes([value])
+
+
+def mask(payload, key):
+    return bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def frame(opcode, payload=b"", fin=True, key=None, rsv=0, form=None):
+    """One frame; `form` forces a length form ("16" or "64") even when not minimal."""
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+    n = len(payload)
+    mbit = 0x80 if key is not None else 0
+    if form is None:
+        form = "7" if n <= 125 else "16" if n <= 0xFFFF else "64"
+    if form == "7":
+        head = bytes([b0, mbit | n])
+    elif form == "16":
+        head = bytes([b0, mbit | 126]) + struct.pack(">H", n)
+    else:
+        head = bytes([b0, mbit | 127]) + struct.pack(">Q", n)
+    if key is not None:
+        return head + key + mask(payload, key)
+    return head + payload
+
+
+def close(code, reason=b""):
+    return struct.pack(">H", code) + reason
+
+
+RFC_UNMASKED_HELLO = bytes([0x81, 0x05, 0x48, 0x65, 0x6C, 0x6C, 0x6F])
+RFC_MASKED_HELLO = bytes([0x81, 0x85, 0x37, 0xFA, 0x21, 0x3D, 0x7F, 0x9F, 0x4D, 0x51, 0x58])
+RFC_FRAGMENTED = bytes([0x01, 0x03, 0x48, 0x65, 0x6C, 0x80, 0x02, 0x6C, 0x6F])
+RFC_PING = bytes([0x89, 0x05, 0x48, 0x65, 0x6C, 0x6C, 0x6F])
+RFC_MASKED_PONG = bytes([0x8A, 0x85, 0x37, 0xFA, 0x21, 0x3D, 0x7F, 0x9F, 0x4D, 0x51, 0x58])
+
+FRAME_DECODER = {
+    "rfc-masked-text-hello-client-1byte-reads": ctl(REQUIRED) + RFC_MASKED_HELLO,
+    "rfc-unmasked-text-hello-server-13byte-reads": ctl(FORBIDDEN, split=5) + RFC_UNMASKED_HELLO,
+    "rfc-fragmented-hel-lo-any-report": ctl(ANY, REPORT, split=2) + RFC_FRAGMENTED,
+    "rfc-ping-then-masked-pong-any": ctl(ANY, split=1) + RFC_PING + RFC_MASKED_PONG,
+    "binary-300-16bit-length-masked": ctl(REQUIRED, split=6) + frame(2, bytes(range(256)) + bytes(44), key=KEY),
+    "binary-5-in-64bit-form-non-minimal-allowed": ctl(FORBIDDEN, NON_MINIMAL_OK, split=3) + frame(2, b"abcde", form="64"),
+    "binary-5-in-16bit-form-non-minimal-reported": ctl(FORBIDDEN, REPORT, split=4) + frame(2, b"abcde", form="16"),
+    "binary-5-in-16bit-form-non-minimal-refused": ctl(FORBIDDEN) + frame(2, b"abcde", form="16"),
+    "binary-64k-declared-truncated": ctl(ANY, split=7) + frame(2, bytes(65536))[:40],
+    "length-msb-set-report": ctl(ANY, REPORT) + bytes([0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 1]),
+    "length-2pow32-declared": ctl(ANY, split=2) + bytes([0x82, 0x7F, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3]),
+    "unmasked-client-frame-report": ctl(REQUIRED, REPORT, split=1) + RFC_UNMASKED_HELLO,
+    "unmasked-client-frame-enforce": ctl(REQUIRED, split=1) + RFC_UNMASKED_HELLO,
+    "masked-server-frame-report": ctl(FORBIDDEN, REPORT, split=1) + RFC_MASKED_HELLO,
+    "frame-over-1000-limit-report-three-violations": ctl(REQUIRED, REPORT, LIMIT_1000, split=3)
+    + frame(2, bytes(1200), form="64"),
+    "zero-length-frames-close-ping-pong": ctl(ANY, split=0) + frame(8) + frame(9) + frame(10, key=KEY),
+    "reserved-opcodes-and-rsv-bits": ctl(ANY, REPORT, split=1) + frame(3, b"x", rsv=7) + frame(0xB, b"y", key=KEY),
+}
+
+MESSAGE = {
+    "fragmented-text-ping-between-enforce": ctl(FORBIDDEN, split=1) + bytes([CONTROL_CHUNKS | UTF8])
+    + frame(1, b"Hel", fin=False) + frame(9, b"are you there?") + frame(0, b"lo"),
+    "fragmented-text-ping-between-no-control-chunks": ctl(REQUIRED, split=2) + bytes([UTF8])
+    + frame(1, b"Hel", fin=False, key=KEY) + frame(9, b"ping", key=KEY) + frame(0, b"lo", key=KEY),
+    "text-e-acute-split-across-frames": ctl(ANY, split=0) + bytes([CONTROL_CHUNKS | UTF8])
+    + frame(1, "é".encode()[:1], fin=False) + frame(0, "é".encode()[1:]),
+    "invalid-utf8-in-first-fragment-report": ctl(FORBIDDEN, REPORT, split=1) + bytes([CONTROL_CHUNKS | UTF8])
+    + frame(1, b"ok\xf8x", fin=False) + frame(0, b"more"),
+    "invalid-utf8-in-first-fragment-enforce": ctl(FORBIDDEN, split=3) + bytes([UTF8])
+    + frame(1, b"ok\xf8x", fin=False) + frame(0, b"more"),
+    "invalid-utf8-not-checked": ctl(FORBIDDEN) + bytes([CONTROL_CHUNKS]) + frame(1, b"\xc0\xaf"),
+    "close-1000-bye-masked": ctl(REQUIRED, split=1) + bytes([CONTROL_CHUNKS | UTF8]) + frame(8, close(1000, b"bye"), key=KEY),
+    "close-one-byte-payload-report": ctl(FORBIDDEN, REPORT) + bytes([CONTROL_CHUNKS | UTF8]) + frame(8, b"\x03"),
+    "close-code-1005-on-wire-enforce": ctl(FORBIDDEN) + bytes([UTF8]) + frame(8, close(1005)),
+    "close-reason-invalid-utf8-report": ctl(FORBIDDEN, REPORT, split=2) + bytes([CONTROL_CHUNKS]) + frame(8, close(1000, b"\xff")),
+    "ping-126-bytes-control-too-long-report": ctl(FORBIDDEN, REPORT, split=6) + bytes([CONTROL_CHUNKS])
+    + frame(9, bytes(126)) + frame(1, b"after"),
+    "close-200-bytes-no-control-chunks-report": ctl(FORBIDDEN, REPORT, split=5) + bytes([0])
+    + frame(8, close(1000, b"r" * 198)),
+    "fragmented-ping-report": ctl(FORBIDDEN, REPORT) + bytes([CONTROL_CHUNKS]) + frame(9, b"p", fin=False),
+    "unexpected-continuation-report": ctl(FORBIDDEN, REPORT, split=1) + bytes([CONTROL_CHUNKS | UTF8])
+    + frame(0, b"orphan") + frame(1, b"x"),
+    "expected-continuation-enforce": ctl(FORBIDDEN) + bytes([UTF8]) + frame(1, b"a", fin=False) + frame(1, b"b"),
+    "expected-continuation-report": ctl(FORBIDDEN, REPORT, split=2) + bytes([CONTROL_CHUNKS | UTF8])
+    + frame(1, b"a", fin=False) + frame(2, b"b") ,
+    "rsv1-compressed-first-frame-deflate": ctl(FORBIDDEN, split=2) + bytes([CONTROL_CHUNKS | UTF8 | RSV1_OK])
+    + frame(1, b"\xf2\x48\xcd", fin=False, rsv=4) + frame(0, b"\xc9\xc9\x07\x00"),
+    "rsv1-on-continuation-report": ctl(FORBIDDEN, REPORT) + bytes([CONTROL_CHUNKS | RSV1_OK])
+    + frame(2, b"a", fin=False) + frame(0, b"b", rsv=4),
+    "rsv1-without-extension-report": ctl(FORBIDDEN, REPORT) + bytes([CONTROL_CHUNKS]) + frame(2, b"a", rsv=4),
+    "message-over-300-limit-report": ctl(FORBIDDEN, REPORT, split=6) + bytes([CONTROL_CHUNKS | LIMIT_300])
+    + frame(2, bytes(200), fin=False) + frame(0, bytes(200)),
+    "reserved-data-opcode-3-report": ctl(ANY, REPORT, split=1) + bytes([CONTROL_CHUNKS | UTF8]) + frame(3, b"r"),
+    "empty-text-binary-and-close": ctl(ANY) + bytes([CONTROL_CHUNKS | UTF8]) + frame(1) + frame(2, fin=False) + frame(0) + frame(8),
+    "length-msb-set-after-text": ctl(ANY, REPORT, split=1) + bytes([UTF8])
+    + frame(1, b"hi") + bytes([0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 1]),
+}
+
+CLOSE_PAYLOAD = {
+    "empty-no-status": b"",
+    "one-byte": b"\x03",
+    "1000-bye": close(1000, b"bye"),
+    "1001-reason-123-bytes": close(1001, b"g" * 123),
+    "1000-reason-124-bytes-too-long": close(1000, b"g" * 124),
+    "1005-no-status-on-wire": close(1005),
+    "1006-abnormal-on-wire": close(1006),
+    "1015-tls-on-wire": close(1015),
+    "999-below-range": close(999),
+    "2999-unassigned": close(2999),
+    "4999-private-with-utf8-reason": close(4999, "κόσμε".encode()),
+    "5000-above-range": close(5000),
+    "1000-reason-invalid-utf8": close(1000, b"\xc0\xaf"),
+    "1000-reason-truncated-code-point": close(1000, "é".encode()[:1]),
+    "1001-reason-emoji-40": close(1001, ("😀" * 30).encode()),
+}
+
+FRAMES_ITER = {
+    "rfc-all-examples": RFC_UNMASKED_HELLO + RFC_MASKED_HELLO + RFC_FRAGMENTED + RFC_PING + RFC_MASKED_PONG
+    + frame(2, bytes(range(256)))[:20],
+    "masked-text-then-truncated-header": frame(1, b"ok", key=bytes([1, 2, 3, 4])) + b"\x81",
+    "length-msb-set": bytes([0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0]),
+    "length-2pow32-truncated": bytes([0x82, 0x7F, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3]),
+    "non-minimal-forms": frame(2, b"abc", form="16") + frame(2, b"def", form="64", key=KEY),
+    "reserved-opcode-rsv-bits": frame(0xF, b"", rsv=7) + frame(4, b"z"),
+}
+
+UTF8_SEEDS = {
+    "ascii-1byte-reads": b"\x00" + b"plain ascii text",
+    "greek-kosme-2-4-reads": b"\x11" + "κόσμε".encode(),
+    "mixed-with-emoji": b"\x52" + "Hello-µ@ßöäüàá-UTF-8!! 😀".encode(),
+    "surrogate-ed-a0-80": b"\x01" + "κό".encode() + b"\xed\xa0\x80",
+    "overlong-c0-af": b"\x00" + b"\xc0\xaf",
+    "beyond-u10ffff-f4-90": b"\x00" + "κόσμε".encode() + b"\xf4\x90\x80\x80",
+    "truncated-at-end-e2-82": b"\x0f" + b"euro \xe2\x82",
+    "lone-continuation": b"\x03" + b"ab\x80cd",
+    "five-byte-form-f8": b"\x00" + b"\xf8\x88\x80\x80\x80",
+    "noncharacters-fffe-ffff": b"\x21" + "\ufffe\uffff".encode(),
+    "max-code-point-f4-8f-bf-bf": b"\x00" + b"\xf4\x8f\xbf\xbf",
+    "e2-28-a1-bad-second-byte": b"\x00" + b"\xe2\x28\xa1",
+}
+
+
+def main():
+    for target, seeds in {
+        "frame_decoder": FRAME_DECODER,
+        "message": MESSAGE,
+        "close_payload": CLOSE_PAYLOAD,
+        "frames_iter": FRAMES_ITER,
+        "utf8": UTF8_SEEDS,
+    }.items():
+        folder = SEEDS / target
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in seeds.items():
+            (folder / name).write_bytes(data)
+        print(f"{target}: {len(seeds)} seeds")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Every check wscope runs before a change lands, in the order CI runs them.
+#
+#   bash scripts/test-all.sh              all default steps
+#   bash scripts/test-all.sh tests docs   only the named steps (any step below, by name)
+#   FAIL_FAST=1 bash scripts/test-all.sh  stop at the first failing step
+#
+# Each step is a function named step_<name> and listed in DEFAULT_STEPS. To add one (Autobahn,
+# interop peers, the C API header check, ...), write its function below and append its name to
+# DEFAULT_STEPS. A step fails when any command in it fails (it runs under `set -e` in a
+# subshell); the remaining steps still run unless FAIL_FAST=1, and the script exits non-zero if
+# any step failed. Needs: the Rust toolchain with clippy and rustfmt, and the
+# thumbv7em-none-eabihf target (`.ci/run` installs it).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+DEFAULT_STEPS=(fmt clippy clippy_no_std tests docs no_std_build example autobahn interop)
+
+# --- steps -------------------------------------------------------------------------------------
+
+step_fmt() {
+    cargo fmt --all -- --check
+}
+
+step_clippy() {
+    cargo clippy --workspace --all-targets -- -D warnings
+}
+
+# The core without std: catches std-only code that the default features hide.
+step_clippy_no_std() {
+    cargo clippy -p wscope-proto --no-default-features -- -D warnings
+}
+
+# Unit, integration (property tests, RFC golden tests, fuzz seed replay) and doc tests.
+step_tests() {
+    cargo test --workspace
+}
+
+step_docs() {
+    RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
+}
+
+# The no_std claim, kept real: a bare-metal target has no std to fall back on.
+step_no_std_build() {
+    cargo build -p wscope-proto --no-default-features --target thumbv7em-none-eabihf
+}
+
+# The main job (until the analyzer exists): decode the shipped sample and check what it prints.
+step_example() {
+    local out
+    out=$(mktemp)
+    cargo run -q -p wscope-proto --example parse_frames -- \
+        crates/wscope-proto/examples/sample-frames.bin | tee "$out"
+    grep -q 'message #1: text, 13 bytes in 2 frames: "Hello, wörld"' "$out"
+    grep -q 'control: close 1000 (normal closure) "bye"' "$out"
+    rm -f "$out"
+}
+
+# Autobahn TestSuite with kosoku (PyPI, pinned; installed into conformance/.venv by the
+# script): `wscope serve --echo` (fuzzingclient) and the wscope client (fuzzingserver +
+# examples/autobahn_client), without 12.*/13.* (permessage-deflate). Fails on any FAILED /
+# UNIMPLEMENTED case and on any difference from conformance/autobahn/expected-*.json. ~30 s.
+step_autobahn() {
+    bash scripts/autobahn.sh all
+}
+
+# Interop with Python websockets and Node ws (pinned; the script installs them): their
+# clients against `wscope serve --echo`, our client (examples/interop_client) and
+# `wscope connect` against their servers, ws:// and wss:// (certificate made at test time).
+step_interop() {
+    bash scripts/interop.sh
+}
+
+# Not a default step (needs nightly and cargo-fuzz): FUZZ_SECONDS per target, default 10.
+#   bash scripts/test-all.sh fuzz_smoke
+step_fuzz_smoke() {
+    local secs=${FUZZ_SECONDS:-10} target
+    (cd fuzz && cargo +nightly fuzz build)
+    for target in $(cd fuzz && cargo +nightly fuzz list); do
+        echo "-- fuzz $target for ${secs}s"
+        # New inputs go to corpus/ (not committed); seeds/ is only read.
+        mkdir -p "fuzz/corpus/$target"
+        (cd fuzz && cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" -- \
+            -max_total_time="$secs")
+    done
+}
+
+# --- driver ------------------------------------------------------------------------------------
+
+run_step() {
+    local name=$1 start rc
+    if ! declare -F "step_$name" >/dev/null; then
+        echo "test-all: no step named '$name'" >&2
+        return 2
+    fi
+    echo
+    echo "==> [$name]"
+    start=$SECONDS
+    set +e
+    # xtrace shows each command of the step as it runs.
+    (PS4='+ '; set -euxo pipefail; "step_$name")
+    rc=$?
+    set -e
+    if [[ $rc -eq 0 ]]; then
+        echo "<== [$name] ok ($((SECONDS - start))s)"
+    else
+        echo "<== [$name] FAILED with exit code $rc ($((SECONDS - start))s)"
+    fi
+    return "$rc"
+}
+
+main() {
+    local steps=("$@") passed=() failed=() name
+    [[ ${#steps[@]} -gt 0 ]] || steps=("${DEFAULT_STEPS[@]}")
+    for name in "${steps[@]}"; do
+        if run_step "$name"; then
+            passed+=("$name")
+        else
+            failed+=("$name")
+            [[ ${FAIL_FAST:-0} == 1 ]] && break
+        fi
+    done
+    echo
+    if [[ ${#failed[@]} -eq 0 ]]; then
+        echo "test-all: all ${#passed[@]} steps ok (${passed[*]})"
+    else
+        echo "test-all: ${#failed[@]} step(s) FAILED: ${failed[*]} (ok: ${passed[*]:-none})"
+        return 1
+    fi
+}
+
+main "$@"
