@@ -1,0 +1,137 @@
+//! `wscope connect URL`: a websocat-like client.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::AsyncBufReadExt;
+use wscope::config::ClientConfig;
+use wscope::tls::TlsConfig;
+use wscope::Message;
+
+/// Connect to a WebSocket server.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// ws:// or wss:// URL.
+    url: String,
+    /// Send stdin lines as binary messages instead of text.
+    #[arg(long)]
+    binary: bool,
+    /// Extra request header, `Name: value` (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "K:V")]
+    headers: Vec<String>,
+    /// Subprotocol to offer (repeatable).
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    subprotocols: Vec<String>,
+    /// `Origin` header.
+    #[arg(long)]
+    origin: Option<String>,
+    /// Trust the CA certificates in this PEM file instead of the built-in roots.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
+    /// Do not verify the server's certificate (dangerous; only when asked).
+    #[arg(long)]
+    insecure: bool,
+    /// HTTP proxy, `http://[user:pass@]host:port`.
+    #[arg(long)]
+    proxy: Option<String>,
+}
+
+pub(crate) fn run(args: Args) -> ExitCode {
+    let rt = match super::runtime(Some(1)) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wscope connect: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(connect(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wscope connect: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config(args: &Args) -> wscope::Result<ClientConfig> {
+    let mut cfg = ClientConfig::from_url(&args.url)?;
+    for h in &args.headers {
+        let Some((k, v)) = h.split_once(':') else {
+            return Err(wscope::HandshakeError::Config("--header takes NAME:VALUE").into());
+        };
+        cfg = cfg.header(k.trim(), v.trim());
+    }
+    for p in &args.subprotocols {
+        cfg = cfg.subprotocol(p);
+    }
+    if let Some(o) = &args.origin {
+        cfg = cfg.origin(o);
+    }
+    let mut tls = TlsConfig::new();
+    if let Some(ca) = &args.ca {
+        tls = tls.with_ca_file(ca)?;
+    }
+    if args.insecure {
+        tls = tls.insecure();
+    }
+    cfg.tls = tls;
+    if let Some(p) = &args.proxy {
+        cfg = cfg.proxy(wscope::proxy::Proxy::parse(p)?);
+    }
+    Ok(cfg)
+}
+
+async fn connect(args: Args) -> wscope::Result<()> {
+    let cfg = config(&args)?;
+    let ws = wscope::tokio::connect_with(&cfg).await?;
+    if let Some(p) = ws.subprotocol() {
+        eprintln!("wscope connect: subprotocol {p}");
+    }
+    let (mut sink, mut stream) = ws.split();
+    let binary = args.binary;
+    let reader = async move {
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Some(line) = lines.next_line().await? {
+            let msg = if binary {
+                Message::Binary(line.into_bytes())
+            } else {
+                Message::Text(line)
+            };
+            sink.send(msg).await?;
+        }
+        // stdin ended: close normally, then keep printing until the server's close.
+        sink.close().await?;
+        Ok::<_, wscope::Error>(())
+    };
+    let printer = async move {
+        while let Some(msg) = stream.next().await {
+            let mut out = std::io::stdout().lock();
+            match msg? {
+                Message::Text(t) => writeln!(out, "{t}")?,
+                Message::Binary(b) => {
+                    out.write_all(&b)?;
+                    writeln!(out)?;
+                }
+                Message::Close(c) => {
+                    if let Some(c) = c {
+                        eprintln!("wscope connect: closed {} {}", c.code, c.reason);
+                    }
+                }
+                Message::Ping(_) | Message::Pong(_) => {}
+            }
+            out.flush()?;
+        }
+        Ok::<_, wscope::Error>(())
+    };
+    tokio::pin!(reader);
+    tokio::pin!(printer);
+    // The printer ends with the connection; stdin may stay open forever.
+    tokio::select! {
+        r = &mut printer => r,
+        r = &mut reader => {
+            r?;
+            printer.await
+        }
+    }
+}

@@ -1,0 +1,514 @@
+//! `wscope inspect FILE...`: passive WebSocket analysis of pcap/pcapng captures.
+//!
+//! Without output options it lists the WebSocket sessions, messages, closes and anomalies on
+//! stdout and ends with a summary. `-o DIR` writes Zeek's `websocket.log` and `weird.log`
+//! there, `--events PATH|-` JSON Lines (schema in `docs/events.md`), `--extract DIR` one file
+//! per message.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal as _, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig, Stats};
+use wscope_inspect::capture::{Capture, Source};
+use wscope_inspect::event::{Event, EventKind, OpCode};
+use wscope_inspect::log::json::{hex, lossless_text, opcode_name, JsonLines};
+use wscope_inspect::log::zeek::Style;
+use wscope_inspect::log::ZeekLogs;
+use wscope_inspect::sink::Sink;
+use wscope_inspect::uid::ConnId;
+
+/// Analyse captures passively: sessions, frames, messages, anomalies (Zeek-compatible logs).
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// pcap or pcapng files (`-`: standard input), analysed as one run.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Write Zeek's websocket.log and weird.log into this directory.
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// Zeek's JSON log style instead of TSV for the logs in `-o`.
+    #[arg(long)]
+    json: bool,
+    /// Only anomalies Zeek also reports go to weird.log.
+    #[arg(long)]
+    zeek_weirds_only: bool,
+    /// Write events as JSON Lines to PATH (`-`: stdout).
+    #[arg(long, value_name = "PATH")]
+    events: Option<PathBuf>,
+    /// Add the SHA-256 of each message's application payload to message events.
+    #[arg(long)]
+    digest: bool,
+    /// Write each data message's payload (inflated) to a file in DIR.
+    #[arg(long, value_name = "DIR")]
+    extract: Option<PathBuf>,
+    /// Largest frame_data chunk in bytes.
+    #[arg(long, default_value_t = 8192, value_name = "N")]
+    payload_chunk_size: usize,
+    /// Do not inflate permessage-deflate messages.
+    #[arg(long)]
+    no_inflate: bool,
+    /// No listing on stdout (summary only).
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+pub(crate) fn run(args: Args) -> ExitCode {
+    match inspect(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wscope inspect: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A reader that advances the progress bar.
+struct Progress<R> {
+    inner: R,
+    bar: indicatif::ProgressBar,
+}
+
+impl<R: Read> Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+fn sources(files: &[PathBuf], bar: Option<&indicatif::ProgressBar>) -> io::Result<Vec<Source>> {
+    let mut out = Vec::new();
+    for f in files {
+        if f.as_os_str() == "-" {
+            out.push(Source::Stdin);
+            continue;
+        }
+        match bar {
+            Some(bar) => {
+                let file = File::open(f)
+                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.display())))?;
+                out.push(Source::Reader(
+                    Box::new(Progress {
+                        inner: file,
+                        bar: bar.clone(),
+                    }),
+                    f.display().to_string(),
+                ));
+            }
+            None => out.push(Source::Path(f.clone())),
+        }
+    }
+    Ok(out)
+}
+
+#[allow(clippy::disallowed_methods)] // the CLI measures its own wall time for the summary
+fn wall_clock() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+fn inspect(args: &Args) -> io::Result<ExitCode> {
+    let events_to_stdout = args.events.as_deref() == Some(Path::new("-"));
+    let listing = !args.quiet && !events_to_stdout;
+
+    let mut cfg = AnalyzerConfig::default();
+    cfg.session.payload_chunk_size = args.payload_chunk_size.max(1);
+    cfg.session.digest = args.digest;
+    cfg.session.inflate = !args.no_inflate;
+
+    let bar = if io::stderr().is_terminal() {
+        let total: u64 = args
+            .files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
+        (total > 16 << 20).then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        })
+    } else {
+        None
+    };
+    let mut capture = Capture::new(sources(&args.files, bar.as_ref())?);
+
+    let mut logs = match &args.output {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            let ext = "log";
+            let open = |name: &str| -> io::Result<BufWriter<File>> {
+                Ok(BufWriter::new(File::create(
+                    dir.join(format!("{name}.{ext}")),
+                )?))
+            };
+            let style = if args.json { Style::Json } else { Style::Ascii };
+            Some(ZeekLogs::new(
+                open("websocket")?,
+                open("weird")?,
+                style,
+                args.zeek_weirds_only,
+            ))
+        }
+        None => None,
+    };
+    let mut events = match &args.events {
+        Some(p) if p.as_os_str() == "-" => Some(JsonLines::new(Box::new(BufWriter::new(
+            io::stdout().lock(),
+        )) as Box<dyn Write>)),
+        Some(p) => Some(JsonLines::new(
+            Box::new(BufWriter::new(File::create(p)?)) as Box<dyn Write>
+        )),
+        None => None,
+    };
+    let mut extract = match &args.extract {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            Some(Extract::new(dir.clone()))
+        }
+        None => None,
+    };
+    let mut list = listing.then(|| Listing::new(BufWriter::new(io::stdout().lock())));
+
+    let start = wall_clock();
+    let stats = {
+        let mut sink = Fanout {
+            sinks: [
+                logs.as_mut().map(|s| s as &mut dyn Sink),
+                events.as_mut().map(|s| s as &mut dyn Sink),
+                extract.as_mut().map(|s| s as &mut dyn Sink),
+                list.as_mut().map(|s| s as &mut dyn Sink),
+            ],
+        };
+        Analyzer::new(cfg).run(&mut capture, &mut sink)
+    };
+    let elapsed = start.elapsed();
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+
+    if let (Some(l), Some(dir)) = (logs, &args.output) {
+        let (ws_rows, weird_rows) = l.rows;
+        l.finish()?;
+        // Like Zeek, leave no empty log behind.
+        let ext = "log";
+        for (name, rows) in [("websocket", ws_rows), ("weird", weird_rows)] {
+            if rows == 0 {
+                let _ = std::fs::remove_file(dir.join(format!("{name}.{ext}")));
+            }
+        }
+    }
+    if let Some(e) = events {
+        e.finish()?;
+    }
+    if let Some(x) = extract {
+        x.finish()?;
+    }
+    if let Some(mut l) = list {
+        l.out.flush()?;
+    }
+    let summary = summary(&stats, elapsed.as_secs_f64());
+    if events_to_stdout {
+        eprint!("{summary}");
+    } else {
+        print!("{summary}");
+    }
+    if let Some(err) = &stats.error {
+        eprintln!("wscope inspect: capture ended early: {err}");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sends each event to every configured sink.
+struct Fanout<'a> {
+    sinks: [Option<&'a mut dyn Sink>; 4],
+}
+
+impl Sink for Fanout<'_> {
+    fn event(&mut self, ev: &Event<'_>) {
+        for s in self.sinks.iter_mut().flatten() {
+            s.event(ev);
+        }
+    }
+
+    fn connection_closed(&mut self, conn: &wscope_inspect::tcp::ConnMeta) {
+        for s in self.sinks.iter_mut().flatten() {
+            s.connection_closed(conn);
+        }
+    }
+}
+
+/// Writes each data message to `DIR/<uid>-<c|s>-<n>.<txt|bin>`.
+struct Extract {
+    dir: PathBuf,
+    open: HashMap<(ConnId, usize), (BufWriter<File>, u64)>,
+    counts: HashMap<(ConnId, usize), u64>,
+    error: Option<io::Error>,
+}
+
+impl Extract {
+    fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            open: HashMap::new(),
+            counts: HashMap::new(),
+            error: None,
+        }
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        for (_, (mut f, _)) in self.open.drain() {
+            f.flush()?;
+        }
+        self.error.map_or(Ok(()), Err)
+    }
+
+    fn write(&mut self, ev: &Event<'_>) -> io::Result<()> {
+        if let EventKind::Message { opcode, .. } = &ev.kind {
+            // A message whose inflation failed has no final MessageData: close its file here.
+            if !opcode.is_control() {
+                if let Some((mut f, _)) = self.open.remove(&(ev.conn.id, ev.dir.index())) {
+                    f.flush()?;
+                }
+            }
+            return Ok(());
+        }
+        let EventKind::MessageData {
+            data,
+            opcode,
+            message_end,
+        } = &ev.kind
+        else {
+            return Ok(());
+        };
+        let key = (ev.conn.id, ev.dir.index());
+        if !self.open.contains_key(&key) {
+            let n = self.counts.entry(key).or_default();
+            *n += 1;
+            let side = if ev.is_orig() { 'c' } else { 's' };
+            let ext = if opcode.0 == 1 { "txt" } else { "bin" };
+            let path = self
+                .dir
+                .join(format!("{}-{side}-{:06}.{ext}", ev.conn.uid, n));
+            self.open
+                .insert(key, (BufWriter::new(File::create(path)?), 0));
+        }
+        if let Some((f, len)) = self.open.get_mut(&key) {
+            f.write_all(data)?;
+            *len += data.len() as u64;
+        }
+        if *message_end {
+            if let Some((mut f, _)) = self.open.remove(&key) {
+                f.flush()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sink for Extract {
+    fn event(&mut self, ev: &Event<'_>) {
+        if self.error.is_none() {
+            if let Err(e) = self.write(ev) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn connection_closed(&mut self, conn: &wscope_inspect::tcp::ConnMeta) {
+        for d in 0..2 {
+            if let Some((mut f, _)) = self.open.remove(&(conn.id, d)) {
+                let _ = f.flush();
+            }
+            self.counts.remove(&(conn.id, d));
+        }
+    }
+}
+
+/// The human-readable listing: sessions, messages (with a preview), closes, anomalies.
+struct Listing<W: Write> {
+    out: W,
+    preview: HashMap<(ConnId, usize), Vec<u8>>,
+}
+
+const PREVIEW: usize = 48;
+
+impl<W: Write> Listing<W> {
+    fn new(out: W) -> Self {
+        Self {
+            out,
+            preview: HashMap::new(),
+        }
+    }
+
+    fn line(&mut self, ev: &Event<'_>) -> io::Result<()> {
+        let us = ev.ts.as_micros();
+        let ts = format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
+        let uid = ev.conn.uid;
+        let arrow = if ev.is_orig() { "c>s" } else { "s>c" };
+        match &ev.kind {
+            EventKind::Established(up) => {
+                let exts: Vec<&str> = up.server_extensions().collect();
+                writeln!(
+                    self.out,
+                    "{ts} {uid} {} -> {} websocket host={} uri={} subprotocol={} extensions={}",
+                    ev.conn.orig,
+                    ev.conn.resp,
+                    up.host().unwrap_or("-"),
+                    up.uri().unwrap_or("-"),
+                    up.subprotocol().unwrap_or("-"),
+                    if exts.is_empty() {
+                        "-".to_string()
+                    } else {
+                        exts.join(",")
+                    }
+                )
+            }
+            EventKind::MessageData { data, .. } => {
+                let p = self
+                    .preview
+                    .entry((ev.conn.id, ev.dir.index()))
+                    .or_default();
+                let room = (PREVIEW + 1).saturating_sub(p.len());
+                p.extend_from_slice(&data[..data.len().min(room)]);
+                Ok(())
+            }
+            EventKind::FrameData { data, opcode, .. } if opcode.0 == 9 || opcode.0 == 10 => {
+                let p = self
+                    .preview
+                    .entry((ev.conn.id, ev.dir.index() + 2))
+                    .or_default();
+                let room = (PREVIEW + 1).saturating_sub(p.len());
+                p.extend_from_slice(&data[..data.len().min(room)]);
+                Ok(())
+            }
+            EventKind::Message {
+                opcode,
+                len,
+                sha256,
+            } => {
+                if opcode.0 == 8 {
+                    return Ok(());
+                }
+                let slot = if opcode.is_control() { 2 } else { 0 };
+                let p = self
+                    .preview
+                    .remove(&(ev.conn.id, ev.dir.index() + slot))
+                    .unwrap_or_default();
+                let shown = &p[..p.len().min(PREVIEW)];
+                let more = if p.len() > PREVIEW { "…" } else { "" };
+                let text = if opcode.0 == 2 {
+                    format!("{}{more}", hex(&shown[..shown.len().min(PREVIEW / 2)]))
+                } else {
+                    format!("{:?}", format!("{}{more}", lossless_text(shown)))
+                };
+                let digest = sha256
+                    .map(|d| format!(" sha256={}", hex(&d)))
+                    .unwrap_or_default();
+                writeln!(
+                    self.out,
+                    "{ts} {uid} {arrow} {:<12} {len:>8} B{digest} {text}",
+                    opcode_name(*opcode)
+                )
+            }
+            EventKind::Close { status, reason } => writeln!(
+                self.out,
+                "{ts} {uid} {arrow} close        {status} {:?}",
+                lossless_text(reason)
+            ),
+            EventKind::Anomaly {
+                name,
+                zeek_weird,
+                detail,
+            } => writeln!(
+                self.out,
+                "{ts} {uid} {arrow} ANOMALY      {name}{} {detail}",
+                zeek_weird.map(|w| format!(" ({w})")).unwrap_or_default()
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl<W: Write> Sink for Listing<W> {
+    fn event(&mut self, ev: &Event<'_>) {
+        let _ = self.line(ev);
+    }
+
+    fn connection_closed(&mut self, conn: &wscope_inspect::tcp::ConnMeta) {
+        for d in 0..4 {
+            self.preview.remove(&(conn.id, d));
+        }
+    }
+}
+
+fn summary(s: &Stats, secs: f64) -> String {
+    use core::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(o, "\n== wscope inspect summary");
+    let _ = writeln!(
+        o,
+        "packets      {} ({} bytes read), TCP {}, non-TCP skipped {}",
+        s.capture.packets,
+        s.capture.bytes,
+        s.decode.tcp,
+        s.decode.not_tcp + s.decode.not_ip
+    );
+    let _ = writeln!(
+        o,
+        "connections  {} ({} seen mid-stream), WebSocket sessions {}",
+        s.connections, s.mid_stream, s.sessions
+    );
+    let _ = writeln!(
+        o,
+        "frames       {} ({} payload bytes), messages {} ({} application bytes)",
+        s.frames,
+        s.payload_bytes,
+        s.message_count(),
+        s.message_bytes
+    );
+    let per_op: Vec<String> = s
+        .messages
+        .iter()
+        .map(|(op, n)| format!("{} {n}", opcode_name(OpCode(*op))))
+        .collect();
+    let _ = writeln!(o, "  by opcode  {}", none_if_empty(&per_op));
+    let closes: Vec<String> = s.closes.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+    let _ = writeln!(o, "closes       {}", none_if_empty(&closes));
+    let anomalies: Vec<String> = s
+        .anomalies
+        .iter()
+        .map(|(a, n)| format!("{a} {n}"))
+        .collect();
+    let _ = writeln!(o, "anomalies    {}", none_if_empty(&anomalies));
+    let span = match (s.first_ts, s.last_ts) {
+        (Some(a), Some(b)) => b.as_micros().saturating_sub(a.as_micros()) as f64 / 1e6,
+        _ => 0.0,
+    };
+    let mbps = if secs > 0.0 {
+        s.capture.bytes as f64 / secs / 1e6
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        o,
+        "time         capture spans {span:.3} s; analysed in {secs:.3} s ({mbps:.1} MB/s)"
+    );
+    o
+}
+
+fn none_if_empty(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".to_string()
+    } else {
+        v.join(", ")
+    }
+}

@@ -1,0 +1,133 @@
+//! `wscope serve --echo`: a WebSocket echo server.
+
+use core::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use wscope::config::ServerConfig;
+use wscope::tokio::{accept_with_config, DataKind};
+
+/// Run a WebSocket server.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// Echo every text and binary message back with the same type.
+    #[arg(long)]
+    echo: bool,
+    /// Port to listen on (may also be given as the last positional argument).
+    #[arg(long, short)]
+    port: Option<u16>,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Certificate chain (PEM) to serve TLS (wss) with; needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Largest message (and frame) accepted, in bytes; 1009 beyond.
+    #[arg(long, default_value_t = 64 << 20)]
+    max_message: u64,
+    /// Worker threads (default: one per available CPU; one CPU means a current-thread runtime).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Port, positional (for benchmark harnesses that append it).
+    #[arg(value_name = "PORT")]
+    port_pos: Option<u16>,
+    /// Print one line per connection error to stderr.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+pub(crate) fn run(args: Args) -> ExitCode {
+    if !args.echo {
+        eprintln!("wscope serve: only --echo is implemented; pass --echo");
+        return ExitCode::from(2);
+    }
+    let port = args.port.or(args.port_pos).unwrap_or(9001);
+    let mut cfg = ServerConfig::default();
+    cfg.ws.max_message_len = args.max_message;
+    cfg.ws.max_frame_len = args.max_message;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        match wscope::tls::server_config_from_files(cert, key) {
+            Ok(tls) => cfg.tls = Some(tls),
+            Err(e) => {
+                eprintln!("wscope serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let addr: SocketAddr = match format!("{}:{port}", args.host).parse() {
+        Ok(a) => a,
+        Err(_) => match format!("[{}]:{port}", args.host).parse() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("wscope serve: bad address {}: {e}", args.host);
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let rt = match super::runtime(args.threads) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wscope serve: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let verbose = args.verbose;
+    match rt.block_on(serve(addr, Arc::new(cfg), verbose)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wscope serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(addr: SocketAddr, cfg: Arc<ServerConfig>, verbose: bool) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let scheme = if cfg.tls.is_some() { "wss" } else { "ws" };
+    eprintln!(
+        "wscope serve: echo on {scheme}://{}",
+        listener.local_addr()?
+    );
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                if verbose {
+                    eprintln!("accept: {e}");
+                }
+                tokio::time::sleep(core::time::Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let cfg = cfg.clone();
+        tokio::spawn(async move {
+            if let Err(e) = echo(tcp, &cfg).await {
+                if verbose {
+                    eprintln!("{peer}: {e}");
+                }
+            }
+        });
+    }
+}
+
+async fn echo(tcp: tokio::net::TcpStream, cfg: &ServerConfig) -> wscope::Result<()> {
+    let mut ws = accept_with_config(tcp, cfg).await?;
+    let mut buf = Vec::new();
+    while let Some(got) = ws.recv_into(&mut buf).await {
+        let kind: DataKind = got?;
+        if ws.is_write_full() {
+            ws.flush_writes().await?;
+        }
+        match ws.feed_data(kind, &mut buf) {
+            Ok(()) => {}
+            // The peer started closing while we echoed: the stream ends by itself.
+            Err(wscope::Error::Closed) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! The `wscope` binary: `serve --echo` and `connect` end to end.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+
+use wscope::{CloseCode, Message};
+
+/// Starts `wscope serve --echo` on an ephemeral port; returns the child and its address.
+fn serve(extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wscope"))
+        .args(["serve", "--echo", "--port", "0"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.split_whitespace().last().unwrap().to_owned();
+    assert!(url.starts_with("ws"), "{line}");
+    (child, url)
+}
+
+#[test]
+fn serve_echo_keeps_message_types_and_big_messages() {
+    let (mut child, url) = serve(&[]);
+    let (mut ws, _) = wscope::blocking::connect(&url).unwrap();
+    ws.send(Message::text("text stays text")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("text stays text"));
+    ws.send(Message::binary(vec![7u8; 10])).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::binary(vec![7u8; 10]));
+    let big: Vec<u8> = (0..(20usize << 20)).map(|i| i as u8).collect();
+    ws.send(Message::Binary(big.clone())).unwrap();
+    assert!(ws.read().unwrap() == Message::Binary(big));
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn serve_echo_refuses_over_max_message_with_1009() {
+    let (mut child, url) = serve(&["--max-message", "1000"]);
+    let (mut ws, _) = wscope::blocking::connect(&url).unwrap();
+    ws.send(Message::binary(vec![0u8; 2000])).unwrap();
+    match ws.read().unwrap() {
+        Message::Close(Some(c)) => assert_eq!(c.code, CloseCode::MESSAGE_TOO_BIG),
+        other => panic!("{other:?}"),
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn connect_sends_stdin_lines_and_prints_replies() {
+    let (mut server, url) = serve(&[]);
+    let mut client = Command::new(env!("CARGO_BIN_EXE_wscope"))
+        .args(["connect", &url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"first line\nsecond \xe2\x9c\x93\n")
+        .unwrap();
+    let out = client.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "first line\nsecond ✓\n"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}

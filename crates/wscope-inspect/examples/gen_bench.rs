@@ -1,0 +1,261 @@
+//! Writes a large, realistic WebSocket capture for benchmarks (default ≥ 1 GiB).
+//!
+//! ```text
+//! cargo run --release -p wscope-inspect --example gen_bench -- OUTPUT.pcap [MEGABYTES]
+//! ```
+//!
+//! Many connections, interleaved packet by packet; each does a real handshake (some with
+//! permessage-deflate offered), then a mix of small text messages (JSON-like), medium binary
+//! messages, some large fragmented messages (up to 1 MiB), pings and pongs, masked client
+//! frames, and close 1000 both ways. TCP segments carry at most 1448 payload bytes, as on
+//! Ethernet. Deterministic (fixed seed), no clock.
+
+use core::net::SocketAddr;
+use std::io::{BufWriter, Write};
+
+use wscope_inspect::decode::TcpFlags;
+use wscope_inspect::write::{Framing, PcapWriter, TcpSpec};
+use wscope_proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use wscope_proto::handshake::AcceptKey;
+use wscope_proto::mask::apply_mask;
+use wscope_proto::time::Instant;
+
+const MSS: usize = 1448;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+struct Conn {
+    c: SocketAddr,
+    s: SocketAddr,
+    seq: [u32; 2],
+    /// Bytes queued per direction, sent MSS by MSS.
+    out: [Vec<u8>; 2],
+    at: [usize; 2],
+    stage: u32,
+    msgs_left: u32,
+}
+
+fn frame(rng: &mut Rng, client: bool, fin: bool, op: OpCode, payload: &[u8], out: &mut Vec<u8>) {
+    let mask = client.then(|| (rng.next() as u32).to_be_bytes());
+    let h = FrameHeader::new(fin, op, mask, payload.len() as u64);
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = h.emit(&mut head);
+    out.extend_from_slice(&head[..n]);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(k) = mask {
+        apply_mask(&mut out[start..], k, 0);
+    }
+}
+
+fn message(rng: &mut Rng, client: bool, out: &mut Vec<u8>) {
+    let kind = rng.below(100);
+    if kind < 70 {
+        let n = 20 + rng.below(400) as usize;
+        let mut t = format!("{{\"seq\":{},\"data\":\"", rng.next());
+        while t.len() < n {
+            t.push(char::from(b'a' + rng.below(26) as u8));
+        }
+        t.push_str("\"}");
+        frame(rng, client, true, OpCode::TEXT, t.as_bytes(), out);
+    } else if kind < 93 {
+        let n = 1024 + rng.below(15 * 1024) as usize;
+        let p: Vec<u8> = (0..n).map(|i| (i as u8).wrapping_mul(31)).collect();
+        frame(rng, client, true, OpCode::BINARY, &p, out);
+    } else if kind < 94 {
+        // A large message in fragments, a ping between two of them.
+        let total = 64 * 1024 + rng.below(448 * 1024) as usize;
+        let p: Vec<u8> = (0..total).map(|i| (i >> 3) as u8).collect();
+        let parts = 2 + rng.below(6) as usize;
+        let step = total.div_ceil(parts);
+        for (i, chunk) in p.chunks(step).enumerate() {
+            let op = if i == 0 {
+                OpCode::BINARY
+            } else {
+                OpCode::CONTINUATION
+            };
+            if i == 1 {
+                frame(rng, client, true, OpCode::PING, b"hb", out);
+            }
+            frame(rng, client, (i + 1) * step >= total, op, chunk, out);
+        }
+    } else {
+        frame(rng, client, true, OpCode::PING, b"ping", out);
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let path = args.next().unwrap_or_else(|| "bench.pcap".to_string());
+    let megabytes: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1100);
+    let target = megabytes << 20;
+    let file = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+    let mut w = PcapWriter::new(file, Framing::Ethernet.link_type())?;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut ts = 1_767_225_600_000_000u64;
+    let mut written = 24u64;
+    let mut conns: Vec<Conn> = Vec::new();
+    let mut next_id = 0u32;
+    let mut stats = (0u64, 0u64);
+    while written < target || !conns.is_empty() {
+        while written < target && conns.len() < 64 {
+            next_id += 1;
+            let c = SocketAddr::from((
+                [10, 1, (next_id >> 8) as u8, next_id as u8],
+                20_000 + (next_id % 40_000) as u16,
+            ));
+            let s = SocketAddr::from((
+                [10, 2, 0, (next_id % 8) as u8 + 1],
+                443 + (next_id % 3) as u16 * 1000,
+            ));
+            conns.push(Conn {
+                c,
+                s,
+                seq: [rng.next() as u32, rng.next() as u32],
+                out: [Vec::new(), Vec::new()],
+                at: [0, 0],
+                stage: 0,
+                msgs_left: 20 + rng.below(400) as u32,
+            });
+        }
+        let i = rng.below(conns.len() as u64) as usize;
+        let conn = &mut conns[i];
+        ts += 1 + rng.below(50);
+        let t = Instant::from_micros(ts);
+        match conn.stage {
+            0 => {
+                w.write_tcp(
+                    t,
+                    Framing::Ethernet,
+                    &TcpSpec::new(conn.c, conn.s)
+                        .seq(conn.seq[0])
+                        .flags(TcpFlags::SYN),
+                )?;
+                conn.seq[0] = conn.seq[0].wrapping_add(1);
+                w.write_tcp(
+                    t,
+                    Framing::Ethernet,
+                    &TcpSpec::new(conn.s, conn.c)
+                        .seq(conn.seq[1])
+                        .ack(conn.seq[0])
+                        .flags(TcpFlags::SYN),
+                )?;
+                conn.seq[1] = conn.seq[1].wrapping_add(1);
+                written += 2 * (16 + 54);
+                let key = "dGhlIHNhbXBsZSBub25jZQ==";
+                let ext = if rng.below(3) == 0 {
+                    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+                } else {
+                    ""
+                };
+                let req = format!("GET /stream/{next_id} HTTP/1.1\r\nHost: feed.example\r\nUser-Agent: bench/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n");
+                let resp = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n", AcceptKey::for_key(key.as_bytes()).as_str());
+                for (d, head) in [(0usize, req.as_bytes()), (1, resp.as_bytes())] {
+                    let (src, dst) = if d == 0 {
+                        (conn.c, conn.s)
+                    } else {
+                        (conn.s, conn.c)
+                    };
+                    w.write_tcp(
+                        t,
+                        Framing::Ethernet,
+                        &TcpSpec::new(src, dst)
+                            .seq(conn.seq[d])
+                            .ack(conn.seq[1 - d])
+                            .flags(TcpFlags::PSH)
+                            .payload(head),
+                    )?;
+                    conn.seq[d] = conn.seq[d].wrapping_add(head.len() as u32);
+                    written += 16 + 54 + head.len() as u64;
+                }
+                conn.stage = 1;
+            }
+            _ => {
+                // Send one segment from a direction with data, else produce more.
+                let d = if conn.at[0] < conn.out[0].len()
+                    && (conn.at[1] >= conn.out[1].len() || rng.below(2) == 0)
+                {
+                    0
+                } else {
+                    1
+                };
+                if conn.at[d] < conn.out[d].len() {
+                    let end = conn.out[d].len().min(conn.at[d] + MSS);
+                    let (src, dst) = if d == 0 {
+                        (conn.c, conn.s)
+                    } else {
+                        (conn.s, conn.c)
+                    };
+                    let payload = &conn.out[d][conn.at[d]..end];
+                    w.write_tcp(
+                        t,
+                        Framing::Ethernet,
+                        &TcpSpec::new(src, dst)
+                            .seq(conn.seq[d])
+                            .ack(conn.seq[1 - d])
+                            .flags(TcpFlags::PSH)
+                            .payload(payload),
+                    )?;
+                    conn.seq[d] = conn.seq[d].wrapping_add(payload.len() as u32);
+                    written += 16 + 54 + payload.len() as u64;
+                    stats.1 += payload.len() as u64;
+                    conn.at[d] = end;
+                    if conn.at[d] == conn.out[d].len() {
+                        conn.out[d].clear();
+                        conn.at[d] = 0;
+                    }
+                } else if conn.stage == 2 {
+                    w.write_tcp(
+                        t,
+                        Framing::Ethernet,
+                        &TcpSpec::new(conn.s, conn.c)
+                            .seq(conn.seq[1])
+                            .ack(conn.seq[0])
+                            .flags(TcpFlags::FIN),
+                    )?;
+                    w.write_tcp(
+                        t,
+                        Framing::Ethernet,
+                        &TcpSpec::new(conn.c, conn.s)
+                            .seq(conn.seq[0])
+                            .ack(conn.seq[1].wrapping_add(1))
+                            .flags(TcpFlags::FIN),
+                    )?;
+                    written += 2 * (16 + 54);
+                    conns.swap_remove(i);
+                    continue;
+                } else if conn.msgs_left == 0 || written >= target {
+                    let (a, b) = conn.out.split_at_mut(1);
+                    frame(&mut rng, true, true, OpCode::CLOSE, b"\x03\xe8", &mut a[0]);
+                    frame(&mut rng, false, true, OpCode::CLOSE, b"\x03\xe8", &mut b[0]);
+                    conn.stage = 2;
+                } else {
+                    conn.msgs_left -= 1;
+                    stats.0 += 1;
+                    let client = rng.below(4) == 0;
+                    let d = usize::from(!client);
+                    message(&mut rng, client, &mut conn.out[d]);
+                }
+            }
+        }
+    }
+    let mut f = w.into_inner();
+    f.flush()?;
+    println!(
+        "wrote {path}: {written} bytes, {next_id} connections, {} messages, {} TCP payload bytes",
+        stats.0, stats.1
+    );
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! The analyzer: capture → TCP connections → [`Session`]s → events in a [`Sink`].
+//!
+//! ```no_run
+//! use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig};
+//! use wscope_inspect::capture::Capture;
+//! use wscope_inspect::event::{Event, EventKind};
+//!
+//! let mut capture = Capture::from_paths(["trace.pcap"]);
+//! let mut messages = 0;
+//! let stats = Analyzer::new(AnalyzerConfig::default()).run(&mut capture, &mut |ev: &Event<'_>| {
+//!     if let EventKind::Message { .. } = ev.kind {
+//!         messages += 1;
+//!     }
+//! });
+//! println!("{} sessions, {messages} messages", stats.sessions);
+//! ```
+
+use std::collections::BTreeMap;
+
+use wscope_proto::time::Instant;
+
+use crate::capture::{Capture, CaptureError, CaptureStats};
+use crate::decode::DecodeStats;
+use crate::event::{Event, EventKind};
+use crate::session::{Session, SessionConfig, TcpNote};
+use crate::sink::Sink;
+use crate::tcp::{ConnMeta, ConnectionEvent, ConnectionHandler, FlowConfig, FlowStats};
+
+/// Settings of an [`Analyzer`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AnalyzerConfig {
+    /// Flow table and reassembly limits.
+    pub flow: FlowConfig,
+    /// Per-connection analysis.
+    pub session: SessionConfig,
+}
+
+/// What a run found. Deterministic for a given capture and configuration.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Capture counters (packets, bytes).
+    pub capture: CaptureStats,
+    /// Decoding counters.
+    pub decode: DecodeStats,
+    /// Flow and reassembly counters.
+    pub flows: FlowStats,
+    /// TCP connections seen.
+    pub connections: u64,
+    /// Connections seen mid-stream.
+    pub mid_stream: u64,
+    /// Connections that upgraded to WebSocket.
+    pub sessions: u64,
+    /// Frames.
+    pub frames: u64,
+    /// Frame payload bytes (as on the wire).
+    pub payload_bytes: u64,
+    /// Application bytes of messages (inflated when compressed).
+    pub message_bytes: u64,
+    /// Messages per opcode (the first frame's).
+    pub messages: BTreeMap<u8, u64>,
+    /// Close frames per status (0: no status).
+    pub closes: BTreeMap<u16, u64>,
+    /// Anomalies per name.
+    pub anomalies: BTreeMap<&'static str, u64>,
+    /// Time of the first and last packet of a connection event.
+    pub first_ts: Option<Instant>,
+    /// See `first_ts`.
+    pub last_ts: Option<Instant>,
+    /// The read error that ended the capture early, if any (all before it was analysed).
+    pub error: Option<CaptureError>,
+}
+
+impl Stats {
+    /// Counts one event.
+    pub fn count(&mut self, ev: &Event<'_>) {
+        match &ev.kind {
+            EventKind::Established(_) => self.sessions += 1,
+            EventKind::Frame { header, .. } => {
+                self.frames += 1;
+                self.payload_bytes = self.payload_bytes.saturating_add(header.payload_len);
+            }
+            EventKind::Message { opcode, len, .. } => {
+                *self.messages.entry(opcode.0).or_default() += 1;
+                self.message_bytes = self.message_bytes.saturating_add(*len);
+            }
+            EventKind::Close { status, .. } => *self.closes.entry(*status).or_default() += 1,
+            EventKind::Anomaly { name, .. } => *self.anomalies.entry(name).or_default() += 1,
+            _ => {}
+        }
+    }
+
+    /// Total messages.
+    pub fn message_count(&self) -> u64 {
+        self.messages.values().sum()
+    }
+}
+
+/// Runs captures through the whole pipeline (see the [module docs](self)).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Analyzer {
+    cfg: AnalyzerConfig,
+}
+
+/// The per-connection state kept in the flow table.
+#[derive(Debug, Default)]
+pub struct Slot(Option<Box<Session>>);
+
+struct Handler<'s, S: ?Sized> {
+    cfg: SessionConfig,
+    sink: &'s mut S,
+    stats: Stats,
+}
+
+/// Counts events on their way to the user's sink.
+struct Counting<'a, S: ?Sized> {
+    stats: &'a mut Stats,
+    sink: &'a mut S,
+}
+
+impl<S: Sink + ?Sized> Sink for Counting<'_, S> {
+    fn event(&mut self, ev: &Event<'_>) {
+        self.stats.count(ev);
+        self.sink.event(ev);
+    }
+}
+
+impl<S: Sink + ?Sized> ConnectionHandler for Handler<'_, S> {
+    type State = Slot;
+
+    fn on_event(&mut self, state: &mut Slot, conn: &ConnMeta, event: ConnectionEvent<'_>) {
+        let mut out = Counting {
+            stats: &mut self.stats,
+            sink: &mut *self.sink,
+        };
+        match event {
+            ConnectionEvent::Open { ts, mid_stream, .. } => {
+                out.stats.connections += 1;
+                if mid_stream {
+                    out.stats.mid_stream += 1;
+                }
+                out.stats.first_ts.get_or_insert(ts);
+                state.0 = Some(Box::new(Session::new(self.cfg)));
+            }
+            ConnectionEvent::Data { dir, ts, bytes } => {
+                out.stats.last_ts = Some(ts);
+                if let Some(s) = state.0.as_mut() {
+                    s.data(conn, ts, dir, bytes, &mut out);
+                }
+            }
+            ConnectionEvent::Gap { dir, ts, len } => {
+                if let Some(s) = state.0.as_mut() {
+                    s.gap(conn, ts, dir, len, &mut out);
+                }
+            }
+            ConnectionEvent::Eof { dir, ts } => {
+                if let Some(s) = state.0.as_mut() {
+                    s.eof(conn, ts, dir, &mut out);
+                }
+            }
+            ConnectionEvent::Limit { dir, ts, limit } => {
+                if let Some(s) = state.0.as_mut() {
+                    s.tcp_note(conn, ts, dir, TcpNote::Limit(limit), &mut out);
+                }
+            }
+            ConnectionEvent::Anomaly { dir, ts, anomaly } => {
+                if let Some(s) = state.0.as_mut() {
+                    s.tcp_note(conn, ts, dir, TcpNote::Anomaly(anomaly), &mut out);
+                }
+            }
+            ConnectionEvent::Closed { ts, .. } => {
+                out.stats.last_ts = Some(out.stats.last_ts.map_or(ts, |t| t.max(ts)));
+                state.0 = None;
+                out.sink.connection_closed(conn);
+            }
+        }
+    }
+}
+
+impl Analyzer {
+    /// An analyzer with these settings.
+    pub const fn new(cfg: AnalyzerConfig) -> Self {
+        Self { cfg }
+    }
+
+    /// The settings.
+    pub const fn config(&self) -> &AnalyzerConfig {
+        &self.cfg
+    }
+
+    /// Analyses a whole capture (all its sources), delivering events to `sink`. A read error
+    /// ends the run early (everything before it is analysed and every connection is closed)
+    /// and is returned in [`Stats::error`].
+    pub fn run<S: Sink + ?Sized>(&self, capture: &mut Capture, sink: &mut S) -> Stats {
+        let mut h = Handler {
+            cfg: self.cfg.session,
+            sink,
+            stats: Stats::default(),
+        };
+        let summary = crate::reassemble(capture, self.cfg.flow, &mut h);
+        let mut stats = h.stats;
+        stats.capture = summary.capture;
+        stats.decode = summary.decode;
+        stats.flows = summary.flows;
+        stats.error = summary.error;
+        stats
+    }
+}

@@ -1,0 +1,280 @@
+//! The events of the analyzer: Zeek's WebSocket events with a uid, a packet timestamp and a
+//! direction, plus anomalies.
+//!
+//! Per frame, in Zeek's order: [`EventKind::Frame`], zero or more [`EventKind::FrameData`]
+//! (none for an empty payload, as in Zeek), [`EventKind::Close`] for a close frame, then
+//! [`EventKind::Message`] when the frame ends a message (control frames are one-frame
+//! messages). [`EventKind::Established`] comes once per connection, when the `101` is seen.
+//! [`EventKind::MessageData`] carries the application payload of data messages (decompressed
+//! under permessage-deflate) for consumers that want message contents; it is not a Zeek event
+//! and the JSON Lines writer leaves it out.
+
+use std::borrow::Cow;
+
+pub use wscope_proto::frame::{FrameHeader, OpCode};
+pub use wscope_proto::observe::Upgrade;
+use wscope_proto::role::Direction;
+use wscope_proto::time::Instant;
+
+use crate::tcp::ConnMeta;
+
+/// One analyzer event.
+#[derive(Debug)]
+pub struct Event<'a> {
+    /// Time of the packet that made the event known.
+    pub ts: Instant,
+    /// The connection (uid, addresses).
+    pub conn: &'a ConnMeta,
+    /// The direction the event concerns (`ClientToServer`: from the originator).
+    pub dir: Direction,
+    /// What happened.
+    pub kind: EventKind<'a>,
+}
+
+impl Event<'_> {
+    /// Whether the event concerns the originator's direction (Zeek's `is_orig`).
+    pub const fn is_orig(&self) -> bool {
+        self.dir.is_orig()
+    }
+}
+
+/// What an [`Event`] reports.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EventKind<'a> {
+    /// The `101` to WebSocket (Zeek's `websocket_established`); `dir` is the server's.
+    Established(&'a Upgrade),
+    /// A frame header (Zeek's `websocket_frame`).
+    Frame {
+        /// The parsed header (FIN, RSV, opcode, payload length, mask).
+        header: FrameHeader,
+        /// The header as on the wire (2 to 14 bytes).
+        header_bytes: &'a [u8],
+    },
+    /// A chunk of unmasked payload (Zeek's `websocket_frame_data`), at most
+    /// [`crate::session::SessionConfig::payload_chunk_size`] bytes; raw (still compressed) for a
+    /// compressed message.
+    FrameData {
+        /// The bytes.
+        data: &'a [u8],
+        /// The message's opcode (data frames) or the frame's own (control frames).
+        opcode: OpCode,
+        /// First chunk of its message (Net::Inspect's `init`).
+        first: bool,
+        /// Payload bytes the frame still owes after this chunk (Net::Inspect's `bytes_left`).
+        remaining: u64,
+        /// Last chunk of its frame.
+        frame_end: bool,
+        /// Last chunk of its message (Net::Inspect's `eom`).
+        message_end: bool,
+        /// The message is compressed (RSV1 under permessage-deflate).
+        compressed: bool,
+    },
+    /// Application payload of a data message: the frame data itself, or what it inflated to.
+    /// Not a Zeek event; for extraction and content inspection.
+    MessageData {
+        /// The bytes.
+        data: &'a [u8],
+        /// The message's opcode.
+        opcode: OpCode,
+        /// Last piece of the message.
+        message_end: bool,
+    },
+    /// A close frame (Zeek's `websocket_close`), after its data.
+    Close {
+        /// Status code; 0 when the payload has fewer than two bytes.
+        status: u16,
+        /// Reason (the payload after the status).
+        reason: &'a [u8],
+    },
+    /// The end of a message (Zeek's `websocket_message`).
+    Message {
+        /// Opcode of the message's first frame.
+        opcode: OpCode,
+        /// Application payload bytes of the whole message (decompressed length for a message
+        /// that inflated; raw length when inflation failed).
+        len: u64,
+        /// SHA-256 of the application payload (with the digest option on).
+        sha256: Option<[u8; 32]>,
+    },
+    /// Something unusual.
+    Anomaly {
+        /// Stable snake_case name (`wrong_accept_header`, `inflate_failed`, `tcp_gap`, …).
+        name: &'static str,
+        /// Zeek's weird name, where Zeek has this anomaly.
+        zeek_weird: Option<&'static str>,
+        /// Details (Zeek's `addl` for Zeek weirds).
+        detail: Cow<'a, str>,
+    },
+}
+
+impl EventKind<'_> {
+    /// The event name used in the JSON Lines output: `established`, `frame`, `frame_data`,
+    /// `message_data`, `close`, `message`, `anomaly`.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::Established(_) => "established",
+            Self::Frame { .. } => "frame",
+            Self::FrameData { .. } => "frame_data",
+            Self::MessageData { .. } => "message_data",
+            Self::Close { .. } => "close",
+            Self::Message { .. } => "message",
+            Self::Anomaly { .. } => "anomaly",
+        }
+    }
+}
+
+/// An owned copy of an [`Event`], for collecting events (tests, small captures).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedEvent {
+    /// Packet time.
+    pub ts: Instant,
+    /// The connection.
+    pub conn: ConnMeta,
+    /// Direction.
+    pub dir: Direction,
+    /// What happened.
+    pub kind: OwnedKind,
+}
+
+impl OwnedEvent {
+    /// Zeek's `is_orig`.
+    pub const fn is_orig(&self) -> bool {
+        self.dir.is_orig()
+    }
+}
+
+/// The owned form of [`EventKind`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OwnedKind {
+    /// See [`EventKind::Established`].
+    Established(Box<Upgrade>),
+    /// See [`EventKind::Frame`].
+    Frame {
+        /// Header.
+        header: FrameHeader,
+        /// Header bytes.
+        header_bytes: Vec<u8>,
+    },
+    /// See [`EventKind::FrameData`].
+    FrameData {
+        /// Bytes.
+        data: Vec<u8>,
+        /// Opcode.
+        opcode: OpCode,
+        /// First chunk of the message.
+        first: bool,
+        /// Bytes left in the frame.
+        remaining: u64,
+        /// Ends the frame.
+        frame_end: bool,
+        /// Ends the message.
+        message_end: bool,
+        /// Compressed message.
+        compressed: bool,
+    },
+    /// See [`EventKind::MessageData`].
+    MessageData {
+        /// Bytes.
+        data: Vec<u8>,
+        /// Opcode.
+        opcode: OpCode,
+        /// Ends the message.
+        message_end: bool,
+    },
+    /// See [`EventKind::Close`].
+    Close {
+        /// Status.
+        status: u16,
+        /// Reason.
+        reason: Vec<u8>,
+    },
+    /// See [`EventKind::Message`].
+    Message {
+        /// Opcode.
+        opcode: OpCode,
+        /// Length.
+        len: u64,
+        /// Digest.
+        sha256: Option<[u8; 32]>,
+    },
+    /// See [`EventKind::Anomaly`].
+    Anomaly {
+        /// Name.
+        name: &'static str,
+        /// Zeek weird name.
+        zeek_weird: Option<&'static str>,
+        /// Details.
+        detail: String,
+    },
+}
+
+impl From<&Event<'_>> for OwnedEvent {
+    fn from(ev: &Event<'_>) -> Self {
+        let kind = match &ev.kind {
+            EventKind::Established(u) => OwnedKind::Established(Box::new((*u).clone())),
+            EventKind::Frame {
+                header,
+                header_bytes,
+            } => OwnedKind::Frame {
+                header: *header,
+                header_bytes: header_bytes.to_vec(),
+            },
+            EventKind::FrameData {
+                data,
+                opcode,
+                first,
+                remaining,
+                frame_end,
+                message_end,
+                compressed,
+            } => OwnedKind::FrameData {
+                data: data.to_vec(),
+                opcode: *opcode,
+                first: *first,
+                remaining: *remaining,
+                frame_end: *frame_end,
+                message_end: *message_end,
+                compressed: *compressed,
+            },
+            EventKind::MessageData {
+                data,
+                opcode,
+                message_end,
+            } => OwnedKind::MessageData {
+                data: data.to_vec(),
+                opcode: *opcode,
+                message_end: *message_end,
+            },
+            EventKind::Close { status, reason } => OwnedKind::Close {
+                status: *status,
+                reason: reason.to_vec(),
+            },
+            EventKind::Message {
+                opcode,
+                len,
+                sha256,
+            } => OwnedKind::Message {
+                opcode: *opcode,
+                len: *len,
+                sha256: *sha256,
+            },
+            EventKind::Anomaly {
+                name,
+                zeek_weird,
+                detail,
+            } => OwnedKind::Anomaly {
+                name,
+                zeek_weird: *zeek_weird,
+                detail: detail.to_string(),
+            },
+        };
+        Self {
+            ts: ev.ts,
+            conn: *ev.conn,
+            dir: ev.dir,
+            kind,
+        }
+    }
+}

@@ -1,0 +1,639 @@
+//! One TCP connection → one [`Observer`]: timestamps, uid, direction, payload chunking,
+//! passive permessage-deflate, message lengths and digests.
+//!
+//! The TCP layer hands in-order bytes of each direction ([`Session::data`]), lost bytes
+//! ([`Session::gap`]) and ends ([`Session::eof`]). Each direction's bytes are appended once to
+//! that direction's buffer, fed to the observer (which unmasks payload in place), and dropped as
+//! soon as the observer consumed them; only a direction the observer paused (a client that
+//! sent bytes after an upgrade request, before the server's answer was seen) keeps bytes, up to
+//! [`SessionConfig::max_paused_bytes`].
+//!
+//! Differences from the raw observer stream, to match Zeek: a frame with an empty payload gives
+//! no `FrameData` (set [`SessionConfig::empty_frame_data`] to keep it), and `FrameData` is cut
+//! into pieces of at most [`SessionConfig::payload_chunk_size`] bytes (sub-slices, no copy).
+
+use std::borrow::Cow;
+
+use sha2::{Digest, Sha256};
+use wscope_proto::deflate::{InflateError, Inflater};
+use wscope_proto::frame::OpCode;
+use wscope_proto::observe::{ObservedEvent, Observer, ObserverConfig, Upgrade};
+use wscope_proto::role::{Direction, Role};
+use wscope_proto::time::Instant;
+
+use crate::event::{Event, EventKind};
+use crate::sink::Sink;
+use crate::tcp::{ConnMeta, Limit, TcpAnomaly};
+
+/// Settings of a [`Session`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Observer settings (handshake limits, UTF-8 checks, resynchronisation).
+    pub observer: ObserverConfig,
+    /// Largest `FrameData` chunk (default 8192, as Zeek's `payload_chunk_size`); 0 means 1.
+    pub payload_chunk_size: usize,
+    /// Report a `FrameData` with an empty chunk for frames with an empty payload (Zeek reports
+    /// none; default `false`).
+    pub empty_frame_data: bool,
+    /// Compute the SHA-256 of each message's application payload.
+    pub digest: bool,
+    /// Inflate permessage-deflate messages with the negotiated parameters.
+    pub inflate: bool,
+    /// Largest inflated message; inflation of a message stops there (an anomaly).
+    pub max_inflated_message: u64,
+    /// Most bytes kept for a paused direction; beyond, they are dropped as a gap.
+    pub max_paused_bytes: usize,
+    /// Report anomalies found before an upgrade (HTTP that cannot be followed, which is what
+    /// any non-HTTP connection looks like); default `false`: they are only counted.
+    pub http_anomalies: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            observer: ObserverConfig::default(),
+            payload_chunk_size: 8192,
+            empty_frame_data: false,
+            digest: false,
+            inflate: true,
+            max_inflated_message: 64 << 20,
+            max_paused_bytes: 1 << 20,
+            http_anomalies: false,
+        }
+    }
+}
+
+/// Per-direction message accounting and inflation.
+#[derive(Debug, Default)]
+struct DirState {
+    inflater: Option<Inflater>,
+    /// Application bytes of the current data message (inflated when compressed).
+    data_len: u64,
+    /// Raw payload bytes of the current data message.
+    raw_len: u64,
+    data_hash: Option<Sha256>,
+    inflate_failed: bool,
+    ctl_len: u64,
+    ctl_hash: Option<Sha256>,
+}
+
+impl DirState {
+    fn new(digest: bool) -> Self {
+        Self {
+            data_hash: new_hash(digest),
+            ctl_hash: new_hash(digest),
+            ..Self::default()
+        }
+    }
+}
+
+/// What a session counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionCounters {
+    /// The connection upgraded to WebSocket.
+    pub established: bool,
+    /// Bytes dropped because a paused direction overflowed.
+    pub paused_dropped: u64,
+    /// Anomalies before any upgrade that were not reported (see
+    /// [`SessionConfig::http_anomalies`]).
+    pub http_anomalies: u64,
+}
+
+/// The analysis of one TCP connection (see the [module docs](self)).
+#[derive(Debug)]
+pub struct Session {
+    cfg: SessionConfig,
+    obs: Observer,
+    buf: [Vec<u8>; 2],
+    dirs: [DirState; 2],
+    counters: SessionCounters,
+}
+
+const BOTH: [Direction; 2] = [Direction::ClientToServer, Direction::ServerToClient];
+
+impl Session {
+    /// A session for a new connection.
+    pub fn new(cfg: SessionConfig) -> Self {
+        Self {
+            cfg,
+            obs: Observer::new(cfg.observer),
+            buf: [Vec::new(), Vec::new()],
+            dirs: [DirState::new(cfg.digest), DirState::new(cfg.digest)],
+            counters: SessionCounters::default(),
+        }
+    }
+
+    /// A session for a connection whose handshake was not seen (as Zeek's fuzzer configures
+    /// its analyzer): both directions carry frames from the first byte.
+    pub fn after_handshake(cfg: SessionConfig) -> Self {
+        Self {
+            obs: Observer::after_handshake(cfg.observer),
+            ..Self::new(cfg)
+        }
+    }
+
+    /// The upgrade, once seen.
+    pub fn upgrade(&self) -> Option<&Upgrade> {
+        self.obs.upgrade()
+    }
+
+    /// Whether the connection upgraded to WebSocket.
+    pub const fn is_websocket(&self) -> bool {
+        self.counters.established
+    }
+
+    /// Counters.
+    pub const fn counters(&self) -> SessionCounters {
+        self.counters
+    }
+
+    /// Bytes held (paused directions, inflater buffers), for memory accounting.
+    pub fn buffered(&self) -> usize {
+        self.buf.iter().map(Vec::capacity).sum::<usize>()
+            + self
+                .dirs
+                .iter()
+                .filter_map(|d| d.inflater.as_ref())
+                .map(Inflater::capacity)
+                .sum::<usize>()
+    }
+
+    /// In-order bytes of one direction.
+    pub fn data<S: Sink + ?Sized>(
+        &mut self,
+        conn: &ConnMeta,
+        ts: Instant,
+        dir: Direction,
+        bytes: &[u8],
+        sink: &mut S,
+    ) {
+        if self.obs.is_stopped() {
+            return;
+        }
+        let d = dir.index();
+        let room = self.cfg.max_paused_bytes.max(1 << 16);
+        if !self.buf[d].is_empty() && self.buf[d].len().saturating_add(bytes.len()) > room {
+            // A paused direction overflowed: drop what is held and report it as lost.
+            let lost = self.buf[d].len() as u64;
+            self.buf[d].clear();
+            self.counters.paused_dropped += lost;
+            self.obs.gap(dir, lost);
+        }
+        self.buf[d].extend_from_slice(bytes);
+        self.drive(conn, ts, dir, sink);
+    }
+
+    /// `len` bytes of a direction were lost.
+    pub fn gap<S: Sink + ?Sized>(
+        &mut self,
+        conn: &ConnMeta,
+        ts: Instant,
+        dir: Direction,
+        len: u64,
+        sink: &mut S,
+    ) {
+        if self.obs.is_stopped() {
+            return;
+        }
+        self.obs.gap(dir, len);
+        self.drive(conn, ts, dir, sink);
+    }
+
+    /// A direction ended.
+    pub fn eof<S: Sink + ?Sized>(
+        &mut self,
+        conn: &ConnMeta,
+        ts: Instant,
+        dir: Direction,
+        sink: &mut S,
+    ) {
+        if self.obs.is_stopped() {
+            return;
+        }
+        // Bytes still held by a paused direction can no longer be interpreted.
+        self.obs.eof(dir);
+        self.drive(conn, ts, dir, sink);
+        self.buf[dir.index()] = Vec::new();
+    }
+
+    /// A TCP-level limit or anomaly; reported only on WebSocket connections.
+    pub fn tcp_note<S: Sink + ?Sized>(
+        &mut self,
+        conn: &ConnMeta,
+        ts: Instant,
+        dir: Direction,
+        note: TcpNote,
+        sink: &mut S,
+    ) {
+        if !self.counters.established {
+            return;
+        }
+        let (name, detail) = match note {
+            TcpNote::Limit(Limit::DirectionBuffer { cap }) => (
+                "tcp_direction_buffer_limit",
+                format!("out-of-order buffer of {cap} bytes full"),
+            ),
+            TcpNote::Limit(Limit::TotalBuffer { cap }) => (
+                "tcp_total_buffer_limit",
+                format!("total out-of-order buffer of {cap} bytes full"),
+            ),
+            TcpNote::Anomaly(TcpAnomaly::InconsistentOverlap { offset, len }) => (
+                "tcp_inconsistent_overlap",
+                format!("{len} bytes at stream offset {offset} retransmitted differently"),
+            ),
+            TcpNote::Anomaly(TcpAnomaly::DataAfterFin { len }) => {
+                ("tcp_data_after_fin", format!("{len} bytes"))
+            }
+            TcpNote::Anomaly(TcpAnomaly::InconsistentFin) => {
+                ("tcp_inconsistent_fin", String::from("second FIN elsewhere"))
+            }
+            TcpNote::Anomaly(TcpAnomaly::DataAfterClose { len }) => {
+                ("tcp_data_after_close", format!("{len} bytes"))
+            }
+        };
+        sink.event(&Event {
+            ts,
+            conn,
+            dir,
+            kind: EventKind::Anomaly {
+                name,
+                zeek_weird: None,
+                detail: Cow::Owned(detail),
+            },
+        });
+    }
+
+    /// Feeds `dir`, then the other direction while it holds bytes the first one unblocked.
+    fn drive<S: Sink + ?Sized>(
+        &mut self,
+        conn: &ConnMeta,
+        ts: Instant,
+        dir: Direction,
+        sink: &mut S,
+    ) {
+        self.pump(conn, ts, dir, sink);
+        for _ in 0..2 {
+            let other = dir.reverse();
+            if self.buf[other.index()].is_empty() || self.obs.is_paused(other) {
+                break;
+            }
+            self.pump(conn, ts, other, sink);
+            if self.buf[dir.index()].is_empty() || self.obs.is_paused(dir) {
+                break;
+            }
+            self.pump(conn, ts, dir, sink);
+        }
+    }
+
+    /// Feeds one direction's buffer until the observer wants more or pauses.
+    fn pump<S: Sink + ?Sized>(
+        &mut self,
+        conn: &ConnMeta,
+        ts: Instant,
+        dir: Direction,
+        sink: &mut S,
+    ) {
+        let d = dir.index();
+        let Self {
+            cfg,
+            obs,
+            buf,
+            dirs,
+            counters,
+        } = self;
+        let buf = &mut buf[d];
+        let mut at = 0usize;
+        loop {
+            let step = obs.feed(dir, &mut buf[at..]);
+            at += step.consumed;
+            let Some(ev) = step.event else { break };
+            if matches!(ev, ObservedEvent::Paused { .. }) {
+                break;
+            }
+            handle(cfg, dirs, counters, conn, ts, ev, sink);
+            if at > buf.len() {
+                break;
+            }
+        }
+        let at = at.min(buf.len());
+        if at == buf.len() {
+            buf.clear();
+            if buf.capacity() > 1 << 18 {
+                *buf = Vec::new();
+            }
+        } else {
+            buf.drain(..at);
+        }
+    }
+}
+
+/// A TCP-level note for [`Session::tcp_note`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpNote {
+    /// A reassembly limit was hit.
+    Limit(Limit),
+    /// A TCP oddity.
+    Anomaly(TcpAnomaly),
+}
+
+fn new_hash(on: bool) -> Option<Sha256> {
+    on.then(Sha256::new)
+}
+
+fn emit<S: Sink + ?Sized>(
+    sink: &mut S,
+    conn: &ConnMeta,
+    ts: Instant,
+    dir: Direction,
+    kind: EventKind<'_>,
+) {
+    sink.event(&Event {
+        ts,
+        conn,
+        dir,
+        kind,
+    });
+}
+
+/// Turns one observer event into analyzer events.
+fn handle<S: Sink + ?Sized>(
+    cfg: &SessionConfig,
+    dirs: &mut [DirState; 2],
+    counters: &mut SessionCounters,
+    conn: &ConnMeta,
+    ts: Instant,
+    ev: ObservedEvent<'_>,
+    sink: &mut S,
+) {
+    match ev {
+        ObservedEvent::Established(up) => {
+            counters.established = true;
+            for dir in BOTH {
+                let st = &mut dirs[dir.index()];
+                st.data_hash = new_hash(cfg.digest);
+                st.ctl_hash = new_hash(cfg.digest);
+                st.inflater = None;
+            }
+            if cfg.inflate {
+                if let Some(p) = up.deflate_params() {
+                    dirs[0].inflater = Some(Inflater::new(p.no_context_takeover(Role::Client)));
+                    dirs[1].inflater = Some(Inflater::new(p.no_context_takeover(Role::Server)));
+                }
+            }
+            emit(
+                sink,
+                conn,
+                ts,
+                Direction::ServerToClient,
+                EventKind::Established(up),
+            );
+        }
+        ObservedEvent::Frame {
+            dir,
+            header,
+            header_bytes,
+        } => emit(
+            sink,
+            conn,
+            ts,
+            dir,
+            EventKind::Frame {
+                header,
+                header_bytes,
+            },
+        ),
+        ObservedEvent::FrameData {
+            dir,
+            chunk,
+            opcode,
+            compressed,
+            first,
+            remaining,
+            frame_end,
+            message_end,
+        } => frame_data(
+            cfg,
+            &mut dirs[dir.index()],
+            conn,
+            ts,
+            dir,
+            FrameChunk {
+                chunk,
+                opcode,
+                compressed,
+                first,
+                remaining,
+                frame_end,
+                message_end,
+            },
+            sink,
+        ),
+        ObservedEvent::Close {
+            dir,
+            status,
+            reason,
+            ..
+        } => emit(sink, conn, ts, dir, EventKind::Close { status, reason }),
+        ObservedEvent::Message { dir, opcode } => {
+            let st = &mut dirs[dir.index()];
+            let (len, hash) = if opcode.is_control() {
+                let len = core::mem::take(&mut st.ctl_len);
+                (len, st.ctl_hash.replace(Sha256::new()))
+            } else {
+                let len = if st.inflate_failed {
+                    st.raw_len
+                } else {
+                    st.data_len
+                };
+                st.data_len = 0;
+                st.raw_len = 0;
+                st.inflate_failed = false;
+                (len, st.data_hash.replace(Sha256::new()))
+            };
+            let sha256 = if cfg.digest {
+                hash.map(|h| h.finalize().into())
+            } else {
+                None
+            };
+            emit(
+                sink,
+                conn,
+                ts,
+                dir,
+                EventKind::Message {
+                    opcode,
+                    len,
+                    sha256,
+                },
+            );
+        }
+        ObservedEvent::Anomaly { dir, anomaly } => {
+            if !counters.established && !cfg.http_anomalies {
+                counters.http_anomalies += 1;
+                return;
+            }
+            let detail = anomaly.detail().to_string();
+            emit(
+                sink,
+                conn,
+                ts,
+                dir,
+                EventKind::Anomaly {
+                    name: anomaly.name(),
+                    zeek_weird: anomaly.zeek_weird(),
+                    detail: Cow::Owned(detail),
+                },
+            );
+        }
+        ObservedEvent::BadUpgrade(e) => emit(
+            sink,
+            conn,
+            ts,
+            Direction::ServerToClient,
+            EventKind::Anomaly {
+                name: "bad_upgrade",
+                zeek_weird: None,
+                detail: Cow::Owned(e.to_string()),
+            },
+        ),
+        // Requests, responses, pauses, ends and stops carry nothing for the log.
+        _ => {}
+    }
+}
+
+/// The fields of an observer `FrameData`.
+struct FrameChunk<'a> {
+    chunk: &'a [u8],
+    opcode: OpCode,
+    compressed: bool,
+    first: bool,
+    remaining: u64,
+    frame_end: bool,
+    message_end: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn frame_data<S: Sink + ?Sized>(
+    cfg: &SessionConfig,
+    st: &mut DirState,
+    conn: &ConnMeta,
+    ts: Instant,
+    dir: Direction,
+    c: FrameChunk<'_>,
+    sink: &mut S,
+) {
+    let FrameChunk {
+        chunk,
+        opcode,
+        compressed,
+        first,
+        remaining,
+        frame_end,
+        message_end,
+    } = c;
+    // Zeek-style frame_data, cut to the chunk size.
+    if !chunk.is_empty() || cfg.empty_frame_data {
+        let size = cfg.payload_chunk_size.max(1);
+        let total = chunk.len();
+        let mut start = 0usize;
+        loop {
+            let end = total.min(start.saturating_add(size));
+            let last = end == total;
+            emit(
+                sink,
+                conn,
+                ts,
+                dir,
+                EventKind::FrameData {
+                    data: &chunk[start..end],
+                    opcode,
+                    first: first && start == 0,
+                    remaining: remaining + (total - end) as u64,
+                    frame_end: frame_end && last,
+                    message_end: message_end && last,
+                    compressed,
+                },
+            );
+            if last {
+                break;
+            }
+            start = end;
+        }
+    }
+    if opcode.is_control() {
+        st.ctl_len += chunk.len() as u64;
+        if let Some(h) = st.ctl_hash.as_mut() {
+            h.update(chunk);
+        }
+        return;
+    }
+    st.raw_len += chunk.len() as u64;
+    let inflater = if compressed {
+        st.inflater.as_mut()
+    } else {
+        None
+    };
+    let Some(inflater) = inflater else {
+        st.data_len += chunk.len() as u64;
+        if let Some(h) = st.data_hash.as_mut() {
+            h.update(chunk);
+        }
+        if !chunk.is_empty() || message_end {
+            emit(
+                sink,
+                conn,
+                ts,
+                dir,
+                EventKind::MessageData {
+                    data: chunk,
+                    opcode,
+                    message_end,
+                },
+            );
+        }
+        return;
+    };
+    if st.inflate_failed {
+        return;
+    }
+    match inflater.inflate(chunk, message_end, cfg.max_inflated_message) {
+        Ok(_) => {
+            let out = inflater.output();
+            st.data_len += out.len() as u64;
+            if let Some(h) = st.data_hash.as_mut() {
+                h.update(out);
+            }
+            if !out.is_empty() || message_end {
+                emit(
+                    sink,
+                    conn,
+                    ts,
+                    dir,
+                    EventKind::MessageData {
+                        data: out,
+                        opcode,
+                        message_end,
+                    },
+                );
+            }
+        }
+        Err(e) => {
+            st.inflate_failed = true;
+            let name = match e {
+                InflateError::TooLarge { .. } => "inflated_message_too_large",
+                _ => "inflate_failed",
+            };
+            emit(
+                sink,
+                conn,
+                ts,
+                dir,
+                EventKind::Anomaly {
+                    name,
+                    zeek_weird: None,
+                    detail: Cow::Owned(e.to_string()),
+                },
+            );
+        }
+    }
+}

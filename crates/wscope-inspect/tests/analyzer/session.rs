@@ -1,0 +1,406 @@
+//! Sessions: pausing, chunking, Zeek's empty-payload rule, gaps, mid-stream, inflation, and
+//! the Net::Inspect callback view.
+
+use wscope_inspect::event::{OwnedEvent, OwnedKind};
+use wscope_inspect::session::{Session, SessionConfig};
+use wscope_inspect::sink::{InspectAdapter, Sink, VecSink, WsInspect};
+use wscope_inspect::tcp::ConnMeta;
+use wscope_proto::deflate::Deflater;
+use wscope_proto::frame::OpCode;
+use wscope_proto::role::Direction::{self, ClientToServer as C, ServerToClient as S};
+use wscope_proto::time::Instant;
+
+use crate::robustness::meta;
+
+const REQ: &[u8] = b"GET /x HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+const RESP: &[u8] =
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+const RESP_DEFLATE: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+
+fn frame(fin: bool, rsv1: bool, op: u8, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![(u8::from(fin) << 7) | (u8::from(rsv1) << 6) | op];
+    let m = if mask.is_some() { 0x80 } else { 0 };
+    if payload.len() < 126 {
+        out.push(m | payload.len() as u8);
+    } else {
+        out.push(m | 126);
+        out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    }
+    match mask {
+        Some(k) => {
+            out.extend_from_slice(&k);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ k[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+const K: Option<[u8; 4]> = Some([1, 2, 3, 4]);
+
+struct Run {
+    s: Session,
+    sink: VecSink,
+    conn: ConnMeta,
+    t: u64,
+}
+
+impl Run {
+    fn new(cfg: SessionConfig) -> Self {
+        Self {
+            s: Session::new(cfg),
+            sink: VecSink::default(),
+            conn: meta(),
+            t: 0,
+        }
+    }
+    fn data(&mut self, dir: Direction, b: &[u8]) {
+        self.t += 1;
+        self.s.data(
+            &self.conn,
+            Instant::from_micros(self.t),
+            dir,
+            b,
+            &mut self.sink,
+        );
+    }
+    fn names(&self) -> Vec<&'static str> {
+        self.sink.events.iter().map(|e| kind_name(e)).collect()
+    }
+}
+
+fn kind_name(e: &OwnedEvent) -> &'static str {
+    match &e.kind {
+        OwnedKind::Established(_) => "established",
+        OwnedKind::Frame { .. } => "frame",
+        OwnedKind::FrameData { .. } => "frame_data",
+        OwnedKind::MessageData { .. } => "message_data",
+        OwnedKind::Close { .. } => "close",
+        OwnedKind::Message { .. } => "message",
+        OwnedKind::Anomaly { name, .. } => name,
+        _ => "other",
+    }
+}
+
+#[test]
+fn paused_client_bytes_are_kept_until_the_101() {
+    let mut r = Run::new(SessionConfig::default());
+    // The client sends its first frame right after the request, before the 101 is seen.
+    let mut b = REQ.to_vec();
+    b.extend(frame(true, false, 1, K, b"early"));
+    r.data(C, &b);
+    assert!(r.names().is_empty(), "{:?}", r.names());
+    r.data(S, RESP);
+    assert_eq!(
+        r.names(),
+        [
+            "established",
+            "frame",
+            "frame_data",
+            "message_data",
+            "message"
+        ]
+    );
+    // The frame's events carry the time of the packet that released them (the 101's).
+    assert!(r
+        .sink
+        .events
+        .iter()
+        .all(|e| e.ts == Instant::from_micros(2)));
+    assert!(r.sink.events[1].is_orig());
+}
+
+#[test]
+fn response_coalesced_with_frames() {
+    let mut r = Run::new(SessionConfig::default());
+    r.data(C, REQ);
+    let mut b = RESP.to_vec();
+    b.extend(frame(true, false, 9, None, b"Zeek"));
+    r.data(S, &b);
+    assert_eq!(
+        r.names(),
+        [
+            "established",
+            "data_with_upgrade_reply",
+            "frame",
+            "frame_data",
+            "message"
+        ]
+    );
+}
+
+#[test]
+fn chunks_are_cut_to_the_configured_size() {
+    let mut r = Run::new(SessionConfig {
+        payload_chunk_size: 4,
+        ..SessionConfig::default()
+    });
+    r.data(C, REQ);
+    r.data(S, RESP);
+    r.sink.events.clear();
+    r.data(S, &frame(true, false, 2, None, b"0123456789"));
+    let chunks: Vec<_> = r
+        .sink
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            OwnedKind::FrameData {
+                data,
+                first,
+                remaining,
+                frame_end,
+                message_end,
+                ..
+            } => Some((data.clone(), *first, *remaining, *frame_end, *message_end)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        chunks,
+        [
+            (b"0123".to_vec(), true, 6, false, false),
+            (b"4567".to_vec(), false, 2, false, false),
+            (b"89".to_vec(), false, 0, true, true),
+        ]
+    );
+}
+
+#[test]
+fn empty_payload_gives_no_frame_data_like_zeek() {
+    for keep in [false, true] {
+        let mut r = Run::new(SessionConfig {
+            empty_frame_data: keep,
+            ..SessionConfig::default()
+        });
+        r.data(C, REQ);
+        r.data(S, RESP);
+        r.sink.events.clear();
+        r.data(C, &frame(true, false, 8, K, b""));
+        let want: &[&str] = if keep {
+            &["frame", "frame_data", "close", "message"]
+        } else {
+            &["frame", "close", "message"]
+        };
+        assert_eq!(r.names(), want);
+        let close = r.sink.events.iter().find_map(|e| match &e.kind {
+            OwnedKind::Close { status, .. } => Some(*status),
+            _ => None,
+        });
+        assert_eq!(close, Some(0));
+    }
+}
+
+#[test]
+fn ping_between_fragments_keeps_the_message() {
+    let mut r = Run::new(SessionConfig {
+        digest: true,
+        ..SessionConfig::default()
+    });
+    r.data(C, REQ);
+    r.data(S, RESP);
+    r.sink.events.clear();
+    let mut b = frame(false, false, 1, K, b"Hello ");
+    b.extend(frame(true, false, 9, K, b"p"));
+    b.extend(frame(true, false, 0, K, b"world"));
+    r.data(C, &b);
+    let msgs: Vec<_> = r
+        .sink
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            OwnedKind::Message {
+                opcode,
+                len,
+                sha256,
+            } => Some((*opcode, *len, sha256.is_some())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(msgs, [(OpCode::PING, 1, true), (OpCode::TEXT, 11, true)]);
+    use sha2::Digest as _;
+    let digest: [u8; 32] = sha2::Sha256::digest(b"Hello world").into();
+    assert!(r
+        .sink
+        .events
+        .iter()
+        .any(|e| matches!(&e.kind, OwnedKind::Message { sha256: Some(d), .. } if *d == digest)));
+}
+
+#[test]
+fn gap_inside_payload_keeps_sync() {
+    let mut r = Run::new(SessionConfig::default());
+    r.data(C, REQ);
+    r.data(S, RESP);
+    r.sink.events.clear();
+    let f = frame(true, false, 2, None, &[9u8; 100]);
+    r.data(S, &f[..30]);
+    r.s.gap(&r.conn, Instant::from_micros(9), S, 50, &mut r.sink);
+    r.data(S, &f[80..]);
+    r.data(S, &frame(true, false, 1, None, b"after"));
+    let names = r.names();
+    assert!(names.contains(&"gap"), "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| **n == "message").count(),
+        2,
+        "{names:?}"
+    );
+    assert!(!names.contains(&"desync"));
+}
+
+#[test]
+fn mid_stream_connection_gives_no_session() {
+    let mut r = Run::new(SessionConfig::default());
+    r.data(S, &frame(true, false, 1, None, b"hello"));
+    r.data(C, &frame(true, false, 1, K, b"hello"));
+    assert!(r.sink.events.is_empty(), "{:?}", r.names());
+    assert!(!r.s.is_websocket());
+}
+
+#[test]
+fn deflate_inflates_and_reports_failures() {
+    let mut r = Run::new(SessionConfig {
+        digest: true,
+        ..SessionConfig::default()
+    });
+    r.data(C, REQ);
+    r.data(S, RESP_DEFLATE);
+    r.sink.events.clear();
+    let mut z = Deflater::new(6, 15, false);
+    let text = b"compress me compress me compress me compress me";
+    let mut c = Vec::new();
+    z.compress(text, true, &mut c);
+    // Two frames: RSV1 on the first only.
+    let (a, b) = c.split_at(c.len() / 2);
+    let mut bytes = frame(false, true, 1, None, a);
+    bytes.extend(frame(true, false, 0, None, b));
+    r.data(S, &bytes);
+    let inflated: Vec<u8> = r
+        .sink
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            OwnedKind::MessageData { data, .. } => Some(data.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(inflated, text);
+    assert!(r
+        .sink
+        .events
+        .iter()
+        .any(|e| matches!(&e.kind, OwnedKind::Message { len, .. } if *len == text.len() as u64)));
+    // Corrupt data: an anomaly, the raw bytes still in frame_data, len = raw length.
+    r.sink.events.clear();
+    let junk = [0xffu8; 20];
+    r.data(S, &frame(true, true, 2, None, &junk));
+    let names = r.names();
+    assert!(names.contains(&"inflate_failed"), "{names:?}");
+    assert!(r.sink.events.iter().any(
+        |e| matches!(&e.kind, OwnedKind::FrameData { data, compressed: true, .. } if data[..] == junk)
+    ));
+    assert!(r
+        .sink
+        .events
+        .iter()
+        .any(|e| matches!(&e.kind, OwnedKind::Message { len: 20, .. })));
+}
+
+#[test]
+fn inflation_is_capped() {
+    let mut r = Run::new(SessionConfig {
+        max_inflated_message: 1000,
+        ..SessionConfig::default()
+    });
+    r.data(C, REQ);
+    r.data(S, RESP_DEFLATE);
+    r.sink.events.clear();
+    let mut z = Deflater::new(9, 15, true);
+    let mut c = Vec::new();
+    z.compress(&vec![0u8; 1 << 20], true, &mut c);
+    assert!(c.len() < 2000);
+    r.data(S, &frame(true, true, 2, None, &c));
+    let out: usize = r
+        .sink
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            OwnedKind::MessageData { data, .. } => Some(data.len()),
+            _ => None,
+        })
+        .sum();
+    assert!(out <= 1000, "{out}");
+    assert!(
+        r.names().contains(&"inflated_message_too_large"),
+        "{:?}",
+        r.names()
+    );
+}
+
+#[derive(Default)]
+struct Calls(Vec<String>);
+
+impl WsInspect for Calls {
+    fn in_wsctl(&mut self, _: &ConnMeta, dir: Direction, opcode: OpCode, payload: &[u8]) {
+        self.0.push(format!(
+            "ctl {} {} {}",
+            u8::from(dir.is_orig()),
+            opcode.0,
+            String::from_utf8_lossy(payload)
+        ));
+    }
+    fn in_wsdata(
+        &mut self,
+        _: &ConnMeta,
+        dir: Direction,
+        opcode: OpCode,
+        data: &[u8],
+        eom: bool,
+        init: bool,
+        bytes_left: u64,
+        mask: Option<[u8; 4]>,
+        header: &[u8],
+    ) {
+        self.0.push(format!(
+            "data {} {} {:?} eom={eom} init={init} left={bytes_left} mask={} hdr={}",
+            u8::from(dir.is_orig()),
+            opcode.0,
+            String::from_utf8_lossy(data),
+            mask.is_some(),
+            header.len()
+        ));
+    }
+}
+
+#[test]
+fn net_inspect_view() {
+    let mut s = Session::new(SessionConfig::default());
+    let conn = meta();
+    let mut a = InspectAdapter::new(Calls::default());
+    let t = Instant::ZERO;
+    s.data(&conn, t, C, REQ, &mut a);
+    s.data(&conn, t, S, RESP, &mut a);
+    // A ping split over two segments is delivered whole.
+    let p = frame(true, false, 9, None, b"keepalive");
+    s.data(&conn, t, S, &p[..5], &mut a);
+    s.data(&conn, t, S, &p[5..], &mut a);
+    let mut b = frame(false, false, 1, K, b"ab");
+    b.extend(frame(true, false, 0, K, b""));
+    s.data(&conn, t, C, &b, &mut a);
+    s.data(&conn, t, C, &frame(true, false, 8, K, b"\x03\xe8"), &mut a);
+    a.connection_closed(&conn);
+    let calls = a.into_inner().0;
+    assert_eq!(
+        calls,
+        [
+            "ctl 0 9 keepalive",
+            "data 1 1 \"ab\" eom=false init=true left=0 mask=true hdr=6",
+            "data 1 0 \"\" eom=true init=false left=0 mask=true hdr=6",
+            "ctl 1 8 \u{3}\u{fffd}",
+        ]
+    );
+}

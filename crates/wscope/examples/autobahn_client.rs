@@ -1,0 +1,56 @@
+//! Autobahn TestSuite client (for `kosoku -m fuzzingserver`): runs every case against the
+//! fuzzing server, echoing each message, then asks it to write the reports.
+//!
+//! ```sh
+//! kosoku -m fuzzingserver -x '12.*' -x '13.*' 127.0.0.1:9001 &
+//! cargo run --release -p wscope --example autobahn_client -- ws://127.0.0.1:9001
+//! ```
+
+use futures_util::StreamExt;
+use wscope::tokio::connect_async;
+use wscope::{Error, Message};
+
+const AGENT: &str = "wscope";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    let base = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "ws://127.0.0.1:9001".to_owned());
+    let (mut ws, _) = connect_async(&format!("{base}/getCaseCount")).await?;
+    let count: u32 = match ws.next().await {
+        Some(Ok(Message::Text(t))) => t.trim().parse().unwrap_or(0),
+        other => panic!("no case count: {other:?}"),
+    };
+    drop(ws);
+    eprintln!("{count} cases");
+    for case in 1..=count {
+        if let Err(e) = run_case(&base, case).await {
+            eprintln!("case {case}: {e}");
+        }
+    }
+    let (mut ws, _) = connect_async(&format!("{base}/updateReports?agent={AGENT}")).await?;
+    while let Some(m) = ws.next().await {
+        if m.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn run_case(base: &str, case: u32) -> Result<(), Error> {
+    let url = format!("{base}/runCase?case={case}&agent={AGENT}");
+    let (mut ws, _) = connect_async(&url).await?;
+    let mut buf = Vec::new();
+    while let Some(kind) = ws.recv_into(&mut buf).await {
+        let kind = kind?;
+        if ws.is_write_full() {
+            ws.flush_writes().await?;
+        }
+        match ws.feed_data(kind, &mut buf) {
+            Ok(()) | Err(Error::Closed) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,412 @@
+//! The blocking driver (std::net): a short read → feed the core → poll → write loop.
+//!
+//! [`WebSocket`] runs one connection over any [`Transport`] (TCP, TLS). [`connect`] /
+//! [`connect_with`] open a client; [`Server`] / [`accept`] take connections on the server side.
+//!
+//! ```no_run
+//! use wscope::blocking;
+//! use wscope::Message;
+//!
+//! # fn main() -> wscope::Result<()> {
+//! let (mut ws, _response) = blocking::connect("ws://127.0.0.1:9001/chat")?;
+//! ws.send(Message::text("hello"))?;
+//! let reply = ws.read()?;
+//! println!("{reply:?}");
+//! ws.close(wscope::CloseCode::NORMAL, "bye")?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+mod server;
+
+pub use client::{connect, connect_with};
+pub use server::{accept, accept_with, Server};
+
+use core::time::Duration;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::TcpStream;
+use std::time::Instant as StdInstant;
+
+use wscope_proto::connection::{CloseStatus, Config, Outgoing, State};
+use wscope_proto::{CloseCode, OpCode, Role};
+
+use crate::error::{Error, Result};
+use crate::message::{Message, Partial};
+use crate::session::{Clock, Incoming, Session, Timeouts};
+use crate::stream::MaybeTlsStream;
+
+/// A byte stream the blocking driver can run over.
+pub trait Transport: Read + Write {
+    /// Sets how long a read may block (`None`: forever).
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+    /// Ends the connection after the last write (TLS close_notify, TCP FIN).
+    fn shutdown(&mut self) -> io::Result<()>;
+}
+
+impl Transport for TcpStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+    fn shutdown(&mut self) -> io::Result<()> {
+        TcpStream::shutdown(self, std::net::Shutdown::Write)
+    }
+}
+
+impl Transport for MaybeTlsStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        MaybeTlsStream::set_read_timeout(self, timeout)
+    }
+    fn shutdown(&mut self) -> io::Result<()> {
+        MaybeTlsStream::shutdown(self)
+    }
+}
+
+/// One WebSocket connection over a blocking stream, after the handshake.
+///
+/// Pings are answered and the peer's close is replied to inside the reads; the replies go
+/// out with the next write or read. Not `Sync`: one thread reads and writes (the `simple`
+/// facade adds a lock for send-while-receiving).
+pub struct WebSocket<S = MaybeTlsStream> {
+    stream: S,
+    session: Session,
+    /// The read timeout currently set on the socket.
+    timeout_set: Option<Option<Duration>>,
+    /// The transport was shut down; every further call is `Error::Closed`.
+    done: bool,
+    /// A close was seen or sent: EOF afterwards is a normal end.
+    close_seen: bool,
+    subprotocol: Option<String>,
+}
+
+impl<S> core::fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("conn", &self.session.conn)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Endpoint settings around the core's [`Config`]: the idle timeout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DriverOptions {
+    /// Close with 1001 when nothing arrives for this long.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl<S: Transport> WebSocket<S> {
+    /// Runs a connection over `stream`, whose handshake is done; `leftover` are bytes read
+    /// after the handshake head (the first frames).
+    pub fn from_raw(
+        stream: S,
+        role: Role,
+        cfg: Config,
+        leftover: &[u8],
+        opts: DriverOptions,
+    ) -> Self {
+        let t = Timeouts {
+            idle: opts.idle_timeout,
+        };
+        let session = match role {
+            Role::Client => Session::client(cfg, leftover, t),
+            Role::Server => Session::server(cfg, leftover, t),
+        };
+        Self {
+            stream,
+            session,
+            timeout_set: None,
+            done: false,
+            close_seen: false,
+            subprotocol: None,
+        }
+    }
+
+    pub(crate) fn set_subprotocol(&mut self, p: Option<String>) {
+        self.subprotocol = p;
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// The stream underneath.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The stream underneath, mutably (reading or writing on it breaks the connection).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// Where the closing handshake stands.
+    pub fn state(&self) -> State {
+        self.session.conn.state()
+    }
+
+    /// How the connection ended (`None` while open).
+    pub fn close_status(&self) -> Option<&CloseStatus> {
+        self.session.conn.close_status()
+    }
+
+    /// Sends a message and flushes.
+    pub fn send(&mut self, msg: Message) -> Result<()> {
+        self.feed(msg)?;
+        self.flush()
+    }
+
+    /// Queues a message without flushing (call [`Self::flush`]; a read flushes too).
+    pub fn feed(&mut self, msg: Message) -> Result<()> {
+        self.check()?;
+        if self.session.write_full() {
+            self.flush()?;
+        }
+        match msg {
+            Message::Text(t) => self.session.send_vec(OpCode::TEXT, &mut t.into_bytes()),
+            Message::Binary(mut b) => self.session.send_vec(OpCode::BINARY, &mut b),
+            Message::Close(c) => {
+                self.close_seen = true;
+                match c {
+                    Some(c) => self.session.close(Some(c.code), &c.reason),
+                    None => self.session.close(None, ""),
+                }
+            }
+            other => self.session.send(other.outgoing()),
+        }
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<()> {
+        self.send_borrowed(Outgoing::Text(text))
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<()> {
+        self.send_borrowed(Outgoing::Binary(data))
+    }
+
+    /// Sends a ping (at most 125 bytes).
+    pub fn send_ping(&mut self, data: &[u8]) -> Result<()> {
+        self.send_borrowed(Outgoing::Ping(data))
+    }
+
+    /// Sends one frame of a fragmented message: `opcode` TEXT or BINARY for the first,
+    /// CONTINUATION after; `fin` on the last.
+    pub fn send_frame(&mut self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
+        self.check()?;
+        self.session.send_data_frame(opcode, payload, fin)?;
+        self.flush()
+    }
+
+    fn send_borrowed(&mut self, msg: Outgoing<'_>) -> Result<()> {
+        self.check()?;
+        self.session.send(msg)?;
+        self.flush()
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.done {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Writes everything queued.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.session.out.len() == 0 {
+            return Ok(());
+        }
+        while self.session.out.len() > 0 {
+            let mut slices = [IoSlice::new(&[]); 16];
+            let n = self.session.write_slices(&mut slices);
+            match self.stream.write_vectored(&slices[..n]) {
+                Ok(0) => return Err(self.fail(io::ErrorKind::WriteZero.into())),
+                Ok(n) => self.session.out.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+        self.stream.flush().map_err(|e| self.fail(e))
+    }
+
+    fn fail(&mut self, e: io::Error) -> Error {
+        self.done = true;
+        Error::from(e)
+    }
+
+    /// Receives the next whole message (or ping, pong, close). After the peer's close has
+    /// been returned, the next call finishes the closing handshake and returns
+    /// [`Error::Closed`].
+    pub fn read(&mut self) -> Result<Message> {
+        loop {
+            if let Some(m) = self.read_step(None)? {
+                return Ok(m);
+            }
+        }
+    }
+
+    /// Like [`Self::read`], but gives up after `timeout` with `Ok(None)` (not an error; a
+    /// message in progress is kept).
+    pub fn read_timeout(&mut self, timeout: Duration) -> Result<Option<Message>> {
+        let until = Clock::now_std() + timeout;
+        loop {
+            if let Some(m) = self.read_step(Some(until))? {
+                return Ok(Some(m));
+            }
+            if Clock::now_std() >= until {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn read_step(&mut self, until: Option<StdInstant>) -> Result<Option<Message>> {
+        self.check()?;
+        match self.session.next_incoming() {
+            Ok(Some(got)) => {
+                if matches!(got, Incoming::Close(_)) {
+                    self.close_seen = true;
+                }
+                let _ = self.flush();
+                return Ok(Some(self.session.make_message(got)));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(self.fail_protocol(e)),
+        }
+        self.fill(until)?;
+        Ok(None)
+    }
+
+    /// After a violation: send the queued close, end the transport.
+    fn fail_protocol(&mut self, e: Error) -> Error {
+        let _ = self.flush();
+        let _ = self.stream.shutdown();
+        self.done = true;
+        e
+    }
+
+    /// One read from the transport, bounded by `until` and the core's timers.
+    fn fill(&mut self, until: Option<StdInstant>) -> Result<()> {
+        self.flush()?;
+        if self.session.should_close() {
+            let _ = self.stream.shutdown();
+            self.done = true;
+            return Err(self.end_error());
+        }
+        let deadline = match (until, self.session.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = deadline.map(|d| {
+            d.saturating_duration_since(Clock::now_std())
+                .max(Duration::from_millis(1))
+        });
+        if self.timeout_set != Some(timeout) {
+            self.stream
+                .set_read_timeout(timeout)
+                .map_err(|e| self.fail(e))?;
+            self.timeout_set = Some(timeout);
+        }
+        let r = self.stream.read(self.session.read_buf());
+        match r {
+            Ok(n) => {
+                self.session.commit_read(n);
+                if n == 0 {
+                    let _ = self.flush();
+                    let _ = self.stream.shutdown();
+                    self.done = true;
+                    return Err(self.end_error());
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(self.fail(e)),
+        }
+        self.session.on_tick();
+        Ok(())
+    }
+
+    /// The error for a transport that ended: `Closed` after a closing handshake, otherwise
+    /// an unexpected EOF.
+    fn end_error(&self) -> Error {
+        let clean = self
+            .session
+            .conn
+            .close_status()
+            .is_some_and(|s| s.remote != CloseCode::ABNORMAL || s.failed.is_some());
+        if clean || self.close_seen {
+            Error::Closed
+        } else {
+            Error::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed without a closing handshake",
+            ))
+        }
+    }
+
+    /// Partial receive with a timeout (the seed's `websock_recv`): copies as much of the next
+    /// frame's payload as fits in `buf` and tells which frame it belongs to (fin, opcode,
+    /// total payload length). The rest of a long frame comes on the next calls. Pings and
+    /// closes are answered internally and also reported as [`Partial::Control`]. A timeout is
+    /// `Ok(Partial::Timeout)`, not an error.
+    ///
+    /// Do not mix with [`Self::read`] in the middle of a message.
+    pub fn recv_partial(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Partial> {
+        let until = Clock::now_std() + timeout;
+        loop {
+            self.check()?;
+            match self.session.next_partial(buf) {
+                Ok(Some(p)) => {
+                    if let Partial::Control { info, .. } = p {
+                        if info.opcode == OpCode::CLOSE {
+                            self.close_seen = true;
+                        }
+                    }
+                    let _ = self.flush();
+                    return Ok(p);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(self.fail_protocol(e)),
+            }
+            if Clock::now_std() >= until {
+                let _ = self.flush();
+                return Ok(Partial::Timeout);
+            }
+            self.fill(Some(until))?;
+        }
+    }
+
+    /// Starts the closing handshake with `code` and `reason` (cut to 123 bytes on a character
+    /// boundary) and waits, bounded by the close timeout, for the peer's close; then ends the
+    /// transport. Messages that arrive meanwhile are dropped.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
+        self.start_close(Some(code), reason)?;
+        self.finish_close()
+    }
+
+    /// Sends the close without waiting for the reply (read on to receive it).
+    pub fn start_close(&mut self, code: Option<CloseCode>, reason: &str) -> Result<()> {
+        self.check()?;
+        self.close_seen = true;
+        self.session.close(code, reason)?;
+        self.flush()
+    }
+
+    /// Reads until the closing handshake is over and the transport is closed.
+    pub fn finish_close(&mut self) -> Result<()> {
+        loop {
+            match self.read() {
+                Ok(_) => {}
+                Err(Error::Closed) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

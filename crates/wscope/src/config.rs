@@ -1,0 +1,212 @@
+//! Client and server settings.
+
+use core::time::Duration;
+use std::sync::Arc;
+
+pub use wscope_proto::connection::Config as WsConfig;
+
+use crate::error::Result;
+use crate::proxy::Proxy;
+use crate::tls::TlsConfig;
+use crate::url::{default_port, WsUrl};
+
+/// How a client connects: mirrors the seed's `websock_config_t` (host name or IP, port, URI,
+/// secure flag, TLS settings, TCP connect timeout, extra handshake headers) plus
+/// subprotocols, origin, proxy and the connection limits.
+///
+/// ```
+/// use core::time::Duration;
+/// use wscope::config::ClientConfig;
+///
+/// let cfg = ClientConfig::new("192.0.2.7", 8080)
+///     .path("/mqtt")
+///     .header("X-Device", "t2")
+///     .subprotocol("mqtt")
+///     .connect_timeout(Duration::from_secs(5));
+/// assert_eq!(cfg.url().to_string(), "ws://192.0.2.7:8080/mqtt");
+/// ```
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Host name or IP address of the server.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Request target: path and query (`/` by default).
+    pub path: String,
+    /// Use TLS (`wss`).
+    pub secure: bool,
+    /// TLS settings (used when `secure`).
+    pub tls: TlsConfig,
+    /// Bound on the TCP connect (per address tried), and on the TLS handshake.
+    pub connect_timeout: Option<Duration>,
+    /// Bound on the opening handshake (request sent → response read).
+    pub handshake_timeout: Duration,
+    /// Extra request headers (name, value); ones the client sets itself are refused.
+    pub headers: Vec<(String, String)>,
+    /// Subprotocols to offer, in order of preference.
+    pub subprotocols: Vec<String>,
+    /// `Origin` header.
+    pub origin: Option<String>,
+    /// Tunnel through this HTTP proxy.
+    pub proxy: Option<Proxy>,
+    /// Limits and behaviour of the connection (max frame/message size, close timeout).
+    pub ws: WsConfig,
+    /// Close with 1001 when nothing arrives for this long.
+    pub idle_timeout: Option<Duration>,
+    /// Blocking driver: give up (`Error::Timeout`) on a write the peer does not read for
+    /// this long.
+    pub write_timeout: Option<Duration>,
+    /// Disable Nagle's algorithm (on by default: frames are written whole).
+    pub nodelay: bool,
+}
+
+impl ClientConfig {
+    /// Plain `ws://host:port/`.
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            path: "/".to_owned(),
+            secure: false,
+            tls: TlsConfig::default(),
+            connect_timeout: Some(Duration::from_secs(30)),
+            handshake_timeout: Duration::from_secs(30),
+            headers: Vec::new(),
+            subprotocols: Vec::new(),
+            origin: None,
+            proxy: None,
+            ws: WsConfig::default(),
+            idle_timeout: None,
+            write_timeout: None,
+            nodelay: true,
+        }
+    }
+
+    /// From a `ws://` or `wss://` URL.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let u = WsUrl::parse(url)?;
+        Ok(Self::new(u.host, u.port).secure(u.secure).path(u.resource))
+    }
+
+    /// The URL this configuration connects to.
+    pub fn url(&self) -> WsUrl {
+        WsUrl {
+            secure: self.secure,
+            host: self.host.clone(),
+            port: self.port,
+            resource: self.path.clone(),
+        }
+    }
+
+    /// Sets the request target.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Turns TLS on or off (the port is kept; use [`default_port`] for 443).
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// TLS settings (turns TLS on).
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = tls;
+        self.secure = true;
+        self
+    }
+
+    /// TCP connect timeout.
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = Some(t);
+        self
+    }
+
+    /// Adds a request header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Offers a subprotocol.
+    pub fn subprotocol(mut self, p: impl Into<String>) -> Self {
+        self.subprotocols.push(p.into());
+        self
+    }
+
+    /// Sets `Origin`.
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// Connects through an HTTP CONNECT proxy.
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// Connection limits.
+    pub fn ws_config(mut self, ws: WsConfig) -> Self {
+        self.ws = ws;
+        self
+    }
+
+    /// The default port for the scheme (80 or 443).
+    pub const fn default_port(&self) -> u16 {
+        default_port(self.secure)
+    }
+}
+
+/// How a server accepts connections.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Limits and behaviour of each connection (max frame/message size, close timeout).
+    pub ws: WsConfig,
+    /// Largest request head in bytes (431 beyond).
+    pub max_header_size: usize,
+    /// Most header fields (431 beyond).
+    pub max_headers: usize,
+    /// Time allowed from accept to a complete request (TLS handshake included): a client
+    /// that trickles its headers is cut off when it runs out.
+    pub handshake_timeout: Duration,
+    /// Close with 1001 when nothing arrives for this long.
+    pub idle_timeout: Option<Duration>,
+    /// Blocking driver: give up (`Error::Timeout`) on a write the peer does not read for
+    /// this long.
+    pub write_timeout: Option<Duration>,
+    /// Serve TLS with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Disable Nagle's algorithm on accepted sockets.
+    pub nodelay: bool,
+}
+
+impl core::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("ws", &self.ws)
+            .field("max_header_size", &self.max_header_size)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl Default for ServerConfig {
+    /// 8 KiB heads, 100 headers, 10 s handshake timeout, no idle timeout, no TLS, the core's
+    /// default limits (64 MiB frames and messages).
+    fn default() -> Self {
+        Self {
+            ws: WsConfig::default(),
+            max_header_size: 8 * 1024,
+            max_headers: 100,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: None,
+            write_timeout: None,
+            tls: None,
+            nodelay: true,
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Errors of the endpoints.
+//!
+//! One enum, [`Error`], with a variant per layer, so callers branch on the variant (and on the
+//! typed close code or HTTP status inside it), never on the `Display` text. A close from the
+//! peer is *not* an error: it arrives as [`crate::Message::Close`]; [`Error::Closed`] only
+//! means the application used a connection that is already closed.
+
+use core::fmt;
+use std::io;
+
+pub use wscope_proto::connection::SendError;
+use wscope_proto::ProtocolError;
+
+use crate::url::UrlError;
+
+/// Everything that can go wrong on a WebSocket endpoint.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The peer broke RFC 6455 after the handshake; the close carrying
+    /// [`ProtocolError::close_code`] (1002, 1007, 1009) was sent before this was returned.
+    Proto(ProtocolError),
+    /// The opening handshake failed (either side).
+    Handshake(HandshakeError),
+    /// The transport failed.
+    Io(io::Error),
+    /// TLS failed (certificate verification, alerts).
+    Tls(rustls::Error),
+    /// A deadline passed: TCP connect, opening handshake, or an idle connection.
+    Timeout,
+    /// The URL cannot be used.
+    Url(UrlError),
+    /// The connection is closed (the closing handshake is over, or the transport ended): API
+    /// misuse if the application goes on using it.
+    Closed,
+    /// The application asked for something the protocol forbids (e.g. a 126-byte ping, or data
+    /// after its close).
+    Send(SendError),
+}
+
+/// Why the opening handshake failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The peer's request or response is not a valid WebSocket upgrade; the core's verdict,
+    /// with the HTTP status a server answers (400, 426, 431).
+    Proto(wscope_proto::handshake::HandshakeError),
+    /// The server answered with a status other than 101.
+    Status {
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The server application's callback rejected the request with this status.
+    Rejected {
+        /// The HTTP status sent.
+        status: u16,
+    },
+    /// The HTTP proxy refused the CONNECT request.
+    Proxy {
+        /// The proxy's status code (0 when its answer was not HTTP).
+        status: u16,
+    },
+    /// The peer closed the connection before the handshake finished.
+    Eof,
+    /// The request or response could not be written as configured (a header that clashes
+    /// with one the endpoint writes itself, a value with forbidden characters).
+    Build(wscope_proto::handshake::BuildError),
+    /// The configuration cannot produce a valid request (e.g. a header that clashes with one
+    /// the client sets itself, or a name or value with forbidden characters).
+    Config(&'static str),
+}
+
+impl HandshakeError {
+    /// The HTTP status that goes with this failure, where there is one.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Self::Proto(e) => Some(e.http_status()),
+            Self::Status { status } | Self::Rejected { status } | Self::Proxy { status } => {
+                Some(*status)
+            }
+            Self::Eof | Self::Config(_) | Self::Build(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Proto(e) => write!(f, "invalid handshake: {e}"),
+            Self::Status { status } => write!(f, "server answered HTTP {status} instead of 101"),
+            Self::Rejected { status } => write!(f, "request rejected with HTTP {status}"),
+            Self::Proxy { status } => write!(f, "proxy refused CONNECT (HTTP {status})"),
+            Self::Eof => f.write_str("connection closed during the handshake"),
+            Self::Build(e) => write!(f, "cannot build the handshake: {e}"),
+            Self::Config(what) => write!(f, "bad client configuration: {what}"),
+        }
+    }
+}
+
+impl core::error::Error for HandshakeError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Proto(e) => Some(e),
+            Self::Build(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Proto(e) => write!(f, "protocol error ({}): {e}", e.close_code()),
+            Self::Handshake(e) => e.fmt(f),
+            Self::Io(e) => write!(f, "I/O error: {e}"),
+            Self::Tls(e) => write!(f, "TLS error: {e}"),
+            Self::Timeout => f.write_str("timed out"),
+            Self::Url(e) => write!(f, "bad URL: {e}"),
+            Self::Closed => f.write_str("the connection is closed"),
+            Self::Send(e) => write!(f, "cannot send: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for Error {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Proto(e) => Some(e),
+            Self::Handshake(e) => Some(e),
+            Self::Io(e) => Some(e),
+            Self::Tls(e) => Some(e),
+            Self::Url(e) => Some(e),
+            Self::Send(e) => Some(e),
+            Self::Timeout | Self::Closed => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        // rustls' stream adapters wrap TLS failures in io::Error; unwrap them so users can
+        // branch on `Error::Tls`.
+        if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+            if let Some(Ok(tls)) = e
+                .into_inner()
+                .map(|inner| inner.downcast::<rustls::Error>())
+            {
+                return Self::Tls(*tls);
+            }
+            return Self::Io(io::Error::other("TLS error"));
+        }
+        match e.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Self::Timeout,
+            _ => Self::Io(e),
+        }
+    }
+}
+
+impl From<rustls::Error> for Error {
+    fn from(e: rustls::Error) -> Self {
+        Self::Tls(e)
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        Self::Proto(e)
+    }
+}
+
+impl From<HandshakeError> for Error {
+    fn from(e: HandshakeError) -> Self {
+        Self::Handshake(e)
+    }
+}
+
+impl From<UrlError> for Error {
+    fn from(e: UrlError) -> Self {
+        Self::Url(e)
+    }
+}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        Self::Send(e)
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = core::result::Result<T, E>;

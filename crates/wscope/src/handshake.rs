@@ -1,0 +1,202 @@
+//! Opening handshake glue over the core's sans-IO machines (`wscope_proto::handshake`): the
+//! drivers only move bytes; parsing, validation and response building are the core's.
+//!
+//! A server decides with a callback that sees the [`Request`] (path, headers, offered
+//! subprotocols) and returns an [`Accept`] (subprotocol, extra headers) or a [`Reject`]
+//! (status, headers).
+
+use wscope_proto::handshake::{
+    ClientHandshake, HandshakeError as CoreError, Key, Limits, Progress, RequestBuilder,
+    ResponseBuilder, ServerHandshake,
+};
+pub use wscope_proto::handshake::{Request, Response};
+
+use crate::config::{ClientConfig, ServerConfig};
+use crate::error::{Error, HandshakeError, Result};
+use crate::session::fill_random;
+
+/// The core's handshake error (with [`CoreError::http_status`]).
+pub type CoreHandshakeError = CoreError;
+
+/// The application accepts the upgrade.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Accept {
+    /// The subprotocol chosen from the client's offer, if any.
+    pub subprotocol: Option<String>,
+    /// Extra response headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Accept {
+    /// Accepts without a subprotocol.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Chooses `p` (must be one the client offered).
+    pub fn subprotocol(mut self, p: impl Into<String>) -> Self {
+        self.subprotocol = Some(p.into());
+        self
+    }
+
+    /// Adds a response header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// The application refuses the upgrade with an HTTP status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reject {
+    /// The status (e.g. 403, 404).
+    pub status: u16,
+    /// Extra response headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reject {
+    /// Refuses with `status`.
+    pub fn new(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a response header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// Accepts every request, choosing no subprotocol.
+pub fn accept_all(_: &Request) -> Result<Accept, Reject> {
+    Ok(Accept::new())
+}
+
+/// Server side: the request reader with the configured limits.
+pub(crate) fn server_machine(cfg: &ServerConfig) -> ServerHandshake {
+    ServerHandshake::new(Limits {
+        max_head_len: cfg.max_header_size,
+        max_headers: cfg.max_headers,
+    })
+}
+
+/// A refusal to write before closing, and the error to return.
+pub(crate) type Refusal = (Vec<u8>, Error);
+
+/// Feeds bytes to the server machine: `Ok(Some((request, leftover)))` when complete.
+/// On a bad request, `Err` carries the refusal to write before closing.
+pub(crate) fn server_feed<'b>(
+    hs: &mut ServerHandshake,
+    bytes: &'b [u8],
+) -> Result<Option<(Request, &'b [u8])>, Refusal> {
+    match hs.feed(bytes) {
+        Ok(Progress::NeedMore) => Ok(None),
+        Ok(Progress::Done { head, leftover }) => Ok(Some((head, leftover))),
+        Err(e) => {
+            let mut out = Vec::new();
+            let _ = ResponseBuilder::reject(&e).write(&mut out);
+            Err((out, Error::Handshake(HandshakeError::Proto(e))))
+        }
+    }
+}
+
+/// Runs the application's decision and writes the response: `Ok(subprotocol)` with the 101
+/// in `out`, or `Err` with the refusal in `out`.
+pub(crate) fn server_respond<F>(
+    req: &Request,
+    decide: F,
+    out: &mut Vec<u8>,
+) -> Result<Option<String>>
+where
+    F: FnOnce(&Request) -> Result<Accept, Reject>,
+{
+    match decide(req) {
+        Ok(accept) => {
+            let mut b = ResponseBuilder::accept(req);
+            if let Some(p) = &accept.subprotocol {
+                b = b.subprotocol(p);
+            }
+            for (k, v) in &accept.headers {
+                b = b.header(k, v);
+            }
+            match b.write(out) {
+                Ok(()) => Ok(accept.subprotocol),
+                Err(e) => {
+                    out.clear();
+                    let _ = ResponseBuilder::status(500, "Internal Server Error").write(out);
+                    Err(Error::Handshake(HandshakeError::Build(e)))
+                }
+            }
+        }
+        Err(reject) => {
+            let mut b = ResponseBuilder::status(reject.status, reason_phrase(reject.status));
+            for (k, v) in &reject.headers {
+                b = b.header(k, v);
+            }
+            if b.write(out).is_err() {
+                out.clear();
+                let _ = ResponseBuilder::status(500, "Internal Server Error").write(out);
+            }
+            Err(Error::Handshake(HandshakeError::Rejected {
+                status: reject.status,
+            }))
+        }
+    }
+}
+
+/// Client side: writes the request for `cfg` into `out` and returns the response reader.
+pub(crate) fn client_start(cfg: &ClientConfig, out: &mut Vec<u8>) -> Result<ClientHandshake> {
+    let mut random = [0u8; 16];
+    fill_random(&mut random);
+    let key = Key::from_random(random);
+    let mut req = RequestBuilder::new(&cfg.host, &cfg.path, key)
+        .port(cfg.port)
+        .secure(cfg.secure);
+    if let Some(o) = &cfg.origin {
+        req = req.origin(o);
+    }
+    for p in &cfg.subprotocols {
+        req = req.subprotocol(p);
+    }
+    for (k, v) in &cfg.headers {
+        req = req.header(k, v);
+    }
+    ClientHandshake::new(&req, out).map_err(|e| Error::Handshake(HandshakeError::Build(e)))
+}
+
+/// Feeds response bytes: `Ok(Some((response, leftover)))` once the 101 is complete and valid.
+pub(crate) fn client_feed<'b>(
+    hs: &mut ClientHandshake,
+    bytes: &'b [u8],
+) -> Result<Option<(Response, &'b [u8])>> {
+    match hs.feed(bytes) {
+        Ok(Progress::NeedMore) => Ok(None),
+        Ok(Progress::Done { head, leftover }) => Ok(Some((head, leftover))),
+        Err(CoreError::UnexpectedStatus { status }) => {
+            Err(Error::Handshake(HandshakeError::Status { status }))
+        }
+        Err(e) => Err(Error::Handshake(HandshakeError::Proto(e))),
+    }
+}
+
+/// A reason phrase for the statuses a server commonly refuses with.
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Refused",
+    }
+}

@@ -1,0 +1,114 @@
+//! # wscope: WebSocket (RFC 6455) client and server endpoints
+//!
+//! Thin drivers around the sans-IO core [`wscope_proto`] (re-exported as [`proto`]): every
+//! protocol rule (masking, close codes, UTF-8, size limits, control frames, the closing
+//! handshake, the opening handshake) is the core's; this crate reads and writes bytes, reads
+//! the clock, and owns buffers.
+//!
+//! ```text
+//!   blocking::WebSocket (std::net)      tokio::WebSocketStream (Stream + Sink)     simple (websock_*)
+//!   ─────────────────────────────────────────────────────────────────────────────────────────────
+//!   session: read into VecInput::spare → Connection::recv until None → poll_transmit → write queue
+//!   handshake glue (core machines)  ·  TLS (rustls + ring)  ·  HTTP CONNECT proxy  ·  ws:// URLs
+//! ```
+//!
+//! - **Blocking**: [`blocking::connect`] / [`blocking::connect_with`] (a [`config::ClientConfig`]
+//!   mirroring the embedded SDK's `websock_config_t`), [`blocking::Server`] /
+//!   [`blocking::accept_with`] with a callback that accepts (subprotocol, headers) or rejects
+//!   (status). Whole messages ([`blocking::WebSocket::read`]) or pieces of frames with a
+//!   timeout ([`blocking::WebSocket::recv_partial`], the seed's `websock_recv`).
+//! - **tokio** (feature `tokio`, on by default): [`tokio::connect_async`],
+//!   [`tokio::accept_async`], [`tokio::accept_hdr_async`]; [`tokio::WebSocketStream`] is a
+//!   `Stream` and a `Sink` of [`Message`]s, splittable with `StreamExt::split`, with bounded
+//!   write queues (backpressure) and replies coalesced into one write per drained read.
+//! - **TLS**: [`tls::TlsConfig`] (webpki roots by default, custom CA, client certificates,
+//!   SNI, verification on unless [`tls::TlsConfig::insecure`]); servers load PEM with
+//!   [`tls::server_config_from_pem`].
+//! - **Errors**: one [`Error`] enum to branch on; a close from the peer is a
+//!   [`Message::Close`], not an error.
+//!
+//! ## Blocking client and server
+//!
+//! ```
+//! use wscope::blocking::{self, Server};
+//! use wscope::config::ServerConfig;
+//! use wscope::{CloseCode, Message};
+//!
+//! # fn main() -> wscope::Result<()> {
+//! let server = Server::bind("127.0.0.1:0", ServerConfig::default())?;
+//! let url = format!("ws://{}/echo", server.local_addr()?);
+//! let echo = std::thread::spawn(move || -> wscope::Result<()> {
+//!     let mut ws = server.accept()?;
+//!     loop {
+//!         match ws.read() {
+//!             Ok(msg) if msg.is_data() => ws.send(msg)?,
+//!             Ok(_) => {}                              // pings are answered already
+//!             Err(wscope::Error::Closed) => return Ok(()), // closing handshake done
+//!             Err(e) => return Err(e),
+//!         }
+//!     }
+//! });
+//!
+//! let (mut ws, _response) = blocking::connect(&url)?;
+//! ws.send(Message::text("hello"))?;
+//! assert_eq!(ws.read()?, Message::text("hello"));
+//! ws.close(CloseCode::NORMAL, "bye")?;
+//! echo.join().unwrap()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## tokio client and server
+//!
+//! ```
+//! use futures_util::{SinkExt, StreamExt};
+//! use wscope::Message;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> wscope::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let url = format!("ws://{}/", listener.local_addr()?);
+//! // Server: echo every text and binary message.
+//! tokio::spawn(async move {
+//!     let (tcp, _) = listener.accept().await?;
+//!     let mut ws = wscope::tokio::accept_async(tcp).await?;
+//!     while let Some(msg) = ws.next().await {
+//!         let msg = msg?;
+//!         if msg.is_data() {
+//!             ws.send(msg).await?;
+//!         }
+//!     }
+//!     Ok::<_, wscope::Error>(())
+//! });
+//!
+//! // Client.
+//! let (mut ws, _response) = wscope::tokio::connect_async(&url).await?;
+//! ws.send(Message::binary(vec![1, 2, 3])).await?;
+//! assert_eq!(ws.next().await.transpose()?, Some(Message::binary(vec![1, 2, 3])));
+//! ws.close(wscope::CloseCode::NORMAL, "done").await?;
+//! while let Some(msg) = ws.next().await {
+//!     msg?; // the server's close reply, then the end of the stream
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod blocking;
+pub mod config;
+pub mod error;
+pub mod handshake;
+pub mod message;
+pub mod proxy;
+mod session;
+pub mod simple;
+pub mod stream;
+pub mod tls;
+#[cfg(feature = "tokio")]
+pub mod tokio;
+pub mod url;
+
+pub use error::{Error, HandshakeError, Result};
+pub use message::{CloseFrame, FrameInfo, Message, Partial};
+/// The sans-IO core this crate drives.
+pub use wscope_proto as proto;
+pub use wscope_proto::{CloseCode, OpCode};

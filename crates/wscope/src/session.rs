@@ -1,0 +1,732 @@
+//! The glue both drivers share: one [`Connection`] plus its input buffer, its write queue,
+//! message assembly and the clock. No I/O happens here: a driver reads into
+//! [`Session::read_buf`], calls [`Session::next_incoming`] until it returns `None`, writes
+//! [`Session::write_slices`], and sleeps until [`Session::deadline`].
+//!
+//! No protocol rule lives here either: masking, limits, UTF-8, control frames and the closing
+//! handshake are the core's; this file only moves bytes and owns buffers.
+
+use core::time::Duration as StdDuration;
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::time::Instant as StdInstant;
+
+use wscope_proto::close::CloseReason;
+use wscope_proto::connection::{Config, Connection, Event, MaskSource, Outgoing, SendError, State};
+use wscope_proto::frame::{FrameHeader, MAX_HEADER_LEN};
+use wscope_proto::mask::apply_mask;
+use wscope_proto::{CloseCode, CloseFrame as WireCloseFrame, Input, Instant, OpCode, VecInput};
+
+use crate::error::{Error, Result};
+use crate::message::{CloseFrame, FrameInfo, Message, Partial};
+
+/// Size of one socket read (and of the input buffer's first allocation).
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
+/// Size of one socket read inside a large message.
+const BIG_READ: usize = 256 * 1024;
+/// Frames with at least this much payload left are read straight into the message.
+#[cfg(feature = "tokio")]
+const DIRECT_MIN: u64 = 32 * 1024;
+/// Messages from this size on are read with [`BIG_READ`].
+const BIG_MESSAGE: u64 = 256 * 1024;
+/// Payloads from this size on are queued by ownership instead of being copied.
+const OWNED_MIN: usize = 16 * 1024;
+/// Small write buffers kept for reuse.
+const SMALL_BUF: usize = 16 * 1024;
+
+/// Reads the clock for the core, which never does (time is data there).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock {
+    origin: StdInstant,
+}
+
+impl Clock {
+    #[allow(clippy::disallowed_methods)] // drivers are where the clock is read
+    pub(crate) fn new() -> Self {
+        Self {
+            origin: StdInstant::now(),
+        }
+    }
+
+    #[allow(clippy::disallowed_methods)]
+    pub(crate) fn now_std() -> StdInstant {
+        StdInstant::now()
+    }
+
+    pub(crate) fn now(&self) -> Instant {
+        self.core_instant(Self::now_std())
+    }
+
+    pub(crate) fn core_instant(self, t: StdInstant) -> Instant {
+        let us = t.saturating_duration_since(self.origin).as_micros();
+        Instant::from_micros(u64::try_from(us).unwrap_or(u64::MAX))
+    }
+
+    pub(crate) fn std_instant(self, t: Instant) -> StdInstant {
+        self.origin + StdDuration::from_micros(t.as_micros())
+    }
+}
+
+/// Masking keys from the operating system's random source, fetched 256 keys at a time.
+pub(crate) struct OsMasks {
+    pool: [u8; 1024],
+    at: usize,
+}
+
+impl OsMasks {
+    pub(crate) fn boxed() -> Box<dyn MaskSource> {
+        Box::new(Self {
+            pool: [0; 1024],
+            at: 1024,
+        })
+    }
+}
+
+impl MaskSource for OsMasks {
+    fn next_mask(&mut self) -> [u8; 4] {
+        if self.at + 4 > self.pool.len() {
+            fill_random(&mut self.pool);
+            self.at = 0;
+        }
+        let k = [
+            self.pool[self.at],
+            self.pool[self.at + 1],
+            self.pool[self.at + 2],
+            self.pool[self.at + 3],
+        ];
+        self.at += 4;
+        k
+    }
+}
+
+/// Fills `buf` from the OS random source.
+pub(crate) fn fill_random(buf: &mut [u8]) {
+    if getrandom::fill(buf).is_err() {
+        // No OS randomness at all: the platform cannot give unpredictable keys. Fall back to
+        // the clock and address-space layout mixed with a hash, never to a constant.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for (i, b) in buf.iter_mut().enumerate() {
+            use core::hash::{Hash, Hasher};
+            (Clock::now_std(), i, &h as *const _ as usize).hash(&mut h);
+            *b = h.finish() as u8;
+        }
+    }
+}
+
+/// Bytes waiting to be written: small frames are appended to a shared buffer, large owned
+/// payloads are queued as they are (a server's echo goes out as header + payload, no copy).
+#[derive(Default)]
+pub(crate) struct WriteQueue {
+    segs: VecDeque<Vec<u8>>,
+    head: usize,
+    queued: usize,
+    tail_open: bool,
+    spare: Vec<Vec<u8>>,
+    recycled: Vec<Vec<u8>>,
+}
+
+impl WriteQueue {
+    /// Appends to the open small buffer; `f` writes into it.
+    fn append<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        if !self.tail_open || self.segs.is_empty() {
+            let buf = self
+                .spare
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(SMALL_BUF));
+            self.segs.push_back(buf);
+            self.tail_open = true;
+        }
+        let Some(tail) = self.segs.back_mut() else {
+            unreachable!("a segment was just pushed")
+        };
+        let before = tail.len();
+        let r = f(tail);
+        self.queued += tail.len() - before;
+        r
+    }
+
+    fn push_owned(&mut self, v: Vec<u8>) {
+        if v.is_empty() {
+            return;
+        }
+        self.queued += v.len();
+        self.segs.push_back(v);
+        self.tail_open = false;
+    }
+
+    /// Bytes still to write.
+    pub(crate) const fn len(&self) -> usize {
+        self.queued
+    }
+
+    /// Up to `dst.len()` slices of pending bytes, in order.
+    pub(crate) fn slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for (i, seg) in self.segs.iter().enumerate() {
+            if n == dst.len() {
+                break;
+            }
+            let s = if i == 0 { &seg[self.head..] } else { &seg[..] };
+            if !s.is_empty() {
+                dst[n] = IoSlice::new(s);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Marks `n` bytes as written.
+    pub(crate) fn advance(&mut self, mut n: usize) {
+        self.queued -= n.min(self.queued);
+        while n > 0 {
+            let Some(front) = self.segs.front() else {
+                break;
+            };
+            let left = front.len() - self.head;
+            if n < left {
+                self.head += n;
+                return;
+            }
+            n -= left;
+            self.head = 0;
+            self.pop_front();
+        }
+        while self.segs.front().is_some_and(|f| f.len() == self.head) {
+            self.head = 0;
+            self.pop_front();
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(mut seg) = self.segs.pop_front() {
+            if self.segs.is_empty() {
+                self.tail_open = false;
+            }
+            seg.clear();
+            if seg.capacity() <= 4 * SMALL_BUF {
+                if self.spare.len() < 2 {
+                    self.spare.push(seg);
+                }
+            } else if self.recycled.len() < 2 {
+                self.recycled.push(seg);
+            }
+        }
+    }
+
+    /// A large buffer that was written out, for reuse as a receive buffer.
+    fn take_recycled(&mut self) -> Option<Vec<u8>> {
+        self.recycled.pop()
+    }
+}
+
+/// What [`Session::next_incoming`] produced.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// A whole data message is in [`Session::take_message`] (text or binary).
+    Data(OpCode),
+    /// A ping (answered already).
+    Ping(Vec<u8>),
+    /// A pong.
+    Pong(Vec<u8>),
+    /// The peer's close (answered already).
+    Close(Option<CloseFrame>),
+}
+
+/// Endpoint limits and timeouts a driver applies around the core.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timeouts {
+    pub(crate) idle: Option<StdDuration>,
+}
+
+/// One WebSocket connection's buffers and state, I/O-free.
+pub(crate) struct Session {
+    pub(crate) conn: Connection,
+    pub(crate) input: VecInput,
+    pub(crate) out: WriteQueue,
+    msg: Vec<u8>,
+    /// The frame a partial receive is in the middle of.
+    partial: Option<FrameInfo>,
+    /// The header of the control frame being collected (partial receive).
+    control_info: Option<FrameInfo>,
+    clock: Clock,
+    idle: Option<StdDuration>,
+    last_rx: StdInstant,
+    eof: bool,
+    /// Largest write backlog before writers must wait.
+    pub(crate) write_limit: usize,
+    /// Inside a large message: read in bigger pieces.
+    big: bool,
+    /// Payload bytes left in the current data frame (whole-message receive).
+    frame_left: u64,
+}
+
+impl Session {
+    pub(crate) fn new(conn: Connection, leftover: &[u8], timeouts: Timeouts) -> Self {
+        let mut input = VecInput::with_capacity(READ_CHUNK);
+        input.extend_from_slice(leftover);
+        Self {
+            conn,
+            input,
+            out: WriteQueue::default(),
+            msg: Vec::new(),
+            partial: None,
+            control_info: None,
+            clock: Clock::new(),
+            idle: timeouts.idle,
+            last_rx: Clock::now_std(),
+            eof: false,
+            write_limit: 128 * 1024,
+            big: false,
+            frame_left: 0,
+        }
+    }
+
+    /// A server-side session.
+    pub(crate) fn server(cfg: Config, leftover: &[u8], timeouts: Timeouts) -> Self {
+        Self::new(Connection::server(cfg), leftover, timeouts)
+    }
+
+    /// A client-side session with OS-random masking keys.
+    pub(crate) fn client(cfg: Config, leftover: &[u8], timeouts: Timeouts) -> Self {
+        Self::new(
+            Connection::client(cfg, OsMasks::boxed()),
+            leftover,
+            timeouts,
+        )
+    }
+
+    /// Where the next read goes: at least `READ_CHUNK` free bytes after the unconsumed input.
+    pub(crate) fn read_buf(&mut self) -> &mut [u8] {
+        self.input
+            .spare(if self.big { BIG_READ } else { READ_CHUNK })
+    }
+
+    /// Records `n` bytes read into [`Self::read_buf`]; `0` means end of stream.
+    pub(crate) fn commit_read(&mut self, n: usize) {
+        if n == 0 {
+            self.eof = true;
+            self.input.set_eof();
+            self.conn.handle_eof();
+        } else {
+            self.input.commit(n);
+            if self.idle.is_some() {
+                self.last_rx = Clock::now_std();
+            }
+        }
+    }
+
+    /// Decodes buffered input until a message or control frame is complete (`Some`) or the
+    /// input is used up (`None`: read more). Replies the core queued are moved to the write
+    /// queue. A protocol violation is returned once, with the failing close already queued.
+    pub(crate) fn next_incoming(&mut self) -> Result<Option<Incoming>> {
+        let r = self.decode_loop();
+        self.flush_transmit();
+        r
+    }
+
+    fn decode_loop(&mut self) -> Result<Option<Incoming>> {
+        loop {
+            let step = match self.conn.recv(self.input.buf_mut()) {
+                Ok(step) => step,
+                Err(e) => return Err(Error::Proto(e)),
+            };
+            let consumed = step.consumed;
+            let got = match step.event {
+                None => {
+                    self.input.consume(consumed);
+                    return Ok(None);
+                }
+                Some(Event::Frame(h)) => {
+                    if h.opcode.is_data() && h.opcode != OpCode::CONTINUATION {
+                        if self.msg.is_empty() && (self.msg.capacity() as u64) < h.payload_len {
+                            if let Some(v) = self.out.take_recycled() {
+                                if v.capacity() > self.msg.capacity() {
+                                    self.msg = v;
+                                }
+                            }
+                        }
+                        // Never trust the declared size beyond what is sensible to hold now.
+                        let want = h.payload_len.min(READ_CHUNK as u64 * 4) as usize;
+                        self.msg.reserve(want);
+                    }
+                    if h.opcode.is_data() {
+                        self.frame_left = h.payload_len;
+                        if h.payload_len >= BIG_MESSAGE {
+                            self.big = true;
+                        }
+                    }
+                    None
+                }
+                Some(Event::Data {
+                    opcode,
+                    chunk,
+                    message_end,
+                    ..
+                }) => {
+                    self.msg.extend_from_slice(chunk);
+                    self.frame_left = self.frame_left.saturating_sub(chunk.len() as u64);
+                    if message_end {
+                        self.big = false;
+                    }
+                    message_end.then_some(Incoming::Data(opcode))
+                }
+                Some(Event::Ping(p)) => Some(Incoming::Ping(p.to_vec())),
+                Some(Event::Pong(p)) => Some(Incoming::Pong(p.to_vec())),
+                Some(Event::Close(c)) => {
+                    Some(Incoming::Close(c.as_ref().map(CloseFrame::from_wire)))
+                }
+            };
+            self.input.consume(consumed);
+            if let Some(got) = got {
+                return Ok(Some(got));
+            }
+        }
+    }
+
+    /// When the input is empty and the current data frame has a large payload left: how many
+    /// bytes a read may put straight into the message buffer (never past the frame's end),
+    /// saving the copy from the input buffer.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn direct_read_len(&self) -> Option<usize> {
+        if self.input.is_empty() && self.frame_left >= DIRECT_MIN {
+            // Use capacity the buffer already has (a recycled one often holds the whole
+            // message); grow it by at most BIG_READ at a time otherwise.
+            let room = (self.msg.capacity() - self.msg.len()).max(BIG_READ);
+            Some(self.frame_left.min(room as u64) as usize)
+        } else {
+            None
+        }
+    }
+
+    /// Reads into the message buffer (see [`Self::direct_read_len`]).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn direct_buf(&mut self, want: usize) -> &mut Vec<u8> {
+        self.msg.reserve(want);
+        &mut self.msg
+    }
+
+    /// Decodes bytes a direct read appended to the message buffer from `start` on: the core
+    /// unmasks and checks them in place; they are payload of the current frame only.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn commit_direct(&mut self, start: usize) -> Result<Option<Incoming>> {
+        if self.idle.is_some() {
+            self.last_rx = Clock::now_std();
+        }
+        let mut at = start;
+        let mut done = None;
+        while at < self.msg.len() {
+            let step = match self.conn.recv(&mut self.msg[at..]) {
+                Ok(step) => step,
+                Err(e) => {
+                    self.flush_transmit();
+                    return Err(Error::Proto(e));
+                }
+            };
+            if step.consumed == 0 {
+                break;
+            }
+            at += step.consumed;
+            if let Some(Event::Data {
+                opcode,
+                message_end,
+                ..
+            }) = step.event
+            {
+                self.frame_left = self.frame_left.saturating_sub(step.consumed as u64);
+                if message_end {
+                    self.big = false;
+                    done = Some(Incoming::Data(opcode));
+                }
+            }
+        }
+        // Anything not consumed (impossible by construction) is not payload: drop it.
+        self.msg.truncate(at);
+        Ok(done)
+    }
+
+    /// Bytes of the message assembled so far.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn msg_len(&self) -> usize {
+        self.msg.len()
+    }
+
+    /// Takes the assembled message bytes (after [`Incoming::Data`]).
+    pub(crate) fn take_message(&mut self) -> Vec<u8> {
+        core::mem::take(&mut self.msg)
+    }
+
+    /// Swaps the assembled message with `buf` (cleared), so both buffers are reused.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn swap_message(&mut self, buf: &mut Vec<u8>) {
+        buf.clear();
+        core::mem::swap(&mut self.msg, buf);
+    }
+
+    /// Converts an [`Incoming`] to an owned [`Message`].
+    pub(crate) fn make_message(&mut self, got: Incoming) -> Message {
+        match got {
+            Incoming::Data(op) => {
+                let data = self.take_message();
+                if op == OpCode::TEXT {
+                    match String::from_utf8(data) {
+                        Ok(s) => Message::Text(s),
+                        // Only reachable with UTF-8 validation turned off in the config.
+                        Err(e) => Message::Binary(e.into_bytes()),
+                    }
+                } else {
+                    Message::Binary(data)
+                }
+            }
+            Incoming::Ping(p) => Message::Ping(p),
+            Incoming::Pong(p) => Message::Pong(p),
+            Incoming::Close(c) => Message::Close(c),
+        }
+    }
+
+    /// Partial receive: like [`Self::next_incoming`] but hands out payload as it arrives,
+    /// copied into `buf`, at most `buf.len()` bytes per call (the seed's `websock_recv`).
+    pub(crate) fn next_partial(&mut self, buf: &mut [u8]) -> Result<Option<Partial>> {
+        let r = self.partial_loop(buf);
+        self.flush_transmit();
+        r
+    }
+
+    fn partial_loop(&mut self, buf: &mut [u8]) -> Result<Option<Partial>> {
+        loop {
+            if buf.is_empty() {
+                if let Some(info) = self.partial {
+                    return Ok(Some(Partial::Data {
+                        info,
+                        len: 0,
+                        frame_end: false,
+                    }));
+                }
+            }
+            let input = self.input.buf_mut();
+            let full = input.len();
+            let limit = if self.partial.is_some() {
+                full.min(buf.len())
+            } else {
+                full
+            };
+            let step = match self.conn.recv(&mut input[..limit]) {
+                Ok(step) => step,
+                Err(e) => return Err(Error::Proto(e)),
+            };
+            let consumed = step.consumed;
+            let control_info = self.control_info;
+            let got = match step.event {
+                None => {
+                    self.input.consume(consumed);
+                    if limit < full {
+                        continue;
+                    }
+                    return Ok(None);
+                }
+                Some(Event::Frame(h)) => {
+                    let info = FrameInfo {
+                        fin: h.fin,
+                        opcode: h.opcode,
+                        payload_len: h.payload_len,
+                    };
+                    if h.opcode.is_control() {
+                        self.control_info = Some(info);
+                    } else {
+                        self.partial = Some(info);
+                    }
+                    None
+                }
+                Some(Event::Data {
+                    chunk, frame_end, ..
+                }) => {
+                    let n = chunk.len().min(buf.len());
+                    buf[..n].copy_from_slice(&chunk[..n]);
+                    let info = self.partial.unwrap_or(FrameInfo {
+                        fin: frame_end,
+                        opcode: OpCode::CONTINUATION,
+                        payload_len: 0,
+                    });
+                    if frame_end {
+                        self.partial = None;
+                    }
+                    Some(Partial::Data {
+                        info,
+                        len: n,
+                        frame_end,
+                    })
+                }
+                Some(Event::Ping(p)) => Some(control_piece(control_info, OpCode::PING, p, buf)),
+                Some(Event::Pong(p)) => Some(control_piece(control_info, OpCode::PONG, p, buf)),
+                Some(Event::Close(c)) => {
+                    let mut payload = [0u8; 125];
+                    let n = c.map_or(0, |c| c.emit(&mut payload));
+                    Some(control_piece(
+                        control_info,
+                        OpCode::CLOSE,
+                        &payload[..n],
+                        buf,
+                    ))
+                }
+            };
+            self.input.consume(consumed);
+            if let Some(got) = got {
+                return Ok(Some(got));
+            }
+        }
+    }
+
+    /// Moves the core's own frames (pongs, close replies) to the write queue.
+    pub(crate) fn flush_transmit(&mut self) {
+        if self.conn.has_pending_transmit() {
+            let conn = &mut self.conn;
+            self.out.append(|buf| conn.poll_transmit(buf));
+        }
+    }
+
+    /// Whether the write queue is over its limit (writers should flush first).
+    pub(crate) fn write_full(&self) -> bool {
+        self.out.len() >= self.write_limit
+    }
+
+    /// Encodes a message (borrowed payload, copied into the write queue).
+    pub(crate) fn send(&mut self, msg: Outgoing<'_>) -> Result<()> {
+        let conn = &mut self.conn;
+        self.out
+            .append(|buf| conn.send(buf, msg))
+            .map_err(send_error)?;
+        self.after_command();
+        Ok(())
+    }
+
+    /// Encodes a whole data message from an owned payload: a large payload is taken and
+    /// queued as it is (masked in place by a client) instead of being copied; a small one is
+    /// copied and `payload` is cleared, keeping its allocation for the caller.
+    pub(crate) fn send_vec(&mut self, opcode: OpCode, payload: &mut Vec<u8>) -> Result<()> {
+        if payload.len() < OWNED_MIN {
+            self.send_data_frame(opcode, payload, true)?;
+            payload.clear();
+            return Ok(());
+        }
+        let header = self
+            .conn
+            .data_header(opcode, payload.len() as u64, true)
+            .map_err(send_error)?;
+        let mut payload = core::mem::take(payload);
+        self.push_header(&header, &mut payload);
+        self.out.push_owned(payload);
+        Ok(())
+    }
+
+    fn push_header(&mut self, header: &FrameHeader, payload: &mut [u8]) {
+        if let Some(key) = header.mask {
+            apply_mask(payload, key, 0);
+        }
+        let mut h = [0u8; MAX_HEADER_LEN];
+        let n = header.emit(&mut h);
+        self.out.append(|buf| buf.extend_from_slice(&h[..n]));
+    }
+
+    /// Encodes one data frame (for fragmented sends): `opcode` TEXT/BINARY first, then
+    /// CONTINUATION; `fin` ends the message.
+    pub(crate) fn send_data_frame(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<()> {
+        let conn = &mut self.conn;
+        self.out
+            .append(|buf| conn.send_frame(buf, opcode, payload, fin))
+            .map_err(send_error)
+    }
+
+    /// Starts the closing handshake with `code` and `reason` (cut to 123 bytes), or with an
+    /// empty close when `code` is `None`.
+    pub(crate) fn close(&mut self, code: Option<CloseCode>, reason: &str) -> Result<()> {
+        let frame = code.map(|code| WireCloseFrame {
+            code,
+            reason: CloseReason::truncating(reason).as_str(),
+        });
+        let conn = &mut self.conn;
+        self.out
+            .append(|buf| conn.close(buf, frame))
+            .map_err(send_error)?;
+        self.after_command();
+        Ok(())
+    }
+
+    fn after_command(&mut self) {
+        if self.conn.needs_time() {
+            self.conn.handle_timeout(self.clock.now());
+        }
+    }
+
+    /// Gives the core the time and applies the idle timeout; call after a wait ends.
+    pub(crate) fn on_tick(&mut self) {
+        let now_std = Clock::now_std();
+        let now = self.clock.core_instant(now_std);
+        if self.conn.needs_time() || self.conn.poll_timeout().is_some_and(|t| t <= now) {
+            self.conn.handle_timeout(now);
+        }
+        if let Some(idle) = self.idle {
+            if self.conn.state() == State::Open && now_std >= self.last_rx + idle {
+                let conn = &mut self.conn;
+                let frame = WireCloseFrame {
+                    code: CloseCode::GOING_AWAY,
+                    reason: "idle timeout",
+                };
+                let _ = self.out.append(|buf| conn.close(buf, Some(frame)));
+                self.after_command();
+            }
+        }
+        self.flush_transmit();
+    }
+
+    /// When the driver must call [`Self::on_tick`] at the latest (core timers, idle timeout).
+    pub(crate) fn deadline(&self) -> Option<StdInstant> {
+        let core = self.conn.poll_timeout().map(|t| self.clock.std_instant(t));
+        let idle = match (self.idle, self.conn.state()) {
+            (Some(idle), State::Open) => Some(self.last_rx + idle),
+            _ => None,
+        };
+        match (core, idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The transport should be closed now (after the write queue is flushed).
+    pub(crate) fn should_close(&self) -> bool {
+        self.conn.should_close_transport() || (self.eof && self.conn.state() == State::Closed)
+    }
+
+    /// Pending write bytes as slices (at most 16).
+    pub(crate) fn write_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        self.out.slices(dst)
+    }
+}
+
+fn control_piece(
+    info: Option<FrameInfo>,
+    opcode: OpCode,
+    payload: &[u8],
+    buf: &mut [u8],
+) -> Partial {
+    let n = payload.len().min(buf.len());
+    buf[..n].copy_from_slice(&payload[..n]);
+    Partial::Control {
+        info: info.unwrap_or(FrameInfo {
+            fin: true,
+            opcode,
+            payload_len: payload.len() as u64,
+        }),
+        len: n,
+    }
+}
+
+fn send_error(e: SendError) -> Error {
+    match e {
+        SendError::Closed => Error::Closed,
+        e => Error::Send(e),
+    }
+}

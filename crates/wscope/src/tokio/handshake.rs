@@ -1,0 +1,240 @@
+//! `connect_async` / `accept_async`: TCP, proxy, TLS and the opening handshake on tokio.
+
+use core::time::Duration;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wscope_proto::Role;
+
+use super::{MaybeTlsStream, WebSocketStream};
+use crate::config::{ClientConfig, ServerConfig};
+use crate::error::{Error, HandshakeError, Result};
+use crate::handshake::{
+    accept_all, client_feed, client_start, server_feed, server_machine, server_respond, Accept,
+    Reject, Request, Response,
+};
+
+/// A client connection as returned by [`connect_async`].
+pub type ClientStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn timed<T>(
+    t: Option<Duration>,
+    f: impl core::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match t {
+        Some(t) => tokio::time::timeout(t, f)
+            .await
+            .map_err(|_| Error::Timeout)?,
+        None => f.await,
+    }
+}
+
+/// Connects to a `ws://` or `wss://` URL with default settings.
+///
+/// ```no_run
+/// use futures_util::{SinkExt, StreamExt};
+/// use wscope::Message;
+///
+/// # async fn run() -> wscope::Result<()> {
+/// let (mut ws, _response) = wscope::tokio::connect_async("ws://127.0.0.1:9001/").await?;
+/// ws.send(Message::text("hello")).await?;
+/// while let Some(msg) = ws.next().await {
+///     println!("{:?}", msg?);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub async fn connect_async(url: &str) -> Result<(ClientStream, Response)> {
+    connect_with_response(&ClientConfig::from_url(url)?).await
+}
+
+/// Connects with a full configuration.
+pub async fn connect_with(cfg: &ClientConfig) -> Result<ClientStream> {
+    connect_with_response(cfg).await.map(|(ws, _)| ws)
+}
+
+/// Connects with a full configuration; also returns the server's response.
+pub async fn connect_with_response(cfg: &ClientConfig) -> Result<(ClientStream, Response)> {
+    let (host, port) = match &cfg.proxy {
+        Some(p) => (p.host.as_str(), p.port),
+        None => (cfg.host.as_str(), cfg.port),
+    };
+    let mut tcp = timed(cfg.connect_timeout, async {
+        Ok(TcpStream::connect((host, port)).await?)
+    })
+    .await?;
+    tcp.set_nodelay(cfg.nodelay)?;
+    if let Some(p) = &cfg.proxy {
+        timed(
+            Some(cfg.handshake_timeout),
+            crate::proxy::connect_async(&mut tcp, p, &cfg.host, cfg.port),
+        )
+        .await?;
+    }
+    let stream = if cfg.secure {
+        let tls = tokio_rustls::TlsConnector::from(cfg.tls.build()?);
+        let name = cfg.tls.server_name(&cfg.host)?;
+        let t = cfg.connect_timeout.unwrap_or(cfg.handshake_timeout);
+        let s = timed(Some(t), async { Ok(tls.connect(name, tcp).await?) }).await?;
+        MaybeTlsStream::ClientTls(Box::new(s))
+    } else {
+        MaybeTlsStream::Plain(tcp)
+    };
+    timed(Some(cfg.handshake_timeout), client_handshake(stream, cfg)).await
+}
+
+/// Runs the client handshake over an already connected stream.
+pub async fn client_handshake<S>(
+    mut stream: S,
+    cfg: &ClientConfig,
+) -> Result<(WebSocketStream<S>, Response)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut request = Vec::with_capacity(512);
+    let mut hs = client_start(cfg, &mut request)?;
+    stream.write_all(&request).await?;
+    stream.flush().await?;
+    let mut buf = vec![0u8; 4096];
+    let (response, leftover) = loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(HandshakeError::Eof.into());
+        }
+        if let Some((resp, leftover)) = client_feed(&mut hs, &buf[..n])? {
+            break (resp, leftover.to_vec());
+        }
+    };
+    let mut ws =
+        WebSocketStream::from_raw(stream, Role::Client, cfg.ws, &leftover, cfg.idle_timeout);
+    ws.set_subprotocol(response.subprotocol().map(str::to_owned));
+    Ok((ws, response))
+}
+
+/// A server connection as returned by [`accept_async`].
+pub type ServerStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Upgrades an accepted TCP connection with default settings, accepting any request.
+///
+/// ```no_run
+/// use futures_util::{SinkExt, StreamExt};
+///
+/// # async fn run() -> wscope::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+/// loop {
+///     let (tcp, _) = listener.accept().await?;
+///     tokio::spawn(async move {
+///         let mut ws = wscope::tokio::accept_async(tcp).await?;
+///         while let Some(msg) = ws.next().await {
+///             let msg = msg?;
+///             if msg.is_data() {
+///                 ws.send(msg).await?;
+///             }
+///         }
+///         Ok::<_, wscope::Error>(())
+///     });
+/// }
+/// # }
+/// ```
+pub async fn accept_async(tcp: TcpStream) -> Result<ServerStream> {
+    accept_with_config(tcp, &ServerConfig::default()).await
+}
+
+/// Upgrades an accepted TCP connection with `cfg`, accepting any request.
+pub async fn accept_with_config(tcp: TcpStream, cfg: &ServerConfig) -> Result<ServerStream> {
+    accept_hdr_async(tcp, cfg, accept_all)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+/// Upgrades an accepted TCP connection: TLS if configured, then the request is read (bounded
+/// by the header size limit, 431, and the handshake timeout), checked by the core (400, 426)
+/// and shown to `decide`, which accepts (subprotocol, headers) or rejects (status).
+pub async fn accept_hdr_async<F>(
+    tcp: TcpStream,
+    cfg: &ServerConfig,
+    decide: F,
+) -> Result<(ServerStream, Request)>
+where
+    F: FnOnce(&Request) -> Result<Accept, Reject>,
+{
+    tcp.set_nodelay(cfg.nodelay)?;
+    let tls: Option<Arc<rustls::ServerConfig>> = cfg.tls.clone();
+    timed(Some(cfg.handshake_timeout), async move {
+        let stream = match tls {
+            Some(tls) => {
+                let s = tokio_rustls::TlsAcceptor::from(tls).accept(tcp).await?;
+                MaybeTlsStream::ServerTls(Box::new(s))
+            }
+            None => MaybeTlsStream::Plain(tcp),
+        };
+        server_handshake(stream, cfg, decide).await
+    })
+    .await
+}
+
+/// Runs the server handshake over an accepted stream (no timeout of its own: wrap it in
+/// `tokio::time::timeout`).
+pub async fn server_handshake<S, F>(
+    mut stream: S,
+    cfg: &ServerConfig,
+    decide: F,
+) -> Result<(WebSocketStream<S>, Request)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Request) -> Result<Accept, Reject>,
+{
+    let mut hs = server_machine(cfg);
+    let mut buf = vec![0u8; 4096];
+    let (request, leftover) = loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(HandshakeError::Eof.into());
+        }
+        match server_feed(&mut hs, &buf[..n]) {
+            Ok(None) => {}
+            Ok(Some((req, leftover))) => break (req, leftover.to_vec()),
+            Err((response, e)) => {
+                refuse(&mut stream, &response).await;
+                return Err(e);
+            }
+        }
+    };
+    let mut response = Vec::with_capacity(256);
+    match server_respond(&request, decide, &mut response) {
+        Ok(subprotocol) => {
+            stream.write_all(&response).await?;
+            stream.flush().await?;
+            let mut ws = WebSocketStream::from_raw(
+                stream,
+                Role::Server,
+                cfg.ws,
+                &leftover,
+                cfg.idle_timeout,
+            );
+            ws.set_subprotocol(subprotocol);
+            Ok((ws, request))
+        }
+        Err(e) => {
+            refuse(&mut stream, &response).await;
+            Err(e)
+        }
+    }
+}
+
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, response: &[u8]) {
+    let _ = stream.write_all(response).await;
+    let _ = stream.flush().await;
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_millis(100), async {
+        for _ in 0..16 {
+            match stream.read(&mut sink).await {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+    })
+    .await;
+}

@@ -1,0 +1,488 @@
+//! [`WebSocketStream`]: the tokio driver, a `Stream` of messages and a `Sink` of messages.
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+use std::io::{self, IoSlice};
+use std::time::Instant as StdInstant;
+
+use futures_core::Stream;
+use futures_sink::Sink;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use wscope_proto::connection::{CloseStatus, Config, State};
+use wscope_proto::{CloseCode, OpCode, Role};
+
+use crate::error::{Error, Result};
+use crate::message::Message;
+use crate::session::{Incoming, Session, Timeouts};
+
+/// The kind of a data message handed out by [`WebSocketStream::recv_into`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataKind {
+    /// A text message (valid UTF-8).
+    Text,
+    /// A binary message.
+    Binary,
+}
+
+impl DataKind {
+    const fn opcode(self) -> OpCode {
+        match self {
+            Self::Text => OpCode::TEXT,
+            Self::Binary => OpCode::BINARY,
+        }
+    }
+}
+
+/// One WebSocket connection over an async byte stream, after the handshake.
+///
+/// - As a [`Stream`] it yields whole messages (pings, pongs and the peer's close included;
+///   pings and closes are already answered). It ends (`None`) once the transport is closed.
+/// - As a [`Sink`] it takes messages. `feed` only encodes into the write queue; the queue is
+///   written on `flush`, and also whenever the input is drained while reading, so replies
+///   to pipelined requests leave in one write. `poll_ready` waits while the queue holds more
+///   than its limit (128 KiB): backpressure, no unbounded queue.
+/// - `futures_util::StreamExt::split` gives read and write halves.
+pub struct WebSocketStream<S> {
+    io: S,
+    session: Session,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    sleep_at: Option<StdInstant>,
+    /// A writer (Sink side) waiting for the queue to drain.
+    write_waker: Option<Waker>,
+    /// The transport is finished: the stream yields `None`, sends fail with `Closed`.
+    done: bool,
+    /// A protocol violation to report once the failing close is written.
+    failure: Option<Error>,
+    close_seen: bool,
+    subprotocol: Option<String>,
+}
+
+impl<S> core::fmt::Debug for WebSocketStream<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("WebSocketStream")
+            .field("conn", &self.session.conn)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
+    /// Runs a connection over `io`, whose handshake is done; `leftover` are bytes read after
+    /// the handshake head. `idle_timeout` closes the connection (1001) when nothing arrives
+    /// for that long.
+    pub fn from_raw(
+        io: S,
+        role: Role,
+        cfg: Config,
+        leftover: &[u8],
+        idle_timeout: Option<core::time::Duration>,
+    ) -> Self {
+        let t = Timeouts { idle: idle_timeout };
+        let session = match role {
+            Role::Client => Session::client(cfg, leftover, t),
+            Role::Server => Session::server(cfg, leftover, t),
+        };
+        Self {
+            io,
+            session,
+            sleep: None,
+            sleep_at: None,
+            write_waker: None,
+            done: false,
+            failure: None,
+            close_seen: false,
+            subprotocol: None,
+        }
+    }
+
+    pub(crate) fn set_subprotocol(&mut self, p: Option<String>) {
+        self.subprotocol = p;
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// The stream underneath.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// Where the closing handshake stands.
+    pub fn state(&self) -> State {
+        self.session.conn.state()
+    }
+
+    /// How the connection ended (`None` while open).
+    pub fn close_status(&self) -> Option<&CloseStatus> {
+        self.session.conn.close_status()
+    }
+
+    /// Sets the write queue size beyond which `poll_ready` waits (default 128 KiB).
+    pub fn set_write_limit(&mut self, bytes: usize) {
+        self.session.write_limit = bytes.max(1);
+    }
+
+    /// Writes the queue; `Ready(Ok)` once it is empty and the transport flushed.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let mut progressed = false;
+        while self.session.out.len() > 0 {
+            let mut slices = [IoSlice::new(&[]); 16];
+            let n = self.session.write_slices(&mut slices);
+            match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(Ok(0)) => {
+                    self.done = true;
+                    return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into())));
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.session.out.advance(n);
+                    progressed = true;
+                }
+                Poll::Ready(Err(e)) => {
+                    self.done = true;
+                    self.wake_writer();
+                    return Poll::Ready(Err(e.into()));
+                }
+                Poll::Pending => {
+                    if progressed && !self.session.write_full() {
+                        self.wake_writer();
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+        if progressed {
+            self.wake_writer();
+        }
+        match Pin::new(&mut self.io).poll_flush(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(e)) => {
+                self.done = true;
+                Poll::Ready(Err(e.into()))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn wake_writer(&mut self) {
+        if let Some(w) = self.write_waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Polls for the next incoming item; `Ready(None)` when the transport has ended.
+    fn poll_incoming(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Incoming>>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            if self.failure.is_some() {
+                if let Poll::Ready(Ok(())) = self.poll_write_out(cx) {
+                    if Pin::new(&mut self.io).poll_shutdown(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                } else if self.session.out.len() > 0 && !self.done {
+                    return Poll::Pending;
+                }
+                self.done = true;
+                self.wake_writer();
+                return Poll::Ready(self.failure.take().map(Err));
+            }
+            // Replies the core queued wait while the write queue is over its limit.
+            let over = self.session.write_full();
+            let got = if over {
+                Ok(None)
+            } else {
+                self.session.next_incoming()
+            };
+            match got {
+                Ok(Some(got)) => {
+                    if matches!(got, Incoming::Close(_)) {
+                        self.close_seen = true;
+                    }
+                    return Poll::Ready(Some(Ok(got)));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // The failing close is queued: flush it (and any echoes before it), then
+                    // end the transport, then report.
+                    self.failure = Some(e);
+                    continue;
+                }
+            }
+            // Input drained: write what was queued (coalesced replies) before reading more.
+            match self.poll_write_out(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Poll::Pending if self.session.write_full() => {
+                    // Backpressure: do not read while the peer does not read our writes.
+                    return Poll::Pending;
+                }
+                Poll::Pending => {}
+            }
+            if over && !self.session.write_full() {
+                continue;
+            }
+            if self.session.should_close() && self.session.out.len() == 0 {
+                match Pin::new(&mut self.io).poll_shutdown(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(_) => {
+                        self.done = true;
+                        self.wake_writer();
+                        return match self.end_error() {
+                            None => Poll::Ready(None),
+                            Some(e) => Poll::Ready(Some(Err(e))),
+                        };
+                    }
+                }
+            }
+            if self.poll_timer(cx) {
+                self.session.on_tick();
+                continue;
+            }
+            if let Some(want) = self.session.direct_read_len() {
+                let start = self.session.msg_len();
+                let r = {
+                    let msg = self.session.direct_buf(want);
+                    let mut limited = bytes::BufMut::limit(msg, want);
+                    let fut = tokio::io::AsyncReadExt::read_buf(&mut self.io, &mut limited);
+                    let mut fut = core::pin::pin!(fut);
+                    fut.as_mut().poll(cx)
+                };
+                match r {
+                    Poll::Ready(Ok(0)) => {}
+                    Poll::Ready(Ok(_)) => {
+                        match self.session.commit_direct(start) {
+                            Ok(Some(got)) => return Poll::Ready(Some(Ok(got))),
+                            Ok(None) => {}
+                            Err(e) => self.failure = Some(e),
+                        }
+                        self.session.flush_transmit();
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        self.done = true;
+                        self.wake_writer();
+                        return Poll::Ready(Some(Err(e.into())));
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            let buf = self.session.read_buf();
+            let mut rb = ReadBuf::new(buf);
+            match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) => {
+                    let n = rb.filled().len();
+                    self.session.commit_read(n);
+                    if n == 0 {
+                        let _ = self.poll_write_out(cx);
+                        let _ = Pin::new(&mut self.io).poll_shutdown(cx);
+                        self.done = true;
+                        self.wake_writer();
+                        return match self.end_error() {
+                            None => Poll::Ready(None),
+                            Some(e) => Poll::Ready(Some(Err(e))),
+                        };
+                    }
+                }
+                Poll::Ready(Err(e)) => {
+                    self.done = true;
+                    self.wake_writer();
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// `None` when the connection ended after a closing handshake, else the error.
+    fn end_error(&self) -> Option<Error> {
+        let clean = self
+            .session
+            .conn
+            .close_status()
+            .is_some_and(|s| s.remote != CloseCode::ABNORMAL || s.failed.is_some());
+        if clean || self.close_seen {
+            None
+        } else {
+            Some(Error::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed without a closing handshake",
+            )))
+        }
+    }
+
+    /// Arms the timer for the session's deadline; `true` when it has passed.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(at) = self.session.deadline() else {
+            self.sleep = None;
+            self.sleep_at = None;
+            return false;
+        };
+        if self.sleep_at != Some(at) {
+            let deadline = tokio::time::Instant::from_std(at);
+            match self.sleep.as_mut() {
+                Some(s) => s.as_mut().reset(deadline),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.sleep_at = Some(at);
+        }
+        match self.sleep.as_mut() {
+            Some(s) => s.as_mut().poll(cx).is_ready(),
+            None => false,
+        }
+    }
+
+    /// Polls for the next data message, swapped into `buf` (whose old contents are dropped;
+    /// both buffers are reused). Pings, pongs and the peer's close are handled internally.
+    /// `Ready(None)` when the connection has ended.
+    pub fn poll_recv_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Poll<Option<Result<DataKind>>> {
+        loop {
+            match self.poll_incoming(cx) {
+                Poll::Ready(Some(Ok(Incoming::Data(op)))) => {
+                    self.session.swap_message(buf);
+                    let kind = if op == OpCode::TEXT {
+                        DataKind::Text
+                    } else {
+                        DataKind::Binary
+                    };
+                    return Poll::Ready(Some(Ok(kind)));
+                }
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Receives the next data message into `buf` (see [`Self::poll_recv_into`]): the
+    /// allocation-free way to read, used by `wscope serve --echo`.
+    pub async fn recv_into(&mut self, buf: &mut Vec<u8>) -> Option<Result<DataKind>> {
+        core::future::poll_fn(|cx| self.poll_recv_into(cx, buf)).await
+    }
+
+    /// Queues a data message without flushing; `payload` is taken when large (written out
+    /// without a copy) and cleared otherwise, so the caller can reuse it. Check
+    /// [`Self::is_write_full`] (or use the `Sink`) for backpressure.
+    pub fn feed_data(&mut self, kind: DataKind, payload: &mut Vec<u8>) -> Result<()> {
+        if self.done {
+            return Err(Error::Closed);
+        }
+        self.session.send_vec(kind.opcode(), payload)
+    }
+
+    /// The write queue is over its limit: flush before queueing more.
+    pub fn is_write_full(&self) -> bool {
+        self.session.write_full()
+    }
+
+    /// Writes everything queued.
+    pub async fn flush_writes(&mut self) -> Result<()> {
+        core::future::poll_fn(|cx| self.poll_write_out(cx)).await
+    }
+
+    /// Starts the closing handshake with `code` and `reason` (cut to 123 bytes) and flushes;
+    /// keep reading to receive the peer's close and the end of the stream.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
+        if self.done {
+            return Err(Error::Closed);
+        }
+        self.close_seen = true;
+        self.session.close(Some(code), reason)?;
+        self.flush_writes().await
+    }
+
+    fn encode(&mut self, msg: Message) -> Result<()> {
+        if self.done {
+            return Err(Error::Closed);
+        }
+        match msg {
+            Message::Text(t) => self.session.send_vec(OpCode::TEXT, &mut t.into_bytes()),
+            Message::Binary(mut b) => self.session.send_vec(OpCode::BINARY, &mut b),
+            Message::Close(c) => {
+                self.close_seen = true;
+                match c {
+                    Some(c) => self.session.close(Some(c.code), &c.reason),
+                    None => self.session.close(None, ""),
+                }
+            }
+            other => self.session.send(other.outgoing()),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocketStream<S> {
+    type Item = Result<Message>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        match this.poll_incoming(cx) {
+            Poll::Ready(Some(Ok(got))) => Poll::Ready(Some(Ok(this.session.make_message(got)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        if !this.session.write_full() {
+            return Poll::Ready(Ok(()));
+        }
+        match this.poll_write_out(cx) {
+            Poll::Ready(r) => Poll::Ready(r),
+            Poll::Pending if !this.session.write_full() => Poll::Ready(Ok(())),
+            Poll::Pending => {
+                this.write_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
+        self.get_mut().encode(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        match this.poll_write_out(cx) {
+            Poll::Pending => {
+                this.write_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            r => r,
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if !this.done && this.session.conn.can_send() {
+            this.close_seen = true;
+            this.session.close(Some(CloseCode::NORMAL), "")?;
+        }
+        if this.done {
+            return Poll::Ready(Ok(()));
+        }
+        match this.poll_write_out(cx) {
+            Poll::Pending => {
+                this.write_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            r => r,
+        }
+    }
+}

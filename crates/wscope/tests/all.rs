@@ -1,0 +1,19 @@
+//! Integration tests of the wscope endpoints, one binary (short link times).
+
+#[path = "all/util.rs"]
+mod util;
+
+#[path = "all/blocking.rs"]
+mod blocking;
+#[path = "all/handshake.rs"]
+mod handshake;
+#[path = "all/limits.rs"]
+mod limits;
+#[path = "all/proxy.rs"]
+mod proxy;
+#[path = "all/simple.rs"]
+mod simple;
+#[path = "all/tls.rs"]
+mod tls;
+#[path = "all/tokio.rs"]
+mod tokio_driver;

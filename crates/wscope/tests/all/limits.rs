@@ -1,0 +1,114 @@
+//! Size limits: a peer declaring a 2^63-1-byte frame gets 1009 without that allocation.
+
+use std::io::{Read, Write};
+
+use wscope::config::ServerConfig;
+use wscope::{CloseCode, Error};
+use wscope_proto::ProtocolError;
+
+use crate::util::{one_shot_server, raw_upgraded, read_to_end};
+
+#[test]
+fn huge_declared_frame_gets_1009() {
+    let (addr, server) = one_shot_server(ServerConfig::default(), |server| {
+        let mut ws = server.accept().unwrap();
+        let r = ws.read();
+        (r, ws.close_status().copied())
+    });
+    let mut s = raw_upgraded(addr);
+    // Binary, FIN, masked, 64-bit length 2^63 - 1, key, then a few payload bytes.
+    let mut frame = vec![0x82, 0xff];
+    frame.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
+    frame.extend_from_slice(&[1, 2, 3, 4, 9, 9, 9, 9]);
+    s.write_all(&frame).unwrap();
+    let reply = read_to_end(&mut s);
+    assert_eq!(reply, [0x88, 0x02, 0x03, 0xf1], "expected close 1009");
+    let (r, status) = server.join().unwrap();
+    match r {
+        Err(Error::Proto(e)) => {
+            assert!(matches!(e, ProtocolError::FrameTooLarge { .. }), "{e:?}");
+            assert_eq!(e.close_code(), CloseCode::MESSAGE_TOO_BIG);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(status.unwrap().local, Some(CloseCode::MESSAGE_TOO_BIG));
+}
+
+#[test]
+fn message_over_the_limit_gets_1009() {
+    let mut cfg = ServerConfig::default();
+    cfg.ws.max_message_len = 1000;
+    let (addr, server) = one_shot_server(cfg, |server| {
+        let mut ws = server.accept().unwrap();
+        ws.read().map(|_| ())
+    });
+    let mut s = raw_upgraded(addr);
+    // Two fragments of 600 bytes (unmasked payload of zeros under a zero mask).
+    for (op, fin) in [(0x02u8, false), (0x00, true)] {
+        let mut frame = vec![
+            op | if fin { 0x80 } else { 0 },
+            0x80 | 126,
+            0x02,
+            0x58,
+            0,
+            0,
+            0,
+            0,
+        ];
+        frame.extend(core::iter::repeat_n(0u8, 600));
+        let _ = s.write_all(&frame);
+    }
+    let mut reply = [0u8; 4];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, [0x88, 0x02, 0x03, 0xf1]);
+    assert!(matches!(
+        server.join().unwrap(),
+        Err(Error::Proto(ProtocolError::MessageTooLarge { .. }))
+    ));
+}
+
+#[test]
+fn invalid_utf8_gets_1007_and_unmasked_gets_1002() {
+    for (frame, code) in [
+        (vec![0x81u8, 0x81, 0, 0, 0, 0, 0xff], 1007u16),
+        (vec![0x81u8, 0x01, b'a'], 1002),
+    ] {
+        let (addr, server) = one_shot_server(ServerConfig::default(), |server| {
+            let mut ws = server.accept().unwrap();
+            ws.read().map(|_| ())
+        });
+        let mut s = raw_upgraded(addr);
+        s.write_all(&frame).unwrap();
+        let reply = read_to_end(&mut s);
+        assert_eq!(reply, [0x88, 0x02, (code >> 8) as u8, code as u8]);
+        assert!(matches!(server.join().unwrap(), Err(Error::Proto(_))));
+    }
+}
+
+#[test]
+fn idle_timeout_closes_with_1001() {
+    let cfg = ServerConfig {
+        idle_timeout: Some(core::time::Duration::from_millis(100)),
+        ..ServerConfig::default()
+    };
+    let (addr, server) = one_shot_server(cfg, |server| {
+        let mut ws = server.accept().unwrap();
+        loop {
+            if let Err(e) = ws.read() {
+                return (e, ws.close_status().copied());
+            }
+        }
+    });
+    let mut s = raw_upgraded(addr);
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(head[0], 0x88);
+    let mut body = vec![0u8; usize::from(head[1])];
+    s.read_exact(&mut body).unwrap();
+    assert_eq!(&body[..2], &[0x03, 0xe9]);
+    // Answer the close; the server then ends the connection.
+    s.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe9]).unwrap();
+    let (e, status) = server.join().unwrap();
+    assert!(matches!(e, Error::Closed), "{e:?}");
+    assert_eq!(status.unwrap().remote, CloseCode::GOING_AWAY);
+}

@@ -1,0 +1,179 @@
+//! TLS with a generated CA and certificate (rcgen), blocking and tokio.
+
+use futures_util::{SinkExt, StreamExt};
+use rustls_pki_types::pem::PemObject;
+use wscope::blocking::{self, Server};
+use wscope::config::{ClientConfig, ServerConfig};
+use wscope::tls::{server_config_from_pem, TlsConfig};
+use wscope::{CloseCode, Error, Message};
+
+use crate::util::{certificates, payload};
+
+fn tls_server_config() -> (ServerConfig, String) {
+    let (ca, cert, key) = certificates();
+    let cfg = ServerConfig {
+        tls: Some(server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap()),
+        ..ServerConfig::default()
+    };
+    (cfg, ca)
+}
+
+#[test]
+fn blocking_tls_round_trip_with_custom_ca_and_sni() {
+    let (cfg, ca) = tls_server_config();
+    let server = Server::bind("127.0.0.1:0", cfg).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || {
+        let mut ws = server.accept().unwrap();
+        loop {
+            match ws.read() {
+                Ok(m) if m.is_data() => ws.send(m).unwrap(),
+                Ok(_) => {}
+                Err(e) => return e,
+            }
+        }
+    });
+    let client = ClientConfig::new("127.0.0.1", port)
+        .tls(TlsConfig::new().with_ca_pem(ca).with_sni("localhost"));
+    let (mut ws, _) = blocking::connect_with(&client).unwrap();
+    ws.send_text("over tls").unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("over tls"));
+    let big = payload(3 << 20);
+    ws.send(Message::Binary(big.clone())).unwrap();
+    assert!(ws.read().unwrap() == Message::Binary(big));
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    assert!(matches!(t.join().unwrap(), Error::Closed));
+}
+
+#[test]
+fn blocking_tls_verification_is_on_by_default() {
+    let (cfg, _ca) = tls_server_config();
+    let server = Server::bind("127.0.0.1:0", cfg).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || server.accept().map(|_| ()));
+    let client = ClientConfig::new("127.0.0.1", port).tls(TlsConfig::new().with_sni("localhost"));
+    let err = blocking::connect_with(&client).unwrap_err();
+    assert!(matches!(err, Error::Tls(_)), "{err:?}");
+    assert!(t.join().unwrap().is_err());
+}
+
+#[test]
+fn blocking_tls_insecure_only_when_asked() {
+    let (cfg, _ca) = tls_server_config();
+    let server = Server::bind("127.0.0.1:0", cfg).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || {
+        let mut ws = server.accept().unwrap();
+        while ws.read().is_ok() {}
+    });
+    let client = ClientConfig::new("127.0.0.1", port).tls(TlsConfig::new().insecure());
+    let (mut ws, _) = blocking::connect_with(&client).unwrap();
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    t.join().unwrap();
+}
+
+#[test]
+fn tokio_tls_round_trip() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (cfg, ca) = tls_server_config();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = wscope::tokio::accept_with_config(tcp, &cfg).await.unwrap();
+            while let Some(m) = ws.next().await {
+                let m = m.unwrap();
+                if m.is_data() {
+                    ws.send(m).await.unwrap();
+                }
+            }
+        });
+        let client = ClientConfig::new("localhost", port).tls(TlsConfig::new().with_ca_pem(ca));
+        let mut ws = wscope::tokio::connect_with(&client).await.unwrap();
+        ws.send(Message::text("tls async")).await.unwrap();
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::text("tls async")
+        );
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+        assert!(matches!(ws.next().await, Some(Ok(Message::Close(_)))));
+        assert!(ws.next().await.is_none());
+        server.await.unwrap();
+    });
+}
+
+#[test]
+fn blocking_tls_client_certificate() {
+    use std::sync::Arc;
+    let (ca, cert, key) = certificates();
+    // The same CA signs a client certificate the server requires.
+    let (client_cert, client_key) = {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        // Re-create the CA from its PEM is not possible without its key: make a fresh pair.
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let client_ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["client".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &client_ca, &ca_key)
+            .unwrap();
+        ((client_ca.pem(), leaf.pem()), leaf_key.serialize_pem())
+    };
+    let ((client_ca_pem, client_leaf_pem), client_key_pem) = (client_cert, client_key);
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        wscope::tls::provider(),
+    )
+    .build()
+    .unwrap();
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
+        .map(Result::unwrap)
+        .collect();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let server_tls = rustls::ServerConfig::builder_with_provider(wscope::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .unwrap();
+    let cfg = ServerConfig {
+        tls: Some(Arc::new(server_tls)),
+        ..ServerConfig::default()
+    };
+    let server = Server::bind("127.0.0.1:0", cfg).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || {
+        // First connection: no client certificate, refused by TLS.
+        assert!(server.accept().is_err());
+        let mut ws = server.accept().unwrap();
+        let m = ws.read().unwrap();
+        ws.send(m).unwrap();
+        while ws.read().is_ok() {}
+    });
+    let base = TlsConfig::new()
+        .with_ca_pem(ca.clone())
+        .with_sni("localhost");
+    let anonymous = ClientConfig::new("127.0.0.1", port).tls(base.clone());
+    let refused = blocking::connect_with(&anonymous).and_then(|(mut ws, _)| {
+        ws.send_text("x")?;
+        ws.read()
+    });
+    assert!(refused.is_err());
+    let with_cert = ClientConfig::new("127.0.0.1", port)
+        .tls(base.with_client_auth_pem(client_leaf_pem, client_key_pem));
+    let (mut ws, _) = blocking::connect_with(&with_cert).unwrap();
+    ws.send_text("mutual").unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("mutual"));
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    t.join().unwrap();
+}

@@ -1,0 +1,101 @@
+//! Helpers: servers on ephemeral ports, raw sockets, certificates.
+
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread::JoinHandle;
+
+use wscope::blocking::Server;
+use wscope::config::ServerConfig;
+use wscope::{Error, Message};
+
+/// A blocking server on 127.0.0.1:0 running `f` on the one connection it accepts.
+pub(crate) fn one_shot_server<F, T>(cfg: ServerConfig, f: F) -> (SocketAddr, JoinHandle<T>)
+where
+    F: FnOnce(&Server) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let server = Server::bind("127.0.0.1:0", cfg).unwrap();
+    let addr = server.local_addr().unwrap();
+    (addr, std::thread::spawn(move || f(&server)))
+}
+
+/// A blocking echo server for one connection; returns what ended it.
+pub(crate) fn echo_server(cfg: ServerConfig) -> (SocketAddr, JoinHandle<Result<(), Error>>) {
+    one_shot_server(cfg, |server| {
+        // Accept the first subprotocol offered, if any.
+        let (mut ws, _) = server.accept_with(|req| {
+            let mut a = wscope::handshake::Accept::new();
+            if let Some(p) = req.subprotocols().next() {
+                a = a.subprotocol(p);
+            }
+            Ok(a)
+        })?;
+        loop {
+            match ws.read() {
+                Ok(m @ (Message::Text(_) | Message::Binary(_))) => ws.send(m)?,
+                Ok(_) => {}
+                Err(Error::Closed) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    })
+}
+
+/// A raw TCP client that has done a valid handshake; returns the socket.
+pub(crate) fn raw_upgraded(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s
+}
+
+/// Reads an HTTP head byte by byte (so no frame byte is taken).
+pub(crate) fn read_head(s: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// Reads until EOF or error; returns all bytes.
+pub(crate) fn read_to_end(s: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return all,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Deterministic test payload.
+pub(crate) fn payload(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 + i / 251) as u8).collect()
+}
+
+/// A CA and a leaf certificate for "localhost" signed by it: (ca_pem, cert_pem, key_pem).
+pub(crate) fn certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    (ca.pem(), leaf.pem(), leaf_key.serialize_pem())
+}
