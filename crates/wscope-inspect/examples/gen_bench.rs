@@ -1,14 +1,15 @@
 //! Writes a large, realistic WebSocket capture for benchmarks (default ≥ 1 GiB).
 //!
 //! ```text
-//! cargo run --release -p wscope-inspect --example gen_bench -- OUTPUT.pcap [MEGABYTES]
+//! cargo run --release -p wscope-inspect --example gen_bench -- OUTPUT.pcap [MEGABYTES] [large]
 //! ```
 //!
 //! Many connections, interleaved packet by packet; each does a real handshake (some with
 //! permessage-deflate offered), then a mix of small text messages (JSON-like), medium binary
 //! messages, some large fragmented messages (up to 1 MiB), pings and pongs, masked client
 //! frames, and close 1000 both ways. TCP segments carry at most 1448 payload bytes, as on
-//! Ethernet. Deterministic (fixed seed), no clock.
+//! Ethernet. Deterministic (fixed seed), no clock. With `large`, every message is a 16–64 MiB
+//! binary message in four fragments instead.
 
 use core::net::SocketAddr;
 use std::io::{BufWriter, Write};
@@ -60,7 +61,21 @@ fn frame(rng: &mut Rng, client: bool, fin: bool, op: OpCode, payload: &[u8], out
     }
 }
 
-fn message(rng: &mut Rng, client: bool, out: &mut Vec<u8>) {
+fn message(rng: &mut Rng, client: bool, large: bool, out: &mut Vec<u8>) {
+    if large {
+        // 16-64 MiB binary messages in 4 fragments (peak memory must not grow with them).
+        let total = (16 << 20) + rng.below(48 << 20) as usize;
+        let part: Vec<u8> = (0..total / 4).map(|i| (i >> 5) as u8).collect();
+        for i in 0..4 {
+            let op = if i == 0 {
+                OpCode::BINARY
+            } else {
+                OpCode::CONTINUATION
+            };
+            frame(rng, client, i == 3, op, &part, out);
+        }
+        return;
+    }
     let kind = rng.below(100);
     if kind < 70 {
         let n = 20 + rng.below(400) as usize;
@@ -100,6 +115,7 @@ fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let path = args.next().unwrap_or_else(|| "bench.pcap".to_string());
     let megabytes: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1100);
+    let large = args.next().as_deref() == Some("large");
     let target = megabytes << 20;
     let file = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
     let mut w = PcapWriter::new(file, Framing::Ethernet.link_type())?;
@@ -118,7 +134,7 @@ fn main() -> std::io::Result<()> {
             ));
             let s = SocketAddr::from((
                 [10, 2, 0, (next_id % 8) as u8 + 1],
-                443 + (next_id % 3) as u16 * 1000,
+                if next_id % 2 == 0 { 80 } else { 8080 },
             ));
             conns.push(Conn {
                 c,
@@ -246,7 +262,7 @@ fn main() -> std::io::Result<()> {
                     stats.0 += 1;
                     let client = rng.below(4) == 0;
                     let d = usize::from(!client);
-                    message(&mut rng, client, &mut conn.out[d]);
+                    message(&mut rng, client, large, &mut conn.out[d]);
                 }
             }
         }

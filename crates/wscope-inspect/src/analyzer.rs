@@ -139,18 +139,20 @@ impl<S: Sink + ?Sized> ConnectionHandler for Handler<'_, S> {
                     out.stats.mid_stream += 1;
                 }
                 out.stats.first_ts.get_or_insert(ts);
-                state.0 = Some(Box::new(Session::new(self.cfg)));
+                // The session is made with the first payload: SYN-only flows (scans) cost
+                // nothing but their flow table entry.
+                state.0 = None;
             }
             ConnectionEvent::Data { dir, ts, bytes } => {
                 out.stats.last_ts = Some(ts);
-                if let Some(s) = state.0.as_mut() {
-                    s.data(conn, ts, dir, bytes, &mut out);
-                }
+                let cfg = self.cfg;
+                let s = state.0.get_or_insert_with(|| Box::new(Session::new(cfg)));
+                s.data(conn, ts, dir, bytes, &mut out);
             }
             ConnectionEvent::Gap { dir, ts, len } => {
-                if let Some(s) = state.0.as_mut() {
-                    s.gap(conn, ts, dir, len, &mut out);
-                }
+                let cfg = self.cfg;
+                let s = state.0.get_or_insert_with(|| Box::new(Session::new(cfg)));
+                s.gap(conn, ts, dir, len, &mut out);
             }
             ConnectionEvent::Eof { dir, ts } => {
                 if let Some(s) = state.0.as_mut() {

@@ -438,7 +438,10 @@ fn handle<S: Sink + ?Sized>(
             let st = &mut dirs[dir.index()];
             let (len, hash) = if opcode.is_control() {
                 let len = core::mem::take(&mut st.ctl_len);
-                (len, st.ctl_hash.replace(Sha256::new()))
+                (
+                    len,
+                    core::mem::replace(&mut st.ctl_hash, new_hash(cfg.digest)),
+                )
             } else {
                 let len = if st.inflate_failed {
                     st.raw_len
@@ -448,7 +451,10 @@ fn handle<S: Sink + ?Sized>(
                 st.data_len = 0;
                 st.raw_len = 0;
                 st.inflate_failed = false;
-                (len, st.data_hash.replace(Sha256::new()))
+                (
+                    len,
+                    core::mem::replace(&mut st.data_hash, new_hash(cfg.digest)),
+                )
             };
             let sha256 = if cfg.digest {
                 hash.map(|h| h.finalize().into())

@@ -374,6 +374,19 @@ impl Connection {
         self.core.can_send()
     }
 
+    /// Whether permessage-deflate is on (then [`Self::data_header`] frames go uncompressed,
+    /// and [`Self::send`]/[`Self::send_frame`] compress).
+    pub fn deflate_enabled(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        {
+            self.core.deflate.is_some()
+        }
+        #[cfg(not(feature = "deflate"))]
+        {
+            false
+        }
+    }
+
     /// Turns on permessage-deflate with the parameters agreed in the handshake: received
     /// messages with RSV1 are inflated (the inflated size counts against `max_message_len`,
     /// 1009 beyond; corrupt data is 1007), and sent messages of at least `options.threshold`

@@ -374,7 +374,10 @@ fn deflate_bomb_and_corruption_fail_with_right_codes() {
     use crate::connection::DeflateOptions;
     use crate::deflate::{DeflateParams, Deflater};
     // 8 MiB of zeros in a 8 KiB-ish message against a 1 MiB limit: 1009.
-    let cfg = Config { max_message_len: 1 << 20, ..Config::default() };
+    let cfg = Config {
+        max_message_len: 1 << 20,
+        ..Config::default()
+    };
     let mut server = Connection::server(cfg);
     server.enable_deflate(DeflateParams::default(), DeflateOptions::default());
     let mut payload = Vec::new();

@@ -7,7 +7,8 @@
 //! ```
 
 use futures_util::StreamExt;
-use wscope::tokio::connect_async;
+use wscope::config::{ClientConfig, DeflateConfig};
+use wscope::tokio::{connect_async, connect_with};
 use wscope::{Error, Message};
 
 const AGENT: &str = "wscope";
@@ -40,7 +41,12 @@ async fn main() -> Result<(), Error> {
 
 async fn run_case(base: &str, case: u32) -> Result<(), Error> {
     let url = format!("{base}/runCase?case={case}&agent={AGENT}");
-    let (mut ws, _) = connect_async(&url).await?;
+    // Offer permessage-deflate unless WSCOPE_NO_DEFLATE is set (cases 12.* and 13.* need it).
+    let mut cfg = ClientConfig::from_url(&url)?;
+    if std::env::var_os("WSCOPE_NO_DEFLATE").is_none() {
+        cfg = cfg.deflate(DeflateConfig::default());
+    }
+    let mut ws = connect_with(&cfg).await?;
     let mut buf = Vec::new();
     while let Some(kind) = ws.recv_into(&mut buf).await {
         let kind = kind?;

@@ -4,6 +4,8 @@ use core::time::Duration;
 use std::sync::Arc;
 
 pub use wscope_proto::connection::Config as WsConfig;
+pub use wscope_proto::connection::DeflateOptions;
+pub use wscope_proto::deflate::DeflateConfig;
 
 use crate::error::Result;
 use crate::proxy::Proxy;
@@ -58,6 +60,10 @@ pub struct ClientConfig {
     pub write_timeout: Option<Duration>,
     /// Disable Nagle's algorithm (on by default: frames are written whole).
     pub nodelay: bool,
+    /// Offer permessage-deflate (RFC 7692) with these wishes; `None`: no compression.
+    pub deflate: Option<DeflateConfig>,
+    /// Compression level and size threshold once deflate is agreed.
+    pub deflate_options: DeflateOptions,
 }
 
 impl ClientConfig {
@@ -79,7 +85,15 @@ impl ClientConfig {
             idle_timeout: None,
             write_timeout: None,
             nodelay: true,
+            deflate: None,
+            deflate_options: DeflateOptions::default(),
         }
+    }
+
+    /// Offers permessage-deflate with these wishes (context takeover, window sizes).
+    pub fn deflate(mut self, wishes: DeflateConfig) -> Self {
+        self.deflate = Some(wishes);
+        self
     }
 
     /// From a `ws://` or `wss://` URL.
@@ -180,6 +194,10 @@ pub struct ServerConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Disable Nagle's algorithm on accepted sockets.
     pub nodelay: bool,
+    /// Accept permessage-deflate (RFC 7692) offers with these settings; `None`: decline.
+    pub deflate: Option<DeflateConfig>,
+    /// Compression level and size threshold once deflate is agreed.
+    pub deflate_options: DeflateOptions,
 }
 
 impl core::fmt::Debug for ServerConfig {
@@ -207,6 +225,8 @@ impl Default for ServerConfig {
             write_timeout: None,
             tls: None,
             nodelay: true,
+            deflate: None,
+            deflate_options: DeflateOptions::default(),
         }
     }
 }

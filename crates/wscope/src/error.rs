@@ -68,6 +68,8 @@ pub enum HandshakeError {
     /// The configuration cannot produce a valid request (e.g. a header that clashes with one
     /// the client sets itself, or a name or value with forbidden characters).
     Config(&'static str),
+    /// The server's permessage-deflate response breaks RFC 7692 or our offer.
+    Deflate(wscope_proto::deflate::NegotiationError),
 }
 
 impl HandshakeError {
@@ -78,7 +80,7 @@ impl HandshakeError {
             Self::Status { status } | Self::Rejected { status } | Self::Proxy { status } => {
                 Some(*status)
             }
-            Self::Eof | Self::Config(_) | Self::Build(_) => None,
+            Self::Eof | Self::Config(_) | Self::Build(_) | Self::Deflate(_) => None,
         }
     }
 }
@@ -93,6 +95,7 @@ impl fmt::Display for HandshakeError {
             Self::Eof => f.write_str("connection closed during the handshake"),
             Self::Build(e) => write!(f, "cannot build the handshake: {e}"),
             Self::Config(what) => write!(f, "bad client configuration: {what}"),
+            Self::Deflate(e) => write!(f, "permessage-deflate negotiation failed: {e}"),
         }
     }
 }

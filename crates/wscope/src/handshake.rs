@@ -11,6 +11,8 @@ use wscope_proto::handshake::{
 };
 pub use wscope_proto::handshake::{Request, Response};
 
+use wscope_proto::deflate::{DeflateParams, Offer};
+
 use crate::config::{ClientConfig, ServerConfig};
 use crate::error::{Error, HandshakeError, Result};
 use crate::session::fill_random;
@@ -104,19 +106,37 @@ pub(crate) fn server_feed<'b>(
     }
 }
 
-/// Runs the application's decision and writes the response: `Ok(subprotocol)` with the 101
-/// in `out`, or `Err` with the refusal in `out`.
+/// What a server agreed to in its `101`.
+#[derive(Debug, Default)]
+pub(crate) struct Agreed {
+    /// The chosen subprotocol.
+    pub(crate) subprotocol: Option<String>,
+    /// The permessage-deflate parameters, when an offer was accepted.
+    pub(crate) deflate: Option<DeflateParams>,
+}
+
+/// Runs the application's decision and writes the response: `Ok(agreed)` with the 101 in
+/// `out`, or `Err` with the refusal in `out`. With `cfg.deflate` set, the first acceptable
+/// permessage-deflate offer is answered (the core's negotiation decides).
 pub(crate) fn server_respond<F>(
     req: &Request,
+    cfg: &ServerConfig,
     decide: F,
     out: &mut Vec<u8>,
-) -> Result<Option<String>>
+) -> Result<Agreed>
 where
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
     match decide(req) {
         Ok(accept) => {
+            let negotiated = match (&cfg.deflate, req.extensions()) {
+                (Some(d), Ok(offers)) => d.negotiate(&offers),
+                _ => None,
+            };
             let mut b = ResponseBuilder::accept(req);
+            if let Some((value, _)) = &negotiated {
+                b = b.extensions(value);
+            }
             if let Some(p) = &accept.subprotocol {
                 b = b.subprotocol(p);
             }
@@ -124,7 +144,10 @@ where
                 b = b.header(k, v);
             }
             match b.write(out) {
-                Ok(()) => Ok(accept.subprotocol),
+                Ok(()) => Ok(Agreed {
+                    subprotocol: accept.subprotocol,
+                    deflate: negotiated.map(|(_, p)| p),
+                }),
                 Err(e) => {
                     out.clear();
                     let _ = ResponseBuilder::status(500, "Internal Server Error").write(out);
@@ -148,8 +171,12 @@ where
     }
 }
 
-/// Client side: writes the request for `cfg` into `out` and returns the response reader.
-pub(crate) fn client_start(cfg: &ClientConfig, out: &mut Vec<u8>) -> Result<ClientHandshake> {
+/// Client side: writes the request for `cfg` into `out` and returns the response reader, with
+/// the permessage-deflate offer made (if any).
+pub(crate) fn client_start(
+    cfg: &ClientConfig,
+    out: &mut Vec<u8>,
+) -> Result<(ClientHandshake, Option<Offer>)> {
     let mut random = [0u8; 16];
     fill_random(&mut random);
     let key = Key::from_random(random);
@@ -165,7 +192,32 @@ pub(crate) fn client_start(cfg: &ClientConfig, out: &mut Vec<u8>) -> Result<Clie
     for (k, v) in &cfg.headers {
         req = req.header(k, v);
     }
-    ClientHandshake::new(&req, out).map_err(|e| Error::Handshake(HandshakeError::Build(e)))
+    let offer = cfg.deflate.map(|d| d.client_offer());
+    let offer_value = offer.map(|o| o.to_header_value());
+    if let Some(v) = &offer_value {
+        req = req.extensions(v);
+    }
+    let hs =
+        ClientHandshake::new(&req, out).map_err(|e| Error::Handshake(HandshakeError::Build(e)))?;
+    Ok((hs, offer))
+}
+
+/// Client side: the permessage-deflate parameters the server's `101` agreed to (`None` when it
+/// declined or nothing was offered); a response that breaks the offer is an error.
+pub(crate) fn client_deflate(
+    cfg: &ClientConfig,
+    offer: Option<&Offer>,
+    response: &Response,
+) -> Result<Option<DeflateParams>> {
+    let (Some(wishes), Some(offer)) = (cfg.deflate, offer) else {
+        return Ok(None);
+    };
+    let exts = response
+        .extensions()
+        .map_err(|e| Error::Handshake(HandshakeError::Proto(e)))?;
+    wishes
+        .negotiated(offer, &exts)
+        .map_err(|e| Error::Handshake(HandshakeError::Deflate(e)))
 }
 
 /// Feeds response bytes: `Ok(Some((response, leftover)))` once the 101 is complete and valid.

@@ -388,7 +388,9 @@ impl Session {
     /// saving the copy from the input buffer.
     #[cfg(feature = "tokio")]
     pub(crate) fn direct_read_len(&self) -> Option<usize> {
-        if self.input.is_empty() && self.frame_left >= DIRECT_MIN {
+        // Inflated data is not the wire bytes: with deflate on, everything goes through the
+        // input buffer and the connection's decoder.
+        if self.input.is_empty() && self.frame_left >= DIRECT_MIN && !self.conn.deflate_enabled() {
             // Use capacity the buffer already has (a recycled one often holds the whole
             // message); grow it by at most BIG_READ at a time otherwise.
             let room = (self.msg.capacity() - self.msg.len()).max(BIG_READ);
@@ -602,7 +604,8 @@ impl Session {
     /// queued as it is (masked in place by a client) instead of being copied; a small one is
     /// copied and `payload` is cleared, keeping its allocation for the caller.
     pub(crate) fn send_vec(&mut self, opcode: OpCode, payload: &mut Vec<u8>) -> Result<()> {
-        if payload.len() < OWNED_MIN {
+        // Compression needs the encoder's copy anyway; the zero-copy path is for plain frames.
+        if payload.len() < OWNED_MIN || self.conn.deflate_enabled() {
             self.send_data_frame(opcode, payload, true)?;
             payload.clear();
             return Ok(());

@@ -32,6 +32,9 @@ pub(crate) struct Args {
     /// Do not verify the server's certificate (dangerous; only when asked).
     #[arg(long)]
     insecure: bool,
+    /// Offer permessage-deflate (RFC 7692).
+    #[arg(long)]
+    compress: bool,
     /// HTTP proxy, `http://[user:pass@]host:port`.
     #[arg(long)]
     proxy: Option<String>,
@@ -56,6 +59,9 @@ pub(crate) fn run(args: Args) -> ExitCode {
 
 fn config(args: &Args) -> wscope::Result<ClientConfig> {
     let mut cfg = ClientConfig::from_url(&args.url)?;
+    if args.compress {
+        cfg = cfg.deflate(wscope::config::DeflateConfig::default());
+    }
     for h in &args.headers {
         let Some((k, v)) = h.split_once(':') else {
             return Err(wscope::HandshakeError::Config("--header takes NAME:VALUE").into());

@@ -25,6 +25,9 @@ pub(crate) struct Args {
     /// Private key (PEM) for --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
+    /// Accept permessage-deflate (RFC 7692) offers and compress replies.
+    #[arg(long)]
+    compress: bool,
     /// Largest message (and frame) accepted, in bytes; 1009 beyond.
     #[arg(long, default_value_t = 64 << 20)]
     max_message: u64,
@@ -48,6 +51,9 @@ pub(crate) fn run(args: Args) -> ExitCode {
     let mut cfg = ServerConfig::default();
     cfg.ws.max_message_len = args.max_message;
     cfg.ws.max_frame_len = args.max_message;
+    if args.compress {
+        cfg.deflate = Some(wscope::config::DeflateConfig::default());
+    }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         match wscope::tls::server_config_from_files(cert, key) {
             Ok(tls) => cfg.tls = Some(tls),

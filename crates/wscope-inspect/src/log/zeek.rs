@@ -10,8 +10,8 @@
 //! `#open`/`#close` carry a date. Zeek uses the wall clock; we use the time of the first and
 //! last record, so output depends only on the capture.
 
-use std::io::{self, Write};
 use core::net::IpAddr;
+use std::io::{self, Write};
 
 /// The type of a column, as written in the `#types` line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,15 +89,30 @@ pub struct ZeekLog<W: Write> {
 
 impl<W: Write> ZeekLog<W> {
     /// A log named `path` with the given columns.
-    pub fn new(out: W, path: &'static str, columns: &'static [(&'static str, ColumnType)], style: Style) -> Self {
-        Self { out, path, columns, style, header_written: false, last_ts: 0 }
+    pub fn new(
+        out: W,
+        path: &'static str,
+        columns: &'static [(&'static str, ColumnType)],
+        style: Style,
+    ) -> Self {
+        Self {
+            out,
+            path,
+            columns,
+            style,
+            header_written: false,
+            last_ts: 0,
+        }
     }
 
     /// Writes one row; `ts` (microseconds) dates the `#open` line of the first row and the
     /// `#close` line. `values` must match the columns in number.
     pub fn write_row(&mut self, ts: u64, values: &[Value<'_>]) -> io::Result<()> {
         if values.len() != self.columns.len() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "value count does not match columns"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "value count does not match columns",
+            ));
         }
         if !self.header_written {
             self.header_written = true;
@@ -174,9 +189,12 @@ impl<W: Write> ZeekLog<W> {
                 Value::Port(p) => serde_json::json!(p),
                 Value::Count(c) => serde_json::json!(c),
                 Value::Bool(b) => serde_json::json!(b),
-                Value::Vector(items) => {
-                    serde_json::Value::Array(items.iter().map(|s| serde_json::Value::String(json_string(s))).collect())
-                }
+                Value::Vector(items) => serde_json::Value::Array(
+                    items
+                        .iter()
+                        .map(|s| serde_json::Value::String(json_string(s)))
+                        .collect(),
+                ),
                 Value::Unset => continue,
             };
             obj.insert((*name).to_string(), j);
@@ -221,7 +239,11 @@ fn escape_field(out: &mut Vec<u8>, s: &[u8], in_vector: bool) {
     }
     let text = core::str::from_utf8(s);
     for &b in s {
-        let needs = b < 0x20 || b == 0x7f || b == b'\\' || (in_vector && b == b',') || (b >= 0x80 && text.is_err());
+        let needs = b < 0x20
+            || b == 0x7f
+            || b == b'\\'
+            || (in_vector && b == b',')
+            || (b >= 0x80 && text.is_err());
         if needs {
             out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
         } else {
@@ -286,7 +308,10 @@ pub fn split_header_list(value: &[u8]) -> Vec<&[u8]> {
         .split(|&b| b == b',')
         .map(|item| {
             let start = item.iter().position(|&b| b != b' ').unwrap_or(item.len());
-            let end = item.iter().rposition(|&b| b != b' ').map_or(start, |e| e + 1);
+            let end = item
+                .iter()
+                .rposition(|&b| b != b' ')
+                .map_or(start, |e| e + 1);
             &item[start..end.max(start)]
         })
         .collect()
@@ -316,7 +341,9 @@ mod tests {
                 Value::Str(b"v1"),
                 Value::Vector(vec![b"v1"]),
                 Value::Unset,
-                Value::Vector(split_header_list(b"permessage-deflate; client_max_window_bits")),
+                Value::Vector(split_header_list(
+                    b"permessage-deflate; client_max_window_bits",
+                )),
             ],
         )
         .unwrap();
@@ -345,7 +372,10 @@ mod tests {
         out.clear();
         escape_field(&mut out, b"x,y", true);
         assert_eq!(out, b"x\\x2cy");
-        assert_eq!(split_header_list(b"v1 , authorization.bearer.x,y"), [&b"v1"[..], b"authorization.bearer.x", b"y"]);
+        assert_eq!(
+            split_header_list(b"v1 , authorization.bearer.x,y"),
+            [&b"v1"[..], b"authorization.bearer.x", b"y"]
+        );
 
         let mut log = ZeekLog::new(Vec::new(), "weird", WEIRD_COLUMNS, Style::Json);
         let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));

@@ -319,3 +319,134 @@ fn wstunnel_traces_frame_counts() {
     assert_eq!(st.sessions, 2);
     assert_eq!(st.frames, 22 + 133);
 }
+
+/// The trace with some packets left out (by 1-based number), as a pcap in memory.
+fn without_packets(path: &Path, drop: impl Fn(u64) -> bool) -> Vec<u8> {
+    use wscope_inspect::capture::CaptureReader;
+    use wscope_inspect::write::PcapWriter;
+    let mut r = CaptureReader::open(path).unwrap();
+    let mut w: Option<PcapWriter<Vec<u8>>> = None;
+    let mut n = 0u64;
+    while let Some(p) = r.next_packet().unwrap() {
+        n += 1;
+        let w = w.get_or_insert_with(|| PcapWriter::new(Vec::new(), p.link).unwrap());
+        if !drop(n) {
+            w.write_packet(p.ts, p.data).unwrap();
+        }
+    }
+    w.unwrap().into_inner()
+}
+
+fn run_bytes(
+    bytes: Vec<u8>,
+) -> (
+    Vec<wscope_inspect::event::OwnedEvent>,
+    wscope_inspect::Stats,
+) {
+    use wscope_inspect::analyzer::Analyzer;
+    use wscope_inspect::capture::Capture;
+    use wscope_inspect::sink::VecSink;
+    let mut cap = Capture::from_reader(std::io::Cursor::new(bytes), "mem");
+    let mut sink = VecSink::default();
+    let stats = Analyzer::new(AnalyzerConfig::default()).run(&mut cap, &mut sink);
+    (sink.events, stats)
+}
+
+#[test]
+fn capture_starting_mid_stream_gives_no_false_session() {
+    let Some(corpus) = corpus() else { return };
+    // Leave out the handshake: the capture starts in the middle of the WebSocket traffic.
+    let bytes = without_packets(&trace(&corpus, "websocket/jupyter-websocket.pcap"), |n| {
+        n <= 6
+    });
+    let (events, stats) = run_bytes(bytes);
+    assert_eq!(stats.connections, 1);
+    assert_eq!(stats.mid_stream, 1);
+    assert_eq!(stats.sessions, 0);
+    assert!(events.is_empty(), "{events:?}");
+}
+
+#[test]
+fn lost_segment_inside_a_payload_keeps_the_connection_analysed() {
+    // Deliberate difference: Zeek stops the WebSocket analysis at the first gap.
+    let mut big = vec![0x82, 126];
+    big.extend_from_slice(&6000u16.to_be_bytes());
+    big.extend((0..6000u32).map(|i| i as u8));
+    let pieces: Vec<&[u8]> = big.chunks(1200).collect();
+    let after = [0x81, 5, b'a', b'f', b't', b'e', b'r'];
+    let mut seq: Vec<(bool, &[u8])> = pieces.iter().map(|p| (false, *p)).collect();
+    seq.push((false, &after));
+    let bytes = crate::robustness::handshake_pcap_dropping(&seq, true, &[2]);
+    let (events, stats) = run_bytes(bytes);
+    let names: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            OwnedKind::Anomaly { name, .. } => Some(*name),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["gap"]);
+    let gap_detail = events.iter().find_map(|e| match &e.kind {
+        OwnedKind::Anomaly { detail, .. } => Some(detail.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        gap_detail.as_deref(),
+        Some("1200 bytes lost inside a payload")
+    );
+    // Both messages are reported; the text after the gap is intact.
+    assert_eq!(stats.message_count(), 2);
+    let data: usize = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            OwnedKind::FrameData { data, .. } => Some(data.len()),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(data, 6000 - 1200 + 5);
+    assert!(events
+        .iter()
+        .any(|e| matches!(&e.kind, OwnedKind::MessageData { data, .. } if data[..] == *b"after")));
+}
+
+#[test]
+fn lost_segment_in_a_real_trace_is_survived() {
+    let Some(corpus) = corpus() else { return };
+    let path = trace(&corpus, "websocket/wstunnel-https.pcap");
+    let mut r = wscope_inspect::capture::CaptureReader::open(&path).unwrap();
+    let mut n = 0u64;
+    let mut big = Vec::new();
+    while let Some(p) = r.next_packet().unwrap() {
+        n += 1;
+        if p.data.len() > 1400 {
+            big.push(n);
+        }
+    }
+    let mut both_closes = 0;
+    let mut lost = Vec::new();
+    for &victim in &big {
+        let (events, stats) = run_bytes(without_packets(&path, |k| k == victim));
+        assert!(events
+            .iter()
+            .any(|e| matches!(&e.kind, OwnedKind::Anomaly { name: "gap", .. })));
+        assert_eq!(stats.sessions, 1);
+        // Is the connection still followed to its end (both closes seen)?
+        if stats.closes.get(&1000) == Some(&2) {
+            both_closes += 1;
+        } else {
+            lost.push(victim);
+        }
+    }
+    eprintln!(
+        "wstunnel-https, one full-size segment dropped: followed to the end in {both_closes} of {} cases; not after dropping packets {lost:?}",
+        big.len()
+    );
+    // Zeek: 0 (it stops at the first gap). When the lost bytes hold a frame header the core
+    // resynchronises on the first plausible header, and inside TLS ciphertext that is
+    // sometimes a false one (40 of 57 recover today; see docs/zeek-differences.md).
+    assert!(
+        both_closes * 3 >= big.len() * 2,
+        "{both_closes} of {}",
+        big.len()
+    );
+}

@@ -154,7 +154,17 @@ fn zeek_fuzz_corpus_no_panic_bounded() {
     assert!(total_events > 1000, "{total_events} events");
 }
 
-fn handshake_pcap(frames_after: &[(bool, &[u8])], fin: bool) -> Vec<u8> {
+pub(crate) fn handshake_pcap(frames_after: &[(bool, &[u8])], fin: bool) -> Vec<u8> {
+    handshake_pcap_dropping(frames_after, fin, &[])
+}
+
+/// Like `handshake_pcap`, leaving out the pieces whose index is in `drop` (their sequence
+/// space stays used: a capture loss).
+pub(crate) fn handshake_pcap_dropping(
+    frames_after: &[(bool, &[u8])],
+    fin: bool,
+    drop: &[usize],
+) -> Vec<u8> {
     let c: SocketAddr = "10.9.0.1:41000".parse().unwrap();
     let s: SocketAddr = "10.9.0.2:80".parse().unwrap();
     let mut w = PcapWriter::new(Vec::new(), Framing::Ethernet.link_type()).unwrap();
@@ -180,12 +190,17 @@ Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
     cs += req.len() as u32;
     put(&mut w, TcpSpec::new(s, c).seq(ss).ack(cs).payload(resp));
     ss += resp.len() as u32;
-    for (from_client, bytes) in frames_after {
+    for (i, (from_client, bytes)) in frames_after.iter().enumerate() {
+        let keep = !drop.contains(&i);
         if *from_client {
-            put(&mut w, TcpSpec::new(c, s).seq(cs).ack(ss).payload(bytes));
+            if keep {
+                put(&mut w, TcpSpec::new(c, s).seq(cs).ack(ss).payload(bytes));
+            }
             cs = cs.wrapping_add(bytes.len() as u32);
         } else {
-            put(&mut w, TcpSpec::new(s, c).seq(ss).ack(cs).payload(bytes));
+            if keep {
+                put(&mut w, TcpSpec::new(s, c).seq(ss).ack(cs).payload(bytes));
+            }
             ss = ss.wrapping_add(bytes.len() as u32);
         }
     }

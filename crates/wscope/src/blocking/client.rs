@@ -10,7 +10,7 @@ use wscope_proto::Role;
 use super::{DriverOptions, WebSocket};
 use crate::config::ClientConfig;
 use crate::error::{Error, HandshakeError, Result};
-use crate::handshake::{client_feed, client_start, Response};
+use crate::handshake::{client_deflate, client_feed, client_start, Response};
 use crate::session::Clock;
 use crate::stream::{tls_client, MaybeTlsStream};
 
@@ -48,7 +48,7 @@ pub(crate) fn tcp_connect(host: &str, port: u16, timeout: Option<Duration>) -> R
 pub fn connect_with(cfg: &ClientConfig) -> Result<(WebSocket<MaybeTlsStream>, Response)> {
     // Build the request first: a bad configuration fails before any connection is made.
     let mut request = Vec::with_capacity(512);
-    let mut hs = client_start(cfg, &mut request)?;
+    let (mut hs, offer) = client_start(cfg, &mut request)?;
     let tcp = match &cfg.proxy {
         Some(p) => {
             let mut tcp = tcp_connect(&p.host, p.port, cfg.connect_timeout)?;
@@ -88,6 +88,7 @@ pub fn connect_with(cfg: &ClientConfig) -> Result<(WebSocket<MaybeTlsStream>, Re
             break (resp, leftover.to_vec());
         }
     };
+    let deflate = client_deflate(cfg, offer.as_ref(), &response)?;
     stream.tcp().set_write_timeout(cfg.write_timeout)?;
     let mut ws = WebSocket::from_raw(
         stream,
@@ -99,6 +100,9 @@ pub fn connect_with(cfg: &ClientConfig) -> Result<(WebSocket<MaybeTlsStream>, Re
         },
     );
     ws.set_subprotocol(response.subprotocol().map(str::to_owned));
+    if let Some(params) = deflate {
+        ws.session.conn.enable_deflate(params, cfg.deflate_options);
+    }
     Ok((ws, response))
 }
 

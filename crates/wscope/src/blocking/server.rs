@@ -113,8 +113,8 @@ where
         }
     };
     let mut response = Vec::with_capacity(256);
-    match server_respond(&request, decide, &mut response) {
-        Ok(subprotocol) => {
+    match server_respond(&request, cfg, decide, &mut response) {
+        Ok(agreed) => {
             stream.write_all(&response)?;
             stream.flush()?;
             stream.tcp().set_write_timeout(cfg.write_timeout)?;
@@ -127,7 +127,10 @@ where
                     idle_timeout: cfg.idle_timeout,
                 },
             );
-            ws.set_subprotocol(subprotocol);
+            ws.set_subprotocol(agreed.subprotocol);
+            if let Some(params) = agreed.deflate {
+                ws.session.conn.enable_deflate(params, cfg.deflate_options);
+            }
             Ok((ws, request))
         }
         Err(e) => {

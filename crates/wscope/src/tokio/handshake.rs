@@ -11,8 +11,8 @@ use super::{MaybeTlsStream, WebSocketStream};
 use crate::config::{ClientConfig, ServerConfig};
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::{
-    accept_all, client_feed, client_start, server_feed, server_machine, server_respond, Accept,
-    Reject, Request, Response,
+    accept_all, client_deflate, client_feed, client_start, server_feed, server_machine,
+    server_respond, Accept, Reject, Request, Response,
 };
 
 /// A client connection as returned by [`connect_async`].
@@ -93,7 +93,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut request = Vec::with_capacity(512);
-    let mut hs = client_start(cfg, &mut request)?;
+    let (mut hs, offer) = client_start(cfg, &mut request)?;
     stream.write_all(&request).await?;
     stream.flush().await?;
     let mut buf = vec![0u8; 4096];
@@ -106,9 +106,13 @@ where
             break (resp, leftover.to_vec());
         }
     };
+    let deflate = client_deflate(cfg, offer.as_ref(), &response)?;
     let mut ws =
         WebSocketStream::from_raw(stream, Role::Client, cfg.ws, &leftover, cfg.idle_timeout);
     ws.set_subprotocol(response.subprotocol().map(str::to_owned));
+    if let Some(params) = deflate {
+        ws.session.conn.enable_deflate(params, cfg.deflate_options);
+    }
     Ok((ws, response))
 }
 
@@ -202,8 +206,8 @@ where
         }
     };
     let mut response = Vec::with_capacity(256);
-    match server_respond(&request, decide, &mut response) {
-        Ok(subprotocol) => {
+    match server_respond(&request, cfg, decide, &mut response) {
+        Ok(agreed) => {
             stream.write_all(&response).await?;
             stream.flush().await?;
             let mut ws = WebSocketStream::from_raw(
@@ -213,7 +217,10 @@ where
                 &leftover,
                 cfg.idle_timeout,
             );
-            ws.set_subprotocol(subprotocol);
+            ws.set_subprotocol(agreed.subprotocol);
+            if let Some(params) = agreed.deflate {
+                ws.session.conn.enable_deflate(params, cfg.deflate_options);
+            }
             Ok((ws, request))
         }
         Err(e) => {

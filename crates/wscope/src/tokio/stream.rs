@@ -45,7 +45,7 @@ impl DataKind {
 /// - `futures_util::StreamExt::split` gives read and write halves.
 pub struct WebSocketStream<S> {
     io: S,
-    session: Session,
+    pub(crate) session: Session,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     sleep_at: Option<StdInstant>,
     /// A writer (Sink side) waiting for the queue to drain.

@@ -1,0 +1,78 @@
+//! The library API: run the analyzer over a capture with a closure sink, and the same events
+//! through the Net::Inspect-style callbacks.
+//!
+//! ```text
+//! cargo run -p wscope-inspect --example inspect_lib -- samples/websocket-demo.pcap
+//! ```
+
+use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig};
+use wscope_inspect::capture::Capture;
+use wscope_inspect::event::{Event, EventKind, OpCode};
+use wscope_inspect::sink::{InspectAdapter, WsInspect};
+use wscope_inspect::tcp::ConnMeta;
+use wscope_proto::role::Direction;
+
+/// Prints Net::Inspect-style callbacks.
+struct Printer;
+
+impl WsInspect for Printer {
+    fn in_wsctl(&mut self, conn: &ConnMeta, dir: Direction, opcode: OpCode, payload: &[u8]) {
+        println!(
+            "  in_wsctl  {} {dir:?} opcode={} {payload:?}",
+            conn.uid, opcode.0
+        );
+    }
+
+    fn in_wsdata(
+        &mut self,
+        conn: &ConnMeta,
+        dir: Direction,
+        opcode: OpCode,
+        data: &[u8],
+        eom: bool,
+        init: bool,
+        bytes_left: u64,
+        mask: Option<[u8; 4]>,
+        header: &[u8],
+    ) {
+        println!(
+            "  in_wsdata {} {dir:?} opcode={} len={} eom={eom} init={init} bytes_left={bytes_left} masked={} header={header:02x?}",
+            conn.uid,
+            opcode.0,
+            data.len(),
+            mask.is_some()
+        );
+    }
+}
+
+fn main() {
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "samples/websocket-demo.pcap".to_string());
+    let analyzer = Analyzer::new(AnalyzerConfig::default());
+
+    // 1. A closure sink: Zeek's events.
+    let mut capture = Capture::from_paths([&path]);
+    let stats = analyzer.run(&mut capture, &mut |ev: &Event<'_>| match &ev.kind {
+        EventKind::Established(up) => println!("{} established {:?}", ev.conn.uid, up.uri()),
+        EventKind::Message { opcode, len, .. } => {
+            println!(
+                "{} message is_orig={} opcode={} len={len}",
+                ev.conn.uid,
+                ev.is_orig(),
+                opcode.0
+            );
+        }
+        _ => {}
+    });
+    println!(
+        "{} sessions, {} messages",
+        stats.sessions,
+        stats.message_count()
+    );
+
+    // 2. The Net::Inspect view.
+    let mut capture = Capture::from_paths([&path]);
+    let mut adapter = InspectAdapter::new(Printer);
+    analyzer.run(&mut capture, &mut adapter);
+}
