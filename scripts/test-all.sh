@@ -15,7 +15,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-DEFAULT_STEPS=(fmt clippy clippy_no_std tests docs no_std_build example autobahn interop)
+DEFAULT_STEPS=(fmt clippy clippy_no_std tests docs no_std_build example autobahn interop kaitai c_api)
 
 # --- steps -------------------------------------------------------------------------------------
 
@@ -54,6 +54,10 @@ step_example() {
         crates/wscope-proto/examples/sample-frames.bin | tee "$out"
     grep -q 'message #1: text, 13 bytes in 2 frames: "Hello, wörld"' "$out"
     grep -q 'control: close 1000 (normal closure) "bye"' "$out"
+    # The README's main command: the analyzer on the bundled sample.
+    cargo run -q --release -p wscope-cli -- inspect samples/websocket-demo.pcap | tee "$out"
+    grep -q 'WebSocket sessions 2' "$out"
+    grep -q 'c>s text               61 B' "$out"
     rm -f "$out"
 }
 
@@ -84,6 +88,24 @@ step_fuzz_smoke() {
         (cd fuzz && cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" -- \
             -max_total_time="$secs")
     done
+}
+
+# Differential test of `wscope parse --json` against seed 002's Kaitai Struct parser (extracted
+# from ../shared/seeds/002_*.txt at test time, pinned kaitaistruct in conformance/kaitai/.venv):
+# field-for-field agreement where the spec is right, asserted differences where it is wrong
+# (docs/kaitai-differences.md). ~15 s after the build.
+step_kaitai() {
+    bash conformance/kaitai/run.sh
+}
+
+# The C API (crates/wscope-ffi, include/websock.h): the header compiles as C99 and C++, the
+# seed's flow in examples/c/websock_echo.c built with cc against libwscope_ffi.a passes its
+# echo round trips (text, binary, 1 MiB through a 1000-byte buffer, ping/pong, recv timeout,
+# close reason) against `wscope serve --echo`, plain and TLS (unverified and verified), then
+# again under valgrind memcheck (no leaks, no errors). The header's staleness check is the
+# `header` test of `cargo test`. ~40 s after the build; NO_VALGRIND=1 skips valgrind.
+step_c_api() {
+    bash examples/c/run.sh
 }
 
 # --- driver ------------------------------------------------------------------------------------

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Builds examples/c/websock_echo.c with `cc` against include/websock.h and the static library
+# libwscope_ffi.a, then runs it against `wscope serve --echo`: plain (secured 0), TLS without
+# verification (1) and TLS verified against a CA made here (2); then the same three under
+# valgrind memcheck (no leaks, no errors) unless NO_VALGRIND=1. Also checks that the header
+# compiles as C99 and C++ with warnings as errors.
+#
+#   bash examples/c/run.sh
+#
+# CARGO_TARGET_DIR / WSCOPE_PROFILE / SKIP_BUILD as in conformance/lib.sh.
+set -euo pipefail
+# shellcheck source=../../conformance/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../conformance/lib.sh"
+
+# Tools: cc/c++, openssl (test certificates) and valgrind, from Debian's packages if missing.
+need=()
+command -v "${CC:-cc}" >/dev/null || need+=(gcc)
+command -v "${CXX:-c++}" >/dev/null || need+=(g++)
+command -v openssl >/dev/null || need+=(openssl)
+[[ ${NO_VALGRIND:-0} == 1 ]] || command -v valgrind >/dev/null || need+=(valgrind)
+if [[ ${#need[@]} -gt 0 ]]; then
+  log "apt-get install ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo_build -p wscope-ffi -p wscope-cli
+
+WORK=$(mktemp -d)
+SERVER_PIDS=()
+cleanup() {
+  local p
+  for p in "${SERVER_PIDS[@]}"; do stop_pid "$p"; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+CC=${CC:-cc}
+CXX=${CXX:-c++}
+log "header: C99 and C++ with -Werror"
+printf '#include "websock.h"\nint main(void) { return WEBSOCK_MAX_HNDSHK_HDRS == 10 ? 0 : 1; }\n' >"$WORK/h.c"
+"$CC" -std=c99 -Wall -Wextra -pedantic -Werror -I "$ROOT/include" -c "$WORK/h.c" -o "$WORK/h.o"
+cp "$WORK/h.c" "$WORK/h.cpp"
+"$CXX" -Wall -Wextra -Werror -I "$ROOT/include" -c "$WORK/h.cpp" -o "$WORK/hpp.o"
+
+log "cc websock_echo.c + libwscope_ffi.a"
+"$CC" -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -g -I "$ROOT/include" \
+  "$ROOT/examples/c/websock_echo.c" "$PROFILE_DIR/libwscope_ffi.a" \
+  -lpthread -ldl -lm -o "$WORK/websock_echo"
+
+# A CA and a server certificate for 127.0.0.1 / localhost.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=wscope test CA" \
+  -keyout "$WORK/ca.key" -out "$WORK/ca.pem" \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+  -keyout "$WORK/server.key" -out "$WORK/server.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$WORK/ext.cnf"
+openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial \
+  -days 2 -extfile "$WORK/ext.cnf" -out "$WORK/server.pem" 2>/dev/null
+
+start_server() { # start_server VAR [serve args...]: sets VAR to the port
+  local var=$1 port pid
+  shift
+  port=$(free_port)
+  "$PROFILE_DIR/wscope" serve --echo --port "$port" "$@" >"$WORK/serve-$port.log" 2>&1 &
+  pid=$!
+  SERVER_PIDS+=("$pid")
+  wait_port "$port" "$pid" || { cat "$WORK/serve-$port.log" >&2; return 1; }
+  printf -v "$var" '%s' "$port"
+}
+
+start_server PLAIN
+start_server TLS --tls-cert "$WORK/server.pem" --tls-key "$WORK/server.key"
+
+run_all() { # run_all [wrapper...]
+  log "plain (secured 0) ${*:-}"
+  "$@" "$WORK/websock_echo" 127.0.0.1 "$PLAIN" 0
+  log "TLS without verification (secured 1) ${*:-}"
+  "$@" "$WORK/websock_echo" 127.0.0.1 "$TLS" 1
+  log "TLS verified (secured 2) ${*:-}"
+  "$@" "$WORK/websock_echo" localhost "$TLS" 2 "$WORK/ca.pem"
+}
+
+run_all
+
+if [[ ${NO_VALGRIND:-0} != 1 ]]; then
+  VG=(valgrind --quiet --error-exitcode=99 --leak-check=full
+    --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
+    --track-origins=yes)
+  log "valgrind: plain, no suppressions"
+  "${VG[@]}" "$WORK/websock_echo" 127.0.0.1 "$PLAIN" 0
+  # TLS: ring's AES-GCM assembly is opaque to memcheck (see valgrind-ring.supp).
+  log "valgrind: TLS (secured 1 and 2), ring GCM suppressions only"
+  "${VG[@]}" --suppressions="$ROOT/examples/c/valgrind-ring.supp" "$WORK/websock_echo" 127.0.0.1 "$TLS" 1
+  "${VG[@]}" --suppressions="$ROOT/examples/c/valgrind-ring.supp" "$WORK/websock_echo" localhost "$TLS" 2 "$WORK/ca.pem"
+fi
+log "C API example: all runs passed"

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# scripts/autobahn.sh - Autobahn TestSuite conformance of wscope, with the PyPI
+# runner kosoku (pinned in conformance/requirements.txt, installed into
+# conformance/.venv by this script).
+#
+# Usage: scripts/autobahn.sh [server|client|all]      (default: all)
+#
+#   server  start `wscope serve --echo` on a free port and run
+#           `kosoku -m fuzzingclient` against it
+#   client  run `kosoku -m fuzzingserver` and the wscope Autobahn client
+#           (crates/wscope/examples/autobahn_client.rs, on the tokio client:
+#           getCaseCount, runCase echoing every message with its type,
+#           updateReports; agent "wscope")
+#
+# Each mode summarises the report (conformance/autobahn/check.py), fails on any
+# FAILED / UNIMPLEMENTED / ERROR case or closing-handshake verdict that is not
+# OK/INFORMATIONAL, and diffs the verdicts against the committed
+# conformance/autobahn/expected-{server,client}.json. Exit status 0 only if
+# every selected mode passes.
+#
+# Environment:
+#   AUTOBAHN_COMPRESSION=1      include 12.* and 13.* (permessage-deflate);
+#                               excluded by default
+#   AUTOBAHN_CASES="1.* 9.1.1"  run only these cases (kosoku -i; a partial run
+#                               does not report expected cases as missing)
+#   AUTOBAHN_UPDATE_EXPECTED=1  rewrite the expected files from this run
+#   AUTOBAHN_SERVER_CMD="..."   server under test, the port is appended
+#                               (default: PROFILE_DIR/wscope serve --echo --port)
+#   AUTOBAHN_CLIENT_CMD="..."   client under test, the fuzzing server URL is
+#                               appended (default: PROFILE_DIR/examples/autobahn_client)
+#   AUTOBAHN_EXPECTED_DIR=dir   where expected-{server,client}.json are
+#                               (default conformance/autobahn)
+#   AUTOBAHN_OUT=dir            reports (default TARGET_DIR/autobahn)
+#   AUTOBAHN_TIMEOUT=600        seconds allowed for one kosoku run
+#   PARALLEL=1                  kosoku -p (server mode)
+#   plus CARGO_TARGET_DIR, WSCOPE_PROFILE (dev|release), SKIP_BUILD, SKIP_INSTALL
+#   (see conformance/lib.sh)
+set -euo pipefail
+source "$(dirname "$0")/../conformance/lib.sh"
+
+MODE=${1:-all}
+case "$MODE" in server|client|all) ;; -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+  *) echo "usage: $0 [server|client|all]" >&2; exit 2 ;; esac
+
+OUT=${AUTOBAHN_OUT:-$TARGET_DIR/autobahn}
+KOSOKU=$VENV/bin/kosoku
+TIMEOUT=${AUTOBAHN_TIMEOUT:-600}
+EXPECTED_DIR=${AUTOBAHN_EXPECTED_DIR:-$ROOT/conformance/autobahn}
+CHECK=$ROOT/conformance/autobahn/check.py
+
+SEL=()
+CHECK_ARGS=()
+if [[ "${AUTOBAHN_COMPRESSION:-0}" == 1 ]]; then
+  CHECK_ARGS+=(--compression)
+else
+  SEL+=(-x '12.*' -x '13.*')
+fi
+if [[ -n "${AUTOBAHN_CASES:-}" ]]; then
+  for c in $AUTOBAHN_CASES; do SEL+=(-i "$c"); done
+  CHECK_ARGS+=(--partial)
+fi
+if [[ "${AUTOBAHN_UPDATE_EXPECTED:-0}" == 1 ]]; then CHECK_ARGS+=(--update); fi
+
+PIDS=()
+cleanup() { local p; for p in "${PIDS[@]}"; do stop_pid "$p"; done; PIDS=(); }
+trap cleanup EXIT INT TERM
+
+run_server_mode() {
+  local dir=$OUT/server
+  rm -rf "$dir"; mkdir -p "$dir"
+  local cmd
+  if [[ -n "${AUTOBAHN_SERVER_CMD:-}" ]]; then
+    read -r -a cmd <<< "$AUTOBAHN_SERVER_CMD"
+  else
+    cargo_build -p wscope-cli
+    cmd=("$PROFILE_DIR/wscope" serve --echo --port)
+  fi
+  local port; port=$(free_port)
+  log "server mode: ${cmd[*]} $port"
+  "${cmd[@]}" "$port" > "$dir/server.log" 2>&1 &
+  local srv=$!
+  PIDS+=("$srv")
+  if ! wait_port "$port" "$srv"; then
+    log "server did not start; $dir/server.log:"; tail -n 20 "$dir/server.log" >&2
+    return 1
+  fi
+  local t0=$SECONDS rc=0
+  timeout "$TIMEOUT" "$KOSOKU" -m fuzzingclient -p "${PARALLEL:-1}" -o "$dir" "${SEL[@]}" "127.0.0.1:$port" \
+    > "$dir/kosoku.log" 2>&1 || rc=$?
+  local secs=$((SECONDS - t0)) alive=1
+  kill -0 "$srv" 2>/dev/null || alive=0
+  stop_pid "$srv"
+  log "kosoku fuzzingclient exit $rc after ${secs} s"
+  local fail=0
+  if [[ $alive == 0 ]]; then
+    log "FAIL: the server exited during the run; $dir/server.log:"; tail -n 20 "$dir/server.log" >&2; fail=1
+  fi
+  if grep -q 'panicked' "$dir/server.log"; then
+    log "FAIL: the server panicked:"; grep -m5 -A3 'panicked' "$dir/server.log" >&2; fail=1
+  fi
+  if [[ ! -f $dir/index.json ]]; then
+    log "FAIL: kosoku wrote no report; $dir/kosoku.log:"; tail -n 20 "$dir/kosoku.log" >&2
+    return 1
+  fi
+  python3 "$CHECK" "$dir/index.json" "$EXPECTED_DIR/expected-server.json" \
+    --label "server mode (${cmd[0]##*/}), ${secs} s" "${CHECK_ARGS[@]}" || fail=1
+  find "$dir" -name '*.html' ! -name 'index.html' -delete 2>/dev/null || true
+  return $fail
+}
+
+run_client_mode() {
+  local dir=$OUT/client
+  rm -rf "$dir"; mkdir -p "$dir"
+  local cmd
+  if [[ -n "${AUTOBAHN_CLIENT_CMD:-}" ]]; then
+    read -r -a cmd <<< "$AUTOBAHN_CLIENT_CMD"
+  else
+    cargo_build -p wscope --example autobahn_client
+    cmd=("$PROFILE_DIR/examples/autobahn_client")
+  fi
+  local port; port=$(free_port)
+  local t0=$SECONDS
+  "$KOSOKU" -m fuzzingserver -o "$dir" "${SEL[@]}" "127.0.0.1:$port" > "$dir/kosoku.log" 2>&1 &
+  local fs=$!
+  PIDS+=("$fs")
+  if ! wait_port "$port" "$fs"; then
+    log "kosoku fuzzingserver did not start; $dir/kosoku.log:"; tail -n 20 "$dir/kosoku.log" >&2
+    return 1
+  fi
+  log "client mode: ${cmd[*]} ws://127.0.0.1:$port"
+  local rc=0
+  timeout "$TIMEOUT" "${cmd[@]}" "ws://127.0.0.1:$port" > "$dir/client.log" 2>&1 || rc=$?
+  # kosoku exits by itself once updateReports has been served and the reports are written.
+  local i
+  for i in $(seq 1 300); do kill -0 "$fs" 2>/dev/null || break; sleep 0.1; done
+  stop_pid "$fs"
+  local secs=$((SECONDS - t0)) fail=0
+  log "autobahn client exit $rc after ${secs} s (last lines of $dir/client.log:)"
+  tail -n 3 "$dir/client.log" >&2
+  if [[ $rc != 0 ]]; then log "FAIL: the client exited with status $rc"; fail=1; fi
+  if grep -q 'panicked' "$dir/client.log"; then
+    log "FAIL: the client panicked:"; grep -m5 -A3 'panicked' "$dir/client.log" >&2; fail=1
+  fi
+  if [[ ! -f $dir/index.json ]]; then
+    log "FAIL: kosoku wrote no report; $dir/kosoku.log:"; tail -n 20 "$dir/kosoku.log" >&2
+    return 1
+  fi
+  python3 "$CHECK" "$dir/index.json" "$EXPECTED_DIR/expected-client.json" \
+    --label "client mode (${cmd[0]##*/}), ${secs} s" "${CHECK_ARGS[@]}" || fail=1
+  find "$dir" -name '*.html' ! -name 'index.html' -delete 2>/dev/null || true
+  return $fail
+}
+
+setup_venv
+status=0
+if [[ $MODE == server || $MODE == all ]]; then run_server_mode || status=1; fi
+if [[ $MODE == client || $MODE == all ]]; then run_client_mode || status=1; fi
+cleanup
+if [[ $status == 0 ]]; then log "autobahn ($MODE): PASS"; else log "autobahn ($MODE): FAIL"; fi
+exit $status
