@@ -226,6 +226,18 @@ pub struct CloseStatus {
 }
 
 impl CloseStatus {
+    /// A status with no close received from the peer (yet): remote `ABNORMAL` (1006).
+    const fn without_peer(local: Option<CloseCode>, initiated_locally: bool) -> Self {
+        Self {
+            remote: CloseCode::ABNORMAL,
+            local,
+            initiated_locally,
+            failed: None,
+            reason: [0; MAX_REASON_LEN],
+            reason_len: 0,
+        }
+    }
+
     /// The reason the peer gave.
     pub fn remote_reason(&self) -> &str {
         crate::utf8::from_utf8(&self.reason[..usize::from(self.reason_len)]).unwrap_or("")
@@ -676,12 +688,8 @@ impl Core {
             let code = e.close_code();
             self.queue_control(OpCode::CLOSE, &code.0.to_be_bytes());
             self.status = Some(CloseStatus {
-                remote: CloseCode::ABNORMAL,
-                local: Some(code),
-                initiated_locally: true,
                 failed: Some(e),
-                reason: [0; MAX_REASON_LEN],
-                reason_len: 0,
+                ..CloseStatus::without_peer(Some(code), true)
             });
         } else if let Some(s) = self.status.as_mut() {
             s.failed = Some(e);
@@ -704,14 +712,10 @@ impl Core {
         self.eof = true;
         if self.state != State::Closed {
             let local = self.status.and_then(|s| s.local);
-            self.status = Some(CloseStatus {
-                remote: CloseCode::ABNORMAL,
+            self.status = Some(CloseStatus::without_peer(
                 local,
-                initiated_locally: self.state == State::CloseSent,
-                failed: None,
-                reason: [0; MAX_REASON_LEN],
-                reason_len: 0,
-            });
+                self.state == State::CloseSent,
+            ));
             self.state = State::Closed;
         }
         self.wait = Wait::None;
@@ -725,14 +729,7 @@ impl Core {
                 self.wait = Wait::Expired;
                 if self.state == State::CloseSent {
                     let local = self.status.and_then(|s| s.local);
-                    self.status = Some(CloseStatus {
-                        remote: CloseCode::ABNORMAL,
-                        local,
-                        initiated_locally: true,
-                        failed: None,
-                        reason: [0; MAX_REASON_LEN],
-                        reason_len: 0,
-                    });
+                    self.status = Some(CloseStatus::without_peer(local, true));
                     self.state = State::Closed;
                 }
             }
@@ -955,14 +952,7 @@ impl Core {
             self.status = Some(status);
             self.enter_closed();
         } else {
-            self.status = Some(CloseStatus {
-                remote: CloseCode::ABNORMAL,
-                local,
-                initiated_locally: true,
-                failed: None,
-                reason: [0; MAX_REASON_LEN],
-                reason_len: 0,
-            });
+            self.status = Some(CloseStatus::without_peer(local, true));
             self.state = State::CloseSent;
             self.wait = Wait::Pending;
         }
