@@ -73,7 +73,11 @@ run_server_mode() {
     read -r -a cmd <<< "$AUTOBAHN_SERVER_CMD"
   else
     cargo_build -p wscope-cli
-    cmd=("$PROFILE_DIR/wscope" serve --echo --port)
+    if [[ "${AUTOBAHN_COMPRESSION:-0}" == 1 ]]; then
+      cmd=("$PROFILE_DIR/wscope" serve --echo --compress --port)
+    else
+      cmd=("$PROFILE_DIR/wscope" serve --echo --port)
+    fi
   fi
   local port; port=$(free_port)
   log "server mode: ${cmd[*]} $port"

@@ -63,10 +63,11 @@ step_example() {
 
 # Autobahn TestSuite with kosoku (PyPI, pinned; installed into conformance/.venv by the
 # script): `wscope serve --echo` (fuzzingclient) and the wscope client (fuzzingserver +
-# examples/autobahn_client), without 12.*/13.* (permessage-deflate). Fails on any FAILED /
-# UNIMPLEMENTED case and on any difference from conformance/autobahn/expected-*.json. ~30 s.
+# examples/autobahn_client), all 517 cases including 12.*/13.* (permessage-deflate: the
+# server runs with --compress, the client offers deflate). Fails on any FAILED / UNIMPLEMENTED
+# case and on any difference from conformance/autobahn/expected-*.json.
 step_autobahn() {
-    bash scripts/autobahn.sh all
+    AUTOBAHN_COMPRESSION=1 bash scripts/autobahn.sh all
 }
 
 # Interop with Python websockets and Node ws (pinned; the script installs them): their

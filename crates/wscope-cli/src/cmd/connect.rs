@@ -48,7 +48,11 @@ pub(crate) fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(connect(args)) {
+    let result = rt.block_on(connect(args));
+    // A read of stdin may still be blocked in tokio's blocking pool; do not wait for it (the
+    // connection is over even if stdin stays open).
+    rt.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wscope connect: {e}");
