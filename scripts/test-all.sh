@@ -75,6 +75,7 @@ step_autobahn() {
 # `wscope connect` against their servers, ws:// and wss:// (certificate made at test time).
 step_interop() {
     bash scripts/interop.sh
+    bash scripts/interop-deflate.sh
 }
 
 # Not a default step (needs nightly and cargo-fuzz): FUZZ_SECONDS per target, default 10.

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# permessage-deflate (RFC 7692) interop with Python `websockets` and Node `ws` (pinned in
+# conformance/requirements.txt and conformance/interop/package-lock.json), both ways:
+# their clients offering each parameter combination to `wscope serve --echo --compress`, and
+# `wscope connect --compress` against their compressing servers configured with each
+# combination (context takeover on/off, reduced window bits). See
+# conformance/interop/deflate_interop.{py,js}.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=../conformance/lib.sh
+source "$ROOT/conformance/lib.sh"
+IDIR=$ROOT/conformance/interop
+
+setup_venv
+if [[ ! -d $IDIR/node_modules/ws ]]; then
+  log "npm ci (conformance/interop)"
+  (cd "$IDIR" && npm ci --no-audit --no-fund --silent)
+fi
+cargo_build -p wscope-cli
+BIN=$PROFILE_DIR/wscope
+
+rc=0
+"$PY" "$IDIR/deflate_interop.py" "$BIN" 2>/dev/null | grep -E '^(ok|FAIL)|passed' || rc=1
+(cd "$IDIR" && node deflate_interop.js "$BIN") || rc=1
+exit $rc
