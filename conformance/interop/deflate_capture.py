@@ -1,0 +1,148 @@
+"""Passive permessage-deflate check: real Python `websockets` traffic captured on loopback,
+analysed by `wscope inspect`, must give back every message as the peers sent it.
+
+Usage: deflate_capture.py WSCOPE_BINARY CAPTURE_TOOL WORKDIR
+
+For each parameter combination (context takeover on/off each way, reduced window bits), a
+websockets client and server exchange compressible messages both ways while CAPTURE_TOOL
+(`tcpdump` or `dumpcap`) records loopback. `wscope inspect --events - --digest` must report,
+per direction and in order, exactly the messages that were sent (opcode, inflated length,
+SHA-256), and no inflate anomaly. Without context takeover handled right, the later messages
+of a direction do not inflate.
+
+Prints one line per check and "N passed, N failed"; exit status 1 on failure.
+"""
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    ServerPerMessageDeflateFactory,
+)
+
+COMBOS = [
+    (False, False, None, None),
+    (True, False, None, None),
+    (False, True, None, None),
+    (True, True, 9, 12),
+    (False, False, 10, 9),
+]
+
+PASSED = 0
+FAILED = 0
+
+
+def check(ok, what):
+    global PASSED, FAILED
+    PASSED += bool(ok)
+    FAILED += not ok
+    print(f"{'ok  ' if ok else 'FAIL'} {what}")
+
+
+def messages(side):
+    out = []
+    for i in range(12):
+        if i % 3 == 2:
+            out.append(bytes((i * 7 + k) % 251 for k in range(3000)) * 4)
+        else:
+            out.append(f"{side} message {i}: " + "the same words compress well " * (5 + i))
+    return out
+
+
+def digest(m):
+    data = m.encode() if isinstance(m, str) else m
+    return (1 if isinstance(m, str) else 2, len(data), hashlib.sha256(data).hexdigest())
+
+
+async def exchange(combo, port):
+    snct, cnct, sbits, cbits = combo
+    sent = {True: [], False: []}
+    server_msgs = messages("server")
+
+    async def handler(ws):
+        for m in server_msgs:
+            await ws.send(m)
+            sent[False].append(digest(m))
+        async for _ in ws:
+            pass
+
+    sfactory = ServerPerMessageDeflateFactory(
+        server_no_context_takeover=snct,
+        client_no_context_takeover=cnct,
+        server_max_window_bits=sbits,
+        client_max_window_bits=cbits,
+    )
+    cfactory = ClientPerMessageDeflateFactory(client_max_window_bits=True)
+    async with serve(handler, "127.0.0.1", port, extensions=[sfactory], compression=None):
+        async with connect(
+            f"ws://127.0.0.1:{port}/", extensions=[cfactory], compression=None
+        ) as ws:
+            for m in messages("client"):
+                await ws.send(m)
+                sent[True].append(digest(m))
+            for _ in server_msgs:
+                await ws.recv()
+            await ws.close()
+    return sent
+
+
+def main():
+    binary, tool, work = sys.argv[1], sys.argv[2], sys.argv[3]
+    os.makedirs(work, exist_ok=True)
+    for n, combo in enumerate(COMBOS):
+        port = 47100 + n
+        cap = os.path.join(work, f"deflate-{n}.pcap")
+        if tool.endswith("dumpcap"):
+            cmd = [tool, "-i", "lo", "-f", f"tcp port {port}", "-w", cap, "-P"]
+        else:
+            cmd = [tool, "-i", "lo", "-U", "-Z", "root", "-w", cap, f"tcp port {port}"]
+        capture = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Both tools say "listening"/"Capturing" on stderr once the capture runs.
+        started = time.monotonic()
+        while time.monotonic() - started < 15:
+            line = capture.stderr.readline().decode(errors="replace")
+            if not line or "listening" in line.lower() or "capturing" in line.lower():
+                break
+        time.sleep(0.5)
+        sent = asyncio.run(exchange(combo, port))
+        time.sleep(0.5)
+        capture.send_signal(signal.SIGINT)
+        capture.wait(10)
+        name = "snct={} cnct={} sbits={} cbits={}".format(*combo)
+        result = subprocess.run(
+            [binary, "inspect", "--events", "-", "--digest", cap],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        seen = {True: [], False: []}
+        anomalies = []
+        for line in result.stdout.splitlines():
+            ev = json.loads(line)
+            if ev["event"] == "message" and ev["opcode"] in (1, 2):
+                seen[ev["is_orig"]].append((ev["opcode"], ev["len"], ev.get("sha256")))
+            elif ev["event"] == "anomaly":
+                anomalies.append(ev["name"])
+        for is_orig, who in ((True, "client"), (False, "server")):
+            check(
+                seen[is_orig] == sent[is_orig],
+                f"{name}: {who} messages inflated passively "
+                f"({sum(a == b for a, b in zip(seen[is_orig], sent[is_orig]))}/{len(sent[is_orig])} match)",
+            )
+        inflate_problems = [a for a in anomalies if "inflate" in a]
+        check(not inflate_problems, f"{name}: no inflate anomaly {inflate_problems}")
+    print(f"deflate capture (python): {PASSED} passed, {FAILED} failed")
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
