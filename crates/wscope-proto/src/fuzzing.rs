@@ -18,10 +18,9 @@
 //! | `close_payload` | [`fuzz_close_payload`] |
 //! | `frames_iter` | [`fuzz_frames_iter`] |
 //! | `utf8` | [`fuzz_utf8`] |
-//!
-//! Bodies for the handshake (request and response) and for the two-direction observer go in
-//! this module too, next to the layer they drive, with a target and a seed folder of the same
-//! name; see "Adding a target" in `fuzz/README.md`.
+//! | `handshake_request` | [`fuzz_handshake_request`] |
+//! | `handshake_response` | [`fuzz_handshake_response`] |
+//! | `observer` | [`fuzz_observer`] |
 
 use alloc::vec::Vec;
 
@@ -754,5 +753,166 @@ fn check_truncating(text: &str) {
         // The longest prefix that fits: the next character would not.
         let next = text[cut.len()..].chars().next().map_or(0, char::len_utf8);
         assert!(cut.len() + next > MAX_REASON_LEN);
+    }
+}
+
+/// Feeds `data[1..]` as a client's request head to a [`ServerHandshake`] (small limits), whole
+/// and in two pieces split where `data[0]` says, and to [`Request::parse`].
+///
+/// Asserts: the whole and the split runs agree (done with the same leftover length, or the same
+/// error); leftover bytes are a suffix of the input; an error always has an HTTP status of 400
+/// or more and a refusal response can be written for it.
+///
+/// [`ServerHandshake`]: crate::handshake::ServerHandshake
+/// [`Request::parse`]: crate::handshake::Request::parse
+pub fn fuzz_handshake_request(data: &[u8]) {
+    use crate::handshake::{Limits, Progress, Request, ResponseBuilder, ServerHandshake};
+    let Some((&ctl, head)) = data.split_first() else {
+        return;
+    };
+    let limits = Limits {
+        max_head_len: 1024,
+        max_headers: 16,
+    };
+    let outcome = |pieces: &[&[u8]]| -> Option<Result<usize, crate::handshake::HandshakeError>> {
+        let mut hs = ServerHandshake::new(limits);
+        for piece in pieces {
+            match hs.feed(piece) {
+                Ok(Progress::NeedMore) => {}
+                Ok(Progress::Done { head, leftover }) => {
+                    assert!(data.ends_with(leftover));
+                    let _ = head.validate();
+                    let _ = head.subprotocols().count();
+                    let _ = head.extensions();
+                    return Some(Ok(leftover.len()));
+                }
+                Err(e) => {
+                    assert!(e.http_status() >= 400);
+                    let mut out = Vec::new();
+                    let _ = ResponseBuilder::reject(&e).write(&mut out);
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    };
+    let at = usize::from(ctl) % (head.len() + 1);
+    let whole = outcome(&[head]);
+    let split = outcome(&[&head[..at], &head[at..]]);
+    // A split can only finish later, never differently: compare when both finished.
+    if let (Some(a), Some(b)) = (&whole, &split) {
+        assert_eq!(a.is_ok(), b.is_ok(), "whole {a:?} split {b:?}");
+        if let (Ok(x), Ok(y)) = (a, b) {
+            assert_eq!(x, y);
+        }
+    }
+    if let Ok(Progress::Done { leftover, .. }) = Request::parse(head, &limits) {
+        assert!(head.ends_with(leftover));
+    }
+}
+
+/// Feeds `data[1..]` as a server's response head to a [`ClientHandshake`] that sent a fixed
+/// request, in two pieces split where `data[0]` says, and to [`Response::parse`]; a completed
+/// response is checked against the request. Asserts leftover bytes are a suffix of the input.
+///
+/// [`ClientHandshake`]: crate::handshake::ClientHandshake
+/// [`Response::parse`]: crate::handshake::Response::parse
+pub fn fuzz_handshake_response(data: &[u8]) {
+    use crate::handshake::{ClientHandshake, Key, Limits, Progress, RequestBuilder, Response};
+    let Some((&ctl, head)) = data.split_first() else {
+        return;
+    };
+    let key = Key::from_random([7; 16]);
+    let req = RequestBuilder::new("example.com", "/chat", key)
+        .subprotocol("chat")
+        .extensions("permessage-deflate; client_max_window_bits");
+    let mut out = Vec::new();
+    let Ok(mut hs) = ClientHandshake::new(&req, &mut out) else {
+        return;
+    };
+    let at = usize::from(ctl) % (head.len() + 1);
+    for piece in [&head[..at], &head[at..]] {
+        match hs.feed(piece) {
+            Ok(Progress::NeedMore) => {}
+            Ok(Progress::Done {
+                head: resp,
+                leftover,
+            }) => {
+                assert!(data.ends_with(leftover));
+                let _ = resp.extensions();
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    let limits = Limits::default();
+    if let Ok(Progress::Done { leftover, .. }) = Response::parse(head, &limits) {
+        assert!(head.ends_with(leftover));
+    }
+}
+
+/// Drives the two-direction [`Observer`] with `data[1..]` cut into reads whose sizes and
+/// directions come from the bytes themselves, with gaps and end of stream, starting either
+/// with HTTP (`data[0]` bit 0 clear) or directly with frames (Zeek fuzz corpus style).
+///
+/// Asserts: `consumed <= buf.len()`; a `None` event leaves the direction waiting (all used, or
+/// paused until the other direction speaks); the number of events is bounded by the input
+/// (no spinning).
+///
+/// [`Observer`]: crate::observe::Observer
+pub fn fuzz_observer(data: &[u8]) {
+    use crate::observe::{Observer, ObserverConfig};
+    use crate::role::Direction;
+    let Some((&ctl, stream)) = data.split_first() else {
+        return;
+    };
+    let mut obs = if ctl & 1 == 0 {
+        Observer::new(ObserverConfig::default())
+    } else {
+        Observer::after_handshake(ObserverConfig::default())
+    };
+    let read = 1 + usize::from(ctl >> 2) * 3;
+    let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut budget = 64 + stream.len() * 8;
+    let drive = |obs: &mut Observer, dir: Direction, buf: &mut Vec<u8>, budget: &mut usize| {
+        let mut at = 0;
+        loop {
+            assert!(
+                *budget > 0,
+                "observer keeps producing events without using input"
+            );
+            *budget -= 1;
+            let len = buf.len() - at;
+            let step = obs.feed(dir, &mut buf[at..]);
+            assert!(step.consumed <= len);
+            at += step.consumed;
+            if step.event.is_none() {
+                break;
+            }
+        }
+        buf.drain(..at);
+    };
+    for (i, chunk) in stream.chunks(read).enumerate() {
+        let dir = if (chunk[0] ^ i as u8) & 1 == 0 {
+            Direction::ClientToServer
+        } else {
+            Direction::ServerToClient
+        };
+        if ctl & 2 != 0 && chunk[0] == 0xff {
+            obs.gap(dir, u64::from(chunk.len() as u8));
+        }
+        let buf = &mut pending[dir.index()];
+        buf.extend_from_slice(chunk);
+        // A paused direction keeps its bytes; bound what a fuzzer can make it hold.
+        if buf.len() > 1 << 16 {
+            buf.clear();
+        }
+        drive(&mut obs, dir, buf, &mut budget);
+        let other = dir.reverse();
+        drive(&mut obs, other, &mut pending[other.index()], &mut budget);
+    }
+    for dir in [Direction::ClientToServer, Direction::ServerToClient] {
+        obs.eof(dir);
+        drive(&mut obs, dir, &mut pending[dir.index()], &mut budget);
     }
 }

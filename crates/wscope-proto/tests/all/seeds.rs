@@ -18,7 +18,10 @@ const TARGETS: &[(&str, FuzzBody)] = &[
     ("close_payload", fuzzing::fuzz_close_payload),
     ("frame_decoder", fuzzing::fuzz_frame_decoder),
     ("frames_iter", fuzzing::fuzz_frames_iter),
+    ("handshake_request", fuzzing::fuzz_handshake_request),
+    ("handshake_response", fuzzing::fuzz_handshake_response),
     ("message", fuzzing::fuzz_message_decoder),
+    ("observer", fuzzing::fuzz_observer),
     ("utf8", fuzzing::fuzz_utf8),
 ];
 
