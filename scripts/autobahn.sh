@@ -33,6 +33,8 @@
 #   AUTOBAHN_OUT=dir            reports (default TARGET_DIR/autobahn)
 #   AUTOBAHN_TIMEOUT=600        seconds allowed for one kosoku run
 #   PARALLEL=1                  kosoku -p (server mode)
+#   AUTOBAHN_SEQUENTIAL=1       `all`: run the two modes one after the other (default: side by
+#                               side, one kosoku per core)
 #   plus CARGO_TARGET_DIR, WSCOPE_PROFILE (dev|release), SKIP_BUILD, SKIP_INSTALL
 #   (see conformance/lib.sh)
 set -euo pipefail
@@ -157,8 +159,23 @@ run_client_mode() {
 
 setup_venv
 status=0
-if [[ $MODE == server || $MODE == all ]]; then run_server_mode || status=1; fi
-if [[ $MODE == client || $MODE == all ]]; then run_client_mode || status=1; fi
+if [[ $MODE == all && "${AUTOBAHN_SEQUENTIAL:-0}" != 1 ]]; then
+  # kosoku is single-threaded: the two modes side by side use both cores and halve the time.
+  # Build first so the two runs do not wait on cargo's lock.
+  cargo_build -p wscope-cli
+  cargo_build -p wscope --example autobahn_client
+  mkdir -p "$OUT"
+  run_server_mode > "$OUT/server-mode.out" 2>&1 &
+  server_job=$!
+  run_client_mode > "$OUT/client-mode.out" 2>&1 &
+  client_job=$!
+  wait "$server_job" || status=1
+  wait "$client_job" || status=1
+  cat "$OUT/server-mode.out" "$OUT/client-mode.out"
+else
+  if [[ $MODE == server || $MODE == all ]]; then run_server_mode || status=1; fi
+  if [[ $MODE == client || $MODE == all ]]; then run_client_mode || status=1; fi
+fi
 cleanup
 if [[ $status == 0 ]]; then log "autobahn ($MODE): PASS"; else log "autobahn ($MODE): FAIL"; fi
 exit $status
