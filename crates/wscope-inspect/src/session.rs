@@ -340,6 +340,42 @@ fn new_hash(on: bool) -> Option<Sha256> {
     on.then(Sha256::new)
 }
 
+/// The application payload of a data message as it is delivered: the frame bytes, or the
+/// inflated bytes of a compressed message.
+struct AppData {
+    opcode: OpCode,
+    message_end: bool,
+}
+
+impl AppData {
+    /// Counts and digests `data` for the message, then reports it as `MessageData` (an empty
+    /// piece only when it ends the message).
+    #[allow(clippy::too_many_arguments)]
+    fn deliver<S: Sink + ?Sized>(
+        &self,
+        len: &mut u64,
+        hash: &mut Option<Sha256>,
+        data: &[u8],
+        sink: &mut S,
+        conn: &ConnMeta,
+        ts: Instant,
+        dir: Direction,
+    ) {
+        *len += data.len() as u64;
+        if let Some(h) = hash.as_mut() {
+            h.update(data);
+        }
+        if !data.is_empty() || self.message_end {
+            let kind = EventKind::MessageData {
+                data,
+                opcode: self.opcode,
+                message_end: self.message_end,
+            };
+            emit(sink, conn, ts, dir, kind);
+        }
+    }
+}
+
 fn emit<S: Sink + ?Sized>(
     sink: &mut S,
     conn: &ConnMeta,
@@ -580,23 +616,19 @@ fn frame_data<S: Sink + ?Sized>(
         None
     };
     let Some(inflater) = inflater else {
-        st.data_len += chunk.len() as u64;
-        if let Some(h) = st.data_hash.as_mut() {
-            h.update(chunk);
-        }
-        if !chunk.is_empty() || message_end {
-            emit(
-                sink,
-                conn,
-                ts,
-                dir,
-                EventKind::MessageData {
-                    data: chunk,
-                    opcode,
-                    message_end,
-                },
-            );
-        }
+        let app = AppData {
+            opcode,
+            message_end,
+        };
+        app.deliver(
+            &mut st.data_len,
+            &mut st.data_hash,
+            chunk,
+            sink,
+            conn,
+            ts,
+            dir,
+        );
         return;
     };
     if st.inflate_failed {
@@ -604,24 +636,19 @@ fn frame_data<S: Sink + ?Sized>(
     }
     match inflater.inflate(chunk, message_end, cfg.max_inflated_message) {
         Ok(_) => {
-            let out = inflater.output();
-            st.data_len += out.len() as u64;
-            if let Some(h) = st.data_hash.as_mut() {
-                h.update(out);
-            }
-            if !out.is_empty() || message_end {
-                emit(
-                    sink,
-                    conn,
-                    ts,
-                    dir,
-                    EventKind::MessageData {
-                        data: out,
-                        opcode,
-                        message_end,
-                    },
-                );
-            }
+            let app = AppData {
+                opcode,
+                message_end,
+            };
+            app.deliver(
+                &mut st.data_len,
+                &mut st.data_hash,
+                inflater.output(),
+                sink,
+                conn,
+                ts,
+                dir,
+            );
         }
         Err(e) => {
             st.inflate_failed = true;
