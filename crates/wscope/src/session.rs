@@ -15,6 +15,7 @@ use wscope_proto::close::CloseReason;
 use wscope_proto::connection::{Config, Connection, Event, MaskSource, Outgoing, SendError, State};
 use wscope_proto::frame::{FrameHeader, MAX_HEADER_LEN};
 use wscope_proto::mask::apply_mask;
+use wscope_proto::role::Role;
 use wscope_proto::{CloseCode, CloseFrame as WireCloseFrame, Input, Instant, OpCode, VecInput};
 
 use crate::error::{Error, Result};
@@ -278,6 +279,14 @@ impl Session {
             write_limit: 128 * 1024,
             big: false,
             frame_left: 0,
+        }
+    }
+
+    /// A session for `role` (client sessions mask with OS-random keys).
+    pub(crate) fn for_role(role: Role, cfg: Config, leftover: &[u8], timeouts: Timeouts) -> Self {
+        match role {
+            Role::Client => Self::client(cfg, leftover, timeouts),
+            Role::Server => Self::server(cfg, leftover, timeouts),
         }
     }
 

@@ -108,10 +108,7 @@ impl<S: Transport> WebSocket<S> {
         let t = Timeouts {
             idle: opts.idle_timeout,
         };
-        let session = match role {
-            Role::Client => Session::client(cfg, leftover, t),
-            Role::Server => Session::server(cfg, leftover, t),
-        };
+        let session = Session::for_role(role, cfg, leftover, t);
         Self {
             stream,
             session,

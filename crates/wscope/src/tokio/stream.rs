@@ -79,10 +79,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         idle_timeout: Option<core::time::Duration>,
     ) -> Self {
         let t = Timeouts { idle: idle_timeout };
-        let session = match role {
-            Role::Client => Session::client(cfg, leftover, t),
-            Role::Server => Session::server(cfg, leftover, t),
-        };
+        let session = Session::for_role(role, cfg, leftover, t);
         Self {
             io,
             session,
