@@ -4,10 +4,11 @@
 # their clients offering each parameter combination to `wscope serve --echo --compress`, and
 # `wscope connect --compress` against their compressing servers configured with each
 # combination (context takeover on/off, reduced window bits). See
-# conformance/interop/deflate_interop.{py,js}. Then the passive side: the same traffic between
-# two Python peers captured on loopback (tcpdump or dumpcap; tcpdump is installed from Debian
-# when neither is present) and analysed by `wscope inspect`, which must inflate every message
-# of each parameter combination (conformance/interop/deflate_capture.py).
+# conformance/interop/deflate_interop.{py,js}. Then the passive side: traffic between two
+# Python peers and between two Node peers, captured on loopback (tcpdump or dumpcap; tcpdump
+# is installed from Debian when neither is present) and analysed by `wscope inspect`, which
+# must inflate every message of each parameter combination
+# (conformance/interop/deflate_capture.py, conformance/interop/deflate_exchange.js).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=../conformance/lib.sh

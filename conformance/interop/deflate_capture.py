@@ -1,13 +1,15 @@
-"""Passive permessage-deflate check: real Python `websockets` traffic captured on loopback,
-analysed by `wscope inspect`, must give back every message as the peers sent it.
+"""Passive permessage-deflate check: real Python `websockets` and Node `ws` traffic captured on
+loopback, analysed by `wscope inspect`, must give back every message as the peers sent it.
 
-Usage: deflate_capture.py WSCOPE_BINARY CAPTURE_TOOL WORKDIR
+Usage: deflate_capture.py WSCOPE_BINARY CAPTURE_TOOL WORKDIR [python|node ...]
 
-For each parameter combination (context takeover on/off each way, reduced window bits), a
-websockets client and server exchange compressible messages both ways while CAPTURE_TOOL
+For each peer library (default: both) and each parameter combination (context takeover on/off
+each way, reduced window bits), a client and a server of that library exchange compressible
+messages both ways while CAPTURE_TOOL
 (`tcpdump` or `dumpcap`) records loopback. `wscope inspect --events - --digest` must report,
 per direction and in order, exactly the messages that were sent (opcode, inflated length,
-SHA-256), and no inflate anomaly. Without context takeover handled right, the later messages
+SHA-256), and no inflate anomaly. The Node exchange is `deflate_exchange.js` beside this file
+(run with the `ws` installed in `node_modules/` here). Without context takeover handled right, the later messages
 of a direction do not inflate.
 
 Prints one line per check and "N passed, N failed"; exit status 1 on failure.
@@ -63,7 +65,7 @@ def digest(m):
     return (1 if isinstance(m, str) else 2, len(data), hashlib.sha256(data).hexdigest())
 
 
-async def exchange(combo, port):
+async def exchange_python(combo, port):
     snct, cnct, sbits, cbits = combo
     sent = {True: [], False: []}
     server_msgs = messages("server")
@@ -95,12 +97,44 @@ async def exchange(combo, port):
     return sent
 
 
+def exchange_node(combo, port):
+    """Runs deflate_exchange.js (a ws client and server) and returns what each side sent."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    args = [str(port), str(int(combo[0])), str(int(combo[1]))]
+    args += ["-" if b is None else str(b) for b in combo[2:]]
+    out = subprocess.run(
+        ["node", os.path.join(here, "deflate_exchange.js"), *args],
+        cwd=here,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    got = json.loads(out.stdout)
+    if not got["negotiated"].startswith("permessage-deflate"):
+        raise RuntimeError(f"node peers did not negotiate compression: {got['negotiated']!r}")
+    print(f"     node negotiated: {got['negotiated']}")
+    return {
+        True: [tuple(d) for d in got["client"]],
+        False: [tuple(d) for d in got["server"]],
+    }
+
+
 def main():
     binary, tool, work = sys.argv[1], sys.argv[2], sys.argv[3]
+    peers = sys.argv[4:] or ["python", "node"]
     os.makedirs(work, exist_ok=True)
+    for peer in peers:
+        run_peer(binary, tool, work, peer)
+    print(f"deflate capture ({', '.join(peers)}): {PASSED} passed, {FAILED} failed")
+    return 1 if FAILED else 0
+
+
+def run_peer(binary, tool, work, peer):
+    """Captures and checks every parameter combination with one peer library."""
     for n, combo in enumerate(COMBOS):
-        port = 47100 + n
-        cap = os.path.join(work, f"deflate-{n}.pcap")
+        port = 47100 + n + (50 if peer == "node" else 0)
+        cap = os.path.join(work, f"deflate-{peer}-{n}.pcap")
         if tool.endswith("dumpcap"):
             cmd = [tool, "-i", "lo", "-f", f"tcp port {port}", "-w", cap, "-P"]
         else:
@@ -113,11 +147,16 @@ def main():
             if not line or "listening" in line.lower() or "capturing" in line.lower():
                 break
         time.sleep(0.5)
-        sent = asyncio.run(exchange(combo, port))
-        time.sleep(0.5)
-        capture.send_signal(signal.SIGINT)
-        capture.wait(10)
-        name = "snct={} cnct={} sbits={} cbits={}".format(*combo)
+        try:
+            if peer == "node":
+                sent = exchange_node(combo, port)
+            else:
+                sent = asyncio.run(exchange_python(combo, port))
+        finally:
+            time.sleep(0.5)
+            capture.send_signal(signal.SIGINT)
+            capture.wait(10)
+        name = "{}: snct={} cnct={} sbits={} cbits={}".format(peer, *combo)
         result = subprocess.run(
             [binary, "inspect", "--events", "-", "--digest", cap],
             capture_output=True,
@@ -140,8 +179,6 @@ def main():
             )
         inflate_problems = [a for a in anomalies if "inflate" in a]
         check(not inflate_problems, f"{name}: no inflate anomaly {inflate_problems}")
-    print(f"deflate capture (python): {PASSED} passed, {FAILED} failed")
-    return 1 if FAILED else 0
 
 
 if __name__ == "__main__":

@@ -76,3 +76,50 @@ fn connect_sends_stdin_lines_and_prints_replies() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[test]
+fn serve_compress_negotiates_the_window_bits_asked_for() {
+    let (mut child, url) = serve(&[
+        "--compress",
+        "--deflate-window-bits",
+        "12",
+        "--deflate-level",
+        "1",
+    ]);
+    let cfg = wscope::config::ClientConfig::from_url(&url)
+        .unwrap()
+        .deflate(wscope::config::DeflateConfig::default());
+    let (mut ws, response) = wscope::blocking::connect_with(&cfg).unwrap();
+    let agreed = response
+        .headers()
+        .get_str("sec-websocket-extensions")
+        .unwrap()
+        .to_owned();
+    assert!(agreed.starts_with("permessage-deflate"), "{agreed}");
+    assert!(agreed.contains("server_max_window_bits=12"), "{agreed}");
+    assert!(agreed.contains("client_max_window_bits=12"), "{agreed}");
+    let text = "compress me, compress me, compress me ".repeat(500);
+    ws.send(Message::text(text.clone())).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::Text(text));
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn serve_refuses_window_bits_outside_9_to_15() {
+    for bits in ["8", "16"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wscope"))
+            .args([
+                "serve",
+                "--echo",
+                "--compress",
+                "--deflate-window-bits",
+                bits,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "bits {bits}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("deflate-window-bits"));
+    }
+}
