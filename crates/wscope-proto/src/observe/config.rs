@@ -1,0 +1,60 @@
+//! The observer's settings: [`ObserverConfig`] and the [`UpgradePolicy`] for handshake problems.
+
+use crate::handshake::Limits;
+
+#[cfg(doc)]
+use super::{Anomaly, ObservedEvent, Observer};
+#[cfg(doc)]
+use crate::error::ProtocolError;
+
+/// How the observer treats handshake problems after a `101` to WebSocket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpgradePolicy {
+    /// Zeek: each problem is an [`Anomaly`] and frames are decoded anyway.
+    Lenient,
+    /// Net::Inspect: the first problem (a wrong accept value included) is
+    /// [`ObservedEvent::BadUpgrade`] and the connection is not analysed further.
+    Strict,
+}
+
+/// Settings of an [`Observer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObserverConfig {
+    /// Size limits for each HTTP head; a head over them is an anomaly and ends the analysis.
+    pub limits: Limits,
+    /// Lenient (report) or strict (stop) about handshake problems.
+    pub policy: UpgradePolicy,
+    /// Check that text messages are UTF-8 ([`ProtocolError::InvalidUtf8`] anomalies).
+    pub validate_utf8: bool,
+    /// Messages longer than this are reported ([`ProtocolError::MessageTooLarge`]).
+    pub max_message_len: u64,
+    /// Frames longer than this are reported ([`ProtocolError::FrameTooLarge`]).
+    pub max_frame_len: u64,
+    /// After framing is lost, look for the next plausible frame header (a supported opcode,
+    /// reserved bits only as negotiated, the mask bit this direction has been using, a control
+    /// frame final and at most 125 bytes, a minimal length of at most
+    /// [`ObserverConfig::resync_max_frame_len`], and not a continuation). With `false`, the
+    /// direction stays lost, as Zeek does after any gap.
+    pub resync: bool,
+    /// The longest frame accepted as a resynchronisation point.
+    pub resync_max_frame_len: u64,
+    /// Requests waiting for their response (pipelining) beyond this end the analysis.
+    pub max_pending_requests: usize,
+}
+
+impl Default for ObserverConfig {
+    /// Default [`Limits`] (16 KiB heads), lenient, UTF-8 checked, no size limits, resync on
+    /// with frames up to 1 MiB, 32 pending requests.
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            policy: UpgradePolicy::Lenient,
+            validate_utf8: true,
+            max_message_len: u64::MAX,
+            max_frame_len: u64::MAX,
+            resync: true,
+            resync_max_frame_len: 1 << 20,
+            max_pending_requests: 32,
+        }
+    }
+}

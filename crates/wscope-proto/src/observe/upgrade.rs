@@ -1,0 +1,107 @@
+//! [`Upgrade`]: what the request and the `101` response of an established WebSocket upgrade
+//! said.
+
+use crate::handshake::{AcceptKey, Request, Response, ACCEPT};
+
+/// What both heads of a WebSocket upgrade said: Zeek's `WebSocket::Info` fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upgrade {
+    pub(super) request: Option<Request>,
+    pub(super) response: Response,
+}
+
+impl Upgrade {
+    /// The request the `101` answered (none when the observer saw none).
+    pub const fn request(&self) -> Option<&Request> {
+        self.request.as_ref()
+    }
+
+    /// The `101` response.
+    pub const fn response(&self) -> &Response {
+        &self.response
+    }
+
+    /// The request's `Host`.
+    pub fn host(&self) -> Option<&str> {
+        self.request.as_ref()?.host()
+    }
+
+    /// The request target (Zeek's `uri`).
+    pub fn uri(&self) -> Option<&str> {
+        self.request.as_ref().map(Request::target)
+    }
+
+    /// The request's `User-Agent`.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.request.as_ref()?.user_agent()
+    }
+
+    /// The subprotocols the client offered, in order (Zeek's `client_protocols`).
+    pub fn client_protocols(&self) -> impl Iterator<Item = &str> + '_ {
+        self.request.iter().flat_map(Request::subprotocols)
+    }
+
+    /// The subprotocol the server chose (Zeek's `subprotocol`).
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.response.subprotocol()
+    }
+
+    /// The extensions the client offered, one list element each, parameters included (Zeek's
+    /// `client_extensions`).
+    pub fn client_extensions(&self) -> impl Iterator<Item = &str> + '_ {
+        self.request.iter().flat_map(Request::extension_elements)
+    }
+
+    /// The extensions the server accepted (Zeek's `server_extensions`).
+    pub fn server_extensions(&self) -> impl Iterator<Item = &str> + '_ {
+        self.response.extension_elements()
+    }
+
+    /// `Sec-WebSocket-Key` (Zeek's `client_key`).
+    pub fn client_key(&self) -> Option<&str> {
+        self.request.as_ref()?.key()
+    }
+
+    /// `Sec-WebSocket-Accept` (Zeek's `server_accept`).
+    pub fn server_accept(&self) -> Option<&str> {
+        self.response.accept()
+    }
+
+    /// The accept value the key calls for.
+    pub fn expected_accept(&self) -> Option<AcceptKey> {
+        self.request.as_ref()?.expected_accept()
+    }
+
+    /// Whether the accept value matches the key (`None` when either is missing).
+    pub fn accept_matches(&self) -> Option<bool> {
+        let found = self.response.headers().get(ACCEPT)?;
+        Some(self.expected_accept()?.matches(found))
+    }
+
+    /// Whether the server accepted permessage-deflate (RSV1 is then allowed on data frames).
+    pub fn permessage_deflate(&self) -> bool {
+        self.response.extensions().is_ok_and(|exts| {
+            exts.iter()
+                .any(|e| e.name.eq_ignore_ascii_case("permessage-deflate"))
+        })
+    }
+
+    /// The permessage-deflate parameters the server's response agreed to, for inflating each
+    /// direction passively (`None`: not negotiated, or a response that does not parse).
+    /// Only context takeover matters to a passive inflater: it always inflates with the
+    /// largest window.
+    #[cfg(feature = "deflate")]
+    pub fn deflate_params(&self) -> Option<crate::deflate::DeflateParams> {
+        let exts = self.response.extensions().ok()?;
+        let ext = exts
+            .iter()
+            .find(|e| e.name.eq_ignore_ascii_case(crate::deflate::EXTENSION_NAME))?;
+        let o = crate::deflate::Offer::from_extension(ext).ok()?;
+        Some(crate::deflate::DeflateParams {
+            server_no_context_takeover: o.server_no_context_takeover,
+            client_no_context_takeover: o.client_no_context_takeover,
+            server_max_window_bits: o.server_max_window_bits.unwrap_or(15),
+            client_max_window_bits: o.client_max_window_bits.flatten().unwrap_or(15),
+        })
+    }
+}
