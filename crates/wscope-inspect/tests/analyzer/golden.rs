@@ -442,10 +442,11 @@ fn lost_segment_in_a_real_trace_is_survived() {
         big.len()
     );
     // Zeek: 0 (it stops at the first gap). When the lost bytes hold a frame header the core
-    // resynchronises on the first plausible header, and inside TLS ciphertext that is
-    // sometimes a false one (40 of 57 recover today; see docs/zeek-differences.md).
+    // resynchronises on a plausible header confirmed by the headers after it; inside TLS
+    // ciphertext a false chain still wins now and then (48 of 57 recover today, 40 before
+    // chains were required; see docs/zeek-differences.md).
     assert!(
-        both_closes * 3 >= big.len() * 2,
+        both_closes * 6 >= big.len() * 5,
         "{both_closes} of {}",
         big.len()
     );

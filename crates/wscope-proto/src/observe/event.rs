@@ -19,6 +19,9 @@ pub enum DesyncCause {
     Gap,
     /// A header that cannot be decoded ([`ProtocolError::LengthMsbSet`]).
     Framing(ProtocolError),
+    /// A resynchronisation point that the frames after it did not confirm (a header they
+    /// lead to is implausible or breaks a rule): it was a false header, scanning goes on.
+    FalseResync,
 }
 
 /// Something unusual seen on the connection. Data, not an error: analysis goes on unless an
@@ -192,6 +195,11 @@ impl fmt::Display for AnomalyDetail<'_, '_> {
             Anomaly::Desync {
                 cause: DesyncCause::Framing(e),
             } => write!(f, "framing lost: {e}"),
+            Anomaly::Desync {
+                cause: DesyncCause::FalseResync,
+            } => f.write_str(
+                "framing lost again: the frames after the resync point were not plausible",
+            ),
             Anomaly::Resync { skipped } => write!(f, "framing found after {skipped} bytes"),
             Anomaly::UnmatchedResponse => f.write_str("response without a request"),
             Anomaly::TooManyPendingRequests { limit } => {

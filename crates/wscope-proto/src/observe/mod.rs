@@ -695,8 +695,18 @@ impl Observer {
                             }));
                         }
                     },
-                    Mode::Resync => {
+                    Mode::Probe if ws.win_len == 0 && len <= ws.probe_skip => {
+                        // Lost inside a probed frame's payload: the chain goes on.
+                        ws.probe_skip -= len;
+                        ws.skipped += len;
+                        events[0] = Some(Deferred::Anomaly(Anomaly::Gap {
+                            len,
+                            in_payload: false,
+                        }));
+                    }
+                    Mode::Resync | Mode::Probe => {
                         // The bytes kept are no longer followed by what they were before.
+                        ws.mode = Mode::Resync;
                         ws.skipped += ws.win_len as u64;
                         ws.win_len = 0;
                         events[0] = Some(Deferred::Anomaly(Anomaly::Gap {

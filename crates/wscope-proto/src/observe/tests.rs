@@ -602,8 +602,10 @@ fn gap_at_a_header_desyncs_then_resyncs() {
     // A frame whose header and first payload bytes are lost; the rest of its payload
     // ('a' = 0x61 has RSV bits set, never a plausible header) then a good frame.
     d.gap(S, 5);
+    // Two good frames: a lone one ending the read after other bytes is not proof enough.
     let mut rest = vec![b'a'; 30];
     rest.extend(server(true, 1, b"two"));
+    rest.extend(server(true, 1, b"three"));
     d.send(S, &rest);
     assert_eq!(
         d.merged(),
@@ -617,44 +619,73 @@ fn gap_at_a_header_desyncs_then_resyncs() {
             Ev::Frame(S, true, 1, 3),
             data(S, b"two", 1, true, true),
             Ev::Message(S, 1),
+            Ev::Frame(S, true, 1, 5),
+            data(S, b"three", 1, true, true),
+            Ev::Message(S, 1),
         ]
     );
 }
 
 #[test]
 fn resync_across_reads_and_mask_rule() {
-    // The plausible header is split across two reads (the kept-bytes path), in the client
-    // direction where frames are masked: unmasked-looking garbage is skipped.
+    // The plausible header is split across two reads (the kept-bytes path), or its frame
+    // is, in the client direction where frames are masked: unmasked-looking garbage is
+    // skipped. Framing is found at the first good frame when its chain is visible at once;
+    // when the chain runs past the first read, the frames of the chain are followed
+    // silently and framing is found at the third (`CHAIN_DEPTH` headers confirm it).
+    let goods: [&[u8]; 4] = [b"payload", b"two", b"three", b"four"];
+    let mut found_at = Vec::new();
     for cut in 0..12 {
         let mut d = established();
         d.gap(C, 3);
-        let good = client(true, 2, b"payload");
+        let frames: Vec<Vec<u8>> = goods.iter().map(|p| client(true, 2, p)).collect();
         // Unmasked headers and a continuation: never a resynchronisation point here.
         let mut stream = vec![b'a', 0x82, 0x05, b'a', 0x81, 0x00];
-        stream.extend_from_slice(&good);
-        let split = 6 + cut.min(good.len());
+        for f in &frames {
+            stream.extend_from_slice(f);
+        }
+        let split = 6 + cut.min(frames[0].len());
         d.send(C, &stream[..split]);
         d.send(C, &stream[split..]);
         let evs = d.merged();
+        let reported: Vec<&[u8]> = evs
+            .iter()
+            .filter_map(|e| match e {
+                Ev::Data { bytes, .. } => Some(bytes.as_slice()),
+                _ => None,
+            })
+            .collect();
+        assert!(reported.len() >= 2, "cut {cut}: {evs:?}");
+        let first = goods.len() - reported.len();
+        found_at.push(first);
+        assert_eq!(reported, goods[first..], "cut {cut}");
+        let skipped = 6 + frames[..first].iter().map(Vec::len).sum::<usize>();
         assert_eq!(
             &evs[..3],
             &[
                 anomaly(C, "gap", "3 bytes lost outside a payload"),
                 anomaly(C, "desync", "framing lost after a gap"),
-                anomaly(C, "resync", "framing found after 6 bytes"),
+                anomaly(C, "resync", &format!("framing found after {skipped} bytes")),
             ],
             "cut {cut}"
         );
         assert_eq!(
-            &evs[3..],
+            &evs[3..6],
             &[
-                Ev::Frame(C, true, 2, 7),
-                data(C, b"payload", 2, true, true),
+                Ev::Frame(C, true, 2, goods[first].len() as u64),
+                data(C, goods[first], 2, true, true),
                 Ev::Message(C, 2)
             ],
             "cut {cut}"
         );
     }
+    // Cuts in the first header: its chain is visible in the second read, found at once.
+    // Cuts in its payload: probed, found at the third frame.
+    assert_eq!(
+        found_at,
+        [0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2],
+        "{found_at:?}"
+    );
     // A plausible header whose successor is visible and implausible is rejected: here
     // `81 01 'x'` (followed by 'a') and `01 78 …` (120 bytes, then 'a').
     let mut d = established();
@@ -662,6 +693,7 @@ fn resync_across_reads_and_mask_rule() {
     let mut stream = vec![0x81, 0x01, b'x'];
     stream.extend_from_slice(&[b'a'; 200]);
     stream.extend(server(true, 1, b"ok"));
+    stream.extend(server(true, 1, b"ok2"));
     d.send(S, &stream);
     assert_eq!(
         d.merged()[2..],
@@ -669,6 +701,9 @@ fn resync_across_reads_and_mask_rule() {
             anomaly(S, "resync", "framing found after 203 bytes"),
             Ev::Frame(S, true, 1, 2),
             data(S, b"ok", 1, true, true),
+            Ev::Message(S, 1),
+            Ev::Frame(S, true, 1, 3),
+            data(S, b"ok2", 1, true, true),
             Ev::Message(S, 1),
         ]
     );
@@ -697,6 +732,7 @@ fn length_with_top_bit_loses_framing_then_resyncs() {
     let mut d = established();
     let mut wire = vec![0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 1];
     wire.extend(server(true, 2, b"ok"));
+    wire.extend(server(true, 2, b"ok2"));
     d.send(S, &wire);
     assert_eq!(
         d.merged(),
@@ -709,6 +745,9 @@ fn length_with_top_bit_loses_framing_then_resyncs() {
             anomaly(S, "resync", "framing found after 10 bytes"),
             Ev::Frame(S, true, 2, 2),
             data(S, b"ok", 2, true, true),
+            Ev::Message(S, 2),
+            Ev::Frame(S, true, 2, 3),
+            data(S, b"ok2", 2, true, true),
             Ev::Message(S, 2),
         ]
     );
@@ -1180,6 +1219,7 @@ fn gaps_before_the_upgrade() {
     d.gap(C, 4);
     let mut tail = vec![b'a', b'a'];
     tail.extend(client(true, 1, b"x"));
+    tail.extend(client(true, 1, b"y"));
     d.send(C, &tail);
     d.send(S, RESPONSE.as_bytes());
     let evs = d.merged();
@@ -1190,6 +1230,9 @@ fn gaps_before_the_upgrade() {
             anomaly(C, "resync", "framing found after 2 bytes"),
             Ev::Frame(C, true, 1, 1),
             data(C, b"x", 1, true, true),
+            Ev::Message(C, 1),
+            Ev::Frame(C, true, 1, 1),
+            data(C, b"y", 1, true, true),
             Ev::Message(C, 1),
         ]
     );

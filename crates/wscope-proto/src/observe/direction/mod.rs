@@ -23,6 +23,9 @@ pub(super) struct Track {
 pub(super) enum Mode {
     Sync,
     Resync,
+    /// A resync candidate whose chain of frames runs past the bytes seen so far: its frames
+    /// are followed silently (not reported) until enough headers confirm it.
+    Probe,
     Lost,
 }
 
@@ -80,6 +83,13 @@ pub(super) struct WsDir {
     win: [u8; MAX_HEADER_LEN],
     pub(super) win_len: usize,
     pub(super) skipped: u64,
+    /// Headers still to check after a resynchronisation: each must be plausible and break no
+    /// rule, or the resync point was a false header.
+    probation: u8,
+    /// Probe: payload bytes to pass over before the next expected header.
+    pub(super) probe_skip: u64,
+    /// Probe: plausible headers seen in the chain so far.
+    probe_depth: u8,
 }
 
 impl WsDir {
@@ -109,6 +119,9 @@ impl WsDir {
             win: [0; MAX_HEADER_LEN],
             win_len: 0,
             skipped: 0,
+            probation: 0,
+            probe_skip: 0,
+            probe_depth: 0,
         }
     }
 
@@ -121,6 +134,7 @@ impl WsDir {
         self.pending_after_close = None;
         self.win_len = 0;
         self.skipped = 0;
+        self.probation = 0;
     }
 
     pub(super) fn step<'a>(
@@ -139,6 +153,16 @@ impl WsDir {
                     consumed: buf.len(),
                     event: None,
                 }
+            }
+            Mode::Probe => {
+                let (consumed, found) = self.probe_step(buf, cfg.resync_max_frame_len);
+                return match found {
+                    Some(a) => anomaly(consumed, a),
+                    None => Step {
+                        consumed,
+                        event: None,
+                    },
+                };
             }
             Mode::Resync => {
                 let (consumed, found) = self.resync(buf, cfg.resync_max_frame_len);
@@ -229,8 +253,34 @@ impl WsDir {
                     },
                 )
             }
+            // A rule broken right after a resync point (a reserved opcode, invalid UTF-8 in
+            // a "text" payload of random bytes) says the point was false. A continuation
+            // without its start does not: the resync may have landed inside a message.
+            Raw::Violation(v)
+                if self.probation > 0 && v != ProtocolError::UnexpectedContinuation =>
+            {
+                self.lose(cfg.resync);
+                anomaly(
+                    consumed,
+                    Anomaly::Desync {
+                        cause: DesyncCause::FalseResync,
+                    },
+                )
+            }
             Raw::Violation(v) => anomaly(consumed, Anomaly::Protocol(v)),
+            Raw::Frame(header)
+                if self.probation > 0 && !self.confirms(&header, cfg.resync_max_frame_len) =>
+            {
+                self.lose(cfg.resync);
+                anomaly(
+                    consumed,
+                    Anomaly::Desync {
+                        cause: DesyncCause::FalseResync,
+                    },
+                )
+            }
             Raw::Frame(header) => {
+                self.probation = self.probation.saturating_sub(1);
                 self.hdr_len = header.emit(&mut self.hdr);
                 self.frame = Some(Track { header, seen: 0 });
                 self.expect_mask = header.mask.is_some();

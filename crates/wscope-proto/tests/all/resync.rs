@@ -1,0 +1,151 @@
+//! Recovery after a lost segment: the observer's resynchronisation measured on streams that
+//! look like tunnelled TLS (binary frames whose payloads are random bytes, the worst case for
+//! a header scan, as in Zeek's `wstunnel-https` trace).
+//!
+//! For every segment that holds a frame header, the stream is fed with that one segment
+//! lost (`Observer::gap`). A recovery is clean when the frames reported after the gap are
+//! exactly the true frames from some point on: no frame that is not in the stream (a false
+//! header inside ciphertext), none of the later true frames missing.
+
+use wscope_proto::frame::{FrameHeader, OpCode};
+use wscope_proto::mask::apply_mask;
+use wscope_proto::observe::{ObservedEvent, Observer, ObserverConfig};
+use wscope_proto::Direction;
+
+/// A small xorshift generator, so every run sees the same streams.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) {
+        for b in buf {
+            *b = self.next() as u8;
+        }
+    }
+}
+
+/// A stream of `n` binary frames with random payloads, sizes like TLS records (a few small
+/// handshake-sized ones, mostly 1-16 KiB application records). Returns the bytes and each
+/// frame's (header offset, payload length).
+fn tunnel_stream(rng: &mut Rng, n: usize, masked: bool) -> (Vec<u8>, Vec<(usize, u64)>) {
+    let mut out = Vec::new();
+    let mut frames = Vec::new();
+    for _ in 0..n {
+        let len = match rng.next() % 8 {
+            0 => 20 + rng.next() % 200,
+            1 => 200 + rng.next() % 1300,
+            _ => 1024 + rng.next() % (16 * 1024),
+        };
+        let mut payload = vec![0u8; len as usize];
+        rng.fill(&mut payload);
+        let key = masked.then(|| (rng.next() as u32).to_be_bytes());
+        let header = FrameHeader::new(true, OpCode::BINARY, key, len);
+        let mut h = [0u8; 14];
+        let hl = header.emit(&mut h);
+        frames.push((out.len(), len));
+        out.extend_from_slice(&h[..hl]);
+        if let Some(k) = key {
+            apply_mask(&mut payload, k, 0);
+        }
+        out.extend_from_slice(&payload);
+    }
+    (out, frames)
+}
+
+/// Feeds `stream` in `seg`-byte segments with segment `lost` replaced by a gap; returns the
+/// payload lengths of the frames reported after the gap.
+fn frames_after_gap(stream: &[u8], dir: Direction, seg: usize, lost: usize) -> Vec<u64> {
+    let mut obs = Observer::after_handshake(ObserverConfig::default());
+    let mut seen = Vec::new();
+    let mut after_gap = false;
+    for (i, piece) in stream.chunks(seg).enumerate() {
+        if i == lost {
+            obs.gap(dir, piece.len() as u64);
+            after_gap = true;
+            continue;
+        }
+        let mut buf = piece.to_vec();
+        let mut at = 0;
+        loop {
+            let step = obs.feed(dir, &mut buf[at..]);
+            at += step.consumed;
+            let Some(ev) = step.event else { break };
+            if let ObservedEvent::Frame { header, .. } = ev {
+                if after_gap {
+                    seen.push(header.payload_len);
+                }
+            }
+        }
+        assert_eq!(at, buf.len(), "the observer takes whole buffers");
+    }
+    seen
+}
+
+/// How single-segment losses that hit a header ended, over one stream.
+#[derive(Default, Debug)]
+struct Outcomes {
+    /// Losses that hit a frame header.
+    cases: usize,
+    /// Every frame reported after the gap is a true one (a suffix of the truth).
+    no_bogus: usize,
+    /// Of those, the ones that skipped at most two true frames.
+    prompt: usize,
+    /// True frames after the gap that were not reported, summed over the clean cases.
+    skipped: usize,
+}
+
+fn outcomes(seed: u64, dir: Direction, out: &mut Outcomes) {
+    let mut rng = Rng(seed);
+    let masked = dir == Direction::ClientToServer;
+    let (stream, frames) = tunnel_stream(&mut rng, 60, masked);
+    let seg = 1448;
+    for lost in 0..stream.len().div_ceil(seg) {
+        let (lo, hi) = (lost * seg, ((lost + 1) * seg).min(stream.len()));
+        if !frames.iter().any(|&(off, _)| off >= lo && off < hi) {
+            continue; // a loss inside payloads keeps framing: nothing to recover
+        }
+        out.cases += 1;
+        let got = frames_after_gap(&stream, dir, seg, lost);
+        let truth: Vec<u64> = frames
+            .iter()
+            .filter(|&&(off, _)| off >= hi)
+            .map(|&(_, len)| len)
+            .collect();
+        if truth.ends_with(&got) {
+            let skipped = truth.len() - got.len();
+            out.no_bogus += 1;
+            out.prompt += usize::from(skipped <= 2);
+            out.skipped += skipped;
+        } else if std::env::var_os("RESYNC_DEBUG").is_some() {
+            eprintln!(
+                "lost {lost}: got {:?}\n  truth {:?}",
+                &got[..got.len().min(6)],
+                &truth[..truth.len().min(6)]
+            );
+        }
+    }
+}
+
+#[test]
+fn single_segment_loss_in_tunnelled_tls_recovers_without_false_frames() {
+    let mut out = Outcomes::default();
+    for seed in 1..=6u64 {
+        for dir in [Direction::ServerToClient, Direction::ClientToServer] {
+            outcomes(seed * 0x9E37_79B9, dir, &mut out);
+        }
+    }
+    eprintln!("{out:?}");
+    assert!(out.cases > 500, "too few cases: {out:?}");
+    // Measured when written: 597 cases, 573 without a false frame, 391 of them within two
+    // frames. Taking the first lone plausible header (the scan before chains) gave 94 of 597.
+    // Before probing and probation, 84% of these losses made the observer report frames
+    // that are not in the stream (false headers in ciphertext).
+    assert!(out.no_bogus * 100 >= out.cases * 95, "{out:?}");
+    assert!(out.prompt * 100 >= out.cases * 60, "{out:?}");
+}
