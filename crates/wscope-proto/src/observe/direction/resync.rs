@@ -109,7 +109,11 @@ impl WsDir {
                 self.win_len = kept;
                 self.probe_skip = 0;
             }
-            _ => self.probe_skip = u64::try_from(next).unwrap_or(0) - buf.len() as u64,
+            _ => {
+                self.probe_skip = u64::try_from(next)
+                    .unwrap_or(0)
+                    .saturating_sub(buf.len() as u64)
+            }
         }
         buf.len()
     }
