@@ -219,7 +219,13 @@ impl<S: Transport> WebSocket<S> {
         while self.session.out.len() > 0 {
             let mut slices = [IoSlice::new(&[]); 16];
             let n = self.session.write_slices(&mut slices);
-            match self.stream.write_vectored(&slices[..n]) {
+            // One slice: a plain write (a shorter path in the kernel than writev).
+            let written = if n == 1 {
+                self.stream.write(&slices[0])
+            } else {
+                self.stream.write_vectored(&slices[..n])
+            };
+            match written {
                 Ok(0) => return Err(self.fail(io::ErrorKind::WriteZero.into())),
                 Ok(n) => self.session.out.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

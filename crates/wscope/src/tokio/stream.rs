@@ -128,7 +128,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         while self.session.out.len() > 0 {
             let mut slices = [IoSlice::new(&[]); 16];
             let n = self.session.write_slices(&mut slices);
-            match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]) {
+            // One slice (small frames share a buffer): a plain write, which the kernel takes
+            // by a shorter path than writev (`send` against `writev` on a TCP socket).
+            let polled = if n == 1 {
+                Pin::new(&mut self.io).poll_write(cx, &slices[0])
+            } else {
+                Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n])
+            };
+            match polled {
                 Poll::Ready(Ok(0)) => {
                     self.done = true;
                     return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into())));
