@@ -123,3 +123,34 @@ fn serve_refuses_window_bits_outside_9_to_15() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("deflate-window-bits"));
     }
 }
+
+#[test]
+fn serve_pings_a_quiet_client_when_asked() {
+    let (mut child, url) = serve(&["--ping-interval", "0.1"]);
+    let (mut ws, _) = wscope::blocking::connect(&url).unwrap();
+    // Nothing sent: the server's keepalive ping arrives (and is answered by the client).
+    match ws.read().unwrap() {
+        Message::Ping(p) => assert_eq!(p, b"wscope keepalive"),
+        other => panic!("expected a keepalive ping, got {other:?}"),
+    }
+    // Still open: the automatic pong counted as life.
+    ws.send(Message::text("after the ping")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("after the ping"));
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn ping_timeout_needs_ping_interval() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wscope"))
+        .args(["serve", "--echo", "--ping-timeout", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(env!("CARGO_BIN_EXE_wscope"))
+        .args(["serve", "--echo", "--ping-interval", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -51,6 +51,7 @@ use crate::close::{CloseCode, CloseFrame, CloseSendError, MAX_REASON_LEN};
 use crate::decoder::{DecoderConfig, MaskRule, Step};
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::keepalive::{Keepalive, KeepaliveAction, KeepaliveTimer};
 use crate::mask::apply_mask;
 use crate::message::{AssemblerConfig, MessageDecoder, MessageEvent};
 use crate::role::Role;
@@ -90,10 +91,13 @@ pub struct Config {
     /// At most this many bytes of automatic replies (pongs) wait for `poll_transmit`; beyond it
     /// pings are not answered until the queue drains (RFC 6455 allows answering only the latest).
     pub max_queued_replies: usize,
+    /// Ping a peer that sent nothing for a while, fail (1011) one that does not answer
+    /// ([`crate::keepalive`]); `None`: never.
+    pub keepalive: Option<Keepalive>,
 }
 
 impl Default for Config {
-    /// 64 MiB frames and messages, automatic pong and close, 5 s close timeout.
+    /// 64 MiB frames and messages, automatic pong and close, 5 s close timeout, no keepalive.
     fn default() -> Self {
         Self {
             max_frame_len: 64 << 20,
@@ -104,6 +108,7 @@ impl Default for Config {
             validate_utf8: true,
             extension_rsv: 0,
             max_queued_replies: 64 * 1024,
+            keepalive: None,
         }
     }
 }
@@ -244,6 +249,11 @@ impl CloseStatus {
     }
 }
 
+/// The payload of keepalive pings.
+const KEEPALIVE_PING: &[u8] = b"wscope keepalive";
+/// The close reason sent when a keepalive ping goes unanswered.
+const KEEPALIVE_TIMEOUT_REASON: &str = "keepalive timeout";
+
 /// A timer the connection is waiting on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Wait {
@@ -274,6 +284,7 @@ struct Core {
     peer_close: Option<CloseStatus>,
     wait: Wait,
     eof: bool,
+    keepalive: Option<KeepaliveTimer>,
     #[cfg(feature = "deflate")]
     deflate: Option<DeflateState>,
 }
@@ -355,6 +366,7 @@ impl Connection {
                 peer_close: None,
                 wait: Wait::None,
                 eof: false,
+                keepalive: cfg.keepalive.map(KeepaliveTimer::new),
                 #[cfg(feature = "deflate")]
                 deflate: None,
             },
@@ -451,6 +463,11 @@ impl Connection {
             }
         };
         let consumed = step.consumed;
+        if consumed > 0 {
+            if let Some(k) = self.core.keepalive.as_mut() {
+                k.on_receive();
+            }
+        }
         let event = match step.event {
             None => None,
             Some(MessageEvent::Frame(h)) => Some(Event::Frame(h)),
@@ -723,6 +740,17 @@ impl Core {
 
     /// Gives the current time: starts pending timers and fires expired ones.
     fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Open {
+            let action = self
+                .keepalive
+                .as_mut()
+                .map_or(KeepaliveAction::None, |k| k.handle_timeout(now));
+            match action {
+                KeepaliveAction::None => {}
+                KeepaliveAction::SendPing => self.queue_control(OpCode::PING, KEEPALIVE_PING),
+                KeepaliveAction::TimedOut => self.fail_unresponsive(),
+            }
+        }
         match self.wait {
             Wait::Pending => self.wait = Wait::Until(now + self.cfg.close_timeout),
             Wait::Until(t) if now >= t => {
@@ -739,15 +767,38 @@ impl Core {
 
     /// When [`Self::handle_timeout`] must be called next, if a timer runs.
     fn poll_timeout(&self) -> Option<Instant> {
-        match self.wait {
+        let close = match self.wait {
             Wait::Until(t) => Some(t),
             _ => None,
+        };
+        let keepalive = match (&self.keepalive, self.state) {
+            (Some(k), State::Open) => k.poll_timeout(),
+            _ => None,
+        };
+        match (close, keepalive) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
     /// Whether a timer was started that needs a `handle_timeout(now)` to get its deadline.
     const fn needs_time(&self) -> bool {
-        matches!(self.wait, Wait::Pending)
+        let keepalive = match &self.keepalive {
+            Some(k) => matches!(self.state, State::Open) && k.needs_time(),
+            None => false,
+        };
+        matches!(self.wait, Wait::Pending) || keepalive
+    }
+
+    /// The keepalive ping went unanswered: close with 1011 and fail the connection.
+    fn fail_unresponsive(&mut self) {
+        let code = CloseCode::INTERNAL_ERROR;
+        let mut payload = [0u8; 2 + KEEPALIVE_TIMEOUT_REASON.len()];
+        payload[..2].copy_from_slice(&code.0.to_be_bytes());
+        payload[2..].copy_from_slice(KEEPALIVE_TIMEOUT_REASON.as_bytes());
+        self.queue_control(OpCode::CLOSE, &payload);
+        self.status = Some(CloseStatus::without_peer(Some(code), true));
+        self.enter_closed();
     }
 
     /// Whether the driver should now close the transport (after flushing `poll_transmit`): a

@@ -60,6 +60,8 @@
 //! - [`message`]: message rules over the decoder, enforced (endpoints) or reported (observers).
 //! - [`handshake`]: the HTTP/1.1 upgrade, both sides.
 //! - [`observe`]: the passive observer of both directions (analyzers, inspection).
+//! - [`keepalive`]: the timer that pings a quiet peer and gives up on an unresponsive one
+//!   ([`connection::Config::keepalive`]).
 //! - [`input`], [`time`], [`role`]: the caller-owned buffer, time as data, who is who.
 //! - [`error`]: [`ProtocolError`] with the close code each violation implies.
 #![no_std]
@@ -80,6 +82,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod handshake;
 pub mod input;
+pub mod keepalive;
 pub mod mask;
 pub mod message;
 pub mod observe;

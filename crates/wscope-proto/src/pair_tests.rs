@@ -407,3 +407,70 @@ fn deflate_bomb_and_corruption_fail_with_right_codes() {
     side.read(&mut [0xc2, 0x80, 0, 0, 0, 0]);
     assert_eq!(side.error.map(|e| e.close_code().0), Some(1002));
 }
+
+#[test]
+fn keepalive_pings_a_quiet_peer_and_fails_an_unresponsive_one() {
+    use crate::keepalive::Keepalive;
+    let ka = Keepalive {
+        interval: Duration::from_secs(10),
+        timeout: Duration::from_secs(5),
+    };
+    let cfg = Config {
+        keepalive: Some(ka),
+        ..Config::default()
+    };
+    let mut pair = Pair::new(21, 7);
+    pair.server = Side::new(Connection::server(cfg));
+    assert!(pair.server.conn.needs_time());
+    pair.drive(); // the first handle_timeout arms the timer at t = 0
+    assert_eq!(
+        pair.server.conn.poll_timeout(),
+        Some(Instant::ZERO + Duration::from_secs(10))
+    );
+    // Traffic in every interval: no ping.
+    for k in 1..=3u64 {
+        pair.send(true, Outgoing::Text("still here"));
+        pair.now = Instant::ZERO + Duration::from_secs(10 * k);
+        pair.drive();
+    }
+    assert!(pair.client.got.pings.is_empty());
+    assert_eq!(pair.server.got.messages.len(), 3);
+    // Quiet from t = 30 s: the server pings between one and two intervals later (activity is
+    // looked at when the timer fires), and the client's automatic pong answers it.
+    let mut t = 30;
+    while pair.client.got.pings.is_empty() {
+        t += 1;
+        assert!(t <= 50, "no ping by t = 50 s");
+        pair.now = Instant::ZERO + Duration::from_secs(t);
+        pair.drive(); // the timer fires: the ping is queued
+        pair.drive(); // ... and delivered, and answered
+    }
+    assert!(
+        t >= 40,
+        "pinged at {t} s, less than an interval after the last message"
+    );
+    assert_eq!(pair.client.got.pings, [b"wscope keepalive".to_vec()]);
+    assert_eq!(pair.server.got.pongs.len(), 1);
+    pair.now = Instant::ZERO + Duration::from_secs(t + 5);
+    pair.drive();
+    assert_eq!(pair.server.conn.state(), State::Open);
+    // A peer that stops answering: the next ping goes unanswered and the server fails with
+    // 1011 after the timeout.
+    pair.now = pair.server.conn.poll_timeout().unwrap();
+    let mut out = Vec::new();
+    pair.server.conn.handle_timeout(pair.now);
+    assert!(pair.server.conn.poll_transmit(&mut out)); // the ping, lost on the way
+    pair.server
+        .conn
+        .handle_timeout(pair.now + Duration::from_secs(5));
+    assert_eq!(pair.server.conn.state(), State::Closed);
+    let status = pair.server.conn.close_status().unwrap();
+    assert_eq!(status.local, Some(CloseCode::INTERNAL_ERROR));
+    assert_eq!(status.remote, CloseCode::ABNORMAL);
+    pair.drive();
+    assert_eq!(
+        pair.client.got.closes,
+        [Some((1011, String::from("keepalive timeout")))]
+    );
+    assert!(pair.server.conn.should_close_transport());
+}

@@ -6,6 +6,7 @@ use std::sync::Arc;
 pub use wscope_proto::connection::Config as WsConfig;
 pub use wscope_proto::connection::DeflateOptions;
 pub use wscope_proto::deflate::DeflateConfig;
+pub use wscope_proto::keepalive::Keepalive;
 
 use crate::error::Result;
 use crate::proxy::Proxy;
@@ -51,7 +52,8 @@ pub struct ClientConfig {
     pub origin: Option<String>,
     /// Tunnel through this HTTP proxy.
     pub proxy: Option<Proxy>,
-    /// Limits and behaviour of the connection (max frame/message size, close timeout).
+    /// Limits and behaviour of the connection (max frame/message size, close timeout,
+    /// keepalive pings: `ws.keepalive`).
     pub ws: WsConfig,
     /// Close with 1001 when nothing arrives for this long.
     pub idle_timeout: Option<Duration>,
@@ -176,7 +178,8 @@ impl ClientConfig {
 /// How a server accepts connections.
 #[derive(Clone)]
 pub struct ServerConfig {
-    /// Limits and behaviour of each connection (max frame/message size, close timeout).
+    /// Limits and behaviour of each connection (max frame/message size, close timeout,
+    /// keepalive pings: `ws.keepalive`).
     pub ws: WsConfig,
     /// Largest request head in bytes (431 beyond).
     pub max_header_size: usize,

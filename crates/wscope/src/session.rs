@@ -271,9 +271,14 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(conn: Connection, leftover: &[u8], timeouts: Timeouts) -> Self {
+    pub(crate) fn new(mut conn: Connection, leftover: &[u8], timeouts: Timeouts) -> Self {
         let mut input = VecInput::with_capacity(READ_CHUNK);
         input.extend_from_slice(leftover);
+        let clock = Clock::new();
+        // Timers the core starts right away (keepalive) get their start time now.
+        if conn.needs_time() {
+            conn.handle_timeout(clock.now());
+        }
         Self {
             conn,
             input,
@@ -281,7 +286,7 @@ impl Session {
             msg: Vec::new(),
             partial: None,
             control_info: None,
-            clock: Clock::new(),
+            clock,
             idle: timeouts.idle,
             last_rx: Clock::now_std(),
             eof: false,

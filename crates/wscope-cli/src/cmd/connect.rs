@@ -35,6 +35,8 @@ pub(crate) struct Args {
     /// Offer permessage-deflate (RFC 7692).
     #[arg(long)]
     compress: bool,
+    #[command(flatten)]
+    keepalive: super::KeepaliveArgs,
     /// HTTP proxy, `http://[user:pass@]host:port`.
     #[arg(long)]
     proxy: Option<String>,
@@ -63,6 +65,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
 
 fn config(args: &Args) -> wscope::Result<ClientConfig> {
     let mut cfg = ClientConfig::from_url(&args.url)?;
+    cfg.ws.keepalive = args.keepalive.keepalive();
     if args.compress {
         cfg = cfg.deflate(wscope::config::DeflateConfig::default());
     }

@@ -22,3 +22,35 @@ pub(crate) fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime:
             .build()
     }
 }
+
+/// Keepalive flags shared by `serve` and `connect`.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub(crate) struct KeepaliveArgs {
+    /// Ping the peer after this many seconds without receiving anything (fractions allowed).
+    #[arg(long, value_name = "SECS", value_parser = positive_secs)]
+    ping_interval: Option<f64>,
+    /// With --ping-interval: close with 1011 when nothing arrives this many seconds after the
+    /// ping (default: the interval).
+    #[arg(long, value_name = "SECS", value_parser = positive_secs, requires = "ping_interval")]
+    ping_timeout: Option<f64>,
+}
+
+impl KeepaliveArgs {
+    /// The core's keepalive settings, when asked for.
+    pub(crate) fn keepalive(self) -> Option<wscope::config::Keepalive> {
+        let interval = self.ping_interval?;
+        let timeout = self.ping_timeout.unwrap_or(interval);
+        let secs = |s: f64| core::time::Duration::from_secs_f64(s).into();
+        Some(wscope::config::Keepalive {
+            interval: secs(interval),
+            timeout: secs(timeout),
+        })
+    }
+}
+
+fn positive_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 1e9 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
+}

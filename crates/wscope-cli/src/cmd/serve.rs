@@ -45,6 +45,8 @@ pub(crate) struct Args {
     /// Port, positional (for benchmark harnesses that append it).
     #[arg(value_name = "PORT")]
     port_pos: Option<u16>,
+    #[command(flatten)]
+    keepalive: super::KeepaliveArgs,
     /// Print one line per connection error to stderr.
     #[arg(long, short)]
     verbose: bool,
@@ -59,6 +61,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
     let mut cfg = ServerConfig::default();
     cfg.ws.max_message_len = args.max_message;
     cfg.ws.max_frame_len = args.max_message;
+    cfg.ws.keepalive = args.keepalive.keepalive();
     if args.compress {
         cfg.deflate = Some(wscope::config::DeflateConfig {
             server_max_window_bits: args.deflate_window_bits,

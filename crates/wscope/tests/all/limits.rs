@@ -85,12 +85,14 @@ fn invalid_utf8_gets_1007_and_unmasked_gets_1002() {
     }
 }
 
-#[test]
-fn idle_timeout_closes_with_1001() {
-    let cfg = ServerConfig {
-        idle_timeout: Some(core::time::Duration::from_millis(100)),
-        ..ServerConfig::default()
-    };
+/// A one-connection server that reads until an error, then reports it with the close status;
+/// and a raw client socket already upgraded to it.
+fn server_reading_until_error(
+    cfg: ServerConfig,
+) -> (
+    std::net::TcpStream,
+    std::thread::JoinHandle<(Error, Option<wscope_proto::connection::CloseStatus>)>,
+) {
     let (addr, server) = one_shot_server(cfg, |server| {
         let mut ws = server.accept().unwrap();
         loop {
@@ -99,7 +101,16 @@ fn idle_timeout_closes_with_1001() {
             }
         }
     });
-    let mut s = raw_upgraded(addr);
+    (raw_upgraded(addr), server)
+}
+
+#[test]
+fn idle_timeout_closes_with_1001() {
+    let cfg = ServerConfig {
+        idle_timeout: Some(core::time::Duration::from_millis(100)),
+        ..ServerConfig::default()
+    };
+    let (mut s, server) = server_reading_until_error(cfg);
     let mut head = [0u8; 2];
     s.read_exact(&mut head).unwrap();
     assert_eq!(head[0], 0x88);
@@ -111,4 +122,42 @@ fn idle_timeout_closes_with_1001() {
     let (e, status) = server.join().unwrap();
     assert!(matches!(e, Error::Closed), "{e:?}");
     assert_eq!(status.unwrap().remote, CloseCode::GOING_AWAY);
+}
+
+#[test]
+fn keepalive_pings_a_quiet_peer_then_fails_it_with_1011() {
+    use wscope_proto::keepalive::Keepalive;
+    let mut cfg = ServerConfig::default();
+    cfg.ws.keepalive = Some(Keepalive {
+        interval: wscope_proto::Duration::from_millis(100),
+        timeout: wscope_proto::Duration::from_millis(100),
+    });
+    let (mut s, server) = server_reading_until_error(cfg);
+    // Bounded waits: a missing ping or close fails the test instead of hanging it.
+    s.set_read_timeout(Some(core::time::Duration::from_secs(5)))
+        .unwrap();
+    // A ping, unmasked, with the keepalive payload.
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(head[0], 0x89, "expected a ping");
+    let mut payload = vec![0u8; usize::from(head[1])];
+    s.read_exact(&mut payload).unwrap();
+    assert_eq!(payload, b"wscope keepalive");
+    // Stay silent: after the timeout the server closes with 1011.
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(head[0], 0x88, "expected a close");
+    let mut body = vec![0u8; usize::from(head[1])];
+    s.read_exact(&mut body).unwrap();
+    assert_eq!(&body[..2], &[0x03, 0xf3]);
+    assert_eq!(&body[2..], b"keepalive timeout");
+    let (e, status) = server.join().unwrap();
+    // No closing handshake took place: the read ends with an unexpected EOF, and the close
+    // status says why (1011 sent, nothing received).
+    assert!(
+        matches!(&e, Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof),
+        "{e:?}"
+    );
+    let status = status.unwrap();
+    assert_eq!(status.local, Some(CloseCode::INTERNAL_ERROR));
+    assert_eq!(status.remote, CloseCode::ABNORMAL);
 }

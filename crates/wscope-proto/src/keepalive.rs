@@ -1,0 +1,165 @@
+//! Keepalive: ping a peer that has gone quiet, and give up on one that stays quiet.
+//!
+//! The rule, as a timer with time given as data (no clock here): when nothing at all was
+//! received during an `interval`, send a ping; when nothing at all arrives within `timeout`
+//! after it, the peer is unresponsive and the connection fails (close 1011, as Python
+//! websockets does on a keepalive timeout). Any received byte counts as life, a pong or a data
+//! frame alike, so a busy connection never pings.
+//!
+//! Activity is noted by a flag ([`KeepaliveTimer::on_receive`]) and looked at when the
+//! timer fires, so receiving costs nothing and needs no time: the idle time before a ping is
+//! between one and two intervals.
+//!
+//! ```
+//! use wscope_proto::keepalive::{Keepalive, KeepaliveAction, KeepaliveTimer};
+//! use wscope_proto::{Duration, Instant};
+//!
+//! let cfg = Keepalive { interval: Duration::from_secs(20), timeout: Duration::from_secs(10) };
+//! let mut t = KeepaliveTimer::new(cfg);
+//! let t0 = Instant::from_micros(0);
+//! assert_eq!(t.handle_timeout(t0), KeepaliveAction::None); // arms the timer
+//! let check = t.poll_timeout().unwrap();
+//! assert_eq!(t.handle_timeout(check), KeepaliveAction::SendPing); // 20 s of silence
+//! t.on_receive(); // the pong (or anything else) arrives
+//! let deadline = t.poll_timeout().unwrap();
+//! assert_eq!(t.handle_timeout(deadline), KeepaliveAction::None);
+//! ```
+
+use crate::time::{Duration, Instant};
+
+/// Keepalive settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Ping after this long without receiving anything.
+    pub interval: Duration,
+    /// Fail the connection when nothing arrives this long after the ping.
+    pub timeout: Duration,
+}
+
+/// What the connection must do after [`KeepaliveTimer::handle_timeout`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeepaliveAction {
+    /// Nothing.
+    None,
+    /// Send a ping now.
+    SendPing,
+    /// The peer did not answer: fail the connection.
+    TimedOut,
+}
+
+/// The keepalive state of one connection.
+#[derive(Clone, Copy, Debug)]
+pub struct KeepaliveTimer {
+    cfg: Keepalive,
+    /// Next time to look at the activity flag, or the ping's deadline.
+    at: Option<Instant>,
+    /// A ping is out and unanswered.
+    pinging: bool,
+    /// Something was received since the timer last fired.
+    received: bool,
+}
+
+impl KeepaliveTimer {
+    /// A timer that starts at the first [`Self::handle_timeout`].
+    pub const fn new(cfg: Keepalive) -> Self {
+        Self {
+            cfg,
+            at: None,
+            pinging: false,
+            received: false,
+        }
+    }
+
+    /// Bytes arrived from the peer.
+    pub fn on_receive(&mut self) {
+        self.received = true;
+    }
+
+    /// Whether the timer still needs a first `handle_timeout(now)` to know its deadline.
+    pub const fn needs_time(&self) -> bool {
+        self.at.is_none()
+    }
+
+    /// When [`Self::handle_timeout`] must be called next.
+    pub const fn poll_timeout(&self) -> Option<Instant> {
+        self.at
+    }
+
+    /// Gives the current time; returns what to do.
+    pub fn handle_timeout(&mut self, now: Instant) -> KeepaliveAction {
+        let Some(at) = self.at else {
+            self.at = Some(now + self.cfg.interval);
+            self.received = false;
+            return KeepaliveAction::None;
+        };
+        if now < at {
+            return KeepaliveAction::None;
+        }
+        if core::mem::take(&mut self.received) {
+            self.pinging = false;
+            self.at = Some(now + self.cfg.interval);
+            return KeepaliveAction::None;
+        }
+        if self.pinging {
+            self.at = None;
+            self.pinging = false;
+            return KeepaliveAction::TimedOut;
+        }
+        self.pinging = true;
+        self.at = Some(now + self.cfg.timeout);
+        KeepaliveAction::SendPing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: Keepalive = Keepalive {
+        interval: Duration::from_secs(10),
+        timeout: Duration::from_secs(5),
+    };
+
+    fn at(s: u64) -> Instant {
+        Instant::from_micros(s * 1_000_000)
+    }
+
+    #[test]
+    fn quiet_peer_is_pinged_then_timed_out() {
+        let mut t = KeepaliveTimer::new(CFG);
+        assert!(t.needs_time());
+        assert_eq!(t.handle_timeout(at(0)), KeepaliveAction::None);
+        assert_eq!(t.poll_timeout(), Some(at(10)));
+        assert_eq!(t.handle_timeout(at(9)), KeepaliveAction::None);
+        assert_eq!(t.handle_timeout(at(10)), KeepaliveAction::SendPing);
+        assert_eq!(t.poll_timeout(), Some(at(15)));
+        assert_eq!(t.handle_timeout(at(15)), KeepaliveAction::TimedOut);
+        assert_eq!(t.poll_timeout(), None);
+    }
+
+    #[test]
+    fn any_received_byte_is_life() {
+        let mut t = KeepaliveTimer::new(CFG);
+        t.handle_timeout(at(0));
+        // Traffic in every interval: never a ping.
+        for k in 1..=5 {
+            t.on_receive();
+            assert_eq!(t.handle_timeout(at(10 * k)), KeepaliveAction::None);
+            assert_eq!(t.poll_timeout(), Some(at(10 * k + 10)));
+        }
+        // Quiet: ping; the answer arrives; the next check is an interval later.
+        assert_eq!(t.handle_timeout(at(60)), KeepaliveAction::SendPing);
+        t.on_receive();
+        assert_eq!(t.handle_timeout(at(65)), KeepaliveAction::None);
+        assert_eq!(t.poll_timeout(), Some(at(75)));
+        assert_eq!(t.handle_timeout(at(75)), KeepaliveAction::SendPing);
+    }
+
+    #[test]
+    fn activity_before_the_first_tick_does_not_count() {
+        let mut t = KeepaliveTimer::new(CFG);
+        t.on_receive();
+        t.handle_timeout(at(0));
+        assert_eq!(t.handle_timeout(at(10)), KeepaliveAction::SendPing);
+    }
+}
