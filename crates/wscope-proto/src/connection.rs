@@ -226,6 +226,9 @@ pub struct CloseStatus {
     pub initiated_locally: bool,
     /// We failed the connection because the peer broke the protocol.
     pub failed: Option<ProtocolError>,
+    /// We failed the connection because the peer did not answer a keepalive ping (we sent
+    /// 1011).
+    pub keepalive_timed_out: bool,
     reason: [u8; MAX_REASON_LEN],
     reason_len: u8,
 }
@@ -238,6 +241,7 @@ impl CloseStatus {
             local,
             initiated_locally,
             failed: None,
+            keepalive_timed_out: false,
             reason: [0; MAX_REASON_LEN],
             reason_len: 0,
         }
@@ -662,6 +666,7 @@ impl Core {
             local: None,
             initiated_locally: self.state == State::CloseSent,
             failed: None,
+            keepalive_timed_out: false,
             reason: [0; MAX_REASON_LEN],
             reason_len: 0,
         };
@@ -797,7 +802,10 @@ impl Core {
         payload[..2].copy_from_slice(&code.0.to_be_bytes());
         payload[2..].copy_from_slice(KEEPALIVE_TIMEOUT_REASON.as_bytes());
         self.queue_control(OpCode::CLOSE, &payload);
-        self.status = Some(CloseStatus::without_peer(Some(code), true));
+        self.status = Some(CloseStatus {
+            keepalive_timed_out: true,
+            ..CloseStatus::without_peer(Some(code), true)
+        });
         self.enter_closed();
     }
 
@@ -996,6 +1004,7 @@ impl Core {
                 local: None,
                 initiated_locally: false,
                 failed: None,
+                keepalive_timed_out: false,
                 reason: [0; MAX_REASON_LEN],
                 reason_len: 0,
             });

@@ -467,6 +467,7 @@ fn keepalive_pings_a_quiet_peer_and_fails_an_unresponsive_one() {
     let status = pair.server.conn.close_status().unwrap();
     assert_eq!(status.local, Some(CloseCode::INTERNAL_ERROR));
     assert_eq!(status.remote, CloseCode::ABNORMAL);
+    assert!(status.keepalive_timed_out);
     pair.drive();
     assert_eq!(
         pair.client.got.closes,

@@ -727,6 +727,25 @@ impl Session {
         }
     }
 
+    /// How a transport that ended is reported: `None` after a closing handshake (or when the
+    /// application started the close, `close_seen`), `Timeout` when an unanswered keepalive
+    /// ping failed the connection, otherwise an unexpected EOF.
+    pub(crate) fn end_error(&self, close_seen: bool) -> Option<Error> {
+        let status = self.conn.close_status();
+        if status.is_some_and(|s| s.keepalive_timed_out) {
+            return Some(Error::Timeout);
+        }
+        let clean = status.is_some_and(|s| s.remote != CloseCode::ABNORMAL || s.failed.is_some());
+        if clean || close_seen {
+            None
+        } else {
+            Some(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed without a closing handshake",
+            )))
+        }
+    }
+
     /// The transport should be closed now (after the write queue is flushed).
     pub(crate) fn should_close(&self) -> bool {
         self.conn.should_close_transport() || (self.eof && self.conn.state() == State::Closed)

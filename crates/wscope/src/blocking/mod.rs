@@ -339,19 +339,9 @@ impl<S: Transport> WebSocket<S> {
     /// The error for a transport that ended: `Closed` after a closing handshake, otherwise
     /// an unexpected EOF.
     fn end_error(&self) -> Error {
-        let clean = self
-            .session
-            .conn
-            .close_status()
-            .is_some_and(|s| s.remote != CloseCode::ABNORMAL || s.failed.is_some());
-        if clean || self.close_seen {
-            Error::Closed
-        } else {
-            Error::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed without a closing handshake",
-            ))
-        }
+        self.session
+            .end_error(self.close_seen)
+            .unwrap_or(Error::Closed)
     }
 
     /// Partial receive with a timeout (the seed's `websock_recv`): copies as much of the next

@@ -303,19 +303,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
 
     /// `None` when the connection ended after a closing handshake, else the error.
     fn end_error(&self) -> Option<Error> {
-        let clean = self
-            .session
-            .conn
-            .close_status()
-            .is_some_and(|s| s.remote != CloseCode::ABNORMAL || s.failed.is_some());
-        if clean || self.close_seen {
-            None
-        } else {
-            Some(Error::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed without a closing handshake",
-            )))
-        }
+        self.session.end_error(self.close_seen)
     }
 
     /// Arms the timer for the session's deadline; `true` when it has passed.
