@@ -21,7 +21,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use super::error::HandshakeError;
-use super::Limits;
+use super::{Limits, Progress};
 
 /// A byte range inside a head buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -495,7 +495,7 @@ pub(crate) fn feed_head<'b, T>(
     hb: &mut HeadBuffer,
     input: &'b [u8],
     limits: &Limits,
-    mut parse: impl FnMut(Vec<u8>, &Limits) -> Result<Result<(T, usize), Vec<u8>>, HandshakeError>,
+    mut parse: impl FnMut(Vec<u8>, &Limits) -> HeadParse<T>,
 ) -> Result<Option<(T, &'b [u8])>, HandshakeError> {
     let mut at = 0;
     loop {
@@ -541,6 +541,42 @@ pub(crate) fn early_error(partial: &[u8], request: bool) -> Option<HandshakeErro
 }
 
 /// Maps an `httparse` error to ours.
+/// What parsing a candidate head gives: the value and the head's length, the buffer back
+/// when the head is not complete yet, or an error.
+pub(crate) type HeadParse<T> = Result<Result<(T, usize), Vec<u8>>, HandshakeError>;
+
+/// The result of a parse from the front of a byte stream with `from_head` (a request's or a
+/// response's): the shell both head types share.
+pub(crate) fn parse_progress<'b, T>(
+    bytes: &'b [u8],
+    limits: &Limits,
+    from_head: fn(Vec<u8>, &Limits) -> HeadParse<T>,
+) -> Result<Progress<'b, T>, HandshakeError> {
+    let mut hb = HeadBuffer::default();
+    Ok(match feed_head(&mut hb, bytes, limits, from_head)? {
+        Some((head, leftover)) => Progress::Done { head, leftover },
+        None => Progress::NeedMore,
+    })
+}
+
+/// Header slots for httparse: at most `max_headers`, and no more than `head` can hold (a
+/// field takes at least 3 bytes: `a:` and a newline).
+pub(crate) fn header_slots(limits: &Limits, head: &[u8]) -> Vec<httparse::Header<'static>> {
+    alloc::vec![httparse::EMPTY_HEADER; limits.max_headers.min(head.len() / 3 + 1)]
+}
+
+/// The head's length once httparse has seen all of it; `None` while it is partial.
+pub(crate) fn complete_len(
+    parsed: httparse::Result<usize>,
+    limits: &Limits,
+) -> Result<Option<usize>, HandshakeError> {
+    match parsed {
+        Ok(httparse::Status::Complete(n)) => Ok(Some(n)),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(http_error(e, limits)),
+    }
+}
+
 pub(crate) fn http_error(e: httparse::Error, limits: &Limits) -> HandshakeError {
     match e {
         httparse::Error::TooManyHeaders => HandshakeError::TooManyHeaders {

@@ -2,14 +2,13 @@
 //! writing it ([`ResponseBuilder`], server side: `101`, or a refusal with its status).
 
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
 use super::error::{BuildError, HandshakeError};
 use super::header::{
-    feed_head, http_error, is_token, is_valid_value, list_elements, parse_extensions, spans,
-    Extension, HeadBuffer, Headers, Span,
+    complete_len, header_slots, is_token, is_valid_value, list_elements, parse_extensions,
+    parse_progress, spans, Extension, HeadParse, Headers, Span,
 };
 use super::request::{check_extra, Request};
 use super::{
@@ -59,29 +58,15 @@ impl Response {
         bytes: &'b [u8],
         limits: &Limits,
     ) -> Result<Progress<'b, Self>, HandshakeError> {
-        let mut hb = HeadBuffer::default();
-        Ok(match feed_head(&mut hb, bytes, limits, Self::from_head)? {
-            Some((head, leftover)) => Progress::Done { head, leftover },
-            None => Progress::NeedMore,
-        })
+        parse_progress(bytes, limits, Self::from_head)
     }
 
     /// Parses a candidate head; gives the buffer back when it is not complete.
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn from_head(
-        head: Vec<u8>,
-        limits: &Limits,
-    ) -> Result<Result<(Self, usize), Vec<u8>>, HandshakeError> {
-        // A field takes at least 3 bytes (`a:` and a newline): no need for more slots than fit.
-        let slots = limits.max_headers.min(head.len() / 3 + 1);
-        let mut fields = vec![httparse::EMPTY_HEADER; slots];
+    pub(crate) fn from_head(head: Vec<u8>, limits: &Limits) -> HeadParse<Self> {
+        let mut fields = header_slots(limits, &head);
         let mut resp = httparse::Response::new(&mut fields);
-        let len = match resp.parse(&head) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => {
-                return Ok(Err(head));
-            }
-            Err(e) => return Err(http_error(e, limits)),
+        let Some(len) = complete_len(resp.parse(&head), limits)? else {
+            return Ok(Err(head));
         };
         let bad = HandshakeError::MalformedHttp {
             detail: "incomplete status line",
