@@ -163,14 +163,8 @@ impl WsDir {
                 Plausible::Yes(total) => {
                     self.probe_depth += 1;
                     if self.probe_depth > CHAIN_DEPTH {
-                        let mut part = [0u8; MAX_HEADER_LEN];
-                        part[..wlen].copy_from_slice(&self.win[..wlen]);
-                        let found = self.synced();
-                        if wlen > 0 {
-                            // The header's first bytes were kept; the rest is in `buf`.
-                            let _ = self.dec.decode(&mut part[..wlen]);
-                        }
-                        return (at, Some(found));
+                        let kept = self.win;
+                        return (at, Some(self.synced_with(&kept[..wlen])));
                     }
                     self.skipped += wlen as u64;
                     self.win_len = 0;
@@ -190,6 +184,21 @@ impl WsDir {
                 self.plausible(&bytes[..n], max_len, true),
                 Plausible::Yes(_)
             )
+    }
+
+    /// Framing found at a header whose first bytes, `head_start`, were kept from the last
+    /// buffer (possibly none) and whose rest starts the current one: report it.
+    fn synced_with(&mut self, head_start: &[u8]) -> Anomaly<'static> {
+        let mut part = [0u8; MAX_HEADER_LEN];
+        let n = head_start.len().min(MAX_HEADER_LEN);
+        part[..n].copy_from_slice(&head_start[..n]);
+        let found = self.synced();
+        if n > 0 {
+            // The header continues into the current buffer, so the decoder only stores these
+            // bytes as the start of a header.
+            let _ = self.dec.decode(&mut part[..n]);
+        }
+        found
     }
 
     /// Framing found at the current position: report it.
@@ -239,14 +248,7 @@ impl WsDir {
             }
             // A verified chain from the kept bytes.
             self.skipped += j as u64;
-            let mut part = [0u8; MAX_HEADER_LEN];
-            let plen = wlen - j;
-            part[..plen].copy_from_slice(&tmp[j..wlen]);
-            let found = self.synced();
-            // The header continues into `buf` (invariant), so the decoder only stores these
-            // bytes as the start of a header.
-            let _ = self.dec.decode(&mut part[..plen]);
-            return (0, Some(found));
+            return (0, Some(self.synced_with(&tmp[j..wlen])));
         }
         let mut buf_maybe = None;
         for p in 0..buf.len() {
