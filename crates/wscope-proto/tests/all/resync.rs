@@ -6,6 +6,8 @@
 //! lost (`Observer::gap`). A recovery is clean when the frames reported after the gap are
 //! exactly the true frames from some point on: no frame that is not in the stream (a false
 //! header inside ciphertext), none of the later true frames missing.
+//!
+//! `RESYNC_DEBUG=1` prints the losses after which a false frame was reported.
 
 use wscope_proto::frame::{FrameHeader, OpCode};
 use wscope_proto::mask::apply_mask;
