@@ -154,18 +154,13 @@ impl WsDir {
                     event: None,
                 }
             }
-            Mode::Probe => {
-                let (consumed, found) = self.probe_step(buf, cfg.resync_max_frame_len);
-                return match found {
-                    Some(a) => anomaly(consumed, a),
-                    None => Step {
-                        consumed,
-                        event: None,
-                    },
+            Mode::Probe | Mode::Resync => {
+                let max_len = cfg.resync_max_frame_len;
+                let (consumed, found) = if self.mode == Mode::Probe {
+                    self.probe_step(buf, max_len)
+                } else {
+                    self.resync(buf, max_len)
                 };
-            }
-            Mode::Resync => {
-                let (consumed, found) = self.resync(buf, cfg.resync_max_frame_len);
                 return match found {
                     Some(a) => anomaly(consumed, a),
                     None => Step {
