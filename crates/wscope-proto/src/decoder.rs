@@ -226,6 +226,13 @@ impl FrameDecoder {
     /// Returns the number of bytes used and at most one event. Call again with the unused bytes
     /// until the event is `None`. Payload chunks are unmasked in `buf` itself.
     pub fn decode<'a>(&mut self, buf: &'a mut [u8]) -> Result<Step<FrameEvent<'a>>, ProtocolError> {
+        if buf.is_empty() && matches!(self.state, State::Header { .. }) {
+            // The common "input used up" call: nothing to parse.
+            return Ok(Step {
+                consumed: 0,
+                event: None,
+            });
+        }
         match self.state {
             State::Failed(e) => Err(e),
             State::Report {

@@ -260,6 +260,9 @@ pub(crate) struct Session {
     idle: Option<StdDuration>,
     last_rx: StdInstant,
     eof: bool,
+    /// The input was decoded to its end and nothing arrived since: decoding again would find
+    /// nothing (the core's decoding depends on its input alone), so it is skipped.
+    drained: bool,
     /// Largest write backlog before writers must wait.
     pub(crate) write_limit: usize,
     /// Inside a large message: read in bigger pieces.
@@ -290,6 +293,7 @@ impl Session {
             idle: timeouts.idle,
             last_rx: Clock::now_std(),
             eof: false,
+            drained: false,
             write_limit: 128 * 1024,
             big: false,
             frame_left: 0,
@@ -327,6 +331,7 @@ impl Session {
 
     /// Records `n` bytes read into [`Self::read_buf`]; `0` means end of stream.
     pub(crate) fn commit_read(&mut self, n: usize) {
+        self.drained = false;
         if n == 0 {
             self.eof = true;
             self.input.set_eof();
@@ -343,7 +348,12 @@ impl Session {
     /// input is used up (`None`: read more). Replies the core queued are moved to the write
     /// queue. A protocol violation is returned once, with the failing close already queued.
     pub(crate) fn next_incoming(&mut self) -> Result<Option<Incoming>> {
+        if self.drained {
+            self.flush_transmit();
+            return Ok(None);
+        }
         let r = self.decode_loop();
+        self.drained = matches!(r, Ok(None));
         self.flush_transmit();
         r
     }
@@ -440,6 +450,7 @@ impl Session {
     /// unmasks and checks them in place; they are payload of the current frame only.
     #[cfg(feature = "tokio")]
     pub(crate) fn commit_direct(&mut self, start: usize) -> Result<Option<Incoming>> {
+        self.drained = false;
         if self.idle.is_some() {
             self.last_rx = Clock::now_std();
         }
