@@ -7,9 +7,10 @@
 //! its payload, and [`Segment::missing`] says how many payload bytes the capture lost.
 //! Ethernet padding is never taken for payload (the IP length decides).
 //!
-//! Everything that is not TCP (ARP, UDP, ICMP, other link types, IP fragments, broken headers)
-//! is skipped and counted in [`DecodeStats`]. IPv4 and IPv6 fragments are not reassembled.
-//! Decoding borrows the packet bytes and allocates nothing.
+//! Everything that is not TCP (ARP, UDP, ICMP, other link types, broken headers) is skipped and
+//! counted in [`DecodeStats`]. The free function [`decode`] borrows the packet bytes, allocates
+//! nothing and reports IP fragments as [`Skip::Fragment`]; a [`Decoder`] also reassembles
+//! IPv4 and IPv6 fragments (bounded: see [`FRAGMENT_WINDOW`]) and decodes the whole datagram.
 
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -18,6 +19,8 @@ use etherparse::{IpNumber, LaxIpSlice, TcpSlice};
 use wscope_proto::time::Instant;
 
 use crate::capture::{LinkType, Packet};
+use crate::defrag::{Defrag, Fed};
+pub use crate::defrag::{FRAGMENT_TIMEOUT_US, FRAGMENT_WINDOW};
 
 /// TCP header flags.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -232,7 +235,7 @@ pub enum Skip {
     NotIp,
     /// An IP packet of another protocol (UDP, ICMP, ...).
     NotTcp,
-    /// An IPv4 or IPv6 fragment (not reassembled).
+    /// An IPv4 or IPv6 fragment ([`decode`] does not reassemble; a [`Decoder`] does).
     Fragment,
     /// The packet ends inside a link, IP or TCP header.
     Truncated,
@@ -257,8 +260,15 @@ pub struct DecodeStats {
     pub not_ip: u64,
     /// Skipped: IP but not TCP.
     pub not_tcp: u64,
-    /// Skipped: IP fragments.
+    /// IP fragments seen (each is also counted, when its datagram is complete, as what the
+    /// datagram holds: `tcp`, `not_tcp`, ...).
     pub fragments: u64,
+    /// Datagrams reassembled from fragments.
+    pub reassembled: u64,
+    /// Fragments that could not be used: cut by the snapshot length, malformed, or
+    /// inconsistent with the fragments before them. (Datagrams that never complete are
+    /// dropped after [`FRAGMENT_WINDOW`] fragments or [`FRAGMENT_TIMEOUT_US`].)
+    pub bad_fragments: u64,
     /// Skipped: cut inside a header.
     pub truncated: u64,
     /// Skipped: invalid header.
@@ -268,6 +278,10 @@ pub struct DecodeStats {
 impl DecodeStats {
     fn count(&mut self, r: &Result<Segment<'_>, Skip>) {
         self.packets += 1;
+        self.count_content(r);
+    }
+
+    fn count_content(&mut self, r: &Result<Segment<'_>, Skip>) {
         match r {
             Ok(seg) => {
                 self.tcp += 1;
@@ -288,36 +302,54 @@ impl DecodeStats {
     }
 }
 
-/// A decoder that counts what it skips.
-#[derive(Clone, Debug, Default)]
+/// A decoder that reassembles IP fragments and counts what it skips.
+#[derive(Debug, Default)]
 pub struct Decoder {
     stats: DecodeStats,
+    defrag: Defrag,
 }
 
 impl Decoder {
-    /// A decoder with zeroed counters.
-    pub const fn new() -> Self {
-        Self {
-            stats: DecodeStats {
-                packets: 0,
-                tcp: 0,
-                tcp_ipv6: 0,
-                tcp_truncated: 0,
-                unsupported_link: 0,
-                not_ip: 0,
-                not_tcp: 0,
-                fragments: 0,
-                truncated: 0,
-                malformed: 0,
-            },
-        }
+    /// A decoder with zeroed counters and no fragments held.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// The TCP segment in `pkt`, if it holds one.
-    pub fn decode<'a>(&mut self, pkt: &Packet<'a>) -> Option<Segment<'a>> {
+    /// The TCP segment in `pkt`, if it holds one. A fragment that completes its datagram
+    /// gives the datagram's segment, which borrows the decoder until the next call.
+    pub fn decode<'s>(&'s mut self, pkt: &Packet<'s>) -> Option<Segment<'s>> {
         let r = decode(pkt.link, pkt.ts, pkt.data);
-        self.stats.count(&r);
-        r.ok()
+        if !matches!(r, Err(Skip::Fragment)) {
+            self.stats.count(&r);
+            return r.ok();
+        }
+        self.stats.packets += 1;
+        self.stats.fragments += 1;
+        let Ok(ip) = strip_link(pkt.link, pkt.data) else {
+            return None;
+        };
+        match self.defrag.feed(ip, pkt.ts) {
+            Fed::Pending => None,
+            Fed::Rejected => {
+                self.stats.bad_fragments += 1;
+                None
+            }
+            Fed::Complete(proto) => {
+                self.stats.reassembled += 1;
+                let r = if proto == IpNumber::TCP {
+                    match ip_addrs(ip) {
+                        Some((src, dst)) => {
+                            tcp_segment(pkt.ts, src, dst, self.defrag.datagram(), 0)
+                        }
+                        None => Err(Skip::Malformed),
+                    }
+                } else {
+                    Err(Skip::NotTcp)
+                };
+                self.stats.count_content(&r);
+                r.ok()
+            }
+        }
     }
 
     /// Counters so far.
@@ -422,10 +454,6 @@ pub fn decode(link: LinkType, ts: Instant, data: &[u8]) -> Result<Segment<'_>, S
     if payload.ip_number != IpNumber::TCP {
         return Err(Skip::NotTcp);
     }
-    let tcp = TcpSlice::from_slice(payload.payload).map_err(|e| match e {
-        etherparse::err::tcp::HeaderSliceError::Len(_) => Skip::Truncated,
-        etherparse::err::tcp::HeaderSliceError::Content(_) => Skip::Malformed,
-    })?;
     let missing = if payload.incomplete {
         let declared = match &slice {
             LaxIpSlice::Ipv4(s) => usize::from(s.header().total_len()),
@@ -435,7 +463,13 @@ pub fn decode(link: LinkType, ts: Instant, data: &[u8]) -> Result<Segment<'_>, S
     } else {
         0
     };
-    let (src, dst) = match &slice {
+    let (src, dst) = slice_addrs(&slice);
+    tcp_segment(ts, src, dst, payload.payload, missing)
+}
+
+/// The source and destination of an IP packet.
+fn slice_addrs(slice: &LaxIpSlice<'_>) -> (IpAddr, IpAddr) {
+    match slice {
         LaxIpSlice::Ipv4(s) => {
             let h = s.header();
             (
@@ -450,7 +484,28 @@ pub fn decode(link: LinkType, ts: Instant, data: &[u8]) -> Result<Segment<'_>, S
                 IpAddr::V6(h.destination_addr()),
             )
         }
-    };
+    }
+}
+
+/// The addresses of the IP packet `ip` (a fragment the defragmenter accepted).
+fn ip_addrs(ip: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    LaxIpSlice::from_slice(ip)
+        .ok()
+        .map(|(slice, _)| slice_addrs(&slice))
+}
+
+/// The segment in the TCP bytes `tcp` (header and payload) sent from `src` to `dst`.
+fn tcp_segment(
+    ts: Instant,
+    src: IpAddr,
+    dst: IpAddr,
+    tcp: &[u8],
+    missing: u32,
+) -> Result<Segment<'_>, Skip> {
+    let tcp = TcpSlice::from_slice(tcp).map_err(|e| match e {
+        etherparse::err::tcp::HeaderSliceError::Len(_) => Skip::Truncated,
+        etherparse::err::tcp::HeaderSliceError::Content(_) => Skip::Malformed,
+    })?;
     let flags = tcp.header_slice().get(13).copied().unwrap_or(0);
     Ok(Segment {
         ts,

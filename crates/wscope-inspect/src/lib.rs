@@ -58,6 +58,7 @@
 
 pub mod capture;
 pub mod decode;
+mod defrag;
 pub mod tcp;
 pub mod uid;
 pub mod write;

@@ -70,7 +70,8 @@ impl Framing {
         }
     }
 
-    fn write_header(self, v6: bool, out: &mut Vec<u8>) {
+    /// Appends this link layer's header for an IPv4 (`v6 == false`) or IPv6 packet.
+    pub fn write_header(self, v6: bool, out: &mut Vec<u8>) {
         let et: u16 = if v6 { 0x86DD } else { 0x0800 };
         let macs = [
             0x02, 0x00, 0x00, 0x00, 0x00, 0x02, // destination
@@ -230,6 +231,93 @@ pub fn encode_tcp(framing: Framing, spec: &TcpSpec<'_>, out: &mut Vec<u8>) -> io
         .map_err(|_| invalid("payload too large for an IP packet"))
 }
 
+/// Splits the unfragmented IP packet `ip` (IPv4, or IPv6 without extension headers) into
+/// fragments carrying at most `max_payload` bytes of its payload each (rounded down to a
+/// multiple of 8), as a router would. IPv4 fragments keep the packet's identification and
+/// get fresh header checksums; IPv6 fragments get a fragment header with `id`.
+///
+/// ```
+/// use wscope_inspect::write::{encode_tcp, fragment_ip, Framing, TcpSpec};
+/// let spec = TcpSpec::new("10.0.0.1:1".parse().unwrap(), "10.0.0.2:2".parse().unwrap())
+///     .payload(&[7; 3000]);
+/// let mut ip = Vec::new();
+/// encode_tcp(Framing::Raw, &spec, &mut ip)?;
+/// let frags = fragment_ip(&ip, 1480, 0)?;
+/// assert_eq!(frags.len(), 3); // 20 + 3000 bytes of TCP in 1480-byte pieces
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn fragment_ip(ip: &[u8], max_payload: usize, id: u32) -> io::Result<Vec<Vec<u8>>> {
+    let step = max_payload & !7;
+    if step == 0 {
+        return Err(invalid("fragments must carry at least 8 bytes"));
+    }
+    match ip.first().map(|b| b >> 4) {
+        Some(4) => {
+            let hl = usize::from(ip[0] & 0x0f) * 4;
+            let total = ip
+                .get(2..4)
+                .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+            if hl < 20 || total < hl || total > ip.len() {
+                return Err(invalid("not a whole IPv4 packet"));
+            }
+            let (head, body) = (&ip[..hl], &ip[hl..total]);
+            let mut out = Vec::new();
+            for (i, piece) in body.chunks(step).enumerate() {
+                let at = i * step;
+                let more = at + piece.len() < body.len();
+                let mut f = head.to_vec();
+                let len = u16::try_from(hl + piece.len()).map_err(|_| invalid("too large"))?;
+                f[2..4].copy_from_slice(&len.to_be_bytes());
+                let field = (u16::from(more) << 13) | (at / 8) as u16;
+                f[6..8].copy_from_slice(&field.to_be_bytes());
+                f[10..12].copy_from_slice(&[0, 0]);
+                let sum = ipv4_checksum(&f);
+                f[10..12].copy_from_slice(&sum.to_be_bytes());
+                f.extend_from_slice(piece);
+                out.push(f);
+            }
+            Ok(out)
+        }
+        Some(6) if ip.len() >= 40 => {
+            let plen = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+            let body = ip
+                .get(40..40 + plen)
+                .ok_or_else(|| invalid("not a whole IPv6 packet"))?;
+            let next = ip[6];
+            let mut out = Vec::new();
+            for (i, piece) in body.chunks(step).enumerate() {
+                let at = i * step;
+                let more = at + piece.len() < body.len();
+                let mut f = ip[..40].to_vec();
+                let len = u16::try_from(8 + piece.len()).map_err(|_| invalid("too large"))?;
+                f[4..6].copy_from_slice(&len.to_be_bytes());
+                f[6] = 44;
+                f.push(next);
+                f.push(0);
+                let field = u16::try_from(at).map_err(|_| invalid("too large"))? | u16::from(more);
+                f.extend_from_slice(&field.to_be_bytes());
+                f.extend_from_slice(&id.to_be_bytes());
+                f.extend_from_slice(piece);
+                out.push(f);
+            }
+            Ok(out)
+        }
+        _ => Err(invalid("not an IPv4 or IPv6 packet")),
+    }
+}
+
+/// The IPv4 header checksum of `header` (with its checksum field zeroed).
+fn ipv4_checksum(header: &[u8]) -> u16 {
+    let mut sum: u32 = header
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
 /// Writes a classic pcap file (little-endian, microsecond timestamps).
 #[derive(Debug)]
 pub struct PcapWriter<W: Write> {
@@ -288,6 +376,28 @@ impl<W: Write> PcapWriter<W> {
         let r = encode_tcp(framing, spec, &mut buf).and_then(|()| self.write_packet(ts, &buf));
         self.scratch = buf;
         r
+    }
+
+    /// Encodes one TCP packet and writes it as IP fragments of at most `max_payload` bytes
+    /// each (see [`fragment_ip`]), in order, all at `ts`. Returns how many were written.
+    pub fn write_tcp_fragmented(
+        &mut self,
+        ts: Instant,
+        framing: Framing,
+        spec: &TcpSpec<'_>,
+        max_payload: usize,
+    ) -> io::Result<usize> {
+        let mut ip = Vec::new();
+        encode_tcp(Framing::Raw, spec, &mut ip)?;
+        let frags = fragment_ip(&ip, max_payload, spec.seq)?;
+        let v6 = spec.src.is_ipv6();
+        for f in &frags {
+            let mut pkt = Vec::with_capacity(f.len() + 20);
+            framing.write_header(v6, &mut pkt);
+            pkt.extend_from_slice(f);
+            self.write_packet(ts, &pkt)?;
+        }
+        Ok(frags.len())
     }
 
     /// Flushes and returns the inner writer.

@@ -462,6 +462,13 @@ fn summary(s: &Stats, secs: f64) -> String {
         s.decode.tcp,
         s.decode.not_tcp + s.decode.not_ip
     );
+    if s.decode.fragments > 0 {
+        let _ = writeln!(
+            o,
+            "IP fragments {} ({} datagrams reassembled, {} fragments unusable)",
+            s.decode.fragments, s.decode.reassembled, s.decode.bad_fragments
+        );
+    }
     let _ = writeln!(
         o,
         "connections  {} ({} seen mid-stream), WebSocket sessions {}",

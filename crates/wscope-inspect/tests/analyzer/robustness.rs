@@ -382,3 +382,68 @@ fn syn_only_flows_100k() {
         stats.flows.peak_tracked
     );
 }
+
+#[test]
+fn ip_fragmented_segments_are_analysed() {
+    // A server message of 6000 bytes in one TCP segment that crossed a 1500-byte MTU hop
+    // (IPv4) or a 1280-byte one (IPv6): the analyzer sees the whole message.
+    for (c, s, mtu) in [
+        ("10.7.0.1:41000", "10.7.0.2:80", 1480),
+        ("[2001:db8::1]:41000", "[2001:db8::2]:80", 1232),
+    ] {
+        let (c, s): (SocketAddr, SocketAddr) = (c.parse().unwrap(), s.parse().unwrap());
+        let payload: Vec<u8> = (0..6000u32).map(|i| (i % 251) as u8).collect();
+        let mut msg = vec![0x82, 126];
+        msg.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        msg.extend_from_slice(&payload);
+        let req = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        let resp =
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        let mut w = PcapWriter::new(Vec::new(), Framing::Ethernet.link_type()).unwrap();
+        let ts = |n: u64| Instant::from_micros(1_000_000 + n);
+        let f = Framing::Ethernet;
+        w.write_tcp(ts(1), f, &TcpSpec::new(c, s).seq(100).flags(TcpFlags::SYN))
+            .unwrap();
+        w.write_tcp(
+            ts(2),
+            f,
+            &TcpSpec::new(s, c).seq(900).ack(101).flags(TcpFlags::SYN),
+        )
+        .unwrap();
+        w.write_tcp(ts(3), f, &TcpSpec::new(c, s).seq(101).ack(901).payload(req))
+            .unwrap();
+        let cs = 101 + req.len() as u32;
+        w.write_tcp(ts(4), f, &TcpSpec::new(s, c).seq(901).ack(cs).payload(resp))
+            .unwrap();
+        let ss = 901 + resp.len() as u32;
+        let n = w
+            .write_tcp_fragmented(
+                ts(5),
+                f,
+                &TcpSpec::new(s, c).seq(ss).ack(cs).payload(&msg),
+                mtu,
+            )
+            .unwrap();
+        assert!(n >= 5, "{n} fragments");
+        let mut cap = Capture::from_reader(Cursor::new(w.into_inner()), "frag");
+        let mut messages = Vec::new();
+        let mut data = 0usize;
+        let mut anomalies = Vec::new();
+        let stats =
+            Analyzer::new(AnalyzerConfig::default()).run(&mut cap, &mut |ev: &Event<'_>| match &ev
+                .kind
+            {
+                EventKind::FrameData { data: d, .. } => data += d.len(),
+                EventKind::Message { len, .. } => messages.push(*len),
+                EventKind::Anomaly { name, .. } => anomalies.push(*name),
+                _ => {}
+            });
+        assert_eq!(messages, vec![6000], "{c}");
+        assert_eq!(data, 6000);
+        assert!(anomalies.is_empty(), "{anomalies:?}");
+        assert_eq!(stats.decode.reassembled, 1);
+        assert_eq!(stats.decode.fragments, n as u64);
+    }
+}

@@ -2,7 +2,7 @@
 
 use wscope_inspect::capture::LinkType;
 use wscope_inspect::decode::{decode, Decoder, FlowKey, Skip, TcpFlags};
-use wscope_inspect::write::{encode_tcp, Framing, TcpSpec};
+use wscope_inspect::write::{encode_tcp, fragment_ip, Framing, TcpSpec};
 use wscope_proto::time::Instant;
 
 use crate::support::addr;
@@ -204,4 +204,136 @@ fn flow_key_is_direction_independent() {
     let k6 = FlowKey::new(addr("[2001:db8::1]:1"), addr("[2001:db8::2]:2")).0;
     assert!(k6.is_ipv6());
     assert_eq!(k6.lo(), addr("[2001:db8::1]:1"));
+}
+
+fn packet_of(link: LinkType, ts: u64, data: &[u8]) -> wscope_inspect::capture::Packet<'static> {
+    wscope_inspect::capture::Packet {
+        ts: Instant::from_micros(ts),
+        link,
+        data: leak(data),
+        orig_len: data.len() as u32,
+        number: 1,
+        source: 0,
+    }
+}
+
+#[test]
+fn ip_fragments_are_reassembled_in_any_order() {
+    let payload: Vec<u8> = (0..5000u32).map(|i| (i * 31 + 7) as u8).collect();
+    for (src, dst) in [
+        ("10.0.0.1:40000", "10.0.0.2:80"),
+        ("[2001:db8::1]:40000", "[2001:db8::2]:80"),
+    ] {
+        for framing in [Framing::Ethernet, Framing::Vlan(9), Framing::Raw] {
+            let spec = TcpSpec::new(addr(src), addr(dst))
+                .seq(77)
+                .ack(88)
+                .flags(TcpFlags::ACK | TcpFlags::PSH)
+                .payload(&payload);
+            let mut ip = Vec::new();
+            encode_tcp(Framing::Raw, &spec, &mut ip).unwrap();
+            let frags = fragment_ip(&ip, 1400, 0xabcd).unwrap();
+            assert_eq!(frags.len(), 4, "{src}");
+            // Last fragment first, then the middle ones reversed, the first one last.
+            let mut d = Decoder::new();
+            let mut got = None;
+            for (i, f) in frags.iter().rev().enumerate() {
+                let mut pkt = Vec::new();
+                framing.write_header(spec.src.is_ipv6(), &mut pkt);
+                pkt.extend_from_slice(f);
+                let seg = d.decode(&packet_of(framing.link_type(), 10 + i as u64, &pkt));
+                if i + 1 < frags.len() {
+                    assert!(seg.is_none(), "{src} {framing:?}: complete too early");
+                } else {
+                    let seg = seg.expect("the last fragment completes the datagram");
+                    got = Some((
+                        seg.src,
+                        seg.dst,
+                        seg.seq,
+                        seg.ack,
+                        seg.flags,
+                        seg.payload.to_vec(),
+                    ));
+                }
+            }
+            let (s, t, seq, ack, flags, data) = got.unwrap();
+            assert_eq!((s, t, seq, ack), (addr(src), addr(dst), 77, 88));
+            assert!(flags.contains(TcpFlags::PSH));
+            assert_eq!(data, payload);
+            let st = d.stats();
+            assert_eq!(
+                (
+                    st.packets,
+                    st.fragments,
+                    st.reassembled,
+                    st.tcp,
+                    st.bad_fragments
+                ),
+                (4, 4, 1, 1, 0),
+                "{src} {framing:?}"
+            );
+            assert_eq!(st.tcp_ipv6, u64::from(spec.src.is_ipv6()));
+        }
+    }
+}
+
+#[test]
+fn fragment_ids_and_addresses_keep_datagrams_apart() {
+    // Two datagrams between the same hosts, fragments interleaved: each is rebuilt whole.
+    let a: Vec<u8> = vec![0xaa; 3000];
+    let b: Vec<u8> = vec![0xbb; 3000];
+    let mut frags = Vec::new();
+    for (id, (data, port)) in [(&a, 1000u16), (&b, 2000)].into_iter().enumerate() {
+        let spec =
+            TcpSpec::new(addr(&format!("10.0.0.1:{port}")), addr("10.0.0.2:80")).payload(data);
+        let mut ip = Vec::new();
+        encode_tcp(Framing::Raw, &spec, &mut ip).unwrap();
+        ip[4..6].copy_from_slice(&(id as u16 + 1).to_be_bytes()); // IPv4 identification
+        frags.push(fragment_ip(&ip, 1000, 0).unwrap());
+    }
+    let mut d = Decoder::new();
+    let mut done = Vec::new();
+    for i in 0..frags[0].len() {
+        for f in &frags {
+            if let Some(seg) = d.decode(&packet_of(LinkType::RAW, 1, &f[i])) {
+                done.push((seg.src.port(), seg.payload.len(), seg.payload[0]));
+            }
+        }
+    }
+    assert_eq!(done, vec![(1000, 3000, 0xaa), (2000, 3000, 0xbb)]);
+}
+
+#[test]
+fn bad_and_abandoned_fragments_are_bounded() {
+    use wscope_inspect::decode::FRAGMENT_WINDOW;
+    let spec = TcpSpec::new(addr("10.0.0.1:1"), addr("10.0.0.2:2")).payload(&[5; 2000]);
+    let mut ip = Vec::new();
+    encode_tcp(Framing::Raw, &spec, &mut ip).unwrap();
+    let frags = fragment_ip(&ip, 1000, 0).unwrap();
+    assert_eq!(frags.len(), 3);
+    let mut d = Decoder::new();
+    // The first two fragments, then a flood of lone first fragments of other datagrams.
+    assert!(d.decode(&packet_of(LinkType::RAW, 1, &frags[0])).is_none());
+    assert!(d.decode(&packet_of(LinkType::RAW, 1, &frags[1])).is_none());
+    for id in 0..(FRAGMENT_WINDOW as u32 * 4) {
+        let mut f = frags[0].clone();
+        f[4..6].copy_from_slice(&((id % 60_000) as u16 + 1).to_be_bytes());
+        f[12] = 11; // another source address: another datagram
+        f[13] = (id >> 16) as u8;
+        assert!(d.decode(&packet_of(LinkType::RAW, 2, &f)).is_none());
+    }
+    // The first datagram was given up: its last fragment alone completes nothing.
+    assert!(d.decode(&packet_of(LinkType::RAW, 3, &frags[2])).is_none());
+    assert_eq!(d.stats().reassembled, 0);
+    // A fragment cut by the snapshot length is rejected, not held.
+    let mut d = Decoder::new();
+    assert!(d
+        .decode(&packet_of(LinkType::RAW, 1, &frags[0][..100]))
+        .is_none());
+    assert_eq!(d.stats().bad_fragments, 1);
+    // Datagrams complete within the window still work after the flood.
+    for f in &frags {
+        d.decode(&packet_of(LinkType::RAW, 5, f));
+    }
+    assert_eq!(d.stats().reassembled, 1);
 }
