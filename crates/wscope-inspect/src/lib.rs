@@ -59,6 +59,8 @@
 pub mod capture;
 pub mod decode;
 mod defrag;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod tcp;
 pub mod uid;
 pub mod write;

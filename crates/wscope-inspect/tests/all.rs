@@ -10,5 +10,7 @@ mod decode;
 mod flows;
 #[path = "suite/reassembly.rs"]
 mod reassembly;
+#[path = "suite/seeds.rs"]
+mod seeds;
 #[path = "suite/support.rs"]
 mod support;
