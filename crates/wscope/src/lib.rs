@@ -108,7 +108,7 @@ pub mod tokio;
 pub mod url;
 
 pub use error::{Error, HandshakeError, Result};
-pub use message::{CloseFrame, FrameInfo, Message, Partial};
+pub use message::{CloseFrame, DataKind, FrameInfo, Message, Partial};
 /// The sans-IO core this crate drives.
 pub use wscope_proto as proto;
 pub use wscope_proto::{CloseCode, OpCode};

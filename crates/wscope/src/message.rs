@@ -3,6 +3,7 @@
 use wscope_proto::close::{CloseCode, CloseReason};
 use wscope_proto::connection::Outgoing;
 use wscope_proto::CloseFrame as WireCloseFrame;
+use wscope_proto::OpCode;
 
 /// A whole WebSocket message or control frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +19,36 @@ pub enum Message {
     /// A close. Received: the peer's status (`None` for an empty close); the reply has been
     /// sent already. Sent: starts the closing handshake.
     Close(Option<CloseFrame>),
+}
+
+/// The kind of a data message handed out without a [`Message`] around it (the
+/// allocation-free receive paths: the tokio driver's `recv_into`, the io_uring server).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataKind {
+    /// A text message (valid UTF-8).
+    Text,
+    /// A binary message.
+    Binary,
+}
+
+impl DataKind {
+    /// The opcode a message of this kind starts with.
+    pub const fn opcode(self) -> OpCode {
+        match self {
+            Self::Text => OpCode::TEXT,
+            Self::Binary => OpCode::BINARY,
+        }
+    }
+
+    /// The kind of a data message from its first frame's opcode: `None` unless TEXT or
+    /// BINARY.
+    pub fn from_opcode(op: OpCode) -> Option<Self> {
+        match op {
+            OpCode::TEXT => Some(Self::Text),
+            OpCode::BINARY => Some(Self::Binary),
+            _ => None,
+        }
+    }
 }
 
 /// An owned close status: code and reason.
@@ -123,7 +154,7 @@ pub struct FrameInfo {
     /// The frame ends its message.
     pub fin: bool,
     /// The opcode of *this frame* (0 for a continuation, 8 for a close).
-    pub opcode: wscope_proto::OpCode,
+    pub opcode: OpCode,
     /// The total payload length of this frame (not of the piece).
     pub payload_len: u64,
 }

@@ -13,26 +13,9 @@ use wscope_proto::connection::{CloseStatus, Config, State};
 use wscope_proto::{CloseCode, OpCode, Role};
 
 use crate::error::{Error, Result};
+pub use crate::message::DataKind;
 use crate::message::Message;
 use crate::session::{Incoming, Session, Timeouts};
-
-/// The kind of a data message handed out by [`WebSocketStream::recv_into`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DataKind {
-    /// A text message (valid UTF-8).
-    Text,
-    /// A binary message.
-    Binary,
-}
-
-impl DataKind {
-    const fn opcode(self) -> OpCode {
-        match self {
-            Self::Text => OpCode::TEXT,
-            Self::Binary => OpCode::BINARY,
-        }
-    }
-}
 
 /// One WebSocket connection over an async byte stream, after the handshake.
 ///
@@ -339,11 +322,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             match self.poll_incoming(cx) {
                 Poll::Ready(Some(Ok(Incoming::Data(op)))) => {
                     self.session.swap_message(buf);
-                    let kind = if op == OpCode::TEXT {
-                        DataKind::Text
-                    } else {
-                        DataKind::Binary
-                    };
+                    let kind = DataKind::from_opcode(op).unwrap_or(DataKind::Binary);
                     return Poll::Ready(Some(Ok(kind)));
                 }
                 Poll::Ready(Some(Ok(_))) => {}
