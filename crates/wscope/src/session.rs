@@ -153,6 +153,15 @@ impl WriteQueue {
         r
     }
 
+    /// Closes the open small buffer: whatever is appended from now on goes to a new segment,
+    /// so the bytes queued so far are never moved or reallocated until [`Self::advance`]
+    /// passes them. A completion-based driver calls this when it hands the pending slices to
+    /// the kernel (the io_uring server), whose send reads them after the call returns.
+    #[cfg(all(target_os = "linux", feature = "io-uring"))]
+    pub(crate) fn seal(&mut self) {
+        self.tail_open = false;
+    }
+
     fn push_owned(&mut self, v: Vec<u8>) {
         if v.is_empty() {
             return;
@@ -498,7 +507,7 @@ impl Session {
     }
 
     /// Swaps the assembled message with `buf` (cleared), so both buffers are reused.
-    #[cfg(feature = "tokio")]
+    #[cfg(any(feature = "tokio", all(target_os = "linux", feature = "io-uring")))]
     pub(crate) fn swap_message(&mut self, buf: &mut Vec<u8>) {
         buf.clear();
         core::mem::swap(&mut self.msg, buf);
@@ -615,6 +624,14 @@ impl Session {
                 return Ok(Some(got));
             }
         }
+    }
+
+    /// Queues bytes that are not frames ahead of everything queued later: a server's `101`
+    /// response, so it and the replies to frames that came with the request leave in one
+    /// write (the io_uring server).
+    #[cfg(all(target_os = "linux", feature = "io-uring"))]
+    pub(crate) fn queue_raw(&mut self, bytes: &[u8]) {
+        self.out.append(|buf| buf.extend_from_slice(bytes));
     }
 
     /// Moves the core's own frames (pongs, close replies) to the write queue.
