@@ -21,6 +21,9 @@
 //!   [`tokio::accept_async`], [`tokio::accept_hdr_async`]; [`tokio::WebSocketStream`] is a
 //!   `Stream` and a `Sink` of [`Message`]s, splittable with `StreamExt::split`, with bounded
 //!   write queues (backpressure) and replies coalesced into one write per drained read.
+//! - **io_uring** (feature `io-uring`, Linux): [`uring::UringServer`], a single-threaded,
+//!   completion-based server that calls a [`uring::Service`] per message and submits the
+//!   I/O of all its connections with one system call per loop iteration (no TLS).
 //! - **TLS**: [`tls::TlsConfig`] (webpki roots by default, custom CA, client certificates,
 //!   SNI, verification on unless [`tls::TlsConfig::insecure`]); servers load PEM with
 //!   [`tls::server_config_from_pem`].
@@ -105,6 +108,8 @@ pub mod stream;
 pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+#[cfg(all(target_os = "linux", feature = "io-uring"))]
+pub mod uring;
 pub mod url;
 
 pub use error::{Error, HandshakeError, Result};

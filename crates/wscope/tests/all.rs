@@ -19,3 +19,6 @@ mod simple;
 mod tls;
 #[path = "all/tokio.rs"]
 mod tokio_driver;
+#[cfg(all(target_os = "linux", feature = "io-uring"))]
+#[path = "all/uring.rs"]
+mod uring;

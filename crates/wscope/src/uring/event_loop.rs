@@ -1,0 +1,1008 @@
+//! The loop behind [`UringServer::run`]: connection states boxed in a slab, one ring, one
+//! `io_uring_enter` per iteration. The buffer rules it keeps are in the module doc
+//! ([`super`]); the push sites below say which rule covers each entry.
+
+// The only unsafe code: pushing submission-queue entries (`push`, `flush_backlog`), each
+// with its SAFETY comment.
+#![allow(unsafe_code)]
+
+use core::cmp::Reverse;
+use core::mem;
+use core::time::Duration;
+use std::collections::BinaryHeap;
+use std::io::{self, IoSlice};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::Instant;
+
+use io_uring::{opcode, squeue, types, IoUring, Probe};
+use wscope_proto::handshake::ServerHandshake;
+use wscope_proto::CloseCode;
+
+use super::{Conn, ConnId, Service, UringServer, ACCEPT_BACKOFF, REFUSAL_LINGER};
+use crate::config::ServerConfig;
+use crate::error::{Error, HandshakeError};
+use crate::handshake::{server_feed, server_machine, server_respond};
+use crate::message::DataKind;
+use crate::session::{Clock, Incoming, Session, Timeouts};
+
+/// Operation kinds, in the low byte of `user_data`; the slot number is above them.
+const RECV: u64 = 1;
+const SEND: u64 = 2;
+const CANCEL: u64 = 3;
+const ACCEPT: u64 = 4;
+const STOP: u64 = 5;
+const KIND_BITS: u32 = 8;
+
+/// Most slices one vectored send takes from the write queue.
+const MAX_IOV: usize = 16;
+/// Receive buffer for the request head (the handshake machine keeps what it needs).
+const HANDSHAKE_BUF: usize = 4096;
+/// Reads of a refused connection before it is closed anyway.
+const MAX_REFUSAL_READS: u32 = 16;
+/// Accepts per listener wake-up before the poll is re-armed (other work gets a turn).
+const ACCEPT_BATCH: usize = 64;
+/// How long stopping or dropping the loop waits for the kernel to finish with the buffers.
+const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+
+const fn user_data(slot: usize, kind: u64) -> u64 {
+    ((slot as u64) << KIND_BITS) | kind
+}
+
+/// A length for an SQE (larger buffers are sent or filled in several operations).
+fn sqe_len(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// Where a connection is.
+enum Phase {
+    /// Reading the request head into `buf`.
+    Handshake {
+        hs: ServerHandshake,
+        buf: Vec<u8>,
+        deadline: Instant,
+    },
+    /// Writing a refusal (`out[sent..]` left), then draining what the client still sends
+    /// into `buf` for a short while so the refusal is not lost to a reset.
+    Refusing {
+        out: Vec<u8>,
+        sent: usize,
+        buf: Vec<u8>,
+        deadline: Instant,
+        reads: u32,
+        shut: bool,
+    },
+    /// The WebSocket session.
+    Open(Box<Session>),
+}
+
+/// One connection. Always boxed: `iov` is handed to the kernel by address.
+struct ConnState {
+    id: ConnId,
+    slot: usize,
+    stream: TcpStream,
+    phase: Phase,
+    /// A receive is in flight: its target buffer must stay put.
+    recv: bool,
+    /// A send is in flight: its source bytes (and `iov`) must stay put.
+    sending: bool,
+    /// The iovec array of an in-flight vectored send.
+    iov: [libc::iovec; MAX_IOV],
+    /// The earliest deadline this connection has in the timer heap.
+    timer_at: Option<Instant>,
+    /// Queued in the loop's list of connections to drive.
+    dirty: bool,
+    /// Received bytes wait to be decoded.
+    input_ready: bool,
+    /// The peer closed its side.
+    eof: bool,
+    /// The session reported a protocol violation (its failing close is queued).
+    failed: bool,
+    /// The service's `on_message` failed: no more messages are handed to it.
+    app_failed: bool,
+    /// The service saw `on_open` (so it gets `on_close`).
+    opened: bool,
+    /// A close was received or sent by the application (for `Session::end_error`).
+    close_seen: bool,
+    /// Teardown started: the socket is shut down, in-flight operations are cancelled, and
+    /// the state is freed once their completions arrived.
+    closing: bool,
+    /// The transport should close but the write queue is still being flushed: give up at
+    /// this time (the close timeout) if the peer does not take the bytes.
+    linger_until: Option<Instant>,
+    /// Why the connection ended, if it is not the session's own verdict.
+    error: Option<Error>,
+}
+
+impl ConnState {
+    fn busy(&self) -> bool {
+        self.recv || self.sending
+    }
+
+    fn fd(&self) -> types::Fd {
+        types::Fd(self.stream.as_raw_fd())
+    }
+
+    fn fail(&mut self, e: Error) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+}
+
+/// A connection taken out of the slab while it is worked on. If a service callback panics,
+/// the unwinding drops this guard: with operations in flight it leaks the state instead of
+/// freeing memory the kernel may still use.
+struct Held(Option<Box<ConnState>>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            if c.busy() {
+                mem::forget(c);
+            }
+        }
+    }
+}
+
+/// The server's state while it runs.
+pub(super) struct EventLoop<S: Service> {
+    ring: IoUring,
+    listener: TcpListener,
+    cfg: ServerConfig,
+    timeouts: Timeouts,
+    service: S,
+    /// Connection states by slot (the slot is in every operation's `user_data`).
+    conns: Vec<Option<Box<ConnState>>>,
+    free: Vec<usize>,
+    live: usize,
+    generation: u32,
+    /// (deadline, slot, id), earliest first; entries whose connection moved on are skipped.
+    timers: BinaryHeap<Reverse<(Instant, usize, ConnId)>>,
+    /// Connections to drive in this iteration.
+    dirty: Vec<usize>,
+    /// Entries the kernel could not take yet (submission queue full and busy), in order.
+    backlog: Vec<squeue::Entry>,
+    /// The message buffer swapped with a session's and handed to the service.
+    scratch: Vec<u8>,
+    /// Completions reaped in this iteration: (user_data, result).
+    cqes: Vec<(u64, i32)>,
+    accept_armed: bool,
+    accept_ready: bool,
+    accept_retry: Option<Instant>,
+    stop: Option<UnixStream>,
+    stopped: bool,
+}
+
+impl<S: Service> EventLoop<S> {
+    pub(super) fn new(server: UringServer, service: S) -> io::Result<Self> {
+        let ring = build_ring(server.entries)?;
+        server.listener.set_nonblocking(true)?;
+        if let Some(s) = &server.stop {
+            s.set_nonblocking(true)?;
+        }
+        let timeouts = Timeouts {
+            idle: server.cfg.idle_timeout,
+        };
+        Ok(Self {
+            ring,
+            listener: server.listener,
+            cfg: server.cfg,
+            timeouts,
+            service,
+            conns: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            generation: 0,
+            timers: BinaryHeap::new(),
+            dirty: Vec::new(),
+            backlog: Vec::new(),
+            scratch: Vec::new(),
+            cqes: Vec::new(),
+            accept_armed: false,
+            accept_ready: true,
+            accept_retry: None,
+            stop: server.stop,
+            stopped: false,
+        })
+    }
+
+    pub(super) fn run(mut self) -> io::Result<()> {
+        if let Some(stop) = &self.stop {
+            let entry = opcode::PollAdd::new(types::Fd(stop.as_raw_fd()), libc::POLLIN as u32)
+                .build()
+                .user_data(user_data(0, STOP));
+            // SAFETY: a poll refers to no memory of ours; the descriptor stays open as long
+            // as the loop (which owns it).
+            unsafe { self.push(entry) };
+        }
+        loop {
+            self.reap();
+            if self.stopped {
+                return self.stop_all();
+            }
+            let now = Clock::now_std();
+            self.fire_timers(now);
+            if self.accept_retry.is_some_and(|t| t <= now) {
+                self.accept_retry = None;
+                self.accept_ready = true;
+            }
+            if self.accept_ready {
+                self.accept(now);
+            }
+            self.drive_dirty(now);
+            self.submit_and_wait(now, self.next_deadline())?;
+        }
+    }
+
+    /// Takes the completions and applies each to its connection.
+    fn reap(&mut self) {
+        self.cqes.clear();
+        for cqe in self.ring.completion() {
+            self.cqes.push((cqe.user_data(), cqe.result()));
+        }
+        let cqes = mem::take(&mut self.cqes);
+        for &(ud, res) in &cqes {
+            let slot = (ud >> KIND_BITS) as usize;
+            match ud & ((1 << KIND_BITS) - 1) {
+                RECV => {
+                    self.with_conn(slot, |this, c| this.recv_done(c, res));
+                }
+                SEND => {
+                    self.with_conn(slot, |this, c| this.send_done(c, res));
+                }
+                ACCEPT => {
+                    self.accept_armed = false;
+                    if res < 0 && res != -libc::ECANCELED {
+                        self.accept_retry = Some(Clock::now_std() + ACCEPT_BACKOFF);
+                    } else {
+                        self.accept_ready = true;
+                    }
+                }
+                STOP => self.stopped = true,
+                // A cancel request's own completion: no buffer, nothing to do.
+                _ => {}
+            }
+        }
+        self.cqes = cqes;
+    }
+
+    /// Runs `f` on the connection in `slot` (taken out of the slab meanwhile), then frees it
+    /// if it is closing and the kernel holds none of its buffers any more.
+    fn with_conn(&mut self, slot: usize, f: impl FnOnce(&mut Self, &mut ConnState)) {
+        let Some(c) = self.conns.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        let mut held = Held(Some(c));
+        if let Some(c) = held.0.as_deref_mut() {
+            f(self, c);
+        }
+        let Some(c) = held.0.take() else {
+            return;
+        };
+        if c.closing && !c.busy() {
+            self.release(c);
+        } else {
+            self.conns[slot] = Some(c);
+        }
+    }
+
+    fn mark_dirty(&mut self, c: &mut ConnState) {
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(c.slot);
+        }
+    }
+
+    fn recv_done(&mut self, c: &mut ConnState, res: i32) {
+        c.recv = false;
+        self.mark_dirty(c);
+        if c.closing {
+            return;
+        }
+        if res < 0 {
+            if !retryable(res) {
+                c.fail(Error::Io(io::Error::from_raw_os_error(-res)));
+                self.teardown(c);
+            }
+            return;
+        }
+        let n = res as usize;
+        match &mut c.phase {
+            Phase::Handshake { .. } if n == 0 => {
+                c.fail(Error::Handshake(HandshakeError::Eof));
+                self.teardown(c);
+            }
+            Phase::Handshake { .. } => self.handshake_input(c, n),
+            Phase::Refusing { reads, .. } => {
+                *reads += 1;
+                c.eof = n == 0;
+            }
+            Phase::Open(session) => {
+                session.commit_read(n);
+                c.eof = n == 0;
+                c.input_ready = true;
+            }
+        }
+    }
+
+    fn send_done(&mut self, c: &mut ConnState, res: i32) {
+        c.sending = false;
+        self.mark_dirty(c);
+        if c.closing {
+            return;
+        }
+        if res <= 0 {
+            if res == 0 || !retryable(res) {
+                let e = if res == 0 {
+                    io::ErrorKind::WriteZero.into()
+                } else {
+                    io::Error::from_raw_os_error(-res)
+                };
+                c.fail(Error::Io(e));
+                self.teardown(c);
+            }
+            return;
+        }
+        let n = res as usize;
+        match &mut c.phase {
+            Phase::Open(session) => session.out.advance(n),
+            Phase::Refusing { sent, .. } => *sent += n,
+            Phase::Handshake { .. } => {}
+        }
+    }
+
+    /// Bytes of the request head arrived in the handshake buffer.
+    fn handshake_input(&mut self, c: &mut ConnState, n: usize) {
+        let Phase::Handshake { hs, buf, .. } = &mut c.phase else {
+            return;
+        };
+        let (request, session) = match server_feed(hs, &buf[..n]) {
+            Ok(None) => return,
+            Ok(Some((request, leftover))) => {
+                let session = Box::new(Session::server(self.cfg.ws, leftover, self.timeouts));
+                (request, session)
+            }
+            Err((response, e)) => {
+                self.refuse(c, response, e);
+                return;
+            }
+        };
+        let mut session = session;
+        let mut response = Vec::with_capacity(256);
+        let decision = server_respond(
+            &request,
+            &self.cfg,
+            |r| self.service.accept(r),
+            &mut response,
+        );
+        match decision {
+            Ok(agreed) => {
+                if let Some(params) = agreed.deflate {
+                    session
+                        .conn
+                        .enable_deflate(params, self.cfg.deflate_options);
+                }
+                // The 101 goes first; replies to frames that came with the request follow it
+                // in the same send.
+                session.queue_raw(&response);
+                c.phase = Phase::Open(session);
+                c.opened = true;
+                c.input_ready = true;
+                if let Phase::Open(session) = &mut c.phase {
+                    let mut conn = Conn {
+                        id: c.id,
+                        session,
+                        close_seen: &mut c.close_seen,
+                    };
+                    self.service.on_open(&mut conn, &request);
+                }
+            }
+            Err(e) => self.refuse(c, response, e),
+        }
+    }
+
+    /// Switches to writing `response` and closing (no operation is in flight here: the
+    /// handshake buffer moves on to the new phase untouched).
+    fn refuse(&mut self, c: &mut ConnState, response: Vec<u8>, e: Error) {
+        c.fail(e);
+        let old = mem::replace(
+            &mut c.phase,
+            Phase::Refusing {
+                out: response,
+                sent: 0,
+                buf: Vec::new(),
+                deadline: Clock::now_std(),
+                reads: 0,
+                shut: false,
+            },
+        );
+        if let (
+            Phase::Handshake {
+                buf: old_buf,
+                deadline: old_deadline,
+                ..
+            },
+            Phase::Refusing { buf, deadline, .. },
+        ) = (old, &mut c.phase)
+        {
+            *buf = old_buf;
+            *deadline = old_deadline;
+        }
+    }
+
+    /// Pops the timers that are due and lets their connections act on them.
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((at, slot, id))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            self.with_conn(slot, |this, c| {
+                if c.id != id || c.timer_at != Some(at) {
+                    return; // an entry the connection no longer relies on
+                }
+                c.timer_at = None;
+                this.mark_dirty(c);
+                this.on_timer(c, now);
+            });
+        }
+    }
+
+    fn on_timer(&mut self, c: &mut ConnState, now: Instant) {
+        if c.closing {
+            return;
+        }
+        if c.linger_until.is_some_and(|t| t <= now) {
+            // The peer did not take the last bytes within the close timeout.
+            self.teardown(c);
+            return;
+        }
+        match &mut c.phase {
+            Phase::Handshake { deadline, .. } if *deadline <= now => {
+                c.fail(Error::Timeout);
+                self.teardown(c);
+            }
+            Phase::Refusing { deadline, .. } if *deadline <= now => self.teardown(c),
+            Phase::Open(session) => session.on_tick(),
+            _ => {}
+        }
+    }
+
+    /// Accepts waiting connections, then re-arms the poll on the listener (or backs off).
+    fn accept(&mut self, now: Instant) {
+        self.accept_ready = false;
+        for _ in 0..ACCEPT_BATCH {
+            match self.listener.accept() {
+                Ok((stream, _)) => self.add_conn(stream, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(_) => {
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: try again a little later instead of
+                    // spinning on a listener that stays readable.
+                    self.accept_retry = Some(now + ACCEPT_BACKOFF);
+                    return;
+                }
+            }
+        }
+        if !self.accept_armed {
+            let entry =
+                opcode::PollAdd::new(types::Fd(self.listener.as_raw_fd()), libc::POLLIN as u32)
+                    .build()
+                    .user_data(user_data(0, ACCEPT));
+            self.accept_armed = true;
+            // SAFETY: a poll refers to no memory of ours; the listener outlives the ring's
+            // use of it (the loop owns both).
+            unsafe { self.push(entry) };
+        }
+    }
+
+    fn add_conn(&mut self, stream: TcpStream, now: Instant) {
+        // Accepted sockets are blocking (accept4 does not inherit O_NONBLOCK): io_uring
+        // waits for readiness itself.
+        let _ = stream.set_nodelay(self.cfg.nodelay);
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        self.generation = self.generation.wrapping_add(1);
+        let id = ConnId((u64::from(self.generation) << 32) | slot as u64);
+        let c = Box::new(ConnState {
+            id,
+            slot,
+            stream,
+            phase: Phase::Handshake {
+                hs: server_machine(&self.cfg),
+                buf: vec![0; HANDSHAKE_BUF],
+                deadline: now + self.cfg.handshake_timeout,
+            },
+            recv: false,
+            sending: false,
+            iov: [libc::iovec {
+                iov_base: core::ptr::null_mut(),
+                iov_len: 0,
+            }; MAX_IOV],
+            timer_at: None,
+            dirty: true,
+            input_ready: false,
+            eof: false,
+            failed: false,
+            app_failed: false,
+            opened: false,
+            close_seen: false,
+            closing: false,
+            linger_until: None,
+            error: None,
+        });
+        self.conns[slot] = Some(c);
+        self.dirty.push(slot);
+        self.live += 1;
+    }
+
+    /// Drives every connection something happened to.
+    fn drive_dirty(&mut self, now: Instant) {
+        let mut dirty = mem::take(&mut self.dirty);
+        for &slot in &dirty {
+            self.with_conn(slot, |this, c| {
+                c.dirty = false;
+                this.drive(c, now);
+            });
+        }
+        dirty.clear();
+        dirty.append(&mut self.dirty);
+        self.dirty = dirty;
+    }
+
+    /// Moves one connection on: decode, hand out messages, queue its next receive and send.
+    fn drive(&mut self, c: &mut ConnState, now: Instant) {
+        if c.closing {
+            return;
+        }
+        match c.phase {
+            Phase::Handshake { .. } => {
+                if !c.recv {
+                    self.post_recv(c);
+                }
+            }
+            Phase::Refusing { .. } => self.drive_refusal(c, now),
+            Phase::Open(_) => self.drive_open(c, now),
+        }
+        if !c.closing {
+            self.schedule(c, now);
+        }
+    }
+
+    fn drive_refusal(&mut self, c: &mut ConnState, now: Instant) {
+        let Phase::Refusing {
+            out,
+            sent,
+            deadline,
+            reads,
+            shut,
+            ..
+        } = &mut c.phase
+        else {
+            return;
+        };
+        if *sent < out.len() {
+            if !c.sending {
+                self.post_send(c);
+            }
+            return;
+        }
+        if !*shut {
+            let _ = c.stream.shutdown(Shutdown::Write);
+            *shut = true;
+            *deadline = (*deadline).min(now + REFUSAL_LINGER);
+        }
+        if c.eof || *reads >= MAX_REFUSAL_READS {
+            self.teardown(c);
+        } else if !c.recv {
+            self.post_recv(c);
+        }
+    }
+
+    fn drive_open(&mut self, c: &mut ConnState, now: Instant) {
+        let Phase::Open(session) = &mut c.phase else {
+            return;
+        };
+        // Decode only when no receive is in flight: the input buffer is the kernel's then.
+        if c.input_ready && !c.recv {
+            loop {
+                // Backpressure: the rest of the input waits until the peer reads.
+                if session.write_full() {
+                    break;
+                }
+                match session.next_incoming() {
+                    Ok(None) => {
+                        c.input_ready = false;
+                        break;
+                    }
+                    Ok(Some(Incoming::Data(op))) => {
+                        if c.app_failed {
+                            continue;
+                        }
+                        session.swap_message(&mut self.scratch);
+                        let mut conn = Conn {
+                            id: c.id,
+                            session,
+                            close_seen: &mut c.close_seen,
+                        };
+                        let kind = DataKind::from_opcode(op).unwrap_or(DataKind::Binary);
+                        if let Err(e) = self.service.on_message(&mut conn, kind, &mut self.scratch)
+                        {
+                            c.app_failed = true;
+                            c.close_seen = true;
+                            let _ = session.close(Some(CloseCode::INTERNAL_ERROR), "");
+                            if c.error.is_none() {
+                                c.error = Some(e);
+                            }
+                        }
+                    }
+                    Ok(Some(Incoming::Close(_))) => c.close_seen = true,
+                    Ok(Some(Incoming::Ping(_) | Incoming::Pong(_))) => {}
+                    Err(e) => {
+                        // The failing close is queued: flush it, then end the transport.
+                        c.failed = true;
+                        c.input_ready = false;
+                        if c.error.is_none() {
+                            c.error = Some(e);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        let finished = c.failed || c.eof || session.should_close();
+        let pending = session.out.len();
+        let full = session.write_full();
+        if finished && c.linger_until.is_none() {
+            let close = Duration::from_micros(self.cfg.ws.close_timeout.as_micros());
+            c.linger_until = Some(now + close);
+        }
+        if !c.sending && pending > 0 {
+            self.post_send(c);
+        }
+        if finished {
+            if !c.sending && pending == 0 {
+                self.teardown(c);
+            }
+        } else if !c.recv && !c.input_ready && !full {
+            self.post_recv(c);
+        }
+    }
+
+    /// Queues a receive into the buffer of the current phase.
+    fn post_recv(&mut self, c: &mut ConnState) {
+        debug_assert!(!c.recv && !c.closing);
+        let fd = c.fd();
+        let buf: &mut [u8] = match &mut c.phase {
+            Phase::Handshake { buf, .. } | Phase::Refusing { buf, .. } => buf,
+            Phase::Open(session) => session.read_buf(),
+        };
+        let entry = opcode::Recv::new(fd, buf.as_mut_ptr(), sqe_len(buf.len()))
+            .build()
+            .user_data(user_data(c.slot, RECV));
+        c.recv = true;
+        // SAFETY: the target is the handshake buffer (a Vec owned by this phase, which does
+        // not change while `recv` is set) or the session's input buffer from `read_buf`,
+        // which nothing touches until the completion clears `recv` (no `read_buf`,
+        // `next_incoming` or `commit_read` before). The state is freed only when `recv` is
+        // clear (`with_conn`, `Drop`), or leaked (`Held`, `Drop`).
+        unsafe { self.push(entry) };
+    }
+
+    /// Queues a send of what the current phase has pending.
+    fn post_send(&mut self, c: &mut ConnState) {
+        debug_assert!(!c.sending && !c.closing);
+        let fd = c.fd();
+        let ud = user_data(c.slot, SEND);
+        let entry = match &mut c.phase {
+            Phase::Refusing { out, sent, .. } => {
+                let rest = &out[*sent..];
+                opcode::Send::new(fd, rest.as_ptr(), sqe_len(rest.len())).build()
+            }
+            Phase::Open(session) => {
+                let mut slices = [IoSlice::new(&[]); MAX_IOV];
+                let n = session.write_slices(&mut slices);
+                let entry = if n == 1 {
+                    // One slice (small frames share a buffer): a plain send, the kernel's
+                    // shorter path.
+                    opcode::Send::new(fd, slices[0].as_ptr(), sqe_len(slices[0].len())).build()
+                } else {
+                    for (iov, s) in c.iov.iter_mut().zip(&slices[..n]) {
+                        *iov = libc::iovec {
+                            iov_base: s.as_ptr().cast_mut().cast(),
+                            iov_len: s.len(),
+                        };
+                    }
+                    opcode::Writev::new(fd, c.iov.as_ptr(), n as u32).build()
+                };
+                // From now on the queued bytes are the kernel's: appends go elsewhere.
+                session.out.seal();
+                entry
+            }
+            Phase::Handshake { .. } => return,
+        };
+        c.sending = true;
+        // SAFETY: the source is the refusal buffer (owned by the phase, which does not change
+        // while `sending` is set) or the write queue's pending segments, which were sealed
+        // above: appends go to new segments, and segments are released only by `advance`
+        // after this send's completion. `iov` lives in the boxed state, which does not move
+        // and is freed only when `sending` is clear (or leaked).
+        unsafe { self.push(entry.user_data(ud)) };
+    }
+
+    /// Ends a connection: shuts the socket down and cancels what is in flight; the state is
+    /// freed when the last completion arrived (`with_conn`).
+    fn teardown(&mut self, c: &mut ConnState) {
+        if c.closing {
+            return;
+        }
+        c.closing = true;
+        c.linger_until = None;
+        let _ = c.stream.shutdown(Shutdown::Both);
+        for (busy, kind) in [(c.recv, RECV), (c.sending, SEND)] {
+            if busy {
+                let entry = opcode::AsyncCancel::new(user_data(c.slot, kind))
+                    .build()
+                    .user_data(user_data(c.slot, CANCEL));
+                // SAFETY: a cancel refers to no memory; the operation it targets keeps its
+                // buffers until its own completion, which is still awaited.
+                unsafe { self.push(entry) };
+            }
+        }
+    }
+
+    /// Frees a closed connection whose operations have all completed, and tells the service.
+    fn release(&mut self, mut c: Box<ConnState>) {
+        debug_assert!(!c.busy());
+        self.live -= 1;
+        self.free.push(c.slot);
+        if c.opened {
+            let error = c.error.take().or_else(|| match &c.phase {
+                Phase::Open(session) => session.end_error(c.close_seen),
+                _ => None,
+            });
+            self.service.on_close(c.id, error);
+        } else if let Some(e) = c.error.take() {
+            self.service.on_handshake_failed(e);
+        }
+        // Dropping `c` closes the socket.
+    }
+
+    /// Puts the connection's next deadline in the timer heap, unless an earlier entry is
+    /// there already (that one fires first and then re-schedules).
+    fn schedule(&mut self, c: &mut ConnState, now: Instant) {
+        let phase = match &c.phase {
+            Phase::Handshake { deadline, .. } | Phase::Refusing { deadline, .. } => Some(*deadline),
+            Phase::Open(session) => session.deadline(),
+        };
+        let Some(at) = [phase, c.linger_until].into_iter().flatten().min() else {
+            return;
+        };
+        // A deadline that has passed is handled in the next iteration, not in a busy loop.
+        let at = at.max(now + Duration::from_millis(1));
+        if c.timer_at.is_none_or(|t| at < t) {
+            c.timer_at = Some(at);
+            self.timers.push(Reverse((at, c.slot, c.id)));
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let timer = self.timers.peek().map(|r| r.0 .0);
+        [timer, self.accept_retry].into_iter().flatten().min()
+    }
+
+    /// Pushes an entry, handing a full submission queue to the kernel first; if the kernel
+    /// cannot take it now either, the entry waits in the backlog (in order).
+    ///
+    /// # Safety
+    ///
+    /// Every buffer the entry refers to must stay valid, unmoved, and (for a receive) not
+    /// otherwise accessed until the entry's completion has been reaped.
+    unsafe fn push(&mut self, entry: squeue::Entry) {
+        if self.backlog.is_empty() {
+            // SAFETY: forwarded from this function's contract.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return;
+            }
+            if self.ring.submit().is_ok() {
+                // SAFETY: as above.
+                if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                    return;
+                }
+            }
+        }
+        self.backlog.push(entry);
+    }
+
+    /// Moves the backlog into the submission queue, as far as it fits.
+    fn flush_backlog(&mut self) {
+        let mut done = 0;
+        while done < self.backlog.len() {
+            // SAFETY: each backlog entry met `push`'s contract when it was queued, and its
+            // buffers stay reserved (its connection's `recv`/`sending` flag is set) until its
+            // completion, which cannot come before it is submitted.
+            if unsafe { self.ring.submission().push(&self.backlog[done]) }.is_ok() {
+                done += 1;
+            } else if self.ring.submit().is_err() {
+                break;
+            }
+        }
+        self.backlog.drain(..done);
+    }
+
+    /// The one `io_uring_enter` of an iteration: submit everything, wait for a completion or
+    /// until `deadline`.
+    fn submit_and_wait(&mut self, now: Instant, deadline: Option<Instant>) -> io::Result<()> {
+        self.flush_backlog();
+        let r = match deadline {
+            Some(at) => {
+                let ts = types::Timespec::from(at.saturating_duration_since(now));
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+            None => self.ring.submit_and_wait(1),
+        };
+        match r {
+            Ok(_) => Ok(()),
+            // Timed out, interrupted, or the completion queue needs reaping first.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A stop was requested: close every connection and wait (bounded) for the kernel to
+    /// finish with their buffers; the service hears `on_close` for each.
+    fn stop_all(&mut self) -> io::Result<()> {
+        for slot in 0..self.conns.len() {
+            self.with_conn(slot, |this, c| {
+                c.fail(Error::Io(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "server stopped",
+                )));
+                this.teardown(c);
+            });
+        }
+        let until = Clock::now_std() + DRAIN_LIMIT;
+        while self.live > 0 {
+            let now = Clock::now_std();
+            if now >= until {
+                break;
+            }
+            self.submit_and_wait(now, Some(until))?;
+            self.reap();
+        }
+        Ok(())
+    }
+}
+
+impl<S: Service> Drop for EventLoop<S> {
+    /// Whatever is still in flight (an error return, a panic, a stop that ran out of time)
+    /// is cancelled and awaited for up to a second without calling the service; connections
+    /// whose operations still have not completed are leaked, never freed under the kernel.
+    fn drop(&mut self) {
+        let mut cancels = Vec::new();
+        for c in self.conns.iter_mut().flatten() {
+            if c.busy() && !c.closing {
+                c.closing = true;
+                let _ = c.stream.shutdown(Shutdown::Both);
+                for (busy, kind) in [(c.recv, RECV), (c.sending, SEND)] {
+                    if busy {
+                        cancels.push(user_data(c.slot, kind));
+                    }
+                }
+            }
+        }
+        for target in cancels {
+            let entry = opcode::AsyncCancel::new(target)
+                .build()
+                .user_data(user_data(0, CANCEL));
+            // SAFETY: a cancel refers to no memory.
+            unsafe { self.push(entry) };
+        }
+        let until = Clock::now_std() + DRAIN_LIMIT;
+        loop {
+            let busy = self.conns.iter().flatten().any(|c| c.busy());
+            let now = Clock::now_std();
+            if !busy || now >= until {
+                break;
+            }
+            if self.submit_and_wait(now, Some(until)).is_err() {
+                break;
+            }
+            self.cqes.clear();
+            for cqe in self.ring.completion() {
+                self.cqes.push((cqe.user_data(), cqe.result()));
+            }
+            for &(ud, _) in &self.cqes {
+                let slot = (ud >> KIND_BITS) as usize;
+                if let Some(c) = self.conns.get_mut(slot).and_then(Option::as_deref_mut) {
+                    match ud & ((1 << KIND_BITS) - 1) {
+                        RECV => c.recv = false,
+                        SEND => c.sending = false,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        for c in self.conns.drain(..).flatten() {
+            if c.busy() {
+                mem::forget(c);
+            }
+        }
+        // The backlog's entries were never submitted: their buffers are not the kernel's.
+    }
+}
+
+/// Errors after which the same operation is simply queued again.
+fn retryable(res: i32) -> bool {
+    matches!(-res, libc::EAGAIN | libc::EINTR | libc::ENOBUFS)
+}
+
+/// Sets up the ring, or explains why the kernel does not offer what this driver needs.
+fn build_ring(entries: u32) -> io::Result<IoUring> {
+    let cq = entries.saturating_mul(4);
+    // One thread submits and reaps, and completion work runs only when it waits: fewer
+    // interrupts of the loop (Linux 6.1+; plain ring on older kernels).
+    let ring = match IoUring::builder()
+        .setup_cqsize(cq)
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .build(entries)
+    {
+        Ok(r) => r,
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => IoUring::builder()
+            .setup_cqsize(cq)
+            .build(entries)
+            .map_err(unavailable)?,
+        Err(e) => return Err(unavailable(e)),
+    };
+    if !ring.params().is_feature_ext_arg() {
+        return Err(unavailable(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the kernel lacks IORING_FEAT_EXT_ARG (Linux 5.11+)",
+        )));
+    }
+    let mut probe = Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(unavailable)?;
+    for (code, name) in [
+        (opcode::Recv::CODE, "RECV"),
+        (opcode::Send::CODE, "SEND"),
+        (opcode::Writev::CODE, "WRITEV"),
+        (opcode::PollAdd::CODE, "POLL_ADD"),
+        (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
+    ] {
+        if !probe.is_supported(code) {
+            return Err(unavailable(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("the kernel does not support IORING_OP_{name}"),
+            )));
+        }
+    }
+    Ok(ring)
+}
+
+fn unavailable(e: io::Error) -> io::Error {
+    let hint = match e.raw_os_error() {
+        Some(libc::ENOSYS) => " (the kernel has no io_uring)",
+        Some(libc::EPERM) => " (disabled: see sysctl kernel.io_uring_disabled or a seccomp filter)",
+        _ => "",
+    };
+    io::Error::new(e.kind(), format!("io_uring is not available: {e}{hint}"))
+}

@@ -1,0 +1,311 @@
+//! A single-threaded, completion-based WebSocket server on Linux `io_uring` (feature
+//! `io-uring`): an experiment in cutting the kernel's share of a server's CPU time by
+//! submitting the sends and receives of many connections with one `io_uring_enter` and by
+//! waiting without `epoll`.
+//!
+//! One thread runs [`UringServer::run`]: it accepts connections, reads each request through
+//! the same handshake machine as the other servers (so the same `400`/`426`/`431` refusals
+//! and the same handshake timeout), then drives a [`Session`](crate::session) per connection
+//! and calls a [`Service`] once per complete data message. Every protocol rule stays in the
+//! core; this module only moves bytes between the kernel and the sessions' buffers.
+//!
+//! ```no_run
+//! use wscope::config::ServerConfig;
+//! use wscope::uring::{Echo, UringServer};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let server = UringServer::bind("127.0.0.1:9001", ServerConfig::default())?;
+//! server.run(Echo)
+//! # }
+//! ```
+//!
+//! # One loop iteration
+//!
+//! 1. Drain the completion queue and apply every completion to its connection (commit the
+//!    bytes a receive read, advance the write queue by what a send wrote, ...).
+//! 2. Fire the timers that are due (handshake timeout, the session's idle, close and
+//!    keepalive timers) and accept the connections waiting on the listener.
+//! 3. Drive each connection touched by 1 or 2: decode its input, hand messages to the
+//!    service, and queue its next receive and its next send.
+//! 4. One `io_uring_enter`: submit everything queued and wait for at least one completion,
+//!    at most until the earliest deadline.
+//!
+//! Accepting uses a one-shot poll on the listener followed by `accept` calls until
+//! `WouldBlock` (so every descriptor is owned by a `TcpStream` from the start and no
+//! `unsafe` is needed to adopt one); `EMFILE` and the like back off for 20 ms.
+//!
+//! # Buffer lifetimes: what keeps the kernel's writes and reads in bounds
+//!
+//! A receive or send handed to `io_uring` keeps a raw pointer to user memory until its
+//! completion is reaped, long after the call that queued it returned. Rust's borrow checker
+//! cannot see that, so the driver keeps these rules (each one is checked where an entry is
+//! pushed, in `event_loop.rs`):
+//!
+//! - **At most one receive and one send in flight per connection**, recorded in the
+//!   connection's state (`recv`, `sending`) and cleared only when that completion arrives.
+//! - **Receive target**: during the handshake, the connection's own 4 KiB request buffer;
+//!   afterwards the session's input buffer as returned by `Session::read_buf`. While a
+//!   receive is in flight, nothing that can touch the input buffer runs: no
+//!   `read_buf`, `next_incoming` or `commit_read` (those run only after the completion), and
+//!   the handshake phase does not change.
+//! - **Send source**: the write queue's pending segments (or, for a refusal, the response
+//!   buffer). When the send is queued the write queue is *sealed*
+//!   (`WriteQueue::seal`): frames the service or the core queue while the send is in flight
+//!   go to new segments, so the bytes in flight are never appended to, reallocated or
+//!   recycled. Segments are released only by `WriteQueue::advance`, called with the number
+//!   of bytes the completion reports. The iovec array of a vectored send lives in the
+//!   connection's boxed state, which does not move.
+//! - **Stable storage**: connection states are `Box`ed in a slab indexed by the slot number
+//!   carried in each entry's `user_data`; the box is only taken out of the slab briefly to
+//!   work on it (the heap memory it points to does not move).
+//! - **Closing**: a connection being torn down has its socket shut down and its in-flight
+//!   operations cancelled (`AsyncCancel`), and is only freed, with its buffers and its
+//!   descriptor, once the completions of those operations (cancelled or not) have arrived.
+//!   The completions of the cancel requests themselves carry no buffer and are ignored.
+//! - **Dropping the loop** (return from `run`, or a panic in a service callback): the
+//!   remaining connections are shut down and their operations cancelled, and the loop waits
+//!   up to a second for their completions. Connections whose operations still have not
+//!   completed are leaked on purpose (their memory is never freed, so the kernel can never
+//!   write into memory that was given back to the allocator).
+//!
+//! The only `unsafe` is the push of a submission-queue entry, whose contract is exactly the
+//! rules above; every push site carries a `SAFETY` comment.
+//!
+//! # Limits
+//!
+//! No TLS (a configuration with `tls` set is refused); permessage-deflate works as in the
+//! other drivers (the session does it). One thread: run several servers with
+//! `SO_REUSEPORT` for more cores.
+
+mod event_loop;
+
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::io;
+use std::net::{TcpListener, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+
+use wscope_proto::connection::State;
+use wscope_proto::CloseCode;
+
+use crate::config::ServerConfig;
+use crate::error::{Error, Result};
+use crate::handshake::{accept_all, Accept, Reject, Request};
+use crate::message::DataKind;
+use crate::session::Session;
+
+/// What the application does with each connection of a [`UringServer`]. Callbacks run on
+/// the server's thread, between two submissions: keep them short.
+pub trait Service {
+    /// Decides on an upgrade request (default: accept every request, no subprotocol).
+    fn accept(&mut self, request: &Request) -> core::result::Result<Accept, Reject> {
+        accept_all(request)
+    }
+
+    /// A connection is open (its `101` is queued); `conn` may already send.
+    fn on_open(&mut self, conn: &mut Conn<'_>, request: &Request) {
+        let _ = (conn, request);
+    }
+
+    /// A whole text or binary message arrived (pings are answered and the peer's close is
+    /// replied to by the connection). `payload` may be taken (`core::mem::take`) or passed to
+    /// [`Conn::feed_data`], which sends it without a copy when large; whatever is left in it
+    /// is reused for the next message. An error closes the connection with 1011.
+    fn on_message(
+        &mut self,
+        conn: &mut Conn<'_>,
+        kind: DataKind,
+        payload: &mut Vec<u8>,
+    ) -> Result<()>;
+
+    /// A connection that was opened has ended: `None` after a closing handshake (or one the
+    /// application started), otherwise why it ended.
+    fn on_close(&mut self, id: ConnId, error: Option<Error>) {
+        let _ = (id, error);
+    }
+
+    /// A connection ended before its handshake completed (refused request, timeout, EOF).
+    fn on_handshake_failed(&mut self, error: Error) {
+        let _ = error;
+    }
+}
+
+/// Echoes every text and binary message with its type (the `wscope serve --echo` service).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Echo;
+
+impl Service for Echo {
+    fn on_message(
+        &mut self,
+        conn: &mut Conn<'_>,
+        kind: DataKind,
+        payload: &mut Vec<u8>,
+    ) -> Result<()> {
+        match conn.feed_data(kind, payload) {
+            // The peer started closing while we echoed: the connection ends by itself.
+            Ok(()) | Err(Error::Closed) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Identifies a connection of a [`UringServer`] for as long as it lives (a slot number and
+/// a generation, so an identifier is not reused right away).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(u64);
+
+impl ConnId {
+    /// The identifier as a number (for logs).
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+/// One open connection, as a [`Service`] callback sees it: everything queued here is sent
+/// after the callback returns, together with the other replies of the same loop iteration.
+pub struct Conn<'a> {
+    id: ConnId,
+    session: &'a mut Session,
+    close_seen: &'a mut bool,
+}
+
+impl core::fmt::Debug for Conn<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Conn")
+            .field("id", &self.id)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Conn<'_> {
+    /// This connection's identifier.
+    pub const fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Where the closing handshake stands.
+    pub fn state(&self) -> State {
+        self.session.conn.state()
+    }
+
+    /// Queues a text message (copied).
+    pub fn send_text(&mut self, text: &str) -> Result<()> {
+        self.session
+            .send(wscope_proto::connection::Outgoing::Text(text))
+    }
+
+    /// Queues a binary message (copied).
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<()> {
+        self.session
+            .send(wscope_proto::connection::Outgoing::Binary(data))
+    }
+
+    /// Queues a ping (at most 125 bytes).
+    pub fn send_ping(&mut self, data: &[u8]) -> Result<()> {
+        self.session
+            .send(wscope_proto::connection::Outgoing::Ping(data))
+    }
+
+    /// Queues a data message from an owned buffer: a large `payload` is taken and written
+    /// out without a copy, a small one is copied and cleared (its allocation stays with the
+    /// caller), as the tokio driver's `feed_data`.
+    pub fn feed_data(&mut self, kind: DataKind, payload: &mut Vec<u8>) -> Result<()> {
+        self.session.send_vec(kind.opcode(), payload)
+    }
+
+    /// Starts the closing handshake with `code` and `reason` (cut to 123 bytes); the
+    /// connection ends when the peer replies or the close timeout runs out.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
+        *self.close_seen = true;
+        self.session.close(Some(code), reason)
+    }
+
+    /// The write queue is over its limit (128 KiB): the server reads no more from this
+    /// connection until the peer has taken some of it.
+    pub fn is_write_full(&self) -> bool {
+        self.session.write_full()
+    }
+}
+
+/// Default number of submission-queue entries (the completion queue gets four times as many).
+pub const DEFAULT_RING_ENTRIES: u32 = 1024;
+
+/// The io_uring WebSocket server: a listener, a configuration and a ring size.
+#[derive(Debug)]
+pub struct UringServer {
+    listener: TcpListener,
+    cfg: ServerConfig,
+    entries: u32,
+    stop: Option<UnixStream>,
+}
+
+impl UringServer {
+    /// Serves on `listener` with `cfg`. A configuration with TLS is refused
+    /// (`InvalidInput`): this driver speaks plain `ws://` only.
+    pub fn new(listener: TcpListener, cfg: ServerConfig) -> io::Result<Self> {
+        if cfg.tls.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the io_uring server does not support TLS",
+            ));
+        }
+        Ok(Self {
+            listener,
+            cfg,
+            entries: DEFAULT_RING_ENTRIES,
+            stop: None,
+        })
+    }
+
+    /// Binds a listener to `addr` and serves on it with `cfg`.
+    pub fn bind(addr: impl ToSocketAddrs, cfg: ServerConfig) -> io::Result<Self> {
+        Self::new(TcpListener::bind(addr)?, cfg)
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Sets the number of submission-queue entries (rounded up to a power of two by the
+    /// kernel; default [`DEFAULT_RING_ENTRIES`]). A full queue is submitted early, so this
+    /// bounds the batch size, not the number of connections.
+    pub fn ring_entries(mut self, entries: u32) -> Self {
+        self.entries = entries.max(8);
+        self
+    }
+
+    /// A handle that makes [`Self::run`] return: it closes every connection (without a
+    /// closing handshake), waits for the kernel to give their buffers back, and returns
+    /// `Ok(())`.
+    pub fn stop_handle(&mut self) -> io::Result<StopHandle> {
+        let (a, b) = UnixStream::pair()?;
+        self.stop = Some(b);
+        Ok(StopHandle(a))
+    }
+
+    /// Runs the server on this thread until a [`StopHandle`] stops it or the ring fails.
+    /// Fails at once, with a message that says so, when the kernel refuses `io_uring`
+    /// (too old, or disabled by `kernel.io_uring_disabled` or a seccomp filter).
+    pub fn run<S: Service>(self, service: S) -> io::Result<()> {
+        event_loop::EventLoop::new(self, service)?.run()
+    }
+}
+
+/// Stops a running [`UringServer`] from another thread (see [`UringServer::stop_handle`]).
+#[derive(Debug)]
+pub struct StopHandle(UnixStream);
+
+impl StopHandle {
+    /// Asks the server to stop; returns at once.
+    pub fn stop(&self) -> io::Result<()> {
+        io::Write::write_all(&mut &self.0, &[1])
+    }
+}
+
+/// How long a refused request's connection is drained before it is closed (as the tokio
+/// server does, so the refusal is not lost to a reset).
+const REFUSAL_LINGER: Duration = Duration::from_millis(100);
+/// How long accepting pauses after `EMFILE` and similar errors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);

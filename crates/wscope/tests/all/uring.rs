@@ -1,0 +1,348 @@
+//! The io_uring server (`wscope::uring`, feature `io-uring`) against the blocking client and
+//! raw sockets: echo of every message shape, closing handshake, many connections, refusals,
+//! the handshake timeout, size limits, and stopping.
+
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use wscope::blocking;
+use wscope::config::ServerConfig;
+use wscope::uring::{Conn, ConnId, Echo, Service, StopHandle, UringServer};
+use wscope::{CloseCode, DataKind, Error, HandshakeError, Message, OpCode};
+
+use crate::util::{payload, raw_upgraded, read_head, read_to_end};
+
+/// How a connection ended, as the service heard it.
+#[derive(Debug)]
+enum Ended {
+    Closed(ConnId, Option<Error>),
+    Refused(Error),
+}
+
+/// [`Echo`] that reports every end of a connection.
+struct Recorder(mpsc::Sender<Ended>);
+
+impl Service for Recorder {
+    fn on_message(
+        &mut self,
+        conn: &mut Conn<'_>,
+        kind: DataKind,
+        payload: &mut Vec<u8>,
+    ) -> wscope::Result<()> {
+        Echo.on_message(conn, kind, payload)
+    }
+
+    fn on_close(&mut self, id: ConnId, error: Option<Error>) {
+        let _ = self.0.send(Ended::Closed(id, error));
+    }
+
+    fn on_handshake_failed(&mut self, error: Error) {
+        let _ = self.0.send(Ended::Refused(error));
+    }
+}
+
+struct Running {
+    addr: SocketAddr,
+    stop: StopHandle,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+    ended: mpsc::Receiver<Ended>,
+}
+
+impl Running {
+    fn url(&self) -> String {
+        format!("ws://{}/echo", self.addr)
+    }
+
+    fn next_end(&self) -> Ended {
+        self.ended
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the server reported no end of a connection")
+    }
+
+    fn stop(mut self) {
+        self.stop.stop().unwrap();
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.stop.stop();
+    }
+}
+
+/// The echo on the io_uring server, on 127.0.0.1:0, in a thread.
+fn start(cfg: ServerConfig) -> Running {
+    let mut server = UringServer::bind("127.0.0.1:0", cfg).unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = server.stop_handle().unwrap();
+    let (tx, ended) = mpsc::channel();
+    let thread = std::thread::spawn(move || server.run(Recorder(tx)));
+    Running {
+        addr,
+        stop,
+        thread: Some(thread),
+        ended,
+    }
+}
+
+#[test]
+fn text_binary_ping_and_close_with_code_and_reason() {
+    let srv = start(ServerConfig::default());
+    let (mut ws, resp) = blocking::connect(&srv.url()).unwrap();
+    assert_eq!(resp.status(), 101);
+    ws.send(Message::text("héllo")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("héllo"));
+    ws.send_binary(&[0, 1, 2, 255]).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::Binary(vec![0, 1, 2, 255]));
+    ws.send_text("").unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text(""));
+    ws.send_ping(b"are you there").unwrap();
+    assert_eq!(ws.read().unwrap(), Message::Pong(b"are you there".to_vec()));
+    ws.close(CloseCode(4000), "bye now").unwrap();
+    let status = ws.close_status().unwrap();
+    assert_eq!(status.remote, CloseCode(4000));
+    assert_eq!(status.local, Some(CloseCode(4000)));
+    assert!(status.initiated_locally);
+    match srv.next_end() {
+        Ended::Closed(_, None) => {}
+        other => panic!("{other:?}"),
+    }
+    srv.stop();
+}
+
+#[test]
+fn fragmented_message_is_reassembled() {
+    let srv = start(ServerConfig::default());
+    let (mut ws, _) = blocking::connect(&srv.url()).unwrap();
+    ws.send_frame(OpCode::TEXT, "frag".as_bytes(), false)
+        .unwrap();
+    ws.send_ping(b"in between").unwrap();
+    ws.send_frame(OpCode::CONTINUATION, "men".as_bytes(), false)
+        .unwrap();
+    ws.send_frame(OpCode::CONTINUATION, "ted ✓".as_bytes(), true)
+        .unwrap();
+    assert_eq!(ws.read().unwrap(), Message::Pong(b"in between".to_vec()));
+    assert_eq!(ws.read().unwrap(), Message::text("fragmented ✓"));
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    srv.stop();
+}
+
+#[test]
+fn sixteen_mib_round_trip() {
+    let srv = start(ServerConfig::default());
+    let (mut ws, _) = blocking::connect(&srv.url()).unwrap();
+    let data = payload(16 << 20);
+    ws.send(Message::Binary(data.clone())).unwrap();
+    match ws.read().unwrap() {
+        Message::Binary(got) => assert!(got == data, "16 MiB echo differs"),
+        other => panic!("{other:?}"),
+    }
+    // The connection is still good afterwards.
+    ws.send_text("after").unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("after"));
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    srv.stop();
+}
+
+#[test]
+fn sixty_four_connections_echo_two_hundred_messages_each() {
+    let srv = start(ServerConfig::default());
+    let url = srv.url();
+    let clients: Vec<_> = (0..64)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let (mut ws, _) = blocking::connect(&url).unwrap();
+                for j in 0..200 {
+                    let msg = if j % 2 == 0 {
+                        Message::text(format!("client {i} message {j}"))
+                    } else {
+                        Message::Binary(payload(1024 + j))
+                    };
+                    ws.send(msg.clone()).unwrap();
+                    assert_eq!(ws.read().unwrap(), msg);
+                }
+                ws.close(CloseCode::NORMAL, "done").unwrap();
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..64 {
+        match srv.next_end() {
+            Ended::Closed(id, None) => assert!(ids.insert(id), "{id:?} reported twice"),
+            other => panic!("{other:?}"),
+        }
+    }
+    srv.stop();
+}
+
+#[test]
+fn pipelined_frames_behind_the_request_are_answered_after_the_101() {
+    let srv = start(ServerConfig::default());
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut bytes = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .to_vec();
+    // A masked text "hi" (zero mask) in the same write as the request.
+    bytes.extend_from_slice(&[0x81, 0x82, 0, 0, 0, 0, b'h', b'i']);
+    s.write_all(&bytes).unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let mut echo = [0u8; 4];
+    s.read_exact(&mut echo).unwrap();
+    assert_eq!(echo, [0x81, 0x02, b'h', b'i']);
+    srv.stop();
+}
+
+#[test]
+fn malformed_request_gets_400_and_the_socket_closed() {
+    let srv = start(ServerConfig::default());
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let response = String::from_utf8_lossy(&read_to_end(&mut s)).into_owned();
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    match srv.next_end() {
+        Ended::Refused(Error::Handshake(HandshakeError::Proto(e))) => {
+            assert_eq!(e.http_status(), 400);
+        }
+        other => panic!("{other:?}"),
+    }
+    srv.stop();
+}
+
+#[test]
+fn oversized_head_gets_431() {
+    let srv = start(ServerConfig::default());
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..400 {
+        req.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "y".repeat(40)).as_bytes());
+    }
+    req.extend_from_slice(b"\r\n");
+    // The server may close before it read everything: ignore a reset on write.
+    let _ = s.write_all(&req);
+    let response = String::from_utf8_lossy(&read_to_end(&mut s)).into_owned();
+    assert!(response.starts_with("HTTP/1.1 431"), "{response}");
+    srv.stop();
+}
+
+#[test]
+fn slowloris_is_cut_off_by_the_handshake_timeout() {
+    let srv = start(ServerConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    });
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    // One header byte at a time (bounded here): the server must give up first.
+    let mut cut_off = false;
+    for _ in 0..2000 {
+        if s.write_all(b"X").is_err() {
+            cut_off = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        if let Ok(end) = srv.ended.try_recv() {
+            assert!(matches!(end, Ended::Refused(Error::Timeout)), "{end:?}");
+            cut_off = true;
+            break;
+        }
+    }
+    assert!(cut_off, "the server never gave up on a trickling client");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let rest = read_to_end(&mut s);
+    assert!(!String::from_utf8_lossy(&rest).contains("101"));
+    srv.stop();
+}
+
+#[test]
+fn huge_declared_frame_gets_1009() {
+    let srv = start(ServerConfig::default());
+    let mut s = raw_upgraded(srv.addr);
+    // Binary, FIN, masked, 64-bit length 2^63 - 1, key, then a few payload bytes.
+    let mut frame = vec![0x82, 0xff];
+    frame.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
+    frame.extend_from_slice(&[1, 2, 3, 4, 9, 9, 9, 9]);
+    s.write_all(&frame).unwrap();
+    let reply = read_to_end(&mut s);
+    assert_eq!(reply, [0x88, 0x02, 0x03, 0xf1], "expected close 1009");
+    match srv.next_end() {
+        Ended::Closed(_, Some(Error::Proto(e))) => {
+            assert_eq!(e.close_code(), CloseCode::MESSAGE_TOO_BIG);
+        }
+        other => panic!("{other:?}"),
+    }
+    srv.stop();
+}
+
+#[test]
+fn idle_connection_is_closed_with_1001() {
+    let srv = start(ServerConfig {
+        idle_timeout: Some(Duration::from_millis(200)),
+        ..ServerConfig::default()
+    });
+    let (mut ws, _) = blocking::connect(&srv.url()).unwrap();
+    match ws.read() {
+        Ok(Message::Close(Some(c))) => assert_eq!(c.code, CloseCode::GOING_AWAY),
+        other => panic!("{other:?}"),
+    }
+    srv.stop();
+}
+
+#[test]
+fn peer_vanishing_mid_message_is_reported() {
+    let srv = start(ServerConfig::default());
+    let mut s = raw_upgraded(srv.addr);
+    // Half of a 10-byte masked binary frame, then EOF.
+    s.write_all(&[0x82, 0x8a, 0, 0, 0, 0, 1, 2, 3]).unwrap();
+    drop(s);
+    match srv.next_end() {
+        Ended::Closed(_, Some(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    srv.stop();
+}
+
+#[test]
+fn stop_closes_open_connections() {
+    let srv = start(ServerConfig::default());
+    let (mut ws, _) = blocking::connect(&srv.url()).unwrap();
+    ws.send_text("x").unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("x"));
+    srv.stop.stop().unwrap();
+    match srv.next_end() {
+        Ended::Closed(_, Some(Error::Io(_))) => {}
+        other => panic!("{other:?}"),
+    }
+    // The client sees the transport end.
+    assert!(ws.read().is_err());
+    srv.stop();
+}
+
+#[test]
+fn tls_configuration_is_refused() {
+    let (_, cert, key) = crate::util::certificates();
+    let cfg = ServerConfig {
+        tls: Some(wscope::tls::server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap()),
+        ..ServerConfig::default()
+    };
+    let err = UringServer::bind("127.0.0.1:0", cfg).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}
