@@ -154,3 +154,63 @@ fn ping_timeout_needs_ping_interval() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_io_uring_echoes_types_big_messages_compressed_and_pings() {
+    let (mut child, url) = serve(&["--io-uring", "--compress", "--ping-interval", "0.2"]);
+    let (mut ws, _) = wscope::blocking::connect(&url).unwrap();
+    // Keepalive pings may come at any time while the client only reads: skip them.
+    fn read<S: wscope::blocking::Transport>(ws: &mut wscope::blocking::WebSocket<S>) -> Message {
+        loop {
+            match ws.read().unwrap() {
+                Message::Ping(_) => {}
+                other => return other,
+            }
+        }
+    }
+    ws.send(Message::text("text stays text")).unwrap();
+    assert_eq!(read(&mut ws), Message::text("text stays text"));
+    ws.send(Message::binary(vec![7u8; 10])).unwrap();
+    assert_eq!(read(&mut ws), Message::binary(vec![7u8; 10]));
+    let big: Vec<u8> = (0..(20usize << 20)).map(|i| i as u8).collect();
+    ws.send(Message::Binary(big.clone())).unwrap();
+    assert!(read(&mut ws) == Message::Binary(big));
+    // Quiet now: the keepalive ping comes.
+    match ws.read().unwrap() {
+        Message::Ping(p) => assert_eq!(p, b"wscope keepalive"),
+        other => panic!("expected a keepalive ping, got {other:?}"),
+    }
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    // permessage-deflate through the same driver.
+    let cfg = wscope::config::ClientConfig::from_url(&url)
+        .unwrap()
+        .deflate(wscope::config::DeflateConfig::default());
+    let (mut ws, response) = wscope::blocking::connect_with(&cfg).unwrap();
+    let agreed = response.headers().get_str("sec-websocket-extensions");
+    assert!(agreed.is_some_and(|a| a.starts_with("permessage-deflate")));
+    let text = "compress me, compress me, compress me ".repeat(500);
+    ws.send(Message::text(text.clone())).unwrap();
+    assert_eq!(read(&mut ws), Message::Text(text));
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn serve_io_uring_refuses_tls() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wscope"))
+        .args([
+            "serve",
+            "--echo",
+            "--io-uring",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
+}

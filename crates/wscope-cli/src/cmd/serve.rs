@@ -42,6 +42,10 @@ pub(crate) struct Args {
     /// Worker threads (default: one per available CPU; one CPU means a current-thread runtime).
     #[arg(long)]
     threads: Option<usize>,
+    /// Serve on the single-threaded io_uring driver instead of tokio (Linux only; no TLS;
+    /// --threads does not apply).
+    #[arg(long)]
+    io_uring: bool,
     /// Port, positional (for benchmark harnesses that append it).
     #[arg(value_name = "PORT")]
     port_pos: Option<u16>,
@@ -55,6 +59,14 @@ pub(crate) struct Args {
 pub(crate) fn run(args: Args) -> ExitCode {
     if !args.echo {
         eprintln!("wscope serve: only --echo is implemented; pass --echo");
+        return ExitCode::from(2);
+    }
+    if args.io_uring && (args.tls_cert.is_some() || args.tls_key.is_some()) {
+        eprintln!("wscope serve: --io-uring does not support TLS (--tls-cert/--tls-key)");
+        return ExitCode::from(2);
+    }
+    if args.io_uring && args.threads.is_some_and(|t| t > 1) {
+        eprintln!("wscope serve: --io-uring runs on one thread; --threads does not apply");
         return ExitCode::from(2);
     }
     let port = args.port.or(args.port_pos).unwrap_or(9001);
@@ -89,6 +101,9 @@ pub(crate) fn run(args: Args) -> ExitCode {
             }
         },
     };
+    if args.io_uring {
+        return uring::run(addr, cfg, args.verbose);
+    }
     let rt = match super::runtime(args.threads) {
         Ok(rt) => rt,
         Err(e) => {
@@ -152,4 +167,81 @@ async fn echo(tcp: tokio::net::TcpStream, cfg: &ServerConfig) -> wscope::Result<
         }
     }
     Ok(())
+}
+
+/// `--io-uring`: the echo on `wscope::uring`.
+#[cfg(target_os = "linux")]
+mod uring {
+    use core::net::SocketAddr;
+    use std::process::ExitCode;
+
+    use wscope::config::ServerConfig;
+    use wscope::uring::{Conn, ConnId, Echo, Service, UringServer};
+    use wscope::DataKind;
+
+    /// [`Echo`], printing why connections ended with `--verbose`.
+    struct EchoService {
+        verbose: bool,
+    }
+
+    impl Service for EchoService {
+        fn on_message(
+            &mut self,
+            conn: &mut Conn<'_>,
+            kind: DataKind,
+            payload: &mut Vec<u8>,
+        ) -> wscope::Result<()> {
+            Echo.on_message(conn, kind, payload)
+        }
+
+        fn on_close(&mut self, id: ConnId, error: Option<wscope::Error>) {
+            if let (true, Some(e)) = (self.verbose, error) {
+                eprintln!("connection {}: {e}", id.as_u64());
+            }
+        }
+
+        fn on_handshake_failed(&mut self, error: wscope::Error) {
+            if self.verbose {
+                eprintln!("handshake: {error}");
+            }
+        }
+    }
+
+    pub(super) fn run(addr: SocketAddr, cfg: ServerConfig, verbose: bool) -> ExitCode {
+        let server = match UringServer::bind(addr, cfg) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("wscope serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match server.local_addr() {
+            Ok(a) => eprintln!("wscope serve: echo (io_uring) on ws://{a}"),
+            Err(e) => {
+                eprintln!("wscope serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        match server.run(EchoService { verbose }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wscope serve: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// `--io-uring` elsewhere: refused.
+#[cfg(not(target_os = "linux"))]
+mod uring {
+    use core::net::SocketAddr;
+    use std::process::ExitCode;
+
+    use wscope::config::ServerConfig;
+
+    pub(super) fn run(_: SocketAddr, _: ServerConfig, _: bool) -> ExitCode {
+        eprintln!("wscope serve: --io-uring is only available on Linux");
+        ExitCode::from(2)
+    }
 }
