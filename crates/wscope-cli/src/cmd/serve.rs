@@ -46,6 +46,17 @@ pub(crate) struct Args {
     /// --threads does not apply).
     #[arg(long)]
     io_uring: bool,
+    /// With --io-uring (tuning for measurements): submission-queue entries.
+    #[arg(long, default_value_t = URING_ENTRIES, requires = "io_uring")]
+    uring_entries: u32,
+    /// With --io-uring (tuning for measurements): try each receive at once instead of
+    /// waiting for readiness first (IORING_RECVSEND_POLL_FIRST off).
+    #[arg(long, requires = "io_uring")]
+    uring_no_poll_first: bool,
+    /// With --io-uring (tuning for measurements): a plain ring, without
+    /// IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN.
+    #[arg(long, requires = "io_uring")]
+    uring_no_defer_taskrun: bool,
     /// Port, positional (for benchmark harnesses that append it).
     #[arg(value_name = "PORT")]
     port_pos: Option<u16>,
@@ -102,7 +113,12 @@ pub(crate) fn run(args: Args) -> ExitCode {
         },
     };
     if args.io_uring {
-        return uring::run(addr, cfg, args.verbose);
+        let tuning = uring::Tuning {
+            entries: args.uring_entries,
+            poll_first: !args.uring_no_poll_first,
+            defer_taskrun: !args.uring_no_defer_taskrun,
+        };
+        return uring::run(addr, cfg, tuning, args.verbose);
     }
     let rt = match super::runtime(args.threads) {
         Ok(rt) => rt,
@@ -169,6 +185,12 @@ async fn echo(tcp: tokio::net::TcpStream, cfg: &ServerConfig) -> wscope::Result<
     Ok(())
 }
 
+/// The io_uring driver's default ring size.
+#[cfg(target_os = "linux")]
+const URING_ENTRIES: u32 = wscope::uring::DEFAULT_RING_ENTRIES;
+#[cfg(not(target_os = "linux"))]
+const URING_ENTRIES: u32 = 1024;
+
 /// `--io-uring`: the echo on `wscope::uring`.
 #[cfg(target_os = "linux")]
 mod uring {
@@ -207,9 +229,19 @@ mod uring {
         }
     }
 
-    pub(super) fn run(addr: SocketAddr, cfg: ServerConfig, verbose: bool) -> ExitCode {
+    /// Ring settings from the command line.
+    pub(super) struct Tuning {
+        pub(super) entries: u32,
+        pub(super) poll_first: bool,
+        pub(super) defer_taskrun: bool,
+    }
+
+    pub(super) fn run(addr: SocketAddr, cfg: ServerConfig, t: Tuning, verbose: bool) -> ExitCode {
         let server = match UringServer::bind(addr, cfg) {
-            Ok(s) => s,
+            Ok(s) => s
+                .ring_entries(t.entries)
+                .recv_poll_first(t.poll_first)
+                .defer_taskrun(t.defer_taskrun),
             Err(e) => {
                 eprintln!("wscope serve: {e}");
                 return ExitCode::FAILURE;
@@ -240,7 +272,14 @@ mod uring {
 
     use wscope::config::ServerConfig;
 
-    pub(super) fn run(_: SocketAddr, _: ServerConfig, _: bool) -> ExitCode {
+    /// Ring settings from the command line (unused here).
+    pub(super) struct Tuning {
+        pub(super) entries: u32,
+        pub(super) poll_first: bool,
+        pub(super) defer_taskrun: bool,
+    }
+
+    pub(super) fn run(_: SocketAddr, _: ServerConfig, _: Tuning, _: bool) -> ExitCode {
         eprintln!("wscope serve: --io-uring is only available on Linux");
         ExitCode::from(2)
     }

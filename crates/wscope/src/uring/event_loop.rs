@@ -35,6 +35,10 @@ const ACCEPT: u64 = 4;
 const STOP: u64 = 5;
 const KIND_BITS: u32 = 8;
 
+/// `IORING_RECVSEND_POLL_FIRST` (ioprio of a receive): wait for readiness before the first
+/// attempt. A kernel ABI constant the io-uring crate does not export.
+const RECVSEND_POLL_FIRST: u16 = 1;
+
 /// Most slices one vectored send takes from the write queue.
 const MAX_IOV: usize = 16;
 /// Receive buffer for the request head (the handshake machine keeps what it needs).
@@ -173,11 +177,13 @@ pub(super) struct EventLoop<S: Service> {
     accept_retry: Option<Instant>,
     stop: Option<UnixStream>,
     stopped: bool,
+    /// `ioprio` of the receives of open connections.
+    recv_flags: u16,
 }
 
 impl<S: Service> EventLoop<S> {
     pub(super) fn new(server: UringServer, service: S) -> io::Result<Self> {
-        let ring = build_ring(server.entries)?;
+        let ring = build_ring(server.entries, server.defer_taskrun)?;
         server.listener.set_nonblocking(true)?;
         if let Some(s) = &server.stop {
             s.set_nonblocking(true)?;
@@ -205,6 +211,11 @@ impl<S: Service> EventLoop<S> {
             accept_retry: None,
             stop: server.stop,
             stopped: false,
+            recv_flags: if server.poll_first {
+                RECVSEND_POLL_FIRST
+            } else {
+                0
+            },
         })
     }
 
@@ -681,11 +692,12 @@ impl<S: Service> EventLoop<S> {
     fn post_recv(&mut self, c: &mut ConnState) {
         debug_assert!(!c.recv && !c.closing);
         let fd = c.fd();
-        let buf: &mut [u8] = match &mut c.phase {
-            Phase::Handshake { buf, .. } | Phase::Refusing { buf, .. } => buf,
-            Phase::Open(session) => session.read_buf(),
+        let (buf, ioprio): (&mut [u8], u16) = match &mut c.phase {
+            Phase::Handshake { buf, .. } | Phase::Refusing { buf, .. } => (buf, 0),
+            Phase::Open(session) => (session.read_buf(), self.recv_flags),
         };
         let entry = opcode::Recv::new(fd, buf.as_mut_ptr(), sqe_len(buf.len()))
+            .ioprio(ioprio)
             .build()
             .user_data(user_data(c.slot, RECV));
         c.recv = true;
@@ -954,16 +966,20 @@ fn retryable(res: i32) -> bool {
 }
 
 /// Sets up the ring, or explains why the kernel does not offer what this driver needs.
-fn build_ring(entries: u32) -> io::Result<IoUring> {
+fn build_ring(entries: u32, defer_taskrun: bool) -> io::Result<IoUring> {
     let cq = entries.saturating_mul(4);
     // One thread submits and reaps, and completion work runs only when it waits: fewer
     // interrupts of the loop (Linux 6.1+; plain ring on older kernels).
-    let ring = match IoUring::builder()
-        .setup_cqsize(cq)
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .build(entries)
-    {
+    let deferred = if defer_taskrun {
+        IoUring::builder()
+            .setup_cqsize(cq)
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .build(entries)
+    } else {
+        Err(io::Error::from_raw_os_error(libc::EINVAL))
+    };
+    let ring = match deferred {
         Ok(r) => r,
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => IoUring::builder()
             .setup_cqsize(cq)

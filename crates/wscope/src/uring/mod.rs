@@ -5,7 +5,7 @@
 //!
 //! One thread runs [`UringServer::run`]: it accepts connections, reads each request through
 //! the same handshake machine as the other servers (so the same `400`/`426`/`431` refusals
-//! and the same handshake timeout), then drives a [`Session`](crate::session) per connection
+//! and the same handshake timeout), then drives a session (the same connection glue the other drivers use) per connection
 //! and calls a [`Service`] once per complete data message. Every protocol rule stays in the
 //! core; this module only moves bytes between the kernel and the sessions' buffers.
 //!
@@ -237,6 +237,8 @@ pub struct UringServer {
     listener: TcpListener,
     cfg: ServerConfig,
     entries: u32,
+    poll_first: bool,
+    defer_taskrun: bool,
     stop: Option<UnixStream>,
 }
 
@@ -254,6 +256,8 @@ impl UringServer {
             listener,
             cfg,
             entries: DEFAULT_RING_ENTRIES,
+            poll_first: true,
+            defer_taskrun: true,
             stop: None,
         })
     }
@@ -276,9 +280,26 @@ impl UringServer {
         self
     }
 
+    /// Whether a receive waits for readiness before trying to read
+    /// (`IORING_RECVSEND_POLL_FIRST`, default on): a server that has just drained a
+    /// connection's input rarely finds more right away, so the first, failing attempt is
+    /// skipped. Off: the kernel tries at once and waits only if nothing is there.
+    pub fn recv_poll_first(mut self, on: bool) -> Self {
+        self.poll_first = on;
+        self
+    }
+
+    /// Whether the ring is set up with `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`
+    /// (default on; Linux 6.1+, silently off on older kernels): completion work runs only
+    /// when the loop waits, instead of interrupting it.
+    pub fn defer_taskrun(mut self, on: bool) -> Self {
+        self.defer_taskrun = on;
+        self
+    }
+
     /// A handle that makes [`Self::run`] return: it closes every connection (without a
     /// closing handshake), waits for the kernel to give their buffers back, and returns
-    /// `Ok(())`.
+    /// `Ok(())`. Dropping the handle stops the server as well.
     pub fn stop_handle(&mut self) -> io::Result<StopHandle> {
         let (a, b) = UnixStream::pair()?;
         self.stop = Some(b);

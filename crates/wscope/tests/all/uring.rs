@@ -79,7 +79,12 @@ impl Drop for Running {
 
 /// The echo on the io_uring server, on 127.0.0.1:0, in a thread.
 fn start(cfg: ServerConfig) -> Running {
-    let mut server = UringServer::bind("127.0.0.1:0", cfg).unwrap();
+    start_with(cfg, |s| s)
+}
+
+/// [`start`] with ring settings.
+fn start_with(cfg: ServerConfig, tune: impl FnOnce(UringServer) -> UringServer) -> Running {
+    let mut server = tune(UringServer::bind("127.0.0.1:0", cfg).unwrap());
     let addr = server.local_addr().unwrap();
     let stop = server.stop_handle().unwrap();
     let (tx, ended) = mpsc::channel();
@@ -182,6 +187,35 @@ fn sixty_four_connections_echo_two_hundred_messages_each() {
             Ended::Closed(id, None) => assert!(ids.insert(id), "{id:?} reported twice"),
             other => panic!("{other:?}"),
         }
+    }
+    srv.stop();
+}
+
+#[test]
+fn plain_ring_tiny_queue_and_no_poll_first_still_echo() {
+    // 8 entries for 16 connections: the submission queue fills and is submitted early.
+    let srv = start_with(ServerConfig::default(), |s| {
+        s.ring_entries(8)
+            .recv_poll_first(false)
+            .defer_taskrun(false)
+    });
+    let url = srv.url();
+    let clients: Vec<_> = (0..16)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let (mut ws, _) = blocking::connect(&url).unwrap();
+                for j in 0..50 {
+                    let msg = Message::text(format!("{i}/{j}"));
+                    ws.send(msg.clone()).unwrap();
+                    assert_eq!(ws.read().unwrap(), msg);
+                }
+                ws.close(CloseCode::NORMAL, "").unwrap();
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
     }
     srv.stop();
 }
