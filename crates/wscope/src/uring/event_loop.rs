@@ -717,7 +717,9 @@ impl<S: Service> EventLoop<S> {
         let entry = match &mut c.phase {
             Phase::Refusing { out, sent, .. } => {
                 let rest = &out[*sent..];
-                opcode::Send::new(fd, rest.as_ptr(), sqe_len(rest.len())).build()
+                opcode::Send::new(fd, rest.as_ptr(), sqe_len(rest.len()))
+                    .flags(libc::MSG_NOSIGNAL)
+                    .build()
             }
             Phase::Open(session) => {
                 let mut slices = [IoSlice::new(&[]); MAX_IOV];
@@ -725,8 +727,12 @@ impl<S: Service> EventLoop<S> {
                 let entry = if n == 1 {
                     // One slice (small frames share a buffer): a plain send, the kernel's
                     // shorter path.
-                    opcode::Send::new(fd, slices[0].as_ptr(), sqe_len(slices[0].len())).build()
+                    opcode::Send::new(fd, slices[0].as_ptr(), sqe_len(slices[0].len()))
+                        .flags(libc::MSG_NOSIGNAL)
+                        .build()
                 } else {
+                    // (A vectored write has no MSG_NOSIGNAL: like the tokio driver's writev it
+                    // relies on SIGPIPE being ignored, as Rust programs do by default.)
                     for (iov, s) in c.iov.iter_mut().zip(&slices[..n]) {
                         *iov = libc::iovec {
                             iov_base: s.as_ptr().cast_mut().cast(),
@@ -966,7 +972,7 @@ fn retryable(res: i32) -> bool {
 }
 
 /// Sets up the ring, or explains why the kernel does not offer what this driver needs.
-fn build_ring(entries: u32, defer_taskrun: bool) -> io::Result<IoUring> {
+pub(super) fn build_ring(entries: u32, defer_taskrun: bool) -> io::Result<IoUring> {
     let cq = entries.saturating_mul(4);
     // One thread submits and reaps, and completion work runs only when it waits: fewer
     // interrupts of the loop (Linux 6.1+; plain ring on older kernels).

@@ -314,12 +314,19 @@ impl UringServer {
     }
 }
 
+/// Whether this kernel offers what [`UringServer::run`] needs (a ring, `IORING_FEAT_EXT_ARG`
+/// and the receive, send, vectored write, poll and cancel operations); the error says what
+/// is missing, as `run` would.
+pub fn supported() -> io::Result<()> {
+    event_loop::build_ring(8, false).map(drop)
+}
+
 /// Stops a running [`UringServer`] from another thread (see [`UringServer::stop_handle`]).
 #[derive(Debug)]
 pub struct StopHandle(UnixStream);
 
 impl StopHandle {
-    /// Asks the server to stop; returns at once.
+    /// Asks the server to stop; returns at once (with an error once the server is gone).
     pub fn stop(&self) -> io::Result<()> {
         io::Write::write_all(&mut &self.0, &[1])
     }
