@@ -248,6 +248,46 @@ fn plain_ring_tiny_queue_and_no_poll_first_still_echo() {
 }
 
 #[test]
+fn a_client_that_reads_late_gets_every_echo() {
+    if !available() {
+        return;
+    }
+    // 500 frames of 60000 bytes written without reading: the server's write queue fills,
+    // it stops reading (backpressure), and resumes as the client drains the echoes.
+    const N: usize = 500;
+    const LEN: usize = 60_000;
+    let srv = start(ServerConfig::default());
+    let s = raw_upgraded(srv.addr);
+    let mut reader = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut s = s;
+        let mut frame = vec![0x82, 0x80 | 126];
+        frame.extend_from_slice(&(LEN as u16).to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        frame.extend_from_slice(&payload(LEN));
+        for _ in 0..N {
+            s.write_all(&frame).unwrap();
+        }
+        s
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let mut want = vec![0x82, 126];
+    want.extend_from_slice(&(LEN as u16).to_be_bytes());
+    want.extend_from_slice(&payload(LEN));
+    let mut got = vec![0u8; want.len()];
+    for i in 0..N {
+        reader.read_exact(&mut got).unwrap();
+        assert!(got == want, "echo {i} differs");
+    }
+    let mut s = writer.join().unwrap();
+    s.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]).unwrap();
+    let mut close = [0u8; 4];
+    reader.read_exact(&mut close).unwrap();
+    assert_eq!(close, [0x88, 0x02, 0x03, 0xe8]);
+    srv.stop();
+}
+
+#[test]
 fn pipelined_frames_behind_the_request_are_answered_after_the_101() {
     if !available() {
         return;
