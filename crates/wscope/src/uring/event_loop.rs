@@ -312,6 +312,11 @@ impl<S: Service> EventLoop<S> {
         if c.closing {
             return;
         }
+        if res == -libc::EINVAL && self.recv_flags != 0 && matches!(c.phase, Phase::Open(_)) {
+            // A kernel before 5.19 refuses IORING_RECVSEND_POLL_FIRST: receive without it.
+            self.recv_flags = 0;
+            return;
+        }
         if res < 0 {
             if !retryable(res) {
                 c.fail(Error::Io(io::Error::from_raw_os_error(-res)));
