@@ -809,3 +809,35 @@ fn send_error(e: SendError) -> Error {
         e => Error::Send(e),
     }
 }
+
+#[cfg(all(test, target_os = "linux", feature = "io-uring"))]
+mod tests {
+    use super::*;
+
+    /// Address and contents of the first pending slice.
+    fn first(q: &WriteQueue) -> (usize, Vec<u8>) {
+        let mut s = [IoSlice::new(&[]); 4];
+        assert!(q.slices(&mut s) > 0);
+        (s[0].as_ptr() as usize, s[0].to_vec())
+    }
+
+    #[test]
+    fn sealed_bytes_stay_in_place_until_advanced() {
+        let mut q = WriteQueue::default();
+        q.append(|b| b.extend_from_slice(b"in flight"));
+        let (at, bytes) = first(&q);
+        q.seal();
+        // Enough appends to reallocate the first segment many times over, were it still open.
+        for _ in 0..2000 {
+            q.append(|b| b.extend_from_slice(&[7; 100]));
+        }
+        q.push_owned(vec![9; 50_000]);
+        assert_eq!(first(&q), (at, bytes));
+        assert_eq!(q.len(), 9 + 2000 * 100 + 50_000);
+        // A partial completion moves within the sealed segment; the rest is still in place.
+        q.advance(3);
+        assert_eq!(first(&q), (at + 3, b"flight".to_vec()));
+        q.advance(6);
+        assert_eq!(first(&q).1[0], 7);
+    }
+}
