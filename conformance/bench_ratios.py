@@ -3,6 +3,9 @@
 
 Usage: bench_ratios.py OURS_NAME results.jsonl [results.jsonl ...]
 
+Servers whose name begins like OURS_NAME up to its first "-" (wscope, wscope-uring) are ours
+and never count as anchors, so one run can hold several of our variants.
+
 Reads the JSON lines that ../shared/bench/run_anchors.sh writes (one or several passes;
 medians are taken per server and cell), and prints markdown tables (stdlib only):
   - messages/s: ours, the best anchor (highest median msgs/s; the *-flusheach variants
@@ -67,7 +70,14 @@ def main(argv):
     ours, paths = argv[0], argv[1:]
     cells = load(paths)
     servers = sorted({s for s, _ in cells})
-    anchors = [s for s in servers if s != ours and not s.endswith("-flusheach")]
+    # Our own servers (every name that starts like ours: wscope, wscope-uring, ...) are never
+    # anchors.
+    own = ours.split("-")[0]
+    anchors = [
+        s
+        for s in servers
+        if s.split("-")[0] != own and not s.endswith("-flusheach")
+    ]
     n_runs = max((len(v) for v in cells.values()), default=0)
     print(f"Medians over {n_runs} pass(es); [min-max] where there are several.\n")
     print("| cell | wscope msg/s | best anchor | anchor msg/s | ratio | wscope CPU/msg | anchor CPU/msg | CPU ratio | lowest anchor CPU/msg | server % / loadgen % (wscope) |")

@@ -26,14 +26,14 @@ pub(crate) const READ_CHUNK: usize = 64 * 1024;
 /// Size of one socket read inside a large message.
 const BIG_READ: usize = 256 * 1024;
 /// Frames with at least this much payload left are read straight into the message.
-#[cfg(feature = "tokio")]
+#[cfg(any(feature = "tokio", all(target_os = "linux", feature = "io-uring")))]
 const DIRECT_MIN: u64 = 32 * 1024;
 /// ... unless the frame is larger than this: then its payload goes through the input buffer.
 /// Measured on echoes of 16 MiB frames (the kernel's copy into a cold 16 MiB buffer is the
 /// cost): reading 256 KiB pieces into the input buffer, which stays in cache, and copying
 /// them on took 7.0-8.8 ms of server CPU per echo against 11.6-14.3 ms for direct reads; at
 /// 1 MiB direct reads are still the cheaper (431-546 us against 464-714 us).
-#[cfg(feature = "tokio")]
+#[cfg(any(feature = "tokio", all(target_os = "linux", feature = "io-uring")))]
 const DIRECT_MAX: u64 = 4 << 20;
 /// Messages from this size on are read with [`BIG_READ`].
 const BIG_MESSAGE: u64 = 256 * 1024;
@@ -430,7 +430,7 @@ impl Session {
     /// When the input is empty and the current data frame has a large payload left: how many
     /// bytes a read may put straight into the message buffer (never past the frame's end),
     /// saving the copy from the input buffer.
-    #[cfg(feature = "tokio")]
+    #[cfg(any(feature = "tokio", all(target_os = "linux", feature = "io-uring")))]
     pub(crate) fn direct_read_len(&self) -> Option<usize> {
         // Inflated data is not the wire bytes: with deflate on, everything goes through the
         // input buffer and the connection's decoder.
@@ -449,7 +449,7 @@ impl Session {
     }
 
     /// Reads into the message buffer (see [`Self::direct_read_len`]).
-    #[cfg(feature = "tokio")]
+    #[cfg(any(feature = "tokio", all(target_os = "linux", feature = "io-uring")))]
     pub(crate) fn direct_buf(&mut self, want: usize) -> &mut Vec<u8> {
         self.msg.reserve(want);
         &mut self.msg
@@ -457,7 +457,7 @@ impl Session {
 
     /// Decodes bytes a direct read appended to the message buffer from `start` on: the core
     /// unmasks and checks them in place; they are payload of the current frame only.
-    #[cfg(feature = "tokio")]
+    #[cfg(any(feature = "tokio", all(target_os = "linux", feature = "io-uring")))]
     pub(crate) fn commit_direct(&mut self, start: usize) -> Result<Option<Incoming>> {
         self.drained = false;
         if self.idle.is_some() {
@@ -496,7 +496,7 @@ impl Session {
     }
 
     /// Bytes of the message assembled so far.
-    #[cfg(feature = "tokio")]
+    #[cfg(any(feature = "tokio", all(target_os = "linux", feature = "io-uring")))]
     pub(crate) fn msg_len(&self) -> usize {
         self.msg.len()
     }

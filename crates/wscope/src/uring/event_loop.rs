@@ -99,6 +99,11 @@ struct ConnState {
     dirty: bool,
     /// Received bytes wait to be decoded.
     input_ready: bool,
+    /// A receive straight into the message buffer is in flight (large frames, as in the tokio
+    /// driver): the message's length before it.
+    direct: Option<usize>,
+    /// What a completed direct receive finished (a whole message), to hand out.
+    direct_done: Option<Incoming>,
     /// The peer closed its side.
     eof: bool,
     /// The session reported a protocol violation (its failing close is queued).
@@ -308,6 +313,7 @@ impl<S: Service> EventLoop<S> {
 
     fn recv_done(&mut self, c: &mut ConnState, res: i32) {
         c.recv = false;
+        let direct = c.direct.take();
         self.mark_dirty(c);
         if c.closing {
             return;
@@ -336,9 +342,30 @@ impl<S: Service> EventLoop<S> {
                 c.eof = n == 0;
             }
             Phase::Open(session) => {
-                session.commit_read(n);
                 c.eof = n == 0;
                 c.input_ready = true;
+                match direct {
+                    Some(start) if n > 0 => {
+                        let msg = session.direct_buf(0);
+                        debug_assert!(start == msg.len() && n <= msg.capacity() - start);
+                        // SAFETY: the receive wrote `n` bytes into the spare capacity that
+                        // began at `start` (= the length then; nothing touched the buffer
+                        // while it was in flight), and `n` is at most the length asked for,
+                        // which `direct_buf` had reserved.
+                        unsafe { msg.set_len(start + n) };
+                        match session.commit_direct(start) {
+                            Ok(done) => c.direct_done = done,
+                            Err(e) => {
+                                c.failed = true;
+                                c.input_ready = false;
+                                if c.error.is_none() {
+                                    c.error = Some(e);
+                                }
+                            }
+                        }
+                    }
+                    _ => session.commit_read(n),
+                }
             }
         }
     }
@@ -546,6 +573,8 @@ impl<S: Service> EventLoop<S> {
             timer_at: None,
             dirty: true,
             input_ready: false,
+            direct: None,
+            direct_done: None,
             eof: false,
             failed: false,
             app_failed: false,
@@ -629,12 +658,15 @@ impl<S: Service> EventLoop<S> {
         };
         // Decode only when no receive is in flight: the input buffer is the kernel's then.
         if c.input_ready && !c.recv {
+            let mut direct_done = c.direct_done.take();
             loop {
-                // Backpressure: the rest of the input waits until the peer reads.
-                if session.write_full() {
-                    break;
-                }
-                match session.next_incoming() {
+                let got = match direct_done.take() {
+                    Some(done) => Ok(Some(done)),
+                    // Backpressure: the rest of the input waits until the peer reads.
+                    None if session.write_full() => break,
+                    None => session.next_incoming(),
+                };
+                match got {
                     Ok(None) => {
                         c.input_ready = false;
                         break;
@@ -697,19 +729,35 @@ impl<S: Service> EventLoop<S> {
     fn post_recv(&mut self, c: &mut ConnState) {
         debug_assert!(!c.recv && !c.closing);
         let fd = c.fd();
-        let (buf, ioprio): (&mut [u8], u16) = match &mut c.phase {
-            Phase::Handshake { buf, .. } | Phase::Refusing { buf, .. } => (buf, 0),
-            Phase::Open(session) => (session.read_buf(), self.recv_flags),
+        let (ptr, len, ioprio): (*mut u8, usize, u16) = match &mut c.phase {
+            Phase::Handshake { buf, .. } | Phase::Refusing { buf, .. } => {
+                (buf.as_mut_ptr(), buf.len(), 0)
+            }
+            Phase::Open(session) => match session.direct_read_len() {
+                // A large frame's payload goes straight into the message buffer's spare
+                // capacity (no copy from the input buffer).
+                Some(want) => {
+                    let msg = session.direct_buf(want);
+                    c.direct = Some(msg.len());
+                    let spare = &mut msg.spare_capacity_mut()[..want];
+                    (spare.as_mut_ptr().cast(), want, self.recv_flags)
+                }
+                None => {
+                    let buf = session.read_buf();
+                    (buf.as_mut_ptr(), buf.len(), self.recv_flags)
+                }
+            },
         };
-        let entry = opcode::Recv::new(fd, buf.as_mut_ptr(), sqe_len(buf.len()))
+        let entry = opcode::Recv::new(fd, ptr, sqe_len(len))
             .ioprio(ioprio)
             .build()
             .user_data(user_data(c.slot, RECV));
         c.recv = true;
         // SAFETY: the target is the handshake buffer (a Vec owned by this phase, which does
-        // not change while `recv` is set) or the session's input buffer from `read_buf`,
-        // which nothing touches until the completion clears `recv` (no `read_buf`,
-        // `next_incoming` or `commit_read` before). The state is freed only when `recv` is
+        // not change while `recv` is set), the session's input buffer from `read_buf`, or the
+        // reserved spare capacity of its message buffer (`direct_buf`), which nothing touches
+        // until the completion clears `recv` (no `read_buf`, `next_incoming`, `commit_read`,
+        // `direct_buf` or `take_message` before; decoding waits for `!recv`). The state is freed only when `recv` is
         // clear (`with_conn`, `Drop`), or leaked (`Held`, `Drop`).
         unsafe { self.push(entry) };
     }

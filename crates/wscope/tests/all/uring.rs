@@ -178,6 +178,61 @@ fn sixteen_mib_round_trip() {
 }
 
 #[test]
+fn large_frames_are_received_straight_into_the_message() {
+    // Frames of 32 KiB to 4 MiB take the direct-receive path; text is validated across it.
+    if !available() {
+        return;
+    }
+    let srv = start(ServerConfig::default());
+    let (mut ws, _) = blocking::connect(&srv.url()).unwrap();
+    for size in [
+        32 << 10,
+        (32 << 10) + 1,
+        1 << 20,
+        (4 << 20) - 3,
+        4 << 20,
+        (4 << 20) + 1,
+    ] {
+        let data = payload(size);
+        ws.send(Message::Binary(data.clone())).unwrap();
+        match ws.read().unwrap() {
+            Message::Binary(got) => assert!(got == data, "{size}-byte echo differs"),
+            other => panic!("{other:?}"),
+        }
+    }
+    // A 3 MiB text message in three frames, each over the direct threshold, with a ping
+    // between them; a multi-byte character straddles each frame boundary.
+    let text: String = "ab✓".repeat(1 << 20);
+    let bytes = text.as_bytes();
+    let cuts = [0, (1 << 20) + 1, (2 << 20) + 2, bytes.len()];
+    for (i, w) in cuts.windows(2).enumerate() {
+        let op = if i == 0 {
+            OpCode::TEXT
+        } else {
+            OpCode::CONTINUATION
+        };
+        ws.send_frame(op, &bytes[w[0]..w[1]], w[1] == bytes.len())
+            .unwrap();
+        if i == 0 {
+            ws.send_ping(b"mid").unwrap();
+        }
+    }
+    assert_eq!(ws.read().unwrap(), Message::Pong(b"mid".to_vec()));
+    match ws.read().unwrap() {
+        Message::Text(got) => assert!(got.as_str() == text, "3 MiB text echo differs"),
+        other => panic!("{other:?}"),
+    }
+    // Invalid UTF-8 inside a large direct-read frame fails the connection with 1007.
+    let mut bad = vec![b'x'; 100 << 10];
+    bad[60 << 10] = 0xff;
+    ws.send_frame(OpCode::TEXT, &bad, true).unwrap();
+    while ws.read().is_ok() {}
+    let status = ws.close_status().copied().expect("the server closed");
+    assert_eq!(status.remote, CloseCode::INVALID_PAYLOAD);
+    srv.stop();
+}
+
+#[test]
 fn sixty_four_connections_echo_two_hundred_messages_each() {
     if !available() {
         return;
