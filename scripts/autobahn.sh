@@ -25,6 +25,7 @@
 #                               does not report expected cases as missing)
 #   AUTOBAHN_UPDATE_EXPECTED=1  rewrite the expected files from this run
 #   AUTOBAHN_SERVER_CMD="..."   server under test, the port is appended
+#   AUTOBAHN_IO_URING=1         server mode runs `wscope serve --echo --io-uring`
 #                               (default: PROFILE_DIR/wscope serve --echo --port)
 #   AUTOBAHN_CLIENT_CMD="..."   client under test, the fuzzing server URL is
 #                               appended (default: PROFILE_DIR/examples/autobahn_client)
@@ -75,11 +76,10 @@ run_server_mode() {
     read -r -a cmd <<< "$AUTOBAHN_SERVER_CMD"
   else
     cargo_build -p wscope-cli
-    if [[ "${AUTOBAHN_COMPRESSION:-0}" == 1 ]]; then
-      cmd=("$PROFILE_DIR/wscope" serve --echo --compress --port)
-    else
-      cmd=("$PROFILE_DIR/wscope" serve --echo --port)
-    fi
+    cmd=("$PROFILE_DIR/wscope" serve --echo)
+    if [[ "${AUTOBAHN_COMPRESSION:-0}" == 1 ]]; then cmd+=(--compress); fi
+    if [[ "${AUTOBAHN_IO_URING:-0}" == 1 ]]; then cmd+=(--io-uring); fi
+    cmd+=(--port)
   fi
   local port; port=$(free_port)
   log "server mode: ${cmd[*]} $port"

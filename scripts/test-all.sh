@@ -64,12 +64,22 @@ step_example() {
 # Autobahn TestSuite with kosoku (PyPI, pinned; installed into conformance/.venv by the
 # script): `wscope serve --echo` (fuzzingclient) and the wscope client (fuzzingserver +
 # examples/autobahn_client), all 517 cases including 12.*/13.* (permessage-deflate: the
-# server runs with --compress, the client offers deflate). Fails on any FAILED / UNIMPLEMENTED
+# server runs with --compress, the client offers deflate); the non-compression server cases
+# once more against `wscope serve --echo --io-uring`. Fails on any FAILED / UNIMPLEMENTED
 # case and on any difference from conformance/autobahn/expected-*.json.
 step_autobahn() {
     # Release binaries (the example step already built wscope-cli in release): 1000-message
     # compression cases in an unoptimised build would take many minutes.
     WSCOPE_PROFILE=release AUTOBAHN_TIMEOUT=1200 AUTOBAHN_COMPRESSION=1 bash scripts/autobahn.sh all
+    # The 301 non-compression server cases against the io_uring driver (`serve --echo
+    # --io-uring`; compression is the same Session code, and its cases are kosoku-bound: 5 min),
+    # where the kernel allows io_uring.
+    if [[ "$(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null || echo 0)" == 0 ]]; then
+        WSCOPE_PROFILE=release AUTOBAHN_IO_URING=1 \
+            bash scripts/autobahn.sh server
+    else
+        echo "-- io_uring is disabled on this kernel: its Autobahn run is skipped"
+    fi
 }
 
 # Interop with Python websockets and Node ws (pinned; the script installs them): their
