@@ -162,7 +162,16 @@ fn serve_io_uring_echoes_types_big_messages_compressed_and_pings() {
         eprintln!("skipped: {e}");
         return;
     }
-    let (mut child, url) = serve(&["--io-uring", "--compress", "--ping-interval", "0.2"]);
+    // A long ping timeout: an unoptimised client masking 20 MiB on a loaded machine is silent
+    // for longer than the interval, and must not be cut off for it.
+    let (mut child, url) = serve(&[
+        "--io-uring",
+        "--compress",
+        "--ping-interval",
+        "0.2",
+        "--ping-timeout",
+        "60",
+    ]);
     let (mut ws, _) = wscope::blocking::connect(&url).unwrap();
     // Keepalive pings may come at any time while the client only reads: skip them.
     fn read<S: wscope::blocking::Transport>(ws: &mut wscope::blocking::WebSocket<S>) -> Message {
