@@ -117,19 +117,7 @@ fn text_binary_ping_and_close_with_code_and_reason() {
     let srv = start(ServerConfig::default());
     let (mut ws, resp) = blocking::connect(&srv.url()).unwrap();
     assert_eq!(resp.status(), 101);
-    ws.send(Message::text("héllo")).unwrap();
-    assert_eq!(ws.read().unwrap(), Message::text("héllo"));
-    ws.send_binary(&[0, 1, 2, 255]).unwrap();
-    assert_eq!(ws.read().unwrap(), Message::Binary(vec![0, 1, 2, 255]));
-    ws.send_text("").unwrap();
-    assert_eq!(ws.read().unwrap(), Message::text(""));
-    ws.send_ping(b"are you there").unwrap();
-    assert_eq!(ws.read().unwrap(), Message::Pong(b"are you there".to_vec()));
-    ws.close(CloseCode(4000), "bye now").unwrap();
-    let status = ws.close_status().unwrap();
-    assert_eq!(status.remote, CloseCode(4000));
-    assert_eq!(status.local, Some(CloseCode(4000)));
-    assert!(status.initiated_locally);
+    crate::util::basic_echo_exchange(&mut ws, "bye now");
     match srv.next_end() {
         Ended::Closed(_, None) => {}
         other => panic!("{other:?}"),

@@ -99,3 +99,23 @@ pub(crate) fn certificates() -> (String, String, String) {
     let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
     (ca.pem(), leaf.pem(), leaf_key.serialize_pem())
 }
+
+/// The basic exchange every echo server must pass, from a connected client: text (UTF-8),
+/// binary, empty text and a ping answered, then a close with 4000 and `reason` that the
+/// server answers with the same code.
+pub(crate) fn basic_echo_exchange(ws: &mut wscope::blocking::WebSocket, reason: &str) {
+    use wscope::CloseCode;
+    ws.send(Message::text("héllo")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("héllo"));
+    ws.send_binary(&[0, 1, 2, 255]).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::Binary(vec![0, 1, 2, 255]));
+    ws.send_text("").unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text(""));
+    ws.send_ping(b"are you there").unwrap();
+    assert_eq!(ws.read().unwrap(), Message::Pong(b"are you there".to_vec()));
+    ws.close(CloseCode(4000), reason).unwrap();
+    let status = ws.close_status().unwrap();
+    assert_eq!(status.remote, CloseCode(4000));
+    assert_eq!(status.local, Some(CloseCode(4000)));
+    assert!(status.initiated_locally);
+}
