@@ -26,16 +26,7 @@ fn text_binary_ping_and_close() {
 fn fragmented_message_is_reassembled() {
     let (addr, server) = echo_server(ServerConfig::default());
     let (mut ws, _) = blocking::connect(&url(addr)).unwrap();
-    ws.send_frame(OpCode::TEXT, "frag".as_bytes(), false)
-        .unwrap();
-    ws.send_ping(b"in between").unwrap();
-    ws.send_frame(OpCode::CONTINUATION, "men".as_bytes(), false)
-        .unwrap();
-    ws.send_frame(OpCode::CONTINUATION, "ted ✓".as_bytes(), true)
-        .unwrap();
-    assert_eq!(ws.read().unwrap(), Message::Pong(b"in between".to_vec()));
-    assert_eq!(ws.read().unwrap(), Message::text("fragmented ✓"));
-    ws.close(CloseCode::NORMAL, "").unwrap();
+    crate::util::fragmented_echo_exchange(&mut ws);
     server.join().unwrap().unwrap();
 }
 

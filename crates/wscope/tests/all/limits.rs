@@ -16,13 +16,7 @@ fn huge_declared_frame_gets_1009() {
         (r, ws.close_status().copied())
     });
     let mut s = raw_upgraded(addr);
-    // Binary, FIN, masked, 64-bit length 2^63 - 1, key, then a few payload bytes.
-    let mut frame = vec![0x82, 0xff];
-    frame.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
-    frame.extend_from_slice(&[1, 2, 3, 4, 9, 9, 9, 9]);
-    s.write_all(&frame).unwrap();
-    let reply = read_to_end(&mut s);
-    assert_eq!(reply, [0x88, 0x02, 0x03, 0xf1], "expected close 1009");
+    crate::util::declare_huge_frame_expect_1009(&mut s);
     let (r, status) = server.join().unwrap();
     match r {
         Err(Error::Proto(e)) => {

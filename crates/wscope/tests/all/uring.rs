@@ -132,16 +132,7 @@ fn fragmented_message_is_reassembled() {
     }
     let srv = start(ServerConfig::default());
     let (mut ws, _) = blocking::connect(&srv.url()).unwrap();
-    ws.send_frame(OpCode::TEXT, "frag".as_bytes(), false)
-        .unwrap();
-    ws.send_ping(b"in between").unwrap();
-    ws.send_frame(OpCode::CONTINUATION, "men".as_bytes(), false)
-        .unwrap();
-    ws.send_frame(OpCode::CONTINUATION, "ted ✓".as_bytes(), true)
-        .unwrap();
-    assert_eq!(ws.read().unwrap(), Message::Pong(b"in between".to_vec()));
-    assert_eq!(ws.read().unwrap(), Message::text("fragmented ✓"));
-    ws.close(CloseCode::NORMAL, "").unwrap();
+    crate::util::fragmented_echo_exchange(&mut ws);
     srv.stop();
 }
 
@@ -406,25 +397,14 @@ fn slowloris_is_cut_off_by_the_handshake_timeout() {
         ..ServerConfig::default()
     });
     let mut s = TcpStream::connect(srv.addr).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
     // One header byte at a time (bounded here): the server must give up first.
-    let mut cut_off = false;
-    for _ in 0..2000 {
-        if s.write_all(b"X").is_err() {
-            cut_off = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-        if let Ok(end) = srv.ended.try_recv() {
+    crate::util::trickle_until_cut_off(&mut s, || match srv.ended.try_recv() {
+        Ok(end) => {
             assert!(matches!(end, Ended::Refused(Error::Timeout)), "{end:?}");
-            cut_off = true;
-            break;
+            true
         }
-    }
-    assert!(cut_off, "the server never gave up on a trickling client");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let rest = read_to_end(&mut s);
-    assert!(!String::from_utf8_lossy(&rest).contains("101"));
+        Err(_) => false,
+    });
     srv.stop();
 }
 
@@ -435,13 +415,7 @@ fn huge_declared_frame_gets_1009() {
     }
     let srv = start(ServerConfig::default());
     let mut s = raw_upgraded(srv.addr);
-    // Binary, FIN, masked, 64-bit length 2^63 - 1, key, then a few payload bytes.
-    let mut frame = vec![0x82, 0xff];
-    frame.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
-    frame.extend_from_slice(&[1, 2, 3, 4, 9, 9, 9, 9]);
-    s.write_all(&frame).unwrap();
-    let reply = read_to_end(&mut s);
-    assert_eq!(reply, [0x88, 0x02, 0x03, 0xf1], "expected close 1009");
+    crate::util::declare_huge_frame_expect_1009(&mut s);
     match srv.next_end() {
         Ended::Closed(_, Some(Error::Proto(e))) => {
             assert_eq!(e.close_code(), CloseCode::MESSAGE_TOO_BIG);

@@ -119,3 +119,52 @@ pub(crate) fn basic_echo_exchange(ws: &mut wscope::blocking::WebSocket, reason: 
     assert_eq!(status.local, Some(CloseCode(4000)));
     assert!(status.initiated_locally);
 }
+
+/// A fragmented text message with a ping between its frames (and a UTF-8 character across a
+/// frame boundary): the pong comes first, then the whole message; then a normal close.
+pub(crate) fn fragmented_echo_exchange(ws: &mut wscope::blocking::WebSocket) {
+    use wscope::{CloseCode, OpCode};
+    ws.send_frame(OpCode::TEXT, "frag".as_bytes(), false)
+        .unwrap();
+    ws.send_ping(b"in between").unwrap();
+    ws.send_frame(OpCode::CONTINUATION, "men".as_bytes(), false)
+        .unwrap();
+    ws.send_frame(OpCode::CONTINUATION, "ted ✓".as_bytes(), true)
+        .unwrap();
+    assert_eq!(ws.read().unwrap(), Message::Pong(b"in between".to_vec()));
+    assert_eq!(ws.read().unwrap(), Message::text("fragmented ✓"));
+    ws.close(CloseCode::NORMAL, "").unwrap();
+}
+
+/// Sends a frame that declares 2^63 - 1 payload bytes on an upgraded socket and checks that
+/// the server answers with close 1009 and ends the stream.
+pub(crate) fn declare_huge_frame_expect_1009(s: &mut TcpStream) {
+    // Binary, FIN, masked, 64-bit length 2^63 - 1, key, then a few payload bytes.
+    let mut frame = vec![0x82, 0xff];
+    frame.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
+    frame.extend_from_slice(&[1, 2, 3, 4, 9, 9, 9, 9]);
+    s.write_all(&frame).unwrap();
+    let reply = read_to_end(s);
+    assert_eq!(reply, [0x88, 0x02, 0x03, 0xf1], "expected close 1009");
+}
+
+/// Trickles a request head one byte every 5 ms (at most 2000 bytes) until the server cuts the
+/// socket off or `server_gave_up` says it did; fails if neither happens. Then checks that the
+/// socket ends without a `101`.
+pub(crate) fn trickle_until_cut_off(s: &mut TcpStream, mut server_gave_up: impl FnMut() -> bool) {
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut cut_off = false;
+    for _ in 0..2000 {
+        if s.write_all(b"X").is_err() || {
+            std::thread::sleep(Duration::from_millis(5));
+            server_gave_up()
+        } {
+            cut_off = true;
+            break;
+        }
+    }
+    assert!(cut_off, "the server never gave up on a trickling client");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let rest = read_to_end(s);
+    assert!(!String::from_utf8_lossy(&rest).contains("101"));
+}
