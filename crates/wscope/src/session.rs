@@ -35,6 +35,11 @@ const DIRECT_MIN: u64 = 32 * 1024;
 /// 1 MiB direct reads are still the cheaper (431-546 us against 464-714 us).
 #[cfg(any(feature = "tokio", all(target_os = "linux", feature = "io-uring")))]
 const DIRECT_MAX: u64 = 4 << 20;
+/// Size of the read after a large message, which holds the next frame's header: kept short
+/// because payload read into the input buffer is copied to the message buffer, while the
+/// rest of a large frame is then read straight into it (a 256 KiB read here cost the copy of
+/// a quarter of each 1 MiB echo).
+const AFTER_BIG_READ: usize = 4 * 1024;
 /// Messages from this size on are read with [`BIG_READ`].
 const BIG_MESSAGE: u64 = 256 * 1024;
 /// Payloads from this size on are queued by ownership instead of being copied.
@@ -276,6 +281,8 @@ pub(crate) struct Session {
     pub(crate) write_limit: usize,
     /// Inside a large message: read in bigger pieces.
     big: bool,
+    /// A large message just ended: the next read is a short one (see [`AFTER_BIG_READ`]).
+    after_big: bool,
     /// Payload bytes left in the current data frame (whole-message receive).
     frame_left: u64,
     /// The current data frame's payload length.
@@ -305,6 +312,7 @@ impl Session {
             drained: false,
             write_limit: 128 * 1024,
             big: false,
+            after_big: false,
             frame_left: 0,
             frame_len: 0,
         }
@@ -332,15 +340,24 @@ impl Session {
         )
     }
 
-    /// Where the next read goes: at least `READ_CHUNK` free bytes after the unconsumed input.
+    /// Where the next read goes: free bytes after the unconsumed input, `READ_CHUNK` of them
+    /// (`BIG_READ` inside a large message, `AFTER_BIG_READ` right after one).
     pub(crate) fn read_buf(&mut self) -> &mut [u8] {
-        self.input
-            .spare(if self.big { BIG_READ } else { READ_CHUNK })
+        let len = if self.big {
+            BIG_READ
+        } else if self.after_big {
+            AFTER_BIG_READ
+        } else {
+            READ_CHUNK
+        };
+        let spare = self.input.spare(len);
+        &mut spare[..len]
     }
 
     /// Records `n` bytes read into [`Self::read_buf`]; `0` means end of stream.
     pub(crate) fn commit_read(&mut self, n: usize) {
         self.drained = false;
+        self.after_big = false;
         if n == 0 {
             self.eof = true;
             self.input.set_eof();
@@ -410,6 +427,7 @@ impl Session {
                     self.msg.extend_from_slice(chunk);
                     self.frame_left = self.frame_left.saturating_sub(chunk.len() as u64);
                     if message_end {
+                        self.after_big = self.big;
                         self.big = false;
                     }
                     message_end.then_some(Incoming::Data(opcode))
@@ -439,10 +457,11 @@ impl Session {
             && self.frame_len <= DIRECT_MAX
             && !self.conn.deflate_enabled()
         {
-            // Use capacity the buffer already has (a recycled one often holds the whole
-            // message); grow it by at most BIG_READ at a time otherwise.
-            let room = (self.msg.capacity() - self.msg.len()).max(BIG_READ);
-            Some(self.frame_left.min(room as u64) as usize)
+            // Room for the rest of the frame at once (at most DIRECT_MAX, and the decoder has
+            // already held the frame to the message size limit): growing the buffer piece by
+            // piece would copy what it holds on every reallocation (768 KiB more per 1 MiB
+            // message), as a recycled buffer too small for this frame would.
+            Some(self.frame_left as usize)
         } else {
             None
         }
@@ -485,6 +504,7 @@ impl Session {
             {
                 self.frame_left = self.frame_left.saturating_sub(step.consumed as u64);
                 if message_end {
+                    self.after_big = self.big;
                     self.big = false;
                     done = Some(Incoming::Data(opcode));
                 }
@@ -839,5 +859,81 @@ mod tests {
         assert_eq!(first(&q), (at + 3, b"flight".to_vec()));
         q.advance(6);
         assert_eq!(first(&q).1[0], 7);
+    }
+}
+
+/// How large frames are read: the drivers' read sizes come from here.
+#[cfg(all(test, feature = "tokio"))]
+mod read_size_tests {
+    use super::*;
+
+    /// A masked binary frame of `len` bytes with a 64-bit length, as a client sends it.
+    fn masked_frame(len: usize) -> Vec<u8> {
+        let key = [1, 2, 3, 4];
+        let mut wire = vec![0x82, 0xff];
+        wire.extend_from_slice(&(len as u64).to_be_bytes());
+        wire.extend_from_slice(&key);
+        let mut payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        apply_mask(&mut payload, key, 0);
+        wire.extend_from_slice(&payload);
+        wire
+    }
+
+    /// Puts `bytes` where the next read would (the input buffer), as a driver's read does.
+    fn read_into_input(s: &mut Session, bytes: &[u8]) {
+        let buf = s.read_buf();
+        assert!(
+            bytes.len() <= buf.len(),
+            "a read returns at most what it asked for"
+        );
+        buf[..bytes.len()].copy_from_slice(bytes);
+        s.commit_read(bytes.len());
+    }
+
+    #[test]
+    fn a_large_frame_is_read_whole_into_the_message_then_a_short_read_follows() {
+        const LEN: usize = 1 << 20;
+        let mut s = Session::server(Config::default(), &[], Timeouts { idle: None });
+        assert_eq!(s.read_buf().len(), READ_CHUNK);
+        let wire = masked_frame(LEN);
+        // The first read holds the header and the start of the payload.
+        read_into_input(&mut s, &wire[..READ_CHUNK]);
+        assert!(s.next_incoming().expect("valid").is_none());
+        // The rest of the frame goes straight into the message buffer, in one read's room.
+        let left = wire.len() - READ_CHUNK;
+        assert_eq!(s.direct_read_len(), Some(left));
+        let msg = s.direct_buf(left);
+        let start = msg.len();
+        assert!(msg.capacity() - start >= left);
+        msg.extend_from_slice(&wire[READ_CHUNK..]);
+        let done = s.commit_direct(start).expect("valid");
+        assert!(matches!(done, Some(Incoming::Data(OpCode::BINARY))));
+        let got = s.take_message();
+        assert_eq!(got.len(), LEN);
+        assert!(got.iter().enumerate().all(|(i, &b)| b == i as u8));
+        // Right after a large message, the next read is short (little to copy from the input
+        // buffer if another large frame follows); the one after is a normal one.
+        assert_eq!(s.read_buf().len(), AFTER_BIG_READ);
+        read_into_input(&mut s, &[0x82, 0x81, 0, 0, 0, 0, 7]);
+        assert!(matches!(
+            s.next_incoming().expect("valid"),
+            Some(Incoming::Data(OpCode::BINARY))
+        ));
+        assert_eq!(s.take_message(), [7]);
+        assert_eq!(s.read_buf().len(), READ_CHUNK);
+    }
+
+    #[test]
+    fn frames_over_the_direct_limit_are_read_through_the_input_buffer() {
+        let mut s = Session::server(Config::default(), &[], Timeouts { idle: None });
+        let mut wire = vec![0x82, 0xff];
+        wire.extend_from_slice(&(DIRECT_MAX + 1).to_be_bytes());
+        wire.extend_from_slice(&[0; 4]);
+        wire.extend_from_slice(&[0; 100]);
+        read_into_input(&mut s, &wire);
+        assert!(s.next_incoming().expect("valid").is_none());
+        // No message-sized reservation on the declared length: big reads into the input.
+        assert_eq!(s.direct_read_len(), None);
+        assert_eq!(s.read_buf().len(), BIG_READ);
     }
 }
