@@ -1,5 +1,6 @@
 //! The `wscope` binary: `serve --echo` and `connect` end to end.
 
+use core::time::Duration;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 
@@ -226,4 +227,143 @@ fn serve_io_uring_refuses_tls() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
+}
+
+/// Starts `wscope serve --echo` with at most `fds` open file descriptors (through the shell's
+/// `ulimit -n`); returns the child and its `host:port`.
+fn serve_with_fd_limit(fds: u32, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n {fds} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_wscope"))
+        .args(["serve", "--echo", "--port", "0"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.split_whitespace().last().unwrap().to_owned();
+    let addr = url.trim_start_matches("ws://").trim_end_matches('/');
+    assert!(addr.contains(':'), "{line}");
+    (child, addr.to_owned())
+}
+
+/// Sends an upgrade request and waits up to `wait` for the response's first bytes: true if
+/// they are a `101`, false if nothing came in time.
+fn upgraded(tcp: &mut std::net::TcpStream, wait: Duration) -> bool {
+    use std::io::Read;
+    tcp.set_read_timeout(Some(wait)).unwrap();
+    let mut head = [0u8; 12];
+    match tcp.read_exact(&mut head) {
+        Ok(()) => {
+            assert_eq!(&head, b"HTTP/1.1 101", "{}", String::from_utf8_lossy(&head));
+            // The rest of the response, up to its blank line.
+            let mut tail = Vec::new();
+            let mut b = [0u8; 1];
+            while !tail.ends_with(b"\r\n\r\n") {
+                tcp.read_exact(&mut b).unwrap();
+                tail.push(b[0]);
+            }
+            true
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            false
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// A masked text frame "hi" goes out and its echo comes back on a raw, upgraded connection.
+fn echoes_hi(tcp: &mut std::net::TcpStream) {
+    use std::io::Read;
+    let key = [9u8, 8, 7, 6];
+    let mut frame = vec![0x81, 0x82];
+    frame.extend_from_slice(&key);
+    frame.extend(b"hi".iter().zip(key).map(|(b, k)| b ^ k));
+    tcp.write_all(&frame).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut echo = [0u8; 4];
+    tcp.read_exact(&mut echo).unwrap();
+    assert_eq!(echo, [0x81, 0x02, b'h', b'i']);
+}
+
+/// Out of file descriptors, a server keeps serving the connections it has, leaves the others
+/// waiting in the listen queue, and takes them once some of its connections close.
+fn serve_outlives_running_out_of_file_descriptors(extra: &[&str]) {
+    const LIMIT: u32 = 48;
+    const CLIENTS: usize = 64;
+    /// Kills the server however the test ends.
+    struct Server(Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let (child, addr) = serve_with_fd_limit(LIMIT, extra);
+    let mut server = Server(child);
+    let request = "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let mut conns: Vec<std::net::TcpStream> = (0..CLIENTS)
+        .map(|_| {
+            let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+            tcp.write_all(request.as_bytes()).unwrap();
+            tcp
+        })
+        .collect();
+    let wait = Duration::from_millis(300);
+    let served: Vec<bool> = conns.iter_mut().map(|c| upgraded(c, wait)).collect();
+    let n = served.iter().filter(|s| **s).count();
+    assert!(
+        n > 0 && n < CLIENTS,
+        "{n} of {CLIENTS} upgraded under a limit of {LIMIT} fds"
+    );
+    // The server is at its limit: what it accepted still works.
+    for (c, _) in conns.iter_mut().zip(&served).filter(|(_, s)| **s) {
+        echoes_hi(c);
+    }
+    // Closing what was served frees descriptors: the waiting connections are taken now.
+    let mut waiting: Vec<_> = conns
+        .drain(..)
+        .zip(served)
+        .filter_map(|(c, s)| (!s).then_some(c))
+        .collect();
+    assert!(
+        waiting.len() <= n,
+        "the rest fits in what the served ones free"
+    );
+    for c in &mut waiting {
+        assert!(
+            upgraded(c, Duration::from_secs(10)),
+            "served once fds are free"
+        );
+        echoes_hi(c);
+    }
+    assert!(
+        server.0.try_wait().unwrap().is_none(),
+        "the server is still running"
+    );
+}
+
+#[test]
+fn serve_outlives_running_out_of_file_descriptors_tokio() {
+    serve_outlives_running_out_of_file_descriptors(&["--threads", "1"]);
+}
+
+#[test]
+fn serve_outlives_running_out_of_file_descriptors_io_uring() {
+    if let Err(e) = wscope::uring::supported() {
+        eprintln!("skipped: {e}");
+        return;
+    }
+    serve_outlives_running_out_of_file_descriptors(&["--io-uring"]);
 }
