@@ -81,7 +81,7 @@ enum Phase {
     Open(Box<Session>),
 }
 
-/// One connection. Always boxed: `iov` is handed to the kernel by address.
+/// One connection. Always boxed: `iov` and `msghdr` are handed to the kernel by address.
 struct ConnState {
     id: ConnId,
     slot: usize,
@@ -89,10 +89,12 @@ struct ConnState {
     phase: Phase,
     /// A receive is in flight: its target buffer must stay put.
     recv: bool,
-    /// A send is in flight: its source bytes (and `iov`) must stay put.
+    /// A send is in flight: its source bytes (and `iov`, `msghdr`) must stay put.
     sending: bool,
     /// The iovec array of an in-flight vectored send.
     iov: [libc::iovec; MAX_IOV],
+    /// The message header of an in-flight vectored send (pointing at `iov`).
+    msghdr: libc::msghdr,
     /// The earliest deadline this connection has in the timer heap.
     timer_at: Option<Instant>,
     /// Queued in the loop's list of connections to drive.
@@ -570,6 +572,10 @@ impl<S: Service> EventLoop<S> {
                 iov_base: core::ptr::null_mut(),
                 iov_len: 0,
             }; MAX_IOV],
+            // SAFETY: `msghdr` is plain data (pointers, lengths, flags), valid all zero: no
+            // address, no iovecs, no control data. (A struct literal would not build on libc
+            // targets where it has private padding fields.)
+            msghdr: unsafe { mem::zeroed() },
             timer_at: None,
             dirty: true,
             input_ready: false,
@@ -784,15 +790,19 @@ impl<S: Service> EventLoop<S> {
                         .flags(libc::MSG_NOSIGNAL)
                         .build()
                 } else {
-                    // (A vectored write has no MSG_NOSIGNAL: like the tokio driver's writev it
-                    // relies on SIGPIPE being ignored, as Rust programs do by default.)
+                    // A vectored send with MSG_NOSIGNAL (not writev): a peer gone away is an
+                    // EPIPE here, never a SIGPIPE, whether or not the program ignores it.
                     for (iov, s) in c.iov.iter_mut().zip(&slices[..n]) {
                         *iov = libc::iovec {
                             iov_base: s.as_ptr().cast_mut().cast(),
                             iov_len: s.len(),
                         };
                     }
-                    opcode::Writev::new(fd, c.iov.as_ptr(), n as u32).build()
+                    c.msghdr.msg_iov = c.iov.as_mut_ptr();
+                    c.msghdr.msg_iovlen = n as _;
+                    opcode::SendMsg::new(fd, &c.msghdr)
+                        .flags(libc::MSG_NOSIGNAL as u32)
+                        .build()
                 };
                 // From now on the queued bytes are the kernel's: appends go elsewhere.
                 session.out.seal();
@@ -804,8 +814,8 @@ impl<S: Service> EventLoop<S> {
         // SAFETY: the source is the refusal buffer (owned by the phase, which does not change
         // while `sending` is set) or the write queue's pending segments, which were sealed
         // above: appends go to new segments, and segments are released only by `advance`
-        // after this send's completion. `iov` lives in the boxed state, which does not move
-        // and is freed only when `sending` is clear (or leaked).
+        // after this send's completion. `iov` and `msghdr` live in the boxed state, which does
+        // not move and is freed only when `sending` is clear (or leaked).
         unsafe { self.push(entry.user_data(ud)) };
     }
 
@@ -1059,7 +1069,7 @@ pub(super) fn build_ring(entries: u32, defer_taskrun: bool) -> io::Result<IoUrin
     for (code, name) in [
         (opcode::Recv::CODE, "RECV"),
         (opcode::Send::CODE, "SEND"),
-        (opcode::Writev::CODE, "WRITEV"),
+        (opcode::SendMsg::CODE, "SENDMSG"),
         (opcode::PollAdd::CODE, "POLL_ADD"),
         (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
     ] {
