@@ -8,9 +8,16 @@ use wscope::{CloseCode, Message};
 
 /// Starts `wscope serve --echo` on an ephemeral port; returns the child and its address.
 fn serve(extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wscope"))
+    spawn_server(Command::new(env!("CARGO_BIN_EXE_wscope")), extra)
+}
+
+/// Runs `cmd` with `serve --echo --port 0` and `extra` appended, and reads the URL the server
+/// announces on its first line of standard error.
+fn spawn_server(mut cmd: Command, extra: &[&str]) -> (Child, String) {
+    let mut child = cmd
         .args(["serve", "--echo", "--port", "0"])
         .args(extra)
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -232,24 +239,16 @@ fn serve_io_uring_refuses_tls() {
 /// Starts `wscope serve --echo` with at most `fds` open file descriptors (through the shell's
 /// `ulimit -n`); returns the child and its `host:port`.
 fn serve_with_fd_limit(fds: u32, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new("sh")
-        .arg("-c")
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
         .arg(format!("ulimit -n {fds} && exec \"$0\" \"$@\""))
-        .arg(env!("CARGO_BIN_EXE_wscope"))
-        .args(["serve", "--echo", "--port", "0"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.split_whitespace().last().unwrap().to_owned();
-    let addr = url.trim_start_matches("ws://").trim_end_matches('/');
-    assert!(addr.contains(':'), "{line}");
-    (child, addr.to_owned())
+        .arg(env!("CARGO_BIN_EXE_wscope"));
+    let (child, url) = spawn_server(sh, extra);
+    let addr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_owned();
+    (child, addr)
 }
 
 /// Sends an upgrade request and waits up to `wait` for the response's first bytes: true if
