@@ -53,8 +53,8 @@
 //!   (`WriteQueue::seal`): frames the service or the core queue while the send is in flight
 //!   go to new segments, so the bytes in flight are never appended to, reallocated or
 //!   recycled. Segments are released only by `WriteQueue::advance`, called with the number
-//!   of bytes the completion reports. The iovec array of a vectored send lives in the
-//!   connection's boxed state, which does not move.
+//!   of bytes the completion reports. The iovec array and message header of a vectored
+//!   send live in the connection's boxed state, which does not move.
 //! - **Stable storage**: connection states are `Box`ed in a slab indexed by the slot number
 //!   carried in each entry's `user_data`; the box is only taken out of the slab briefly to
 //!   work on it (the heap memory it points to does not move).
@@ -315,8 +315,8 @@ impl UringServer {
 }
 
 /// Whether this kernel offers what [`UringServer::run`] needs (a ring, `IORING_FEAT_EXT_ARG`
-/// and the receive, send, vectored write, poll and cancel operations); the error says what
-/// is missing, as `run` would.
+/// and the receive, send, vectored send (`sendmsg`), poll and cancel operations); the error
+/// says what is missing, as `run` would.
 pub fn supported() -> io::Result<()> {
     event_loop::build_ring(8, false).map(drop)
 }
