@@ -6,14 +6,25 @@ use std::process::{Child, Command, Stdio};
 
 use wscope::{CloseCode, Message};
 
-/// Starts `wscope serve --echo` on an ephemeral port; returns the child and its address.
-fn serve(extra: &[&str]) -> (Child, String) {
+/// A running `wscope serve`, killed when dropped, however the test ends (a panicking test
+/// leaves no server behind).
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `wscope serve --echo` on an ephemeral port; returns the server and its address.
+fn serve(extra: &[&str]) -> (Server, String) {
     spawn_server(Command::new(env!("CARGO_BIN_EXE_wscope")), extra)
 }
 
 /// Runs `cmd` with `serve --echo --port 0` and `extra` appended, and reads the URL the server
 /// announces on its first line of standard error.
-fn spawn_server(mut cmd: Command, extra: &[&str]) -> (Child, String) {
+fn spawn_server(mut cmd: Command, extra: &[&str]) -> (Server, String) {
     let mut child = cmd
         .args(["serve", "--echo", "--port", "0"])
         .args(extra)
@@ -27,12 +38,12 @@ fn spawn_server(mut cmd: Command, extra: &[&str]) -> (Child, String) {
         .unwrap();
     let url = line.split_whitespace().last().unwrap().to_owned();
     assert!(url.starts_with("ws"), "{line}");
-    (child, url)
+    (Server(child), url)
 }
 
 #[test]
 fn serve_echo_keeps_message_types_and_big_messages() {
-    let (mut child, url) = serve(&[]);
+    let (_server, url) = serve(&[]);
     let (mut ws, _) = wscope::blocking::connect(&url).unwrap();
     ws.send(Message::text("text stays text")).unwrap();
     assert_eq!(ws.read().unwrap(), Message::text("text stays text"));
@@ -42,26 +53,22 @@ fn serve_echo_keeps_message_types_and_big_messages() {
     ws.send(Message::Binary(big.clone())).unwrap();
     assert!(ws.read().unwrap() == Message::Binary(big));
     ws.close(CloseCode::NORMAL, "").unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
 fn serve_echo_refuses_over_max_message_with_1009() {
-    let (mut child, url) = serve(&["--max-message", "1000"]);
+    let (_server, url) = serve(&["--max-message", "1000"]);
     let (mut ws, _) = wscope::blocking::connect(&url).unwrap();
     ws.send(Message::binary(vec![0u8; 2000])).unwrap();
     match ws.read().unwrap() {
         Message::Close(Some(c)) => assert_eq!(c.code, CloseCode::MESSAGE_TOO_BIG),
         other => panic!("{other:?}"),
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
 fn connect_sends_stdin_lines_and_prints_replies() {
-    let (mut server, url) = serve(&[]);
+    let (_server, url) = serve(&[]);
     let mut client = Command::new(env!("CARGO_BIN_EXE_wscope"))
         .args(["connect", &url])
         .stdin(Stdio::piped())
@@ -81,13 +88,11 @@ fn connect_sends_stdin_lines_and_prints_replies() {
         String::from_utf8(out.stdout).unwrap(),
         "first line\nsecond ✓\n"
     );
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 #[test]
 fn serve_compress_negotiates_the_window_bits_asked_for() {
-    let (mut child, url) = serve(&[
+    let (_server, url) = serve(&[
         "--compress",
         "--deflate-window-bits",
         "12",
@@ -110,8 +115,6 @@ fn serve_compress_negotiates_the_window_bits_asked_for() {
     ws.send(Message::text(text.clone())).unwrap();
     assert_eq!(ws.read().unwrap(), Message::Text(text));
     ws.close(CloseCode::NORMAL, "").unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
@@ -134,7 +137,7 @@ fn serve_refuses_window_bits_outside_9_to_15() {
 
 #[test]
 fn serve_pings_a_quiet_client_when_asked() {
-    let (mut child, url) = serve(&["--ping-interval", "0.1"]);
+    let (_server, url) = serve(&["--ping-interval", "0.1"]);
     let (mut ws, _) = wscope::blocking::connect(&url).unwrap();
     // Nothing sent: the server's keepalive ping arrives (and is answered by the client).
     match ws.read().unwrap() {
@@ -145,8 +148,6 @@ fn serve_pings_a_quiet_client_when_asked() {
     ws.send(Message::text("after the ping")).unwrap();
     assert_eq!(ws.read().unwrap(), Message::text("after the ping"));
     ws.close(CloseCode::NORMAL, "").unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
@@ -172,7 +173,7 @@ fn serve_io_uring_echoes_types_big_messages_compressed_and_pings() {
     }
     // A long ping timeout: an unoptimised client masking 20 MiB on a loaded machine is silent
     // for longer than the interval, and must not be cut off for it.
-    let (mut child, url) = serve(&[
+    let (_server, url) = serve(&[
         "--io-uring",
         "--compress",
         "--ping-interval",
@@ -214,8 +215,6 @@ fn serve_io_uring_echoes_types_big_messages_compressed_and_pings() {
     ws.send(Message::text(text.clone())).unwrap();
     assert_eq!(read(&mut ws), Message::Text(text));
     ws.close(CloseCode::NORMAL, "").unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
@@ -237,18 +236,18 @@ fn serve_io_uring_refuses_tls() {
 }
 
 /// Starts `wscope serve --echo` with at most `fds` open file descriptors (through the shell's
-/// `ulimit -n`); returns the child and its `host:port`.
-fn serve_with_fd_limit(fds: u32, extra: &[&str]) -> (Child, String) {
+/// `ulimit -n`); returns the server and its `host:port`.
+fn serve_with_fd_limit(fds: u32, extra: &[&str]) -> (Server, String) {
     let mut sh = Command::new("sh");
     sh.arg("-c")
         .arg(format!("ulimit -n {fds} && exec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_wscope"));
-    let (child, url) = spawn_server(sh, extra);
+    let (server, url) = spawn_server(sh, extra);
     let addr = url
         .trim_start_matches("ws://")
         .trim_end_matches('/')
         .to_owned();
-    (child, addr)
+    (server, addr)
 }
 
 /// Sends an upgrade request and waits up to `wait` for the response's first bytes: true if
@@ -300,16 +299,7 @@ fn echoes_hi(tcp: &mut std::net::TcpStream) {
 fn serve_outlives_running_out_of_file_descriptors(extra: &[&str]) {
     const LIMIT: u32 = 48;
     const CLIENTS: usize = 64;
-    /// Kills the server however the test ends.
-    struct Server(Child);
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let (child, addr) = serve_with_fd_limit(LIMIT, extra);
-    let mut server = Server(child);
+    let (mut server, addr) = serve_with_fd_limit(LIMIT, extra);
     let request = "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
     let mut conns: Vec<std::net::TcpStream> = (0..CLIENTS)
