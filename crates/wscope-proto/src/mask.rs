@@ -5,8 +5,10 @@
 //! unmasked chunk by chunk with the same result as in one piece.
 //!
 //! The fast path XORs 64-byte blocks against a pre-rotated 64-byte key pattern, written so
-//! the compiler vectorizes it (SSE2/AVX2/NEON) without `unsafe`; [`apply_mask_scalar`] is the
-//! byte-at-a-time reference the tests compare it with.
+//! the compiler vectorizes it for the build's target (SSE2 on a baseline x86-64, NEON on
+//! aarch64). With the `std` feature on x86, payloads of 256 bytes and more take the same loop
+//! compiled for AVX2 when the CPU has it (detected at run time, once); that is the crate's only
+//! `unsafe`. [`apply_mask_scalar`] is the byte-at-a-time reference the tests compare it with.
 //!
 //! ```
 //! use wscope_proto::mask::apply_mask;
@@ -40,12 +42,33 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: u64) {
         key[(rot + 3) & 3],
     ];
     let mut pattern = [0u8; 64];
-    for (i, p) in pattern.iter_mut().enumerate() {
-        *p = rotated[i & 3];
+    for quad in pattern.chunks_exact_mut(4) {
+        quad.copy_from_slice(&rotated);
     }
+    #[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "x86")))]
+    if buf.len() >= AVX2_MIN_LEN && std::is_x86_feature_detected!("avx2") {
+        // SAFETY: `xor_blocks_avx2` only needs the CPU to support AVX2, checked just above.
+        #[allow(unsafe_code)]
+        unsafe {
+            xor_blocks_avx2(buf, &pattern)
+        };
+        return;
+    }
+    xor_blocks(buf, &pattern);
+}
+
+/// The payload length from which the AVX2 path pays for its feature check.
+#[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "x86")))]
+const AVX2_MIN_LEN: usize = 256;
+
+/// XORs `buf` with `pattern` repeated, 64 bytes at a time; vectorized for the build's target.
+#[inline(always)]
+fn xor_blocks(buf: &mut [u8], pattern: &[u8; 64]) {
     let mut blocks = buf.chunks_exact_mut(64);
     for block in &mut blocks {
-        xor_block(block, &pattern);
+        for (b, k) in block.iter_mut().zip(pattern.iter()) {
+            *b ^= *k;
+        }
     }
     // The tail starts at a multiple of 64, which keeps the same rotation.
     for (b, k) in blocks.into_remainder().iter_mut().zip(pattern.iter()) {
@@ -53,11 +76,15 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: u64) {
     }
 }
 
-#[inline(always)]
-fn xor_block(block: &mut [u8], pattern: &[u8; 64]) {
-    for (b, k) in block.iter_mut().zip(pattern.iter()) {
-        *b ^= *k;
-    }
+/// [`xor_blocks`] compiled for AVX2 (32-byte vectors) whatever the build's baseline target.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "x86")))]
+#[target_feature(enable = "avx2")]
+#[allow(unsafe_code)]
+unsafe fn xor_blocks_avx2(buf: &mut [u8], pattern: &[u8; 64]) {
+    xor_blocks(buf, pattern);
 }
 
 /// The byte-at-a-time reference implementation of [`apply_mask`].
@@ -75,10 +102,14 @@ mod tests {
     #[test]
     fn all_alignments_and_split_points() {
         let key = [0x12, 0x9a, 0xfe, 0x01];
-        let data: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
-        let mut backing = [0u8; 320];
+        let data: Vec<u8> = (0..1100u32).map(|i| (i * 7 + 3) as u8).collect();
+        let mut backing = [0u8; 1120];
         for align in 0..16 {
-            for len in [0usize, 1, 3, 15, 16, 17, 63, 64, 65, 127, 128, 200, 300] {
+            // Both sides of the 16-byte and the 256-byte (AVX2) thresholds.
+            for len in [
+                0usize, 1, 3, 15, 16, 17, 63, 64, 65, 127, 128, 200, 255, 256, 257, 300, 319, 320,
+                1100,
+            ] {
                 for offset in 0..4u64 {
                     let buf = &mut backing[align..align + len];
                     buf.copy_from_slice(&data[..len]);
