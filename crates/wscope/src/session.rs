@@ -356,17 +356,32 @@ impl Session {
 
     /// Records `n` bytes read into [`Self::read_buf`]; `0` means end of stream.
     pub(crate) fn commit_read(&mut self, n: usize) {
-        self.drained = false;
-        self.after_big = false;
         if n == 0 {
+            self.drained = false;
             self.eof = true;
             self.input.set_eof();
             self.conn.handle_eof();
         } else {
             self.input.commit(n);
-            if self.idle.is_some() {
-                self.last_rx = Clock::now_std();
-            }
+            self.received();
+        }
+    }
+
+    /// Appends bytes the driver received into a buffer of its own (the io_uring driver's
+    /// provided buffers), as [`Self::commit_read`] records bytes read into [`Self::read_buf`].
+    #[cfg(all(target_os = "linux", feature = "io-uring"))]
+    pub(crate) fn push_input(&mut self, bytes: &[u8]) {
+        self.input.extend_from_slice(bytes);
+        self.received();
+    }
+
+    /// Bookkeeping for bytes that arrived: decode again, the next read is a normal one, the
+    /// idle timer restarts.
+    fn received(&mut self) {
+        self.drained = false;
+        self.after_big = false;
+        if self.idle.is_some() {
+            self.last_rx = Clock::now_std();
         }
     }
 
@@ -465,6 +480,14 @@ impl Session {
         } else {
             None
         }
+    }
+
+    /// Whether the latest data frame was large enough for direct reads: the driver then
+    /// expects more of them and reads with one-shot receives, which can go straight into
+    /// the message buffer (see [`Self::direct_read_len`]).
+    #[cfg(all(target_os = "linux", feature = "io-uring"))]
+    pub(crate) fn expects_large(&self) -> bool {
+        self.frame_len >= DIRECT_MIN
     }
 
     /// Reads into the message buffer (see [`Self::direct_read_len`]).

@@ -53,6 +53,10 @@ pub(crate) struct Args {
     /// waiting for readiness first (IORING_RECVSEND_POLL_FIRST off).
     #[arg(long, requires = "io_uring")]
     uring_no_poll_first: bool,
+    /// With --io-uring (tuning for measurements): one-shot receives only, no multishot
+    /// receives into provided buffers.
+    #[arg(long, requires = "io_uring")]
+    uring_no_multishot: bool,
     /// With --io-uring (tuning for measurements): a plain ring, without
     /// IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN.
     #[arg(long, requires = "io_uring")]
@@ -116,6 +120,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
         let tuning = uring::Tuning {
             entries: args.uring_entries,
             poll_first: !args.uring_no_poll_first,
+            multishot: !args.uring_no_multishot,
             defer_taskrun: !args.uring_no_defer_taskrun,
         };
         return uring::run(addr, cfg, tuning, args.verbose);
@@ -233,6 +238,7 @@ mod uring {
     pub(super) struct Tuning {
         pub(super) entries: u32,
         pub(super) poll_first: bool,
+        pub(super) multishot: bool,
         pub(super) defer_taskrun: bool,
     }
 
@@ -241,6 +247,7 @@ mod uring {
             Ok(s) => s
                 .ring_entries(t.entries)
                 .recv_poll_first(t.poll_first)
+                .recv_multishot(t.multishot)
                 .defer_taskrun(t.defer_taskrun),
             Err(e) => {
                 eprintln!("wscope serve: {e}");
@@ -276,6 +283,7 @@ mod uring {
     pub(super) struct Tuning {
         pub(super) entries: u32,
         pub(super) poll_first: bool,
+        pub(super) multishot: bool,
         pub(super) defer_taskrun: bool,
     }
 

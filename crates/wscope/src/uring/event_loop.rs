@@ -16,10 +16,11 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
-use io_uring::{opcode, squeue, types, IoUring, Probe};
+use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 use wscope_proto::handshake::ServerHandshake;
 use wscope_proto::CloseCode;
 
+use super::buf_ring::BufRing;
 use super::{Conn, ConnId, Service, UringServer, ACCEPT_BACKOFF, REFUSAL_LINGER};
 use crate::config::ServerConfig;
 use crate::error::{Error, HandshakeError};
@@ -33,11 +34,21 @@ const SEND: u64 = 2;
 const CANCEL: u64 = 3;
 const ACCEPT: u64 = 4;
 const STOP: u64 = 5;
+/// A multishot receive into the provided buffers.
+const RECV_MULTI: u64 = 6;
 const KIND_BITS: u32 = 8;
 
 /// `IORING_RECVSEND_POLL_FIRST` (ioprio of a receive): wait for readiness before the first
 /// attempt. A kernel ABI constant the io-uring crate does not export.
 const RECVSEND_POLL_FIRST: u16 = 1;
+
+/// Provided buffers for multishot receives: how many (a power of two) and how large. Each
+/// is given back as soon as its bytes are copied into a session, so a few serve every
+/// connection; 4 MiB in all.
+const PROVIDED_BUFS: u16 = 256;
+const PROVIDED_BUF_LEN: usize = 16 * 1024;
+/// The buffer group of the provided buffers.
+const BUF_GROUP: u16 = 0;
 
 /// Most slices one vectored send takes from the write queue.
 const MAX_IOV: usize = 16;
@@ -89,6 +100,12 @@ struct ConnState {
     phase: Phase,
     /// A receive is in flight: its target buffer must stay put.
     recv: bool,
+    /// A multishot receive (into the provided buffers) is armed: its last completion, the
+    /// one without `IORING_CQE_F_MORE`, has not arrived. It writes into no buffer of the
+    /// connection, so decoding goes on meanwhile.
+    multi: bool,
+    /// A cancel of the multishot receive was queued.
+    multi_cancelled: bool,
     /// A send is in flight: its source bytes (and `iov`, `msghdr`) must stay put.
     sending: bool,
     /// The iovec array of an in-flight vectored send.
@@ -128,7 +145,7 @@ struct ConnState {
 
 impl ConnState {
     fn busy(&self) -> bool {
-        self.recv || self.sending
+        self.recv || self.sending || self.multi
     }
 
     fn fd(&self) -> types::Fd {
@@ -177,8 +194,13 @@ pub(super) struct EventLoop<S: Service> {
     backlog: Vec<squeue::Entry>,
     /// The message buffer swapped with a session's and handed to the service.
     scratch: Vec<u8>,
-    /// Completions reaped in this iteration: (user_data, result).
-    cqes: Vec<(u64, i32)>,
+    /// Completions reaped in this iteration: (user_data, result, flags).
+    cqes: Vec<(u64, i32, u32)>,
+    /// The provided buffers of multishot receives (`None`: one-shot receives only).
+    bufs: Option<BufRing>,
+    /// Receives of open connections are multishot (`bufs` is there and the kernel takes
+    /// them).
+    multishot: bool,
     accept_armed: bool,
     accept_ready: bool,
     accept_retry: Option<Instant>,
@@ -191,6 +213,13 @@ pub(super) struct EventLoop<S: Service> {
 impl<S: Service> EventLoop<S> {
     pub(super) fn new(server: UringServer, service: S) -> io::Result<Self> {
         let ring = build_ring(server.entries, server.defer_taskrun)?;
+        // Multishot receives need provided-buffer rings (Linux 5.19+) and multishot receive
+        // itself (6.0+, found out at the first one): one-shot receives otherwise.
+        let bufs = if server.multishot {
+            BufRing::register(&ring, PROVIDED_BUFS, PROVIDED_BUF_LEN, BUF_GROUP).ok()
+        } else {
+            None
+        };
         server.listener.set_nonblocking(true)?;
         if let Some(s) = &server.stop {
             s.set_nonblocking(true)?;
@@ -213,6 +242,8 @@ impl<S: Service> EventLoop<S> {
             backlog: Vec::new(),
             scratch: Vec::new(),
             cqes: Vec::new(),
+            multishot: bufs.is_some(),
+            bufs,
             accept_armed: false,
             accept_ready: true,
             accept_retry: None,
@@ -258,14 +289,21 @@ impl<S: Service> EventLoop<S> {
     fn reap(&mut self) {
         self.cqes.clear();
         for cqe in self.ring.completion() {
-            self.cqes.push((cqe.user_data(), cqe.result()));
+            self.cqes.push((cqe.user_data(), cqe.result(), cqe.flags()));
         }
         let cqes = mem::take(&mut self.cqes);
-        for &(ud, res) in &cqes {
+        for &(ud, res, flags) in &cqes {
             let slot = (ud >> KIND_BITS) as usize;
             match ud & ((1 << KIND_BITS) - 1) {
                 RECV => {
                     self.with_conn(slot, |this, c| this.recv_done(c, res));
+                }
+                RECV_MULTI => {
+                    let bid = cqueue::buffer_select(flags);
+                    self.with_conn(slot, |this, c| this.multi_done(c, res, flags, bid));
+                    if let (Some(bid), Some(bufs)) = (bid, self.bufs.as_mut()) {
+                        bufs.give_back(bid);
+                    }
                 }
                 SEND => {
                     self.with_conn(slot, |this, c| this.send_done(c, res));
@@ -284,6 +322,9 @@ impl<S: Service> EventLoop<S> {
             }
         }
         self.cqes = cqes;
+        if let Some(bufs) = self.bufs.as_mut() {
+            bufs.publish();
+        }
     }
 
     /// Runs `f` on the connection in `slot` (taken out of the slab meanwhile), then frees it
@@ -369,6 +410,48 @@ impl<S: Service> EventLoop<S> {
                     _ => session.commit_read(n),
                 }
             }
+        }
+    }
+
+    /// A multishot receive reported: bytes in provided buffer `bid` (copied into the session's
+    /// input here; the caller gives the buffer back), the end of the stream, or its end.
+    fn multi_done(&mut self, c: &mut ConnState, res: i32, flags: u32, bid: Option<u16>) {
+        if !cqueue::more(flags) {
+            c.multi = false;
+            c.multi_cancelled = false;
+        }
+        self.mark_dirty(c);
+        if c.closing {
+            return;
+        }
+        if res < 0 {
+            match -res {
+                // Cancelled (backpressure, a direct read, teardown) or out of buffers for a
+                // moment: `drive_open` arms it again when it wants input.
+                libc::ECANCELED | libc::ENOBUFS => {}
+                // A kernel with provided-buffer rings but without multishot receive (5.19):
+                // one-shot receives from now on.
+                libc::EINVAL => self.multishot = false,
+                e if retryable(res) => debug_assert!(e != 0),
+                _ => {
+                    c.fail(Error::Io(io::Error::from_raw_os_error(-res)));
+                    self.teardown(c);
+                }
+            }
+            return;
+        }
+        let Phase::Open(session) = &mut c.phase else {
+            return;
+        };
+        c.input_ready = true;
+        match (res, bid, &self.bufs) {
+            (0, ..) => {
+                c.eof = true;
+                session.commit_read(0);
+            }
+            (n, Some(bid), Some(bufs)) => session.push_input(bufs.chunk(bid, n as usize)),
+            // Bytes without a buffer cannot happen (the kernel always names the buffer).
+            _ => {}
         }
     }
 
@@ -567,6 +650,8 @@ impl<S: Service> EventLoop<S> {
                 deadline: now + self.cfg.handshake_timeout,
             },
             recv: false,
+            multi: false,
+            multi_cancelled: false,
             sending: false,
             iov: [libc::iovec {
                 iov_base: core::ptr::null_mut(),
@@ -715,6 +800,8 @@ impl<S: Service> EventLoop<S> {
         let finished = c.failed || c.eof || session.should_close();
         let pending = session.out.len();
         let full = session.write_full();
+        let direct = session.direct_read_len().is_some();
+        let expects_large = session.expects_large();
         if finished && c.linger_until.is_none() {
             let close = Duration::from_micros(self.cfg.ws.close_timeout.as_micros());
             c.linger_until = Some(now + close);
@@ -725,10 +812,60 @@ impl<S: Service> EventLoop<S> {
         if finished {
             if !c.sending && pending == 0 {
                 self.teardown(c);
+            } else {
+                // Nothing more is decoded: stop reading while the last bytes go out.
+                self.cancel_multi(c);
             }
-        } else if !c.recv && !c.input_ready && !full {
-            self.post_recv(c);
+        } else if full {
+            // Backpressure: what arrives now could not be decoded, so stop reading.
+            self.cancel_multi(c);
+        } else if direct {
+            // The rest of a large frame goes straight into the message buffer, by a one-shot
+            // receive once the multishot one has ended.
+            if c.multi {
+                self.cancel_multi(c);
+            } else if !c.recv && !c.input_ready {
+                self.post_recv(c);
+            }
+        } else if !c.recv && !c.multi && !c.input_ready {
+            // After a large frame, one-shot receives: a multishot one would drain the next
+            // large frame through the provided buffers before a direct read could take over.
+            if self.multishot && !expects_large {
+                self.post_multi(c);
+            } else {
+                self.post_recv(c);
+            }
         }
+    }
+
+    /// Arms a multishot receive into the provided buffers (open connections only).
+    fn post_multi(&mut self, c: &mut ConnState) {
+        debug_assert!(!c.recv && !c.multi && !c.closing);
+        let Some(bufs) = &self.bufs else {
+            return;
+        };
+        let entry = opcode::RecvMulti::new(c.fd(), bufs.group())
+            .build()
+            .user_data(user_data(c.slot, RECV_MULTI));
+        c.multi = true;
+        c.multi_cancelled = false;
+        // SAFETY: the receive writes only into provided buffers, which the loop owns and
+        // keeps registered (and allocated) as long as the ring; the connection state is freed
+        // only after the receive's last completion (`multi` is part of `busy`).
+        unsafe { self.push(entry) };
+    }
+
+    /// Asks the kernel to end the connection's multishot receive, if one is armed.
+    fn cancel_multi(&mut self, c: &mut ConnState) {
+        if !c.multi || c.multi_cancelled {
+            return;
+        }
+        c.multi_cancelled = true;
+        let entry = opcode::AsyncCancel::new(user_data(c.slot, RECV_MULTI))
+            .build()
+            .user_data(user_data(c.slot, CANCEL));
+        // SAFETY: a cancel refers to no memory.
+        unsafe { self.push(entry) };
     }
 
     /// Queues a receive into the buffer of the current phase.
@@ -828,7 +965,9 @@ impl<S: Service> EventLoop<S> {
         c.closing = true;
         c.linger_until = None;
         let _ = c.stream.shutdown(Shutdown::Both);
-        for (busy, kind) in [(c.recv, RECV), (c.sending, SEND)] {
+        let multi = c.multi && !c.multi_cancelled;
+        c.multi_cancelled |= c.multi;
+        for (busy, kind) in [(c.recv, RECV), (c.sending, SEND), (multi, RECV_MULTI)] {
             if busy {
                 let entry = opcode::AsyncCancel::new(user_data(c.slot, kind))
                     .build()
@@ -981,7 +1120,8 @@ impl<S: Service> Drop for EventLoop<S> {
             if c.busy() && !c.closing {
                 c.closing = true;
                 let _ = c.stream.shutdown(Shutdown::Both);
-                for (busy, kind) in [(c.recv, RECV), (c.sending, SEND)] {
+                let multi = c.multi && !c.multi_cancelled;
+                for (busy, kind) in [(c.recv, RECV), (c.sending, SEND), (multi, RECV_MULTI)] {
                     if busy {
                         cancels.push(user_data(c.slot, kind));
                     }
@@ -1007,22 +1147,32 @@ impl<S: Service> Drop for EventLoop<S> {
             }
             self.cqes.clear();
             for cqe in self.ring.completion() {
-                self.cqes.push((cqe.user_data(), cqe.result()));
+                self.cqes.push((cqe.user_data(), cqe.result(), cqe.flags()));
             }
-            for &(ud, _) in &self.cqes {
+            for &(ud, _, flags) in &self.cqes {
                 let slot = (ud >> KIND_BITS) as usize;
                 if let Some(c) = self.conns.get_mut(slot).and_then(Option::as_deref_mut) {
                     match ud & ((1 << KIND_BITS) - 1) {
                         RECV => c.recv = false,
                         SEND => c.sending = false,
+                        RECV_MULTI if !cqueue::more(flags) => c.multi = false,
                         _ => {}
                     }
                 }
             }
         }
+        let mut leaked = false;
         for c in self.conns.drain(..).flatten() {
             if c.busy() {
+                leaked = true;
                 mem::forget(c);
+            }
+        }
+        // The provided buffers are freed only when no receive can still pick one.
+        // (`BufRing` has no `Drop`: one dropped without `unregister` leaks its memory.)
+        if let Some(bufs) = self.bufs.take() {
+            if !leaked {
+                bufs.unregister(&self.ring);
             }
         }
         // The backlog's entries were never submitted: their buffers are not the kernel's.

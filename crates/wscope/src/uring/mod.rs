@@ -42,12 +42,23 @@
 //! pushed, in `event_loop.rs`):
 //!
 //! - **At most one receive and one send in flight per connection**, recorded in the
-//!   connection's state (`recv`, `sending`) and cleared only when that completion arrives.
-//! - **Receive target**: during the handshake, the connection's own 4 KiB request buffer;
-//!   afterwards the session's input buffer as returned by `Session::read_buf`. While a
-//!   receive is in flight, nothing that can touch the input buffer runs: no
-//!   `read_buf`, `next_incoming` or `commit_read` (those run only after the completion), and
-//!   the handshake phase does not change.
+//!   connection's state (`recv` or `multi`, and `sending`) and cleared only when that
+//!   completion arrives (for a multishot receive, its last one, without
+//!   `IORING_CQE_F_MORE`).
+//! - **One-shot receive target**: during the handshake, the connection's own 4 KiB request
+//!   buffer; afterwards the session's input buffer as returned by `Session::read_buf`, or
+//!   the reserved spare capacity of its message buffer for the rest of a large frame. While
+//!   such a receive is in flight, nothing that can touch these buffers runs: no `read_buf`,
+//!   `next_incoming` or `commit_read` (those run only after the completion), and the
+//!   handshake phase does not change.
+//! - **Multishot receives** (open connections, between small frames) write only into the
+//!   loop's ring of provided buffers (`buf_ring.rs`), never into a connection's memory, so
+//!   decoding goes on while one is armed. A buffer named by a completion is the loop's
+//!   until it is given back, right after its bytes are copied into the session's input.
+//!   The ring is unregistered before its memory is freed, and leaked if a receive may
+//!   still pick a buffer. The multishot receive is cancelled while the write queue is full
+//!   (backpressure: no input piles up), when a large frame's rest can go straight into the
+//!   message buffer, and when the connection ends.
 //! - **Send source**: the write queue's pending segments (or, for a refusal, the response
 //!   buffer). When the send is queued the write queue is *sealed*
 //!   (`WriteQueue::seal`): frames the service or the core queue while the send is in flight
@@ -68,8 +79,9 @@
 //!   completed are leaked on purpose (their memory is never freed, so the kernel can never
 //!   write into memory that was given back to the allocator).
 //!
-//! The only `unsafe` is the push of a submission-queue entry, whose contract is exactly the
-//! rules above; every push site carries a `SAFETY` comment.
+//! The `unsafe` code is the push of a submission-queue entry, whose contract is exactly the
+//! rules above (every push site carries a `SAFETY` comment), and the provided-buffer ring,
+//! memory shared with the kernel (`buf_ring.rs`).
 //!
 //! # Limits
 //!
@@ -77,6 +89,7 @@
 //! other drivers (the session does it). One thread: run several servers with
 //! `SO_REUSEPORT` for more cores.
 
+mod buf_ring;
 mod event_loop;
 
 use core::net::SocketAddr;
@@ -238,6 +251,7 @@ pub struct UringServer {
     cfg: ServerConfig,
     entries: u32,
     poll_first: bool,
+    multishot: bool,
     defer_taskrun: bool,
     stop: Option<UnixStream>,
 }
@@ -257,6 +271,7 @@ impl UringServer {
             cfg,
             entries: DEFAULT_RING_ENTRIES,
             poll_first: true,
+            multishot: true,
             defer_taskrun: true,
             stop: None,
         })
@@ -286,6 +301,17 @@ impl UringServer {
     /// skipped. Off: the kernel tries at once and waits only if nothing is there.
     pub fn recv_poll_first(mut self, on: bool) -> Self {
         self.poll_first = on;
+        self
+    }
+
+    /// Whether open connections receive with one multishot receive each into a shared ring
+    /// of provided buffers (default on; Linux 6.0+, silently off on older kernels): one
+    /// submission per connection instead of one per read, and the readiness poll stays
+    /// armed. The bytes are copied from the provided buffer into the session's input. Off:
+    /// one-shot receives straight into the session's input. Either way, the rest of a large
+    /// frame is received straight into the message buffer.
+    pub fn recv_multishot(mut self, on: bool) -> Self {
+        self.multishot = on;
         self
     }
 

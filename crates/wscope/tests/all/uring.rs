@@ -212,6 +212,40 @@ fn large_frames_are_received_straight_into_the_message() {
 }
 
 #[test]
+fn small_and_large_frames_alternate() {
+    // Receives switch between multishot (small frames) and one-shot ones (after a large
+    // frame, whose rest goes straight into the message buffer) and back. Each round's frames
+    // are all written before any echo is read, so a large frame often arrives behind small
+    // ones that a multishot receive is taking.
+    if !available() {
+        return;
+    }
+    for multishot in [true, false] {
+        let srv = start_with(ServerConfig::default(), |s| s.recv_multishot(multishot));
+        let (mut ws, _) = blocking::connect(&srv.url()).unwrap();
+        for round in 0..12 {
+            let sizes = [10, 100_000, 1, 40_000, 1000, 300_000, 5, 32 << 10, 70];
+            let sent: Vec<Vec<u8>> = sizes.iter().map(|&n| payload(n + round)).collect();
+            for data in &sent {
+                ws.send(Message::Binary(data.clone())).unwrap();
+            }
+            for data in &sent {
+                match ws.read().unwrap() {
+                    Message::Binary(got) => assert!(
+                        &got == data,
+                        "multishot {multishot}, round {round}: {}-byte echo differs",
+                        data.len()
+                    ),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        ws.close(CloseCode::NORMAL, "").unwrap();
+        srv.stop();
+    }
+}
+
+#[test]
 fn sixty_four_connections_echo_two_hundred_messages_each() {
     if !available() {
         return;
@@ -250,7 +284,7 @@ fn sixty_four_connections_echo_two_hundred_messages_each() {
 }
 
 #[test]
-fn plain_ring_tiny_queue_and_no_poll_first_still_echo() {
+fn plain_ring_tiny_queue_one_shot_receives_and_no_poll_first_still_echo() {
     if !available() {
         return;
     }
@@ -258,6 +292,7 @@ fn plain_ring_tiny_queue_and_no_poll_first_still_echo() {
     let srv = start_with(ServerConfig::default(), |s| {
         s.ring_entries(8)
             .recv_poll_first(false)
+            .recv_multishot(false)
             .defer_taskrun(false)
     });
     let url = srv.url();
@@ -283,33 +318,43 @@ fn plain_ring_tiny_queue_and_no_poll_first_still_echo() {
 
 #[test]
 fn a_client_that_reads_late_gets_every_echo() {
+    // Large frames: one-shot receives, partly straight into the message buffer.
+    reads_late(500, 60_000);
+}
+
+#[test]
+fn a_client_that_reads_late_gets_every_small_echo() {
+    // Small frames: the multishot receive is cancelled while the write queue is full and
+    // armed again once it drains.
+    reads_late(20_000, 1000);
+}
+
+/// `n` frames of `len` bytes written without reading: the server's write queue fills, it
+/// stops reading (backpressure), and resumes as the client drains the echoes.
+fn reads_late(n: usize, len: usize) {
     if !available() {
         return;
     }
-    // 500 frames of 60000 bytes written without reading: the server's write queue fills,
-    // it stops reading (backpressure), and resumes as the client drains the echoes.
-    const N: usize = 500;
-    const LEN: usize = 60_000;
     let srv = start(ServerConfig::default());
     let s = raw_upgraded(srv.addr);
     let mut reader = s.try_clone().unwrap();
     let writer = std::thread::spawn(move || {
         let mut s = s;
         let mut frame = vec![0x82, 0x80 | 126];
-        frame.extend_from_slice(&(LEN as u16).to_be_bytes());
+        frame.extend_from_slice(&(len as u16).to_be_bytes());
         frame.extend_from_slice(&[0, 0, 0, 0]);
-        frame.extend_from_slice(&payload(LEN));
-        for _ in 0..N {
+        frame.extend_from_slice(&payload(len));
+        for _ in 0..n {
             s.write_all(&frame).unwrap();
         }
         s
     });
     std::thread::sleep(Duration::from_millis(300));
     let mut want = vec![0x82, 126];
-    want.extend_from_slice(&(LEN as u16).to_be_bytes());
-    want.extend_from_slice(&payload(LEN));
+    want.extend_from_slice(&(len as u16).to_be_bytes());
+    want.extend_from_slice(&payload(len));
     let mut got = vec![0u8; want.len()];
-    for i in 0..N {
+    for i in 0..n {
         reader.read_exact(&mut got).unwrap();
         assert!(got == want, "echo {i} differs");
     }
