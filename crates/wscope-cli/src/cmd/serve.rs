@@ -57,6 +57,10 @@ pub(crate) struct Args {
     /// receives into provided buffers.
     #[arg(long, requires = "io_uring")]
     uring_no_multishot: bool,
+    /// With --io-uring (tuning for measurements): plain descriptors in every operation, no
+    /// registered file table.
+    #[arg(long, requires = "io_uring")]
+    uring_no_registered_files: bool,
     /// With --io-uring (tuning for measurements): a plain ring, without
     /// IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN.
     #[arg(long, requires = "io_uring")]
@@ -121,6 +125,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
             entries: args.uring_entries,
             poll_first: !args.uring_no_poll_first,
             multishot: !args.uring_no_multishot,
+            register_files: !args.uring_no_registered_files,
             defer_taskrun: !args.uring_no_defer_taskrun,
         };
         return uring::run(addr, cfg, tuning, args.verbose);
@@ -239,6 +244,7 @@ mod uring {
         pub(super) entries: u32,
         pub(super) poll_first: bool,
         pub(super) multishot: bool,
+        pub(super) register_files: bool,
         pub(super) defer_taskrun: bool,
     }
 
@@ -248,6 +254,7 @@ mod uring {
                 .ring_entries(t.entries)
                 .recv_poll_first(t.poll_first)
                 .recv_multishot(t.multishot)
+                .register_files(t.register_files)
                 .defer_taskrun(t.defer_taskrun),
             Err(e) => {
                 eprintln!("wscope serve: {e}");
@@ -284,6 +291,7 @@ mod uring {
         pub(super) entries: u32,
         pub(super) poll_first: bool,
         pub(super) multishot: bool,
+        pub(super) register_files: bool,
         pub(super) defer_taskrun: bool,
     }
 

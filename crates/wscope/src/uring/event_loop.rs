@@ -50,6 +50,10 @@ const PROVIDED_BUF_LEN: usize = 16 * 1024;
 /// The buffer group of the provided buffers.
 const BUF_GROUP: u16 = 0;
 
+/// Sizes of the registered file table to try, largest first (the kernel refuses one larger
+/// than the descriptor limit); connections in slots past it use their plain descriptor.
+const FILE_TABLE_SIZES: [u32; 3] = [16_384, 4096, 1024];
+
 /// Most slices one vectored send takes from the write queue.
 const MAX_IOV: usize = 16;
 /// Receive buffer for the request head (the handshake machine keeps what it needs).
@@ -68,6 +72,24 @@ const fn user_data(slot: usize, kind: u64) -> u64 {
 /// A length for an SQE (larger buffers are sent or filled in several operations).
 fn sqe_len(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// The descriptor an operation names: a slot of the registered file table (the kernel skips
+/// the file lookup and reference count of every operation) or a plain descriptor.
+#[derive(Clone, Copy)]
+enum Target {
+    Fixed(types::Fixed),
+    Fd(types::Fd),
+}
+
+/// Evaluates `$build` with `$t` bound to the [`Target`]'s descriptor type.
+macro_rules! on_target {
+    ($target:expr, $t:ident => $build:expr) => {
+        match $target {
+            Target::Fixed($t) => $build,
+            Target::Fd($t) => $build,
+        }
+    };
 }
 
 /// Where a connection is.
@@ -97,6 +119,8 @@ struct ConnState {
     id: ConnId,
     slot: usize,
     stream: TcpStream,
+    /// The socket is also in the registered file table, at `slot`.
+    fixed: bool,
     phase: Phase,
     /// A receive is in flight: its target buffer must stay put.
     recv: bool,
@@ -148,8 +172,12 @@ impl ConnState {
         self.recv || self.sending || self.multi
     }
 
-    fn fd(&self) -> types::Fd {
-        types::Fd(self.stream.as_raw_fd())
+    fn target(&self) -> Target {
+        if self.fixed {
+            Target::Fixed(types::Fixed(self.slot as u32))
+        } else {
+            Target::Fd(types::Fd(self.stream.as_raw_fd()))
+        }
     }
 
     fn fail(&mut self, e: Error) {
@@ -201,6 +229,8 @@ pub(super) struct EventLoop<S: Service> {
     /// Receives of open connections are multishot (`bufs` is there and the kernel takes
     /// them).
     multishot: bool,
+    /// Size of the registered file table (0: none).
+    file_table: u32,
     accept_armed: bool,
     accept_ready: bool,
     accept_retry: Option<Instant>,
@@ -215,6 +245,14 @@ impl<S: Service> EventLoop<S> {
         let ring = build_ring(server.entries, server.defer_taskrun)?;
         // Multishot receives need provided-buffer rings (Linux 5.19+) and multishot receive
         // itself (6.0+, found out at the first one): one-shot receives otherwise.
+        let file_table = if server.register_files {
+            FILE_TABLE_SIZES
+                .into_iter()
+                .find(|&n| ring.submitter().register_files_sparse(n).is_ok())
+                .unwrap_or(0)
+        } else {
+            0
+        };
         let bufs = if server.multishot {
             BufRing::register(&ring, PROVIDED_BUFS, PROVIDED_BUF_LEN, BUF_GROUP).ok()
         } else {
@@ -243,6 +281,7 @@ impl<S: Service> EventLoop<S> {
             scratch: Vec::new(),
             cqes: Vec::new(),
             multishot: bufs.is_some(),
+            file_table,
             bufs,
             accept_armed: false,
             accept_ready: true,
@@ -640,10 +679,19 @@ impl<S: Service> EventLoop<S> {
         });
         self.generation = self.generation.wrapping_add(1);
         let id = ConnId((u64::from(self.generation) << 32) | slot as u64);
+        let fixed = u32::try_from(slot).is_ok_and(|i| {
+            i < self.file_table
+                && self
+                    .ring
+                    .submitter()
+                    .register_files_update(i, &[stream.as_raw_fd()])
+                    .is_ok()
+        });
         let c = Box::new(ConnState {
             id,
             slot,
             stream,
+            fixed,
             phase: Phase::Handshake {
                 hs: server_machine(&self.cfg),
                 buf: vec![0; HANDSHAKE_BUF],
@@ -844,8 +892,7 @@ impl<S: Service> EventLoop<S> {
         let Some(bufs) = &self.bufs else {
             return;
         };
-        let entry = opcode::RecvMulti::new(c.fd(), bufs.group())
-            .build()
+        let entry = on_target!(c.target(), t => opcode::RecvMulti::new(t, bufs.group()).build())
             .user_data(user_data(c.slot, RECV_MULTI));
         c.multi = true;
         c.multi_cancelled = false;
@@ -871,7 +918,7 @@ impl<S: Service> EventLoop<S> {
     /// Queues a receive into the buffer of the current phase.
     fn post_recv(&mut self, c: &mut ConnState) {
         debug_assert!(!c.recv && !c.closing);
-        let fd = c.fd();
+        let target = c.target();
         let (ptr, len, ioprio): (*mut u8, usize, u16) = match &mut c.phase {
             Phase::Handshake { buf, .. } | Phase::Refusing { buf, .. } => {
                 (buf.as_mut_ptr(), buf.len(), 0)
@@ -891,10 +938,10 @@ impl<S: Service> EventLoop<S> {
                 }
             },
         };
-        let entry = opcode::Recv::new(fd, ptr, sqe_len(len))
+        let entry = on_target!(target, t => opcode::Recv::new(t, ptr, sqe_len(len))
             .ioprio(ioprio)
-            .build()
-            .user_data(user_data(c.slot, RECV));
+            .build())
+        .user_data(user_data(c.slot, RECV));
         c.recv = true;
         // SAFETY: the target is the handshake buffer (a Vec owned by this phase, which does
         // not change while `recv` is set), the session's input buffer from `read_buf`, or the
@@ -908,14 +955,14 @@ impl<S: Service> EventLoop<S> {
     /// Queues a send of what the current phase has pending.
     fn post_send(&mut self, c: &mut ConnState) {
         debug_assert!(!c.sending && !c.closing);
-        let fd = c.fd();
+        let target = c.target();
         let ud = user_data(c.slot, SEND);
         let entry = match &mut c.phase {
             Phase::Refusing { out, sent, .. } => {
                 let rest = &out[*sent..];
-                opcode::Send::new(fd, rest.as_ptr(), sqe_len(rest.len()))
+                on_target!(target, t => opcode::Send::new(t, rest.as_ptr(), sqe_len(rest.len()))
                     .flags(libc::MSG_NOSIGNAL)
-                    .build()
+                    .build())
             }
             Phase::Open(session) => {
                 let mut slices = [IoSlice::new(&[]); MAX_IOV];
@@ -923,9 +970,10 @@ impl<S: Service> EventLoop<S> {
                 let entry = if n == 1 {
                     // One slice (small frames share a buffer): a plain send, the kernel's
                     // shorter path.
-                    opcode::Send::new(fd, slices[0].as_ptr(), sqe_len(slices[0].len()))
+                    let (ptr, len) = (slices[0].as_ptr(), sqe_len(slices[0].len()));
+                    on_target!(target, t => opcode::Send::new(t, ptr, len)
                         .flags(libc::MSG_NOSIGNAL)
-                        .build()
+                        .build())
                 } else {
                     // A vectored send with MSG_NOSIGNAL (not writev): a peer gone away is an
                     // EPIPE here, never a SIGPIPE, whether or not the program ignores it.
@@ -937,9 +985,10 @@ impl<S: Service> EventLoop<S> {
                     }
                     c.msghdr.msg_iov = c.iov.as_mut_ptr();
                     c.msghdr.msg_iovlen = n as _;
-                    opcode::SendMsg::new(fd, &c.msghdr)
+                    let msghdr: *const libc::msghdr = &c.msghdr;
+                    on_target!(target, t => opcode::SendMsg::new(t, msghdr)
                         .flags(libc::MSG_NOSIGNAL as u32)
-                        .build()
+                        .build())
                 };
                 // From now on the queued bytes are the kernel's: appends go elsewhere.
                 session.out.seal();
@@ -984,6 +1033,14 @@ impl<S: Service> EventLoop<S> {
         debug_assert!(!c.busy());
         self.live -= 1;
         self.free.push(c.slot);
+        if c.fixed {
+            // The table's reference would keep the socket open after `c` is dropped. (If the
+            // kernel refused, the slot is overwritten by its next connection's registration.)
+            let _ = self
+                .ring
+                .submitter()
+                .register_files_update(c.slot as u32, &[-1]);
+        }
         if c.opened {
             let error = c.error.take().or_else(|| match &c.phase {
                 Phase::Open(session) => session.end_error(c.close_seen),

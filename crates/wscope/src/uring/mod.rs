@@ -32,7 +32,9 @@
 //!
 //! Accepting uses a one-shot poll on the listener followed by `accept` calls until
 //! `WouldBlock` (so every descriptor is owned by a `TcpStream` from the start and no
-//! `unsafe` is needed to adopt one); `EMFILE` and the like back off for 20 ms.
+//! `unsafe` is needed to adopt one); `EMFILE` and the like back off for 20 ms. Each accepted
+//! socket is also put in the ring's registered file table (at its slot), so operations name
+//! it without a file lookup; it is taken out again before the socket is closed.
 //!
 //! # Buffer lifetimes: what keeps the kernel's writes and reads in bounds
 //!
@@ -252,6 +254,7 @@ pub struct UringServer {
     entries: u32,
     poll_first: bool,
     multishot: bool,
+    register_files: bool,
     defer_taskrun: bool,
     stop: Option<UnixStream>,
 }
@@ -272,6 +275,7 @@ impl UringServer {
             entries: DEFAULT_RING_ENTRIES,
             poll_first: true,
             multishot: true,
+            register_files: true,
             defer_taskrun: true,
             stop: None,
         })
@@ -312,6 +316,15 @@ impl UringServer {
     /// frame is received straight into the message buffer.
     pub fn recv_multishot(mut self, on: bool) -> Self {
         self.multishot = on;
+        self
+    }
+
+    /// Whether each connection's socket is put in the ring's registered file table (default
+    /// on; a sparse table of up to 16384 slots, smaller under a lower descriptor limit): the
+    /// kernel then skips a file lookup and a reference count per operation. A connection past
+    /// the table's size, or one the kernel refuses to register, uses its plain descriptor.
+    pub fn register_files(mut self, on: bool) -> Self {
+        self.register_files = on;
         self
     }
 

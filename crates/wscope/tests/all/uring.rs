@@ -284,7 +284,7 @@ fn sixty_four_connections_echo_two_hundred_messages_each() {
 }
 
 #[test]
-fn plain_ring_tiny_queue_one_shot_receives_and_no_poll_first_still_echo() {
+fn plain_ring_tiny_queue_plain_descriptors_one_shot_receives_still_echo() {
     if !available() {
         return;
     }
@@ -293,6 +293,7 @@ fn plain_ring_tiny_queue_one_shot_receives_and_no_poll_first_still_echo() {
         s.ring_entries(8)
             .recv_poll_first(false)
             .recv_multishot(false)
+            .register_files(false)
             .defer_taskrun(false)
     });
     let url = srv.url();
