@@ -7,25 +7,100 @@ use std::net::TcpStream;
 
 use rustls::{ClientConnection, ServerConnection, StreamOwned};
 
+/// A blocking TCP stream whose writes never raise `SIGPIPE`: writing to a peer that has gone
+/// away fails with `BrokenPipe`, also in a host program that has not ignored the signal (a C
+/// program on the C API; Rust programs ignore it from the start). std's `write` sends with
+/// `MSG_NOSIGNAL` already, but its `write_vectored` is a `writev`, which cannot; here vectored
+/// writes (the driver's header + payload, rustls' records) are a `sendmsg` with the flag.
+#[derive(Debug)]
+pub struct Tcp(TcpStream);
+
+impl Tcp {
+    /// Wraps a connected stream.
+    pub const fn new(stream: TcpStream) -> Self {
+        Self(stream)
+    }
+
+    /// The stream.
+    pub const fn get_ref(&self) -> &TcpStream {
+        &self.0
+    }
+
+    /// The stream, unwrapped.
+    pub fn into_inner(self) -> TcpStream {
+        self.0
+    }
+}
+
+impl Read for Tcp {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for Tcp {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        send_vectored(&self.0, bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// `sendmsg` with `MSG_NOSIGNAL`, where the flag exists. (Apple systems have no such flag,
+/// and std sets `SO_NOSIGPIPE` on their sockets instead; Windows has no `SIGPIPE`.)
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "illumos",
+    target_os = "solaris"
+))]
+fn send_vectored(s: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    socket2::SockRef::from(s).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "illumos",
+    target_os = "solaris"
+)))]
+fn send_vectored(mut s: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    s.write_vectored(bufs)
+}
+
 /// A blocking TCP stream, with or without TLS.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum MaybeTlsStream {
     /// Plain TCP.
-    Plain(TcpStream),
+    Plain(Tcp),
     /// TLS, client side.
-    ClientTls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    ClientTls(Box<StreamOwned<ClientConnection, Tcp>>),
     /// TLS, server side.
-    ServerTls(Box<StreamOwned<ServerConnection, TcpStream>>),
+    ServerTls(Box<StreamOwned<ServerConnection, Tcp>>),
 }
 
 impl MaybeTlsStream {
     /// The TCP socket underneath.
     pub fn tcp(&self) -> &TcpStream {
         match self {
-            Self::Plain(s) => s,
-            Self::ClientTls(s) => &s.sock,
-            Self::ServerTls(s) => &s.sock,
+            Self::Plain(s) => s.get_ref(),
+            Self::ClientTls(s) => s.sock.get_ref(),
+            Self::ServerTls(s) => s.sock.get_ref(),
         }
     }
 
@@ -53,11 +128,12 @@ impl MaybeTlsStream {
 
 /// Connects TLS over `tcp` and completes the handshake (bounded by the socket's timeouts).
 pub(crate) fn tls_client(
-    mut tcp: TcpStream,
+    tcp: TcpStream,
     cfg: std::sync::Arc<rustls::ClientConfig>,
     name: rustls::pki_types::ServerName<'static>,
 ) -> crate::error::Result<MaybeTlsStream> {
     let mut conn = ClientConnection::new(cfg, name)?;
+    let mut tcp = Tcp::new(tcp);
     while conn.is_handshaking() {
         conn.complete_io(&mut tcp)?;
     }
@@ -68,10 +144,11 @@ pub(crate) fn tls_client(
 
 /// Accepts TLS over `tcp` and completes the handshake (bounded by the socket's timeouts).
 pub(crate) fn tls_server(
-    mut tcp: TcpStream,
+    tcp: TcpStream,
     cfg: std::sync::Arc<rustls::ServerConfig>,
 ) -> crate::error::Result<MaybeTlsStream> {
     let mut conn = ServerConnection::new(cfg)?;
+    let mut tcp = Tcp::new(tcp);
     while conn.is_handshaking() {
         conn.complete_io(&mut tcp)?;
     }

@@ -12,7 +12,7 @@ use crate::config::ClientConfig;
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::{client_deflate, client_feed, client_start, Response};
 use crate::session::Clock;
-use crate::stream::{tls_client, MaybeTlsStream};
+use crate::stream::{tls_client, MaybeTlsStream, Tcp};
 
 /// Connects to a `ws://` or `wss://` URL with default settings (TLS verified against the
 /// webpki roots).
@@ -66,7 +66,7 @@ pub fn connect_with(cfg: &ClientConfig) -> Result<(WebSocket<MaybeTlsStream>, Re
         let tls = cfg.tls.build()?;
         tls_client(tcp, tls, cfg.tls.server_name(&cfg.host)?)?
     } else {
-        MaybeTlsStream::Plain(tcp)
+        MaybeTlsStream::Plain(Tcp::new(tcp))
     };
 
     let deadline = Clock::now_std() + cfg.handshake_timeout;

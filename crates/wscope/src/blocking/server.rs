@@ -15,7 +15,7 @@ use crate::handshake::{
     accept_all, server_feed, server_machine, server_respond, Accept, Reject, Request,
 };
 use crate::session::Clock;
-use crate::stream::{tls_server, MaybeTlsStream};
+use crate::stream::{tls_server, MaybeTlsStream, Tcp};
 
 /// A listening socket and the settings for the connections it accepts.
 ///
@@ -91,7 +91,7 @@ where
     tcp.set_write_timeout(Some(cfg.handshake_timeout))?;
     let mut stream = match &cfg.tls {
         Some(tls) => tls_server(tcp, tls.clone())?,
-        None => MaybeTlsStream::Plain(tcp),
+        None => MaybeTlsStream::Plain(Tcp::new(tcp)),
     };
     let mut hs = server_machine(cfg);
     let mut buf = vec![0u8; 4096];

@@ -248,3 +248,57 @@ fn bad_client_header_is_refused_before_sending() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Run in a child process by [`sending_to_a_vanished_peer_is_an_error_not_sigpipe`]: with
+/// `SIGPIPE` at its default action (as in a C program on the C API), a blocking server keeps
+/// sending 20 KiB messages (header and payload go out as one vectored write, small enough to
+/// be taken whole) to a client that has gone away. Prints the error the send returned.
+#[cfg(unix)]
+#[test]
+#[ignore = "run in a child process by sending_to_a_vanished_peer_is_an_error_not_sigpipe"]
+fn sigpipe_child() {
+    #[allow(unsafe_code)]
+    // SAFETY: restores the default action of one signal; no handler is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let (addr, server) = one_shot_server(ServerConfig::default(), |server: &Server| {
+        let mut ws = server.accept().unwrap();
+        let data = payload(20 << 10);
+        for _ in 0..200 {
+            if let Err(e) = ws.send(Message::Binary(data.clone())) {
+                return format!("{e}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        "every send succeeded".to_owned()
+    });
+    let (ws, _) = blocking::connect(&url(addr)).unwrap();
+    // Gone without a closing handshake: the server's next writes meet a reset connection.
+    drop(ws);
+    println!("send error: {}", server.join().unwrap());
+}
+
+#[cfg(unix)]
+#[test]
+fn sending_to_a_vanished_peer_is_an_error_not_sigpipe() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "blocking::sigpipe_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.signal(),
+        None,
+        "child killed by a signal: {stdout}"
+    );
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("send error: "), "{stdout}");
+    assert!(!stdout.contains("every send succeeded"), "{stdout}");
+}
