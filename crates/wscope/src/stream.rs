@@ -44,7 +44,11 @@ impl Write for Tcp {
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        send_vectored(&self.0, bufs)
+        #[cfg(unix)]
+        if let Some(r) = send_vectored_nosignal(&self.0, bufs) {
+            return r;
+        }
+        self.0.write_vectored(bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -52,9 +56,10 @@ impl Write for Tcp {
     }
 }
 
-/// `sendmsg` with `MSG_NOSIGNAL`, where the flag exists. (Apple systems have no such flag,
-/// and std sets `SO_NOSIGPIPE` on their sockets instead; Windows has no `SIGPIPE`.)
-#[cfg(any(
+/// Whether sends can carry `MSG_NOSIGNAL` here (Apple systems have no such flag, and std
+/// sets `SO_NOSIGPIPE` on their sockets instead; Windows has no `SIGPIPE`).
+#[cfg(all(unix, feature = "tokio"))]
+pub(crate) const NOSIGNAL: bool = cfg!(any(
     target_os = "linux",
     target_os = "android",
     target_os = "freebsd",
@@ -63,23 +68,31 @@ impl Write for Tcp {
     target_os = "openbsd",
     target_os = "illumos",
     target_os = "solaris"
-))]
-fn send_vectored(s: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-    socket2::SockRef::from(s).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
-}
+));
 
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "illumos",
-    target_os = "solaris"
-)))]
-fn send_vectored(mut s: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-    s.write_vectored(bufs)
+/// A vectored `sendmsg` with `MSG_NOSIGNAL` on `socket` where the flag exists, `None`
+/// elsewhere. Shared by the blocking [`Tcp`] and the tokio driver's.
+#[cfg(unix)]
+pub(crate) fn send_vectored_nosignal<S: std::os::fd::AsFd>(
+    socket: &S,
+    bufs: &[IoSlice<'_>],
+) -> Option<io::Result<usize>> {
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "dragonfly",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "illumos",
+        target_os = "solaris"
+    ))]
+    return Some(socket2::SockRef::from(socket).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL));
+    #[allow(unreachable_code)]
+    {
+        let _ = (socket, bufs);
+        None
+    }
 }
 
 /// A blocking TCP stream, with or without TLS.

@@ -7,7 +7,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wscope_proto::Role;
 
-use super::{MaybeTlsStream, WebSocketStream};
+use super::{MaybeTlsStream, Tcp, WebSocketStream};
 use crate::config::{ClientConfig, ServerConfig};
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::{
@@ -16,7 +16,7 @@ use crate::handshake::{
 };
 
 /// A client connection as returned by [`connect_async`].
-pub type ClientStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type ClientStream = WebSocketStream<MaybeTlsStream<Tcp>>;
 
 async fn timed<T>(
     t: Option<Duration>,
@@ -76,10 +76,11 @@ pub async fn connect_with_response(cfg: &ClientConfig) -> Result<(ClientStream, 
         let tls = tokio_rustls::TlsConnector::from(cfg.tls.build()?);
         let name = cfg.tls.server_name(&cfg.host)?;
         let t = cfg.connect_timeout.unwrap_or(cfg.handshake_timeout);
+        let tcp = Tcp::new(tcp);
         let s = timed(Some(t), async { Ok(tls.connect(name, tcp).await?) }).await?;
         MaybeTlsStream::ClientTls(Box::new(s))
     } else {
-        MaybeTlsStream::Plain(tcp)
+        MaybeTlsStream::Plain(Tcp::new(tcp))
     };
     timed(Some(cfg.handshake_timeout), client_handshake(stream, cfg)).await
 }
@@ -117,7 +118,7 @@ where
 }
 
 /// A server connection as returned by [`accept_async`].
-pub type ServerStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type ServerStream = WebSocketStream<MaybeTlsStream<Tcp>>;
 
 /// Upgrades an accepted TCP connection with default settings, accepting any request.
 ///
@@ -168,10 +169,12 @@ where
     timed(Some(cfg.handshake_timeout), async move {
         let stream = match tls {
             Some(tls) => {
-                let s = tokio_rustls::TlsAcceptor::from(tls).accept(tcp).await?;
+                let s = tokio_rustls::TlsAcceptor::from(tls)
+                    .accept(Tcp::new(tcp))
+                    .await?;
                 MaybeTlsStream::ServerTls(Box::new(s))
             }
-            None => MaybeTlsStream::Plain(tcp),
+            None => MaybeTlsStream::Plain(Tcp::new(tcp)),
         };
         server_handshake(stream, cfg, decide).await
     })

@@ -3,6 +3,7 @@
 
 mod handshake;
 mod stream;
+mod tcp;
 mod tls;
 
 pub use handshake::{
@@ -10,4 +11,5 @@ pub use handshake::{
     connect_with, connect_with_response, server_handshake, ClientStream, ServerStream,
 };
 pub use stream::{DataKind, WebSocketStream};
+pub use tcp::Tcp;
 pub use tls::MaybeTlsStream;

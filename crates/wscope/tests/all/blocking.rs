@@ -257,11 +257,7 @@ fn bad_client_header_is_refused_before_sending() {
 #[test]
 #[ignore = "run in a child process by sending_to_a_vanished_peer_is_an_error_not_sigpipe"]
 fn sigpipe_child() {
-    #[allow(unsafe_code)]
-    // SAFETY: restores the default action of one signal; no handler is installed.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    crate::util::default_sigpipe();
     let (addr, server) = one_shot_server(ServerConfig::default(), |server: &Server| {
         let mut ws = server.accept().unwrap();
         let data = payload(20 << 10);
@@ -282,23 +278,5 @@ fn sigpipe_child() {
 #[cfg(unix)]
 #[test]
 fn sending_to_a_vanished_peer_is_an_error_not_sigpipe() {
-    use std::os::unix::process::ExitStatusExt;
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "blocking::sigpipe_child",
-            "--ignored",
-            "--nocapture",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.signal(),
-        None,
-        "child killed by a signal: {stdout}"
-    );
-    assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("send error: "), "{stdout}");
-    assert!(!stdout.contains("every send succeeded"), "{stdout}");
+    crate::util::run_with_default_sigpipe("blocking::sigpipe_child");
 }

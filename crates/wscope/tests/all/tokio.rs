@@ -263,3 +263,40 @@ fn tokio_client_through_proxy_url() {
         assert!(req.contains("Proxy-Authorization: Basic dTpw\r\n"));
     });
 }
+
+/// Run in a child process by [`tokio_send_to_a_vanished_peer_is_an_error_not_sigpipe`]:
+/// with `SIGPIPE` at its default action, a tokio server keeps sending 20 KiB messages (one
+/// vectored write each) to a client that has gone away. Prints the error the send returned.
+#[cfg(unix)]
+#[test]
+#[ignore = "run in a child process by tokio_send_to_a_vanished_peer_is_an_error_not_sigpipe"]
+fn tokio_sigpipe_child() {
+    crate::util::default_sigpipe();
+    let outcome = rt().block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = accept_async(tcp).await.unwrap();
+            let data = payload(20 << 10);
+            for _ in 0..200 {
+                if let Err(e) = ws.send(Message::Binary(data.clone())).await {
+                    return format!("{e}");
+                }
+                tokio::time::sleep(core::time::Duration::from_millis(5)).await;
+            }
+            "every send succeeded".to_owned()
+        });
+        let (ws, _) = connect_async(&format!("ws://{addr}/")).await.unwrap();
+        // Gone without a closing handshake: the server's next writes meet a reset connection.
+        drop(ws);
+        server.await.unwrap()
+    });
+    println!("send error: {outcome}");
+}
+
+#[cfg(unix)]
+#[test]
+fn tokio_send_to_a_vanished_peer_is_an_error_not_sigpipe() {
+    crate::util::run_with_default_sigpipe("tokio_driver::tokio_sigpipe_child");
+}

@@ -168,3 +168,36 @@ pub(crate) fn trickle_until_cut_off(s: &mut TcpStream, mut server_gave_up: impl 
     let rest = read_to_end(s);
     assert!(!String::from_utf8_lossy(&rest).contains("101"));
 }
+
+/// Runs the ignored test `name` of this binary in a child process and checks that it ended
+/// normally and printed `send error: ` (the error a send to a vanished peer returned): the
+/// child restores `SIGPIPE`'s default action first, as a C host has it, so a write that
+/// raises the signal kills it.
+#[cfg(unix)]
+pub(crate) fn run_with_default_sigpipe(name: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--ignored", "--nocapture"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.signal(),
+        None,
+        "child killed by a signal: {stdout}"
+    );
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("send error: "), "{stdout}");
+    assert!(!stdout.contains("every send succeeded"), "{stdout}");
+}
+
+/// Restores `SIGPIPE`'s default action (terminate), which Rust programs replace with "ignore"
+/// at start-up, so that a child test behaves as a C program would.
+#[cfg(unix)]
+pub(crate) fn default_sigpipe() {
+    #[allow(unsafe_code)]
+    // SAFETY: restores the default action of one signal; no handler is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
