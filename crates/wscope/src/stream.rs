@@ -7,38 +7,42 @@ use std::net::TcpStream;
 
 use rustls::{ClientConnection, ServerConnection, StreamOwned};
 
-/// A blocking TCP stream whose writes never raise `SIGPIPE`: writing to a peer that has gone
-/// away fails with `BrokenPipe`, also in a host program that has not ignored the signal (a C
-/// program on the C API; Rust programs ignore it from the start). std's `write` sends with
-/// `MSG_NOSIGNAL` already, but its `write_vectored` is a `writev`, which cannot; here vectored
-/// writes (the driver's header + payload, rustls' records) are a `sendmsg` with the flag.
+/// A TCP stream whose writes never raise `SIGPIPE`: writing to a peer that has gone away
+/// fails with `BrokenPipe`, also in a host program that has not ignored the signal (a C
+/// program on the C API, or a tool that restored its default action; Rust programs ignore it
+/// from the start). std's and tokio's `write` send with `MSG_NOSIGNAL` already, but their
+/// vectored writes are a `writev`, which cannot; here vectored writes (the drivers' header +
+/// payload, rustls' records) are a `sendmsg` with the flag.
+///
+/// `S` is `std::net::TcpStream` (the blocking driver: [`Read`], [`Write`]) or
+/// `tokio::net::TcpStream` (the tokio driver: `AsyncRead`, `AsyncWrite`).
 #[derive(Debug)]
-pub struct Tcp(TcpStream);
+pub struct Tcp<S = TcpStream>(pub(crate) S);
 
-impl Tcp {
+impl<S> Tcp<S> {
     /// Wraps a connected stream.
-    pub const fn new(stream: TcpStream) -> Self {
+    pub const fn new(stream: S) -> Self {
         Self(stream)
     }
 
     /// The stream.
-    pub const fn get_ref(&self) -> &TcpStream {
+    pub const fn get_ref(&self) -> &S {
         &self.0
     }
 
     /// The stream, unwrapped.
-    pub fn into_inner(self) -> TcpStream {
+    pub fn into_inner(self) -> S {
         self.0
     }
 }
 
-impl Read for Tcp {
+impl Read for Tcp<TcpStream> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.read(buf)
     }
 }
 
-impl Write for Tcp {
+impl Write for Tcp<TcpStream> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.write(buf)
     }
@@ -56,22 +60,9 @@ impl Write for Tcp {
     }
 }
 
-/// Whether sends can carry `MSG_NOSIGNAL` here (Apple systems have no such flag, and std
-/// sets `SO_NOSIGPIPE` on their sockets instead; Windows has no `SIGPIPE`).
-#[cfg(all(unix, feature = "tokio"))]
-pub(crate) const NOSIGNAL: bool = cfg!(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "illumos",
-    target_os = "solaris"
-));
-
 /// A vectored `sendmsg` with `MSG_NOSIGNAL` on `socket` where the flag exists, `None`
-/// elsewhere. Shared by the blocking [`Tcp`] and the tokio driver's.
+/// elsewhere (Apple systems have no such flag, and std sets `SO_NOSIGPIPE` on their sockets
+/// instead; Windows has no `SIGPIPE`). Shared by both drivers' [`Tcp`].
 #[cfg(unix)]
 pub(crate) fn send_vectored_nosignal<S: std::os::fd::AsFd>(
     socket: &S,

@@ -7,16 +7,17 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wscope_proto::Role;
 
-use super::{MaybeTlsStream, Tcp, WebSocketStream};
+use super::{MaybeTlsStream, WebSocketStream};
 use crate::config::{ClientConfig, ServerConfig};
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::{
     accept_all, client_deflate, client_feed, client_start, server_feed, server_machine,
     server_respond, Accept, Reject, Request, Response,
 };
+use crate::stream::Tcp;
 
 /// A client connection as returned by [`connect_async`].
-pub type ClientStream = WebSocketStream<MaybeTlsStream<Tcp>>;
+pub type ClientStream = WebSocketStream<MaybeTlsStream<Tcp<TcpStream>>>;
 
 async fn timed<T>(
     t: Option<Duration>,
@@ -118,7 +119,7 @@ where
 }
 
 /// A server connection as returned by [`accept_async`].
-pub type ServerStream = WebSocketStream<MaybeTlsStream<Tcp>>;
+pub type ServerStream = WebSocketStream<MaybeTlsStream<Tcp<TcpStream>>>;
 
 /// Upgrades an accepted TCP connection with default settings, accepting any request.
 ///

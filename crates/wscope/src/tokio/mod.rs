@@ -11,5 +11,4 @@ pub use handshake::{
     connect_with, connect_with_response, server_handshake, ClientStream, ServerStream,
 };
 pub use stream::{DataKind, WebSocketStream};
-pub use tcp::Tcp;
 pub use tls::MaybeTlsStream;
