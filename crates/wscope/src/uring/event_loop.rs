@@ -243,8 +243,6 @@ pub(super) struct EventLoop<S: Service> {
 impl<S: Service> EventLoop<S> {
     pub(super) fn new(server: UringServer, service: S) -> io::Result<Self> {
         let ring = build_ring(server.entries, server.defer_taskrun)?;
-        // Multishot receives need provided-buffer rings (Linux 5.19+) and multishot receive
-        // itself (6.0+, found out at the first one): one-shot receives otherwise.
         let file_table = if server.register_files {
             FILE_TABLE_SIZES
                 .into_iter()
@@ -253,6 +251,8 @@ impl<S: Service> EventLoop<S> {
         } else {
             0
         };
+        // Multishot receives need provided-buffer rings (Linux 5.19+) and multishot receive
+        // itself (6.0+, found out at the first one): one-shot receives otherwise.
         let bufs = if server.multishot {
             BufRing::register(&ring, PROVIDED_BUFS, PROVIDED_BUF_LEN, BUF_GROUP).ok()
         } else {
@@ -465,13 +465,13 @@ impl<S: Service> EventLoop<S> {
         }
         if res < 0 {
             match -res {
-                // Cancelled (backpressure, a direct read, teardown) or out of buffers for a
-                // moment: `drive_open` arms it again when it wants input.
-                libc::ECANCELED | libc::ENOBUFS => {}
                 // A kernel with provided-buffer rings but without multishot receive (5.19):
                 // one-shot receives from now on.
                 libc::EINVAL => self.multishot = false,
-                e if retryable(res) => debug_assert!(e != 0),
+                // Cancelled (backpressure, a direct read, teardown), out of buffers for a
+                // moment, or interrupted: `drive_open` arms it again when it wants input.
+                libc::ECANCELED => {}
+                _ if retryable(res) => {}
                 _ => {
                     c.fail(Error::Io(io::Error::from_raw_os_error(-res)));
                     self.teardown(c);
@@ -890,6 +890,7 @@ impl<S: Service> EventLoop<S> {
     fn post_multi(&mut self, c: &mut ConnState) {
         debug_assert!(!c.recv && !c.multi && !c.closing);
         let Some(bufs) = &self.bufs else {
+            self.post_recv(c);
             return;
         };
         let entry = on_target!(c.target(), t => opcode::RecvMulti::new(t, bufs.group()).build())
