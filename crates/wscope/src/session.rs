@@ -375,6 +375,13 @@ impl Session {
         self.received();
     }
 
+    /// A data message ended: after a large one the next read is short (see
+    /// [`AFTER_BIG_READ`]), and reads are normal-sized again.
+    fn message_ended(&mut self) {
+        self.after_big = self.big;
+        self.big = false;
+    }
+
     /// Bookkeeping for bytes that arrived: decode again, the next read is a normal one, the
     /// idle timer restarts.
     fn received(&mut self) {
@@ -442,8 +449,7 @@ impl Session {
                     self.msg.extend_from_slice(chunk);
                     self.frame_left = self.frame_left.saturating_sub(chunk.len() as u64);
                     if message_end {
-                        self.after_big = self.big;
-                        self.big = false;
+                        self.message_ended();
                     }
                     message_end.then_some(Incoming::Data(opcode))
                 }
@@ -527,8 +533,7 @@ impl Session {
             {
                 self.frame_left = self.frame_left.saturating_sub(step.consumed as u64);
                 if message_end {
-                    self.after_big = self.big;
-                    self.big = false;
+                    self.message_ended();
                     done = Some(Incoming::Data(opcode));
                 }
             }
