@@ -195,14 +195,15 @@ fn serve_io_uring_echoes_types_big_messages_compressed_and_pings() {
     assert_eq!(read(&mut ws), Message::text("text stays text"));
     ws.send(Message::binary(vec![7u8; 10])).unwrap();
     assert_eq!(read(&mut ws), Message::binary(vec![7u8; 10]));
-    let big: Vec<u8> = (0..(20usize << 20)).map(|i| i as u8).collect();
-    ws.send(Message::Binary(big.clone())).unwrap();
-    assert!(read(&mut ws) == Message::Binary(big));
-    // Quiet now: the keepalive ping comes.
+    // Quiet now: the keepalive ping comes. (Before the big message: a ping answered during
+    // it would put the next one a whole ping timeout later, see `wscope_proto::keepalive`.)
     match ws.read().unwrap() {
         Message::Ping(p) => assert_eq!(p, b"wscope keepalive"),
         other => panic!("expected a keepalive ping, got {other:?}"),
     }
+    let big: Vec<u8> = (0..(20usize << 20)).map(|i| i as u8).collect();
+    ws.send(Message::Binary(big.clone())).unwrap();
+    assert!(read(&mut ws) == Message::Binary(big));
     ws.close(CloseCode::NORMAL, "").unwrap();
     // permessage-deflate through the same driver.
     let cfg = wscope::config::ClientConfig::from_url(&url)
@@ -215,6 +216,34 @@ fn serve_io_uring_echoes_types_big_messages_compressed_and_pings() {
     ws.send(Message::text(text.clone())).unwrap();
     assert_eq!(read(&mut ws), Message::Text(text));
     ws.close(CloseCode::NORMAL, "").unwrap();
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_io_uring_on_two_threads_echoes_every_connection() {
+    if let Err(e) = wscope::uring::supported() {
+        eprintln!("skipped: {e}");
+        return;
+    }
+    let (_server, url) = serve(&["--io-uring", "--threads", "2"]);
+    // Connections land on either thread's listener (the library test checks the spread).
+    let clients: Vec<_> = (0..16)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let (mut ws, _) = wscope::blocking::connect(&url).unwrap();
+                for j in 0..20 {
+                    let text = format!("client {i} message {j}");
+                    ws.send(Message::text(text.clone())).unwrap();
+                    assert_eq!(ws.read().unwrap(), Message::Text(text));
+                }
+                ws.close(CloseCode::NORMAL, "").unwrap();
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
 }
 
 #[test]

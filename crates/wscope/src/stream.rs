@@ -130,6 +130,17 @@ impl MaybeTlsStream {
     }
 }
 
+/// One step of a TLS handshake. A read or write interrupted by a signal is tried again: with
+/// the socket's timeouts set, the kernel does not restart it by itself.
+fn handshake_io<D>(conn: &mut rustls::ConnectionCommon<D>, tcp: &mut Tcp) -> io::Result<()> {
+    loop {
+        match conn.complete_io(tcp) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            r => return r.map(drop),
+        }
+    }
+}
+
 /// Connects TLS over `tcp` and completes the handshake (bounded by the socket's timeouts).
 pub(crate) fn tls_client(
     tcp: TcpStream,
@@ -139,7 +150,7 @@ pub(crate) fn tls_client(
     let mut conn = ClientConnection::new(cfg, name)?;
     let mut tcp = Tcp::new(tcp);
     while conn.is_handshaking() {
-        conn.complete_io(&mut tcp)?;
+        handshake_io(&mut conn, &mut tcp)?;
     }
     Ok(MaybeTlsStream::ClientTls(Box::new(StreamOwned::new(
         conn, tcp,
@@ -154,7 +165,7 @@ pub(crate) fn tls_server(
     let mut conn = ServerConnection::new(cfg)?;
     let mut tcp = Tcp::new(tcp);
     while conn.is_handshaking() {
-        conn.complete_io(&mut tcp)?;
+        handshake_io(&mut conn, &mut tcp)?;
     }
     Ok(MaybeTlsStream::ServerTls(Box::new(StreamOwned::new(
         conn, tcp,

@@ -8,9 +8,7 @@ pub(crate) mod serve;
 /// A tokio runtime: multi-threaded with one worker per available CPU, or current-thread when
 /// only one CPU is available (e.g. under `taskset -c 0`).
 pub(crate) fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
-    let cpus = threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, core::num::NonZeroUsize::get)
-    });
+    let cpus = threads.unwrap_or_else(available_cpus);
     if cpus <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -21,6 +19,11 @@ pub(crate) fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime:
             .enable_all()
             .build()
     }
+}
+
+/// The CPUs this process may run on (1 when unknown).
+pub(crate) fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, core::num::NonZeroUsize::get)
 }
 
 /// Keepalive flags shared by `serve` and `connect`.

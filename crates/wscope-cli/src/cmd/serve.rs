@@ -40,10 +40,10 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 64 << 20)]
     max_message: u64,
     /// Worker threads (default: one per available CPU; one CPU means a current-thread runtime).
+    /// With --io-uring: that many servers, each on its own thread and SO_REUSEPORT listener.
     #[arg(long)]
     threads: Option<usize>,
-    /// Serve on the single-threaded io_uring driver instead of tokio (Linux only; no TLS;
-    /// --threads does not apply).
+    /// Serve on the io_uring driver instead of tokio (Linux only; no TLS).
     #[arg(long)]
     io_uring: bool,
     /// With --io-uring (tuning for measurements): submission-queue entries.
@@ -82,10 +82,6 @@ pub(crate) fn run(args: Args) -> ExitCode {
     }
     if args.io_uring && (args.tls_cert.is_some() || args.tls_key.is_some()) {
         eprintln!("wscope serve: --io-uring does not support TLS (--tls-cert/--tls-key)");
-        return ExitCode::from(2);
-    }
-    if args.io_uring && args.threads.is_some_and(|t| t > 1) {
-        eprintln!("wscope serve: --io-uring runs on one thread; --threads does not apply");
         return ExitCode::from(2);
     }
     let port = args.port.or(args.port_pos).unwrap_or(9001);
@@ -128,7 +124,8 @@ pub(crate) fn run(args: Args) -> ExitCode {
             register_files: !args.uring_no_registered_files,
             defer_taskrun: !args.uring_no_defer_taskrun,
         };
-        return uring::run(addr, cfg, tuning, args.verbose);
+        let threads = args.threads.unwrap_or_else(super::available_cpus);
+        return uring::run(addr, cfg, tuning, threads, args.verbose);
     }
     let rt = match super::runtime(args.threads) {
         Ok(rt) => rt,
@@ -248,32 +245,71 @@ mod uring {
         pub(super) defer_taskrun: bool,
     }
 
-    pub(super) fn run(addr: SocketAddr, cfg: ServerConfig, t: Tuning, verbose: bool) -> ExitCode {
-        let server = match UringServer::bind(addr, cfg) {
-            Ok(s) => s
-                .ring_entries(t.entries)
-                .recv_poll_first(t.poll_first)
-                .recv_multishot(t.multishot)
-                .register_files(t.register_files)
-                .defer_taskrun(t.defer_taskrun),
-            Err(e) => {
-                eprintln!("wscope serve: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        match server.local_addr() {
-            Ok(a) => eprintln!("wscope serve: echo (io_uring) on ws://{a}"),
-            Err(e) => {
-                eprintln!("wscope serve: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-        match server.run(EchoService { verbose }) {
+    pub(super) fn run(
+        addr: SocketAddr,
+        cfg: ServerConfig,
+        t: Tuning,
+        threads: usize,
+        verbose: bool,
+    ) -> ExitCode {
+        match start(addr, &cfg, &t, threads.max(1), verbose) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("wscope serve: {e}");
                 ExitCode::FAILURE
             }
+        }
+    }
+
+    /// Binds `threads` servers (one plain listener, or that many `SO_REUSEPORT` listeners on
+    /// one port), announces the address, runs them, and returns when the first one stops.
+    fn start(
+        addr: SocketAddr,
+        cfg: &ServerConfig,
+        t: &Tuning,
+        threads: usize,
+        verbose: bool,
+    ) -> std::io::Result<()> {
+        let tune = |s: UringServer| {
+            s.ring_entries(t.entries)
+                .recv_poll_first(t.poll_first)
+                .recv_multishot(t.multishot)
+                .register_files(t.register_files)
+                .defer_taskrun(t.defer_taskrun)
+        };
+        let first = if threads == 1 {
+            UringServer::bind(addr, cfg.clone())?
+        } else {
+            UringServer::bind_reuseport(addr, cfg.clone())?
+        };
+        // Port 0 was resolved by the first bind: the others join that port.
+        let local = first.local_addr()?;
+        let mut servers = vec![tune(first)];
+        for _ in 1..threads {
+            servers.push(tune(UringServer::bind_reuseport(local, cfg.clone())?));
+        }
+        // Refuse a kernel without io_uring before announcing an address that would not work.
+        wscope::uring::supported()?;
+        let how = match threads {
+            1 => "io_uring".to_owned(),
+            n => format!("io_uring, {n} threads"),
+        };
+        eprintln!("wscope serve: echo ({how}) on ws://{local}");
+        let (done, first_done) = std::sync::mpsc::channel();
+        for server in servers {
+            let done = done.clone();
+            std::thread::Builder::new()
+                .name("wscope-uring".into())
+                .spawn(move || {
+                    let _ = done.send(server.run(EchoService { verbose }));
+                })?;
+        }
+        drop(done);
+        // Any server that ends (they only end on error) ends the command; a server thread
+        // that panicked drops its sender without a result.
+        match first_done.recv() {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::other("a server thread panicked")),
         }
     }
 }
@@ -295,7 +331,7 @@ mod uring {
         pub(super) defer_taskrun: bool,
     }
 
-    pub(super) fn run(_: SocketAddr, _: ServerConfig, _: Tuning, _: bool) -> ExitCode {
+    pub(super) fn run(_: SocketAddr, _: ServerConfig, _: Tuning, _: usize, _: bool) -> ExitCode {
         eprintln!("wscope serve: --io-uring is only available on Linux");
         ExitCode::from(2)
     }

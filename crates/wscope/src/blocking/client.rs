@@ -80,7 +80,12 @@ pub fn connect_with(cfg: &ClientConfig) -> Result<(WebSocket<MaybeTlsStream>, Re
     let (response, leftover) = loop {
         let left = remaining(deadline)?;
         stream.set_read_timeout(Some(left))?;
-        let n = stream.read(&mut buf)?;
+        let n = match stream.read(&mut buf) {
+            // A socket read with a timeout is not restarted after a signal (or the kernel's
+            // task work): try again, as `read_exact` would.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => r?,
+        };
         if n == 0 {
             return Err(HandshakeError::Eof.into());
         }

@@ -101,6 +101,8 @@ where
         let n = match stream.read(&mut buf) {
             Ok(0) => return Err(HandshakeError::Eof.into()),
             Ok(n) => n,
+            // Not restarted after a signal, since the read has a timeout: try again.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Error::from(e)),
         };
         match server_feed(&mut hs, &buf[..n]) {

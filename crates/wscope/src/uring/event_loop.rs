@@ -637,6 +637,14 @@ impl<S: Service> EventLoop<S> {
         }
     }
 
+    /// Stops listening now: connections still in the accept queue are reset, and the socket
+    /// leaves its `SO_REUSEPORT` group, so the group's other servers take every new
+    /// connection. Closing the descriptor would not do: the pending accept poll keeps the
+    /// socket open until the kernel has torn the ring down, after `run` returned.
+    fn close_listener(&self) {
+        let _ = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Read);
+    }
+
     /// Accepts waiting connections, then re-arms the poll on the listener (or backs off).
     fn accept(&mut self, now: Instant) {
         self.accept_ready = false;
@@ -1146,6 +1154,7 @@ impl<S: Service> EventLoop<S> {
     /// A stop was requested: close every connection and wait (bounded) for the kernel to
     /// finish with their buffers; the service hears `on_close` for each.
     fn stop_all(&mut self) -> io::Result<()> {
+        self.close_listener();
         for slot in 0..self.conns.len() {
             self.with_conn(slot, |this, c| {
                 c.fail(Error::Io(io::Error::new(
@@ -1173,6 +1182,7 @@ impl<S: Service> Drop for EventLoop<S> {
     /// is cancelled and awaited for up to a second without calling the service; connections
     /// whose operations still have not completed are leaked, never freed under the kernel.
     fn drop(&mut self) {
+        self.close_listener();
         let mut cancels = Vec::new();
         for c in self.conns.iter_mut().flatten() {
             if c.busy() && !c.closing {

@@ -1,5 +1,5 @@
-//! A single-threaded, completion-based WebSocket server on Linux `io_uring` (feature
-//! `io-uring`): an experiment in cutting the kernel's share of a server's CPU time by
+//! A completion-based WebSocket server on Linux `io_uring` (feature `io-uring`), one thread
+//! per server: an experiment in cutting the kernel's share of a server's CPU time by
 //! submitting the sends and receives of many connections with one `io_uring_enter` and by
 //! waiting without `epoll`.
 //!
@@ -88,8 +88,36 @@
 //! # Limits
 //!
 //! No TLS (a configuration with `tls` set is refused); permessage-deflate works as in the
-//! other drivers (the session does it). One thread: run several servers with
-//! `SO_REUSEPORT` for more cores.
+//! other drivers (the session does it).
+//!
+//! # More cores
+//!
+//! A server runs on one thread. For more, run one server per thread, each on its own
+//! listener bound to the same address with `SO_REUSEPORT` ([`UringServer::bind_reuseport`]):
+//! the kernel spreads new connections among the listeners by a hash of their addresses, so
+//! threads share no state and no lock. A connection stays on the thread that accepted it.
+//!
+//! ```no_run
+//! use wscope::config::ServerConfig;
+//! use wscope::uring::{Echo, UringServer};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let first = UringServer::bind_reuseport("127.0.0.1:9001".parse().unwrap(), ServerConfig::default())?;
+//! let addr = first.local_addr()?; // the port, when 0 was asked for
+//! let mut servers = vec![first];
+//! for _ in 1..4 {
+//!     servers.push(UringServer::bind_reuseport(addr, ServerConfig::default())?);
+//! }
+//! let threads: Vec<_> = servers
+//!     .into_iter()
+//!     .map(|s| std::thread::spawn(move || s.run(Echo)))
+//!     .collect();
+//! for t in threads {
+//!     t.join().expect("a server panicked")?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod buf_ring;
 mod event_loop;
@@ -286,6 +314,24 @@ impl UringServer {
         Self::new(TcpListener::bind(addr)?, cfg)
     }
 
+    /// Binds a listener to `addr` with `SO_REUSEPORT` (and `SO_REUSEADDR`) and serves on it
+    /// with `cfg`: several servers bound this way to one address, each run on its own
+    /// thread, share its connections (see "More cores" in the [module docs](self)). Bind
+    /// the first to port 0 if you like, and the others to its [`Self::local_addr`].
+    ///
+    /// Linux lets only sockets of the same effective user join a port's group, and a socket
+    /// bound without `SO_REUSEPORT` (by another program, say) makes the bind fail with
+    /// `AddrInUse`, as usual.
+    pub fn bind_reuseport(addr: SocketAddr, cfg: ServerConfig) -> io::Result<Self> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(LISTEN_BACKLOG)?;
+        Self::new(socket.into(), cfg)
+    }
+
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
@@ -356,8 +402,17 @@ impl UringServer {
 /// Whether this kernel offers what [`UringServer::run`] needs (a ring, `IORING_FEAT_EXT_ARG`
 /// and the receive, send, vectored send (`sendmsg`), poll and cancel operations); the error
 /// says what is missing, as `run` would.
+///
+/// The test ring is made on a short-lived thread of its own: the kernel tears a ring down
+/// asynchronously and then sends task work to each thread that used it, which makes a
+/// blocking socket call with a timeout on that thread fail with `EINTR`. The caller's
+/// thread is left alone.
 pub fn supported() -> io::Result<()> {
-    event_loop::build_ring(8, false).map(drop)
+    std::thread::scope(|s| {
+        s.spawn(|| event_loop::build_ring(8, false).map(drop))
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the io_uring probe panicked")))
+    })
 }
 
 /// Stops a running [`UringServer`] from another thread (see [`UringServer::stop_handle`]).
@@ -374,5 +429,8 @@ impl StopHandle {
 /// How long a refused request's connection is drained before it is closed (as the tokio
 /// server does, so the refusal is not lost to a reset).
 const REFUSAL_LINGER: Duration = Duration::from_millis(100);
+/// The listen backlog of [`UringServer::bind_reuseport`] (the kernel caps it at
+/// `net.core.somaxconn`).
+const LISTEN_BACKLOG: i32 = 1024;
 /// How long accepting pauses after `EMFILE` and similar errors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);

@@ -280,3 +280,47 @@ fn sigpipe_child() {
 fn sending_to_a_vanished_peer_is_an_error_not_sigpipe() {
     crate::util::run_with_default_sigpipe("blocking::sigpipe_child");
 }
+
+/// A signal that lands while the client waits for the `101` interrupts a read with a timeout,
+/// which the kernel does not restart (even with `SA_RESTART`): the handshake goes on.
+#[cfg(unix)]
+#[test]
+#[allow(unsafe_code)]
+fn handshake_survives_a_signal_while_waiting_for_the_response() {
+    extern "C" fn ignore(_: libc::c_int) {}
+    // SAFETY: installs a handler that does nothing for SIGUSR2, which no other test uses;
+    // without SA_RESTART, so blocked reads fail with EINTR.
+    unsafe {
+        let mut action: libc::sigaction = core::mem::zeroed();
+        action.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR2, &action, core::ptr::null_mut()),
+            0
+        );
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        // The client is now blocked reading the response.
+        std::thread::sleep(Duration::from_millis(400));
+        let mut ws = blocking::accept(tcp, &ServerConfig::default()).unwrap();
+        let msg = ws.read().unwrap();
+        ws.send(msg).unwrap();
+        ws.flush().unwrap();
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let client = std::thread::spawn(move || {
+        // SAFETY: pthread_self has no preconditions.
+        tx.send(unsafe { libc::pthread_self() }).unwrap();
+        let (mut ws, _) = blocking::connect(&url(addr)).unwrap();
+        ws.send_text("after the signal").unwrap();
+        ws.read().unwrap()
+    });
+    let thread = rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    // SAFETY: the client thread is alive (it joins below) and handles SIGUSR2.
+    assert_eq!(unsafe { libc::pthread_kill(thread, libc::SIGUSR2) }, 0);
+    assert_eq!(client.join().unwrap(), Message::text("after the signal"));
+    server.join().unwrap();
+}

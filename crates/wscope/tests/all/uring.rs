@@ -524,6 +524,72 @@ fn stop_closes_open_connections() {
     srv.stop();
 }
 
+/// Runs an already bound server in a thread, as [`start_with`] does.
+fn run_bound(mut server: UringServer) -> Running {
+    let addr = server.local_addr().unwrap();
+    let stop = server.stop_handle().unwrap();
+    let (tx, ended) = mpsc::channel();
+    let thread = std::thread::spawn(move || server.run(Recorder(tx)));
+    Running {
+        addr,
+        stop,
+        thread: Some(thread),
+        ended,
+    }
+}
+
+/// `n` clients, one after the other: each echoes a message and closes.
+fn echo_clients(url: &str, n: usize) {
+    for i in 0..n {
+        let (mut ws, _) = blocking::connect(url).unwrap();
+        ws.send_text(&format!("client {i}")).unwrap();
+        assert_eq!(ws.read().unwrap(), Message::text(format!("client {i}")));
+        ws.close(CloseCode::NORMAL, "").unwrap();
+    }
+}
+
+/// The closing handshakes a server reported so far (waiting a little for late ones).
+fn clean_ends(srv: &Running) -> usize {
+    let mut n = 0;
+    while let Ok(end) = srv.ended.recv_timeout(Duration::from_millis(300)) {
+        match end {
+            Ended::Closed(_, None) => n += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    n
+}
+
+#[test]
+fn reuseport_servers_share_one_port_and_survive_each_other() {
+    if !available() {
+        return;
+    }
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let first = UringServer::bind_reuseport(any, ServerConfig::default()).unwrap();
+    let addr = first.local_addr().unwrap();
+    let second = UringServer::bind_reuseport(addr, ServerConfig::default()).unwrap();
+    // A listener without SO_REUSEPORT cannot join the group.
+    let plain = UringServer::bind(addr, ServerConfig::default()).unwrap_err();
+    assert_eq!(plain.kind(), std::io::ErrorKind::AddrInUse);
+    let (a, b) = (run_bound(first), run_bound(second));
+    let url = a.url();
+    // The kernel hashes each connection to one listener: 40 connections all landing on the
+    // same one of two would be a 1 in 2^39 chance.
+    echo_clients(&url, 40);
+    let (on_a, on_b) = (clean_ends(&a), clean_ends(&b));
+    assert_eq!(on_a + on_b, 40, "{on_a} + {on_b}");
+    assert!(
+        on_a > 0 && on_b > 0,
+        "{on_a} + {on_b}: one server got them all"
+    );
+    // One server stops: the other takes every new connection.
+    a.stop();
+    echo_clients(&url, 10);
+    assert_eq!(clean_ends(&b), 10);
+    b.stop();
+}
+
 #[test]
 fn tls_configuration_is_refused() {
     let (_, cert, key) = crate::util::certificates();
