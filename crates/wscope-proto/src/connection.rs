@@ -567,7 +567,9 @@ impl Connection {
         self.core.poll_timeout()
     }
 
-    /// Whether a timer was started that needs a `handle_timeout(now)` to get its deadline.
+    /// Whether a timer was started that needs a `handle_timeout(now)` to get its deadline:
+    /// after a close was sent, and after input that answered a keepalive ping (the next
+    /// interval starts then). Check it after [`Self::recv`] and after queuing a close.
     pub const fn needs_time(&self) -> bool {
         self.core.needs_time()
     }

@@ -8,7 +8,10 @@
 //!
 //! Activity is noted by a flag ([`KeepaliveTimer::on_receive`]) and looked at when the
 //! timer fires, so receiving costs nothing and needs no time: the idle time before a ping is
-//! between one and two intervals.
+//! between one and two intervals. The one exception is the answer to a ping: it restarts the
+//! interval, and the timer asks for the time once ([`KeepaliveTimer::needs_time`]), so an idle
+//! peer is pinged one interval after each answer, whatever the timeout (two intervals when
+//! the answer arrived in several reads: its later pieces count as activity).
 //!
 //! ```
 //! use wscope_proto::keepalive::{Keepalive, KeepaliveAction, KeepaliveTimer};
@@ -20,9 +23,11 @@
 //! assert_eq!(t.handle_timeout(t0), KeepaliveAction::None); // arms the timer
 //! let check = t.poll_timeout().unwrap();
 //! assert_eq!(t.handle_timeout(check), KeepaliveAction::SendPing); // 20 s of silence
-//! t.on_receive(); // the pong (or anything else) arrives
-//! let deadline = t.poll_timeout().unwrap();
-//! assert_eq!(t.handle_timeout(deadline), KeepaliveAction::None);
+//! t.on_receive(); // the pong arrives: the interval restarts when it is given the time
+//! assert!(t.needs_time());
+//! let answered = check + Duration::from_secs(2);
+//! assert_eq!(t.handle_timeout(answered), KeepaliveAction::None);
+//! assert_eq!(t.poll_timeout(), Some(answered + Duration::from_secs(20)));
 //! ```
 
 use crate::time::{Duration, Instant};
@@ -70,9 +75,16 @@ impl KeepaliveTimer {
         }
     }
 
-    /// Bytes arrived from the peer.
+    /// Bytes arrived from the peer. While a ping is out this is its answer: the next
+    /// interval starts now, so the timer needs the time again ([`Self::needs_time`]) and the
+    /// next ping, if the peer stays quiet, goes out one interval after the answer (not one
+    /// after the ping's deadline).
     pub fn on_receive(&mut self) {
         self.received = true;
+        if self.pinging {
+            self.pinging = false;
+            self.at = None;
+        }
     }
 
     /// Whether the timer still needs a first `handle_timeout(now)` to know its deadline.
@@ -147,12 +159,32 @@ mod tests {
             assert_eq!(t.handle_timeout(at(10 * k)), KeepaliveAction::None);
             assert_eq!(t.poll_timeout(), Some(at(10 * k + 10)));
         }
-        // Quiet: ping; the answer arrives; the next check is an interval later.
+        // Quiet: ping; the answer arrives; the next ping is an interval after the answer.
         assert_eq!(t.handle_timeout(at(60)), KeepaliveAction::SendPing);
         t.on_receive();
-        assert_eq!(t.handle_timeout(at(65)), KeepaliveAction::None);
-        assert_eq!(t.poll_timeout(), Some(at(75)));
-        assert_eq!(t.handle_timeout(at(75)), KeepaliveAction::SendPing);
+        assert!(t.needs_time());
+        assert_eq!(t.handle_timeout(at(61)), KeepaliveAction::None);
+        assert_eq!(t.poll_timeout(), Some(at(71)));
+        assert_eq!(t.handle_timeout(at(71)), KeepaliveAction::SendPing);
+        assert_eq!(t.poll_timeout(), Some(at(76)));
+    }
+
+    #[test]
+    fn a_long_timeout_does_not_delay_the_next_ping() {
+        // Timeout much longer than the interval: an answered ping still leads to the next
+        // ping one interval after the answer, not after the timeout.
+        let mut t = KeepaliveTimer::new(Keepalive {
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(60),
+        });
+        t.handle_timeout(at(0));
+        assert_eq!(t.handle_timeout(at(1)), KeepaliveAction::SendPing);
+        t.on_receive();
+        assert_eq!(t.handle_timeout(at(2)), KeepaliveAction::None);
+        assert_eq!(t.handle_timeout(at(3)), KeepaliveAction::SendPing);
+        // Unanswered now: it times out after the timeout, not before.
+        assert_eq!(t.handle_timeout(at(62)), KeepaliveAction::None);
+        assert_eq!(t.handle_timeout(at(63)), KeepaliveAction::TimedOut);
     }
 
     #[test]

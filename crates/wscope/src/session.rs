@@ -402,6 +402,8 @@ impl Session {
         }
         let r = self.decode_loop();
         self.drained = matches!(r, Ok(None));
+        // An answered keepalive ping restarts its interval from now.
+        self.after_command();
         self.flush_transmit();
         r
     }

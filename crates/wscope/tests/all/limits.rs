@@ -119,6 +119,36 @@ fn idle_timeout_closes_with_1001() {
 }
 
 #[test]
+fn keepalive_pings_again_one_interval_after_the_answer_whatever_the_timeout() {
+    use wscope_proto::keepalive::Keepalive;
+    let mut cfg = ServerConfig::default();
+    cfg.ws.keepalive = Some(Keepalive {
+        interval: wscope_proto::Duration::from_millis(100),
+        timeout: wscope_proto::Duration::from_secs(60),
+    });
+    let (mut s, server) = server_reading_until_error(cfg);
+    // Well under the 60 s timeout: a second ping that waits for it fails the test.
+    s.set_read_timeout(Some(core::time::Duration::from_secs(5)))
+        .unwrap();
+    let read_ping = |s: &mut std::net::TcpStream| {
+        let mut frame = [0u8; 18];
+        s.read_exact(&mut frame).unwrap();
+        assert_eq!(&frame[..2], &[0x89, 16], "expected a keepalive ping");
+        assert_eq!(&frame[2..], b"wscope keepalive");
+    };
+    read_ping(&mut s);
+    // The answer, in one write: a masked pong (zero mask) with the same payload.
+    let answered = std::time::Instant::now();
+    let mut pong = vec![0x8a, 0x80 | 16, 0, 0, 0, 0];
+    pong.extend_from_slice(b"wscope keepalive");
+    s.write_all(&pong).unwrap();
+    read_ping(&mut s);
+    assert!(answered.elapsed() >= core::time::Duration::from_millis(100));
+    drop(s);
+    let _ = server.join().unwrap();
+}
+
+#[test]
 fn keepalive_pings_a_quiet_peer_then_fails_it_with_1011() {
     use wscope_proto::keepalive::Keepalive;
     let mut cfg = ServerConfig::default();
