@@ -119,6 +119,8 @@ fn idle_timeout_closes_with_1001() {
 }
 
 #[test]
+// The test reads the clock, as a driver does, to check the ping is not early.
+#[allow(clippy::disallowed_methods)]
 fn keepalive_pings_again_one_interval_after_the_answer_whatever_the_timeout() {
     use wscope_proto::keepalive::Keepalive;
     let mut cfg = ServerConfig::default();
