@@ -301,16 +301,17 @@ mod uring {
             std::thread::Builder::new()
                 .name("wscope-uring".into())
                 .spawn(move || {
-                    let _ = done.send(server.run(EchoService { verbose }));
+                    let run = core::panic::AssertUnwindSafe(|| server.run(EchoService { verbose }));
+                    let result = std::panic::catch_unwind(run)
+                        .unwrap_or_else(|_| Err(std::io::Error::other("a server thread panicked")));
+                    let _ = done.send(result);
                 })?;
         }
         drop(done);
-        // Any server that ends (they only end on error) ends the command; a server thread
-        // that panicked drops its sender without a result.
-        match first_done.recv() {
-            Ok(result) => result,
-            Err(_) => Err(std::io::Error::other("a server thread panicked")),
-        }
+        // Any server that ends (they only end on an error or a panic) ends the command.
+        first_done
+            .recv()
+            .unwrap_or_else(|_| Err(std::io::Error::other("every server thread is gone")))
     }
 }
 
