@@ -96,17 +96,7 @@ fn start(cfg: ServerConfig) -> Running {
 
 /// [`start`] with ring settings.
 fn start_with(cfg: ServerConfig, tune: impl FnOnce(UringServer) -> UringServer) -> Running {
-    let mut server = tune(UringServer::bind("127.0.0.1:0", cfg).unwrap());
-    let addr = server.local_addr().unwrap();
-    let stop = server.stop_handle().unwrap();
-    let (tx, ended) = mpsc::channel();
-    let thread = std::thread::spawn(move || server.run(Recorder(tx)));
-    Running {
-        addr,
-        stop,
-        thread: Some(thread),
-        ended,
-    }
+    run_bound(tune(UringServer::bind("127.0.0.1:0", cfg).unwrap()))
 }
 
 #[test]
@@ -524,7 +514,7 @@ fn stop_closes_open_connections() {
     srv.stop();
 }
 
-/// Runs an already bound server in a thread, as [`start_with`] does.
+/// Runs a bound server in a thread, recording how its connections end.
 fn run_bound(mut server: UringServer) -> Running {
     let addr = server.local_addr().unwrap();
     let stop = server.stop_handle().unwrap();
