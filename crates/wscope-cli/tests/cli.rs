@@ -164,11 +164,22 @@ fn ping_timeout_needs_ping_interval() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// Whether the kernel runs the io_uring driver; tests return early (and say so) where not.
+#[cfg(target_os = "linux")]
+fn uring_available() -> bool {
+    match wscope::uring::supported() {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            false
+        }
+    }
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn serve_io_uring_echoes_types_big_messages_compressed_and_pings() {
-    if let Err(e) = wscope::uring::supported() {
-        eprintln!("skipped: {e}");
+    if !uring_available() {
         return;
     }
     // A long ping timeout: an unoptimised client masking 20 MiB on a loaded machine is silent
@@ -221,8 +232,7 @@ fn serve_io_uring_echoes_types_big_messages_compressed_and_pings() {
 #[cfg(target_os = "linux")]
 #[test]
 fn serve_io_uring_on_two_threads_echoes_every_connection() {
-    if let Err(e) = wscope::uring::supported() {
-        eprintln!("skipped: {e}");
+    if !uring_available() {
         return;
     }
     let (_server, url) = serve(&["--io-uring", "--threads", "2"]);
@@ -379,8 +389,7 @@ fn serve_outlives_running_out_of_file_descriptors_tokio() {
 
 #[test]
 fn serve_outlives_running_out_of_file_descriptors_io_uring() {
-    if let Err(e) = wscope::uring::supported() {
-        eprintln!("skipped: {e}");
+    if !uring_available() {
         return;
     }
     serve_outlives_running_out_of_file_descriptors(&["--io-uring"]);

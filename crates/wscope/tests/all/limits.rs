@@ -118,20 +118,32 @@ fn idle_timeout_closes_with_1001() {
     assert_eq!(status.unwrap().remote, CloseCode::GOING_AWAY);
 }
 
+/// A server with keepalive (ping after 100 ms of quiet, give up `timeout` after the ping)
+/// and the raw client socket, whose reads give up after 5 s: a missing ping or close fails
+/// the test instead of hanging it.
+fn keepalive_server(
+    timeout: wscope_proto::Duration,
+) -> (
+    std::net::TcpStream,
+    std::thread::JoinHandle<(Error, Option<wscope_proto::connection::CloseStatus>)>,
+) {
+    let mut cfg = ServerConfig::default();
+    cfg.ws.keepalive = Some(wscope_proto::keepalive::Keepalive {
+        interval: wscope_proto::Duration::from_millis(100),
+        timeout,
+    });
+    let (s, server) = server_reading_until_error(cfg);
+    s.set_read_timeout(Some(core::time::Duration::from_secs(5)))
+        .unwrap();
+    (s, server)
+}
+
 #[test]
 // The test reads the clock, as a driver does, to check the ping is not early.
 #[allow(clippy::disallowed_methods)]
 fn keepalive_pings_again_one_interval_after_the_answer_whatever_the_timeout() {
-    use wscope_proto::keepalive::Keepalive;
-    let mut cfg = ServerConfig::default();
-    cfg.ws.keepalive = Some(Keepalive {
-        interval: wscope_proto::Duration::from_millis(100),
-        timeout: wscope_proto::Duration::from_secs(60),
-    });
-    let (mut s, server) = server_reading_until_error(cfg);
     // Well under the 60 s timeout: a second ping that waits for it fails the test.
-    s.set_read_timeout(Some(core::time::Duration::from_secs(5)))
-        .unwrap();
+    let (mut s, server) = keepalive_server(wscope_proto::Duration::from_secs(60));
     let read_ping = |s: &mut std::net::TcpStream| {
         let mut frame = [0u8; 18];
         s.read_exact(&mut frame).unwrap();
@@ -152,16 +164,7 @@ fn keepalive_pings_again_one_interval_after_the_answer_whatever_the_timeout() {
 
 #[test]
 fn keepalive_pings_a_quiet_peer_then_fails_it_with_1011() {
-    use wscope_proto::keepalive::Keepalive;
-    let mut cfg = ServerConfig::default();
-    cfg.ws.keepalive = Some(Keepalive {
-        interval: wscope_proto::Duration::from_millis(100),
-        timeout: wscope_proto::Duration::from_millis(100),
-    });
-    let (mut s, server) = server_reading_until_error(cfg);
-    // Bounded waits: a missing ping or close fails the test instead of hanging it.
-    s.set_read_timeout(Some(core::time::Duration::from_secs(5)))
-        .unwrap();
+    let (mut s, server) = keepalive_server(wscope_proto::Duration::from_millis(100));
     // A ping, unmasked, with the keepalive payload.
     let mut head = [0u8; 2];
     s.read_exact(&mut head).unwrap();
