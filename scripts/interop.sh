@@ -10,7 +10,8 @@
 # certificate for localhost / 127.0.0.1 with openssl.
 #
 #  1. their clients -> our server: py_peer.py client and node_peer.js client against
-#     `wscope serve --echo` (ws:// and wss://): text, empty, binary, fragmented text and
+#     `wscope serve --echo` (ws:// and wss://; tokio and, where the kernel allows it,
+#     io_uring `--io-uring`): text, empty, binary, fragmented text and
 #     binary, 200 pipelined, ping/pong, 16 MiB binary and 4 MiB multi-byte text compared
 #     by sha256, close 4000 with a reason and 1001 without (exact code and reason checked).
 #  2. our client -> their servers: examples/interop_client (blocking API) against the
@@ -203,6 +204,13 @@ log "peers: websockets $("$PY" -c 'import websockets; print(websockets.__version
 W=$PROFILE_DIR/wscope
 start_server wscope     "$W" serve --echo --port
 start_server wscope-tls "$W" serve --echo --tls-cert "$CERT" --tls-key "$KEY" --port
+# The io_uring driver too (plain and TLS), where the kernel allows io_uring.
+URING=0
+if [[ "$(uname -s)" == Linux && "$(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null || echo 0)" == 0 ]]; then
+  URING=1
+  start_server wscope-uring     "$W" serve --echo --io-uring --port
+  start_server wscope-uring-tls "$W" serve --echo --io-uring --tls-cert "$CERT" --tls-key "$KEY" --port
+fi
 start_server py         "$PY" "$IDIR/py_peer.py" serve
 start_server node       node "$IDIR/node_peer.js" serve
 # TLS peers take the port first, then the certificate options.
@@ -223,6 +231,14 @@ battery py-client-ws    "$PY" "$IDIR/py_peer.py" client "ws://127.0.0.1:$PORT_ws
 battery py-client-wss   "$PY" "$IDIR/py_peer.py" client "wss://localhost:$PORT_wscope_tls" --cafile "$CA" --label py-client-wss
 battery node-client-ws  node "$IDIR/node_peer.js" client "ws://127.0.0.1:$PORT_wscope" --label node-client-ws
 battery node-client-wss node "$IDIR/node_peer.js" client "wss://localhost:$PORT_wscope_tls" --cafile "$CA" --label node-client-wss
+if [[ $URING == 1 ]]; then
+  battery py-client-uring-ws    "$PY" "$IDIR/py_peer.py" client "ws://127.0.0.1:$PORT_wscope_uring" --label py-client-uring-ws
+  battery py-client-uring-wss   "$PY" "$IDIR/py_peer.py" client "wss://localhost:$PORT_wscope_uring_tls" --cafile "$CA" --label py-client-uring-wss
+  battery node-client-uring-ws  node "$IDIR/node_peer.js" client "ws://127.0.0.1:$PORT_wscope_uring" --label node-client-uring-ws
+  battery node-client-uring-wss node "$IDIR/node_peer.js" client "wss://localhost:$PORT_wscope_uring_tls" --cafile "$CA" --label node-client-uring-wss
+else
+  log "io_uring is disabled on this kernel: the io_uring server's batteries are skipped"
+fi
 
 echo "== 2. wscope client (examples/interop_client) -> their echo servers"
 IC=$PROFILE_DIR/examples/interop_client

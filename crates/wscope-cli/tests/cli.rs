@@ -256,22 +256,72 @@ fn serve_io_uring_on_two_threads_echoes_every_connection() {
     }
 }
 
-#[test]
-fn serve_io_uring_refuses_tls() {
-    let out = Command::new(env!("CARGO_BIN_EXE_wscope"))
-        .args([
-            "serve",
-            "--echo",
-            "--io-uring",
-            "--tls-cert",
-            "c.pem",
-            "--tls-key",
-            "k.pem",
-        ])
-        .output()
+/// A CA and a certificate for `localhost` signed by it, written as PEM files under the
+/// target directory: (ca_pem, cert_path, key_path).
+fn certificate_files(name: &str) -> (String, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, leaf.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    (ca.pem(), cert, key)
+}
+
+/// `serve --echo` with `--tls-cert`/`--tls-key` and `extra`: wss:// announced, and a client
+/// that trusts the CA echoes through it.
+fn tls_echo_through(name: &str, extra: &[&str]) {
+    let (ca, cert, key) = certificate_files(name);
+    let mut args = vec![
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (_server, url) = serve(&args);
+    assert!(url.starts_with("wss://"), "{url}");
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let cfg = wscope::config::ClientConfig::new("127.0.0.1", port).tls(
+        wscope::tls::TlsConfig::new()
+            .with_ca_pem(ca)
+            .with_sni("localhost"),
+    );
+    let (mut ws, _) = wscope::blocking::connect_with(&cfg).unwrap();
+    ws.send(Message::text("over tls")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("over tls"));
+    let big: Vec<u8> = (0..(2usize << 20)).map(|i| i as u8).collect();
+    ws.send(Message::Binary(big.clone())).unwrap();
+    assert!(ws.read().unwrap() == Message::Binary(big));
+    ws.close(CloseCode::NORMAL, "").unwrap();
+}
+
+#[test]
+fn serve_tls_echoes() {
+    tls_echo_through("tls-tokio", &[]);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_io_uring_tls_echoes() {
+    if uring_available() {
+        tls_echo_through("tls-uring", &["--io-uring"]);
+    }
 }
 
 /// Starts `wscope serve --echo` with at most `fds` open file descriptors (through the shell's

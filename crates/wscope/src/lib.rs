@@ -23,7 +23,8 @@
 //!   write queues (backpressure) and replies coalesced into one write per drained read.
 //! - **io_uring** (feature `io-uring`, Linux): [`uring::UringServer`], a single-threaded,
 //!   completion-based server that calls a [`uring::Service`] per message and submits the
-//!   I/O of all its connections with one system call per loop iteration (no TLS).
+//!   I/O of all its connections with one system call per loop iteration (TLS through the
+//!   same rustls configuration).
 //! - **TLS**: [`tls::TlsConfig`] (webpki roots by default, custom CA, client certificates,
 //!   SNI, verification on unless [`tls::TlsConfig::insecure`]); servers load PEM with
 //!   [`tls::server_config_from_pem`].

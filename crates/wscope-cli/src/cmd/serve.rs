@@ -43,7 +43,7 @@ pub(crate) struct Args {
     /// With --io-uring: that many servers, each on its own thread and SO_REUSEPORT listener.
     #[arg(long)]
     threads: Option<usize>,
-    /// Serve on the io_uring driver instead of tokio (Linux only; no TLS).
+    /// Serve on the io_uring driver instead of tokio (Linux only).
     #[arg(long)]
     io_uring: bool,
     /// With --io-uring (tuning for measurements): submission-queue entries.
@@ -78,10 +78,6 @@ pub(crate) struct Args {
 pub(crate) fn run(args: Args) -> ExitCode {
     if !args.echo {
         eprintln!("wscope serve: only --echo is implemented; pass --echo");
-        return ExitCode::from(2);
-    }
-    if args.io_uring && (args.tls_cert.is_some() || args.tls_key.is_some()) {
-        eprintln!("wscope serve: --io-uring does not support TLS (--tls-cert/--tls-key)");
         return ExitCode::from(2);
     }
     let port = args.port.or(args.port_pos).unwrap_or(9001);
@@ -294,7 +290,8 @@ mod uring {
             1 => "io_uring".to_owned(),
             n => format!("io_uring, {n} threads"),
         };
-        eprintln!("wscope serve: echo ({how}) on ws://{local}");
+        let scheme = if cfg.tls.is_some() { "wss" } else { "ws" };
+        eprintln!("wscope serve: echo ({how}) on {scheme}://{local}");
         let (done, first_done) = std::sync::mpsc::channel();
         for server in servers {
             let done = done.clone();

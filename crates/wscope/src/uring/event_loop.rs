@@ -21,6 +21,7 @@ use wscope_proto::handshake::ServerHandshake;
 use wscope_proto::CloseCode;
 
 use super::buf_ring::BufRing;
+use super::tls::{Plain, TlsLayer};
 use super::{Conn, ConnId, Service, UringServer, ACCEPT_BACKOFF, REFUSAL_LINGER};
 use crate::config::ServerConfig;
 use crate::error::{Error, HandshakeError};
@@ -54,6 +55,8 @@ const BUF_GROUP: u16 = 0;
 /// than the descriptor limit); connections in slots past it use their plain descriptor.
 const FILE_TABLE_SIZES: [u32; 3] = [16_384, 4096, 1024];
 
+/// Ciphertext gathered for one send under TLS (more waits in the write queue).
+const TLS_SEND: usize = 256 * 1024;
 /// Most slices one vectored send takes from the write queue.
 const MAX_IOV: usize = 16;
 /// Receive buffer for the request head (the handshake machine keeps what it needs).
@@ -165,6 +168,9 @@ struct ConnState {
     linger_until: Option<Instant>,
     /// Why the connection ended, if it is not the session's own verdict.
     error: Option<Error>,
+    /// TLS (`wss://`): receives and sends carry its ciphertext, never the phase's buffers
+    /// (except a refusal's drain reads, which are thrown away).
+    tls: Option<Box<TlsLayer>>,
 }
 
 impl ConnState {
@@ -184,6 +190,11 @@ impl ConnState {
         if self.error.is_none() {
             self.error = Some(e);
         }
+    }
+
+    /// TLS has ciphertext to send (queued, in flight, or still inside rustls).
+    fn tls_unsent(&self) -> bool {
+        self.tls.as_deref().is_some_and(TlsLayer::pending)
     }
 }
 
@@ -222,6 +233,8 @@ pub(super) struct EventLoop<S: Service> {
     backlog: Vec<squeue::Entry>,
     /// The message buffer swapped with a session's and handed to the service.
     scratch: Vec<u8>,
+    /// Ciphertext copied out of a provided buffer, for rustls.
+    cipher_scratch: Vec<u8>,
     /// Completions reaped in this iteration: (user_data, result, flags).
     cqes: Vec<(u64, i32, u32)>,
     /// The provided buffers of multishot receives (`None`: one-shot receives only).
@@ -279,6 +292,7 @@ impl<S: Service> EventLoop<S> {
             dirty: Vec::new(),
             backlog: Vec::new(),
             scratch: Vec::new(),
+            cipher_scratch: Vec::new(),
             cqes: Vec::new(),
             multishot: bufs.is_some(),
             file_table,
@@ -413,6 +427,19 @@ impl<S: Service> EventLoop<S> {
             return;
         }
         let n = res as usize;
+        if n > 0 && c.tls.is_some() && !matches!(c.phase, Phase::Refusing { .. }) {
+            // Ciphertext in the TLS layer's buffer (taken out while rustls reads it).
+            let cipher = c
+                .tls
+                .as_deref_mut()
+                .map(|t| mem::take(&mut t.cipher_in))
+                .unwrap_or_default();
+            self.tls_received(c, &cipher[..n.min(cipher.len())]);
+            if let Some(t) = c.tls.as_deref_mut() {
+                t.cipher_in = cipher;
+            }
+            return;
+        }
         match &mut c.phase {
             Phase::Handshake { .. } if n == 0 => {
                 c.fail(Error::Handshake(HandshakeError::Eof));
@@ -479,10 +506,23 @@ impl<S: Service> EventLoop<S> {
             }
             return;
         }
+        if !matches!(c.phase, Phase::Open(_)) {
+            return;
+        }
+        c.input_ready = true;
+        if res > 0 && c.tls.is_some() {
+            if let (Some(bid), Some(bufs)) = (bid, &self.bufs) {
+                let mut cipher = mem::take(&mut self.cipher_scratch);
+                cipher.clear();
+                cipher.extend_from_slice(bufs.chunk(bid, res as usize));
+                self.tls_received(c, &cipher);
+                self.cipher_scratch = cipher;
+            }
+            return;
+        }
         let Phase::Open(session) = &mut c.phase else {
             return;
         };
-        c.input_ready = true;
         match (res, bid, &self.bufs) {
             (0, ..) => {
                 c.eof = true;
@@ -507,12 +547,21 @@ impl<S: Service> EventLoop<S> {
                 } else {
                     io::Error::from_raw_os_error(-res)
                 };
-                c.fail(Error::Io(e));
+                // Only `close_notify` is left once it is queued: a peer that closed its
+                // socket right after the closing handshake refuses it, and that is no error.
+                if !c.tls.as_deref().is_some_and(TlsLayer::notified) {
+                    c.fail(Error::Io(e));
+                }
                 self.teardown(c);
             }
             return;
         }
         let n = res as usize;
+        if let Some(tls) = c.tls.as_deref_mut() {
+            // The plaintext left its queue when rustls took it.
+            tls.sent(n);
+            return;
+        }
         match &mut c.phase {
             Phase::Open(session) => session.out.advance(n),
             Phase::Refusing { sent, .. } => *sent += n,
@@ -567,6 +616,70 @@ impl<S: Service> EventLoop<S> {
                 }
             }
             Err(e) => self.refuse(c, response, e),
+        }
+    }
+
+    /// Ciphertext arrived: rustls decrypts it and the plaintext goes where the phase wants
+    /// it (the request head, the session's input). A TLS failure refuses the handshake or
+    /// fails the session; either way only the alert goes out after it.
+    fn tls_received(&mut self, c: &mut ConnState, cipher: &[u8]) {
+        let mut rest = cipher;
+        while !rest.is_empty() && !c.closing {
+            let Some(tls) = c.tls.as_deref_mut() else {
+                return;
+            };
+            if let Err(e) = tls.absorb(&mut rest) {
+                match &c.phase {
+                    Phase::Handshake { .. } => self.refuse(c, Vec::new(), e),
+                    Phase::Open(_) => {
+                        c.failed = true;
+                        c.fail(e);
+                    }
+                    Phase::Refusing { .. } => {}
+                }
+                return;
+            }
+            self.tls_plaintext(c);
+        }
+    }
+
+    /// Moves what rustls decrypted into the phase: the handshake buffer (parsed at once, so the
+    /// phase may change on the way), the session's input, or nowhere (a refusal).
+    fn tls_plaintext(&mut self, c: &mut ConnState) {
+        loop {
+            let Some(tls) = c.tls.as_deref_mut() else {
+                return;
+            };
+            match &mut c.phase {
+                Phase::Handshake { buf, .. } => match tls.read_plain(buf) {
+                    Plain::Bytes(n) => self.handshake_input(c, n),
+                    Plain::Empty => return,
+                    Plain::Closed => {
+                        c.fail(Error::Handshake(HandshakeError::Eof));
+                        self.teardown(c);
+                        return;
+                    }
+                },
+                Phase::Open(session) => {
+                    c.input_ready = true;
+                    match tls.read_plain(session.read_buf()) {
+                        Plain::Bytes(n) => session.commit_read(n),
+                        Plain::Empty => return,
+                        Plain::Closed => {
+                            c.eof = true;
+                            session.commit_read(0);
+                            return;
+                        }
+                    }
+                }
+                // Whatever follows a refused request is read and dropped (rustls holds only
+                // so much decrypted data before it stops taking records).
+                Phase::Refusing { .. } => {
+                    if !matches!(tls.read_plain(&mut [0; 4096]), Plain::Bytes(_)) {
+                        return;
+                    }
+                }
+            }
         }
     }
 
@@ -678,6 +791,16 @@ impl<S: Service> EventLoop<S> {
     }
 
     fn add_conn(&mut self, stream: TcpStream, now: Instant) {
+        let tls = match &self.cfg.tls {
+            Some(cfg) => match TlsLayer::new(cfg.clone()) {
+                Ok(t) => Some(Box::new(t)),
+                Err(e) => {
+                    self.service.on_handshake_failed(Error::Tls(e));
+                    return;
+                }
+            },
+            None => None,
+        };
         // Accepted sockets are blocking (accept4 does not inherit O_NONBLOCK): io_uring
         // waits for readiness itself.
         let _ = stream.set_nodelay(self.cfg.nodelay);
@@ -730,6 +853,7 @@ impl<S: Service> EventLoop<S> {
             closing: false,
             linger_until: None,
             error: None,
+            tls,
         });
         self.conns[slot] = Some(c);
         self.dirty.push(slot);
@@ -760,6 +884,10 @@ impl<S: Service> EventLoop<S> {
                 if !c.recv {
                     self.post_recv(c);
                 }
+                // The TLS handshake's messages.
+                if !c.sending && c.tls_unsent() {
+                    self.post_send(c);
+                }
             }
             Phase::Refusing { .. } => self.drive_refusal(c, now),
             Phase::Open(_) => self.drive_open(c, now),
@@ -781,7 +909,17 @@ impl<S: Service> EventLoop<S> {
         else {
             return;
         };
-        if *sent < out.len() {
+        // Under TLS the response leaves through rustls (none after a TLS failure: its alert
+        // is the answer), followed by `close_notify`.
+        let plain_left = *sent < out.len() && !c.tls.as_deref().is_some_and(|t| t.broken);
+        if plain_left || c.tls.as_deref().is_some_and(TlsLayer::pending) {
+            if !c.sending {
+                self.post_send(c);
+            }
+            return;
+        }
+        if let Some(tls) = c.tls.as_deref_mut().filter(|t| !t.broken && !t.notified()) {
+            tls.close_notify();
             if !c.sending {
                 self.post_send(c);
             }
@@ -854,9 +992,16 @@ impl<S: Service> EventLoop<S> {
             }
         }
         let finished = c.failed || c.eof || session.should_close();
-        let pending = session.out.len();
+        // After a TLS failure the queued plaintext can never go out: only the alert counts.
+        let plain = if c.tls.as_deref().is_some_and(|t| t.broken) {
+            0
+        } else {
+            session.out.len()
+        };
+        let pending = plain + usize::from(c.tls.as_deref().is_some_and(TlsLayer::pending));
         let full = session.write_full();
-        let direct = session.direct_read_len().is_some();
+        // (Under TLS the kernel's bytes are ciphertext: never straight into the message.)
+        let direct = c.tls.is_none() && session.direct_read_len().is_some();
         let expects_large = session.expects_large();
         if finished && c.linger_until.is_none() {
             let close = Duration::from_micros(self.cfg.ws.close_timeout.as_micros());
@@ -867,7 +1012,15 @@ impl<S: Service> EventLoop<S> {
         }
         if finished {
             if !c.sending && pending == 0 {
-                self.teardown(c);
+                match c.tls.as_deref_mut().filter(|t| !t.broken && !t.notified()) {
+                    // TLS ends with `close_notify`; the transport closes once it is sent.
+                    Some(tls) => {
+                        tls.close_notify();
+                        self.post_send(c);
+                        self.cancel_multi(c);
+                    }
+                    None => self.teardown(c),
+                }
             } else {
                 // Nothing more is decoded: stop reading while the last bytes go out.
                 self.cancel_multi(c);
@@ -928,11 +1081,20 @@ impl<S: Service> EventLoop<S> {
     fn post_recv(&mut self, c: &mut ConnState) {
         debug_assert!(!c.recv && !c.closing);
         let target = c.target();
-        let (ptr, len, ioprio): (*mut u8, usize, u16) = match &mut c.phase {
-            Phase::Handshake { buf, .. } | Phase::Refusing { buf, .. } => {
+        let (ptr, len, ioprio): (*mut u8, usize, u16) = match (&mut c.phase, c.tls.as_deref_mut()) {
+            // Ciphertext: into the TLS layer's buffer.
+            (Phase::Handshake { .. }, Some(tls)) => {
+                (tls.cipher_in.as_mut_ptr(), tls.cipher_in.len(), 0)
+            }
+            (Phase::Open(_), Some(tls)) => (
+                tls.cipher_in.as_mut_ptr(),
+                tls.cipher_in.len(),
+                self.recv_flags,
+            ),
+            (Phase::Handshake { buf, .. } | Phase::Refusing { buf, .. }, _) => {
                 (buf.as_mut_ptr(), buf.len(), 0)
             }
-            Phase::Open(session) => match session.direct_read_len() {
+            (Phase::Open(session), None) => match session.direct_read_len() {
                 // A large frame's payload goes straight into the message buffer's spare
                 // capacity (no copy from the input buffer).
                 Some(want) => {
@@ -952,8 +1114,9 @@ impl<S: Service> EventLoop<S> {
             .build())
         .user_data(user_data(c.slot, RECV));
         c.recv = true;
-        // SAFETY: the target is the handshake buffer (a Vec owned by this phase, which does
-        // not change while `recv` is set), the session's input buffer from `read_buf`, or the
+        // SAFETY: the target is the TLS layer's `cipher_in` (read and put back only in
+        // `recv_done`, after the completion), the handshake buffer (a Vec owned by this phase,
+        // which does not change while `recv` is set), the session's input buffer from `read_buf`, or the
         // reserved spare capacity of its message buffer (`direct_buf`), which nothing touches
         // until the completion clears `recv` (no `read_buf`, `next_incoming`, `commit_read`,
         // `direct_buf` or `take_message` before; decoding waits for `!recv`). The state is freed only when `recv` is
@@ -964,6 +1127,10 @@ impl<S: Service> EventLoop<S> {
     /// Queues a send of what the current phase has pending.
     fn post_send(&mut self, c: &mut ConnState) {
         debug_assert!(!c.sending && !c.closing);
+        if c.tls.is_some() {
+            self.post_send_tls(c);
+            return;
+        }
         let target = c.target();
         let ud = user_data(c.slot, SEND);
         let entry = match &mut c.phase {
@@ -1012,6 +1179,48 @@ impl<S: Service> EventLoop<S> {
         // after this send's completion. `iov` and `msghdr` live in the boxed state, which does
         // not move and is freed only when `sending` is clear (or leaked).
         unsafe { self.push(entry.user_data(ud)) };
+    }
+
+    /// [`Self::post_send`] under TLS: the phase's pending plaintext goes into rustls (up to
+    /// [`TLS_SEND`] of ciphertext at a time), and the ciphertext is sent.
+    fn post_send_tls(&mut self, c: &mut ConnState) {
+        let target = c.target();
+        let Some(tls) = c.tls.as_deref_mut() else {
+            return;
+        };
+        tls.fill();
+        match &mut c.phase {
+            Phase::Open(session) => {
+                while tls.unsent().len() < TLS_SEND {
+                    let mut slices = [IoSlice::new(&[]); MAX_IOV];
+                    let n = session.write_slices(&mut slices);
+                    let took = if n == 0 { 0 } else { tls.encrypt(&slices[..n]) };
+                    if took == 0 {
+                        break;
+                    }
+                    session.out.advance(took);
+                }
+            }
+            Phase::Refusing { out, sent, .. } => {
+                *sent += tls.encrypt(&[IoSlice::new(&out[*sent..])]);
+            }
+            Phase::Handshake { .. } => {}
+        }
+        let bytes = tls.unsent();
+        if bytes.is_empty() {
+            return;
+        }
+        let (ptr, len) = (bytes.as_ptr(), sqe_len(bytes.len()));
+        let entry = on_target!(target, t => opcode::Send::new(t, ptr, len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build())
+        .user_data(user_data(c.slot, SEND));
+        c.sending = true;
+        // SAFETY: the source is the TLS layer's unsent ciphertext, which is neither appended
+        // to nor cleared while `sending` is set (`fill` and `encrypt` run only here, before
+        // the push) and advances only by the completion's count (`send_done`); the layer is
+        // boxed in the connection state, freed only when `sending` is clear (or leaked).
+        unsafe { self.push(entry) };
     }
 
     /// Ends a connection: shuts the socket down and cancels what is in flight; the state is

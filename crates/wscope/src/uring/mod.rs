@@ -52,7 +52,9 @@
 //!   the reserved spare capacity of its message buffer for the rest of a large frame. While
 //!   such a receive is in flight, nothing that can touch these buffers runs: no `read_buf`,
 //!   `next_incoming` or `commit_read` (those run only after the completion), and the
-//!   handshake phase does not change.
+//!   handshake phase does not change. Under TLS, the TLS layer's own ciphertext buffer
+//!   (`tls.rs`) instead, taken only by the completion (a refusal's drain reads, thrown
+//!   away, still use the request buffer).
 //! - **Multishot receives** (open connections, between small frames) write only into the
 //!   loop's ring of provided buffers (`buf_ring.rs`), never into a connection's memory, so
 //!   decoding goes on while one is armed. A buffer named by a completion is the loop's
@@ -67,7 +69,9 @@
 //!   go to new segments, so the bytes in flight are never appended to, reallocated or
 //!   recycled. Segments are released only by `WriteQueue::advance`, called with the number
 //!   of bytes the completion reports. The iovec array and message header of a vectored
-//!   send live in the connection's boxed state, which does not move.
+//!   send live in the connection's boxed state, which does not move. Under TLS, the TLS
+//!   layer's unsent ciphertext, which is gathered from rustls only while no send is in
+//!   flight and advanced only by the completion's count.
 //! - **Stable storage**: connection states are `Box`ed in a slab indexed by the slot number
 //!   carried in each entry's `user_data`; the box is only taken out of the slab briefly to
 //!   work on it (the heap memory it points to does not move).
@@ -87,8 +91,13 @@
 //!
 //! # Limits
 //!
-//! No TLS (a configuration with `tls` set is refused); permessage-deflate works as in the
-//! other drivers (the session does it).
+//! permessage-deflate works as in the other drivers (the session does it). So does TLS
+//! (`wss://`, with [`ServerConfig::tls`] set), with one difference: the kernel's receives and
+//! sends carry ciphertext, which rustls decrypts into the session's input and encrypts from
+//! its write queue, so the large-frame reads straight into the message buffer are off and
+//! every byte is copied once more each way. A TLS failure (a bad handshake, a forged record)
+//! sends rustls' alert and ends the connection (the service hears [`Error::Tls`]); a
+//! connection that ends normally sends `close_notify` before its transport is closed.
 //!
 //! # More cores
 //!
@@ -121,6 +130,7 @@
 
 mod buf_ring;
 mod event_loop;
+mod tls;
 
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -288,15 +298,8 @@ pub struct UringServer {
 }
 
 impl UringServer {
-    /// Serves on `listener` with `cfg`. A configuration with TLS is refused
-    /// (`InvalidInput`): this driver speaks plain `ws://` only.
+    /// Serves on `listener` with `cfg` (with `cfg.tls` set: `wss://`).
     pub fn new(listener: TcpListener, cfg: ServerConfig) -> io::Result<Self> {
-        if cfg.tls.is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the io_uring server does not support TLS",
-            ));
-        }
         Ok(Self {
             listener,
             cfg,

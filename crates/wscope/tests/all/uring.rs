@@ -580,13 +580,214 @@ fn reuseport_servers_share_one_port_and_survive_each_other() {
     b.stop();
 }
 
-#[test]
-fn tls_configuration_is_refused() {
-    let (_, cert, key) = crate::util::certificates();
+/// The echo over TLS on the io_uring server (`start_with` settings), and the client
+/// configuration that trusts its certificate.
+fn start_tls(
+    tune: impl FnOnce(UringServer) -> UringServer,
+    cfg: ServerConfig,
+) -> (Running, wscope::config::ClientConfig) {
+    let (ca, cert, key) = crate::util::certificates();
     let cfg = ServerConfig {
         tls: Some(wscope::tls::server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap()),
+        ..cfg
+    };
+    let srv = start_with(cfg, tune);
+    let client = wscope::config::ClientConfig::new("127.0.0.1", srv.addr.port()).tls(
+        wscope::tls::TlsConfig::new()
+            .with_ca_pem(ca)
+            .with_sni("localhost"),
+    );
+    (srv, client)
+}
+
+/// A raw TLS client (rustls) on the server's port that trusts the test CA.
+fn raw_tls(
+    srv: &Running,
+    client: &wscope::config::ClientConfig,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let cfg = client.tls.build().unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(cfg, name).unwrap();
+    let tcp = TcpStream::connect(srv.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// Every message shape over `wss://`, both receive modes, and a clean end on both sides.
+fn tls_echo_exchanges(tune: impl FnOnce(UringServer) -> UringServer) {
+    let (srv, client) = start_tls(tune, ServerConfig::default());
+    let (mut ws, resp) = blocking::connect_with(&client).unwrap();
+    assert_eq!(resp.status(), 101);
+    crate::util::basic_echo_exchange(&mut ws, "tls bye");
+    // The server ended with close_notify: the client's read sees a clean end.
+    assert!(matches!(ws.read(), Err(Error::Closed)));
+    match srv.next_end() {
+        Ended::Closed(_, None) => {}
+        other => panic!("{other:?}"),
+    }
+    let (mut ws, _) = blocking::connect_with(&client).unwrap();
+    crate::util::fragmented_echo_exchange(&mut ws);
+    let (mut ws, _) = blocking::connect_with(&client).unwrap();
+    for len in [100_000, 3 << 20, 17] {
+        let data = payload(len);
+        ws.send(Message::Binary(data.clone())).unwrap();
+        match ws.read().unwrap() {
+            Message::Binary(got) => assert!(got == data, "{len}-byte echo differs"),
+            other => panic!("{other:?}"),
+        }
+    }
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    srv.stop();
+}
+
+#[test]
+fn tls_echo_with_multishot_receives() {
+    if available() {
+        tls_echo_exchanges(|s| s);
+    }
+}
+
+#[test]
+fn tls_echo_with_one_shot_receives_and_plain_descriptors() {
+    if available() {
+        tls_echo_exchanges(|s| {
+            s.recv_multishot(false)
+                .register_files(false)
+                .recv_poll_first(false)
+        });
+    }
+}
+
+#[test]
+fn tls_connections_echo_side_by_side() {
+    if !available() {
+        return;
+    }
+    let (srv, client) = start_tls(|s| s, ServerConfig::default());
+    let clients: Vec<_> = (0..16)
+        .map(|i| {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                let (mut ws, _) = blocking::connect_with(&client).unwrap();
+                for j in 0..50 {
+                    let text = format!("client {i} message {j}");
+                    ws.send_text(&text).unwrap();
+                    assert_eq!(ws.read().unwrap(), Message::text(text));
+                }
+                ws.close(CloseCode::NORMAL, "").unwrap();
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    for _ in 0..16 {
+        assert!(matches!(srv.next_end(), Ended::Closed(_, None)));
+    }
+    srv.stop();
+}
+
+#[test]
+fn plain_http_to_a_tls_server_gets_an_alert() {
+    if !available() {
+        return;
+    }
+    let (srv, _) = start_tls(|s| s, ServerConfig::default());
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n")
+        .unwrap();
+    let reply = read_to_end(&mut s);
+    // A TLS alert record (content type 21), then the end of the stream.
+    assert_eq!(reply.first(), Some(&21), "{reply:?}");
+    match srv.next_end() {
+        Ended::Refused(Error::Tls(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    // The server goes on serving.
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.write_all(&[22, 3, 1, 0, 1, 0]).unwrap();
+    drop(s);
+    srv.stop();
+}
+
+#[test]
+fn malformed_request_over_tls_gets_400_over_tls() {
+    if !available() {
+        return;
+    }
+    let (srv, client) = start_tls(|s| s, ServerConfig::default());
+    let mut s = raw_tls(&srv, &client);
+    // The request (no key), and more bytes behind it in the same burst than rustls keeps
+    // decrypted: they are read and dropped, and the 400 still goes out.
+    let mut burst = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Version: 13\r\n\r\n"
+        .to_vec();
+    burst.extend_from_slice(&payload(40_000));
+    // (Small enough for the socket buffers and the server's drain reads: the client's TLS
+    // stream has nothing left to write when it reads, so the reply is not lost to a reset.)
+    s.write_all(&burst).unwrap();
+    s.flush().unwrap();
+    let mut response = Vec::new();
+    // Ends with close_notify: a clean end of the TLS stream, not an error.
+    s.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    match srv.next_end() {
+        Ended::Refused(Error::Handshake(HandshakeError::Proto(e))) => {
+            assert_eq!(e.http_status(), 400);
+        }
+        other => panic!("{other:?}"),
+    }
+    srv.stop();
+}
+
+#[test]
+fn huge_declared_frame_over_tls_gets_1009() {
+    if !available() {
+        return;
+    }
+    let (srv, client) = start_tls(|s| s, ServerConfig::default());
+    let mut s = raw_tls(&srv, &client);
+    s.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut frame = vec![0x82, 0xff];
+    frame.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
+    frame.extend_from_slice(&[1, 2, 3, 4, 9, 9, 9, 9]);
+    s.write_all(&frame).unwrap();
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).unwrap();
+    let head_end = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(reply.starts_with(b"HTTP/1.1 101"));
+    assert_eq!(
+        &reply[head_end..],
+        [0x88, 0x02, 0x03, 0xf1],
+        "expected close 1009"
+    );
+    srv.stop();
+}
+
+#[test]
+fn a_stalled_tls_handshake_is_cut_off_by_the_handshake_timeout() {
+    if !available() {
+        return;
+    }
+    let cfg = ServerConfig {
+        handshake_timeout: Duration::from_millis(300),
         ..ServerConfig::default()
     };
-    let err = UringServer::bind("127.0.0.1:0", cfg).unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    let (srv, _) = start_tls(|s| s, cfg);
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The start of a ClientHello record, and then nothing.
+    s.write_all(&[22, 3, 1, 0, 200, 1]).unwrap();
+    assert!(read_to_end(&mut s).is_empty());
+    match srv.next_end() {
+        Ended::Refused(Error::Timeout) => {}
+        other => panic!("{other:?}"),
+    }
+    srv.stop();
 }
