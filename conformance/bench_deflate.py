@@ -6,7 +6,7 @@ implement permessage-deflate, Python `websockets` and Node `ws` (their echo serv
 Usage: bench_deflate.py WSCOPE_BINARY LOADGEN_BINARY BENCH_DIR [OUT_DIR]
 
   WSCOPE_BINARY   target/release/wscope
-  LOADGEN_BINARY  target/release/examples/deflate_loadgen (our compressing load generator:
+  LOADGEN_BINARY  target/release/examples/echo_loadgen (our compressing load generator:
                   the shared one offers no permessage-deflate)
   BENCH_DIR       a ../shared/bench with its `.venv` (websockets) and `node_modules` (ws)
                   installed, as its run_anchors.sh leaves it

@@ -1,15 +1,17 @@
-//! Load generator for compressed echo throughput: `conformance/bench_deflate.sh` runs it
-//! against `wscope serve --echo --compress` and the anchors that compress (Python
-//! `websockets`, Node `ws`), because the shared load generator in `../shared/bench` offers no
-//! permessage-deflate.
+//! Load generator for what the shared one in `../shared/bench` does not offer:
+//! permessage-deflate (`conformance/bench_deflate.py` runs it against `wscope serve --echo
+//! --compress` and the anchors that compress, Python `websockets` and Node `ws`) and TLS
+//! (`conformance/bench_tls.py`, against our servers and those anchors over `wss://`).
 //!
 //! ```text
-//! cargo run --release --example deflate_loadgen -- --addr 127.0.0.1:9001 \
-//!     [--conns 64] [--size 1K] [--window 1] [--duration 3] [--warmup 0.5] [--binary] [--label L]
+//! cargo run --release --example echo_loadgen -- --addr 127.0.0.1:9001 \
+//!     [--conns 64] [--size 1K] [--window 1] [--duration 3] [--warmup 0.5] [--binary] \
+//!     [--plain] [--tls-ca CA.pem] [--label L]
 //! ```
 //!
-//! Every connection offers permessage-deflate (context takeover, the default wishes) and
-//! sends compressible messages: text built from a 64-word vocabulary by a seeded generator,
+//! Every connection offers permessage-deflate (context takeover, the default wishes; none
+//! with `--plain`), over TLS with `--tls-ca` (the server's certificate must be for
+//! `localhost` and signed by that CA), and sends compressible messages: text built from a 64-word vocabulary by a seeded generator,
 //! a different message each time (so context takeover helps, as with real JSON, but never
 //! turns a message into a back-reference to the previous one). Each connection keeps
 //! `window` messages in flight; every echo is compared byte for byte with what was sent.
@@ -27,6 +29,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use wscope::config::{ClientConfig, DeflateConfig};
+use wscope::tls::TlsConfig;
 use wscope::tokio::{connect_with_response, DataKind};
 
 #[derive(Clone, Debug)]
@@ -38,6 +41,8 @@ struct Args {
     duration: f64,
     warmup: f64,
     binary: bool,
+    plain: bool,
+    tls_ca: Option<String>,
     label: String,
 }
 
@@ -59,12 +64,15 @@ fn parse_args() -> Result<Args, String> {
         duration: 3.0,
         warmup: 0.5,
         binary: false,
+        plain: false,
+        tls_ca: None,
         label: String::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--binary" {
-            a.binary = true;
+        if flag == "--binary" || flag == "--plain" {
+            a.binary |= flag == "--binary";
+            a.plain |= flag == "--plain";
             continue;
         }
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -77,13 +85,15 @@ fn parse_args() -> Result<Args, String> {
             "--duration" => a.duration = v.parse().map_err(|_| bad())?,
             "--warmup" => a.warmup = v.parse().map_err(|_| bad())?,
             "--label" => a.label.clone_from(&v),
+            "--tls-ca" => a.tls_ca = Some(v),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
     if a.addr.is_empty() || a.conns == 0 || a.window == 0 || a.size == 0 {
         return Err(
-            "usage: deflate_loadgen --addr HOST:PORT [--conns N] [--size S[K|M]] \
-                    [--window W] [--duration S] [--warmup S] [--binary] [--label L]"
+            "usage: echo_loadgen --addr HOST:PORT [--conns N] [--size S[K|M]] \
+                    [--window W] [--duration S] [--warmup S] [--binary] [--plain] \
+                    [--tls-ca CA.pem] [--label L]"
                 .into(),
         );
     }
@@ -211,7 +221,17 @@ async fn run_conn(
         .rsplit_once(':')
         .ok_or("address must be HOST:PORT")?;
     let port: u16 = port.parse().map_err(|_| "bad port")?;
-    let cfg = ClientConfig::new(host, port).deflate(DeflateConfig::default());
+    let mut cfg = ClientConfig::new(host, port);
+    if !args.plain {
+        cfg = cfg.deflate(DeflateConfig::default());
+    }
+    if let Some(ca) = &args.tls_ca {
+        let tls = TlsConfig::new()
+            .with_ca_file(ca)
+            .map_err(|e| format!("{ca}: {e}"))?
+            .with_sni("localhost");
+        cfg = cfg.tls(tls);
+    }
     let (mut ws, response) = connect_with_response(&cfg)
         .await
         .map_err(|e| format!("connect: {e}"))?;
@@ -220,7 +240,7 @@ async fn run_conn(
         .get_str("sec-websocket-extensions")
         .unwrap_or("")
         .to_owned();
-    if !agreed.contains("permessage-deflate") {
+    if !args.plain && !agreed.contains("permessage-deflate") {
         return Err(format!("permessage-deflate not negotiated ({agreed:?})"));
     }
     totals.borrow_mut().negotiated.get_or_insert(agreed);
@@ -290,7 +310,7 @@ fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("deflate_loadgen: {e}");
+            eprintln!("echo_loadgen: {e}");
             return ExitCode::from(2);
         }
     };
@@ -302,7 +322,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("deflate_loadgen: {e}");
+            eprintln!("echo_loadgen: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -338,7 +358,7 @@ fn main() -> ExitCode {
     println!(
         "{{\"label\":{:?},\"addr\":{:?},\"conns\":{},\"size\":{},\"window\":{},\"opcode\":{:?},\
          \"messages\":{},\"received_total\":{},\"msgs_per_s\":{:.1},\"p50_us\":{},\"p99_us\":{},\
-         \"negotiated\":{:?},\"ok\":{},\"errors\":[{}]}}",
+         \"negotiated\":{:?},\"tls\":{},\"ok\":{},\"errors\":[{}]}}",
         args.label,
         args.addr,
         args.conns,
@@ -351,6 +371,7 @@ fn main() -> ExitCode {
         p50,
         p99,
         t.negotiated.clone().unwrap_or_default(),
+        args.tls_ca.is_some(),
         ok,
         errors.join(",")
     );

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Echo throughput over TLS (wss://): `wscope serve --echo` on the tokio and the io_uring
+driver against the TLS echo servers we have anchors for, Python `websockets` and Node `ws`
+(the interop peers in conformance/interop, which serve wss:// with --cert/--key), in the same
+run. The shared load generator and the shared Rust anchors speak no TLS.
+
+Usage: bench_tls.py WSCOPE_BINARY LOADGEN_BINARY [OUT_DIR]
+
+  WSCOPE_BINARY   target/release/wscope
+  LOADGEN_BINARY  target/release/examples/echo_loadgen (run with --plain --tls-ca)
+
+Needs openssl (a throw-away CA and a certificate for localhost are made in OUT_DIR), and the
+interop peers installed as scripts/interop.sh leaves them (conformance/.venv with
+websockets, conformance/interop/node_modules with ws).
+
+Environment: REPEAT (passes, default 3), DURATION (s, default 3), WARMUP (s, default 0.5),
+SERVERS (default "wscope wscope-uring python-websockets node-ws"), CELLS (subset of lat1k
+fan1k bin1m), space separated.
+
+Placement and CPU accounting as in bench_deflate.py: server on CPU 0, load generator on
+CPU 1 (both on CPU 0 in lat1k); server CPU per echoed message from /proc/PID/stat over the
+whole cell. Prints markdown tables (median [min-max]); raw JSON lines in OUT_DIR/results.jsonl.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import bench_deflate as common
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+CELLS = {
+    # name: (conns, size, window, placement, binary, title)
+    "lat1k": (1, "1K", 1, "same", False, "1 conn x 1 KiB text, W=1, same core"),
+    "fan1k": (64, "1K", 1, "split", False, "64 conns x 1 KiB text, W=1"),
+    "bin1m": (4, "1M", 2, "split", True, "4 conns x 1 MiB binary, W=2"),
+}
+
+
+def certificates(out):
+    """A CA and a localhost certificate signed by it: (ca, cert, key) paths."""
+    d = os.path.join(out, "tls")
+    os.makedirs(d, exist_ok=True)
+    p = lambda name: os.path.join(d, name)  # noqa: E731
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-days", "2", "-keyout", p("ca.key"), "-out", p("ca.pem"),
+        "-subj", "/CN=wscope bench CA", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", p("server.key"), "-out", p("server.csr"), "-subj", "/CN=localhost")
+    with open(p("ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n"
+                "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", p("server.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"),
+        "-CAcreateserial", "-days", "2", "-extfile", p("ext.cnf"), "-out", p("server.pem"))
+    return p("ca.pem"), p("server.pem"), p("server.key")
+
+
+def server_cmd(name, wscope, cert, key, port):
+    tls = ["--tls-cert", cert, "--tls-key", key]
+    if name == "wscope":
+        return [wscope, "serve", "--echo", *tls, "--port", str(port)]
+    if name == "wscope-uring":
+        return [wscope, "serve", "--echo", "--io-uring", *tls, "--port", str(port)]
+    if name == "python-websockets":
+        return [os.path.join(HERE, ".venv/bin/python"), os.path.join(HERE, "interop/py_peer.py"),
+                "serve", str(port), "--cert", cert, "--key", key]
+    if name == "node-ws":
+        return ["node", os.path.join(HERE, "interop/node_peer.js"), "serve", str(port),
+                "--cert", cert, "--key", key]
+    raise ValueError(name)
+
+
+def run_pass(wscope, loadgen, tls, servers, cells, out, n):
+    ca, cert, key = tls
+    port = 9600 + 20 * n
+    rows = []
+    for srv in servers:
+        port += 1
+        proc = subprocess.Popen(common.pin(0) + server_cmd(srv, wscope, cert, key, port),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            if not common.wait_port(port):
+                print(f"server {srv} did not start", file=sys.stderr)
+                continue
+            time.sleep(0.3)
+            for cell in cells:
+                conns, size, window, placement, binary, _ = CELLS[cell]
+                cli = common.pin(0 if placement == "same" else 1)
+                t0, w0 = common.ticks(proc.pid), time.monotonic()
+                r = subprocess.run(
+                    cli + [loadgen, "--addr", f"127.0.0.1:{port}", "--conns", str(conns),
+                           "--size", size, "--window", str(window), "--plain", "--tls-ca", ca,
+                           "--duration", os.environ.get("DURATION", "3"),
+                           "--warmup", os.environ.get("WARMUP", "0.5"),
+                           "--label", f"{srv}/{cell}"] + (["--binary"] if binary else []),
+                    capture_output=True, text=True, timeout=120, check=False)
+                t1, w1 = common.ticks(proc.pid), time.monotonic()
+                try:
+                    row = json.loads(r.stdout.strip().splitlines()[-1])
+                except (IndexError, json.JSONDecodeError):
+                    row = {"ok": False, "errors": [r.stderr.strip()[:200] or "no output"]}
+                n_msgs = row.get("received_total", 0)
+                row.update(server=srv, cell=cell, wall_s=w1 - w0,
+                           server_cpu_pct=(t1 - t0) / (w1 - w0),
+                           server_cpu_ns_per_msg=((t1 - t0) * 1e7 / n_msgs) if n_msgs else None)
+                rows.append(row)
+                print(f"  pass {n}: {srv} {cell}: {row.get('msgs_per_s', 0):,.0f} msg/s, "
+                      f"{row['server_cpu_ns_per_msg'] or 0:,.0f} ns/msg, ok={row.get('ok')}",
+                      file=sys.stderr)
+                time.sleep(0.2)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    with open(os.path.join(out, "results.jsonl"), "a") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    return rows
+
+
+def main():
+    if len(sys.argv) < 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    wscope, loadgen = (os.path.abspath(a) for a in sys.argv[1:3])
+    out = sys.argv[3] if len(sys.argv) > 3 else f"bench-tls-{time.strftime('%Y%m%dT%H%M%S')}"
+    os.makedirs(out, exist_ok=True)
+    open(os.path.join(out, "results.jsonl"), "w").close()
+    tls = certificates(out)
+    servers = os.environ.get("SERVERS", "wscope wscope-uring python-websockets node-ws").split()
+    cells = os.environ.get("CELLS", " ".join(CELLS)).split()
+    rows = []
+    for n in range(int(os.environ.get("REPEAT", "3"))):
+        rows += run_pass(wscope, loadgen, tls, servers, cells, out, n)
+    # The table code of bench_deflate.py reads its cell titles from its own CELLS.
+    common.CELLS = {k: v[:4] + (v[5],) for k, v in CELLS.items()}
+    text = common.table(rows, servers, cells)
+    with open(os.path.join(out, "table.md"), "w") as f:
+        f.write(text + "\n")
+    print(text)
+    return 0 if all(r.get("ok") for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
