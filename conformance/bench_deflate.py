@@ -77,6 +77,28 @@ def pin(cpu):
     return []
 
 
+def measure(proc, cmd, srv, cell, n):
+    """Runs the load generator `cmd` (timing flags and label added) against the server
+    process `proc`; returns its JSON line with the server's CPU share and CPU per echo."""
+    cmd = cmd + ["--duration", os.environ.get("DURATION", "3"),
+                 "--warmup", os.environ.get("WARMUP", "0.5"), "--label", f"{srv}/{cell}"]
+    t0, w0 = ticks(proc.pid), time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    t1, w1 = ticks(proc.pid), time.monotonic()
+    try:
+        row = json.loads(r.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        row = {"ok": False, "errors": [r.stderr.strip()[:200] or "no output"]}
+    n_msgs = row.get("received_total", 0)
+    row.update(server=srv, cell=cell, wall_s=w1 - w0, server_cpu_pct=(t1 - t0) / (w1 - w0),
+               server_cpu_ns_per_msg=((t1 - t0) * 1e7 / n_msgs) if n_msgs else None)
+    print(f"  pass {n}: {srv} {cell}: {row.get('msgs_per_s', 0):,.0f} msg/s, "
+          f"{row['server_cpu_ns_per_msg'] or 0:,.0f} ns/msg, ok={row.get('ok')}",
+          file=sys.stderr)
+    time.sleep(0.2)
+    return row
+
+
 def run_pass(args, servers, cells, out, n):
     wscope, loadgen, bench = args
     port = 9500 + 20 * n
@@ -92,29 +114,9 @@ def run_pass(args, servers, cells, out, n):
             time.sleep(0.3)
             for cell in cells:
                 conns, size, window, placement, _ = CELLS[cell]
-                cli = pin(0 if placement == "same" else 1)
-                t0, w0 = ticks(proc.pid), time.monotonic()
-                r = subprocess.run(
-                    cli + [loadgen, "--addr", f"127.0.0.1:{port}", "--conns", str(conns),
-                           "--size", size, "--window", str(window),
-                           "--duration", os.environ.get("DURATION", "3"),
-                           "--warmup", os.environ.get("WARMUP", "0.5"),
-                           "--label", f"{srv}/{cell}"],
-                    capture_output=True, text=True, timeout=120, check=False)
-                t1, w1 = ticks(proc.pid), time.monotonic()
-                try:
-                    row = json.loads(r.stdout.strip().splitlines()[-1])
-                except (IndexError, json.JSONDecodeError):
-                    row = {"ok": False, "errors": [r.stderr.strip()[:200] or "no output"]}
-                n_msgs = row.get("received_total", 0)
-                row.update(server=srv, cell=cell, wall_s=w1 - w0,
-                           server_cpu_pct=(t1 - t0) / (w1 - w0),
-                           server_cpu_ns_per_msg=((t1 - t0) * 1e7 / n_msgs) if n_msgs else None)
-                rows.append(row)
-                print(f"  pass {n}: {srv} {cell}: {row.get('msgs_per_s', 0):,.0f} msg/s, "
-                      f"{row['server_cpu_ns_per_msg'] or 0:,.0f} ns/msg, ok={row.get('ok')}",
-                      file=sys.stderr)
-                time.sleep(0.2)
+                cmd = [loadgen, "--addr", f"127.0.0.1:{port}", "--conns", str(conns),
+                       "--size", size, "--window", str(window)]
+                rows.append(measure(proc, pin(0 if placement == "same" else 1) + cmd, srv, cell, n))
         finally:
             proc.terminate()
             proc.wait(10)

@@ -387,12 +387,18 @@ fn malformed_request_gets_400_and_the_socket_closed() {
     let srv = start(ServerConfig::default());
     let mut s = TcpStream::connect(srv.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
-    let response = String::from_utf8_lossy(&read_to_end(&mut s)).into_owned();
+    s.write_all(NO_KEY_REQUEST).unwrap();
+    refused_with_400(&srv, &read_to_end(&mut s));
+    srv.stop();
+}
+
+/// An upgrade request without `Sec-WebSocket-Key`.
+const NO_KEY_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+    Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+/// Checks that `response` is a 400 and that the server reported the refusal.
+fn refused_with_400(srv: &Running, response: &[u8]) {
+    let response = String::from_utf8_lossy(response);
     assert!(response.starts_with("HTTP/1.1 400"), "{response}");
     match srv.next_end() {
         Ended::Refused(Error::Handshake(HandshakeError::Proto(e))) => {
@@ -400,7 +406,6 @@ fn malformed_request_gets_400_and_the_socket_closed() {
         }
         other => panic!("{other:?}"),
     }
-    srv.stop();
 }
 
 #[test]
@@ -720,9 +725,7 @@ fn malformed_request_over_tls_gets_400_over_tls() {
     let mut s = raw_tls(&srv, &client);
     // The request (no key), and more bytes behind it in the same burst than rustls keeps
     // decrypted: they are read and dropped, and the 400 still goes out.
-    let mut burst = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Version: 13\r\n\r\n"
-        .to_vec();
+    let mut burst = NO_KEY_REQUEST.to_vec();
     burst.extend_from_slice(&payload(40_000));
     // (Small enough for the socket buffers and the server's drain reads: the client's TLS
     // stream has nothing left to write when it reads, so the reply is not lost to a reset.)
@@ -731,14 +734,7 @@ fn malformed_request_over_tls_gets_400_over_tls() {
     let mut response = Vec::new();
     // Ends with close_notify: a clean end of the TLS stream, not an error.
     s.read_to_end(&mut response).unwrap();
-    let response = String::from_utf8_lossy(&response).into_owned();
-    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
-    match srv.next_end() {
-        Ended::Refused(Error::Handshake(HandshakeError::Proto(e))) => {
-            assert_eq!(e.http_status(), 400);
-        }
-        other => panic!("{other:?}"),
-    }
+    refused_with_400(&srv, &response);
     srv.stop();
 }
 
@@ -754,10 +750,7 @@ fn huge_declared_frame_over_tls_gets_1009() {
           Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
     )
     .unwrap();
-    let mut frame = vec![0x82, 0xff];
-    frame.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
-    frame.extend_from_slice(&[1, 2, 3, 4, 9, 9, 9, 9]);
-    s.write_all(&frame).unwrap();
+    s.write_all(&crate::util::huge_frame()).unwrap();
     let mut reply = Vec::new();
     s.read_to_end(&mut reply).unwrap();
     let head_end = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;

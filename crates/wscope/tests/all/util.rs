@@ -136,14 +136,19 @@ pub(crate) fn fragmented_echo_exchange(ws: &mut wscope::blocking::WebSocket) {
     ws.close(CloseCode::NORMAL, "").unwrap();
 }
 
-/// Sends a frame that declares 2^63 - 1 payload bytes on an upgraded socket and checks that
-/// the server answers with close 1009 and ends the stream.
-pub(crate) fn declare_huge_frame_expect_1009(s: &mut TcpStream) {
-    // Binary, FIN, masked, 64-bit length 2^63 - 1, key, then a few payload bytes.
+/// A binary frame (FIN, masked) that declares 2^63 - 1 payload bytes: the header, the key,
+/// and a few payload bytes.
+pub(crate) fn huge_frame() -> Vec<u8> {
     let mut frame = vec![0x82, 0xff];
     frame.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
     frame.extend_from_slice(&[1, 2, 3, 4, 9, 9, 9, 9]);
-    s.write_all(&frame).unwrap();
+    frame
+}
+
+/// Sends a frame that declares 2^63 - 1 payload bytes on an upgraded socket and checks that
+/// the server answers with close 1009 and ends the stream.
+pub(crate) fn declare_huge_frame_expect_1009(s: &mut TcpStream) {
+    s.write_all(&huge_frame()).unwrap();
     let reply = read_to_end(s);
     assert_eq!(reply, [0x88, 0x02, 0x03, 0xf1], "expected close 1009");
 }
