@@ -117,13 +117,7 @@ def main():
     rows = []
     for n in range(int(os.environ.get("REPEAT", "3"))):
         rows += run_pass(wscope, loadgen, tls, servers, cells, out, n)
-    # The table code of bench_deflate.py reads its cell titles from its own CELLS.
-    common.CELLS = {k: v[:4] + (v[5],) for k, v in CELLS.items()}
-    text = common.table(rows, servers, cells)
-    with open(os.path.join(out, "table.md"), "w") as f:
-        f.write(text + "\n")
-    print(text)
-    return 0 if all(r.get("ok") for r in rows) else 1
+    return common.report(rows, servers, cells, {k: v[5] for k, v in CELLS.items()}, out)
 
 
 if __name__ == "__main__":
