@@ -130,6 +130,21 @@ impl MaybeTlsStream {
     }
 }
 
+/// A TLS peer that ended the TCP connection without `close_notify` counts as the end of
+/// the stream (`Ok(0)`), for both drivers; other errors pass through. rustls reports it as
+/// `UnexpectedEof` to guard protocols whose data has no end marker of its own, but a
+/// WebSocket has one, the closing handshake: the session reports an end before it as
+/// "closed without a closing handshake" and one after it as a clean close, as browsers and
+/// tungstenite do (many servers close TCP right after the WebSocket close). Plain TCP never
+/// returns this error from a read.
+pub(crate) fn end_without_close_notify(e: io::Error) -> io::Result<usize> {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        Ok(0)
+    } else {
+        Err(e)
+    }
+}
+
 /// One step of a TLS handshake. A read or write interrupted by a signal is tried again: with
 /// the socket's timeouts set, the kernel does not restart it by itself.
 fn handshake_io<D>(conn: &mut rustls::ConnectionCommon<D>, tcp: &mut Tcp) -> io::Result<()> {

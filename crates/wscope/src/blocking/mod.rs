@@ -34,7 +34,7 @@ use wscope_proto::{CloseCode, OpCode, Role};
 use crate::error::{Error, Result};
 use crate::message::{Message, Partial};
 use crate::session::{Clock, Incoming, Session, Timeouts};
-use crate::stream::MaybeTlsStream;
+use crate::stream::{end_without_close_notify, MaybeTlsStream};
 
 /// A byte stream the blocking driver can run over.
 pub trait Transport: Read + Write {
@@ -313,7 +313,7 @@ impl<S: Transport> WebSocket<S> {
             self.timeout_set = Some(timeout);
         }
         let r = self.stream.read(self.session.read_buf());
-        match r {
+        match r.or_else(end_without_close_notify) {
             Ok(n) => {
                 self.session.commit_read(n);
                 if n == 0 {

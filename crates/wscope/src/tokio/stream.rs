@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 pub use crate::message::DataKind;
 use crate::message::Message;
 use crate::session::{Incoming, Session, Timeouts};
+use crate::stream::end_without_close_notify;
 
 /// One WebSocket connection over an async byte stream, after the handshake.
 ///
@@ -238,7 +239,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                     let mut fut = core::pin::pin!(fut);
                     fut.as_mut().poll(cx)
                 };
-                match r {
+                match r.map(|r| r.or_else(end_without_close_notify)) {
+                    // The end: the plain read below sees it again and reports it.
                     Poll::Ready(Ok(0)) => {}
                     Poll::Ready(Ok(_)) => {
                         match self.session.commit_direct(start) {
@@ -259,9 +261,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             }
             let buf = self.session.read_buf();
             let mut rb = ReadBuf::new(buf);
-            match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
-                Poll::Ready(Ok(())) => {
-                    let n = rb.filled().len();
+            let polled = Pin::new(&mut self.io).poll_read(cx, &mut rb);
+            match polled.map(|r| {
+                r.map(|()| rb.filled().len())
+                    .or_else(end_without_close_notify)
+            }) {
+                Poll::Ready(Ok(n)) => {
                     self.session.commit_read(n);
                     if n == 0 {
                         let _ = self.poll_write_out(cx);

@@ -177,3 +177,89 @@ fn blocking_tls_client_certificate() {
     ws.close(CloseCode::NORMAL, "").unwrap();
     t.join().unwrap();
 }
+
+/// A TLS server that ends the TCP connection without `close_notify`: right after answering
+/// the WebSocket close (`after_close`), or in the middle of the connection.
+fn server_without_close_notify(after_close: bool) -> (u16, String, std::thread::JoinHandle<()>) {
+    let (cfg, ca) = tls_server_config();
+    let server = Server::bind("127.0.0.1:0", cfg).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || {
+        let mut ws = server.accept().unwrap();
+        loop {
+            match ws.read().unwrap() {
+                // `read` has flushed the answer to the close.
+                Message::Close(_) if after_close => break,
+                m if m.is_data() && !after_close => break,
+                m if m.is_data() => ws.send(m).unwrap(),
+                _ => {}
+            }
+        }
+        ws.get_ref()
+            .tcp()
+            .shutdown(std::net::Shutdown::Both)
+            .unwrap();
+    });
+    (port, ca, t)
+}
+
+#[test]
+fn blocking_tls_end_without_close_notify_after_the_closing_handshake_is_clean() {
+    let (port, ca, t) = server_without_close_notify(true);
+    let client = ClientConfig::new("localhost", port).tls(TlsConfig::new().with_ca_pem(ca));
+    let (mut ws, _) = blocking::connect_with(&client).unwrap();
+    ws.send_text("one").unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("one"));
+    ws.close(CloseCode::NORMAL, "bye").unwrap();
+    assert_eq!(ws.close_status().unwrap().remote, CloseCode::NORMAL);
+    t.join().unwrap();
+}
+
+#[test]
+fn blocking_tls_end_without_close_notify_before_the_closing_handshake_is_an_error() {
+    let (port, ca, t) = server_without_close_notify(false);
+    let client = ClientConfig::new("localhost", port).tls(TlsConfig::new().with_ca_pem(ca));
+    let (mut ws, _) = blocking::connect_with(&client).unwrap();
+    ws.send_text("one").unwrap();
+    let err = ws.read().unwrap_err();
+    assert!(
+        matches!(&err, Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+        "{err:?}"
+    );
+    t.join().unwrap();
+}
+
+#[test]
+fn tokio_tls_end_without_close_notify() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // After the closing handshake: the stream ends cleanly.
+        let (port, ca, t) = server_without_close_notify(true);
+        let client = ClientConfig::new("localhost", port).tls(TlsConfig::new().with_ca_pem(ca));
+        let mut ws = wscope::tokio::connect_with(&client).await.unwrap();
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+        assert!(matches!(ws.next().await, Some(Ok(Message::Close(_)))));
+        assert!(ws.next().await.is_none());
+        tokio::task::spawn_blocking(move || t.join().unwrap())
+            .await
+            .unwrap();
+
+        // Before it: an unexpected end.
+        let (port, ca, t) = server_without_close_notify(false);
+        let client = ClientConfig::new("localhost", port).tls(TlsConfig::new().with_ca_pem(ca));
+        let mut ws = wscope::tokio::connect_with(&client).await.unwrap();
+        ws.send(Message::text("one")).await.unwrap();
+        let err = ws.next().await.unwrap().unwrap_err();
+        assert!(
+            matches!(&err, Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+            "{err:?}"
+        );
+        assert!(ws.next().await.is_none());
+        tokio::task::spawn_blocking(move || t.join().unwrap())
+            .await
+            .unwrap();
+    });
+}
