@@ -1,21 +1,23 @@
 #!/usr/bin/env python3
 """Echo throughput over TLS (wss://): `wscope serve --echo` on the tokio and the io_uring
-driver against the TLS echo servers we have anchors for, Python `websockets` and Node `ws`
-(the interop peers in conformance/interop, which serve wss:// with --cert/--key), in the same
-run. The shared load generator and the shared Rust anchors speak no TLS.
+driver against wss:// echo servers on the anchors' libraries, in the same run: the Rust
+anchors of ../shared/bench (tokio-tungstenite, tokio-websockets, fastwebsockets) with
+tokio-rustls under them (conformance/tls-anchors, built by this script when missing), and
+Python `websockets` and Node `ws` (the interop peers in conformance/interop, which serve
+wss:// with --cert/--key). The shared load generator and the shared anchors speak no TLS.
 
 Usage: bench_tls.py WSCOPE_BINARY LOADGEN_BINARY [OUT_DIR]
 
   WSCOPE_BINARY   target/release/wscope
   LOADGEN_BINARY  target/release/examples/echo_loadgen (run with --plain --tls-ca)
 
-Needs openssl (a throw-away CA and a certificate for localhost are made in OUT_DIR), and the
-interop peers installed as scripts/interop.sh leaves them (conformance/.venv with
-websockets, conformance/interop/node_modules with ws).
+Needs openssl (a throw-away CA and a certificate for localhost are made in OUT_DIR), cargo
+(for conformance/tls-anchors), and the interop peers installed as scripts/interop.sh leaves
+them (conformance/.venv with websockets, conformance/interop/node_modules with ws).
 
 Environment: REPEAT (passes, default 3), DURATION (s, default 3), WARMUP (s, default 0.5),
-SERVERS (default "wscope wscope-uring python-websockets node-ws"), CELLS (subset of lat1k
-fan1k bin1m), space separated.
+SERVERS (default "wscope wscope-uring tungstenite tokio-websockets fastwebsockets
+python-websockets node-ws"), CELLS (subset of lat1k fan1k bin1m), space separated.
 
 Placement and CPU accounting as in bench_deflate.py: server on CPU 0, load generator on
 CPU 1 (both on CPU 0 in lat1k); server CPU per echoed message from /proc/PID/stat over the
@@ -60,8 +62,21 @@ def certificates(out):
     return p("ca.pem"), p("server.pem"), p("server.key")
 
 
+RUST_ANCHORS = ("tungstenite", "tokio-websockets", "fastwebsockets")
+TLS_ANCHORS = os.path.join(HERE, "tls-anchors")
+TLS_ANCHOR_BIN = os.path.join(TLS_ANCHORS, "target/release/tls-anchor-echo")
+
+
+def build_rust_anchors():
+    """Builds conformance/tls-anchors (its own workspace, release) unless it is built."""
+    if not os.path.exists(TLS_ANCHOR_BIN):
+        subprocess.run(["cargo", "build", "--release", "--locked"], cwd=TLS_ANCHORS, check=True)
+
+
 def server_cmd(name, wscope, cert, key, port):
     tls = ["--tls-cert", cert, "--tls-key", key]
+    if name in RUST_ANCHORS:
+        return [TLS_ANCHOR_BIN, name, str(port), cert, key]
     if name == "wscope":
         return [wscope, "serve", "--echo", *tls, "--port", str(port)]
     if name == "wscope-uring":
@@ -112,7 +127,10 @@ def main():
     os.makedirs(out, exist_ok=True)
     open(os.path.join(out, "results.jsonl"), "w").close()
     tls = certificates(out)
-    servers = os.environ.get("SERVERS", "wscope wscope-uring python-websockets node-ws").split()
+    servers = os.environ.get("SERVERS", "wscope wscope-uring " + " ".join(RUST_ANCHORS)
+                             + " python-websockets node-ws").split()
+    if any(s in RUST_ANCHORS for s in servers):
+        build_rust_anchors()
     cells = os.environ.get("CELLS", " ".join(CELLS)).split()
     rows = []
     for n in range(int(os.environ.get("REPEAT", "3"))):

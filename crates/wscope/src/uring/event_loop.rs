@@ -233,8 +233,6 @@ pub(super) struct EventLoop<S: Service> {
     backlog: Vec<squeue::Entry>,
     /// The message buffer swapped with a session's and handed to the service.
     scratch: Vec<u8>,
-    /// Ciphertext copied out of a provided buffer, for rustls.
-    cipher_scratch: Vec<u8>,
     /// Completions reaped in this iteration: (user_data, result, flags).
     cqes: Vec<(u64, i32, u32)>,
     /// The provided buffers of multishot receives (`None`: one-shot receives only).
@@ -292,7 +290,6 @@ impl<S: Service> EventLoop<S> {
             dirty: Vec::new(),
             backlog: Vec::new(),
             scratch: Vec::new(),
-            cipher_scratch: Vec::new(),
             cqes: Vec::new(),
             multishot: bufs.is_some(),
             file_table,
@@ -511,12 +508,9 @@ impl<S: Service> EventLoop<S> {
         }
         c.input_ready = true;
         if res > 0 && c.tls.is_some() {
+            // rustls reads the ciphertext straight out of the provided buffer.
             if let (Some(bid), Some(bufs)) = (bid, &self.bufs) {
-                let mut cipher = mem::take(&mut self.cipher_scratch);
-                cipher.clear();
-                cipher.extend_from_slice(bufs.chunk(bid, res as usize));
-                self.tls_received(c, &cipher);
-                self.cipher_scratch = cipher;
+                tls_into_session(c, bufs.chunk(bid, res as usize));
             }
             return;
         }
@@ -623,6 +617,10 @@ impl<S: Service> EventLoop<S> {
     /// it (the request head, the session's input). A TLS failure refuses the handshake or
     /// fails the session; either way only the alert goes out after it.
     fn tls_received(&mut self, c: &mut ConnState, cipher: &[u8]) {
+        if matches!(c.phase, Phase::Open(_)) {
+            tls_into_session(c, cipher);
+            return;
+        }
         let mut rest = cipher;
         while !rest.is_empty() && !c.closing {
             let Some(tls) = c.tls.as_deref_mut() else {
@@ -662,15 +660,8 @@ impl<S: Service> EventLoop<S> {
                 },
                 Phase::Open(session) => {
                     c.input_ready = true;
-                    match tls.read_plain(session.read_buf()) {
-                        Plain::Bytes(n) => session.commit_read(n),
-                        Plain::Empty => return,
-                        Plain::Closed => {
-                            c.eof = true;
-                            session.commit_read(0);
-                            return;
-                        }
-                    }
+                    c.eof |= plaintext_into_session(tls, session);
+                    return;
                 }
                 // Whatever follows a refused request is read and dropped (rustls holds only
                 // so much decrypted data before it stops taking records).
@@ -1457,6 +1448,40 @@ impl<S: Service> Drop for EventLoop<S> {
 }
 
 /// Errors after which the same operation is simply queued again.
+/// Ciphertext for an open connection: rustls decrypts it and the plaintext goes into the
+/// session's input; a TLS failure fails the session (only the alert goes out after it). No
+/// loop state is needed, so `cipher` may be one of the loop's provided buffers.
+fn tls_into_session(c: &mut ConnState, cipher: &[u8]) {
+    let mut rest = cipher;
+    while !rest.is_empty() && !c.closing {
+        let (Some(tls), Phase::Open(session)) = (c.tls.as_deref_mut(), &mut c.phase) else {
+            return;
+        };
+        if let Err(e) = tls.absorb(&mut rest) {
+            c.failed = true;
+            c.fail(e);
+            return;
+        }
+        c.input_ready = true;
+        c.eof |= plaintext_into_session(tls, session);
+    }
+}
+
+/// Moves what rustls decrypted into the session's input; `true` at the peer's
+/// `close_notify` (the end of the input, committed as such).
+fn plaintext_into_session(tls: &mut TlsLayer, session: &mut Session) -> bool {
+    loop {
+        match tls.read_plain(session.read_buf()) {
+            Plain::Bytes(n) => session.commit_read(n),
+            Plain::Empty => return false,
+            Plain::Closed => {
+                session.commit_read(0);
+                return true;
+            }
+        }
+    }
+}
+
 fn retryable(res: i32) -> bool {
     matches!(-res, libc::EAGAIN | libc::EINTR | libc::ENOBUFS)
 }

@@ -58,7 +58,8 @@
 //! - **Multishot receives** (open connections, between small frames) write only into the
 //!   loop's ring of provided buffers (`buf_ring.rs`), never into a connection's memory, so
 //!   decoding goes on while one is armed. A buffer named by a completion is the loop's
-//!   until it is given back, right after its bytes are copied into the session's input.
+//!   until it is given back, right after its bytes are copied into the session's input
+//!   (under TLS: after rustls has taken them).
 //!   The ring is unregistered before its memory is freed, and leaked if a receive may
 //!   still pick a buffer. The multishot receive is cancelled while the write queue is full
 //!   (backpressure: no input piles up), when a large frame's rest can go straight into the
@@ -94,8 +95,11 @@
 //! permessage-deflate works as in the other drivers (the session does it). So does TLS
 //! (`wss://`, with [`ServerConfig::tls`] set), with one difference: the kernel's receives and
 //! sends carry ciphertext, which rustls decrypts into the session's input and encrypts from
-//! its write queue, so the large-frame reads straight into the message buffer are off and
-//! every byte is copied once more each way. A TLS failure (a bad handshake, a forged record)
+//! its write queue, so the large-frame reads straight into the message buffer are off, and
+//! every byte is copied once more each way than under the tokio driver's tokio-rustls
+//! (into rustls from the received ciphertext, and out of rustls into the ciphertext to send:
+//! rustls' buffered API keeps its records to itself, and a completion needs them in memory
+//! that stays put until the send ends). A TLS failure (a bad handshake, a forged record)
 //! sends rustls' alert and ends the connection (the service hears [`Error::Tls`]); a
 //! connection that ends normally sends `close_notify` before its transport is closed.
 //!
