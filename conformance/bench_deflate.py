@@ -120,6 +120,11 @@ def run_pass(args, servers, cells, out, n):
         finally:
             proc.terminate()
             proc.wait(10)
+    return append_rows(out, rows)
+
+
+def append_rows(out, rows):
+    """Appends a pass's rows to OUT/results.jsonl (one JSON object per line); returns them."""
     with open(os.path.join(out, "results.jsonl"), "a") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")

@@ -24,7 +24,6 @@ CPU 1 (both on CPU 0 in lat1k); server CPU per echoed message from /proc/PID/sta
 whole cell. Prints markdown tables (median [min-max]); raw JSON lines in OUT_DIR/results.jsonl.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -112,10 +111,7 @@ def run_pass(wscope, loadgen, tls, servers, cells, out, n):
         finally:
             proc.terminate()
             proc.wait(10)
-    with open(os.path.join(out, "results.jsonl"), "a") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    return rows
+    return common.append_rows(out, rows)
 
 
 def main():

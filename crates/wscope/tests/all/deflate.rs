@@ -142,10 +142,7 @@ fn raw_offer_gets_rfc7692_response() {
 
 #[test]
 fn tokio_round_trip() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::util::current_thread_rt();
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -74,10 +74,7 @@ fn blocking_tls_insecure_only_when_asked() {
 
 #[test]
 fn tokio_tls_round_trip() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::util::current_thread_rt();
     rt.block_on(async {
         let (cfg, ca) = tls_server_config();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -203,6 +200,14 @@ fn server_without_close_notify(after_close: bool) -> (u16, String, std::thread::
     (port, ca, t)
 }
 
+/// The end of a connection before its closing handshake.
+fn assert_unexpected_eof(err: &Error) {
+    assert!(
+        matches!(err, Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn blocking_tls_end_without_close_notify_after_the_closing_handshake_is_clean() {
     let (port, ca, t) = server_without_close_notify(true);
@@ -222,19 +227,13 @@ fn blocking_tls_end_without_close_notify_before_the_closing_handshake_is_an_erro
     let (mut ws, _) = blocking::connect_with(&client).unwrap();
     ws.send_text("one").unwrap();
     let err = ws.read().unwrap_err();
-    assert!(
-        matches!(&err, Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
-        "{err:?}"
-    );
+    assert_unexpected_eof(&err);
     t.join().unwrap();
 }
 
 #[test]
 fn tokio_tls_end_without_close_notify() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::util::current_thread_rt();
     rt.block_on(async {
         // After the closing handshake: the stream ends cleanly.
         let (port, ca, t) = server_without_close_notify(true);
@@ -253,10 +252,7 @@ fn tokio_tls_end_without_close_notify() {
         let mut ws = wscope::tokio::connect_with(&client).await.unwrap();
         ws.send(Message::text("one")).await.unwrap();
         let err = ws.next().await.unwrap().unwrap_err();
-        assert!(
-            matches!(&err, Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
-            "{err:?}"
-        );
+        assert_unexpected_eof(&err);
         assert!(ws.next().await.is_none());
         tokio::task::spawn_blocking(move || t.join().unwrap())
             .await
