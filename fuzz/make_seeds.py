@@ -12,12 +12,17 @@ crates/wscope-proto/src/fuzzing.rs:
   message                 byte 1: bit 0 control chunks, bit 1 UTF-8 checked, bit 2 RSV1
                                   allowed (permessage-deflate), bit 3 a 300-byte message limit
   utf8                    byte 0: reads alternate 1 + (b & 0xf) and 1 + 3 * (b >> 4) bytes
+  connection              byte 0: bit 0 client (else server), bit 1 permessage-deflate, bit 2
+                                  no context takeover, bit 3 limits of 1000-byte frames and
+                                  3000-byte messages, bit 4 auto pong/close off, bits 5-7 read
+                                  size index
 
 Usage: python3 fuzz/make_seeds.py   (from anywhere)
 """
 
 import pathlib
 import struct
+import zlib
 
 SEEDS = pathlib.Path(__file__).resolve().parent / "seeds"
 
@@ -169,6 +174,71 @@ UTF8_SEEDS = {
     "e2-28-a1-bad-second-byte": b"\x00" + b"\xe2\x28\xa1",
 }
 
+CLIENT, DEFLATE, NO_TAKEOVER, SMALL, NO_AUTO = 1, 2, 4, 8, 16
+
+
+def conn_ctl(*flags, split=0):
+    return ctl(0, *flags, split=split)
+
+
+class Compressor:
+    """permessage-deflate's sender: raw DEFLATE, sync flush, the 00 00 ff ff tail removed."""
+
+    def __init__(self, takeover=True):
+        self.takeover = takeover
+        self.c = zlib.compressobj(6, zlib.DEFLATED, -15)
+
+    def message(self, data):
+        if not self.takeover:
+            self.c = zlib.compressobj(6, zlib.DEFLATED, -15)
+        out = self.c.compress(data) + self.c.flush(zlib.Z_SYNC_FLUSH)
+        assert out.endswith(b"\x00\x00\xff\xff")
+        return out[:-4]
+
+
+def compressed_exchange(takeover, key):
+    """Two compressed texts sharing a context (or not), a ping, a compressed binary in two
+    fragments, an uncompressed text, a close."""
+    c = Compressor(takeover)
+    one = c.message(b"hello hello hello, permessage-deflate")
+    two = c.message(b"hello hello hello again")
+    blob = c.message(bytes(range(64)) * 8)
+    half = len(blob) // 2
+    return (frame(1, one, rsv=4, key=key) + frame(1, two, rsv=4, key=key) + frame(9, b"still?", key=key)
+            + frame(2, blob[:half], fin=False, rsv=4, key=key) + frame(0, blob[half:], key=key)
+            + frame(1, b"plain", key=key) + frame(8, close(1000, b"done"), key=key))
+
+
+CONNECTION = {
+    "server-rfc-hello-ping-close": conn_ctl(split=1) + RFC_MASKED_HELLO
+    + frame(9, b"ping", key=KEY) + frame(8, close(1000, b"bye"), key=KEY),
+    "server-fragmented-text-ping-between-13byte-reads": conn_ctl(split=5)
+    + frame(1, "κό".encode(), fin=False, key=KEY) + frame(9, b"p", key=KEY)
+    + frame(0, "σμε".encode(), key=KEY) + frame(8, close(4000), key=KEY),
+    "client-unmasked-input-pings-no-auto": conn_ctl(CLIENT, NO_AUTO, split=2) + RFC_PING
+    + RFC_UNMASKED_HELLO + frame(8, b""),
+    "server-deflate-context-takeover": conn_ctl(DEFLATE, split=3) + compressed_exchange(True, KEY),
+    "server-deflate-no-context-takeover-1byte-reads": conn_ctl(DEFLATE, NO_TAKEOVER, split=0)
+    + compressed_exchange(False, KEY),
+    "client-deflate-context-takeover": conn_ctl(CLIENT, DEFLATE, split=6) + compressed_exchange(True, None),
+    "server-deflate-bomb-over-3000-limit": conn_ctl(DEFLATE, SMALL, split=6)
+    + frame(2, Compressor().message(bytes(100_000)), rsv=4, key=KEY),
+    "server-deflate-corrupt-data": conn_ctl(DEFLATE, split=2) + frame(2, b"\xff\xfe\xfd\xfc", rsv=4, key=KEY),
+    "server-deflate-invalid-utf8-inflated": conn_ctl(DEFLATE, split=4)
+    + frame(1, Compressor().message(b"ok \xc0\xaf"), rsv=4, key=KEY),
+    "server-deflate-invalid-utf8-then-bomb-1byte-reads": conn_ctl(DEFLATE, SMALL, split=0)
+    + frame(1, Compressor().message(b"\xff" + bytes(100_000)), rsv=4, key=KEY),
+    "server-rsv1-without-deflate": conn_ctl(split=1) + frame(1, b"x", rsv=4, key=KEY),
+    "server-unmasked-frame": conn_ctl() + RFC_UNMASKED_HELLO,
+    "client-masked-frame": conn_ctl(CLIENT) + RFC_MASKED_HELLO,
+    "server-frame-over-1000-limit": conn_ctl(SMALL, split=6) + frame(2, bytes(1200), key=KEY),
+    "server-message-over-3000-limit-in-fragments": conn_ctl(SMALL, split=7)
+    + frame(2, bytes(900), fin=False, key=KEY) + frame(0, bytes(900), fin=False, key=KEY)
+    + frame(0, bytes(900), fin=False, key=KEY) + frame(0, bytes(900), key=KEY),
+    "server-close-invalid-code-then-data": conn_ctl(split=3) + frame(8, close(1005), key=KEY) + RFC_MASKED_HELLO,
+    "server-data-after-close-ignored": conn_ctl(split=1) + frame(8, close(1001), key=KEY) + RFC_MASKED_HELLO,
+}
+
 
 def main():
     for target, seeds in {
@@ -177,6 +247,7 @@ def main():
         "close_payload": CLOSE_PAYLOAD,
         "frames_iter": FRAMES_ITER,
         "utf8": UTF8_SEEDS,
+        "connection": CONNECTION,
     }.items():
         folder = SEEDS / target
         folder.mkdir(parents=True, exist_ok=True)

@@ -498,12 +498,16 @@ impl Connection {
                     .inflater
                     .inflate(chunk, message_end, limit)
                     .map_err(|e| e.to_protocol_error());
-                if result.is_ok() && validate {
+                if validate {
                     if first {
                         d.utf8.reset();
                     }
+                    // Also after an inflate error: the bytes inflated before it come first in
+                    // the stream, so invalid UTF-8 among them is the error to report, however
+                    // the reads cut the message (1007 rather than a 1009 that a whole read
+                    // would have found first).
                     let mut ok = d.utf8.feed(d.inflater.output()).is_ok();
-                    if ok && message_end {
+                    if ok && message_end && result.is_ok() {
                         ok = d.utf8.finish().is_ok();
                     }
                     if !ok {

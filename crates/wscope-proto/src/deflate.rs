@@ -456,6 +456,11 @@ impl Inflater {
     /// previous content) and returns how many bytes it produced; read them with
     /// [`Self::output`]. `message_end` says the chunk ends the message (the tail is appended).
     /// The whole message may inflate to at most `limit` bytes.
+    ///
+    /// After an error, [`Self::output`] holds what the chunk inflated to before it (with
+    /// [`InflateError::TooLarge`], up to one byte past the limit), the same bytes however the
+    /// message was cut into chunks: a receiver that validates them first reports the error
+    /// that comes first in the stream, independent of how the bytes arrived.
     pub fn inflate(
         &mut self,
         input: &[u8],
@@ -520,15 +525,15 @@ impl Inflater {
             let window = ((self.buf.len() - self.filled) as u64).min(allowed) as usize;
             let (before_in, before_out) = (self.z.total_in(), self.z.total_out());
             let out = &mut self.buf[self.filled..self.filled + window];
-            let status = self
-                .z
-                .decompress(input, out, flush)
-                .map_err(|_| InflateError::Corrupt)?;
+            let status = self.z.decompress(input, out, flush);
             let consumed = (self.z.total_in() - before_in) as usize;
             let produced = (self.z.total_out() - before_out) as usize;
             input = &input[consumed..];
+            // Counted also when the data turns out corrupt: what came before the error is
+            // output (see `inflate`).
             self.filled += produced;
             self.message_len += produced as u64;
+            let status = status.map_err(|_| InflateError::Corrupt)?;
             if self.message_len > limit {
                 return Err(InflateError::TooLarge { max: limit });
             }

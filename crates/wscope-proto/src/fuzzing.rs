@@ -21,6 +21,7 @@
 //! | `handshake_request` | [`fuzz_handshake_request`] |
 //! | `handshake_response` | [`fuzz_handshake_response`] |
 //! | `observer` | [`fuzz_observer`] |
+//! | `connection` | [`fuzz_connection`] |
 
 use alloc::vec::Vec;
 
@@ -914,5 +915,203 @@ pub fn fuzz_observer(data: &[u8]) {
     for dir in [Direction::ClientToServer, Direction::ServerToClient] {
         obs.eof(dir);
         drive(&mut obs, dir, &mut pending[dir.index()], &mut budget);
+    }
+}
+
+/// Feeds `data[1..]` as the peer's bytes to a [`Connection`] configured by `data[0]`, whole
+/// and in reads of a size `data[0]` picks, and checks the endpoint's contract.
+///
+/// Control byte: bit 0 the role (0: a server, the input is a client's; 1: a client), bit 1
+/// permessage-deflate on (with feature `deflate`; bit 2: the peer resets its context after
+/// each message), bit 3 small limits (frames of 1000 bytes, messages of 3000), bit 4
+/// `auto_pong` and `auto_close` off, bits 5–7 the read size.
+///
+/// Asserts: `consumed <= buf.len()` and a `None` event means the buffer was used; no
+/// spinning; a message's chunks come first to `message_end` with one opcode, inflated or not
+/// within `max_message_len`, and a complete text message is valid UTF-8; an error comes once,
+/// with close code 1002, 1007 or 1009, leaves the connection closed and swallowing input, and
+/// its close is the last frame sent; what the connection sends is a valid frame stream in its
+/// direction (masked from a client only), control frames only (pongs carrying pings' payloads,
+/// in order), one close at most and last; the whole and the split runs agree.
+///
+/// [`Connection`]: crate::connection::Connection
+pub fn fuzz_connection(data: &[u8]) {
+    let Some((&ctl, stream)) = data.split_first() else {
+        return;
+    };
+    let split = SPLITS[usize::from(ctl >> 5)];
+    let whole = run_connection(ctl, stream, usize::MAX);
+    let pieces = run_connection(ctl, stream, split);
+    assert_eq!(whole.error, pieces.error, "errors differ");
+    assert_eq!(
+        whole.records, pieces.records,
+        "a split changed what was received"
+    );
+}
+
+/// What a [`crate::connection::Connection`] delivered, messages joined.
+#[derive(Debug, PartialEq, Eq)]
+enum ConnRecord {
+    Frame(FrameHeader),
+    Message(OpCode, Vec<u8>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close(Option<(CloseCode, Vec<u8>)>),
+}
+
+/// One run of [`fuzz_connection`].
+struct ConnRun {
+    records: Vec<ConnRecord>,
+    error: Option<ProtocolError>,
+}
+
+fn run_connection(ctl: u8, stream: &[u8], read: usize) -> ConnRun {
+    use crate::connection::{Config, Connection, Event, State};
+    let small = ctl & 8 != 0;
+    let cfg = Config {
+        max_frame_len: if small { 1000 } else { 64 << 20 },
+        max_message_len: if small { 3000 } else { 64 << 20 },
+        auto_pong: ctl & 16 == 0,
+        auto_close: ctl & 16 == 0,
+        ..Config::default()
+    };
+    let client = ctl & 1 != 0;
+    let mut conn = if client {
+        Connection::client(cfg, alloc::boxed::Box::new(|| [0x12, 0x34, 0x56, 0x78]))
+    } else {
+        Connection::server(cfg)
+    };
+    #[cfg(feature = "deflate")]
+    if ctl & 2 != 0 {
+        let params = crate::deflate::DeflateParams {
+            client_no_context_takeover: ctl & 4 != 0,
+            server_no_context_takeover: ctl & 4 != 0,
+            ..Default::default()
+        };
+        conn.enable_deflate(params, crate::connection::DeflateOptions::default());
+    }
+
+    let mut buf = stream.to_vec();
+    let mut run = ConnRun {
+        records: Vec::new(),
+        error: None,
+    };
+    let mut sent = Vec::new();
+    let mut message: Option<(OpCode, Vec<u8>)> = None;
+    let (mut start, mut end, mut idle) = (0, 0, 0);
+    loop {
+        let avail = end - start;
+        let step = match conn.recv(&mut buf[start..end]) {
+            Ok(step) => step,
+            Err(e) => {
+                let code = e.close_code().0;
+                assert!(
+                    matches!(code, 1002 | 1007 | 1009),
+                    "{e:?} closes with {code}"
+                );
+                run.error = Some(e);
+                break;
+            }
+        };
+        assert!(step.consumed <= avail, "consumed more than given");
+        start += step.consumed;
+        let Some(event) = step.event else {
+            assert_eq!(start, end, "no event before the buffer was used");
+            if end == buf.len() {
+                break;
+            }
+            end = end.saturating_add(read).min(buf.len());
+            idle = 0;
+            continue;
+        };
+        idle = if step.consumed == 0 { idle + 1 } else { 0 };
+        assert!(idle <= MAX_IDLE_EVENTS, "spinning without input");
+        match event {
+            Event::Frame(h) => run.records.push(ConnRecord::Frame(h)),
+            Event::Data {
+                opcode,
+                chunk,
+                first,
+                message_end,
+                ..
+            } => {
+                let (kind, bytes) = if first {
+                    assert!(message.is_none(), "a message started inside another");
+                    message.insert((opcode, Vec::new()))
+                } else {
+                    message.as_mut().expect("a chunk outside any message")
+                };
+                assert_eq!(*kind, opcode, "the opcode changed inside a message");
+                bytes.extend_from_slice(chunk);
+                assert!(
+                    bytes.len() as u64 <= cfg.max_message_len,
+                    "message over the limit"
+                );
+                if message_end {
+                    let (kind, bytes) = message.take().expect("the message just extended");
+                    if kind == OpCode::TEXT && cfg.validate_utf8 {
+                        assert!(
+                            core::str::from_utf8(&bytes).is_ok(),
+                            "invalid UTF-8 delivered"
+                        );
+                    }
+                    run.records.push(ConnRecord::Message(kind, bytes));
+                }
+            }
+            Event::Ping(p) => run.records.push(ConnRecord::Ping(p.to_vec())),
+            Event::Pong(p) => run.records.push(ConnRecord::Pong(p.to_vec())),
+            Event::Close(c) => run.records.push(ConnRecord::Close(
+                c.map(|c| (c.code, c.reason.as_bytes().to_vec())),
+            )),
+        }
+        conn.poll_transmit(&mut sent);
+    }
+    conn.poll_transmit(&mut sent);
+    if run.error.is_some() {
+        assert_eq!(conn.state(), State::Closed, "a failed connection is closed");
+        let rest = buf.len() - start;
+        let after = conn
+            .recv(&mut buf[start..])
+            .expect("input after a failure is ignored");
+        assert!(after.consumed == rest && after.event.is_none());
+    }
+    check_sent(&mut sent, client, &run, cfg.auto_pong);
+    run
+}
+
+/// What a connection sent: its own control frames only, in the role's masking, pongs that
+/// answer received pings in order, and at most one close, last (the failing close after an
+/// error).
+fn check_sent(sent: &mut [u8], client: bool, run: &ConnRun, auto_pong: bool) {
+    let mut pings = run.records.iter().filter_map(|r| match r {
+        ConnRecord::Ping(p) => Some(p.as_slice()),
+        _ => None,
+    });
+    let mut close = None;
+    for frame in frames(sent) {
+        let frame = frame.expect("a connection sent a malformed frame");
+        let h = frame.header;
+        assert!(close.is_none(), "a frame after the close");
+        assert!(h.fin && h.rsv == 0 && h.opcode.is_control());
+        assert_eq!(h.mask.is_some(), client, "masking against the role");
+        assert!(frame.payload.len() <= MAX_CONTROL_PAYLOAD);
+        match h.opcode {
+            OpCode::PONG => {
+                assert!(auto_pong, "a pong nobody asked for");
+                assert!(pings.any(|p| p == frame.payload), "a pong without its ping");
+            }
+            OpCode::CLOSE => {
+                close = Some(CloseFrame::parse(frame.payload).expect("a malformed close sent"));
+            }
+            op => panic!("the connection sent {op:?} on its own"),
+        }
+    }
+    if let Some(e) = run.error {
+        let code = close.flatten().map(|c| c.code);
+        assert_eq!(
+            code,
+            Some(e.close_code()),
+            "the failing close was not sent last"
+        );
     }
 }

@@ -408,6 +408,49 @@ fn deflate_bomb_and_corruption_fail_with_right_codes() {
     assert_eq!(side.error.map(|e| e.close_code().0), Some(1002));
 }
 
+/// A compressed text whose inflated bytes are invalid UTF-8 long before they pass the limit
+/// is 1007 whether it arrives whole or byte by byte (it was 1009 read whole: the inflater
+/// hit the limit before its output was validated). Found by the `connection` fuzz target.
+#[cfg(feature = "deflate")]
+#[test]
+fn deflate_invalid_utf8_before_the_limit_is_1007_however_it_arrives() {
+    use crate::connection::DeflateOptions;
+    use crate::deflate::{DeflateParams, Deflater};
+    let mut text = alloc::vec![0u8; 100_000];
+    text[0] = 0xff;
+    let mut payload = Vec::new();
+    Deflater::new(6, 15, false).compress(&text, true, &mut payload);
+    let header = crate::frame::FrameHeader {
+        rsv: crate::frame::RSV1,
+        ..crate::frame::FrameHeader::new(
+            true,
+            OpCode::TEXT,
+            Some([1, 2, 3, 4]),
+            payload.len() as u64,
+        )
+    };
+    let mut frame = Vec::new();
+    crate::connection::write_frame(&mut frame, &header, &payload);
+    for read in [frame.len(), 1] {
+        let cfg = Config {
+            max_message_len: 3000,
+            ..Config::default()
+        };
+        let mut side = Side::new(Connection::server(cfg));
+        side.conn
+            .enable_deflate(DeflateParams::default(), DeflateOptions::default());
+        let mut wire = frame.clone();
+        for piece in wire.chunks_mut(read) {
+            side.read(piece);
+        }
+        assert_eq!(
+            side.error,
+            Some(crate::ProtocolError::InvalidUtf8),
+            "reads of {read}"
+        );
+    }
+}
+
 #[test]
 fn keepalive_pings_a_quiet_peer_and_fails_an_unresponsive_one() {
     use crate::keepalive::Keepalive;

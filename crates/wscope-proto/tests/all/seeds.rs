@@ -16,6 +16,7 @@ type FuzzBody = fn(&[u8]);
 /// `wscope_proto::fuzzing`; a seed folder without a row fails [`every_seed_folder_has_a_body`].
 const TARGETS: &[(&str, FuzzBody)] = &[
     ("close_payload", fuzzing::fuzz_close_payload),
+    ("connection", fuzzing::fuzz_connection),
     ("frame_decoder", fuzzing::fuzz_frame_decoder),
     ("frames_iter", fuzzing::fuzz_frames_iter),
     ("handshake_request", fuzzing::fuzz_handshake_request),
