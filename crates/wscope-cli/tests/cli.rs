@@ -259,22 +259,28 @@ fn serve_io_uring_on_two_threads_echoes_every_connection() {
 /// A CA and a certificate for `localhost` signed by it, written as PEM files under the
 /// target directory: (ca_pem, cert_path, key_path).
 fn certificate_files(name: &str) -> (String, std::path::PathBuf, std::path::PathBuf) {
+    let (ca, leaf, leaf_key) = ca_and_leaf("localhost");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, leaf).unwrap();
+    std::fs::write(&key, leaf_key).unwrap();
+    (ca, cert, key)
+}
+
+/// A fresh CA and a certificate for `name` it issued: (ca_pem, cert_pem, key_pem).
+fn ca_and_leaf(name: &str) -> (String, String, String) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_key = KeyPair::generate().unwrap();
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+    let leaf = CertificateParams::new(vec![name.to_owned()])
         .unwrap()
         .signed_by(&leaf_key, &ca, &ca_key)
         .unwrap();
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, leaf.pem()).unwrap();
-    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
-    (ca.pem(), cert, key)
+    (ca.pem(), leaf.pem(), leaf_key.serialize_pem())
 }
 
 /// `serve --echo` with `--tls-cert`/`--tls-key` and `extra`: wss:// announced, and a client
@@ -322,6 +328,65 @@ fn serve_io_uring_tls_echoes() {
     if uring_available() {
         tls_echo_through("tls-uring", &["--io-uring"]);
     }
+}
+
+/// `serve --tls-client-ca` lets in only a client with a certificate from that CA; `connect
+/// --cert/--key` presents one, and `--sni` names the server's certificate (issued for
+/// localhost) while connecting to the announced 127.0.0.1.
+#[test]
+fn mutual_tls_between_serve_and_connect() {
+    mutual_tls_through("mtls-tokio", &[]);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn mutual_tls_between_serve_io_uring_and_connect() {
+    if uring_available() {
+        mutual_tls_through("mtls-uring", &["--io-uring"]);
+    }
+}
+
+fn mutual_tls_through(name: &str, extra: &[&str]) {
+    let (ca, cert, key) = certificate_files(name);
+    let dir = cert.parent().unwrap().to_owned();
+    let (client_ca, client_cert, client_key) = ca_and_leaf("wscope client");
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let ca = file("ca.pem", &ca);
+    let client_ca = file("client-ca.pem", &client_ca);
+    let client_cert = file("client-cert.pem", &client_cert);
+    let client_key = file("client-key.pem", &client_key);
+    let mut args = vec![
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--tls-client-ca",
+        &client_ca,
+    ];
+    args.extend_from_slice(extra);
+    let (_server, url) = serve(&args);
+    let connect = |extra: &[&str]| {
+        let mut client = Command::new(env!("CARGO_BIN_EXE_wscope"))
+            .args(["connect", &url, "--ca", &ca, "--sni", "localhost"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        client.stdin.take().unwrap().write_all(b"mutual\n").unwrap();
+        client.wait_with_output().unwrap()
+    };
+    let out = connect(&["--cert", &client_cert, "--key", &client_key]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "mutual\n");
+    let anonymous = connect(&[]);
+    assert!(!anonymous.status.success());
+    assert!(anonymous.stdout.is_empty());
 }
 
 /// Starts `wscope serve --echo` with at most `fds` open file descriptors (through the shell's

@@ -27,7 +27,8 @@
 //!   same rustls configuration).
 //! - **TLS**: [`tls::TlsConfig`] (webpki roots by default, custom CA, client certificates,
 //!   SNI, verification on unless [`tls::TlsConfig::insecure`]); servers load PEM with
-//!   [`tls::server_config_from_pem`].
+//!   [`tls::server_config_from_pem`], or [`tls::server_config_with_client_auth_pem`] to
+//!   require client certificates (mutual TLS).
 //! - **Errors**: one [`Error`] enum to branch on; a close from the peer is a
 //!   [`Message::Close`], not an error.
 //!

@@ -174,15 +174,54 @@ fn parse_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>> {
 
 /// A server configuration from a certificate chain and private key in PEM.
 pub fn server_config_from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ServerConfig>> {
+    server_config(cert_pem, key_pem, None)
+}
+
+/// A server configuration from a certificate chain and private key in PEM that requires
+/// every client to present a certificate issued by one of the CAs in `client_ca_pem`
+/// (mutual TLS); a client without one fails the TLS handshake.
+pub fn server_config_with_client_auth_pem(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    client_ca_pem: &[u8],
+) -> Result<Arc<ServerConfig>> {
+    server_config(cert_pem, key_pem, Some(client_ca_pem))
+}
+
+fn server_config(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    client_ca_pem: Option<&[u8]>,
+) -> Result<Arc<ServerConfig>> {
     let certs = parse_certs(cert_pem)?;
     if certs.is_empty() {
         return Err(pem_error("no certificate in the PEM"));
     }
-    let cfg = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, parse_key(key_pem)?)?;
-    Ok(Arc::new(cfg))
+    let builder =
+        ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+    let builder = match client_ca_pem {
+        None => builder.with_no_client_auth(),
+        Some(pem) => {
+            let mut roots = RootCertStore::empty();
+            let cas = parse_certs(pem)?;
+            if cas.is_empty() {
+                return Err(pem_error("no certificate in the client CA PEM"));
+            }
+            for c in cas {
+                roots.add(c)?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            )
+            .build()
+            .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    Ok(Arc::new(
+        builder.with_single_cert(certs, parse_key(key_pem)?)?,
+    ))
 }
 
 /// A server configuration from PEM files.

@@ -32,6 +32,15 @@ pub(crate) struct Args {
     /// Do not verify the server's certificate (dangerous; only when asked).
     #[arg(long)]
     insecure: bool,
+    /// Client certificate chain (PEM) to present (mutual TLS); needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<std::path::PathBuf>,
+    /// Private key (PEM) for --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<std::path::PathBuf>,
+    /// Server name to send (SNI) and verify the certificate against, instead of the URL's host.
+    #[arg(long, value_name = "NAME")]
+    sni: Option<String>,
     /// Offer permessage-deflate (RFC 7692).
     #[arg(long)]
     compress: bool,
@@ -87,6 +96,12 @@ fn config(args: &Args) -> wscope::Result<ClientConfig> {
     }
     if args.insecure {
         tls = tls.insecure();
+    }
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        tls = tls.with_client_auth_pem(std::fs::read(cert)?, std::fs::read(key)?);
+    }
+    if let Some(name) = &args.sni {
+        tls = tls.with_sni(name);
     }
     cfg.tls = tls;
     if let Some(p) = &args.proxy {

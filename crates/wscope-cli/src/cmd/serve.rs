@@ -25,6 +25,9 @@ pub(crate) struct Args {
     /// Private key (PEM) for --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
+    /// Require a client certificate issued by a CA in this PEM file (mutual TLS).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
     /// Accept permessage-deflate (RFC 7692) offers and compress replies.
     #[arg(long)]
     compress: bool,
@@ -94,7 +97,16 @@ pub(crate) fn run(args: Args) -> ExitCode {
         cfg.deflate_options.level = args.deflate_level;
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        match wscope::tls::server_config_from_files(cert, key) {
+        let tls = match &args.tls_client_ca {
+            None => wscope::tls::server_config_from_files(cert, key),
+            Some(ca) => std::fs::read(cert)
+                .and_then(|c| Ok((c, std::fs::read(key)?, std::fs::read(ca)?)))
+                .map_err(wscope::Error::from)
+                .and_then(|(c, k, ca)| {
+                    wscope::tls::server_config_with_client_auth_pem(&c, &k, &ca)
+                }),
+        };
+        match tls {
             Ok(tls) => cfg.tls = Some(tls),
             Err(e) => {
                 eprintln!("wscope serve: {e}");
