@@ -566,6 +566,17 @@ impl Connection {
         Ok(Step { consumed, event })
     }
 
+    /// Tells when the bytes last given to [`Self::recv`] (or about to be) arrived. Optional:
+    /// with it, a keepalive ping goes out exactly one interval after the last byte received;
+    /// without it, within one to two intervals ([`crate::keepalive`]). Drivers that read a
+    /// clock when bytes arrive call it then, for every arrival (the time given last is taken
+    /// as the last byte's).
+    pub fn handle_received_at(&mut self, now: Instant) {
+        if let Some(k) = self.core.keepalive.as_mut() {
+            k.on_receive_at(now);
+        }
+    }
+
     /// When [`Self::handle_timeout`] must be called next, if a timer runs.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.core.poll_timeout()

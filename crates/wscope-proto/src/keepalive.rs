@@ -6,12 +6,13 @@
 //! websockets does on a keepalive timeout). Any received byte counts as life, a pong or a data
 //! frame alike, so a busy connection never pings.
 //!
-//! Activity is noted by a flag ([`KeepaliveTimer::on_receive`]) and looked at when the
-//! timer fires, so receiving costs nothing and needs no time: the idle time before a ping is
-//! between one and two intervals. The one exception is the answer to a ping: it restarts the
-//! interval, and the timer asks for the time once ([`KeepaliveTimer::needs_time`]), so an idle
-//! peer is pinged one interval after each answer, whatever the timeout (two intervals when
-//! the answer arrived in several reads: its later pieces count as activity).
+//! Activity is noted when bytes arrive and looked at when the timer fires. A driver that
+//! knows when they arrived says so ([`KeepaliveTimer::on_receive_at`]): the ping then goes out
+//! exactly one interval after the last byte. Without the time ([`KeepaliveTimer::on_receive`],
+//! a flag: receiving needs no clock) the idle time before a ping is between one and two
+//! intervals, except after the answer to a ping: it restarts the interval, and the timer asks
+//! for the time once ([`KeepaliveTimer::needs_time`]), so an idle peer is pinged one interval
+//! after each answer, whatever the timeout.
 //!
 //! ```
 //! use wscope_proto::keepalive::{Keepalive, KeepaliveAction, KeepaliveTimer};
@@ -62,6 +63,8 @@ pub struct KeepaliveTimer {
     pinging: bool,
     /// Something was received since the timer last fired.
     received: bool,
+    /// When bytes last arrived, if the driver tells ([`Self::on_receive_at`]).
+    last_rx: Option<Instant>,
 }
 
 impl KeepaliveTimer {
@@ -72,6 +75,7 @@ impl KeepaliveTimer {
             at: None,
             pinging: false,
             received: false,
+            last_rx: None,
         }
     }
 
@@ -84,6 +88,17 @@ impl KeepaliveTimer {
         if self.pinging {
             self.pinging = false;
             self.at = None;
+        }
+    }
+
+    /// Bytes arrived from the peer at `now`: as [`Self::on_receive`], and the next ping, if
+    /// the peer stays quiet, goes out one interval after `now` exactly.
+    pub fn on_receive_at(&mut self, now: Instant) {
+        self.received = true;
+        self.last_rx = Some(now);
+        if self.pinging {
+            self.pinging = false;
+            self.at = Some(now + self.cfg.interval);
         }
     }
 
@@ -109,8 +124,13 @@ impl KeepaliveTimer {
         }
         if core::mem::take(&mut self.received) {
             self.pinging = false;
-            self.at = Some(now + self.cfg.interval);
-            return KeepaliveAction::None;
+            // One interval after the last byte when its time is known (it may already have
+            // passed: then the peer has been quiet for an interval, and the ping goes now).
+            let next = self.last_rx.map_or(now, |t| t.min(now)) + self.cfg.interval;
+            if next > now {
+                self.at = Some(next);
+                return KeepaliveAction::None;
+            }
         }
         if self.pinging {
             self.at = None;
@@ -185,6 +205,27 @@ mod tests {
         // Unanswered now: it times out after the timeout, not before.
         assert_eq!(t.handle_timeout(at(62)), KeepaliveAction::None);
         assert_eq!(t.handle_timeout(at(63)), KeepaliveAction::TimedOut);
+    }
+
+    #[test]
+    fn with_receive_times_the_ping_comes_one_interval_after_the_last_byte() {
+        let mut t = KeepaliveTimer::new(CFG);
+        t.handle_timeout(at(0));
+        // A byte at 1 s: the check at 10 s moves the deadline to 11 s, not 20 s.
+        t.on_receive_at(at(1));
+        assert_eq!(t.handle_timeout(at(10)), KeepaliveAction::None);
+        assert_eq!(t.poll_timeout(), Some(at(11)));
+        assert_eq!(t.handle_timeout(at(11)), KeepaliveAction::SendPing);
+        // The answer at 13 s: next ping at 23 s, without asking for the time.
+        t.on_receive_at(at(13));
+        assert!(!t.needs_time());
+        assert_eq!(t.poll_timeout(), Some(at(23)));
+        // Bytes at 20 s, then a late tick (a busy driver at 31 s): quiet for over an
+        // interval already, so the ping goes at once.
+        t.on_receive_at(at(20));
+        assert_eq!(t.handle_timeout(at(31)), KeepaliveAction::SendPing);
+        assert_eq!(t.poll_timeout(), Some(at(36)));
+        assert_eq!(t.handle_timeout(at(36)), KeepaliveAction::TimedOut);
     }
 
     #[test]

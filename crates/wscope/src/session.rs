@@ -273,6 +273,8 @@ pub(crate) struct Session {
     clock: Clock,
     idle: Option<StdDuration>,
     last_rx: StdInstant,
+    /// The core pings a quiet peer: it is told when bytes arrive.
+    keepalive: bool,
     eof: bool,
     /// The input was decoded to its end and nothing arrived since: decoding again would find
     /// nothing (the core's decoding depends on its input alone), so it is skipped.
@@ -290,7 +292,12 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(mut conn: Connection, leftover: &[u8], timeouts: Timeouts) -> Self {
+    pub(crate) fn new(
+        mut conn: Connection,
+        leftover: &[u8],
+        timeouts: Timeouts,
+        keepalive: bool,
+    ) -> Self {
         let mut input = VecInput::with_capacity(READ_CHUNK);
         input.extend_from_slice(leftover);
         let clock = Clock::new();
@@ -308,6 +315,7 @@ impl Session {
             clock,
             idle: timeouts.idle,
             last_rx: Clock::now_std(),
+            keepalive,
             eof: false,
             drained: false,
             write_limit: 128 * 1024,
@@ -328,7 +336,12 @@ impl Session {
 
     /// A server-side session.
     pub(crate) fn server(cfg: Config, leftover: &[u8], timeouts: Timeouts) -> Self {
-        Self::new(Connection::server(cfg), leftover, timeouts)
+        Self::new(
+            Connection::server(cfg),
+            leftover,
+            timeouts,
+            cfg.keepalive.is_some(),
+        )
     }
 
     /// A client-side session with OS-random masking keys.
@@ -337,6 +350,7 @@ impl Session {
             Connection::client(cfg, OsMasks::boxed()),
             leftover,
             timeouts,
+            cfg.keepalive.is_some(),
         )
     }
 
@@ -387,8 +401,18 @@ impl Session {
     fn received(&mut self) {
         self.drained = false;
         self.after_big = false;
-        if self.idle.is_some() {
-            self.last_rx = Clock::now_std();
+        self.note_arrival();
+    }
+
+    /// Bytes arrived now: the idle timeout and the core's keepalive start over from here (the
+    /// clock is read only when one of them is on).
+    fn note_arrival(&mut self) {
+        if self.idle.is_some() || self.keepalive {
+            let now = Clock::now_std();
+            self.last_rx = now;
+            if self.keepalive {
+                self.conn.handle_received_at(self.clock.core_instant(now));
+            }
         }
     }
 
@@ -510,9 +534,7 @@ impl Session {
     #[cfg(any(feature = "tokio", all(target_os = "linux", feature = "io-uring")))]
     pub(crate) fn commit_direct(&mut self, start: usize) -> Result<Option<Incoming>> {
         self.drained = false;
-        if self.idle.is_some() {
-            self.last_rx = Clock::now_std();
-        }
+        self.note_arrival();
         let mut at = start;
         let mut done = None;
         while at < self.msg.len() {
@@ -965,5 +987,40 @@ mod read_size_tests {
         // No message-sized reservation on the declared length: big reads into the input.
         assert_eq!(s.direct_read_len(), None);
         assert_eq!(s.read_buf().len(), BIG_READ);
+    }
+}
+
+#[cfg(test)]
+mod keepalive_tests {
+    use super::*;
+    use wscope_proto::keepalive::Keepalive;
+    use wscope_proto::Duration;
+
+    #[test]
+    fn an_arrival_moves_the_next_keepalive_deadline_to_one_interval_after_it() {
+        let ka = Keepalive {
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
+        };
+        let cfg = Config {
+            keepalive: Some(ka),
+            ..Config::default()
+        };
+        let mut s = Session::server(cfg, &[], Timeouts { idle: None });
+        let first = s
+            .conn
+            .poll_timeout()
+            .expect("armed when the session starts");
+        // A pong arrives (masked, empty): the read is the arrival.
+        s.read_buf()[..6].copy_from_slice(&[0x8a, 0x80, 0, 0, 0, 0]);
+        s.commit_read(6);
+        let after = s.clock.now();
+        assert!(s.next_incoming().expect("a valid pong").is_some());
+        // The check at the first deadline finds the arrival: the next deadline is one interval
+        // after it (not one interval after the check, as without the arrival's time).
+        s.conn.handle_timeout(first);
+        let next = s.conn.poll_timeout().expect("re-armed");
+        assert!(next <= after + ka.interval, "{next:?} after {after:?}");
+        assert!(next < first + ka.interval, "{next:?} vs {first:?}");
     }
 }
