@@ -652,6 +652,26 @@ fn frame_data<S: Sink + ?Sized>(
         }
         Err(e) => {
             st.inflate_failed = true;
+            // What inflated before the error is the message's data as far as it goes (the
+            // same bytes however the frames were cut into segments), up to the limit.
+            let out = inflater.output();
+            let kept = match e {
+                InflateError::TooLarge { .. } => out.len().saturating_sub(1),
+                _ => out.len(),
+            };
+            let app = AppData {
+                opcode,
+                message_end: false,
+            };
+            app.deliver(
+                &mut st.data_len,
+                &mut st.data_hash,
+                &out[..kept],
+                sink,
+                conn,
+                ts,
+                dir,
+            );
             let name = match e {
                 InflateError::TooLarge { .. } => "inflated_message_too_large",
                 _ => "inflate_failed",
