@@ -232,6 +232,19 @@ pub fn server_config_from_files(
     server_config_from_pem(&std::fs::read(cert)?, &std::fs::read(key)?)
 }
 
+/// [`server_config_with_client_auth_pem`] from PEM files.
+pub fn server_config_with_client_auth_files(
+    cert: impl AsRef<Path>,
+    key: impl AsRef<Path>,
+    client_ca: impl AsRef<Path>,
+) -> Result<Arc<ServerConfig>> {
+    server_config_with_client_auth_pem(
+        &std::fs::read(cert)?,
+        &std::fs::read(key)?,
+        &std::fs::read(client_ca)?,
+    )
+}
+
 /// Accepts any certificate (still checks the handshake signatures, so the session is at least
 /// bound to the key the server presented).
 #[derive(Debug)]

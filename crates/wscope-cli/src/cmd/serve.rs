@@ -99,12 +99,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let tls = match &args.tls_client_ca {
             None => wscope::tls::server_config_from_files(cert, key),
-            Some(ca) => std::fs::read(cert)
-                .and_then(|c| Ok((c, std::fs::read(key)?, std::fs::read(ca)?)))
-                .map_err(wscope::Error::from)
-                .and_then(|(c, k, ca)| {
-                    wscope::tls::server_config_with_client_auth_pem(&c, &k, &ca)
-                }),
+            Some(ca) => wscope::tls::server_config_with_client_auth_files(cert, key, ca),
         };
         match tls {
             Ok(tls) => cfg.tls = Some(tls),
