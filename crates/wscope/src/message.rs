@@ -155,7 +155,8 @@ pub struct FrameInfo {
     pub fin: bool,
     /// The opcode of *this frame* (0 for a continuation, 8 for a close).
     pub opcode: OpCode,
-    /// The total payload length of this frame (not of the piece).
+    /// The total payload length of this frame (not of the piece), as on the wire: with
+    /// permessage-deflate, a compressed frame's pieces are inflated and add up to more.
     pub payload_len: u64,
 }
 

@@ -268,6 +268,13 @@ pub(crate) struct Session {
     msg: Vec<u8>,
     /// The frame a partial receive is in the middle of.
     partial: Option<FrameInfo>,
+    /// Inflated payload of the current frame that did not fit the caller's buffer (partial
+    /// receive with permessage-deflate, where one chunk of compressed input can inflate to
+    /// more than the buffer holds): `partial_rest[partial_at..]` goes out first.
+    partial_rest: Vec<u8>,
+    partial_at: usize,
+    /// The frame ends with the last of `partial_rest`.
+    partial_rest_ends_frame: bool,
     /// The header of the control frame being collected (partial receive).
     control_info: Option<FrameInfo>,
     clock: Clock,
@@ -311,6 +318,9 @@ impl Session {
             out: WriteQueue::default(),
             msg: Vec::new(),
             partial: None,
+            partial_rest: Vec::new(),
+            partial_at: 0,
+            partial_rest_ends_frame: false,
             control_info: None,
             clock,
             idle: timeouts.idle,
@@ -615,6 +625,9 @@ impl Session {
     }
 
     fn partial_loop(&mut self, buf: &mut [u8]) -> Result<Option<Partial>> {
+        if let Some(piece) = self.partial_rest_piece(buf) {
+            return Ok(Some(piece));
+        }
         loop {
             if buf.is_empty() {
                 if let Some(info) = self.partial {
@@ -669,6 +682,18 @@ impl Session {
                         opcode: OpCode::CONTINUATION,
                         payload_len: 0,
                     });
+                    // Only inflated chunks outgrow the buffer (the input given to the core
+                    // is cut to its size): keep the rest for the next calls.
+                    let rest = &chunk[n..];
+                    let frame_end = if rest.is_empty() {
+                        frame_end
+                    } else {
+                        self.partial_rest.clear();
+                        self.partial_rest.extend_from_slice(rest);
+                        self.partial_at = 0;
+                        self.partial_rest_ends_frame = frame_end;
+                        false
+                    };
                     if frame_end {
                         self.partial = None;
                     }
@@ -696,6 +721,32 @@ impl Session {
                 return Ok(Some(got));
             }
         }
+    }
+
+    /// The next piece of inflated payload kept from an earlier call, if any.
+    fn partial_rest_piece(&mut self, buf: &mut [u8]) -> Option<Partial> {
+        let rest = &self.partial_rest[self.partial_at..];
+        if rest.is_empty() {
+            return None;
+        }
+        let info = self.partial?;
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.partial_at += n;
+        let done = self.partial_at == self.partial_rest.len();
+        if done {
+            self.partial_rest.clear();
+            self.partial_at = 0;
+        }
+        let frame_end = done && self.partial_rest_ends_frame;
+        if frame_end {
+            self.partial = None;
+        }
+        Some(Partial::Data {
+            info,
+            len: n,
+            frame_end,
+        })
     }
 
     /// Queues bytes that are not frames ahead of everything queued later: a server's `101`
@@ -1022,5 +1073,46 @@ mod keepalive_tests {
         let next = s.conn.poll_timeout().expect("re-armed");
         assert!(next <= after + ka.interval, "{next:?} after {after:?}");
         assert!(next < first + ka.interval, "{next:?} vs {first:?}");
+    }
+}
+
+#[cfg(test)]
+mod partial_tests {
+    use super::*;
+    use wscope_proto::connection::DeflateOptions;
+    use wscope_proto::deflate::{DeflateParams, Deflater};
+
+    #[test]
+    fn partial_receive_of_a_compressed_message_loses_nothing() {
+        let text: Vec<u8> = (0..5000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut payload = Vec::new();
+        Deflater::new(6, 15, false).compress(&text, true, &mut payload);
+        let header = FrameHeader {
+            rsv: wscope_proto::frame::RSV1,
+            ..FrameHeader::new(true, OpCode::BINARY, None, payload.len() as u64)
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let n = header.emit(&mut head);
+        let mut wire = head[..n].to_vec();
+        wire.extend_from_slice(&payload);
+        let mut s = Session::client(Config::default(), &wire, Timeouts { idle: None });
+        s.conn
+            .enable_deflate(DeflateParams::default(), DeflateOptions::default());
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16];
+        for _ in 0..10_000 {
+            match s.next_partial(&mut buf).expect("valid") {
+                Some(Partial::Data { len, frame_end, .. }) => {
+                    got.extend_from_slice(&buf[..len]);
+                    if frame_end {
+                        break;
+                    }
+                }
+                Some(other) => panic!("{other:?}"),
+                None => break,
+            }
+        }
+        assert_eq!(got.len(), text.len());
+        assert!(got == text);
     }
 }

@@ -175,3 +175,43 @@ fn tokio_round_trip() {
         server.await.unwrap();
     });
 }
+
+/// The seed's partial receive with permessage-deflate on: every inflated byte comes out,
+/// piece by piece, even when one piece of compressed input inflates to far more than the
+/// caller's buffer (it handed out only the first buffer's worth and dropped the rest).
+#[test]
+fn partial_receive_of_compressed_messages_loses_nothing() {
+    use core::time::Duration;
+    use wscope::message::Partial;
+    let text = "a fairly compressible sentence, repeated. ".repeat(2000);
+    let (addr, server) = echo_server(compressing_server());
+    let cfg = ClientConfig::from_url(&format!("ws://{addr}/"))
+        .unwrap()
+        .deflate(DeflateConfig::default());
+    let (mut ws, _) = blocking::connect_with(&cfg).unwrap();
+    for _ in 0..2 {
+        ws.send(Message::text(text.clone())).unwrap();
+        let mut buf = [0u8; 64];
+        let mut got = Vec::new();
+        loop {
+            match ws.recv_partial(&mut buf, Duration::from_secs(10)).unwrap() {
+                Partial::Data {
+                    info,
+                    len,
+                    frame_end,
+                } => {
+                    assert_eq!(info.opcode, OpCode::TEXT);
+                    got.extend_from_slice(&buf[..len]);
+                    if frame_end {
+                        break;
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(got.len(), text.len());
+        assert!(got == text.as_bytes());
+    }
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    server.join().unwrap().unwrap();
+}
