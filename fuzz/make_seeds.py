@@ -12,6 +12,10 @@ crates/wscope-proto/src/fuzzing.rs:
   message                 byte 1: bit 0 control chunks, bit 1 UTF-8 checked, bit 2 RSV1
                                   allowed (permessage-deflate), bit 3 a 300-byte message limit
   utf8                    byte 0: reads alternate 1 + (b & 0xf) and 1 + 3 * (b >> 4) bytes
+  partial_receive         byte 0: bits 0-2 buffer size index into [1, 2, 3, 7, 16, 64, 125,
+                                  1000], bit 3 permessage-deflate, bit 4 limits of 1000-byte
+                                  frames and 3000-byte messages, bits 5-7 read size index into
+                                  [1, 2, 5, 13, 64, 300, 4096, all]; the stream is a server's
   connection              byte 0: bit 0 client (else server), bit 1 permessage-deflate, bit 2
                                   no context takeover, bit 3 limits of 1000-byte frames and
                                   3000-byte messages, bit 4 auto pong/close off, bits 5-7 read
@@ -240,6 +244,35 @@ CONNECTION = {
 }
 
 
+def partial_ctl(buf, *flags, read=7):
+    value = buf | (read << 5)
+    for f in flags:
+        value |= f
+    return bytes([value])
+
+
+P_DEFLATE, P_SMALL = 8, 16
+
+PARTIAL_RECEIVE = {
+    "text-binary-ping-close-buf7-reads13": partial_ctl(3, read=3) + frame(1, "κόσμε, hello".encode())
+    + frame(2, bytes(range(40))) + frame(9, b"are you there") + frame(8, close(1000, b"bye")),
+    "big-binary-buf64-reads300": partial_ctl(5, read=5) + frame(2, bytes(range(256)) * 12),
+    "fragmented-text-ping-between-buf1": partial_ctl(0, read=4) + frame(1, b"Hel", fin=False)
+    + frame(9, b"p") + frame(0, b"lo, ", fin=False) + frame(0, "wörld".encode()),
+    "empty-frames-and-close-without-status-buf2": partial_ctl(1, read=0) + frame(1) + frame(2, fin=False)
+    + frame(0) + frame(10) + frame(8),
+    "close-reason-longer-than-buffer-buf16": partial_ctl(4, read=2) + frame(8, close(4000, b"r" * 100)),
+    "deflate-bigger-inflated-than-buffer-buf16": partial_ctl(4, P_DEFLATE, read=7)
+    + frame(1, Compressor().message(b"a fairly compressible sentence, repeated. " * 100), rsv=4),
+    "deflate-context-takeover-fragmented-buf125": partial_ctl(6, P_DEFLATE, read=4) + compressed_exchange(True, None),
+    "deflate-bomb-small-limits-buf1000": partial_ctl(7, P_DEFLATE, P_SMALL, read=6)
+    + frame(2, Compressor().message(bytes(100_000)), rsv=4),
+    "invalid-utf8-text-buf3": partial_ctl(2, read=1) + frame(1, b"ok \xc0\xaf more"),
+    "masked-server-frame-buf7": partial_ctl(3) + RFC_MASKED_HELLO,
+    "frame-over-1000-limit-buf64": partial_ctl(5, P_SMALL, read=5) + frame(2, bytes(1200)),
+}
+
+
 def main():
     for target, seeds in {
         "frame_decoder": FRAME_DECODER,
@@ -248,6 +281,7 @@ def main():
         "frames_iter": FRAMES_ITER,
         "utf8": UTF8_SEEDS,
         "connection": CONNECTION,
+        "partial_receive": PARTIAL_RECEIVE,
     }.items():
         folder = SEEDS / target
         folder.mkdir(parents=True, exist_ok=True)

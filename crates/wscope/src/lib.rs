@@ -101,6 +101,7 @@
 pub mod blocking;
 pub mod config;
 pub mod error;
+pub mod fuzzing;
 pub mod handshake;
 pub mod message;
 pub mod proxy;

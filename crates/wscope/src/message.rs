@@ -165,6 +165,7 @@ pub struct FrameInfo {
 pub enum Partial {
     /// Payload bytes of a frame were copied to the start of the caller's buffer: `len` of them.
     /// A long frame comes over several calls with the same `info`; `frame_end` marks the last.
+    /// `len` is 0 only for a piece that ends its frame (or when the buffer is empty).
     Data {
         /// The frame.
         info: FrameInfo,

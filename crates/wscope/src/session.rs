@@ -697,7 +697,8 @@ impl Session {
                     if frame_end {
                         self.partial = None;
                     }
-                    Some(Partial::Data {
+                    // Compressed input that inflated to nothing yet: nothing to hand out.
+                    (n > 0 || frame_end).then_some(Partial::Data {
                         info,
                         len: n,
                         frame_end,

@@ -13,6 +13,8 @@ mod handshake;
 mod limits;
 #[path = "all/proxy.rs"]
 mod proxy;
+#[path = "all/seeds.rs"]
+mod seeds;
 #[path = "all/simple.rs"]
 mod simple;
 #[path = "all/tls.rs"]

@@ -27,8 +27,9 @@ const TARGETS: &[(&str, FuzzBody)] = &[
 ];
 
 /// Seed folders whose bodies live in another crate, which replays them (`capture`:
-/// `wscope_inspect::fuzzing`, replayed by `crates/wscope-inspect/tests/suite/seeds.rs`).
-const OTHER_CRATES: &[&str] = &["capture"];
+/// `wscope_inspect::fuzzing`, replayed by `crates/wscope-inspect/tests/suite/seeds.rs`;
+/// `partial_receive`: `wscope::fuzzing`, replayed by `crates/wscope/tests/all/seeds.rs`).
+const OTHER_CRATES: &[&str] = &["capture", "partial_receive"];
 
 fn seeds_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds")
