@@ -8,6 +8,7 @@
 //! | target (`fuzz/fuzz_targets/`) | body |
 //! |---|---|
 //! | `partial_receive` | [`fuzz_partial_receive`] |
+//! | `direct_reads` | `fuzz_direct_reads` (with the `tokio` feature) |
 
 use wscope_proto::close::CloseFrame as WireCloseFrame;
 use wscope_proto::connection::{Config, DeflateOptions};
@@ -172,5 +173,126 @@ fn piece(
             records.push(Record::Control(info.opcode, buf[..len].to_vec()));
         }
         Partial::Timeout => panic!("a timeout from a session (only drivers time out)"),
+    }
+}
+
+/// Read sizes for [`fuzz_direct_reads`] (control byte bits 0–2).
+#[cfg(feature = "tokio")]
+const DIRECT_READS: [usize; 8] = [1, 7, 100, 1000, 4096, 40_000, 65_536, usize::MAX];
+
+/// Builds a client's frame stream from `data[1..]` (three bytes per frame, so that frames of
+/// up to 260 KiB come from short inputs) and receives it with a server session twice: once
+/// with every read going through the input buffer, once with large frames' payload read
+/// straight into the message buffer when the session offers it (the tokio and io_uring
+/// drivers' direct reads); both in reads of the size `data[0]` picks.
+///
+/// Frame bytes: `b0` fin (bit 7), RSV bits (4–6) and opcode (0–3); `b1` bit 7 set: a large
+/// frame of `(b1 & 0x7f) * 2048 + b2` bytes, else `b1 + b2 % 126` bytes; the mask key and
+/// the (ASCII) payload follow from the bytes. The stream stops at 4 MiB.
+///
+/// Asserts: a direct read finds room reserved for the whole rest of its frame; both runs
+/// receive the same messages and control frames and end with the same error (a direct
+/// read that took bytes past its frame would not).
+#[cfg(feature = "tokio")]
+pub fn fuzz_direct_reads(data: &[u8]) {
+    let Some((&ctl, specs)) = data.split_first() else {
+        return;
+    };
+    let wire = client_frames(specs);
+    let read = DIRECT_READS[usize::from(ctl & 7)];
+    let through_input = receive_server(&wire, read, false);
+    let direct = receive_server(&wire, read, true);
+    assert_eq!(through_input.error, direct.error, "errors differ");
+    assert_eq!(
+        through_input.records, direct.records,
+        "direct reads changed what was received"
+    );
+}
+
+/// The frames `specs` describe, masked (see [`fuzz_direct_reads`]).
+#[cfg(feature = "tokio")]
+fn client_frames(specs: &[u8]) -> Vec<u8> {
+    use wscope_proto::frame::{FrameHeader, MAX_HEADER_LEN};
+    let mut wire = Vec::new();
+    for (i, spec) in specs.chunks_exact(3).enumerate() {
+        if wire.len() > 4 << 20 {
+            break;
+        }
+        let [b0, b1, b2] = [spec[0], spec[1], spec[2]];
+        let len = if b1 & 0x80 != 0 {
+            usize::from(b1 & 0x7f) * 2048 + usize::from(b2)
+        } else {
+            usize::from(b1) + usize::from(b2 % 126)
+        };
+        let key = [b2, b1, b0, i as u8];
+        let header = FrameHeader {
+            rsv: (b0 >> 4) & 7,
+            ..FrameHeader::new(b0 & 0x80 != 0, OpCode(b0 & 0x0f), Some(key), len as u64)
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let n = header.emit(&mut head);
+        wire.extend_from_slice(&head[..n]);
+        let start = wire.len();
+        wire.extend((0..len).map(|k| b'a' + ((k + i) % 26) as u8));
+        wscope_proto::mask::apply_mask(&mut wire[start..], key, 0);
+    }
+    wire
+}
+
+/// Receives `wire` with a server session in reads of `read` bytes, taking the direct reads
+/// the session offers when `direct`.
+#[cfg(feature = "tokio")]
+fn receive_server(wire: &[u8], read: usize, direct: bool) -> Run {
+    let mut s = Session::server(Config::default(), &[], Timeouts { idle: None });
+    let mut run = Run {
+        records: Vec::new(),
+        error: None,
+    };
+    let mut rest = wire;
+    loop {
+        loop {
+            match s.next_incoming() {
+                Ok(Some(got)) => {
+                    let m = s.make_message(got);
+                    run.records.push(whole_record(m));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    run.error = Some(e.to_string());
+                    return run;
+                }
+            }
+        }
+        if rest.is_empty() {
+            return run;
+        }
+        match s.direct_read_len().filter(|_| direct) {
+            Some(want) => {
+                let start = s.msg_len();
+                let n = rest.len().min(read).min(want);
+                let msg = s.direct_buf(want);
+                assert!(msg.capacity() - msg.len() >= want, "no room reserved");
+                msg.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                match s.commit_direct(start) {
+                    Ok(Some(got)) => {
+                        let m = s.make_message(got);
+                        run.records.push(whole_record(m));
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        run.error = Some(e.to_string());
+                        return run;
+                    }
+                }
+            }
+            None => {
+                let room = s.read_buf();
+                let n = rest.len().min(read).min(room.len());
+                room[..n].copy_from_slice(&rest[..n]);
+                s.commit_read(n);
+                rest = &rest[n..];
+            }
+        }
     }
 }

@@ -28,8 +28,9 @@ const TARGETS: &[(&str, FuzzBody)] = &[
 
 /// Seed folders whose bodies live in another crate, which replays them (`capture`:
 /// `wscope_inspect::fuzzing`, replayed by `crates/wscope-inspect/tests/suite/seeds.rs`;
-/// `partial_receive`: `wscope::fuzzing`, replayed by `crates/wscope/tests/all/seeds.rs`).
-const OTHER_CRATES: &[&str] = &["capture", "partial_receive"];
+/// `partial_receive` and `direct_reads`: `wscope::fuzzing`, replayed by
+/// `crates/wscope/tests/all/seeds.rs`).
+const OTHER_CRATES: &[&str] = &["capture", "direct_reads", "partial_receive"];
 
 fn seeds_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds")

@@ -1,26 +1,38 @@
-//! Replays the committed seeds of the `partial_receive` fuzz target
-//! (`fuzz/seeds/partial_receive/`) through its body, whole and every prefix, so a normal
-//! `cargo test` checks what the fuzzer checks on them.
+//! Replays the committed seeds of the fuzz targets whose bodies are in `wscope::fuzzing`
+//! (`fuzz/seeds/partial_receive/`, `fuzz/seeds/direct_reads/`) through them, whole and
+//! prefixes, so a normal `cargo test` checks what the fuzzers check on them.
 
 use std::fs;
 use std::path::Path;
 
-use wscope::fuzzing::fuzz_partial_receive;
+use wscope::fuzzing::{fuzz_direct_reads, fuzz_partial_receive};
 
-#[test]
-fn partial_receive_seeds_replay() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/partial_receive");
+/// Runs every seed of `target` through `body`, whole and cut every `step` bytes.
+fn replay(target: &str, body: fn(&[u8]), step: usize) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/seeds")
+        .join(target);
     let mut files: Vec<_> = fs::read_dir(&dir)
-        .expect("fuzz/seeds/partial_receive")
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("entry").path())
         .collect();
     files.sort();
-    assert!(files.len() >= 10, "{} seeds", files.len());
+    assert!(files.len() >= 8, "{target}: {} seeds", files.len());
     for f in files {
         let data = fs::read(&f).expect("seed");
-        for end in (0..data.len()).step_by(7).chain([data.len()]) {
-            let outcome = std::panic::catch_unwind(|| fuzz_partial_receive(&data[..end]));
+        for end in (0..data.len()).step_by(step).chain([data.len()]) {
+            let outcome = std::panic::catch_unwind(|| body(&data[..end]));
             assert!(outcome.is_ok(), "{} (first {end} bytes)", f.display());
         }
     }
+}
+
+#[test]
+fn partial_receive_seeds_replay() {
+    replay("partial_receive", fuzz_partial_receive, 7);
+}
+
+#[test]
+fn direct_reads_seeds_replay() {
+    replay("direct_reads", fuzz_direct_reads, 1);
 }
