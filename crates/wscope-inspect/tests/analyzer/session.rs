@@ -260,6 +260,19 @@ fn mid_stream_connection_gives_no_session() {
     assert!(!r.s.is_websocket());
 }
 
+/// The application data delivered (`MessageData` events), joined.
+fn message_data(r: &Run) -> Vec<u8> {
+    r.sink
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            OwnedKind::MessageData { data, .. } => Some(data.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
 #[test]
 fn deflate_inflates_and_reports_failures() {
     let mut r = Run::new(SessionConfig {
@@ -278,16 +291,7 @@ fn deflate_inflates_and_reports_failures() {
     let mut bytes = frame(false, true, 1, None, a);
     bytes.extend(frame(true, false, 0, None, b));
     r.data(S, &bytes);
-    let inflated: Vec<u8> = r
-        .sink
-        .events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            OwnedKind::MessageData { data, .. } => Some(data.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let inflated = message_data(&r);
     assert_eq!(inflated, text);
     assert!(r
         .sink
@@ -328,15 +332,7 @@ fn bytes_inflated_before_corruption_are_delivered_however_segmented() {
             r.data(S, piece);
         }
         assert!(r.names().contains(&"inflate_failed"), "{:?}", r.names());
-        r.sink
-            .events
-            .iter()
-            .filter_map(|e| match &e.kind {
-                OwnedKind::MessageData { data, .. } => Some(data.clone()),
-                _ => None,
-            })
-            .flatten()
-            .collect::<Vec<u8>>()
+        message_data(&r)
     };
     let whole = delivered(wire.len());
     assert_eq!(whole, text);

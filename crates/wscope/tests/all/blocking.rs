@@ -6,7 +6,7 @@ use wscope::blocking::{self, Server};
 use wscope::config::ServerConfig;
 use wscope::{CloseCode, CloseFrame, Error, Message, OpCode, Partial};
 
-use crate::util::{echo_server, one_shot_server, payload};
+use crate::util::{echo_server, frame_pieces, one_shot_server, payload};
 
 fn url(addr: core::net::SocketAddr) -> String {
     format!("ws://{addr}/echo")
@@ -92,31 +92,18 @@ fn partial_receive_hands_out_a_big_frame_piece_by_piece() {
         while ws.read().is_ok() {}
     });
     let (mut ws, _) = blocking::connect(&url(addr)).unwrap();
-    let mut buf = vec![0u8; 1000];
+    let pieces = frame_pieces(&mut ws, 1000);
     let mut got = Vec::new();
-    let mut pieces = 0;
-    loop {
-        match ws.recv_partial(&mut buf, Duration::from_secs(10)).unwrap() {
-            Partial::Data {
-                info,
-                len,
-                frame_end,
-            } => {
-                assert!(info.fin);
-                assert_eq!(info.opcode, OpCode::BINARY);
-                assert_eq!(info.payload_len, 1 << 20);
-                assert!(len <= 1000);
-                got.extend_from_slice(&buf[..len]);
-                pieces += 1;
-                if frame_end {
-                    break;
-                }
-            }
-            other => panic!("{other:?}"),
-        }
+    for (info, bytes) in &pieces {
+        assert!(info.fin);
+        assert_eq!(info.opcode, OpCode::BINARY);
+        assert_eq!(info.payload_len, 1 << 20);
+        assert!(bytes.len() <= 1000);
+        got.extend_from_slice(bytes);
     }
     assert!(got == data);
-    assert!(pieces >= (1 << 20) / 1000);
+    assert!(pieces.len() >= (1 << 20) / 1000);
+    let mut buf = vec![0u8; 1000];
     match ws.recv_partial(&mut buf, Duration::from_secs(10)).unwrap() {
         Partial::Data {
             info,

@@ -181,8 +181,6 @@ fn tokio_round_trip() {
 /// caller's buffer (it handed out only the first buffer's worth and dropped the rest).
 #[test]
 fn partial_receive_of_compressed_messages_loses_nothing() {
-    use core::time::Duration;
-    use wscope::message::Partial;
     let text = "a fairly compressible sentence, repeated. ".repeat(2000);
     let (addr, server) = echo_server(compressing_server());
     let cfg = ClientConfig::from_url(&format!("ws://{addr}/"))
@@ -191,23 +189,10 @@ fn partial_receive_of_compressed_messages_loses_nothing() {
     let (mut ws, _) = blocking::connect_with(&cfg).unwrap();
     for _ in 0..2 {
         ws.send(Message::text(text.clone())).unwrap();
-        let mut buf = [0u8; 64];
         let mut got = Vec::new();
-        loop {
-            match ws.recv_partial(&mut buf, Duration::from_secs(10)).unwrap() {
-                Partial::Data {
-                    info,
-                    len,
-                    frame_end,
-                } => {
-                    assert_eq!(info.opcode, OpCode::TEXT);
-                    got.extend_from_slice(&buf[..len]);
-                    if frame_end {
-                        break;
-                    }
-                }
-                other => panic!("{other:?}"),
-            }
+        for (info, bytes) in crate::util::frame_pieces(&mut ws, 64) {
+            assert_eq!(info.opcode, OpCode::TEXT);
+            got.extend_from_slice(&bytes);
         }
         assert_eq!(got.len(), text.len());
         assert!(got == text.as_bytes());

@@ -18,11 +18,17 @@ fn tls_server_config() -> (ServerConfig, String) {
     (cfg, ca)
 }
 
-#[test]
-fn blocking_tls_round_trip_with_custom_ca_and_sni() {
+/// A blocking TLS server on an ephemeral port: (server, port, the CA's PEM).
+fn tls_server() -> (Server, u16, String) {
     let (cfg, ca) = tls_server_config();
     let server = Server::bind("127.0.0.1:0", cfg).unwrap();
     let port = server.local_addr().unwrap().port();
+    (server, port, ca)
+}
+
+#[test]
+fn blocking_tls_round_trip_with_custom_ca_and_sni() {
+    let (server, port, ca) = tls_server();
     let t = std::thread::spawn(move || {
         let mut ws = server.accept().unwrap();
         loop {
@@ -47,9 +53,7 @@ fn blocking_tls_round_trip_with_custom_ca_and_sni() {
 
 #[test]
 fn blocking_tls_verification_is_on_by_default() {
-    let (cfg, _ca) = tls_server_config();
-    let server = Server::bind("127.0.0.1:0", cfg).unwrap();
-    let port = server.local_addr().unwrap().port();
+    let (server, port, _ca) = tls_server();
     let t = std::thread::spawn(move || server.accept().map(|_| ()));
     let client = ClientConfig::new("127.0.0.1", port).tls(TlsConfig::new().with_sni("localhost"));
     let err = blocking::connect_with(&client).unwrap_err();
@@ -59,9 +63,7 @@ fn blocking_tls_verification_is_on_by_default() {
 
 #[test]
 fn blocking_tls_insecure_only_when_asked() {
-    let (cfg, _ca) = tls_server_config();
-    let server = Server::bind("127.0.0.1:0", cfg).unwrap();
-    let port = server.local_addr().unwrap().port();
+    let (server, port, _ca) = tls_server();
     let t = std::thread::spawn(move || {
         let mut ws = server.accept().unwrap();
         while ws.read().is_ok() {}
@@ -178,9 +180,7 @@ fn blocking_tls_client_certificate() {
 /// A TLS server that ends the TCP connection without `close_notify`: right after answering
 /// the WebSocket close (`after_close`), or in the middle of the connection.
 fn server_without_close_notify(after_close: bool) -> (u16, String, std::thread::JoinHandle<()>) {
-    let (cfg, ca) = tls_server_config();
-    let server = Server::bind("127.0.0.1:0", cfg).unwrap();
-    let port = server.local_addr().unwrap().port();
+    let (server, port, ca) = tls_server();
     let t = std::thread::spawn(move || {
         let mut ws = server.accept().unwrap();
         loop {

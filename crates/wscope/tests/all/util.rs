@@ -214,3 +214,29 @@ pub(crate) fn current_thread_rt() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// Receives the next data frame with `recv_partial` into a buffer of `buf_len` bytes: each
+/// piece's frame info and bytes, up to the piece that ends the frame (a control frame or a
+/// timeout on the way fails the test).
+pub(crate) fn frame_pieces(
+    ws: &mut wscope::blocking::WebSocket,
+    buf_len: usize,
+) -> Vec<(wscope::FrameInfo, Vec<u8>)> {
+    let mut buf = vec![0u8; buf_len];
+    let mut pieces = Vec::new();
+    loop {
+        match ws.recv_partial(&mut buf, Duration::from_secs(10)).unwrap() {
+            wscope::Partial::Data {
+                info,
+                len,
+                frame_end,
+            } => {
+                pieces.push((info, buf[..len].to_vec()));
+                if frame_end {
+                    return pieces;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
