@@ -16,7 +16,7 @@ crates/wscope-proto/src/fuzzing.rs:
                                   1000], bit 3 permessage-deflate, bit 4 limits of 1000-byte
                                   frames and 3000-byte messages, bits 5-7 read size index into
                                   [1, 2, 5, 13, 64, 300, 4096, all]; the stream is a server's
-  direct_reads            byte 0: bits 0-2 read size index into [1, 7, 100, 1000, 4096,
+  direct_reads            byte 0: bits 0-2 read size index into [7, 100, 1000, 4096, 16384,
                                   40000, 65536, all]; then 3 bytes per client frame: fin (bit
                                   7), rsv (4-6) and opcode; length (b1 bit 7: (b1 & 0x7f) *
                                   2048 + b2, else b1 + b2 % 126); payload and key follow
@@ -286,16 +286,16 @@ def spec(opcode, fin=True, big=None, small=0, rsv=0):
 
 
 DIRECT_READS = {
-    "one-100k-binary-reads-of-4096": bytes([4]) + spec(2, big=50, small=7),
+    "one-100k-binary-reads-of-4096": bytes([3]) + spec(2, big=50, small=7),
     "fragmented-text-big-parts-ping-between-reads-40000": bytes([5]) + spec(1, fin=False, big=20)
     + spec(9, small=5) + spec(0, fin=False, big=40, small=3) + spec(10) + spec(0, big=17, small=200),
-    "small-and-big-frames-mixed-reads-of-1000": bytes([3]) + spec(1, small=10) + spec(2, big=16)
+    "small-and-big-frames-mixed-reads-of-1000": bytes([2]) + spec(1, small=10) + spec(2, big=16)
     + spec(2, small=0) + spec(2, big=127, small=255) + spec(1, small=125),
-    "big-frame-then-close-reads-of-7": bytes([1]) + spec(2, big=17) + spec(8, small=0),
+    "big-frame-then-close-reads-of-7": bytes([0]) + spec(2, big=17) + spec(8, small=0),
     "big-frame-reserved-opcode-reads-all": bytes([7]) + spec(2, big=30) + spec(3, big=20),
     "big-frame-rsv-set-reads-of-65536": bytes([6]) + spec(2, big=18) + spec(2, big=18, rsv=4),
-    "continuation-without-start-reads-of-100": bytes([2]) + spec(0, big=16),
-    "big-control-frame-refused-reads-of-1": bytes([0]) + spec(9, big=16),
+    "continuation-without-start-reads-of-100": bytes([1]) + spec(0, big=16),
+    "big-control-frame-refused-reads-of-16384": bytes([4]) + spec(9, big=16),
 }
 
 

@@ -176,9 +176,10 @@ fn piece(
     }
 }
 
-/// Read sizes for [`fuzz_direct_reads`] (control byte bits 0–2).
+/// Read sizes for [`fuzz_direct_reads`] (control byte bits 0–2). No single bytes: through
+/// the input buffer a 260 KiB frame would take 260 k reads, and the fuzzer would crawl.
 #[cfg(feature = "tokio")]
-const DIRECT_READS: [usize; 8] = [1, 7, 100, 1000, 4096, 40_000, 65_536, usize::MAX];
+const DIRECT_READS: [usize; 8] = [7, 100, 1000, 4096, 16_384, 40_000, 65_536, usize::MAX];
 
 /// Builds a client's frame stream from `data[1..]` (three bytes per frame, so that frames of
 /// up to 260 KiB come from short inputs) and receives it with a server session twice: once
