@@ -20,6 +20,11 @@ crates/wscope-proto/src/fuzzing.rs:
                                   40000, 65536, all]; then 3 bytes per client frame: fin (bit
                                   7), rsv (4-6) and opcode; length (b1 bit 7: (b1 & 0x7f) *
                                   2048 + b2, else b1 + b2 % 126); payload and key follow
+  segments                byte 0: bits 0-1 segment size index into [1, 3, 64, 1460], bit 2
+                                  inflate, bit 3 the server accepts permessage-deflate, bit 4
+                                  digests, bits 5-7 frame_data chunk size (x5; 0: 4096); byte
+                                  1: how many of the following bytes are the client's (masked
+                                  frames), the rest are the server's
   connection              byte 0: bit 0 client (else server), bit 1 permessage-deflate, bit 2
                                   no context takeover, bit 3 limits of 1000-byte frames and
                                   3000-byte messages, bit 4 auto pong/close off, bits 5-7 read
@@ -299,6 +304,50 @@ DIRECT_READS = {
 }
 
 
+def segments_seed(seg, client, server, *flags, chunk=0):
+    value = seg | (chunk << 5)
+    for f in flags:
+        value |= f
+    assert len(client) <= 255
+    return bytes([value, len(client)]) + client + server
+
+
+S_INFLATE, S_DEFLATE, S_DIGEST = 4, 8, 16
+
+
+def deflated_server_messages():
+    c = Compressor()
+    one = c.message(b"hello hello hello, compressed " * 4)
+    two = c.message(bytes(range(64)) * 4)
+    half = len(two) // 2
+    return (frame(1, one, rsv=4) + frame(9, b"ping") + frame(2, two[:half], fin=False, rsv=4)
+            + frame(0, two[half:]) + frame(1, b"plain") + frame(8, close(1000, b"done")))
+
+
+SEGMENTS = {
+    "plain-text-binary-close-1byte-segments": segments_seed(
+        0, frame(1, b"hi there", key=KEY) + frame(8, close(1000), key=KEY),
+        frame(1, "κόσμε".encode()) + frame(2, bytes(300)) + frame(8, close(1000, b"bye")), S_DIGEST, chunk=2),
+    "deflate-inflated-3byte-segments": segments_seed(
+        1, frame(1, Compressor().message(b"client says hi hi hi"), rsv=4, key=KEY),
+        deflated_server_messages(), S_INFLATE, S_DEFLATE, S_DIGEST, chunk=1),
+    "deflate-not-inflated-64byte-segments": segments_seed(
+        2, b"", deflated_server_messages(), S_DEFLATE, chunk=3),
+    "deflate-corrupt-then-valid-1byte-segments": segments_seed(
+        0, b"", frame(1, Compressor().message(b"valid start " * 8) + b"\xff" * 20, rsv=4)
+        + frame(1, b"after"), S_INFLATE, S_DEFLATE, S_DIGEST),
+    "fragmented-with-control-between-1460-segments": segments_seed(
+        3, frame(2, b"abc", fin=False, key=KEY) + frame(9, b"p", key=KEY) + frame(0, b"def", key=KEY),
+        frame(10, b"p") + frame(1, b"x" * 2000), S_DIGEST, chunk=7),
+    "protocol-errors-unmasked-client-reserved-opcode": segments_seed(
+        0, RFC_UNMASKED_HELLO, frame(3, b"r") + RFC_MASKED_HELLO + frame(9, bytes(130))),
+    "invalid-utf8-and-bad-close-3byte-segments": segments_seed(
+        1, frame(1, b"ok \xc0\xaf", key=KEY), frame(8, close(1005)) + frame(1, b"after close")),
+    "inflate-bomb-capped-64byte-segments": segments_seed(
+        2, b"", frame(2, Compressor().message(bytes(1 << 18)), rsv=4), S_INFLATE, S_DEFLATE, S_DIGEST),
+}
+
+
 def main():
     for target, seeds in {
         "frame_decoder": FRAME_DECODER,
@@ -309,6 +358,7 @@ def main():
         "connection": CONNECTION,
         "partial_receive": PARTIAL_RECEIVE,
         "direct_reads": DIRECT_READS,
+        "segments": SEGMENTS,
     }.items():
         folder = SEEDS / target
         folder.mkdir(parents=True, exist_ok=True)

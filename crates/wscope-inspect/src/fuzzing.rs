@@ -1,6 +1,7 @@
-//! Fuzzing entry point for whole captures: the body of `fuzz/fuzz_targets/capture.rs`. It
-//! lives in the library so that it builds on stable and a normal `cargo test` replays the
-//! committed seeds (`fuzz/seeds/capture/`) through it.
+//! Fuzzing entry points of the analyzer: the bodies of `fuzz/fuzz_targets/capture.rs` (whole
+//! captures) and `fuzz/fuzz_targets/segments.rs` (one conversation, whole against cut into
+//! segments). They live in the library so that they build on stable and a normal `cargo test`
+//! replays the committed seeds (`fuzz/seeds/capture/`, `fuzz/seeds/segments/`) through them.
 //!
 //! Not part of the API: names and behaviour may change at any time.
 
@@ -42,4 +43,209 @@ pub fn fuzz_capture(data: &[u8]) {
     if !cfg.session.inflate {
         assert!(data_bytes <= stats.payload_bytes);
     }
+}
+
+/// Segment sizes [`fuzz_segments`] cuts each direction into.
+const SEGMENTS: [usize; 4] = [1, 3, 64, 1460];
+
+/// A WebSocket handshake that offers permessage-deflate, and the answers without it and with it.
+const SEG_REQUEST: &[u8] =
+    b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+const SEG_RESPONSE: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+const SEG_RESPONSE_DEFLATE: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+
+/// Feeds one conversation to an analyzer [`Session`](crate::session::Session) twice: each
+/// direction whole, and cut into segments (directions alternating), and checks that how TCP
+/// cut the bytes changes nothing but where `frame_data` chunks end.
+///
+/// `data[0]`: bits 0–1 the segment size, bit 2 inflate, bit 3 the server accepts
+/// permessage-deflate, bit 4 digests, bits 5–7 a small `frame_data` chunk size. `data[1]`
+/// splits the rest: that many bytes (at most what is there) are the client's frames after the
+/// handshake, the others the server's.
+///
+/// Asserts, per direction: the same frames (headers), the same payload per frame (the chunks
+/// joined, each within the chunk size), the same application data per message (inflated when
+/// compressed, joined), the same messages (opcode, length, digest), closes and anomalies.
+pub fn fuzz_segments(data: &[u8]) {
+    let [ctl, cut, rest @ ..] = data else {
+        return;
+    };
+    let (client, server) = rest.split_at(usize::from(*cut).min(rest.len()));
+    let whole = conversation(*ctl, client, server, usize::MAX);
+    let cut_up = conversation(*ctl, client, server, SEGMENTS[usize::from(ctl & 3)]);
+    assert_eq!(
+        whole, cut_up,
+        "segmentation changed what the analyzer reported"
+    );
+}
+
+/// What the analyzer reported in one direction, chunking undone.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    Established,
+    /// A frame's header and its payload (the `frame_data` chunks joined, recorded where the
+    /// header was: anomalies raised inside the frame come before or after its last chunk
+    /// depending on the segments).
+    Frame {
+        fin: bool,
+        rsv: u8,
+        opcode: u8,
+        masked: bool,
+        len: u64,
+        payload: Vec<u8>,
+    },
+    AppData(Vec<u8>),
+    Message {
+        opcode: u8,
+        len: u64,
+        sha256: Option<[u8; 32]>,
+    },
+    Close(u16, Vec<u8>),
+    Anomaly(&'static str),
+}
+
+/// One direction's records and the chunks being joined.
+#[derive(Default, Debug, PartialEq, Eq)]
+struct DirSeen {
+    seen: Vec<Seen>,
+    /// Where the current frame's record is.
+    frame: Option<usize>,
+    app: Vec<u8>,
+}
+
+impl DirSeen {
+    fn flush_app(&mut self) {
+        if !self.app.is_empty() {
+            let app = core::mem::take(&mut self.app);
+            self.seen.push(Seen::AppData(app));
+        }
+    }
+}
+
+/// Runs the conversation in segments of `segment` bytes; the records per direction.
+fn conversation(ctl: u8, client: &[u8], server: &[u8], segment: usize) -> [Vec<Seen>; 2] {
+    use crate::decode::FlowKey;
+    use crate::session::{Session, SessionConfig};
+    use crate::tcp::ConnMeta;
+    use crate::uid::{ConnId, UidGenerator};
+    use wscope_proto::role::Direction;
+    use wscope_proto::time::Instant;
+
+    let chunk = if ctl >> 5 == 0 {
+        4096
+    } else {
+        usize::from(ctl >> 5) * 5
+    };
+    let cfg = SessionConfig {
+        inflate: ctl & 4 != 0,
+        digest: ctl & 16 != 0,
+        payload_chunk_size: chunk,
+        ..SessionConfig::default()
+    };
+    let orig = core::net::SocketAddr::from(([10, 0, 0, 1], 40000));
+    let resp = core::net::SocketAddr::from(([10, 0, 0, 2], 80));
+    let conn = ConnMeta {
+        id: ConnId(1),
+        uid: UidGenerator::new(0).uid(ConnId(1)),
+        key: FlowKey::new(orig, resp).0,
+        orig,
+        resp,
+        start: Instant::ZERO,
+        mid_stream: false,
+    };
+    let mut dirs: [DirSeen; 2] = Default::default();
+    let mut sink = |ev: &Event<'_>| {
+        let d = &mut dirs[ev.dir.index()];
+        match &ev.kind {
+            EventKind::Established(_) => d.seen.push(Seen::Established),
+            EventKind::Frame { header, .. } => {
+                d.frame = Some(d.seen.len());
+                d.seen.push(Seen::Frame {
+                    fin: header.fin,
+                    rsv: header.rsv,
+                    opcode: header.opcode.0,
+                    masked: header.mask.is_some(),
+                    len: header.payload_len,
+                    payload: Vec::new(),
+                });
+            }
+            EventKind::FrameData { data, .. } => {
+                assert!(data.len() <= chunk, "a frame_data chunk over {chunk}");
+                let Some(Seen::Frame { payload, .. }) = d.frame.and_then(|i| d.seen.get_mut(i))
+                else {
+                    panic!("frame_data without a frame");
+                };
+                payload.extend_from_slice(data);
+            }
+            EventKind::MessageData {
+                data, message_end, ..
+            } => {
+                d.app.extend_from_slice(data);
+                if *message_end {
+                    d.flush_app();
+                }
+            }
+            EventKind::Message {
+                opcode,
+                len,
+                sha256,
+            } => {
+                d.flush_app();
+                d.seen.push(Seen::Message {
+                    opcode: opcode.0,
+                    len: *len,
+                    sha256: *sha256,
+                });
+            }
+            EventKind::Close { status, reason } => {
+                d.seen.push(Seen::Close(*status, reason.to_vec()))
+            }
+            EventKind::Anomaly { name, .. } => d.seen.push(Seen::Anomaly(name)),
+        }
+    };
+    let mut session = Session::new(cfg);
+    let response = if ctl & 8 != 0 {
+        SEG_RESPONSE_DEFLATE
+    } else {
+        SEG_RESPONSE
+    };
+    // The handshake first, request then response, each whole; then the two directions'
+    // frames alternate segment by segment.
+    session.data(
+        &conn,
+        Instant::from_micros(1),
+        Direction::ClientToServer,
+        SEG_REQUEST,
+        &mut sink,
+    );
+    session.data(
+        &conn,
+        Instant::from_micros(2),
+        Direction::ServerToClient,
+        response,
+        &mut sink,
+    );
+    let (mut c, mut s, mut t) = (client, server, 2);
+    while !c.is_empty() || !s.is_empty() {
+        for (dir, rest) in [
+            (Direction::ClientToServer, &mut c),
+            (Direction::ServerToClient, &mut s),
+        ] {
+            let n = rest.len().min(segment);
+            if n > 0 {
+                t += 1;
+                session.data(&conn, Instant::from_micros(t), dir, &rest[..n], &mut sink);
+                *rest = &rest[n..];
+            }
+        }
+    }
+    dirs.map(|mut d| {
+        d.flush_app();
+        d.seen
+    })
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig};
 use wscope_inspect::capture::Capture;
 use wscope_inspect::event::{Event, EventKind};
-use wscope_inspect::fuzzing::fuzz_capture;
+use wscope_inspect::fuzzing::{fuzz_capture, fuzz_segments};
 
 #[test]
 fn capture_seeds_replay_and_reach_websocket() {
@@ -35,6 +35,25 @@ fn capture_seeds_replay_and_reach_websocket() {
         assert!(messages >= 2, "{}: {messages} messages", f.display());
         if f.to_string_lossy().contains("frag") {
             assert!(stats.decode.reassembled >= 1, "{}", f.display());
+        }
+    }
+}
+
+/// The `segments` seeds (`fuzz/seeds/segments/`) through `fuzz_segments`, whole and cut.
+#[test]
+fn segments_seeds_replay() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/segments");
+    let mut files: Vec<_> = fs::read_dir(&dir)
+        .expect("fuzz/seeds/segments")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8, "{} seeds", files.len());
+    for f in files {
+        let data = fs::read(&f).expect("seed");
+        for end in (0..data.len()).step_by(5).chain([data.len()]) {
+            let outcome = std::panic::catch_unwind(|| fuzz_segments(&data[..end]));
+            assert!(outcome.is_ok(), "{} (first {end} bytes)", f.display());
         }
     }
 }
