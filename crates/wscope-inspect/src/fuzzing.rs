@@ -147,10 +147,8 @@ impl DirSeen {
 
 /// Runs the conversation in segments of `segment` bytes; the records per direction.
 fn conversation(ctl: u8, client: &[u8], server: &[u8], segment: usize) -> [Vec<Seen>; 2] {
-    use crate::decode::FlowKey;
     use crate::session::{Session, SessionConfig};
     use crate::tcp::ConnMeta;
-    use crate::uid::{ConnId, UidGenerator};
     use wscope_proto::role::Direction;
     use wscope_proto::time::Instant;
 
@@ -165,17 +163,10 @@ fn conversation(ctl: u8, client: &[u8], server: &[u8], segment: usize) -> [Vec<S
         payload_chunk_size: chunk,
         ..SessionConfig::default()
     };
-    let orig = core::net::SocketAddr::from(([10, 0, 0, 1], 40000));
-    let resp = core::net::SocketAddr::from(([10, 0, 0, 2], 80));
-    let conn = ConnMeta {
-        id: ConnId(1),
-        uid: UidGenerator::new(0).uid(ConnId(1)),
-        key: FlowKey::new(orig, resp).0,
-        orig,
-        resp,
-        start: Instant::ZERO,
-        mid_stream: false,
-    };
+    let conn = ConnMeta::new(
+        core::net::SocketAddr::from(([10, 0, 0, 1], 40000)),
+        core::net::SocketAddr::from(([10, 0, 0, 2], 80)),
+    );
     let mut dirs: [DirSeen; 2] = Default::default();
     let mut sink = |ev: &Event<'_>| {
         let d = &mut dirs[ev.dir.index()];

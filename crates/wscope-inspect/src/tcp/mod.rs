@@ -96,6 +96,21 @@ pub struct ConnMeta {
 }
 
 impl ConnMeta {
+    /// The metadata of one connection from `orig` to `resp` opened at time zero, for feeding a
+    /// [`crate::session::Session`] by hand (outside a capture): id 1, its uid from seed 0.
+    pub fn new(orig: SocketAddr, resp: SocketAddr) -> Self {
+        let id = ConnId(1);
+        Self {
+            id,
+            uid: crate::uid::UidGenerator::new(0).uid(id),
+            key: FlowKey::new(orig, resp).0,
+            orig,
+            resp,
+            start: Instant::ZERO,
+            mid_stream: false,
+        }
+    }
+
     /// The direction of traffic sent by `src`.
     pub fn direction_from(&self, src: SocketAddr) -> Direction {
         if src == self.orig {

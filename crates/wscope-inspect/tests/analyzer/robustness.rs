@@ -6,11 +6,10 @@ use std::io::Cursor;
 
 use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig};
 use wscope_inspect::capture::Capture;
-use wscope_inspect::decode::{FlowKey, TcpFlags};
+use wscope_inspect::decode::TcpFlags;
 use wscope_inspect::event::EventKind;
 use wscope_inspect::session::{Session, SessionConfig};
 use wscope_inspect::tcp::{ConnMeta, FlowConfig};
-use wscope_inspect::uid::{ConnId, UidGenerator};
 use wscope_inspect::write::{Framing, PcapWriter, TcpSpec};
 use wscope_inspect::Event;
 use wscope_proto::role::Direction;
@@ -21,15 +20,7 @@ use crate::support::*;
 pub(crate) fn meta() -> ConnMeta {
     let orig: SocketAddr = "10.0.0.1:40000".parse().unwrap();
     let resp: SocketAddr = "10.0.0.2:80".parse().unwrap();
-    ConnMeta {
-        id: ConnId(1),
-        uid: UidGenerator::new(0).uid(ConnId(1)),
-        key: FlowKey::new(orig, resp).0,
-        orig,
-        resp,
-        start: Instant::ZERO,
-        mid_stream: false,
-    }
+    ConnMeta::new(orig, resp)
 }
 
 /// Unpacks the fuzz corpus zip into a temporary directory (unzip or python3).

@@ -4,23 +4,30 @@
 
 use std::fs;
 use std::io::Cursor;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig};
 use wscope_inspect::capture::Capture;
 use wscope_inspect::event::{Event, EventKind};
 use wscope_inspect::fuzzing::{fuzz_capture, fuzz_segments};
 
-#[test]
-fn capture_seeds_replay_and_reach_websocket() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/capture");
+/// The seed files of `target` (`fuzz/seeds/<target>/`), sorted; at least `min` of them.
+fn seed_files(target: &str, min: usize) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/seeds")
+        .join(target);
     let mut files: Vec<_> = fs::read_dir(&dir)
-        .expect("fuzz/seeds/capture")
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("entry").path())
         .collect();
     files.sort();
-    assert!(files.len() >= 5, "{} seeds", files.len());
-    for f in files {
+    assert!(files.len() >= min, "{target}: {} seeds", files.len());
+    files
+}
+
+#[test]
+fn capture_seeds_replay_and_reach_websocket() {
+    for f in seed_files("capture", 5) {
         let data = fs::read(&f).expect("seed");
         fuzz_capture(&data);
         let mut cap = Capture::from_reader(Cursor::new(data[1..].to_vec()), "seed");
@@ -42,14 +49,7 @@ fn capture_seeds_replay_and_reach_websocket() {
 /// The `segments` seeds (`fuzz/seeds/segments/`) through `fuzz_segments`, whole and cut.
 #[test]
 fn segments_seeds_replay() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/segments");
-    let mut files: Vec<_> = fs::read_dir(&dir)
-        .expect("fuzz/seeds/segments")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    files.sort();
-    assert!(files.len() >= 8, "{} seeds", files.len());
-    for f in files {
+    for f in seed_files("segments", 8) {
         let data = fs::read(&f).expect("seed");
         for end in (0..data.len()).step_by(5).chain([data.len()]) {
             let outcome = std::panic::catch_unwind(|| fuzz_segments(&data[..end]));
