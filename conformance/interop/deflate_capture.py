@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -155,10 +156,18 @@ def capture_exchange(cmd, peer, combo, port):
         capture.wait(10)
 
 
+def free_port():
+    """A port nothing listens on or connects from now (the kernel's pick, as conformance/lib.sh
+    does): fixed ports in the ephemeral range collided with clients of earlier steps."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run_peer(binary, tool, work, peer):
     """Captures and checks every parameter combination with one peer library."""
     for n, combo in enumerate(COMBOS):
-        port = 47100 + n + (50 if peer == "node" else 0)
+        port = free_port()
         cap = os.path.join(work, f"deflate-{peer}-{n}.pcap")
         if tool.endswith("dumpcap"):
             cmd = [tool, "-i", "lo", "-f", f"tcp port {port}", "-w", cap, "-P"]
