@@ -300,3 +300,61 @@ fn tokio_sigpipe_child() {
 fn tokio_send_to_a_vanished_peer_is_an_error_not_sigpipe() {
     crate::util::run_with_default_sigpipe("tokio_driver::tokio_sigpipe_child");
 }
+
+/// An unmasked binary frame of `len` bytes, as a server sends it.
+fn server_frame(len: usize) -> Vec<u8> {
+    let mut head = [0u8; wscope_proto::frame::MAX_HEADER_LEN];
+    let n = wscope_proto::FrameHeader::new(true, wscope_proto::OpCode::BINARY, None, len as u64)
+        .emit(&mut head);
+    let mut frame = head[..n].to_vec();
+    frame.extend_from_slice(&payload(len));
+    frame
+}
+
+/// Two connections on one thread: one whose peer has eight 1 MiB messages waiting, one with a
+/// single small message. The small one is served after the first large message, not after all
+/// eight: a stream yields to the runtime once it has read its fair share in one poll (tokio's
+/// own budget counts reads, and these are a megabyte each).
+#[test]
+fn large_messages_back_to_back_do_not_starve_other_connections() {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::AsyncWriteExt;
+    use wscope::tokio::WebSocketStream;
+
+    crate::util::current_thread_rt().block_on(async {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let open = |io| {
+            let cfg = wscope_proto::connection::Config::default();
+            WebSocketStream::from_raw(io, wscope_proto::Role::Client, cfg, &[], None)
+        };
+        let (busy_io, mut busy_peer) = tokio::io::duplex(9 << 20);
+        let (quiet_io, mut quiet_peer) = tokio::io::duplex(1 << 10);
+        for _ in 0..8 {
+            busy_peer.write_all(&server_frame(1 << 20)).await.unwrap();
+        }
+        quiet_peer.write_all(&server_frame(10)).await.unwrap();
+        let (mut busy, mut quiet) = (open(busy_io), open(quiet_io));
+
+        let log = order.clone();
+        let busy = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            for _ in 0..8 {
+                busy.recv_into(&mut buf).await.unwrap().unwrap();
+                assert_eq!(buf.len(), 1 << 20);
+                log.lock().unwrap().push('L');
+            }
+        });
+        let log = order.clone();
+        let quiet = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            quiet.recv_into(&mut buf).await.unwrap().unwrap();
+            assert_eq!(buf, payload(10));
+            log.lock().unwrap().push('s');
+        });
+        busy.await.unwrap();
+        quiet.await.unwrap();
+        drop((busy_peer, quiet_peer));
+        let order: String = order.lock().unwrap().iter().collect();
+        assert_eq!(order, "LsLLLLLLL");
+    });
+}
