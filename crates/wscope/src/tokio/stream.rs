@@ -21,10 +21,11 @@ use crate::stream::end_without_close_notify;
 /// Bytes one poll of the task may read before the stream yields to the runtime's other tasks.
 /// tokio's own budget counts operations, and one read here can be a megabyte: without this,
 /// a connection receiving large messages back to back holds the runtime's thread for as long
-/// as its socket has data, and every other connection on that thread waits (p99 of four
-/// connections echoing 1 MiB messages on one thread: 8-15 ms without, 4.1-4.3 ms with, where
-/// tokio-websockets has 4.6 ms).
-const FAIR_SHARE: usize = 256 * 1024;
+/// as its socket has data, and every other connection on that thread waits. Four connections
+/// echoing 1 MiB messages on one thread: p99 8-11 ms and maxima to 40 ms without, p99
+/// 4.3-4.9 ms with (tokio-websockets: 4.6 ms). A share of 256 KiB cost ~5% more CPU per echo
+/// for no better tail; 1 MiB costs ~2%, within the machine's noise.
+const FAIR_SHARE: usize = 1 << 20;
 
 /// One WebSocket connection over an async byte stream, after the handshake.
 ///
@@ -35,8 +36,8 @@ const FAIR_SHARE: usize = 256 * 1024;
 ///   to pipelined requests leave in one write. `poll_ready` waits while the queue holds more
 ///   than its limit (128 KiB): backpressure, no unbounded queue.
 /// - `futures_util::StreamExt::split` gives read and write halves.
-/// - Connections that share a runtime thread take turns: a stream reads at most about
-///   256 KiB per poll of its task before it yields, however much its peer has sent.
+/// - Connections that share a runtime thread take turns: a stream reads about 1 MiB at most
+///   per poll of its task before it yields, however much its peer has sent.
 pub struct WebSocketStream<S> {
     io: S,
     pub(crate) session: Session,

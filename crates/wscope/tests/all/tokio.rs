@@ -311,10 +311,10 @@ fn server_frame(len: usize) -> Vec<u8> {
     frame
 }
 
-/// Two connections on one thread: one whose peer has eight 1 MiB messages waiting, one with a
-/// single small message. The small one is served after the first large message, not after all
-/// eight: a stream yields to the runtime once it has read its fair share in one poll (tokio's
-/// own budget counts reads, and these are a megabyte each).
+/// Two connections on one thread: one whose peer has eight 1.5 MiB messages waiting, one with
+/// a single small message. The small one is served after the first large message, not after
+/// all eight: a stream yields to the runtime once it has read its fair share (1 MiB) in one
+/// poll (tokio's own budget counts reads, and these are up to a megabyte and more each).
 #[test]
 fn large_messages_back_to_back_do_not_starve_other_connections() {
     use std::sync::{Arc, Mutex};
@@ -327,10 +327,11 @@ fn large_messages_back_to_back_do_not_starve_other_connections() {
             let cfg = wscope_proto::connection::Config::default();
             WebSocketStream::from_raw(io, wscope_proto::Role::Client, cfg, &[], None)
         };
-        let (busy_io, mut busy_peer) = tokio::io::duplex(9 << 20);
+        let big = 3 << 19;
+        let (busy_io, mut busy_peer) = tokio::io::duplex(13 << 20);
         let (quiet_io, mut quiet_peer) = tokio::io::duplex(1 << 10);
         for _ in 0..8 {
-            busy_peer.write_all(&server_frame(1 << 20)).await.unwrap();
+            busy_peer.write_all(&server_frame(big)).await.unwrap();
         }
         quiet_peer.write_all(&server_frame(10)).await.unwrap();
         let (mut busy, mut quiet) = (open(busy_io), open(quiet_io));
@@ -340,7 +341,7 @@ fn large_messages_back_to_back_do_not_starve_other_connections() {
             let mut buf = Vec::new();
             for _ in 0..8 {
                 busy.recv_into(&mut buf).await.unwrap().unwrap();
-                assert_eq!(buf.len(), 1 << 20);
+                assert_eq!(buf.len(), big);
                 log.lock().unwrap().push('L');
             }
         });
