@@ -22,8 +22,8 @@ use crate::stream::end_without_close_notify;
 /// tokio's own budget counts operations, and one read here can be a megabyte: without this,
 /// a connection receiving large messages back to back holds the runtime's thread for as long
 /// as its socket has data, and every other connection on that thread waits. Four connections
-/// echoing 1 MiB messages on one thread: p99 8-11 ms and maxima to 40 ms without, p99
-/// 4.3-4.9 ms with (tokio-websockets: 4.6 ms). A share of 256 KiB cost ~5% more CPU per echo
+/// echoing 1 MiB messages on one thread: p99 8-16 ms and maxima to 40 ms without, p99
+/// 4.3-5.1 ms with (tokio-websockets: 4.6-5.0 ms). A share of 256 KiB cost ~5% more CPU per echo
 /// for no better tail; 1 MiB costs ~2%, within the machine's noise.
 const FAIR_SHARE: usize = 1 << 20;
 
