@@ -68,6 +68,61 @@ PIDS=()
 cleanup() { local p; for p in "${PIDS[@]}"; do stop_pid "$p"; done; PIDS=(); }
 trap cleanup EXIT INT TERM
 
+# The case groups, one kosoku run each, so that progress shows as each group ends (kosoku
+# itself prints nothing until the whole run is over). AUTOBAHN_CASES runs as one group.
+if [[ -n "${AUTOBAHN_CASES:-}" ]]; then
+  GROUPS_TO_RUN=(selected)
+else
+  # The long groups by sub-group: 9.* (limits and performance) and the deflate cases.
+  GROUPS_TO_RUN=(1 2 3 4 5 6 7 9.1 9.2 9.3 9.4 9.5 9.6 9.7 9.8 10)
+  if [[ "${AUTOBAHN_COMPRESSION:-0}" == 1 ]]; then
+    GROUPS_TO_RUN+=(12.1 12.2 12.3 12.4 12.5 13.1 13.2 13.3 13.4 13.5 13.6 13.7)
+  fi
+fi
+
+# group_dir GROUP: the sub-directory of a mode's report for one group.
+group_dir() { echo "group-$1"; }
+
+# group_sel GROUP: sets GSEL to the kosoku selection arguments for one group.
+group_sel() {
+  if [[ $1 == selected ]]; then GSEL=("${SEL[@]}"); else GSEL=(-i "$1.*"); fi
+}
+
+# progress MODE GROUP DIR SECONDS STATUS: one line as a group ends.
+progress() {
+  local summary what="$2.*"
+  [[ $2 != selected ]] || what=${AUTOBAHN_CASES:-}
+  summary=$(python3 "$CHECK" --brief "$3" 2>/dev/null || echo "no report")
+  log "autobahn $1 $what: $summary (${4} s$([[ $5 == 0 ]] || echo ", kosoku exit $5"))"
+}
+
+# run_client_group DIR GROUP CLIENT-CMD...: a kosoku fuzzingserver for one group, and the
+# client under test against it.
+run_client_group() {
+  local gdir=$1 group=$2; shift 2
+  local port; port=$(free_port)
+  local GSEL; group_sel "$group"
+  "$KOSOKU" -m fuzzingserver -o "$gdir" "${GSEL[@]}" "127.0.0.1:$port" \
+    > "$gdir/kosoku.log" 2>&1 &
+  local fs=$!
+  PIDS+=("$fs")
+  if ! wait_port "$port" "$fs"; then
+    log "kosoku fuzzingserver did not start; $gdir/kosoku.log:"; tail -n 20 "$gdir/kosoku.log" >&2
+    return 1
+  fi
+  local rc=0
+  timeout "$TIMEOUT" "$@" "ws://127.0.0.1:$port" > "$gdir/client.log" 2>&1 || rc=$?
+  # kosoku exits by itself once updateReports has been served and the reports are written.
+  local i
+  for i in $(seq 1 300); do kill -0 "$fs" 2>/dev/null || break; sleep 0.1; done
+  stop_pid "$fs"
+  if [[ $rc != 0 ]]; then
+    log "the client exited with status $rc; last lines of $gdir/client.log:"
+    tail -n 3 "$gdir/client.log" >&2
+  fi
+  return $rc
+}
+
 run_server_mode() {
   local dir=$OUT/server
   rm -rf "$dir"; mkdir -p "$dir"
@@ -90,9 +145,17 @@ run_server_mode() {
     log "server did not start; $dir/server.log:"; tail -n 20 "$dir/server.log" >&2
     return 1
   fi
-  local t0=$SECONDS rc=0
-  timeout "$TIMEOUT" "$KOSOKU" -m fuzzingclient -p "${PARALLEL:-1}" -o "$dir" "${SEL[@]}" "127.0.0.1:$port" \
-    > "$dir/kosoku.log" 2>&1 || rc=$?
+  local t0=$SECONDS rc=0 group
+  for group in "${GROUPS_TO_RUN[@]}"; do
+    local g0=$SECONDS gdir=$dir/$(group_dir "$group") grc=0 GSEL
+    mkdir -p "$gdir"
+    group_sel "$group"
+    timeout "$TIMEOUT" "$KOSOKU" -m fuzzingclient -p "${PARALLEL:-1}" -o "$gdir" \
+      "${GSEL[@]}" "127.0.0.1:$port" > "$gdir/kosoku.log" 2>&1 || grc=$?
+    [[ $grc == 0 ]] || rc=$grc
+    progress server "$group" "$gdir" $((SECONDS - g0)) "$grc"
+    kill -0 "$srv" 2>/dev/null || break
+  done
   local secs=$((SECONDS - t0)) alive=1
   kill -0 "$srv" 2>/dev/null || alive=0
   stop_pid "$srv"
@@ -104,11 +167,11 @@ run_server_mode() {
   if grep -q 'panicked' "$dir/server.log"; then
     log "FAIL: the server panicked:"; grep -m5 -A3 'panicked' "$dir/server.log" >&2; fail=1
   fi
-  if [[ ! -f $dir/index.json ]]; then
-    log "FAIL: kosoku wrote no report; $dir/kosoku.log:"; tail -n 20 "$dir/kosoku.log" >&2
+  if ! find "$dir" -name index.json | grep -q .; then
+    log "FAIL: kosoku wrote no report; $dir/*/kosoku.log:"; tail -n 20 "$dir"/*/kosoku.log >&2
     return 1
   fi
-  python3 "$CHECK" "$dir/index.json" "$EXPECTED_DIR/expected-server.json" \
+  python3 "$CHECK" "$dir" "$EXPECTED_DIR/expected-server.json" \
     --label "server mode (${cmd[0]##*/}), ${secs} s" "${CHECK_ARGS[@]}" || fail=1
   find "$dir" -name '*.html' ! -name 'index.html' -delete 2>/dev/null || true
   return $fail
@@ -124,34 +187,26 @@ run_client_mode() {
     cargo_build -p wscope --example autobahn_client
     cmd=("$PROFILE_DIR/examples/autobahn_client")
   fi
-  local port; port=$(free_port)
-  local t0=$SECONDS
-  "$KOSOKU" -m fuzzingserver -o "$dir" "${SEL[@]}" "127.0.0.1:$port" > "$dir/kosoku.log" 2>&1 &
-  local fs=$!
-  PIDS+=("$fs")
-  if ! wait_port "$port" "$fs"; then
-    log "kosoku fuzzingserver did not start; $dir/kosoku.log:"; tail -n 20 "$dir/kosoku.log" >&2
-    return 1
-  fi
-  log "client mode: ${cmd[*]} ws://127.0.0.1:$port"
-  local rc=0
-  timeout "$TIMEOUT" "${cmd[@]}" "ws://127.0.0.1:$port" > "$dir/client.log" 2>&1 || rc=$?
-  # kosoku exits by itself once updateReports has been served and the reports are written.
-  local i
-  for i in $(seq 1 300); do kill -0 "$fs" 2>/dev/null || break; sleep 0.1; done
-  stop_pid "$fs"
+  local t0=$SECONDS rc=0 group
+  log "client mode: ${cmd[*]} ws://127.0.0.1:PORT, one kosoku fuzzingserver per case group"
+  for group in "${GROUPS_TO_RUN[@]}"; do
+    local g0=$SECONDS gdir=$dir/$(group_dir "$group") grc=0
+    mkdir -p "$gdir"
+    run_client_group "$gdir" "$group" "${cmd[@]}" || grc=$?
+    [[ $grc == 0 ]] || rc=$grc
+    progress client "$group" "$gdir" $((SECONDS - g0)) "$grc"
+  done
   local secs=$((SECONDS - t0)) fail=0
-  log "autobahn client exit $rc after ${secs} s (last lines of $dir/client.log:)"
-  tail -n 3 "$dir/client.log" >&2
+  log "autobahn client exit $rc after ${secs} s"
   if [[ $rc != 0 ]]; then log "FAIL: the client exited with status $rc"; fail=1; fi
-  if grep -q 'panicked' "$dir/client.log"; then
-    log "FAIL: the client panicked:"; grep -m5 -A3 'panicked' "$dir/client.log" >&2; fail=1
+  if cat "$dir"/*/client.log 2>/dev/null | grep -q 'panicked'; then
+    log "FAIL: the client panicked:"; cat "$dir"/*/client.log | grep -m5 -A3 'panicked' >&2; fail=1
   fi
-  if [[ ! -f $dir/index.json ]]; then
-    log "FAIL: kosoku wrote no report; $dir/kosoku.log:"; tail -n 20 "$dir/kosoku.log" >&2
+  if ! find "$dir" -name index.json | grep -q .; then
+    log "FAIL: kosoku wrote no report; $dir/*/kosoku.log:"; tail -n 20 "$dir"/*/kosoku.log >&2
     return 1
   fi
-  python3 "$CHECK" "$dir/index.json" "$EXPECTED_DIR/expected-client.json" \
+  python3 "$CHECK" "$dir" "$EXPECTED_DIR/expected-client.json" \
     --label "client mode (${cmd[0]##*/}), ${secs} s" "${CHECK_ARGS[@]}" || fail=1
   find "$dir" -name '*.html' ! -name 'index.html' -delete 2>/dev/null || true
   return $fail
@@ -165,13 +220,14 @@ if [[ $MODE == all && "${AUTOBAHN_SEQUENTIAL:-0}" != 1 ]]; then
   cargo_build -p wscope-cli
   cargo_build -p wscope --example autobahn_client
   mkdir -p "$OUT"
-  run_server_mode > "$OUT/server-mode.out" 2>&1 &
+  # Progress lines of both modes interleave as they come; each mode's summary follows at its end.
+  (run_server_mode 2>&1; echo $? > "$OUT/server-mode.rc") | sed -u 's/^/[server] /' &
   server_job=$!
-  run_client_mode > "$OUT/client-mode.out" 2>&1 &
+  (run_client_mode 2>&1; echo $? > "$OUT/client-mode.rc") | sed -u 's/^/[client] /' &
   client_job=$!
-  wait "$server_job" || status=1
-  wait "$client_job" || status=1
-  cat "$OUT/server-mode.out" "$OUT/client-mode.out"
+  wait "$server_job" "$client_job" || true
+  [[ $(cat "$OUT/server-mode.rc" 2>/dev/null) == 0 ]] || status=1
+  [[ $(cat "$OUT/client-mode.rc" 2>/dev/null) == 0 ]] || status=1
 else
   if [[ $MODE == server || $MODE == all ]]; then run_server_mode || status=1; fi
   if [[ $MODE == client || $MODE == all ]]; then run_client_mode || status=1; fi

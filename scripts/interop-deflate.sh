@@ -5,10 +5,11 @@
 # `wscope connect --compress` against their compressing servers configured with each
 # combination (context takeover on/off, reduced window bits). See
 # conformance/interop/deflate_interop.{py,js}. Then the passive side: traffic between two
-# Python peers and between two Node peers, captured on loopback (tcpdump or dumpcap; tcpdump
-# is installed from Debian when neither is present) and analysed by `wscope inspect`, which
-# must inflate every message of each parameter combination
-# (conformance/interop/deflate_capture.py, conformance/interop/deflate_exchange.js).
+# Python peers and between two Node peers, captured on loopback with tcpdump (installed by
+# scripts/setup.sh) and analysed by `wscope inspect`, which must inflate every message of each
+# parameter combination (conformance/interop/deflate_capture.py,
+# conformance/interop/deflate_exchange.js). A capture that comes out incomplete is taken again
+# and never counted against wscope (see deflate_capture.py).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=../conformance/lib.sh
@@ -23,12 +24,7 @@ fi
 cargo_build -p wscope-cli
 BIN=$PROFILE_DIR/wscope
 
-CAPTURE=$(command -v tcpdump || command -v dumpcap || true)
-if [[ -z $CAPTURE && $(id -u) == 0 ]] && command -v apt-get > /dev/null; then
-  log "installing tcpdump (Debian) for the passive deflate check"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump > /dev/null
-  CAPTURE=$(command -v tcpdump || true)
-fi
+CAPTURE=$(command -v tcpdump || true)
 
 rc=0
 "$PY" "$IDIR/deflate_interop.py" "$BIN" 2>/dev/null | grep -E '^(ok|FAIL)|passed' || rc=1
@@ -36,7 +32,7 @@ rc=0
 if [[ -n $CAPTURE ]]; then
   "$PY" "$IDIR/deflate_capture.py" "$BIN" "$CAPTURE" "$TARGET_DIR/deflate-capture" || rc=1
 else
-  log "FAIL: no packet capture tool (tcpdump/dumpcap) for the passive deflate check"
+  log "FAIL: tcpdump is needed for the passive deflate check (bash scripts/setup.sh installs it)"
   rc=1
 fi
 exit $rc

@@ -9,8 +9,14 @@
 # interop peers, the C API header check, ...), write its function below and append its name to
 # DEFAULT_STEPS. A step fails when any command in it fails (it runs under `set -e` in a
 # subshell); the remaining steps still run unless FAIL_FAST=1, and the script exits non-zero if
-# any step failed. Needs: the Rust toolchain with clippy and rustfmt, and the
-# thumbv7em-none-eabihf target (`.ci/run` installs it).
+# any step failed.
+#
+# Needs: the Rust toolchain with clippy and rustfmt, and the thumbv7em-none-eabihf target
+# (`.ci/run` installs both); `../shared` beside the repository (the corpus captures with their
+# Zeek and suricata-verify outputs, and the Kaitai spec): without it the corpus tests skip
+# locally and fail under CI=true; the system packages that scripts/setup.sh installs (run
+# first unless SKIP_SETUP=1: tcpdump, valgrind, openssl, gcc/g++, and node/npm/python3 when
+# missing). The Python and Node peers go into git-ignored folders as their steps run.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -46,7 +52,8 @@ step_no_std_build() {
     cargo build -p wscope-proto --no-default-features --target thumbv7em-none-eabihf
 }
 
-# The main job (until the analyzer exists): decode the shipped sample and check what it prints.
+# The main job: the analyzer on the bundled sample (the README's first command), and the frame
+# parser example on its sample.
 step_example() {
     local out
     out=$(mktemp)
@@ -146,9 +153,27 @@ run_step() {
     return "$rc"
 }
 
+# ../shared: needed by the corpus tests, the Kaitai differential and the golden captures.
+# Under CI a missing ../shared fails the run at once instead of letting those tests skip.
+check_shared() {
+    if [[ -d ../shared/corpus && -d ../shared/seeds ]]; then
+        return 0
+    fi
+    if [[ -n ${CI:-} && ${CI:-} != false && ${CI:-} != 0 ]]; then
+        echo "test-all: ../shared (corpus and seeds) is missing beside the repository;" \
+            "CI is set, so this fails instead of skipping the corpus tests" >&2
+        return 1
+    fi
+    echo "test-all: WARNING: ../shared is missing: the corpus tests skip and the kaitai step fails" >&2
+}
+
 main() {
     local steps=("$@") passed=() failed=() name
     [[ ${#steps[@]} -gt 0 ]] || steps=("${DEFAULT_STEPS[@]}")
+    check_shared
+    if [[ ${SKIP_SETUP:-0} != 1 ]]; then
+        bash scripts/setup.sh
+    fi
     for name in "${steps[@]}"; do
         if run_step "$name"; then
             passed+=("$name")

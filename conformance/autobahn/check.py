@@ -3,11 +3,13 @@
 
 Stdlib only. Usage:
 
-  check.py REPORT_INDEX_JSON EXPECTED_JSON [--label NAME] [--compression]
-           [--partial] [--update]
+  check.py REPORT EXPECTED_JSON [--label NAME] [--compression] [--partial] [--update]
+  check.py --brief REPORT
 
-REPORT_INDEX_JSON is the index.json that `kosoku -o DIR` writes
-({agent: {case id: {behavior, behaviorClose, duration, ...}}}).
+REPORT is the index.json that `kosoku -o DIR` writes
+({agent: {case id: {behavior, behaviorClose, duration, ...}}}), or a directory: then every
+index.json below it is read and merged (scripts/autobahn.sh runs kosoku once per case group,
+each into its own sub-directory, so that progress shows group by group).
 EXPECTED_JSON maps case id -> {"behavior": ..., "behaviorClose": ...}
 (durations and report file names are ignored, as in tungstenite's
 autobahn/expected-results.json).
@@ -31,6 +33,7 @@ FAILED/UNIMPLEMENTED rule.
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 
@@ -48,16 +51,37 @@ def selected(cid, compression):
     return compression or cid.split(".")[0] not in COMPRESSION
 
 
+def report_files(path):
+    """The index.json files of a report: the file itself, or every one below a directory."""
+    if not os.path.isdir(path):
+        return [path]
+    found = []
+    for top, _dirs, files in os.walk(path):
+        if "index.json" in files:
+            found.append(os.path.join(top, "index.json"))
+    return sorted(found)
+
+
 def load_report(path, compression):
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
     cases = {}
-    for _agent, per_case in data.items():
-        for cid, c in per_case.items():
-            if selected(cid, compression):
-                cases[cid] = {"behavior": c.get("behavior"), "behaviorClose": c.get("behaviorClose"),
-                              "duration": c.get("duration"), "remoteCloseCode": c.get("remoteCloseCode")}
+    for file in report_files(path):
+        with open(file, encoding="utf-8") as f:
+            data = json.load(f)
+        for _agent, per_case in data.items():
+            for cid, c in per_case.items():
+                if selected(cid, compression):
+                    cases[cid] = {"behavior": c.get("behavior"), "behaviorClose": c.get("behaviorClose"),
+                                  "duration": c.get("duration"), "remoteCloseCode": c.get("remoteCloseCode")}
     return dict(sorted(cases.items(), key=lambda kv: case_key(kv[0])))
+
+
+def brief(path):
+    """One progress line for a finished case group: how many cases, with which verdicts."""
+    cases = load_report(path, True)
+    counts = Counter(c["behavior"] for c in cases.values())
+    verdicts = " ".join(f"{b}={counts[b]}" for b in BEHAVIORS if counts.get(b))
+    print(f"{len(cases)} cases {verdicts}".rstrip())
+    return 0
 
 
 def load_expected(path):
@@ -92,6 +116,8 @@ def group_ids(ids, universe=None):
 
 
 def main(argv):
+    if len(argv) == 2 and argv[0] == "--brief":
+        return brief(argv[1])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("report")
     ap.add_argument("expected")

@@ -12,17 +12,31 @@ use wscope_inspect::sink::{Sink, VecSink};
 use wscope_proto::observe::Upgrade;
 
 /// The shared corpus (`../../../shared/corpus` from the crate), or `None` (tests then skip).
+///
+/// Under CI (`CI` set and not `false`/`0`) a missing corpus is a failure, not a skip: a CI run
+/// without `../shared` would otherwise pass these tests without running them.
 pub(crate) fn corpus() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
     if p.join("zeek/traces").is_dir() {
         Some(p)
     } else {
+        assert!(
+            !in_ci(),
+            "corpus not found at {}: the tests need ../shared beside the repository \
+             (it is missing, and CI is set, so this is a failure, not a skip)",
+            p.display()
+        );
         eprintln!(
             "SKIPPED: corpus not found at {} (needs ../shared/corpus)",
             p.display()
         );
         None
     }
+}
+
+/// Whether the tests run under CI (the `CI` variable set, and not to `false` or `0`).
+pub(crate) fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
 /// Runs one capture file, collecting events.

@@ -7,6 +7,8 @@ use wscope_inspect::tcp::{CloseReason, FlowConfig};
 
 use crate::support::{Collector, C2S, S2C};
 
+/// `shared/corpus` in an ancestor of the crate, or `None` (the tests then skip), except under
+/// CI (`CI` set and not `false`/`0`), where a missing corpus fails instead of skipping.
 fn corpus_root() -> Option<PathBuf> {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     // crates/wscope-inspect → repository → its parent holds shared/.
@@ -16,6 +18,12 @@ fn corpus_root() -> Option<PathBuf> {
             return Some(p);
         }
     }
+    let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(
+        !in_ci,
+        "shared/corpus not found beside the repository: the tests need ../shared \
+         (missing under CI: a failure, not a skip)"
+    );
     None
 }
 
