@@ -3,13 +3,14 @@
 implement permessage-deflate, Python `websockets` and Node `ws` (their echo servers in
 ../shared/bench/peers, started with `--compress`), in the same run.
 
-Usage: bench_deflate.py WSCOPE_BINARY LOADGEN_BINARY BENCH_DIR [OUT_DIR]
+Usage: bench/bench_deflate.py WSCOPE_BINARY LOADGEN_BINARY BENCH_DIR [OUT_DIR]
 
   WSCOPE_BINARY   target/release/wscope
   LOADGEN_BINARY  target/release/examples/echo_loadgen (our compressing load generator:
                   the shared one offers no permessage-deflate)
   BENCH_DIR       a ../shared/bench with its `.venv` (websockets) and `node_modules` (ws)
                   installed, as its run_anchors.sh leaves it
+  OUT_DIR         default target/bench-results/deflate-<time> (git-ignored)
 
 Environment: REPEAT (passes, default 3), DURATION (s, default 3), WARMUP (s, default 0.5),
 SERVERS (default "wscope wscope-w12 python-websockets node-ws"; wscope-wN is our server with
@@ -29,6 +30,10 @@ import statistics
 import subprocess
 import sys
 import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Generated output goes below the repository's git-ignored target/ unless OUT_DIR is given.
+RESULTS = os.path.join(os.path.dirname(HERE), "target", "bench-results")
 
 CELLS = {
     # name: (conns, size, window, placement, title)
@@ -180,7 +185,7 @@ def main():
         print(__doc__, file=sys.stderr)
         return 2
     args = tuple(os.path.abspath(a) for a in sys.argv[1:4])
-    out = sys.argv[4] if len(sys.argv) > 4 else f"bench-deflate-{time.strftime('%Y%m%dT%H%M%S')}"
+    out = default_out(sys.argv[4] if len(sys.argv) > 4 else None, "deflate")
     os.makedirs(out, exist_ok=True)
     open(os.path.join(out, "results.jsonl"), "w").close()
     servers = os.environ.get("SERVERS", "wscope wscope-w12 python-websockets node-ws").split()
@@ -189,6 +194,13 @@ def main():
     for n in range(int(os.environ.get("REPEAT", "3"))):
         rows += run_pass(args, servers, cells, out, n)
     return report(rows, servers, cells, {k: v[4] for k, v in CELLS.items()}, out)
+
+
+def default_out(arg, kind):
+    """OUT_DIR as given, or target/bench-results/KIND-<UTC time> in the repository."""
+    if arg:
+        return arg
+    return os.path.join(RESULTS, f"{kind}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
 
 
 def report(rows, servers, cells, titles, out):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Ratios of our echo server to the best anchor per cell, from run_anchors.sh results.
 
-Usage: bench_ratios.py OURS_NAME results.jsonl [results.jsonl ...]
+Usage: bench/bench_ratios.py OURS_NAME results.jsonl [results.jsonl ...]
 
 Servers whose name begins like OURS_NAME up to its first "-" (wscope, wscope-uring) are ours
 and never count as anchors, so one run can hold several of our variants.

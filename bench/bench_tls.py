@@ -2,17 +2,19 @@
 """Echo throughput over TLS (wss://): `wscope serve --echo` on the tokio and the io_uring
 driver against wss:// echo servers on the anchors' libraries, in the same run: the Rust
 anchors of ../shared/bench (tokio-tungstenite, tokio-websockets, fastwebsockets) with
-tokio-rustls under them (conformance/tls-anchors, built by this script when missing), and
+tokio-rustls under them (bench/tls-anchors, built by this script when missing), and
 Python `websockets` and Node `ws` (the interop peers in conformance/interop, which serve
 wss:// with --cert/--key). The shared load generator and the shared anchors speak no TLS.
 
-Usage: bench_tls.py WSCOPE_BINARY LOADGEN_BINARY [OUT_DIR]
+Usage: bench/bench_tls.py WSCOPE_BINARY LOADGEN_BINARY [OUT_DIR]
 
   WSCOPE_BINARY   target/release/wscope
   LOADGEN_BINARY  target/release/examples/echo_loadgen (run with --plain --tls-ca)
+  OUT_DIR         default target/bench-results/tls-<time> (git-ignored; it receives the
+                  throw-away CA and server key, so keep it out of the tree)
 
 Needs openssl (a throw-away CA and a certificate for localhost are made in OUT_DIR), cargo
-(for conformance/tls-anchors), and the interop peers installed as scripts/interop.sh leaves
+(for bench/tls-anchors), and the interop peers installed as scripts/interop.sh leaves
 them (conformance/.venv with websockets, conformance/interop/node_modules with ws).
 
 Environment: REPEAT (passes, default 3), DURATION (s, default 3), WARMUP (s, default 0.5),
@@ -32,6 +34,8 @@ import time
 import bench_deflate as common
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The interop peers and their venv / node_modules, as scripts/interop.sh installs them.
+CONFORMANCE = os.path.join(os.path.dirname(HERE), "conformance")
 
 CELLS = {
     # name: (conns, size, window, placement, binary, title)
@@ -67,7 +71,7 @@ TLS_ANCHOR_BIN = os.path.join(TLS_ANCHORS, "target/release/tls-anchor-echo")
 
 
 def build_rust_anchors():
-    """Builds conformance/tls-anchors (its own workspace, release) unless it is built."""
+    """Builds bench/tls-anchors (its own workspace, release) unless it is built."""
     if not os.path.exists(TLS_ANCHOR_BIN):
         subprocess.run(["cargo", "build", "--release", "--locked"], cwd=TLS_ANCHORS, check=True)
 
@@ -81,10 +85,11 @@ def server_cmd(name, wscope, cert, key, port):
     if name == "wscope-uring":
         return [wscope, "serve", "--echo", "--io-uring", *tls, "--port", str(port)]
     if name == "python-websockets":
-        return [os.path.join(HERE, ".venv/bin/python"), os.path.join(HERE, "interop/py_peer.py"),
+        return [os.path.join(CONFORMANCE, ".venv/bin/python"),
+                os.path.join(CONFORMANCE, "interop/py_peer.py"),
                 "serve", str(port), "--cert", cert, "--key", key]
     if name == "node-ws":
-        return ["node", os.path.join(HERE, "interop/node_peer.js"), "serve", str(port),
+        return ["node", os.path.join(CONFORMANCE, "interop/node_peer.js"), "serve", str(port),
                 "--cert", cert, "--key", key]
     raise ValueError(name)
 
@@ -119,7 +124,7 @@ def main():
         print(__doc__, file=sys.stderr)
         return 2
     wscope, loadgen = (os.path.abspath(a) for a in sys.argv[1:3])
-    out = sys.argv[3] if len(sys.argv) > 3 else f"bench-tls-{time.strftime('%Y%m%dT%H%M%S')}"
+    out = common.default_out(sys.argv[3] if len(sys.argv) > 3 else None, "tls")
     os.makedirs(out, exist_ok=True)
     open(os.path.join(out, "results.jsonl"), "w").close()
     tls = certificates(out)

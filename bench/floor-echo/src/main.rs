@@ -15,8 +15,9 @@
 //! reply, which cannot be built before the peer has received this one (it answers the next
 //! request), so the kernel has copied it by then. Pipelined traffic would break that.
 //!
-//! Build with `cargo build --release` in this folder; `BENCHMARKS.md` (session 6) has the
-//! figures and the command that compares it with wscope and the anchors.
+//! Build with `cargo build --release` in this folder (its own workspace); `BENCHMARKS.md`
+//! has the command that runs it in the echo matrix beside wscope and the anchors, and what
+//! it showed (runs f1 and f2 in `bench/results/`).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

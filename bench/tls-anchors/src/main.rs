@@ -1,5 +1,5 @@
 //! wss:// echo servers on the Rust anchors of `../shared/bench` (tokio-tungstenite,
-//! tokio-websockets, fastwebsockets), for `conformance/bench_tls.py`. The shared anchors
+//! tokio-websockets, fastwebsockets), for `bench/bench_tls.py`. The shared anchors
 //! speak no TLS; these put tokio-rustls (rustls 0.23, ring, as wscope uses) under the same
 //! libraries at the same versions, with the same echo strategy as the shared anchors:
 //! tungstenite and tokio-websockets feed each echo and flush once no more input is ready,

@@ -1,7 +1,7 @@
 //! Load generator for what the shared one in `../shared/bench` does not offer:
-//! permessage-deflate (`conformance/bench_deflate.py` runs it against `wscope serve --echo
+//! permessage-deflate (`bench/bench_deflate.py` runs it against `wscope serve --echo
 //! --compress` and the anchors that compress, Python `websockets` and Node `ws`) and TLS
-//! (`conformance/bench_tls.py`, against our servers and those anchors over `wss://`).
+//! (`bench/bench_tls.py`, against our servers and those anchors over `wss://`).
 //!
 //! ```text
 //! cargo run --release --example echo_loadgen -- --addr 127.0.0.1:9001 \
