@@ -58,7 +58,9 @@ fn main() {
     }
     let acceptor = acceptor(&args[2], &args[3]);
     let rt = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
@@ -109,9 +111,10 @@ async fn serve(lib: Lib, port: u16, acceptor: TlsAcceptor, threads: usize) {
             };
             match lib {
                 Lib::Tungstenite => {
-                    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-                        .max_message_size(Some(MAX_SIZE))
-                        .max_frame_size(Some(MAX_SIZE));
+                    let config =
+                        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                            .max_message_size(Some(MAX_SIZE))
+                            .max_frame_size(Some(MAX_SIZE));
                     if let Ok(ws) =
                         tokio_tungstenite::accept_async_with_config(tls, Some(config)).await
                     {
