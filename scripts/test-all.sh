@@ -21,7 +21,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-DEFAULT_STEPS=(fmt clippy clippy_no_std tests docs no_std_build example autobahn interop kaitai c_api)
+DEFAULT_STEPS=(fmt clippy clippy_no_std tests docs no_std_build msrv example autobahn interop kaitai c_api)
 
 # --- steps -------------------------------------------------------------------------------------
 
@@ -49,7 +49,19 @@ step_docs() {
 
 # The no_std claim, kept real: a bare-metal target has no std to fall back on.
 step_no_std_build() {
+    rustup target list --installed | grep -q thumbv7em-none-eabihf ||
+        rustup target add thumbv7em-none-eabihf
     cargo build -p wscope-proto --no-default-features --target thumbv7em-none-eabihf
+}
+
+# The minimum supported Rust version that `rust-version` in Cargo.toml claims: every crate and
+# target type-checks with that toolchain (`.ci/run` installs it; the newest dependencies set the
+# floor: `time` and `proptest` need 1.88). Own target directory, so the main build is untouched.
+step_msrv() {
+    local msrv
+    msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+    rustup toolchain list | grep -q "^$msrv" || rustup toolchain install "$msrv" --profile minimal
+    cargo "+$msrv" check --workspace --all-targets --target-dir target/msrv
 }
 
 # The main job: the analyzer on the bundled sample (the README's first command), and the frame
