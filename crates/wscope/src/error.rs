@@ -36,6 +36,13 @@ pub enum Error {
     /// The application asked for something the protocol forbids (e.g. a 126-byte ping, or data
     /// after its close).
     Send(SendError),
+    /// A file named in the configuration (a certificate, a key, a CA) cannot be read.
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: io::Error,
+    },
 }
 
 /// Why the opening handshake failed.
@@ -116,11 +123,15 @@ impl fmt::Display for Error {
             Self::Proto(e) => write!(f, "protocol error ({}): {e}", e.close_code()),
             Self::Handshake(e) => e.fmt(f),
             Self::Io(e) => write!(f, "I/O error: {e}"),
-            Self::Tls(e) => write!(f, "TLS error: {e}"),
+            Self::Tls(e) => match crate::tls::CertificateProblem::of(e) {
+                Some(problem) => write!(f, "TLS error: {problem}"),
+                None => write!(f, "TLS error: {e}"),
+            },
             Self::Timeout => f.write_str("timed out"),
             Self::Url(e) => write!(f, "bad URL: {e}"),
             Self::Closed => f.write_str("the connection is closed"),
             Self::Send(e) => write!(f, "cannot send: {e}"),
+            Self::File { path, source } => write!(f, "cannot read {}: {source}", path.display()),
         }
     }
 }
@@ -134,6 +145,7 @@ impl core::error::Error for Error {
             Self::Tls(e) => Some(e),
             Self::Url(e) => Some(e),
             Self::Send(e) => Some(e),
+            Self::File { source, .. } => Some(source),
             Self::Timeout | Self::Closed => None,
         }
     }
