@@ -1,16 +1,26 @@
-//! `wscope serve --echo`: a WebSocket echo server.
+//! `wscope serve`: a WebSocket server. `--echo` echoes every message (Autobahn, benchmarks);
+//! without it the server is a pipe, like websocat's `-s`: stdin's lines go to every connected
+//! client, and what clients send is printed (see `tokio_server`).
 
+use core::fmt;
 use core::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use wscope::config::ServerConfig;
-use wscope::tokio::{accept_with_config, DataKind};
+
+mod tokio_server;
 
 /// Run a WebSocket server.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Without --echo: each line of stdin goes to every connected client as a \
+    text message (binary when it is not UTF-8), and each message received from any client is \
+    printed to stdout on a line of its own. stdin is read only while a client is connected, \
+    so lines typed earlier wait for the first client.\n\n\
+    SIGINT or SIGTERM closes every client with 1001 (going away), waits up to 2 s for their \
+    close replies, and exits with status 0.")]
 pub(crate) struct Args {
-    /// Echo every text and binary message back with the same type.
+    /// Echo every text and binary message back with the same type (default: pipe stdin to
+    /// the clients and their messages to stdout).
     #[arg(long)]
     echo: bool,
     /// Port to listen on (may also be given as the last positional argument).
@@ -46,48 +56,105 @@ pub(crate) struct Args {
     /// With --io-uring: that many servers, each on its own thread and SO_REUSEPORT listener.
     #[arg(long)]
     threads: Option<usize>,
-    /// Serve on the io_uring driver instead of tokio (Linux only).
+    /// Serve on the io_uring driver instead of tokio (Linux only; --echo only). Its tuning
+    /// flags for measurements (--uring-entries, --uring-no-*) are left out of this help.
     #[arg(long)]
     io_uring: bool,
     /// With --io-uring (tuning for measurements): submission-queue entries.
-    #[arg(long, default_value_t = URING_ENTRIES, requires = "io_uring")]
+    #[arg(long, default_value_t = URING_ENTRIES, requires = "io_uring", hide = true)]
     uring_entries: u32,
     /// With --io-uring (tuning for measurements): try each receive at once instead of
     /// waiting for readiness first (IORING_RECVSEND_POLL_FIRST off).
-    #[arg(long, requires = "io_uring")]
+    #[arg(long, requires = "io_uring", hide = true)]
     uring_no_poll_first: bool,
     /// With --io-uring (tuning for measurements): one-shot receives only, no multishot
     /// receives into provided buffers.
-    #[arg(long, requires = "io_uring")]
+    #[arg(long, requires = "io_uring", hide = true)]
     uring_no_multishot: bool,
     /// With --io-uring (tuning for measurements): plain descriptors in every operation, no
     /// registered file table.
-    #[arg(long, requires = "io_uring")]
+    #[arg(long, requires = "io_uring", hide = true)]
     uring_no_registered_files: bool,
     /// With --io-uring (tuning for measurements): a plain ring, without
     /// IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN.
-    #[arg(long, requires = "io_uring")]
+    #[arg(long, requires = "io_uring", hide = true)]
     uring_no_defer_taskrun: bool,
     /// Port, positional (for benchmark harnesses that append it).
     #[arg(value_name = "PORT")]
     port_pos: Option<u16>,
     #[command(flatten)]
     keepalive: super::KeepaliveArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Print one line per connection error to stderr.
     #[arg(long, short)]
     verbose: bool,
 }
 
-pub(crate) fn run(args: Args) -> ExitCode {
-    if !args.echo {
-        eprintln!("wscope serve: only --echo is implemented; pass --echo");
-        return ExitCode::from(2);
+/// How long connections may stay and how many the server takes.
+#[derive(clap::Args, Debug, Clone, Copy)]
+struct LimitArgs {
+    /// Close a connection with 1001 when nothing arrives from it for this many seconds
+    /// (fractions allowed; pings and pongs count as something).
+    #[arg(long, value_name = "SECS", value_parser = super::positive_secs)]
+    idle_timeout: Option<f64>,
+    /// Serve at most N connections at once; one more is answered `503 Service Unavailable`
+    /// and closed at once (on a TLS port: closed), with a line on stderr.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+    /// Serve at most N connections at once from one IP address; one more is refused as with
+    /// --max-connections.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections_per_ip: Option<u32>,
+}
+
+/// What the server does with messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Echo each message to its sender.
+    Echo,
+    /// stdin's lines to every client, received messages to stdout.
+    Pipe,
+}
+
+/// Why the server cannot run.
+#[derive(Debug)]
+enum ServeError {
+    /// The address cannot be listened on (in use, not ours, no permission).
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The signal handlers cannot be installed.
+    Signal(std::io::Error),
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Listen { addr, source } => {
+                write!(f, "cannot listen on {addr}: {source}")?;
+                if source.kind() == std::io::ErrorKind::AddrInUse {
+                    write!(f, " (another server runs there: pick another --port)")?;
+                }
+                Ok(())
+            }
+            Self::Signal(e) => write!(f, "cannot install the SIGINT/SIGTERM handlers: {e}"),
+        }
     }
+}
+
+pub(crate) fn run(args: Args) -> ExitCode {
+    let mode = if args.echo { Mode::Echo } else { Mode::Pipe };
     let port = args.port.or(args.port_pos).unwrap_or(9001);
     let mut cfg = ServerConfig::default();
     cfg.ws.max_message_len = args.max_message;
     cfg.ws.max_frame_len = args.max_message;
     cfg.ws.keepalive = args.keepalive.keepalive();
+    cfg.idle_timeout = args
+        .limits
+        .idle_timeout
+        .map(core::time::Duration::from_secs_f64);
     if args.compress {
         cfg.deflate = Some(wscope::config::DeflateConfig {
             server_max_window_bits: args.deflate_window_bits,
@@ -119,7 +186,18 @@ pub(crate) fn run(args: Args) -> ExitCode {
             }
         },
     };
+    let limits = tokio_server::Limits {
+        total: args.limits.max_connections.map(|n| n as usize),
+        per_ip: args.limits.max_connections_per_ip.map(|n| n as usize),
+    };
     if args.io_uring {
+        if mode == Mode::Pipe || limits.total.is_some() || limits.per_ip.is_some() {
+            eprintln!(
+                "wscope serve: --io-uring serves --echo only, without --max-connections and \
+                 --max-connections-per-ip"
+            );
+            return ExitCode::from(2);
+        }
         let tuning = uring::Tuning {
             entries: args.uring_entries,
             poll_first: !args.uring_no_poll_first,
@@ -137,62 +215,17 @@ pub(crate) fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let verbose = args.verbose;
-    match rt.block_on(serve(addr, Arc::new(cfg), verbose)) {
+    let result = rt.block_on(tokio_server::serve(addr, cfg, mode, limits, args.verbose));
+    // A read of stdin (pipe mode) may still be blocked in tokio's blocking pool: do not wait
+    // for it.
+    rt.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wscope serve: {e}");
             ExitCode::FAILURE
         }
     }
-}
-
-async fn serve(addr: SocketAddr, cfg: Arc<ServerConfig>, verbose: bool) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let scheme = if cfg.tls.is_some() { "wss" } else { "ws" };
-    eprintln!(
-        "wscope serve: echo on {scheme}://{}",
-        listener.local_addr()?
-    );
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                if verbose {
-                    eprintln!("accept: {e}");
-                }
-                tokio::time::sleep(core::time::Duration::from_millis(20)).await;
-                continue;
-            }
-        };
-        let cfg = cfg.clone();
-        tokio::spawn(async move {
-            if let Err(e) = echo(tcp, &cfg).await {
-                if verbose {
-                    eprintln!("{peer}: {e}");
-                }
-            }
-        });
-    }
-}
-
-async fn echo(tcp: tokio::net::TcpStream, cfg: &ServerConfig) -> wscope::Result<()> {
-    let mut ws = accept_with_config(tcp, cfg).await?;
-    let mut buf = Vec::new();
-    while let Some(got) = ws.recv_into(&mut buf).await {
-        let kind: DataKind = got?;
-        if ws.is_write_full() {
-            ws.flush_writes().await?;
-        }
-        match ws.feed_data(kind, &mut buf) {
-            Ok(()) => {}
-            // The peer started closing while we echoed: the stream ends by itself.
-            Err(wscope::Error::Closed) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// The io_uring driver's default ring size.
@@ -280,10 +313,16 @@ mod uring {
                 .register_files(t.register_files)
                 .defer_taskrun(t.defer_taskrun)
         };
+        let named = |source: std::io::Error| {
+            std::io::Error::new(
+                source.kind(),
+                super::ServeError::Listen { addr, source }.to_string(),
+            )
+        };
         let first = if threads == 1 {
-            UringServer::bind(addr, cfg.clone())?
+            UringServer::bind(addr, cfg.clone()).map_err(named)?
         } else {
-            UringServer::bind_reuseport(addr, cfg.clone())?
+            UringServer::bind_reuseport(addr, cfg.clone()).map_err(named)?
         };
         // Port 0 was resolved by the first bind: the others join that port.
         let local = first.local_addr()?;
