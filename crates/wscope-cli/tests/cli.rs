@@ -6,6 +6,9 @@ use std::process::{Child, Command, Stdio};
 
 use wscope::{CloseCode, Message};
 
+#[path = "cli/endpoints.rs"]
+mod endpoints;
+
 /// A running `wscope serve`, killed when dropped, however the test ends (a panicking test
 /// leaves no server behind).
 struct Server(Child);

@@ -115,7 +115,7 @@ impl fmt::Display for ConnectError {
                 Some(p @ CertificateProblem::CaUsedAsEndEntity) => write!(
                     f,
                     "certificate not trusted ({addr}): {p}: pass that exact certificate with \
-                     --ca FILE to trust it (or reissue it without CA:TRUE)"
+                     --ca FILE to trust it (or --insecure, which turns verification off)"
                 ),
                 Some(p @ CertificateProblem::NotValidForName) => write!(
                     f,
