@@ -370,7 +370,12 @@ impl ServerCertVerifier for PinnedOrWebPki {
             .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
         {
             Ok(verified) => Ok(verified),
-            Err(e) if self.pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) => {
+            Err(e)
+                if self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref()) =>
+            {
                 // Trusted by its bytes: only the name is left to check.
                 let parsed = ParsedCertificate::try_from(end_entity).map_err(|_| e)?;
                 rustls::client::verify_server_name(&parsed, server_name)?;

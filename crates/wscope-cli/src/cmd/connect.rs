@@ -178,21 +178,19 @@ fn read(path: &std::path::Path) -> wscope::Result<Vec<u8>> {
 
 async fn connect(args: Args) -> Result<(), ConnectError> {
     let cfg = config(&args).map_err(ConnectError::Setup)?;
-    let ws = wscope::tokio::connect_with(&cfg)
-        .await
-        .map_err(|source| {
-            let (host, port) = match &cfg.proxy {
-                Some(p) => (&p.host, p.port),
-                None => (&cfg.host, cfg.port),
-            };
-            let addr = if host.contains(':') {
-                format!("[{host}]:{port}")
-            } else {
-                format!("{host}:{port}")
-            };
-            let name = cfg.tls.sni.clone().unwrap_or_else(|| cfg.host.clone());
-            ConnectError::Open { addr, name, source }
-        })?;
+    let ws = wscope::tokio::connect_with(&cfg).await.map_err(|source| {
+        let (host, port) = match &cfg.proxy {
+            Some(p) => (&p.host, p.port),
+            None => (&cfg.host, cfg.port),
+        };
+        let addr = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let name = cfg.tls.sni.clone().unwrap_or_else(|| cfg.host.clone());
+        ConnectError::Open { addr, name, source }
+    })?;
     if let Some(p) = ws.subprotocol() {
         eprintln!("wscope connect: subprotocol {p}");
     }

@@ -12,12 +12,14 @@ mod tokio_server;
 
 /// Run a WebSocket server.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Without --echo: each line of stdin goes to every connected client as a \
+#[command(
+    after_help = "Without --echo: each line of stdin goes to every connected client as a \
     text message (binary when it is not UTF-8), and each message received from any client is \
     printed to stdout on a line of its own. stdin is read only while a client is connected, \
     so lines typed earlier wait for the first client.\n\n\
     SIGINT or SIGTERM closes every client with 1001 (going away), waits up to 2 s for their \
-    close replies, and exits with status 0.")]
+    close replies, and exits with status 0."
+)]
 pub(crate) struct Args {
     /// Echo every text and binary message back with the same type (default: pipe stdin to
     /// the clients and their messages to stdout).
@@ -338,8 +340,16 @@ mod uring {
         };
         let scheme = if cfg.tls.is_some() { "wss" } else { "ws" };
         eprintln!("wscope serve: echo ({how}) on {scheme}://{local}");
-        let (done, first_done) = std::sync::mpsc::channel();
-        for server in servers {
+        // Signal handlers before the servers run: a signal right after the announcement is
+        // not lost. They wait on a thread of their own, with a small runtime.
+        let signals = super::super::runtime(Some(1))?;
+        let mut stop = signals
+            .block_on(async { super::tokio_server::Stop::new() })
+            .map_err(|e| std::io::Error::other(super::ServeError::Signal(e).to_string()))?;
+        let (done, ended) = std::sync::mpsc::channel();
+        let mut handles = Vec::new();
+        for mut server in servers {
+            handles.push(server.stop_handle()?);
             let done = done.clone();
             std::thread::Builder::new()
                 .name("wscope-uring".into())
@@ -347,14 +357,43 @@ mod uring {
                     let run = core::panic::AssertUnwindSafe(|| server.run(EchoService { verbose }));
                     let result = std::panic::catch_unwind(run)
                         .unwrap_or_else(|_| Err(std::io::Error::other("a server thread panicked")));
-                    let _ = done.send(result);
+                    let _ = done.send(Ended::Server(result));
                 })?;
         }
+        let signalled = done.clone();
+        std::thread::Builder::new()
+            .name("wscope-signals".into())
+            .spawn(move || {
+                let name = signals.block_on(stop.recv());
+                let _ = signalled.send(Ended::Signal(name));
+            })?;
         drop(done);
-        // Any server that ends (they only end on an error or a panic) ends the command.
-        first_done
-            .recv()
-            .unwrap_or_else(|_| Err(std::io::Error::other("every server thread is gone")))
+        let gone = || std::io::Error::other("every server thread is gone");
+        match ended.recv().map_err(|_| gone())? {
+            // A server only ends by itself on an error or a panic: that ends the command.
+            Ended::Server(result) => result,
+            Ended::Signal(name) => {
+                eprintln!("wscope serve: {name}: closing every connection with 1001 (going away)");
+                for h in &handles {
+                    // A server that is gone already has nothing to close.
+                    let _ = h.going_away(super::tokio_server::CLOSE_GRACE);
+                }
+                // Each server returns once its connections have ended, or after the grace.
+                for _ in 0..threads {
+                    match ended.recv().map_err(|_| gone())? {
+                        Ended::Server(Ok(())) | Ended::Signal(_) => {}
+                        Ended::Server(Err(e)) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// What ends the command: a server thread, or a signal.
+    enum Ended {
+        Server(std::io::Result<()>),
+        Signal(&'static str),
     }
 }
 

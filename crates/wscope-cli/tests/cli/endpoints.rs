@@ -243,7 +243,15 @@ fn address_in_use_names_the_address_io_uring() {
     }
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let out = run(&["serve", "--echo", "--io-uring", "--threads", "1", "--port", &port]);
+    let out = run(&[
+        "serve",
+        "--echo",
+        "--io-uring",
+        "--threads",
+        "1",
+        "--port",
+        &port,
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -289,7 +297,9 @@ fn missing_certificate_files_are_named() {
 fn self_signed_ca_true() -> (String, String) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
     let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    params.distinguished_name.push(DnType::CommonName, "localhost");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let key = KeyPair::generate().unwrap();
     let cert = params.self_signed(&key).unwrap();
@@ -334,8 +344,10 @@ fn a_pinned_ca_true_self_signed_certificate_is_trusted() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("is a CA certificate (CA:TRUE) used as a server certificate: pass that \
-             exact certificate with --ca FILE to trust it (or --insecure"),
+        err.contains(
+            "is a CA certificate (CA:TRUE) used as a server certificate: pass that \
+             exact certificate with --ca FILE to trust it (or --insecure"
+        ),
         "{err}"
     );
 
@@ -344,7 +356,10 @@ fn a_pinned_ca_true_self_signed_certificate_is_trusted() {
     let out = connect_tls(&url_ip, &["--ca", &pinned]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("not issued for this name (127.0.0.1)"), "{err}");
+    assert!(
+        err.contains("not issued for this name (127.0.0.1)"),
+        "{err}"
+    );
     assert!(err.contains("--sni NAME"), "{err}");
 
     // Another certificate pinned: not trusted, and the message says what to do.
@@ -416,7 +431,10 @@ fn a_ca_certificate_used_as_server_certificate_is_named() {
         err.contains("is a CA certificate (CA:TRUE) used as a server certificate"),
         "{err}"
     );
-    assert!(err.contains("pass that exact certificate with --ca FILE"), "{err}");
+    assert!(
+        err.contains("pass that exact certificate with --ca FILE"),
+        "{err}"
+    );
     assert!(!err.contains("CaUsedAsEndEntity"), "{err}");
     // Which is what pinning it does.
     let mid = write(d.join("mid.pem"), &mid.pem());
@@ -430,12 +448,18 @@ fn a_ca_certificate_used_as_server_certificate_is_named() {
 fn a_tls_client_on_a_plain_port_is_closed_at_once_and_logged() {
     let server = Served::start(&["--echo"]);
     // The start of a ClientHello: a handshake record of TLS 1.0, 5 bytes of body.
-    let got = raw_exchange(&server.addr(), &[0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0, 0, 1, 3]);
+    let got = raw_exchange(
+        &server.addr(),
+        &[0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0, 0, 1, 3],
+    );
     assert_eq!(got, "", "nothing but the close");
     let line = server.expect_line("a TLS client connected to this plain ws:// port");
     assert!(line.contains("--tls-cert"), "{line}");
     // A real TLS client fails at once too.
-    let out = connect_tls(&format!("wss://127.0.0.1:{}/", server.port), &["--insecure"]);
+    let out = connect_tls(
+        &format!("wss://127.0.0.1:{}/", server.port),
+        &["--insecure"],
+    );
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -506,8 +530,14 @@ fn over_max_connections_a_client_gets_503_at_once() {
     let (mut a, _) = wscope::blocking::connect(&server.url).unwrap();
     let (_b, _) = wscope::blocking::connect(&server.url).unwrap();
     let got = raw_exchange(&server.addr(), format!("{UPGRADE}\r\n").as_bytes());
-    assert!(got.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{got}");
-    assert!(got.contains("2 connection(s) already open (--max-connections)"), "{got}");
+    assert!(
+        got.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{got}"
+    );
+    assert!(
+        got.contains("2 connection(s) already open (--max-connections)"),
+        "{got}"
+    );
     let line = server.expect_line("with 503");
     assert!(line.contains("--max-connections"), "{line}");
     // A closed connection frees its place.
@@ -531,7 +561,10 @@ fn over_max_connections_per_ip_a_client_gets_503() {
     let server = Served::start(&["--echo", "--max-connections-per-ip", "1"]);
     let (mut a, _) = wscope::blocking::connect(&server.url).unwrap();
     let got = raw_exchange(&server.addr(), format!("{UPGRADE}\r\n").as_bytes());
-    assert!(got.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{got}");
+    assert!(
+        got.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{got}"
+    );
     assert!(
         got.contains("1 connection(s) already open from 127.0.0.1 (--max-connections-per-ip)"),
         "{got}"
@@ -579,8 +612,30 @@ fn serve_without_echo_pipes_stdin_to_clients_and_messages_to_stdout() {
 
 #[test]
 fn sigterm_closes_every_client_with_1001_and_exits_0() {
+    sigterm_closes_every_client_with_1001(
+        &["--echo"],
+        "SIGTERM: closing 100 connection(s) with 1001",
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn sigterm_closes_every_client_with_1001_and_exits_0_io_uring() {
+    if wscope::uring::supported().is_err() {
+        eprintln!("skipped: no io_uring");
+        return;
+    }
+    sigterm_closes_every_client_with_1001(
+        &["--echo", "--io-uring", "--threads", "2"],
+        "SIGTERM: closing every connection with 1001",
+    );
+}
+
+/// 100 clients of `serve extra...`, all open and served; after SIGTERM each receives a close
+/// with 1001, the server logs `line` and exits with 0.
+fn sigterm_closes_every_client_with_1001(extra: &[&str], line: &str) {
     const CLIENTS: usize = 100;
-    let mut server = Served::start(&["--echo"]);
+    let mut server = Served::start(extra);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -623,7 +678,7 @@ fn sigterm_closes_every_client_with_1001_and_exits_0() {
         codes.iter().all(|c| *c == Some(CloseCode::GOING_AWAY)),
         "{codes:?}"
     );
-    server.expect_line(&format!("SIGTERM: closing {CLIENTS} connection(s) with 1001"));
+    server.expect_line(line);
     assert_eq!(server.wait_exit(), Some(0));
 }
 

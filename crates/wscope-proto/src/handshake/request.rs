@@ -688,7 +688,10 @@ mod tests {
             ("Content-Length: 0\r\nContent-Length: 3\r\n", CONTENT_LENGTH),
             ("Content-Length:\r\n", CONTENT_LENGTH),
             ("Transfer-Encoding: chunked\r\n", TRANSFER_ENCODING),
-            ("Content-Length: 0\r\nTransfer-Encoding: gzip\r\n", TRANSFER_ENCODING),
+            (
+                "Content-Length: 0\r\nTransfer-Encoding: gzip\r\n",
+                TRANSFER_ENCODING,
+            ),
         ] {
             let req = variant(head, &format!("{head}{extra}"));
             let err = HandshakeError::RequestBody { name };

@@ -429,9 +429,27 @@ pub struct StopHandle(UnixStream);
 impl StopHandle {
     /// Asks the server to stop; returns at once (with an error once the server is gone).
     pub fn stop(&self) -> io::Result<()> {
-        io::Write::write_all(&mut &self.0, &[1])
+        io::Write::write_all(&mut &self.0, &[STOP_NOW])
+    }
+
+    /// Asks the server to shut down gracefully: it stops accepting, closes every open
+    /// connection with 1001 (going away), fails those still in their handshake, and
+    /// returns from [`UringServer::run`] once every connection has ended (the clients'
+    /// close replies) or `grace` has passed, whichever comes first (then as [`Self::stop`]).
+    /// Returns at once.
+    pub fn going_away(&self, grace: Duration) -> io::Result<()> {
+        let ms = u32::try_from(grace.as_millis()).unwrap_or(u32::MAX);
+        let mut msg = [STOP_GOING_AWAY, 0, 0, 0, 0];
+        msg[1..].copy_from_slice(&ms.to_le_bytes());
+        io::Write::write_all(&mut &self.0, &msg)
     }
 }
+
+/// [`StopHandle::stop`]'s message.
+const STOP_NOW: u8 = 1;
+/// [`StopHandle::going_away`]'s message, followed by the grace in milliseconds (`u32`, little
+/// endian).
+const STOP_GOING_AWAY: u8 = 2;
 
 /// How long a refused request's connection is drained before it is closed (as the tokio
 /// server does, so the refusal is not lost to a reset).

@@ -229,7 +229,7 @@ impl Drop for Open<'_> {
 }
 
 /// SIGINT and SIGTERM.
-struct Stop {
+pub(super) struct Stop {
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -237,7 +237,7 @@ struct Stop {
 }
 
 impl Stop {
-    fn new() -> std::io::Result<Self> {
+    pub(super) fn new() -> std::io::Result<Self> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
@@ -251,7 +251,7 @@ impl Stop {
     }
 
     /// The next signal's name.
-    async fn recv(&mut self) -> &'static str {
+    pub(super) async fn recv(&mut self) -> &'static str {
         #[cfg(unix)]
         {
             tokio::select! {
@@ -318,7 +318,10 @@ async fn run_open(
     loop {
         if !closing && *shutdown.borrow_and_update() {
             closing = true;
-            match ws.close(CloseCode::GOING_AWAY, "server shutting down").await {
+            match ws
+                .close(CloseCode::GOING_AWAY, "server shutting down")
+                .await
+            {
                 Ok(()) | Err(wscope::Error::Closed) => {}
                 Err(e) => return Err(e),
             }
