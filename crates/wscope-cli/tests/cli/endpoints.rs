@@ -77,16 +77,14 @@ impl Served {
         BufReader::new(self.child.stdout.take().unwrap())
     }
 
-    /// Waits (up to 20 s) for a line of stderr that contains `text`; returns it.
+    /// Waits for a line of stderr that contains `text` (up to 20 s for each line); returns it.
     fn expect_line(&self, text: &str) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
         let mut seen = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(text) => return line,
-                Ok(line) => seen.push(line),
-                Err(_) => break,
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(20)) {
+            if line.contains(text) {
+                return line;
             }
+            seen.push(line);
         }
         panic!("no stderr line with {text:?}; got {seen:?}");
     }
