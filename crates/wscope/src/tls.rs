@@ -44,7 +44,7 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(provider)
 }
 
-/// Client-side TLS settings (the seed's `ssl_wrap_cfg_t`).
+/// Client-side TLS settings (the embedded-SDK-style API's `ssl_wrap_cfg_t`).
 #[derive(Clone, Default)]
 pub struct TlsConfig {
     /// Trusted CAs in PEM. When set, these replace the webpki roots (unless
