@@ -77,6 +77,9 @@ pub enum HandshakeError {
     Config(&'static str),
     /// The server's permessage-deflate response breaks RFC 7692 or our offer.
     Deflate(wscope_proto::deflate::NegotiationError),
+    /// The server refused the connection, before reading its request, because it would pass
+    /// a connection limit (answered with 503 on a plain port).
+    OverLimit(crate::limits::LimitExceeded),
 }
 
 impl HandshakeError {
@@ -87,6 +90,7 @@ impl HandshakeError {
             Self::Status { status } | Self::Rejected { status } | Self::Proxy { status } => {
                 Some(*status)
             }
+            Self::OverLimit(e) => Some(e.http_status()),
             Self::Eof | Self::Config(_) | Self::Build(_) | Self::Deflate(_) => None,
         }
     }
@@ -103,6 +107,7 @@ impl fmt::Display for HandshakeError {
             Self::Build(e) => write!(f, "cannot build the handshake: {e}"),
             Self::Config(what) => write!(f, "bad client configuration: {what}"),
             Self::Deflate(e) => write!(f, "permessage-deflate negotiation failed: {e}"),
+            Self::OverLimit(e) => write!(f, "refused with 503: {e}"),
         }
     }
 }
@@ -112,6 +117,7 @@ impl core::error::Error for HandshakeError {
         match self {
             Self::Proto(e) => Some(e),
             Self::Build(e) => Some(e),
+            Self::OverLimit(e) => Some(e),
             _ => None,
         }
     }

@@ -103,6 +103,7 @@ pub mod config;
 pub mod error;
 pub mod fuzzing;
 pub mod handshake;
+pub mod limits;
 pub mod message;
 pub mod proxy;
 mod session;

@@ -7,6 +7,7 @@ use core::net::SocketAddr;
 use std::process::ExitCode;
 
 use wscope::config::ServerConfig;
+use wscope::limits::ConnectionLimits;
 
 mod tokio_server;
 
@@ -188,16 +189,13 @@ pub(crate) fn run(args: Args) -> ExitCode {
             }
         },
     };
-    let limits = tokio_server::Limits {
-        total: args.limits.max_connections.map(|n| n as usize),
-        per_ip: args.limits.max_connections_per_ip.map(|n| n as usize),
-    };
+    let limits = ConnectionLimits::new(
+        args.limits.max_connections.map(|n| n as usize),
+        args.limits.max_connections_per_ip.map(|n| n as usize),
+    );
     if args.io_uring {
-        if mode == Mode::Pipe || limits.total.is_some() || limits.per_ip.is_some() {
-            eprintln!(
-                "wscope serve: --io-uring serves --echo only, without --max-connections and \
-                 --max-connections-per-ip"
-            );
+        if mode == Mode::Pipe {
+            eprintln!("wscope serve: --io-uring serves --echo only");
             return ExitCode::from(2);
         }
         let tuning = uring::Tuning {
@@ -208,7 +206,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
             defer_taskrun: !args.uring_no_defer_taskrun,
         };
         let threads = args.threads.unwrap_or_else(super::available_cpus);
-        return uring::run(addr, cfg, tuning, threads, args.verbose);
+        return uring::run(addr, cfg, tuning, limits, threads, args.verbose);
     }
     let rt = match super::runtime(args.threads) {
         Ok(rt) => rt,
@@ -243,6 +241,7 @@ mod uring {
     use std::process::ExitCode;
 
     use wscope::config::ServerConfig;
+    use wscope::limits::ConnectionLimits;
     use wscope::uring::{Conn, ConnId, Echo, Service, UringServer};
     use wscope::DataKind;
 
@@ -268,8 +267,17 @@ mod uring {
         }
 
         fn on_handshake_failed(&mut self, error: wscope::Error) {
-            if self.verbose {
-                eprintln!("handshake: {error}");
+            use wscope::proto::handshake::HandshakeError as Core;
+            use wscope::HandshakeError;
+            match error {
+                wscope::Error::Handshake(HandshakeError::OverLimit(over)) => {
+                    eprintln!("wscope serve: {}", super::tokio_server::over_limit(over));
+                }
+                wscope::Error::Handshake(HandshakeError::Proto(Core::TlsClientHello)) => {
+                    eprintln!("wscope serve: {}", super::tokio_server::TLS_ON_PLAIN_PORT);
+                }
+                e if self.verbose => eprintln!("handshake: {e}"),
+                _ => {}
             }
         }
     }
@@ -287,10 +295,11 @@ mod uring {
         addr: SocketAddr,
         cfg: ServerConfig,
         t: Tuning,
+        limits: ConnectionLimits,
         threads: usize,
         verbose: bool,
     ) -> ExitCode {
-        match start(addr, &cfg, &t, threads.max(1), verbose) {
+        match start(addr, &cfg, &t, &limits, threads.max(1), verbose) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("wscope serve: {e}");
@@ -305,6 +314,7 @@ mod uring {
         addr: SocketAddr,
         cfg: &ServerConfig,
         t: &Tuning,
+        limits: &ConnectionLimits,
         threads: usize,
         verbose: bool,
     ) -> std::io::Result<()> {
@@ -314,6 +324,7 @@ mod uring {
                 .recv_multishot(t.multishot)
                 .register_files(t.register_files)
                 .defer_taskrun(t.defer_taskrun)
+                .connection_limits(limits.clone())
         };
         let named = |source: std::io::Error| {
             std::io::Error::new(
@@ -414,7 +425,14 @@ mod uring {
         pub(super) defer_taskrun: bool,
     }
 
-    pub(super) fn run(_: SocketAddr, _: ServerConfig, _: Tuning, _: usize, _: bool) -> ExitCode {
+    pub(super) fn run(
+        _: SocketAddr,
+        _: ServerConfig,
+        _: Tuning,
+        _: wscope::limits::ConnectionLimits,
+        _: usize,
+        _: bool,
+    ) -> ExitCode {
         eprintln!("wscope serve: --io-uring is only available on Linux");
         ExitCode::from(2)
     }

@@ -8,6 +8,7 @@
 
 use core::cmp::Reverse;
 use core::mem;
+use core::net::SocketAddr;
 use core::time::Duration;
 use std::collections::BinaryHeap;
 use std::io::{self, IoSlice};
@@ -26,6 +27,7 @@ use super::{Conn, ConnId, Service, UringServer, ACCEPT_BACKOFF, REFUSAL_LINGER};
 use crate::config::ServerConfig;
 use crate::error::{Error, HandshakeError};
 use crate::handshake::{server_feed, server_machine, server_respond};
+use crate::limits::{ConnectionLimits, Permit};
 use crate::message::DataKind;
 use crate::session::{Clock, Incoming, Session, Timeouts};
 
@@ -171,6 +173,9 @@ struct ConnState {
     /// TLS (`wss://`): receives and sends carry its ciphertext, never the phase's buffers
     /// (except a refusal's drain reads, which are thrown away).
     tls: Option<Box<TlsLayer>>,
+    /// This connection's place under the server's connection limits, given back when the
+    /// state is freed.
+    _permit: Option<Permit>,
 }
 
 impl ConnState {
@@ -247,6 +252,7 @@ pub(super) struct EventLoop<S: Service> {
     accept_retry: Option<Instant>,
     stop: Option<UnixStream>,
     stopped: bool,
+    limits: Option<ConnectionLimits>,
     /// A graceful stop ([`super::StopHandle::going_away`]) was asked for, with this grace.
     going_away: Option<Duration>,
     /// The graceful stop is under way: the loop ends at this time at the latest.
@@ -303,6 +309,7 @@ impl<S: Service> EventLoop<S> {
             accept_retry: None,
             stop: server.stop,
             stopped: false,
+            limits: server.limits,
             going_away: None,
             going_away_until: None,
             recv_flags: if server.poll_first {
@@ -768,7 +775,7 @@ impl<S: Service> EventLoop<S> {
         self.accept_ready = false;
         for _ in 0..ACCEPT_BATCH {
             match self.listener.accept() {
-                Ok((stream, _)) => self.add_conn(stream, now),
+                Ok((stream, peer)) => self.add_conn(stream, peer, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e)
                     if matches!(
@@ -795,7 +802,20 @@ impl<S: Service> EventLoop<S> {
         }
     }
 
-    fn add_conn(&mut self, stream: TcpStream, now: Instant) {
+    fn add_conn(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+        let (permit, over) = match self.limits.as_ref().map(|l| l.acquire(peer.ip())) {
+            None => (None, None),
+            Some(Ok(permit)) => (Some(permit), None),
+            Some(Err(over)) => (None, Some(over)),
+        };
+        if over.is_some() && self.cfg.tls.is_some() {
+            // A TLS client could not read a plain 503: closed at once.
+            if let Some(over) = over {
+                self.service
+                    .on_handshake_failed(Error::Handshake(HandshakeError::OverLimit(over)));
+            }
+            return;
+        }
         let tls = match &self.cfg.tls {
             Some(cfg) => match TlsLayer::new(cfg.clone()) {
                 Ok(t) => Some(Box::new(t)),
@@ -859,7 +879,24 @@ impl<S: Service> EventLoop<S> {
             linger_until: None,
             error: None,
             tls,
+            _permit: permit,
         });
+        let mut c = c;
+        if let Some(over) = over {
+            // Refused before its request is read: the 503 goes out, then the refusal drain.
+            let body = format!("503: {over}.\nThis is a WebSocket endpoint; try again later.\n");
+            let mut response = Vec::new();
+            let _ = wscope_proto::handshake::ResponseBuilder::status(503, "Service Unavailable")
+                .header("Content-Type", "text/plain; charset=utf-8")
+                .header("Retry-After", "1")
+                .body(body.as_bytes())
+                .write(&mut response);
+            self.refuse(
+                &mut c,
+                response,
+                Error::Handshake(HandshakeError::OverLimit(over)),
+            );
+        }
         self.conns[slot] = Some(c);
         self.dirty.push(slot);
         self.live += 1;

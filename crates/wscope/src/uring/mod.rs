@@ -148,6 +148,7 @@ use wscope_proto::CloseCode;
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::handshake::{accept_all, Accept, Reject, Request};
+use crate::limits::ConnectionLimits;
 use crate::message::DataKind;
 use crate::session::Session;
 
@@ -299,6 +300,7 @@ pub struct UringServer {
     register_files: bool,
     defer_taskrun: bool,
     stop: Option<UnixStream>,
+    limits: Option<ConnectionLimits>,
 }
 
 impl UringServer {
@@ -313,6 +315,7 @@ impl UringServer {
             register_files: true,
             defer_taskrun: true,
             stop: None,
+            limits: None,
         })
     }
 
@@ -386,6 +389,17 @@ impl UringServer {
     /// when the loop waits, instead of interrupting it.
     pub fn defer_taskrun(mut self, on: bool) -> Self {
         self.defer_taskrun = on;
+        self
+    }
+
+    /// Counts every accepted connection against `limits` (which several servers may share):
+    /// one that would pass them is refused at once, before its request is read, with
+    /// `503 Service Unavailable` (on a TLS port it is just closed), and the service hears
+    /// [`Service::on_handshake_failed`] with [`HandshakeError::OverLimit`].
+    ///
+    /// [`HandshakeError::OverLimit`]: crate::HandshakeError::OverLimit
+    pub fn connection_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = Some(limits);
         self
     }
 

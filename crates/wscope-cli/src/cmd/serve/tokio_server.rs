@@ -1,10 +1,10 @@
 //! The tokio server of `wscope serve`: the accept loop with its connection limits, one task per
 //! connection (echo, or the stdin/stdout pipe), and the shutdown on SIGINT/SIGTERM.
 //!
-//! - **Limits.** A connection over `--max-connections` or `--max-connections-per-ip` is
-//!   refused at once, before its request is read: a plain-text `503 Service Unavailable`
-//!   (on a TLS port the connection is just closed, a TLS client could not read it), and a line
-//!   on stderr. Connections still in their handshake count.
+//! - **Limits.** A connection over `--max-connections` or `--max-connections-per-ip`
+//!   ([`ConnectionLimits`]) is refused at once, before its request is read: a plain-text
+//!   `503 Service Unavailable` (on a TLS port the connection is just closed, a TLS client
+//!   could not read it), and a line on stderr. Connections still in their handshake count.
 //! - **Pipe mode** (no `--echo`). Each line of stdin goes to every connected client, as a text
 //!   message (a binary one when it is not UTF-8); stdin is read only while at least one client
 //!   is connected, so lines typed before the first client wait for it. Every data message
@@ -13,16 +13,16 @@
 //!   (going away), waits up to [`CLOSE_GRACE`] for the connections to end (the clients' close
 //!   replies), and returns.
 
-use core::net::{IpAddr, SocketAddr};
+use core::net::SocketAddr;
 use core::time::Duration;
-use std::collections::HashMap;
 use std::io::Write as _;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, watch, Notify};
 use wscope::config::ServerConfig;
+use wscope::limits::{ConnectionLimits, LimitExceeded, Permit};
 use wscope::proto::handshake::{HandshakeError as CoreError, ResponseBuilder};
 use wscope::tokio::{accept_with_config, DataKind, ServerStream};
 use wscope::{CloseCode, HandshakeError};
@@ -35,21 +35,12 @@ pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// behind loses the oldest (and a line on stderr says how many).
 const LINE_BACKLOG: usize = 1024;
 
-/// How many connections the server takes.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Limits {
-    /// At most this many connections at once.
-    pub(super) total: Option<usize>,
-    /// At most this many connections at once from one IP address.
-    pub(super) per_ip: Option<usize>,
-}
-
 /// Runs the server on `addr` until SIGINT or SIGTERM.
 pub(super) async fn serve(
     addr: SocketAddr,
     cfg: ServerConfig,
     mode: Mode,
-    limits: Limits,
+    limits: ConnectionLimits,
     verbose: bool,
 ) -> Result<(), ServeError> {
     // Signal handlers first: a signal right after the address is announced is not lost.
@@ -74,7 +65,6 @@ pub(super) async fn serve(
         mode,
         verbose,
         limits,
-        counts: Mutex::new(Counts::default()),
         all_gone: Notify::new(),
         shutdown,
         lines,
@@ -98,26 +88,30 @@ pub(super) async fn serve(
                 }
             },
         };
-        match shared.take_slot(peer.ip()) {
-            Ok(slot) => {
+        match shared.limits.acquire(peer.ip()) {
+            Ok(permit) => {
+                let slot = Slot {
+                    shared: shared.clone(),
+                    permit: Some(permit),
+                };
                 tokio::spawn(connection(tcp, peer, shared.clone(), slot));
             }
-            Err(why) => {
-                eprintln!("wscope serve: refused {peer} with 503: {why}");
-                tokio::spawn(refuse_busy(tcp, shared.cfg.tls.is_some(), why));
+            Err(over) => {
+                eprintln!("wscope serve: {peer}: {}", over_limit(over));
+                tokio::spawn(refuse_busy(tcp, shared.cfg.tls.is_some(), over));
             }
         }
     };
     drop(listener);
     // Registered for the wake-up before counting: the last connection's cannot be missed.
     let gone = shared.all_gone.notified();
-    let n = shared.count();
+    let n = shared.limits.count();
     eprintln!("wscope serve: {signal}: closing {n} connection(s) with 1001 (going away)");
     let _ = shutdown_tx.send(true);
     if n > 0 && tokio::time::timeout(CLOSE_GRACE, gone).await.is_err() {
         eprintln!(
             "wscope serve: {} connection(s) did not finish closing in {} s",
-            shared.count(),
+            shared.limits.count(),
             CLOSE_GRACE.as_secs()
         );
     }
@@ -129,8 +123,9 @@ struct Shared {
     cfg: ServerConfig,
     mode: Mode,
     verbose: bool,
-    limits: Limits,
-    counts: Mutex<Counts>,
+    /// Every connection holds a permit (unlimited when no limit was asked for), so the
+    /// shutdown knows how many are left.
+    limits: ConnectionLimits,
     /// Notified when the last connection ends.
     all_gone: Notify,
     /// Becomes `true` on SIGINT/SIGTERM.
@@ -141,12 +136,9 @@ struct Shared {
     open: watch::Sender<usize>,
 }
 
-/// Connections now, in all and per address.
-#[derive(Debug, Default)]
-struct Counts {
-    total: usize,
-    per_ip: HashMap<IpAddr, usize>,
-}
+/// The log line of a TLS client on a plain port.
+pub(super) const TLS_ON_PLAIN_PORT: &str = "a TLS client connected to this plain ws:// port \
+    (closed at once); serve wss:// with --tls-cert and --tls-key";
 
 /// A line of stdin, without its newline: text when it is UTF-8.
 #[derive(Clone, Debug)]
@@ -155,58 +147,25 @@ struct Line {
     bytes: Arc<[u8]>,
 }
 
-impl Shared {
-    /// Counts a new connection from `ip`, or says which limit refuses it.
-    fn take_slot(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, String> {
-        let mut c = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(max) = self.limits.total.filter(|&max| c.total >= max) {
-            return Err(format!(
-                "{max} connection(s) already open (--max-connections)"
-            ));
-        }
-        let from_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
-        if let Some(max) = self.limits.per_ip.filter(|&max| from_ip >= max) {
-            return Err(format!(
-                "{max} connection(s) already open from {ip} (--max-connections-per-ip)"
-            ));
-        }
-        c.total += 1;
-        *c.per_ip.entry(ip).or_insert(0) += 1;
-        Ok(Slot {
-            shared: self.clone(),
-            ip,
-        })
-    }
-
-    fn count(&self) -> usize {
-        self.counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .total
-    }
+/// The log line (and the 503 body) of a refused connection: the limit and its flag.
+pub(super) fn over_limit(over: LimitExceeded) -> String {
+    let flag = match over {
+        LimitExceeded::PerIp { .. } => "--max-connections-per-ip",
+        _ => "--max-connections",
+    };
+    format!("refused with 503: {over} ({flag})")
 }
 
-/// A connection's place in the counts, given back when dropped.
+/// A connection's place in the counts; the last one to go wakes the shutdown.
 struct Slot {
     shared: Arc<Shared>,
-    ip: IpAddr,
+    permit: Option<Permit>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut c = self
-            .shared
-            .counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        c.total = c.total.saturating_sub(1);
-        if let Some(n) = c.per_ip.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                c.per_ip.remove(&self.ip);
-            }
-        }
-        if c.total == 0 {
+        drop(self.permit.take());
+        if self.shared.limits.count() == 0 {
             self.shared.all_gone.notify_waiters();
         }
     }
@@ -274,10 +233,7 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, _slot
     let ws = match accept_with_config(tcp, &shared.cfg).await {
         Ok(ws) => ws,
         Err(wscope::Error::Handshake(HandshakeError::Proto(CoreError::TlsClientHello))) => {
-            eprintln!(
-                "wscope serve: {peer}: a TLS client connected to this plain ws:// port \
-                 (closed at once); serve wss:// with --tls-cert and --tls-key"
-            );
+            eprintln!("wscope serve: {peer}: {TLS_ON_PLAIN_PORT}");
             return;
         }
         Err(e) => {
@@ -421,11 +377,11 @@ async fn read_stdin(shared: Arc<Shared>, mut open: watch::Receiver<usize>) {
 
 /// Refuses a connection over a limit: `503 Service Unavailable` on a plain port, a plain
 /// close on a TLS port. Bounded: a second at most.
-async fn refuse_busy(mut tcp: TcpStream, tls: bool, why: String) {
+async fn refuse_busy(mut tcp: TcpStream, tls: bool, over: LimitExceeded) {
     if tls {
         return;
     }
-    let body = format!("503: {why}.\nThis is a WebSocket endpoint; try again later.\n");
+    let body = format!("503: {over}.\nThis is a WebSocket endpoint; try again later.\n");
     let mut response = Vec::new();
     let _ = ResponseBuilder::status(503, "Service Unavailable")
         .header("Content-Type", "text/plain; charset=utf-8")
@@ -442,44 +398,4 @@ async fn refuse_busy(mut tcp: TcpStream, tls: bool, why: String) {
         Ok::<_, std::io::Error>(())
     })
     .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn shared(limits: Limits) -> Arc<Shared> {
-        let (_, shutdown) = watch::channel(false);
-        Arc::new(Shared {
-            cfg: ServerConfig::default(),
-            mode: Mode::Echo,
-            verbose: false,
-            limits,
-            counts: Mutex::new(Counts::default()),
-            all_gone: Notify::new(),
-            shutdown,
-            lines: broadcast::channel(1).0,
-            open: watch::channel(0).0,
-        })
-    }
-
-    #[test]
-    fn slots_count_per_address_and_in_all() {
-        let s = shared(Limits {
-            total: Some(3),
-            per_ip: Some(2),
-        });
-        let a: IpAddr = [10, 0, 0, 1].into();
-        let b: IpAddr = [10, 0, 0, 2].into();
-        let a1 = s.take_slot(a).unwrap();
-        let _a2 = s.take_slot(a).unwrap();
-        let why = s.take_slot(a).err().unwrap();
-        assert!(why.contains("--max-connections-per-ip"), "{why}");
-        let _b1 = s.take_slot(b).unwrap();
-        let why = s.take_slot(b).err().unwrap();
-        assert!(why.contains("--max-connections)"), "{why}");
-        drop(a1);
-        assert_eq!(s.count(), 2);
-        let _a3 = s.take_slot(a).unwrap();
-    }
 }
