@@ -525,7 +525,21 @@ fn raw_exchange_head(addr: &str, request: &[u8]) -> String {
 
 #[test]
 fn idle_timeout_closes_a_quiet_client_with_1001() {
-    let server = Served::start(&["--echo", "--idle-timeout", "0.3"]);
+    idle_timeout_closes_a_quiet_client(&[]);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn idle_timeout_closes_a_quiet_client_with_1001_io_uring() {
+    if wscope::uring::supported().is_ok() {
+        idle_timeout_closes_a_quiet_client(&["--io-uring", "--threads", "1"]);
+    }
+}
+
+fn idle_timeout_closes_a_quiet_client(extra: &[&str]) {
+    let mut args = vec!["--echo", "--idle-timeout", "0.3"];
+    args.extend_from_slice(extra);
+    let server = Served::start(&args);
     let (mut ws, _) = wscope::blocking::connect(&server.url).unwrap();
     match ws.read().unwrap() {
         Message::Close(Some(c)) => {
