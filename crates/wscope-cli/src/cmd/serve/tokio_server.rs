@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{broadcast, watch, Notify};
+use tokio::sync::{broadcast, watch, Notify, Semaphore};
 use wscope::config::ServerConfig;
 use wscope::limits::{ConnectionLimits, LimitExceeded, Permit};
 use wscope::proto::handshake::{HandshakeError as CoreError, ResponseBuilder};
@@ -31,6 +31,9 @@ use super::{Mode, ServeError};
 
 /// How long the shutdown waits for the clients' close replies.
 pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Connections being refused (503) at once; more over-limit connections are closed without
+/// an answer.
+const MAX_REFUSALS: usize = 64;
 /// Lines of stdin held for a client that is slow to take them; one that falls further
 /// behind loses the oldest (and a line on stderr says how many).
 const LINE_BACKLOG: usize = 1024;
@@ -73,6 +76,7 @@ pub(super) async fn serve(
     if mode == Mode::Pipe {
         tokio::spawn(read_stdin(shared.clone(), open));
     }
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let signal = loop {
         let (tcp, peer) = tokio::select! {
             signal = stop.recv() => break signal,
@@ -98,7 +102,14 @@ pub(super) async fn serve(
             }
             Err(over) => {
                 eprintln!("wscope serve: {peer}: {}", over_limit(over));
-                tokio::spawn(refuse_busy(tcp, shared.cfg.tls.is_some(), over));
+                // At most so many refusals at once: past that (a flood), closed at once.
+                if let Ok(turn) = refusals.clone().try_acquire_owned() {
+                    let tls = shared.cfg.tls.is_some();
+                    tokio::spawn(async move {
+                        refuse_busy(tcp, tls, over).await;
+                        drop(turn);
+                    });
+                }
             }
         }
     };
