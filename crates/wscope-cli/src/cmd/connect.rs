@@ -97,11 +97,9 @@ enum ConnectError {
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use wscope::tls::CertificateProblem;
-        let Self::Open { addr, name, source } = self else {
-            let (Self::Setup(e) | Self::Session(e)) = self else {
-                return Ok(());
-            };
-            return e.fmt(f);
+        let (addr, name, source) = match self {
+            Self::Setup(e) | Self::Session(e) => return e.fmt(f),
+            Self::Open { addr, name, source } => (addr, name, source),
         };
         match source {
             wscope::Error::Io(e) => write!(f, "cannot connect to {addr}: {e}"),
