@@ -30,7 +30,8 @@ macro_rules! commands {
 }
 
 commands! {
-    /// Run a WebSocket server (`--echo`: the echo server used by Autobahn and benchmarks).
+    /// Run a WebSocket server: `--echo` echoes every message; without it, stdin lines go to
+    /// every connected client and received messages are printed (websocat's `-s`).
     Serve => serve,
     /// Connect to a WebSocket server: stdin lines become messages, received messages are printed.
     Connect => connect,
@@ -40,9 +41,20 @@ commands! {
     Parse => parse,
 }
 
-/// wscope: WebSocket (RFC 6455) endpoints and analysis.
+/// wscope: WebSocket (RFC 6455) endpoints and analysis: a server and a client for the
+/// terminal, a passive analyser of captures and a decoder of raw frames.
 #[derive(Parser, Debug)]
-#[command(name = "wscope", version, about)]
+#[command(
+    name = "wscope",
+    version,
+    after_help = "Examples:\n  \
+        wscope serve --echo --port 9001           an echo server on ws://127.0.0.1:9001\n  \
+        wscope serve --port 9001                  stdin lines to the clients, messages to stdout\n  \
+        wscope connect ws://127.0.0.1:9001/       stdin lines out, received messages printed\n  \
+        wscope inspect capture.pcapng             WebSocket sessions and messages in a capture\n  \
+        wscope parse frames.bin                   decode a file of raw frames\n\n\
+        'wscope help <COMMAND>' shows the options of a command."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

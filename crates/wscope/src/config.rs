@@ -13,9 +13,9 @@ use crate::proxy::Proxy;
 use crate::tls::TlsConfig;
 use crate::url::{default_port, WsUrl};
 
-/// How a client connects: mirrors the seed's `websock_config_t` (host name or IP, port, URI,
-/// secure flag, TLS settings, TCP connect timeout, extra handshake headers) plus
-/// subprotocols, origin, proxy and the connection limits.
+/// How a client connects: mirrors `websock_config_t` of the embedded-SDK-style API (host name
+/// or IP, port, URI, secure flag, TLS settings, TCP connect timeout, extra handshake headers)
+/// plus subprotocols, origin, proxy and the connection limits.
 ///
 /// ```
 /// use core::time::Duration;

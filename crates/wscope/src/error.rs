@@ -36,6 +36,13 @@ pub enum Error {
     /// The application asked for something the protocol forbids (e.g. a 126-byte ping, or data
     /// after its close).
     Send(SendError),
+    /// A file named in the configuration (a certificate, a key, a CA) cannot be read.
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: io::Error,
+    },
 }
 
 /// Why the opening handshake failed.
@@ -70,6 +77,9 @@ pub enum HandshakeError {
     Config(&'static str),
     /// The server's permessage-deflate response breaks RFC 7692 or our offer.
     Deflate(wscope_proto::deflate::NegotiationError),
+    /// The server refused the connection, before reading its request, because it would pass
+    /// a connection limit (answered with 503 on a plain port).
+    OverLimit(crate::limits::LimitExceeded),
 }
 
 impl HandshakeError {
@@ -80,6 +90,7 @@ impl HandshakeError {
             Self::Status { status } | Self::Rejected { status } | Self::Proxy { status } => {
                 Some(*status)
             }
+            Self::OverLimit(e) => Some(e.http_status()),
             Self::Eof | Self::Config(_) | Self::Build(_) | Self::Deflate(_) => None,
         }
     }
@@ -96,6 +107,7 @@ impl fmt::Display for HandshakeError {
             Self::Build(e) => write!(f, "cannot build the handshake: {e}"),
             Self::Config(what) => write!(f, "bad client configuration: {what}"),
             Self::Deflate(e) => write!(f, "permessage-deflate negotiation failed: {e}"),
+            Self::OverLimit(e) => write!(f, "refused with 503: {e}"),
         }
     }
 }
@@ -105,6 +117,7 @@ impl core::error::Error for HandshakeError {
         match self {
             Self::Proto(e) => Some(e),
             Self::Build(e) => Some(e),
+            Self::OverLimit(e) => Some(e),
             _ => None,
         }
     }
@@ -116,11 +129,15 @@ impl fmt::Display for Error {
             Self::Proto(e) => write!(f, "protocol error ({}): {e}", e.close_code()),
             Self::Handshake(e) => e.fmt(f),
             Self::Io(e) => write!(f, "I/O error: {e}"),
-            Self::Tls(e) => write!(f, "TLS error: {e}"),
+            Self::Tls(e) => match crate::tls::CertificateProblem::of(e) {
+                Some(problem) => write!(f, "TLS error: {problem}"),
+                None => write!(f, "TLS error: {e}"),
+            },
             Self::Timeout => f.write_str("timed out"),
             Self::Url(e) => write!(f, "bad URL: {e}"),
             Self::Closed => f.write_str("the connection is closed"),
             Self::Send(e) => write!(f, "cannot send: {e}"),
+            Self::File { path, source } => write!(f, "cannot read {}: {source}", path.display()),
         }
     }
 }
@@ -134,6 +151,7 @@ impl core::error::Error for Error {
             Self::Tls(e) => Some(e),
             Self::Url(e) => Some(e),
             Self::Send(e) => Some(e),
+            Self::File { source, .. } => Some(source),
             Self::Timeout | Self::Closed => None,
         }
     }

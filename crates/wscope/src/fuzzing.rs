@@ -26,8 +26,8 @@ const READS: [usize; 8] = [1, 2, 5, 13, 64, 300, 4096, usize::MAX];
 
 /// Feeds `data[1..]` as a server's bytes to a client session configured by `data[0]`, once
 /// through the whole-message receive (`read`) and once through the partial receive
-/// (`recv_partial`, the seed's `websock_recv`) with a small buffer, and checks that the two
-/// agree.
+/// (`recv_partial`, `websock_recv` of the embedded-SDK-style API) with a small buffer, and
+/// checks that the two agree.
 ///
 /// Control byte: bits 0–2 the partial receive's buffer size, bit 3 permessage-deflate on,
 /// bit 4 small limits (frames of 1000 bytes, messages of 3000), bits 5–7 the read size the

@@ -90,7 +90,10 @@ pub(crate) fn server_machine(cfg: &ServerConfig) -> ServerHandshake {
 pub(crate) type Refusal = (Vec<u8>, Error);
 
 /// Feeds bytes to the server machine: `Ok(Some((request, leftover)))` when complete.
-/// On a bad request, `Err` carries the refusal to write before closing.
+/// On a bad request, `Err` carries the refusal to write before closing: the error's status
+/// with a one-line body that says why and that this is a WebSocket endpoint (what a browser
+/// or `curl` pointed at the port shows), or nothing at all for a TLS client on a plain port,
+/// which could not read it.
 pub(crate) fn server_feed<'b>(
     hs: &mut ServerHandshake,
     bytes: &'b [u8],
@@ -98,12 +101,26 @@ pub(crate) fn server_feed<'b>(
     match hs.feed(bytes) {
         Ok(Progress::NeedMore) => Ok(None),
         Ok(Progress::Done { head, leftover }) => Ok(Some((head, leftover))),
-        Err(e) => {
-            let mut out = Vec::new();
-            let _ = ResponseBuilder::reject(&e).write(&mut out);
-            Err((out, Error::Handshake(HandshakeError::Proto(e))))
-        }
+        Err(e) => Err((refusal(&e), Error::Handshake(HandshakeError::Proto(e)))),
     }
+}
+
+/// The response that refuses a bad request (see [`server_feed`]).
+fn refusal(e: &CoreError) -> Vec<u8> {
+    let mut out = Vec::new();
+    if *e == CoreError::TlsClientHello {
+        return out;
+    }
+    let body = format!(
+        "{}: {e}.\nThis is a WebSocket endpoint (RFC 6455): connect with a WebSocket client, \
+         e.g. wscope connect ws://HOST:PORT/\n",
+        e.http_status()
+    );
+    let _ = ResponseBuilder::reject(e)
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body(body.as_bytes())
+        .write(&mut out);
+    out
 }
 
 /// What a server agreed to in its `101`.

@@ -16,7 +16,7 @@
 //!   mirroring the embedded SDK's `websock_config_t`), [`blocking::Server`] /
 //!   [`blocking::accept_with`] with a callback that accepts (subprotocol, headers) or rejects
 //!   (status). Whole messages ([`blocking::WebSocket::read`]) or pieces of frames with a
-//!   timeout ([`blocking::WebSocket::recv_partial`], the seed's `websock_recv`).
+//!   timeout ([`blocking::WebSocket::recv_partial`], the embedded-SDK-style API's `websock_recv`).
 //! - **tokio** (feature `tokio`, on by default): [`tokio::connect_async`],
 //!   [`tokio::accept_async`], [`tokio::accept_hdr_async`]; [`tokio::WebSocketStream`] is a
 //!   `Stream` and a `Sink` of [`Message`]s, splittable with `StreamExt::split`, with bounded
@@ -103,6 +103,7 @@ pub mod config;
 pub mod error;
 pub mod fuzzing;
 pub mod handshake;
+pub mod limits;
 pub mod message;
 pub mod proxy;
 mod session;

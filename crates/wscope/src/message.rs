@@ -148,7 +148,8 @@ impl From<Vec<u8>> for Message {
     }
 }
 
-/// What a piece returned by a partial receive belongs to (the seed's `websock_msg_hdr_t`).
+/// What a piece returned by a partial receive belongs to (`websock_msg_hdr_t` of the
+/// embedded-SDK-style API).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameInfo {
     /// The frame ends its message.

@@ -617,7 +617,8 @@ impl Session {
     }
 
     /// Partial receive: like [`Self::next_incoming`] but hands out payload as it arrives,
-    /// copied into `buf`, at most `buf.len()` bytes per call (the seed's `websock_recv`).
+    /// copied into `buf`, at most `buf.len()` bytes per call (`websock_recv` of the
+    /// embedded-SDK-style API).
     pub(crate) fn next_partial(&mut self, buf: &mut [u8]) -> Result<Option<Partial>> {
         let r = self.partial_loop(buf);
         self.flush_transmit();

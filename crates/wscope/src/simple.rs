@@ -1,7 +1,7 @@
-//! A `websock_*`-style facade over the blocking client (the embedded SDK API of seed 004),
+//! A `websock_*`-style facade over the blocking client (the embedded-SDK-style client API),
 //! for applications ported from it and for the C API layered on top.
 //!
-//! | seed | here |
+//! | embedded-SDK-style API | here |
 //! |---|---|
 //! | `websock_config_t` | [`WebsockConfig`] (`secured` 0/1/2 is [`Secured`]) |
 //! | `websock_open(cfg)` | [`Websock::open`] |
@@ -52,7 +52,7 @@ use crate::stream::MaybeTlsStream;
 use crate::tls::TlsConfig;
 use crate::CloseCode;
 
-/// The seed's `secured` field.
+/// The embedded-SDK-style API's `secured` field.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Secured {
     /// 0: plain `ws`.
@@ -64,7 +64,7 @@ pub enum Secured {
     Verify,
 }
 
-/// The seed's `websock_config_t`.
+/// The embedded-SDK-style API's `websock_config_t`.
 #[derive(Clone, Debug)]
 pub struct WebsockConfig {
     /// Host name or IP address.
@@ -83,7 +83,7 @@ pub struct WebsockConfig {
     pub client_key: Option<Vec<u8>>,
     /// TCP (and TLS) connect timeout.
     pub time_out: Duration,
-    /// Extra handshake headers (name, value); at most 10 as in the seed.
+    /// Extra handshake headers (name, value); at most 10 as in the embedded-SDK-style API.
     pub hndshk_hdrs: Vec<(String, String)>,
 }
 
@@ -146,7 +146,8 @@ impl WebsockConfig {
     }
 }
 
-/// The seed's `websock_msg_hdr_t`: what the bytes returned by [`Websock::recv`] belong to.
+/// The embedded-SDK-style API's `websock_msg_hdr_t`: what the bytes returned by
+/// [`Websock::recv`] belong to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MsgHdr {
     /// 1 when the frame ends its message, 0 otherwise (-1 when nothing was returned).
@@ -171,7 +172,7 @@ impl Default for MsgHdr {
 /// How long a receive holds the connection before letting senders in.
 const SLICE: Duration = Duration::from_millis(10);
 
-/// An open client connection (the seed's `websock_handle_t`).
+/// An open client connection (the embedded-SDK-style API's `websock_handle_t`).
 #[derive(Debug)]
 pub struct Websock {
     ws: Mutex<WebSocket<MaybeTlsStream>>,

@@ -4,29 +4,53 @@
 //! can replace them with a CA from PEM, add a client certificate, override the SNI name, or,
 //! only when asked explicitly, turn verification off ([`TlsConfig::insecure`]). Servers load
 //! a certificate chain and key from PEM ([`server_config_from_pem`]).
+//!
+//! A certificate given as a CA is also *pinned*: a server that presents exactly that
+//! certificate is trusted even where path validation refuses it, as curl does. That is what
+//! makes the common self-signed recipe work (`openssl req -x509 -newkey rsa:2048 -nodes
+//! -subj /CN=localhost -addext subjectAltName=DNS:localhost` makes a `CA:TRUE` certificate,
+//! which path validation refuses as a server certificate). The name is still checked, and
+//! so is the handshake's signature with the certificate's key.
+//!
+//! [`CertificateProblem`] says, in the terms a user acts on, why a server's certificate was
+//! refused.
 
 use core::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::server::ParsedCertificate;
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
 
 use crate::error::{Error, Result};
 
 /// The ring crypto provider.
+///
+/// rustls 0.23.48 deprecates `ring::default_provider` because ring has no post-quantum key
+/// exchange (X25519MLKEM768); that needs the aws-lc-rs provider, a large C build this crate
+/// does not take on. The ring provider is still supported and offers X25519, P-256 and P-384,
+/// so the deprecation is allowed here, at the one place the provider is made.
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    Arc::new(provider)
 }
 
-/// Client-side TLS settings (the seed's `ssl_wrap_cfg_t`).
+/// Client-side TLS settings (the embedded-SDK-style API's `ssl_wrap_cfg_t`).
 #[derive(Clone, Default)]
 pub struct TlsConfig {
     /// Trusted CAs in PEM. When set, these replace the webpki roots (unless
-    /// [`TlsConfig::also_webpki_roots`] is on).
+    /// [`TlsConfig::also_webpki_roots`] is on). Each certificate is also pinned: a server
+    /// presenting exactly one of them is trusted (its name is still checked), even a
+    /// self-signed `CA:TRUE` one.
     pub ca_pem: Option<Vec<u8>>,
     /// Keep the webpki roots even when `ca_pem` is set.
     pub also_webpki_roots: bool,
@@ -67,9 +91,10 @@ impl TlsConfig {
         self
     }
 
-    /// Trusts the CAs in the PEM file at `path` instead of the webpki roots.
+    /// Trusts the CAs in the PEM file at `path` instead of the webpki roots. A file that
+    /// cannot be read is an [`Error::File`] naming it.
     pub fn with_ca_file(self, path: impl AsRef<Path>) -> Result<Self> {
-        Ok(self.with_ca_pem(std::fs::read(path)?))
+        Ok(self.with_ca_pem(read_file(path.as_ref())?))
     }
 
     /// Presents a client certificate (chain and key in PEM).
@@ -119,16 +144,28 @@ impl TlsConfig {
             if self.ca_pem.is_none() || self.also_webpki_roots {
                 roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             }
-            if let Some(pem) = &self.ca_pem {
-                let certs = parse_certs(pem)?;
-                if certs.is_empty() {
-                    return Err(pem_error("no certificate in the CA PEM"));
-                }
-                for c in certs {
-                    roots.add(c)?;
+            match &self.ca_pem {
+                None => builder.with_root_certificates(roots),
+                Some(pem) => {
+                    let pinned = parse_certs(pem)?;
+                    if pinned.is_empty() {
+                        return Err(pem_error("no certificate in the CA PEM"));
+                    }
+                    for c in &pinned {
+                        roots.add(c.clone())?;
+                    }
+                    let webpki =
+                        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                            .build()
+                            .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+                    builder
+                        .dangerous()
+                        .with_custom_certificate_verifier(Arc::new(PinnedOrWebPki {
+                            webpki,
+                            pinned,
+                        }))
                 }
             }
-            builder.with_root_certificates(roots)
         };
         let cfg = match (&self.client_cert_pem, &self.client_key_pem) {
             (Some(cert), Some(key)) => {
@@ -224,12 +261,13 @@ fn server_config(
     ))
 }
 
-/// A server configuration from PEM files.
+/// A server configuration from PEM files. A file that cannot be read is an
+/// [`Error::File`] naming it.
 pub fn server_config_from_files(
     cert: impl AsRef<Path>,
     key: impl AsRef<Path>,
 ) -> Result<Arc<ServerConfig>> {
-    server_config_from_pem(&std::fs::read(cert)?, &std::fs::read(key)?)
+    server_config_from_pem(&read_file(cert.as_ref())?, &read_file(key.as_ref())?)
 }
 
 /// [`server_config_with_client_auth_pem`] from PEM files.
@@ -239,10 +277,135 @@ pub fn server_config_with_client_auth_files(
     client_ca: impl AsRef<Path>,
 ) -> Result<Arc<ServerConfig>> {
     server_config_with_client_auth_pem(
-        &std::fs::read(cert)?,
-        &std::fs::read(key)?,
-        &std::fs::read(client_ca)?,
+        &read_file(cert.as_ref())?,
+        &read_file(key.as_ref())?,
+        &read_file(client_ca.as_ref())?,
     )
+}
+
+/// Reads a whole file; the error names it.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::File {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Why a server's certificate was refused, in the terms a user acts on (see
+/// [`CertificateProblem::of`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertificateProblem {
+    /// The certificate is a CA certificate (`CA:TRUE`, as `openssl req -x509` makes them)
+    /// presented as a server certificate. Pinning exactly that certificate as the CA trusts
+    /// it ([`TlsConfig::with_ca_pem`]).
+    CaUsedAsEndEntity,
+    /// The certificate has expired (or is not valid yet).
+    Expired,
+    /// The certificate is not issued for the name connected to (or given as SNI).
+    NotValidForName,
+    /// The certificate is not issued by a trusted CA (self-signed, or a private CA that is
+    /// not among the trusted ones).
+    UnknownIssuer,
+}
+
+impl CertificateProblem {
+    /// The problem behind a TLS error, when it is about the server's certificate.
+    pub fn of(error: &rustls::Error) -> Option<Self> {
+        let rustls::Error::InvalidCertificate(e) = error else {
+            return None;
+        };
+        match e {
+            CertificateError::UnknownIssuer => Some(Self::UnknownIssuer),
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. } => Some(Self::Expired),
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                Some(Self::NotValidForName)
+            }
+            CertificateError::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
+                Some(webpki::Error::CaUsedAsEndEntity) => Some(Self::CaUsedAsEndEntity),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for CertificateProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::CaUsedAsEndEntity => {
+                "the server's certificate is a CA certificate (CA:TRUE) used as a server \
+                 certificate"
+            }
+            Self::Expired => "the server's certificate has expired or is not valid yet",
+            Self::NotValidForName => "the server's certificate is not issued for this name",
+            Self::UnknownIssuer => "the server's certificate is not issued by a trusted CA",
+        })
+    }
+}
+
+/// The webpki verifier, and a server that presents exactly one of the pinned certificates
+/// (the ones given as CAs) is trusted as well: its name is still checked, and the
+/// handshake's signatures are checked with its key as always.
+#[derive(Debug)]
+struct PinnedOrWebPki {
+    webpki: Arc<WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for PinnedOrWebPki {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Ok(verified) => Ok(verified),
+            Err(e)
+                if self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref()) =>
+            {
+                // Trusted by its bytes: only the name is left to check.
+                let parsed = ParsedCertificate::try_from(end_entity).map_err(|_| e)?;
+                rustls::client::verify_server_name(&parsed, server_name)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
 }
 
 /// Accepts any certificate (still checks the handshake signatures, so the session is at least

@@ -1,5 +1,6 @@
 //! `wscope connect URL`: a websocat-like client.
 
+use core::fmt;
 use std::io::Write as _;
 use std::process::ExitCode;
 
@@ -26,10 +27,14 @@ pub(crate) struct Args {
     /// `Origin` header.
     #[arg(long)]
     origin: Option<String>,
-    /// Trust the CA certificates in this PEM file instead of the built-in roots.
+    /// Trust the CA certificates in this PEM file instead of the built-in roots. A server
+    /// presenting exactly one of these certificates is trusted too (its name is still
+    /// checked): pass a self-signed server's own certificate, even a CA:TRUE one as
+    /// `openssl req -x509` makes them (as curl does).
     #[arg(long, value_name = "FILE")]
     ca: Option<std::path::PathBuf>,
-    /// Do not verify the server's certificate (dangerous; only when asked).
+    /// Do not verify the server's certificate at all. DANGEROUS: anyone on the path can read
+    /// and change the traffic. Prefer --ca FILE with the server's CA or its own certificate.
     #[arg(long)]
     insecure: bool,
     /// Client certificate chain (PEM) to present (mutual TLS); needs --key.
@@ -72,6 +77,57 @@ pub(crate) fn run(args: Args) -> ExitCode {
     }
 }
 
+/// Why `connect` failed, with the address and the flag that helps, where there is one.
+#[derive(Debug)]
+enum ConnectError {
+    /// The flags cannot be used (a file that cannot be read, a bad URL or header).
+    Setup(wscope::Error),
+    /// Opening the connection to `addr` (TCP, proxy, TLS, handshake) failed.
+    Open {
+        /// `host:port` connected to (the proxy's, with --proxy).
+        addr: String,
+        /// The server name the certificate is checked against.
+        name: String,
+        source: wscope::Error,
+    },
+    /// The connection failed after it was open.
+    Session(wscope::Error),
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use wscope::tls::CertificateProblem;
+        let (addr, name, source) = match self {
+            Self::Setup(e) | Self::Session(e) => return e.fmt(f),
+            Self::Open { addr, name, source } => (addr, name, source),
+        };
+        match source {
+            wscope::Error::Io(e) => write!(f, "cannot connect to {addr}: {e}"),
+            wscope::Error::Timeout => write!(f, "cannot connect to {addr}: timed out"),
+            wscope::Error::Tls(e) => match CertificateProblem::of(e) {
+                Some(p @ CertificateProblem::UnknownIssuer) => write!(
+                    f,
+                    "certificate not trusted ({addr}): {p}: pass --ca FILE with its CA or the \
+                     server's own certificate (or --insecure, which turns verification off)"
+                ),
+                Some(p @ CertificateProblem::CaUsedAsEndEntity) => write!(
+                    f,
+                    "certificate not trusted ({addr}): {p}: pass that exact certificate with \
+                     --ca FILE to trust it (or --insecure, which turns verification off)"
+                ),
+                Some(p @ CertificateProblem::NotValidForName) => write!(
+                    f,
+                    "certificate not trusted ({addr}): {p} ({name}): connect with a name it is \
+                     issued for, or pass --sni NAME"
+                ),
+                Some(p) => write!(f, "certificate not trusted ({addr}): {p}"),
+                None => write!(f, "{addr}: TLS error: {e}"),
+            },
+            e => write!(f, "{addr}: {e}"),
+        }
+    }
+}
+
 fn config(args: &Args) -> wscope::Result<ClientConfig> {
     let mut cfg = ClientConfig::from_url(&args.url)?;
     cfg.ws.keepalive = args.keepalive.keepalive();
@@ -98,7 +154,7 @@ fn config(args: &Args) -> wscope::Result<ClientConfig> {
         tls = tls.insecure();
     }
     if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
-        tls = tls.with_client_auth_pem(std::fs::read(cert)?, std::fs::read(key)?);
+        tls = tls.with_client_auth_pem(read(cert)?, read(key)?);
     }
     if let Some(name) = &args.sni {
         tls = tls.with_sni(name);
@@ -110,9 +166,29 @@ fn config(args: &Args) -> wscope::Result<ClientConfig> {
     Ok(cfg)
 }
 
-async fn connect(args: Args) -> wscope::Result<()> {
-    let cfg = config(&args)?;
-    let ws = wscope::tokio::connect_with(&cfg).await?;
+/// Reads a file; the error names it.
+fn read(path: &std::path::Path) -> wscope::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| wscope::Error::File {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+async fn connect(args: Args) -> Result<(), ConnectError> {
+    let cfg = config(&args).map_err(ConnectError::Setup)?;
+    let ws = wscope::tokio::connect_with(&cfg).await.map_err(|source| {
+        let (host, port) = match &cfg.proxy {
+            Some(p) => (&p.host, p.port),
+            None => (&cfg.host, cfg.port),
+        };
+        let addr = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let name = cfg.tls.sni.clone().unwrap_or_else(|| cfg.host.clone());
+        ConnectError::Open { addr, name, source }
+    })?;
     if let Some(p) = ws.subprotocol() {
         eprintln!("wscope connect: subprotocol {p}");
     }
@@ -155,11 +231,12 @@ async fn connect(args: Args) -> wscope::Result<()> {
     tokio::pin!(reader);
     tokio::pin!(printer);
     // The printer ends with the connection; stdin may stay open forever.
-    tokio::select! {
+    let result = tokio::select! {
         r = &mut printer => r,
-        r = &mut reader => {
-            r?;
-            printer.await
-        }
-    }
+        r = &mut reader => match r {
+            Ok(()) => printer.await,
+            Err(e) => Err(e),
+        },
+    };
+    result.map_err(ConnectError::Session)
 }

@@ -51,7 +51,7 @@ impl KeepaliveArgs {
     }
 }
 
-fn positive_secs(s: &str) -> Result<f64, String> {
+pub(crate) fn positive_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v < 1e9 => Ok(v),
         _ => Err(format!("{s:?} is not a positive number of seconds")),

@@ -1,16 +1,29 @@
-//! `wscope serve --echo`: a WebSocket echo server.
+//! `wscope serve`: a WebSocket server. `--echo` echoes every message (Autobahn, benchmarks);
+//! without it the server is a pipe, like websocat's `-s`: stdin's lines go to every connected
+//! client, and what clients send is printed (see `tokio_server`).
 
+use core::fmt;
 use core::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use wscope::config::ServerConfig;
-use wscope::tokio::{accept_with_config, DataKind};
+use wscope::limits::ConnectionLimits;
+
+mod tokio_server;
 
 /// Run a WebSocket server.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Without --echo: each line of stdin goes to every connected client as a \
+    text message (binary when it is not UTF-8), and each message received from any client is \
+    printed to stdout on a line of its own. stdin is read only while a client is connected, \
+    so lines typed earlier wait for the first client.\n\n\
+    SIGINT or SIGTERM closes every client with 1001 (going away), waits up to 2 s for their \
+    close replies, and exits with status 0."
+)]
 pub(crate) struct Args {
-    /// Echo every text and binary message back with the same type.
+    /// Echo every text and binary message back with the same type (default: pipe stdin to
+    /// the clients and their messages to stdout).
     #[arg(long)]
     echo: bool,
     /// Port to listen on (may also be given as the last positional argument).
@@ -46,48 +59,105 @@ pub(crate) struct Args {
     /// With --io-uring: that many servers, each on its own thread and SO_REUSEPORT listener.
     #[arg(long)]
     threads: Option<usize>,
-    /// Serve on the io_uring driver instead of tokio (Linux only).
+    /// Serve on the io_uring driver instead of tokio (Linux only; --echo only). Its tuning
+    /// flags for measurements (--uring-entries, --uring-no-*) are left out of this help.
     #[arg(long)]
     io_uring: bool,
     /// With --io-uring (tuning for measurements): submission-queue entries.
-    #[arg(long, default_value_t = URING_ENTRIES, requires = "io_uring")]
+    #[arg(long, default_value_t = URING_ENTRIES, requires = "io_uring", hide = true)]
     uring_entries: u32,
     /// With --io-uring (tuning for measurements): try each receive at once instead of
     /// waiting for readiness first (IORING_RECVSEND_POLL_FIRST off).
-    #[arg(long, requires = "io_uring")]
+    #[arg(long, requires = "io_uring", hide = true)]
     uring_no_poll_first: bool,
     /// With --io-uring (tuning for measurements): one-shot receives only, no multishot
     /// receives into provided buffers.
-    #[arg(long, requires = "io_uring")]
+    #[arg(long, requires = "io_uring", hide = true)]
     uring_no_multishot: bool,
     /// With --io-uring (tuning for measurements): plain descriptors in every operation, no
     /// registered file table.
-    #[arg(long, requires = "io_uring")]
+    #[arg(long, requires = "io_uring", hide = true)]
     uring_no_registered_files: bool,
     /// With --io-uring (tuning for measurements): a plain ring, without
     /// IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN.
-    #[arg(long, requires = "io_uring")]
+    #[arg(long, requires = "io_uring", hide = true)]
     uring_no_defer_taskrun: bool,
     /// Port, positional (for benchmark harnesses that append it).
     #[arg(value_name = "PORT")]
     port_pos: Option<u16>,
     #[command(flatten)]
     keepalive: super::KeepaliveArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Print one line per connection error to stderr.
     #[arg(long, short)]
     verbose: bool,
 }
 
-pub(crate) fn run(args: Args) -> ExitCode {
-    if !args.echo {
-        eprintln!("wscope serve: only --echo is implemented; pass --echo");
-        return ExitCode::from(2);
+/// How long connections may stay and how many the server takes.
+#[derive(clap::Args, Debug, Clone, Copy)]
+struct LimitArgs {
+    /// Close a connection with 1001 when nothing arrives from it for this many seconds
+    /// (fractions allowed; pings and pongs count as something).
+    #[arg(long, value_name = "SECS", value_parser = super::positive_secs)]
+    idle_timeout: Option<f64>,
+    /// Serve at most N connections at once; one more is answered `503 Service Unavailable`
+    /// and closed at once (on a TLS port: closed), with a line on stderr.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+    /// Serve at most N connections at once from one IP address; one more is refused as with
+    /// --max-connections.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections_per_ip: Option<u32>,
+}
+
+/// What the server does with messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Echo each message to its sender.
+    Echo,
+    /// stdin's lines to every client, received messages to stdout.
+    Pipe,
+}
+
+/// Why the server cannot run.
+#[derive(Debug)]
+enum ServeError {
+    /// The address cannot be listened on (in use, not ours, no permission).
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The signal handlers cannot be installed.
+    Signal(std::io::Error),
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Listen { addr, source } => {
+                write!(f, "cannot listen on {addr}: {source}")?;
+                if source.kind() == std::io::ErrorKind::AddrInUse {
+                    write!(f, " (another server runs there: pick another --port)")?;
+                }
+                Ok(())
+            }
+            Self::Signal(e) => write!(f, "cannot install the SIGINT/SIGTERM handlers: {e}"),
+        }
     }
+}
+
+pub(crate) fn run(args: Args) -> ExitCode {
+    let mode = if args.echo { Mode::Echo } else { Mode::Pipe };
     let port = args.port.or(args.port_pos).unwrap_or(9001);
     let mut cfg = ServerConfig::default();
     cfg.ws.max_message_len = args.max_message;
     cfg.ws.max_frame_len = args.max_message;
     cfg.ws.keepalive = args.keepalive.keepalive();
+    cfg.idle_timeout = args
+        .limits
+        .idle_timeout
+        .map(core::time::Duration::from_secs_f64);
     if args.compress {
         cfg.deflate = Some(wscope::config::DeflateConfig {
             server_max_window_bits: args.deflate_window_bits,
@@ -119,7 +189,15 @@ pub(crate) fn run(args: Args) -> ExitCode {
             }
         },
     };
+    let limits = ConnectionLimits::new(
+        args.limits.max_connections.map(|n| n as usize),
+        args.limits.max_connections_per_ip.map(|n| n as usize),
+    );
     if args.io_uring {
+        if mode == Mode::Pipe {
+            eprintln!("wscope serve: --io-uring serves --echo only");
+            return ExitCode::from(2);
+        }
         let tuning = uring::Tuning {
             entries: args.uring_entries,
             poll_first: !args.uring_no_poll_first,
@@ -128,7 +206,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
             defer_taskrun: !args.uring_no_defer_taskrun,
         };
         let threads = args.threads.unwrap_or_else(super::available_cpus);
-        return uring::run(addr, cfg, tuning, threads, args.verbose);
+        return uring::run(addr, cfg, tuning, limits, threads, args.verbose);
     }
     let rt = match super::runtime(args.threads) {
         Ok(rt) => rt,
@@ -137,62 +215,17 @@ pub(crate) fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let verbose = args.verbose;
-    match rt.block_on(serve(addr, Arc::new(cfg), verbose)) {
+    let result = rt.block_on(tokio_server::serve(addr, cfg, mode, limits, args.verbose));
+    // A read of stdin (pipe mode) may still be blocked in tokio's blocking pool: do not wait
+    // for it.
+    rt.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wscope serve: {e}");
             ExitCode::FAILURE
         }
     }
-}
-
-async fn serve(addr: SocketAddr, cfg: Arc<ServerConfig>, verbose: bool) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let scheme = if cfg.tls.is_some() { "wss" } else { "ws" };
-    eprintln!(
-        "wscope serve: echo on {scheme}://{}",
-        listener.local_addr()?
-    );
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                if verbose {
-                    eprintln!("accept: {e}");
-                }
-                tokio::time::sleep(core::time::Duration::from_millis(20)).await;
-                continue;
-            }
-        };
-        let cfg = cfg.clone();
-        tokio::spawn(async move {
-            if let Err(e) = echo(tcp, &cfg).await {
-                if verbose {
-                    eprintln!("{peer}: {e}");
-                }
-            }
-        });
-    }
-}
-
-async fn echo(tcp: tokio::net::TcpStream, cfg: &ServerConfig) -> wscope::Result<()> {
-    let mut ws = accept_with_config(tcp, cfg).await?;
-    let mut buf = Vec::new();
-    while let Some(got) = ws.recv_into(&mut buf).await {
-        let kind: DataKind = got?;
-        if ws.is_write_full() {
-            ws.flush_writes().await?;
-        }
-        match ws.feed_data(kind, &mut buf) {
-            Ok(()) => {}
-            // The peer started closing while we echoed: the stream ends by itself.
-            Err(wscope::Error::Closed) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// The io_uring driver's default ring size.
@@ -208,6 +241,7 @@ mod uring {
     use std::process::ExitCode;
 
     use wscope::config::ServerConfig;
+    use wscope::limits::ConnectionLimits;
     use wscope::uring::{Conn, ConnId, Echo, Service, UringServer};
     use wscope::DataKind;
 
@@ -233,8 +267,17 @@ mod uring {
         }
 
         fn on_handshake_failed(&mut self, error: wscope::Error) {
-            if self.verbose {
-                eprintln!("handshake: {error}");
+            use wscope::proto::handshake::HandshakeError as Core;
+            use wscope::HandshakeError;
+            match error {
+                wscope::Error::Handshake(HandshakeError::OverLimit(over)) => {
+                    eprintln!("wscope serve: {}", super::tokio_server::over_limit(over));
+                }
+                wscope::Error::Handshake(HandshakeError::Proto(Core::TlsClientHello)) => {
+                    eprintln!("wscope serve: {}", super::tokio_server::TLS_ON_PLAIN_PORT);
+                }
+                e if self.verbose => eprintln!("handshake: {e}"),
+                _ => {}
             }
         }
     }
@@ -252,10 +295,11 @@ mod uring {
         addr: SocketAddr,
         cfg: ServerConfig,
         t: Tuning,
+        limits: ConnectionLimits,
         threads: usize,
         verbose: bool,
     ) -> ExitCode {
-        match start(addr, &cfg, &t, threads.max(1), verbose) {
+        match start(addr, &cfg, &t, &limits, threads.max(1), verbose) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("wscope serve: {e}");
@@ -270,6 +314,7 @@ mod uring {
         addr: SocketAddr,
         cfg: &ServerConfig,
         t: &Tuning,
+        limits: &ConnectionLimits,
         threads: usize,
         verbose: bool,
     ) -> std::io::Result<()> {
@@ -279,11 +324,18 @@ mod uring {
                 .recv_multishot(t.multishot)
                 .register_files(t.register_files)
                 .defer_taskrun(t.defer_taskrun)
+                .connection_limits(limits.clone())
+        };
+        let named = |source: std::io::Error| {
+            std::io::Error::new(
+                source.kind(),
+                super::ServeError::Listen { addr, source }.to_string(),
+            )
         };
         let first = if threads == 1 {
-            UringServer::bind(addr, cfg.clone())?
+            UringServer::bind(addr, cfg.clone()).map_err(named)?
         } else {
-            UringServer::bind_reuseport(addr, cfg.clone())?
+            UringServer::bind_reuseport(addr, cfg.clone()).map_err(named)?
         };
         // Port 0 was resolved by the first bind: the others join that port.
         let local = first.local_addr()?;
@@ -299,8 +351,16 @@ mod uring {
         };
         let scheme = if cfg.tls.is_some() { "wss" } else { "ws" };
         eprintln!("wscope serve: echo ({how}) on {scheme}://{local}");
-        let (done, first_done) = std::sync::mpsc::channel();
-        for server in servers {
+        // Signal handlers before the servers run: a signal right after the announcement is
+        // not lost. They wait on a thread of their own, with a small runtime.
+        let signals = super::super::runtime(Some(1))?;
+        let mut stop = signals
+            .block_on(async { super::tokio_server::Stop::new() })
+            .map_err(|e| std::io::Error::other(super::ServeError::Signal(e).to_string()))?;
+        let (done, ended) = std::sync::mpsc::channel();
+        let mut handles = Vec::new();
+        for mut server in servers {
+            handles.push(server.stop_handle()?);
             let done = done.clone();
             std::thread::Builder::new()
                 .name("wscope-uring".into())
@@ -308,14 +368,43 @@ mod uring {
                     let run = core::panic::AssertUnwindSafe(|| server.run(EchoService { verbose }));
                     let result = std::panic::catch_unwind(run)
                         .unwrap_or_else(|_| Err(std::io::Error::other("a server thread panicked")));
-                    let _ = done.send(result);
+                    let _ = done.send(Ended::Server(result));
                 })?;
         }
+        let signalled = done.clone();
+        std::thread::Builder::new()
+            .name("wscope-signals".into())
+            .spawn(move || {
+                let name = signals.block_on(stop.recv());
+                let _ = signalled.send(Ended::Signal(name));
+            })?;
         drop(done);
-        // Any server that ends (they only end on an error or a panic) ends the command.
-        first_done
-            .recv()
-            .unwrap_or_else(|_| Err(std::io::Error::other("every server thread is gone")))
+        let gone = || std::io::Error::other("every server thread is gone");
+        match ended.recv().map_err(|_| gone())? {
+            // A server only ends by itself on an error or a panic: that ends the command.
+            Ended::Server(result) => result,
+            Ended::Signal(name) => {
+                eprintln!("wscope serve: {name}: closing every connection with 1001 (going away)");
+                for h in &handles {
+                    // A server that is gone already has nothing to close.
+                    let _ = h.going_away(super::tokio_server::CLOSE_GRACE);
+                }
+                // Each server returns once its connections have ended, or after the grace.
+                for _ in 0..threads {
+                    match ended.recv().map_err(|_| gone())? {
+                        Ended::Server(Ok(())) | Ended::Signal(_) => {}
+                        Ended::Server(Err(e)) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// What ends the command: a server thread, or a signal.
+    enum Ended {
+        Server(std::io::Result<()>),
+        Signal(&'static str),
     }
 }
 
@@ -336,7 +425,14 @@ mod uring {
         pub(super) defer_taskrun: bool,
     }
 
-    pub(super) fn run(_: SocketAddr, _: ServerConfig, _: Tuning, _: usize, _: bool) -> ExitCode {
+    pub(super) fn run(
+        _: SocketAddr,
+        _: ServerConfig,
+        _: Tuning,
+        _: wscope::limits::ConnectionLimits,
+        _: usize,
+        _: bool,
+    ) -> ExitCode {
         eprintln!("wscope serve: --io-uring is only available on Linux");
         ExitCode::from(2)
     }

@@ -59,6 +59,18 @@ pub enum HandshakeError {
     /// `Sec-WebSocket-Version` is not `13` (426 Upgrade Required, answered with
     /// `Sec-WebSocket-Version: 13`; RFC 6455 section 4.2.2).
     UnsupportedVersion,
+    /// The request declares a body: `Content-Length` other than 0, or any
+    /// `Transfer-Encoding` (400). An upgrade request has none (RFC 6455 section 4.1 sends a
+    /// bare `GET`), and whatever follows the head is read as WebSocket frames, so a body
+    /// would be decoded as frames. Python `websockets` refuses both too.
+    RequestBody {
+        /// The header that declares the body: `Content-Length` or `Transfer-Encoding`.
+        name: &'static str,
+    },
+    /// The first byte is `0x16`, a TLS handshake record (RFC 8446 section 5.1): a TLS client
+    /// (`wss://`, `https://`) on a plain port (400, though a TLS client cannot read an HTTP
+    /// answer; servers close at once).
+    TlsClientHello,
     /// The server answered with another status than `101` (client side). The status is in
     /// the variant; [`HandshakeError::http_status`] gives 502 like every response problem.
     UnexpectedStatus {
@@ -104,7 +116,8 @@ impl HandshakeError {
         match self {
             Self::MissingHeader { name }
             | Self::DuplicateHeader { name }
-            | Self::InvalidHeader { name } => Some(name),
+            | Self::InvalidHeader { name }
+            | Self::RequestBody { name } => Some(name),
             Self::UpgradeNotWebSocket => Some(UPGRADE),
             Self::ConnectionNotUpgrade => Some(CONNECTION),
             Self::InvalidKey => Some(KEY),
@@ -131,6 +144,8 @@ impl HandshakeError {
             Self::ConnectionNotUpgrade => "connection_not_upgrade",
             Self::InvalidKey => "invalid_key",
             Self::UnsupportedVersion => "unsupported_version",
+            Self::RequestBody { .. } => "request_body",
+            Self::TlsClientHello => "tls_client_hello",
             Self::UnexpectedStatus { .. } => "unexpected_status",
             Self::AcceptMismatch => "accept_mismatch",
             Self::SubprotocolNotOffered => "subprotocol_not_offered",
@@ -165,6 +180,12 @@ impl fmt::Display for HandshakeError {
             Self::InvalidKey => write!(f, "{KEY} is not the base64 encoding of 16 bytes"),
             Self::UnsupportedVersion => {
                 write!(f, "{VERSION} is not {WEBSOCKET_VERSION}")
+            }
+            Self::RequestBody { name } => {
+                write!(f, "the upgrade request declares a body ({name})")
+            }
+            Self::TlsClientHello => {
+                f.write_str("a TLS ClientHello arrived on a plain (not TLS) port")
             }
             Self::UnexpectedStatus { status } => {
                 write!(f, "server answered with status {status}, not 101")
@@ -265,6 +286,13 @@ mod tests {
             Some("Host")
         );
         assert_eq!(HandshakeError::MethodNotGet.header(), None);
+        let body = HandshakeError::RequestBody {
+            name: "Content-Length",
+        };
+        assert_eq!(body.http_status(), 400);
+        assert_eq!(body.header(), Some("Content-Length"));
+        assert_eq!(body.name(), "request_body");
+        assert_eq!(HandshakeError::TlsClientHello.http_status(), 400);
         assert_eq!(
             HandshakeError::MissingHeader { name: KEY }.to_string(),
             "missing Sec-WebSocket-Key header"

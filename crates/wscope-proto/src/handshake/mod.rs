@@ -99,6 +99,10 @@ pub const VERSION: &str = "Sec-WebSocket-Version";
 pub const PROTOCOL: &str = "Sec-WebSocket-Protocol";
 /// `Sec-WebSocket-Extensions`.
 pub const EXTENSIONS: &str = "Sec-WebSocket-Extensions";
+/// `Content-Length`.
+pub const CONTENT_LENGTH: &str = "Content-Length";
+/// `Transfer-Encoding`.
+pub const TRANSFER_ENCODING: &str = "Transfer-Encoding";
 
 /// A `Sec-WebSocket-Key`: the base64 encoding of 16 random bytes (24 ASCII characters).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -11,8 +11,8 @@ use super::header::{
     Extension, HeadParse, Headers, Span,
 };
 use super::{
-    is_valid_key, AcceptKey, Key, Limits, Progress, CONNECTION, EXTENSIONS, HOST, KEY, ORIGIN,
-    PROTOCOL, UPGRADE, USER_AGENT, VERSION, WEBSOCKET_VERSION,
+    is_valid_key, AcceptKey, Key, Limits, Progress, CONNECTION, CONTENT_LENGTH, EXTENSIONS, HOST,
+    KEY, ORIGIN, PROTOCOL, TRANSFER_ENCODING, UPGRADE, USER_AGENT, VERSION, WEBSOCKET_VERSION,
 };
 
 /// A parsed HTTP request head (owned), with accessors for what a WebSocket upgrade uses.
@@ -172,7 +172,9 @@ impl Request {
     /// Checks the WebSocket rules of RFC 6455 section 4.2.1 and returns the first problem:
     /// `GET`, HTTP/1.1, one `Host`, `Upgrade` with `websocket`, `Connection` with `upgrade`,
     /// exactly one valid `Sec-WebSocket-Key`, exactly one `Sec-WebSocket-Version: 13`
-    /// (otherwise 426), subprotocols that are tokens, extensions that parse.
+    /// (otherwise 426), subprotocols that are tokens, extensions that parse, and no body
+    /// (`Content-Length` other than 0 or any `Transfer-Encoding`: what follows the head must
+    /// be WebSocket frames).
     pub fn validate(&self) -> Result<(), HandshakeError> {
         let mut first = None;
         self.check(&mut |e| {
@@ -221,7 +223,22 @@ impl Request {
         if self.extensions().is_err() {
             report(HandshakeError::InvalidHeader { name: EXTENSIONS });
         }
+        if h.count(TRANSFER_ENCODING) > 0 {
+            report(HandshakeError::RequestBody {
+                name: TRANSFER_ENCODING,
+            });
+        } else if !h.get_all(CONTENT_LENGTH).all(is_zero) {
+            report(HandshakeError::RequestBody {
+                name: CONTENT_LENGTH,
+            });
+        }
     }
+}
+
+/// Whether a `Content-Length` value is zero (an empty or malformed value is not).
+fn is_zero(value: &[u8]) -> bool {
+    let value = value.trim_ascii();
+    !value.is_empty() && value.iter().all(|&b| b == b'0')
 }
 
 /// Reports a missing or repeated header; true when it appears exactly once.
@@ -657,6 +674,35 @@ mod tests {
             assert_eq!(req.validate(), Err(*err), "{from} -> {to}");
             assert_eq!(err.http_status(), *status);
             assert_eq!(req.problems(), [*err], "{from} -> {to}");
+        }
+    }
+
+    /// A request that declares a body is refused with 400 (the body would be read as frames);
+    /// `Content-Length: 0` declares none and passes.
+    #[test]
+    fn a_body_is_refused_with_400() {
+        let head = "Sec-WebSocket-Version: 13\r\n";
+        for (extra, name) in [
+            ("Content-Length: 5\r\n", CONTENT_LENGTH),
+            ("content-length: 00010\r\n", CONTENT_LENGTH),
+            ("Content-Length: 0\r\nContent-Length: 3\r\n", CONTENT_LENGTH),
+            ("Content-Length:\r\n", CONTENT_LENGTH),
+            ("Transfer-Encoding: chunked\r\n", TRANSFER_ENCODING),
+            (
+                "Content-Length: 0\r\nTransfer-Encoding: gzip\r\n",
+                TRANSFER_ENCODING,
+            ),
+        ] {
+            let req = variant(head, &format!("{head}{extra}"));
+            let err = HandshakeError::RequestBody { name };
+            assert_eq!(req.validate(), Err(err), "{extra:?}");
+            assert_eq!(req.problems(), [err], "{extra:?}");
+            assert_eq!(err.http_status(), 400);
+            assert_eq!(err.header(), Some(name));
+        }
+        for extra in ["Content-Length: 0\r\n", "Content-Length: 000\r\n"] {
+            let req = variant(head, &format!("{head}{extra}"));
+            assert_eq!(req.validate(), Ok(()), "{extra:?}");
         }
     }
 

@@ -2,7 +2,7 @@
 //! [`super::ResponseBuilder`].
 
 use super::error::HandshakeError;
-use super::header::{feed_head, HeadBuffer};
+use super::header::{early_error, feed_head, HeadBuffer};
 use super::request::Request;
 use super::{Limits, Progress};
 
@@ -32,6 +32,10 @@ pub struct ServerHandshake {
     head: HeadBuffer,
     state: State,
 }
+
+/// The content type of a TLS handshake record, the first byte a TLS client sends (RFC 8446
+/// section 5.1). No HTTP request starts with it.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum State {
@@ -68,8 +72,14 @@ impl ServerHandshake {
             State::Done => return Err(HandshakeError::AlreadyComplete),
             State::Failed(e) => return Err(e),
         }
+        if self.head.is_empty() && bytes.first() == Some(&TLS_HANDSHAKE_RECORD) {
+            self.state = State::Failed(HandshakeError::TlsClientHello);
+            return Err(HandshakeError::TlsClientHello);
+        }
         let result = match feed_head(&mut self.head, bytes, &self.limits, Request::from_head) {
-            Ok(None) => Ok(Progress::NeedMore),
+            // Bytes that are not HTTP at all are refused as soon as they are seen, not after
+            // the head limit or the handshake timeout.
+            Ok(None) => early_error(self.head.bytes(), true).map_or(Ok(Progress::NeedMore), Err),
             Ok(Some((request, leftover))) => request.validate().map(|()| Progress::Done {
                 head: request,
                 leftover,
@@ -125,7 +135,8 @@ mod tests {
             max_headers: 100,
         };
         let mut hs = ServerHandshake::new(limits);
-        let mut sent = 0;
+        assert_eq!(hs.feed(b"GET / HTTP/1.1\r\n"), Ok(Progress::NeedMore));
+        let mut sent = 16;
         let err = loop {
             match hs.feed(b"X-Slow: a\r\n") {
                 Ok(Progress::NeedMore) => sent += 11,
@@ -181,5 +192,34 @@ mod tests {
             ServerHandshake::default().feed(text.as_bytes()),
             Err(HandshakeError::MissingHeader { name: KEY })
         );
+    }
+
+    /// A TLS client on a plain port is refused at its first byte, and bytes that cannot start
+    /// an HTTP request as soon as they are seen: neither waits for the head limit or the
+    /// handshake timeout.
+    #[test]
+    fn not_http_is_refused_at_once() {
+        // The start of a ClientHello: handshake record, TLS 1.0 record version, length.
+        let mut hs = ServerHandshake::default();
+        assert_eq!(
+            hs.feed(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]),
+            Err(HandshakeError::TlsClientHello)
+        );
+        assert_eq!(hs.feed(REQ), Err(HandshakeError::TlsClientHello));
+        // One byte at a time as well.
+        let mut hs = ServerHandshake::default();
+        assert_eq!(hs.feed(&[0x16]), Err(HandshakeError::TlsClientHello));
+        // Not TLS, not HTTP: an SSH banner's version string is no HTTP token.
+        let mut hs = ServerHandshake::default();
+        let err = hs.feed(b"SSH-2.0-OpenSSH_9.6\r\n").unwrap_err();
+        assert!(matches!(err, HandshakeError::MalformedHttp { .. }), "{err}");
+        assert_eq!(err.http_status(), 400);
+        // A valid request in small pieces is still read to its end.
+        let mut hs = ServerHandshake::default();
+        let (most, last) = REQ.split_at(REQ.len() - 1);
+        for chunk in most.chunks(7) {
+            assert_eq!(hs.feed(chunk), Ok(Progress::NeedMore));
+        }
+        assert!(matches!(hs.feed(last), Ok(Progress::Done { .. })));
     }
 }

@@ -44,7 +44,7 @@ pub(crate) fn tcp_connect(host: &str, port: u16, timeout: Option<Duration>) -> R
     ))
 }
 
-/// Connects with a full configuration (the seed's `websock_open`).
+/// Connects with a full configuration (the embedded-SDK-style API's `websock_open`).
 pub fn connect_with(cfg: &ClientConfig) -> Result<(WebSocket<MaybeTlsStream>, Response)> {
     // Build the request first: a bad configuration fails before any connection is made.
     let mut request = Vec::with_capacity(512);

@@ -344,11 +344,11 @@ impl<S: Transport> WebSocket<S> {
             .unwrap_or(Error::Closed)
     }
 
-    /// Partial receive with a timeout (the seed's `websock_recv`): copies as much of the next
-    /// frame's payload as fits in `buf` and tells which frame it belongs to (fin, opcode,
-    /// total payload length). The rest of a long frame comes on the next calls. Pings and
-    /// closes are answered internally and also reported as [`Partial::Control`]. A timeout is
-    /// `Ok(Partial::Timeout)`, not an error.
+    /// Partial receive with a timeout (`websock_recv` of the embedded-SDK-style API): copies
+    /// as much of the next frame's payload as fits in `buf` and tells which frame it belongs
+    /// to (fin, opcode, total payload length). The rest of a long frame comes on the next
+    /// calls. Pings and closes are answered internally and also reported as
+    /// [`Partial::Control`]. A timeout is `Ok(Partial::Timeout)`, not an error.
     ///
     /// Do not mix with [`Self::read`] in the middle of a message.
     pub fn recv_partial(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Partial> {

@@ -8,6 +8,7 @@
 
 use core::cmp::Reverse;
 use core::mem;
+use core::net::SocketAddr;
 use core::time::Duration;
 use std::collections::BinaryHeap;
 use std::io::{self, IoSlice};
@@ -26,6 +27,7 @@ use super::{Conn, ConnId, Service, UringServer, ACCEPT_BACKOFF, REFUSAL_LINGER};
 use crate::config::ServerConfig;
 use crate::error::{Error, HandshakeError};
 use crate::handshake::{server_feed, server_machine, server_respond};
+use crate::limits::{ConnectionLimits, Permit};
 use crate::message::DataKind;
 use crate::session::{Clock, Incoming, Session, Timeouts};
 
@@ -171,6 +173,9 @@ struct ConnState {
     /// TLS (`wss://`): receives and sends carry its ciphertext, never the phase's buffers
     /// (except a refusal's drain reads, which are thrown away).
     tls: Option<Box<TlsLayer>>,
+    /// This connection's place under the server's connection limits, given back when the
+    /// state is freed.
+    _permit: Option<Permit>,
 }
 
 impl ConnState {
@@ -247,6 +252,11 @@ pub(super) struct EventLoop<S: Service> {
     accept_retry: Option<Instant>,
     stop: Option<UnixStream>,
     stopped: bool,
+    limits: Option<ConnectionLimits>,
+    /// A graceful stop ([`super::StopHandle::going_away`]) was asked for, with this grace.
+    going_away: Option<Duration>,
+    /// The graceful stop is under way: the loop ends at this time at the latest.
+    going_away_until: Option<Instant>,
     /// `ioprio` of the receives of open connections.
     recv_flags: u16,
 }
@@ -299,6 +309,9 @@ impl<S: Service> EventLoop<S> {
             accept_retry: None,
             stop: server.stop,
             stopped: false,
+            limits: server.limits,
+            going_away: None,
+            going_away_until: None,
             recv_flags: if server.poll_first {
                 RECVSEND_POLL_FIRST
             } else {
@@ -308,30 +321,38 @@ impl<S: Service> EventLoop<S> {
     }
 
     pub(super) fn run(mut self) -> io::Result<()> {
-        if let Some(stop) = &self.stop {
-            let entry = opcode::PollAdd::new(types::Fd(stop.as_raw_fd()), libc::POLLIN as u32)
-                .build()
-                .user_data(user_data(0, STOP));
-            // SAFETY: a poll refers to no memory of ours; the descriptor stays open as long
-            // as the loop (which owns it).
-            unsafe { self.push(entry) };
-        }
+        self.arm_stop_poll();
         loop {
             self.reap();
             if self.stopped {
                 return self.stop_all();
             }
             let now = Clock::now_std();
+            if let Some(grace) = self.going_away.take() {
+                self.go_away(now + grace);
+            }
+            if let Some(until) = self.going_away_until {
+                if self.live == 0 {
+                    return Ok(());
+                }
+                if now >= until {
+                    return self.stop_all();
+                }
+            }
             self.fire_timers(now);
             if self.accept_retry.is_some_and(|t| t <= now) {
                 self.accept_retry = None;
                 self.accept_ready = true;
             }
-            if self.accept_ready {
+            if self.accept_ready && self.going_away_until.is_none() {
                 self.accept(now);
             }
             self.drive_dirty(now);
-            self.submit_and_wait(now, self.next_deadline())?;
+            let deadline = [self.next_deadline(), self.going_away_until]
+                .into_iter()
+                .flatten()
+                .min();
+            self.submit_and_wait(now, deadline)?;
         }
     }
 
@@ -366,7 +387,7 @@ impl<S: Service> EventLoop<S> {
                         self.accept_ready = true;
                     }
                 }
-                STOP => self.stopped = true,
+                STOP => self.on_stop_message(),
                 // A cancel request's own completion: no buffer, nothing to do.
                 _ => {}
             }
@@ -754,7 +775,7 @@ impl<S: Service> EventLoop<S> {
         self.accept_ready = false;
         for _ in 0..ACCEPT_BATCH {
             match self.listener.accept() {
-                Ok((stream, _)) => self.add_conn(stream, now),
+                Ok((stream, peer)) => self.add_conn(stream, peer, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e)
                     if matches!(
@@ -781,7 +802,20 @@ impl<S: Service> EventLoop<S> {
         }
     }
 
-    fn add_conn(&mut self, stream: TcpStream, now: Instant) {
+    fn add_conn(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+        let (permit, over) = match self.limits.as_ref().map(|l| l.acquire(peer.ip())) {
+            None => (None, None),
+            Some(Ok(permit)) => (Some(permit), None),
+            Some(Err(over)) => (None, Some(over)),
+        };
+        if over.is_some() && self.cfg.tls.is_some() {
+            // A TLS client could not read a plain 503: closed at once.
+            if let Some(over) = over {
+                self.service
+                    .on_handshake_failed(Error::Handshake(HandshakeError::OverLimit(over)));
+            }
+            return;
+        }
         let tls = match &self.cfg.tls {
             Some(cfg) => match TlsLayer::new(cfg.clone()) {
                 Ok(t) => Some(Box::new(t)),
@@ -845,7 +879,24 @@ impl<S: Service> EventLoop<S> {
             linger_until: None,
             error: None,
             tls,
+            _permit: permit,
         });
+        let mut c = c;
+        if let Some(over) = over {
+            // Refused before its request is read: the 503 goes out, then the refusal drain.
+            let body = format!("503: {over}.\nThis is a WebSocket endpoint; try again later.\n");
+            let mut response = Vec::new();
+            let _ = wscope_proto::handshake::ResponseBuilder::status(503, "Service Unavailable")
+                .header("Content-Type", "text/plain; charset=utf-8")
+                .header("Retry-After", "1")
+                .body(body.as_bytes())
+                .write(&mut response);
+            self.refuse(
+                &mut c,
+                response,
+                Error::Handshake(HandshakeError::OverLimit(over)),
+            );
+        }
         self.conns[slot] = Some(c);
         self.dirty.push(slot);
         self.live += 1;
@@ -1348,6 +1399,66 @@ impl<S: Service> EventLoop<S> {
                 Ok(())
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// The stop handle's socket is readable: a stop, a graceful stop (with its grace), or
+    /// the handle was dropped (end of file), which stops as well.
+    fn on_stop_message(&mut self) {
+        let mut msg = [0u8; 5];
+        let n = self
+            .stop
+            .as_ref()
+            .map_or(Ok(0), |mut s| io::Read::read(&mut s, &mut msg));
+        match (n, msg) {
+            (Ok(5), [super::STOP_GOING_AWAY, a, b, c, d]) if self.going_away_until.is_none() => {
+                let ms = u32::from_le_bytes([a, b, c, d]);
+                self.going_away = Some(Duration::from_millis(u64::from(ms)));
+                self.arm_stop_poll();
+            }
+            _ => self.stopped = true,
+        }
+    }
+
+    /// Polls the stop handle's socket (again).
+    fn arm_stop_poll(&mut self) {
+        let Some(stop) = &self.stop else {
+            return;
+        };
+        let entry = opcode::PollAdd::new(types::Fd(stop.as_raw_fd()), libc::POLLIN as u32)
+            .build()
+            .user_data(user_data(0, STOP));
+        // SAFETY: a poll refers to no memory of ours; the descriptor stays open as long as
+        // the loop (which owns it).
+        unsafe { self.push(entry) };
+    }
+
+    /// Starts a graceful stop: no more accepts, every open connection gets a close with 1001
+    /// (going away), connections still in their handshake or refusal end now. `run` returns
+    /// once all have ended, or at `until`.
+    fn go_away(&mut self, until: Instant) {
+        self.going_away_until = Some(until);
+        self.close_listener();
+        for slot in 0..self.conns.len() {
+            self.with_conn(slot, |this, c| {
+                if c.closing {
+                    return;
+                }
+                if let Phase::Open(session) = &mut c.phase {
+                    if session.conn.can_send() {
+                        c.close_seen = true;
+                        // A close cannot fail on a connection that can still send.
+                        let _ = session.close(Some(CloseCode::GOING_AWAY), "server shutting down");
+                    }
+                    this.mark_dirty(c);
+                } else {
+                    c.fail(Error::Io(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "server shutting down",
+                    )));
+                    this.teardown(c);
+                }
+            });
         }
     }
 

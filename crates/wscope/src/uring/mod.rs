@@ -148,6 +148,7 @@ use wscope_proto::CloseCode;
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::handshake::{accept_all, Accept, Reject, Request};
+use crate::limits::ConnectionLimits;
 use crate::message::DataKind;
 use crate::session::Session;
 
@@ -299,6 +300,7 @@ pub struct UringServer {
     register_files: bool,
     defer_taskrun: bool,
     stop: Option<UnixStream>,
+    limits: Option<ConnectionLimits>,
 }
 
 impl UringServer {
@@ -313,6 +315,7 @@ impl UringServer {
             register_files: true,
             defer_taskrun: true,
             stop: None,
+            limits: None,
         })
     }
 
@@ -389,6 +392,17 @@ impl UringServer {
         self
     }
 
+    /// Counts every accepted connection against `limits` (which several servers may share):
+    /// one that would pass them is refused at once, before its request is read, with
+    /// `503 Service Unavailable` (on a TLS port it is just closed), and the service hears
+    /// [`Service::on_handshake_failed`] with [`HandshakeError::OverLimit`].
+    ///
+    /// [`HandshakeError::OverLimit`]: crate::HandshakeError::OverLimit
+    pub fn connection_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
     /// A handle that makes [`Self::run`] return: it closes every connection (without a
     /// closing handshake), waits for the kernel to give their buffers back, and returns
     /// `Ok(())`. Dropping the handle stops the server as well.
@@ -429,9 +443,27 @@ pub struct StopHandle(UnixStream);
 impl StopHandle {
     /// Asks the server to stop; returns at once (with an error once the server is gone).
     pub fn stop(&self) -> io::Result<()> {
-        io::Write::write_all(&mut &self.0, &[1])
+        io::Write::write_all(&mut &self.0, &[STOP_NOW])
+    }
+
+    /// Asks the server to shut down gracefully: it stops accepting, closes every open
+    /// connection with 1001 (going away), fails those still in their handshake, and
+    /// returns from [`UringServer::run`] once every connection has ended (the clients'
+    /// close replies) or `grace` has passed, whichever comes first (then as [`Self::stop`]).
+    /// Returns at once.
+    pub fn going_away(&self, grace: Duration) -> io::Result<()> {
+        let ms = u32::try_from(grace.as_millis()).unwrap_or(u32::MAX);
+        let mut msg = [STOP_GOING_AWAY, 0, 0, 0, 0];
+        msg[1..].copy_from_slice(&ms.to_le_bytes());
+        io::Write::write_all(&mut &self.0, &msg)
     }
 }
+
+/// [`StopHandle::stop`]'s message.
+const STOP_NOW: u8 = 1;
+/// [`StopHandle::going_away`]'s message, followed by the grace in milliseconds (`u32`, little
+/// endian).
+const STOP_GOING_AWAY: u8 = 2;
 
 /// How long a refused request's connection is drained before it is closed (as the tokio
 /// server does, so the refusal is not lost to a reset).

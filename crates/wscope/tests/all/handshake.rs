@@ -42,12 +42,24 @@ fn missing_key_is_400() {
 
 #[test]
 fn not_http_is_400() {
-    let (resp, r) = exchange(
-        ServerConfig::default(),
-        b"\x16\x03\x01\x02\x00hello\r\n\r\n",
-    );
+    let (resp, r) = exchange(ServerConfig::default(), b"SSH-2.0-OpenSSH_9.6\r\n");
     assert_eq!(status_of(&resp), "400", "{resp}");
+    assert!(resp.contains("This is a WebSocket endpoint"), "{resp}");
     assert!(matches!(r, Err(Error::Handshake(_))));
+}
+
+/// A TLS client on a plain port is closed at once, without an HTTP answer it could not read
+/// (and without waiting for the end of a head that never comes).
+#[test]
+fn a_tls_client_hello_is_closed_without_an_answer() {
+    let (resp, r) = exchange(ServerConfig::default(), b"\x16\x03\x01\x02\x00\x01");
+    assert_eq!(resp, "");
+    match r {
+        Err(Error::Handshake(HandshakeError::Proto(e))) => {
+            assert_eq!(e, wscope::proto::handshake::HandshakeError::TlsClientHello);
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

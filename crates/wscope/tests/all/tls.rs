@@ -61,6 +61,97 @@ fn blocking_tls_verification_is_on_by_default() {
     assert!(t.join().unwrap().is_err());
 }
 
+/// A blocking TLS server presenting `cert` (PEM, with `key`) that echoes, one connection at a
+/// time: its port.
+fn serve_cert(cert: &str, key: &str) -> u16 {
+    let cfg = ServerConfig {
+        tls: Some(server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap()),
+        ..ServerConfig::default()
+    };
+    let server = Server::bind("127.0.0.1:0", cfg).unwrap();
+    let port = server.local_addr().unwrap().port();
+    // Refused clients fail their accept; the server goes on (for as long as the tests run).
+    std::thread::spawn(move || loop {
+        let Ok(mut ws) = server.accept() else {
+            continue;
+        };
+        while let Ok(m) = ws.read() {
+            if m.is_data() && ws.send(m).is_err() {
+                break;
+            }
+        }
+    });
+    port
+}
+
+/// A self-signed CA:TRUE certificate for localhost (what `openssl req -x509` makes) is
+/// refused as a server certificate, with the problem named, unless it is the pinned CA
+/// itself; the name is still checked then.
+#[test]
+fn a_pinned_self_signed_ca_certificate_is_trusted_with_its_name() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use wscope::tls::CertificateProblem;
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap().pem();
+    let port = serve_cert(&cert, &key.serialize_pem());
+    let connect =
+        |tls: TlsConfig| blocking::connect_with(&ClientConfig::new("127.0.0.1", port).tls(tls));
+    let problem = |err: Error| match err {
+        Error::Tls(e) => CertificateProblem::of(&e),
+        other => panic!("{other:?}"),
+    };
+
+    // Not pinned: the webpki roots do not know it, and it is a CA.
+    let err = connect(TlsConfig::new().with_sni("localhost")).unwrap_err();
+    assert_eq!(problem(err), Some(CertificateProblem::CaUsedAsEndEntity));
+
+    // Pinned: trusted.
+    let pinned = TlsConfig::new().with_ca_pem(cert.clone());
+    let (mut ws, _) = connect(pinned.clone().with_sni("localhost")).unwrap();
+    ws.send_text("pinned").unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("pinned"));
+    ws.close(CloseCode::NORMAL, "").unwrap();
+
+    // Pinned, but another name: refused for the name.
+    let err = connect(pinned.with_sni("example.com")).unwrap_err();
+    assert_eq!(problem(err), Some(CertificateProblem::NotValidForName));
+    let err = connect(TlsConfig::new().with_ca_pem(cert).with_sni("127.0.0.1")).unwrap_err();
+    assert!(
+        err.to_string().contains("not issued for this name"),
+        "{err}"
+    );
+
+    // Another pinned certificate: not trusted.
+    let mut other = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    other.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let other = other
+        .self_signed(&KeyPair::generate().unwrap())
+        .unwrap()
+        .pem();
+    let err = connect(TlsConfig::new().with_ca_pem(other).with_sni("localhost")).unwrap_err();
+    assert!(problem(err).is_some());
+}
+
+#[test]
+fn a_missing_ca_file_is_named() {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-such-ca.pem");
+    match TlsConfig::new().with_ca_file(&path) {
+        Err(Error::File { path: p, source }) => {
+            assert_eq!(p, path);
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = wscope::tls::server_config_from_files(&path, &path).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot read {}", path.display())),
+        "{err}"
+    );
+}
+
 #[test]
 fn blocking_tls_insecure_only_when_asked() {
     let (server, port, _ca) = tls_server();

@@ -519,6 +519,33 @@ fn stop_closes_open_connections() {
     srv.stop();
 }
 
+/// A graceful stop closes open connections with 1001, takes the client's close reply as a
+/// clean end, and then `run` returns by itself, long before the grace.
+#[test]
+fn going_away_closes_with_1001_and_waits_for_the_reply() {
+    if !available() {
+        return;
+    }
+    let mut srv = start(ServerConfig::default());
+    let (mut ws, _) = blocking::connect(&srv.url()).unwrap();
+    ws.send_text("x").unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("x"));
+    srv.stop.going_away(Duration::from_secs(60)).unwrap();
+    match ws.read().unwrap() {
+        Message::Close(Some(c)) => assert_eq!(c.code, CloseCode::GOING_AWAY),
+        other => panic!("{other:?}"),
+    }
+    // The client's reply went out with the read; the server heard a closing handshake.
+    match srv.next_end() {
+        Ended::Closed(_, None) => {}
+        other => panic!("{other:?}"),
+    }
+    let thread = srv.thread.take().unwrap();
+    thread.join().unwrap().unwrap();
+    // And it accepts no more.
+    assert!(blocking::connect(&srv.url()).is_err());
+}
+
 /// Runs a bound server in a thread, recording how its connections end.
 fn run_bound(mut server: UringServer) -> Running {
     let addr = server.local_addr().unwrap();
