@@ -90,6 +90,8 @@ pub(super) struct WsDir {
     pub(super) probe_skip: u64,
     /// Probe: plausible headers seen in the chain so far.
     probe_depth: u8,
+    /// Probe: the evidence those headers carry, in bits.
+    probe_bits: u32,
 }
 
 impl WsDir {
@@ -122,6 +124,7 @@ impl WsDir {
             probation: 0,
             probe_skip: 0,
             probe_depth: 0,
+            probe_bits: 0,
         }
     }
 
