@@ -184,6 +184,30 @@ impl CaptureError {
 
 impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = &self.source_name;
+        // The problems a user meets first, said the way tshark says them.
+        match (self.kind, self.io_kind()) {
+            (CaptureErrorKind::Io, Some(io::ErrorKind::NotFound)) if self.offset == 0 => {
+                return write!(f, "{name}: the file does not exist");
+            }
+            (CaptureErrorKind::Io, Some(io::ErrorKind::IsADirectory)) => {
+                return write!(f, "{name}: is a directory, not a capture file");
+            }
+            (CaptureErrorKind::Io, Some(io::ErrorKind::PermissionDenied)) if self.offset == 0 => {
+                return write!(f, "{name}: permission denied (cannot open the file)");
+            }
+            (CaptureErrorKind::Empty, _) => {
+                return write!(f, "{name}: the file is empty, not a pcap or pcapng capture");
+            }
+            (CaptureErrorKind::NotACapture, _) => {
+                return write!(
+                    f,
+                    "{name}: not a pcap or pcapng capture (unknown file header; raw WebSocket \
+                     frames go to `wscope parse`)"
+                );
+            }
+            _ => {}
+        }
         let what = match self.kind {
             CaptureErrorKind::Io => "I/O error",
             CaptureErrorKind::Empty => "empty input",

@@ -238,7 +238,7 @@ fn declared_2_pow_62_frame() {
                 _ => {}
             },
         );
-    assert!(stats.error.is_none());
+    stats.expect("a whole capture");
     assert_eq!(frames, [1u64 << 62]);
     assert_eq!(data, 20 * 60_000);
     assert!(max_chunk <= 8192);
@@ -283,7 +283,9 @@ fn truncated_captures() {
     while cut < bytes.len() {
         let mut cap = Capture::from_reader(Cursor::new(bytes[..cut].to_vec()), "cut");
         let mut n = CountSink::default();
-        let stats = Analyzer::new(AnalyzerConfig::default()).run(&mut cap, &mut n);
+        let stats = Analyzer::new(AnalyzerConfig::default())
+            .run(&mut cap, &mut n)
+            .unwrap_or_else(wscope_inspect::analyzer::Error::into_stats);
         assert!(stats.sessions <= 1);
         cut += step;
         step = (step * 3 / 2).max(step + 1);
@@ -309,7 +311,9 @@ fn garbage_files() {
             }
             let mut cap = Capture::from_reader(Cursor::new(g.clone()), "garbage");
             let mut n = CountSink::default();
-            let stats = Analyzer::new(AnalyzerConfig::default()).run(&mut cap, &mut n);
+            let stats = Analyzer::new(AnalyzerConfig::default())
+                .run(&mut cap, &mut n)
+                .unwrap_or_else(wscope_inspect::analyzer::Error::into_stats);
             assert_eq!(stats.sessions, 0);
         }
     }
@@ -333,7 +337,9 @@ fn garbage_files() {
     }
     let mut cap = Capture::from_reader(Cursor::new(w.into_inner()), "random-tcp");
     let mut n = CountSink::default();
-    let stats = Analyzer::new(AnalyzerConfig::default()).run(&mut cap, &mut n);
+    let stats = Analyzer::new(AnalyzerConfig::default())
+        .run(&mut cap, &mut n)
+        .unwrap();
     assert_eq!(stats.connections, 1);
     assert_eq!(stats.sessions, 0);
 }
@@ -363,7 +369,7 @@ fn syn_only_flows_100k() {
     };
     let mut cap = Capture::from_reader(Cursor::new(w.into_inner()), "syn-flood");
     let mut n = CountSink::default();
-    let stats = Analyzer::new(cfg).run(&mut cap, &mut n);
+    let stats = Analyzer::new(cfg).run(&mut cap, &mut n).unwrap();
     assert_eq!(stats.connections, 100_000);
     assert_eq!(stats.sessions, 0);
     assert_eq!(n.0, 0, "no events for SYN-only flows");
@@ -431,10 +437,42 @@ Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
                 EventKind::Anomaly { name, .. } => anomalies.push(*name),
                 _ => {}
             });
+        let stats = stats.expect("a whole capture");
         assert_eq!(messages, vec![6000], "{c}");
         assert_eq!(data, 6000);
         assert!(anomalies.is_empty(), "{anomalies:?}");
         assert_eq!(stats.decode.reassembled, 1);
         assert_eq!(stats.decode.fragments, n as u64);
     }
+}
+
+#[test]
+fn unusable_inputs_are_typed_errors_naming_the_file() {
+    use wscope_inspect::capture::CaptureErrorKind;
+    let dir = std::env::temp_dir().join(format!("wscope-inspect-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, b"hello, this is not a capture\n").unwrap();
+    let missing = dir.join("missing.pcap");
+    let cases = [
+        (&missing, CaptureErrorKind::Io, "the file does not exist"),
+        (&dir, CaptureErrorKind::Io, "is a directory"),
+        (&empty, CaptureErrorKind::Empty, "the file is empty"),
+        (&text, CaptureErrorKind::NotACapture, "not a pcap or pcapng capture"),
+    ];
+    for (path, kind, says) in cases {
+        let mut cap = Capture::from_paths([path]);
+        let mut n = CountSink::default();
+        let err = Analyzer::new(AnalyzerConfig::default())
+            .run(&mut cap, &mut n)
+            .expect_err("not a capture");
+        assert_eq!(err.kind(), kind, "{}", path.display());
+        let msg = err.to_string();
+        assert!(msg.starts_with(&path.display().to_string()), "{msg}");
+        assert!(msg.contains(says), "{msg}");
+        assert_eq!(err.stats().capture.packets, 0);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

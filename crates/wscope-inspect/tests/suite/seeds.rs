@@ -37,7 +37,8 @@ fn capture_seeds_replay_and_reach_websocket() {
                 if matches!(ev.kind, EventKind::Message { .. }) {
                     messages += 1;
                 }
-            });
+            })
+            .expect("a whole capture");
         assert!(stats.sessions >= 1, "{}", f.display());
         assert!(messages >= 2, "{}: {messages} messages", f.display());
         if f.to_string_lossy().contains("frag") {
