@@ -509,3 +509,6 @@ fn serve_outlives_running_out_of_file_descriptors_io_uring() {
     }
     serve_outlives_running_out_of_file_descriptors(&["--io-uring"]);
 }
+
+#[path = "cli/inspect.rs"]
+mod inspect;

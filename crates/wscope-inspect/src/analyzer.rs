@@ -233,7 +233,11 @@ impl Analyzer {
     /// cut or malformed ends the run early: everything before it is analysed, every
     /// connection is closed (so the sink saw complete sessions), and the [`Error`] carries the
     /// statistics up to there.
-    pub fn run<S: Sink + ?Sized>(&self, capture: &mut Capture, sink: &mut S) -> Result<Stats, Error> {
+    pub fn run<S: Sink + ?Sized>(
+        &self,
+        capture: &mut Capture,
+        sink: &mut S,
+    ) -> Result<Stats, Error> {
         let mut h = Handler {
             cfg: self.cfg.session,
             sink,

@@ -58,7 +58,12 @@ pub(crate) struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30, requires = "extract")]
     extract_max_bytes: u64,
     /// With --extract: stop extracting after creating this many files.
-    #[arg(long, value_name = "N", default_value_t = 100_000, requires = "extract")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100_000,
+        requires = "extract"
+    )]
     extract_max_files: u64,
     /// Replace output files that already exist (without this, an existing file, or a
     /// symbolic link where one would be written, is an error).
@@ -279,9 +284,9 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
         Some(p) if p.as_os_str() == "-" => Some(JsonLines::new(Box::new(BufWriter::new(
             io::stdout().lock(),
         )) as Box<dyn Write>)),
-        Some(p) => Some(JsonLines::new(Box::new(BufWriter::new(create_output(
-            p, args.force,
-        )?)) as Box<dyn Write>)),
+        Some(p) => Some(JsonLines::new(
+            Box::new(BufWriter::new(create_output(p, args.force)?)) as Box<dyn Write>,
+        )),
         None => None,
     };
     let mut extract = match &args.extract {

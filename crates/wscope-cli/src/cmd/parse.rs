@@ -6,11 +6,15 @@
 //! a truncated last frame) with its byte offset. `--json` prints one JSON object per line
 //! with `"type": "frame" | "message" | "anomaly"`.
 //!
-//! Frames are cut with [`wscope_proto::decoder::frames`] (64-bit lengths read whole, masked
-//! payloads unmasked) and the same bytes go through a reporting
+//! The input is streamed: frames are cut by their headers (64-bit lengths read whole, masked
+//! payloads unmasked) as the bytes arrive, and each is printed as soon as it is complete, so
+//! memory stays bounded whatever the input (a read buffer, and for `--json` the first 4 MiB
+//! of a frame's and a message's payload: longer payloads are cut in the output and marked
+//! `"payload_truncated": true`). The same bytes go through a reporting
 //! [`wscope_proto::MessageDecoder`], so the rules checked are exactly the endpoint's. Input
 //! never makes it panic: a truncated or unframeable tail is reported as an anomaly after
-//! every complete frame before it.
+//! every complete frame before it. A pcap or pcapng file is refused with a pointer to
+//! `wscope inspect`.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -18,8 +22,10 @@ use std::process::ExitCode;
 
 use serde_json::{json, Map, Value};
 use wscope::proto::close::CloseFrame;
-use wscope::proto::decoder::{frames, FramesError};
-use wscope::proto::frame::{FrameHeader, HeaderStatus};
+use wscope::proto::decoder::FramesError;
+use wscope::proto::frame::{FrameHeader, HeaderStatus, MAX_HEADER_LEN};
+use wscope::proto::mask::apply_mask;
+use wscope::proto::utf8::Utf8Validator;
 use wscope::proto::{
     AssemblerConfig, DecoderConfig, MaskRule, MessageDecoder, MessageEvent, OpCode, ProtocolError,
 };
@@ -40,7 +46,7 @@ pub(crate) enum Dir {
 }
 
 impl Dir {
-    const fn mask_rule(self) -> MaskRule {
+    pub(crate) const fn mask_rule(self) -> MaskRule {
         match self {
             Self::Client => MaskRule::Required,
             Self::Server => MaskRule::Forbidden,
@@ -73,16 +79,16 @@ pub(crate) struct Summary {
     pub(crate) anomalies: usize,
 }
 
-/// Runs the subcommand: 0 when the input was read (anomalies included), 2 on I/O errors.
+/// Runs the subcommand: 0 when the input was read (anomalies included), 2 on I/O errors and
+/// for a pcap or pcapng capture (which `wscope inspect` reads).
 pub(crate) fn run(args: Args) -> ExitCode {
-    let data = if args.file == "-" {
-        let mut buf = Vec::new();
-        io::stdin().lock().read_to_end(&mut buf).map(|_| buf)
+    let input: io::Result<Box<dyn Read>> = if args.file == "-" {
+        Ok(Box::new(io::stdin().lock()))
     } else {
-        fs::read(&args.file)
+        fs::File::open(&args.file).map(|f| Box::new(f) as Box<dyn Read>)
     };
-    let data = match data {
-        Ok(d) => d,
+    let mut input = match input {
+        Ok(i) => i,
         Err(e) => {
             eprintln!("wscope parse: {}: {e}", args.file);
             return ExitCode::from(2);
@@ -90,30 +96,89 @@ pub(crate) fn run(args: Args) -> ExitCode {
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    match parse_bytes(&data, args.direction, args.json, &mut out).and_then(|_| out.flush()) {
+    let result = parse_stream(&mut input, args.direction, args.json, &mut out);
+    match result.and_then(|_| out.flush()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wscope parse: {e}");
+            eprintln!("wscope parse: {}: {e}", args.file);
             ExitCode::from(2)
         }
     }
 }
 
-/// One complete frame, owned.
+/// Payload bytes kept per frame and per message for the JSON output (its `payload` fields);
+/// beyond this the hex is cut and `"payload_truncated": true` says so. This and the read
+/// buffer are all the memory a run holds, whatever the input: frames are cut and printed as
+/// they stream in.
+const JSON_KEEP: usize = 4 << 20;
+
+/// Payload bytes kept for the text output: enough for the preview and a close frame's status
+/// and reason.
+const TEXT_KEEP: usize = 1024;
+
+/// Bytes read at a time.
+const READ_LEN: usize = 64 << 10;
+
+/// The first bytes of a payload or message (up to a cap) and its whole length.
+#[derive(Default)]
+struct Kept {
+    bytes: Vec<u8>,
+    len: u64,
+}
+
+impl Kept {
+    fn push(&mut self, chunk: &[u8], cap: usize) {
+        let room = cap.saturating_sub(self.bytes.len());
+        self.bytes
+            .extend_from_slice(&chunk[..chunk.len().min(room)]);
+        self.len = self.len.saturating_add(chunk.len() as u64);
+    }
+
+    fn truncated(&self) -> bool {
+        (self.bytes.len() as u64) < self.len
+    }
+}
+
+/// One complete frame: its header and its (unmasked) payload, as much as is kept.
 struct FrameRec {
-    offset: usize,
+    offset: u64,
     header: FrameHeader,
     header_len: usize,
-    payload: Vec<u8>,
+    payload: Kept,
+}
+
+/// UTF-8 validity of a text message so far.
+#[derive(Clone)]
+enum Utf8State {
+    Open(Utf8Validator),
+    Invalid,
+}
+
+impl Utf8State {
+    fn feed(&mut self, chunk: &[u8]) {
+        if let Self::Open(v) = self {
+            if v.feed(chunk).is_err() {
+                *self = Self::Invalid;
+            }
+        }
+    }
+
+    fn valid_at_end(&self) -> bool {
+        match self {
+            Self::Open(v) => v.clone().finish().is_ok(),
+            Self::Invalid => false,
+        }
+    }
 }
 
 /// A data message being assembled.
 struct MsgRec {
-    offset: usize,
+    offset: u64,
     opcode: OpCode,
     frames: usize,
-    payload: Vec<u8>,
+    payload: Kept,
+    utf8: Option<Utf8State>,
 }
 
 /// Where output goes: text or JSON lines.
@@ -132,13 +197,15 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// A printable preview: the text if it is UTF-8, else hex; cut at [`PREVIEW_LEN`] bytes.
-fn preview(bytes: &[u8]) -> String {
-    let cut = &bytes[..bytes.len().min(PREVIEW_LEN)];
-    let more = if bytes.len() > PREVIEW_LEN { "…" } else { "" };
+/// A printable preview of a payload of `len` bytes whose first bytes are `head`: the text if
+/// it is UTF-8, else hex; cut at [`PREVIEW_LEN`] bytes.
+fn preview(head: &[u8], len: u64) -> String {
+    let cut = &head[..head.len().min(PREVIEW_LEN)];
+    let longer = len > PREVIEW_LEN as u64;
+    let more = if longer { "…" } else { "" };
     match core::str::from_utf8(cut) {
         Ok(s) => format!("{s:?}{more}"),
-        Err(e) if e.error_len().is_none() && bytes.len() > PREVIEW_LEN => {
+        Err(e) if e.error_len().is_none() && longer => {
             // Cut inside a code point: show the valid prefix.
             let s = core::str::from_utf8(&cut[..e.valid_up_to()]).unwrap_or_default();
             format!("{s:?}…")
@@ -158,11 +225,12 @@ impl<W: Write> Printer<'_, W> {
         self.out.write_all(b"\n")
     }
 
-    fn frame(&mut self, f: &FrameRec, raw: &[u8]) -> io::Result<()> {
+    fn frame(&mut self, f: &FrameRec) -> io::Result<()> {
         self.summary.frames += 1;
         let h = &f.header;
         let key = h.mask.map(u32::from_be_bytes);
-        let close = (h.opcode == OpCode::CLOSE).then(|| CloseFrame::parse(&f.payload));
+        let payload = &f.payload.bytes;
+        let close = (h.opcode == OpCode::CLOSE).then(|| CloseFrame::parse(payload));
         if self.json {
             let mut m = Map::new();
             m.insert("type".into(), json!("frame"));
@@ -174,8 +242,17 @@ impl<W: Write> Printer<'_, W> {
             m.insert("mask_key".into(), json!(key));
             m.insert("header_len".into(), json!(f.header_len));
             m.insert("payload_len".into(), json!(h.payload_len));
-            m.insert("payload".into(), json!(hex(&f.payload)));
-            m.insert("raw_payload".into(), json!(hex(raw)));
+            m.insert("payload".into(), json!(hex(payload)));
+            // The bytes as on the wire: masked again with the frame's key.
+            let mut raw = payload.clone();
+            if let Some(k) = h.mask {
+                apply_mask(&mut raw, k, 0);
+            }
+            m.insert("raw_payload".into(), json!(hex(&raw)));
+            drop(raw);
+            if f.payload.truncated() {
+                m.insert("payload_truncated".into(), json!(true));
+            }
             if let Some(close) = close {
                 match close {
                     Ok(Some(c)) => {
@@ -203,7 +280,7 @@ impl<W: Write> Printer<'_, W> {
             opcode_name(h.opcode),
             mask,
             h.payload_len,
-            preview(&f.payload),
+            preview(payload, f.payload.len),
         )?;
         match close {
             Some(Ok(Some(c))) => {
@@ -217,18 +294,23 @@ impl<W: Write> Printer<'_, W> {
 
     fn message(&mut self, m: &MsgRec, complete: bool) -> io::Result<()> {
         self.summary.messages += 1;
-        let utf8 = (m.opcode == OpCode::TEXT).then(|| core::str::from_utf8(&m.payload).is_ok());
+        let utf8 = (m.opcode == OpCode::TEXT)
+            .then(|| m.utf8.as_ref().is_some_and(Utf8State::valid_at_end));
         if self.json {
-            return self.emit_json(&json!({
+            let mut v = json!({
                 "type": "message",
                 "offset": m.offset,
                 "opcode": m.opcode.0,
                 "frames": m.frames,
-                "length": m.payload.len(),
+                "length": m.payload.len,
                 "complete": complete,
                 "utf8_valid": utf8,
-                "payload": hex(&m.payload),
-            }));
+                "payload": hex(&m.payload.bytes),
+            });
+            if let (Value::Object(o), true) = (&mut v, m.payload.truncated()) {
+                o.insert("payload_truncated".into(), json!(true));
+            }
+            return self.emit_json(&v);
         }
         let validity = match utf8 {
             Some(true) => ", valid UTF-8",
@@ -241,16 +323,16 @@ impl<W: Write> Printer<'_, W> {
             "message @{}: {}, {} bytes in {} frame{}{}{}: {}",
             m.offset,
             opcode_name(m.opcode),
-            m.payload.len(),
+            m.payload.len,
             m.frames,
             if m.frames == 1 { "" } else { "s" },
             validity,
             unfinished,
-            preview(&m.payload),
+            preview(&m.payload.bytes, m.payload.len),
         )
     }
 
-    fn anomaly(&mut self, offset: usize, kind: &str, detail: &str, extra: Value) -> io::Result<()> {
+    fn anomaly(&mut self, offset: u64, kind: &str, detail: &str, extra: Value) -> io::Result<()> {
         self.summary.anomalies += 1;
         if self.json {
             let mut v = json!({
@@ -267,7 +349,7 @@ impl<W: Write> Printer<'_, W> {
         writeln!(self.out, "anomaly @{offset}: {kind}: {detail}")
     }
 
-    fn violation(&mut self, offset: usize, v: ProtocolError) -> io::Result<()> {
+    fn violation(&mut self, offset: u64, v: ProtocolError) -> io::Result<()> {
         let detail = v.to_string();
         self.anomaly(
             offset,
@@ -278,9 +360,102 @@ impl<W: Write> Printer<'_, W> {
     }
 }
 
+/// The frame being read: its header, its payload so far, and what the message decoder said
+/// about its bytes.
+struct Current {
+    rec: FrameRec,
+    /// Payload bytes still to come.
+    remaining: u64,
+    /// UTF-8 state of the message this frame belongs to, with this frame's bytes (committed
+    /// to the message when the frame is complete).
+    utf8: Option<Utf8State>,
+    violations: Vec<ProtocolError>,
+    data_end: bool,
+    control: bool,
+    /// The decoder failed inside this frame: it was restarted and gets the next frame.
+    dec_failed: bool,
+}
+
+/// The reporting message decoder, fed the same bytes frame by frame so that each violation
+/// is tied to the frame that caused it.
+struct Checker {
+    dec: MessageDecoder,
+    dir: Dir,
+    scratch: Vec<u8>,
+}
+
+impl Checker {
+    fn new(dir: Dir) -> Self {
+        Self {
+            dec: MessageDecoder::new(Self::config(dir), Self::assembler()),
+            dir,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn config(dir: Dir) -> DecoderConfig {
+        DecoderConfig::new(dir.mask_rule()).reporting()
+    }
+
+    fn assembler() -> AssemblerConfig {
+        AssemblerConfig {
+            max_message_len: u64::MAX,
+            ..AssemblerConfig::default()
+        }
+    }
+
+    /// Feeds bytes of the current frame (the decoder unmasks a copy, bounded by a read).
+    fn feed(&mut self, bytes: &[u8], cur: &mut Current) {
+        if cur.dec_failed || bytes.is_empty() {
+            return;
+        }
+        self.scratch.clear();
+        self.scratch.extend_from_slice(bytes);
+        let mut at = 0;
+        loop {
+            let step = match self.dec.decode(&mut self.scratch[at..]) {
+                Ok(s) => s,
+                Err(e) => {
+                    // Report mode only fails when framing is lost; the frame was cut by its
+                    // header already, so this is reported and the decoder restarted.
+                    cur.violations.push(e);
+                    self.dec = MessageDecoder::new(Self::config(self.dir), Self::assembler());
+                    cur.dec_failed = true;
+                    return;
+                }
+            };
+            at += step.consumed;
+            match step.event {
+                None => return,
+                Some(MessageEvent::Violation(v)) => cur.violations.push(v),
+                Some(MessageEvent::Data { message_end, .. }) => cur.data_end |= message_end,
+                Some(MessageEvent::Control(_)) => cur.control = true,
+                Some(MessageEvent::Frame(_) | MessageEvent::ControlData { .. }) => {}
+            }
+        }
+    }
+}
+
 /// Decodes `data` and prints its frames, messages and anomalies to `out`.
+#[cfg(test)]
 pub(crate) fn parse_bytes(
     data: &[u8],
+    dir: Dir,
+    as_json: bool,
+    out: &mut impl Write,
+) -> io::Result<Summary> {
+    parse_stream(&mut &data[..], dir, as_json, out)
+}
+
+/// Reads frames from `input` and prints each one (then its violations and the message it
+/// ends) as soon as it is complete, in bounded memory ([`JSON_KEEP`], [`READ_LEN`]).
+///
+/// # Errors
+///
+/// Read and write errors; [`io::ErrorKind::InvalidData`] when the input starts like a pcap or
+/// pcapng capture (`wscope inspect` reads those).
+pub(crate) fn parse_stream(
+    input: &mut impl Read,
     dir: Dir,
     as_json: bool,
     out: &mut impl Write,
@@ -290,101 +465,56 @@ pub(crate) fn parse_bytes(
         json: as_json,
         summary: Summary::default(),
     };
-
-    // 1. Cut the buffer into complete frames (payloads unmasked in the copy).
-    let mut work = data.to_vec();
-    let mut recs = Vec::new();
-    let mut tail_error = None;
-    for item in frames(&mut work) {
-        match item {
-            Ok(f) => recs.push(FrameRec {
-                offset: f.offset,
-                header: f.header,
-                header_len: f.header.header_len(),
-                payload: f.payload.to_vec(),
-            }),
-            Err(e) => tail_error = Some(e),
-        }
-    }
-
-    // 2. The same frames through the reporting message decoder, one frame at a time so that
-    //    each violation is tied to the frame that caused it.
-    let assembler = AssemblerConfig {
-        max_message_len: u64::MAX,
-        ..AssemblerConfig::default()
-    };
-    let mut dec = MessageDecoder::new(DecoderConfig::new(dir.mask_rule()).reporting(), assembler);
+    let keep = if as_json { JSON_KEEP } else { TEXT_KEEP };
+    let mut checker = Checker::new(dir);
     let mut msg: Option<MsgRec> = None;
-    for f in &recs {
-        let end = f.offset + f.header_len + f.payload.len();
-        let raw = &data[f.offset + f.header_len..end];
-        p.frame(f, raw)?;
-        let mut bytes = data[f.offset..end].to_vec();
-        let mut at = 0;
-        let mut violations = Vec::new();
-        let mut data_end = false;
-        let mut control = false;
-        loop {
-            let step = match dec.decode(&mut bytes[at..]) {
-                Ok(s) => s,
-                Err(e) => {
-                    // Report mode only fails when framing is lost; frames() already cut the
-                    // buffer, so this is reported and the decoder restarted.
-                    violations.push(e);
-                    dec = MessageDecoder::new(
-                        DecoderConfig::new(dir.mask_rule()).reporting(),
-                        assembler,
-                    );
-                    break;
-                }
-            };
-            at += step.consumed;
-            match step.event {
-                None => break,
-                Some(MessageEvent::Violation(v)) => violations.push(v),
-                Some(MessageEvent::Data { message_end, .. }) => data_end |= message_end,
-                Some(MessageEvent::Control(_)) => control = true,
-                Some(MessageEvent::Frame(_) | MessageEvent::ControlData { .. }) => {}
-            }
-        }
-        for v in violations {
-            p.violation(f.offset, v)?;
-        }
-        let h = &f.header;
-        if h.opcode.is_control() || control {
-            p.message(
-                &MsgRec {
-                    offset: f.offset,
-                    opcode: h.opcode,
-                    frames: 1,
-                    payload: f.payload.clone(),
-                },
-                true,
-            )?;
-            continue;
-        }
-        // A data frame (or a reserved data opcode): extend the open message or start one,
-        // following the message decoder's own view of where messages start and end.
-        if h.opcode != OpCode::CONTINUATION {
-            if let Some(old) = msg.take() {
-                // A new text/binary frame while a message was open: the old one ends unfinished.
-                p.message(&old, false)?;
-            }
-        }
-        let m = msg.get_or_insert_with(|| MsgRec {
-            offset: f.offset,
-            opcode: h.opcode,
-            frames: 0,
-            payload: Vec::new(),
-        });
-        m.frames += 1;
-        m.payload.extend_from_slice(&f.payload);
-        if h.fin || data_end {
-            if let Some(done) = msg.take() {
-                p.message(&done, true)?;
-            }
+    let mut offset = 0u64;
+    let mut hdr = [0u8; MAX_HEADER_LEN];
+    let mut hdr_have = 0usize;
+    let mut cur: Option<Current> = None;
+    let mut lost_at = None;
+    let mut buf = vec![0u8; READ_LEN];
+    // The first read is made to hold at least the four bytes of a file magic.
+    let mut n = 0;
+    while n < 4 {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
+    if crate::cmd::inspect::is_capture_magic(&buf[..n]) {
+        // A capture file is not a stream of frames: say where it goes.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "this is a pcap/pcapng capture, not raw WebSocket frames: use `wscope inspect FILE`",
+        ));
+    }
+    while n > 0 {
+        feed_bytes(
+            &buf[..n],
+            &mut p,
+            &mut checker,
+            &mut msg,
+            &mut cur,
+            &mut offset,
+            (&mut hdr, &mut hdr_have),
+            keep,
+            &mut lost_at,
+        )?;
+        if lost_at.is_some() {
+            break;
+        }
+        n = loop {
+            match input.read(&mut buf) {
+                Ok(k) => break k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+    }
+
     if let Some(open) = msg.take() {
         p.anomaly(
             open.offset,
@@ -395,40 +525,35 @@ pub(crate) fn parse_bytes(
         p.message(&open, false)?;
     }
 
-    // 3. What stopped the frame cutter.
-    match tail_error {
-        Some(FramesError::Truncated { offset, have, need }) => {
-            let rest = data.get(offset..).unwrap_or_default();
-            let expected = match FrameHeader::parse(rest) {
-                Ok(HeaderStatus::Complete(h)) => format!(
-                    "payload of {} bytes after a {}-byte header",
-                    h.payload_len,
-                    h.header_len()
-                ),
-                Ok(HeaderStatus::Incomplete { needed }) => {
-                    format!("frame header: at least {needed} more byte(s)")
-                }
-                Err(e) => e.to_string(),
-            };
-            let detail = format!(
-                "input ends inside the frame at offset {offset}: {have} of {need} bytes present; expected {expected}"
-            );
-            p.anomaly(
-                offset,
-                "truncated",
-                &detail,
-                json!({ "have": have, "need": need, "expected": expected }),
-            )?;
-        }
-        Some(e @ FramesError::LengthMsbSet { offset }) => {
-            p.anomaly(
-                offset,
-                "length_msb_set",
-                &format!("{e}; framing is lost, the rest of the input is not parsed"),
-                json!({ "close_code": 1002 }),
-            )?;
-        }
-        None => {}
+    // What stopped the frame cutter.
+    if let Some(offset) = lost_at {
+        let e = FramesError::LengthMsbSet {
+            offset: usize::try_from(offset).unwrap_or(usize::MAX),
+        };
+        p.anomaly(
+            offset,
+            "length_msb_set",
+            &format!("{e}; framing is lost, the rest of the input is not parsed"),
+            json!({ "close_code": ProtocolError::LengthMsbSet.close_code().0 }),
+        )?;
+    } else if let Some(c) = &cur {
+        let h = &c.rec.header;
+        let need = c.rec.header_len as u64 + h.payload_len;
+        let have = need - c.remaining;
+        let expected = format!(
+            "payload of {} bytes after a {}-byte header",
+            h.payload_len, c.rec.header_len
+        );
+        truncated(&mut p, offset, have, need, &expected)?;
+    } else if hdr_have > 0 {
+        let (need, expected) = match FrameHeader::parse(&hdr[..hdr_have]) {
+            Ok(HeaderStatus::Incomplete { needed }) => (
+                (hdr_have + needed) as u64,
+                format!("frame header: at least {needed} more byte(s)"),
+            ),
+            Ok(HeaderStatus::Complete(_)) | Err(_) => (hdr_have as u64, String::new()),
+        };
+        truncated(&mut p, offset, hdr_have as u64, need, &expected)?;
     }
     if !as_json {
         let s = p.summary;
@@ -442,6 +567,184 @@ pub(crate) fn parse_bytes(
         )?;
     }
     Ok(p.summary)
+}
+
+/// Reports a frame cut by the end of the input.
+fn truncated<W: Write>(
+    p: &mut Printer<'_, W>,
+    offset: u64,
+    have: u64,
+    need: u64,
+    expected: &str,
+) -> io::Result<()> {
+    let detail = format!(
+        "input ends inside the frame at offset {offset}: {have} of {need} bytes present; expected {expected}"
+    );
+    p.anomaly(
+        offset,
+        "truncated",
+        &detail,
+        json!({ "have": have, "need": need, "expected": expected }),
+    )
+}
+
+/// Cuts `data` (the next bytes of the input) into frame headers and payload chunks; prints
+/// every frame it completes. Sets `lost_at` when a header makes framing impossible.
+#[allow(clippy::too_many_arguments)] // the reading loop's state, borrowed for one read
+fn feed_bytes<W: Write>(
+    mut data: &[u8],
+    p: &mut Printer<'_, W>,
+    checker: &mut Checker,
+    msg: &mut Option<MsgRec>,
+    cur: &mut Option<Current>,
+    offset: &mut u64,
+    (hdr, hdr_have): (&mut [u8; MAX_HEADER_LEN], &mut usize),
+    keep: usize,
+    lost_at: &mut Option<u64>,
+) -> io::Result<()> {
+    while !data.is_empty() {
+        let Some(c) = cur.as_mut() else {
+            let take = (MAX_HEADER_LEN - *hdr_have).min(data.len());
+            hdr[*hdr_have..*hdr_have + take].copy_from_slice(&data[..take]);
+            let have = *hdr_have + take;
+            match FrameHeader::parse(&hdr[..have]) {
+                Ok(HeaderStatus::Incomplete { .. }) => {
+                    *hdr_have = have;
+                    data = &data[take..];
+                }
+                Ok(HeaderStatus::Complete(h)) => {
+                    let hlen = h.header_len();
+                    data = &data[hlen - *hdr_have..];
+                    *hdr_have = 0;
+                    let mut c = start_frame(*offset, h, msg);
+                    checker.feed(&hdr[..hlen], &mut c);
+                    if c.remaining == 0 {
+                        finish_frame(c, p, msg, offset)?;
+                    } else {
+                        *cur = Some(c);
+                    }
+                }
+                Err(_) => {
+                    *lost_at = Some(*offset);
+                    return Ok(());
+                }
+            }
+            continue;
+        };
+        let take = usize::try_from(c.remaining)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        let raw = &data[..take];
+        checker.feed(raw, c);
+        let pos = c.rec.header.payload_len - c.remaining;
+        let mut chunk = raw.to_vec();
+        if let Some(k) = c.rec.header.mask {
+            apply_mask(&mut chunk, k, pos);
+        }
+        c.rec.payload.push(&chunk, keep);
+        if let Some(u) = c.utf8.as_mut() {
+            u.feed(&chunk);
+        }
+        c.remaining -= take as u64;
+        data = &data[take..];
+        if c.remaining == 0 {
+            if let Some(c) = cur.take() {
+                finish_frame(c, p, msg, offset)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A frame whose header was read: which UTF-8 state its payload continues.
+fn start_frame(offset: u64, header: FrameHeader, msg: &Option<MsgRec>) -> Current {
+    let utf8 = if header.opcode == OpCode::TEXT {
+        Some(Utf8State::Open(Utf8Validator::new()))
+    } else if header.opcode == OpCode::CONTINUATION {
+        msg.as_ref().and_then(|m| m.utf8.clone())
+    } else {
+        None
+    };
+    Current {
+        rec: FrameRec {
+            offset,
+            header,
+            header_len: header.header_len(),
+            payload: Kept::default(),
+        },
+        remaining: header.payload_len,
+        utf8,
+        violations: Vec::new(),
+        data_end: false,
+        control: false,
+        dec_failed: false,
+    }
+}
+
+/// A complete frame: prints it, its violations, and the message it completes.
+fn finish_frame<W: Write>(
+    c: Current,
+    p: &mut Printer<'_, W>,
+    msg: &mut Option<MsgRec>,
+    offset: &mut u64,
+) -> io::Result<()> {
+    let f = c.rec;
+    *offset = f
+        .offset
+        .saturating_add(f.header_len as u64)
+        .saturating_add(f.header.payload_len);
+    p.frame(&f)?;
+    for v in c.violations {
+        p.violation(f.offset, v)?;
+    }
+    let h = f.header;
+    if h.opcode.is_control() || c.control {
+        let utf8 = (h.opcode == OpCode::TEXT).then(|| {
+            let mut u = Utf8State::Open(Utf8Validator::new());
+            u.feed(&f.payload.bytes);
+            u
+        });
+        return p.message(
+            &MsgRec {
+                offset: f.offset,
+                opcode: h.opcode,
+                frames: 1,
+                payload: f.payload,
+                utf8,
+            },
+            true,
+        );
+    }
+    // A data frame (or a reserved data opcode): extend the open message or start one,
+    // following the message decoder's own view of where messages start and end.
+    if h.opcode != OpCode::CONTINUATION {
+        if let Some(old) = msg.take() {
+            // A new text/binary frame while a message was open: the old one ends unfinished.
+            p.message(&old, false)?;
+        }
+    }
+    let keep = if p.json { JSON_KEEP } else { TEXT_KEEP };
+    let m = msg.get_or_insert_with(|| MsgRec {
+        offset: f.offset,
+        opcode: h.opcode,
+        frames: 0,
+        payload: Kept::default(),
+        utf8: None,
+    });
+    m.frames += 1;
+    // The frame's kept bytes are the first of its payload: the message keeps what fits.
+    let before = m.payload.len;
+    m.payload.push(&f.payload.bytes, keep);
+    m.payload.len = before.saturating_add(f.payload.len);
+    if m.opcode == OpCode::TEXT {
+        m.utf8 = c.utf8;
+    }
+    if h.fin || c.data_end {
+        if let Some(done) = msg.take() {
+            p.message(&done, true)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -460,7 +460,11 @@ fn unusable_inputs_are_typed_errors_naming_the_file() {
         (&missing, CaptureErrorKind::Io, "the file does not exist"),
         (&dir, CaptureErrorKind::Io, "is a directory"),
         (&empty, CaptureErrorKind::Empty, "the file is empty"),
-        (&text, CaptureErrorKind::NotACapture, "not a pcap or pcapng capture"),
+        (
+            &text,
+            CaptureErrorKind::NotACapture,
+            "not a pcap or pcapng capture",
+        ),
     ];
     for (path, kind, says) in cases {
         let mut cap = Capture::from_paths([path]);
