@@ -28,7 +28,7 @@ use crate::capture::{Capture, CaptureError, CaptureErrorKind, CaptureStats};
 use crate::decode::DecodeStats;
 use crate::event::{Event, EventKind};
 use crate::session::{Session, SessionConfig, TcpNote};
-use crate::sink::Sink;
+use crate::sink::{CaptureNote, Sink};
 use crate::tcp::{ConnMeta, ConnectionEvent, ConnectionHandler, FlowConfig, FlowStats};
 
 /// Settings of an [`Analyzer`].
@@ -244,6 +244,29 @@ impl Analyzer {
             stats: Stats::default(),
         };
         let summary = crate::reassemble(capture, self.cfg.flow, &mut h);
+        let notes = [
+            (
+                "unsupported_link_type",
+                summary.decode.unsupported_link,
+                "packets skipped: link layer not decoded (Ethernet, raw IPv4/IPv6, Linux \
+                 cooked v1/v2 and BSD loopback are)",
+            ),
+            (
+                "undeclared_interface",
+                summary.capture.unknown_interface,
+                "pcapng packets skipped: their interface was never described",
+            ),
+        ];
+        for (name, count, what) in notes {
+            if count > 0 {
+                h.sink.capture_note(&CaptureNote {
+                    ts: h.stats.last_ts,
+                    name,
+                    count,
+                    detail: format!("{count} {what}"),
+                });
+            }
+        }
         let mut stats = h.stats;
         stats.capture = summary.capture;
         stats.decode = summary.decode;

@@ -26,7 +26,7 @@ use wscope_inspect::event::{Event, EventKind, OpCode};
 use wscope_inspect::log::json::{hex, lossless_text, opcode_name, JsonLines};
 use wscope_inspect::log::zeek::Style;
 use wscope_inspect::log::ZeekLogs;
-use wscope_inspect::sink::Sink;
+use wscope_inspect::sink::{CaptureNote, Sink};
 use wscope_inspect::uid::ConnId;
 
 /// Analyse captures passively: sessions, frames, messages, anomalies (Zeek-compatible logs).
@@ -409,6 +409,12 @@ impl Sink for Fanout<'_> {
         }
     }
 
+    fn capture_note(&mut self, note: &CaptureNote) {
+        for s in self.sinks.iter_mut().flatten() {
+            s.capture_note(note);
+        }
+    }
+
     fn connection_closed(&mut self, conn: &wscope_inspect::tcp::ConnMeta) {
         for s in self.sinks.iter_mut().flatten() {
             s.connection_closed(conn);
@@ -659,6 +665,18 @@ impl<W: Write> Sink for Listing<W> {
         let _ = self.line(ev);
     }
 
+    fn capture_note(&mut self, note: &CaptureNote) {
+        let us = note.ts.map_or(0, |t| t.as_micros());
+        let _ = writeln!(
+            self.out,
+            "{}.{:06} -                  NOTE         {} {}",
+            us / 1_000_000,
+            us % 1_000_000,
+            note.name,
+            note.detail
+        );
+    }
+
     fn connection_closed(&mut self, conn: &wscope_inspect::tcp::ConnMeta) {
         for d in 0..4 {
             self.preview.remove(&(conn.id, d));
@@ -678,6 +696,13 @@ fn summary(s: &Stats, secs: f64) -> String {
         s.decode.tcp,
         s.decode.not_tcp + s.decode.not_ip
     );
+    if s.decode.unsupported_link > 0 || s.capture.unknown_interface > 0 {
+        let _ = writeln!(
+            o,
+            "skipped      {} packets of an unsupported link type, {} of an undeclared pcapng interface",
+            s.decode.unsupported_link, s.capture.unknown_interface
+        );
+    }
     if s.decode.fragments > 0 {
         let _ = writeln!(
             o,
