@@ -184,7 +184,10 @@ impl CaptureError {
 
 impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = &self.source_name;
+        let name = match self.source_name.as_str() {
+            "-" => "standard input",
+            other => other,
+        };
         // The problems a user meets first, said the way tshark says them.
         match (self.kind, self.io_kind()) {
             (CaptureErrorKind::Io, Some(io::ErrorKind::NotFound)) if self.offset == 0 => {
@@ -197,7 +200,12 @@ impl fmt::Display for CaptureError {
                 return write!(f, "{name}: permission denied (cannot open the file)");
             }
             (CaptureErrorKind::Empty, _) => {
-                return write!(f, "{name}: the file is empty, not a pcap or pcapng capture");
+                let what = if self.source_name == "-" {
+                    "no data"
+                } else {
+                    "the file is empty"
+                };
+                return write!(f, "{name}: {what}, not a pcap or pcapng capture");
             }
             (CaptureErrorKind::NotACapture, _) => {
                 return write!(
