@@ -148,9 +148,16 @@ pub(crate) fn is_capture_magic(head: &[u8]) -> bool {
 /// Creates `path` for writing without following a symbolic link (`O_CREAT|O_EXCL`). An
 /// existing file or link is an error naming the path, unless `force`, which removes it (a
 /// link itself, never its target) first; a link planted again in between still fails.
+///
+/// Two kinds of existing paths are written to as they are, since no file can be clobbered
+/// through them: a named pipe, and the process's own descriptors (`/dev/stdout`,
+/// `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`, links that only root can plant).
 fn create_output(path: &Path, force: bool) -> io::Result<File> {
-    let open = || OpenOptions::new().write(true).create_new(true).open(path);
     let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    if is_own_stream(path) {
+        return OpenOptions::new().write(true).open(path).map_err(named);
+    }
+    let open = || OpenOptions::new().write(true).create_new(true).open(path);
     match open() {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             if !force {
@@ -175,6 +182,25 @@ fn create_output(path: &Path, force: bool) -> io::Result<File> {
         }
         r => r.map_err(named),
     }
+}
+
+/// Whether `path` is a named pipe or one of the process's own descriptors (see
+/// [`create_output`]).
+fn is_own_stream(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo()) {
+            return true;
+        }
+    }
+    let s = path.to_string_lossy();
+    s == "/dev/stdout"
+        || s == "/dev/stderr"
+        || ["/dev/fd/", "/proc/self/fd/"].iter().any(|p| {
+            s.strip_prefix(p)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
 }
 
 /// A random uid seed from the operating system (Zeek's uids are random too).

@@ -168,6 +168,11 @@ fn output_files_never_follow_planted_links() {
         assert!(meta.len() > 0);
     }
 
+    // The process's own streams are not links planted by anyone: written as they are.
+    let out = wscope(&["inspect", "-q", "--events", "/dev/stdout", &sample()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("\"event\":\"established\""));
+
     // The same for extracted messages, whose names are predictable with a uid seed.
     let x = dir.join("x");
     let out = wscope(&[
