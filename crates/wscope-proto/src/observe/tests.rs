@@ -745,6 +745,33 @@ fn resync_across_reads_and_mask_rule() {
 }
 
 #[test]
+fn resync_points_respect_the_frame_length_limit() {
+    // Frames over `max_frame_len` (a limit the peers keep) are no resynchronisation point.
+    let run = |max_frame_len: u64| {
+        let cfg = ObserverConfig {
+            max_frame_len,
+            ..ObserverConfig::default()
+        };
+        let mut d = Driver::new(Observer::new(cfg));
+        d.send(C, REQUEST.as_bytes());
+        d.send(S, RESPONSE.as_bytes());
+        d.events.clear();
+        d.gap(S, 3);
+        let mut wire = vec![b'a'; 10];
+        for _ in 0..4 {
+            wire.extend(server(true, 2, &[0x55; 300]));
+        }
+        d.send(S, &wire);
+        d.merged()
+            .iter()
+            .filter(|e| matches!(e, Ev::Frame(..)))
+            .count()
+    };
+    assert_eq!(run(u64::MAX), 4);
+    assert_eq!(run(200), 0);
+}
+
+#[test]
 fn length_with_top_bit_loses_framing_then_resyncs() {
     let mut d = established();
     let mut wire = vec![0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 1];

@@ -158,7 +158,7 @@ impl WsDir {
                 }
             }
             Mode::Probe | Mode::Resync => {
-                let max_len = cfg.resync_max_frame_len;
+                let max_len = cfg.resync_max_len();
                 let (consumed, found) = if self.mode == Mode::Probe {
                     self.probe_step(buf, max_len)
                 } else {
@@ -267,7 +267,7 @@ impl WsDir {
             }
             Raw::Violation(v) => anomaly(consumed, Anomaly::Protocol(v)),
             Raw::Frame(header)
-                if self.probation > 0 && !self.confirms(&header, cfg.resync_max_frame_len) =>
+                if self.probation > 0 && !self.confirms(&header, cfg.resync_max_len()) =>
             {
                 self.lose(cfg.resync);
                 anomaly(
