@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use serde_json::{json, Map, Value};
 use wscope::proto::close::CloseFrame;
 use wscope::proto::decoder::FramesError;
-use wscope::proto::frame::{FrameHeader, HeaderStatus, MAX_HEADER_LEN};
+use wscope::proto::frame::{FrameHeader, HeaderStatus, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use wscope::proto::mask::apply_mask;
 use wscope::proto::utf8::Utf8Validator;
 use wscope::proto::{
@@ -230,7 +230,15 @@ impl<W: Write> Printer<'_, W> {
         let h = &f.header;
         let key = h.mask.map(u32::from_be_bytes);
         let payload = &f.payload.bytes;
-        let close = (h.opcode == OpCode::CLOSE).then(|| CloseFrame::parse(payload));
+        let close = (h.opcode == OpCode::CLOSE).then(|| {
+            // Over 125 bytes a close frame is malformed whatever it holds (and only its first
+            // bytes were kept).
+            if f.payload.len > MAX_CONTROL_PAYLOAD as u64 {
+                Err(ProtocolError::ControlFrameTooLong { len: f.payload.len })
+            } else {
+                CloseFrame::parse(payload)
+            }
+        });
         if self.json {
             let mut m = Map::new();
             m.insert("type".into(), json!("frame"));
@@ -460,28 +468,13 @@ pub(crate) fn parse_stream(
     as_json: bool,
     out: &mut impl Write,
 ) -> io::Result<Summary> {
-    let mut p = Printer {
-        out,
-        json: as_json,
-        summary: Summary::default(),
-    };
-    let keep = if as_json { JSON_KEEP } else { TEXT_KEEP };
-    let mut checker = Checker::new(dir);
-    let mut msg: Option<MsgRec> = None;
-    let mut offset = 0u64;
-    let mut hdr = [0u8; MAX_HEADER_LEN];
-    let mut hdr_have = 0usize;
-    let mut cur: Option<Current> = None;
-    let mut lost_at = None;
     let mut buf = vec![0u8; READ_LEN];
     // The first read is made to hold at least the four bytes of a file magic.
     let mut n = 0;
     while n < 4 {
-        match input.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+        match read_some(input, &mut buf[n..])? {
+            0 => break,
+            k => n += k,
         }
     }
     if crate::cmd::inspect::is_capture_magic(&buf[..n]) {
@@ -491,260 +484,282 @@ pub(crate) fn parse_stream(
             "this is a pcap/pcapng capture, not raw WebSocket frames: use `wscope inspect FILE`",
         ));
     }
-    while n > 0 {
-        feed_bytes(
-            &buf[..n],
-            &mut p,
-            &mut checker,
-            &mut msg,
-            &mut cur,
-            &mut offset,
-            (&mut hdr, &mut hdr_have),
-            keep,
-            &mut lost_at,
-        )?;
-        if lost_at.is_some() {
-            break;
+    let mut parser = StreamParser::new(out, dir, as_json);
+    while n > 0 && parser.lost_at.is_none() {
+        parser.feed(&buf[..n])?;
+        n = read_some(input, &mut buf)?;
+    }
+    parser.end()
+}
+
+/// One `read`, retried when interrupted.
+fn read_some(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match input.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            r => return r,
         }
-        n = loop {
-            match input.read(&mut buf) {
-                Ok(k) => break k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        };
     }
-
-    if let Some(open) = msg.take() {
-        p.anomaly(
-            open.offset,
-            "unfinished_message",
-            "the input ends before the message's final (FIN) frame",
-            json!({}),
-        )?;
-        p.message(&open, false)?;
-    }
-
-    // What stopped the frame cutter.
-    if let Some(offset) = lost_at {
-        let e = FramesError::LengthMsbSet {
-            offset: usize::try_from(offset).unwrap_or(usize::MAX),
-        };
-        p.anomaly(
-            offset,
-            "length_msb_set",
-            &format!("{e}; framing is lost, the rest of the input is not parsed"),
-            json!({ "close_code": ProtocolError::LengthMsbSet.close_code().0 }),
-        )?;
-    } else if let Some(c) = &cur {
-        let h = &c.rec.header;
-        let need = c.rec.header_len as u64 + h.payload_len;
-        let have = need - c.remaining;
-        let expected = format!(
-            "payload of {} bytes after a {}-byte header",
-            h.payload_len, c.rec.header_len
-        );
-        truncated(&mut p, offset, have, need, &expected)?;
-    } else if hdr_have > 0 {
-        let (need, expected) = match FrameHeader::parse(&hdr[..hdr_have]) {
-            Ok(HeaderStatus::Incomplete { needed }) => (
-                (hdr_have + needed) as u64,
-                format!("frame header: at least {needed} more byte(s)"),
-            ),
-            Ok(HeaderStatus::Complete(_)) | Err(_) => (hdr_have as u64, String::new()),
-        };
-        truncated(&mut p, offset, hdr_have as u64, need, &expected)?;
-    }
-    if !as_json {
-        let s = p.summary;
-        writeln!(
-            p.out,
-            "{} frame(s), {} message(s), {} anomal{}",
-            s.frames,
-            s.messages,
-            s.anomalies,
-            if s.anomalies == 1 { "y" } else { "ies" }
-        )?;
-    }
-    Ok(p.summary)
 }
 
-/// Reports a frame cut by the end of the input.
-fn truncated<W: Write>(
-    p: &mut Printer<'_, W>,
-    offset: u64,
-    have: u64,
-    need: u64,
-    expected: &str,
-) -> io::Result<()> {
-    let detail = format!(
-        "input ends inside the frame at offset {offset}: {have} of {need} bytes present; expected {expected}"
-    );
-    p.anomaly(
-        offset,
-        "truncated",
-        &detail,
-        json!({ "have": have, "need": need, "expected": expected }),
-    )
-}
-
-/// Cuts `data` (the next bytes of the input) into frame headers and payload chunks; prints
-/// every frame it completes. Sets `lost_at` when a header makes framing impossible.
-#[allow(clippy::too_many_arguments)] // the reading loop's state, borrowed for one read
-fn feed_bytes<W: Write>(
-    mut data: &[u8],
-    p: &mut Printer<'_, W>,
-    checker: &mut Checker,
-    msg: &mut Option<MsgRec>,
-    cur: &mut Option<Current>,
-    offset: &mut u64,
-    (hdr, hdr_have): (&mut [u8; MAX_HEADER_LEN], &mut usize),
+/// What the reading loop carries from one read to the next.
+struct StreamParser<'w, W: Write> {
+    p: Printer<'w, W>,
+    checker: Checker,
+    /// Payload bytes kept per frame and message ([`JSON_KEEP`] or [`TEXT_KEEP`]).
     keep: usize,
-    lost_at: &mut Option<u64>,
-) -> io::Result<()> {
-    while !data.is_empty() {
-        let Some(c) = cur.as_mut() else {
-            let take = (MAX_HEADER_LEN - *hdr_have).min(data.len());
-            hdr[*hdr_have..*hdr_have + take].copy_from_slice(&data[..take]);
-            let have = *hdr_have + take;
-            match FrameHeader::parse(&hdr[..have]) {
-                Ok(HeaderStatus::Incomplete { .. }) => {
-                    *hdr_have = have;
-                    data = &data[take..];
-                }
-                Ok(HeaderStatus::Complete(h)) => {
-                    let hlen = h.header_len();
-                    data = &data[hlen - *hdr_have..];
-                    *hdr_have = 0;
-                    let mut c = start_frame(*offset, h, msg);
-                    checker.feed(&hdr[..hlen], &mut c);
-                    if c.remaining == 0 {
-                        finish_frame(c, p, msg, offset)?;
-                    } else {
-                        *cur = Some(c);
-                    }
-                }
-                Err(_) => {
-                    *lost_at = Some(*offset);
-                    return Ok(());
-                }
+    /// The data message being assembled.
+    msg: Option<MsgRec>,
+    /// The frame whose payload is being read.
+    cur: Option<Current>,
+    /// Stream offset of the next frame.
+    offset: u64,
+    /// The first bytes of the next frame's header.
+    hdr: [u8; MAX_HEADER_LEN],
+    hdr_have: usize,
+    /// Where a header made framing impossible (a 64-bit length with its top bit set).
+    lost_at: Option<u64>,
+    /// A payload chunk, unmasked (reused).
+    chunk: Vec<u8>,
+}
+
+impl<'w, W: Write> StreamParser<'w, W> {
+    fn new(out: &'w mut W, dir: Dir, json: bool) -> Self {
+        Self {
+            p: Printer {
+                out,
+                json,
+                summary: Summary::default(),
+            },
+            checker: Checker::new(dir),
+            keep: if json { JSON_KEEP } else { TEXT_KEEP },
+            msg: None,
+            cur: None,
+            offset: 0,
+            hdr: [0; MAX_HEADER_LEN],
+            hdr_have: 0,
+            lost_at: None,
+            chunk: Vec::new(),
+        }
+    }
+
+    /// Cuts `data` (the next bytes of the input) into frame headers and payload chunks and
+    /// prints every frame it completes. Sets `lost_at` when a header makes framing
+    /// impossible; the rest of the input is then not parsed.
+    fn feed(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() && self.lost_at.is_none() {
+            data = match self.cur.take() {
+                None => self.header_bytes(data)?,
+                Some(c) => self.payload_bytes(c, data)?,
+            };
+        }
+        Ok(())
+    }
+
+    /// Header bytes: returns the input after them.
+    fn header_bytes<'d>(&mut self, data: &'d [u8]) -> io::Result<&'d [u8]> {
+        let have = self.hdr_have;
+        let take = (MAX_HEADER_LEN - have).min(data.len());
+        self.hdr[have..have + take].copy_from_slice(&data[..take]);
+        match FrameHeader::parse(&self.hdr[..have + take]) {
+            Ok(HeaderStatus::Incomplete { .. }) => {
+                self.hdr_have = have + take;
+                Ok(&data[take..])
             }
-            continue;
-        };
+            Ok(HeaderStatus::Complete(h)) => {
+                let hlen = h.header_len();
+                self.hdr_have = 0;
+                let mut c = self.start_frame(h);
+                self.checker.feed(&self.hdr[..hlen], &mut c);
+                if c.remaining == 0 {
+                    self.finish_frame(c)?;
+                } else {
+                    self.cur = Some(c);
+                }
+                Ok(&data[hlen - have..])
+            }
+            Err(_) => {
+                self.lost_at = Some(self.offset);
+                Ok(&[])
+            }
+        }
+    }
+
+    /// Payload bytes of the current frame: returns the input after them.
+    fn payload_bytes<'d>(&mut self, mut c: Current, data: &'d [u8]) -> io::Result<&'d [u8]> {
         let take = usize::try_from(c.remaining)
             .unwrap_or(usize::MAX)
             .min(data.len());
         let raw = &data[..take];
-        checker.feed(raw, c);
+        self.checker.feed(raw, &mut c);
         let pos = c.rec.header.payload_len - c.remaining;
-        let mut chunk = raw.to_vec();
+        self.chunk.clear();
+        self.chunk.extend_from_slice(raw);
         if let Some(k) = c.rec.header.mask {
-            apply_mask(&mut chunk, k, pos);
+            apply_mask(&mut self.chunk, k, pos);
         }
-        c.rec.payload.push(&chunk, keep);
+        c.rec.payload.push(&self.chunk, self.keep);
         if let Some(u) = c.utf8.as_mut() {
-            u.feed(&chunk);
+            u.feed(&self.chunk);
         }
         c.remaining -= take as u64;
-        data = &data[take..];
         if c.remaining == 0 {
-            if let Some(c) = cur.take() {
-                finish_frame(c, p, msg, offset)?;
+            self.finish_frame(c)?;
+        } else {
+            self.cur = Some(c);
+        }
+        Ok(&data[take..])
+    }
+
+    /// A frame whose header was read: which UTF-8 state its payload continues.
+    fn start_frame(&self, header: FrameHeader) -> Current {
+        let utf8 = if header.opcode == OpCode::TEXT {
+            Some(Utf8State::Open(Utf8Validator::new()))
+        } else if header.opcode == OpCode::CONTINUATION {
+            self.msg.as_ref().and_then(|m| m.utf8.clone())
+        } else {
+            None
+        };
+        Current {
+            rec: FrameRec {
+                offset: self.offset,
+                header,
+                header_len: header.header_len(),
+                payload: Kept::default(),
+            },
+            remaining: header.payload_len,
+            utf8,
+            violations: Vec::new(),
+            data_end: false,
+            control: false,
+            dec_failed: false,
+        }
+    }
+
+    /// A complete frame: prints it, its violations, and the message it completes.
+    fn finish_frame(&mut self, c: Current) -> io::Result<()> {
+        let f = c.rec;
+        self.offset = f
+            .offset
+            .saturating_add(f.header_len as u64)
+            .saturating_add(f.header.payload_len);
+        self.p.frame(&f)?;
+        for v in c.violations {
+            self.p.violation(f.offset, v)?;
+        }
+        let h = f.header;
+        if h.opcode.is_control() || c.control {
+            return self.p.message(
+                &MsgRec {
+                    offset: f.offset,
+                    opcode: h.opcode,
+                    frames: 1,
+                    payload: f.payload,
+                    utf8: None,
+                },
+                true,
+            );
+        }
+        // A data frame (or a reserved data opcode): extend the open message or start one,
+        // following the message decoder's own view of where messages start and end.
+        if h.opcode != OpCode::CONTINUATION {
+            if let Some(old) = self.msg.take() {
+                // A new text/binary frame while a message was open: it ends unfinished.
+                self.p.message(&old, false)?;
             }
         }
-    }
-    Ok(())
-}
-
-/// A frame whose header was read: which UTF-8 state its payload continues.
-fn start_frame(offset: u64, header: FrameHeader, msg: &Option<MsgRec>) -> Current {
-    let utf8 = if header.opcode == OpCode::TEXT {
-        Some(Utf8State::Open(Utf8Validator::new()))
-    } else if header.opcode == OpCode::CONTINUATION {
-        msg.as_ref().and_then(|m| m.utf8.clone())
-    } else {
-        None
-    };
-    Current {
-        rec: FrameRec {
-            offset,
-            header,
-            header_len: header.header_len(),
+        let m = self.msg.get_or_insert_with(|| MsgRec {
+            offset: f.offset,
+            opcode: h.opcode,
+            frames: 0,
             payload: Kept::default(),
-        },
-        remaining: header.payload_len,
-        utf8,
-        violations: Vec::new(),
-        data_end: false,
-        control: false,
-        dec_failed: false,
-    }
-}
-
-/// A complete frame: prints it, its violations, and the message it completes.
-fn finish_frame<W: Write>(
-    c: Current,
-    p: &mut Printer<'_, W>,
-    msg: &mut Option<MsgRec>,
-    offset: &mut u64,
-) -> io::Result<()> {
-    let f = c.rec;
-    *offset = f
-        .offset
-        .saturating_add(f.header_len as u64)
-        .saturating_add(f.header.payload_len);
-    p.frame(&f)?;
-    for v in c.violations {
-        p.violation(f.offset, v)?;
-    }
-    let h = f.header;
-    if h.opcode.is_control() || c.control {
-        let utf8 = (h.opcode == OpCode::TEXT).then(|| {
-            let mut u = Utf8State::Open(Utf8Validator::new());
-            u.feed(&f.payload.bytes);
-            u
+            utf8: None,
         });
-        return p.message(
-            &MsgRec {
-                offset: f.offset,
-                opcode: h.opcode,
-                frames: 1,
-                payload: f.payload,
-                utf8,
-            },
-            true,
+        m.frames += 1;
+        // The frame's kept bytes are the first of its payload: the message keeps what fits.
+        let before = m.payload.len;
+        m.payload.push(&f.payload.bytes, self.keep);
+        m.payload.len = before.saturating_add(f.payload.len);
+        if m.opcode == OpCode::TEXT {
+            m.utf8 = c.utf8;
+        }
+        if h.fin || c.data_end {
+            if let Some(done) = self.msg.take() {
+                self.p.message(&done, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The end of the input: the open message, then what stopped the frame cutter (a
+    /// truncated frame or lost framing), then the text summary line.
+    fn end(mut self) -> io::Result<Summary> {
+        if let Some(open) = self.msg.take() {
+            self.p.anomaly(
+                open.offset,
+                "unfinished_message",
+                "the input ends before the message's final (FIN) frame",
+                json!({}),
+            )?;
+            self.p.message(&open, false)?;
+        }
+        let offset = self.offset;
+        if let Some(at) = self.lost_at {
+            let e = FramesError::LengthMsbSet {
+                offset: usize::try_from(at).unwrap_or(usize::MAX),
+            };
+            self.p.anomaly(
+                at,
+                "length_msb_set",
+                &format!("{e}; framing is lost, the rest of the input is not parsed"),
+                json!({ "close_code": ProtocolError::LengthMsbSet.close_code().0 }),
+            )?;
+        } else if let Some(c) = &self.cur {
+            let h = &c.rec.header;
+            let need = c.rec.header_len as u64 + h.payload_len;
+            let expected = format!(
+                "payload of {} bytes after a {}-byte header",
+                h.payload_len, c.rec.header_len
+            );
+            self.truncated(offset, need - c.remaining, need, &expected)?;
+        } else if self.hdr_have > 0 {
+            let have = self.hdr_have;
+            let (need, expected) = match FrameHeader::parse(&self.hdr[..have]) {
+                Ok(HeaderStatus::Incomplete { needed }) => (
+                    (have + needed) as u64,
+                    format!("frame header: at least {needed} more byte(s)"),
+                ),
+                Ok(HeaderStatus::Complete(_)) | Err(_) => (have as u64, String::new()),
+            };
+            self.truncated(offset, have as u64, need, &expected)?;
+        }
+        let s = self.p.summary;
+        if !self.p.json {
+            writeln!(
+                self.p.out,
+                "{} frame(s), {} message(s), {} anomal{}",
+                s.frames,
+                s.messages,
+                s.anomalies,
+                if s.anomalies == 1 { "y" } else { "ies" }
+            )?;
+        }
+        Ok(s)
+    }
+
+    /// Reports a frame cut by the end of the input.
+    fn truncated(&mut self, offset: u64, have: u64, need: u64, expected: &str) -> io::Result<()> {
+        let detail = format!(
+            "input ends inside the frame at offset {offset}: {have} of {need} bytes present; \
+             expected {expected}"
         );
+        self.p.anomaly(
+            offset,
+            "truncated",
+            &detail,
+            json!({ "have": have, "need": need, "expected": expected }),
+        )
     }
-    // A data frame (or a reserved data opcode): extend the open message or start one,
-    // following the message decoder's own view of where messages start and end.
-    if h.opcode != OpCode::CONTINUATION {
-        if let Some(old) = msg.take() {
-            // A new text/binary frame while a message was open: the old one ends unfinished.
-            p.message(&old, false)?;
-        }
-    }
-    let keep = if p.json { JSON_KEEP } else { TEXT_KEEP };
-    let m = msg.get_or_insert_with(|| MsgRec {
-        offset: f.offset,
-        opcode: h.opcode,
-        frames: 0,
-        payload: Kept::default(),
-        utf8: None,
-    });
-    m.frames += 1;
-    // The frame's kept bytes are the first of its payload: the message keeps what fits.
-    let before = m.payload.len;
-    m.payload.push(&f.payload.bytes, keep);
-    m.payload.len = before.saturating_add(f.payload.len);
-    if m.opcode == OpCode::TEXT {
-        m.utf8 = c.utf8;
-    }
-    if h.fin || c.data_end {
-        if let Some(done) = msg.take() {
-            p.message(&done, true)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -879,6 +894,42 @@ mod tests {
         parse_bytes(&wire, Dir::Server, false, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("close: status 1000"), "{text}");
+    }
+
+    #[test]
+    fn oversized_close_frame_is_malformed_by_its_whole_length() {
+        // Only the first bytes of a payload are kept for the text output.
+        let mut wire = vec![0x88, 126, 0x07, 0xd0, 0x03, 0xe8];
+        wire.extend(core::iter::repeat_n(b'x', 1998));
+        let mut out = Vec::new();
+        parse_bytes(&wire, Dir::Server, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("close: malformed (control frame payload 2000 > 125)"),
+            "{text}"
+        );
+        let (v, _) = run_json(&wire, Dir::Server);
+        assert_eq!(
+            of_type(&v, "frame")[0]["close_error"],
+            "control_frame_size_exceeded"
+        );
+    }
+
+    #[test]
+    fn json_payloads_over_the_cap_are_cut_and_marked() {
+        let len = JSON_KEEP + 10;
+        let mut wire = vec![0x82, 127];
+        wire.extend_from_slice(&(len as u64).to_be_bytes());
+        wire.extend(core::iter::repeat_n(0xab, len));
+        let (v, s) = run_json(&wire, Dir::Any);
+        assert_eq!(s.frames, 1);
+        let f = of_type(&v, "frame")[0];
+        assert_eq!(f["payload_len"], len);
+        assert_eq!(f["payload_truncated"], true);
+        assert_eq!(f["payload"].as_str().unwrap().len(), 2 * JSON_KEEP);
+        let m = of_type(&v, "message")[0];
+        assert_eq!(m["length"], len);
+        assert_eq!(m["payload_truncated"], true);
     }
 
     #[test]
