@@ -203,6 +203,33 @@ fn is_own_stream(path: &Path) -> bool {
         })
 }
 
+/// Output files created while setting up a run: removed when dropped, unless kept.
+struct Created(Vec<PathBuf>);
+
+impl Created {
+    /// [`create_output`], remembering the file (not a pipe or the process's own stream).
+    fn create(&mut self, path: &Path, force: bool) -> io::Result<File> {
+        let file = create_output(path, force)?;
+        if !is_own_stream(path) {
+            self.0.push(path.to_owned());
+        }
+        Ok(file)
+    }
+
+    /// The set-up succeeded: the files stay.
+    fn keep(&mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// A random uid seed from the operating system (Zeek's uids are random too).
 fn random_seed() -> u64 {
     getrandom::u64().unwrap_or_default()
@@ -285,21 +312,24 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     };
     let mut capture = Capture::new(sources(&args.files, bar.as_ref())?);
 
+    // Files created from here on are removed again if the set-up fails, so that nothing is
+    // left behind to stop the next run.
+    let mut created = Created(Vec::new());
     let mut logs = match &args.output {
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
             let ext = "log";
-            let open = |name: &str| -> io::Result<BufWriter<File>> {
-                Ok(BufWriter::new(create_output(
-                    &dir.join(format!("{name}.{ext}")),
-                    args.force,
-                )?))
+            let mut open = |name: &str| -> io::Result<BufWriter<File>> {
+                let path = dir.join(format!("{name}.{ext}"));
+                Ok(BufWriter::new(created.create(&path, args.force)?))
             };
             let style = if args.json { Style::Json } else { Style::Ascii };
+            let websocket = open("websocket")?;
+            let weird = open("weird")?;
             Some(ZeekLogs::new(
-                open("websocket")?,
-                open("weird")?,
+                websocket,
+                weird,
                 style,
                 args.zeek_weirds_only,
             ))
@@ -311,7 +341,7 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
             io::stdout().lock(),
         )) as Box<dyn Write>)),
         Some(p) => Some(JsonLines::new(
-            Box::new(BufWriter::new(create_output(p, args.force)?)) as Box<dyn Write>,
+            Box::new(BufWriter::new(created.create(p, args.force)?)) as Box<dyn Write>,
         )),
         None => None,
     };
@@ -329,6 +359,7 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
         None => None,
     };
     let mut list = listing.then(|| Listing::new(BufWriter::new(io::stdout().lock())));
+    created.keep();
 
     let start = wall_clock();
     let stats = {

@@ -168,6 +168,20 @@ fn output_files_never_follow_planted_links() {
         assert!(meta.len() > 0);
     }
 
+    // A failed set-up leaves no file of its own behind (which would stop the next run).
+    let logs2 = dir.join("logs2");
+    std::fs::create_dir_all(&logs2).unwrap();
+    std::os::unix::fs::symlink(&victim, logs2.join("weird.log")).unwrap();
+    let out = wscope(&["inspect", "-q", "-o", logs2.to_str().unwrap(), &sample()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("weird.log: already exists"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!logs2.join("websocket.log").exists());
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+
     // The process's own streams are not links planted by anyone: written as they are.
     let out = wscope(&["inspect", "-q", "--events", "/dev/stdout", &sample()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
