@@ -539,3 +539,34 @@ fn skipped_packets_are_counted_and_noted_once() {
         [("unsupported_link_type", 2), ("undeclared_interface", 1)]
     );
 }
+
+#[test]
+fn random_bytes_after_a_capture_loss_give_no_false_messages() {
+    // Issue 23's reproducer through the whole analyzer: a session, a lost segment, then
+    // 32 MiB of random bytes from the server (seeded xorshift). It gave 55 false frames.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut random = vec![0u8; 32 << 20];
+    for chunk in random.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let n = chunk.len();
+        chunk.copy_from_slice(&x.to_le_bytes()[..n]);
+    }
+    let mut pieces: Vec<(bool, &[u8])> = vec![(false, b"\x81\x02hi"), (false, &[0x82; 700])];
+    pieces.extend(random.chunks(1448).map(|p| (false, p)));
+    let pcap = handshake_pcap_dropping(&pieces, true, &[1]);
+    let mut cap = Capture::from_reader(Cursor::new(pcap), "random-after-loss");
+    let (mut frames, mut messages, mut gaps) = (0, 0, 0);
+    let stats = Analyzer::new(AnalyzerConfig::default())
+        .run(&mut cap, &mut |ev: &Event<'_>| match &ev.kind {
+            EventKind::Frame { .. } => frames += 1,
+            EventKind::Message { .. } => messages += 1,
+            EventKind::Anomaly { name: "gap", .. } => gaps += 1,
+            _ => {}
+        })
+        .unwrap();
+    assert_eq!(stats.sessions, 1);
+    assert!(gaps >= 1, "the loss is seen");
+    assert_eq!((frames, messages), (1, 1), "only the frame before the loss");
+}
