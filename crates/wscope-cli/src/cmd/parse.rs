@@ -89,6 +89,10 @@ pub(crate) fn run(args: Args) -> ExitCode {
     };
     let mut input = match input {
         Ok(i) => i,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            eprintln!("wscope parse: {}: the file does not exist", args.file);
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("wscope parse: {}: {e}", args.file);
             return ExitCode::from(2);
