@@ -100,6 +100,12 @@ fn parse_points_captures_to_inspect() {
         "{err}"
     );
     assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let out = wscope(&["parse", "/nonexistent/frames.bin"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "wscope parse: /nonexistent/frames.bin: the file does not exist\n"
+    );
 }
 
 /// The uids of a run's JSON events, in order of first appearance.
