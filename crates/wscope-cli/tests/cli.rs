@@ -514,3 +514,6 @@ fn serve_outlives_running_out_of_file_descriptors_io_uring() {
     // a stop handle per thread, the signal handlers) do not grow with the machine's CPUs.
     serve_outlives_running_out_of_file_descriptors(&["--io-uring", "--threads", "1"]);
 }
+
+#[path = "cli/inspect.rs"]
+mod inspect;

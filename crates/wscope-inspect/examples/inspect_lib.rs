@@ -65,6 +65,13 @@ fn main() {
         }
         _ => {}
     });
+    let stats = match stats {
+        Ok(stats) => stats,
+        Err(e) => {
+            eprintln!("inspect_lib: {e}");
+            std::process::exit(2);
+        }
+    };
     println!(
         "{} sessions, {} messages",
         stats.sessions,
@@ -74,5 +81,7 @@ fn main() {
     // 2. The Net::Inspect view.
     let mut capture = Capture::from_paths([&path]);
     let mut adapter = InspectAdapter::new(Printer);
-    analyzer.run(&mut capture, &mut adapter);
+    if let Err(e) = analyzer.run(&mut capture, &mut adapter) {
+        eprintln!("inspect_lib: {e}");
+    }
 }

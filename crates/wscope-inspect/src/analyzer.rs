@@ -7,23 +7,28 @@
 //!
 //! let mut capture = Capture::from_paths(["trace.pcap"]);
 //! let mut messages = 0;
-//! let stats = Analyzer::new(AnalyzerConfig::default()).run(&mut capture, &mut |ev: &Event<'_>| {
+//! let run = Analyzer::new(AnalyzerConfig::default()).run(&mut capture, &mut |ev: &Event<'_>| {
 //!     if let EventKind::Message { .. } = ev.kind {
 //!         messages += 1;
 //!     }
 //! });
-//! println!("{} sessions, {messages} messages", stats.sessions);
+//! match run {
+//!     Ok(stats) => println!("{} sessions, {messages} messages", stats.sessions),
+//!     // "trace.pcap: the file does not exist", "trace.pcap: capture truncated at byte 1234"
+//!     Err(e) => eprintln!("{e} ({} packets analysed before)", e.stats().capture.packets),
+//! }
 //! ```
 
+use core::fmt;
 use std::collections::BTreeMap;
 
 use wscope_proto::time::Instant;
 
-use crate::capture::{Capture, CaptureError, CaptureStats};
+use crate::capture::{Capture, CaptureError, CaptureErrorKind, CaptureStats};
 use crate::decode::DecodeStats;
 use crate::event::{Event, EventKind};
 use crate::session::{Session, SessionConfig, TcpNote};
-use crate::sink::Sink;
+use crate::sink::{CaptureNote, Sink};
 use crate::tcp::{ConnMeta, ConnectionEvent, ConnectionHandler, FlowConfig, FlowStats};
 
 /// Settings of an [`Analyzer`].
@@ -66,8 +71,39 @@ pub struct Stats {
     pub first_ts: Option<Instant>,
     /// See `first_ts`.
     pub last_ts: Option<Instant>,
-    /// The read error that ended the capture early, if any (all before it was analysed).
-    pub error: Option<CaptureError>,
+}
+
+/// Why [`Analyzer::run`] stopped before the end of its capture: a source that could not be
+/// opened or read, that is not a capture, or that is cut or malformed. Everything before the
+/// failing byte was analysed and every connection was closed; [`Error::stats`] holds what the
+/// run found up to there. `Display` names the source and the problem
+/// (`trace.pcap: the file does not exist`).
+#[derive(Debug)]
+pub struct Error {
+    capture: CaptureError,
+    stats: Box<Stats>,
+}
+
+impl Error {
+    /// The capture error: its kind, source name and byte offset.
+    pub const fn capture_error(&self) -> &CaptureError {
+        &self.capture
+    }
+
+    /// What went wrong (shorthand for `capture_error().kind()`).
+    pub const fn kind(&self) -> CaptureErrorKind {
+        self.capture.kind()
+    }
+
+    /// What the run found before the error.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The statistics of the run before the error, by value.
+    pub fn into_stats(self) -> Stats {
+        *self.stats
+    }
 }
 
 impl Stats {
@@ -189,21 +225,70 @@ impl Analyzer {
         &self.cfg
     }
 
-    /// Analyses a whole capture (all its sources), delivering events to `sink`. A read error
-    /// ends the run early (everything before it is analysed and every connection is closed)
-    /// and is returned in [`Stats::error`].
-    pub fn run<S: Sink + ?Sized>(&self, capture: &mut Capture, sink: &mut S) -> Stats {
+    /// Analyses a whole capture (all its sources), delivering events to `sink`.
+    ///
+    /// # Errors
+    ///
+    /// A source that cannot be opened or read, is empty, is not a pcap/pcapng capture, or is
+    /// cut or malformed ends the run early: everything before it is analysed, every
+    /// connection is closed (so the sink saw complete sessions), and the [`Error`] carries the
+    /// statistics up to there.
+    pub fn run<S: Sink + ?Sized>(
+        &self,
+        capture: &mut Capture,
+        sink: &mut S,
+    ) -> Result<Stats, Error> {
         let mut h = Handler {
             cfg: self.cfg.session,
             sink,
             stats: Stats::default(),
         };
         let summary = crate::reassemble(capture, self.cfg.flow, &mut h);
+        let notes = [
+            (
+                "unsupported_link_type",
+                summary.decode.unsupported_link,
+                "packets skipped: link layer not decoded (Ethernet, raw IPv4/IPv6, Linux \
+                 cooked v1/v2 and BSD loopback are)",
+            ),
+            (
+                "undeclared_interface",
+                summary.capture.unknown_interface,
+                "pcapng packets skipped: their interface was never described",
+            ),
+        ];
+        for (name, count, what) in notes {
+            if count > 0 {
+                h.sink.capture_note(&CaptureNote {
+                    ts: h.stats.last_ts,
+                    name,
+                    count,
+                    detail: format!("{count} {what}"),
+                });
+            }
+        }
         let mut stats = h.stats;
         stats.capture = summary.capture;
         stats.decode = summary.decode;
         stats.flows = summary.flows;
-        stats.error = summary.error;
-        stats
+        match summary.error {
+            None => Ok(stats),
+            Some(capture) => Err(Error {
+                capture,
+                stats: Box::new(stats),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.capture.fmt(f)
+    }
+}
+
+impl core::error::Error for Error {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        Some(&self.capture)
     }
 }

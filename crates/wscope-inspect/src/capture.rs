@@ -184,6 +184,38 @@ impl CaptureError {
 
 impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.source_name.as_str() {
+            "-" => "standard input",
+            other => other,
+        };
+        // The problems a user meets first, said the way tshark says them.
+        match (self.kind, self.io_kind()) {
+            (CaptureErrorKind::Io, Some(io::ErrorKind::NotFound)) if self.offset == 0 => {
+                return write!(f, "{name}: the file does not exist");
+            }
+            (CaptureErrorKind::Io, Some(io::ErrorKind::IsADirectory)) => {
+                return write!(f, "{name}: is a directory, not a capture file");
+            }
+            (CaptureErrorKind::Io, Some(io::ErrorKind::PermissionDenied)) if self.offset == 0 => {
+                return write!(f, "{name}: permission denied (cannot open the file)");
+            }
+            (CaptureErrorKind::Empty, _) => {
+                let what = if self.source_name == "-" {
+                    "no data"
+                } else {
+                    "the file is empty"
+                };
+                return write!(f, "{name}: {what}, not a pcap or pcapng capture");
+            }
+            (CaptureErrorKind::NotACapture, _) => {
+                return write!(
+                    f,
+                    "{name}: not a pcap or pcapng capture (unknown file header; raw WebSocket \
+                     frames go to `wscope parse`)"
+                );
+            }
+            _ => {}
+        }
         let what = match self.kind {
             CaptureErrorKind::Io => "I/O error",
             CaptureErrorKind::Empty => "empty input",
@@ -596,6 +628,11 @@ impl<R: Read> CaptureReader<R> {
 
     /// Parses one block and turns it into a [`Step`] that holds no borrow.
     fn step(&mut self) -> Step {
+        if self.format == Format::PcapNg {
+            if let Some(n) = skippable_ng_block(self.inner.it().data(), self.ng_be) {
+                return Step::Other(n, None);
+            }
+        }
         let legacy_link = self.legacy_link;
         let legacy_nanos = self.legacy_nanos;
         let interfaces = &self.interfaces;
@@ -670,6 +707,36 @@ impl<R: Read> CaptureReader<R> {
             source,
         })
     }
+}
+
+/// The length of the pcapng block at the start of `data` when it is one this reader does not
+/// use (anything but section headers, interfaces and packets: statistics, name resolution,
+/// custom, local-use and unknown types), complete and well formed: it is skipped by its
+/// length, as the pcapng specification asks of readers, without being parsed. (The parser
+/// took a valid empty block of an unknown type for a truncated capture.)
+fn skippable_ng_block(data: &[u8], big_endian: bool) -> Option<usize> {
+    const SECTION_HEADER: u32 = 0x0A0D_0D0A;
+    const INTERFACE: u32 = 0x0000_0001;
+    const SIMPLE_PACKET: u32 = 0x0000_0003;
+    const ENHANCED_PACKET: u32 = 0x0000_0006;
+    let word = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = data.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(if big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    };
+    let kind = word(0)?;
+    if matches!(
+        kind,
+        SECTION_HEADER | INTERFACE | SIMPLE_PACKET | ENHANCED_PACKET
+    ) {
+        return None;
+    }
+    let total = usize::try_from(word(4)?).ok()?;
+    let well_formed = total >= 12 && total % 4 == 0 && word(total.checked_sub(4)?)? == word(4)?;
+    well_formed.then_some(total)
 }
 
 fn ng_step(n: usize, block: &Block<'_>, interfaces: &[Interface], base: usize) -> Step {

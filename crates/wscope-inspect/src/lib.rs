@@ -1,10 +1,12 @@
 //! # wscope-inspect: passive WebSocket analysis of packet captures
 //!
-//! This crate turns packet captures into WebSocket events and logs. Everything about the
-//! WebSocket protocol itself (handshake checks, frames, messages, anomalies) lives in
-//! `wscope-proto`; this crate adds what is about captures: packets, TCP connections,
-//! reassembly, timestamps, uids and output. It is deterministic: time comes from the packets,
-//! never from the clock, and the same capture always gives the same output.
+//! This crate turns packet captures into WebSocket events and logs: a Zeek-style analyzer
+//! (`websocket.log`, `weird.log`, JSON Lines events) with a Net::Inspect-style streaming view
+//! ([`sink::WsInspect`]). Everything about the WebSocket protocol itself (handshake checks,
+//! frames, messages, anomalies) lives in `wscope-proto` (re-exported as [`wscope_proto`]);
+//! this crate adds what is about captures: packets, TCP connections, reassembly, timestamps,
+//! uids and output. It reads no clock: time comes from the packets, and the same capture with
+//! the same uid seed ([`tcp::FlowConfig::uid_seed`]) always gives the same output.
 //!
 //! ```text
 //!   pcap / pcapng files, stdin
@@ -18,9 +20,10 @@
 //!        │  tcp::reassembly  per direction: in order, out of order, overlaps, gaps, FIN/RST
 //!        ▼
 //!   ConnectionEvent { Open, Data, Gap, Eof, Closed, Limit, Anomaly }   (per connection)
-//!        │  (later) session   one connection → wscope_proto::observe observer
+//!        │  session      one connection → wscope_proto::observe::Observer, inflation, digests
 //!        ▼
-//!   (later) events and logs   websocket.log (Zeek), JSON lines, anomalies
+//!   Event { ts, conn, dir, kind }   → a Sink: log::ZeekLogs (websocket.log, weird.log),
+//!                                     log::json::JsonLines, sink::InspectAdapter, closures
 //! ```
 //!
 //! In-order payload travels from the capture buffer to the handler without a copy; only bytes
@@ -30,31 +33,41 @@
 //! ## Example
 //!
 //! ```no_run
+//! use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig};
 //! use wscope_inspect::capture::Capture;
-//! use wscope_inspect::tcp::{ConnMeta, ConnectionEvent, FlowConfig};
-//! use wscope_proto::role::Direction;
+//! use wscope_inspect::event::{Event, EventKind};
+//! use wscope_inspect::wscope_proto::role::Direction;
 //!
 //! let mut capture = Capture::from_paths(["trace.pcap"]);
-//! let mut client_bytes = 0u64;
-//! let summary = wscope_inspect::reassemble(&mut capture, FlowConfig::default(),
-//!     &mut |conn: &ConnMeta, ev: ConnectionEvent<'_>| {
-//!         if let ConnectionEvent::Data { dir: Direction::ClientToServer, bytes, .. } = ev {
-//!             client_bytes += bytes.len() as u64;
+//! let mut client_messages = 0u64;
+//! let run = Analyzer::new(AnalyzerConfig::default()).run(&mut capture, &mut |ev: &Event<'_>| {
+//!     if let EventKind::Message { .. } = ev.kind {
+//!         if ev.dir == Direction::ClientToServer {
+//!             client_messages += 1;
 //!         }
-//!     });
-//! if let Some(err) = summary.error {
-//!     eprintln!("capture ended early: {err}");
+//!     }
+//! });
+//! match run {
+//!     Ok(stats) => println!("{} sessions, {client_messages} client messages", stats.sessions),
+//!     Err(e) => eprintln!("{e}"), // e.g. "trace.pcap: the file does not exist"
 //! }
 //! ```
 //!
 //! ## Modules
 //!
+//! - [`analyzer`]: the whole pipeline ([`Analyzer`]), its settings and [`Stats`].
 //! - [`capture`]: pcap/pcapng input, several files per run, stdin.
 //! - [`decode`]: link, IP and TCP headers → [`decode::Segment`].
 //! - [`tcp`]: the flow table ([`tcp::FlowTable`]), reassembly, the [`tcp::ConnectionHandler`]
-//!   trait and its events.
-//! - [`uid`]: connection ids and deterministic Zeek-style uids.
+//!   trait and its events ([`reassemble`] runs a capture through them).
+//! - [`session`]: one TCP connection → WebSocket events.
+//! - [`event`]: the events ([`Event`], [`EventKind`]).
+//! - [`sink`]: where events go ([`Sink`]) and the Net::Inspect-style callbacks.
+//! - [`log`]: Zeek `websocket.log`/`weird.log` and JSON Lines writers.
+//! - [`uid`]: connection ids and Zeek-style uids.
 //! - [`write`](mod@write): writing pcap/pcapng files and TCP packets (samples and tests).
+
+pub use wscope_proto;
 
 pub mod capture;
 pub mod decode;

@@ -5,6 +5,7 @@
 use hashbrown::HashMap;
 use wscope_proto::frame::{OpCode, MAX_CONTROL_PAYLOAD};
 use wscope_proto::role::Direction;
+use wscope_proto::time::Instant;
 
 use crate::event::{Event, EventKind, OwnedEvent};
 use crate::tcp::ConnMeta;
@@ -17,6 +18,27 @@ pub trait Sink {
 
     /// A connection ended: no more events for it (default: nothing).
     fn connection_closed(&mut self, _conn: &ConnMeta) {}
+
+    /// Something about the capture rather than a connection, told once at the end of a run
+    /// (default: nothing). See [`CaptureNote`].
+    fn capture_note(&mut self, _note: &CaptureNote) {}
+}
+
+/// Packets the analyzer skipped for a reason of the capture itself, counted over a run:
+/// `unsupported_link_type` (a link layer it does not decode) and `undeclared_interface` (a
+/// pcapng packet naming an interface no block described). They are in [`Stats`] too.
+///
+/// [`Stats`]: crate::analyzer::Stats
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaptureNote {
+    /// Time of the last packet of the run, if any.
+    pub ts: Option<Instant>,
+    /// Stable snake_case name.
+    pub name: &'static str,
+    /// Packets concerned.
+    pub count: u64,
+    /// What it means, for people.
+    pub detail: String,
 }
 
 impl<F: FnMut(&Event<'_>)> Sink for F {

@@ -4,20 +4,29 @@
 //! stdout and ends with a summary. `-o DIR` writes Zeek's `websocket.log` and `weird.log`
 //! there, `--events PATH|-` JSON Lines (schema in `docs/events.md`), `--extract DIR` one file
 //! per message.
+//!
+//! Output files are created with `create_new` (`O_CREAT|O_EXCL`, which never follows a
+//! symbolic link): an existing file, or a link planted where one will be written, is an error
+//! unless `--force`, which removes it (the link, not its target) first. `--extract` stops at
+//! `--extract-max-bytes` or `--extract-max-files`, reported once; the analysis goes on.
+//!
+//! Zeek uids are random per run, as Zeek's are: the seed comes from the OS unless
+//! `--uid-seed N` asks for the same uids every time.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, IsTerminal as _, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig, Stats};
-use wscope_inspect::capture::{Capture, Source};
+use wscope_inspect::capture::{Capture, CaptureErrorKind, Source};
 use wscope_inspect::event::{Event, EventKind, OpCode};
 use wscope_inspect::log::json::{hex, lossless_text, opcode_name, JsonLines};
 use wscope_inspect::log::zeek::Style;
 use wscope_inspect::log::ZeekLogs;
-use wscope_inspect::sink::Sink;
+use wscope_inspect::sink::{CaptureNote, Sink};
 use wscope_inspect::uid::ConnId;
 
 /// Analyse captures passively: sessions, frames, messages, anomalies (Zeek-compatible logs).
@@ -44,6 +53,26 @@ pub(crate) struct Args {
     /// Write each data message's payload (inflated) to a file in DIR.
     #[arg(long, value_name = "DIR")]
     extract: Option<PathBuf>,
+    /// With --extract: stop extracting after writing this many bytes in all (the analysis
+    /// goes on).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30, requires = "extract")]
+    extract_max_bytes: u64,
+    /// With --extract: stop extracting after creating this many files.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100_000,
+        requires = "extract"
+    )]
+    extract_max_files: u64,
+    /// Replace output files that already exist (without this, an existing file, or a
+    /// symbolic link where one would be written, is an error).
+    #[arg(long)]
+    force: bool,
+    /// Seed of the Zeek-style connection uids: the same seed gives the same uids (for tests
+    /// and diffs). Default: random, as Zeek's uids are.
+    #[arg(long, value_name = "N")]
+    uid_seed: Option<u64>,
     /// Largest frame_data chunk in bytes.
     #[arg(long, default_value_t = 8192, value_name = "N")]
     payload_chunk_size: usize,
@@ -60,9 +89,150 @@ pub(crate) fn run(args: Args) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("wscope inspect: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
+}
+
+/// Checks each input file before any output is created: one line naming the file and the
+/// problem, as tshark says "The file ... doesn't exist". (The analyzer reports the same
+/// problems for inputs it meets later, such as standard input.)
+fn check_inputs(files: &[PathBuf]) -> io::Result<()> {
+    for f in files {
+        if f.as_os_str() == "-" {
+            continue;
+        }
+        let fail = |what: &str| io::Error::other(format!("{}: {what}", f.display()));
+        let meta = match std::fs::metadata(f) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(fail("the file does not exist"))
+            }
+            Err(e) => return Err(fail(&e.to_string())),
+        };
+        if meta.is_dir() {
+            return Err(fail("is a directory, not a capture file"));
+        }
+        if meta.is_file() {
+            if meta.len() == 0 {
+                return Err(fail("the file is empty, not a pcap or pcapng capture"));
+            }
+            let mut magic = [0u8; 4];
+            let n = File::open(f)
+                .and_then(|mut h| h.read(&mut magic))
+                .map_err(|e| fail(&e.to_string()))?;
+            if !is_capture_magic(&magic[..n]) {
+                return Err(fail(
+                    "not a pcap or pcapng capture (unknown file header; raw WebSocket frames \
+                     go to `wscope parse`)",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `head` starts like a pcap (either byte order, micro- or nanoseconds) or pcapng
+/// (section header block) file.
+pub(crate) fn is_capture_magic(head: &[u8]) -> bool {
+    const MAGICS: [[u8; 4]; 5] = [
+        [0xd4, 0xc3, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0xc3, 0xd4],
+        [0x4d, 0x3c, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0x3c, 0x4d],
+        [0x0a, 0x0d, 0x0d, 0x0a],
+    ];
+    MAGICS.iter().any(|m| head.get(..4) == Some(m.as_slice()))
+}
+
+/// Creates `path` for writing without following a symbolic link (`O_CREAT|O_EXCL`). An
+/// existing file or link is an error naming the path, unless `force`, which removes it (a
+/// link itself, never its target) first; a link planted again in between still fails.
+///
+/// Two kinds of existing paths are written to as they are, since no file can be clobbered
+/// through them: a named pipe, and the process's own descriptors (`/dev/stdout`,
+/// `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`, links that only root can plant).
+fn create_output(path: &Path, force: bool) -> io::Result<File> {
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    if is_own_stream(path) {
+        return OpenOptions::new().write(true).open(path).map_err(named);
+    }
+    let open = || OpenOptions::new().write(true).create_new(true).open(path);
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if !force {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{}: already exists (pass --force to replace it)",
+                        path.display()
+                    ),
+                ));
+            }
+            match std::fs::symlink_metadata(path) {
+                Ok(m) if m.is_dir() => {
+                    return Err(named(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "is a directory",
+                    )))
+                }
+                _ => std::fs::remove_file(path).map_err(named)?,
+            }
+            open().map_err(named)
+        }
+        r => r.map_err(named),
+    }
+}
+
+/// Whether `path` is a named pipe or one of the process's own descriptors (see
+/// [`create_output`]).
+fn is_own_stream(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo()) {
+            return true;
+        }
+    }
+    let s = path.to_string_lossy();
+    s == "/dev/stdout"
+        || s == "/dev/stderr"
+        || ["/dev/fd/", "/proc/self/fd/"].iter().any(|p| {
+            s.strip_prefix(p)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
+/// Output files created while setting up a run: removed when dropped, unless kept.
+struct Created(Vec<PathBuf>);
+
+impl Created {
+    /// [`create_output`], remembering the file (not a pipe or the process's own stream).
+    fn create(&mut self, path: &Path, force: bool) -> io::Result<File> {
+        let file = create_output(path, force)?;
+        if !is_own_stream(path) {
+            self.0.push(path.to_owned());
+        }
+        Ok(file)
+    }
+
+    /// The set-up succeeded: the files stay.
+    fn keep(&mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// A random uid seed from the operating system (Zeek's uids are random too).
+fn random_seed() -> u64 {
+    getrandom::u64().unwrap_or_default()
 }
 
 /// A reader that advances the progress bar.
@@ -113,7 +283,9 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     let events_to_stdout = args.events.as_deref() == Some(Path::new("-"));
     let listing = !args.quiet && !events_to_stdout;
 
+    check_inputs(&args.files)?;
     let mut cfg = AnalyzerConfig::default();
+    cfg.flow.uid_seed = args.uid_seed.unwrap_or_else(random_seed);
     cfg.session.payload_chunk_size = args.payload_chunk_size.max(1);
     cfg.session.digest = args.digest;
     cfg.session.inflate = !args.no_inflate;
@@ -140,19 +312,24 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     };
     let mut capture = Capture::new(sources(&args.files, bar.as_ref())?);
 
+    // Files created from here on are removed again if the set-up fails, so that nothing is
+    // left behind to stop the next run.
+    let mut created = Created(Vec::new());
     let mut logs = match &args.output {
         Some(dir) => {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
             let ext = "log";
-            let open = |name: &str| -> io::Result<BufWriter<File>> {
-                Ok(BufWriter::new(File::create(
-                    dir.join(format!("{name}.{ext}")),
-                )?))
+            let mut open = |name: &str| -> io::Result<BufWriter<File>> {
+                let path = dir.join(format!("{name}.{ext}"));
+                Ok(BufWriter::new(created.create(&path, args.force)?))
             };
             let style = if args.json { Style::Json } else { Style::Ascii };
+            let websocket = open("websocket")?;
+            let weird = open("weird")?;
             Some(ZeekLogs::new(
-                open("websocket")?,
-                open("weird")?,
+                websocket,
+                weird,
                 style,
                 args.zeek_weirds_only,
             ))
@@ -164,30 +341,58 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
             io::stdout().lock(),
         )) as Box<dyn Write>)),
         Some(p) => Some(JsonLines::new(
-            Box::new(BufWriter::new(File::create(p)?)) as Box<dyn Write>
+            Box::new(BufWriter::new(created.create(p, args.force)?)) as Box<dyn Write>,
         )),
         None => None,
     };
     let mut extract = match &args.extract {
         Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            Some(Extract::new(dir.clone()))
+            std::fs::create_dir_all(dir)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+            Some(Extract::new(
+                dir.clone(),
+                args.force,
+                args.extract_max_bytes,
+                args.extract_max_files,
+            ))
         }
         None => None,
     };
     let mut list = listing.then(|| Listing::new(BufWriter::new(io::stdout().lock())));
+    created.keep();
 
     let start = wall_clock();
     let stats = {
         let mut sink = Fanout {
+            extract: extract.as_mut(),
             sinks: [
                 logs.as_mut().map(|s| s as &mut dyn Sink),
                 events.as_mut().map(|s| s as &mut dyn Sink),
-                extract.as_mut().map(|s| s as &mut dyn Sink),
                 list.as_mut().map(|s| s as &mut dyn Sink),
             ],
         };
         Analyzer::new(cfg).run(&mut capture, &mut sink)
+    };
+    // A source the analyzer could not read at all: one line, no summary.
+    let (stats, error) = match stats {
+        Ok(stats) => (stats, None),
+        Err(e)
+            if e.stats().capture.packets == 0
+                && matches!(
+                    e.kind(),
+                    CaptureErrorKind::Io | CaptureErrorKind::Empty | CaptureErrorKind::NotACapture
+                ) =>
+        {
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            eprintln!("wscope inspect: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            (e.into_stats(), Some(msg))
+        }
     };
     let elapsed = start.elapsed();
     if let Some(bar) = &bar {
@@ -220,16 +425,18 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     } else {
         print!("{summary}");
     }
-    if let Some(err) = &stats.error {
+    if let Some(err) = &error {
         eprintln!("wscope inspect: capture ended early: {err}");
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Sends each event to every configured sink.
+/// Sends each event to every configured sink; the extractor's own notice (a quota reached)
+/// goes to the others as an anomaly of the event that reached it.
 struct Fanout<'a> {
-    sinks: [Option<&'a mut dyn Sink>; 4],
+    extract: Option<&'a mut Extract>,
+    sinks: [Option<&'a mut dyn Sink>; 3],
 }
 
 impl Sink for Fanout<'_> {
@@ -237,30 +444,76 @@ impl Sink for Fanout<'_> {
         for s in self.sinks.iter_mut().flatten() {
             s.event(ev);
         }
+        let Some(x) = self.extract.as_deref_mut() else {
+            return;
+        };
+        x.event(ev);
+        if let Some(detail) = x.notice.take() {
+            eprintln!("wscope inspect: {detail}");
+            let note = Event {
+                ts: ev.ts,
+                conn: ev.conn,
+                dir: ev.dir,
+                kind: EventKind::Anomaly {
+                    name: "extract_limit",
+                    zeek_weird: None,
+                    detail: Cow::Owned(detail),
+                },
+            };
+            for s in self.sinks.iter_mut().flatten() {
+                s.event(&note);
+            }
+        }
+    }
+
+    fn capture_note(&mut self, note: &CaptureNote) {
+        for s in self.sinks.iter_mut().flatten() {
+            s.capture_note(note);
+        }
     }
 
     fn connection_closed(&mut self, conn: &wscope_inspect::tcp::ConnMeta) {
         for s in self.sinks.iter_mut().flatten() {
             s.connection_closed(conn);
         }
+        if let Some(x) = self.extract.as_deref_mut() {
+            x.connection_closed(conn);
+        }
     }
 }
 
-/// Writes each data message to `DIR/<uid>-<c|s>-<n>.<txt|bin>`.
+/// Writes each data message to `DIR/<uid>-<c|s>-<n>.<txt|bin>`, within a quota of bytes and
+/// files.
 struct Extract {
     dir: PathBuf,
+    force: bool,
     open: HashMap<(ConnId, usize), (BufWriter<File>, u64)>,
     counts: HashMap<(ConnId, usize), u64>,
     error: Option<io::Error>,
+    max_bytes: u64,
+    max_files: u64,
+    bytes: u64,
+    files: u64,
+    /// The quota was reached: nothing more is written.
+    stopped: bool,
+    /// Set once when the quota is reached, for [`Fanout`] to report.
+    notice: Option<String>,
 }
 
 impl Extract {
-    fn new(dir: PathBuf) -> Self {
+    fn new(dir: PathBuf, force: bool, max_bytes: u64, max_files: u64) -> Self {
         Self {
             dir,
+            force,
             open: HashMap::new(),
             counts: HashMap::new(),
             error: None,
+            max_bytes,
+            max_files,
+            bytes: 0,
+            files: 0,
+            stopped: false,
+            notice: None,
         }
     }
 
@@ -269,6 +522,20 @@ impl Extract {
             f.flush()?;
         }
         self.error.map_or(Ok(()), Err)
+    }
+
+    /// Stops extracting (the quota is reached): closes every file, says so once.
+    fn stop(&mut self, why: String) {
+        self.stopped = true;
+        for (_, (mut f, _)) in self.open.drain() {
+            let _ = f.flush();
+        }
+        self.notice = Some(format!(
+            "extraction stopped: {why}; {} files, {} bytes written to {} (the analysis goes on)",
+            self.files,
+            self.bytes,
+            self.dir.display()
+        ));
     }
 
     fn write(&mut self, ev: &Event<'_>) -> io::Result<()> {
@@ -291,6 +558,10 @@ impl Extract {
         };
         let key = (ev.conn.id, ev.dir.index());
         if !self.open.contains_key(&key) {
+            if self.files >= self.max_files {
+                self.stop(format!("--extract-max-files {} reached", self.max_files));
+                return Ok(());
+            }
             let n = self.counts.entry(key).or_default();
             *n += 1;
             let side = if ev.is_orig() { 'c' } else { 's' };
@@ -298,12 +569,20 @@ impl Extract {
             let path = self
                 .dir
                 .join(format!("{}-{side}-{:06}.{ext}", ev.conn.uid, n));
-            self.open
-                .insert(key, (BufWriter::new(File::create(path)?), 0));
+            let file = create_output(&path, self.force)?;
+            self.files += 1;
+            self.open.insert(key, (BufWriter::new(file), 0));
         }
+        let room = self.max_bytes.saturating_sub(self.bytes);
+        let take = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         if let Some((f, len)) = self.open.get_mut(&key) {
-            f.write_all(data)?;
-            *len += data.len() as u64;
+            f.write_all(&data[..take])?;
+            *len += take as u64;
+            self.bytes += take as u64;
+        }
+        if take < data.len() {
+            self.stop(format!("--extract-max-bytes {} reached", self.max_bytes));
+            return Ok(());
         }
         if *message_end {
             if let Some((mut f, _)) = self.open.remove(&key) {
@@ -316,7 +595,7 @@ impl Extract {
 
 impl Sink for Extract {
     fn event(&mut self, ev: &Event<'_>) {
-        if self.error.is_none() {
+        if self.error.is_none() && !self.stopped {
             if let Err(e) = self.write(ev) {
                 self.error = Some(e);
             }
@@ -443,6 +722,18 @@ impl<W: Write> Sink for Listing<W> {
         let _ = self.line(ev);
     }
 
+    fn capture_note(&mut self, note: &CaptureNote) {
+        let us = note.ts.map_or(0, |t| t.as_micros());
+        let _ = writeln!(
+            self.out,
+            "{}.{:06} -                  NOTE         {} {}",
+            us / 1_000_000,
+            us % 1_000_000,
+            note.name,
+            note.detail
+        );
+    }
+
     fn connection_closed(&mut self, conn: &wscope_inspect::tcp::ConnMeta) {
         for d in 0..4 {
             self.preview.remove(&(conn.id, d));
@@ -462,6 +753,13 @@ fn summary(s: &Stats, secs: f64) -> String {
         s.decode.tcp,
         s.decode.not_tcp + s.decode.not_ip
     );
+    if s.decode.unsupported_link > 0 || s.capture.unknown_interface > 0 {
+        let _ = writeln!(
+            o,
+            "skipped      {} packets of an unsupported link type, {} of an undeclared pcapng interface",
+            s.decode.unsupported_link, s.capture.unknown_interface
+        );
+    }
     if s.decode.fragments > 0 {
         let _ = writeln!(
             o,

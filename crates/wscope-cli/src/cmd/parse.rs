@@ -6,11 +6,15 @@
 //! a truncated last frame) with its byte offset. `--json` prints one JSON object per line
 //! with `"type": "frame" | "message" | "anomaly"`.
 //!
-//! Frames are cut with [`wscope_proto::decoder::frames`] (64-bit lengths read whole, masked
-//! payloads unmasked) and the same bytes go through a reporting
+//! The input is streamed: frames are cut by their headers (64-bit lengths read whole, masked
+//! payloads unmasked) as the bytes arrive, and each is printed as soon as it is complete, so
+//! memory stays bounded whatever the input (a read buffer, and for `--json` the first 4 MiB
+//! of a frame's and a message's payload: longer payloads are cut in the output and marked
+//! `"payload_truncated": true`). The same bytes go through a reporting
 //! [`wscope_proto::MessageDecoder`], so the rules checked are exactly the endpoint's. Input
 //! never makes it panic: a truncated or unframeable tail is reported as an anomaly after
-//! every complete frame before it.
+//! every complete frame before it. A pcap or pcapng file is refused with a pointer to
+//! `wscope inspect`.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -18,8 +22,10 @@ use std::process::ExitCode;
 
 use serde_json::{json, Map, Value};
 use wscope::proto::close::CloseFrame;
-use wscope::proto::decoder::{frames, FramesError};
-use wscope::proto::frame::{FrameHeader, HeaderStatus};
+use wscope::proto::decoder::FramesError;
+use wscope::proto::frame::{FrameHeader, HeaderStatus, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use wscope::proto::mask::apply_mask;
+use wscope::proto::utf8::Utf8Validator;
 use wscope::proto::{
     AssemblerConfig, DecoderConfig, MaskRule, MessageDecoder, MessageEvent, OpCode, ProtocolError,
 };
@@ -40,7 +46,7 @@ pub(crate) enum Dir {
 }
 
 impl Dir {
-    const fn mask_rule(self) -> MaskRule {
+    pub(crate) const fn mask_rule(self) -> MaskRule {
         match self {
             Self::Client => MaskRule::Required,
             Self::Server => MaskRule::Forbidden,
@@ -73,16 +79,20 @@ pub(crate) struct Summary {
     pub(crate) anomalies: usize,
 }
 
-/// Runs the subcommand: 0 when the input was read (anomalies included), 2 on I/O errors.
+/// Runs the subcommand: 0 when the input was read (anomalies included), 2 on I/O errors and
+/// for a pcap or pcapng capture (which `wscope inspect` reads).
 pub(crate) fn run(args: Args) -> ExitCode {
-    let data = if args.file == "-" {
-        let mut buf = Vec::new();
-        io::stdin().lock().read_to_end(&mut buf).map(|_| buf)
+    let input: io::Result<Box<dyn Read>> = if args.file == "-" {
+        Ok(Box::new(io::stdin().lock()))
     } else {
-        fs::read(&args.file)
+        fs::File::open(&args.file).map(|f| Box::new(f) as Box<dyn Read>)
     };
-    let data = match data {
-        Ok(d) => d,
+    let mut input = match input {
+        Ok(i) => i,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            eprintln!("wscope parse: {}: the file does not exist", args.file);
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("wscope parse: {}: {e}", args.file);
             return ExitCode::from(2);
@@ -90,30 +100,89 @@ pub(crate) fn run(args: Args) -> ExitCode {
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    match parse_bytes(&data, args.direction, args.json, &mut out).and_then(|_| out.flush()) {
+    let result = parse_stream(&mut input, args.direction, args.json, &mut out);
+    match result.and_then(|_| out.flush()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wscope parse: {e}");
+            eprintln!("wscope parse: {}: {e}", args.file);
             ExitCode::from(2)
         }
     }
 }
 
-/// One complete frame, owned.
+/// Payload bytes kept per frame and per message for the JSON output (its `payload` fields);
+/// beyond this the hex is cut and `"payload_truncated": true` says so. This and the read
+/// buffer are all the memory a run holds, whatever the input: frames are cut and printed as
+/// they stream in.
+const JSON_KEEP: usize = 4 << 20;
+
+/// Payload bytes kept for the text output: enough for the preview and a close frame's status
+/// and reason.
+const TEXT_KEEP: usize = 1024;
+
+/// Bytes read at a time.
+const READ_LEN: usize = 64 << 10;
+
+/// The first bytes of a payload or message (up to a cap) and its whole length.
+#[derive(Default)]
+struct Kept {
+    bytes: Vec<u8>,
+    len: u64,
+}
+
+impl Kept {
+    fn push(&mut self, chunk: &[u8], cap: usize) {
+        let room = cap.saturating_sub(self.bytes.len());
+        self.bytes
+            .extend_from_slice(&chunk[..chunk.len().min(room)]);
+        self.len = self.len.saturating_add(chunk.len() as u64);
+    }
+
+    fn truncated(&self) -> bool {
+        (self.bytes.len() as u64) < self.len
+    }
+}
+
+/// One complete frame: its header and its (unmasked) payload, as much as is kept.
 struct FrameRec {
-    offset: usize,
+    offset: u64,
     header: FrameHeader,
     header_len: usize,
-    payload: Vec<u8>,
+    payload: Kept,
+}
+
+/// UTF-8 validity of a text message so far.
+#[derive(Clone)]
+enum Utf8State {
+    Open(Utf8Validator),
+    Invalid,
+}
+
+impl Utf8State {
+    fn feed(&mut self, chunk: &[u8]) {
+        if let Self::Open(v) = self {
+            if v.feed(chunk).is_err() {
+                *self = Self::Invalid;
+            }
+        }
+    }
+
+    fn valid_at_end(&self) -> bool {
+        match self {
+            Self::Open(v) => v.clone().finish().is_ok(),
+            Self::Invalid => false,
+        }
+    }
 }
 
 /// A data message being assembled.
 struct MsgRec {
-    offset: usize,
+    offset: u64,
     opcode: OpCode,
     frames: usize,
-    payload: Vec<u8>,
+    payload: Kept,
+    utf8: Option<Utf8State>,
 }
 
 /// Where output goes: text or JSON lines.
@@ -132,13 +201,15 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// A printable preview: the text if it is UTF-8, else hex; cut at [`PREVIEW_LEN`] bytes.
-fn preview(bytes: &[u8]) -> String {
-    let cut = &bytes[..bytes.len().min(PREVIEW_LEN)];
-    let more = if bytes.len() > PREVIEW_LEN { "…" } else { "" };
+/// A printable preview of a payload of `len` bytes whose first bytes are `head`: the text if
+/// it is UTF-8, else hex; cut at [`PREVIEW_LEN`] bytes.
+fn preview(head: &[u8], len: u64) -> String {
+    let cut = &head[..head.len().min(PREVIEW_LEN)];
+    let longer = len > PREVIEW_LEN as u64;
+    let more = if longer { "…" } else { "" };
     match core::str::from_utf8(cut) {
         Ok(s) => format!("{s:?}{more}"),
-        Err(e) if e.error_len().is_none() && bytes.len() > PREVIEW_LEN => {
+        Err(e) if e.error_len().is_none() && longer => {
             // Cut inside a code point: show the valid prefix.
             let s = core::str::from_utf8(&cut[..e.valid_up_to()]).unwrap_or_default();
             format!("{s:?}…")
@@ -158,11 +229,20 @@ impl<W: Write> Printer<'_, W> {
         self.out.write_all(b"\n")
     }
 
-    fn frame(&mut self, f: &FrameRec, raw: &[u8]) -> io::Result<()> {
+    fn frame(&mut self, f: &FrameRec) -> io::Result<()> {
         self.summary.frames += 1;
         let h = &f.header;
         let key = h.mask.map(u32::from_be_bytes);
-        let close = (h.opcode == OpCode::CLOSE).then(|| CloseFrame::parse(&f.payload));
+        let payload = &f.payload.bytes;
+        let close = (h.opcode == OpCode::CLOSE).then(|| {
+            // Over 125 bytes a close frame is malformed whatever it holds (and only its first
+            // bytes were kept).
+            if f.payload.len > MAX_CONTROL_PAYLOAD as u64 {
+                Err(ProtocolError::ControlFrameTooLong { len: f.payload.len })
+            } else {
+                CloseFrame::parse(payload)
+            }
+        });
         if self.json {
             let mut m = Map::new();
             m.insert("type".into(), json!("frame"));
@@ -174,8 +254,17 @@ impl<W: Write> Printer<'_, W> {
             m.insert("mask_key".into(), json!(key));
             m.insert("header_len".into(), json!(f.header_len));
             m.insert("payload_len".into(), json!(h.payload_len));
-            m.insert("payload".into(), json!(hex(&f.payload)));
-            m.insert("raw_payload".into(), json!(hex(raw)));
+            m.insert("payload".into(), json!(hex(payload)));
+            // The bytes as on the wire: masked again with the frame's key.
+            let mut raw = payload.clone();
+            if let Some(k) = h.mask {
+                apply_mask(&mut raw, k, 0);
+            }
+            m.insert("raw_payload".into(), json!(hex(&raw)));
+            drop(raw);
+            if f.payload.truncated() {
+                m.insert("payload_truncated".into(), json!(true));
+            }
             if let Some(close) = close {
                 match close {
                     Ok(Some(c)) => {
@@ -203,7 +292,7 @@ impl<W: Write> Printer<'_, W> {
             opcode_name(h.opcode),
             mask,
             h.payload_len,
-            preview(&f.payload),
+            preview(payload, f.payload.len),
         )?;
         match close {
             Some(Ok(Some(c))) => {
@@ -217,18 +306,23 @@ impl<W: Write> Printer<'_, W> {
 
     fn message(&mut self, m: &MsgRec, complete: bool) -> io::Result<()> {
         self.summary.messages += 1;
-        let utf8 = (m.opcode == OpCode::TEXT).then(|| core::str::from_utf8(&m.payload).is_ok());
+        let utf8 = (m.opcode == OpCode::TEXT)
+            .then(|| m.utf8.as_ref().is_some_and(Utf8State::valid_at_end));
         if self.json {
-            return self.emit_json(&json!({
+            let mut v = json!({
                 "type": "message",
                 "offset": m.offset,
                 "opcode": m.opcode.0,
                 "frames": m.frames,
-                "length": m.payload.len(),
+                "length": m.payload.len,
                 "complete": complete,
                 "utf8_valid": utf8,
-                "payload": hex(&m.payload),
-            }));
+                "payload": hex(&m.payload.bytes),
+            });
+            if let (Value::Object(o), true) = (&mut v, m.payload.truncated()) {
+                o.insert("payload_truncated".into(), json!(true));
+            }
+            return self.emit_json(&v);
         }
         let validity = match utf8 {
             Some(true) => ", valid UTF-8",
@@ -241,16 +335,16 @@ impl<W: Write> Printer<'_, W> {
             "message @{}: {}, {} bytes in {} frame{}{}{}: {}",
             m.offset,
             opcode_name(m.opcode),
-            m.payload.len(),
+            m.payload.len,
             m.frames,
             if m.frames == 1 { "" } else { "s" },
             validity,
             unfinished,
-            preview(&m.payload),
+            preview(&m.payload.bytes, m.payload.len),
         )
     }
 
-    fn anomaly(&mut self, offset: usize, kind: &str, detail: &str, extra: Value) -> io::Result<()> {
+    fn anomaly(&mut self, offset: u64, kind: &str, detail: &str, extra: Value) -> io::Result<()> {
         self.summary.anomalies += 1;
         if self.json {
             let mut v = json!({
@@ -267,7 +361,7 @@ impl<W: Write> Printer<'_, W> {
         writeln!(self.out, "anomaly @{offset}: {kind}: {detail}")
     }
 
-    fn violation(&mut self, offset: usize, v: ProtocolError) -> io::Result<()> {
+    fn violation(&mut self, offset: u64, v: ProtocolError) -> io::Result<()> {
         let detail = v.to_string();
         self.anomaly(
             offset,
@@ -278,170 +372,398 @@ impl<W: Write> Printer<'_, W> {
     }
 }
 
+/// The frame being read: its header, its payload so far, and what the message decoder said
+/// about its bytes.
+struct Current {
+    rec: FrameRec,
+    /// Payload bytes still to come.
+    remaining: u64,
+    /// UTF-8 state of the message this frame belongs to, with this frame's bytes (committed
+    /// to the message when the frame is complete).
+    utf8: Option<Utf8State>,
+    violations: Vec<ProtocolError>,
+    data_end: bool,
+    control: bool,
+    /// The decoder failed inside this frame: it was restarted and gets the next frame.
+    dec_failed: bool,
+}
+
+/// The reporting message decoder, fed the same bytes frame by frame so that each violation
+/// is tied to the frame that caused it.
+struct Checker {
+    dec: MessageDecoder,
+    dir: Dir,
+    scratch: Vec<u8>,
+}
+
+impl Checker {
+    fn new(dir: Dir) -> Self {
+        Self {
+            dec: MessageDecoder::new(Self::config(dir), Self::assembler()),
+            dir,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn config(dir: Dir) -> DecoderConfig {
+        DecoderConfig::new(dir.mask_rule()).reporting()
+    }
+
+    fn assembler() -> AssemblerConfig {
+        AssemblerConfig {
+            max_message_len: u64::MAX,
+            ..AssemblerConfig::default()
+        }
+    }
+
+    /// Feeds bytes of the current frame (the decoder unmasks a copy, bounded by a read).
+    fn feed(&mut self, bytes: &[u8], cur: &mut Current) {
+        if cur.dec_failed || bytes.is_empty() {
+            return;
+        }
+        self.scratch.clear();
+        self.scratch.extend_from_slice(bytes);
+        let mut at = 0;
+        loop {
+            let step = match self.dec.decode(&mut self.scratch[at..]) {
+                Ok(s) => s,
+                Err(e) => {
+                    // Report mode only fails when framing is lost; the frame was cut by its
+                    // header already, so this is reported and the decoder restarted.
+                    cur.violations.push(e);
+                    self.dec = MessageDecoder::new(Self::config(self.dir), Self::assembler());
+                    cur.dec_failed = true;
+                    return;
+                }
+            };
+            at += step.consumed;
+            match step.event {
+                None => return,
+                Some(MessageEvent::Violation(v)) => cur.violations.push(v),
+                Some(MessageEvent::Data { message_end, .. }) => cur.data_end |= message_end,
+                Some(MessageEvent::Control(_)) => cur.control = true,
+                Some(MessageEvent::Frame(_) | MessageEvent::ControlData { .. }) => {}
+            }
+        }
+    }
+}
+
 /// Decodes `data` and prints its frames, messages and anomalies to `out`.
+#[cfg(test)]
 pub(crate) fn parse_bytes(
     data: &[u8],
     dir: Dir,
     as_json: bool,
     out: &mut impl Write,
 ) -> io::Result<Summary> {
-    let mut p = Printer {
-        out,
-        json: as_json,
-        summary: Summary::default(),
-    };
+    parse_stream(&mut &data[..], dir, as_json, out)
+}
 
-    // 1. Cut the buffer into complete frames (payloads unmasked in the copy).
-    let mut work = data.to_vec();
-    let mut recs = Vec::new();
-    let mut tail_error = None;
-    for item in frames(&mut work) {
-        match item {
-            Ok(f) => recs.push(FrameRec {
-                offset: f.offset,
-                header: f.header,
-                header_len: f.header.header_len(),
-                payload: f.payload.to_vec(),
-            }),
-            Err(e) => tail_error = Some(e),
+/// Reads frames from `input` and prints each one (then its violations and the message it
+/// ends) as soon as it is complete, in bounded memory ([`JSON_KEEP`], [`READ_LEN`]).
+///
+/// # Errors
+///
+/// Read and write errors; [`io::ErrorKind::InvalidData`] when the input starts like a pcap or
+/// pcapng capture (`wscope inspect` reads those).
+pub(crate) fn parse_stream(
+    input: &mut impl Read,
+    dir: Dir,
+    as_json: bool,
+    out: &mut impl Write,
+) -> io::Result<Summary> {
+    let mut buf = vec![0u8; READ_LEN];
+    // The first read is made to hold at least the four bytes of a file magic.
+    let mut n = 0;
+    while n < 4 {
+        match read_some(input, &mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    if crate::cmd::inspect::is_capture_magic(&buf[..n]) {
+        // A capture file is not a stream of frames: say where it goes.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "this is a pcap/pcapng capture, not raw WebSocket frames: use `wscope inspect FILE`",
+        ));
+    }
+    let mut parser = StreamParser::new(out, dir, as_json);
+    while n > 0 && parser.lost_at.is_none() {
+        parser.feed(&buf[..n])?;
+        n = read_some(input, &mut buf)?;
+    }
+    parser.end()
+}
+
+/// One `read`, retried when interrupted.
+fn read_some(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match input.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            r => return r,
+        }
+    }
+}
+
+/// What the reading loop carries from one read to the next.
+struct StreamParser<'w, W: Write> {
+    p: Printer<'w, W>,
+    checker: Checker,
+    /// Payload bytes kept per frame and message ([`JSON_KEEP`] or [`TEXT_KEEP`]).
+    keep: usize,
+    /// The data message being assembled.
+    msg: Option<MsgRec>,
+    /// The frame whose payload is being read.
+    cur: Option<Current>,
+    /// Stream offset of the next frame.
+    offset: u64,
+    /// The first bytes of the next frame's header.
+    hdr: [u8; MAX_HEADER_LEN],
+    hdr_have: usize,
+    /// Where a header made framing impossible (a 64-bit length with its top bit set).
+    lost_at: Option<u64>,
+    /// A payload chunk, unmasked (reused).
+    chunk: Vec<u8>,
+}
+
+impl<'w, W: Write> StreamParser<'w, W> {
+    fn new(out: &'w mut W, dir: Dir, json: bool) -> Self {
+        Self {
+            p: Printer {
+                out,
+                json,
+                summary: Summary::default(),
+            },
+            checker: Checker::new(dir),
+            keep: if json { JSON_KEEP } else { TEXT_KEEP },
+            msg: None,
+            cur: None,
+            offset: 0,
+            hdr: [0; MAX_HEADER_LEN],
+            hdr_have: 0,
+            lost_at: None,
+            chunk: Vec::new(),
         }
     }
 
-    // 2. The same frames through the reporting message decoder, one frame at a time so that
-    //    each violation is tied to the frame that caused it.
-    let assembler = AssemblerConfig {
-        max_message_len: u64::MAX,
-        ..AssemblerConfig::default()
-    };
-    let mut dec = MessageDecoder::new(DecoderConfig::new(dir.mask_rule()).reporting(), assembler);
-    let mut msg: Option<MsgRec> = None;
-    for f in &recs {
-        let end = f.offset + f.header_len + f.payload.len();
-        let raw = &data[f.offset + f.header_len..end];
-        p.frame(f, raw)?;
-        let mut bytes = data[f.offset..end].to_vec();
-        let mut at = 0;
-        let mut violations = Vec::new();
-        let mut data_end = false;
-        let mut control = false;
-        loop {
-            let step = match dec.decode(&mut bytes[at..]) {
-                Ok(s) => s,
-                Err(e) => {
-                    // Report mode only fails when framing is lost; frames() already cut the
-                    // buffer, so this is reported and the decoder restarted.
-                    violations.push(e);
-                    dec = MessageDecoder::new(
-                        DecoderConfig::new(dir.mask_rule()).reporting(),
-                        assembler,
-                    );
-                    break;
-                }
+    /// Cuts `data` (the next bytes of the input) into frame headers and payload chunks and
+    /// prints every frame it completes. Sets `lost_at` when a header makes framing
+    /// impossible; the rest of the input is then not parsed.
+    fn feed(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() && self.lost_at.is_none() {
+            data = match self.cur.take() {
+                None => self.header_bytes(data)?,
+                Some(c) => self.payload_bytes(c, data)?,
             };
-            at += step.consumed;
-            match step.event {
-                None => break,
-                Some(MessageEvent::Violation(v)) => violations.push(v),
-                Some(MessageEvent::Data { message_end, .. }) => data_end |= message_end,
-                Some(MessageEvent::Control(_)) => control = true,
-                Some(MessageEvent::Frame(_) | MessageEvent::ControlData { .. }) => {}
+        }
+        Ok(())
+    }
+
+    /// Header bytes: returns the input after them.
+    fn header_bytes<'d>(&mut self, data: &'d [u8]) -> io::Result<&'d [u8]> {
+        let have = self.hdr_have;
+        let take = (MAX_HEADER_LEN - have).min(data.len());
+        self.hdr[have..have + take].copy_from_slice(&data[..take]);
+        match FrameHeader::parse(&self.hdr[..have + take]) {
+            Ok(HeaderStatus::Incomplete { .. }) => {
+                self.hdr_have = have + take;
+                Ok(&data[take..])
+            }
+            Ok(HeaderStatus::Complete(h)) => {
+                let hlen = h.header_len();
+                self.hdr_have = 0;
+                let mut c = self.start_frame(h);
+                self.checker.feed(&self.hdr[..hlen], &mut c);
+                if c.remaining == 0 {
+                    self.finish_frame(c)?;
+                } else {
+                    self.cur = Some(c);
+                }
+                Ok(&data[hlen - have..])
+            }
+            Err(_) => {
+                self.lost_at = Some(self.offset);
+                Ok(&[])
             }
         }
-        for v in violations {
-            p.violation(f.offset, v)?;
+    }
+
+    /// Payload bytes of the current frame: returns the input after them.
+    fn payload_bytes<'d>(&mut self, mut c: Current, data: &'d [u8]) -> io::Result<&'d [u8]> {
+        let take = usize::try_from(c.remaining)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        let raw = &data[..take];
+        self.checker.feed(raw, &mut c);
+        let pos = c.rec.header.payload_len - c.remaining;
+        self.chunk.clear();
+        self.chunk.extend_from_slice(raw);
+        if let Some(k) = c.rec.header.mask {
+            apply_mask(&mut self.chunk, k, pos);
         }
-        let h = &f.header;
-        if h.opcode.is_control() || control {
-            p.message(
+        c.rec.payload.push(&self.chunk, self.keep);
+        if let Some(u) = c.utf8.as_mut() {
+            u.feed(&self.chunk);
+        }
+        c.remaining -= take as u64;
+        if c.remaining == 0 {
+            self.finish_frame(c)?;
+        } else {
+            self.cur = Some(c);
+        }
+        Ok(&data[take..])
+    }
+
+    /// A frame whose header was read: which UTF-8 state its payload continues.
+    fn start_frame(&self, header: FrameHeader) -> Current {
+        let utf8 = if header.opcode == OpCode::TEXT {
+            Some(Utf8State::Open(Utf8Validator::new()))
+        } else if header.opcode == OpCode::CONTINUATION {
+            self.msg.as_ref().and_then(|m| m.utf8.clone())
+        } else {
+            None
+        };
+        Current {
+            rec: FrameRec {
+                offset: self.offset,
+                header,
+                header_len: header.header_len(),
+                payload: Kept::default(),
+            },
+            remaining: header.payload_len,
+            utf8,
+            violations: Vec::new(),
+            data_end: false,
+            control: false,
+            dec_failed: false,
+        }
+    }
+
+    /// A complete frame: prints it, its violations, and the message it completes.
+    fn finish_frame(&mut self, c: Current) -> io::Result<()> {
+        let f = c.rec;
+        self.offset = f
+            .offset
+            .saturating_add(f.header_len as u64)
+            .saturating_add(f.header.payload_len);
+        self.p.frame(&f)?;
+        for v in c.violations {
+            self.p.violation(f.offset, v)?;
+        }
+        let h = f.header;
+        if h.opcode.is_control() || c.control {
+            return self.p.message(
                 &MsgRec {
                     offset: f.offset,
                     opcode: h.opcode,
                     frames: 1,
-                    payload: f.payload.clone(),
+                    payload: f.payload,
+                    utf8: None,
                 },
                 true,
-            )?;
-            continue;
+            );
         }
         // A data frame (or a reserved data opcode): extend the open message or start one,
         // following the message decoder's own view of where messages start and end.
         if h.opcode != OpCode::CONTINUATION {
-            if let Some(old) = msg.take() {
-                // A new text/binary frame while a message was open: the old one ends unfinished.
-                p.message(&old, false)?;
+            if let Some(old) = self.msg.take() {
+                // A new text/binary frame while a message was open: it ends unfinished.
+                self.p.message(&old, false)?;
             }
         }
-        let m = msg.get_or_insert_with(|| MsgRec {
+        let m = self.msg.get_or_insert_with(|| MsgRec {
             offset: f.offset,
             opcode: h.opcode,
             frames: 0,
-            payload: Vec::new(),
+            payload: Kept::default(),
+            utf8: None,
         });
         m.frames += 1;
-        m.payload.extend_from_slice(&f.payload);
-        if h.fin || data_end {
-            if let Some(done) = msg.take() {
-                p.message(&done, true)?;
+        // The frame's kept bytes are the first of its payload: the message keeps what fits.
+        let before = m.payload.len;
+        m.payload.push(&f.payload.bytes, self.keep);
+        m.payload.len = before.saturating_add(f.payload.len);
+        if m.opcode == OpCode::TEXT {
+            m.utf8 = c.utf8;
+        }
+        if h.fin || c.data_end {
+            if let Some(done) = self.msg.take() {
+                self.p.message(&done, true)?;
             }
         }
-    }
-    if let Some(open) = msg.take() {
-        p.anomaly(
-            open.offset,
-            "unfinished_message",
-            "the input ends before the message's final (FIN) frame",
-            json!({}),
-        )?;
-        p.message(&open, false)?;
+        Ok(())
     }
 
-    // 3. What stopped the frame cutter.
-    match tail_error {
-        Some(FramesError::Truncated { offset, have, need }) => {
-            let rest = data.get(offset..).unwrap_or_default();
-            let expected = match FrameHeader::parse(rest) {
-                Ok(HeaderStatus::Complete(h)) => format!(
-                    "payload of {} bytes after a {}-byte header",
-                    h.payload_len,
-                    h.header_len()
-                ),
-                Ok(HeaderStatus::Incomplete { needed }) => {
-                    format!("frame header: at least {needed} more byte(s)")
-                }
-                Err(e) => e.to_string(),
-            };
-            let detail = format!(
-                "input ends inside the frame at offset {offset}: {have} of {need} bytes present; expected {expected}"
-            );
-            p.anomaly(
-                offset,
-                "truncated",
-                &detail,
-                json!({ "have": have, "need": need, "expected": expected }),
+    /// The end of the input: the open message, then what stopped the frame cutter (a
+    /// truncated frame or lost framing), then the text summary line.
+    fn end(mut self) -> io::Result<Summary> {
+        if let Some(open) = self.msg.take() {
+            self.p.anomaly(
+                open.offset,
+                "unfinished_message",
+                "the input ends before the message's final (FIN) frame",
+                json!({}),
             )?;
+            self.p.message(&open, false)?;
         }
-        Some(e @ FramesError::LengthMsbSet { offset }) => {
-            p.anomaly(
-                offset,
+        let offset = self.offset;
+        if let Some(at) = self.lost_at {
+            let e = FramesError::LengthMsbSet {
+                offset: usize::try_from(at).unwrap_or(usize::MAX),
+            };
+            self.p.anomaly(
+                at,
                 "length_msb_set",
                 &format!("{e}; framing is lost, the rest of the input is not parsed"),
-                json!({ "close_code": 1002 }),
+                json!({ "close_code": ProtocolError::LengthMsbSet.close_code().0 }),
+            )?;
+        } else if let Some(c) = &self.cur {
+            let h = &c.rec.header;
+            let need = c.rec.header_len as u64 + h.payload_len;
+            let expected = format!(
+                "payload of {} bytes after a {}-byte header",
+                h.payload_len, c.rec.header_len
+            );
+            self.truncated(offset, need - c.remaining, need, &expected)?;
+        } else if self.hdr_have > 0 {
+            let have = self.hdr_have;
+            let (need, expected) = match FrameHeader::parse(&self.hdr[..have]) {
+                Ok(HeaderStatus::Incomplete { needed }) => (
+                    (have + needed) as u64,
+                    format!("frame header: at least {needed} more byte(s)"),
+                ),
+                Ok(HeaderStatus::Complete(_)) | Err(_) => (have as u64, String::new()),
+            };
+            self.truncated(offset, have as u64, need, &expected)?;
+        }
+        let s = self.p.summary;
+        if !self.p.json {
+            writeln!(
+                self.p.out,
+                "{} frame(s), {} message(s), {} anomal{}",
+                s.frames,
+                s.messages,
+                s.anomalies,
+                if s.anomalies == 1 { "y" } else { "ies" }
             )?;
         }
-        None => {}
+        Ok(s)
     }
-    if !as_json {
-        let s = p.summary;
-        writeln!(
-            p.out,
-            "{} frame(s), {} message(s), {} anomal{}",
-            s.frames,
-            s.messages,
-            s.anomalies,
-            if s.anomalies == 1 { "y" } else { "ies" }
-        )?;
+
+    /// Reports a frame cut by the end of the input.
+    fn truncated(&mut self, offset: u64, have: u64, need: u64, expected: &str) -> io::Result<()> {
+        let detail = format!(
+            "input ends inside the frame at offset {offset}: {have} of {need} bytes present; \
+             expected {expected}"
+        );
+        self.p.anomaly(
+            offset,
+            "truncated",
+            &detail,
+            json!({ "have": have, "need": need, "expected": expected }),
+        )
     }
-    Ok(p.summary)
 }
 
 #[cfg(test)]
@@ -576,6 +898,42 @@ mod tests {
         parse_bytes(&wire, Dir::Server, false, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("close: status 1000"), "{text}");
+    }
+
+    #[test]
+    fn oversized_close_frame_is_malformed_by_its_whole_length() {
+        // Only the first bytes of a payload are kept for the text output.
+        let mut wire = vec![0x88, 126, 0x07, 0xd0, 0x03, 0xe8];
+        wire.extend(core::iter::repeat_n(b'x', 1998));
+        let mut out = Vec::new();
+        parse_bytes(&wire, Dir::Server, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("close: malformed (control frame payload 2000 > 125)"),
+            "{text}"
+        );
+        let (v, _) = run_json(&wire, Dir::Server);
+        assert_eq!(
+            of_type(&v, "frame")[0]["close_error"],
+            "control_frame_size_exceeded"
+        );
+    }
+
+    #[test]
+    fn json_payloads_over_the_cap_are_cut_and_marked() {
+        let len = JSON_KEEP + 10;
+        let mut wire = vec![0x82, 127];
+        wire.extend_from_slice(&(len as u64).to_be_bytes());
+        wire.extend(core::iter::repeat_n(0xab, len));
+        let (v, s) = run_json(&wire, Dir::Any);
+        assert_eq!(s.frames, 1);
+        let f = of_type(&v, "frame")[0];
+        assert_eq!(f["payload_len"], len);
+        assert_eq!(f["payload_truncated"], true);
+        assert_eq!(f["payload"].as_str().unwrap().len(), 2 * JSON_KEEP);
+        let m = of_type(&v, "message")[0];
+        assert_eq!(m["length"], len);
+        assert_eq!(m["payload_truncated"], true);
     }
 
     #[test]

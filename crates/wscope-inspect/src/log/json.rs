@@ -6,7 +6,7 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use crate::event::{Event, EventKind};
-use crate::sink::Sink;
+use crate::sink::{CaptureNote, Sink};
 
 /// Hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
@@ -162,7 +162,34 @@ impl<W: Write> JsonLines<W> {
     }
 }
 
+/// The JSON object of a [`CaptureNote`]: `ts` (when the run had packets), `event`
+/// (`capture_note`), `name`, `count`, `detail`.
+pub fn capture_note_json(note: &CaptureNote) -> Value {
+    let mut o = Map::new();
+    if let Some(ts) = note.ts {
+        o.insert("ts".into(), json!(ts.as_micros() as f64 / 1e6));
+    }
+    o.insert("event".into(), json!("capture_note"));
+    o.insert("name".into(), json!(note.name));
+    o.insert("count".into(), json!(note.count));
+    o.insert("detail".into(), json!(note.detail));
+    Value::Object(o)
+}
+
 impl<W: Write> Sink for JsonLines<W> {
+    fn capture_note(&mut self, note: &CaptureNote) {
+        if self.error.is_some() {
+            return;
+        }
+        let r = serde_json::to_writer(&mut self.out, &capture_note_json(note))
+            .map_err(io::Error::from)
+            .and_then(|()| self.out.write_all(b"\n"));
+        match r {
+            Ok(()) => self.lines += 1,
+            Err(e) => self.error = Some(e),
+        }
+    }
+
     fn event(&mut self, ev: &Event<'_>) {
         if self.error.is_some() {
             return;

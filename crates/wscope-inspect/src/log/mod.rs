@@ -120,6 +120,32 @@ impl<W: Write> ZeekLogs<W> {
 }
 
 impl<W: Write> Sink for ZeekLogs<W> {
+    /// A `weird.log` row without a connection (uid and addresses unset), as Zeek writes for
+    /// weirds that concern no connection; not with `zeek_weirds_only`.
+    fn capture_note(&mut self, note: &crate::sink::CaptureNote) {
+        if self.error.is_some() || self.zeek_weirds_only {
+            return;
+        }
+        let ts = note.ts.map_or(0, |t| t.as_micros());
+        let row = [
+            Value::Time(ts),
+            Value::Unset,
+            Value::Unset,
+            Value::Unset,
+            Value::Unset,
+            Value::Unset,
+            Value::Str(note.name.as_bytes()),
+            Value::Str(note.detail.as_bytes()),
+            Value::Bool(false),
+            Value::Str(b"zeek"),
+            Value::Str(b"wscope"),
+        ];
+        self.rows.1 += 1;
+        if let Err(e) = self.weird.write_row(ts, &row) {
+            self.error = Some(e);
+        }
+    }
+
     fn event(&mut self, ev: &Event<'_>) {
         if self.error.is_some() {
             return;

@@ -56,7 +56,9 @@ pub struct FlowConfig {
     /// Treat bytes the peer acknowledges but the capture never showed as lost at once
     /// (a gap), instead of waiting for the connection to end.
     pub ack_gaps: bool,
-    /// Seed of the uid generator ([`crate::uid::UidGenerator`]).
+    /// Seed of the uid generator ([`crate::uid::UidGenerator`]): the same seed gives the same
+    /// uids. The default, 0, keeps library runs deterministic; the `wscope` CLI draws a random
+    /// seed per run (uids are random in Zeek too) unless given `--uid-seed`.
     pub uid_seed: u64,
 }
 

@@ -10,8 +10,10 @@
 //!   fills.
 //! - Bytes already delivered (retransmissions, keep-alives) are dropped. Bytes overlapping
 //!   buffered bytes are compared: the first-seen bytes win, and a difference is reported as
-//!   [`TcpAnomaly::InconsistentOverlap`]. (Delivered bytes are not kept, so a retransmission of
-//!   bytes already delivered cannot be compared.)
+//!   [`TcpAnomaly::InconsistentOverlap`] (Suricata's `reassembly_overlap_different_data`).
+//!   Delivered bytes are not kept, but a hash of each of the last [`RECENT_PIECES`] pieces
+//!   delivered is: a retransmission that covers one of them whole is compared with it, and a
+//!   difference is the same anomaly. (One-byte keep-alive probes are not compared.)
 //! - A hole is given up as a [`StreamEvent::Gap`] when it cannot be filled any more: the peer
 //!   acknowledged bytes beyond it ([`StreamReassembler::acked`]), the buffer cap was reached
 //!   (the oldest hole goes, with a [`StreamEvent::Limit`]), or the connection ends
@@ -20,6 +22,7 @@
 //! - After the FIN's sequence number is reached, [`StreamEvent::Eof`] is emitted once; payload
 //!   beyond it is dropped with [`TcpAnomaly::DataAfterFin`].
 
+use core::hash::BuildHasher as _;
 use std::collections::BTreeMap;
 
 use super::{Limit, TcpAnomaly};
@@ -81,6 +84,9 @@ pub struct ReassemblyContext {
     /// Cap on buffered out-of-order bytes over all directions.
     pub max_buffered_total: usize,
     buffered_total: usize,
+    /// Hashes delivered pieces, to compare retransmissions with them (seeded per process;
+    /// hashes are only compared with each other, so output does not depend on the seed).
+    hasher: hashbrown::DefaultHashBuilder,
     /// Counters.
     pub stats: ReassemblyStats,
 }
@@ -92,6 +98,7 @@ impl ReassemblyContext {
             max_buffered,
             max_buffered_total,
             buffered_total: 0,
+            hasher: hashbrown::DefaultHashBuilder::default(),
             stats: ReassemblyStats::default(),
         }
     }
@@ -132,7 +139,14 @@ pub struct StreamReassembler {
     /// Out-of-order bytes by offset; never overlapping, all at offsets above `delivered`.
     pending: BTreeMap<u64, Vec<u8>>,
     pending_bytes: usize,
+    /// The last pieces delivered: (offset, length, hash), oldest overwritten first.
+    recent: [(u64, u32, u64); RECENT_PIECES],
+    recent_next: usize,
 }
+
+/// Delivered pieces remembered per direction (by hash, 24 bytes each) to compare
+/// retransmissions with: a retransmission usually repeats one of the last few segments.
+pub const RECENT_PIECES: usize = 4;
 
 /// Nearest-reading of sequence numbers is trusted only this far from the expected one.
 const MAX_ACK_JUMP: i64 = 1 << 30;
@@ -149,6 +163,8 @@ impl StreamReassembler {
             fin: None,
             pending: BTreeMap::new(),
             pending_bytes: 0,
+            recent: [(0, 0, 0); RECENT_PIECES],
+            recent_next: 0,
         }
     }
 
@@ -249,6 +265,12 @@ impl StreamReassembler {
         }
         let data_end = cap_end.min(limit_end);
         let d = self.delivered as i64;
+        // Bytes already delivered again: compare them with what was delivered, where known.
+        let dup_end = data_end.min(d);
+        if dup_end - seg_start > 1 {
+            let dup = &payload[..(dup_end - seg_start) as usize];
+            self.compare_delivered(seg_start, dup, cx, emit);
+        }
         if data_end > d && data_end > seg_start {
             let s = seg_start.max(d);
             cx.stats.duplicate_bytes += (s - seg_start) as u64;
@@ -359,8 +381,40 @@ impl StreamReassembler {
             return;
         }
         cx.stats.bytes_delivered += bytes.len() as u64;
+        if let Ok(len) = u32::try_from(bytes.len()) {
+            // Costs a hash of each delivered byte (foldhash, several GB/s), no copy.
+            let hash = cx.hasher.hash_one(bytes);
+            self.recent[self.recent_next] = (self.delivered, len, hash);
+            self.recent_next = (self.recent_next + 1) % RECENT_PIECES;
+        }
         self.advance(bytes.len() as u64);
         emit(StreamEvent::Data(bytes));
+    }
+
+    /// `dup`, at stream offset `start`, repeats bytes already delivered: each remembered
+    /// piece it covers whole must hash the same, or the retransmission changed them.
+    fn compare_delivered<F: FnMut(StreamEvent<'_>)>(
+        &self,
+        start: i64,
+        dup: &[u8],
+        cx: &mut ReassemblyContext,
+        emit: &mut F,
+    ) {
+        let end = start + dup.len() as i64;
+        for &(off, len, hash) in &self.recent {
+            let (o, e) = (off as i64, off as i64 + i64::from(len));
+            if len == 0 || o < start || e > end {
+                continue;
+            }
+            let piece = &dup[(o - start) as usize..(e - start) as usize];
+            if cx.hasher.hash_one(piece) != hash {
+                cx.stats.inconsistent_overlaps += 1;
+                emit(StreamEvent::Anomaly(TcpAnomaly::InconsistentOverlap {
+                    offset: off,
+                    len: u64::from(len),
+                }));
+            }
+        }
     }
 
     /// Declares `[delivered, target)` lost.

@@ -348,7 +348,9 @@ fn run_bytes(
     use wscope_inspect::sink::VecSink;
     let mut cap = Capture::from_reader(std::io::Cursor::new(bytes), "mem");
     let mut sink = VecSink::default();
-    let stats = Analyzer::new(AnalyzerConfig::default()).run(&mut cap, &mut sink);
+    let stats = Analyzer::new(AnalyzerConfig::default())
+        .run(&mut cap, &mut sink)
+        .unwrap_or_else(wscope_inspect::analyzer::Error::into_stats);
     (sink.events, stats)
 }
 

@@ -238,7 +238,7 @@ fn declared_2_pow_62_frame() {
                 _ => {}
             },
         );
-    assert!(stats.error.is_none());
+    stats.expect("a whole capture");
     assert_eq!(frames, [1u64 << 62]);
     assert_eq!(data, 20 * 60_000);
     assert!(max_chunk <= 8192);
@@ -283,7 +283,9 @@ fn truncated_captures() {
     while cut < bytes.len() {
         let mut cap = Capture::from_reader(Cursor::new(bytes[..cut].to_vec()), "cut");
         let mut n = CountSink::default();
-        let stats = Analyzer::new(AnalyzerConfig::default()).run(&mut cap, &mut n);
+        let stats = Analyzer::new(AnalyzerConfig::default())
+            .run(&mut cap, &mut n)
+            .unwrap_or_else(wscope_inspect::analyzer::Error::into_stats);
         assert!(stats.sessions <= 1);
         cut += step;
         step = (step * 3 / 2).max(step + 1);
@@ -309,7 +311,9 @@ fn garbage_files() {
             }
             let mut cap = Capture::from_reader(Cursor::new(g.clone()), "garbage");
             let mut n = CountSink::default();
-            let stats = Analyzer::new(AnalyzerConfig::default()).run(&mut cap, &mut n);
+            let stats = Analyzer::new(AnalyzerConfig::default())
+                .run(&mut cap, &mut n)
+                .unwrap_or_else(wscope_inspect::analyzer::Error::into_stats);
             assert_eq!(stats.sessions, 0);
         }
     }
@@ -333,7 +337,9 @@ fn garbage_files() {
     }
     let mut cap = Capture::from_reader(Cursor::new(w.into_inner()), "random-tcp");
     let mut n = CountSink::default();
-    let stats = Analyzer::new(AnalyzerConfig::default()).run(&mut cap, &mut n);
+    let stats = Analyzer::new(AnalyzerConfig::default())
+        .run(&mut cap, &mut n)
+        .unwrap();
     assert_eq!(stats.connections, 1);
     assert_eq!(stats.sessions, 0);
 }
@@ -363,7 +369,7 @@ fn syn_only_flows_100k() {
     };
     let mut cap = Capture::from_reader(Cursor::new(w.into_inner()), "syn-flood");
     let mut n = CountSink::default();
-    let stats = Analyzer::new(cfg).run(&mut cap, &mut n);
+    let stats = Analyzer::new(cfg).run(&mut cap, &mut n).unwrap();
     assert_eq!(stats.connections, 100_000);
     assert_eq!(stats.sessions, 0);
     assert_eq!(n.0, 0, "no events for SYN-only flows");
@@ -431,10 +437,136 @@ Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
                 EventKind::Anomaly { name, .. } => anomalies.push(*name),
                 _ => {}
             });
+        let stats = stats.expect("a whole capture");
         assert_eq!(messages, vec![6000], "{c}");
         assert_eq!(data, 6000);
         assert!(anomalies.is_empty(), "{anomalies:?}");
         assert_eq!(stats.decode.reassembled, 1);
         assert_eq!(stats.decode.fragments, n as u64);
     }
+}
+
+#[test]
+fn unusable_inputs_are_typed_errors_naming_the_file() {
+    use wscope_inspect::capture::CaptureErrorKind;
+    let dir = std::env::temp_dir().join(format!("wscope-inspect-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, b"hello, this is not a capture\n").unwrap();
+    let missing = dir.join("missing.pcap");
+    let cases = [
+        (&missing, CaptureErrorKind::Io, "the file does not exist"),
+        (&dir, CaptureErrorKind::Io, "is a directory"),
+        (&empty, CaptureErrorKind::Empty, "the file is empty"),
+        (
+            &text,
+            CaptureErrorKind::NotACapture,
+            "not a pcap or pcapng capture",
+        ),
+    ];
+    for (path, kind, says) in cases {
+        let mut cap = Capture::from_paths([path]);
+        let mut n = CountSink::default();
+        let err = Analyzer::new(AnalyzerConfig::default())
+            .run(&mut cap, &mut n)
+            .expect_err("not a capture");
+        assert_eq!(err.kind(), kind, "{}", path.display());
+        let msg = err.to_string();
+        assert!(msg.starts_with(&path.display().to_string()), "{msg}");
+        assert!(msg.contains(says), "{msg}");
+        assert_eq!(err.stats().capture.packets, 0);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A pcapng with two packets on an interface of an unsupported link type (147, user 0), one
+/// TCP packet on a raw-IP interface and one packet naming an interface never described.
+pub(crate) fn pcapng_with_skipped_packets() -> Vec<u8> {
+    use wscope_inspect::capture::LinkType;
+    use wscope_inspect::write::{encode_tcp, PcapNgWriter};
+    use wscope_proto::time::Instant;
+    let c: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+    let s: SocketAddr = "10.0.0.2:80".parse().unwrap();
+    let mut syn = Vec::new();
+    encode_tcp(
+        Framing::Raw,
+        &TcpSpec::new(c, s).seq(1).flags(TcpFlags::SYN),
+        &mut syn,
+    )
+    .unwrap();
+    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+    let user = w.add_interface(LinkType(147), 6).unwrap();
+    let raw = w.add_interface(LinkType::RAW, 6).unwrap();
+    w.write_packet(user, Instant::from_micros(1_000_000), b"opaque")
+        .unwrap();
+    w.write_packet(user, Instant::from_micros(1_000_001), b"opaque")
+        .unwrap();
+    w.write_packet(raw, Instant::from_micros(1_000_002), &syn)
+        .unwrap();
+    let mut bytes = w.into_inner();
+    // The last packet again, naming interface 7.
+    let epb = 12 + 20 + syn.len().div_ceil(4) * 4;
+    let mut stray = bytes[bytes.len() - epb..].to_vec();
+    stray[8..12].copy_from_slice(&7u32.to_le_bytes());
+    bytes.extend_from_slice(&stray);
+    bytes
+}
+
+#[test]
+fn skipped_packets_are_counted_and_noted_once() {
+    use wscope_inspect::sink::{CaptureNote, Sink};
+    #[derive(Default)]
+    struct Notes(Vec<CaptureNote>);
+    impl Sink for Notes {
+        fn event(&mut self, _ev: &Event<'_>) {}
+        fn capture_note(&mut self, note: &CaptureNote) {
+            self.0.push(note.clone());
+        }
+    }
+    let mut cap = Capture::from_reader(Cursor::new(pcapng_with_skipped_packets()), "ng");
+    let mut notes = Notes::default();
+    let stats = Analyzer::new(AnalyzerConfig::default())
+        .run(&mut cap, &mut notes)
+        .unwrap();
+    assert_eq!(stats.decode.unsupported_link, 2);
+    assert_eq!(stats.capture.unknown_interface, 1);
+    assert_eq!(stats.connections, 1);
+    let got: Vec<(&str, u64)> = notes.0.iter().map(|n| (n.name, n.count)).collect();
+    assert_eq!(
+        got,
+        [("unsupported_link_type", 2), ("undeclared_interface", 1)]
+    );
+}
+
+#[test]
+fn random_bytes_after_a_capture_loss_give_no_false_messages() {
+    // Issue 23's reproducer through the whole analyzer: a session, a lost segment, then
+    // 32 MiB of random bytes from the server (seeded xorshift). It gave 55 false frames.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut random = vec![0u8; 32 << 20];
+    for chunk in random.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let n = chunk.len();
+        chunk.copy_from_slice(&x.to_le_bytes()[..n]);
+    }
+    let mut pieces: Vec<(bool, &[u8])> = vec![(false, b"\x81\x02hi"), (false, &[0x82; 700])];
+    pieces.extend(random.chunks(1448).map(|p| (false, p)));
+    let pcap = handshake_pcap_dropping(&pieces, true, &[1]);
+    let mut cap = Capture::from_reader(Cursor::new(pcap), "random-after-loss");
+    let (mut frames, mut messages, mut gaps) = (0, 0, 0);
+    let stats = Analyzer::new(AnalyzerConfig::default())
+        .run(&mut cap, &mut |ev: &Event<'_>| match &ev.kind {
+            EventKind::Frame { .. } => frames += 1,
+            EventKind::Message { .. } => messages += 1,
+            EventKind::Anomaly { name: "gap", .. } => gaps += 1,
+            _ => {}
+        })
+        .unwrap();
+    assert_eq!(stats.sessions, 1);
+    assert!(gaps >= 1, "the loss is seen");
+    assert_eq!((frames, messages), (1, 1), "only the frame before the loss");
 }

@@ -43,13 +43,9 @@ pub(crate) fn in_ci() -> bool {
 pub(crate) fn run_file(path: &std::path::Path, cfg: AnalyzerConfig) -> (Vec<OwnedEvent>, Stats) {
     let mut cap = Capture::from_paths([path]);
     let mut sink = VecSink::default();
-    let stats = Analyzer::new(cfg).run(&mut cap, &mut sink);
-    assert!(
-        stats.error.is_none(),
-        "{}: {:?}",
-        path.display(),
-        stats.error
-    );
+    let stats = Analyzer::new(cfg)
+        .run(&mut cap, &mut sink)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     (sink.events, stats)
 }
 

@@ -400,3 +400,36 @@ fn random_damage_never_panics() {
         let (_c, _s) = crate::support::run_bytes(b, Default::default());
     }
 }
+
+#[test]
+fn pcapng_unknown_blocks_are_skipped_even_empty_ones() {
+    // Issue 23: a valid empty block of local-use type 0x80000001 ended the analysis
+    // ("capture truncated"). pcapng says readers skip blocks they do not know.
+    let raw = syn_packet(Framing::Raw);
+    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+    w.add_interface(LinkType::RAW, 6).unwrap();
+    w.write_packet(0, Instant::from_micros(1), &raw).unwrap();
+    let mut bytes = w.into_inner();
+    for (kind, body) in [
+        (0x8000_0001u32, &[][..]),
+        (0x0000_0BADu32, &[1, 2, 3, 4, 5, 6, 7, 8][..]),
+        (0x8000_0001u32, &[9, 9, 9, 9][..]),
+    ] {
+        let total = 12 + body.len() as u32;
+        bytes.extend_from_slice(&kind.to_le_bytes());
+        bytes.extend_from_slice(&total.to_le_bytes());
+        bytes.extend_from_slice(body);
+        bytes.extend_from_slice(&total.to_le_bytes());
+    }
+    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+    w.add_interface(LinkType::RAW, 6).unwrap();
+    w.write_packet(0, Instant::from_micros(2), &raw).unwrap();
+    // The second writer's packet block only (its section and interface headers dropped: the
+    // interface is the same).
+    let second = w.into_inner();
+    let epb = 12 + 20 + raw.len().div_ceil(4) * 4;
+    bytes.extend_from_slice(&second[second.len() - epb..]);
+    let (pkts, err) = read_all(&bytes);
+    assert_eq!(err, None);
+    assert_eq!(pkts.len(), 2);
+}

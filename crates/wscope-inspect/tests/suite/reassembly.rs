@@ -493,3 +493,39 @@ fn reassembler_with_losses_keeps_offsets_right() {
         assert!(r.eof_sent());
     }
 }
+
+#[test]
+fn retransmission_of_delivered_bytes_with_other_content_is_an_anomaly() {
+    // Issue 23: bytes already delivered were dropped unseen, so a retransmission carrying
+    // different bytes went unreported (Suricata: reassembly_overlap_different_data).
+    let mut cx = ReassemblyContext::new(1 << 20, 1 << 20);
+    let mut r = StreamReassembler::new();
+    r.start(1000);
+    let evs = core::cell::RefCell::new(Vec::new());
+    let mut emit = |ev: StreamEvent<'_>| {
+        if let StreamEvent::Anomaly(a) = ev {
+            evs.borrow_mut().push(a);
+        }
+    };
+    r.segment(1000, b"hello ", 0, false, &mut cx, &mut emit);
+    r.segment(1006, b"world", 0, false, &mut cx, &mut emit);
+    // The same bytes again, as one segment and as the originals: nothing to say.
+    r.segment(1000, b"hello world", 0, false, &mut cx, &mut emit);
+    r.segment(1006, b"world", 0, false, &mut cx, &mut emit);
+    // A keep-alive probe: one byte before the next expected one, content arbitrary.
+    r.segment(1010, b"\0", 0, false, &mut cx, &mut emit);
+    assert!(evs.borrow().is_empty(), "{evs:?}");
+    // Different content over the second segment, in a retransmission that also brings new
+    // bytes; then over the first alone.
+    r.segment(1006, b"WORLD!!", 0, false, &mut cx, &mut emit);
+    r.segment(1000, b"HELLO ", 0, false, &mut cx, &mut emit);
+    assert_eq!(
+        *evs.borrow(),
+        [
+            TcpAnomaly::InconsistentOverlap { offset: 6, len: 5 },
+            TcpAnomaly::InconsistentOverlap { offset: 0, len: 6 },
+        ]
+    );
+    assert_eq!(cx.stats.inconsistent_overlaps, 2);
+    assert_eq!(r.delivered(), 13);
+}

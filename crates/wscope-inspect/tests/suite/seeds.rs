@@ -32,12 +32,13 @@ fn capture_seeds_replay_and_reach_websocket() {
         fuzz_capture(&data);
         let mut cap = Capture::from_reader(Cursor::new(data[1..].to_vec()), "seed");
         let mut messages = 0;
-        let stats =
-            Analyzer::new(AnalyzerConfig::default()).run(&mut cap, &mut |ev: &Event<'_>| {
+        let stats = Analyzer::new(AnalyzerConfig::default())
+            .run(&mut cap, &mut |ev: &Event<'_>| {
                 if matches!(ev.kind, EventKind::Message { .. }) {
                     messages += 1;
                 }
-            });
+            })
+            .expect("a whole capture");
         assert!(stats.sessions >= 1, "{}", f.display());
         assert!(messages >= 2, "{}: {messages} messages", f.display());
         if f.to_string_lossy().contains("frag") {

@@ -36,10 +36,23 @@ pub struct ObserverConfig {
     /// [`ObserverConfig::resync_max_frame_len`], and not a continuation). With `false`, the
     /// direction stays lost, as Zeek does after any gap.
     pub resync: bool,
-    /// The longest frame accepted as a resynchronisation point.
+    /// The longest frame accepted as a resynchronisation point (and never more than
+    /// [`ObserverConfig::max_frame_len`], a limit the peers are known to keep).
     pub resync_max_frame_len: u64,
     /// Requests waiting for their response (pipelining) beyond this end the analysis.
     pub max_pending_requests: usize,
+}
+
+impl ObserverConfig {
+    /// The longest frame a resynchronisation may start at or pass through:
+    /// [`ObserverConfig::resync_max_frame_len`], bounded by [`ObserverConfig::max_frame_len`].
+    pub const fn resync_max_len(&self) -> u64 {
+        if self.max_frame_len < self.resync_max_frame_len {
+            self.max_frame_len
+        } else {
+            self.resync_max_frame_len
+        }
+    }
 }
 
 impl Default for ObserverConfig {

@@ -489,6 +489,24 @@ fn established() -> Driver {
     d
 }
 
+/// Five small frames of `opcode` in `dir` (enough evidence for a resynchronisation when
+/// they end a read: 5 x 6 bits and 7 for the end) and the events they give once in sync.
+fn small_frames(dir: Direction, opcode: u8) -> (Vec<u8>, Vec<Ev>) {
+    let mut wire = Vec::new();
+    let mut evs = Vec::new();
+    for p in [&b"two"[..], b"three", b"four", b"five", b"six"] {
+        wire.extend(if dir == C {
+            client(true, opcode, p)
+        } else {
+            server(true, opcode, p)
+        });
+        evs.push(Ev::Frame(dir, true, opcode, p.len() as u64));
+        evs.push(data(dir, p, opcode, true, true));
+        evs.push(Ev::Message(dir, opcode));
+    }
+    (wire, evs)
+}
+
 #[test]
 fn oversized_close_frame_like_zeek() {
     // oversized-close-frame.pcapng: status 1000 + 256 x "C", 64-bit length form.
@@ -600,30 +618,33 @@ fn gap_at_a_header_desyncs_then_resyncs() {
     let mut d = established();
     d.send(S, &server(true, 1, b"one"));
     // A frame whose header and first payload bytes are lost; the rest of its payload
-    // ('a' = 0x61 has RSV bits set, never a plausible header) then a good frame.
+    // ('a' = 0x61 has RSV bits set, never a plausible header) then good frames.
     d.gap(S, 5);
-    // Two good frames: a lone one ending the read after other bytes is not proof enough.
+    // Two small good frames are not proof enough (12 bits and 7 for ending the read) ...
     let mut rest = vec![b'a'; 30];
     rest.extend(server(true, 1, b"two"));
     rest.extend(server(true, 1, b"three"));
     d.send(S, &rest);
-    assert_eq!(
-        d.merged(),
-        vec![
-            Ev::Frame(S, true, 1, 3),
-            data(S, b"one", 1, true, true),
-            Ev::Message(S, 1),
-            anomaly(S, "gap", "5 bytes lost outside a payload"),
-            anomaly(S, "desync", "framing lost after a gap"),
-            anomaly(S, "resync", "framing found after 30 bytes"),
-            Ev::Frame(S, true, 1, 3),
-            data(S, b"two", 1, true, true),
-            Ev::Message(S, 1),
-            Ev::Frame(S, true, 1, 5),
-            data(S, b"three", 1, true, true),
-            Ev::Message(S, 1),
-        ]
-    );
+    let lost = vec![
+        Ev::Frame(S, true, 1, 3),
+        data(S, b"one", 1, true, true),
+        Ev::Message(S, 1),
+        anomaly(S, "gap", "5 bytes lost outside a payload"),
+        anomaly(S, "desync", "framing lost after a gap"),
+    ];
+    assert_eq!(d.merged(), lost);
+    // ... five are.
+    let mut d = established();
+    d.send(S, &server(true, 1, b"one"));
+    d.gap(S, 5);
+    let (frames, evs) = small_frames(S, 1);
+    let mut rest = vec![b'a'; 30];
+    rest.extend(frames);
+    d.send(S, &rest);
+    let mut want = lost;
+    want.push(anomaly(S, "resync", "framing found after 30 bytes"));
+    want.extend(evs);
+    assert_eq!(d.merged(), want);
 }
 
 #[test]
@@ -632,13 +653,18 @@ fn resync_across_reads_and_mask_rule() {
     // is, in the client direction where frames are masked: unmasked-looking garbage is
     // skipped. Framing is found at the first good frame when its chain is visible at once;
     // when the chain runs past the first read, the frames of the chain are followed
-    // silently and framing is found at the third (`CHAIN_DEPTH` headers confirm it).
-    let goods: [&[u8]; 4] = [b"payload", b"two", b"three", b"four"];
+    // silently and framing is found at the third (three headers with 16-bit lengths carry
+    // enough evidence).
+    let goods: Vec<Vec<u8>> = [130, 140, 150, 160, 170]
+        .iter()
+        .map(|&n| vec![b'p'; n])
+        .collect();
     let mut found_at = Vec::new();
     for cut in 0..12 {
         let mut d = established();
         d.gap(C, 3);
         let frames: Vec<Vec<u8>> = goods.iter().map(|p| client(true, 2, p)).collect();
+        let goods: Vec<&[u8]> = goods.iter().map(Vec::as_slice).collect();
         // Unmasked headers and a continuation: never a resynchronisation point here.
         let mut stream = vec![b'a', 0x82, 0x05, b'a', 0x81, 0x00];
         for f in &frames {
@@ -679,11 +705,11 @@ fn resync_across_reads_and_mask_rule() {
             "cut {cut}"
         );
     }
-    // Cuts in the first header: its chain is visible in the second read, found at once.
-    // Cuts in its payload: probed, found at the third frame.
+    // Cuts in the first header (8 bytes): its chain is visible in the second read, found at
+    // once. Cuts in its payload: probed, found at the third frame.
     assert_eq!(
         found_at,
-        [0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2],
+        [0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2],
         "{found_at:?}"
     );
     // A plausible header whose successor is visible and implausible is rejected: here
@@ -692,21 +718,12 @@ fn resync_across_reads_and_mask_rule() {
     d.gap(S, 1);
     let mut stream = vec![0x81, 0x01, b'x'];
     stream.extend_from_slice(&[b'a'; 200]);
-    stream.extend(server(true, 1, b"ok"));
-    stream.extend(server(true, 1, b"ok2"));
+    let (frames, evs) = small_frames(S, 1);
+    stream.extend(frames);
     d.send(S, &stream);
-    assert_eq!(
-        d.merged()[2..],
-        [
-            anomaly(S, "resync", "framing found after 203 bytes"),
-            Ev::Frame(S, true, 1, 2),
-            data(S, b"ok", 1, true, true),
-            Ev::Message(S, 1),
-            Ev::Frame(S, true, 1, 3),
-            data(S, b"ok2", 1, true, true),
-            Ev::Message(S, 1),
-        ]
-    );
+    let mut want = vec![anomaly(S, "resync", "framing found after 203 bytes")];
+    want.extend(evs);
+    assert_eq!(d.merged()[2..], want);
     // Resync off: the direction stays lost (Zeek).
     let cfg = ObserverConfig {
         resync: false,
@@ -728,29 +745,52 @@ fn resync_across_reads_and_mask_rule() {
 }
 
 #[test]
+fn resync_points_respect_the_frame_length_limit() {
+    // Frames over `max_frame_len` (a limit the peers keep) are no resynchronisation point.
+    let run = |max_frame_len: u64| {
+        let cfg = ObserverConfig {
+            max_frame_len,
+            ..ObserverConfig::default()
+        };
+        let mut d = Driver::new(Observer::new(cfg));
+        d.send(C, REQUEST.as_bytes());
+        d.send(S, RESPONSE.as_bytes());
+        d.events.clear();
+        d.gap(S, 3);
+        let mut wire = vec![b'a'; 10];
+        for _ in 0..4 {
+            wire.extend(server(true, 2, &[0x55; 300]));
+        }
+        d.send(S, &wire);
+        let evs = d.merged();
+        let count = |f: &dyn Fn(&Ev) -> bool| evs.iter().filter(|e| f(e)).count();
+        (
+            count(&|e| matches!(e, Ev::Frame(..))),
+            count(&|e| matches!(e, Ev::Anomaly(_, "resync", _))),
+        )
+    };
+    assert_eq!(run(u64::MAX), (4, 1));
+    // Not even a resynchronisation later found false (by the frames' own violations).
+    assert_eq!(run(200), (0, 0));
+}
+
+#[test]
 fn length_with_top_bit_loses_framing_then_resyncs() {
     let mut d = established();
     let mut wire = vec![0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 1];
-    wire.extend(server(true, 2, b"ok"));
-    wire.extend(server(true, 2, b"ok2"));
+    let (frames, evs) = small_frames(S, 2);
+    wire.extend(frames);
     d.send(S, &wire);
-    assert_eq!(
-        d.merged(),
-        vec![
-            anomaly(
-                S,
-                "desync",
-                "framing lost: 64-bit payload length with the top bit set"
-            ),
-            anomaly(S, "resync", "framing found after 10 bytes"),
-            Ev::Frame(S, true, 2, 2),
-            data(S, b"ok", 2, true, true),
-            Ev::Message(S, 2),
-            Ev::Frame(S, true, 2, 3),
-            data(S, b"ok2", 2, true, true),
-            Ev::Message(S, 2),
-        ]
-    );
+    let mut want = vec![
+        anomaly(
+            S,
+            "desync",
+            "framing lost: 64-bit payload length with the top bit set",
+        ),
+        anomaly(S, "resync", "framing found after 10 bytes"),
+    ];
+    want.extend(evs);
+    assert_eq!(d.merged(), want);
 }
 
 #[test]
@@ -1218,24 +1258,16 @@ fn gaps_before_the_upgrade() {
     d.send(C, REQUEST.as_bytes());
     d.gap(C, 4);
     let mut tail = vec![b'a', b'a'];
-    tail.extend(client(true, 1, b"x"));
-    tail.extend(client(true, 1, b"y"));
+    let (frames, evs) = small_frames(C, 1);
+    tail.extend(frames);
     d.send(C, &tail);
     d.send(S, RESPONSE.as_bytes());
-    let evs = d.merged();
-    assert_eq!(
-        evs[3..],
-        [
-            Ev::Established,
-            anomaly(C, "resync", "framing found after 2 bytes"),
-            Ev::Frame(C, true, 1, 1),
-            data(C, b"x", 1, true, true),
-            Ev::Message(C, 1),
-            Ev::Frame(C, true, 1, 1),
-            data(C, b"y", 1, true, true),
-            Ev::Message(C, 1),
-        ]
-    );
+    let mut want = vec![
+        Ev::Established,
+        anomaly(C, "resync", "framing found after 2 bytes"),
+    ];
+    want.extend(evs);
+    assert_eq!(d.merged()[3..], want);
 }
 
 #[test]

@@ -151,3 +151,104 @@ fn single_segment_loss_in_tunnelled_tls_recovers_without_false_frames() {
     assert!(out.no_bogus * 100 >= out.cases * 95, "{out:?}");
     assert!(out.prompt * 100 >= out.cases * 60, "{out:?}");
 }
+
+/// Frames and messages reported for `dir` after a gap followed by `n` random bytes fed in
+/// 1448-byte segments (the worst case for a header scan: nothing after the gap is a frame).
+fn reported_after_random(seed: u64, dir: Direction, n: usize) -> (Vec<u64>, usize) {
+    let mut rng = Rng(seed);
+    let masked = dir == Direction::ClientToServer;
+    let mut obs = Observer::after_handshake(ObserverConfig::default());
+    // A few genuine frames first, so the direction has a mask rule from real traffic.
+    let (stream, _) = tunnel_stream(&mut rng, 4, masked);
+    let mut buf = stream;
+    let mut at = 0;
+    loop {
+        // Until the bytes are used and the last message is out.
+        let step = obs.feed(dir, &mut buf[at..]);
+        at += step.consumed;
+        if step.event.is_none() {
+            break;
+        }
+    }
+    assert_eq!(at, buf.len());
+    obs.gap(dir, 1000);
+    let mut frames = Vec::new();
+    let mut messages = 0;
+    let mut piece = vec![0u8; 1448];
+    let mut left = n;
+    while left > 0 {
+        let len = left.min(piece.len());
+        rng.fill(&mut piece[..len]);
+        left -= len;
+        let mut at = 0;
+        loop {
+            let step = obs.feed(dir, &mut piece[at..len]);
+            at += step.consumed;
+            match step.event {
+                None => break,
+                Some(ObservedEvent::Frame { header, .. }) => {
+                    if std::env::var_os("RESYNC_DEBUG").is_some() {
+                        eprintln!("frame {header:?}");
+                    }
+                    frames.push(header.payload_len)
+                }
+                Some(ObservedEvent::Message { .. }) => messages += 1,
+                Some(ev) => {
+                    if std::env::var_os("RESYNC_DEBUG").is_some() {
+                        eprintln!("{:?}", ev);
+                    }
+                }
+            }
+        }
+    }
+    // Genuine frames after the random bytes: found again. A false candidate still being
+    // probed when they start may pass over up to `resync_max_frame_len` (1 MiB) of them
+    // silently, never more (before, a false header in sync could swallow the direction).
+    let (stream, truth) = tunnel_stream(&mut rng, 200, masked);
+    let truth: Vec<u64> = truth.iter().map(|&(_, len)| len).collect();
+    let mut after = Vec::new();
+    for piece in stream.chunks(1448) {
+        let mut piece = piece.to_vec();
+        let mut at = 0;
+        loop {
+            let step = obs.feed(dir, &mut piece[at..]);
+            at += step.consumed;
+            match step.event {
+                None => break,
+                Some(ObservedEvent::Frame { header, .. }) => after.push(header.payload_len),
+                Some(_) => {}
+            }
+        }
+    }
+    let skipped: u64 = truth[..truth.len() - after.len().min(truth.len())]
+        .iter()
+        .map(|&len| len + 14)
+        .sum();
+    assert!(
+        truth.ends_with(&after) && !after.is_empty() && skipped <= 1 << 20,
+        "{dir:?}: after the random bytes {} of {} true frames ({skipped} bytes missed), {:?}",
+        after.len(),
+        truth.len(),
+        &after[..after.len().min(8)]
+    );
+    (frames, messages)
+}
+
+#[test]
+fn random_bytes_after_a_gap_give_no_false_frames() {
+    // Issue 23: 32 MiB of random bytes after a gap gave 55 false frames, some declaring
+    // lengths near 2^63 that swallowed the rest of the direction. The genuine frames that
+    // follow the random bytes must be found again (checked in `reported_after_random`).
+    for (seed, dir) in [
+        (0x5eed_0001, Direction::ServerToClient),
+        (0x5eed_0002, Direction::ClientToServer),
+    ] {
+        let (frames, messages) = reported_after_random(seed, dir, 32 << 20);
+        assert!(
+            frames.is_empty() && messages == 0,
+            "{dir:?}: {} false frames ({messages} messages), lengths {:?}",
+            frames.len(),
+            &frames[..frames.len().min(10)]
+        );
+    }
+}

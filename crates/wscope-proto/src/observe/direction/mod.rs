@@ -90,6 +90,8 @@ pub(super) struct WsDir {
     pub(super) probe_skip: u64,
     /// Probe: plausible headers seen in the chain so far.
     probe_depth: u8,
+    /// Probe: the evidence those headers carry, in bits.
+    probe_bits: u32,
 }
 
 impl WsDir {
@@ -122,6 +124,7 @@ impl WsDir {
             probation: 0,
             probe_skip: 0,
             probe_depth: 0,
+            probe_bits: 0,
         }
     }
 
@@ -155,7 +158,7 @@ impl WsDir {
                 }
             }
             Mode::Probe | Mode::Resync => {
-                let max_len = cfg.resync_max_frame_len;
+                let max_len = cfg.resync_max_len();
                 let (consumed, found) = if self.mode == Mode::Probe {
                     self.probe_step(buf, max_len)
                 } else {
@@ -264,7 +267,7 @@ impl WsDir {
             }
             Raw::Violation(v) => anomaly(consumed, Anomaly::Protocol(v)),
             Raw::Frame(header)
-                if self.probation > 0 && !self.confirms(&header, cfg.resync_max_frame_len) =>
+                if self.probation > 0 && !self.confirms(&header, cfg.resync_max_len()) =>
             {
                 self.lose(cfg.resync);
                 anomaly(

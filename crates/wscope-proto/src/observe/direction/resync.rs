@@ -2,35 +2,65 @@
 //! across buffers.
 
 use super::{Mode, WsDir};
-use crate::frame::{FrameHeader, HeaderStatus, OpCode, MAX_HEADER_LEN, RSV1};
+use crate::frame::{FrameHeader, HeaderStatus, LengthForm, OpCode, MAX_HEADER_LEN, RSV1};
 use crate::message::MessageDecoder;
 use crate::observe::Anomaly;
 
-/// How many following headers the scan checks, when visible, before taking a candidate.
-const CHAIN_DEPTH: u8 = 2;
+/// How much evidence, in bits, a resynchronisation point needs before anything is reported.
+///
+/// Each plausible header in a chain is evidence that the chain is made of real frames: a
+/// header with a 7-bit length passes the scan's tests at about 1 in 70 positions of random
+/// bytes (6 bits), one with a 16-bit length at about 1 in 9,000 (13 bits), one with a 64-bit
+/// length bounded by `resync_max_frame_len` almost never. A chain is taken once its headers
+/// add up to this many bits: three frames of TLS-record size (1-16 KiB), two that end where a
+/// read ends, or six small ones. In random bytes (ciphertext after a gap) a false chain then
+/// turns up about once in 2^32 positions; three chained small headers (the rule before)
+/// turned up about once per MiB and put false frames in the output (55 in 32 MiB).
+const EVIDENCE_BITS: u32 = 32;
+
+/// Headers in a chain (the candidate included) before it may be taken, whatever their bits.
+const MIN_CHAIN: u8 = 2;
+
+/// Evidence of a chain that ends exactly where the bytes read end: segments often end where
+/// frames do, random bytes do about once in 128 positions.
+const ALIGNED_BITS: u32 = 7;
 
 /// How many frame headers after a resynchronisation point must confirm it.
 const PROBATION_HEADERS: u8 = 3;
 
 /// What the frames after a resync candidate say about it.
 enum Chain {
-    /// [`CHAIN_DEPTH`] following headers are visible and plausible, or the chain ends exactly
-    /// where the visible bytes end (see [`WsDir::chain`]).
+    /// The visible headers of the chain carry [`EVIDENCE_BITS`] (see [`WsDir::chain`]).
     Verified,
     /// A following header is visible and implausible: a false candidate.
     Broken,
     /// The chain runs past the visible bytes: the next header is expected at `next`
     /// (relative to the buffer's start; inside it when that header is incomplete), after
-    /// `depth` plausible headers (the candidate's included).
-    Open { next: i128, depth: u8 },
+    /// `depth` plausible headers (the candidate's included) carrying `bits` of evidence.
+    Open { next: i128, depth: u8, bits: u32 },
 }
 
 /// What the resynchronisation scan thinks of the bytes at a position.
 enum Plausible {
     No,
     Maybe,
-    /// A complete header; the frame's total size (header and payload).
-    Yes(u64),
+    /// A complete header: the frame's total size (header and payload) and the evidence the
+    /// header carries, in bits (see [`EVIDENCE_BITS`]).
+    Yes {
+        total: u64,
+        bits: u32,
+    },
+}
+
+/// The evidence a plausible header carries: about 5 bits for its first byte (opcode, reserved
+/// bits, FIN of a control frame), 1 for the mask bit, 7 more for a 16-bit length (the marker
+/// `126`), and for a 64-bit length also the high bits that `max_len` forces to zero.
+fn header_bits(h: &FrameHeader, max_len: u64) -> u32 {
+    6 + match h.length_form {
+        LengthForm::Short => 0,
+        LengthForm::Extended16 => 7,
+        LengthForm::Extended64 => 7 + max_len.leading_zeros(),
+    }
 }
 
 impl WsDir {
@@ -58,47 +88,65 @@ impl WsDir {
         match FrameHeader::parse(bytes) {
             Ok(HeaderStatus::Incomplete { .. }) => Plausible::Maybe,
             Ok(HeaderStatus::Complete(h)) if !h.non_minimal && h.payload_len <= max_len => {
-                Plausible::Yes(h.header_len() as u64 + h.payload_len)
+                Plausible::Yes {
+                    total: h.header_len() as u64 + h.payload_len,
+                    bits: header_bits(&h, max_len),
+                }
             }
             _ => Plausible::No,
         }
     }
 
-    /// A candidate frame of `total` bytes (header and payload) starting at `start` in `buf`
-    /// (negative for a header begun in the kept bytes): accepted unless the bytes right after
-    /// it are visible and cannot start a frame.
-    ///
-    /// Up to [`CHAIN_DEPTH`] following headers are checked: in random bytes (tunnelled TLS) a
-    /// lone plausible header is common, a chain of them is not.
-    fn chain(&self, buf: &[u8], start: i64, total: u64, max_len: u64) -> Chain {
+    /// A candidate frame of `total` bytes (header and payload, carrying `bits` of evidence)
+    /// starting at `start` in `buf` (negative for a header begun in the kept bytes): the
+    /// headers that follow it are checked while they are visible, until the chain carries
+    /// [`EVIDENCE_BITS`] over at least [`MIN_CHAIN`] headers. In random bytes (tunnelled TLS)
+    /// a lone plausible header is common, a long chain of them is not.
+    fn chain(&self, buf: &[u8], start: i64, total: u64, bits: u32, max_len: u64) -> Chain {
         let mut next = i128::from(start) + i128::from(total);
-        for depth in 1..=CHAIN_DEPTH {
-            // Frames that end exactly where the read ends: a boundary that segments often
-            // share with frames. Taken as proof for a chain of two, or for a lone frame that
-            // fills the read from its first byte; a lone frame ending there after other
-            // bytes is too likely in random data (1 in about 9,000 positions).
-            if next == buf.len() as i128 && (depth >= 2 || start == 0) {
+        let mut bits = bits;
+        let mut depth = 1u8;
+        loop {
+            if depth >= MIN_CHAIN && bits >= EVIDENCE_BITS {
                 return Chain::Verified;
+            }
+            if next == buf.len() as i128 {
+                // Frames that end exactly where the read ends: a boundary that segments
+                // often share with frames.
+                bits = bits.saturating_add(ALIGNED_BITS);
+                if depth >= MIN_CHAIN && bits >= EVIDENCE_BITS {
+                    return Chain::Verified;
+                }
+                return Chain::Open { next, depth, bits };
             }
             let at = usize::try_from(next).ok().filter(|&n| n < buf.len());
             let Some(n) = at else {
-                return Chain::Open { next, depth };
+                return Chain::Open { next, depth, bits };
             };
             match self.plausible(&buf[n..], max_len, true) {
                 Plausible::No => return Chain::Broken,
-                Plausible::Maybe => return Chain::Open { next, depth },
-                Plausible::Yes(t) => next += i128::from(t),
+                Plausible::Maybe => return Chain::Open { next, depth, bits },
+                Plausible::Yes { total: t, bits: b } => {
+                    next += i128::from(t);
+                    bits = bits.saturating_add(b);
+                    depth = depth.saturating_add(1);
+                }
             }
         }
-        Chain::Verified
     }
 
     /// Starts probing a candidate whose chain is open (see [`Chain::Open`]): everything up to
     /// the next expected header is passed over; an incomplete header at the end of `buf` is
     /// kept. Returns the bytes of `buf` used (all of them).
-    fn probe(&mut self, buf: &[u8], next: i128, depth: u8, skipped_before: u64) -> usize {
+    fn probe(
+        &mut self,
+        buf: &[u8],
+        (next, depth, bits): (i128, u8, u32),
+        skipped_before: u64,
+    ) -> usize {
         self.mode = Mode::Probe;
         self.probe_depth = depth;
+        self.probe_bits = bits;
         self.skipped += skipped_before;
         self.win_len = 0;
         match usize::try_from(next) {
@@ -119,9 +167,9 @@ impl WsDir {
     }
 
     /// Probe mode: passes over the frames of the candidate's chain and checks each header.
-    /// Once [`CHAIN_DEPTH`] headers after the candidate are plausible, framing is found at
-    /// the last one (the frames before it were not reported); an implausible header sends
-    /// the direction back to scanning.
+    /// Once the chain carries [`EVIDENCE_BITS`], framing is found at its last header (the
+    /// frames before it were not reported); an implausible header sends the direction back
+    /// to scanning.
     pub(super) fn probe_step(
         &mut self,
         buf: &[u8],
@@ -136,6 +184,10 @@ impl WsDir {
                 self.probe_skip -= n as u64;
                 self.skipped += n as u64;
                 at += n;
+                if self.probe_skip == 0 && at == buf.len() {
+                    // The frame ends where the read does (see `chain`).
+                    self.probe_bits = self.probe_bits.saturating_add(ALIGNED_BITS);
+                }
                 if self.probe_skip > 0 || at == buf.len() {
                     return (at, None);
                 }
@@ -160,9 +212,10 @@ impl WsDir {
                     self.win_len = wlen + extra;
                     return (at + extra, None);
                 }
-                Plausible::Yes(total) => {
-                    self.probe_depth += 1;
-                    if self.probe_depth > CHAIN_DEPTH {
+                Plausible::Yes { total, bits } => {
+                    self.probe_depth = self.probe_depth.saturating_add(1);
+                    self.probe_bits = self.probe_bits.saturating_add(bits);
+                    if self.probe_depth >= MIN_CHAIN && self.probe_bits >= EVIDENCE_BITS {
                         let kept = self.win;
                         return (at, Some(self.synced_with(&kept[..wlen])));
                     }
@@ -182,7 +235,7 @@ impl WsDir {
         !header.non_minimal
             && matches!(
                 self.plausible(&bytes[..n], max_len, true),
-                Plausible::Yes(_)
+                Plausible::Yes { .. }
             )
     }
 
@@ -230,14 +283,16 @@ impl WsDir {
         for j in 0..wlen {
             let start = j as i64 - wlen as i64;
             match self.plausible(&tmp[j..wlen + extra], max_len, false) {
-                Plausible::Yes(total) => match self.chain(buf, start, total, max_len) {
-                    Chain::Verified => {}
-                    Chain::Broken => continue,
-                    Chain::Open { next, depth } => {
-                        open = open.or(Some((next, depth, j as u64)));
-                        continue;
+                Plausible::Yes { total, bits } => {
+                    match self.chain(buf, start, total, bits, max_len) {
+                        Chain::Verified => {}
+                        Chain::Broken => continue,
+                        Chain::Open { next, depth, bits } => {
+                            open = open.or(Some(((next, depth, bits), j as u64)));
+                            continue;
+                        }
                     }
-                },
+                }
                 Plausible::Maybe => {
                     if window_maybe.is_none() {
                         window_maybe = Some(j);
@@ -253,23 +308,25 @@ impl WsDir {
         let mut buf_maybe = None;
         for p in 0..buf.len() {
             match self.plausible(&buf[p..], max_len, false) {
-                Plausible::Yes(total) => match self.chain(buf, p as i64, total, max_len) {
-                    Chain::Verified => {
-                        self.skipped += (wlen + p) as u64;
-                        return (p, Some(self.synced()));
+                Plausible::Yes { total, bits } => {
+                    match self.chain(buf, p as i64, total, bits, max_len) {
+                        Chain::Verified => {
+                            self.skipped += (wlen + p) as u64;
+                            return (p, Some(self.synced()));
+                        }
+                        Chain::Broken => {}
+                        Chain::Open { next, depth, bits } => {
+                            open = open.or(Some(((next, depth, bits), (wlen + p) as u64)));
+                        }
                     }
-                    Chain::Broken => {}
-                    Chain::Open { next, depth } => {
-                        open = open.or(Some((next, depth, (wlen + p) as u64)));
-                    }
-                },
+                }
                 Plausible::Maybe if buf_maybe.is_none() => buf_maybe = Some(p),
                 _ => {}
             }
         }
         // No verified chain: follow the earliest candidate whose chain runs past `buf`.
-        if let Some((next, depth, before)) = open {
-            let used = self.probe(buf, next, depth, before);
+        if let Some((chain, before)) = open {
+            let used = self.probe(buf, chain, before);
             // Every byte of the window and of `buf` up to the next expected header is skipped.
             self.skipped += (wlen as u64 + used as u64)
                 .saturating_sub(before)

@@ -1,0 +1,454 @@
+//! `wscope inspect` and `wscope parse` end to end: the messages users get for unusable inputs,
+//! output files that never follow links, extraction quotas, uids, and `parse` in bounded
+//! memory.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn wscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wscope"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The sample capture: two WebSocket sessions, 13 messages.
+fn sample() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../samples/websocket-demo.pcap"
+    )
+    .to_owned()
+}
+
+/// A fresh scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wscope-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn inspect_names_an_unusable_input_in_one_line() {
+    let dir = scratch("unusable");
+    let empty = dir.join("empty.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    let notes = dir.join("notes.txt");
+    std::fs::write(&notes, b"these are notes, not packets\n").unwrap();
+    let missing = dir.join("missing.pcap");
+    let cases: [(&Path, &str); 4] = [
+        (&missing, "the file does not exist"),
+        (&dir, "is a directory, not a capture file"),
+        (&empty, "the file is empty"),
+        (&notes, "not a pcap or pcapng capture"),
+    ];
+    for (path, says) in cases {
+        let p = path.to_str().unwrap();
+        let out = wscope(&["inspect", p, "-o", dir.join("logs").to_str().unwrap()]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{p}: {err}");
+        assert_eq!(err.lines().count(), 1, "{p}: {err}");
+        assert!(
+            err.starts_with(&format!("wscope inspect: {p}: {says}")),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty(), "no summary: {}", text(&out.stdout));
+        assert!(
+            !dir.join("logs").exists(),
+            "no output before the inputs are checked"
+        );
+    }
+    // Standard input that is not a capture: the analyzer's own error, still one line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wscope"))
+        .args(["inspect", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"GET / HTTP/1.1\r\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("not a pcap or pcapng capture"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn parse_points_captures_to_inspect() {
+    let out = wscope(&["parse", &sample()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("pcap/pcapng capture") && err.contains("wscope inspect"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let out = wscope(&["parse", "/nonexistent/frames.bin"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "wscope parse: /nonexistent/frames.bin: the file does not exist\n"
+    );
+}
+
+/// The uids of a run's JSON events, in order of first appearance.
+fn uids(extra: &[&str]) -> Vec<String> {
+    let sample = sample();
+    let mut args = vec!["inspect", "--events", "-", sample.as_str()];
+    args.extend_from_slice(extra);
+    let out = wscope(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut seen: Vec<String> = Vec::new();
+    for line in text(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let uid = v["uid"].as_str().unwrap().to_owned();
+        if !seen.contains(&uid) {
+            seen.push(uid);
+        }
+    }
+    assert_eq!(seen.len(), 2);
+    seen
+}
+
+#[test]
+fn uids_are_random_unless_seeded() {
+    assert_ne!(uids(&[]), uids(&[]), "two runs without a seed share uids");
+    assert_eq!(uids(&["--uid-seed", "7"]), uids(&["--uid-seed", "7"]));
+    assert_ne!(uids(&["--uid-seed", "7"]), uids(&["--uid-seed", "8"]));
+}
+
+#[cfg(unix)]
+#[test]
+fn output_files_never_follow_planted_links() {
+    let dir = scratch("symlink");
+    let victim = dir.join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::os::unix::fs::symlink(&victim, logs.join("websocket.log")).unwrap();
+    let events = dir.join("events.json");
+    std::os::unix::fs::symlink(&victim, &events).unwrap();
+
+    let run = |extra: &[&str]| {
+        let mut args = vec!["inspect", "-q", "-o", logs.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let sample = sample();
+        args.push(&sample);
+        wscope(&args)
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("websocket.log: already exists (pass --force"),
+        "{err}"
+    );
+    let out = run(&["--events", events.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+
+    // --force replaces the links themselves, never what they point to.
+    let out = run(&["--force", "--events", events.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    for f in [logs.join("websocket.log"), events.clone()] {
+        let meta = std::fs::symlink_metadata(&f).unwrap();
+        assert!(meta.is_file(), "{} is a regular file now", f.display());
+        assert!(meta.len() > 0);
+    }
+
+    // A failed set-up leaves no file of its own behind (which would stop the next run).
+    let logs2 = dir.join("logs2");
+    std::fs::create_dir_all(&logs2).unwrap();
+    std::os::unix::fs::symlink(&victim, logs2.join("weird.log")).unwrap();
+    let out = wscope(&["inspect", "-q", "-o", logs2.to_str().unwrap(), &sample()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("weird.log: already exists"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!logs2.join("websocket.log").exists());
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+
+    // The process's own streams are not links planted by anyone: written as they are.
+    let out = wscope(&["inspect", "-q", "--events", "/dev/stdout", &sample()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("\"event\":\"established\""));
+
+    // The same for extracted messages, whose names are predictable with a uid seed.
+    let x = dir.join("x");
+    let out = wscope(&[
+        "inspect",
+        "-q",
+        "--uid-seed",
+        "1",
+        "--extract",
+        x.to_str().unwrap(),
+        &sample(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let first = std::fs::read_dir(&x)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(&first).unwrap();
+    std::os::unix::fs::symlink(&victim, &first).unwrap();
+    for f in std::fs::read_dir(&x).unwrap() {
+        let f = f.unwrap().path();
+        if f != first {
+            std::fs::remove_file(f).unwrap();
+        }
+    }
+    let out = wscope(&[
+        "inspect",
+        "-q",
+        "--uid-seed",
+        "1",
+        "--extract",
+        x.to_str().unwrap(),
+        &sample(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("already exists"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Files and bytes under an extraction directory.
+fn extracted(dir: &Path) -> (usize, u64) {
+    let mut files = 0;
+    let mut bytes = 0;
+    for f in std::fs::read_dir(dir).unwrap() {
+        files += 1;
+        bytes += f.unwrap().metadata().unwrap().len();
+    }
+    (files, bytes)
+}
+
+#[test]
+fn extraction_stops_at_its_quota_and_the_analysis_goes_on() {
+    let dir = scratch("quota");
+    let all = dir.join("all");
+    let out = wscope(&[
+        "inspect",
+        "-q",
+        "--extract",
+        all.to_str().unwrap(),
+        &sample(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (files, bytes) = extracted(&all);
+    assert!(files >= 4 && bytes > 100, "{files} files, {bytes} bytes");
+
+    for (flag, value) in [("--extract-max-files", "2"), ("--extract-max-bytes", "100")] {
+        let x = dir.join(flag.trim_start_matches('-'));
+        let out = wscope(&[
+            "inspect",
+            "--events",
+            "-",
+            "--extract",
+            x.to_str().unwrap(),
+            flag,
+            value,
+            &sample(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert_eq!(err.matches("extraction stopped").count(), 1, "{err}");
+        assert!(err.contains(&format!("{flag} {value} reached")), "{err}");
+        let (f, b) = extracted(&x);
+        if flag == "--extract-max-files" {
+            assert_eq!(f, 2);
+        } else {
+            assert_eq!(b, 100);
+        }
+        // Reported once as an anomaly; every message is still analysed.
+        let events = text(&out.stdout);
+        assert_eq!(events.matches("\"extract_limit\"").count(), 1, "{events}");
+        assert_eq!(events.matches("\"event\":\"message\"").count(), 13);
+        assert!(err.contains("messages 13"), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Peak resident memory of a running process, in KiB (Linux).
+#[cfg(target_os = "linux")]
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn parse_streams_a_huge_frame_and_many_small_ones_in_bounded_memory() {
+    // One 160 MiB masked binary frame, then 100,000 small text frames: the whole input was
+    // read, copied and recorded before (about 16 times the input at peak).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wscope"))
+        .args(["parse", "--json", "--direction", "client", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        // Counts output lines without keeping them.
+        let mut lines = 0u64;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+            if n == 0 {
+                break lines;
+            }
+            lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let huge: u64 = 160 << 20;
+    let mut head = vec![0x82, 0xff];
+    head.extend_from_slice(&huge.to_be_bytes());
+    head.extend_from_slice(&[1, 2, 3, 4]);
+    stdin.write_all(&head).unwrap();
+    let block = vec![0x5au8; 1 << 20];
+    for _ in 0..(huge >> 20) {
+        stdin.write_all(&block).unwrap();
+    }
+    let small = [0x81, 0x82, 0, 0, 0, 0, b'h', b'i'];
+    let smalls: Vec<u8> = small
+        .iter()
+        .copied()
+        .cycle()
+        .take(small.len() * 100_000)
+        .collect();
+    stdin.write_all(&smalls).unwrap();
+    stdin.flush().unwrap();
+    // Everything was written (the pipe holds at most 64 KiB): the peak so far is the run's.
+    let peak = peak_rss_kib(pid);
+    drop(stdin);
+    let lines = reader.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A frame line and a message line per frame.
+    assert_eq!(lines, 2 * 100_001);
+    assert!(peak < 64 << 10, "peak resident memory {peak} KiB");
+}
+
+/// A pcapng with two packets of an unsupported link type (147), one TCP packet and one
+/// naming an interface never described, plus an empty local-use block (type 0x80000001).
+fn pcapng_with_skipped_packets() -> Vec<u8> {
+    use wscope_inspect::capture::LinkType;
+    use wscope_inspect::decode::TcpFlags;
+    use wscope_inspect::write::{encode_tcp, Framing, PcapNgWriter, TcpSpec};
+    use wscope_inspect::wscope_proto::time::Instant;
+    let c = "10.0.0.1:40000".parse().unwrap();
+    let s = "10.0.0.2:80".parse().unwrap();
+    let mut syn = Vec::new();
+    encode_tcp(
+        Framing::Raw,
+        &TcpSpec::new(c, s).seq(1).flags(TcpFlags::SYN),
+        &mut syn,
+    )
+    .unwrap();
+    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+    let user = w.add_interface(LinkType(147), 6).unwrap();
+    let raw = w.add_interface(LinkType::RAW, 6).unwrap();
+    w.write_packet(user, Instant::from_micros(1_000_000), b"opaque")
+        .unwrap();
+    w.write_packet(user, Instant::from_micros(1_000_001), b"opaque")
+        .unwrap();
+    let mut bytes = w.into_inner();
+    // An empty block of a local-use type, then a packet after it.
+    for word in [0x8000_0001u32, 12, 12] {
+        bytes.extend_from_slice(&word.to_le_bytes());
+    }
+    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+    w.add_interface(LinkType(147), 6).unwrap();
+    w.add_interface(LinkType::RAW, 6).unwrap();
+    w.write_packet(raw, Instant::from_micros(1_000_002), &syn)
+        .unwrap();
+    let second = w.into_inner();
+    let epb = 12 + 20 + syn.len().div_ceil(4) * 4;
+    let packet = &second[second.len() - epb..];
+    bytes.extend_from_slice(packet);
+    let mut stray = packet.to_vec();
+    stray[8..12].copy_from_slice(&7u32.to_le_bytes());
+    bytes.extend_from_slice(&stray);
+    bytes
+}
+
+#[test]
+fn inspect_reports_skipped_packets_and_reads_past_unknown_blocks() {
+    let dir = scratch("skipped");
+    let cap = dir.join("skipped.pcapng");
+    std::fs::write(&cap, pcapng_with_skipped_packets()).unwrap();
+    let cap = cap.to_str().unwrap();
+    let out = wscope(&["inspect", cap]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}{}", stdout, text(&out.stderr));
+    assert!(
+        stdout.contains(
+            "skipped      2 packets of an unsupported link type, 1 of an undeclared pcapng interface"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("NOTE         unsupported_link_type 2 packets skipped"),
+        "{stdout}"
+    );
+    // The TCP packet after the empty local-use block was read.
+    assert!(stdout.contains("packets      3 "), "{stdout}");
+    assert!(stdout.contains("connections  1 "), "{stdout}");
+
+    let logs = dir.join("logs");
+    let out = wscope(&[
+        "inspect",
+        "-q",
+        "--events",
+        "-",
+        "-o",
+        logs.to_str().unwrap(),
+        cap,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let notes: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["event"] == "capture_note")
+        .collect();
+    assert_eq!(notes.len(), 2);
+    assert_eq!(notes[0]["name"], "unsupported_link_type");
+    assert_eq!(notes[0]["count"], 2);
+    assert_eq!(notes[1]["name"], "undeclared_interface");
+    let weird = std::fs::read_to_string(logs.join("weird.log")).unwrap();
+    assert!(weird.contains("undeclared_interface"), "{weird}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
