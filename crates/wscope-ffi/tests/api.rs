@@ -7,9 +7,10 @@
 #![allow(unsafe_code)] // calls the C API as C would
 #![allow(clippy::disallowed_methods)] // measures the receive timeout with the real clock
 
+use core::ffi::CStr;
 use core::ffi::{c_char, c_int};
 use core::time::Duration;
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::thread;
 use std::time::Instant;
 

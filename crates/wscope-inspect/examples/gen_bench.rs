@@ -134,7 +134,7 @@ fn main() -> std::io::Result<()> {
             ));
             let s = SocketAddr::from((
                 [10, 2, 0, (next_id % 8) as u8 + 1],
-                if next_id % 2 == 0 { 80 } else { 8080 },
+                if next_id.is_multiple_of(2) { 80 } else { 8080 },
             ));
             conns.push(Conn {
                 c,

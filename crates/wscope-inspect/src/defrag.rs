@@ -63,7 +63,7 @@ impl Defrag {
     /// Feeds one IP packet (starting at its IP header) that is a fragment.
     pub(crate) fn feed(&mut self, ip: &[u8], ts: Instant) -> Fed {
         self.fed += 1;
-        if self.fed % SWEEP_EVERY == 0 {
+        if self.fed.is_multiple_of(SWEEP_EVERY) {
             self.sweep(ts);
         }
         let Ok(sliced) = SlicedPacket::from_ip(ip) else {
