@@ -1,5 +1,5 @@
 //! permessage-deflate (RFC 7692): the agreed parameters and the per-direction compressor and
-//! decompressor. Feature `deflate` (needs `std`: it uses `flate2` with the `zlib-rs` backend).
+//! decompressor. Feature `deflate` (needs `std`: it uses `zlib-rs`).
 //!
 //! A compressed message is raw DEFLATE data whose final sync-flush tail `00 00 ff ff` was
 //! removed by the sender; RSV1 on its first frame marks it. The receiver appends the tail and
@@ -27,7 +27,10 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use zlib_rs::{
+    Deflate, DeflateConfig as ZConfig, DeflateFlush, Inflate, InflateFlush, Method, Status,
+    Strategy,
+};
 
 use crate::error::ProtocolError;
 use crate::handshake::Extension;
@@ -415,9 +418,23 @@ impl fmt::Display for InflateError {
 
 impl core::error::Error for InflateError {}
 
+/// The memLevel compressors use unless configured: 5, as Python `websockets` uses. zlib-rs
+/// sizes only its literal buffers by it (`7 << (memLevel + 6)` bytes: 14 KiB at 5, 112 KiB
+/// at zlib's default 8); its hash table is 128 KiB at any memLevel. Measured on JSON and
+/// text messages (`examples/deflate_tradeoff.rs`, numbers in BENCHMARKS.md): 5 compresses
+/// within 0.3% of 8 for messages up to 64 KiB and within 1% at 1 MiB, for 98 KiB less per
+/// compressing connection.
+pub const DEFAULT_MEM_LEVEL: u8 = 5;
+
 /// Decompresses the messages of one direction.
+///
+/// The zlib context (about 40 KiB with zlib-rs, whatever the window) is allocated by the
+/// first message and kept between messages only when the sender takes its context over:
+/// with `no_context_takeover` it is freed at the end of each message, and the output
+/// storage with it at the next [`Self::release`].
 pub struct Inflater {
-    z: Decompress,
+    /// `None` until the first message, and between messages without context takeover.
+    z: Option<Inflate>,
     reset_each_message: bool,
     /// Initialised storage, reused; `buf[..filled]` is the last output.
     buf: Vec<u8>,
@@ -426,29 +443,35 @@ pub struct Inflater {
     message_len: u64,
     /// The stream ended with a BFINAL block: ignore input until the message ends.
     finished: bool,
+    /// A message is in progress (from its first chunk to its end).
+    in_message: bool,
 }
 
 impl fmt::Debug for Inflater {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Inflater")
             .field("message_len", &self.message_len)
+            .field("has_context", &self.z.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl Inflater {
     /// An inflater; `no_context_takeover` says the sender resets its context per message.
+    /// Allocates nothing until the first message.
     ///
     /// It always inflates with a 32 KiB window: a stream made with any smaller window inflates
-    /// correctly with a larger one, so a sender that rounds 8 up to 9 bits still works.
-    pub fn new(no_context_takeover: bool) -> Self {
+    /// correctly with a larger one, so a sender that rounds 8 up to 9 bits still works (and
+    /// zlib-rs allocates a 32 KiB window whatever the size asked for).
+    pub const fn new(no_context_takeover: bool) -> Self {
         Self {
-            z: Decompress::new_with_window_bits(false, 15),
+            z: None,
             reset_each_message: no_context_takeover,
             buf: Vec::new(),
             filled: 0,
             message_len: 0,
             finished: false,
+            in_message: false,
         }
     }
 
@@ -468,9 +491,10 @@ impl Inflater {
         limit: u64,
     ) -> Result<usize, InflateError> {
         self.filled = 0;
-        let mut result = self.run(input, FlushDecompress::None, limit);
+        self.in_message = true;
+        let mut result = self.run(input, InflateFlush::NoFlush, limit);
         if result.is_ok() && message_end {
-            result = self.run(&TAIL, FlushDecompress::Sync, limit);
+            result = self.run(&TAIL, InflateFlush::SyncFlush, limit);
         }
         if message_end || result.is_err() {
             self.end_message();
@@ -493,10 +517,38 @@ impl Inflater {
         self.buf.len()
     }
 
+    /// Whether a zlib context is allocated now.
+    pub const fn has_context(&self) -> bool {
+        self.z.is_some()
+    }
+
+    /// Between messages, frees output storage the next message may not need: all of it
+    /// without context takeover (the context is already gone then), all but 32 KiB with it.
+    /// Call once the last [`Self::output`] has been used; [`Self::output`] is empty after.
+    /// Does nothing in the middle of a message.
+    pub fn release(&mut self) {
+        if self.in_message {
+            return;
+        }
+        self.filled = 0;
+        if self.reset_each_message {
+            self.buf = Vec::new();
+        } else if self.buf.len() > STEP {
+            self.buf.truncate(STEP);
+            self.buf.shrink_to_fit();
+        }
+    }
+
     fn end_message(&mut self) {
         self.message_len = 0;
-        if self.reset_each_message || self.finished {
-            self.z.reset(false);
+        self.in_message = false;
+        if self.reset_each_message {
+            // The sender starts afresh: so do we, without holding the context meanwhile.
+            self.z = None;
+        } else if self.finished {
+            if let Some(z) = self.z.as_mut() {
+                z.reset(false);
+            }
         }
         self.finished = false;
         // Do not keep a bomb-sized buffer around.
@@ -509,9 +561,10 @@ impl Inflater {
     fn run(
         &mut self,
         mut input: &[u8],
-        flush: FlushDecompress,
+        flush: InflateFlush,
         limit: u64,
     ) -> Result<(), InflateError> {
+        let z = self.z.get_or_insert_with(|| Inflate::new(false, 15));
         loop {
             if self.finished {
                 return Ok(());
@@ -523,11 +576,11 @@ impl Inflater {
             // One byte more than allowed tells "too large" apart from "exactly at the limit".
             let allowed = limit.saturating_sub(self.message_len).saturating_add(1);
             let window = ((self.buf.len() - self.filled) as u64).min(allowed) as usize;
-            let (before_in, before_out) = (self.z.total_in(), self.z.total_out());
+            let (before_in, before_out) = (z.total_in(), z.total_out());
             let out = &mut self.buf[self.filled..self.filled + window];
-            let status = self.z.decompress(input, out, flush);
-            let consumed = (self.z.total_in() - before_in) as usize;
-            let produced = (self.z.total_out() - before_out) as usize;
+            let status = z.decompress(input, out, flush);
+            let consumed = (z.total_in() - before_in) as usize;
+            let produced = (z.total_out() - before_out) as usize;
             input = &input[consumed..];
             // Counted also when the data turns out corrupt: what came before the error is
             // output (see `inflate`).
@@ -553,52 +606,113 @@ impl Inflater {
 }
 
 /// Compresses the messages of one direction.
+///
+/// The zlib context is allocated by the first message, not before, and kept between
+/// messages only with context takeover: with `no_context_takeover` it is freed at the end of
+/// each message. With zlib-rs it takes `4 << window_bits` bytes (window and chain), a
+/// 128 KiB hash table, and `7 << (mem_level + 6)` bytes of literal buffers: 206 KiB at window
+/// 15 and memLevel 5, 150 KiB at window 12.
 pub struct Deflater {
-    z: Compress,
+    /// `None` until the first message, and between messages without context takeover.
+    z: Option<Deflate>,
+    level: u8,
+    window_bits: u8,
+    mem_level: u8,
     reset_each_message: bool,
 }
 
 impl fmt::Debug for Deflater {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Deflater")
+            .field("level", &self.level)
+            .field("window_bits", &self.window_bits)
+            .field("mem_level", &self.mem_level)
             .field("reset_each_message", &self.reset_each_message)
+            .field("has_context", &self.z.is_some())
             .finish()
     }
 }
 
 impl Deflater {
-    /// A compressor at `level` (0–9) with a window of `window_bits` (9–15). zlib cannot produce
-    /// raw DEFLATE with an 8-bit window, so negotiation never agrees to compress with 8; a value
-    /// of 8 given here is raised to 9.
-    pub fn new(level: u32, window_bits: u8, no_context_takeover: bool) -> Self {
-        let bits = window_bits.clamp(9, 15);
+    /// A compressor at `level` (0–9) with a window of `window_bits` (9–15) and
+    /// [`DEFAULT_MEM_LEVEL`]. zlib cannot produce raw DEFLATE with an 8-bit window, so
+    /// negotiation never agrees to compress with 8; a value of 8 given here is raised to 9.
+    /// Allocates nothing until the first message.
+    pub const fn new(level: u32, window_bits: u8, no_context_takeover: bool) -> Self {
+        let level = if level > 9 { 9 } else { level as u8 };
+        let bits = if window_bits < 9 {
+            9
+        } else if window_bits > 15 {
+            15
+        } else {
+            window_bits
+        };
         Self {
-            z: Compress::new_with_window_bits(Compression::new(level.min(9)), false, bits),
+            z: None,
+            level,
+            window_bits: bits,
+            mem_level: DEFAULT_MEM_LEVEL,
             reset_each_message: no_context_takeover,
         }
     }
 
+    /// The same compressor with zlib's memLevel (1–9, clamped): the size of its literal
+    /// buffers, so of the blocks it emits; less memory, slightly larger output.
+    #[must_use]
+    pub const fn with_mem_level(mut self, mem_level: u8) -> Self {
+        self.mem_level = if mem_level < 1 {
+            1
+        } else if mem_level > 9 {
+            9
+        } else {
+            mem_level
+        };
+        self
+    }
+
+    /// Whether a zlib context is allocated now.
+    pub const fn has_context(&self) -> bool {
+        self.z.is_some()
+    }
+
+    fn context(&mut self) -> &mut Deflate {
+        let (level, bits, mem) = (self.level, self.window_bits, self.mem_level);
+        self.z.get_or_insert_with(|| {
+            Deflate::new_with_config(ZConfig {
+                level: i32::from(level),
+                method: Method::Deflated,
+                window_bits: -i32::from(bits),
+                mem_level: i32::from(mem),
+                strategy: Strategy::Default,
+            })
+        })
+    }
+
     /// Appends the compressed form of `input` (one frame's worth of a message) to `out`. With
     /// `fin` the message ends: the sync-flush tail is removed (an empty result becomes the single
-    /// byte `00`) and the context is reset if it must not be taken over.
+    /// byte `00`) and the context is freed if it must not be taken over.
     pub fn compress(&mut self, input: &[u8], fin: bool, out: &mut Vec<u8>) {
         let start = out.len();
         let mut rest = input;
+        let z = self.context();
         loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(rest.len() / 2 + 64);
-            }
-            let before_in = self.z.total_in();
-            let before_out = self.z.total_out();
-            // A sync flush on a zlib stream cannot fail with a valid state; treat an error as
-            // "nothing more to write" rather than panicking.
-            if self.z.compress_vec(rest, out, FlushCompress::Sync).is_err() {
+            // zlib-rs writes into initialised bytes: zeroed room, sized to the input left (the
+            // output is usually smaller), then cut to what was produced.
+            let room = (rest.len() / 2).clamp(256, 1 << 20);
+            let len = out.len();
+            out.resize(len + room, 0);
+            let (before_in, before_out) = (z.total_in(), z.total_out());
+            let status = z.compress(rest, &mut out[len..], DeflateFlush::SyncFlush);
+            let consumed = (z.total_in() - before_in) as usize;
+            let produced = (z.total_out() - before_out) as usize;
+            out.truncate(len + produced);
+            // A sync flush on a valid state cannot fail; treat an error as "nothing more to
+            // write" rather than panicking.
+            if status.is_err() {
                 break;
             }
-            let consumed = (self.z.total_in() - before_in) as usize;
-            let produced = (self.z.total_out() - before_out) as usize;
             rest = &rest[consumed..];
-            let room_left = out.capacity() > out.len();
+            let room_left = produced < room;
             if rest.is_empty() && room_left && produced > 0 && out[start..].ends_with(&TAIL) {
                 break;
             }
@@ -614,7 +728,7 @@ impl Deflater {
                 out.push(0x00);
             }
             if self.reset_each_message {
-                self.z.reset();
+                self.z = None;
             }
         }
     }
@@ -780,6 +894,61 @@ mod tests {
     }
 
     #[test]
+    fn contexts_are_allocated_by_the_first_message_and_kept_with_takeover() {
+        let mut tx = Deflater::new(6, 15, false).with_mem_level(3);
+        let mut rx = Inflater::new(false);
+        assert!(!tx.has_context() && !rx.has_context());
+        assert_eq!(rx.capacity(), 0);
+        for text in ["hello hello hello", "hello hello again"] {
+            let mut wire = Vec::new();
+            tx.compress(text.as_bytes(), true, &mut wire);
+            let n = rx.inflate(&wire, true, 1 << 20).unwrap();
+            assert_eq!(&rx.output()[..n], text.as_bytes());
+            rx.release();
+            // Context takeover: the LZ77 state is kept between messages.
+            assert!(tx.has_context() && rx.has_context());
+        }
+        // The output storage shrinks to 32 KiB between messages.
+        let big = vec![b'x'; 1 << 20];
+        let mut wire = Vec::new();
+        tx.compress(&big, true, &mut wire);
+        let n = rx.inflate(&wire, true, 1 << 21).unwrap();
+        assert_eq!(n, 1 << 20);
+        rx.release();
+        assert!(rx.capacity() <= STEP, "{}", rx.capacity());
+    }
+
+    #[test]
+    fn contexts_are_freed_after_each_message_without_takeover() {
+        let mut tx = Deflater::new(6, 12, true);
+        let mut rx = Inflater::new(true);
+        for _ in 0..3 {
+            let mut first = Vec::new();
+            let mut last = Vec::new();
+            tx.compress(b"a fragmented ", false, &mut first);
+            // Within a message the contexts live.
+            assert!(tx.has_context());
+            tx.compress(b"message, a fragmented message", true, &mut last);
+            assert!(!tx.has_context());
+            let mut got = Vec::new();
+            let n = rx.inflate(&first, false, 1 << 20).unwrap();
+            got.extend_from_slice(&rx.output()[..n]);
+            assert!(rx.has_context());
+            rx.release(); // mid-message: nothing is freed
+            assert!(rx.has_context());
+            let n = rx.inflate(&last, true, 1 << 20).unwrap();
+            got.extend_from_slice(&rx.output()[..n]);
+            assert_eq!(got, b"a fragmented message, a fragmented message");
+            assert!(!rx.has_context());
+            rx.release();
+            assert_eq!(rx.capacity(), 0);
+        }
+        // A failed message frees the context too.
+        assert!(rx.inflate(&[0xff, 0xff, 0xff], true, 100).is_err());
+        assert!(!rx.has_context());
+    }
+
+    #[test]
     fn chunked_inflate_equals_whole_and_empty_message() {
         let data: Vec<u8> = (0..200_000u32)
             .map(|i| (i % 251) as u8 ^ (i >> 9) as u8)
@@ -852,10 +1021,13 @@ mod tests {
     #[test]
     fn bfinal_block_is_accepted() {
         // A complete raw deflate stream with BFINAL set ("hi").
-        let mut z = Compress::new_with_window_bits(Compression::new(6), false, 15);
-        let mut out = Vec::with_capacity(64);
-        z.compress_vec(b"hi", &mut out, FlushCompress::Finish)
-            .unwrap();
+        let mut z = Deflate::new(6, false, 15);
+        let mut out = vec![0u8; 64];
+        assert_eq!(
+            z.compress(b"hi", &mut out, DeflateFlush::Finish),
+            Ok(Status::StreamEnd)
+        );
+        out.truncate(z.total_out() as usize);
         let mut rx = Inflater::new(false);
         let n = rx.inflate(&out, true, 100).unwrap();
         assert_eq!(&rx.output()[..n], b"hi");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 pub use wscope_proto::connection::Config as WsConfig;
 pub use wscope_proto::connection::DeflateOptions;
-pub use wscope_proto::deflate::DeflateConfig;
+pub use wscope_proto::deflate::{DeflateConfig, DEFAULT_MEM_LEVEL};
 pub use wscope_proto::keepalive::Keepalive;
 
 use crate::error::Result;

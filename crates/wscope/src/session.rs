@@ -235,6 +235,11 @@ impl WriteQueue {
         }
     }
 
+    /// Drops everything queued, spare buffers included (the connection is abandoned).
+    pub(crate) fn clear(&mut self) {
+        *self = Self::default();
+    }
+
     /// A large buffer that was written out, for reuse as a receive buffer.
     fn take_recycled(&mut self) -> Option<Vec<u8>> {
         self.recycled.pop()

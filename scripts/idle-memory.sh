@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Memory per idle connection of `wscope serve --echo`, with and without --compress, per
+# compression window and memLevel, on the tokio and io_uring drivers.
+#
+# Usage: scripts/idle-memory.sh [CONNS]        (default 2000 connections per measurement)
+# Environment:
+#   WSCOPE_PROFILE  release (default) or debug: which build to measure
+#   DRIVERS         default "tokio io_uring"
+#   WINDOWS         default "15 12 9"   (--deflate-window-bits)
+#   MEM_LEVELS      default "8 5 1"     (--deflate-mem-level)
+#
+# For each server configuration it starts `wscope serve --echo --threads 1`, reads its RSS,
+# opens CONNS connections with examples/idle_conns (offering permessage-deflate, or plain
+# against a server without --compress), waits a second, reads the RSS again and prints
+# (RSS after - RSS before) / CONNS. Two states per configuration: "fresh" (connections that
+# never sent a message) and "after 1 msg" (each exchanged one ~1 KiB compressible text
+# message, so with context takeover the server holds its contexts from then on).
+# Prints a markdown table. Everything runs on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONNS=${1:-2000}
+PROFILE=${WSCOPE_PROFILE:-release}
+DRIVERS=${DRIVERS:-"tokio io_uring"}
+WINDOWS=${WINDOWS:-"15 12 9"}
+MEM_LEVELS=${MEM_LEVELS:-"8 5 1"}
+
+ulimit -n $((CONNS * 2 + 4096))
+flag=()
+[ "$PROFILE" = release ] && flag=(--release)
+cargo build -q "${flag[@]}" -p wscope-cli
+cargo build -q "${flag[@]}" -p wscope --example idle_conns
+BIN=target/$PROFILE/wscope
+GEN=target/$PROFILE/examples/idle_conns
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# measure DRIVER SEND_ONE(0/1) SERVER_ARGS... -> bytes per connection
+measure() {
+  local driver=$1 send_one=$2
+  shift 2
+  local port=$((20000 + RANDOM % 20000))
+  local extra=()
+  [ "$driver" = io_uring ] && extra=(--io-uring)
+  "$BIN" serve --echo --threads 1 --port "$port" "${extra[@]}" "$@" 2>/dev/null &
+  local srv=$!
+  for _ in $(seq 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
+  sleep 0.3
+  local before
+  before=$(rss_kib "$srv")
+  local client=(--addr "127.0.0.1:$port" --conns "$CONNS" --hold 120)
+  [[ " $* " == *" --compress "* ]] || client+=(--plain)
+  [ "$send_one" = 1 ] && client+=(--send-one)
+  local fifo
+  fifo=$(mktemp -u)
+  mkfifo "$fifo"
+  "$GEN" "${client[@]}" <"$fifo" >"$fifo.out" &
+  local gen=$!
+  exec 4>"$fifo"
+  for _ in $(seq 600); do
+    grep -q '^ready' "$fifo.out" 2>/dev/null && break
+    kill -0 "$gen" 2>/dev/null || break
+    sleep 0.1
+  done
+  sleep 1
+  local after
+  after=$(rss_kib "$srv")
+  local ready
+  ready=$(cat "$fifo.out")
+  exec 4>&-
+  wait "$gen" || true
+  kill "$srv" 2>/dev/null || true
+  wait "$srv" 2>/dev/null || true
+  rm -f "$fifo" "$fifo.out"
+  case "$ready" in
+    ready*) echo $(((after - before) * 1024 / CONNS)) ;;
+    *) echo "failed" ;;
+  esac
+}
+
+echo "| driver | server | fresh (B/conn) | after 1 msg (B/conn) |"
+echo "|---|---|---|---|"
+for driver in $DRIVERS; do
+  echo "| $driver | plain | $(measure "$driver" 0) | $(measure "$driver" 1) |"
+  for w in $WINDOWS; do
+    for m in $MEM_LEVELS; do
+      args=(--compress --deflate-window-bits "$w" --deflate-mem-level "$m")
+      echo "| $driver | --compress w$w m$m | $(measure "$driver" 0 "${args[@]}") | $(measure "$driver" 1 "${args[@]}") |"
+    done
+  done
+done
