@@ -10,8 +10,9 @@
 //!
 //! `cargo run --release -p wscope-proto --features deflate --example deflate_tradeoff`
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use core::alloc::{GlobalAlloc, Layout};
+use core::sync::atomic::{AtomicUsize, Ordering};
+use std::alloc::System;
 
 use wscope_proto::deflate::{Deflater, Inflater};
 

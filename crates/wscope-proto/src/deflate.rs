@@ -4,7 +4,10 @@
 //! A compressed message is raw DEFLATE data whose final sync-flush tail `00 00 ff ff` was
 //! removed by the sender; RSV1 on its first frame marks it. The receiver appends the tail and
 //! inflates. Without `*_no_context_takeover` the LZ77 window carries over between messages of a
-//! direction, so each direction has one long-lived [`Inflater`] or [`Deflater`].
+//! direction, so each direction has one long-lived [`Inflater`] or [`Deflater`]. Their zlib
+//! contexts are allocated by the first compressed message of the direction, not at the
+//! handshake (an idle connection holds none), and freed after each message when the sender
+//! does not take its context over.
 //!
 //! Decompression is streamed chunk by chunk into a reused buffer that grows in 32 KiB steps and
 //! never past the caller's limit, so a small message that inflates to gigabytes (a
@@ -421,15 +424,16 @@ impl core::error::Error for InflateError {}
 /// The memLevel compressors use unless configured: 5, as Python `websockets` uses. zlib-rs
 /// sizes only its literal buffers by it (`7 << (memLevel + 6)` bytes: 14 KiB at 5, 112 KiB
 /// at zlib's default 8); its hash table is 128 KiB at any memLevel. Measured on JSON and
-/// text messages (`examples/deflate_tradeoff.rs`, numbers in BENCHMARKS.md): 5 compresses
-/// within 0.3% of 8 for messages up to 64 KiB and within 1% at 1 MiB, for 98 KiB less per
-/// compressing connection.
+/// text messages with context takeover (`examples/deflate_tradeoff.rs`, table in
+/// BENCHMARKS.md): at window 15, 5 gives the same output as 8 for messages up to 4 KiB and
+/// 0.6-0.8% more at 64 KiB and 1 MiB, for 98 KiB less per compressing connection (273 KiB
+/// against 371 KiB); below 5 the output grows faster (+3% at 2, +9% at 1).
 pub const DEFAULT_MEM_LEVEL: u8 = 5;
 
 /// Decompresses the messages of one direction.
 ///
-/// The zlib context (about 40 KiB with zlib-rs, whatever the window) is allocated by the
-/// first message and kept between messages only when the sender takes its context over:
+/// The zlib context (46 KiB with zlib-rs, whatever the window: it always allocates a 32 KiB
+/// window) is allocated by the first message and kept between messages only when the sender takes its context over:
 /// with `no_context_takeover` it is freed at the end of each message, and the output
 /// storage with it at the next [`Self::release`].
 pub struct Inflater {
@@ -610,8 +614,8 @@ impl Inflater {
 /// The zlib context is allocated by the first message, not before, and kept between
 /// messages only with context takeover: with `no_context_takeover` it is freed at the end of
 /// each message. With zlib-rs it takes `4 << window_bits` bytes (window and chain), a
-/// 128 KiB hash table, and `7 << (mem_level + 6)` bytes of literal buffers: 206 KiB at window
-/// 15 and memLevel 5, 150 KiB at window 12.
+/// 128 KiB hash table whatever the settings, and `7 << (mem_level + 6)` bytes of literal
+/// buffers: 273 KiB at window 15 and memLevel 5, 161 KiB at window 12.
 pub struct Deflater {
     /// `None` until the first message, and between messages without context takeover.
     z: Option<Deflate>,

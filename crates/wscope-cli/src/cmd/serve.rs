@@ -33,7 +33,7 @@ pub(crate) struct Args {
     compress: bool,
     /// With --compress: the largest LZ77 window, as a power of two (9-15), for both
     /// directions. 15 (32 KiB) compresses best; 12 (4 KiB, Python websockets' server default)
-    /// saves 56 KiB per compressing connection. Contexts exist only while compressed messages
+    /// saves 112 KiB per compressing connection. Contexts exist only while compressed messages
     /// flow: an idle connection holds none (see BENCHMARKS.md for the figures).
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u8).range(9..=15))]
     deflate_window_bits: u8,

@@ -141,9 +141,12 @@ impl<S: Transport> WebSocket<S> {
         }
     }
 
-    /// The configured write timeout: a write that makes no progress for this long fails
-    /// with [`Error::Timeout`] (the socket's own timeout is managed by [`Self::flush`]).
-    pub(crate) fn set_write_timeout_limit(&mut self, t: Option<Duration>) {
+    /// Sets the write timeout: a write that makes no progress for this long fails with
+    /// [`Error::Timeout`] (`None`: writes wait as long as the connection's timers allow).
+    /// [`connect_with`] and [`accept`] set it from the configuration's `write_timeout`. Set it
+    /// here rather than on the socket: [`Self::flush`] manages the socket's own write timeout
+    /// (it also wakes up for the connection's timers).
+    pub fn set_write_timeout(&mut self, t: Option<Duration>) {
         self.write_timeout = t;
     }
 
@@ -275,7 +278,10 @@ impl<S: Transport> WebSocket<S> {
                     if self.linger_until.is_some_and(|t| now >= t) {
                         return Err(self.give_up());
                     }
-                    if self.write_timeout.is_some_and(|t| now >= progress_at + t) {
+                    // A timeout of the socket's own (not set here), or the write timeout.
+                    if self.write_timeout_set.is_none()
+                        || self.write_timeout.is_some_and(|t| now >= progress_at + t)
+                    {
                         return Err(self.fail(e));
                     }
                     self.session.on_tick();
@@ -299,7 +305,9 @@ impl<S: Transport> WebSocket<S> {
             d.saturating_duration_since(Clock::now_std())
                 .max(Duration::from_millis(1))
         });
-        if self.write_timeout_set != Some(timeout) {
+        // Never set (and nothing to bound): leave the socket as it was given.
+        let untouched = self.write_timeout_set.is_none() && timeout.is_none();
+        if !untouched && self.write_timeout_set != Some(timeout) {
             self.stream
                 .set_write_timeout(timeout)
                 .map_err(|e| self.fail(e))?;

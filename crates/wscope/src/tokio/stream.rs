@@ -237,10 +237,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             }
             if self.failure.is_some() {
                 match self.poll_write_out(cx) {
-                    Poll::Ready(Ok(())) => {
-                        if Pin::new(&mut self.io).poll_shutdown(cx).is_pending() {
-                            return Poll::Pending;
-                        }
+                    // Written: end the transport (once the shutdown is through).
+                    Poll::Ready(Ok(()))
+                        if Pin::new(&mut self.io).poll_shutdown(cx).is_pending() =>
+                    {
+                        return Poll::Pending;
                     }
                     Poll::Pending if self.session.out.len() > 0 && !self.done => {
                         // The failing close waits behind bytes the peer does not take: for
