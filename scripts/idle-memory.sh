@@ -39,16 +39,31 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 measure() {
   local driver=$1 send_one=$2
   shift 2
-  local port=$((20000 + RANDOM % 20000))
-  local extra=()
+  local extra=() port srv up=0
   [ "$driver" = io_uring ] && extra=(--io-uring)
-  "$BIN" serve --echo --threads 1 --port "$port" "${extra[@]}" "$@" 2>/dev/null &
-  local srv=$!
-  for _ in $(seq 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
+  # A random port; another one if it is taken (the server then exits at once).
+  for _ in 1 2 3 4 5; do
+    port=$((20000 + RANDOM % 20000))
+    "$BIN" serve --echo --threads 1 --port "$port" "${extra[@]}" "$@" 2>/dev/null &
+    srv=$!
+    for _ in $(seq 50); do
+      kill -0 "$srv" 2>/dev/null || break
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        up=1
+        break
+      fi
+      sleep 0.1
+    done
+    sleep 0.3
+    kill -0 "$srv" 2>/dev/null || up=0
+    [ "$up" = 1 ] && break
+    kill "$srv" 2>/dev/null || true
+    wait "$srv" 2>/dev/null || true
   done
-  sleep 0.3
+  if [ "$up" != 1 ]; then
+    echo "failed"
+    return
+  fi
   local before
   before=$(rss_kib "$srv")
   local client=(--addr "127.0.0.1:$port" --conns "$CONNS" --hold 120)
