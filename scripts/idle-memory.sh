@@ -7,7 +7,12 @@
 #   WSCOPE_PROFILE  release (default) or debug: which build to measure
 #   DRIVERS         default "tokio io_uring"
 #   WINDOWS         default "15 12 9"   (--deflate-window-bits)
-#   MEM_LEVELS      default "8 5 1"     (--deflate-mem-level)
+#   MEM_LEVELS      default "8 5 1"     (--deflate-mem-level; "-" passes none, for builds
+#                   from before the flag)
+#   AFTER_ONE       1 (default) also measures "after 1 msg"; 0 only "fresh" (with many
+#                   connections the other state needs several GiB, in the client as well)
+#   WSCOPE_BIN      measure this `wscope` binary instead of building one (e.g. an older
+#                   build, for a before/after comparison)
 #
 # For each server configuration it starts `wscope serve --echo --threads 1`, reads its RSS,
 # opens CONNS connections with examples/idle_conns (offering permessage-deflate, or plain
@@ -24,16 +29,32 @@ PROFILE=${WSCOPE_PROFILE:-release}
 DRIVERS=${DRIVERS:-"tokio io_uring"}
 WINDOWS=${WINDOWS:-"15 12 9"}
 MEM_LEVELS=${MEM_LEVELS:-"8 5 1"}
+AFTER_ONE=${AFTER_ONE:-1}
 
-ulimit -n $((CONNS * 2 + 4096))
+# The server and the client each hold CONNS descriptors (within the hard limit).
+want=$((CONNS + 4096))
+hard=$(ulimit -Hn)
+[ "$hard" != unlimited ] && [ "$want" -gt "$hard" ] && want=$hard
+ulimit -n "$want"
 flag=()
 [ "$PROFILE" = release ] && flag=(--release)
-cargo build -q "${flag[@]}" -p wscope-cli
+if [ -z "${WSCOPE_BIN:-}" ]; then
+  cargo build -q "${flag[@]}" -p wscope-cli
+fi
 cargo build -q "${flag[@]}" -p wscope --example idle_conns
-BIN=target/$PROFILE/wscope
+BIN=${WSCOPE_BIN:-target/$PROFILE/wscope}
 GEN=target/$PROFILE/examples/idle_conns
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# after SERVER_ARGS... -> the "after 1 msg" figure, or "-" when not measured
+after() {
+  if [ "$AFTER_ONE" = 1 ]; then
+    measure "$driver" 1 "$@"
+  else
+    echo "-"
+  fi
+}
 
 # measure DRIVER SEND_ONE(0/1) SERVER_ARGS... -> bytes per connection
 measure() {
@@ -99,11 +120,16 @@ measure() {
 echo "| driver | server | fresh (B/conn) | after 1 msg (B/conn) |"
 echo "|---|---|---|---|"
 for driver in $DRIVERS; do
-  echo "| $driver | plain | $(measure "$driver" 0) | $(measure "$driver" 1) |"
+  echo "| $driver | plain | $(measure "$driver" 0) | $(after) |"
   for w in $WINDOWS; do
     for m in $MEM_LEVELS; do
-      args=(--compress --deflate-window-bits "$w" --deflate-mem-level "$m")
-      echo "| $driver | --compress w$w m$m | $(measure "$driver" 0 "${args[@]}") | $(measure "$driver" 1 "${args[@]}") |"
+      args=(--compress --deflate-window-bits "$w")
+      label="w$w"
+      if [ "$m" != "-" ]; then
+        args+=(--deflate-mem-level "$m")
+        label="w$w m$m"
+      fi
+      echo "| $driver | --compress $label | $(measure "$driver" 0 "${args[@]}") | $(after "${args[@]}") |"
     done
   done
 done
