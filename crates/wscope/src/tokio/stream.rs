@@ -723,6 +723,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn closing_towards_a_peer_that_never_reads_ends_after_the_close_timeouts() {
+        // No keepalive, no idle timeout: the close's own timeout (then the linger) bounds it.
+        let (server_io, _client_io) = tokio::io::duplex(64 * 1024);
+        let mut ws =
+            WebSocketStream::from_raw(server_io, Role::Server, short_close_timeout(), &[], None);
+        ws.feed_data(DataKind::Binary, &mut vec![7u8; 1 << 20])
+            .unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(5), ws.close(CloseCode::NORMAL, "bye"))
+            .await
+            .expect("the close was not given up");
+        assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+        assert_eq!(ws.session.out.len(), 0);
+        assert_eq!(ws.state(), State::Closed);
+    }
+
+    #[tokio::test]
     async fn a_waiting_writer_runs_the_timers_too() {
         // Nobody reads the stream: only the writer's wait can notice the keepalive timeout.
         let (server_io, _client_io) = tokio::io::duplex(64 * 1024);
