@@ -454,6 +454,17 @@ impl Connection {
         })
     }
 
+    /// Frees, between messages, the inflated output the last [`Event::Data`] borrowed (all
+    /// of it without context takeover, all but 32 KiB with it); [`Self::recv`] does it too
+    /// when it is called next. A driver that has copied the data calls it so that a
+    /// connection going idle after a message keeps nothing it does not need.
+    pub fn release_inflated(&mut self) {
+        #[cfg(feature = "deflate")]
+        if let Some(d) = self.core.deflate.as_mut() {
+            d.inflater.release();
+        }
+    }
+
     /// Turns on permessage-deflate with the parameters agreed in the handshake: received
     /// messages with RSV1 are inflated (the inflated size counts against `max_message_len`,
     /// 1009 beyond; corrupt data is 1007), and sent messages of at least `options.threshold`
@@ -495,10 +506,7 @@ impl Connection {
     /// returns `Err` once, with the failing close already queued for [`Self::poll_transmit`].
     pub fn recv<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Step<Event<'a>>, ProtocolError> {
         // The inflated output of the previous call has been used: between messages, free it.
-        #[cfg(feature = "deflate")]
-        if let Some(d) = self.core.deflate.as_mut() {
-            d.inflater.release();
-        }
+        self.release_inflated();
         if matches!(self.core.state, State::Closed | State::CloseReceived) {
             return Ok(Step {
                 consumed: buf.len(),

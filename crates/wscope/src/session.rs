@@ -440,6 +440,8 @@ impl Session {
             return Ok(None);
         }
         let r = self.decode_loop();
+        // Inflated data is in the message buffer now: the inflater's copy can go.
+        self.conn.release_inflated();
         self.drained = matches!(r, Ok(None));
         // An answered keepalive ping restarts its interval from now.
         self.after_command();
@@ -625,6 +627,8 @@ impl Session {
     /// copied into `buf`, at most `buf.len()` bytes per call (the seed's `websock_recv`).
     pub(crate) fn next_partial(&mut self, buf: &mut [u8]) -> Result<Option<Partial>> {
         let r = self.partial_loop(buf);
+        // Inflated data is in `buf` (or kept in `partial_rest`): the inflater's copy can go.
+        self.conn.release_inflated();
         self.flush_transmit();
         r
     }

@@ -738,6 +738,56 @@ mod tests {
         assert_eq!(ws.state(), State::Closed);
     }
 
+    /// Through the real handshake over a pipe: an idle connection with permessage-deflate
+    /// agreed holds no zlib context on either side; a message allocates the contexts of the
+    /// directions it crosses, kept with context takeover and freed after it without.
+    #[tokio::test]
+    async fn negotiated_deflate_allocates_nothing_until_a_message() {
+        use crate::config::{ClientConfig, DeflateConfig, ServerConfig};
+        use wscope_proto::connection::DeflateMemory;
+        for no_takeover in [false, true] {
+            let (server_io, client_io) = tokio::io::duplex(1 << 20);
+            let wishes = DeflateConfig {
+                server_no_context_takeover: no_takeover,
+                client_no_context_takeover: no_takeover,
+                ..DeflateConfig::default()
+            };
+            let ccfg = ClientConfig::new("localhost", 80).deflate(wishes);
+            let scfg = ServerConfig {
+                deflate: Some(DeflateConfig::default()),
+                ..ServerConfig::default()
+            };
+            let (client, server) = tokio::join!(
+                crate::tokio::client_handshake(client_io, &ccfg),
+                crate::tokio::server_handshake(server_io, &scfg, crate::handshake::accept_all),
+            );
+            let (mut client, _) = client.unwrap();
+            let (mut server, _) = server.unwrap();
+            let idle = Some(DeflateMemory::default());
+            assert_eq!(server.session.conn.deflate_memory(), idle);
+            assert_eq!(client.session.conn.deflate_memory(), idle);
+            let text = "hello hello hello, compressible hello".repeat(4);
+            client
+                .feed_data(DataKind::Text, &mut text.clone().into_bytes())
+                .unwrap();
+            client.flush_writes().await.unwrap();
+            let mut buf = Vec::new();
+            let kind = server.recv_into(&mut buf).await.unwrap().unwrap();
+            assert_eq!((kind, &buf[..]), (DataKind::Text, text.as_bytes()));
+            server.feed_data(DataKind::Text, &mut buf).unwrap();
+            server.flush_writes().await.unwrap();
+            let mut echo = Vec::new();
+            client.recv_into(&mut echo).await.unwrap().unwrap();
+            assert_eq!(echo, text.as_bytes());
+            let held = server.session.conn.deflate_memory().unwrap();
+            assert_eq!(held.inflate_context, !no_takeover, "{held:?}");
+            assert_eq!(held.deflate_context, !no_takeover, "{held:?}");
+            if no_takeover {
+                assert_eq!(held.buffer_bytes, 0, "{held:?}");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_waiting_writer_runs_the_timers_too() {
         // Nobody reads the stream: only the writer's wait can notice the keepalive timeout.
