@@ -56,7 +56,8 @@ after() {
   fi
 }
 
-# measure DRIVER SEND_ONE(0/1) SERVER_ARGS... -> bytes per connection
+# measure DRIVER SEND_ONE(0/1/nt: also asking for no context takeover) SERVER_ARGS...
+#   -> bytes per connection
 measure() {
   local driver=$1 send_one=$2
   shift 2
@@ -89,7 +90,8 @@ measure() {
   before=$(rss_kib "$srv")
   local client=(--addr "127.0.0.1:$port" --conns "$CONNS" --hold 120)
   [[ " $* " == *" --compress "* ]] || client+=(--plain)
-  [ "$send_one" = 1 ] && client+=(--send-one)
+  [ "$send_one" != 0 ] && client+=(--send-one)
+  [ "$send_one" = nt ] && client+=(--no-takeover)
   local fifo
   fifo=$(mktemp -u)
   mkfifo "$fifo"
@@ -132,4 +134,8 @@ for driver in $DRIVERS; do
       echo "| $driver | --compress $label | $(measure "$driver" 0 "${args[@]}") | $(after "${args[@]}") |"
     done
   done
+  if [ "$AFTER_ONE" = 1 ]; then
+    # Clients that ask for no context takeover both ways: nothing is kept after a message.
+    echo "| $driver | --compress, client asks no_context_takeover | - | $(measure "$driver" nt --compress) |"
+  fi
 done

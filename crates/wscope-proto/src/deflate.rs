@@ -6,8 +6,9 @@
 //! inflates. Without `*_no_context_takeover` the LZ77 window carries over between messages of a
 //! direction, so each direction has one long-lived [`Inflater`] or [`Deflater`]. Their zlib
 //! contexts are allocated by the first compressed message of the direction, not at the
-//! handshake (an idle connection holds none), and freed after each message when the sender
-//! does not take its context over.
+//! handshake (an idle connection holds none), and given up after each message when the sender
+//! does not take its context over (to a per-thread pool of a few, which the next message of
+//! any connection on the thread reuses).
 //!
 //! Decompression is streamed chunk by chunk into a reused buffer that grows in 32 KiB steps and
 //! never past the caller's limit, so a small message that inflates to gigabytes (a
@@ -430,6 +431,91 @@ impl core::error::Error for InflateError {}
 /// against 371 KiB); below 5 the output grows faster (+3% at 2, +9% at 1).
 pub const DEFAULT_MEM_LEVEL: u8 = 5;
 
+/// Contexts freed after a message without context takeover wait here, per thread, for the
+/// next message that needs one (at most [`pool::MAX`] of each kind). Reuse saves the
+/// allocation and, above all, keeps the memory reusable: blocks of 46-480 KiB freed between
+/// the long-lived buffers of other connections fragment the heap, the allocator cannot give
+/// those pages back, and the resident size grew as if every connection kept its contexts
+/// (measured with `scripts/idle-memory.sh`: 277 KB per connection that had sent one message
+/// without context takeover, against 58 KB without compression).
+mod pool {
+    use alloc::vec::Vec;
+    use core::cell::RefCell;
+
+    use zlib_rs::{Deflate, Inflate};
+
+    /// Contexts kept per kind and thread.
+    pub(super) const MAX: usize = 4;
+
+    std::thread_local! {
+        static DEFLATERS: RefCell<Vec<(u32, Deflate)>> = const { RefCell::new(Vec::new()) };
+        static INFLATERS: RefCell<Vec<Inflate>> = const { RefCell::new(Vec::new()) };
+        static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A pooled output buffer of an inflater (initialised, at most 32 KiB), or an empty one.
+    pub(super) fn take_buffer() -> Vec<u8> {
+        BUFFERS
+            .try_with(|p| p.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Keeps an inflater's output buffer for the next message on this thread.
+    pub(super) fn put_buffer(buf: Vec<u8>) {
+        if buf.is_empty() || buf.len() > super::STEP {
+            return;
+        }
+        let _ = BUFFERS.try_with(move |p| {
+            let mut p = p.borrow_mut();
+            if p.len() < MAX {
+                p.push(buf);
+            }
+        });
+    }
+
+    /// A pooled compressor made with the settings `key` stands for, reset.
+    pub(super) fn take_deflate(key: u32) -> Option<Deflate> {
+        DEFLATERS
+            .try_with(|p| {
+                let mut p = p.borrow_mut();
+                let i = p.iter().position(|(k, _)| *k == key)?;
+                Some(p.swap_remove(i).1)
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Resets `z` and keeps it for the next message on this thread (drops it when the pool is
+    /// full or the thread is ending).
+    pub(super) fn put_deflate(key: u32, mut z: Deflate) {
+        z.reset();
+        let _ = DEFLATERS.try_with(move |p| {
+            let mut p = p.borrow_mut();
+            if p.len() < MAX {
+                p.push((key, z));
+            }
+        });
+    }
+
+    /// A pooled decompressor, reset.
+    pub(super) fn take_inflate() -> Option<Inflate> {
+        INFLATERS.try_with(|p| p.borrow_mut().pop()).ok().flatten()
+    }
+
+    /// Resets `z` and keeps it for the next message on this thread.
+    pub(super) fn put_inflate(mut z: Inflate) {
+        z.reset(false);
+        let _ = INFLATERS.try_with(move |p| {
+            let mut p = p.borrow_mut();
+            if p.len() < MAX {
+                p.push(z);
+            }
+        });
+    }
+}
+
 /// Decompresses the messages of one direction.
 ///
 /// The zlib context (46 KiB with zlib-rs, whatever the window: it always allocates a 32 KiB
@@ -536,7 +622,7 @@ impl Inflater {
         }
         self.filled = 0;
         if self.reset_each_message {
-            self.buf = Vec::new();
+            pool::put_buffer(core::mem::take(&mut self.buf));
         } else if self.buf.len() > STEP {
             self.buf.truncate(STEP);
             self.buf.shrink_to_fit();
@@ -548,7 +634,9 @@ impl Inflater {
         self.in_message = false;
         if self.reset_each_message {
             // The sender starts afresh: so do we, without holding the context meanwhile.
-            self.z = None;
+            if let Some(z) = self.z.take() {
+                pool::put_inflate(z);
+            }
         } else if self.finished {
             if let Some(z) = self.z.as_mut() {
                 z.reset(false);
@@ -568,7 +656,12 @@ impl Inflater {
         flush: InflateFlush,
         limit: u64,
     ) -> Result<(), InflateError> {
-        let z = self.z.get_or_insert_with(|| Inflate::new(false, 15));
+        if self.buf.is_empty() {
+            self.buf = pool::take_buffer();
+        }
+        let z = self
+            .z
+            .get_or_insert_with(|| pool::take_inflate().unwrap_or_else(|| Inflate::new(false, 15)));
         loop {
             if self.finished {
                 return Ok(());
@@ -612,8 +705,8 @@ impl Inflater {
 /// Compresses the messages of one direction.
 ///
 /// The zlib context is allocated by the first message, not before, and kept between
-/// messages only with context takeover: with `no_context_takeover` it is freed at the end of
-/// each message. With zlib-rs it takes `4 << window_bits` bytes (window and chain), a
+/// messages only with context takeover: with `no_context_takeover` it is given up at the end
+/// of each message (to a small per-thread pool the next message takes it from). With zlib-rs it takes `4 << window_bits` bytes (window and chain), a
 /// 128 KiB hash table whatever the settings, and `7 << (mem_level + 6)` bytes of literal
 /// buffers: 273 KiB at window 15 and memLevel 5, 161 KiB at window 12.
 pub struct Deflater {
@@ -679,9 +772,18 @@ impl Deflater {
         self.z.is_some()
     }
 
+    /// The settings as one number, to find a pooled context made with them.
+    fn pool_key(&self) -> u32 {
+        u32::from(self.level) | u32::from(self.window_bits) << 8 | u32::from(self.mem_level) << 16
+    }
+
     fn context(&mut self) -> &mut Deflate {
         let (level, bits, mem) = (self.level, self.window_bits, self.mem_level);
+        let key = self.pool_key();
         self.z.get_or_insert_with(|| {
+            if let Some(z) = pool::take_deflate(key) {
+                return z;
+            }
             Deflate::new_with_config(ZConfig {
                 level: i32::from(level),
                 method: Method::Deflated,
@@ -732,7 +834,10 @@ impl Deflater {
                 out.push(0x00);
             }
             if self.reset_each_message {
-                self.z = None;
+                let key = self.pool_key();
+                if let Some(z) = self.z.take() {
+                    pool::put_deflate(key, z);
+                }
             }
         }
     }

@@ -4,11 +4,12 @@
 //!
 //! ```text
 //! cargo run --release --example idle_conns -- --addr 127.0.0.1:9001 --conns 2000 \
-//!     [--plain] [--send-one] [--hold 30]
+//!     [--plain] [--no-takeover] [--send-one] [--hold 30]
 //! ```
 //!
 //! Connections are opened one after the other, each offering permessage-deflate (the
-//! default wishes; none with `--plain`). With `--send-one` each sends one compressible text
+//! default wishes, or both `*_no_context_takeover` with `--no-takeover`; none with `--plain`).
+//! With `--send-one` each sends one compressible text
 //! message of about 1 KiB and reads its echo before going idle, so a server with context
 //! takeover holds its compression contexts from then on. Prints `ready CONNS NEGOTIATED`
 //! once all are open, then holds them for `--hold` seconds (or until standard input closes,
@@ -30,6 +31,7 @@ struct Args {
     addr: String,
     conns: usize,
     plain: bool,
+    no_takeover: bool,
     send_one: bool,
     hold: u64,
 }
@@ -39,6 +41,7 @@ fn parse_args() -> Result<Args, String> {
         addr: String::new(),
         conns: 1000,
         plain: false,
+        no_takeover: false,
         send_one: false,
         hold: 30,
     };
@@ -50,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
             "--conns" => a.conns = value()?.parse().map_err(|e| format!("--conns: {e}"))?,
             "--hold" => a.hold = value()?.parse().map_err(|e| format!("--hold: {e}"))?,
             "--plain" => a.plain = true,
+            "--no-takeover" => a.no_takeover = true,
             "--send-one" => a.send_one = true,
             other => return Err(format!("unknown argument {other}")),
         }
@@ -83,7 +87,11 @@ async fn run(a: Args) -> Result<(), String> {
     let port: u16 = port.parse().map_err(|e| format!("port: {e}"))?;
     let mut cfg = ClientConfig::new(host, port);
     if !a.plain {
-        cfg = cfg.deflate(DeflateConfig::default());
+        cfg = cfg.deflate(DeflateConfig {
+            server_no_context_takeover: a.no_takeover,
+            client_no_context_takeover: a.no_takeover,
+            ..DeflateConfig::default()
+        });
     }
     let mut held = Vec::with_capacity(a.conns);
     let mut negotiated = 0usize;
