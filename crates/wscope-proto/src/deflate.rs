@@ -7,8 +7,8 @@
 //! direction, so each direction has one long-lived [`Inflater`] or [`Deflater`]. Their zlib
 //! contexts are allocated by the first compressed message of the direction, not at the
 //! handshake (an idle connection holds none), and given up after each message when the sender
-//! does not take its context over (to a per-thread pool of a few, which the next message of
-//! any connection on the thread reuses).
+//! does not take its context over (to a pool of a few for the process, which the next
+//! message of any connection reuses).
 //!
 //! Decompression is streamed chunk by chunk into a reused buffer that grows in 32 KiB steps and
 //! never past the caller's limit, so a small message that inflates to gigabytes (a
@@ -431,88 +431,77 @@ impl core::error::Error for InflateError {}
 /// against 371 KiB); below 5 the output grows faster (+3% at 2, +9% at 1).
 pub const DEFAULT_MEM_LEVEL: u8 = 5;
 
-/// Contexts freed after a message without context takeover wait here, per thread, for the
-/// next message that needs one (at most [`pool::MAX`] of each kind). Reuse saves the
-/// allocation and, above all, keeps the memory reusable: blocks of 46-480 KiB freed between
-/// the long-lived buffers of other connections fragment the heap, the allocator cannot give
-/// those pages back, and the resident size grew as if every connection kept its contexts
-/// (measured with `scripts/idle-memory.sh`: 277 KB per connection that had sent one message
-/// without context takeover, against 58 KB without compression).
+/// Contexts freed after a message without context takeover wait here for the next message
+/// that needs one, of any connection (at most [`pool::MAX`] of each kind in the process).
+/// Reuse saves the allocation and, above all, keeps the memory reusable: blocks of 46-480 KiB
+/// freed between the long-lived buffers of other connections fragment the heap, the allocator
+/// cannot give those pages back, and the resident size grew as if every connection kept its
+/// contexts (measured with `scripts/idle-memory.sh`: 277 KB per connection that had sent one
+/// message without context takeover, against 58 KB without compression; 58 KB with the pool).
+/// One pool for the process, not one per thread, so that a thread-per-connection server does
+/// not keep a context per thread.
 mod pool {
     use alloc::vec::Vec;
-    use core::cell::RefCell;
+    use std::sync::{Mutex, MutexGuard};
 
     use zlib_rs::{Deflate, Inflate};
 
-    /// Contexts kept per kind and thread.
-    pub(super) const MAX: usize = 4;
+    /// Contexts (and buffers) kept per kind.
+    pub(super) const MAX: usize = 8;
 
-    std::thread_local! {
-        static DEFLATERS: RefCell<Vec<(u32, Deflate)>> = const { RefCell::new(Vec::new()) };
-        static INFLATERS: RefCell<Vec<Inflate>> = const { RefCell::new(Vec::new()) };
-        static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-    }
+    static DEFLATERS: Mutex<Vec<(u32, Deflate)>> = Mutex::new(Vec::new());
+    static INFLATERS: Mutex<Vec<Inflate>> = Mutex::new(Vec::new());
+    static BUFFERS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
-    /// A pooled output buffer of an inflater (initialised, at most 32 KiB), or an empty one.
-    pub(super) fn take_buffer() -> Vec<u8> {
-        BUFFERS
-            .try_with(|p| p.borrow_mut().pop())
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-    }
-
-    /// Keeps an inflater's output buffer for the next message on this thread.
-    pub(super) fn put_buffer(buf: Vec<u8>) {
-        if buf.is_empty() || buf.len() > super::STEP {
-            return;
-        }
-        let _ = BUFFERS.try_with(move |p| {
-            let mut p = p.borrow_mut();
-            if p.len() < MAX {
-                p.push(buf);
-            }
-        });
+    /// The pool (whatever a panicking holder left: its entries are whole values).
+    fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A pooled compressor made with the settings `key` stands for, reset.
     pub(super) fn take_deflate(key: u32) -> Option<Deflate> {
-        DEFLATERS
-            .try_with(|p| {
-                let mut p = p.borrow_mut();
-                let i = p.iter().position(|(k, _)| *k == key)?;
-                Some(p.swap_remove(i).1)
-            })
-            .ok()
-            .flatten()
+        let mut p = lock(&DEFLATERS);
+        let i = p.iter().position(|(k, _)| *k == key)?;
+        Some(p.swap_remove(i).1)
     }
 
-    /// Resets `z` and keeps it for the next message on this thread (drops it when the pool is
-    /// full or the thread is ending).
+    /// Resets `z` and keeps it for the next message (drops it when the pool is full).
     pub(super) fn put_deflate(key: u32, mut z: Deflate) {
         z.reset();
-        let _ = DEFLATERS.try_with(move |p| {
-            let mut p = p.borrow_mut();
-            if p.len() < MAX {
-                p.push((key, z));
-            }
-        });
+        let mut p = lock(&DEFLATERS);
+        if p.len() < MAX {
+            p.push((key, z));
+        }
     }
 
     /// A pooled decompressor, reset.
     pub(super) fn take_inflate() -> Option<Inflate> {
-        INFLATERS.try_with(|p| p.borrow_mut().pop()).ok().flatten()
+        lock(&INFLATERS).pop()
     }
 
-    /// Resets `z` and keeps it for the next message on this thread.
+    /// Resets `z` and keeps it for the next message.
     pub(super) fn put_inflate(mut z: Inflate) {
         z.reset(false);
-        let _ = INFLATERS.try_with(move |p| {
-            let mut p = p.borrow_mut();
-            if p.len() < MAX {
-                p.push(z);
-            }
-        });
+        let mut p = lock(&INFLATERS);
+        if p.len() < MAX {
+            p.push(z);
+        }
+    }
+
+    /// A pooled output buffer of an inflater (initialised, at most 32 KiB), or an empty one.
+    pub(super) fn take_buffer() -> Vec<u8> {
+        lock(&BUFFERS).pop().unwrap_or_default()
+    }
+
+    /// Keeps an inflater's output buffer for the next message.
+    pub(super) fn put_buffer(buf: Vec<u8>) {
+        if buf.is_empty() || buf.len() > super::STEP {
+            return;
+        }
+        let mut p = lock(&BUFFERS);
+        if p.len() < MAX {
+            p.push(buf);
+        }
     }
 }
 
@@ -706,7 +695,7 @@ impl Inflater {
 ///
 /// The zlib context is allocated by the first message, not before, and kept between
 /// messages only with context takeover: with `no_context_takeover` it is given up at the end
-/// of each message (to a small per-thread pool the next message takes it from). With zlib-rs it takes `4 << window_bits` bytes (window and chain), a
+/// of each message (to a small pool the next message takes it from). With zlib-rs it takes `4 << window_bits` bytes (window and chain), a
 /// 128 KiB hash table whatever the settings, and `7 << (mem_level + 6)` bytes of literal
 /// buffers: 273 KiB at window 15 and memLevel 5, 161 KiB at window 12.
 pub struct Deflater {
@@ -1055,6 +1044,40 @@ mod tests {
         // A failed message frees the context too.
         assert!(rx.inflate(&[0xff, 0xff, 0xff], true, 100).is_err());
         assert!(!rx.has_context());
+    }
+
+    #[test]
+    fn pooled_contexts_start_afresh_for_every_message_of_every_connection() {
+        // Two connections on one thread, without context takeover, their messages
+        // interleaved (one of them fragmented around the other's): each message gets a reset
+        // context, whoever used it before, and inflates back exactly.
+        let text = |i: usize| alloc::format!("message {i}, message {i}, the same words again");
+        let (mut a_tx, mut b_tx) = (Deflater::new(6, 15, true), Deflater::new(6, 15, true));
+        let (mut a_rx, mut b_rx) = (Inflater::new(true), Inflater::new(true));
+        let mut first_wire = None;
+        for i in 0..6 {
+            let (mut a1, mut a2, mut b) = (Vec::new(), Vec::new(), Vec::new());
+            a_tx.compress(b"fragment, ", false, &mut a1);
+            b_tx.compress(text(i).as_bytes(), true, &mut b);
+            a_tx.compress(text(i).as_bytes(), true, &mut a2);
+            let n = b_rx.inflate(&b, true, 1 << 20).unwrap();
+            assert_eq!(&b_rx.output()[..n], text(i).as_bytes());
+            b_rx.release();
+            let mut got = Vec::new();
+            let n = a_rx.inflate(&a1, false, 1 << 20).unwrap();
+            got.extend_from_slice(&a_rx.output()[..n]);
+            let n = a_rx.inflate(&a2, true, 1 << 20).unwrap();
+            got.extend_from_slice(&a_rx.output()[..n]);
+            a_rx.release();
+            assert_eq!(got, [&b"fragment, "[..], text(i).as_bytes()].concat());
+            // A fresh context each time: the same message compresses to the same bytes.
+            if i == 0 {
+                first_wire = Some(b.clone());
+            }
+            let mut again = Vec::new();
+            b_tx.compress(text(0).as_bytes(), true, &mut again);
+            assert_eq!(Some(&again), first_wire.as_ref());
+        }
     }
 
     #[test]
