@@ -301,17 +301,37 @@ pub struct DeflateOptions {
     pub level: u32,
     /// Messages shorter than this are sent uncompressed (RSV1 is per message).
     pub threshold: usize,
+    /// zlib memLevel, 1–9: the compressor's literal buffers take `7 << (mem_level + 6)`
+    /// bytes (see [`crate::deflate::DEFAULT_MEM_LEVEL`]). The window is negotiated
+    /// ([`crate::deflate::DeflateConfig`]).
+    pub mem_level: u8,
 }
 
 #[cfg(feature = "deflate")]
 impl Default for DeflateOptions {
-    /// Level 6, messages from 16 bytes on compressed.
+    /// Level 6, messages from 16 bytes on compressed, memLevel
+    /// [`crate::deflate::DEFAULT_MEM_LEVEL`].
     fn default() -> Self {
         Self {
             level: 6,
             threshold: 16,
+            mem_level: crate::deflate::DEFAULT_MEM_LEVEL,
         }
     }
+}
+
+/// What permessage-deflate holds in memory on a connection ([`Connection::deflate_memory`]).
+/// Contexts are allocated by the first compressed message of their direction and freed after
+/// each message when that direction's sender does not take its context over.
+#[cfg(feature = "deflate")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeflateMemory {
+    /// The decompression context for received messages is allocated.
+    pub inflate_context: bool,
+    /// The compression context for sent messages is allocated.
+    pub deflate_context: bool,
+    /// Bytes of reusable buffers (inflated output, compressed output) held.
+    pub buffer_bytes: usize,
 }
 
 /// Per-connection permessage-deflate state.
@@ -324,8 +344,15 @@ struct DeflateState {
     utf8: crate::utf8::Utf8Validator,
     /// The fragmented message being sent is compressed.
     sending_compressed: bool,
+    /// We reset our compression context after each message (no context takeover).
+    reset_sends: bool,
+    /// Compressed output of the frame being sent, reused while small.
     scratch: Vec<u8>,
 }
+
+/// Compressed-output storage kept between messages with context takeover.
+#[cfg(feature = "deflate")]
+const SCRATCH_KEEP: usize = 16 * 1024;
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -415,6 +442,29 @@ impl Connection {
         }
     }
 
+    /// What permessage-deflate holds in memory now (`None` when it is off): an idle
+    /// connection holds no zlib context until its first compressed message, and none between
+    /// messages in a direction without context takeover.
+    #[cfg(feature = "deflate")]
+    pub fn deflate_memory(&self) -> Option<DeflateMemory> {
+        self.core.deflate.as_ref().map(|d| DeflateMemory {
+            inflate_context: d.inflater.has_context(),
+            deflate_context: d.deflater.has_context(),
+            buffer_bytes: d.inflater.capacity() + d.scratch.capacity(),
+        })
+    }
+
+    /// Frees, between messages, the inflated output the last [`Event::Data`] borrowed (all
+    /// of it without context takeover, all but 32 KiB with it); [`Self::recv`] does it too
+    /// when it is called next. A driver that has copied the data calls it so that a
+    /// connection going idle after a message keeps nothing it does not need.
+    pub fn release_inflated(&mut self) {
+        #[cfg(feature = "deflate")]
+        if let Some(d) = self.core.deflate.as_mut() {
+            d.inflater.release();
+        }
+    }
+
     /// Turns on permessage-deflate with the parameters agreed in the handshake: received
     /// messages with RSV1 are inflated (the inflated size counts against `max_message_len`,
     /// 1009 beyond; corrupt data is 1007), and sent messages of at least `options.threshold`
@@ -436,7 +486,9 @@ impl Connection {
                 options.level,
                 params.window_bits(role),
                 params.no_context_takeover(role),
-            ),
+            )
+            .with_mem_level(options.mem_level),
+            reset_sends: params.no_context_takeover(role),
             options,
             utf8: crate::utf8::Utf8Validator::new(),
             sending_compressed: false,
@@ -453,6 +505,8 @@ impl Connection {
     /// failure, further input is ignored (consumed without events). A protocol violation
     /// returns `Err` once, with the failing close already queued for [`Self::poll_transmit`].
     pub fn recv<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Step<Event<'a>>, ProtocolError> {
+        // The inflated output of the previous call has been used: between messages, free it.
+        self.release_inflated();
         if matches!(self.core.state, State::Closed | State::CloseReceived) {
             return Ok(Step {
                 consumed: buf.len(),
@@ -962,6 +1016,12 @@ impl Core {
             d.sending_compressed = !fin;
             write_frame(out, &header, &compressed);
         }
+        // Between messages keep no compressed output without context takeover (nothing else
+        // is kept then), and only a small buffer with it.
+        let keep = if d.reset_sends { 0 } else { SCRATCH_KEEP };
+        if fin && compressed.capacity() > keep {
+            compressed = Vec::new();
+        }
         d.scratch = compressed;
         self.deflate = Some(d);
         result.map(|_| ())
@@ -1202,6 +1262,55 @@ mod tests {
             s.close(&mut out, Some(bad)),
             Err(SendError::Close(_))
         ));
+    }
+
+    /// A masked (zero key) compressed text frame from a client.
+    #[cfg(feature = "deflate")]
+    fn compressed_text(tx: &mut crate::deflate::Deflater, text: &str) -> Vec<u8> {
+        let mut payload = Vec::new();
+        tx.compress(text.as_bytes(), true, &mut payload);
+        assert!(payload.len() < 126);
+        let mut frame = vec![0xc1, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+        frame.extend_from_slice(&payload);
+        frame
+    }
+
+    #[cfg(feature = "deflate")]
+    #[test]
+    fn an_idle_deflate_connection_holds_no_zlib_context() {
+        use crate::deflate::{DeflateParams, Deflater};
+        for no_takeover in [false, true] {
+            let params = DeflateParams {
+                server_no_context_takeover: no_takeover,
+                client_no_context_takeover: no_takeover,
+                ..DeflateParams::default()
+            };
+            let mut server = Connection::server(Config::default());
+            server.enable_deflate(params, DeflateOptions::default());
+            // Negotiated, idle: nothing allocated.
+            assert_eq!(server.deflate_memory(), Some(DeflateMemory::default()));
+            let mut tx = Deflater::new(6, 15, no_takeover);
+            for text in ["compressed hello hello", "compressed hello again"] {
+                let (events, err) = feed(&mut server, &compressed_text(&mut tx, text));
+                assert_eq!(err, None);
+                assert_eq!(events.len(), 1);
+                let chunk = alloc::format!("chunk: {:?}", text.as_bytes());
+                assert!(events[0].contains(&chunk), "{events:?}");
+                let mut out = Vec::new();
+                server
+                    .send(&mut out, Outgoing::Text("a reply long enough to compress"))
+                    .unwrap();
+                assert_eq!(out[0], 0xc1, "compressed reply");
+                let held = server.deflate_memory().unwrap();
+                // With takeover both contexts persist across messages; without, each is
+                // freed after its message, and the buffers with them.
+                assert_eq!(held.inflate_context, !no_takeover, "{held:?}");
+                assert_eq!(held.deflate_context, !no_takeover, "{held:?}");
+                if no_takeover {
+                    assert_eq!(held.buffer_bytes, 0, "{held:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! permessage-deflate (RFC 7692): the agreed parameters and the per-direction compressor and
-//! decompressor. Feature `deflate` (needs `std`: it uses `flate2` with the `zlib-rs` backend).
+//! decompressor. Feature `deflate` (needs `std`: it uses `zlib-rs`).
 //!
 //! A compressed message is raw DEFLATE data whose final sync-flush tail `00 00 ff ff` was
 //! removed by the sender; RSV1 on its first frame marks it. The receiver appends the tail and
 //! inflates. Without `*_no_context_takeover` the LZ77 window carries over between messages of a
-//! direction, so each direction has one long-lived [`Inflater`] or [`Deflater`].
+//! direction, so each direction has one long-lived [`Inflater`] or [`Deflater`]. Their zlib
+//! contexts are allocated by the first compressed message of the direction, not at the
+//! handshake (an idle connection holds none), and given up after each message when the sender
+//! does not take its context over (to a pool of a few for the process, which the next
+//! message of any connection reuses).
 //!
 //! Decompression is streamed chunk by chunk into a reused buffer that grows in 32 KiB steps and
 //! never past the caller's limit, so a small message that inflates to gigabytes (a
@@ -27,7 +31,10 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use zlib_rs::{
+    Deflate, DeflateConfig as ZConfig, DeflateFlush, Inflate, InflateFlush, Method, Status,
+    Strategy,
+};
 
 use crate::error::ProtocolError;
 use crate::handshake::Extension;
@@ -415,9 +422,98 @@ impl fmt::Display for InflateError {
 
 impl core::error::Error for InflateError {}
 
+/// The memLevel compressors use unless configured: 5, as Python `websockets` uses. zlib-rs
+/// sizes only its literal buffers by it (`7 << (memLevel + 6)` bytes: 14 KiB at 5, 112 KiB
+/// at zlib's default 8); its hash table is 128 KiB at any memLevel. Measured on JSON and
+/// text messages with context takeover (`examples/deflate_tradeoff.rs`, table in
+/// BENCHMARKS.md): at window 15, 5 gives the same output as 8 for messages up to 4 KiB and
+/// 0.6-0.8% more at 64 KiB and 1 MiB, for 98 KiB less per compressing connection (273 KiB
+/// against 371 KiB); below 5 the output grows faster (+3% at 2, +9% at 1).
+pub const DEFAULT_MEM_LEVEL: u8 = 5;
+
+/// Contexts freed after a message without context takeover wait here for the next message
+/// that needs one, of any connection (at most [`pool::MAX`] of each kind in the process).
+/// Reuse saves the allocation and, above all, keeps the memory reusable: blocks of 46-480 KiB
+/// freed between the long-lived buffers of other connections fragment the heap, the allocator
+/// cannot give those pages back, and the resident size grew as if every connection kept its
+/// contexts (measured with `scripts/idle-memory.sh`: 277 KB per connection that had sent one
+/// message without context takeover, against 58 KB without compression; 58 KB with the pool).
+/// One pool for the process, not one per thread, so that a thread-per-connection server does
+/// not keep a context per thread.
+mod pool {
+    use alloc::vec::Vec;
+    use std::sync::{Mutex, MutexGuard};
+
+    use zlib_rs::{Deflate, Inflate};
+
+    /// Contexts (and buffers) kept per kind.
+    pub(super) const MAX: usize = 8;
+
+    static DEFLATERS: Mutex<Vec<(u32, Deflate)>> = Mutex::new(Vec::new());
+    static INFLATERS: Mutex<Vec<Inflate>> = Mutex::new(Vec::new());
+    static BUFFERS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+    /// The pool (whatever a panicking holder left: its entries are whole values).
+    fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A pooled compressor made with the settings `key` stands for, reset.
+    pub(super) fn take_deflate(key: u32) -> Option<Deflate> {
+        let mut p = lock(&DEFLATERS);
+        let i = p.iter().position(|(k, _)| *k == key)?;
+        Some(p.swap_remove(i).1)
+    }
+
+    /// Resets `z` and keeps it for the next message (drops it when the pool is full).
+    pub(super) fn put_deflate(key: u32, mut z: Deflate) {
+        z.reset();
+        let mut p = lock(&DEFLATERS);
+        if p.len() < MAX {
+            p.push((key, z));
+        }
+    }
+
+    /// A pooled decompressor, reset.
+    pub(super) fn take_inflate() -> Option<Inflate> {
+        lock(&INFLATERS).pop()
+    }
+
+    /// Resets `z` and keeps it for the next message.
+    pub(super) fn put_inflate(mut z: Inflate) {
+        z.reset(false);
+        let mut p = lock(&INFLATERS);
+        if p.len() < MAX {
+            p.push(z);
+        }
+    }
+
+    /// A pooled output buffer of an inflater (initialised, at most 32 KiB), or an empty one.
+    pub(super) fn take_buffer() -> Vec<u8> {
+        lock(&BUFFERS).pop().unwrap_or_default()
+    }
+
+    /// Keeps an inflater's output buffer for the next message.
+    pub(super) fn put_buffer(buf: Vec<u8>) {
+        if buf.is_empty() || buf.len() > super::STEP {
+            return;
+        }
+        let mut p = lock(&BUFFERS);
+        if p.len() < MAX {
+            p.push(buf);
+        }
+    }
+}
+
 /// Decompresses the messages of one direction.
+///
+/// The zlib context (46 KiB with zlib-rs, whatever the window: it always allocates a 32 KiB
+/// window) is allocated by the first message and kept between messages only when the sender takes its context over:
+/// with `no_context_takeover` it is freed at the end of each message, and the output
+/// storage with it at the next [`Self::release`].
 pub struct Inflater {
-    z: Decompress,
+    /// `None` until the first message, and between messages without context takeover.
+    z: Option<Inflate>,
     reset_each_message: bool,
     /// Initialised storage, reused; `buf[..filled]` is the last output.
     buf: Vec<u8>,
@@ -426,29 +522,35 @@ pub struct Inflater {
     message_len: u64,
     /// The stream ended with a BFINAL block: ignore input until the message ends.
     finished: bool,
+    /// A message is in progress (from its first chunk to its end).
+    in_message: bool,
 }
 
 impl fmt::Debug for Inflater {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Inflater")
             .field("message_len", &self.message_len)
+            .field("has_context", &self.z.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl Inflater {
     /// An inflater; `no_context_takeover` says the sender resets its context per message.
+    /// Allocates nothing until the first message.
     ///
     /// It always inflates with a 32 KiB window: a stream made with any smaller window inflates
-    /// correctly with a larger one, so a sender that rounds 8 up to 9 bits still works.
-    pub fn new(no_context_takeover: bool) -> Self {
+    /// correctly with a larger one, so a sender that rounds 8 up to 9 bits still works (and
+    /// zlib-rs allocates a 32 KiB window whatever the size asked for).
+    pub const fn new(no_context_takeover: bool) -> Self {
         Self {
-            z: Decompress::new_with_window_bits(false, 15),
+            z: None,
             reset_each_message: no_context_takeover,
             buf: Vec::new(),
             filled: 0,
             message_len: 0,
             finished: false,
+            in_message: false,
         }
     }
 
@@ -468,9 +570,10 @@ impl Inflater {
         limit: u64,
     ) -> Result<usize, InflateError> {
         self.filled = 0;
-        let mut result = self.run(input, FlushDecompress::None, limit);
+        self.in_message = true;
+        let mut result = self.run(input, InflateFlush::NoFlush, limit);
         if result.is_ok() && message_end {
-            result = self.run(&TAIL, FlushDecompress::Sync, limit);
+            result = self.run(&TAIL, InflateFlush::SyncFlush, limit);
         }
         if message_end || result.is_err() {
             self.end_message();
@@ -493,10 +596,40 @@ impl Inflater {
         self.buf.len()
     }
 
+    /// Whether a zlib context is allocated now.
+    pub const fn has_context(&self) -> bool {
+        self.z.is_some()
+    }
+
+    /// Between messages, frees output storage the next message may not need: all of it
+    /// without context takeover (the context is already gone then), all but 32 KiB with it.
+    /// Call once the last [`Self::output`] has been used; [`Self::output`] is empty after.
+    /// Does nothing in the middle of a message.
+    pub fn release(&mut self) {
+        if self.in_message {
+            return;
+        }
+        self.filled = 0;
+        if self.reset_each_message {
+            pool::put_buffer(core::mem::take(&mut self.buf));
+        } else if self.buf.len() > STEP {
+            self.buf.truncate(STEP);
+            self.buf.shrink_to_fit();
+        }
+    }
+
     fn end_message(&mut self) {
         self.message_len = 0;
-        if self.reset_each_message || self.finished {
-            self.z.reset(false);
+        self.in_message = false;
+        if self.reset_each_message {
+            // The sender starts afresh: so do we, without holding the context meanwhile.
+            if let Some(z) = self.z.take() {
+                pool::put_inflate(z);
+            }
+        } else if self.finished {
+            if let Some(z) = self.z.as_mut() {
+                z.reset(false);
+            }
         }
         self.finished = false;
         // Do not keep a bomb-sized buffer around.
@@ -509,9 +642,15 @@ impl Inflater {
     fn run(
         &mut self,
         mut input: &[u8],
-        flush: FlushDecompress,
+        flush: InflateFlush,
         limit: u64,
     ) -> Result<(), InflateError> {
+        if self.buf.is_empty() {
+            self.buf = pool::take_buffer();
+        }
+        let z = self
+            .z
+            .get_or_insert_with(|| pool::take_inflate().unwrap_or_else(|| Inflate::new(false, 15)));
         loop {
             if self.finished {
                 return Ok(());
@@ -523,11 +662,11 @@ impl Inflater {
             // One byte more than allowed tells "too large" apart from "exactly at the limit".
             let allowed = limit.saturating_sub(self.message_len).saturating_add(1);
             let window = ((self.buf.len() - self.filled) as u64).min(allowed) as usize;
-            let (before_in, before_out) = (self.z.total_in(), self.z.total_out());
+            let (before_in, before_out) = (z.total_in(), z.total_out());
             let out = &mut self.buf[self.filled..self.filled + window];
-            let status = self.z.decompress(input, out, flush);
-            let consumed = (self.z.total_in() - before_in) as usize;
-            let produced = (self.z.total_out() - before_out) as usize;
+            let status = z.decompress(input, out, flush);
+            let consumed = (z.total_in() - before_in) as usize;
+            let produced = (z.total_out() - before_out) as usize;
             input = &input[consumed..];
             // Counted also when the data turns out corrupt: what came before the error is
             // output (see `inflate`).
@@ -553,52 +692,122 @@ impl Inflater {
 }
 
 /// Compresses the messages of one direction.
+///
+/// The zlib context is allocated by the first message, not before, and kept between
+/// messages only with context takeover: with `no_context_takeover` it is given up at the end
+/// of each message (to a small pool the next message takes it from). With zlib-rs it takes `4 << window_bits` bytes (window and chain), a
+/// 128 KiB hash table whatever the settings, and `7 << (mem_level + 6)` bytes of literal
+/// buffers: 273 KiB at window 15 and memLevel 5, 161 KiB at window 12.
 pub struct Deflater {
-    z: Compress,
+    /// `None` until the first message, and between messages without context takeover.
+    z: Option<Deflate>,
+    level: u8,
+    window_bits: u8,
+    mem_level: u8,
     reset_each_message: bool,
 }
 
 impl fmt::Debug for Deflater {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Deflater")
+            .field("level", &self.level)
+            .field("window_bits", &self.window_bits)
+            .field("mem_level", &self.mem_level)
             .field("reset_each_message", &self.reset_each_message)
+            .field("has_context", &self.z.is_some())
             .finish()
     }
 }
 
 impl Deflater {
-    /// A compressor at `level` (0–9) with a window of `window_bits` (9–15). zlib cannot produce
-    /// raw DEFLATE with an 8-bit window, so negotiation never agrees to compress with 8; a value
-    /// of 8 given here is raised to 9.
-    pub fn new(level: u32, window_bits: u8, no_context_takeover: bool) -> Self {
-        let bits = window_bits.clamp(9, 15);
+    /// A compressor at `level` (0–9) with a window of `window_bits` (9–15) and
+    /// [`DEFAULT_MEM_LEVEL`]. zlib cannot produce raw DEFLATE with an 8-bit window, so
+    /// negotiation never agrees to compress with 8; a value of 8 given here is raised to 9.
+    /// Allocates nothing until the first message.
+    pub const fn new(level: u32, window_bits: u8, no_context_takeover: bool) -> Self {
+        let level = if level > 9 { 9 } else { level as u8 };
+        let bits = if window_bits < 9 {
+            9
+        } else if window_bits > 15 {
+            15
+        } else {
+            window_bits
+        };
         Self {
-            z: Compress::new_with_window_bits(Compression::new(level.min(9)), false, bits),
+            z: None,
+            level,
+            window_bits: bits,
+            mem_level: DEFAULT_MEM_LEVEL,
             reset_each_message: no_context_takeover,
         }
     }
 
+    /// The same compressor with zlib's memLevel (1–9, clamped): the size of its literal
+    /// buffers, so of the blocks it emits; less memory, slightly larger output.
+    #[must_use]
+    pub const fn with_mem_level(mut self, mem_level: u8) -> Self {
+        self.mem_level = if mem_level < 1 {
+            1
+        } else if mem_level > 9 {
+            9
+        } else {
+            mem_level
+        };
+        self
+    }
+
+    /// Whether a zlib context is allocated now.
+    pub const fn has_context(&self) -> bool {
+        self.z.is_some()
+    }
+
+    /// The settings as one number, to find a pooled context made with them.
+    fn pool_key(&self) -> u32 {
+        u32::from(self.level) | u32::from(self.window_bits) << 8 | u32::from(self.mem_level) << 16
+    }
+
+    fn context(&mut self) -> &mut Deflate {
+        let (level, bits, mem) = (self.level, self.window_bits, self.mem_level);
+        let key = self.pool_key();
+        self.z.get_or_insert_with(|| {
+            if let Some(z) = pool::take_deflate(key) {
+                return z;
+            }
+            Deflate::new_with_config(ZConfig {
+                level: i32::from(level),
+                method: Method::Deflated,
+                window_bits: -i32::from(bits),
+                mem_level: i32::from(mem),
+                strategy: Strategy::Default,
+            })
+        })
+    }
+
     /// Appends the compressed form of `input` (one frame's worth of a message) to `out`. With
     /// `fin` the message ends: the sync-flush tail is removed (an empty result becomes the single
-    /// byte `00`) and the context is reset if it must not be taken over.
+    /// byte `00`) and the context is freed if it must not be taken over.
     pub fn compress(&mut self, input: &[u8], fin: bool, out: &mut Vec<u8>) {
         let start = out.len();
         let mut rest = input;
+        let z = self.context();
         loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(rest.len() / 2 + 64);
-            }
-            let before_in = self.z.total_in();
-            let before_out = self.z.total_out();
-            // A sync flush on a zlib stream cannot fail with a valid state; treat an error as
-            // "nothing more to write" rather than panicking.
-            if self.z.compress_vec(rest, out, FlushCompress::Sync).is_err() {
+            // zlib-rs writes into initialised bytes: zeroed room, sized to the input left (the
+            // output is usually smaller), then cut to what was produced.
+            let room = (rest.len() / 2).clamp(256, 1 << 20);
+            let len = out.len();
+            out.resize(len + room, 0);
+            let (before_in, before_out) = (z.total_in(), z.total_out());
+            let status = z.compress(rest, &mut out[len..], DeflateFlush::SyncFlush);
+            let consumed = (z.total_in() - before_in) as usize;
+            let produced = (z.total_out() - before_out) as usize;
+            out.truncate(len + produced);
+            // A sync flush on a valid state cannot fail; treat an error as "nothing more to
+            // write" rather than panicking.
+            if status.is_err() {
                 break;
             }
-            let consumed = (self.z.total_in() - before_in) as usize;
-            let produced = (self.z.total_out() - before_out) as usize;
             rest = &rest[consumed..];
-            let room_left = out.capacity() > out.len();
+            let room_left = produced < room;
             if rest.is_empty() && room_left && produced > 0 && out[start..].ends_with(&TAIL) {
                 break;
             }
@@ -614,7 +823,10 @@ impl Deflater {
                 out.push(0x00);
             }
             if self.reset_each_message {
-                self.z.reset();
+                let key = self.pool_key();
+                if let Some(z) = self.z.take() {
+                    pool::put_deflate(key, z);
+                }
             }
         }
     }
@@ -780,6 +992,95 @@ mod tests {
     }
 
     #[test]
+    fn contexts_are_allocated_by_the_first_message_and_kept_with_takeover() {
+        let mut tx = Deflater::new(6, 15, false).with_mem_level(3);
+        let mut rx = Inflater::new(false);
+        assert!(!tx.has_context() && !rx.has_context());
+        assert_eq!(rx.capacity(), 0);
+        for text in ["hello hello hello", "hello hello again"] {
+            let mut wire = Vec::new();
+            tx.compress(text.as_bytes(), true, &mut wire);
+            let n = rx.inflate(&wire, true, 1 << 20).unwrap();
+            assert_eq!(&rx.output()[..n], text.as_bytes());
+            rx.release();
+            // Context takeover: the LZ77 state is kept between messages.
+            assert!(tx.has_context() && rx.has_context());
+        }
+        // The output storage shrinks to 32 KiB between messages.
+        let big = vec![b'x'; 1 << 20];
+        let mut wire = Vec::new();
+        tx.compress(&big, true, &mut wire);
+        let n = rx.inflate(&wire, true, 1 << 21).unwrap();
+        assert_eq!(n, 1 << 20);
+        rx.release();
+        assert!(rx.capacity() <= STEP, "{}", rx.capacity());
+    }
+
+    #[test]
+    fn contexts_are_freed_after_each_message_without_takeover() {
+        let mut tx = Deflater::new(6, 12, true);
+        let mut rx = Inflater::new(true);
+        for _ in 0..3 {
+            let mut first = Vec::new();
+            let mut last = Vec::new();
+            tx.compress(b"a fragmented ", false, &mut first);
+            // Within a message the contexts live.
+            assert!(tx.has_context());
+            tx.compress(b"message, a fragmented message", true, &mut last);
+            assert!(!tx.has_context());
+            let mut got = Vec::new();
+            let n = rx.inflate(&first, false, 1 << 20).unwrap();
+            got.extend_from_slice(&rx.output()[..n]);
+            assert!(rx.has_context());
+            rx.release(); // mid-message: nothing is freed
+            assert!(rx.has_context());
+            let n = rx.inflate(&last, true, 1 << 20).unwrap();
+            got.extend_from_slice(&rx.output()[..n]);
+            assert_eq!(got, b"a fragmented message, a fragmented message");
+            assert!(!rx.has_context());
+            rx.release();
+            assert_eq!(rx.capacity(), 0);
+        }
+        // A failed message frees the context too.
+        assert!(rx.inflate(&[0xff, 0xff, 0xff], true, 100).is_err());
+        assert!(!rx.has_context());
+    }
+
+    #[test]
+    fn pooled_contexts_start_afresh_for_every_message_of_every_connection() {
+        // Two connections on one thread, without context takeover, their messages
+        // interleaved (one of them fragmented around the other's): each message gets a reset
+        // context, whoever used it before, and inflates back exactly.
+        let text = |i: usize| alloc::format!("message {i}, message {i}, the same words again");
+        let (mut a_tx, mut b_tx) = (Deflater::new(6, 15, true), Deflater::new(6, 15, true));
+        let (mut a_rx, mut b_rx) = (Inflater::new(true), Inflater::new(true));
+        let mut first_wire = None;
+        for i in 0..6 {
+            let (mut a1, mut a2, mut b) = (Vec::new(), Vec::new(), Vec::new());
+            a_tx.compress(b"fragment, ", false, &mut a1);
+            b_tx.compress(text(i).as_bytes(), true, &mut b);
+            a_tx.compress(text(i).as_bytes(), true, &mut a2);
+            let n = b_rx.inflate(&b, true, 1 << 20).unwrap();
+            assert_eq!(&b_rx.output()[..n], text(i).as_bytes());
+            b_rx.release();
+            let mut got = Vec::new();
+            let n = a_rx.inflate(&a1, false, 1 << 20).unwrap();
+            got.extend_from_slice(&a_rx.output()[..n]);
+            let n = a_rx.inflate(&a2, true, 1 << 20).unwrap();
+            got.extend_from_slice(&a_rx.output()[..n]);
+            a_rx.release();
+            assert_eq!(got, [&b"fragment, "[..], text(i).as_bytes()].concat());
+            // A fresh context each time: the same message compresses to the same bytes.
+            if i == 0 {
+                first_wire = Some(b.clone());
+            }
+            let mut again = Vec::new();
+            b_tx.compress(text(0).as_bytes(), true, &mut again);
+            assert_eq!(Some(&again), first_wire.as_ref());
+        }
+    }
+
+    #[test]
     fn chunked_inflate_equals_whole_and_empty_message() {
         let data: Vec<u8> = (0..200_000u32)
             .map(|i| (i % 251) as u8 ^ (i >> 9) as u8)
@@ -852,10 +1153,13 @@ mod tests {
     #[test]
     fn bfinal_block_is_accepted() {
         // A complete raw deflate stream with BFINAL set ("hi").
-        let mut z = Compress::new_with_window_bits(Compression::new(6), false, 15);
-        let mut out = Vec::with_capacity(64);
-        z.compress_vec(b"hi", &mut out, FlushCompress::Finish)
-            .unwrap();
+        let mut z = Deflate::new(6, false, 15);
+        let mut out = vec![0u8; 64];
+        assert_eq!(
+            z.compress(b"hi", &mut out, DeflateFlush::Finish),
+            Ok(Status::StreamEnd)
+        );
+        out.truncate(z.total_out() as usize);
         let mut rx = Inflater::new(false);
         let n = rx.inflate(&out, true, 100).unwrap();
         assert_eq!(&rx.output()[..n], b"hi");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 pub use wscope_proto::connection::Config as WsConfig;
 pub use wscope_proto::connection::DeflateOptions;
-pub use wscope_proto::deflate::DeflateConfig;
+pub use wscope_proto::deflate::{DeflateConfig, DEFAULT_MEM_LEVEL};
 pub use wscope_proto::keepalive::Keepalive;
 
 use crate::error::Result;
@@ -64,7 +64,7 @@ pub struct ClientConfig {
     pub nodelay: bool,
     /// Offer permessage-deflate (RFC 7692) with these wishes; `None`: no compression.
     pub deflate: Option<DeflateConfig>,
-    /// Compression level and size threshold once deflate is agreed.
+    /// Compression level, size threshold and memLevel once deflate is agreed.
     pub deflate_options: DeflateOptions,
 }
 
@@ -199,7 +199,7 @@ pub struct ServerConfig {
     pub nodelay: bool,
     /// Accept permessage-deflate (RFC 7692) offers with these settings; `None`: decline.
     pub deflate: Option<DeflateConfig>,
-    /// Compression level and size threshold once deflate is agreed.
+    /// Compression level, size threshold and memLevel once deflate is agreed.
     pub deflate_options: DeflateOptions,
 }
 

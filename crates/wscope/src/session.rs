@@ -235,6 +235,11 @@ impl WriteQueue {
         }
     }
 
+    /// Drops everything queued, spare buffers included (the connection is abandoned).
+    pub(crate) fn clear(&mut self) {
+        *self = Self::default();
+    }
+
     /// A large buffer that was written out, for reuse as a receive buffer.
     fn take_recycled(&mut self) -> Option<Vec<u8>> {
         self.recycled.pop()
@@ -435,6 +440,8 @@ impl Session {
             return Ok(None);
         }
         let r = self.decode_loop();
+        // Inflated data is in the message buffer now: the inflater's copy can go.
+        self.conn.release_inflated();
         self.drained = matches!(r, Ok(None));
         // An answered keepalive ping restarts its interval from now.
         self.after_command();
@@ -621,6 +628,8 @@ impl Session {
     /// embedded-SDK-style API).
     pub(crate) fn next_partial(&mut self, buf: &mut [u8]) -> Result<Option<Partial>> {
         let r = self.partial_loop(buf);
+        // Inflated data is in `buf` (or kept in `partial_rest`): the inflater's copy can go.
+        self.conn.release_inflated();
         self.flush_transmit();
         r
     }

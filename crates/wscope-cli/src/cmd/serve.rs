@@ -46,9 +46,15 @@ pub(crate) struct Args {
     compress: bool,
     /// With --compress: the largest LZ77 window, as a power of two (9-15), for both
     /// directions. 15 (32 KiB) compresses best; 12 (4 KiB, Python websockets' server default)
-    /// needs far less memory and CPU per connection with many connections.
+    /// saves 112 KiB per compressing connection. Contexts exist only while compressed messages
+    /// flow: an idle connection holds none (see BENCHMARKS.md for the figures).
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u8).range(9..=15))]
     deflate_window_bits: u8,
+    /// With --compress: zlib memLevel (1-9) of the compressor: its literal buffers take
+    /// 7 << (N + 6) bytes (14 KiB at 5, 112 KiB at 8), for slightly larger output when lower.
+    #[arg(long, default_value_t = wscope::config::DEFAULT_MEM_LEVEL,
+          value_parser = clap::value_parser!(u8).range(1..=9))]
+    deflate_mem_level: u8,
     /// With --compress: zlib compression level, 1 (fastest) to 9 (smallest).
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
     deflate_level: u32,
@@ -165,6 +171,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
             ..wscope::config::DeflateConfig::default()
         });
         cfg.deflate_options.level = args.deflate_level;
+        cfg.deflate_options.mem_level = args.deflate_mem_level;
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let tls = match &args.tls_client_ca {

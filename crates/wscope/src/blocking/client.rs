@@ -104,6 +104,7 @@ pub fn connect_with(cfg: &ClientConfig) -> Result<(WebSocket<MaybeTlsStream>, Re
             idle_timeout: cfg.idle_timeout,
         },
     );
+    ws.set_write_timeout(cfg.write_timeout);
     ws.set_subprotocol(response.subprotocol().map(str::to_owned));
     if let Some(params) = deflate {
         ws.session.conn.enable_deflate(params, cfg.deflate_options);

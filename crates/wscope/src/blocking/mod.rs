@@ -40,6 +40,13 @@ use crate::stream::{end_without_close_notify, MaybeTlsStream};
 pub trait Transport: Read + Write {
     /// Sets how long a read may block (`None`: forever).
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+    /// Sets how long a write may block (`None`: forever). With it, the connection's timers
+    /// (keepalive, idle timeout, close timeout) also run while a write waits for a peer that
+    /// does not read; the default does nothing (a write may then block until the peer reads).
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let _ = timeout;
+        Ok(())
+    }
     /// Ends the connection after the last write (TLS close_notify, TCP FIN).
     fn shutdown(&mut self) -> io::Result<()>;
 }
@@ -47,6 +54,9 @@ pub trait Transport: Read + Write {
 impl Transport for TcpStream {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, timeout)
     }
     fn shutdown(&mut self) -> io::Result<()> {
         TcpStream::shutdown(self, std::net::Shutdown::Write)
@@ -56,6 +66,9 @@ impl Transport for TcpStream {
 impl Transport for MaybeTlsStream {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         MaybeTlsStream::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_write_timeout(timeout)
     }
     fn shutdown(&mut self) -> io::Result<()> {
         MaybeTlsStream::shutdown(self)
@@ -72,6 +85,12 @@ pub struct WebSocket<S = MaybeTlsStream> {
     session: Session,
     /// The read timeout currently set on the socket.
     timeout_set: Option<Option<Duration>>,
+    /// The write timeout currently set on the socket.
+    write_timeout_set: Option<Option<Duration>>,
+    /// The longest a write may go without progress (the configured write timeout).
+    write_timeout: Option<Duration>,
+    /// The connection has ended but the peer does not take its last bytes: give up then.
+    linger_until: Option<StdInstant>,
     /// The transport was shut down; every further call is `Error::Closed`.
     done: bool,
     /// A close was seen or sent: EOF afterwards is a normal end.
@@ -113,10 +132,22 @@ impl<S: Transport> WebSocket<S> {
             stream,
             session,
             timeout_set: None,
+            write_timeout_set: None,
+            write_timeout: None,
+            linger_until: None,
             done: false,
             close_seen: false,
             subprotocol: None,
         }
+    }
+
+    /// Sets the write timeout: a write that makes no progress for this long fails with
+    /// [`Error::Timeout`] (`None`: writes wait as long as the connection's timers allow).
+    /// [`connect_with`] and [`accept`] set it from the configuration's `write_timeout`. Set it
+    /// here rather than on the socket: [`Self::flush`] manages the socket's own write timeout
+    /// (it also wakes up for the connection's timers).
+    pub fn set_write_timeout(&mut self, t: Option<Duration>) {
+        self.write_timeout = t;
     }
 
     pub(crate) fn set_subprotocol(&mut self, p: Option<String>) {
@@ -211,12 +242,17 @@ impl<S: Transport> WebSocket<S> {
         }
     }
 
-    /// Writes everything queued.
+    /// Writes everything queued. While a write waits for the peer, the connection's timers
+    /// run (keepalive, idle timeout, close timeout): a connection that has ended but whose
+    /// peer does not take the last bytes is abandoned after the close timeout
+    /// ([`Error::Timeout`], the queue dropped).
     pub fn flush(&mut self) -> Result<()> {
         if self.session.out.len() == 0 {
             return Ok(());
         }
+        let mut progress_at = Clock::now_std();
         while self.session.out.len() > 0 {
+            self.set_write_deadline(progress_at)?;
             let mut slices = [IoSlice::new(&[]); 16];
             let n = self.session.write_slices(&mut slices);
             // One slice: a plain write (a shorter path in the kernel than writev).
@@ -227,12 +263,74 @@ impl<S: Transport> WebSocket<S> {
             };
             match written {
                 Ok(0) => return Err(self.fail(io::ErrorKind::WriteZero.into())),
-                Ok(n) => self.session.out.advance(n),
+                Ok(n) => {
+                    self.session.out.advance(n);
+                    progress_at = Clock::now_std();
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    let now = Clock::now_std();
+                    if self.linger_until.is_some_and(|t| now >= t) {
+                        return Err(self.give_up());
+                    }
+                    // A timeout of the socket's own (not set here), or the write timeout.
+                    if self.write_timeout_set.is_none()
+                        || self.write_timeout.is_some_and(|t| now >= progress_at + t)
+                    {
+                        return Err(self.fail(e));
+                    }
+                    self.session.on_tick();
+                    self.arm_linger();
+                }
                 Err(e) => return Err(self.fail(e)),
             }
         }
         self.stream.flush().map_err(|e| self.fail(e))
+    }
+
+    /// Bounds the next write by the configured write timeout (counted from the last
+    /// progress) and by the connection's next deadline.
+    fn set_write_deadline(&mut self, progress_at: StdInstant) -> Result<()> {
+        let deadlines = [
+            self.session.deadline(),
+            self.linger_until,
+            self.write_timeout.map(|t| progress_at + t),
+        ];
+        let timeout = deadlines.into_iter().flatten().min().map(|d| {
+            d.saturating_duration_since(Clock::now_std())
+                .max(Duration::from_millis(1))
+        });
+        // Never set (and nothing to bound): leave the socket as it was given.
+        let untouched = self.write_timeout_set.is_none() && timeout.is_none();
+        if !untouched && self.write_timeout_set != Some(timeout) {
+            self.stream
+                .set_write_timeout(timeout)
+                .map_err(|e| self.fail(e))?;
+            self.write_timeout_set = Some(timeout);
+        }
+        Ok(())
+    }
+
+    /// The connection has ended (a keepalive timeout, a failure, a close) while bytes wait
+    /// for a peer that does not read: the close timeout bounds the wait from now on.
+    fn arm_linger(&mut self) {
+        if self.linger_until.is_none() && self.session.conn.state() == State::Closed {
+            let t = self.session.conn.config().close_timeout;
+            self.linger_until = Some(Clock::now_std() + Duration::from_micros(t.as_micros()));
+        }
+    }
+
+    /// Abandons a connection whose peer did not take its last bytes in time.
+    fn give_up(&mut self) -> Error {
+        self.done = true;
+        self.session.out.clear();
+        let _ = self.stream.shutdown();
+        Error::Timeout
     }
 
     fn fail(&mut self, e: io::Error) -> Error {

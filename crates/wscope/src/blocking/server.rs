@@ -129,6 +129,7 @@ where
                     idle_timeout: cfg.idle_timeout,
                 },
             );
+            ws.set_write_timeout(cfg.write_timeout);
             ws.set_subprotocol(agreed.subprotocol);
             if let Some(params) = agreed.deflate {
                 ws.session.conn.enable_deflate(params, cfg.deflate_options);

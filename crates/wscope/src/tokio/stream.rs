@@ -4,6 +4,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 use std::io::{self, IoSlice};
+use std::sync::{Arc, Mutex};
 use std::time::Instant as StdInstant;
 
 use futures_core::Stream;
@@ -15,7 +16,7 @@ use wscope_proto::{CloseCode, OpCode, Role};
 use crate::error::{Error, Result};
 pub use crate::message::DataKind;
 use crate::message::Message;
-use crate::session::{Incoming, Session, Timeouts};
+use crate::session::{Clock, Incoming, Session, Timeouts};
 use crate::stream::end_without_close_notify;
 
 /// Bytes one poll of the task may read before the stream yields to the runtime's other tasks.
@@ -26,6 +27,42 @@ use crate::stream::end_without_close_notify;
 /// 4.3-5.1 ms with (tokio-websockets: 4.6-5.0 ms). A share of 256 KiB cost ~5% more CPU per echo
 /// for no better tail; 1 MiB costs ~2%, within the machine's noise.
 const FAIR_SHARE: usize = 1 << 20;
+
+/// The reading side's slot in [`TimerWakers`].
+const READER: usize = 0;
+/// The writing side's slot in [`TimerWakers`].
+const WRITER: usize = 1;
+
+/// The wakers of both halves, woken together by the connection's timer: it serves whichever
+/// side waits (a reader, or a writer held up by a peer that does not read), and a tokio
+/// `Sleep` keeps only the waker of its last poll.
+#[derive(Default)]
+struct TimerWakers {
+    slots: Mutex<[Option<Waker>; 2]>,
+}
+
+impl TimerWakers {
+    /// Records `waker` for `side` (unless it is the one already recorded).
+    fn set(&self, side: usize, waker: &Waker) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if !slots[side].as_ref().is_some_and(|w| w.will_wake(waker)) {
+            slots[side] = Some(waker.clone());
+        }
+    }
+}
+
+impl std::task::Wake for TimerWakers {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        for w in slots.iter().flatten() {
+            w.wake_by_ref();
+        }
+    }
+}
 
 /// One WebSocket connection over an async byte stream, after the handshake.
 ///
@@ -38,11 +75,19 @@ const FAIR_SHARE: usize = 1 << 20;
 /// - `futures_util::StreamExt::split` gives read and write halves.
 /// - Connections that share a runtime thread take turns: a stream reads about 1 MiB at most
 ///   per poll of its task before it yields, however much its peer has sent.
+/// - Timers (keepalive, idle timeout, close timeout) run whatever the I/O does: also while
+///   reading waits for a peer that does not read our writes, and while a write waits. A
+///   connection that has ended (a keepalive timeout, a failure, a close) but whose last bytes
+///   the peer does not take is dropped, write queue and all, after the close timeout.
 pub struct WebSocketStream<S> {
     io: S,
     pub(crate) session: Session,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     sleep_at: Option<StdInstant>,
+    /// The wakers the timer wakes, and the waker it is polled with (made once).
+    timer_wakers: Option<(Arc<TimerWakers>, Waker)>,
+    /// The connection has ended but the peer does not take its last bytes: give up then.
+    linger_until: Option<StdInstant>,
     /// A writer (Sink side) waiting for the queue to drain.
     write_waker: Option<Waker>,
     /// The transport is finished: the stream yields `None`, sends fail with `Closed`.
@@ -82,6 +127,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             session,
             sleep: None,
             sleep_at: None,
+            timer_wakers: None,
+            linger_until: None,
             write_waker: None,
             done: false,
             failure: None,
@@ -189,12 +236,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                 return Poll::Ready(None);
             }
             if self.failure.is_some() {
-                if let Poll::Ready(Ok(())) = self.poll_write_out(cx) {
-                    if Pin::new(&mut self.io).poll_shutdown(cx).is_pending() {
+                match self.poll_write_out(cx) {
+                    // Written: end the transport (once the shutdown is through).
+                    Poll::Ready(Ok(()))
+                        if Pin::new(&mut self.io).poll_shutdown(cx).is_pending() =>
+                    {
                         return Poll::Pending;
                     }
-                } else if self.session.out.len() > 0 && !self.done {
-                    return Poll::Pending;
+                    Poll::Pending if self.session.out.len() > 0 && !self.done => {
+                        // The failing close waits behind bytes the peer does not take: for
+                        // the close timeout at most.
+                        self.arm_linger();
+                        if self.poll_timer(cx, READER) {
+                            if let Some(e) = self.on_timer() {
+                                return Poll::Ready(Some(Err(e)));
+                            }
+                            continue;
+                        }
+                        return Poll::Pending;
+                    }
+                    _ => {}
                 }
                 self.done = true;
                 self.wake_writer();
@@ -227,10 +288,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
                 Poll::Pending if self.session.write_full() => {
-                    // Backpressure: do not read while the peer does not read our writes.
+                    // Backpressure: do not read while the peer does not read our writes. The
+                    // timers run meanwhile: a keepalive ping (queued behind the backlog) that
+                    // goes unanswered, or the idle timeout, ends a peer that never reads.
+                    self.arm_linger();
+                    if self.poll_timer(cx, READER) {
+                        if let Some(e) = self.on_timer() {
+                            return Poll::Ready(Some(Err(e)));
+                        }
+                        continue;
+                    }
                     return Poll::Pending;
                 }
-                Poll::Pending => {}
+                Poll::Pending => self.arm_linger(),
             }
             if over && !self.session.write_full() {
                 continue;
@@ -248,8 +318,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                     }
                 }
             }
-            if self.poll_timer(cx) {
-                self.session.on_tick();
+            if self.poll_timer(cx, READER) {
+                if let Some(e) = self.on_timer() {
+                    return Poll::Ready(Some(Err(e)));
+                }
                 continue;
             }
             if self.streak >= FAIR_SHARE {
@@ -324,9 +396,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         self.session.end_error(self.close_seen)
     }
 
-    /// Arms the timer for the session's deadline; `true` when it has passed.
-    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(at) = self.session.deadline() else {
+    /// Arms the timer for the next deadline (the session's timers, the linger limit) and polls
+    /// it on behalf of `side` ([`READER`] or [`WRITER`]); `true` when it has passed.
+    fn poll_timer(&mut self, cx: &mut Context<'_>, side: usize) -> bool {
+        let at = match (self.session.deadline(), self.linger_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let Some(at) = at else {
             self.sleep = None;
             self.sleep_at = None;
             return false;
@@ -339,9 +416,69 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             }
             self.sleep_at = Some(at);
         }
+        let (wakers, waker) = self.timer_wakers.get_or_insert_with(|| {
+            let wakers = Arc::new(TimerWakers::default());
+            let waker = Waker::from(wakers.clone());
+            (wakers, waker)
+        });
+        wakers.set(side, cx.waker());
+        let mut timer_cx = Context::from_waker(waker);
         match self.sleep.as_mut() {
-            Some(s) => s.as_mut().poll(cx).is_ready(),
+            Some(s) => s.as_mut().poll(&mut timer_cx).is_ready(),
             None => false,
+        }
+    }
+
+    /// The timer fired: gives up on a connection whose last bytes the peer did not take
+    /// within the close timeout (the error to report), or gives the session the time.
+    fn on_timer(&mut self) -> Option<Error> {
+        if self.linger_until.is_some_and(|t| Clock::now_std() >= t) {
+            return Some(self.give_up());
+        }
+        self.session.on_tick();
+        None
+    }
+
+    /// The connection has ended (failed, timed out, closed) while bytes still wait for a peer
+    /// that does not read: from now on the close timeout bounds the wait for them.
+    fn arm_linger(&mut self) {
+        if self.linger_until.is_none()
+            && self.session.out.len() > 0
+            && (self.failure.is_some() || self.session.should_close())
+        {
+            let t = self.session.conn.config().close_timeout;
+            self.linger_until =
+                Some(Clock::now_std() + core::time::Duration::from_micros(t.as_micros()));
+        }
+    }
+
+    /// Abandons a connection whose peer did not take its last bytes in time: the write queue
+    /// is dropped (its memory freed now, not when the stream is), the transport is done.
+    fn give_up(&mut self) -> Error {
+        self.done = true;
+        self.session.out.clear();
+        let _ = Pin::new(&mut self.io).poll_shutdown(&mut Context::from_waker(Waker::noop()));
+        self.wake_writer();
+        self.failure.take().unwrap_or(Error::Timeout)
+    }
+
+    /// [`Self::poll_write_out`] for a writer: the timers run while it waits (see
+    /// [`Self::poll_timer`]), so a peer that never reads cannot hold it forever.
+    fn poll_write_timed(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        loop {
+            match self.poll_write_out(cx) {
+                Poll::Pending => {
+                    self.arm_linger();
+                    if self.poll_timer(cx, WRITER) {
+                        if let Some(e) = self.on_timer() {
+                            return Poll::Ready(Err(e));
+                        }
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+                ready => return ready,
+            }
         }
     }
 
@@ -391,7 +528,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
 
     /// Writes everything queued.
     pub async fn flush_writes(&mut self) -> Result<()> {
-        core::future::poll_fn(|cx| self.poll_write_out(cx)).await
+        core::future::poll_fn(|cx| self.poll_write_timed(cx)).await
     }
 
     /// Starts the closing handshake with `code` and `reason` (cut to 123 bytes) and flushes;
@@ -449,7 +586,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
         if !this.session.write_full() {
             return Poll::Ready(Ok(()));
         }
-        match this.poll_write_out(cx) {
+        match this.poll_write_timed(cx) {
             Poll::Ready(r) => Poll::Ready(r),
             Poll::Pending if !this.session.write_full() => Poll::Ready(Ok(())),
             Poll::Pending => {
@@ -465,7 +602,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
-        match this.poll_write_out(cx) {
+        match this.poll_write_timed(cx) {
             Poll::Pending => {
                 this.write_waker = Some(cx.waker().clone());
                 Poll::Pending
@@ -483,12 +620,192 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
         if this.done {
             return Poll::Ready(Ok(()));
         }
-        match this.poll_write_out(cx) {
+        match this.poll_write_timed(cx) {
             Poll::Pending => {
                 this.write_waker = Some(cx.waker().clone());
                 Poll::Pending
             }
             r => r,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::time::Duration;
+
+    use tokio::io::AsyncWriteExt;
+    use wscope_proto::keepalive::Keepalive;
+
+    use super::*;
+
+    /// A masked binary frame of `len` bytes (zero mask).
+    fn masked_binary(len: usize) -> Vec<u8> {
+        let mut f = vec![0x82, 0x80 | 127];
+        f.extend_from_slice(&(len as u64).to_be_bytes());
+        f.extend_from_slice(&[0; 4]);
+        f.resize(f.len() + len, 0x5a);
+        f
+    }
+
+    fn short_close_timeout() -> Config {
+        Config {
+            close_timeout: wscope_proto::Duration::from_millis(300),
+            ..Config::default()
+        }
+    }
+
+    fn with_keepalive() -> Config {
+        Config {
+            keepalive: Some(Keepalive {
+                interval: wscope_proto::Duration::from_millis(200),
+                timeout: wscope_proto::Duration::from_millis(200),
+            }),
+            ..short_close_timeout()
+        }
+    }
+
+    /// A peer that sends 1 MiB messages as fast as it can and never reads (through a 64 KiB
+    /// pipe), kept open until the server drops its end.
+    fn never_reading_peer() -> (tokio::io::DuplexStream, tokio::task::JoinHandle<()>) {
+        let (server_io, mut client_io) = tokio::io::duplex(64 * 1024);
+        let peer = tokio::spawn(async move {
+            let frame = masked_binary(1 << 20);
+            for _ in 0..64 {
+                if client_io.write_all(&frame).await.is_err() {
+                    break;
+                }
+            }
+        });
+        (server_io, peer)
+    }
+
+    /// `wscope serve --echo`'s loop against a peer that never reads: with a timer set, the
+    /// server ends the connection within a bound (the timer fires although reading waits
+    /// for the peer to read), and drops the echoes it could not write.
+    async fn echo_ends_within(cfg: Config, idle: Option<Duration>) {
+        let (server_io, peer) = never_reading_peer();
+        let mut ws = WebSocketStream::from_raw(server_io, Role::Server, cfg, &[], idle);
+        let echo = async {
+            let mut buf = Vec::new();
+            while let Some(got) = ws.recv_into(&mut buf).await {
+                let kind = match got {
+                    Ok(kind) => kind,
+                    Err(e) => return Some(e),
+                };
+                if ws.is_write_full() {
+                    if let Err(e) = ws.flush_writes().await {
+                        return Some(e);
+                    }
+                }
+                let _ = ws.feed_data(kind, &mut buf);
+            }
+            None
+        };
+        let ended = tokio::time::timeout(Duration::from_secs(5), echo)
+            .await
+            .expect("the connection was not ended");
+        assert!(matches!(ended, Some(Error::Timeout)), "{ended:?}");
+        // The echoed megabytes are freed with the connection's end.
+        assert_eq!(ws.session.out.len(), 0);
+        drop(ws);
+        peer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn keepalive_ends_a_peer_that_sends_and_never_reads() {
+        echo_ends_within(with_keepalive(), None).await;
+    }
+
+    #[tokio::test]
+    async fn idle_timeout_ends_a_peer_that_sends_and_never_reads() {
+        echo_ends_within(short_close_timeout(), Some(Duration::from_millis(200))).await;
+    }
+
+    #[tokio::test]
+    async fn closing_towards_a_peer_that_never_reads_ends_after_the_close_timeouts() {
+        // No keepalive, no idle timeout: the close's own timeout (then the linger) bounds it.
+        let (server_io, _client_io) = tokio::io::duplex(64 * 1024);
+        let mut ws =
+            WebSocketStream::from_raw(server_io, Role::Server, short_close_timeout(), &[], None);
+        ws.feed_data(DataKind::Binary, &mut vec![7u8; 1 << 20])
+            .unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(5), ws.close(CloseCode::NORMAL, "bye"))
+            .await
+            .expect("the close was not given up");
+        assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+        assert_eq!(ws.session.out.len(), 0);
+        assert_eq!(ws.state(), State::Closed);
+    }
+
+    /// Through the real handshake over a pipe: an idle connection with permessage-deflate
+    /// agreed holds no zlib context on either side; a message allocates the contexts of the
+    /// directions it crosses, kept with context takeover and freed after it without.
+    #[tokio::test]
+    async fn negotiated_deflate_allocates_nothing_until_a_message() {
+        use crate::config::{ClientConfig, DeflateConfig, ServerConfig};
+        use wscope_proto::connection::DeflateMemory;
+        for no_takeover in [false, true] {
+            let (server_io, client_io) = tokio::io::duplex(1 << 20);
+            let wishes = DeflateConfig {
+                server_no_context_takeover: no_takeover,
+                client_no_context_takeover: no_takeover,
+                ..DeflateConfig::default()
+            };
+            let ccfg = ClientConfig::new("localhost", 80).deflate(wishes);
+            let scfg = ServerConfig {
+                deflate: Some(DeflateConfig::default()),
+                ..ServerConfig::default()
+            };
+            let (client, server) = tokio::join!(
+                crate::tokio::client_handshake(client_io, &ccfg),
+                crate::tokio::server_handshake(server_io, &scfg, crate::handshake::accept_all),
+            );
+            let (mut client, _) = client.unwrap();
+            let (mut server, _) = server.unwrap();
+            let idle = Some(DeflateMemory::default());
+            assert_eq!(server.session.conn.deflate_memory(), idle);
+            assert_eq!(client.session.conn.deflate_memory(), idle);
+            let text = "hello hello hello, compressible hello".repeat(4);
+            client
+                .feed_data(DataKind::Text, &mut text.clone().into_bytes())
+                .unwrap();
+            client.flush_writes().await.unwrap();
+            let mut buf = Vec::new();
+            let kind = server.recv_into(&mut buf).await.unwrap().unwrap();
+            assert_eq!((kind, &buf[..]), (DataKind::Text, text.as_bytes()));
+            server.feed_data(DataKind::Text, &mut buf).unwrap();
+            server.flush_writes().await.unwrap();
+            let mut echo = Vec::new();
+            client.recv_into(&mut echo).await.unwrap().unwrap();
+            assert_eq!(echo, text.as_bytes());
+            let held = server.session.conn.deflate_memory().unwrap();
+            assert_eq!(held.inflate_context, !no_takeover, "{held:?}");
+            assert_eq!(held.deflate_context, !no_takeover, "{held:?}");
+            if no_takeover {
+                assert_eq!(held.buffer_bytes, 0, "{held:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_waiting_writer_runs_the_timers_too() {
+        // Nobody reads the stream: only the writer's wait can notice the keepalive timeout.
+        let (server_io, _client_io) = tokio::io::duplex(64 * 1024);
+        let mut ws =
+            WebSocketStream::from_raw(server_io, Role::Server, with_keepalive(), &[], None);
+        let send = async {
+            for _ in 0..64 {
+                ws.feed_data(DataKind::Binary, &mut vec![7u8; 1 << 20])?;
+                ws.flush_writes().await?;
+            }
+            Ok::<(), Error>(())
+        };
+        let r = tokio::time::timeout(Duration::from_secs(5), send)
+            .await
+            .expect("the writer was not released");
+        assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+        assert_eq!(ws.session.out.len(), 0);
+        assert!(ws.close_status().is_some_and(|s| s.keepalive_timed_out));
     }
 }

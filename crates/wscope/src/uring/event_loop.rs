@@ -747,7 +747,16 @@ impl<S: Service> EventLoop<S> {
             return;
         }
         if c.linger_until.is_some_and(|t| t <= now) {
-            // The peer did not take the last bytes within the close timeout.
+            // The peer did not take the last bytes within the close timeout: reported as a
+            // timeout (unless the connection failed for a reason of its own), as the tokio
+            // and blocking drivers do.
+            let unsent = match &c.phase {
+                Phase::Open(session) => session.out.len() > 0,
+                _ => false,
+            };
+            if c.sending || unsent {
+                c.fail(Error::Timeout);
+            }
             self.teardown(c);
             return;
         }

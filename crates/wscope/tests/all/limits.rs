@@ -187,3 +187,59 @@ fn keepalive_pings_a_quiet_peer_then_fails_it_with_1011() {
     assert_eq!(status.local, Some(CloseCode::INTERNAL_ERROR));
     assert_eq!(status.remote, CloseCode::ABNORMAL);
 }
+
+/// The blocking echo against a peer that sends 1 MiB messages and never reads: with `cfg`'s
+/// timers the server's blocked write gives up (the timers run while it waits) within 5 s.
+// The test reads the clock to bound the wait.
+#[allow(clippy::disallowed_methods)]
+fn blocking_echo_cuts_a_never_reading_peer(cfg: ServerConfig) {
+    let (addr, server) = crate::util::echo_server(cfg);
+    let mut s = raw_upgraded(addr);
+    let started = std::time::Instant::now();
+    let writer = std::thread::spawn(move || {
+        let mut frame = vec![0x82, 0x80 | 127];
+        frame.extend_from_slice(&(1u64 << 20).to_be_bytes());
+        frame.extend_from_slice(&[0; 4]);
+        frame.resize(frame.len() + (1 << 20), 0x5a);
+        for _ in 0..256 {
+            if s.write_all(&frame).is_err() {
+                break;
+            }
+        }
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(server.join().unwrap());
+    });
+    let r = rx
+        .recv_timeout(core::time::Duration::from_secs(10))
+        .expect("the server never gave up");
+    assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+    assert!(
+        started.elapsed() < core::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    writer.join().unwrap();
+}
+
+#[test]
+fn blocking_keepalive_ends_a_peer_that_sends_and_never_reads() {
+    let mut cfg = ServerConfig::default();
+    cfg.ws.keepalive = Some(wscope_proto::keepalive::Keepalive {
+        interval: wscope_proto::Duration::from_millis(200),
+        timeout: wscope_proto::Duration::from_millis(200),
+    });
+    cfg.ws.close_timeout = wscope_proto::Duration::from_millis(300);
+    blocking_echo_cuts_a_never_reading_peer(cfg);
+}
+
+#[test]
+fn blocking_idle_timeout_ends_a_peer_that_sends_and_never_reads() {
+    let mut cfg = ServerConfig {
+        idle_timeout: Some(core::time::Duration::from_millis(200)),
+        ..ServerConfig::default()
+    };
+    cfg.ws.close_timeout = wscope_proto::Duration::from_millis(300);
+    blocking_echo_cuts_a_never_reading_peer(cfg);
+}

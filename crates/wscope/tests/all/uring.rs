@@ -811,3 +811,59 @@ fn a_stalled_tls_handshake_is_cut_off_by_the_handshake_timeout() {
     }
     srv.stop();
 }
+
+/// A peer that sends 1 MiB messages and never reads: with `cfg`'s timers the server ends it,
+/// although its reads wait for the peer to take the echoes, within `bound`.
+// The test reads the clock to bound the wait.
+#[allow(clippy::disallowed_methods)]
+fn never_reading_peer_is_cut(cfg: ServerConfig, bound: Duration) {
+    let srv = start(cfg);
+    let mut s = raw_upgraded(srv.addr);
+    let started = std::time::Instant::now();
+    let writer = std::thread::spawn(move || {
+        let mut frame = vec![0x82, 0x80 | 127];
+        frame.extend_from_slice(&(1u64 << 20).to_be_bytes());
+        frame.extend_from_slice(&[0; 4]);
+        frame.resize(frame.len() + (1 << 20), 0x5a);
+        // Bounded: the server stops reading after a few messages; its end fails the write.
+        for _ in 0..256 {
+            if s.write_all(&frame).is_err() {
+                break;
+            }
+        }
+    });
+    match srv.next_end() {
+        Ended::Closed(_, Some(Error::Timeout)) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < bound, "{:?}", started.elapsed());
+    writer.join().unwrap();
+    srv.stop();
+}
+
+#[test]
+fn keepalive_ends_a_peer_that_sends_and_never_reads() {
+    if !available() {
+        return;
+    }
+    let mut cfg = ServerConfig::default();
+    cfg.ws.keepalive = Some(wscope::config::Keepalive {
+        interval: wscope_proto::Duration::from_millis(200),
+        timeout: wscope_proto::Duration::from_millis(200),
+    });
+    cfg.ws.close_timeout = wscope_proto::Duration::from_millis(300);
+    never_reading_peer_is_cut(cfg, Duration::from_secs(5));
+}
+
+#[test]
+fn idle_timeout_ends_a_peer_that_sends_and_never_reads() {
+    if !available() {
+        return;
+    }
+    let mut cfg = ServerConfig {
+        idle_timeout: Some(Duration::from_millis(200)),
+        ..ServerConfig::default()
+    };
+    cfg.ws.close_timeout = wscope_proto::Duration::from_millis(300);
+    never_reading_peer_is_cut(cfg, Duration::from_secs(5));
+}
