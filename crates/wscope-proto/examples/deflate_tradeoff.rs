@@ -177,7 +177,11 @@ fn text_message(rng: &mut Rng, len: usize) -> Vec<u8> {
     let mut s = String::with_capacity(len + 16);
     while s.len() < len {
         s.push_str(rng.pick(WORDS));
-        s.push(if rng.next() % 12 == 0 { '.' } else { ' ' });
+        s.push(if rng.next().is_multiple_of(12) {
+            '.'
+        } else {
+            ' '
+        });
     }
     s.truncate(len);
     s.into_bytes()
