@@ -115,19 +115,25 @@ run_all() { # run_all [wrapper...]
 
 run_all
 
-run_deadlines() { # run_deadlines [wrapper...]: the threads and deadline programs
-  log "two threads on one handle, 8 and 16 MiB echoes: plain ${*:-}"
-  timeout 300 "$@" "$WORK/websock_threads" 127.0.0.1 "$PLAIN" 0 ${SIZES:-}
-  log "two threads on one handle, 8 and 16 MiB echoes: TLS ${*:-}"
-  timeout 300 "$@" "$WORK/websock_threads" 127.0.0.1 "$TLS" 1 ${SIZES:-}
-  log "websock_open within time_out against a server that never answers ${*:-}"
-  timeout 60 "$@" "$WORK/websock_deadlines" open 127.0.0.1 "$SILENT" 0 2
-  timeout 60 "$@" "$WORK/websock_deadlines" open 127.0.0.1 "$SILENT" 1 2
-  log "websock_recv and websock_close within their bounds under a ping flood ${*:-}"
-  timeout 60 "$@" "$WORK/websock_deadlines" flood 127.0.0.1 "$FLOOD"
-  timeout 60 "$@" "$WORK/websock_deadlines" flood 127.0.0.1 "$FLOOD_READ"
-  timeout 60 "$@" "$WORK/websock_deadlines" flood-callback 127.0.0.1 "$FLOOD"
-  timeout 60 "$@" "$WORK/websock_deadlines" flood-callback 127.0.0.1 "$FLOOD_READ"
+# run_deadlines: the threads and deadline programs, each started through the command in the
+# array W (empty: directly; TLS runs through WT).
+W=()
+WT=()
+run_deadlines() {
+  log "two threads on one handle, 8 and 16 MiB echoes: plain ${W[*]:-}"
+  # shellcheck disable=SC2086 # SIZES: a list of sizes, split on purpose
+  timeout 300 "${W[@]}" "$WORK/websock_threads" 127.0.0.1 "$PLAIN" 0 ${SIZES:-}
+  log "two threads on one handle, 8 and 16 MiB echoes: TLS ${WT[*]:-}"
+  # shellcheck disable=SC2086
+  timeout 300 "${WT[@]}" "$WORK/websock_threads" 127.0.0.1 "$TLS" 1 ${SIZES:-}
+  log "websock_open within time_out against a server that never answers"
+  timeout 60 "${W[@]}" "$WORK/websock_deadlines" open 127.0.0.1 "$SILENT" 0 2
+  timeout 60 "${WT[@]}" "$WORK/websock_deadlines" open 127.0.0.1 "$SILENT" 1 2
+  log "websock_recv and websock_close within their bounds under a ping flood"
+  timeout 60 "${W[@]}" "$WORK/websock_deadlines" flood 127.0.0.1 "$FLOOD"
+  timeout 60 "${W[@]}" "$WORK/websock_deadlines" flood 127.0.0.1 "$FLOOD_READ"
+  timeout 60 "${W[@]}" "$WORK/websock_deadlines" flood-callback 127.0.0.1 "$FLOOD"
+  timeout 60 "${W[@]}" "$WORK/websock_deadlines" flood-callback 127.0.0.1 "$FLOOD_READ"
 }
 
 SIZES="" run_deadlines
@@ -150,5 +156,9 @@ if [[ ${NO_VALGRIND:-0} != 1 ]]; then
   done
   "${VG[@]}" --suppressions="$SUPP" "$WORK/websock_echo" 127.0.0.1 "$TLS" 1
   "${VG[@]}" --suppressions="$SUPP" "$WORK/websock_echo" localhost "$TLS" 2 "$WORK/ca.pem"
+  log "valgrind: threads (1 and 2 MiB messages) and deadlines (3 s of slack)"
+  W=("${VG[@]}")
+  WT=("${VG[@]}" --suppressions="$SUPP")
+  SIZES="1024 2048" SLACK=3 run_deadlines
 fi
 log "C API example: all runs passed"

@@ -1,8 +1,10 @@
 //! Blocking client: TCP (optionally through a proxy), TLS, handshake.
 
+use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant as StdInstant;
 
 use wscope_proto::Role;
@@ -42,7 +44,11 @@ fn resolve(host: &str, port: u16, overall: Option<StdInstant>) -> Result<Vec<Soc
     let Some(deadline) = overall else {
         return Ok((host, port).to_socket_addrs()?.collect());
     };
-    let (tx, rx) = std::sync::mpsc::channel();
+    // A condition variable, not a channel: a channel's wait registers the calling thread
+    // with std, which on a thread created by C (the C API) allocates a handle never freed.
+    type Slot = (Mutex<Option<io::Result<Vec<SocketAddr>>>>, Condvar);
+    let slot: Arc<Slot> = Arc::new((Mutex::new(None), Condvar::new()));
+    let theirs = Arc::clone(&slot);
     let name = host.to_owned();
     let lookup = std::thread::Builder::new()
         .name("wscope-resolve".to_owned())
@@ -50,15 +56,24 @@ fn resolve(host: &str, port: u16, overall: Option<StdInstant>) -> Result<Vec<Soc
             let r = (name.as_str(), port)
                 .to_socket_addrs()
                 .map(Iterator::collect::<Vec<_>>);
-            let _ = tx.send(r);
+            let (m, cv) = &*theirs;
+            *m.lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
+            cv.notify_all();
         })?;
-    match rx.recv_timeout(remaining(deadline)?) {
-        Ok(r) => {
+    let (m, cv) = &*slot;
+    let mut got = m.lock().unwrap_or_else(PoisonError::into_inner);
+    loop {
+        if let Some(r) = got.take() {
+            drop(got);
             let _ = lookup.join();
-            Ok(r?)
+            return Ok(r?);
         }
         // The thread ends by itself when the lookup returns; nobody waits for it.
-        Err(_) => Err(Error::Timeout),
+        let left = remaining(deadline)?;
+        got = cv
+            .wait_timeout(got, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
     }
 }
 
@@ -83,8 +98,8 @@ pub(crate) fn tcp_connect(
     }
     Err(last.map_or_else(
         || {
-            Error::Io(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
+            Error::Io(io::Error::new(
+                io::ErrorKind::NotFound,
                 "host has no address",
             ))
         },
@@ -145,7 +160,7 @@ pub fn connect_with(cfg: &ClientConfig) -> Result<(WebSocket<MaybeTlsStream>, Re
         let n = match stream.read(&mut buf) {
             // A socket read with a timeout is not restarted after a signal (or the kernel's
             // task work): try again, as `read_exact` would.
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             r => r.map_err(|e| timeout_error(e.into()))?,
         };
         if n == 0 {
@@ -180,7 +195,7 @@ fn timeout_error(e: Error) -> Error {
         Error::Io(io)
             if matches!(
                 io.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
             ) =>
         {
             Error::Timeout
