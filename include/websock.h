@@ -9,8 +9,14 @@
  * Units: websock_recv's timeout and websock_config_t.time_out are in SECONDS.
  * Returns: websock_open gives NULL on failure; the other functions return 0 (or a byte
  * count) on success and -1 on failure; websock_last_error() tells why, per thread.
- * Threads: one thread may block in websock_recv while others send on the same handle;
- * websock_close must not run concurrently with any other call on that handle.
+ * Threads: one thread may block in websock_recv while others send on the same handle,
+ * messages of any size (the receive reads while a send writes); websock_close must not run
+ * concurrently with any other call on that handle.
+ * Deadlines: every call returns by a bound. websock_open within time_out (TCP, TLS and the
+ * HTTP upgrade together); websock_recv by its timeout whatever the server sends (pings
+ * included); a send fails when no byte could be written for the write timeout (time_out,
+ * or websock_set_write_timeout); websock_close within WEBSOCK_CLOSE_TIMEOUT seconds (plus,
+ * in callback mode, the time the handler takes to return).
  */
 
 #ifndef WEBSOCK_H

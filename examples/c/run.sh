@@ -120,10 +120,10 @@ run_all
 W=()
 WT=()
 run_deadlines() {
-  log "two threads on one handle, 8 and 16 MiB echoes: plain ${W[*]:-}"
+  log "two threads on one handle, echoes of ${SIZES:-8192 16384} KiB: plain ${W[*]:-}"
   # shellcheck disable=SC2086 # SIZES: a list of sizes, split on purpose
   timeout 300 "${W[@]}" "$WORK/websock_threads" 127.0.0.1 "$PLAIN" 0 ${SIZES:-}
-  log "two threads on one handle, 8 and 16 MiB echoes: TLS ${WT[*]:-}"
+  log "two threads on one handle, echoes of ${SIZES:-8192 16384} KiB: TLS ${WT[*]:-}"
   # shellcheck disable=SC2086
   timeout 300 "${WT[@]}" "$WORK/websock_threads" 127.0.0.1 "$TLS" 1 ${SIZES:-}
   log "websock_open within time_out against a server that never answers"
