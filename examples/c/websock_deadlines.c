@@ -13,6 +13,10 @@
  *   websock_deadlines flood-callback HOST PORT
  *       the same server in callback mode: websock_close (which stops the handler's thread)
  *       returns within WEBSOCK_CLOSE_TIMEOUT.
+ *   websock_deadlines send HOST PORT WRITE_TIMEOUT
+ *       a server that never reads: sending 16 MiB fails within the write timeout, which is
+ *       WRITE_TIMEOUT seconds set with websock_set_write_timeout (time_out being 10), or
+ *       with WRITE_TIMEOUT 0 the default, time_out (2 here).
  *
  * SLACK (environment, seconds, default 1) is added to every bound. Exits non-zero on the
  * first failure. Built and run by examples/c/run.sh.
@@ -147,6 +151,41 @@ static int test_flood_callback(char *host, char *port)
     return 0;
 }
 
+static int test_send(char *host, char *port, int write_timeout)
+{
+    struct websock_config_t cfg;
+    websock_handle_t h;
+    int len = 16 << 20;
+    int bound = write_timeout > 0 ? write_timeout : 2;
+    char *msg;
+    int rc;
+    double t0, took;
+
+    config(&cfg, host, port, 0, write_timeout > 0 ? 10 : 2);
+    h = websock_open(&cfg);
+    CHECK(h != NULL, "websock_open");
+    if (write_timeout > 0)
+        CHECK(websock_set_write_timeout(h, write_timeout) == 0, "websock_set_write_timeout");
+    msg = calloc(1, (size_t)len);
+    CHECK(msg != NULL, "out of memory");
+    t0 = now();
+    rc = websock_send_binary(h, msg, len);
+    took = now() - t0;
+    free(msg);
+    if (rc == 0)
+        websock_close(h);
+    CHECK(rc == -1, "16 MiB sent to a server that never reads");
+    CHECK(took <= bound + slack, "websock_send_binary took %.2f s, write timeout %d s", took,
+          bound);
+    printf("[APP] websock_send_binary to a server that never reads failed after %.2f s: %s\n",
+           took, websock_last_error());
+    t0 = now();
+    websock_close(h);
+    took = now() - t0;
+    CHECK(took <= WEBSOCK_CLOSE_TIMEOUT + slack, "websock_close took %.2f s", took);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *s = getenv("SLACK");
@@ -158,9 +197,11 @@ int main(int argc, char **argv)
         return test_flood(argv[2], argv[3]);
     if (argc == 4 && strcmp(argv[1], "flood-callback") == 0)
         return test_flood_callback(argv[2], argv[3]);
+    if (argc == 5 && strcmp(argv[1], "send") == 0)
+        return test_send(argv[2], argv[3], atoi(argv[4]));
     fprintf(stderr,
             "usage: %s open HOST PORT SECURED TIME_OUT | flood HOST PORT |"
-            " flood-callback HOST PORT\n",
+            " flood-callback HOST PORT | send HOST PORT WRITE_TIMEOUT\n",
             argv[0]);
     return 2;
 }

@@ -12,9 +12,10 @@
 //! (it never blocks on a write), otherwise the sending thread, or a later receive, does.
 //!
 //! Every call has a bound: a receive returns by its timeout whatever arrives (pings, a flood
-//! of them); a send fails with a timeout when no byte could be written for the write timeout
-//! (the connection is then unusable: a frame was cut); [`SharedWebSocket::close`] returns
-//! within the bound it is given.
+//! of them); a send fails with a timeout when the peer takes less than [`WRITE_SLICE`] bytes
+//! within the write timeout (it does not read; the connection is then unusable: a frame was
+//! cut), and a receive fails the same way when the pongs it queued wait that long without a
+//! byte written; [`SharedWebSocket::close`] returns within the bound it is given.
 //!
 //! ```no_run
 //! use core::time::Duration;
@@ -56,6 +57,10 @@ use crate::stream::MaybeTlsStream;
 /// Most bytes a sender takes from the write queue for one write (and so the most a pong may
 /// wait behind the frame being written, besides that frame).
 pub const CHUNK: usize = 256 * 1024;
+
+/// Most bytes one blocking write offers the socket: a peer that takes less than this within
+/// the write timeout is too slow (it does not read), and the send fails.
+pub const WRITE_SLICE: usize = 64 * 1024;
 
 /// Longest sleep of a receive while bytes wait to be written: it tries them again this often.
 const RETRY: Duration = Duration::from_millis(10);
@@ -121,8 +126,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SharedWebSocket {
-    /// Takes over a connection (from [`super::connect_with`]); writes that make no progress
-    /// for `write_timeout` fail.
+    /// Takes over a connection (from [`super::connect_with`]); a send fails when the peer
+    /// takes less than [`WRITE_SLICE`] bytes within `write_timeout`.
     pub fn new(ws: WebSocket<MaybeTlsStream>, write_timeout: Duration) -> Result<Self> {
         let WebSocket {
             stream,
@@ -186,7 +191,8 @@ impl SharedWebSocket {
         self.subprotocol.as_deref()
     }
 
-    /// How long a write may make no progress before the connection fails.
+    /// How long the peer may take to accept [`WRITE_SLICE`] bytes (or, for the pongs a
+    /// receive queued, one byte) before the connection fails.
     pub fn write_timeout(&self) -> Duration {
         *lock(&self.write_timeout)
     }
@@ -240,8 +246,8 @@ impl SharedWebSocket {
     }
 
     /// Writes (blocking, without the state lock) until `target` bytes have been taken from
-    /// the write queue and written. Fails the connection when a write makes no progress for
-    /// the write timeout, or when `deadline` passes.
+    /// the write queue and written. Fails the connection when a write of [`WRITE_SLICE`]
+    /// bytes does not finish within the write timeout, or when `deadline` passes.
     fn write_until(&self, w: &mut Writer, target: u64, deadline: Option<StdInstant>) -> Result<()> {
         let write_timeout = self.write_timeout();
         loop {
@@ -272,14 +278,27 @@ impl SharedWebSocket {
                 w.sock.set_write_timeout(Some(t))?;
                 w.timeout_set = Some(t);
             }
-            match w.sock.write(&w.pending[w.at..]) {
+            let want = (w.pending.len() - w.at).min(WRITE_SLICE);
+            let started = Clock::now_std();
+            match w.sock.write(&w.pending[w.at..w.at + want]) {
                 Ok(0) => {
                     let e = io::Error::from(io::ErrorKind::WriteZero);
                     return Err(lock(&self.state).fail(e.into()));
                 }
                 Ok(n) => {
                     w.at += n;
-                    w.last_progress = Clock::now_std();
+                    let done = Clock::now_std();
+                    w.last_progress = done;
+                    // A blocking write returns short only when its timeout ran out (or a
+                    // signal came): the peer took less than a slice in all that time.
+                    if n < want && done.saturating_duration_since(started) >= t {
+                        let e = if t == write_timeout {
+                            stalled(&w.sock, t)
+                        } else {
+                            Error::Timeout
+                        };
+                        return Err(lock(&self.state).fail(e));
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_timeout(&e) => {
@@ -627,7 +646,7 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-/// The error for a peer that took no byte for `t`.
+/// The error for a peer that did not read for `t`.
 fn stalled(sock: &TcpStream, t: Duration) -> Error {
     let peer = sock
         .peer_addr()
@@ -635,7 +654,7 @@ fn stalled(sock: &TcpStream, t: Duration) -> Error {
     Error::Io(io::Error::new(
         io::ErrorKind::TimedOut,
         format!(
-            "write timeout: {peer} took no byte for {} ms (it does not read)",
+            "write timeout: {peer} did not read what was sent for {} ms",
             t.as_millis()
         ),
     ))
@@ -662,4 +681,54 @@ fn send_now(sock: &TcpStream, buf: &[u8], timeout_set: &mut Option<Duration>) ->
     *timeout_set = Some(t);
     let mut s = sock;
     s.write(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocking::{connect, Server};
+    use crate::config::ServerConfig;
+
+    /// A peer that sends pings without end and never reads cannot grow the write queue: the
+    /// pongs that do not fit wait in the core, which bounds them.
+    #[cfg(unix)]
+    #[test]
+    fn pongs_to_a_peer_that_never_reads_stay_bounded() {
+        let server = Server::bind("127.0.0.1:0", ServerConfig::default()).unwrap();
+        let addr = server.local_addr().unwrap();
+        let flood = std::thread::spawn(move || {
+            let mut ws = server.accept().unwrap();
+            // Small buffers: the pongs cannot hide in them.
+            socket2::SockRef::from(ws.get_ref().tcp())
+                .set_recv_buffer_size(64 * 1024)
+                .unwrap();
+            let pings = [0x89u8, 0x00].repeat(32 * 1024);
+            while ws.get_mut().write_all(&pings).is_ok() {}
+        });
+        let (ws, _) = connect(&format!("ws://{addr}/")).unwrap();
+        socket2::SockRef::from(ws.get_ref().tcp())
+            .set_send_buffer_size(64 * 1024)
+            .unwrap();
+        let ws = SharedWebSocket::new(ws, Duration::from_secs(30)).unwrap();
+        let mut buf = [0u8; 16];
+        let mut pings = 0u64;
+        let start = Clock::now_std();
+        let mut most = 0;
+        while Clock::now_std().saturating_duration_since(start) < Duration::from_millis(1500) {
+            if let Partial::Control { .. } = ws
+                .recv_partial(&mut buf, Duration::from_millis(100))
+                .unwrap()
+            {
+                pings += 1;
+            }
+            most = most.max(lock(&ws.state).session.out.len());
+        }
+        // Far more pongs were due than the bound holds (6 bytes each).
+        assert!(pings * 6 > 1 << 20, "only {pings} pings");
+        let limit = lock(&ws.state).session.write_limit;
+        assert!(most <= limit + 64 * 1024 + 6, "{most} bytes queued");
+        // Closing the socket with unread bytes resets the connection: the server's write ends.
+        drop(ws);
+        flood.join().unwrap();
+    }
 }

@@ -226,6 +226,35 @@ fn recv_and_close_keep_their_bounds_under_a_ping_flood() {
     server.join().unwrap();
 }
 
+/// A send to a server that never reads fails once the server has taken less than a slice
+/// within the write timeout, instead of blocking forever.
+#[test]
+fn a_send_the_server_does_not_read_fails_within_the_write_timeout() {
+    let (addr, server) = ping_flood_server();
+    let (r, took) = within(Duration::from_secs(60), move || {
+        let ws = Websock::open(&WebsockConfig {
+            hostname: "127.0.0.1".into(),
+            port: addr.port(),
+            write_timeout: Some(Duration::from_secs(1)),
+            ..WebsockConfig::default()
+        })
+        .unwrap();
+        let big = vec![0u8; 16 << 20];
+        let t0 = now();
+        let r = ws.send_binary(&big);
+        let took = t0.elapsed();
+        ws.close();
+        (r, took)
+    });
+    match r {
+        Err(wscope::Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}"),
+        other => panic!("{other:?}"),
+    }
+    // A bound, with slack for preparing 16 MiB in a debug build on a loaded machine.
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    server.join().unwrap();
+}
+
 /// `time_out` bounds the whole opening: a server that takes the TCP connection and never
 /// answers the upgrade makes `open` fail with a timeout by then.
 #[test]
