@@ -62,6 +62,10 @@ pub const CHUNK: usize = 256 * 1024;
 /// the write timeout is too slow (it does not read), and the send fails.
 pub const WRITE_SLICE: usize = 64 * 1024;
 
+/// Payloads from this size on are copied before the state lock is taken (see
+/// [`SharedWebSocket::send_binary`]).
+const OWN_FROM: usize = 64 * 1024;
+
 /// Longest sleep of a receive while bytes wait to be written: it tries them again this often.
 const RETRY: Duration = Duration::from_millis(10);
 
@@ -204,12 +208,25 @@ impl SharedWebSocket {
 
     /// Sends a text message; returns once it is written (or fails, see the module docs).
     pub fn send_text(&self, text: &str) -> Result<()> {
-        self.send(Outgoing::Text(text))
+        if text.len() < OWN_FROM {
+            return self.send(Outgoing::Text(text));
+        }
+        self.send_owned(OpCode::TEXT, text.as_bytes())
     }
 
     /// Sends a binary message.
     pub fn send_binary(&self, data: &[u8]) -> Result<()> {
-        self.send(Outgoing::Binary(data))
+        if data.len() < OWN_FROM {
+            return self.send(Outgoing::Binary(data));
+        }
+        self.send_owned(OpCode::BINARY, data)
+    }
+
+    /// Sends a large data message: the payload is copied before the lock is taken and queued
+    /// as it is (masked in place), so a receive does not wait for the copy.
+    fn send_owned(&self, opcode: OpCode, data: &[u8]) -> Result<()> {
+        let mut owned = data.to_vec();
+        self.send_with(|s| s.send_vec(opcode, &mut owned))
     }
 
     /// Sends a ping (at most 125 bytes).
