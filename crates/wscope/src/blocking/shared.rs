@@ -336,7 +336,7 @@ impl SharedWebSocket {
     /// pong; otherwise it waits in the queue) and returned as [`Partial::Control`]. One
     /// thread at a time may receive (others wait for it).
     pub fn recv_partial(&self, buf: &mut [u8], timeout: Duration) -> Result<Partial> {
-        let until = Clock::now_std() + timeout;
+        let until = after(timeout);
         let mut rd = lock(&self.reader);
         // Even with a zero timeout, bytes that already arrived are read once.
         let mut read_once = false;
@@ -467,7 +467,7 @@ impl SharedWebSocket {
     /// socket down, all within `bound`. Returns `Error::Timeout` when the bound ran out
     /// (the socket is shut down anyway).
     pub fn close(self, code: Option<CloseCode>, reason: &str, bound: Duration) -> Result<()> {
-        let until = Clock::now_std() + bound;
+        let until = after(bound);
         {
             let mut st = lock(&self.state);
             if st.done {
@@ -655,6 +655,14 @@ fn drain_plaintext(conn: &mut TlsConnection, session: &mut Session) -> Result<bo
     }
 }
 
+/// The instant `d` from now (far in the future when `d` is too long to add).
+fn after(d: Duration) -> StdInstant {
+    let now = Clock::now_std();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 /// A read or write that ran into the socket's timeout (or would block).
 fn is_timeout(e: &io::Error) -> bool {
     matches!(
@@ -705,6 +713,11 @@ mod tests {
     use super::*;
     use crate::blocking::{connect, Server};
     use crate::config::ServerConfig;
+
+    #[test]
+    fn a_timeout_too_long_to_add_is_far_away_not_a_panic() {
+        assert!(after(Duration::MAX) > Clock::now_std() + Duration::from_secs(86_400));
+    }
 
     /// A peer that sends pings without end and never reads cannot grow the write queue: the
     /// pongs that do not fit wait in the core, which bounds them.
