@@ -9,8 +9,14 @@
  * Units: websock_recv's timeout and websock_config_t.time_out are in SECONDS.
  * Returns: websock_open gives NULL on failure; the other functions return 0 (or a byte
  * count) on success and -1 on failure; websock_last_error() tells why, per thread.
- * Threads: one thread may block in websock_recv while others send on the same handle;
- * websock_close must not run concurrently with any other call on that handle.
+ * Threads: one thread may block in websock_recv while others send on the same handle,
+ * messages of any size (the receive reads while a send writes); websock_close must not run
+ * concurrently with any other call on that handle.
+ * Deadlines: every call returns by a bound. websock_open within time_out (TCP, TLS and the
+ * HTTP upgrade together); websock_recv by its timeout whatever the server sends (pings
+ * included); a send fails when no byte could be written for the write timeout (time_out,
+ * or websock_set_write_timeout); websock_close within WEBSOCK_CLOSE_TIMEOUT seconds (plus,
+ * in callback mode, the time the handler takes to return).
  */
 
 #ifndef WEBSOCK_H
@@ -37,9 +43,17 @@
 #define WEBSOCK_MAX_CLOSE_REASON 123
 
 /*
- Connect timeout used when [`websock_config_t::time_out`] is 0 or negative, in seconds.
+ Opening timeout used when [`websock_config_t::time_out`] is 0 or negative, in seconds
+ (also the default write timeout then).
  */
 #define WEBSOCK_DEFAULT_CONNECT_TIMEOUT 30
+
+/*
+ Longest time [`websock_close`] takes, in seconds: sending the close frame, waiting for the
+ server's close and for the end of the connection (in callback mode, plus the time the
+ handler takes to return from a call in progress).
+ */
+#define WEBSOCK_CLOSE_TIMEOUT 5
 
 /*
  Events reported to a [`websock_event_handler`].
@@ -242,7 +256,10 @@ typedef struct websock_config_t {
    */
   struct ssl_wrap_cfg_t ssl_config;
   /*
-   TCP + TLS connect timeout in **seconds** (0 or negative: 30 s).
+   Timeout in **seconds** (0 or negative: 30 s) for the whole of [`websock_open`]: name
+   lookup, TCP connect, TLS handshake and HTTP upgrade together. Also the write timeout
+   of the handle: a send fails when no byte could be written for this long (change it
+   with [`websock_set_write_timeout`]).
    */
   int time_out;
   /*
@@ -315,8 +332,10 @@ websock_handle_t websock_open(struct websock_config_t *cfg);
 
 /*
  Closes the connection: sends a close frame (status 1000, or what
- [`websock_close_reason`] set), waits a bounded time for the server's close, closes the
- TCP/TLS connection and frees the handle. `NULL` is ignored. The handle must not be used
+ [`websock_close_reason`] set), waits for the server's close, closes the TCP/TLS
+ connection and frees the handle, all within [`WEBSOCK_CLOSE_TIMEOUT`] seconds (in
+ callback mode, plus the time the handler takes to return from a call in progress; a send
+ the handler is blocked in is cut short). `NULL` is ignored. The handle must not be used
  afterwards, nor concurrently with this call.
 
  # Safety
@@ -372,7 +391,9 @@ int websock_send_pong(websock_handle_t handle, char *payload, int len);
  calling. An empty frame returns 0 with `opcode` ≥ 0. A frame longer than `*len` comes
  over several calls with the same header.
 
- Pings are answered internally with a pong echoing their payload and are not returned.
+ Returns by the timeout whatever arrives. Pings are answered internally with a pong
+ echoing their payload and are not returned (a pong the socket does not take at once
+ waits in a bounded queue; the server's latest pings are answered when it is full).
  Pongs are returned (opcode 10). The server's close is answered and returned once
  (opcode 8, payload = status and reason); later calls return -1.
 
@@ -398,6 +419,18 @@ int websock_recv(websock_handle_t handle,
  handler is stopped or the handle closed.
  */
 int websock_set_event_handler(websock_handle_t handle, websock_event_handler cb, void *cb_context);
+
+/*
+ Sets the write timeout of a handle, in **seconds** (1 or more): a send (or the pongs and
+ close frames the handle writes itself) fails when no byte could be written for this long,
+ because the server does not read; the connection is then unusable (-1 from every call but
+ [`websock_close`]). The default is the configuration's `time_out`. Sends already waiting
+ keep the timeout they started with. Returns 0, or -1 (NULL handle, `seconds` < 1).
+
+ # Safety
+ `handle` is a live handle.
+ */
+int websock_set_write_timeout(websock_handle_t handle, int seconds);
 
 /*
  Sets the status and reason that [`websock_close`] sends (libwebsockets'

@@ -5,6 +5,15 @@
 # valgrind memcheck (no leaks, no errors) unless NO_VALGRIND=1. Also checks that the header
 # compiles as C99 and C++ with warnings as errors.
 #
+# Then the C API's threads and deadlines, as C programs (each under `timeout`, so that a
+# regression fails instead of hanging): websock_threads.c (one thread in websock_recv, another
+# sending 8 and 16 MiB to the echo server, plain and TLS) and websock_deadlines.c against the
+# hostile servers of hostile_server.py (no answer to the upgrade: websock_open within
+# time_out; a ping flood, read or not: websock_recv within its timeout, websock_close within
+# WEBSOCK_CLOSE_TIMEOUT, also in callback mode; a send to a server that never reads fails
+# within the write timeout). Under valgrind too, smaller and with more
+# slack.
+#
 #   bash examples/c/run.sh
 #
 # CARGO_TARGET_DIR / WSCOPE_PROFILE / SKIP_BUILD as in conformance/lib.sh.
@@ -18,6 +27,7 @@ command -v "${CC:-cc}" >/dev/null || need+=(gcc)
 command -v "${CXX:-c++}" >/dev/null || need+=(g++)
 command -v openssl >/dev/null || need+=(openssl)
 [[ ${NO_VALGRIND:-0} == 1 ]] || command -v valgrind >/dev/null || need+=(valgrind)
+command -v python3 >/dev/null || need+=(python3)
 if [[ ${#need[@]} -gt 0 ]]; then
   log "apt-get install ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -46,6 +56,12 @@ log "cc websock_echo.c + libwscope_ffi.a"
 "$CC" -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -g -I "$ROOT/include" \
   "$ROOT/examples/c/websock_echo.c" "$PROFILE_DIR/libwscope_ffi.a" \
   -lpthread -ldl -lm -o "$WORK/websock_echo"
+for prog in websock_threads websock_deadlines; do
+  log "cc $prog.c + libwscope_ffi.a"
+  "$CC" -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -g -I "$ROOT/include" \
+    "$ROOT/examples/c/$prog.c" "$PROFILE_DIR/libwscope_ffi.a" \
+    -lpthread -ldl -lm -o "$WORK/$prog"
+done
 
 # A CA and a server certificate for 127.0.0.1 / localhost.
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=wscope test CA" \
@@ -68,8 +84,26 @@ start_server() { # start_server VAR [serve args...]: sets VAR to the port
   printf -v "$var" '%s' "$port"
 }
 
+start_hostile() { # start_hostile VAR MODE: a hostile_server.py; sets VAR to its port
+  local var=$1 mode=$2 pid port=""
+  python3 "$ROOT/examples/c/hostile_server.py" "$mode" >"$WORK/hostile-$mode.port" \
+    2>"$WORK/hostile-$mode.log" &
+  pid=$!
+  SERVER_PIDS+=("$pid")
+  for _ in $(seq 100); do
+    port=$(head -n 1 "$WORK/hostile-$mode.port" 2>/dev/null || true)
+    [[ -n $port ]] && break
+    sleep 0.1
+  done
+  [[ -n $port ]] || { cat "$WORK/hostile-$mode.log" >&2; return 1; }
+  printf -v "$var" '%s' "$port"
+}
+
 start_server PLAIN
 start_server TLS --tls-cert "$WORK/server.pem" --tls-key "$WORK/server.key"
+start_hostile SILENT silent
+start_hostile FLOOD flood
+start_hostile FLOOD_READ flood-read
 
 run_all() { # run_all [wrapper...]
   log "plain (secured 0) ${*:-}"
@@ -81,6 +115,35 @@ run_all() { # run_all [wrapper...]
 }
 
 run_all
+
+# run_deadlines: the threads and deadline programs, each started through the command in the
+# array W (empty: directly; TLS runs through WT).
+W=()
+WT=()
+run_deadlines() {
+  log "two threads on one handle, echoes of ${SIZES:-8192 16384} KiB: plain ${W[*]:-}"
+  # shellcheck disable=SC2086 # SIZES: a list of sizes, split on purpose
+  timeout 300 "${W[@]}" "$WORK/websock_threads" 127.0.0.1 "$PLAIN" 0 ${SIZES:-}
+  log "two threads on one handle, echoes of ${SIZES:-8192 16384} KiB: TLS ${WT[*]:-}"
+  # shellcheck disable=SC2086
+  timeout 300 "${WT[@]}" "$WORK/websock_threads" 127.0.0.1 "$TLS" 1 ${SIZES:-}
+  log "websock_open within time_out against a server that never answers"
+  timeout 60 "${W[@]}" "$WORK/websock_deadlines" open 127.0.0.1 "$SILENT" 0 2
+  timeout 60 "${WT[@]}" "$WORK/websock_deadlines" open 127.0.0.1 "$SILENT" 1 2
+  log "websock_recv and websock_close within their bounds under a ping flood"
+  timeout 60 "${W[@]}" "$WORK/websock_deadlines" flood 127.0.0.1 "$FLOOD"
+  timeout 60 "${W[@]}" "$WORK/websock_deadlines" flood 127.0.0.1 "$FLOOD_READ"
+  timeout 60 "${W[@]}" "$WORK/websock_deadlines" flood-callback 127.0.0.1 "$FLOOD"
+  timeout 60 "${W[@]}" "$WORK/websock_deadlines" flood-callback 127.0.0.1 "$FLOOD_READ"
+  # 16 MiB (more than the socket buffers hold) is too slow to prepare under valgrind.
+  if [[ ${#W[@]} -eq 0 ]]; then
+    log "a send to a server that never reads fails within the write timeout"
+    timeout 60 "$WORK/websock_deadlines" send 127.0.0.1 "$FLOOD" 1
+    timeout 60 "$WORK/websock_deadlines" send 127.0.0.1 "$FLOOD" 0
+  fi
+}
+
+SIZES="" run_deadlines
 
 if [[ ${NO_VALGRIND:-0} != 1 ]]; then
   VG=(valgrind --quiet --error-exitcode=99 --leak-check=full
@@ -100,5 +163,9 @@ if [[ ${NO_VALGRIND:-0} != 1 ]]; then
   done
   "${VG[@]}" --suppressions="$SUPP" "$WORK/websock_echo" 127.0.0.1 "$TLS" 1
   "${VG[@]}" --suppressions="$SUPP" "$WORK/websock_echo" localhost "$TLS" 2 "$WORK/ca.pem"
+  log "valgrind: threads (1 and 2 MiB messages) and deadlines (3 s of slack)"
+  W=("${VG[@]}")
+  WT=("${VG[@]}" --suppressions="$SUPP")
+  SIZES="1024 2048" SLACK=3 run_deadlines
 fi
 log "C API example: all runs passed"

@@ -1,11 +1,11 @@
-//! The `websock.h` C API: the embedded SDK's `websock_*` WebSocket client functions (seed 004,
+//! The `websock.h` C API: the embedded SDK's `websock_*` WebSocket client functions (the
 //! InnoPhase Talaria TWO SDK) with libwebsockets' close status values and
-//! `websock_close_reason` (seed 003), over the [`wscope`] blocking client.
+//! `websock_close_reason` (libwebsockets' close statuses), over the [`wscope`] blocking client.
 //!
 //! A C program written for the SDK's header compiles unchanged against
 //! `include/websock.h` (generated from this file with cbindgen) and then behaves
-//! correctly: random handshake key, checked `Sec-WebSocket-Accept`, `time_out` used as the
-//! connect timeout, pings answered with their payload, closes answered and sent. Every
+//! correctly: random handshake key, checked `Sec-WebSocket-Accept`, `time_out` bounding the
+//! whole opening, pings answered with their payload, closes answered and sent. Every
 //! protocol rule lives in `wscope` / `wscope-proto`; this crate only converts C arguments,
 //! keeps the last error as text, and catches panics.
 //!
@@ -16,15 +16,26 @@
 //! # Threads
 //!
 //! A handle may be used from several threads: one thread may block in [`websock_recv`]
-//! while others call the send functions (the connection is behind a lock that the receive
-//! releases every 10 ms). Two threads must not call [`websock_recv`] on the same handle at
-//! once (pieces of one frame would be split between them), and [`websock_close`] must not
-//! run while any other call on the same handle is in progress: it frees the handle.
+//! while others call the send functions, with messages of any size: the connection is a
+//! [`SharedWebSocket`] whose receive reads while a send writes (neither holds what the other
+//! needs), so a server that echoes a large message while it reads it is served. Two threads
+//! must not call [`websock_recv`] on the same handle at once (pieces of one frame would be
+//! split between them), and [`websock_close`] must not run while any other call on the same
+//! handle is in progress: it frees the handle.
+//!
+//! # Deadlines
+//!
+//! Every call returns by a bound: [`websock_open`] within `time_out` (name lookup, TCP, TLS
+//! and the HTTP upgrade together); [`websock_recv`] by its timeout whatever the server sends
+//! (a flood of pings included: pongs that cannot be written at once wait in a bounded
+//! queue); a send fails when no byte could be written for the write timeout (`time_out`, or
+//! [`websock_set_write_timeout`]); [`websock_close`] within [`WEBSOCK_CLOSE_TIMEOUT`]
+//! seconds (plus, in callback mode, the time the handler takes to return).
 //! [`websock_last_error`] is per thread. In callback mode ([`websock_set_event_handler`]) the
 //! handler runs on a thread of the handle's own; it may send, and [`websock_close`] stops and
 //! joins that thread before freeing the handle (so it must not be called from the handler).
 #![allow(unsafe_code)] // the only crate of the workspace where it is allowed
-#![allow(non_camel_case_types)] // the C names of the seed's header
+#![allow(non_camel_case_types)] // the C names of the SDK's header
 
 use core::cell::{Cell, RefCell};
 use core::ffi::{c_char, c_int, c_longlong, c_uchar, c_void, CStr};
@@ -34,15 +45,14 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 use std::ffi::CString;
 use std::panic::catch_unwind;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use wscope::blocking::{connect_with, WebSocket};
+use wscope::blocking::{connect_with, SharedWebSocket};
 use wscope::proto::close::CloseReason;
 use wscope::simple::{Secured, WebsockConfig};
-use wscope::stream::MaybeTlsStream;
-use wscope::{CloseCode, Error, Message, OpCode, Partial};
+use wscope::{CloseCode, Error, OpCode, Partial};
 
 /// Most extra handshake headers in [`websock_config_t::hndshk_hdrs`].
 pub const WEBSOCK_MAX_HNDSHK_HDRS: usize = 10;
@@ -53,8 +63,14 @@ pub const WEBSOCK_MAX_RECV_TIMEOUT: c_int = 4_294_967;
 /// Longest close reason in bytes (125-byte control payload minus the 2-byte status).
 pub const WEBSOCK_MAX_CLOSE_REASON: usize = 123;
 
-/// Connect timeout used when [`websock_config_t::time_out`] is 0 or negative, in seconds.
+/// Opening timeout used when [`websock_config_t::time_out`] is 0 or negative, in seconds
+/// (also the default write timeout then).
 pub const WEBSOCK_DEFAULT_CONNECT_TIMEOUT: c_int = 30;
+
+/// Longest time [`websock_close`] takes, in seconds: sending the close frame, waiting for the
+/// server's close and for the end of the connection (in callback mode, plus the time the
+/// handler takes to return from a call in progress).
+pub const WEBSOCK_CLOSE_TIMEOUT: c_int = 5;
 
 /// A connection handle returned by [`websock_open`]; `NULL` means no connection.
 pub type websock_handle_t = *mut c_void;
@@ -128,7 +144,10 @@ pub struct websock_config_t {
     pub secured: c_int,
     /// TLS settings.
     pub ssl_config: ssl_wrap_cfg_t,
-    /// TCP + TLS connect timeout in **seconds** (0 or negative: 30 s).
+    /// Timeout in **seconds** (0 or negative: 30 s) for the whole of [`websock_open`]: name
+    /// lookup, TCP connect, TLS handshake and HTTP upgrade together. Also the write timeout
+    /// of the handle: a send fails when no byte could be written for this long (change it
+    /// with [`websock_set_write_timeout`]).
     pub time_out: c_int,
     /// Extra handshake headers; the first `num_hndshk_hdrs` are used. Headers that clash
     /// with the implicit ones (`Host`, `Upgrade`, `Connection`, `Sec-WebSocket-Key`,
@@ -282,15 +301,9 @@ enum PendingClose {
 /// The object behind a [`websock_handle_t`].
 #[derive(Debug)]
 struct Handle {
-    ws: Mutex<WebSocket<MaybeTlsStream>>,
+    ws: SharedWebSocket,
     close: Mutex<Option<PendingClose>>,
     events: Mutex<Option<Events>>,
-}
-
-impl Handle {
-    fn lock(&self) -> MutexGuard<'_, WebSocket<MaybeTlsStream>> {
-        self.ws.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// The clock (this crate is an I/O driver: it may read it).
@@ -298,9 +311,6 @@ impl Handle {
 fn now() -> Instant {
     Instant::now()
 }
-
-/// How long a receive holds the connection before letting senders in.
-const SLICE: Duration = Duration::from_millis(10);
 
 /// # Safety
 /// `h` is NULL or a live handle from [`websock_open`].
@@ -447,8 +457,9 @@ unsafe fn config_from_c(c: &websock_config_t) -> Result<WebsockConfig, String> {
 fn open(cfg: &WebsockConfig) -> Result<Handle, String> {
     let client = cfg.client_config().map_err(|e| e.to_string())?;
     let (ws, _response) = connect_with(&client).map_err(|e| e.to_string())?;
+    let write_timeout = client.write_timeout.unwrap_or(cfg.time_out);
     Ok(Handle {
-        ws: Mutex::new(ws),
+        ws: SharedWebSocket::new(ws, write_timeout).map_err(|e| e.to_string())?,
         close: Mutex::new(None),
         events: Mutex::new(None),
     })
@@ -463,7 +474,7 @@ unsafe fn send(
     h: websock_handle_t,
     payload: *const c_char,
     len: c_int,
-    f: impl FnOnce(&mut WebSocket<MaybeTlsStream>, &[u8]) -> wscope::Result<()>,
+    f: impl FnOnce(&SharedWebSocket, &[u8]) -> wscope::Result<()>,
 ) -> c_int {
     guard(name, -1, || {
         clear_error();
@@ -471,8 +482,7 @@ unsafe fn send(
         let r = unsafe { handle_ref(h) }.and_then(|h| {
             // SAFETY: as documented on the public functions.
             let data = unsafe { bytes(payload, len, "payload")? };
-            let mut ws = h.lock();
-            f(&mut ws, data).map_err(|e| e.to_string())
+            f(&h.ws, data).map_err(|e| e.to_string())
         });
         match r {
             Ok(()) => 0,
@@ -530,8 +540,10 @@ pub unsafe extern "C" fn websock_open(cfg: *mut websock_config_t) -> websock_han
 }
 
 /// Closes the connection: sends a close frame (status 1000, or what
-/// [`websock_close_reason`] set), waits a bounded time for the server's close, closes the
-/// TCP/TLS connection and frees the handle. `NULL` is ignored. The handle must not be used
+/// [`websock_close_reason`] set), waits for the server's close, closes the TCP/TLS
+/// connection and frees the handle, all within [`WEBSOCK_CLOSE_TIMEOUT`] seconds (in
+/// callback mode, plus the time the handler takes to return from a call in progress; a send
+/// the handler is blocked in is cut short). `NULL` is ignored. The handle must not be used
 /// afterwards, nor concurrently with this call.
 ///
 /// # Safety
@@ -543,6 +555,7 @@ pub unsafe extern "C" fn websock_close(h: websock_handle_t) {
         if h.is_null() {
             return;
         }
+        let until = now() + close_timeout();
         // SAFETY: a live handle from websock_open; ownership comes back here exactly once.
         let handle = unsafe { Box::from_raw(h.cast::<Handle>()) };
         // The event thread borrows the handle: stop and join it before anything is freed.
@@ -552,22 +565,20 @@ pub unsafe extern "C" fn websock_close(h: websock_handle_t) {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(ev) = events {
-            stop_events(ev);
+            // A handler blocked in a send is cut short after half the bound.
+            let give_up = now() + close_timeout() / 2;
+            stop_events(ev, Some((&handle.ws, give_up)));
         }
         let pending = handle
             .close
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut ws = handle
-            .ws
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner);
+        let left = until.saturating_duration_since(now());
+        let ws = handle.ws;
         let r = match pending {
-            None => ws.close(CloseCode::NORMAL, ""),
-            Some(PendingClose::Status(code, reason)) => ws.close(code, &reason),
-            Some(PendingClose::NoStatus) => {
-                ws.start_close(None, "").and_then(|()| ws.finish_close())
-            }
+            None => ws.close(Some(CloseCode::NORMAL), "", left),
+            Some(PendingClose::Status(code, reason)) => ws.close(Some(code), &reason, left),
+            Some(PendingClose::NoStatus) => ws.close(None, "", left),
         };
         match r {
             Ok(()) | Err(Error::Closed) => {}
@@ -653,7 +664,7 @@ pub unsafe extern "C" fn websock_send_pong(
     // SAFETY: forwarded contract.
     unsafe {
         send("websock_send_pong", handle, payload, len, |ws, d| {
-            ws.send(Message::Pong(d.to_vec()))
+            ws.send_pong(d)
         })
     }
 }
@@ -670,7 +681,9 @@ pub unsafe extern "C" fn websock_send_pong(
 /// calling. An empty frame returns 0 with `opcode` ≥ 0. A frame longer than `*len` comes
 /// over several calls with the same header.
 ///
-/// Pings are answered internally with a pong echoing their payload and are not returned.
+/// Returns by the timeout whatever arrives. Pings are answered internally with a pong
+/// echoing their payload and are not returned (a pong the socket does not take at once
+/// waits in a bounded queue; the server's latest pings are answered when it is full).
 /// Pongs are returned (opcode 10). The server's close is answered and returned once
 /// (opcode 8, payload = status and reason); later calls return -1.
 ///
@@ -737,19 +750,21 @@ struct Got {
 }
 
 /// The receive loop shared by [`websock_recv`] and the event thread: waits up to `timeout`
-/// for frame data, holding the connection lock only for [`SLICE`] at a time; pings are
-/// answered by the connection and skipped. `Ok(None)`: nothing before the timeout.
+/// for frame data (senders are not held up meanwhile); pings are answered by the connection
+/// and skipped, the deadline holding across them. `Ok(None)`: nothing before the timeout.
 fn recv_into(h: &Handle, out: &mut [u8], timeout: Duration) -> Result<Option<Got>, String> {
     let deadline = now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(now());
-        let slice = left.min(SLICE).max(Duration::from_millis(1));
-        let got = h.lock().recv_partial(out, slice);
-        match got {
+        match h.ws.recv_partial(out, left) {
             Err(e) => return Err(e.to_string()),
             Ok(Partial::Data { info, len: n, .. } | Partial::Control { info, len: n }) => {
                 if info.opcode == OpCode::PING {
-                    continue; // answered by the connection; not the application's business
+                    // Answered by the connection; not the application's business.
+                    if now() >= deadline {
+                        return Ok(None);
+                    }
+                    continue;
                 }
                 return Ok(Some(Got {
                     hdr: websock_msg_hdr_t {
@@ -761,8 +776,7 @@ fn recv_into(h: &Handle, out: &mut [u8], timeout: Duration) -> Result<Option<Got
                     len: c_int::try_from(n).unwrap_or(c_int::MAX),
                 }));
             }
-            Ok(Partial::Timeout) if left <= slice => return Ok(None),
-            Ok(Partial::Timeout) => std::thread::yield_now(),
+            Ok(Partial::Timeout) => return Ok(None),
         }
     }
 }
@@ -830,7 +844,7 @@ pub unsafe extern "C" fn websock_set_event_handler(
         let mut slot = h.events.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(cb) = cb else {
             if let Some(ev) = slot.take() {
-                stop_events(ev);
+                stop_events(ev, None);
             }
             return 0;
         };
@@ -862,14 +876,31 @@ pub unsafe extern "C" fn websock_set_event_handler(
     })
 }
 
-fn stop_events(mut ev: Events) {
+/// Stops the event thread and joins it. With `cut`, a thread still running at its instant
+/// (a handler blocked in a send) gets its connection shut down, which ends the send.
+fn stop_events(mut ev: Events, cut: Option<(&SharedWebSocket, Instant)>) {
     ev.stop.store(true, Ordering::Relaxed);
     if let Some(t) = ev.thread.take() {
         // From the handler itself (it stopped its own thread): no join, the loop just ends.
-        if !IN_EVENT_THREAD.with(Cell::get) {
-            let _ = t.join();
+        if IN_EVENT_THREAD.with(Cell::get) {
+            return;
         }
+        if let Some((ws, at)) = cut {
+            while !t.is_finished() {
+                if now() >= at {
+                    ws.abort();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let _ = t.join();
     }
+}
+
+/// [`WEBSOCK_CLOSE_TIMEOUT`] as a duration.
+fn close_timeout() -> Duration {
+    Duration::from_secs(WEBSOCK_CLOSE_TIMEOUT.unsigned_abs().into())
 }
 
 type Callback = unsafe extern "C" fn(
@@ -927,6 +958,40 @@ fn event_loop(addr: usize, ctx: usize, cb: Callback, stop: &AtomicBool) {
             }
         }
     }
+}
+
+/// Sets the write timeout of a handle, in **seconds** (1 or more): a send (or the pongs and
+/// close frames the handle writes itself) fails when no byte could be written for this long,
+/// because the server does not read; the connection is then unusable (-1 from every call but
+/// [`websock_close`]). The default is the configuration's `time_out`. Sends already waiting
+/// keep the timeout they started with. Returns 0, or -1 (NULL handle, `seconds` < 1).
+///
+/// # Safety
+/// `handle` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn websock_set_write_timeout(
+    handle: websock_handle_t,
+    seconds: c_int,
+) -> c_int {
+    guard("websock_set_write_timeout", -1, || {
+        clear_error();
+        // SAFETY: a live handle, as documented.
+        let h = match unsafe { handle_ref(handle) } {
+            Ok(h) => h,
+            Err(e) => {
+                set_error(format_args!("websock_set_write_timeout: {e}"));
+                return -1;
+            }
+        };
+        if seconds < 1 {
+            set_error(format_args!(
+                "websock_set_write_timeout: seconds must be 1 or more, not {seconds}"
+            ));
+            return -1;
+        }
+        h.ws.set_write_timeout(Duration::from_secs(seconds.unsigned_abs().into()));
+        0
+    })
 }
 
 /// Sets the status and reason that [`websock_close`] sends (libwebsockets'

@@ -321,3 +321,25 @@ fn event_handler_reports_data_then_error() {
         websock_cb_event_t::WEBSOCK_CB_EVENT_ERROR
     );
 }
+
+#[test]
+fn write_timeout_arguments() {
+    let (srv, port) = server();
+    let t = thread::spawn(move || {
+        let mut ws = srv.accept().expect("accept");
+        while ws.read().is_ok() {}
+    });
+    let host = CString::new("127.0.0.1").unwrap();
+    let h = open(&host, port);
+    // SAFETY: a live handle, and NULL (a documented error).
+    unsafe {
+        assert_eq!(websock_set_write_timeout(core::ptr::null_mut(), 5), -1);
+        assert!(last_error().contains("NULL handle"), "{}", last_error());
+        assert_eq!(websock_set_write_timeout(h, 0), -1);
+        assert!(last_error().contains("1 or more"), "{}", last_error());
+        assert_eq!(websock_set_write_timeout(h, 3), 0);
+        assert_eq!(last_error(), "");
+        websock_close(h);
+    }
+    t.join().unwrap();
+}

@@ -44,6 +44,10 @@ pub struct ClientConfig {
     pub connect_timeout: Option<Duration>,
     /// Bound on the opening handshake (request sent → response read).
     pub handshake_timeout: Duration,
+    /// Bound on the whole opening, on top of the two above: name resolution, TCP connect
+    /// (all addresses together), proxy, TLS handshake and HTTP upgrade; `None` (the
+    /// default): each phase only has its own bound.
+    pub open_timeout: Option<Duration>,
     /// Extra request headers (name, value); ones the client sets itself are refused.
     pub headers: Vec<(String, String)>,
     /// Subprotocols to offer, in order of preference.
@@ -79,6 +83,7 @@ impl ClientConfig {
             tls: TlsConfig::default(),
             connect_timeout: Some(Duration::from_secs(30)),
             handshake_timeout: Duration::from_secs(30),
+            open_timeout: None,
             headers: Vec::new(),
             subprotocols: Vec::new(),
             origin: None,
@@ -136,6 +141,19 @@ impl ClientConfig {
     /// TCP connect timeout.
     pub fn connect_timeout(mut self, t: Duration) -> Self {
         self.connect_timeout = Some(t);
+        self
+    }
+
+    /// Bounds the whole opening (resolution, connect, proxy, TLS, upgrade) by `t`.
+    pub fn open_timeout(mut self, t: Duration) -> Self {
+        self.open_timeout = Some(t);
+        self
+    }
+
+    /// Blocking driver: a write that makes no progress for `t` fails (the field of the same
+    /// name).
+    pub fn write_timeout(mut self, t: Duration) -> Self {
+        self.write_timeout = Some(t);
         self
     }
 

@@ -293,6 +293,11 @@ pub(crate) struct Session {
     drained: bool,
     /// Largest write backlog before writers must wait.
     pub(crate) write_limit: usize,
+    /// [`Self::flush_transmit`] leaves the core's replies (pongs, close replies) in the core
+    /// while this many bytes or more wait in [`Self::out`]: the core bounds them (it answers
+    /// only the latest pings beyond its limit), so a peer that sends pings and never reads
+    /// cannot grow the write queue without bound. `usize::MAX` (the default): always move.
+    pub(crate) hold_replies_over: usize,
     /// Inside a large message: read in bigger pieces.
     big: bool,
     /// A large message just ended: the next read is a short one (see [`AFTER_BIG_READ`]).
@@ -334,6 +339,7 @@ impl Session {
             eof: false,
             drained: false,
             write_limit: 128 * 1024,
+            hold_replies_over: usize::MAX,
             big: false,
             after_big: false,
             frame_left: 0,
@@ -768,9 +774,10 @@ impl Session {
         self.out.append(|buf| buf.extend_from_slice(bytes));
     }
 
-    /// Moves the core's own frames (pongs, close replies) to the write queue.
+    /// Moves the core's own frames (pongs, close replies) to the write queue (unless
+    /// [`Self::hold_replies_over`] bytes already wait there).
     pub(crate) fn flush_transmit(&mut self) {
-        if self.conn.has_pending_transmit() {
+        if self.conn.has_pending_transmit() && self.out.len() < self.hold_replies_over {
             let conn = &mut self.conn;
             self.out.append(|buf| conn.poll_transmit(buf));
         }

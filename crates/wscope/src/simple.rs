@@ -11,9 +11,12 @@
 //!
 //! Differences from the original, all fixes: the key is random, the reply is fully checked,
 //! bytes that arrive with the 101 are kept, pings are answered with their payload, closes are
-//! answered, `time_out` really bounds the connect. Sending from other threads while one
-//! thread blocks in [`Websock::recv`] is safe: the receive waits in short slices and leaves
-//! the connection to senders in between.
+//! answered, `time_out` bounds the whole opening (connect, TLS, upgrade). Sending from other
+//! threads while one thread blocks in [`Websock::recv`] is safe, also with messages larger
+//! than the socket buffers: the connection is a [`SharedWebSocket`], whose receive and sends
+//! never wait for each other. Every call is bounded: [`Websock::recv`] by its timeout,
+//! sends by the write timeout ([`WebsockConfig::write_timeout`]), [`Websock::close`] by
+//! [`CLOSE_TIMEOUT`].
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -41,18 +44,19 @@
 //! ```
 
 use core::time::Duration;
-use std::sync::{Mutex, MutexGuard};
 
-use crate::blocking::{connect_with, WebSocket};
+use crate::blocking::{connect_with, SharedWebSocket};
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::message::Partial;
-use crate::session::Clock;
-use crate::stream::MaybeTlsStream;
 use crate::tls::TlsConfig;
 use crate::CloseCode;
 
-/// The embedded-SDK-style API's `secured` field.
+/// Longest time [`Websock::close`] takes: sending the close, waiting for the server's and
+/// for the end of the connection.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The seed's `secured` field.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Secured {
     /// 0: plain `ws`.
@@ -81,8 +85,11 @@ pub struct WebsockConfig {
     pub client_cert: Option<Vec<u8>>,
     /// Client key (PEM).
     pub client_key: Option<Vec<u8>>,
-    /// TCP (and TLS) connect timeout.
+    /// Bound on the whole opening: name lookup, TCP connect, TLS and the HTTP upgrade.
     pub time_out: Duration,
+    /// A send fails (and the connection with it) when no byte could be written for this
+    /// long: the server does not read. `None`: `time_out`.
+    pub write_timeout: Option<Duration>,
     /// Extra handshake headers (name, value); at most 10 as in the embedded-SDK-style API.
     pub hndshk_hdrs: Vec<(String, String)>,
 }
@@ -98,6 +105,7 @@ impl Default for WebsockConfig {
             client_cert: None,
             client_key: None,
             time_out: Duration::from_secs(30),
+            write_timeout: None,
             hndshk_hdrs: Vec::new(),
         }
     }
@@ -115,7 +123,9 @@ impl WebsockConfig {
         let path = if self.uri.is_empty() { "/" } else { &self.uri };
         let mut cfg = ClientConfig::new(self.hostname.clone(), self.port)
             .path(path)
-            .connect_timeout(self.time_out);
+            .connect_timeout(self.time_out)
+            .open_timeout(self.time_out)
+            .write_timeout(self.write_timeout.unwrap_or(self.time_out));
         for (name, value) in &self.hndshk_hdrs {
             // SDK users pass these as plain headers (MQTT adds `Sec-WebSocket-Protocol: mqtt`);
             // they map to the dedicated settings so the handshake stays checked.
@@ -169,82 +179,73 @@ impl Default for MsgHdr {
     }
 }
 
-/// How long a receive holds the connection before letting senders in.
-const SLICE: Duration = Duration::from_millis(10);
-
 /// An open client connection (the embedded-SDK-style API's `websock_handle_t`).
 #[derive(Debug)]
 pub struct Websock {
-    ws: Mutex<WebSocket<MaybeTlsStream>>,
+    ws: SharedWebSocket,
 }
 
 impl Websock {
-    /// Connects and performs the opening handshake (`websock_open`).
+    /// Connects and performs the opening handshake (`websock_open`), all within
+    /// [`WebsockConfig::time_out`].
     pub fn open(cfg: &WebsockConfig) -> Result<Self> {
-        let (ws, _) = connect_with(&cfg.client_config()?)?;
-        Ok(Self { ws: Mutex::new(ws) })
+        let client = cfg.client_config()?;
+        let (ws, _) = connect_with(&client)?;
+        let write_timeout = client.write_timeout.unwrap_or(cfg.time_out);
+        Ok(Self {
+            ws: SharedWebSocket::new(ws, write_timeout)?,
+        })
     }
 
-    fn lock(&self) -> MutexGuard<'_, WebSocket<MaybeTlsStream>> {
-        self.ws
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The connection underneath (to change its write timeout, send fragments, ...).
+    pub fn shared(&self) -> &SharedWebSocket {
+        &self.ws
     }
 
     /// Sends a text message (`websock_send_text`).
     pub fn send_text(&self, text: &str) -> Result<()> {
-        self.lock().send_text(text)
+        self.ws.send_text(text)
     }
 
     /// Sends a binary message (`websock_send_binary`).
     pub fn send_binary(&self, data: &[u8]) -> Result<()> {
-        self.lock().send_binary(data)
+        self.ws.send_binary(data)
     }
 
     /// Sends a ping (at most 125 bytes).
     pub fn send_ping(&self, data: &[u8]) -> Result<()> {
-        self.lock().send_ping(data)
+        self.ws.send_ping(data)
     }
 
     /// Receives (`websock_recv`): up to `buf.len()` payload bytes of the next frame, `hdr`
     /// telling which frame; the rest of a long frame comes on the next calls. Returns the
     /// number of bytes written to `buf`. On timeout returns 0 with `hdr.opcode == -1` (not an
-    /// error). Pings are answered internally and reported (opcode 9); the peer's close is
-    /// answered and returned once as opcode 8 with its payload; after that, and on protocol
-    /// or transport errors, `Err`.
+    /// error); the timeout holds whatever arrives. Pings are answered internally and reported
+    /// (opcode 9); the peer's close is answered and returned once as opcode 8 with its
+    /// payload; after that, and on protocol or transport errors, `Err`.
     pub fn recv(&self, hdr: &mut MsgHdr, buf: &mut [u8], timeout: Duration) -> Result<usize> {
         *hdr = MsgHdr::default();
-        let until = Clock::now_std() + timeout;
-        loop {
-            let left = until.saturating_duration_since(Clock::now_std());
-            let slice = left.min(SLICE);
-            let got = self.lock().recv_partial(buf, slice)?;
-            match got {
-                Partial::Data { info, len, .. } | Partial::Control { info, len } => {
-                    hdr.fin = i32::from(info.fin);
-                    hdr.opcode = i32::from(info.opcode.0);
-                    hdr.payload_len = i64::try_from(info.payload_len).unwrap_or(i64::MAX);
-                    return Ok(len);
-                }
-                Partial::Timeout if left.is_zero() || left <= SLICE => return Ok(0),
-                Partial::Timeout => std::thread::yield_now(),
+        match self.ws.recv_partial(buf, timeout)? {
+            Partial::Data { info, len, .. } | Partial::Control { info, len } => {
+                hdr.fin = i32::from(info.fin);
+                hdr.opcode = i32::from(info.opcode.0);
+                hdr.payload_len = i64::try_from(info.payload_len).unwrap_or(i64::MAX);
+                Ok(len)
             }
+            Partial::Timeout => Ok(0),
         }
     }
 
-    /// Closes with 1000 and waits (bounded by the close timeout) for the reply
+    /// Closes with 1000 and waits for the reply, within [`CLOSE_TIMEOUT`]
     /// (`websock_close`). Errors are ignored: the connection is gone either way.
     pub fn close(self) {
         let _ = self.close_with(CloseCode::NORMAL, "");
     }
 
-    /// Closes with a status and reason (cut to 123 bytes), waiting for the reply.
+    /// Closes with a status and reason (cut to 123 bytes), waiting for the reply, within
+    /// [`CLOSE_TIMEOUT`].
     pub fn close_with(self, code: CloseCode, reason: &str) -> Result<()> {
-        let mut ws = self
-            .ws
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match ws.close(code, reason) {
+        match self.ws.close(Some(code), reason, CLOSE_TIMEOUT) {
             Ok(()) | Err(Error::Closed) => Ok(()),
             Err(e) => Err(e),
         }

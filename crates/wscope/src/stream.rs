@@ -156,15 +156,25 @@ fn handshake_io<D>(conn: &mut rustls::ConnectionCommon<D>, tcp: &mut Tcp) -> io:
     }
 }
 
-/// Connects TLS over `tcp` and completes the handshake (bounded by the socket's timeouts).
+/// Connects TLS over `tcp` and completes the handshake (bounded by the socket's timeouts,
+/// and as a whole by `deadline` when given).
 pub(crate) fn tls_client(
     tcp: TcpStream,
     cfg: std::sync::Arc<rustls::ClientConfig>,
     name: rustls::pki_types::ServerName<'static>,
+    deadline: Option<std::time::Instant>,
 ) -> crate::error::Result<MaybeTlsStream> {
     let mut conn = ClientConnection::new(cfg, name)?;
     let mut tcp = Tcp::new(tcp);
     while conn.is_handshaking() {
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(crate::session::Clock::now_std());
+            if left.is_zero() {
+                return Err(crate::error::Error::Timeout);
+            }
+            tcp.0.set_read_timeout(Some(left))?;
+            tcp.0.set_write_timeout(Some(left))?;
+        }
         handshake_io(&mut conn, &mut tcp)?;
     }
     Ok(MaybeTlsStream::ClientTls(Box::new(StreamOwned::new(

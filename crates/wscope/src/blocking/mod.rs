@@ -19,9 +19,11 @@
 
 mod client;
 mod server;
+pub mod shared;
 
 pub use client::{connect, connect_with};
 pub use server::{accept, accept_with, Server};
+pub use shared::SharedWebSocket;
 
 use core::time::Duration;
 use std::io::{self, IoSlice, Read, Write};

@@ -55,8 +55,14 @@ pub async fn connect_with(cfg: &ClientConfig) -> Result<ClientStream> {
     connect_with_response(cfg).await.map(|(ws, _)| ws)
 }
 
-/// Connects with a full configuration; also returns the server's response.
+/// Connects with a full configuration; also returns the server's response. The whole
+/// opening is bounded by [`ClientConfig::open_timeout`] when set.
 pub async fn connect_with_response(cfg: &ClientConfig) -> Result<(ClientStream, Response)> {
+    timed(cfg.open_timeout, open(cfg)).await
+}
+
+/// [`connect_with_response`] without the overall bound.
+async fn open(cfg: &ClientConfig) -> Result<(ClientStream, Response)> {
     let (host, port) = match &cfg.proxy {
         Some(p) => (p.host.as_str(), p.port),
         None => (cfg.host.as_str(), cfg.port),
