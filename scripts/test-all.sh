@@ -132,11 +132,15 @@ step_kaitai() {
 }
 
 # The C API (crates/wscope-ffi, include/websock.h): the header compiles as C99 and C++, the
-# seed's flow in examples/c/websock_echo.c built with cc against libwscope_ffi.a passes its
+# SDK's flow in examples/c/websock_echo.c built with cc against libwscope_ffi.a passes its
 # echo round trips (text, binary, 1 MiB through a 1000-byte buffer, ping/pong, recv timeout,
-# close reason) against `wscope serve --echo`, plain and TLS (unverified and verified), then
-# again under valgrind memcheck (no leaks, no errors). The header's staleness check is the
-# `header` test of `cargo test`. ~40 s after the build; NO_VALGRIND=1 skips valgrind.
+# close reason) against `wscope serve --echo`, plain and TLS (unverified and verified); then
+# the thread and deadline tests as users write them: websock_threads.c (one thread in
+# websock_recv while another sends 8 and 16 MiB) and websock_deadlines.c against
+# examples/c/hostile_server.py (python3): open against a server that never answers the
+# upgrade, recv and close under a ping flood, a send to a server that never reads. All again
+# under valgrind memcheck (no leaks, no errors). The header's staleness check is the `header`
+# test of `cargo test`. ~2.5 min after the build (~1 min with NO_VALGRIND=1).
 step_c_api() {
     bash examples/c/run.sh
 }
