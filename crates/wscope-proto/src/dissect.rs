@@ -395,7 +395,8 @@ impl Dissector {
                     }),
                 )
             }
-            // Not expected in report mode with control chunks on: nothing to report.
+            // `Nothing`: all of `buf` was used. The others do not occur in report mode with
+            // control chunks on (a control frame comes whole only after its last chunk).
             (Found::Nothing | Found::Control | Found::Frame(_) | Found::Chunk { .. }, _) => Step {
                 consumed,
                 event: None,

@@ -6,7 +6,7 @@
 //! a truncated last frame) with its byte offset. `--json` prints one JSON object per line
 //! with `"type": "frame" | "message" | "anomaly"`.
 //!
-//! The reading is the core's: [`wscope_proto::dissect::Dissector`] cuts the stream into
+//! The reading is the core's: [`wscope::proto::dissect::Dissector`] cuts the stream into
 //! frames (64-bit lengths read whole, masked payloads unmasked), messages and violations (with
 //! the close codes an endpoint would send), under exactly the endpoint's rules. This module
 //! only formats what it yields. The input is streamed: each frame is printed as soon as it is
