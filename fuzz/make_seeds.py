@@ -11,6 +11,8 @@ crates/wscope-proto/src/fuzzing.rs:
                                   into [1, 2, 3, 5, 7, 13, 64, 4096]
   message                 byte 1: bit 0 control chunks, bit 1 UTF-8 checked, bit 2 RSV1
                                   allowed (permessage-deflate), bit 3 a 300-byte message limit
+  dissect                 byte 0 as for frame_decoder (only the mask rule and the read size
+                                  count); its seeds are the frame_decoder and message streams
   utf8                    byte 0: reads alternate 1 + (b & 0xf) and 1 + 3 * (b >> 4) bytes
   partial_receive         byte 0: bits 0-2 buffer size index into [1, 2, 3, 7, 16, 64, 125,
                                   1000], bit 3 permessage-deflate, bit 4 limits of 1000-byte
@@ -348,8 +350,14 @@ SEGMENTS = {
 }
 
 
+# The dissector reads the same streams: the frame decoder's as they are, the message layer's
+# without their second control byte.
+DISSECT = {**{name: data[:1] + data[2:] for name, data in MESSAGE.items()}, **FRAME_DECODER}
+
+
 def main():
     for target, seeds in {
+        "dissect": DISSECT,
         "frame_decoder": FRAME_DECODER,
         "message": MESSAGE,
         "close_payload": CLOSE_PAYLOAD,

@@ -64,15 +64,17 @@ step_msrv() {
     cargo "+$msrv" check --workspace --all-targets --target-dir target/msrv
 }
 
-# The main job: the analyzer on the bundled sample (the README's first command), and the frame
-# parser example on its sample.
+# The main job: the analyzer on the bundled sample (the README's first command), and `wscope
+# parse` on the sample of raw frames.
 step_example() {
     local out
     out=$(mktemp)
-    cargo run -q -p wscope-proto --example parse_frames -- \
-        crates/wscope-proto/examples/sample-frames.bin | tee "$out"
-    grep -q 'message #1: text, 13 bytes in 2 frames: "Hello, wörld"' "$out"
-    grep -q 'control: close 1000 (normal closure) "bye"' "$out"
+    # `wscope parse` on the committed sample of raw frames (built by
+    # crates/wscope-proto/tests/all/dissect.rs): one client's stream, no anomaly.
+    cargo run -q --release -p wscope-cli -- parse --direction client samples/frames.bin | tee "$out"
+    grep -q 'message @20: text, 13 bytes in 2 frames, valid UTF-8: "Hello, wörld"' "$out"
+    grep -q 'close: status 1000 (normal closure) reason "bye"' "$out"
+    grep -q '^6 frame(s), 5 message(s), 0 anomalies$' "$out"
     # The README's main command: the analyzer on the bundled sample.
     cargo run -q --release -p wscope-cli -- inspect samples/websocket-demo.pcap | tee "$out"
     grep -q 'WebSocket sessions 2' "$out"

@@ -756,15 +756,7 @@ impl Core {
                 if self.cfg.auto_close {
                     // Echo the status (RFC 6455 section 5.5.1); an empty close gets an empty one.
                     let code = close.map(|c| c.code);
-                    let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
-                    let n = match code {
-                        Some(code) => {
-                            payload[..2].copy_from_slice(&code.0.to_be_bytes());
-                            2
-                        }
-                        None => 0,
-                    };
-                    self.queue_control(OpCode::CLOSE, &payload[..n]);
+                    self.queue_close(code.map(|code| CloseFrame { code, reason: "" }));
                     status.local = code;
                     self.status = Some(status);
                     self.enter_closed();
@@ -779,7 +771,7 @@ impl Core {
     fn fail(&mut self, e: ProtocolError) {
         if matches!(self.state, State::Open | State::CloseReceived) {
             let code = e.close_code();
-            self.queue_control(OpCode::CLOSE, &code.0.to_be_bytes());
+            self.queue_close(Some(CloseFrame { code, reason: "" }));
             self.status = Some(CloseStatus {
                 failed: Some(e),
                 ..CloseStatus::without_peer(Some(code), true)
@@ -869,10 +861,10 @@ impl Core {
     /// The keepalive ping went unanswered: close with 1011 and fail the connection.
     fn fail_unresponsive(&mut self) {
         let code = CloseCode::INTERNAL_ERROR;
-        let mut payload = [0u8; 2 + KEEPALIVE_TIMEOUT_REASON.len()];
-        payload[..2].copy_from_slice(&code.0.to_be_bytes());
-        payload[2..].copy_from_slice(KEEPALIVE_TIMEOUT_REASON.as_bytes());
-        self.queue_control(OpCode::CLOSE, &payload);
+        self.queue_close(Some(CloseFrame {
+            code,
+            reason: KEEPALIVE_TIMEOUT_REASON,
+        }));
         self.status = Some(CloseStatus {
             keepalive_timed_out: true,
             ..CloseStatus::without_peer(Some(code), true)
@@ -918,6 +910,14 @@ impl Core {
         let mut frame = Vec::with_capacity(MAX_HEADER_LEN + payload.len());
         self.encode(&mut frame, opcode, true, payload);
         self.queued.extend(frame);
+    }
+
+    /// Queues a close frame the core sends on its own (an echo, a failure, a keepalive
+    /// timeout): its payload encoded by [`CloseFrame::emit`], empty for `None`.
+    fn queue_close(&mut self, close: Option<CloseFrame<'_>>) {
+        let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
+        let n = close.map_or(0, |c| c.emit(&mut payload));
+        self.queue_control(OpCode::CLOSE, &payload[..n]);
     }
 
     fn next_mask(&mut self) -> Option<[u8; 4]> {

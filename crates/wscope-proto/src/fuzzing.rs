@@ -15,6 +15,7 @@
 //! |---|---|
 //! | `frame_decoder` | [`fuzz_frame_decoder`] |
 //! | `message` | [`fuzz_message_decoder`] |
+//! | `dissect` | [`fuzz_dissector`] |
 //! | `close_payload` | [`fuzz_close_payload`] |
 //! | `frames_iter` | [`fuzz_frames_iter`] |
 //! | `utf8` | [`fuzz_utf8`] |
@@ -28,6 +29,9 @@ use alloc::vec::Vec;
 use crate::close::{zeek_status, CloseClass, CloseCode, CloseFrame, CloseReason, MAX_REASON_LEN};
 use crate::decoder::{frames, DecoderConfig, FrameDecoder, FrameEvent, FramesError, MaskRule};
 use crate::decoder::{Step, Strictness};
+use crate::dissect::{
+    Dissected, Dissector, MessageInfo, Unfinished, Violation as DissectViolation,
+};
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, HeaderStatus, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1};
 use crate::mask::apply_mask_scalar;
@@ -155,6 +159,140 @@ pub fn fuzz_message_decoder(data: &[u8]) {
             assert_eq!(Some(payload), message_payloads.next(), "payload differs");
         }
     }
+}
+
+/// Dissects `data[1..]` with a [`Dissector`] under the mask rule `data[0]` picks (bits 0–1,
+/// as in [`fuzz_frame_decoder`]), whole and in reads of the size bits 5–7 pick.
+///
+/// Asserts: `consumed <= buf.len()`; a `None` item means the whole buffer was used; a bounded
+/// number of items in a row use no input; each frame is a header whose bytes parse to it, at
+/// the offset where the previous frame ended, then payload chunks at contiguous positions and
+/// stream offsets, the last one marked and the declared length in all, then its end; a close
+/// frame's end parses it like [`CloseFrame::parse`] (or calls it too long); messages have at
+/// least one frame; after lost framing nothing but input use; [`Dissector::offset`] counts
+/// every byte; the whole and the split runs agree (payload chunks joined).
+pub fn fuzz_dissector(data: &[u8]) {
+    let Some((&ctl, stream)) = data.split_first() else {
+        return;
+    };
+    let mask = frame_config(ctl).mask;
+    let split = SPLITS[usize::from(ctl >> 5)];
+    let whole = dissect(mask, stream, usize::MAX);
+    let pieces = dissect(mask, stream, split);
+    assert_eq!(whole, pieces, "a split changed what the dissector found");
+}
+
+/// An owned [`Dissected`] item, a frame's payload chunks joined.
+#[derive(Debug, PartialEq, Eq)]
+enum DissectRecord {
+    Frame(u64, FrameHeader),
+    Payload(u64, Vec<u8>),
+    FrameEnd(u64, u64, OwnedClose),
+    Message(MessageInfo),
+    Violation(DissectViolation),
+    End(Unfinished),
+}
+
+/// A close frame's status and reason (owned), or why it is malformed.
+type OwnedClose = Option<Result<Option<(CloseCode, Vec<u8>)>, ProtocolError>>;
+
+/// Items in a row that use no input: up to 3 frame and 4 message violations and the header of
+/// one frame, its empty payload, a close violation, its end and the two messages it ends.
+const MAX_IDLE_ITEMS: usize = 16;
+
+/// Runs a [`Dissector`] over `stream` in reads of `split` bytes, checking the contract.
+fn dissect(mask: MaskRule, stream: &[u8], split: usize) -> Vec<DissectRecord> {
+    let mut data = stream.to_vec();
+    let mut dis = Dissector::new(mask);
+    let mut out = Vec::new();
+    // The current frame: its offset, header and payload bytes seen; where the next one starts.
+    let mut frame: Option<(u64, FrameHeader, u64)> = None;
+    let mut next_frame = 0u64;
+    let mut payload: Option<usize> = None;
+    let mut pos = 0;
+    while pos < data.len() {
+        let end = pos.saturating_add(split).min(data.len());
+        let mut at = pos;
+        let mut idle = 0;
+        loop {
+            let lost = dis.is_framing_lost();
+            let buf_len = end - at;
+            let step = dis.decode(&mut data[at..end]);
+            assert!(step.consumed <= buf_len, "consumed more than given");
+            at += step.consumed;
+            idle = if step.consumed == 0 { idle + 1 } else { 0 };
+            assert!(idle <= MAX_IDLE_ITEMS, "the dissector is spinning");
+            let Some(item) = step.event else {
+                assert_eq!(at, end, "`None` before the buffer was used");
+                break;
+            };
+            assert!(!lost, "an item after lost framing");
+            match item {
+                Dissected::Frame(f) => {
+                    assert!(frame.is_none(), "a header inside a frame");
+                    assert_eq!(f.offset, next_frame, "a frame not where the last one ended");
+                    assert_eq!(
+                        FrameHeader::parse(f.header_bytes),
+                        Ok(HeaderStatus::Complete(f.header)),
+                        "header bytes do not parse to the header"
+                    );
+                    frame = Some((f.offset, f.header, 0));
+                    payload = None;
+                    out.push(DissectRecord::Frame(f.offset, f.header));
+                }
+                Dissected::Payload(p) => {
+                    let Some((offset, header, seen)) = frame.as_mut() else {
+                        panic!("payload outside a frame");
+                    };
+                    assert_eq!(p.position, *seen, "payload chunks not contiguous");
+                    let head = header.header_len() as u64;
+                    assert_eq!(p.offset, *offset + head + p.position, "wrong chunk offset");
+                    *seen += p.chunk.len() as u64;
+                    assert_eq!(p.last, *seen == header.payload_len, "wrong `last`");
+                    assert!(*seen <= header.payload_len, "more payload than declared");
+                    match payload.and_then(|i| out.get_mut(i)) {
+                        Some(DissectRecord::Payload(_, bytes)) => {
+                            bytes.extend_from_slice(p.chunk);
+                        }
+                        _ => {
+                            payload = Some(out.len());
+                            out.push(DissectRecord::Payload(p.offset, p.chunk.to_vec()));
+                        }
+                    }
+                }
+                Dissected::FrameEnd(e) => {
+                    let Some((offset, header, seen)) = frame.take() else {
+                        panic!("a frame end outside a frame");
+                    };
+                    assert_eq!((e.offset, e.header), (offset, header), "wrong frame ended");
+                    assert_eq!(seen, header.payload_len, "a frame ended early");
+                    next_frame = offset + header.header_len() as u64 + seen;
+                    let close = e
+                        .close()
+                        .map(|c| c.map(|c| c.map(|c| (c.code, c.reason.as_bytes().to_vec()))));
+                    if let (Some(c), Some(control)) = (&close, e.control) {
+                        if header.payload_len <= MAX_CONTROL_PAYLOAD as u64 {
+                            let parsed = CloseFrame::parse(control.payload)
+                                .map(|c| c.map(|c| (c.code, c.reason.as_bytes().to_vec())));
+                            assert_eq!(c, &parsed, "close parsed differently");
+                        } else {
+                            assert!(c.is_err(), "an oversized close frame parsed");
+                        }
+                    }
+                    out.push(DissectRecord::FrameEnd(e.offset, e.message, close));
+                }
+                Dissected::Message(m) => {
+                    assert!(m.frames >= 1, "a message without frames");
+                    out.push(DissectRecord::Message(m));
+                }
+                Dissected::Violation(v) => out.push(DissectRecord::Violation(v)),
+            }
+        }
+        pos = end;
+    }
+    assert_eq!(dis.offset(), stream.len() as u64, "bytes not counted");
+    out.push(DissectRecord::End(dis.finish()));
+    out
 }
 
 /// Parses `data` as a close frame payload and checks every close rule against it.

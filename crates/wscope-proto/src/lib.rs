@@ -58,6 +58,8 @@
 //! - [`frame`], [`mask`], [`close`], [`utf8`]: wire formats and the rules about them.
 //! - [`decoder`]: the streaming frame decoder; [`decoder::frames`] iterates a whole buffer.
 //! - [`message`]: message rules over the decoder, enforced (endpoints) or reported (observers).
+//! - [`dissect`]: frames, payload chunks, messages and violations of one direction with their
+//!   stream offsets, for tools that show a stream (`wscope parse`).
 //! - [`handshake`]: the HTTP/1.1 upgrade, both sides.
 //! - [`observe`]: the passive observer of both directions (analyzers, inspection).
 //! - [`keepalive`]: the timer that pings a quiet peer and gives up on an unresponsive one
@@ -76,6 +78,7 @@ pub mod connection;
 pub mod decoder;
 #[cfg(feature = "deflate")]
 pub mod deflate;
+pub mod dissect;
 pub mod error;
 pub mod frame;
 #[doc(hidden)]
@@ -95,6 +98,7 @@ mod pair_tests;
 
 pub use close::{CloseCode, CloseFrame, CloseReason};
 pub use decoder::{DecoderConfig, FrameDecoder, FrameEvent, MaskRule, Step, Strictness};
+pub use dissect::{Dissected, Dissector};
 pub use error::ProtocolError;
 pub use frame::{FrameHeader, OpCode};
 pub use handshake::{

@@ -84,8 +84,15 @@ pub struct ControlFrame<'a> {
 }
 
 impl<'a> ControlFrame<'a> {
-    /// For a close frame: its status and reason if well formed (`Ok(None)`: no status).
+    /// For a close frame: its status and reason if well formed (`Ok(None)`: no status). A
+    /// frame that declared more than 125 bytes is malformed by its length
+    /// ([`ProtocolError::ControlFrameTooLong`]), whatever its first 125 bytes hold.
     pub fn close(&self) -> Result<Option<CloseFrame<'a>>, ProtocolError> {
+        if self.declared_len > MAX_CONTROL_PAYLOAD as u64 {
+            return Err(ProtocolError::ControlFrameTooLong {
+                len: self.declared_len,
+            });
+        }
         CloseFrame::parse(self.payload)
     }
 }
@@ -230,6 +237,13 @@ impl MessageDecoder {
     /// The opcode of the message in progress.
     pub fn message_opcode(&self) -> Option<OpCode> {
         self.message.map(|m| m.opcode)
+    }
+
+    /// Whether the text message in progress is valid UTF-8 so far and ends between code
+    /// points, i.e. what its final frame ending here would need (`true` when no text is
+    /// checked). Report mode keeps decoding after an invalid byte; this keeps the verdict.
+    pub(crate) const fn text_valid_so_far(&self) -> bool {
+        !self.utf8_failed && self.utf8.is_boundary()
     }
 
     /// Whether the decoder is at a frame boundary with nothing pending.

@@ -6,13 +6,14 @@
 //! a truncated last frame) with its byte offset. `--json` prints one JSON object per line
 //! with `"type": "frame" | "message" | "anomaly"`.
 //!
-//! The input is streamed: frames are cut by their headers (64-bit lengths read whole, masked
-//! payloads unmasked) as the bytes arrive, and each is printed as soon as it is complete, so
-//! memory stays bounded whatever the input (a read buffer, and for `--json` the first 4 MiB
-//! of a frame's and a message's payload: longer payloads are cut in the output and marked
-//! `"payload_truncated": true`). The same bytes go through a reporting
-//! [`wscope_proto::MessageDecoder`], so the rules checked are exactly the endpoint's. Input
-//! never makes it panic: a truncated or unframeable tail is reported as an anomaly after
+//! The reading is the core's: [`wscope::proto::dissect::Dissector`] cuts the stream into
+//! frames (64-bit lengths read whole, masked payloads unmasked), messages and violations (with
+//! the close codes an endpoint would send), under exactly the endpoint's rules. This module
+//! only formats what it yields. The input is streamed: each frame is printed as soon as it is
+//! complete, then its violations and the messages it ends, so memory stays bounded whatever
+//! the input (a read buffer, and for `--json` the first 4 MiB of a frame's and a message's
+//! payload: longer payloads are cut in the output and marked `"payload_truncated": true`).
+//! Input never makes it panic: a truncated or unframeable tail is reported as an anomaly after
 //! every complete frame before it. A pcap or pcapng file is refused with a pointer to
 //! `wscope inspect`.
 
@@ -23,12 +24,12 @@ use std::process::ExitCode;
 use serde_json::{json, Map, Value};
 use wscope::proto::close::CloseFrame;
 use wscope::proto::decoder::FramesError;
-use wscope::proto::frame::{FrameHeader, HeaderStatus, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
-use wscope::proto::mask::apply_mask;
-use wscope::proto::utf8::Utf8Validator;
-use wscope::proto::{
-    AssemblerConfig, DecoderConfig, MaskRule, MessageDecoder, MessageEvent, OpCode, ProtocolError,
+use wscope::proto::dissect::{
+    Dissected, Dissector, MessageInfo, TruncatedFrame, Unfinished, Violation,
 };
+use wscope::proto::frame::FrameHeader;
+use wscope::proto::mask::apply_mask;
+use wscope::proto::{MaskRule, OpCode, ProtocolError};
 
 /// How many payload bytes the human-readable output shows per frame.
 const PREVIEW_LEN: usize = 32;
@@ -144,45 +145,12 @@ impl Kept {
     }
 }
 
-/// One complete frame: its header and its (unmasked) payload, as much as is kept.
+/// One frame: its header and its (unmasked) payload, as much as is kept.
 struct FrameRec {
     offset: u64,
     header: FrameHeader,
     header_len: usize,
     payload: Kept,
-}
-
-/// UTF-8 validity of a text message so far.
-#[derive(Clone)]
-enum Utf8State {
-    Open(Utf8Validator),
-    Invalid,
-}
-
-impl Utf8State {
-    fn feed(&mut self, chunk: &[u8]) {
-        if let Self::Open(v) = self {
-            if v.feed(chunk).is_err() {
-                *self = Self::Invalid;
-            }
-        }
-    }
-
-    fn valid_at_end(&self) -> bool {
-        match self {
-            Self::Open(v) => v.clone().finish().is_ok(),
-            Self::Invalid => false,
-        }
-    }
-}
-
-/// A data message being assembled.
-struct MsgRec {
-    offset: u64,
-    opcode: OpCode,
-    frames: usize,
-    payload: Kept,
-    utf8: Option<Utf8State>,
 }
 
 /// Where output goes: text or JSON lines.
@@ -223,26 +191,20 @@ fn opcode_name(op: OpCode) -> String {
         .map_or_else(|| format!("reserved 0x{:x}", op.0), str::to_owned)
 }
 
+/// A close frame's status and reason, or why it is malformed (from the dissector).
+type Close<'a> = Option<Result<Option<CloseFrame<'a>>, ProtocolError>>;
+
 impl<W: Write> Printer<'_, W> {
     fn emit_json(&mut self, v: &Value) -> io::Result<()> {
         serde_json::to_writer(&mut *self.out, v).map_err(io::Error::from)?;
         self.out.write_all(b"\n")
     }
 
-    fn frame(&mut self, f: &FrameRec) -> io::Result<()> {
+    fn frame(&mut self, f: &FrameRec, close: Close<'_>) -> io::Result<()> {
         self.summary.frames += 1;
         let h = &f.header;
         let key = h.mask.map(u32::from_be_bytes);
         let payload = &f.payload.bytes;
-        let close = (h.opcode == OpCode::CLOSE).then(|| {
-            // Over 125 bytes a close frame is malformed whatever it holds (and only its first
-            // bytes were kept).
-            if f.payload.len > MAX_CONTROL_PAYLOAD as u64 {
-                Err(ProtocolError::ControlFrameTooLong { len: f.payload.len })
-            } else {
-                CloseFrame::parse(payload)
-            }
-        });
         if self.json {
             let mut m = Map::new();
             m.insert("type".into(), json!("frame"));
@@ -304,43 +266,43 @@ impl<W: Write> Printer<'_, W> {
         }
     }
 
-    fn message(&mut self, m: &MsgRec, complete: bool) -> io::Result<()> {
+    /// A message, with the first bytes of its payload.
+    fn message(&mut self, m: &MessageInfo, head: &[u8]) -> io::Result<()> {
         self.summary.messages += 1;
-        let utf8 = (m.opcode == OpCode::TEXT)
-            .then(|| m.utf8.as_ref().is_some_and(Utf8State::valid_at_end));
+        let truncated = (head.len() as u64) < m.len;
         if self.json {
             let mut v = json!({
                 "type": "message",
                 "offset": m.offset,
                 "opcode": m.opcode.0,
                 "frames": m.frames,
-                "length": m.payload.len,
-                "complete": complete,
-                "utf8_valid": utf8,
-                "payload": hex(&m.payload.bytes),
+                "length": m.len,
+                "complete": m.complete,
+                "utf8_valid": m.text_valid,
+                "payload": hex(head),
             });
-            if let (Value::Object(o), true) = (&mut v, m.payload.truncated()) {
+            if let (Value::Object(o), true) = (&mut v, truncated) {
                 o.insert("payload_truncated".into(), json!(true));
             }
             return self.emit_json(&v);
         }
-        let validity = match utf8 {
+        let validity = match m.text_valid {
             Some(true) => ", valid UTF-8",
             Some(false) => ", INVALID UTF-8",
             None => "",
         };
-        let unfinished = if complete { "" } else { " (unfinished)" };
+        let unfinished = if m.complete { "" } else { " (unfinished)" };
         writeln!(
             self.out,
             "message @{}: {}, {} bytes in {} frame{}{}{}: {}",
             m.offset,
             opcode_name(m.opcode),
-            m.payload.len,
+            m.len,
             m.frames,
             if m.frames == 1 { "" } else { "s" },
             validity,
             unfinished,
-            preview(&m.payload.bytes, m.payload.len),
+            preview(head, m.len),
         )
     }
 
@@ -361,90 +323,15 @@ impl<W: Write> Printer<'_, W> {
         writeln!(self.out, "anomaly @{offset}: {kind}: {detail}")
     }
 
-    fn violation(&mut self, offset: u64, v: ProtocolError) -> io::Result<()> {
-        let detail = v.to_string();
+    /// A rule violation, with the close code it implies.
+    fn violation(&mut self, v: Violation) -> io::Result<()> {
+        let detail = v.error.to_string();
         self.anomaly(
-            offset,
-            v.name(),
+            v.offset,
+            v.error.name(),
             &detail,
-            json!({ "close_code": v.close_code().0 }),
+            json!({ "close_code": v.error.close_code().0 }),
         )
-    }
-}
-
-/// The frame being read: its header, its payload so far, and what the message decoder said
-/// about its bytes.
-struct Current {
-    rec: FrameRec,
-    /// Payload bytes still to come.
-    remaining: u64,
-    /// UTF-8 state of the message this frame belongs to, with this frame's bytes (committed
-    /// to the message when the frame is complete).
-    utf8: Option<Utf8State>,
-    violations: Vec<ProtocolError>,
-    data_end: bool,
-    control: bool,
-    /// The decoder failed inside this frame: it was restarted and gets the next frame.
-    dec_failed: bool,
-}
-
-/// The reporting message decoder, fed the same bytes frame by frame so that each violation
-/// is tied to the frame that caused it.
-struct Checker {
-    dec: MessageDecoder,
-    dir: Dir,
-    scratch: Vec<u8>,
-}
-
-impl Checker {
-    fn new(dir: Dir) -> Self {
-        Self {
-            dec: MessageDecoder::new(Self::config(dir), Self::assembler()),
-            dir,
-            scratch: Vec::new(),
-        }
-    }
-
-    fn config(dir: Dir) -> DecoderConfig {
-        DecoderConfig::new(dir.mask_rule()).reporting()
-    }
-
-    fn assembler() -> AssemblerConfig {
-        AssemblerConfig {
-            max_message_len: u64::MAX,
-            ..AssemblerConfig::default()
-        }
-    }
-
-    /// Feeds bytes of the current frame (the decoder unmasks a copy, bounded by a read).
-    fn feed(&mut self, bytes: &[u8], cur: &mut Current) {
-        if cur.dec_failed || bytes.is_empty() {
-            return;
-        }
-        self.scratch.clear();
-        self.scratch.extend_from_slice(bytes);
-        let mut at = 0;
-        loop {
-            let step = match self.dec.decode(&mut self.scratch[at..]) {
-                Ok(s) => s,
-                Err(e) => {
-                    // Report mode only fails when framing is lost; the frame was cut by its
-                    // header already, so this is reported and the decoder restarted.
-                    cur.violations.push(e);
-                    self.dec = MessageDecoder::new(Self::config(self.dir), Self::assembler());
-                    cur.dec_failed = true;
-                    return;
-                }
-            };
-            at += step.consumed;
-            match step.event {
-                None => return,
-                Some(MessageEvent::Violation(v)) => cur.violations.push(v),
-                Some(MessageEvent::Data { message_end, .. }) => cur.data_end |= message_end,
-                Some(MessageEvent::Control(_)) => cur.control = true,
-                Some(MessageEvent::Frame(_) | MessageEvent::ControlData { .. }) => {}
-            }
-        }
     }
 }
 
@@ -459,7 +346,7 @@ pub(crate) fn parse_bytes(
     parse_stream(&mut &data[..], dir, as_json, out)
 }
 
-/// Reads frames from `input` and prints each one (then its violations and the message it
+/// Reads frames from `input` and prints each one (then its violations and the messages it
 /// ends) as soon as it is complete, in bounded memory ([`JSON_KEEP`], [`READ_LEN`]).
 ///
 /// # Errors
@@ -488,12 +375,21 @@ pub(crate) fn parse_stream(
             "this is a pcap/pcapng capture, not raw WebSocket frames: use `wscope inspect FILE`",
         ));
     }
-    let mut parser = StreamParser::new(out, dir, as_json);
-    while n > 0 && parser.lost_at.is_none() {
-        parser.feed(&buf[..n])?;
+    let mut dissector = Dissector::new(dir.mask_rule());
+    let mut printer = StreamPrinter::new(out, as_json);
+    while n > 0 && !dissector.is_framing_lost() {
+        let mut at = 0;
+        loop {
+            let step = dissector.decode(&mut buf[at..n]);
+            at += step.consumed;
+            match step.event {
+                Some(item) => printer.item(item)?,
+                None => break,
+            }
+        }
         n = read_some(input, &mut buf)?;
     }
-    parser.end()
+    printer.end(dissector.finish())
 }
 
 /// One `read`, retried when interrupted.
@@ -506,236 +402,124 @@ fn read_some(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// What the reading loop carries from one read to the next.
-struct StreamParser<'w, W: Write> {
+/// Turns the dissector's items into output lines: a frame with its violations when it ends,
+/// then the messages it ends.
+struct StreamPrinter<'w, W: Write> {
     p: Printer<'w, W>,
-    checker: Checker,
     /// Payload bytes kept per frame and message ([`JSON_KEEP`] or [`TEXT_KEEP`]).
     keep: usize,
-    /// The data message being assembled.
-    msg: Option<MsgRec>,
-    /// The frame whose payload is being read.
-    cur: Option<Current>,
-    /// Stream offset of the next frame.
-    offset: u64,
-    /// The first bytes of the next frame's header.
-    hdr: [u8; MAX_HEADER_LEN],
-    hdr_have: usize,
-    /// Where a header made framing impossible (a 64-bit length with its top bit set).
-    lost_at: Option<u64>,
-    /// A payload chunk, unmasked (reused).
-    chunk: Vec<u8>,
+    /// The frame being read.
+    frame: Option<FrameRec>,
+    /// Violations found in it, printed after it.
+    violations: Vec<Violation>,
+    /// The first payload bytes of the messages not yet ended, by the offset of their first
+    /// frame (the open message, and the one its frame's end may have started).
+    messages: Vec<(u64, Vec<u8>)>,
+    /// The violation that lost framing: printed at the end of the input.
+    lost: Option<Violation>,
 }
 
-impl<'w, W: Write> StreamParser<'w, W> {
-    fn new(out: &'w mut W, dir: Dir, json: bool) -> Self {
+impl<'w, W: Write> StreamPrinter<'w, W> {
+    fn new(out: &'w mut W, json: bool) -> Self {
         Self {
             p: Printer {
                 out,
                 json,
                 summary: Summary::default(),
             },
-            checker: Checker::new(dir),
             keep: if json { JSON_KEEP } else { TEXT_KEEP },
-            msg: None,
-            cur: None,
-            offset: 0,
-            hdr: [0; MAX_HEADER_LEN],
-            hdr_have: 0,
-            lost_at: None,
-            chunk: Vec::new(),
-        }
-    }
-
-    /// Cuts `data` (the next bytes of the input) into frame headers and payload chunks and
-    /// prints every frame it completes. Sets `lost_at` when a header makes framing
-    /// impossible; the rest of the input is then not parsed.
-    fn feed(&mut self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() && self.lost_at.is_none() {
-            data = match self.cur.take() {
-                None => self.header_bytes(data)?,
-                Some(c) => self.payload_bytes(c, data)?,
-            };
-        }
-        Ok(())
-    }
-
-    /// Header bytes: returns the input after them.
-    fn header_bytes<'d>(&mut self, data: &'d [u8]) -> io::Result<&'d [u8]> {
-        let have = self.hdr_have;
-        let take = (MAX_HEADER_LEN - have).min(data.len());
-        self.hdr[have..have + take].copy_from_slice(&data[..take]);
-        match FrameHeader::parse(&self.hdr[..have + take]) {
-            Ok(HeaderStatus::Incomplete { .. }) => {
-                self.hdr_have = have + take;
-                Ok(&data[take..])
-            }
-            Ok(HeaderStatus::Complete(h)) => {
-                let hlen = h.header_len();
-                self.hdr_have = 0;
-                let mut c = self.start_frame(h);
-                self.checker.feed(&self.hdr[..hlen], &mut c);
-                if c.remaining == 0 {
-                    self.finish_frame(c)?;
-                } else {
-                    self.cur = Some(c);
-                }
-                Ok(&data[hlen - have..])
-            }
-            Err(_) => {
-                self.lost_at = Some(self.offset);
-                Ok(&[])
-            }
-        }
-    }
-
-    /// Payload bytes of the current frame: returns the input after them.
-    fn payload_bytes<'d>(&mut self, mut c: Current, data: &'d [u8]) -> io::Result<&'d [u8]> {
-        let take = usize::try_from(c.remaining)
-            .unwrap_or(usize::MAX)
-            .min(data.len());
-        let raw = &data[..take];
-        self.checker.feed(raw, &mut c);
-        let pos = c.rec.header.payload_len - c.remaining;
-        self.chunk.clear();
-        self.chunk.extend_from_slice(raw);
-        if let Some(k) = c.rec.header.mask {
-            apply_mask(&mut self.chunk, k, pos);
-        }
-        c.rec.payload.push(&self.chunk, self.keep);
-        if let Some(u) = c.utf8.as_mut() {
-            u.feed(&self.chunk);
-        }
-        c.remaining -= take as u64;
-        if c.remaining == 0 {
-            self.finish_frame(c)?;
-        } else {
-            self.cur = Some(c);
-        }
-        Ok(&data[take..])
-    }
-
-    /// A frame whose header was read: which UTF-8 state its payload continues.
-    fn start_frame(&self, header: FrameHeader) -> Current {
-        let utf8 = if header.opcode == OpCode::TEXT {
-            Some(Utf8State::Open(Utf8Validator::new()))
-        } else if header.opcode == OpCode::CONTINUATION {
-            self.msg.as_ref().and_then(|m| m.utf8.clone())
-        } else {
-            None
-        };
-        Current {
-            rec: FrameRec {
-                offset: self.offset,
-                header,
-                header_len: header.header_len(),
-                payload: Kept::default(),
-            },
-            remaining: header.payload_len,
-            utf8,
+            frame: None,
             violations: Vec::new(),
-            data_end: false,
-            control: false,
-            dec_failed: false,
+            messages: Vec::new(),
+            lost: None,
         }
     }
 
-    /// A complete frame: prints it, its violations, and the message it completes.
-    fn finish_frame(&mut self, c: Current) -> io::Result<()> {
-        let f = c.rec;
-        self.offset = f
-            .offset
-            .saturating_add(f.header_len as u64)
-            .saturating_add(f.header.payload_len);
-        self.p.frame(&f)?;
-        for v in c.violations {
-            self.p.violation(f.offset, v)?;
-        }
-        let h = f.header;
-        if h.opcode.is_control() || c.control {
-            return self.p.message(
-                &MsgRec {
+    fn item(&mut self, item: Dissected<'_>) -> io::Result<()> {
+        match item {
+            Dissected::Frame(f) => {
+                self.frame = Some(FrameRec {
                     offset: f.offset,
-                    opcode: h.opcode,
-                    frames: 1,
-                    payload: f.payload,
-                    utf8: None,
-                },
-                true,
-            );
-        }
-        // A data frame (or a reserved data opcode): extend the open message or start one,
-        // following the message decoder's own view of where messages start and end.
-        if h.opcode != OpCode::CONTINUATION {
-            if let Some(old) = self.msg.take() {
-                // A new text/binary frame while a message was open: it ends unfinished.
-                self.p.message(&old, false)?;
+                    header: f.header,
+                    header_len: f.header_bytes.len(),
+                    payload: Kept::default(),
+                });
             }
-        }
-        let m = self.msg.get_or_insert_with(|| MsgRec {
-            offset: f.offset,
-            opcode: h.opcode,
-            frames: 0,
-            payload: Kept::default(),
-            utf8: None,
-        });
-        m.frames += 1;
-        // The frame's kept bytes are the first of its payload: the message keeps what fits.
-        let before = m.payload.len;
-        m.payload.push(&f.payload.bytes, self.keep);
-        m.payload.len = before.saturating_add(f.payload.len);
-        if m.opcode == OpCode::TEXT {
-            m.utf8 = c.utf8;
-        }
-        if h.fin || c.data_end {
-            if let Some(done) = self.msg.take() {
-                self.p.message(&done, true)?;
+            Dissected::Payload(c) => {
+                if let Some(f) = self.frame.as_mut() {
+                    f.payload.push(c.chunk, self.keep);
+                }
             }
+            Dissected::Violation(v) if v.error.is_framing_lost() => self.lost = Some(v),
+            Dissected::Violation(v) => self.violations.push(v),
+            Dissected::FrameEnd(end) => {
+                let Some(f) = self.frame.take() else {
+                    return Ok(());
+                };
+                self.p.frame(&f, end.close())?;
+                for v in self.violations.drain(..) {
+                    self.p.violation(v)?;
+                }
+                // The frame's first bytes join its message's.
+                let at = match self.messages.iter().position(|(o, _)| *o == end.message) {
+                    Some(i) => i,
+                    None => {
+                        self.messages.push((end.message, Vec::new()));
+                        self.messages.len() - 1
+                    }
+                };
+                let head = &mut self.messages[at].1;
+                let room = self.keep.saturating_sub(head.len());
+                let bytes = &f.payload.bytes;
+                head.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            }
+            Dissected::Message(m) => {
+                let head = self.take_message(m.offset);
+                self.p.message(&m, &head)?;
+            }
+            _ => {}
         }
         Ok(())
     }
 
-    /// The end of the input: the open message, then what stopped the frame cutter (a
-    /// truncated frame or lost framing), then the text summary line.
-    fn end(mut self) -> io::Result<Summary> {
-        if let Some(open) = self.msg.take() {
+    /// The kept bytes of the message starting at `offset`, forgotten here.
+    fn take_message(&mut self, offset: u64) -> Vec<u8> {
+        match self.messages.iter().position(|(o, _)| *o == offset) {
+            Some(i) => self.messages.swap_remove(i).1,
+            None => Vec::new(),
+        }
+    }
+
+    /// The end of the input: the open message, then what stopped the dissector (lost framing
+    /// or a truncated frame), then the text summary line.
+    fn end(mut self, left: Unfinished) -> io::Result<Summary> {
+        if let Some(open) = left.message {
             self.p.anomaly(
                 open.offset,
                 "unfinished_message",
                 "the input ends before the message's final (FIN) frame",
                 json!({}),
             )?;
-            self.p.message(&open, false)?;
+            let head = self.take_message(open.offset);
+            self.p.message(&open, &head)?;
         }
-        let offset = self.offset;
-        if let Some(at) = self.lost_at {
-            let e = FramesError::LengthMsbSet {
-                offset: usize::try_from(at).unwrap_or(usize::MAX),
+        if let Some(v) = self.lost {
+            let what = if v.error == ProtocolError::LengthMsbSet {
+                FramesError::LengthMsbSet {
+                    offset: usize::try_from(v.offset).unwrap_or(usize::MAX),
+                }
+                .to_string()
+            } else {
+                format!("frame at offset {}: {}", v.offset, v.error)
             };
             self.p.anomaly(
-                at,
-                "length_msb_set",
-                &format!("{e}; framing is lost, the rest of the input is not parsed"),
-                json!({ "close_code": ProtocolError::LengthMsbSet.close_code().0 }),
+                v.offset,
+                v.error.name(),
+                &format!("{what}; framing is lost, the rest of the input is not parsed"),
+                json!({ "close_code": v.error.close_code().0 }),
             )?;
-        } else if let Some(c) = &self.cur {
-            let h = &c.rec.header;
-            let need = c.rec.header_len as u64 + h.payload_len;
-            let expected = format!(
-                "payload of {} bytes after a {}-byte header",
-                h.payload_len, c.rec.header_len
-            );
-            self.truncated(offset, need - c.remaining, need, &expected)?;
-        } else if self.hdr_have > 0 {
-            let have = self.hdr_have;
-            let (need, expected) = match FrameHeader::parse(&self.hdr[..have]) {
-                Ok(HeaderStatus::Incomplete { needed }) => (
-                    (have + needed) as u64,
-                    format!("frame header: at least {needed} more byte(s)"),
-                ),
-                Ok(HeaderStatus::Complete(_)) | Err(_) => (have as u64, String::new()),
-            };
-            self.truncated(offset, have as u64, need, &expected)?;
+        } else if let Some(t) = left.frame {
+            self.truncated(&t)?;
         }
         let s = self.p.summary;
         if !self.p.json {
@@ -752,16 +536,28 @@ impl<'w, W: Write> StreamParser<'w, W> {
     }
 
     /// Reports a frame cut by the end of the input.
-    fn truncated(&mut self, offset: u64, have: u64, need: u64, expected: &str) -> io::Result<()> {
+    fn truncated(&mut self, t: &TruncatedFrame) -> io::Result<()> {
+        let expected = match t.header {
+            Some(h) => format!(
+                "payload of {} bytes after a {}-byte header",
+                h.payload_len,
+                h.header_len()
+            ),
+            None => format!(
+                "frame header: at least {} more byte(s)",
+                t.need.saturating_sub(t.have)
+            ),
+        };
         let detail = format!(
-            "input ends inside the frame at offset {offset}: {have} of {need} bytes present; \
-             expected {expected}"
+            "input ends inside the frame at offset {}: {} of {} bytes present; \
+             expected {expected}",
+            t.offset, t.have, t.need
         );
         self.p.anomaly(
-            offset,
+            t.offset,
             "truncated",
             &detail,
-            json!({ "have": have, "need": need, "expected": expected }),
+            json!({ "have": t.have, "need": t.need, "expected": expected }),
         )
     }
 }

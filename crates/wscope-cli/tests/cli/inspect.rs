@@ -1,6 +1,6 @@
 //! `wscope inspect` and `wscope parse` end to end: the messages users get for unusable inputs,
-//! output files that never follow links, extraction quotas, uids, and `parse` in bounded
-//! memory.
+//! output files that never follow links, extraction quotas, uids, `parse` on the committed sample
+//! of frames and in bounded memory.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -297,6 +297,40 @@ fn extraction_stops_at_its_quota_and_the_analysis_goes_on() {
 
 /// Peak resident memory of a running process, in KiB (Linux).
 #[cfg(target_os = "linux")]
+#[test]
+fn parse_reads_the_committed_sample_of_frames() {
+    // `samples/frames.bin` (built by `wscope-proto`'s `tests/all/dissect.rs`): one client's
+    // stream, so the strict client rule finds nothing to report.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples/frames.bin");
+    let out = wscope(&["parse", "--direction", "client", path]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "frame @20: fin=0 rsv=0 opcode=1 (text) mask=01020304 len=9 payload=0x48656c6c6f2c2077c3",
+        "message @35: ping, 14 bytes in 1 frame: \"are you there?\"",
+        "message @20: text, 13 bytes in 2 frames, valid UTF-8: \"Hello, wörld\"",
+        "message @65: binary, 65536 bytes in 1 frame: 0x0726456483a2c1e0ff1e3d5c7b9ab9d8f7163554\
+         7392b1d0ef0e2d4c6b8aa9c8…",
+        "  close: status 1000 (normal closure) reason \"bye\"",
+        "6 frame(s), 5 message(s), 0 anomalies",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line}\n{stdout}");
+    }
+    // As a server's stream, every frame breaks the mask rule, with the close code it implies.
+    let out = wscope(&["parse", "--json", "--direction", "server", path]);
+    let anomalies: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("\"anomaly\""))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(anomalies.len(), 6, "{anomalies:?}");
+    assert!(
+        anomalies[0].contains("\"kind\":\"masked_server_frame\"")
+            && anomalies[0].contains("\"close_code\":1002"),
+        "{anomalies:?}"
+    );
+}
+
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status

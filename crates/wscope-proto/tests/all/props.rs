@@ -8,6 +8,7 @@ use proptest::sample::Index;
 
 use wscope_proto::close::{CloseCode, CloseFrame, CloseReason, MAX_REASON_LEN};
 use wscope_proto::decoder::{frames, DecoderConfig, FramesError, MaskRule};
+use wscope_proto::dissect::{Dissected, Dissector, MessageInfo, Unfinished, Violation};
 use wscope_proto::frame::{FrameHeader, HeaderStatus, LengthForm, OpCode, MAX_HEADER_LEN};
 use wscope_proto::mask::{apply_mask, apply_mask_scalar};
 use wscope_proto::message::AssemblerConfig;
@@ -517,6 +518,144 @@ proptest! {
         }
         prop_assert_eq!(got, expected);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (g) The dissector: any split gives the same items as the whole stream, and the frames are the
+// emitted ones, with their offsets and header bytes.
+
+/// An owned [`Dissected`] item; a frame's payload chunks are joined (their cuts depend on the
+/// reads) and must be contiguous.
+#[derive(Debug, PartialEq, Eq)]
+enum Dissection {
+    Frame(u64, FrameHeader, Vec<u8>),
+    Payload(u64, Vec<u8>),
+    FrameEnd(
+        u64,
+        u64,
+        Option<Result<Option<(u16, String)>, ProtocolError>>,
+    ),
+    Message(MessageInfo),
+    Violation(Violation),
+}
+
+/// Dissects `wire` fed in reads of the given sizes; returns the items and what was left
+/// unfinished.
+fn run_dissector(mask: MaskRule, wire: &[u8], reads: &[usize]) -> (Vec<Dissection>, Unfinished) {
+    let mut data = wire.to_vec();
+    let mut dis = Dissector::new(mask);
+    let mut items = Vec::new();
+    // The item holding the current frame's payload.
+    let mut payload: Option<usize> = None;
+    let mut pos = 0;
+    for end in read_ends(data.len(), reads) {
+        let mut at = pos;
+        loop {
+            let step = dis.decode(&mut data[at..end]);
+            at += step.consumed;
+            let item = match step.event {
+                None => break,
+                Some(Dissected::Frame(f)) => {
+                    payload = None;
+                    Dissection::Frame(f.offset, f.header, f.header_bytes.to_vec())
+                }
+                Some(Dissected::Payload(p)) => {
+                    // Violations may come between the chunks of a frame (invalid UTF-8).
+                    if let Some(Dissection::Payload(start, bytes)) =
+                        payload.and_then(|i| items.get_mut(i))
+                    {
+                        assert_eq!(*start + bytes.len() as u64, p.offset);
+                        assert_eq!(bytes.len() as u64, p.position);
+                        bytes.extend_from_slice(p.chunk);
+                        continue;
+                    }
+                    assert_eq!(p.position, 0);
+                    payload = Some(items.len());
+                    Dissection::Payload(p.offset, p.chunk.to_vec())
+                }
+                Some(Dissected::FrameEnd(e)) => Dissection::FrameEnd(
+                    e.offset,
+                    e.message,
+                    e.close()
+                        .map(|c| c.map(|c| c.map(|c| (c.code.0, c.reason.to_owned())))),
+                ),
+                Some(Dissected::Message(m)) => Dissection::Message(m),
+                Some(Dissected::Violation(v)) => Dissection::Violation(v),
+                Some(other) => panic!("unknown item {other:?}"),
+            };
+            items.push(item);
+        }
+        assert_eq!(
+            at, end,
+            "the dissector must use all bytes before asking for more"
+        );
+        pos = end;
+    }
+    assert_eq!(dis.offset(), wire.len() as u64);
+    (items, dis.finish())
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Random frames (every rule broken somewhere), cut anywhere, with now and then a length
+    /// that loses framing: any split gives what the whole stream gives, and every frame before
+    /// the cut comes out as emitted, at its offset.
+    #[test]
+    fn dissector_any_split_equals_whole(
+        sent in proptest::collection::vec(arb_frame(), 0..8),
+        reads in arb_reads(),
+        cut in any::<Index>(),
+        lose_framing in any::<bool>(),
+        rule in prop_oneof![Just(MaskRule::Any), Just(MaskRule::Required), Just(MaskRule::Forbidden)],
+    ) {
+        let mut wire = emit_all(&sent);
+        if lose_framing {
+            wire.extend_from_slice(&[0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x81, 0x00]);
+        }
+        let wire = &wire[..cut.index(wire.len() + 1)];
+        let whole = run_dissector(rule, wire, &[wire.len().max(1)]);
+        let split = run_dissector(rule, wire, &reads);
+        prop_assert_eq!(&split, &whole);
+
+        let frames: Vec<_> = whole.0.iter().filter_map(|i| match i {
+            Dissection::Frame(at, h, bytes) => Some((*at, *h, bytes.clone())),
+            _ => None,
+        }).collect();
+        let mut at = 0u64;
+        for (f, got) in sent.iter().zip(&frames) {
+            let mut head = [0u8; MAX_HEADER_LEN];
+            let n = f.header.emit(&mut head);
+            prop_assert_eq!(got, &(at, f.header, head[..n].to_vec()));
+            at += f.wire_len() as u64;
+        }
+        // Every complete frame has its payload, unmasked, and ends; a message per control
+        // frame and per final data frame.
+        let payloads: Vec<_> = whole.0.iter().filter_map(|i| match i {
+            Dissection::Payload(_, p) => Some(p.clone()),
+            _ => None,
+        }).collect();
+        let ends = whole.0.iter().filter(|i| matches!(i, Dissection::FrameEnd(..))).count();
+        for (f, p) in sent.iter().zip(&payloads[..ends]) {
+            prop_assert_eq!(&f.payload, p);
+        }
+        let lost = whole.0.iter().any(|i| matches!(
+            i,
+            Dissection::Violation(Violation { error: ProtocolError::LengthMsbSet, .. })
+        ));
+        prop_assert_eq!(lost, lose_framing && wire.len() >= emit_all(&sent).len() + 10);
+        if lost {
+            prop_assert_eq!(ends, sent.len());
+            prop_assert_eq!(whole.1.frame, None);
+        } else {
+            prop_assert_eq!(whole.1.frame.is_some(), ends < frames.len() || wire.len() > at_end(&frames, &sent));
+        }
+    }
+}
+
+/// Where the frames that had a header reported end on the wire.
+fn at_end(frames: &[(u64, FrameHeader, Vec<u8>)], sent: &[WireFrame]) -> usize {
+    frames.iter().zip(sent).map(|(_, f)| f.wire_len()).sum()
 }
 
 /// The rule-breaking stream properties above really break rules: a fixed stream with one of
