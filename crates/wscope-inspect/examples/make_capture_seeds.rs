@@ -8,8 +8,10 @@
 use core::net::SocketAddr;
 
 use wscope_inspect::decode::TcpFlags;
-use wscope_inspect::write::{encode_tcp, fragment_ip, Framing, PcapNgWriter, PcapWriter, TcpSpec};
 use wscope_proto::time::Instant;
+use wscope_test_support::capture::{
+    encode_tcp, fragment_ip, Framing, PcapNgWriter, PcapWriter, TcpSpec,
+};
 
 /// The conversation after the TCP handshake: (from the client, bytes).
 fn conversation() -> Vec<(bool, Vec<u8>)> {

@@ -10,10 +10,10 @@ use wscope_inspect::decode::TcpFlags;
 use wscope_inspect::event::EventKind;
 use wscope_inspect::session::{Session, SessionConfig};
 use wscope_inspect::tcp::{ConnMeta, FlowConfig};
-use wscope_inspect::write::{Framing, PcapWriter, TcpSpec};
 use wscope_inspect::Event;
 use wscope_proto::role::Direction;
 use wscope_proto::time::Instant;
+use wscope_test_support::capture::{Framing, PcapWriter, TcpSpec};
 
 use crate::support::*;
 
@@ -485,8 +485,8 @@ fn unusable_inputs_are_typed_errors_naming_the_file() {
 /// TCP packet on a raw-IP interface and one packet naming an interface never described.
 pub(crate) fn pcapng_with_skipped_packets() -> Vec<u8> {
     use wscope_inspect::capture::LinkType;
-    use wscope_inspect::write::{encode_tcp, PcapNgWriter};
     use wscope_proto::time::Instant;
+    use wscope_test_support::capture::{encode_tcp, PcapNgWriter};
     let c: SocketAddr = "10.0.0.1:40000".parse().unwrap();
     let s: SocketAddr = "10.0.0.2:80".parse().unwrap();
     let mut syn = Vec::new();
