@@ -112,12 +112,6 @@ impl ProtocolError {
             Self::InflateFailed => "inflate_failed",
         }
     }
-
-    /// Whether framing is lost after this error: the next frame boundary is unknown, so a
-    /// decoder cannot go on. Everything else leaves framing intact.
-    pub const fn is_framing_lost(&self) -> bool {
-        matches!(self, Self::LengthMsbSet)
-    }
 }
 
 impl fmt::Display for ProtocolError {

@@ -227,16 +227,6 @@ impl MessageDecoder {
         self.message.is_some()
     }
 
-    /// The opcode of the message in progress.
-    pub fn message_opcode(&self) -> Option<OpCode> {
-        self.message.map(|m| m.opcode)
-    }
-
-    /// Whether the decoder is at a frame boundary with nothing pending.
-    pub fn is_at_frame_boundary(&self) -> bool {
-        self.frames.is_at_boundary() && !self.control_ready && self.pending.items[0].is_none()
-    }
-
     /// Skips `len` lost bytes of this direction (a capture gap).
     ///
     /// Inside a payload the decoder stays in sync (the mask offset keeps counting); a text

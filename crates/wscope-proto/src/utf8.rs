@@ -142,11 +142,6 @@ impl Utf8Validator {
         }
     }
 
-    /// Whether the validator is between code points.
-    pub const fn is_boundary(&self) -> bool {
-        self.partial_len == 0
-    }
-
     /// Forgets any partial code point.
     pub fn reset(&mut self) {
         self.partial_len = 0;
