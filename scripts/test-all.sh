@@ -21,7 +21,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-DEFAULT_STEPS=(fmt clippy clippy_no_std features fuzz_check tests docs no_std_build msrv example autobahn interop kaitai c_api)
+DEFAULT_STEPS=(fmt clippy clippy_no_std features fuzz_check tests corpus_ci docs no_std_build msrv example autobahn interop kaitai c_api)
 
 # --- steps -------------------------------------------------------------------------------------
 
@@ -69,6 +69,23 @@ step_fuzz_check() {
 # Unit, integration (property tests, RFC golden tests, fuzz seed replay) and doc tests.
 step_tests() {
     cargo test --workspace
+}
+
+# The corpus rule of wscope-test-support: without the corpus the corpus tests fail under CI
+# and skip otherwise (a clone without ../shared must not pass them vacuously). Points
+# WSCOPE_CORPUS at a missing folder; reuses the test build of the tests step. ~5 s.
+step_corpus_ci() {
+    local missing=target/no-such-corpus out
+    out=$(mktemp)
+    CI=false WSCOPE_CORPUS=$missing cargo test -q -p wscope-inspect --test all corpus
+    if CI=true WSCOPE_CORPUS=$missing cargo test -q -p wscope-inspect --test all corpus \
+        >"$out" 2>&1; then
+        echo "corpus tests passed under CI=true without a corpus" >&2
+        return 1
+    fi
+    # Failed for the right reason: the missing corpus, not something else.
+    grep -q 'CI is set, so this is a failure, not a skip' "$out"
+    rm -f "$out"
 }
 
 step_docs() {
