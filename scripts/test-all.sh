@@ -21,7 +21,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-DEFAULT_STEPS=(fmt clippy clippy_no_std tests docs no_std_build msrv example autobahn interop kaitai c_api)
+DEFAULT_STEPS=(fmt clippy clippy_no_std features fuzz_check tests corpus_ci docs no_std_build msrv example autobahn interop kaitai c_api)
 
 # --- steps -------------------------------------------------------------------------------------
 
@@ -38,9 +38,54 @@ step_clippy_no_std() {
     cargo clippy -p wscope-proto --no-default-features -- -D warnings
 }
 
+# Each crate and each driver feature alone: the workspace build unifies features (the CLI
+# turns on tokio and io-uring, wscope-inspect turns on the core's deflate), which hides code
+# that only compiles, or is only used, with another feature on. Clippy with -D warnings, so
+# dead code under one feature set fails too. The core's deflate feature still needs std.
+# ~10 s when the dependencies are built (~40 s from a warm workspace build).
+step_features() {
+    local set
+    for set in \
+        "-p wscope-proto --no-default-features" \
+        "-p wscope-proto --no-default-features --features deflate" \
+        "-p wscope --no-default-features" \
+        "-p wscope --no-default-features --features tokio" \
+        "-p wscope --no-default-features --features io-uring" \
+        "-p wscope-inspect" \
+        "-p wscope-ffi"; do
+        # shellcheck disable=SC2086 # the feature set is several words on purpose
+        cargo clippy $set -- -D warnings
+    done
+}
+
+# The fuzz crate (its own workspace, not in `members`) type-checks on stable, against its
+# committed lock file: the targets and the library fuzzing bodies stay in step. Shares the main
+# target directory (most dependencies are the same builds). ~2.5 min cold (libfuzzer-sys
+# builds its C++), under a second when nothing changed.
+step_fuzz_check() {
+    cargo check --locked --manifest-path fuzz/Cargo.toml --target-dir target
+}
+
 # Unit, integration (property tests, RFC golden tests, fuzz seed replay) and doc tests.
 step_tests() {
     cargo test --workspace
+}
+
+# The corpus rule of wscope-test-support: without the corpus the corpus tests fail under CI
+# and skip otherwise (a clone without ../shared must not pass them vacuously). Points
+# WSCOPE_CORPUS at a missing folder; reuses the test build of the tests step. ~5 s.
+step_corpus_ci() {
+    local missing=target/no-such-corpus out
+    out=$(mktemp)
+    CI=false WSCOPE_CORPUS=$missing cargo test -q -p wscope-inspect --test all corpus
+    if CI=true WSCOPE_CORPUS=$missing cargo test -q -p wscope-inspect --test all corpus \
+        >"$out" 2>&1; then
+        echo "corpus tests passed under CI=true without a corpus" >&2
+        return 1
+    fi
+    # Failed for the right reason: the missing corpus, not something else.
+    grep -q 'CI is set, so this is a failure, not a skip' "$out"
+    rm -f "$out"
 }
 
 step_docs() {

@@ -457,12 +457,11 @@ fn serve_outlives_running_out_of_file_descriptors(extra: &[&str]) {
     const LIMIT: u32 = 48;
     const CLIENTS: usize = 64;
     let (mut server, addr) = serve_with_fd_limit(LIMIT, extra);
-    let request = "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let request = wscope_test_support::wire::upgrade_request("/", "localhost", None);
     let mut conns: Vec<std::net::TcpStream> = (0..CLIENTS)
         .map(|_| {
             let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
-            tcp.write_all(request.as_bytes()).unwrap();
+            tcp.write_all(&request).unwrap();
             tcp
         })
         .collect();

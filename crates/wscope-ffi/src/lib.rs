@@ -9,9 +9,10 @@
 //! protocol rule lives in `wscope` / `wscope-proto`; this crate only converts C arguments,
 //! keeps the last error as text, and catches panics.
 //!
-//! All `unsafe` code of the workspace is in this crate. Every entry point runs inside
-//! [`std::panic::catch_unwind`]: a panic becomes the function's error return (`NULL` or `-1`)
-//! with "internal error" as the last error, never an unwind into C.
+//! The C boundary needs `unsafe` (raw pointers from C), so this crate allows it; elsewhere the
+//! workspace denies it except in a few listed modules (`CONTRIBUTING.md`). Every entry point
+//! runs inside [`std::panic::catch_unwind`]: a panic becomes the function's error return
+//! (`NULL` or `-1`) with "internal error" as the last error, never an unwind into C.
 //!
 //! # Threads
 //!
@@ -34,7 +35,7 @@
 //! [`websock_last_error`] is per thread. In callback mode ([`websock_set_event_handler`]) the
 //! handler runs on a thread of the handle's own; it may send, and [`websock_close`] stops and
 //! joins that thread before freeing the handle (so it must not be called from the handler).
-#![allow(unsafe_code)] // the only crate of the workspace where it is allowed
+#![allow(unsafe_code)] // the C boundary: raw pointers from C
 #![allow(non_camel_case_types)] // the C names of the SDK's header
 
 use core::cell::{Cell, RefCell};

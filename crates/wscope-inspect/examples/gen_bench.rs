@@ -15,27 +15,14 @@ use core::net::SocketAddr;
 use std::io::{BufWriter, Write};
 
 use wscope_inspect::decode::TcpFlags;
-use wscope_inspect::write::{Framing, PcapWriter, TcpSpec};
 use wscope_proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use wscope_proto::handshake::AcceptKey;
 use wscope_proto::mask::apply_mask;
 use wscope_proto::time::Instant;
+use wscope_test_support::capture::{Framing, PcapWriter, TcpSpec};
+use wscope_test_support::Rng;
 
 const MSS: usize = 1448;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 struct Conn {
     c: SocketAddr,
@@ -49,7 +36,7 @@ struct Conn {
 }
 
 fn frame(rng: &mut Rng, client: bool, fin: bool, op: OpCode, payload: &[u8], out: &mut Vec<u8>) {
-    let mask = client.then(|| (rng.next() as u32).to_be_bytes());
+    let mask = client.then(|| (rng.next_u64() as u32).to_be_bytes());
     let h = FrameHeader::new(fin, op, mask, payload.len() as u64);
     let mut head = [0u8; MAX_HEADER_LEN];
     let n = h.emit(&mut head);
@@ -79,7 +66,7 @@ fn message(rng: &mut Rng, client: bool, large: bool, out: &mut Vec<u8>) {
     let kind = rng.below(100);
     if kind < 70 {
         let n = 20 + rng.below(400) as usize;
-        let mut t = format!("{{\"seq\":{},\"data\":\"", rng.next());
+        let mut t = format!("{{\"seq\":{},\"data\":\"", rng.next_u64());
         while t.len() < n {
             t.push(char::from(b'a' + rng.below(26) as u8));
         }
@@ -119,7 +106,7 @@ fn main() -> std::io::Result<()> {
     let target = megabytes << 20;
     let file = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
     let mut w = PcapWriter::new(file, Framing::Ethernet.link_type())?;
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut ts = 1_767_225_600_000_000u64;
     let mut written = 24u64;
     let mut conns: Vec<Conn> = Vec::new();
@@ -139,7 +126,7 @@ fn main() -> std::io::Result<()> {
             conns.push(Conn {
                 c,
                 s,
-                seq: [rng.next() as u32, rng.next() as u32],
+                seq: [rng.next_u64() as u32, rng.next_u64() as u32],
                 out: [Vec::new(), Vec::new()],
                 at: [0, 0],
                 stage: 0,

@@ -8,15 +8,16 @@
 use core::net::SocketAddr;
 
 use wscope_inspect::decode::TcpFlags;
-use wscope_inspect::write::{encode_tcp, fragment_ip, Framing, PcapNgWriter, PcapWriter, TcpSpec};
 use wscope_proto::time::Instant;
+use wscope_test_support::capture::{
+    encode_tcp, fragment_ip, Framing, PcapNgWriter, PcapWriter, TcpSpec,
+};
+use wscope_test_support::wire::{upgrade_request, upgrade_response};
 
 /// The conversation after the TCP handshake: (from the client, bytes).
 fn conversation() -> Vec<(bool, Vec<u8>)> {
-    let req = b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-    let resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    let req = &upgrade_request("/chat", "x", None)[..];
+    let resp = &upgrade_response(None)[..];
     let mut big = vec![0x82, 126, 0x0b, 0xb8];
     big.extend((0..3000u32).map(|i| i as u8));
     let key = [1, 2, 3, 4];

@@ -14,12 +14,12 @@
 use core::net::SocketAddr;
 
 use wscope_inspect::decode::TcpFlags;
-use wscope_inspect::write::{Framing, PcapWriter, TcpSpec};
 use wscope_proto::deflate::Deflater;
 use wscope_proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN, RSV1};
 use wscope_proto::handshake::AcceptKey;
 use wscope_proto::mask::apply_mask;
 use wscope_proto::time::Instant;
+use wscope_test_support::capture::{Framing, PcapWriter, TcpSpec};
 
 /// One TCP connection being written.
 struct Conv {

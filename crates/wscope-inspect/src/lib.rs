@@ -65,7 +65,6 @@
 //! - [`sink`]: where events go ([`Sink`]) and the Net::Inspect-style callbacks.
 //! - [`log`]: Zeek `websocket.log`/`weird.log` and JSON Lines writers.
 //! - [`uid`]: connection ids and Zeek-style uids.
-//! - [`write`](mod@write): writing pcap/pcapng files and TCP packets (samples and tests).
 
 pub use wscope_proto;
 
@@ -76,7 +75,6 @@ mod defrag;
 pub mod fuzzing;
 pub mod tcp;
 pub mod uid;
-pub mod write;
 
 use capture::{Capture, CaptureError, CaptureStats};
 use decode::{DecodeStats, Decoder};

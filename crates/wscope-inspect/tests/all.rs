@@ -1,16 +1,28 @@
-//! Integration tests of wscope-inspect, in one binary (shorter link times).
+//! Integration tests of wscope-inspect, in one binary (shorter link times): capture reading,
+//! decoding, flows and reassembly, then the analyzer layer (sessions, events, logs) against
+//! Zeek golden outputs, suricata-verify captures, the corpus and the bundled sample.
 
-#[path = "suite/capture.rs"]
+#[path = "all/capture.rs"]
 mod capture;
-#[path = "suite/corpus.rs"]
+#[path = "all/corpus.rs"]
 mod corpus;
-#[path = "suite/decode.rs"]
+#[path = "all/decode.rs"]
 mod decode;
-#[path = "suite/flows.rs"]
+#[path = "all/flows.rs"]
 mod flows;
-#[path = "suite/reassembly.rs"]
+#[path = "all/golden.rs"]
+mod golden;
+#[path = "all/reassembly.rs"]
 mod reassembly;
-#[path = "suite/seeds.rs"]
+#[path = "all/robustness.rs"]
+mod robustness;
+#[path = "all/sample.rs"]
+mod sample;
+#[path = "all/seeds.rs"]
 mod seeds;
-#[path = "suite/support.rs"]
+#[path = "all/session.rs"]
+mod session;
+#[path = "all/support.rs"]
 mod support;
+#[path = "all/suricata.rs"]
+mod suricata;

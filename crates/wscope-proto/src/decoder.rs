@@ -203,11 +203,6 @@ impl FrameDecoder {
         &self.cfg
     }
 
-    /// Changes the frame size limit (takes effect at the next header).
-    pub fn set_max_frame_len(&mut self, max: u64) {
-        self.cfg.max_frame_len = max;
-    }
-
     /// Whether the decoder is between frames with no partial header held.
     pub const fn is_at_boundary(&self) -> bool {
         matches!(self.state, State::Header { have: 0 })

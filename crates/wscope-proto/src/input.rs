@@ -156,17 +156,6 @@ impl VecInput {
     pub fn capacity(&self) -> usize {
         self.storage.len()
     }
-
-    /// Gives back storage beyond `max` bytes when the buffer is empty enough to allow it.
-    pub fn shrink_to(&mut self, max: usize) {
-        if self.len() <= max && self.storage.len() > max {
-            self.storage.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-            self.storage.truncate(max);
-            self.storage.shrink_to_fit();
-        }
-    }
 }
 
 impl Input for VecInput {

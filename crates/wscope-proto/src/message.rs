@@ -234,11 +234,6 @@ impl MessageDecoder {
         self.message.is_some()
     }
 
-    /// The opcode of the message in progress.
-    pub fn message_opcode(&self) -> Option<OpCode> {
-        self.message.map(|m| m.opcode)
-    }
-
     /// Whether the text message in progress is valid UTF-8 so far and ends between code
     /// points, i.e. what its final frame ending here would need (`true` when no text is
     /// checked). Report mode keeps decoding after an invalid byte; this keeps the verdict.

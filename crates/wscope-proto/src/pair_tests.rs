@@ -11,22 +11,7 @@ use crate::close::{CloseCode, CloseFrame, CloseReason};
 use crate::connection::{Config, Connection, Event, Outgoing, State};
 use crate::frame::OpCode;
 use crate::time::{Duration, Instant};
-
-/// A tiny deterministic generator for split sizes and masks (test only).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+use wscope_test_support::Rng;
 
 /// What one side received, owned.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -55,12 +40,12 @@ struct Pair {
 
 impl Pair {
     fn new(seed: u64, max_read: u64) -> Self {
-        let mut mask_rng = Rng(seed ^ 0x9e37_79b9_7f4a_7c15);
-        let masks = Box::new(move || (mask_rng.next() as u32).to_le_bytes());
+        let mut mask_rng = Rng::new(seed ^ 0x9e37_79b9_7f4a_7c15);
+        let masks = Box::new(move || (mask_rng.next_u64() as u32).to_le_bytes());
         Self {
             client: Side::new(Connection::client(Config::default(), masks)),
             server: Side::new(Connection::server(Config::default())),
-            rng: Rng(seed | 1),
+            rng: Rng::new(seed | 1),
             now: Instant::ZERO,
             max_read,
         }

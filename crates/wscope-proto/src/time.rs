@@ -34,11 +34,6 @@ impl Duration {
     pub const fn as_micros(self) -> u64 {
         self.0
     }
-
-    /// In whole milliseconds.
-    pub const fn as_millis(self) -> u64 {
-        self.0 / 1000
-    }
 }
 
 impl From<core::time::Duration> for Duration {

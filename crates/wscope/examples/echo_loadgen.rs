@@ -31,6 +31,7 @@ use std::time::Instant;
 use wscope::config::{ClientConfig, DeflateConfig};
 use wscope::tls::TlsConfig;
 use wscope::tokio::{connect_with_response, DataKind};
+use wscope_test_support::Rng;
 
 #[derive(Clone, Debug)]
 struct Args {
@@ -98,18 +99,6 @@ fn parse_args() -> Result<Args, String> {
         );
     }
     Ok(a)
-}
-
-/// A small xorshift generator: the payloads are the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 const WORDS: [&str; 64] = [
@@ -182,13 +171,13 @@ const WORDS: [&str; 64] = [
 /// `count` distinct messages of `size` bytes each: JSON-like text from the vocabulary, with
 /// numbers, so it compresses about as well as typical application messages.
 fn payloads(size: usize, count: usize) -> Vec<Vec<u8>> {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     (0..count)
         .map(|_| {
             let mut s = String::with_capacity(size + 32);
             s.push('{');
             while s.len() < size {
-                let r = rng.next();
+                let r = rng.next_u64();
                 let key = WORDS[(r & 63) as usize];
                 let val = WORDS[((r >> 6) & 63) as usize];
                 let num = (r >> 12) % 100_000;

@@ -21,6 +21,7 @@ use wscope::blocking::{self, WebSocket};
 use wscope::config::ClientConfig;
 use wscope::tls::TlsConfig;
 use wscope::{CloseCode, Error, Message, OpCode};
+use wscope_test_support::Rng;
 
 type TestResult = Result<(), String>;
 
@@ -42,18 +43,9 @@ impl Target {
     }
 }
 
-/// Deterministic pseudo-random bytes (xorshift64*).
+/// Deterministic pseudo-random bytes: the same for a seed on every run.
 fn pattern(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(n + 8);
-    while out.len() < n {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(n);
-    out
+    Rng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)).bytes(n)
 }
 
 /// About `n` bytes of text mixing 1- to 4-byte UTF-8 sequences.

@@ -181,12 +181,6 @@ impl ClientConfig {
         self
     }
 
-    /// Connection limits.
-    pub fn ws_config(mut self, ws: WsConfig) -> Self {
-        self.ws = ws;
-        self
-    }
-
     /// The default port for the scheme (80 or 443).
     pub const fn default_port(&self) -> u16 {
         default_port(self.secure)

@@ -101,6 +101,7 @@
 pub mod blocking;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
 pub mod fuzzing;
 pub mod handshake;
 pub mod limits;

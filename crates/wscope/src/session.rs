@@ -590,8 +590,9 @@ impl Session {
         Ok(done)
     }
 
-    /// Bytes of the message assembled so far.
-    #[cfg(any(feature = "tokio", all(target_os = "linux", feature = "io-uring")))]
+    /// Bytes of the message assembled so far (the tokio driver's direct reads; io_uring does
+    /// not use it).
+    #[cfg(feature = "tokio")]
     pub(crate) fn msg_len(&self) -> usize {
         self.msg.len()
     }

@@ -121,12 +121,6 @@ impl TlsConfig {
         self
     }
 
-    /// Uses a complete rustls configuration as it is.
-    pub fn with_rustls(mut self, cfg: Arc<ClientConfig>) -> Self {
-        self.rustls = Some(cfg);
-        self
-    }
-
     /// Builds the rustls client configuration.
     pub fn build(&self) -> Result<Arc<ClientConfig>> {
         if let Some(cfg) = &self.rustls {

@@ -401,8 +401,8 @@ fn parse_streams_a_huge_frame_and_many_small_ones_in_bounded_memory() {
 fn pcapng_with_skipped_packets() -> Vec<u8> {
     use wscope_inspect::capture::LinkType;
     use wscope_inspect::decode::TcpFlags;
-    use wscope_inspect::write::{encode_tcp, Framing, PcapNgWriter, TcpSpec};
     use wscope_inspect::wscope_proto::time::Instant;
+    use wscope_test_support::capture::{encode_tcp, Framing, PcapNgWriter, TcpSpec};
     let c = "10.0.0.1:40000".parse().unwrap();
     let s = "10.0.0.2:80".parse().unwrap();
     let mut syn = Vec::new();

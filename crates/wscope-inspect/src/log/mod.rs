@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use crate::event::{Event, EventKind};
 use crate::sink::Sink;
-use zeek::{split_header_list, Style, Value, ZeekLog, WEBSOCKET_COLUMNS, WEIRD_COLUMNS};
+use zeek::{Style, Value, ZeekLog, WEBSOCKET_COLUMNS, WEIRD_COLUMNS};
 
 /// The `source` column Zeek writes for each of its WebSocket weirds; `wscope` for ours.
 pub fn weird_source(zeek_weird: Option<&str>) -> &'static str {
@@ -166,9 +166,4 @@ fn vec(v: Vec<&[u8]>) -> Value<'_> {
     } else {
         Value::Vector(v)
     }
-}
-
-/// Splits a raw header value into Zeek's vector items (see [`zeek::split_header_list`]).
-pub fn header_items(value: &[u8]) -> Vec<&[u8]> {
-    split_header_list(value)
 }

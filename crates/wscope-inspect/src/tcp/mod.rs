@@ -112,15 +112,6 @@ impl ConnMeta {
             mid_stream: false,
         }
     }
-
-    /// The direction of traffic sent by `src`.
-    pub fn direction_from(&self, src: SocketAddr) -> Direction {
-        if src == self.orig {
-            Direction::ClientToServer
-        } else {
-            Direction::ServerToClient
-        }
-    }
 }
 
 /// Why a connection ended.

@@ -13,24 +13,7 @@ use wscope_proto::frame::{FrameHeader, OpCode};
 use wscope_proto::mask::apply_mask;
 use wscope_proto::observe::{ObservedEvent, Observer, ObserverConfig};
 use wscope_proto::Direction;
-
-/// A small xorshift generator, so every run sees the same streams.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            *b = self.next() as u8;
-        }
-    }
-}
+use wscope_test_support::Rng;
 
 /// A stream of `n` binary frames with random payloads, sizes like TLS records (a few small
 /// handshake-sized ones, mostly 1-16 KiB application records). Returns the bytes and each
@@ -39,14 +22,14 @@ fn tunnel_stream(rng: &mut Rng, n: usize, masked: bool) -> (Vec<u8>, Vec<(usize,
     let mut out = Vec::new();
     let mut frames = Vec::new();
     for _ in 0..n {
-        let len = match rng.next() % 8 {
-            0 => 20 + rng.next() % 200,
-            1 => 200 + rng.next() % 1300,
-            _ => 1024 + rng.next() % (16 * 1024),
+        let len = match rng.next_u64() % 8 {
+            0 => 20 + rng.next_u64() % 200,
+            1 => 200 + rng.next_u64() % 1300,
+            _ => 1024 + rng.next_u64() % (16 * 1024),
         };
         let mut payload = vec![0u8; len as usize];
         rng.fill(&mut payload);
-        let key = masked.then(|| (rng.next() as u32).to_be_bytes());
+        let key = masked.then(|| (rng.next_u64() as u32).to_be_bytes());
         let header = FrameHeader::new(true, OpCode::BINARY, key, len);
         let mut h = [0u8; 14];
         let hl = header.emit(&mut h);
@@ -103,7 +86,7 @@ struct Outcomes {
 }
 
 fn outcomes(seed: u64, dir: Direction, out: &mut Outcomes) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let masked = dir == Direction::ClientToServer;
     let (stream, frames) = tunnel_stream(&mut rng, 60, masked);
     let seg = 1448;
@@ -155,7 +138,7 @@ fn single_segment_loss_in_tunnelled_tls_recovers_without_false_frames() {
 /// Frames and messages reported for `dir` after a gap followed by `n` random bytes fed in
 /// 1448-byte segments (the worst case for a header scan: nothing after the gap is a frame).
 fn reported_after_random(seed: u64, dir: Direction, n: usize) -> (Vec<u64>, usize) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let masked = dir == Direction::ClientToServer;
     let mut obs = Observer::after_handshake(ObserverConfig::default());
     // A few genuine frames first, so the direction has a mask rule from real traffic.

@@ -162,11 +162,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         self.session.conn.close_status()
     }
 
-    /// Sets the write queue size beyond which `poll_ready` waits (default 128 KiB).
-    pub fn set_write_limit(&mut self, bytes: usize) {
-        self.session.write_limit = bytes.max(1);
-    }
-
     /// Writes the queue; `Ready(Ok)` once it is empty and the transport flushed.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let mut progressed = false;

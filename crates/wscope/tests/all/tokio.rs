@@ -203,12 +203,9 @@ fn tokio_server_fails_huge_frame_with_1009_sent_first() {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .unwrap();
-        s.write_all(
-            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .unwrap();
+        s.write_all(&wscope_test_support::wire::upgrade_request("/", "x", None))
+            .await
+            .unwrap();
         let mut frame = vec![0x82u8, 0xff];
         frame.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
         frame.extend_from_slice(&[1, 2, 3, 4]);

@@ -47,11 +47,8 @@ pub(crate) fn echo_server(cfg: ServerConfig) -> (SocketAddr, JoinHandle<Result<(
 pub(crate) fn raw_upgraded(addr: SocketAddr) -> TcpStream {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
+    s.write_all(&wscope_test_support::wire::upgrade_request("/", "x", None))
+        .unwrap();
     let head = read_head(&mut s);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     s

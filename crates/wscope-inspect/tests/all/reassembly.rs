@@ -3,7 +3,7 @@
 use wscope_inspect::decode::TcpFlags;
 use wscope_inspect::tcp::reassembly::{ReassemblyContext, StreamEvent, StreamReassembler};
 use wscope_inspect::tcp::{CloseReason, FlowConfig, Limit, TcpAnomaly};
-use wscope_inspect::write::{Framing, TcpSpec};
+use wscope_test_support::capture::{Framing, TcpSpec};
 
 use crate::support::{run, run_bytes, Conv, Piece, Rng, Trace, C2S, S2C};
 
@@ -277,7 +277,8 @@ fn truncated_packets_give_gaps_for_the_missing_bytes() {
     cv.handshake(&mut t);
     let payload = [b'x'; 500];
     let mut pkt = Vec::new();
-    wscope_inspect::write::encode_tcp(Framing::Ethernet, &cv.client(&payload), &mut pkt).unwrap();
+    wscope_test_support::capture::encode_tcp(Framing::Ethernet, &cv.client(&payload), &mut pkt)
+        .unwrap();
     t.raw_cut(&pkt, 54 + 100);
     t.tcp(cv.client(b"after"));
     cv.close(&mut t);
@@ -380,11 +381,11 @@ fn data_after_fin_is_dropped_and_reported() {
 /// Random segmentation, reordering and duplication of a stream never changes it.
 #[test]
 fn reassembler_output_is_independent_of_segment_order() {
-    let mut rng = Rng(0x5EED);
+    let mut rng = Rng::new(0x5EED);
     for round in 0..300 {
         let len = 1 + rng.below(3000) as usize;
-        let stream: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-        let isn = rng.next() as u32;
+        let stream: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+        let isn = rng.next_u64() as u32;
         let mut segs = Vec::new();
         let mut at = 0;
         while at < len {
@@ -432,11 +433,11 @@ fn reassembler_output_is_independent_of_segment_order() {
 /// delivered byte is at its right offset.
 #[test]
 fn reassembler_with_losses_keeps_offsets_right() {
-    let mut rng = Rng(99);
+    let mut rng = Rng::new(99);
     for round in 0..300 {
         let len = 1 + rng.below(5000) as usize;
         let stream: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-        let isn = rng.next() as u32;
+        let isn = rng.next_u64() as u32;
         let mut segs = Vec::new();
         let mut at = 0;
         while at < len {

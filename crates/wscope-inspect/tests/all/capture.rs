@@ -4,8 +4,8 @@ use std::io::{Cursor, Read};
 
 use wscope_inspect::capture::{Capture, CaptureErrorKind, CaptureReader, Format, LinkType, Source};
 use wscope_inspect::decode::TcpFlags;
-use wscope_inspect::write::{encode_tcp, Framing, PcapNgWriter, PcapWriter, TcpSpec};
 use wscope_proto::time::Instant;
+use wscope_test_support::capture::{encode_tcp, Framing, PcapNgWriter, PcapWriter, TcpSpec};
 
 use crate::support::{addr, Rng};
 
@@ -183,7 +183,7 @@ fn pcapng_packet_on_undescribed_interface_is_skipped_and_counted() {
 fn streams_files_larger_than_the_buffer_and_blocks_larger_than_it() {
     let mut w = PcapWriter::new(Vec::new(), LinkType::RAW).unwrap();
     let mut expect = Vec::new();
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     for i in 0..3000u32 {
         let len = 20 + rng.below(3000) as usize;
         let data: Vec<u8> = (0..len).map(|j| (i as usize + j) as u8).collect();
@@ -381,14 +381,14 @@ fn random_damage_never_panics() {
             .unwrap();
     }
     let ng = ng.into_inner();
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     for round in 0..400 {
         let base = if round % 2 == 0 { &pcap } else { &ng };
         let mut b = base.clone();
         let flips = 1 + rng.below(8);
         for _ in 0..flips {
             let at = 4 + rng.below(b.len() as u64 - 4) as usize;
-            b[at] = rng.next() as u8;
+            b[at] = rng.next_u64() as u8;
         }
         if rng.below(4) == 0 {
             let keep = rng.below(b.len() as u64) as usize;

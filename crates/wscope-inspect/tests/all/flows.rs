@@ -6,9 +6,9 @@ use wscope_inspect::capture::Capture;
 use wscope_inspect::decode::TcpFlags;
 use wscope_inspect::tcp::{CloseReason, ConnMeta, ConnectionEvent, FlowConfig, FlowTable};
 use wscope_inspect::uid::{ConnId, UidGenerator};
-use wscope_inspect::write::{Framing, TcpSpec};
 use wscope_proto::role::Direction;
 use wscope_proto::time::Duration;
+use wscope_test_support::capture::{Framing, TcpSpec};
 
 use crate::support::{addr, run, run_bytes, Conv, Piece, Trace, C2S, S2C};
 

@@ -2,8 +2,8 @@
 
 use wscope_inspect::capture::LinkType;
 use wscope_inspect::decode::{decode, Decoder, FlowKey, Skip, TcpFlags};
-use wscope_inspect::write::{encode_tcp, fragment_ip, Framing, TcpSpec};
 use wscope_proto::time::Instant;
+use wscope_test_support::capture::{encode_tcp, fragment_ip, Framing, TcpSpec};
 
 use crate::support::addr;
 

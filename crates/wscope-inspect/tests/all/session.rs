@@ -10,34 +10,20 @@ use wscope_proto::frame::OpCode;
 use wscope_proto::role::Direction::{self, ClientToServer as C, ServerToClient as S};
 use wscope_proto::time::Instant;
 
+use wscope_test_support::wire::{frame, upgrade_request, upgrade_response};
+
 use crate::robustness::meta;
 
-const REQ: &[u8] = b"GET /x HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
-const RESP: &[u8] =
-    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
-const RESP_DEFLATE: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+fn req() -> Vec<u8> {
+    upgrade_request("/x", "h", Some("permessage-deflate"))
+}
 
-fn frame(fin: bool, rsv1: bool, op: u8, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![(u8::from(fin) << 7) | (u8::from(rsv1) << 6) | op];
-    let m = if mask.is_some() { 0x80 } else { 0 };
-    if payload.len() < 126 {
-        out.push(m | payload.len() as u8);
-    } else {
-        out.push(m | 126);
-        out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    }
-    match mask {
-        Some(k) => {
-            out.extend_from_slice(&k);
-            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ k[i % 4]));
-        }
-        None => out.extend_from_slice(payload),
-    }
-    out
+fn resp() -> Vec<u8> {
+    upgrade_response(None)
+}
+
+fn resp_deflate() -> Vec<u8> {
+    upgrade_response(Some("permessage-deflate"))
 }
 
 const K: Option<[u8; 4]> = Some([1, 2, 3, 4]);
@@ -90,11 +76,11 @@ fn kind_name(e: &OwnedEvent) -> &'static str {
 fn paused_client_bytes_are_kept_until_the_101() {
     let mut r = Run::new(SessionConfig::default());
     // The client sends its first frame right after the request, before the 101 is seen.
-    let mut b = REQ.to_vec();
+    let mut b = req();
     b.extend(frame(true, false, 1, K, b"early"));
     r.data(C, &b);
     assert!(r.names().is_empty(), "{:?}", r.names());
-    r.data(S, RESP);
+    r.data(S, &resp());
     assert_eq!(
         r.names(),
         [
@@ -117,8 +103,8 @@ fn paused_client_bytes_are_kept_until_the_101() {
 #[test]
 fn response_coalesced_with_frames() {
     let mut r = Run::new(SessionConfig::default());
-    r.data(C, REQ);
-    let mut b = RESP.to_vec();
+    r.data(C, &req());
+    let mut b = resp();
     b.extend(frame(true, false, 9, None, b"Zeek"));
     r.data(S, &b);
     assert_eq!(
@@ -139,8 +125,8 @@ fn chunks_are_cut_to_the_configured_size() {
         payload_chunk_size: 4,
         ..SessionConfig::default()
     });
-    r.data(C, REQ);
-    r.data(S, RESP);
+    r.data(C, &req());
+    r.data(S, &resp());
     r.sink.events.clear();
     r.data(S, &frame(true, false, 2, None, b"0123456789"));
     let chunks: Vec<_> = r
@@ -176,8 +162,8 @@ fn empty_payload_gives_no_frame_data_like_zeek() {
             empty_frame_data: keep,
             ..SessionConfig::default()
         });
-        r.data(C, REQ);
-        r.data(S, RESP);
+        r.data(C, &req());
+        r.data(S, &resp());
         r.sink.events.clear();
         r.data(C, &frame(true, false, 8, K, b""));
         let want: &[&str] = if keep {
@@ -200,8 +186,8 @@ fn ping_between_fragments_keeps_the_message() {
         digest: true,
         ..SessionConfig::default()
     });
-    r.data(C, REQ);
-    r.data(S, RESP);
+    r.data(C, &req());
+    r.data(S, &resp());
     r.sink.events.clear();
     let mut b = frame(false, false, 1, K, b"Hello ");
     b.extend(frame(true, false, 9, K, b"p"));
@@ -233,8 +219,8 @@ fn ping_between_fragments_keeps_the_message() {
 #[test]
 fn gap_inside_payload_keeps_sync() {
     let mut r = Run::new(SessionConfig::default());
-    r.data(C, REQ);
-    r.data(S, RESP);
+    r.data(C, &req());
+    r.data(S, &resp());
     r.sink.events.clear();
     let f = frame(true, false, 2, None, &[9u8; 100]);
     r.data(S, &f[..30]);
@@ -279,8 +265,8 @@ fn deflate_inflates_and_reports_failures() {
         digest: true,
         ..SessionConfig::default()
     });
-    r.data(C, REQ);
-    r.data(S, RESP_DEFLATE);
+    r.data(C, &req());
+    r.data(S, &resp_deflate());
     r.sink.events.clear();
     let mut z = Deflater::new(6, 15, false);
     let text = b"compress me compress me compress me compress me";
@@ -325,8 +311,8 @@ fn bytes_inflated_before_corruption_are_delivered_however_segmented() {
     let wire = frame(true, true, 1, None, &c);
     let delivered = |segment: usize| {
         let mut r = Run::new(SessionConfig::default());
-        r.data(C, REQ);
-        r.data(S, RESP_DEFLATE);
+        r.data(C, &req());
+        r.data(S, &resp_deflate());
         r.sink.events.clear();
         for piece in wire.chunks(segment) {
             r.data(S, piece);
@@ -346,8 +332,8 @@ fn inflation_is_capped() {
         max_inflated_message: 1000,
         ..SessionConfig::default()
     });
-    r.data(C, REQ);
-    r.data(S, RESP_DEFLATE);
+    r.data(C, &req());
+    r.data(S, &resp_deflate());
     r.sink.events.clear();
     let mut z = Deflater::new(9, 15, true);
     let mut c = Vec::new();
@@ -412,8 +398,8 @@ fn net_inspect_view() {
     let conn = meta();
     let mut a = InspectAdapter::new(Calls::default());
     let t = Instant::ZERO;
-    s.data(&conn, t, C, REQ, &mut a);
-    s.data(&conn, t, S, RESP, &mut a);
+    s.data(&conn, t, C, &req(), &mut a);
+    s.data(&conn, t, S, &resp(), &mut a);
     // A ping split over two segments is delivered whole.
     let p = frame(true, false, 9, None, b"keepalive");
     s.data(&conn, t, S, &p[..5], &mut a);

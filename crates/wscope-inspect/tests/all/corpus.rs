@@ -5,27 +5,7 @@ use std::path::{Path, PathBuf};
 use wscope_inspect::capture::Capture;
 use wscope_inspect::tcp::{CloseReason, FlowConfig};
 
-use crate::support::{Collector, C2S, S2C};
-
-/// `shared/corpus` in an ancestor of the crate, or `None` (the tests then skip), except under
-/// CI (`CI` set and not `false`/`0`), where a missing corpus fails instead of skipping.
-fn corpus_root() -> Option<PathBuf> {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // crates/wscope-inspect → repository → its parent holds shared/.
-    for up in here.ancestors() {
-        let p = up.join("shared/corpus");
-        if p.is_dir() {
-            return Some(p);
-        }
-    }
-    let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    assert!(
-        !in_ci,
-        "shared/corpus not found beside the repository: the tests need ../shared \
-         (missing under CI: a failure, not a skip)"
-    );
-    None
-}
+use crate::support::{corpus, Collector, C2S, S2C};
 
 fn traces(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -76,10 +56,7 @@ fn starts_with(hay: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn every_corpus_trace_reassembles_sanely() {
-    let Some(root) = corpus_root() else {
-        eprintln!("shared/corpus not found; skipping");
-        return;
-    };
+    let Some(root) = corpus() else { return };
     let paths = traces(&root);
     assert_eq!(paths.len(), 17, "{paths:#?}");
     let mut report = String::new();
@@ -210,7 +187,7 @@ fn every_corpus_trace_reassembles_sanely() {
 
 #[test]
 fn connection_endings_match_zeek_histories() {
-    let Some(root) = corpus_root() else {
+    let Some(root) = corpus() else {
         return;
     };
     let ws = root.join("zeek/traces/websocket");
@@ -243,7 +220,7 @@ fn connection_endings_match_zeek_histories() {
 
 #[test]
 fn uids_of_the_corpus_are_stable() {
-    let Some(root) = corpus_root() else {
+    let Some(root) = corpus() else {
         return;
     };
     let path = root.join("zeek/traces/websocket/wstunnel-ssh.pcap");
@@ -263,7 +240,7 @@ fn uids_of_the_corpus_are_stable() {
 
 #[test]
 fn wstunnel_https_has_no_gaps_and_ends_cleanly() {
-    let Some(root) = corpus_root() else {
+    let Some(root) = corpus() else {
         return;
     };
     let o = analyse(&root.join("zeek/traces/websocket/wstunnel-https.pcap"));

@@ -323,7 +323,7 @@ fn wstunnel_traces_frame_counts() {
 /// The trace with some packets left out (by 1-based number), as a pcap in memory.
 fn without_packets(path: &Path, drop: impl Fn(u64) -> bool) -> Vec<u8> {
     use wscope_inspect::capture::CaptureReader;
-    use wscope_inspect::write::PcapWriter;
+    use wscope_test_support::capture::PcapWriter;
     let mut r = CaptureReader::open(path).unwrap();
     let mut w: Option<PcapWriter<Vec<u8>>> = None;
     let mut n = 0u64;

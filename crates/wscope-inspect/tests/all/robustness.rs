@@ -10,12 +10,13 @@ use wscope_inspect::decode::TcpFlags;
 use wscope_inspect::event::EventKind;
 use wscope_inspect::session::{Session, SessionConfig};
 use wscope_inspect::tcp::{ConnMeta, FlowConfig};
-use wscope_inspect::write::{Framing, PcapWriter, TcpSpec};
 use wscope_inspect::Event;
 use wscope_proto::role::Direction;
 use wscope_proto::time::Instant;
+use wscope_test_support::capture::{Framing, PcapWriter, TcpSpec};
 
 use crate::support::*;
+use wscope_test_support::wire::{upgrade_request, upgrade_response};
 
 pub(crate) fn meta() -> ConnMeta {
     let orig: SocketAddr = "10.0.0.1:40000".parse().unwrap();
@@ -173,10 +174,8 @@ pub(crate) fn handshake_pcap_dropping(
         TcpSpec::new(s, c).seq(ss).ack(cs).flags(TcpFlags::SYN),
     );
     ss += 1;
-    let req = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-    let resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    let req = &upgrade_request("/", "x", None)[..];
+    let resp = &upgrade_response(None)[..];
     put(&mut w, TcpSpec::new(c, s).seq(cs).ack(ss).payload(req));
     cs += req.len() as u32;
     put(&mut w, TcpSpec::new(s, c).seq(ss).ack(cs).payload(resp));
@@ -393,11 +392,8 @@ fn ip_fragmented_segments_are_analysed() {
         let mut msg = vec![0x82, 126];
         msg.extend_from_slice(&(payload.len() as u16).to_be_bytes());
         msg.extend_from_slice(&payload);
-        let req = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-        let resp =
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        let req = &upgrade_request("/", "x", None)[..];
+        let resp = &upgrade_response(None)[..];
         let mut w = PcapWriter::new(Vec::new(), Framing::Ethernet.link_type()).unwrap();
         let ts = |n: u64| Instant::from_micros(1_000_000 + n);
         let f = Framing::Ethernet;
@@ -485,8 +481,8 @@ fn unusable_inputs_are_typed_errors_naming_the_file() {
 /// TCP packet on a raw-IP interface and one packet naming an interface never described.
 pub(crate) fn pcapng_with_skipped_packets() -> Vec<u8> {
     use wscope_inspect::capture::LinkType;
-    use wscope_inspect::write::{encode_tcp, PcapNgWriter};
     use wscope_proto::time::Instant;
+    use wscope_test_support::capture::{encode_tcp, PcapNgWriter};
     let c: SocketAddr = "10.0.0.1:40000".parse().unwrap();
     let s: SocketAddr = "10.0.0.2:80".parse().unwrap();
     let mut syn = Vec::new();

@@ -1,6 +1,7 @@
 //! Writing captures: classic pcap and pcapng files, and TCP packets to put in them.
 //!
-//! Used to generate sample captures and test traffic from our own code. [`encode_tcp`] builds
+//! Used to generate sample captures and test traffic from our own code (tests and examples
+//! only: it is not part of `wscope-inspect`'s API). [`encode_tcp`] builds
 //! a TCP segment over IPv4 or IPv6 (header checksums included, through `etherparse`) inside one
 //! of the link layers the reader understands ([`Framing`]); [`PcapWriter`] and [`PcapNgWriter`]
 //! store packets with microsecond timestamps (pcapng: any `if_tsresol` per interface).
@@ -8,7 +9,7 @@
 //! ```
 //! use wscope_inspect::capture::CaptureReader;
 //! use wscope_inspect::decode::TcpFlags;
-//! use wscope_inspect::write::{Framing, PcapWriter, TcpSpec};
+//! use wscope_test_support::capture::{Framing, PcapWriter, TcpSpec};
 //! use wscope_proto::time::Instant;
 //!
 //! let mut w = PcapWriter::new(Vec::new(), Framing::Ethernet.link_type())?;
@@ -30,8 +31,8 @@ use std::io::{self, Write};
 use etherparse::PacketBuilder;
 use wscope_proto::time::Instant;
 
-use crate::capture::LinkType;
-use crate::decode::TcpFlags;
+use wscope_inspect::capture::LinkType;
+use wscope_inspect::decode::TcpFlags;
 
 /// Snapshot length written in headers.
 pub const SNAPLEN: u32 = 262_144;
@@ -237,7 +238,7 @@ pub fn encode_tcp(framing: Framing, spec: &TcpSpec<'_>, out: &mut Vec<u8>) -> io
 /// get fresh header checksums; IPv6 fragments get a fragment header with `id`.
 ///
 /// ```
-/// use wscope_inspect::write::{encode_tcp, fragment_ip, Framing, TcpSpec};
+/// use wscope_test_support::capture::{encode_tcp, fragment_ip, Framing, TcpSpec};
 /// let spec = TcpSpec::new("10.0.0.1:1".parse().unwrap(), "10.0.0.2:2".parse().unwrap())
 ///     .payload(&[7; 3000]);
 /// let mut ip = Vec::new();

@@ -1,0 +1,20 @@
+//! Test scaffolding shared by the wscope crates (`publish = false`; a dev-dependency only).
+//!
+//! - [`Rng`]: one small seeded generator, so every run sees the same "random" inputs.
+//! - [`wire`]: WebSocket frame and handshake bytes, written out by hand (independent of the
+//!   core's own encoder, which the tests check).
+//! - `capture` (feature `capture`): writing pcap/pcapng files and TCP packets to put in them.
+//! - [`corpus`]: where the shared corpus captures are, and the rule for when they are missing:
+//!   skip with a note locally, fail under CI.
+//!
+//! The core's unit tests use this crate too (a dev-dependency cycle): that links a second copy
+//! of `wscope-proto`, so nothing here takes or returns the core's types except in
+//! `capture`, which the core does not use.
+
+#[cfg(feature = "capture")]
+pub mod capture;
+pub mod corpus;
+mod rng;
+pub mod wire;
+
+pub use rng::Rng;
