@@ -103,13 +103,19 @@ pub unsafe extern "C" fn websock_close(h: websock_handle_t) {
         let until = now() + close_timeout();
         // SAFETY: a live handle from websock_open; ownership comes back here exactly once.
         let handle = unsafe { Box::from_raw(h.cast::<Handle>()) };
-        let Handle { ws, close, events } = *handle;
-        // The event thread borrows the handle: stop and join it before anything is freed.
-        if let Some(ev) = events.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        // The event thread uses the handle where it is: stop and join it before anything is
+        // moved out of the box (a mutex the thread holds would move locked) or freed.
+        let events = handle
+            .events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(ev) = events {
             // A handler blocked in a send is cut short after half the bound.
             let give_up = now() + close_timeout() / 2;
-            stop_events(ev, Some((ws.shared(), give_up)));
+            stop_events(ev, Some((handle.ws.shared(), give_up)));
         }
+        let Handle { ws, close, .. } = *handle;
         let pending = close.into_inner().unwrap_or_else(PoisonError::into_inner);
         let (code, reason) = pending
             .as_ref()

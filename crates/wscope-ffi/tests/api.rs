@@ -322,6 +322,47 @@ fn event_handler_reports_data_then_error() {
     );
 }
 
+/// `websock_close` while the event thread waits in a receive (the server sends nothing):
+/// the thread is stopped and joined, the close goes out, all within the close bound.
+#[test]
+fn close_while_the_event_thread_receives() {
+    let (srv, port) = server();
+    let peer = thread::spawn(move || {
+        let mut ws = srv.accept().expect("accept");
+        // Nothing to send; read until the client's close (answered by the read).
+        let mut got = None;
+        while let Ok(m) = ws.read() {
+            got = Some(m);
+        }
+        got
+    });
+    let host = CString::new("127.0.0.1").unwrap();
+    let h = open(&host, port);
+    let seen: &'static Seen = Box::leak(Box::new(std::sync::Mutex::new(Vec::new())));
+    let ctx = core::ptr::from_ref(seen)
+        .cast_mut()
+        .cast::<core::ffi::c_void>();
+    // SAFETY: a live handle; `seen` lives for the whole test run.
+    assert_eq!(unsafe { websock_set_event_handler(h, Some(on_event), ctx) }, 0);
+    // Let the thread enter its receive.
+    thread::sleep(Duration::from_millis(300));
+    let addr = h as usize;
+    let (done, finished) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let t0 = Instant::now();
+        // SAFETY: a live handle, closed once, by this thread only.
+        unsafe { websock_close(addr as websock_handle_t) };
+        let _ = done.send(t0.elapsed());
+    });
+    let bound = Duration::from_secs(u64::try_from(WEBSOCK_CLOSE_TIMEOUT).unwrap());
+    let took = finished
+        .recv_timeout(bound + Duration::from_secs(5))
+        .expect("websock_close did not return (event thread not stopped)");
+    assert!(took < bound + Duration::from_secs(2), "{took:?}");
+    assert!(matches!(peer.join().unwrap(), Some(Message::Close(..))));
+    assert!(seen.lock().unwrap().is_empty(), "nothing was received");
+}
+
 #[test]
 fn write_timeout_arguments() {
     let (srv, port) = server();
