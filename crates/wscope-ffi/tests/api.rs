@@ -1,8 +1,9 @@
 //! The C API (called as C would, through the `extern "C"` functions) against an in-process
 //! wscope server: the `websock_recv` contract (a 1 MiB frame through a small buffer, the
 //! timeout, pings answered with their payload and not returned, the close returned once then
-//! -1), sending while another thread blocks in `websock_recv`, close reasons, and refused
-//! configurations.
+//! -1), sending while another thread blocks in `websock_recv`, close reasons, refused
+//! configurations, and callback mode (events, and `websock_close` while the event thread
+//! receives).
 
 #![allow(unsafe_code)] // calls the C API as C would
 #![allow(clippy::disallowed_methods)] // measures the receive timeout with the real clock
