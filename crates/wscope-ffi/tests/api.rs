@@ -1,8 +1,9 @@
 //! The C API (called as C would, through the `extern "C"` functions) against an in-process
 //! wscope server: the `websock_recv` contract (a 1 MiB frame through a small buffer, the
 //! timeout, pings answered with their payload and not returned, the close returned once then
-//! -1), sending while another thread blocks in `websock_recv`, close reasons, and refused
-//! configurations.
+//! -1), sending while another thread blocks in `websock_recv`, close reasons, refused
+//! configurations, and callback mode (events, and `websock_close` while the event thread
+//! receives).
 
 #![allow(unsafe_code)] // calls the C API as C would
 #![allow(clippy::disallowed_methods)] // measures the receive timeout with the real clock
@@ -320,6 +321,50 @@ fn event_handler_reports_data_then_error() {
         seen.last().unwrap().0,
         websock_cb_event_t::WEBSOCK_CB_EVENT_ERROR
     );
+}
+
+/// `websock_close` while the event thread waits in a receive (the server sends nothing):
+/// the thread is stopped and joined, the close goes out, all within the close bound.
+#[test]
+fn close_while_the_event_thread_receives() {
+    let (srv, port) = server();
+    let peer = thread::spawn(move || {
+        let mut ws = srv.accept().expect("accept");
+        // Nothing to send; read until the client's close (answered by the read).
+        let mut got = None;
+        while let Ok(m) = ws.read() {
+            got = Some(m);
+        }
+        got
+    });
+    let host = CString::new("127.0.0.1").unwrap();
+    let h = open(&host, port);
+    let seen: &'static Seen = Box::leak(Box::new(std::sync::Mutex::new(Vec::new())));
+    let ctx = core::ptr::from_ref(seen)
+        .cast_mut()
+        .cast::<core::ffi::c_void>();
+    // SAFETY: a live handle; `seen` lives for the whole test run.
+    assert_eq!(
+        unsafe { websock_set_event_handler(h, Some(on_event), ctx) },
+        0
+    );
+    // Let the thread enter its receive.
+    thread::sleep(Duration::from_millis(300));
+    let addr = h as usize;
+    let (done, finished) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let t0 = Instant::now();
+        // SAFETY: a live handle, closed once, by this thread only.
+        unsafe { websock_close(addr as websock_handle_t) };
+        let _ = done.send(t0.elapsed());
+    });
+    let bound = Duration::from_secs(u64::try_from(WEBSOCK_CLOSE_TIMEOUT).unwrap());
+    let took = finished
+        .recv_timeout(bound + Duration::from_secs(5))
+        .expect("websock_close did not return (event thread not stopped)");
+    assert!(took < bound + Duration::from_secs(2), "{took:?}");
+    assert!(matches!(peer.join().unwrap(), Some(Message::Close(..))));
+    assert!(seen.lock().unwrap().is_empty(), "nothing was received");
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! `include/websock.h` is generated from `src/lib.rs` with cbindgen (settings in
-//! `cbindgen.toml`) and checked in. This test regenerates it and fails when the checked-in
-//! copy differs; `WSCOPE_BLESS=1 cargo test -p wscope-ffi --test header` rewrites it.
+//! `include/websock.h` is generated from `src/` (`lib.rs` and the modules it declares) with
+//! cbindgen (settings in `cbindgen.toml`) and checked in. This test regenerates it and fails
+//! when the checked-in copy differs; `WSCOPE_BLESS=1 cargo test -p wscope-ffi --test header`
+//! rewrites it.
 
 use std::path::Path;
 

@@ -32,14 +32,12 @@ pub const MAX_REASON_LEN: usize = MAX_CONTROL_PAYLOAD - 2;
 ///
 /// A newtype so that any received value survives (an analyzer reports what it saw); the
 /// associated constants name the registered codes. The libwebsockets names of
-/// `lws_close_status` are given in each constant's documentation as aliases.
+/// `lws_close_status` are given in each constant's documentation as aliases; libwebsockets'
+/// own values that are not close codes (0, 2000, 9999) belong to the C API (`wscope-ffi`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CloseCode(pub u16);
 
 impl CloseCode {
-    /// `0`: libwebsockets' `LWS_CLOSE_STATUS_NOSTATUS`, "close without a status". Not a wire
-    /// code: on the wire, "no status" is an empty close payload.
-    pub const LWS_NO_STATUS: Self = Self(0);
     /// `1000`, `LWS_CLOSE_STATUS_NORMAL`: normal closure; the purpose of the connection is done.
     pub const NORMAL: Self = Self(1000);
     /// `1001`, `LWS_CLOSE_STATUS_GOINGAWAY`: an endpoint is going away (server shutdown, page
@@ -77,12 +75,6 @@ impl CloseCode {
     pub const BAD_GATEWAY: Self = Self(1014);
     /// `1015`, `LWS_CLOSE_STATUS_TLS_FAILURE`: the TLS handshake failed. Local only, never sent.
     pub const TLS_FAILURE: Self = Self(1015);
-    /// `2000`: libwebsockets' internal `LWS_CLOSE_STATUS_CLIENT_TRANSACTION_DONE`. Not a wire
-    /// code.
-    pub const LWS_CLIENT_TRANSACTION_DONE: Self = Self(2000);
-    /// `9999`: libwebsockets' internal `LWS_CLOSE_STATUS_NOSTATUS_CONTEXT_DESTROY`. Not a wire
-    /// code.
-    pub const LWS_NOSTATUS_CONTEXT_DESTROY: Self = Self(9999);
 
     /// Whether this code may appear in a close frame, sent or received: 1000–1003, 1007–1014,
     /// 3000–4999. Everything else (0–999, 1004–1006, 1015, 1016–2999, 5000 and up) may not.
@@ -106,7 +98,6 @@ impl CloseCode {
     /// The meaning of a known code, in a few words (`None` for codes without a fixed meaning).
     pub const fn meaning(self) -> Option<&'static str> {
         Some(match self.0 {
-            0 => "no status (libwebsockets internal)",
             1000 => "normal closure",
             1001 => "going away",
             1002 => "protocol error",
@@ -123,8 +114,6 @@ impl CloseCode {
             1013 => "try again later",
             1014 => "bad gateway",
             1015 => "TLS handshake failure",
-            2000 => "client transaction done (libwebsockets internal)",
-            9999 => "no status, context destroyed (libwebsockets internal)",
             _ => return None,
         })
     }
@@ -384,11 +373,7 @@ mod tests {
 
     #[test]
     fn send_refuses_local_codes() {
-        for c in [
-            CloseCode::LWS_NO_STATUS,
-            CloseCode::NO_STATUS,
-            CloseCode::ABNORMAL,
-        ] {
+        for c in [CloseCode(0), CloseCode::NO_STATUS, CloseCode::ABNORMAL] {
             assert_eq!(
                 CloseFrame::new(c, CloseReason::EMPTY),
                 Err(CloseSendError::InvalidCode(c))

@@ -11,7 +11,12 @@
 //!
 //! Differences from the original, all fixes: the key is random, the reply is fully checked,
 //! bytes that arrive with the 101 are kept, pings are answered with their payload, closes are
-//! answered, `time_out` bounds the whole opening (connect, TLS, upgrade). Sending from other
+//! answered, `time_out` bounds the whole opening (connect, TLS, upgrade).
+//!
+//! Pings follow the SDK's `websock_recv` ("internally handles websocket close and ping
+//! messages"): [`Websock::recv`] answers them and never returns them; pongs and the peer's
+//! close are returned (the close once, already answered). The C API (`wscope-ffi`) wraps
+//! this type, so both layers report the same frames. Sending from other
 //! threads while one thread blocks in [`Websock::recv`] is safe, also with messages larger
 //! than the socket buffers: the connection is a [`SharedWebSocket`], whose receive and sends
 //! never wait for each other. Every call is bounded: [`Websock::recv`] by its timeout,
@@ -44,13 +49,14 @@
 //! ```
 
 use core::time::Duration;
+use std::time::Instant;
 
 use crate::blocking::{connect_with, SharedWebSocket};
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::message::Partial;
 use crate::tls::TlsConfig;
-use crate::CloseCode;
+use crate::{CloseCode, OpCode};
 
 /// Longest time [`Websock::close`] takes: sending the close, waiting for the server's and
 /// for the end of the connection.
@@ -162,8 +168,9 @@ impl WebsockConfig {
 pub struct MsgHdr {
     /// 1 when the frame ends its message, 0 otherwise (-1 when nothing was returned).
     pub fin: i32,
-    /// The frame's opcode (0 continuation, 1 text, 2 binary, 8 close, 9 ping, 10 pong); -1
-    /// when nothing was returned (timeout, or only part of a header arrived): keep calling.
+    /// The frame's opcode (0 continuation, 1 text, 2 binary, 8 close, 10 pong; never 9: pings
+    /// are answered, not returned); -1 when nothing was returned (timeout, or only part of a
+    /// header arrived): keep calling.
     pub opcode: i32,
     /// Total payload length of the frame (not of the piece returned).
     pub payload_len: i64,
@@ -217,22 +224,40 @@ impl Websock {
         self.ws.send_ping(data)
     }
 
+    /// Sends an unsolicited pong (a heartbeat, at most 125 bytes); pings are answered
+    /// without it.
+    pub fn send_pong(&self, data: &[u8]) -> Result<()> {
+        self.ws.send_pong(data)
+    }
+
     /// Receives (`websock_recv`): up to `buf.len()` payload bytes of the next frame, `hdr`
     /// telling which frame; the rest of a long frame comes on the next calls. Returns the
     /// number of bytes written to `buf`. On timeout returns 0 with `hdr.opcode == -1` (not an
-    /// error); the timeout holds whatever arrives. Pings are answered internally and reported
-    /// (opcode 9); the peer's close is answered and returned once as opcode 8 with its
-    /// payload; after that, and on protocol or transport errors, `Err`.
+    /// error); the timeout holds whatever arrives, a flood of pings included. Pings are
+    /// answered internally with their payload and not returned; pongs are returned (opcode
+    /// 10); the peer's close is answered and returned once as opcode 8 with its payload;
+    /// after that, and on protocol or transport errors, `Err`.
     pub fn recv(&self, hdr: &mut MsgHdr, buf: &mut [u8], timeout: Duration) -> Result<usize> {
         *hdr = MsgHdr::default();
-        match self.ws.recv_partial(buf, timeout)? {
-            Partial::Data { info, len, .. } | Partial::Control { info, len } => {
-                hdr.fin = i32::from(info.fin);
-                hdr.opcode = i32::from(info.opcode.0);
-                hdr.payload_len = i64::try_from(info.payload_len).unwrap_or(i64::MAX);
-                Ok(len)
+        // `None`: too far away to represent, no deadline.
+        let deadline = now().checked_add(timeout);
+        loop {
+            let left = deadline.map_or(timeout, |d| d.saturating_duration_since(now()));
+            match self.ws.recv_partial(buf, left)? {
+                Partial::Control { info, .. } if info.opcode == OpCode::PING => {
+                    // Answered by the connection; the deadline holds across pings.
+                    if deadline.is_some_and(|d| now() >= d) {
+                        return Ok(0);
+                    }
+                }
+                Partial::Data { info, len, .. } | Partial::Control { info, len } => {
+                    hdr.fin = i32::from(info.fin);
+                    hdr.opcode = i32::from(info.opcode.0);
+                    hdr.payload_len = i64::try_from(info.payload_len).unwrap_or(i64::MAX);
+                    return Ok(len);
+                }
+                Partial::Timeout => return Ok(0),
             }
-            Partial::Timeout => Ok(0),
         }
     }
 
@@ -245,9 +270,26 @@ impl Websock {
     /// Closes with a status and reason (cut to 123 bytes), waiting for the reply, within
     /// [`CLOSE_TIMEOUT`].
     pub fn close_with(self, code: CloseCode, reason: &str) -> Result<()> {
-        match self.ws.close(Some(code), reason, CLOSE_TIMEOUT) {
+        self.close_within(Some(code), reason, CLOSE_TIMEOUT)
+    }
+
+    /// Closes with a status and reason (`None`: a close frame without payload), waiting for
+    /// the reply, within `bound`. A connection that had already ended is not an error.
+    pub fn close_within(
+        self,
+        code: Option<CloseCode>,
+        reason: &str,
+        bound: Duration,
+    ) -> Result<()> {
+        match self.ws.close(code, reason, bound) {
             Ok(()) | Err(Error::Closed) => Ok(()),
             Err(e) => Err(e),
         }
     }
+}
+
+/// The clock (this facade is an I/O driver: it may read it).
+#[allow(clippy::disallowed_methods)]
+fn now() -> Instant {
+    Instant::now()
 }
