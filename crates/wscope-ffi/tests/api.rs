@@ -344,10 +344,8 @@ fn close_while_the_event_thread_receives() {
         .cast_mut()
         .cast::<core::ffi::c_void>();
     // SAFETY: a live handle; `seen` lives for the whole test run.
-    assert_eq!(
-        unsafe { websock_set_event_handler(h, Some(on_event), ctx) },
-        0
-    );
+    let rc = unsafe { websock_set_event_handler(h, Some(on_event), ctx) };
+    assert_eq!(rc, 0);
     // Let the thread enter its receive.
     thread::sleep(Duration::from_millis(300));
     let addr = h as usize;
