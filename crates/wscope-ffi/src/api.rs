@@ -300,18 +300,11 @@ fn c_hdr(h: &MsgHdr) -> websock_msg_hdr_t {
 
 #[cfg(test)]
 mod tests {
-    use core::ffi::CStr;
     use std::ffi::CString;
 
     use super::*;
-    use crate::{websock_close_reason, websock_last_error};
-
-    fn last_error() -> String {
-        // SAFETY: websock_last_error returns a valid NUL-terminated string.
-        unsafe { CStr::from_ptr(websock_last_error()) }
-            .to_string_lossy()
-            .into_owned()
-    }
+    use crate::error::last_error;
+    use crate::websock_close_reason;
 
     #[test]
     fn null_arguments_are_errors_not_crashes() {

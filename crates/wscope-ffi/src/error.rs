@@ -122,18 +122,18 @@ pub extern "C" fn websock_last_error() -> *const c_char {
     })
 }
 
+/// The calling thread's last error as a `String` (tests of this crate).
+#[cfg(test)]
+pub(crate) fn last_error() -> String {
+    // SAFETY: websock_last_error returns a valid NUL-terminated string.
+    unsafe { core::ffi::CStr::from_ptr(websock_last_error()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
 #[cfg(test)]
 mod tests {
-    use core::ffi::CStr;
-
     use super::*;
-
-    fn last_error() -> String {
-        // SAFETY: websock_last_error returns a valid NUL-terminated string.
-        unsafe { CStr::from_ptr(websock_last_error()) }
-            .to_string_lossy()
-            .into_owned()
-    }
 
     #[test]
     fn ffi_fn_clears_sets_and_catches() {
