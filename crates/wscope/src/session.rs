@@ -285,6 +285,8 @@ pub(crate) struct Session {
     clock: Clock,
     idle: Option<StdDuration>,
     last_rx: StdInstant,
+    /// The close was this glue's, for the idle timeout (not the application's).
+    idle_closed: bool,
     /// The core pings a quiet peer: it is told when bytes arrive.
     keepalive: bool,
     eof: bool,
@@ -335,6 +337,7 @@ impl Session {
             clock,
             idle: timeouts.idle,
             last_rx: Clock::now_std(),
+            idle_closed: false,
             keepalive,
             eof: false,
             drained: false,
@@ -877,6 +880,7 @@ impl Session {
                     reason: "idle timeout",
                 };
                 let _ = self.out.append(|buf| conn.close(buf, Some(frame)));
+                self.idle_closed = true;
                 self.after_command();
             }
         }
@@ -896,16 +900,20 @@ impl Session {
         }
     }
 
-    /// How a transport that ended is reported: `None` after a closing handshake (or when the
-    /// application started the close, `close_seen`), `Timeout` when an unanswered keepalive
-    /// ping failed the connection, otherwise an unexpected EOF.
-    pub(crate) fn end_error(&self, close_seen: bool) -> Option<Error> {
+    /// How a transport that ended is reported: `Timeout` when an unanswered keepalive ping
+    /// failed the connection; `None` (a clean end) once the peer's close arrived, the
+    /// connection was failed for a violation, or the application started the close;
+    /// otherwise an unexpected EOF. All of it is read from the core's close status (a close
+    /// this glue sent for the idle timeout is not the application's).
+    pub(crate) fn end_error(&self) -> Option<Error> {
         let status = self.conn.close_status();
         if status.is_some_and(|s| s.keepalive_timed_out) {
             return Some(Error::Timeout);
         }
-        let clean = status.is_some_and(|s| s.remote != CloseCode::ABNORMAL || s.failed.is_some());
-        if clean || close_seen {
+        let clean = self.conn.peer_close_received()
+            || status
+                .is_some_and(|s| s.failed.is_some() || (s.initiated_locally && !self.idle_closed));
+        if clean {
             None
         } else {
             Some(Error::Io(std::io::Error::new(
@@ -1132,5 +1140,59 @@ mod partial_tests {
         }
         assert_eq!(got.len(), text.len());
         assert!(got == text);
+    }
+}
+
+/// The clean end comes from the core's close status alone.
+#[cfg(test)]
+mod end_tests {
+    use super::*;
+
+    fn unexpected_eof(s: &Session) -> bool {
+        matches!(s.end_error(), Some(Error::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof)
+    }
+
+    #[test]
+    fn an_end_without_any_close_is_unexpected() {
+        let mut s = Session::server(Config::default(), &[], Timeouts { idle: None });
+        s.commit_read(0);
+        assert!(unexpected_eof(&s));
+    }
+
+    #[test]
+    fn an_end_after_the_applications_close_is_clean() {
+        let mut s = Session::server(Config::default(), &[], Timeouts { idle: None });
+        s.close(Some(CloseCode::NORMAL), "bye").expect("open");
+        s.commit_read(0);
+        assert!(s.end_error().is_none());
+    }
+
+    #[test]
+    fn an_end_after_a_peer_close_not_answered_yet_is_clean() {
+        let cfg = Config {
+            auto_close: false,
+            ..Config::default()
+        };
+        // A masked close with 1000.
+        let wire = [0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8];
+        let mut s = Session::server(cfg, &wire, Timeouts { idle: None });
+        assert!(matches!(s.next_incoming(), Ok(Some(Incoming::Close(_)))));
+        s.commit_read(0);
+        assert!(s.end_error().is_none());
+    }
+
+    #[test]
+    fn an_end_after_the_idle_close_without_a_reply_is_unexpected() {
+        let mut s = Session::server(
+            Config::default(),
+            &[],
+            Timeouts {
+                idle: Some(StdDuration::ZERO),
+            },
+        );
+        s.on_tick();
+        assert_eq!(s.conn.state(), State::CloseSent);
+        s.commit_read(0);
+        assert!(unexpected_eof(&s));
     }
 }

@@ -94,7 +94,6 @@ pub struct WebSocketStream<S> {
     done: bool,
     /// A protocol violation to report once the failing close is written.
     failure: Option<Error>,
-    close_seen: bool,
     subprotocol: Option<String>,
     /// Bytes read since the task last returned `Pending` (see [`FAIR_SHARE`]).
     streak: usize,
@@ -132,7 +131,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             write_waker: None,
             done: false,
             failure: None,
-            close_seen: false,
             subprotocol: None,
             streak: 0,
         }
@@ -270,9 +268,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             };
             match got {
                 Ok(Some(got)) => {
-                    if matches!(got, Incoming::Close(_)) {
-                        self.close_seen = true;
-                    }
                     return Poll::Ready(Some(Ok(got)));
                 }
                 Ok(None) => {}
@@ -393,7 +388,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
 
     /// `None` when the connection ended after a closing handshake, else the error.
     fn end_error(&self) -> Option<Error> {
-        self.session.end_error(self.close_seen)
+        self.session.end_error()
     }
 
     /// Arms the timer for the next deadline (the session's timers, the linger limit) and polls
@@ -537,7 +532,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         if self.done {
             return Err(Error::Closed);
         }
-        self.close_seen = true;
         self.session.close(Some(code), reason)?;
         self.flush_writes().await
     }
@@ -549,13 +543,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         match msg {
             Message::Text(t) => self.session.send_vec(OpCode::TEXT, &mut t.into_bytes()),
             Message::Binary(mut b) => self.session.send_vec(OpCode::BINARY, &mut b),
-            Message::Close(c) => {
-                self.close_seen = true;
-                match c {
-                    Some(c) => self.session.close(Some(c.code), &c.reason),
-                    None => self.session.close(None, ""),
-                }
-            }
+            Message::Close(c) => match c {
+                Some(c) => self.session.close(Some(c.code), &c.reason),
+                None => self.session.close(None, ""),
+            },
             other => self.session.send(other.outgoing()),
         }
     }
@@ -614,7 +605,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         if !this.done && this.session.conn.can_send() {
-            this.close_seen = true;
             this.session.close(Some(CloseCode::NORMAL), "")?;
         }
         if this.done {

@@ -160,8 +160,6 @@ struct ConnState {
     app_failed: bool,
     /// The service saw `on_open` (so it gets `on_close`).
     opened: bool,
-    /// A close was received or sent by the application (for `Session::end_error`).
-    close_seen: bool,
     /// Teardown started: the socket is shut down, in-flight operations are cancelled, and
     /// the state is freed once their completions arrived.
     closing: bool,
@@ -622,11 +620,7 @@ impl<S: Service> EventLoop<S> {
                 c.opened = true;
                 c.input_ready = true;
                 if let Phase::Open(session) = &mut c.phase {
-                    let mut conn = Conn {
-                        id: c.id,
-                        session,
-                        close_seen: &mut c.close_seen,
-                    };
+                    let mut conn = Conn { id: c.id, session };
                     self.service.on_open(&mut conn, &request);
                 }
             }
@@ -883,7 +877,6 @@ impl<S: Service> EventLoop<S> {
             failed: false,
             app_failed: false,
             opened: false,
-            close_seen: false,
             closing: false,
             linger_until: None,
             error: None,
@@ -1012,24 +1005,18 @@ impl<S: Service> EventLoop<S> {
                             continue;
                         }
                         session.swap_message(&mut self.scratch);
-                        let mut conn = Conn {
-                            id: c.id,
-                            session,
-                            close_seen: &mut c.close_seen,
-                        };
+                        let mut conn = Conn { id: c.id, session };
                         let kind = DataKind::from_opcode(op).unwrap_or(DataKind::Binary);
                         if let Err(e) = self.service.on_message(&mut conn, kind, &mut self.scratch)
                         {
                             c.app_failed = true;
-                            c.close_seen = true;
                             let _ = session.close(Some(CloseCode::INTERNAL_ERROR), "");
                             if c.error.is_none() {
                                 c.error = Some(e);
                             }
                         }
                     }
-                    Ok(Some(Incoming::Close(_))) => c.close_seen = true,
-                    Ok(Some(Incoming::Ping(_) | Incoming::Pong(_))) => {}
+                    Ok(Some(Incoming::Close(_) | Incoming::Ping(_) | Incoming::Pong(_))) => {}
                     Err(e) => {
                         // The failing close is queued: flush it, then end the transport.
                         c.failed = true;
@@ -1312,7 +1299,7 @@ impl<S: Service> EventLoop<S> {
         }
         if c.opened {
             let error = c.error.take().or_else(|| match &c.phase {
-                Phase::Open(session) => session.end_error(c.close_seen),
+                Phase::Open(session) => session.end_error(),
                 _ => None,
             });
             self.service.on_close(c.id, error);
@@ -1455,7 +1442,6 @@ impl<S: Service> EventLoop<S> {
                 }
                 if let Phase::Open(session) = &mut c.phase {
                     if session.conn.can_send() {
-                        c.close_seen = true;
                         // A close cannot fail on a connection that can still send.
                         let _ = session.close(Some(CloseCode::GOING_AWAY), "server shutting down");
                     }

@@ -224,7 +224,6 @@ impl ConnId {
 pub struct Conn<'a> {
     id: ConnId,
     session: &'a mut Session,
-    close_seen: &'a mut bool,
 }
 
 impl core::fmt::Debug for Conn<'_> {
@@ -275,7 +274,6 @@ impl Conn<'_> {
     /// Starts the closing handshake with `code` and `reason` (cut to 123 bytes); the
     /// connection ends when the peer replies or the close timeout runs out.
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
-        *self.close_seen = true;
         self.session.close(Some(code), reason)
     }
 
