@@ -12,8 +12,9 @@ use crate::config::{ClientConfig, ServerConfig};
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::{
     accept_all, client_deflate, client_feed, client_start, server_feed, server_machine,
-    server_respond, Accept, Reject, Request, Response,
+    server_respond, Accept, RefusalDrain, Reject, Request, Response,
 };
+use crate::session::Clock;
 use crate::stream::Tcp;
 
 /// A client connection as returned by [`connect_async`].
@@ -240,16 +241,20 @@ where
     }
 }
 
+/// Writes a refusal, ends the connection, and drains briefly so the client gets the
+/// response instead of a reset ([`RefusalDrain`]).
 async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, response: &[u8]) {
     let _ = stream.write_all(response).await;
     let _ = stream.flush().await;
     let _ = stream.shutdown().await;
+    let mut drain = RefusalDrain::new(Clock::now_std());
     let mut sink = [0u8; 4096];
-    let _ = tokio::time::timeout(Duration::from_millis(100), async {
-        for _ in 0..16 {
-            match stream.read(&mut sink).await {
-                Ok(n) if n > 0 => {}
-                _ => break,
+    let until = tokio::time::Instant::from_std(drain.until());
+    let _ = tokio::time::timeout_at(until, async {
+        loop {
+            let n = stream.read(&mut sink).await.unwrap_or(0);
+            if !drain.record(n) {
+                break;
             }
         }
     })

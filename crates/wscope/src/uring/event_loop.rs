@@ -23,10 +23,12 @@ use wscope_proto::CloseCode;
 
 use super::buf_ring::BufRing;
 use super::tls::{Plain, TlsLayer};
-use super::{Conn, ConnId, Service, UringServer, ACCEPT_BACKOFF, REFUSAL_LINGER};
+use super::{Conn, ConnId, Service, UringServer, ACCEPT_BACKOFF};
 use crate::config::ServerConfig;
 use crate::error::{Error, HandshakeError};
-use crate::handshake::{server_feed, server_machine, server_respond};
+use crate::handshake::{
+    server_feed, server_machine, server_respond, REFUSAL_LINGER, REFUSAL_READS,
+};
 use crate::limits::{ConnectionLimits, Permit};
 use crate::message::DataKind;
 use crate::session::{Clock, Incoming, Session, Timeouts};
@@ -63,8 +65,6 @@ const TLS_SEND: usize = 256 * 1024;
 const MAX_IOV: usize = 16;
 /// Receive buffer for the request head (the handshake machine keeps what it needs).
 const HANDSHAKE_BUF: usize = 4096;
-/// Reads of a refused connection before it is closed anyway.
-const MAX_REFUSAL_READS: u32 = 16;
 /// Accepts per listener wake-up before the poll is re-armed (other work gets a turn).
 const ACCEPT_BATCH: usize = 64;
 /// How long stopping or dropping the loop waits for the kernel to finish with the buffers.
@@ -886,16 +886,9 @@ impl<S: Service> EventLoop<S> {
         let mut c = c;
         if let Some(over) = over {
             // Refused before its request is read: the 503 goes out, then the refusal drain.
-            let body = format!("503: {over}.\nThis is a WebSocket endpoint; try again later.\n");
-            let mut response = Vec::new();
-            let _ = wscope_proto::handshake::ResponseBuilder::status(503, "Service Unavailable")
-                .header("Content-Type", "text/plain; charset=utf-8")
-                .header("Retry-After", "1")
-                .body(body.as_bytes())
-                .write(&mut response);
             self.refuse(
                 &mut c,
-                response,
+                over.response(),
                 Error::Handshake(HandshakeError::OverLimit(over)),
             );
         }
@@ -974,7 +967,7 @@ impl<S: Service> EventLoop<S> {
             *shut = true;
             *deadline = (*deadline).min(now + REFUSAL_LINGER);
         }
-        if c.eof || *reads >= MAX_REFUSAL_READS {
+        if c.eof || *reads >= REFUSAL_READS {
             self.teardown(c);
         } else if !c.recv {
             self.post_recv(c);

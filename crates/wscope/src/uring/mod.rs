@@ -462,10 +462,6 @@ const STOP_NOW: u8 = 1;
 /// [`StopHandle::going_away`]'s message, followed by the grace in milliseconds (`u32`, little
 /// endian).
 const STOP_GOING_AWAY: u8 = 2;
-
-/// How long a refused request's connection is drained before it is closed (as the tokio
-/// server does, so the refusal is not lost to a reset).
-const REFUSAL_LINGER: Duration = Duration::from_millis(100);
 /// The listen backlog of [`UringServer::bind_reuseport`] (the kernel caps it at
 /// `net.core.somaxconn`).
 const LISTEN_BACKLOG: i32 = 1024;
