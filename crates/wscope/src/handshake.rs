@@ -222,22 +222,31 @@ pub(crate) fn client_start(
     Ok((hs, offer))
 }
 
-/// Client side: the permessage-deflate parameters the server's `101` agreed to (`None` when it
-/// declined or nothing was offered); a response that breaks the offer is an error.
-pub(crate) fn client_deflate(
+/// Client side: what the server's `101` agreed to: its subprotocol, and the
+/// permessage-deflate parameters (`None` when it declined or nothing was offered); a response
+/// that breaks the offer is an error.
+pub(crate) fn client_agreed(
     cfg: &ClientConfig,
     offer: Option<&Offer>,
     response: &Response,
-) -> Result<Option<DeflateParams>> {
+) -> Result<Agreed> {
+    let subprotocol = response.subprotocol().map(str::to_owned);
     let (Some(wishes), Some(offer)) = (cfg.deflate, offer) else {
-        return Ok(None);
+        return Ok(Agreed {
+            subprotocol,
+            deflate: None,
+        });
     };
     let exts = response
         .extensions()
         .map_err(|e| Error::Handshake(HandshakeError::Proto(e)))?;
-    wishes
+    let deflate = wishes
         .negotiated(offer, &exts)
-        .map_err(|e| Error::Handshake(HandshakeError::Deflate(e)))
+        .map_err(|e| Error::Handshake(HandshakeError::Deflate(e)))?;
+    Ok(Agreed {
+        subprotocol,
+        deflate,
+    })
 }
 
 /// Feeds response bytes: `Ok(Some((response, leftover)))` once the 101 is complete and valid.

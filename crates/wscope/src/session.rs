@@ -18,7 +18,10 @@ use wscope_proto::mask::apply_mask;
 use wscope_proto::role::Role;
 use wscope_proto::{CloseCode, CloseFrame as WireCloseFrame, Input, Instant, OpCode, VecInput};
 
+use wscope_proto::connection::DeflateOptions;
+
 use crate::error::{Error, Result};
+use crate::handshake::Agreed;
 use crate::message::{CloseFrame, FrameInfo, Message, Partial};
 
 /// Size of one socket read (and of the input buffer's first allocation).
@@ -271,6 +274,8 @@ pub(crate) struct Session {
     pub(crate) input: VecInput,
     pub(crate) out: WriteQueue,
     msg: Vec<u8>,
+    /// The subprotocol agreed in the handshake.
+    subprotocol: Option<String>,
     /// The frame a partial receive is in the middle of.
     partial: Option<FrameInfo>,
     /// Inflated payload of the current frame that did not fit the caller's buffer (partial
@@ -329,6 +334,7 @@ impl Session {
             input,
             out: WriteQueue::default(),
             msg: Vec::new(),
+            subprotocol: None,
             partial: None,
             partial_rest: Vec::new(),
             partial_at: 0,
@@ -350,12 +356,37 @@ impl Session {
         }
     }
 
-    /// A session for `role` (client sessions mask with OS-random keys).
-    pub(crate) fn for_role(role: Role, cfg: Config, leftover: &[u8], timeouts: Timeouts) -> Self {
-        match role {
+    /// The one way a driver starts a connection after its handshake: a session for `role`
+    /// (client sessions mask with OS-random keys) with the bytes read after the handshake
+    /// head (`leftover`), and what the handshake agreed (subprotocol, permessage-deflate,
+    /// compressing with `deflate`).
+    pub(crate) fn open(
+        role: Role,
+        cfg: Config,
+        leftover: &[u8],
+        timeouts: Timeouts,
+        agreed: Agreed,
+        deflate: DeflateOptions,
+    ) -> Self {
+        let mut s = match role {
             Role::Client => Self::client(cfg, leftover, timeouts),
             Role::Server => Self::server(cfg, leftover, timeouts),
+        };
+        if let Some(params) = agreed.deflate {
+            s.conn.enable_deflate(params, deflate);
         }
+        s.subprotocol = agreed.subprotocol;
+        s
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub(crate) fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// Takes the agreed subprotocol out (a driver that keeps it elsewhere).
+    pub(crate) fn take_subprotocol(&mut self) -> Option<String> {
+        self.subprotocol.take()
     }
 
     /// A server-side session.
@@ -791,6 +822,19 @@ impl Session {
         self.out.len() >= self.write_limit
     }
 
+    /// Queues any [`Message`]: text and binary by ownership ([`Self::send_vec`]), a close
+    /// starts the closing handshake ([`Self::close`]), pings and pongs are copied. The one
+    /// dispatch every driver's `send`/`feed` goes through.
+    pub(crate) fn send_message(&mut self, msg: Message) -> Result<()> {
+        match msg {
+            Message::Text(t) => self.send_vec(OpCode::TEXT, &mut t.into_bytes()),
+            Message::Binary(mut b) => self.send_vec(OpCode::BINARY, &mut b),
+            Message::Close(Some(c)) => self.close(Some(c.code), &c.reason),
+            Message::Close(None) => self.close(None, ""),
+            other => self.send(other.outgoing()),
+        }
+    }
+
     /// Encodes a message (borrowed payload, copied into the write queue).
     pub(crate) fn send(&mut self, msg: Outgoing<'_>) -> Result<()> {
         let conn = &mut self.conn;
@@ -1194,5 +1238,57 @@ mod end_tests {
         assert_eq!(s.conn.state(), State::CloseSent);
         s.commit_read(0);
         assert!(unexpected_eof(&s));
+    }
+}
+
+/// The one constructor after a handshake and the one message dispatch.
+#[cfg(test)]
+mod open_tests {
+    use super::*;
+    use wscope_proto::deflate::DeflateParams;
+
+    #[test]
+    fn open_applies_what_the_handshake_agreed() {
+        let agreed = Agreed {
+            subprotocol: Some("chat".into()),
+            deflate: Some(DeflateParams::default()),
+        };
+        let s = Session::open(
+            Role::Server,
+            Config::default(),
+            &[],
+            Timeouts { idle: None },
+            agreed,
+            DeflateOptions::default(),
+        );
+        assert_eq!(s.subprotocol(), Some("chat"));
+        assert!(s.conn.deflate_enabled());
+        let plain = Session::open(
+            Role::Client,
+            Config::default(),
+            &[],
+            Timeouts { idle: None },
+            Agreed::default(),
+            DeflateOptions::default(),
+        );
+        assert_eq!(plain.subprotocol(), None);
+        assert!(!plain.conn.deflate_enabled());
+    }
+
+    #[test]
+    fn send_message_encodes_data_and_starts_the_close() {
+        let mut s = Session::server(Config::default(), &[], Timeouts { idle: None });
+        s.send_message(Message::Text("hi".into())).expect("open");
+        s.send_message(Message::Ping(vec![1])).expect("open");
+        s.send_message(Message::Close(None)).expect("open");
+        assert_eq!(s.conn.state(), State::CloseSent);
+        let mut sl = [IoSlice::new(&[]); 4];
+        let n = s.write_slices(&mut sl);
+        let wire: Vec<u8> = sl[..n].iter().flat_map(|x| x.to_vec()).collect();
+        assert_eq!(wire, [0x81, 2, b'h', b'i', 0x89, 1, 1, 0x88, 0]);
+        assert!(matches!(
+            s.send_message(Message::Binary(vec![0])),
+            Err(Error::Closed)
+        ));
     }
 }

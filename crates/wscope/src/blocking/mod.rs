@@ -30,10 +30,11 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::time::Instant as StdInstant;
 
-use wscope_proto::connection::{CloseStatus, Config, Outgoing, State};
+use wscope_proto::connection::{CloseStatus, Config, DeflateOptions, Outgoing, State};
 use wscope_proto::{CloseCode, OpCode, Role};
 
 use crate::error::{Error, Result};
+use crate::handshake::Agreed;
 use crate::message::{Message, Partial};
 use crate::session::{Clock, Session, Timeouts};
 use crate::stream::{end_without_close_notify, MaybeTlsStream};
@@ -95,7 +96,6 @@ pub struct WebSocket<S = MaybeTlsStream> {
     linger_until: Option<StdInstant>,
     /// The transport was shut down; every further call is `Error::Closed`.
     done: bool,
-    subprotocol: Option<String>,
 }
 
 impl<S> core::fmt::Debug for WebSocket<S> {
@@ -127,7 +127,20 @@ impl<S: Transport> WebSocket<S> {
         let t = Timeouts {
             idle: opts.idle_timeout,
         };
-        let session = Session::for_role(role, cfg, leftover, t);
+        let session = Session::open(
+            role,
+            cfg,
+            leftover,
+            t,
+            Agreed::default(),
+            DeflateOptions::default(),
+        );
+        Self::with_session(stream, session)
+    }
+
+    /// Runs a connection over `stream` with a session opened after the handshake
+    /// ([`Session::open`]).
+    pub(crate) fn with_session(stream: S, session: Session) -> Self {
         Self {
             stream,
             session,
@@ -136,7 +149,6 @@ impl<S: Transport> WebSocket<S> {
             write_timeout: None,
             linger_until: None,
             done: false,
-            subprotocol: None,
         }
     }
 
@@ -149,13 +161,9 @@ impl<S: Transport> WebSocket<S> {
         self.write_timeout = t;
     }
 
-    pub(crate) fn set_subprotocol(&mut self, p: Option<String>) {
-        self.subprotocol = p;
-    }
-
     /// The subprotocol agreed in the handshake.
     pub fn subprotocol(&self) -> Option<&str> {
-        self.subprotocol.as_deref()
+        self.session.subprotocol()
     }
 
     /// The stream underneath.
@@ -190,15 +198,7 @@ impl<S: Transport> WebSocket<S> {
         if self.session.write_full() {
             self.flush()?;
         }
-        match msg {
-            Message::Text(t) => self.session.send_vec(OpCode::TEXT, &mut t.into_bytes()),
-            Message::Binary(mut b) => self.session.send_vec(OpCode::BINARY, &mut b),
-            Message::Close(c) => match c {
-                Some(c) => self.session.close(Some(c.code), &c.reason),
-                None => self.session.close(None, ""),
-            },
-            other => self.session.send(other.outgoing()),
-        }
+        self.session.send_message(msg)
     }
 
     /// Sends a text message.

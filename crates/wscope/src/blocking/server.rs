@@ -7,13 +7,13 @@ use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use wscope_proto::Role;
 
 use super::client::remaining;
-use super::{DriverOptions, WebSocket};
+use super::WebSocket;
 use crate::config::ServerConfig;
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::{
     accept_all, server_feed, server_machine, server_respond, Accept, RefusalDrain, Reject, Request,
 };
-use crate::session::Clock;
+use crate::session::{Clock, Session, Timeouts};
 use crate::stream::{tls_server, MaybeTlsStream, Tcp};
 
 /// A listening socket and the settings for the connections it accepts.
@@ -119,20 +119,18 @@ where
             stream.write_all(&response)?;
             stream.flush()?;
             stream.tcp().set_write_timeout(cfg.write_timeout)?;
-            let mut ws = WebSocket::from_raw(
-                stream,
+            let session = Session::open(
                 Role::Server,
                 cfg.ws,
                 &leftover,
-                DriverOptions {
-                    idle_timeout: cfg.idle_timeout,
+                Timeouts {
+                    idle: cfg.idle_timeout,
                 },
+                agreed,
+                cfg.deflate_options,
             );
+            let mut ws = WebSocket::with_session(stream, session);
             ws.set_write_timeout(cfg.write_timeout);
-            ws.set_subprotocol(agreed.subprotocol);
-            if let Some(params) = agreed.deflate {
-                ws.session.conn.enable_deflate(params, cfg.deflate_options);
-            }
             Ok((ws, request))
         }
         Err(e) => {

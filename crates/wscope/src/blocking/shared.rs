@@ -135,9 +135,10 @@ impl SharedWebSocket {
             stream,
             mut session,
             done,
-            subprotocol,
             ..
         } = ws;
+        // Kept outside the lock: reading it never waits for a receive.
+        let subprotocol = session.take_subprotocol();
         let (tcp, mut tls) = match stream {
             MaybeTlsStream::Plain(t) => (t.into_inner(), None),
             MaybeTlsStream::ClientTls(s) => {

@@ -10,10 +10,11 @@ use std::time::Instant as StdInstant;
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use wscope_proto::connection::{CloseStatus, Config, State};
-use wscope_proto::{CloseCode, OpCode, Role};
+use wscope_proto::connection::{CloseStatus, Config, DeflateOptions, State};
+use wscope_proto::{CloseCode, Role};
 
 use crate::error::{Error, Result};
+use crate::handshake::Agreed;
 pub use crate::message::DataKind;
 use crate::message::Message;
 use crate::session::{Clock, Incoming, Session, Timeouts};
@@ -94,7 +95,6 @@ pub struct WebSocketStream<S> {
     done: bool,
     /// A protocol violation to report once the failing close is written.
     failure: Option<Error>,
-    subprotocol: Option<String>,
     /// Bytes read since the task last returned `Pending` (see [`FAIR_SHARE`]).
     streak: usize,
 }
@@ -120,7 +120,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         idle_timeout: Option<core::time::Duration>,
     ) -> Self {
         let t = Timeouts { idle: idle_timeout };
-        let session = Session::for_role(role, cfg, leftover, t);
+        let session = Session::open(
+            role,
+            cfg,
+            leftover,
+            t,
+            Agreed::default(),
+            DeflateOptions::default(),
+        );
+        Self::with_session(io, session)
+    }
+
+    /// Runs a connection over `io` with a session opened after the handshake
+    /// ([`Session::open`]).
+    pub(crate) fn with_session(io: S, session: Session) -> Self {
         Self {
             io,
             session,
@@ -131,18 +144,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             write_waker: None,
             done: false,
             failure: None,
-            subprotocol: None,
             streak: 0,
         }
     }
 
-    pub(crate) fn set_subprotocol(&mut self, p: Option<String>) {
-        self.subprotocol = p;
-    }
-
     /// The subprotocol agreed in the handshake.
     pub fn subprotocol(&self) -> Option<&str> {
-        self.subprotocol.as_deref()
+        self.session.subprotocol()
     }
 
     /// The stream underneath.
@@ -540,15 +548,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         if self.done {
             return Err(Error::Closed);
         }
-        match msg {
-            Message::Text(t) => self.session.send_vec(OpCode::TEXT, &mut t.into_bytes()),
-            Message::Binary(mut b) => self.session.send_vec(OpCode::BINARY, &mut b),
-            Message::Close(c) => match c {
-                Some(c) => self.session.close(Some(c.code), &c.reason),
-                None => self.session.close(None, ""),
-            },
-            other => self.session.send(other.outgoing()),
-        }
+        self.session.send_message(msg)
     }
 }
 

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 use wscope_proto::handshake::ServerHandshake;
-use wscope_proto::CloseCode;
+use wscope_proto::{CloseCode, Role};
 
 use super::buf_ring::BufRing;
 use super::tls::{Plain, TlsLayer};
@@ -587,18 +587,14 @@ impl<S: Service> EventLoop<S> {
         let Phase::Handshake { hs, buf, .. } = &mut c.phase else {
             return;
         };
-        let (request, session) = match server_feed(hs, &buf[..n]) {
+        let (request, leftover) = match server_feed(hs, &buf[..n]) {
             Ok(None) => return,
-            Ok(Some((request, leftover))) => {
-                let session = Box::new(Session::server(self.cfg.ws, leftover, self.timeouts));
-                (request, session)
-            }
+            Ok(Some(got)) => got,
             Err((response, e)) => {
                 self.refuse(c, response, e);
                 return;
             }
         };
-        let mut session = session;
         let mut response = Vec::with_capacity(256);
         let decision = server_respond(
             &request,
@@ -608,11 +604,14 @@ impl<S: Service> EventLoop<S> {
         );
         match decision {
             Ok(agreed) => {
-                if let Some(params) = agreed.deflate {
-                    session
-                        .conn
-                        .enable_deflate(params, self.cfg.deflate_options);
-                }
+                let mut session = Box::new(Session::open(
+                    Role::Server,
+                    self.cfg.ws,
+                    leftover,
+                    self.timeouts,
+                    agreed,
+                    self.cfg.deflate_options,
+                ));
                 // The 101 goes first; replies to frames that came with the request follow it
                 // in the same send.
                 session.queue_raw(&response);
