@@ -198,7 +198,7 @@ pub(crate) fn client_start(
     out: &mut Vec<u8>,
 ) -> Result<(ClientHandshake, Option<Offer>)> {
     let mut random = [0u8; 16];
-    fill_random(&mut random);
+    fill_random(&mut random)?;
     let key = Key::from_random(random);
     let mut req = RequestBuilder::new(&cfg.host, &cfg.path, key)
         .port(cfg.port)

@@ -83,25 +83,54 @@ impl Clock {
     }
 }
 
+/// How the random source is read (a test puts a failing one in).
+type Fill = fn(&mut [u8]) -> core::result::Result<(), getrandom::Error>;
+
+/// Set once the random source failed while masking keys were drawn: the session then fails
+/// closed ([`Session::check_masks`]) instead of sending frames masked with a predictable key.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct MaskFailure(std::sync::Arc<std::sync::OnceLock<getrandom::Error>>);
+
+impl MaskFailure {
+    /// The failure, if the random source failed.
+    pub(crate) fn get(&self) -> Option<getrandom::Error> {
+        self.0.get().copied()
+    }
+}
+
 /// Masking keys from the operating system's random source, fetched 256 keys at a time.
 pub(crate) struct OsMasks {
     pool: [u8; 1024],
     at: usize,
+    fill: Fill,
+    failure: MaskFailure,
 }
 
 impl OsMasks {
-    pub(crate) fn boxed() -> Box<dyn MaskSource> {
-        Box::new(Self {
+    /// A key source that reads the OS random source through `fill`, and the flag it sets
+    /// when that fails.
+    pub(crate) fn boxed(fill: Fill) -> (Box<dyn MaskSource>, MaskFailure) {
+        let failure = MaskFailure::default();
+        let masks = Self {
             pool: [0; 1024],
             at: 1024,
-        })
+            fill,
+            failure: failure.clone(),
+        };
+        (Box::new(masks), failure)
     }
 }
 
 impl MaskSource for OsMasks {
     fn next_mask(&mut self) -> [u8; 4] {
         if self.at + 4 > self.pool.len() {
-            fill_random(&mut self.pool);
+            if let Err(e) = (self.fill)(&mut self.pool) {
+                // No key an attacker cannot predict: the frame this key is for must never
+                // leave. The session sees the flag before the bytes reach the write queue's
+                // readers and fails the connection; the all-zero key is never sent.
+                let _ = self.failure.0.set(e);
+                return [0; 4];
+            }
             self.at = 0;
         }
         let k = [
@@ -115,18 +144,9 @@ impl MaskSource for OsMasks {
     }
 }
 
-/// Fills `buf` from the OS random source.
-pub(crate) fn fill_random(buf: &mut [u8]) {
-    if getrandom::fill(buf).is_err() {
-        // No OS randomness at all: the platform cannot give unpredictable keys. Fall back to
-        // the clock and address-space layout mixed with a hash, never to a constant.
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        for (i, b) in buf.iter_mut().enumerate() {
-            use core::hash::{Hash, Hasher};
-            (Clock::now_std(), i, &h as *const _ as usize).hash(&mut h);
-            *b = h.finish() as u8;
-        }
-    }
+/// Fills `buf` from the OS random source; its failure is an error (never a weaker source).
+pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
+    getrandom::fill(buf).map_err(Error::Random)
 }
 
 /// Bytes waiting to be written: small frames are appended to a shared buffer, large owned
@@ -292,6 +312,8 @@ pub(crate) struct Session {
     last_rx: StdInstant,
     /// The close was this glue's, for the idle timeout (not the application's).
     idle_closed: bool,
+    /// Set when the masking keys' random source failed (client sessions).
+    mask_failure: Option<MaskFailure>,
     /// The core pings a quiet peer: it is told when bytes arrive.
     keepalive: bool,
     eof: bool,
@@ -344,6 +366,7 @@ impl Session {
             idle: timeouts.idle,
             last_rx: Clock::now_std(),
             idle_closed: false,
+            mask_failure: None,
             keepalive,
             eof: false,
             drained: false,
@@ -401,12 +424,33 @@ impl Session {
 
     /// A client-side session with OS-random masking keys.
     pub(crate) fn client(cfg: Config, leftover: &[u8], timeouts: Timeouts) -> Self {
-        Self::new(
-            Connection::client(cfg, OsMasks::boxed()),
+        Self::client_with(cfg, leftover, timeouts, getrandom::fill)
+    }
+
+    /// A client-side session whose masking keys come from `fill`.
+    fn client_with(cfg: Config, leftover: &[u8], timeouts: Timeouts, fill: Fill) -> Self {
+        let (masks, failure) = OsMasks::boxed(fill);
+        let mut s = Self::new(
+            Connection::client(cfg, masks),
             leftover,
             timeouts,
             cfg.keepalive.is_some(),
-        )
+        );
+        s.mask_failure = Some(failure);
+        s
+    }
+
+    /// Fails closed when the random source failed while keys were drawn: everything queued
+    /// is dropped (a frame masked without a proper key never leaves) and the error returned,
+    /// now and on every later call.
+    fn check_masks(&mut self) -> Result<()> {
+        match self.mask_failure.as_ref().and_then(MaskFailure::get) {
+            None => Ok(()),
+            Some(e) => {
+                self.out.clear();
+                Err(Error::Random(e))
+            }
+        }
     }
 
     /// Where the next read goes: free bytes after the unconsumed input, `READ_CHUNK` of them
@@ -477,6 +521,7 @@ impl Session {
     pub(crate) fn next_incoming(&mut self) -> Result<Option<Incoming>> {
         if self.drained {
             self.flush_transmit();
+            self.check_masks()?;
             return Ok(None);
         }
         let r = self.decode_loop();
@@ -486,6 +531,7 @@ impl Session {
         // An answered keepalive ping restarts its interval from now.
         self.after_command();
         self.flush_transmit();
+        self.check_masks()?;
         r
     }
 
@@ -671,6 +717,7 @@ impl Session {
         // Inflated data is in `buf` (or kept in `partial_rest`): the inflater's copy can go.
         self.conn.release_inflated();
         self.flush_transmit();
+        self.check_masks()?;
         r
     }
 
@@ -814,6 +861,8 @@ impl Session {
         if self.conn.has_pending_transmit() && self.out.len() < self.hold_replies_over {
             let conn = &mut self.conn;
             self.out.append(|buf| conn.poll_transmit(buf));
+            // A keepalive ping or a reply masked without a proper key is dropped here.
+            let _ = self.check_masks();
         }
     }
 
@@ -842,7 +891,7 @@ impl Session {
             .append(|buf| conn.send(buf, msg))
             .map_err(send_error)?;
         self.after_command();
-        Ok(())
+        self.check_masks()
     }
 
     /// Encodes a whole data message from an owned payload: a large payload is taken and
@@ -859,6 +908,7 @@ impl Session {
             .conn
             .data_header(opcode, payload.len() as u64, true)
             .map_err(send_error)?;
+        self.check_masks()?;
         let mut payload = core::mem::take(payload);
         self.push_header(&header, &mut payload);
         self.out.push_owned(payload);
@@ -885,7 +935,8 @@ impl Session {
         let conn = &mut self.conn;
         self.out
             .append(|buf| conn.send_frame(buf, opcode, payload, fin))
-            .map_err(send_error)
+            .map_err(send_error)?;
+        self.check_masks()
     }
 
     /// Starts the closing handshake with `code` and `reason` (cut to 123 bytes), or with an
@@ -900,7 +951,7 @@ impl Session {
             .append(|buf| conn.close(buf, frame))
             .map_err(send_error)?;
         self.after_command();
-        Ok(())
+        self.check_masks()
     }
 
     fn after_command(&mut self) {
@@ -925,6 +976,7 @@ impl Session {
                 };
                 let _ = self.out.append(|buf| conn.close(buf, Some(frame)));
                 self.idle_closed = true;
+                let _ = self.check_masks();
                 self.after_command();
             }
         }
@@ -950,6 +1002,9 @@ impl Session {
     /// otherwise an unexpected EOF. All of it is read from the core's close status (a close
     /// this glue sent for the idle timeout is not the application's).
     pub(crate) fn end_error(&self) -> Option<Error> {
+        if let Some(e) = self.mask_failure.as_ref().and_then(MaskFailure::get) {
+            return Some(Error::Random(e));
+        }
         let status = self.conn.close_status();
         if status.is_some_and(|s| s.keepalive_timed_out) {
             return Some(Error::Timeout);
@@ -969,7 +1024,11 @@ impl Session {
 
     /// The transport should be closed now (after the write queue is flushed).
     pub(crate) fn should_close(&self) -> bool {
-        self.conn.should_close_transport() || (self.eof && self.conn.state() == State::Closed)
+        self.mask_failure
+            .as_ref()
+            .is_some_and(|f| f.get().is_some())
+            || self.conn.should_close_transport()
+            || (self.eof && self.conn.state() == State::Closed)
     }
 
     /// Pending write bytes as slices (at most 16).
@@ -1290,5 +1349,59 @@ mod open_tests {
             s.send_message(Message::Binary(vec![0])),
             Err(Error::Closed)
         ));
+    }
+}
+
+/// A failing random source fails the connection; no frame leaves with a predictable key.
+#[cfg(test)]
+mod mask_tests {
+    use super::*;
+
+    fn broken(_: &mut [u8]) -> core::result::Result<(), getrandom::Error> {
+        Err(getrandom::Error::UNSUPPORTED)
+    }
+
+    fn queued(s: &Session) -> usize {
+        let mut sl = [IoSlice::new(&[]); 4];
+        let n = s.write_slices(&mut sl);
+        sl[..n].iter().map(|x| x.len()).sum()
+    }
+
+    #[test]
+    fn a_failing_random_source_fails_closed() {
+        let mut s = Session::client_with(Config::default(), &[], Timeouts { idle: None }, broken);
+        assert!(matches!(
+            s.send_message(Message::Text("secret".into())),
+            Err(Error::Random(_))
+        ));
+        assert_eq!(
+            queued(&s),
+            0,
+            "the frame masked with no proper key was dropped"
+        );
+        let mut big = vec![7u8; OWNED_MIN];
+        assert!(matches!(
+            s.send_vec(OpCode::BINARY, &mut big),
+            Err(Error::Random(_))
+        ));
+        assert!(matches!(s.close(None, ""), Err(Error::Random(_))));
+        assert_eq!(queued(&s), 0);
+        assert!(s.should_close());
+        assert!(matches!(s.end_error(), Some(Error::Random(_))));
+    }
+
+    #[test]
+    fn a_working_random_source_masks_with_its_keys() {
+        fn ones(b: &mut [u8]) -> core::result::Result<(), getrandom::Error> {
+            b.fill(1);
+            Ok(())
+        }
+        let mut s = Session::client_with(Config::default(), &[], Timeouts { idle: None }, ones);
+        s.send_message(Message::Binary(vec![0, 0])).expect("sent");
+        let mut sl = [IoSlice::new(&[]); 4];
+        let n = s.write_slices(&mut sl);
+        let wire: Vec<u8> = sl[..n].iter().flat_map(|x| x.to_vec()).collect();
+        assert_eq!(wire, [0x82, 0x82, 1, 1, 1, 1, 1, 1]);
+        assert!(!s.should_close());
     }
 }
