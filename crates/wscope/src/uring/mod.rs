@@ -134,6 +134,7 @@
 
 mod buf_ring;
 mod event_loop;
+mod ops;
 mod tls;
 
 use core::net::SocketAddr;
