@@ -1,8 +1,10 @@
 //! The loop behind [`UringServer::run`]: connection states boxed in a slab, one ring, one
 //! `io_uring_enter` per iteration. The buffer rules it keeps are in the module doc
-//! ([`super`]); the push sites below say which rule covers each entry.
-
-// No unsafe code here: entries are built and pushed in `ops.rs`.
+//! ([`super`]); the push sites in `ops.rs` say which rule covers each entry.
+//!
+//! The loop's parts live beside it: `ops.rs` builds and pushes the submission-queue entries
+//! (all the driver's `unsafe` code, next to `buf_ring.rs`), `conn.rs` holds a connection's
+//! state, `timers.rs` the deadline heap. This file has no `unsafe` code.
 
 use core::cmp::Reverse;
 use core::mem;
@@ -16,10 +18,10 @@ use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
-use wscope_proto::handshake::ServerHandshake;
 use wscope_proto::{CloseCode, Role};
 
 use super::buf_ring::BufRing;
+use super::conn::{plaintext_into_session, tls_into_session, ConnState, Held, Phase};
 use super::ops::*;
 use super::tls::{Plain, TlsLayer};
 use super::{Conn, ConnId, Service, UringServer, ACCEPT_BACKOFF};
@@ -28,128 +30,9 @@ use crate::error::{Error, HandshakeError};
 use crate::handshake::{
     server_feed, server_machine, server_respond, REFUSAL_LINGER, REFUSAL_READS,
 };
-use crate::limits::{ConnectionLimits, Permit};
+use crate::limits::ConnectionLimits;
 use crate::message::DataKind;
 use crate::session::{Clock, Incoming, Session, Timeouts};
-
-/// Where a connection is.
-pub(super) enum Phase {
-    /// Reading the request head into `buf`.
-    Handshake {
-        hs: ServerHandshake,
-        buf: Vec<u8>,
-        deadline: Instant,
-    },
-    /// Writing a refusal (`out[sent..]` left), then draining what the client still sends
-    /// into `buf` for a short while so the refusal is not lost to a reset.
-    Refusing {
-        out: Vec<u8>,
-        sent: usize,
-        buf: Vec<u8>,
-        deadline: Instant,
-        reads: u32,
-        shut: bool,
-    },
-    /// The WebSocket session.
-    Open(Box<Session>),
-}
-
-/// One connection. Always boxed: `iov` and `msghdr` are handed to the kernel by address.
-pub(super) struct ConnState {
-    pub(super) id: ConnId,
-    pub(super) slot: usize,
-    pub(super) stream: TcpStream,
-    /// The socket is also in the registered file table, at `slot`.
-    pub(super) fixed: bool,
-    pub(super) phase: Phase,
-    /// A receive is in flight: its target buffer must stay put.
-    pub(super) recv: bool,
-    /// A multishot receive (into the provided buffers) is armed: its last completion, the
-    /// one without `IORING_CQE_F_MORE`, has not arrived. It writes into no buffer of the
-    /// connection, so decoding goes on meanwhile.
-    pub(super) multi: bool,
-    /// A cancel of the multishot receive was queued.
-    pub(super) multi_cancelled: bool,
-    /// A send is in flight: its source bytes (and `iov`, `msghdr`) must stay put.
-    pub(super) sending: bool,
-    /// The iovec array of an in-flight vectored send.
-    pub(super) iov: [libc::iovec; MAX_IOV],
-    /// The message header of an in-flight vectored send (pointing at `iov`).
-    pub(super) msghdr: libc::msghdr,
-    /// The earliest deadline this connection has in the timer heap.
-    pub(super) timer_at: Option<Instant>,
-    /// Queued in the loop's list of connections to drive.
-    pub(super) dirty: bool,
-    /// Received bytes wait to be decoded.
-    pub(super) input_ready: bool,
-    /// A receive straight into the message buffer is in flight (large frames, as in the tokio
-    /// driver): the message's length before it.
-    pub(super) direct: Option<usize>,
-    /// What a completed direct receive finished (a whole message), to hand out.
-    pub(super) direct_done: Option<Incoming>,
-    /// The peer closed its side.
-    pub(super) eof: bool,
-    /// The session reported a protocol violation (its failing close is queued).
-    pub(super) failed: bool,
-    /// The service's `on_message` failed: no more messages are handed to it.
-    pub(super) app_failed: bool,
-    /// The service saw `on_open` (so it gets `on_close`).
-    pub(super) opened: bool,
-    /// Teardown started: the socket is shut down, in-flight operations are cancelled, and
-    /// the state is freed once their completions arrived.
-    pub(super) closing: bool,
-    /// The transport should close but the write queue is still being flushed: give up at
-    /// this time (the close timeout) if the peer does not take the bytes.
-    pub(super) linger_until: Option<Instant>,
-    /// Why the connection ended, if it is not the session's own verdict.
-    pub(super) error: Option<Error>,
-    /// TLS (`wss://`): receives and sends carry its ciphertext, never the phase's buffers
-    /// (except a refusal's drain reads, which are thrown away).
-    pub(super) tls: Option<Box<TlsLayer>>,
-    /// This connection's place under the server's connection limits, given back when the
-    /// state is freed.
-    pub(super) _permit: Option<Permit>,
-}
-
-impl ConnState {
-    pub(super) fn busy(&self) -> bool {
-        self.recv || self.sending || self.multi
-    }
-
-    pub(super) fn target(&self) -> Target {
-        if self.fixed {
-            Target::Fixed(types::Fixed(self.slot as u32))
-        } else {
-            Target::Fd(types::Fd(self.stream.as_raw_fd()))
-        }
-    }
-
-    pub(super) fn fail(&mut self, e: Error) {
-        if self.error.is_none() {
-            self.error = Some(e);
-        }
-    }
-
-    /// TLS has ciphertext to send (queued, in flight, or still inside rustls).
-    pub(super) fn tls_unsent(&self) -> bool {
-        self.tls.as_deref().is_some_and(TlsLayer::pending)
-    }
-}
-
-/// A connection taken out of the slab while it is worked on. If a service callback panics,
-/// the unwinding drops this guard: with operations in flight it leaks the state instead of
-/// freeing memory the kernel may still use.
-struct Held(Option<Box<ConnState>>);
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.take() {
-            if c.busy() {
-                mem::forget(c);
-            }
-        }
-    }
-}
 
 /// The server's state while it runs.
 pub(super) struct EventLoop<S: Service> {
@@ -333,7 +216,7 @@ impl<S: Service> EventLoop<S> {
 
     /// Runs `f` on the connection in `slot` (taken out of the slab meanwhile), then frees it
     /// if it is closing and the kernel holds none of its buffers any more.
-    fn with_conn(&mut self, slot: usize, f: impl FnOnce(&mut Self, &mut ConnState)) {
+    pub(super) fn with_conn(&mut self, slot: usize, f: impl FnOnce(&mut Self, &mut ConnState)) {
         let Some(c) = self.conns.get_mut(slot).and_then(Option::take) else {
             return;
         };
@@ -351,7 +234,7 @@ impl<S: Service> EventLoop<S> {
         }
     }
 
-    fn mark_dirty(&mut self, c: &mut ConnState) {
+    pub(super) fn mark_dirty(&mut self, c: &mut ConnState) {
         if !c.dirty {
             c.dirty = true;
             self.dirty.push(c.slot);
@@ -643,53 +526,6 @@ impl<S: Service> EventLoop<S> {
         {
             *buf = old_buf;
             *deadline = old_deadline;
-        }
-    }
-
-    /// Pops the timers that are due and lets their connections act on them.
-    fn fire_timers(&mut self, now: Instant) {
-        while let Some(&Reverse((at, slot, id))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            self.with_conn(slot, |this, c| {
-                if c.id != id || c.timer_at != Some(at) {
-                    return; // an entry the connection no longer relies on
-                }
-                c.timer_at = None;
-                this.mark_dirty(c);
-                this.on_timer(c, now);
-            });
-        }
-    }
-
-    fn on_timer(&mut self, c: &mut ConnState, now: Instant) {
-        if c.closing {
-            return;
-        }
-        if c.linger_until.is_some_and(|t| t <= now) {
-            // The peer did not take the last bytes within the close timeout: reported as a
-            // timeout (unless the connection failed for a reason of its own), as the tokio
-            // and blocking drivers do.
-            let unsent = match &c.phase {
-                Phase::Open(session) => session.out.len() > 0,
-                _ => false,
-            };
-            if c.sending || unsent {
-                c.fail(Error::Timeout);
-            }
-            self.teardown(c);
-            return;
-        }
-        match &mut c.phase {
-            Phase::Handshake { deadline, .. } if *deadline <= now => {
-                c.fail(Error::Timeout);
-                self.teardown(c);
-            }
-            Phase::Refusing { deadline, .. } if *deadline <= now => self.teardown(c),
-            Phase::Open(session) => session.on_tick(),
-            _ => {}
         }
     }
 
@@ -999,7 +835,7 @@ impl<S: Service> EventLoop<S> {
 
     /// Ends a connection: shuts the socket down and cancels what is in flight; the state is
     /// freed when the last completion arrived (`with_conn`).
-    fn teardown(&mut self, c: &mut ConnState) {
+    pub(super) fn teardown(&mut self, c: &mut ConnState) {
         if c.closing {
             return;
         }
@@ -1038,29 +874,6 @@ impl<S: Service> EventLoop<S> {
             self.service.on_handshake_failed(e);
         }
         // Dropping `c` closes the socket.
-    }
-
-    /// Puts the connection's next deadline in the timer heap, unless an earlier entry is
-    /// there already (that one fires first and then re-schedules).
-    fn schedule(&mut self, c: &mut ConnState, now: Instant) {
-        let phase = match &c.phase {
-            Phase::Handshake { deadline, .. } | Phase::Refusing { deadline, .. } => Some(*deadline),
-            Phase::Open(session) => session.deadline(),
-        };
-        let Some(at) = [phase, c.linger_until].into_iter().flatten().min() else {
-            return;
-        };
-        // A deadline that has passed is handled in the next iteration, not in a busy loop.
-        let at = at.max(now + Duration::from_millis(1));
-        if c.timer_at.is_none_or(|t| at < t) {
-            c.timer_at = Some(at);
-            self.timers.push(Reverse((at, c.slot, c.id)));
-        }
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let timer = self.timers.peek().map(|r| r.0 .0);
-        [timer, self.accept_retry].into_iter().flatten().min()
     }
 
     /// The one `io_uring_enter` of an iteration: submit everything, wait for a completion or
@@ -1229,40 +1042,6 @@ impl<S: Service> Drop for EventLoop<S> {
 }
 
 /// Errors after which the same operation is simply queued again.
-/// Ciphertext for an open connection: rustls decrypts it and the plaintext goes into the
-/// session's input; a TLS failure fails the session (only the alert goes out after it). No
-/// loop state is needed, so `cipher` may be one of the loop's provided buffers.
-fn tls_into_session(c: &mut ConnState, cipher: &[u8]) {
-    let mut rest = cipher;
-    while !rest.is_empty() && !c.closing {
-        let (Some(tls), Phase::Open(session)) = (c.tls.as_deref_mut(), &mut c.phase) else {
-            return;
-        };
-        if let Err(e) = tls.absorb(&mut rest) {
-            c.failed = true;
-            c.fail(e);
-            return;
-        }
-        c.input_ready = true;
-        c.eof |= plaintext_into_session(tls, session);
-    }
-}
-
-/// Moves what rustls decrypted into the session's input; `true` at the peer's
-/// `close_notify` (the end of the input, committed as such).
-fn plaintext_into_session(tls: &mut TlsLayer, session: &mut Session) -> bool {
-    loop {
-        match tls.read_plain(session.read_buf()) {
-            Plain::Bytes(n) => session.commit_read(n),
-            Plain::Empty => return false,
-            Plain::Closed => {
-                session.commit_read(0);
-                return true;
-            }
-        }
-    }
-}
-
 fn retryable(res: i32) -> bool {
     matches!(-res, libc::EAGAIN | libc::EINTR | libc::ENOBUFS)
 }

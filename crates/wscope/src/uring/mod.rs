@@ -133,8 +133,10 @@
 //! ```
 
 mod buf_ring;
+mod conn;
 mod event_loop;
 mod ops;
+mod timers;
 mod tls;
 
 use core::net::SocketAddr;

@@ -11,7 +11,8 @@ use std::os::fd::AsRawFd;
 
 use io_uring::{opcode, squeue, types};
 
-use super::event_loop::{ConnState, EventLoop, Phase};
+use super::conn::{ConnState, Phase};
+use super::event_loop::EventLoop;
 use super::Service;
 
 /// Operation kinds, in the low byte of `user_data`; the slot number is above them.
