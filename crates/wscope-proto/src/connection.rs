@@ -424,6 +424,16 @@ impl Connection {
         self.core.status.as_ref()
     }
 
+    /// Whether the peer's close frame arrived (also when it is not answered yet, with
+    /// `auto_close` off, and when the transport ended after it).
+    pub fn peer_close_received(&self) -> bool {
+        self.core.peer_close.is_some()
+            || self
+                .core
+                .status
+                .is_some_and(|s| s.remote != CloseCode::ABNORMAL)
+    }
+
     /// Whether the connection may still send data frames.
     pub const fn can_send(&self) -> bool {
         self.core.can_send()

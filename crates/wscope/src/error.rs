@@ -36,6 +36,9 @@ pub enum Error {
     /// The application asked for something the protocol forbids (e.g. a 126-byte ping, or data
     /// after its close).
     Send(SendError),
+    /// The operating system's random source failed: no unpredictable handshake or masking
+    /// key can be made, so the connection fails instead of using a weaker one.
+    Random(getrandom::Error),
     /// A file named in the configuration (a certificate, a key, a CA) cannot be read.
     File {
         /// The file.
@@ -138,6 +141,7 @@ impl fmt::Display for Error {
             Self::Closed => f.write_str("the connection is closed"),
             Self::Send(e) => write!(f, "cannot send: {e}"),
             Self::File { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            Self::Random(e) => write!(f, "the OS random source failed: {e}"),
         }
     }
 }
@@ -152,7 +156,9 @@ impl core::error::Error for Error {
             Self::Url(e) => Some(e),
             Self::Send(e) => Some(e),
             Self::File { source, .. } => Some(source),
-            Self::Timeout | Self::Closed => None,
+            // `getrandom::Error` implements `std::error::Error` only with its `std` feature;
+            // its code is in the `Display` text.
+            Self::Timeout | Self::Closed | Self::Random(_) => None,
         }
     }
 }

@@ -167,19 +167,22 @@ where
                 }),
                 Err(e) => {
                     out.clear();
-                    let _ = ResponseBuilder::status(500, "Internal Server Error").write(out);
+                    let _ =
+                        ResponseBuilder::status(500, wscope_proto::handshake::reason_phrase(500))
+                            .write(out);
                     Err(Error::Handshake(HandshakeError::Build(e)))
                 }
             }
         }
         Err(reject) => {
-            let mut b = ResponseBuilder::status(reject.status, reason_phrase(reject.status));
+            let mut b = ResponseBuilder::status(reject.status, refusal_phrase(reject.status));
             for (k, v) in &reject.headers {
                 b = b.header(k, v);
             }
             if b.write(out).is_err() {
                 out.clear();
-                let _ = ResponseBuilder::status(500, "Internal Server Error").write(out);
+                let _ = ResponseBuilder::status(500, wscope_proto::handshake::reason_phrase(500))
+                    .write(out);
             }
             Err(Error::Handshake(HandshakeError::Rejected {
                 status: reject.status,
@@ -195,7 +198,7 @@ pub(crate) fn client_start(
     out: &mut Vec<u8>,
 ) -> Result<(ClientHandshake, Option<Offer>)> {
     let mut random = [0u8; 16];
-    fill_random(&mut random);
+    fill_random(&mut random)?;
     let key = Key::from_random(random);
     let mut req = RequestBuilder::new(&cfg.host, &cfg.path, key)
         .port(cfg.port)
@@ -219,22 +222,31 @@ pub(crate) fn client_start(
     Ok((hs, offer))
 }
 
-/// Client side: the permessage-deflate parameters the server's `101` agreed to (`None` when it
-/// declined or nothing was offered); a response that breaks the offer is an error.
-pub(crate) fn client_deflate(
+/// Client side: what the server's `101` agreed to: its subprotocol, and the
+/// permessage-deflate parameters (`None` when it declined or nothing was offered); a response
+/// that breaks the offer is an error.
+pub(crate) fn client_agreed(
     cfg: &ClientConfig,
     offer: Option<&Offer>,
     response: &Response,
-) -> Result<Option<DeflateParams>> {
+) -> Result<Agreed> {
+    let subprotocol = response.subprotocol().map(str::to_owned);
     let (Some(wishes), Some(offer)) = (cfg.deflate, offer) else {
-        return Ok(None);
+        return Ok(Agreed {
+            subprotocol,
+            deflate: None,
+        });
     };
     let exts = response
         .extensions()
         .map_err(|e| Error::Handshake(HandshakeError::Proto(e)))?;
-    wishes
+    let deflate = wishes
         .negotiated(offer, &exts)
-        .map_err(|e| Error::Handshake(HandshakeError::Deflate(e)))
+        .map_err(|e| Error::Handshake(HandshakeError::Deflate(e)))?;
+    Ok(Agreed {
+        subprotocol,
+        deflate,
+    })
 }
 
 /// Feeds response bytes: `Ok(Some((response, leftover)))` once the 101 is complete and valid.
@@ -252,20 +264,80 @@ pub(crate) fn client_feed<'b>(
     }
 }
 
-/// A reason phrase for the statuses a server commonly refuses with.
-fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        426 => "Upgrade Required",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Refused",
+/// The reason phrase of a refusal: the core's table, `Refused` for a status it has none for.
+fn refusal_phrase(status: u16) -> &'static str {
+    match wscope_proto::handshake::reason_phrase(status) {
+        "" => "Refused",
+        p => p,
+    }
+}
+
+/// Reads of a refused connection before it is closed anyway.
+pub(crate) const REFUSAL_READS: u32 = 16;
+/// How long a refused connection is drained after its write side was shut.
+pub(crate) const REFUSAL_LINGER: core::time::Duration = core::time::Duration::from_millis(100);
+
+/// The refusal policy every driver follows: write the response, shut the write side, then
+/// read and drop what the client still sends, at most [`REFUSAL_READS`] reads within
+/// [`REFUSAL_LINGER`], so that closing does not reset the connection before the client has
+/// read the response. This type counts; the driver does the I/O.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RefusalDrain {
+    reads: u32,
+    until: std::time::Instant,
+}
+
+impl RefusalDrain {
+    /// A drain that starts at `now` (the write side was just shut).
+    pub(crate) fn new(now: std::time::Instant) -> Self {
+        Self {
+            reads: 0,
+            until: now + REFUSAL_LINGER,
+        }
+    }
+
+    /// When the drain ends at the latest.
+    #[cfg(feature = "tokio")]
+    pub(crate) const fn until(&self) -> std::time::Instant {
+        self.until
+    }
+
+    /// How long the next read may wait; `None` once the time is up.
+    pub(crate) fn time_left(&self, now: std::time::Instant) -> Option<core::time::Duration> {
+        Some(self.until.saturating_duration_since(now)).filter(|d| !d.is_zero())
+    }
+
+    /// Records a read of `n` bytes (`0`: end of stream or an error): whether to read again.
+    pub(crate) fn record(&mut self, n: usize) -> bool {
+        self.reads += 1;
+        n > 0 && self.reads < REFUSAL_READS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_take_their_phrase_from_the_core_table() {
+        assert_eq!(refusal_phrase(408), "Request Timeout");
+        assert_eq!(
+            refusal_phrase(408),
+            wscope_proto::handshake::reason_phrase(408)
+        );
+        assert_eq!(refusal_phrase(503), "Service Unavailable");
+        assert_eq!(refusal_phrase(599), "Refused");
+    }
+
+    #[test]
+    fn a_refusal_drain_stops_at_the_end_of_stream_or_after_its_reads() {
+        let t = crate::session::Clock::now_std();
+        let mut d = RefusalDrain::new(t);
+        assert_eq!(d.time_left(t), Some(REFUSAL_LINGER));
+        assert_eq!(d.time_left(t + REFUSAL_LINGER), None);
+        assert!(!d.record(0));
+        let mut d = RefusalDrain::new(t);
+        let reads = (0..100).take_while(|_| d.record(10)).count();
+        assert_eq!(reads + 1, REFUSAL_READS as usize);
     }
 }

@@ -137,6 +137,23 @@ impl LimitExceeded {
     pub const fn http_status(&self) -> u16 {
         503
     }
+
+    /// The whole response a server refuses with: `503 Service Unavailable`, `Retry-After: 1`
+    /// and a short plain-text body naming the limit.
+    pub fn response(&self) -> Vec<u8> {
+        let status = self.http_status();
+        let body = format!("{status}: {self}.\nThis is a WebSocket endpoint; try again later.\n");
+        let mut response = Vec::new();
+        let _ = wscope_proto::handshake::ResponseBuilder::status(
+            status,
+            wscope_proto::handshake::reason_phrase(status),
+        )
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .header("Retry-After", "1")
+        .body(body.as_bytes())
+        .write(&mut response);
+        response
+    }
 }
 
 impl fmt::Display for LimitExceeded {
@@ -155,6 +172,18 @@ impl core::error::Error for LimitExceeded {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_refusal_is_a_503_that_names_the_limit() {
+        let r = LimitExceeded::Total { limit: 3 }.response();
+        let text = String::from_utf8(r).expect("ascii");
+        assert!(
+            text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("Retry-After: 1\r\n"), "{text}");
+        assert!(text.ends_with("503: 3 connection(s) already open.\nThis is a WebSocket endpoint; try again later.\n"), "{text}");
+    }
 
     #[test]
     fn counts_per_address_and_in_all_and_gives_places_back() {

@@ -71,7 +71,7 @@ pub use header::{
     ExtensionParam, ExtensionSyntaxError, Header, Headers, ListElements,
 };
 pub use request::{Request, RequestBuilder};
-pub use response::{Response, ResponseBuilder};
+pub use response::{reason_phrase, Response, ResponseBuilder};
 pub use server::ServerHandshake;
 
 /// The GUID RFC 6455 appends to the key before hashing (section 1.3).

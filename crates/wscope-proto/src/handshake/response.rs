@@ -252,8 +252,9 @@ impl Response {
     }
 }
 
-/// The canonical reason phrase of the statuses a WebSocket server commonly sends.
-pub(crate) const fn reason_phrase(status: u16) -> &'static str {
+/// The canonical reason phrase of the statuses a WebSocket server commonly sends (`""` for
+/// others). The one table of them: the core's builders and the endpoints' refusals use it.
+pub const fn reason_phrase(status: u16) -> &'static str {
     match status {
         101 => "Switching Protocols",
         200 => "OK",
@@ -266,6 +267,7 @@ pub(crate) const fn reason_phrase(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         426 => "Upgrade Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",

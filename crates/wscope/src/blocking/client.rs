@@ -9,11 +9,11 @@ use std::time::Instant as StdInstant;
 
 use wscope_proto::Role;
 
-use super::{DriverOptions, WebSocket};
+use super::WebSocket;
 use crate::config::ClientConfig;
 use crate::error::{Error, HandshakeError, Result};
-use crate::handshake::{client_deflate, client_feed, client_start, Response};
-use crate::session::Clock;
+use crate::handshake::{client_agreed, client_feed, client_start, Response};
+use crate::session::{Clock, Session, Timeouts};
 use crate::stream::{tls_client, MaybeTlsStream, Tcp};
 
 /// Connects to a `ws://` or `wss://` URL with default settings (TLS verified against the
@@ -170,22 +170,20 @@ pub fn connect_with(cfg: &ClientConfig) -> Result<(WebSocket<MaybeTlsStream>, Re
             break (resp, leftover.to_vec());
         }
     };
-    let deflate = client_deflate(cfg, offer.as_ref(), &response)?;
+    let agreed = client_agreed(cfg, offer.as_ref(), &response)?;
     stream.tcp().set_write_timeout(cfg.write_timeout)?;
-    let mut ws = WebSocket::from_raw(
-        stream,
+    let session = Session::open(
         Role::Client,
         cfg.ws,
         &leftover,
-        DriverOptions {
-            idle_timeout: cfg.idle_timeout,
+        Timeouts {
+            idle: cfg.idle_timeout,
         },
+        agreed,
+        cfg.deflate_options,
     );
+    let mut ws = WebSocket::with_session(stream, session);
     ws.set_write_timeout(cfg.write_timeout);
-    ws.set_subprotocol(response.subprotocol().map(str::to_owned));
-    if let Some(params) = deflate {
-        ws.session.conn.enable_deflate(params, cfg.deflate_options);
-    }
     Ok((ws, response))
 }
 

@@ -30,12 +30,13 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::time::Instant as StdInstant;
 
-use wscope_proto::connection::{CloseStatus, Config, Outgoing, State};
+use wscope_proto::connection::{CloseStatus, Config, DeflateOptions, Outgoing, State};
 use wscope_proto::{CloseCode, OpCode, Role};
 
 use crate::error::{Error, Result};
+use crate::handshake::Agreed;
 use crate::message::{Message, Partial};
-use crate::session::{Clock, Incoming, Session, Timeouts};
+use crate::session::{Clock, Session, Timeouts};
 use crate::stream::{end_without_close_notify, MaybeTlsStream};
 
 /// A byte stream the blocking driver can run over.
@@ -95,9 +96,6 @@ pub struct WebSocket<S = MaybeTlsStream> {
     linger_until: Option<StdInstant>,
     /// The transport was shut down; every further call is `Error::Closed`.
     done: bool,
-    /// A close was seen or sent: EOF afterwards is a normal end.
-    close_seen: bool,
-    subprotocol: Option<String>,
 }
 
 impl<S> core::fmt::Debug for WebSocket<S> {
@@ -129,7 +127,20 @@ impl<S: Transport> WebSocket<S> {
         let t = Timeouts {
             idle: opts.idle_timeout,
         };
-        let session = Session::for_role(role, cfg, leftover, t);
+        let session = Session::open(
+            role,
+            cfg,
+            leftover,
+            t,
+            Agreed::default(),
+            DeflateOptions::default(),
+        );
+        Self::with_session(stream, session)
+    }
+
+    /// Runs a connection over `stream` with a session opened after the handshake
+    /// ([`Session::open`]).
+    pub(crate) fn with_session(stream: S, session: Session) -> Self {
         Self {
             stream,
             session,
@@ -138,8 +149,6 @@ impl<S: Transport> WebSocket<S> {
             write_timeout: None,
             linger_until: None,
             done: false,
-            close_seen: false,
-            subprotocol: None,
         }
     }
 
@@ -152,13 +161,9 @@ impl<S: Transport> WebSocket<S> {
         self.write_timeout = t;
     }
 
-    pub(crate) fn set_subprotocol(&mut self, p: Option<String>) {
-        self.subprotocol = p;
-    }
-
     /// The subprotocol agreed in the handshake.
     pub fn subprotocol(&self) -> Option<&str> {
-        self.subprotocol.as_deref()
+        self.session.subprotocol()
     }
 
     /// The stream underneath.
@@ -193,18 +198,7 @@ impl<S: Transport> WebSocket<S> {
         if self.session.write_full() {
             self.flush()?;
         }
-        match msg {
-            Message::Text(t) => self.session.send_vec(OpCode::TEXT, &mut t.into_bytes()),
-            Message::Binary(mut b) => self.session.send_vec(OpCode::BINARY, &mut b),
-            Message::Close(c) => {
-                self.close_seen = true;
-                match c {
-                    Some(c) => self.session.close(Some(c.code), &c.reason),
-                    None => self.session.close(None, ""),
-                }
-            }
-            other => self.session.send(other.outgoing()),
-        }
+        self.session.send_message(msg)
     }
 
     /// Sends a text message.
@@ -369,9 +363,6 @@ impl<S: Transport> WebSocket<S> {
         self.check()?;
         match self.session.next_incoming() {
             Ok(Some(got)) => {
-                if matches!(got, Incoming::Close(_)) {
-                    self.close_seen = true;
-                }
                 let _ = self.flush();
                 return Ok(Some(self.session.make_message(got)));
             }
@@ -439,9 +430,7 @@ impl<S: Transport> WebSocket<S> {
     /// The error for a transport that ended: `Closed` after a closing handshake, otherwise
     /// an unexpected EOF.
     fn end_error(&self) -> Error {
-        self.session
-            .end_error(self.close_seen)
-            .unwrap_or(Error::Closed)
+        self.session.end_error().unwrap_or(Error::Closed)
     }
 
     /// Partial receive with a timeout (`websock_recv` of the embedded-SDK-style API): copies
@@ -457,11 +446,6 @@ impl<S: Transport> WebSocket<S> {
             self.check()?;
             match self.session.next_partial(buf) {
                 Ok(Some(p)) => {
-                    if let Partial::Control { info, .. } = p {
-                        if info.opcode == OpCode::CLOSE {
-                            self.close_seen = true;
-                        }
-                    }
                     let _ = self.flush();
                     return Ok(p);
                 }
@@ -487,7 +471,6 @@ impl<S: Transport> WebSocket<S> {
     /// Sends the close without waiting for the reply (read on to receive it).
     pub fn start_close(&mut self, code: Option<CloseCode>, reason: &str) -> Result<()> {
         self.check()?;
-        self.close_seen = true;
         self.session.close(code, reason)?;
         self.flush()
     }

@@ -1,20 +1,19 @@
 //! Blocking server: accept, TLS, handshake with the application's decision.
 
 use core::net::SocketAddr;
-use core::time::Duration;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 
 use wscope_proto::Role;
 
 use super::client::remaining;
-use super::{DriverOptions, WebSocket};
+use super::WebSocket;
 use crate::config::ServerConfig;
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::{
-    accept_all, server_feed, server_machine, server_respond, Accept, Reject, Request,
+    accept_all, server_feed, server_machine, server_respond, Accept, RefusalDrain, Reject, Request,
 };
-use crate::session::Clock;
+use crate::session::{Clock, Session, Timeouts};
 use crate::stream::{tls_server, MaybeTlsStream, Tcp};
 
 /// A listening socket and the settings for the connections it accepts.
@@ -120,20 +119,18 @@ where
             stream.write_all(&response)?;
             stream.flush()?;
             stream.tcp().set_write_timeout(cfg.write_timeout)?;
-            let mut ws = WebSocket::from_raw(
-                stream,
+            let session = Session::open(
                 Role::Server,
                 cfg.ws,
                 &leftover,
-                DriverOptions {
-                    idle_timeout: cfg.idle_timeout,
+                Timeouts {
+                    idle: cfg.idle_timeout,
                 },
+                agreed,
+                cfg.deflate_options,
             );
+            let mut ws = WebSocket::with_session(stream, session);
             ws.set_write_timeout(cfg.write_timeout);
-            ws.set_subprotocol(agreed.subprotocol);
-            if let Some(params) = agreed.deflate {
-                ws.session.conn.enable_deflate(params, cfg.deflate_options);
-            }
             Ok((ws, request))
         }
         Err(e) => {
@@ -144,17 +141,20 @@ where
 }
 
 /// Writes a refusal, ends the connection, and drains briefly so the client gets the
-/// response instead of a reset.
+/// response instead of a reset ([`RefusalDrain`]).
 fn refuse(stream: &mut MaybeTlsStream, response: &[u8]) {
     let _ = stream.write_all(response);
     let _ = stream.flush();
     let _ = stream.shutdown();
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut drain = RefusalDrain::new(Clock::now_std());
     let mut sink = [0u8; 4096];
-    for _ in 0..16 {
-        match stream.read(&mut sink) {
-            Ok(n) if n > 0 => {}
-            _ => break,
+    while let Some(left) = drain.time_left(Clock::now_std()) {
+        if stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        let n = stream.read(&mut sink).unwrap_or(0);
+        if !drain.record(n) {
+            break;
         }
     }
 }

@@ -96,8 +96,6 @@ struct State {
     sock: TcpStream,
     /// The connection ended (closing handshake over, failure, shutdown): calls get `Closed`.
     done: bool,
-    /// A close was seen or sent: an end of stream afterwards is a normal end.
-    close_seen: bool,
     /// End of stream was given to the session.
     eof: bool,
     /// Bytes taken from the session's write queue so far (a sender waits until its own
@@ -137,10 +135,10 @@ impl SharedWebSocket {
             stream,
             mut session,
             done,
-            close_seen,
-            subprotocol,
             ..
         } = ws;
+        // Kept outside the lock: reading it never waits for a receive.
+        let subprotocol = session.take_subprotocol();
         let (tcp, mut tls) = match stream {
             MaybeTlsStream::Plain(t) => (t.into_inner(), None),
             MaybeTlsStream::ClientTls(s) => {
@@ -179,7 +177,6 @@ impl SharedWebSocket {
                 tls,
                 sock: tcp,
                 done,
-                close_seen,
                 eof: false,
                 taken: 0,
             }),
@@ -346,11 +343,6 @@ impl SharedWebSocket {
                 st.check()?;
                 match st.session.next_partial(buf) {
                     Ok(Some(p)) => {
-                        if let Partial::Control { info, .. } = p {
-                            if info.opcode == OpCode::CLOSE {
-                                st.close_seen = true;
-                            }
-                        }
                         self.try_flush(&mut st)?;
                         return Ok(p);
                     }
@@ -365,7 +357,7 @@ impl SharedWebSocket {
                 self.try_flush(&mut st)?;
                 if st.session.should_close() || st.eof {
                     self.end(&mut st);
-                    return Err(st.session.end_error(st.close_seen).unwrap_or(Error::Closed));
+                    return Err(st.session.end_error().unwrap_or(Error::Closed));
                 }
                 let now = Clock::now_std();
                 if now >= until && read_once {
@@ -473,7 +465,6 @@ impl SharedWebSocket {
             if st.done {
                 return Ok(());
             }
-            st.close_seen = true;
             st.session.hold_replies_over = usize::MAX;
             match st.session.close(code, reason) {
                 // Already closing (the peer's close was answered): just wait for the end.

@@ -11,9 +11,10 @@ use super::{MaybeTlsStream, WebSocketStream};
 use crate::config::{ClientConfig, ServerConfig};
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::{
-    accept_all, client_deflate, client_feed, client_start, server_feed, server_machine,
-    server_respond, Accept, Reject, Request, Response,
+    accept_all, client_agreed, client_feed, client_start, server_feed, server_machine,
+    server_respond, Accept, RefusalDrain, Reject, Request, Response,
 };
+use crate::session::{Clock, Session, Timeouts};
 use crate::stream::Tcp;
 
 /// A client connection as returned by [`connect_async`].
@@ -114,14 +115,18 @@ where
             break (resp, leftover.to_vec());
         }
     };
-    let deflate = client_deflate(cfg, offer.as_ref(), &response)?;
-    let mut ws =
-        WebSocketStream::from_raw(stream, Role::Client, cfg.ws, &leftover, cfg.idle_timeout);
-    ws.set_subprotocol(response.subprotocol().map(str::to_owned));
-    if let Some(params) = deflate {
-        ws.session.conn.enable_deflate(params, cfg.deflate_options);
-    }
-    Ok((ws, response))
+    let agreed = client_agreed(cfg, offer.as_ref(), &response)?;
+    let session = Session::open(
+        Role::Client,
+        cfg.ws,
+        &leftover,
+        Timeouts {
+            idle: cfg.idle_timeout,
+        },
+        agreed,
+        cfg.deflate_options,
+    );
+    Ok((WebSocketStream::with_session(stream, session), response))
 }
 
 /// A server connection as returned by [`accept_async`].
@@ -220,18 +225,17 @@ where
         Ok(agreed) => {
             stream.write_all(&response).await?;
             stream.flush().await?;
-            let mut ws = WebSocketStream::from_raw(
-                stream,
+            let session = Session::open(
                 Role::Server,
                 cfg.ws,
                 &leftover,
-                cfg.idle_timeout,
+                Timeouts {
+                    idle: cfg.idle_timeout,
+                },
+                agreed,
+                cfg.deflate_options,
             );
-            ws.set_subprotocol(agreed.subprotocol);
-            if let Some(params) = agreed.deflate {
-                ws.session.conn.enable_deflate(params, cfg.deflate_options);
-            }
-            Ok((ws, request))
+            Ok((WebSocketStream::with_session(stream, session), request))
         }
         Err(e) => {
             refuse(&mut stream, &response).await;
@@ -240,16 +244,20 @@ where
     }
 }
 
+/// Writes a refusal, ends the connection, and drains briefly so the client gets the
+/// response instead of a reset ([`RefusalDrain`]).
 async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, response: &[u8]) {
     let _ = stream.write_all(response).await;
     let _ = stream.flush().await;
     let _ = stream.shutdown().await;
+    let mut drain = RefusalDrain::new(Clock::now_std());
     let mut sink = [0u8; 4096];
-    let _ = tokio::time::timeout(Duration::from_millis(100), async {
-        for _ in 0..16 {
-            match stream.read(&mut sink).await {
-                Ok(n) if n > 0 => {}
-                _ => break,
+    let until = tokio::time::Instant::from_std(drain.until());
+    let _ = tokio::time::timeout_at(until, async {
+        loop {
+            let n = stream.read(&mut sink).await.unwrap_or(0);
+            if !drain.record(n) {
+                break;
             }
         }
     })

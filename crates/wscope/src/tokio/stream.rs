@@ -10,10 +10,11 @@ use std::time::Instant as StdInstant;
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use wscope_proto::connection::{CloseStatus, Config, State};
-use wscope_proto::{CloseCode, OpCode, Role};
+use wscope_proto::connection::{CloseStatus, Config, DeflateOptions, State};
+use wscope_proto::{CloseCode, Role};
 
 use crate::error::{Error, Result};
+use crate::handshake::Agreed;
 pub use crate::message::DataKind;
 use crate::message::Message;
 use crate::session::{Clock, Incoming, Session, Timeouts};
@@ -94,8 +95,6 @@ pub struct WebSocketStream<S> {
     done: bool,
     /// A protocol violation to report once the failing close is written.
     failure: Option<Error>,
-    close_seen: bool,
-    subprotocol: Option<String>,
     /// Bytes read since the task last returned `Pending` (see [`FAIR_SHARE`]).
     streak: usize,
 }
@@ -121,7 +120,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         idle_timeout: Option<core::time::Duration>,
     ) -> Self {
         let t = Timeouts { idle: idle_timeout };
-        let session = Session::for_role(role, cfg, leftover, t);
+        let session = Session::open(
+            role,
+            cfg,
+            leftover,
+            t,
+            Agreed::default(),
+            DeflateOptions::default(),
+        );
+        Self::with_session(io, session)
+    }
+
+    /// Runs a connection over `io` with a session opened after the handshake
+    /// ([`Session::open`]).
+    pub(crate) fn with_session(io: S, session: Session) -> Self {
         Self {
             io,
             session,
@@ -132,19 +144,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             write_waker: None,
             done: false,
             failure: None,
-            close_seen: false,
-            subprotocol: None,
             streak: 0,
         }
     }
 
-    pub(crate) fn set_subprotocol(&mut self, p: Option<String>) {
-        self.subprotocol = p;
-    }
-
     /// The subprotocol agreed in the handshake.
     pub fn subprotocol(&self) -> Option<&str> {
-        self.subprotocol.as_deref()
+        self.session.subprotocol()
     }
 
     /// The stream underneath.
@@ -265,9 +271,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             };
             match got {
                 Ok(Some(got)) => {
-                    if matches!(got, Incoming::Close(_)) {
-                        self.close_seen = true;
-                    }
                     return Poll::Ready(Some(Ok(got)));
                 }
                 Ok(None) => {}
@@ -388,7 +391,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
 
     /// `None` when the connection ended after a closing handshake, else the error.
     fn end_error(&self) -> Option<Error> {
-        self.session.end_error(self.close_seen)
+        self.session.end_error()
     }
 
     /// Arms the timer for the next deadline (the session's timers, the linger limit) and polls
@@ -532,7 +535,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         if self.done {
             return Err(Error::Closed);
         }
-        self.close_seen = true;
         self.session.close(Some(code), reason)?;
         self.flush_writes().await
     }
@@ -541,18 +543,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         if self.done {
             return Err(Error::Closed);
         }
-        match msg {
-            Message::Text(t) => self.session.send_vec(OpCode::TEXT, &mut t.into_bytes()),
-            Message::Binary(mut b) => self.session.send_vec(OpCode::BINARY, &mut b),
-            Message::Close(c) => {
-                self.close_seen = true;
-                match c {
-                    Some(c) => self.session.close(Some(c.code), &c.reason),
-                    None => self.session.close(None, ""),
-                }
-            }
-            other => self.session.send(other.outgoing()),
-        }
+        self.session.send_message(msg)
     }
 }
 
@@ -609,7 +600,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         if !this.done && this.session.conn.can_send() {
-            this.close_seen = true;
             this.session.close(Some(CloseCode::NORMAL), "")?;
         }
         if this.done {

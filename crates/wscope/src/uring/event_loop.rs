@@ -1,264 +1,80 @@
 //! The loop behind [`UringServer::run`]: connection states boxed in a slab, one ring, one
 //! `io_uring_enter` per iteration. The buffer rules it keeps are in the module doc
-//! ([`super`]); the push sites below say which rule covers each entry.
-
-// The only unsafe code: pushing submission-queue entries (`push`, `flush_backlog`), each
-// with its SAFETY comment.
-#![allow(unsafe_code)]
+//! ([`super`]); the push sites in `ops.rs` say which rule covers each entry.
+//!
+//! The loop's parts live beside it: `ops.rs` builds and pushes the submission-queue entries
+//! (all the driver's `unsafe` code, next to `buf_ring.rs`), `conn.rs` holds a connection's
+//! state, `timers.rs` the deadline heap. This file has no `unsafe` code.
 
 use core::cmp::Reverse;
 use core::mem;
 use core::net::SocketAddr;
 use core::time::Duration;
 use std::collections::BinaryHeap;
-use std::io::{self, IoSlice};
+use std::io;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
-use wscope_proto::handshake::ServerHandshake;
-use wscope_proto::CloseCode;
+use wscope_proto::{CloseCode, Role};
 
 use super::buf_ring::BufRing;
+use super::conn::{plaintext_into_session, tls_into_session, ConnState, Held, Phase};
+use super::ops::*;
 use super::tls::{Plain, TlsLayer};
-use super::{Conn, ConnId, Service, UringServer, ACCEPT_BACKOFF, REFUSAL_LINGER};
+use super::{Conn, ConnId, Service, UringServer, ACCEPT_BACKOFF};
 use crate::config::ServerConfig;
 use crate::error::{Error, HandshakeError};
-use crate::handshake::{server_feed, server_machine, server_respond};
-use crate::limits::{ConnectionLimits, Permit};
+use crate::handshake::{
+    server_feed, server_machine, server_respond, REFUSAL_LINGER, REFUSAL_READS,
+};
+use crate::limits::ConnectionLimits;
 use crate::message::DataKind;
 use crate::session::{Clock, Incoming, Session, Timeouts};
 
-/// Operation kinds, in the low byte of `user_data`; the slot number is above them.
-const RECV: u64 = 1;
-const SEND: u64 = 2;
-const CANCEL: u64 = 3;
-const ACCEPT: u64 = 4;
-const STOP: u64 = 5;
-/// A multishot receive into the provided buffers.
-const RECV_MULTI: u64 = 6;
-const KIND_BITS: u32 = 8;
-
-/// `IORING_RECVSEND_POLL_FIRST` (ioprio of a receive): wait for readiness before the first
-/// attempt. A kernel ABI constant the io-uring crate does not export.
-const RECVSEND_POLL_FIRST: u16 = 1;
-
-/// Provided buffers for multishot receives: how many (a power of two) and how large. Each
-/// is given back as soon as its bytes are copied into a session, so a few serve every
-/// connection; 4 MiB in all.
-const PROVIDED_BUFS: u16 = 256;
-const PROVIDED_BUF_LEN: usize = 16 * 1024;
-/// The buffer group of the provided buffers.
-const BUF_GROUP: u16 = 0;
-
-/// Sizes of the registered file table to try, largest first (the kernel refuses one larger
-/// than the descriptor limit); connections in slots past it use their plain descriptor.
-const FILE_TABLE_SIZES: [u32; 3] = [16_384, 4096, 1024];
-
-/// Ciphertext gathered for one send under TLS (more waits in the write queue).
-const TLS_SEND: usize = 256 * 1024;
-/// Most slices one vectored send takes from the write queue.
-const MAX_IOV: usize = 16;
-/// Receive buffer for the request head (the handshake machine keeps what it needs).
-const HANDSHAKE_BUF: usize = 4096;
-/// Reads of a refused connection before it is closed anyway.
-const MAX_REFUSAL_READS: u32 = 16;
-/// Accepts per listener wake-up before the poll is re-armed (other work gets a turn).
-const ACCEPT_BATCH: usize = 64;
-/// How long stopping or dropping the loop waits for the kernel to finish with the buffers.
-const DRAIN_LIMIT: Duration = Duration::from_secs(1);
-
-const fn user_data(slot: usize, kind: u64) -> u64 {
-    ((slot as u64) << KIND_BITS) | kind
-}
-
-/// A length for an SQE (larger buffers are sent or filled in several operations).
-fn sqe_len(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
-}
-
-/// The descriptor an operation names: a slot of the registered file table (the kernel skips
-/// the file lookup and reference count of every operation) or a plain descriptor.
-#[derive(Clone, Copy)]
-enum Target {
-    Fixed(types::Fixed),
-    Fd(types::Fd),
-}
-
-/// Evaluates `$build` with `$t` bound to the [`Target`]'s descriptor type.
-macro_rules! on_target {
-    ($target:expr, $t:ident => $build:expr) => {
-        match $target {
-            Target::Fixed($t) => $build,
-            Target::Fd($t) => $build,
-        }
-    };
-}
-
-/// Where a connection is.
-enum Phase {
-    /// Reading the request head into `buf`.
-    Handshake {
-        hs: ServerHandshake,
-        buf: Vec<u8>,
-        deadline: Instant,
-    },
-    /// Writing a refusal (`out[sent..]` left), then draining what the client still sends
-    /// into `buf` for a short while so the refusal is not lost to a reset.
-    Refusing {
-        out: Vec<u8>,
-        sent: usize,
-        buf: Vec<u8>,
-        deadline: Instant,
-        reads: u32,
-        shut: bool,
-    },
-    /// The WebSocket session.
-    Open(Box<Session>),
-}
-
-/// One connection. Always boxed: `iov` and `msghdr` are handed to the kernel by address.
-struct ConnState {
-    id: ConnId,
-    slot: usize,
-    stream: TcpStream,
-    /// The socket is also in the registered file table, at `slot`.
-    fixed: bool,
-    phase: Phase,
-    /// A receive is in flight: its target buffer must stay put.
-    recv: bool,
-    /// A multishot receive (into the provided buffers) is armed: its last completion, the
-    /// one without `IORING_CQE_F_MORE`, has not arrived. It writes into no buffer of the
-    /// connection, so decoding goes on meanwhile.
-    multi: bool,
-    /// A cancel of the multishot receive was queued.
-    multi_cancelled: bool,
-    /// A send is in flight: its source bytes (and `iov`, `msghdr`) must stay put.
-    sending: bool,
-    /// The iovec array of an in-flight vectored send.
-    iov: [libc::iovec; MAX_IOV],
-    /// The message header of an in-flight vectored send (pointing at `iov`).
-    msghdr: libc::msghdr,
-    /// The earliest deadline this connection has in the timer heap.
-    timer_at: Option<Instant>,
-    /// Queued in the loop's list of connections to drive.
-    dirty: bool,
-    /// Received bytes wait to be decoded.
-    input_ready: bool,
-    /// A receive straight into the message buffer is in flight (large frames, as in the tokio
-    /// driver): the message's length before it.
-    direct: Option<usize>,
-    /// What a completed direct receive finished (a whole message), to hand out.
-    direct_done: Option<Incoming>,
-    /// The peer closed its side.
-    eof: bool,
-    /// The session reported a protocol violation (its failing close is queued).
-    failed: bool,
-    /// The service's `on_message` failed: no more messages are handed to it.
-    app_failed: bool,
-    /// The service saw `on_open` (so it gets `on_close`).
-    opened: bool,
-    /// A close was received or sent by the application (for `Session::end_error`).
-    close_seen: bool,
-    /// Teardown started: the socket is shut down, in-flight operations are cancelled, and
-    /// the state is freed once their completions arrived.
-    closing: bool,
-    /// The transport should close but the write queue is still being flushed: give up at
-    /// this time (the close timeout) if the peer does not take the bytes.
-    linger_until: Option<Instant>,
-    /// Why the connection ended, if it is not the session's own verdict.
-    error: Option<Error>,
-    /// TLS (`wss://`): receives and sends carry its ciphertext, never the phase's buffers
-    /// (except a refusal's drain reads, which are thrown away).
-    tls: Option<Box<TlsLayer>>,
-    /// This connection's place under the server's connection limits, given back when the
-    /// state is freed.
-    _permit: Option<Permit>,
-}
-
-impl ConnState {
-    fn busy(&self) -> bool {
-        self.recv || self.sending || self.multi
-    }
-
-    fn target(&self) -> Target {
-        if self.fixed {
-            Target::Fixed(types::Fixed(self.slot as u32))
-        } else {
-            Target::Fd(types::Fd(self.stream.as_raw_fd()))
-        }
-    }
-
-    fn fail(&mut self, e: Error) {
-        if self.error.is_none() {
-            self.error = Some(e);
-        }
-    }
-
-    /// TLS has ciphertext to send (queued, in flight, or still inside rustls).
-    fn tls_unsent(&self) -> bool {
-        self.tls.as_deref().is_some_and(TlsLayer::pending)
-    }
-}
-
-/// A connection taken out of the slab while it is worked on. If a service callback panics,
-/// the unwinding drops this guard: with operations in flight it leaks the state instead of
-/// freeing memory the kernel may still use.
-struct Held(Option<Box<ConnState>>);
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.take() {
-            if c.busy() {
-                mem::forget(c);
-            }
-        }
-    }
-}
-
 /// The server's state while it runs.
 pub(super) struct EventLoop<S: Service> {
-    ring: IoUring,
-    listener: TcpListener,
-    cfg: ServerConfig,
-    timeouts: Timeouts,
-    service: S,
+    pub(super) ring: IoUring,
+    pub(super) listener: TcpListener,
+    pub(super) cfg: ServerConfig,
+    pub(super) timeouts: Timeouts,
+    pub(super) service: S,
     /// Connection states by slot (the slot is in every operation's `user_data`).
-    conns: Vec<Option<Box<ConnState>>>,
-    free: Vec<usize>,
-    live: usize,
-    generation: u32,
+    pub(super) conns: Vec<Option<Box<ConnState>>>,
+    pub(super) free: Vec<usize>,
+    pub(super) live: usize,
+    pub(super) generation: u32,
     /// (deadline, slot, id), earliest first; entries whose connection moved on are skipped.
-    timers: BinaryHeap<Reverse<(Instant, usize, ConnId)>>,
+    pub(super) timers: BinaryHeap<Reverse<(Instant, usize, ConnId)>>,
     /// Connections to drive in this iteration.
-    dirty: Vec<usize>,
+    pub(super) dirty: Vec<usize>,
     /// Entries the kernel could not take yet (submission queue full and busy), in order.
-    backlog: Vec<squeue::Entry>,
+    pub(super) backlog: Vec<squeue::Entry>,
     /// The message buffer swapped with a session's and handed to the service.
-    scratch: Vec<u8>,
+    pub(super) scratch: Vec<u8>,
     /// Completions reaped in this iteration: (user_data, result, flags).
-    cqes: Vec<(u64, i32, u32)>,
+    pub(super) cqes: Vec<(u64, i32, u32)>,
     /// The provided buffers of multishot receives (`None`: one-shot receives only).
-    bufs: Option<BufRing>,
+    pub(super) bufs: Option<BufRing>,
     /// Receives of open connections are multishot (`bufs` is there and the kernel takes
     /// them).
-    multishot: bool,
+    pub(super) multishot: bool,
     /// Size of the registered file table (0: none).
-    file_table: u32,
-    accept_armed: bool,
-    accept_ready: bool,
-    accept_retry: Option<Instant>,
-    stop: Option<UnixStream>,
-    stopped: bool,
-    limits: Option<ConnectionLimits>,
+    pub(super) file_table: u32,
+    pub(super) accept_armed: bool,
+    pub(super) accept_ready: bool,
+    pub(super) accept_retry: Option<Instant>,
+    pub(super) stop: Option<UnixStream>,
+    pub(super) stopped: bool,
+    pub(super) limits: Option<ConnectionLimits>,
     /// A graceful stop ([`super::StopHandle::going_away`]) was asked for, with this grace.
-    going_away: Option<Duration>,
+    pub(super) going_away: Option<Duration>,
     /// The graceful stop is under way: the loop ends at this time at the latest.
-    going_away_until: Option<Instant>,
+    pub(super) going_away_until: Option<Instant>,
     /// `ioprio` of the receives of open connections.
-    recv_flags: u16,
+    pub(super) recv_flags: u16,
 }
 
 impl<S: Service> EventLoop<S> {
@@ -400,7 +216,7 @@ impl<S: Service> EventLoop<S> {
 
     /// Runs `f` on the connection in `slot` (taken out of the slab meanwhile), then frees it
     /// if it is closing and the kernel holds none of its buffers any more.
-    fn with_conn(&mut self, slot: usize, f: impl FnOnce(&mut Self, &mut ConnState)) {
+    pub(super) fn with_conn(&mut self, slot: usize, f: impl FnOnce(&mut Self, &mut ConnState)) {
         let Some(c) = self.conns.get_mut(slot).and_then(Option::take) else {
             return;
         };
@@ -418,7 +234,7 @@ impl<S: Service> EventLoop<S> {
         }
     }
 
-    fn mark_dirty(&mut self, c: &mut ConnState) {
+    pub(super) fn mark_dirty(&mut self, c: &mut ConnState) {
         if !c.dirty {
             c.dirty = true;
             self.dirty.push(c.slot);
@@ -473,13 +289,7 @@ impl<S: Service> EventLoop<S> {
                 c.input_ready = true;
                 match direct {
                     Some(start) if n > 0 => {
-                        let msg = session.direct_buf(0);
-                        debug_assert!(start == msg.len() && n <= msg.capacity() - start);
-                        // SAFETY: the receive wrote `n` bytes into the spare capacity that
-                        // began at `start` (= the length then; nothing touched the buffer
-                        // while it was in flight), and `n` is at most the length asked for,
-                        // which `direct_buf` had reserved.
-                        unsafe { msg.set_len(start + n) };
+                        commit_received(session.direct_buf(0), start, n);
                         match session.commit_direct(start) {
                             Ok(done) => c.direct_done = done,
                             Err(e) => {
@@ -589,18 +399,14 @@ impl<S: Service> EventLoop<S> {
         let Phase::Handshake { hs, buf, .. } = &mut c.phase else {
             return;
         };
-        let (request, session) = match server_feed(hs, &buf[..n]) {
+        let (request, leftover) = match server_feed(hs, &buf[..n]) {
             Ok(None) => return,
-            Ok(Some((request, leftover))) => {
-                let session = Box::new(Session::server(self.cfg.ws, leftover, self.timeouts));
-                (request, session)
-            }
+            Ok(Some(got)) => got,
             Err((response, e)) => {
                 self.refuse(c, response, e);
                 return;
             }
         };
-        let mut session = session;
         let mut response = Vec::with_capacity(256);
         let decision = server_respond(
             &request,
@@ -610,11 +416,14 @@ impl<S: Service> EventLoop<S> {
         );
         match decision {
             Ok(agreed) => {
-                if let Some(params) = agreed.deflate {
-                    session
-                        .conn
-                        .enable_deflate(params, self.cfg.deflate_options);
-                }
+                let mut session = Box::new(Session::open(
+                    Role::Server,
+                    self.cfg.ws,
+                    leftover,
+                    self.timeouts,
+                    agreed,
+                    self.cfg.deflate_options,
+                ));
                 // The 101 goes first; replies to frames that came with the request follow it
                 // in the same send.
                 session.queue_raw(&response);
@@ -622,11 +431,7 @@ impl<S: Service> EventLoop<S> {
                 c.opened = true;
                 c.input_ready = true;
                 if let Phase::Open(session) = &mut c.phase {
-                    let mut conn = Conn {
-                        id: c.id,
-                        session,
-                        close_seen: &mut c.close_seen,
-                    };
+                    let mut conn = Conn { id: c.id, session };
                     self.service.on_open(&mut conn, &request);
                 }
             }
@@ -724,53 +529,6 @@ impl<S: Service> EventLoop<S> {
         }
     }
 
-    /// Pops the timers that are due and lets their connections act on them.
-    fn fire_timers(&mut self, now: Instant) {
-        while let Some(&Reverse((at, slot, id))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            self.with_conn(slot, |this, c| {
-                if c.id != id || c.timer_at != Some(at) {
-                    return; // an entry the connection no longer relies on
-                }
-                c.timer_at = None;
-                this.mark_dirty(c);
-                this.on_timer(c, now);
-            });
-        }
-    }
-
-    fn on_timer(&mut self, c: &mut ConnState, now: Instant) {
-        if c.closing {
-            return;
-        }
-        if c.linger_until.is_some_and(|t| t <= now) {
-            // The peer did not take the last bytes within the close timeout: reported as a
-            // timeout (unless the connection failed for a reason of its own), as the tokio
-            // and blocking drivers do.
-            let unsent = match &c.phase {
-                Phase::Open(session) => session.out.len() > 0,
-                _ => false,
-            };
-            if c.sending || unsent {
-                c.fail(Error::Timeout);
-            }
-            self.teardown(c);
-            return;
-        }
-        match &mut c.phase {
-            Phase::Handshake { deadline, .. } if *deadline <= now => {
-                c.fail(Error::Timeout);
-                self.teardown(c);
-            }
-            Phase::Refusing { deadline, .. } if *deadline <= now => self.teardown(c),
-            Phase::Open(session) => session.on_tick(),
-            _ => {}
-        }
-    }
-
     /// Stops listening now: connections still in the accept queue are reset, and the socket
     /// leaves its `SO_REUSEPORT` group, so the group's other servers take every new
     /// connection. Closing the descriptor would not do: the pending accept poll keeps the
@@ -800,14 +558,8 @@ impl<S: Service> EventLoop<S> {
             }
         }
         if !self.accept_armed {
-            let entry =
-                opcode::PollAdd::new(types::Fd(self.listener.as_raw_fd()), libc::POLLIN as u32)
-                    .build()
-                    .user_data(user_data(0, ACCEPT));
             self.accept_armed = true;
-            // SAFETY: a poll refers to no memory of ours; the listener outlives the ring's
-            // use of it (the loop owns both).
-            unsafe { self.push(entry) };
+            self.post_accept_poll();
         }
     }
 
@@ -870,10 +622,7 @@ impl<S: Service> EventLoop<S> {
                 iov_base: core::ptr::null_mut(),
                 iov_len: 0,
             }; MAX_IOV],
-            // SAFETY: `msghdr` is plain data (pointers, lengths, flags), valid all zero: no
-            // address, no iovecs, no control data. (A struct literal would not build on libc
-            // targets where it has private padding fields.)
-            msghdr: unsafe { mem::zeroed() },
+            msghdr: empty_msghdr(),
             timer_at: None,
             dirty: true,
             input_ready: false,
@@ -883,7 +632,6 @@ impl<S: Service> EventLoop<S> {
             failed: false,
             app_failed: false,
             opened: false,
-            close_seen: false,
             closing: false,
             linger_until: None,
             error: None,
@@ -893,16 +641,9 @@ impl<S: Service> EventLoop<S> {
         let mut c = c;
         if let Some(over) = over {
             // Refused before its request is read: the 503 goes out, then the refusal drain.
-            let body = format!("503: {over}.\nThis is a WebSocket endpoint; try again later.\n");
-            let mut response = Vec::new();
-            let _ = wscope_proto::handshake::ResponseBuilder::status(503, "Service Unavailable")
-                .header("Content-Type", "text/plain; charset=utf-8")
-                .header("Retry-After", "1")
-                .body(body.as_bytes())
-                .write(&mut response);
             self.refuse(
                 &mut c,
-                response,
+                over.response(),
                 Error::Handshake(HandshakeError::OverLimit(over)),
             );
         }
@@ -981,7 +722,7 @@ impl<S: Service> EventLoop<S> {
             *shut = true;
             *deadline = (*deadline).min(now + REFUSAL_LINGER);
         }
-        if c.eof || *reads >= MAX_REFUSAL_READS {
+        if c.eof || *reads >= REFUSAL_READS {
             self.teardown(c);
         } else if !c.recv {
             self.post_recv(c);
@@ -1012,24 +753,18 @@ impl<S: Service> EventLoop<S> {
                             continue;
                         }
                         session.swap_message(&mut self.scratch);
-                        let mut conn = Conn {
-                            id: c.id,
-                            session,
-                            close_seen: &mut c.close_seen,
-                        };
+                        let mut conn = Conn { id: c.id, session };
                         let kind = DataKind::from_opcode(op).unwrap_or(DataKind::Binary);
                         if let Err(e) = self.service.on_message(&mut conn, kind, &mut self.scratch)
                         {
                             c.app_failed = true;
-                            c.close_seen = true;
                             let _ = session.close(Some(CloseCode::INTERNAL_ERROR), "");
                             if c.error.is_none() {
                                 c.error = Some(e);
                             }
                         }
                     }
-                    Ok(Some(Incoming::Close(_))) => c.close_seen = true,
-                    Ok(Some(Incoming::Ping(_) | Incoming::Pong(_))) => {}
+                    Ok(Some(Incoming::Close(_) | Incoming::Ping(_) | Incoming::Pong(_))) => {}
                     Err(e) => {
                         // The failing close is queued: flush it, then end the transport.
                         c.failed = true;
@@ -1098,185 +833,9 @@ impl<S: Service> EventLoop<S> {
         }
     }
 
-    /// Arms a multishot receive into the provided buffers (open connections only).
-    fn post_multi(&mut self, c: &mut ConnState) {
-        debug_assert!(!c.recv && !c.multi && !c.closing);
-        let Some(bufs) = &self.bufs else {
-            self.post_recv(c);
-            return;
-        };
-        let entry = on_target!(c.target(), t => opcode::RecvMulti::new(t, bufs.group()).build())
-            .user_data(user_data(c.slot, RECV_MULTI));
-        c.multi = true;
-        c.multi_cancelled = false;
-        // SAFETY: the receive writes only into provided buffers, which the loop owns and
-        // keeps registered (and allocated) as long as the ring; the connection state is freed
-        // only after the receive's last completion (`multi` is part of `busy`).
-        unsafe { self.push(entry) };
-    }
-
-    /// Asks the kernel to end the connection's multishot receive, if one is armed.
-    fn cancel_multi(&mut self, c: &mut ConnState) {
-        if !c.multi || c.multi_cancelled {
-            return;
-        }
-        c.multi_cancelled = true;
-        let entry = opcode::AsyncCancel::new(user_data(c.slot, RECV_MULTI))
-            .build()
-            .user_data(user_data(c.slot, CANCEL));
-        // SAFETY: a cancel refers to no memory.
-        unsafe { self.push(entry) };
-    }
-
-    /// Queues a receive into the buffer of the current phase.
-    fn post_recv(&mut self, c: &mut ConnState) {
-        debug_assert!(!c.recv && !c.closing);
-        let target = c.target();
-        let (ptr, len, ioprio): (*mut u8, usize, u16) = match (&mut c.phase, c.tls.as_deref_mut()) {
-            // Ciphertext: into the TLS layer's buffer.
-            (Phase::Handshake { .. }, Some(tls)) => {
-                (tls.cipher_in.as_mut_ptr(), tls.cipher_in.len(), 0)
-            }
-            (Phase::Open(_), Some(tls)) => (
-                tls.cipher_in.as_mut_ptr(),
-                tls.cipher_in.len(),
-                self.recv_flags,
-            ),
-            (Phase::Handshake { buf, .. } | Phase::Refusing { buf, .. }, _) => {
-                (buf.as_mut_ptr(), buf.len(), 0)
-            }
-            (Phase::Open(session), None) => match session.direct_read_len() {
-                // A large frame's payload goes straight into the message buffer's spare
-                // capacity (no copy from the input buffer).
-                Some(want) => {
-                    let msg = session.direct_buf(want);
-                    c.direct = Some(msg.len());
-                    let spare = &mut msg.spare_capacity_mut()[..want];
-                    (spare.as_mut_ptr().cast(), want, self.recv_flags)
-                }
-                None => {
-                    let buf = session.read_buf();
-                    (buf.as_mut_ptr(), buf.len(), self.recv_flags)
-                }
-            },
-        };
-        let entry = on_target!(target, t => opcode::Recv::new(t, ptr, sqe_len(len))
-            .ioprio(ioprio)
-            .build())
-        .user_data(user_data(c.slot, RECV));
-        c.recv = true;
-        // SAFETY: the target is the TLS layer's `cipher_in` (read and put back only in
-        // `recv_done`, after the completion), the handshake buffer (a Vec owned by this phase,
-        // which does not change while `recv` is set), the session's input buffer from `read_buf`, or the
-        // reserved spare capacity of its message buffer (`direct_buf`), which nothing touches
-        // until the completion clears `recv` (no `read_buf`, `next_incoming`, `commit_read`,
-        // `direct_buf` or `take_message` before; decoding waits for `!recv`). The state is freed only when `recv` is
-        // clear (`with_conn`, `Drop`), or leaked (`Held`, `Drop`).
-        unsafe { self.push(entry) };
-    }
-
-    /// Queues a send of what the current phase has pending.
-    fn post_send(&mut self, c: &mut ConnState) {
-        debug_assert!(!c.sending && !c.closing);
-        if c.tls.is_some() {
-            self.post_send_tls(c);
-            return;
-        }
-        let target = c.target();
-        let ud = user_data(c.slot, SEND);
-        let entry = match &mut c.phase {
-            Phase::Refusing { out, sent, .. } => {
-                let rest = &out[*sent..];
-                on_target!(target, t => opcode::Send::new(t, rest.as_ptr(), sqe_len(rest.len()))
-                    .flags(libc::MSG_NOSIGNAL)
-                    .build())
-            }
-            Phase::Open(session) => {
-                let mut slices = [IoSlice::new(&[]); MAX_IOV];
-                let n = session.write_slices(&mut slices);
-                let entry = if n == 1 {
-                    // One slice (small frames share a buffer): a plain send, the kernel's
-                    // shorter path.
-                    let (ptr, len) = (slices[0].as_ptr(), sqe_len(slices[0].len()));
-                    on_target!(target, t => opcode::Send::new(t, ptr, len)
-                        .flags(libc::MSG_NOSIGNAL)
-                        .build())
-                } else {
-                    // A vectored send with MSG_NOSIGNAL (not writev): a peer gone away is an
-                    // EPIPE here, never a SIGPIPE, whether or not the program ignores it.
-                    for (iov, s) in c.iov.iter_mut().zip(&slices[..n]) {
-                        *iov = libc::iovec {
-                            iov_base: s.as_ptr().cast_mut().cast(),
-                            iov_len: s.len(),
-                        };
-                    }
-                    c.msghdr.msg_iov = c.iov.as_mut_ptr();
-                    c.msghdr.msg_iovlen = n as _;
-                    let msghdr: *const libc::msghdr = &c.msghdr;
-                    on_target!(target, t => opcode::SendMsg::new(t, msghdr)
-                        .flags(libc::MSG_NOSIGNAL as u32)
-                        .build())
-                };
-                // From now on the queued bytes are the kernel's: appends go elsewhere.
-                session.out.seal();
-                entry
-            }
-            Phase::Handshake { .. } => return,
-        };
-        c.sending = true;
-        // SAFETY: the source is the refusal buffer (owned by the phase, which does not change
-        // while `sending` is set) or the write queue's pending segments, which were sealed
-        // above: appends go to new segments, and segments are released only by `advance`
-        // after this send's completion. `iov` and `msghdr` live in the boxed state, which does
-        // not move and is freed only when `sending` is clear (or leaked).
-        unsafe { self.push(entry.user_data(ud)) };
-    }
-
-    /// [`Self::post_send`] under TLS: the phase's pending plaintext goes into rustls (up to
-    /// [`TLS_SEND`] of ciphertext at a time), and the ciphertext is sent.
-    fn post_send_tls(&mut self, c: &mut ConnState) {
-        let target = c.target();
-        let Some(tls) = c.tls.as_deref_mut() else {
-            return;
-        };
-        tls.fill();
-        match &mut c.phase {
-            Phase::Open(session) => {
-                while tls.unsent().len() < TLS_SEND {
-                    let mut slices = [IoSlice::new(&[]); MAX_IOV];
-                    let n = session.write_slices(&mut slices);
-                    let took = if n == 0 { 0 } else { tls.encrypt(&slices[..n]) };
-                    if took == 0 {
-                        break;
-                    }
-                    session.out.advance(took);
-                }
-            }
-            Phase::Refusing { out, sent, .. } => {
-                *sent += tls.encrypt(&[IoSlice::new(&out[*sent..])]);
-            }
-            Phase::Handshake { .. } => {}
-        }
-        let bytes = tls.unsent();
-        if bytes.is_empty() {
-            return;
-        }
-        let (ptr, len) = (bytes.as_ptr(), sqe_len(bytes.len()));
-        let entry = on_target!(target, t => opcode::Send::new(t, ptr, len)
-            .flags(libc::MSG_NOSIGNAL)
-            .build())
-        .user_data(user_data(c.slot, SEND));
-        c.sending = true;
-        // SAFETY: the source is the TLS layer's unsent ciphertext, which is neither appended
-        // to nor cleared while `sending` is set (`fill` and `encrypt` run only here, before
-        // the push) and advances only by the completion's count (`send_done`); the layer is
-        // boxed in the connection state, freed only when `sending` is clear (or leaked).
-        unsafe { self.push(entry) };
-    }
-
     /// Ends a connection: shuts the socket down and cancels what is in flight; the state is
     /// freed when the last completion arrived (`with_conn`).
-    fn teardown(&mut self, c: &mut ConnState) {
+    pub(super) fn teardown(&mut self, c: &mut ConnState) {
         if c.closing {
             return;
         }
@@ -1287,12 +846,7 @@ impl<S: Service> EventLoop<S> {
         c.multi_cancelled |= c.multi;
         for (busy, kind) in [(c.recv, RECV), (c.sending, SEND), (multi, RECV_MULTI)] {
             if busy {
-                let entry = opcode::AsyncCancel::new(user_data(c.slot, kind))
-                    .build()
-                    .user_data(user_data(c.slot, CANCEL));
-                // SAFETY: a cancel refers to no memory; the operation it targets keeps its
-                // buffers until its own completion, which is still awaited.
-                unsafe { self.push(entry) };
+                self.post_cancel(user_data(c.slot, kind), user_data(c.slot, CANCEL));
             }
         }
     }
@@ -1312,7 +866,7 @@ impl<S: Service> EventLoop<S> {
         }
         if c.opened {
             let error = c.error.take().or_else(|| match &c.phase {
-                Phase::Open(session) => session.end_error(c.close_seen),
+                Phase::Open(session) => session.end_error(),
                 _ => None,
             });
             self.service.on_close(c.id, error);
@@ -1320,68 +874,6 @@ impl<S: Service> EventLoop<S> {
             self.service.on_handshake_failed(e);
         }
         // Dropping `c` closes the socket.
-    }
-
-    /// Puts the connection's next deadline in the timer heap, unless an earlier entry is
-    /// there already (that one fires first and then re-schedules).
-    fn schedule(&mut self, c: &mut ConnState, now: Instant) {
-        let phase = match &c.phase {
-            Phase::Handshake { deadline, .. } | Phase::Refusing { deadline, .. } => Some(*deadline),
-            Phase::Open(session) => session.deadline(),
-        };
-        let Some(at) = [phase, c.linger_until].into_iter().flatten().min() else {
-            return;
-        };
-        // A deadline that has passed is handled in the next iteration, not in a busy loop.
-        let at = at.max(now + Duration::from_millis(1));
-        if c.timer_at.is_none_or(|t| at < t) {
-            c.timer_at = Some(at);
-            self.timers.push(Reverse((at, c.slot, c.id)));
-        }
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let timer = self.timers.peek().map(|r| r.0 .0);
-        [timer, self.accept_retry].into_iter().flatten().min()
-    }
-
-    /// Pushes an entry, handing a full submission queue to the kernel first; if the kernel
-    /// cannot take it now either, the entry waits in the backlog (in order).
-    ///
-    /// # Safety
-    ///
-    /// Every buffer the entry refers to must stay valid, unmoved, and (for a receive) not
-    /// otherwise accessed until the entry's completion has been reaped.
-    unsafe fn push(&mut self, entry: squeue::Entry) {
-        if self.backlog.is_empty() {
-            // SAFETY: forwarded from this function's contract.
-            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
-                return;
-            }
-            if self.ring.submit().is_ok() {
-                // SAFETY: as above.
-                if unsafe { self.ring.submission().push(&entry) }.is_ok() {
-                    return;
-                }
-            }
-        }
-        self.backlog.push(entry);
-    }
-
-    /// Moves the backlog into the submission queue, as far as it fits.
-    fn flush_backlog(&mut self) {
-        let mut done = 0;
-        while done < self.backlog.len() {
-            // SAFETY: each backlog entry met `push`'s contract when it was queued, and its
-            // buffers stay reserved (its connection's `recv`/`sending` flag is set) until its
-            // completion, which cannot come before it is submitted.
-            if unsafe { self.ring.submission().push(&self.backlog[done]) }.is_ok() {
-                done += 1;
-            } else if self.ring.submit().is_err() {
-                break;
-            }
-        }
-        self.backlog.drain(..done);
     }
 
     /// The one `io_uring_enter` of an iteration: submit everything, wait for a completion or
@@ -1429,19 +921,6 @@ impl<S: Service> EventLoop<S> {
         }
     }
 
-    /// Polls the stop handle's socket (again).
-    fn arm_stop_poll(&mut self) {
-        let Some(stop) = &self.stop else {
-            return;
-        };
-        let entry = opcode::PollAdd::new(types::Fd(stop.as_raw_fd()), libc::POLLIN as u32)
-            .build()
-            .user_data(user_data(0, STOP));
-        // SAFETY: a poll refers to no memory of ours; the descriptor stays open as long as
-        // the loop (which owns it).
-        unsafe { self.push(entry) };
-    }
-
     /// Starts a graceful stop: no more accepts, every open connection gets a close with 1001
     /// (going away), connections still in their handshake or refusal end now. `run` returns
     /// once all have ended, or at `until`.
@@ -1455,7 +934,6 @@ impl<S: Service> EventLoop<S> {
                 }
                 if let Phase::Open(session) = &mut c.phase {
                     if session.conn.can_send() {
-                        c.close_seen = true;
                         // A close cannot fail on a connection that can still send.
                         let _ = session.close(Some(CloseCode::GOING_AWAY), "server shutting down");
                     }
@@ -1517,11 +995,7 @@ impl<S: Service> Drop for EventLoop<S> {
             }
         }
         for target in cancels {
-            let entry = opcode::AsyncCancel::new(target)
-                .build()
-                .user_data(user_data(0, CANCEL));
-            // SAFETY: a cancel refers to no memory.
-            unsafe { self.push(entry) };
+            self.post_cancel(target, user_data(0, CANCEL));
         }
         let until = Clock::now_std() + DRAIN_LIMIT;
         loop {
@@ -1568,40 +1042,6 @@ impl<S: Service> Drop for EventLoop<S> {
 }
 
 /// Errors after which the same operation is simply queued again.
-/// Ciphertext for an open connection: rustls decrypts it and the plaintext goes into the
-/// session's input; a TLS failure fails the session (only the alert goes out after it). No
-/// loop state is needed, so `cipher` may be one of the loop's provided buffers.
-fn tls_into_session(c: &mut ConnState, cipher: &[u8]) {
-    let mut rest = cipher;
-    while !rest.is_empty() && !c.closing {
-        let (Some(tls), Phase::Open(session)) = (c.tls.as_deref_mut(), &mut c.phase) else {
-            return;
-        };
-        if let Err(e) = tls.absorb(&mut rest) {
-            c.failed = true;
-            c.fail(e);
-            return;
-        }
-        c.input_ready = true;
-        c.eof |= plaintext_into_session(tls, session);
-    }
-}
-
-/// Moves what rustls decrypted into the session's input; `true` at the peer's
-/// `close_notify` (the end of the input, committed as such).
-fn plaintext_into_session(tls: &mut TlsLayer, session: &mut Session) -> bool {
-    loop {
-        match tls.read_plain(session.read_buf()) {
-            Plain::Bytes(n) => session.commit_read(n),
-            Plain::Empty => return false,
-            Plain::Closed => {
-                session.commit_read(0);
-                return true;
-            }
-        }
-    }
-}
-
 fn retryable(res: i32) -> bool {
     matches!(-res, libc::EAGAIN | libc::EINTR | libc::ENOBUFS)
 }

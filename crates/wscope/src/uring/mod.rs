@@ -133,7 +133,10 @@
 //! ```
 
 mod buf_ring;
+mod conn;
 mod event_loop;
+mod ops;
+mod timers;
 mod tls;
 
 use core::net::SocketAddr;
@@ -224,7 +227,6 @@ impl ConnId {
 pub struct Conn<'a> {
     id: ConnId,
     session: &'a mut Session,
-    close_seen: &'a mut bool,
 }
 
 impl core::fmt::Debug for Conn<'_> {
@@ -275,7 +277,6 @@ impl Conn<'_> {
     /// Starts the closing handshake with `code` and `reason` (cut to 123 bytes); the
     /// connection ends when the peer replies or the close timeout runs out.
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
-        *self.close_seen = true;
         self.session.close(Some(code), reason)
     }
 
@@ -464,10 +465,6 @@ const STOP_NOW: u8 = 1;
 /// [`StopHandle::going_away`]'s message, followed by the grace in milliseconds (`u32`, little
 /// endian).
 const STOP_GOING_AWAY: u8 = 2;
-
-/// How long a refused request's connection is drained before it is closed (as the tokio
-/// server does, so the refusal is not lost to a reset).
-const REFUSAL_LINGER: Duration = Duration::from_millis(100);
 /// The listen backlog of [`UringServer::bind_reuseport`] (the kernel caps it at
 /// `net.core.somaxconn`).
 const LISTEN_BACKLOG: i32 = 1024;

@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{broadcast, watch, Notify, Semaphore};
 use wscope::config::ServerConfig;
 use wscope::limits::{ConnectionLimits, LimitExceeded, Permit};
-use wscope::proto::handshake::{HandshakeError as CoreError, ResponseBuilder};
+use wscope::proto::handshake::HandshakeError as CoreError;
 use wscope::tokio::{accept_with_config, DataKind, ServerStream};
 use wscope::{CloseCode, HandshakeError};
 
@@ -392,13 +392,7 @@ async fn refuse_busy(mut tcp: TcpStream, tls: bool, over: LimitExceeded) {
     if tls {
         return;
     }
-    let body = format!("503: {over}.\nThis is a WebSocket endpoint; try again later.\n");
-    let mut response = Vec::new();
-    let _ = ResponseBuilder::status(503, "Service Unavailable")
-        .header("Content-Type", "text/plain; charset=utf-8")
-        .header("Retry-After", "1")
-        .body(body.as_bytes())
-        .write(&mut response);
+    let response = over.response();
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         tcp.write_all(&response).await?;
         tcp.shutdown().await?;

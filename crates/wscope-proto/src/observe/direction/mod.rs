@@ -72,7 +72,8 @@ pub(super) struct WsDir {
     pub(super) frame: Option<Track>,
     pub(super) pending_message: Option<OpCode>,
     pub(super) pending_after_close: Option<OpCode>,
-    close_seen: bool,
+    /// This direction carried a close frame: frames after it are anomalies.
+    sent_close: bool,
     /// The mask bit the last frame had; resynchronisation expects the same.
     expect_mask: bool,
     hdr: [u8; MAX_HEADER_LEN],
@@ -112,7 +113,7 @@ impl WsDir {
             frame: None,
             pending_message: None,
             pending_after_close: None,
-            close_seen: false,
+            sent_close: false,
             expect_mask: dir == Direction::ClientToServer,
             hdr: [0; MAX_HEADER_LEN],
             hdr_len: 0,
@@ -282,7 +283,7 @@ impl WsDir {
                 self.hdr_len = header.emit(&mut self.hdr);
                 self.frame = Some(Track { header, seen: 0 });
                 self.expect_mask = header.mask.is_some();
-                if self.close_seen {
+                if self.sent_close {
                     self.pending_after_close = Some(header.opcode);
                 }
                 Step {
@@ -349,7 +350,7 @@ impl WsDir {
             Raw::Control(opcode) => {
                 self.frame = None;
                 if opcode == OpCode::CLOSE {
-                    self.close_seen = true;
+                    self.sent_close = true;
                     self.pending_message = Some(opcode);
                     let payload = &self.ctl[..self.ctl_len];
                     let (status, reason) = zeek_status(payload);

@@ -1,0 +1,138 @@
+//! Sending: messages and frames encoded by the core into the write queue, large payloads
+//! queued by ownership, the closing handshake started.
+
+use std::io::IoSlice;
+
+use wscope_proto::close::CloseReason;
+use wscope_proto::connection::{Outgoing, SendError};
+use wscope_proto::frame::{FrameHeader, MAX_HEADER_LEN};
+use wscope_proto::mask::apply_mask;
+use wscope_proto::{CloseCode, CloseFrame as WireCloseFrame, OpCode};
+
+use super::Session;
+use crate::error::{Error, Result};
+use crate::message::Message;
+
+/// Payloads from this size on are queued by ownership instead of being copied.
+pub(crate) const OWNED_MIN: usize = 16 * 1024;
+
+impl Session {
+    /// Queues bytes that are not frames ahead of everything queued later: a server's `101`
+    /// response, so it and the replies to frames that came with the request leave in one
+    /// write (the io_uring server).
+    #[cfg(all(target_os = "linux", feature = "io-uring"))]
+    pub(crate) fn queue_raw(&mut self, bytes: &[u8]) {
+        self.out.append(|buf| buf.extend_from_slice(bytes));
+    }
+
+    /// Moves the core's own frames (pongs, close replies) to the write queue (unless
+    /// [`Self::hold_replies_over`] bytes already wait there).
+    pub(crate) fn flush_transmit(&mut self) {
+        if self.conn.has_pending_transmit() && self.out.len() < self.hold_replies_over {
+            let conn = &mut self.conn;
+            self.out.append(|buf| conn.poll_transmit(buf));
+            // A keepalive ping or a reply masked without a proper key is dropped here.
+            let _ = self.check_masks();
+        }
+    }
+
+    /// Whether the write queue is over its limit (writers should flush first).
+    pub(crate) fn write_full(&self) -> bool {
+        self.out.len() >= self.write_limit
+    }
+
+    /// Queues any [`Message`]: text and binary by ownership ([`Self::send_vec`]), a close
+    /// starts the closing handshake ([`Self::close`]), pings and pongs are copied. The one
+    /// dispatch every driver's `send`/`feed` goes through.
+    pub(crate) fn send_message(&mut self, msg: Message) -> Result<()> {
+        match msg {
+            Message::Text(t) => self.send_vec(OpCode::TEXT, &mut t.into_bytes()),
+            Message::Binary(mut b) => self.send_vec(OpCode::BINARY, &mut b),
+            Message::Close(Some(c)) => self.close(Some(c.code), &c.reason),
+            Message::Close(None) => self.close(None, ""),
+            other => self.send(other.outgoing()),
+        }
+    }
+
+    /// Encodes a message (borrowed payload, copied into the write queue).
+    pub(crate) fn send(&mut self, msg: Outgoing<'_>) -> Result<()> {
+        let conn = &mut self.conn;
+        self.out
+            .append(|buf| conn.send(buf, msg))
+            .map_err(send_error)?;
+        self.after_command();
+        self.check_masks()
+    }
+
+    /// Encodes a whole data message from an owned payload: a large payload is taken and
+    /// queued as it is (masked in place by a client) instead of being copied; a small one is
+    /// copied and `payload` is cleared, keeping its allocation for the caller.
+    pub(crate) fn send_vec(&mut self, opcode: OpCode, payload: &mut Vec<u8>) -> Result<()> {
+        // Compression needs the encoder's copy anyway; the zero-copy path is for plain frames.
+        if payload.len() < OWNED_MIN || self.conn.deflate_enabled() {
+            self.send_data_frame(opcode, payload, true)?;
+            payload.clear();
+            return Ok(());
+        }
+        let header = self
+            .conn
+            .data_header(opcode, payload.len() as u64, true)
+            .map_err(send_error)?;
+        self.check_masks()?;
+        let mut payload = core::mem::take(payload);
+        self.push_header(&header, &mut payload);
+        self.out.push_owned(payload);
+        Ok(())
+    }
+
+    fn push_header(&mut self, header: &FrameHeader, payload: &mut [u8]) {
+        if let Some(key) = header.mask {
+            apply_mask(payload, key, 0);
+        }
+        let mut h = [0u8; MAX_HEADER_LEN];
+        let n = header.emit(&mut h);
+        self.out.append(|buf| buf.extend_from_slice(&h[..n]));
+    }
+
+    /// Encodes one data frame (for fragmented sends): `opcode` TEXT/BINARY first, then
+    /// CONTINUATION; `fin` ends the message.
+    pub(crate) fn send_data_frame(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<()> {
+        let conn = &mut self.conn;
+        self.out
+            .append(|buf| conn.send_frame(buf, opcode, payload, fin))
+            .map_err(send_error)?;
+        self.check_masks()
+    }
+
+    /// Starts the closing handshake with `code` and `reason` (cut to 123 bytes), or with an
+    /// empty close when `code` is `None`.
+    pub(crate) fn close(&mut self, code: Option<CloseCode>, reason: &str) -> Result<()> {
+        let frame = code.map(|code| WireCloseFrame {
+            code,
+            reason: CloseReason::truncating(reason).as_str(),
+        });
+        let conn = &mut self.conn;
+        self.out
+            .append(|buf| conn.close(buf, frame))
+            .map_err(send_error)?;
+        self.after_command();
+        self.check_masks()
+    }
+
+    /// Pending write bytes as slices (at most 16).
+    pub(crate) fn write_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        self.out.slices(dst)
+    }
+}
+
+fn send_error(e: SendError) -> Error {
+    match e {
+        SendError::Closed => Error::Closed,
+        e => Error::Send(e),
+    }
+}
