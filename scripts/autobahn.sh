@@ -106,7 +106,15 @@ run_client_group() {
     > "$gdir/kosoku.log" 2>&1 &
   local fs=$!
   PIDS+=("$fs")
-  if ! wait_port "$port" "$fs"; then
+  # Ready when it says so on stderr: no probe connection, which the fuzzing server would count
+  # as a client of its own (under load, runs that had been probed hung or refused the client).
+  local i ready=0
+  for i in $(seq 1 600); do
+    if grep -q 'fuzzingserver listening' "$gdir/kosoku.log" 2>/dev/null; then ready=1; break; fi
+    kill -0 "$fs" 2>/dev/null || break
+    sleep 0.05
+  done
+  if [[ $ready == 0 ]]; then
     log "kosoku fuzzingserver did not start; $gdir/kosoku.log:"; tail -n 20 "$gdir/kosoku.log" >&2
     return 1
   fi

@@ -15,6 +15,7 @@
 pub mod capture;
 pub mod corpus;
 mod rng;
+pub mod seeds;
 pub mod wire;
 
 pub use rng::Rng;

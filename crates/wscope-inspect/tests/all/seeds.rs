@@ -4,26 +4,12 @@
 
 use std::fs;
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
 
 use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig};
 use wscope_inspect::capture::Capture;
 use wscope_inspect::event::{Event, EventKind};
 use wscope_inspect::fuzzing::{fuzz_capture, fuzz_segments};
-
-/// The seed files of `target` (`fuzz/seeds/<target>/`), sorted; at least `min` of them.
-fn seed_files(target: &str, min: usize) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/seeds")
-        .join(target);
-    let mut files: Vec<_> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("entry").path())
-        .collect();
-    files.sort();
-    assert!(files.len() >= min, "{target}: {} seeds", files.len());
-    files
-}
+use wscope_test_support::seeds::seed_files;
 
 #[test]
 fn capture_seeds_replay_and_reach_websocket() {

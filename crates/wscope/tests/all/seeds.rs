@@ -3,22 +3,13 @@
 //! prefixes, so a normal `cargo test` checks what the fuzzers check on them.
 
 use std::fs;
-use std::path::Path;
 
 use wscope::fuzzing::{fuzz_direct_reads, fuzz_partial_receive};
+use wscope_test_support::seeds::seed_files;
 
 /// Runs every seed of `target` through `body`, whole and cut every `step` bytes.
 fn replay(target: &str, body: fn(&[u8]), step: usize) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/seeds")
-        .join(target);
-    let mut files: Vec<_> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("entry").path())
-        .collect();
-    files.sort();
-    assert!(files.len() >= 8, "{target}: {} seeds", files.len());
-    for f in files {
+    for f in seed_files(target, 8) {
         let data = fs::read(&f).expect("seed");
         for end in (0..data.len()).step_by(step).chain([data.len()]) {
             let outcome = std::panic::catch_unwind(|| body(&data[..end]));
