@@ -3,6 +3,9 @@
 
 use crate::handshake::{AcceptKey, Request, Response, ACCEPT};
 
+/// The extension token ([`crate::deflate::EXTENSION_NAME`], which needs feature `deflate`).
+const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
+
 /// What both heads of a WebSocket upgrade said: Zeek's `WebSocket::Info` fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Upgrade {
@@ -82,8 +85,21 @@ impl Upgrade {
     pub fn permessage_deflate(&self) -> bool {
         self.response.extensions().is_ok_and(|exts| {
             exts.iter()
-                .any(|e| e.name.eq_ignore_ascii_case("permessage-deflate"))
+                .any(|e| e.name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE))
         })
+    }
+
+    /// What the observer inflates with: the parameters of the response, or when they do not
+    /// parse, context takeover both ways (which inflates streams sent without it as well).
+    #[cfg(feature = "deflate")]
+    pub(super) fn agreed_deflate(&self) -> Option<crate::deflate::DeflateParams> {
+        Some(self.deflate_params().unwrap_or_default())
+    }
+
+    /// What the observer inflates with (nothing without feature `deflate`).
+    #[cfg(not(feature = "deflate"))]
+    pub(super) fn agreed_deflate(&self) -> Option<super::DeflateParams> {
+        None
     }
 
     /// The permessage-deflate parameters the server's response agreed to, for inflating each
@@ -95,7 +111,7 @@ impl Upgrade {
         let exts = self.response.extensions().ok()?;
         let ext = exts
             .iter()
-            .find(|e| e.name.eq_ignore_ascii_case(crate::deflate::EXTENSION_NAME))?;
+            .find(|e| e.name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE))?;
         let o = crate::deflate::Offer::from_extension(ext).ok()?;
         Some(crate::deflate::DeflateParams {
             server_no_context_takeover: o.server_no_context_takeover,
