@@ -39,6 +39,8 @@ enum Ev {
         message_end: bool,
     },
     Close(Direction, u16, Vec<u8>),
+    /// Inflated bytes of a compressed message, `message_end`.
+    Inflated(Direction, Vec<u8>, bool),
     Message(Direction, u8),
     Anomaly(Direction, &'static str, String),
     Eof(Direction),
@@ -221,6 +223,12 @@ fn record(frames: &mut [Option<(u64, u64)>; 2], ev: ObservedEvent<'_>) -> Ev {
             assert_eq!(zeek_status(payload), (status, reason));
             Ev::Close(dir, status, reason.to_vec())
         }
+        ObservedEvent::Inflated {
+            dir,
+            data,
+            message_end,
+            ..
+        } => Ev::Inflated(dir, data.to_vec(), message_end),
         ObservedEvent::Message { dir, opcode } => Ev::Message(dir, opcode.0),
         ObservedEvent::Anomaly { dir, anomaly } => {
             if let Anomaly::Gap {

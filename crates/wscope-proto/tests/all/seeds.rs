@@ -17,6 +17,7 @@ type FuzzBody = fn(&[u8]);
 const TARGETS: &[(&str, FuzzBody)] = &[
     ("close_payload", fuzzing::fuzz_close_payload),
     ("connection", fuzzing::fuzz_connection),
+    ("deflate_diff", fuzzing::fuzz_deflate_diff),
     ("frame_decoder", fuzzing::fuzz_frame_decoder),
     ("frames_iter", fuzzing::fuzz_frames_iter),
     ("handshake_request", fuzzing::fuzz_handshake_request),
