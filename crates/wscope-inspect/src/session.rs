@@ -68,6 +68,9 @@ struct DirState {
     /// Raw payload bytes of the current data message.
     raw_len: u64,
     data_hash: Option<Sha256>,
+    /// The observer inflates this direction's compressed messages (permessage-deflate agreed
+    /// with parameters that parse, and inflation on).
+    inflates: bool,
     /// The current data message is compressed and the observer inflates it: its application
     /// data comes as `Inflated` events.
     inflating: bool,
@@ -403,6 +406,8 @@ fn handle<S: Sink + ?Sized>(
                 let st = &mut dirs[dir.index()];
                 st.data_hash = new_hash(cfg.digest);
                 st.ctl_hash = new_hash(cfg.digest);
+                // As the observer decides (`ObserverConfig::inflate`).
+                st.inflates = cfg.observer.inflate && up.deflate_params().is_some();
             }
             emit(
                 sink,
@@ -622,7 +627,7 @@ fn frame_data<S: Sink + ?Sized>(
         return;
     }
     st.raw_len += chunk.len() as u64;
-    if compressed && cfg.observer.inflate {
+    if compressed && st.inflates {
         // The observer reports what it inflates to (`Inflated`), violations included.
         st.inflating = true;
         return;

@@ -89,11 +89,11 @@ impl Upgrade {
         })
     }
 
-    /// What the observer inflates with: the parameters of the response, or when they do not
-    /// parse, context takeover both ways (which inflates streams sent without it as well).
+    /// What the observer inflates with: the parameters of the response ([`Self::deflate_params`];
+    /// none when they do not parse: the messages are then reported compressed).
     #[cfg(feature = "deflate")]
     pub(super) fn agreed_deflate(&self) -> Option<crate::deflate::DeflateParams> {
-        Some(self.deflate_params().unwrap_or_default())
+        self.deflate_params()
     }
 
     /// What the observer inflates with (nothing without feature `deflate`).

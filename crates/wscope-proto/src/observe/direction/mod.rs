@@ -211,10 +211,7 @@ impl WsDir {
         self.frame = None;
         self.pending_message = None;
         self.pending_after_close = None;
-        #[cfg(feature = "deflate")]
-        {
-            self.pending_inflated = None;
-        }
+        // Inflated bytes waiting (their chunk was before the loss) are still reported.
         self.pending_inflate_error = None;
         self.win_len = 0;
         self.skipped = 0;
