@@ -55,7 +55,7 @@ impl DeflateParams {
 }
 
 /// The extension token.
-pub const EXTENSION_NAME: &str = "permessage-deflate";
+pub const EXTENSION_NAME: &str = crate::handshake::PERMESSAGE_DEFLATE;
 
 /// One permessage-deflate offer or response, as written in `Sec-WebSocket-Extensions`.
 ///

@@ -44,7 +44,7 @@ pub struct ObserverConfig {
     /// Inflate permessage-deflate messages (feature `deflate`): their inflated bytes come out
     /// as [`ObservedEvent::Inflated`], and what breaks the rules an endpoint enforces on them
     /// (corrupt data, the cap, invalid UTF-8 of inflated text) as [`Anomaly::Protocol`], through
-    /// the endpoint's own message layer ([`crate::deflate::MessageInflater`]).
+    /// the endpoint's own message layer (`deflate::MessageInflater`).
     pub inflate: bool,
     /// The cap on an inflated message, with [`ObserverConfig::max_message_len`] (the smaller
     /// of the two applies): beyond, [`ProtocolError::MessageTooLarge`] is reported and the

@@ -46,7 +46,7 @@
 //! each `FrameData` chunk of a compressed message is followed by [`ObservedEvent::Inflated`]
 //! with what it inflated to, then by the rule it broke once inflated (corrupt data, the cap
 //! [`ObserverConfig::max_inflated_message_len`], invalid UTF-8 of inflated text), decided by
-//! the endpoint's own message layer ([`crate::deflate::MessageInflater`]), so an endpoint and
+//! the endpoint's own message layer (`deflate::MessageInflater`), so an endpoint and
 //! the observer agree on every compressed message. A control frame between the fragments of a message is reported as its
 //! own frame and message and does not break the data message (Zeek fails there).
 //!

@@ -1,10 +1,7 @@
 //! [`Upgrade`]: what the request and the `101` response of an established WebSocket upgrade
 //! said.
 
-use crate::handshake::{AcceptKey, Request, Response, ACCEPT};
-
-/// The extension token ([`crate::deflate::EXTENSION_NAME`], which needs feature `deflate`).
-const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
+use crate::handshake::{AcceptKey, Request, Response, ACCEPT, PERMESSAGE_DEFLATE};
 
 /// What both heads of a WebSocket upgrade said: Zeek's `WebSocket::Info` fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
