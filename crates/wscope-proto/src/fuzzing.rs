@@ -1372,7 +1372,7 @@ fn deflate_observer(script: &DeflateScript, wire: &[u8]) -> Received {
     got
 }
 
-/// The `deflate_diff` target: [`check_deflate_agreement`] on a script read from `data`.
+/// The `deflate_diff` target: `check_deflate_agreement` on a script read from `data`.
 ///
 /// `data[0]`: bit 0 `client_no_context_takeover`, bit 1 the sender resets its context, bits
 /// 2–3 the cap (64, 1000, 100 000 bytes, 16 MiB), bits 5–7 the read sizes. Then per message a
