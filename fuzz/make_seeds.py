@@ -355,6 +355,32 @@ SEGMENTS = {
 DISSECT = {**{name: data[:1] + data[2:] for name, data in MESSAGE.items()}, **FRAME_DECODER}
 
 
+# deflate_diff: byte 0 bit 0 client_no_context_takeover, bit 1 the sender resets its context,
+# bits 2-3 the cap index into [64, 1000, 100000, 16 MiB], bits 5-7 the read sizes; then per
+# message: flags (bit 0 text, bit 1 compressed, bits 2-3 fragments - 1, bit 4 corrupt, bit 5
+# zeros), a length byte, the payload (none for zeros: len x 1024 zero bytes), and with bit 4
+# (position, xor). The frames are built by the body (wscope_proto::fuzzing::DeflateScript).
+def diff_msg(flags, payload=b"", zeros=None, corrupt=None):
+    out = bytes([flags | 0x20, zeros]) if zeros is not None else bytes([flags, len(payload)]) + payload
+    return out + (bytes(corrupt) if corrupt else b"")
+
+
+DEFLATE_DIFF = {
+    "takeover-text-binary-fragments": bytes([0x2c]) + diff_msg(3, b"hello hello hello")
+    + diff_msg(0x0a, b"binary binary binary binary") + diff_msg(1, b"plain text")
+    + diff_msg(3, b"hello hello again"),
+    "compressed-text-invalid-utf8": bytes([0x4c]) + diff_msg(3, b"fine")
+    + diff_msg(7, b"caf\xc3 au lait caf\xc3"),
+    "inflated-over-the-cap": bytes([0x64]) + diff_msg(3, b"small") + diff_msg(3, zeros=100),
+    "corrupt-compressed-data": bytes([0x8c]) + diff_msg(2, b"first message")
+    + diff_msg(0x13, b"the quick brown fox jumps over the lazy dog", corrupt=(3, 0xa7)),
+    "no-takeover-agreed-sender-keeps-context": bytes([0xad])
+    + diff_msg(3, b"repeat repeat repeat repeat") * 2,
+    "no-takeover-both-empty-and-uncompressed": bytes([0xeb]) + diff_msg(3, b"")
+    + diff_msg(0x0e, b"abc") + diff_msg(0, b"\xff\xfe") + diff_msg(3, b"x" * 200),
+}
+
+
 def main():
     for target, seeds in {
         "dissect": DISSECT,
@@ -364,6 +390,7 @@ def main():
         "frames_iter": FRAMES_ITER,
         "utf8": UTF8_SEEDS,
         "connection": CONNECTION,
+        "deflate_diff": DEFLATE_DIFF,
         "partial_receive": PARTIAL_RECEIVE,
         "direct_reads": DIRECT_READS,
         "segments": SEGMENTS,

@@ -25,7 +25,7 @@ pub fn fuzz_capture(data: &[u8]) {
     let mut cfg = AnalyzerConfig::default();
     let chunk = CHUNKS[usize::from(ctl & 3)];
     cfg.session.payload_chunk_size = chunk;
-    cfg.session.inflate = ctl & 4 != 0;
+    cfg.session.observer.inflate = ctl & 4 != 0;
     cfg.session.digest = ctl & 8 != 0;
     let mut cap = Capture::from_reader(Cursor::new(file.to_vec()), "fuzz");
     let mut data_bytes = 0u64;
@@ -42,7 +42,7 @@ pub fn fuzz_capture(data: &[u8]) {
     assert!(stats.sessions <= stats.connections);
     assert!(stats.mid_stream <= stats.connections);
     // Without inflation every frame_data byte is a payload byte some frame declared.
-    if !cfg.session.inflate {
+    if !cfg.session.observer.inflate {
         assert!(data_bytes <= stats.payload_bytes);
     }
 }
@@ -160,7 +160,10 @@ fn conversation(ctl: u8, client: &[u8], server: &[u8], segment: usize) -> [Vec<S
         usize::from(ctl >> 5) * 5
     };
     let cfg = SessionConfig {
-        inflate: ctl & 4 != 0,
+        observer: wscope_proto::observe::ObserverConfig {
+            inflate: ctl & 4 != 0,
+            ..wscope_proto::observe::ObserverConfig::default()
+        },
         digest: ctl & 16 != 0,
         payload_chunk_size: chunk,
         ..SessionConfig::default()

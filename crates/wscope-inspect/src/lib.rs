@@ -20,7 +20,7 @@
 //!        │  tcp::reassembly  per direction: in order, out of order, overlaps, gaps, FIN/RST
 //!        ▼
 //!   ConnectionEvent { Open, Data, Gap, Eof, Closed, Limit, Anomaly }   (per connection)
-//!        │  session      one connection → wscope_proto::observe::Observer, inflation, digests
+//!        │  session      one connection → wscope_proto::observe::Observer (which inflates), chunking, digests
 //!        ▼
 //!   Event { ts, conn, dir, kind }   → a Sink: log::ZeekLogs (websocket.log, weird.log),
 //!                                     log::json::JsonLines, sink::InspectAdapter, closures

@@ -1,5 +1,7 @@
 //! One TCP connection → one [`Observer`]: timestamps, uid, direction, payload chunking,
-//! passive permessage-deflate, message lengths and digests.
+//! message lengths and digests. The observer inflates permessage-deflate messages itself (with
+//! the endpoint's message layer, so its anomalies are the endpoint's close reasons); the
+//! session only counts and digests what it reports.
 //!
 //! The TCP layer hands in-order bytes of each direction ([`Session::data`]), lost bytes
 //! ([`Session::gap`]) and ends ([`Session::eof`]). Each direction's bytes are appended once to
@@ -15,10 +17,9 @@
 use std::borrow::Cow;
 
 use sha2::{Digest, Sha256};
-use wscope_proto::deflate::{InflateError, Inflater};
 use wscope_proto::frame::OpCode;
 use wscope_proto::observe::{ObservedEvent, Observer, ObserverConfig, Upgrade};
-use wscope_proto::role::{Direction, Role};
+use wscope_proto::role::Direction;
 use wscope_proto::time::Instant;
 
 use crate::event::{Event, EventKind};
@@ -28,7 +29,9 @@ use crate::tcp::{ConnMeta, Limit, TcpAnomaly};
 /// Settings of a [`Session`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionConfig {
-    /// Observer settings (handshake limits, UTF-8 checks, resynchronisation).
+    /// Observer settings (handshake limits, UTF-8 checks, resynchronisation, inflation of
+    /// permessage-deflate messages and its cap: [`ObserverConfig::inflate`],
+    /// [`ObserverConfig::max_inflated_message_len`]).
     pub observer: ObserverConfig,
     /// Largest `FrameData` chunk (default 8192, as Zeek's `payload_chunk_size`); 0 means 1.
     pub payload_chunk_size: usize,
@@ -37,10 +40,6 @@ pub struct SessionConfig {
     pub empty_frame_data: bool,
     /// Compute the SHA-256 of each message's application payload.
     pub digest: bool,
-    /// Inflate permessage-deflate messages with the negotiated parameters.
-    pub inflate: bool,
-    /// Largest inflated message; inflation of a message stops there (an anomaly).
-    pub max_inflated_message: u64,
     /// Most bytes kept for a paused direction; beyond, they are dropped as a gap.
     pub max_paused_bytes: usize,
     /// Report anomalies found before an upgrade (HTTP that cannot be followed, which is what
@@ -55,24 +54,29 @@ impl Default for SessionConfig {
             payload_chunk_size: 8192,
             empty_frame_data: false,
             digest: false,
-            inflate: true,
-            max_inflated_message: 64 << 20,
             max_paused_bytes: 1 << 20,
             http_anomalies: false,
         }
     }
 }
 
-/// Per-direction message accounting and inflation.
+/// Per-direction message accounting.
 #[derive(Debug, Default)]
 struct DirState {
-    inflater: Option<Inflater>,
     /// Application bytes of the current data message (inflated when compressed).
     data_len: u64,
     /// Raw payload bytes of the current data message.
     raw_len: u64,
     data_hash: Option<Sha256>,
-    inflate_failed: bool,
+    /// The observer inflates this direction's compressed messages (permessage-deflate agreed
+    /// with parameters that parse, and inflation on).
+    inflates: bool,
+    /// The current data message is compressed and the observer inflates it: its application
+    /// data comes as `Inflated` events.
+    inflating: bool,
+    /// The observer reported the end of the current message's inflated data (it inflated
+    /// completely).
+    inflated_whole: bool,
     ctl_len: u64,
     ctl_hash: Option<Sha256>,
 }
@@ -147,15 +151,9 @@ impl Session {
         self.counters
     }
 
-    /// Bytes held (paused directions, inflater buffers), for memory accounting.
+    /// Bytes held (paused directions, the observer's inflated output), for memory accounting.
     pub fn buffered(&self) -> usize {
-        self.buf.iter().map(Vec::capacity).sum::<usize>()
-            + self
-                .dirs
-                .iter()
-                .filter_map(|d| d.inflater.as_ref())
-                .map(Inflater::capacity)
-                .sum::<usize>()
+        self.buf.iter().map(Vec::capacity).sum::<usize>() + self.obs.inflated_capacity()
     }
 
     /// In-order bytes of one direction.
@@ -408,13 +406,8 @@ fn handle<S: Sink + ?Sized>(
                 let st = &mut dirs[dir.index()];
                 st.data_hash = new_hash(cfg.digest);
                 st.ctl_hash = new_hash(cfg.digest);
-                st.inflater = None;
-            }
-            if cfg.inflate {
-                if let Some(p) = up.deflate_params() {
-                    dirs[0].inflater = Some(Inflater::new(p.no_context_takeover(Role::Client)));
-                    dirs[1].inflater = Some(Inflater::new(p.no_context_takeover(Role::Server)));
-                }
+                // As the observer decides (`ObserverConfig::inflate`).
+                st.inflates = cfg.observer.inflate && up.deflate_params().is_some();
             }
             emit(
                 sink,
@@ -464,6 +457,28 @@ fn handle<S: Sink + ?Sized>(
             },
             sink,
         ),
+        ObservedEvent::Inflated {
+            dir,
+            data,
+            opcode,
+            message_end,
+        } => {
+            let st = &mut dirs[dir.index()];
+            st.inflated_whole |= message_end;
+            let app = AppData {
+                opcode,
+                message_end,
+            };
+            app.deliver(
+                &mut st.data_len,
+                &mut st.data_hash,
+                data,
+                sink,
+                conn,
+                ts,
+                dir,
+            );
+        }
         ObservedEvent::Close {
             dir,
             status,
@@ -479,14 +494,16 @@ fn handle<S: Sink + ?Sized>(
                     core::mem::replace(&mut st.ctl_hash, new_hash(cfg.digest)),
                 )
             } else {
-                let len = if st.inflate_failed {
+                // A message that stopped inflating counts its raw length.
+                let len = if st.inflating && !st.inflated_whole {
                     st.raw_len
                 } else {
                     st.data_len
                 };
                 st.data_len = 0;
                 st.raw_len = 0;
-                st.inflate_failed = false;
+                st.inflating = false;
+                st.inflated_whole = false;
                 (
                     len,
                     core::mem::replace(&mut st.data_hash, new_hash(cfg.digest)),
@@ -610,83 +627,22 @@ fn frame_data<S: Sink + ?Sized>(
         return;
     }
     st.raw_len += chunk.len() as u64;
-    let inflater = if compressed {
-        st.inflater.as_mut()
-    } else {
-        None
-    };
-    let Some(inflater) = inflater else {
-        let app = AppData {
-            opcode,
-            message_end,
-        };
-        app.deliver(
-            &mut st.data_len,
-            &mut st.data_hash,
-            chunk,
-            sink,
-            conn,
-            ts,
-            dir,
-        );
-        return;
-    };
-    if st.inflate_failed {
+    if compressed && st.inflates {
+        // The observer reports what it inflates to (`Inflated`), violations included.
+        st.inflating = true;
         return;
     }
-    match inflater.inflate(chunk, message_end, cfg.max_inflated_message) {
-        Ok(_) => {
-            let app = AppData {
-                opcode,
-                message_end,
-            };
-            app.deliver(
-                &mut st.data_len,
-                &mut st.data_hash,
-                inflater.output(),
-                sink,
-                conn,
-                ts,
-                dir,
-            );
-        }
-        Err(e) => {
-            st.inflate_failed = true;
-            // What inflated before the error is the message's data as far as it goes (the
-            // same bytes however the frames were cut into segments), up to the limit.
-            let out = inflater.output();
-            let kept = match e {
-                InflateError::TooLarge { .. } => out.len().saturating_sub(1),
-                _ => out.len(),
-            };
-            let app = AppData {
-                opcode,
-                message_end: false,
-            };
-            app.deliver(
-                &mut st.data_len,
-                &mut st.data_hash,
-                &out[..kept],
-                sink,
-                conn,
-                ts,
-                dir,
-            );
-            let name = match e {
-                InflateError::TooLarge { .. } => "inflated_message_too_large",
-                _ => "inflate_failed",
-            };
-            emit(
-                sink,
-                conn,
-                ts,
-                dir,
-                EventKind::Anomaly {
-                    name,
-                    zeek_weird: None,
-                    detail: Cow::Owned(e.to_string()),
-                },
-            );
-        }
-    }
+    let app = AppData {
+        opcode,
+        message_end,
+    };
+    app.deliver(
+        &mut st.data_len,
+        &mut st.data_hash,
+        chunk,
+        sink,
+        conn,
+        ts,
+        dir,
+    );
 }

@@ -337,11 +337,10 @@ pub struct DeflateMemory {
 /// Per-connection permessage-deflate state.
 #[cfg(feature = "deflate")]
 struct DeflateState {
-    inflater: crate::deflate::Inflater,
+    /// Received messages: inflated within `max_message_len`, inflated text validated.
+    inflater: crate::deflate::MessageInflater,
     deflater: crate::deflate::Deflater,
     options: DeflateOptions,
-    /// UTF-8 of inflated text (the message layer cannot see it).
-    utf8: crate::utf8::Utf8Validator,
     /// The fragmented message being sent is compressed.
     sending_compressed: bool,
     /// We reset our compression context after each message (no context takeover).
@@ -491,7 +490,12 @@ impl Connection {
             Role::Server => Role::Client,
         };
         self.core.deflate = Some(DeflateState {
-            inflater: crate::deflate::Inflater::new(params.no_context_takeover(peer)),
+            inflater: crate::deflate::MessageInflater::new(
+                params.no_context_takeover(peer),
+                self.core.cfg.max_message_len,
+                self.core.cfg.validate_utf8,
+                crate::decoder::Strictness::Enforce,
+            ),
             deflater: crate::deflate::Deflater::new(
                 options.level,
                 params.window_bits(role),
@@ -500,7 +504,6 @@ impl Connection {
             .with_mem_level(options.mem_level),
             reset_sends: params.no_context_takeover(role),
             options,
-            utf8: crate::utf8::Utf8Validator::new(),
             sending_compressed: false,
             scratch: Vec::new(),
         });
@@ -548,8 +551,6 @@ impl Connection {
                 frame_end,
                 message_end,
             }) => {
-                let limit = self.core.cfg.max_message_len;
-                let validate = self.core.cfg.validate_utf8 && opcode == OpCode::TEXT;
                 let Some(d) = self.core.deflate.as_mut() else {
                     self.core.fail(ProtocolError::ReservedBits {
                         rsv: crate::frame::RSV1,
@@ -558,27 +559,9 @@ impl Connection {
                         rsv: crate::frame::RSV1,
                     });
                 };
-                let mut result = d
-                    .inflater
-                    .inflate(chunk, message_end, limit)
-                    .map_err(|e| e.to_protocol_error());
-                if validate {
-                    if first {
-                        d.utf8.reset();
-                    }
-                    // Also after an inflate error: the bytes inflated before it come first in
-                    // the stream, so invalid UTF-8 among them is the error to report, however
-                    // the reads cut the message (1007 rather than a 1009 that a whole read
-                    // would have found first).
-                    let mut ok = d.utf8.feed(d.inflater.output()).is_ok();
-                    if ok && message_end && result.is_ok() {
-                        ok = d.utf8.finish().is_ok();
-                    }
-                    if !ok {
-                        result = Err(ProtocolError::InvalidUtf8);
-                    }
-                }
-                if let Err(e) = result {
+                // The message layer decides (cap 1009, corrupt data and invalid text 1007).
+                let text = opcode == OpCode::TEXT;
+                if let Err(e) = d.inflater.push(chunk, text, first, message_end) {
                     self.core.fail(e);
                     return Err(e);
                 }

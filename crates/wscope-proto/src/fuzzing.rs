@@ -23,6 +23,7 @@
 //! | `handshake_response` | [`fuzz_handshake_response`] |
 //! | `observer` | [`fuzz_observer`] |
 //! | `connection` | [`fuzz_connection`] |
+//! | `deflate_diff` | [`fuzz_deflate_diff`] |
 
 use alloc::vec::Vec;
 
@@ -1252,4 +1253,312 @@ fn check_sent(sent: &mut [u8], client: bool, run: &ConnRun, auto_pong: bool) {
             "the failing close was not sent last"
         );
     }
+}
+
+/// The script of a differential permessage-deflate run ([`check_deflate_agreement`]): the
+/// agreed parameters, the cap, and the messages a client sends.
+#[cfg(feature = "deflate")]
+#[derive(Clone, Debug)]
+pub struct DeflateScript {
+    /// `client_no_context_takeover` as agreed (the receivers reset their context per message).
+    pub client_no_context_takeover: bool,
+    /// The sender resets its context per message (when it does not and the agreement says it
+    /// must, the receivers lose the back-references: corrupt data).
+    pub sender_resets: bool,
+    /// `max_message_len` of both receivers, and the observer's inflated-message cap.
+    pub cap: u64,
+    /// The messages, in order.
+    pub messages: Vec<ScriptMessage>,
+    /// Read size of the endpoint.
+    pub endpoint_read: usize,
+    /// Feed size of the observer.
+    pub observer_read: usize,
+}
+
+/// One message of a [`DeflateScript`].
+#[cfg(feature = "deflate")]
+#[derive(Clone, Debug)]
+pub struct ScriptMessage {
+    /// Text (else binary).
+    pub text: bool,
+    /// The payload before compression.
+    pub payload: Vec<u8>,
+    /// Compressed (RSV1 on the first frame).
+    pub compress: bool,
+    /// Frames it is cut into (at least 1).
+    pub fragments: usize,
+    /// Corrupts the compressed bytes: `(position, xor)`, the position taken modulo the length.
+    pub corrupt: Option<(usize, u8)>,
+}
+
+#[cfg(feature = "deflate")]
+impl DeflateScript {
+    /// The client's frames (masked), as on the wire.
+    pub fn wire(&self) -> Vec<u8> {
+        use crate::deflate::Deflater;
+        let mut tx = Deflater::new(6, 15, self.sender_resets);
+        let mut wire = Vec::new();
+        for (n, m) in self.messages.iter().enumerate() {
+            let count = m.fragments.max(1);
+            let step = m.payload.len().div_ceil(count).max(1);
+            let mut parts: Vec<&[u8]> = m.payload.chunks(step).collect();
+            parts.resize(count.max(parts.len()), &[]);
+            let mut frames: Vec<Vec<u8>> = Vec::new();
+            for (i, part) in parts.iter().enumerate() {
+                let fin = i + 1 == parts.len();
+                if m.compress {
+                    let mut out = Vec::new();
+                    tx.compress(part, fin, &mut out);
+                    frames.push(out);
+                } else {
+                    frames.push(part.to_vec());
+                }
+            }
+            if let (Some((at, xor)), true) = (m.corrupt, m.compress) {
+                let total: usize = frames.iter().map(Vec::len).sum();
+                if total > 0 {
+                    let mut at = at % total;
+                    for f in &mut frames {
+                        if let Some(b) = f.get_mut(at) {
+                            *b ^= xor.max(1);
+                            break;
+                        }
+                        at -= f.len();
+                    }
+                }
+            }
+            let last = frames.len() - 1;
+            for (i, payload) in frames.iter().enumerate() {
+                let opcode = match (i, m.text) {
+                    (0, true) => OpCode::TEXT,
+                    (0, false) => OpCode::BINARY,
+                    _ => OpCode::CONTINUATION,
+                };
+                let key = [n as u8, i as u8, 0x5a, 0xa5];
+                let mut header =
+                    FrameHeader::new(i == last, opcode, Some(key), payload.len() as u64);
+                if i == 0 && m.compress {
+                    header.rsv = RSV1;
+                }
+                crate::connection::write_frame(&mut wire, &header, payload);
+            }
+        }
+        wire
+    }
+}
+
+/// What one receiver made of a [`DeflateScript`]: the data messages it completed, the bytes
+/// of the message it was in when it found its first violation, and that violation.
+#[cfg(feature = "deflate")]
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Received {
+    messages: Vec<(OpCode, Vec<u8>)>,
+    partial: Vec<u8>,
+    error: Option<ProtocolError>,
+}
+
+/// Feeds the frames of `script` to an endpoint [`Connection`] (a server) and to an
+/// [`Observer`] of the same connection, and asserts that they agree on every violation (the
+/// same first [`ProtocolError`], so the same close code) and every inflated byte: the same
+/// messages before it, and the bytes the endpoint delivered of the failing message are a prefix
+/// of what the observer delivered of it. A script without a violation gives no anomaly.
+/// Returns the violation both found.
+///
+/// [`Connection`]: crate::connection::Connection
+/// [`Observer`]: crate::observe::Observer
+#[cfg(feature = "deflate")]
+pub fn check_deflate_agreement(script: &DeflateScript) -> Option<ProtocolError> {
+    let wire = script.wire();
+    let endpoint = deflate_endpoint(script, &wire);
+    let observer = deflate_observer(script, &wire);
+    assert_eq!(
+        endpoint.error, observer.error,
+        "the first violations differ"
+    );
+    assert_eq!(
+        endpoint.messages, observer.messages,
+        "inflated messages differ"
+    );
+    assert!(
+        observer.partial.starts_with(&endpoint.partial),
+        "the failing message's bytes differ"
+    );
+    if endpoint.error.is_none() {
+        assert_eq!(endpoint.partial, observer.partial);
+    }
+    endpoint.error
+}
+
+#[cfg(feature = "deflate")]
+fn deflate_params(script: &DeflateScript) -> crate::deflate::DeflateParams {
+    crate::deflate::DeflateParams {
+        client_no_context_takeover: script.client_no_context_takeover,
+        ..crate::deflate::DeflateParams::default()
+    }
+}
+
+#[cfg(feature = "deflate")]
+fn deflate_endpoint(script: &DeflateScript, wire: &[u8]) -> Received {
+    use crate::connection::{Config, Connection, DeflateOptions, Event};
+    let cfg = Config {
+        max_message_len: script.cap,
+        max_frame_len: u64::MAX,
+        ..Config::default()
+    };
+    let mut conn = Connection::server(cfg);
+    conn.enable_deflate(deflate_params(script), DeflateOptions::default());
+    let mut got = Received::default();
+    let mut buf = wire.to_vec();
+    let read = script.endpoint_read.max(1);
+    let (mut start, mut end) = (0, 0);
+    let mut current: Option<OpCode> = None;
+    loop {
+        match conn.recv(&mut buf[start..end]) {
+            Err(e) => {
+                got.error = Some(e);
+                return got;
+            }
+            Ok(step) => {
+                start += step.consumed;
+                match step.event {
+                    None => {
+                        if end == buf.len() {
+                            return got;
+                        }
+                        end = end.saturating_add(read).min(buf.len());
+                    }
+                    Some(Event::Data {
+                        opcode,
+                        chunk,
+                        first,
+                        message_end,
+                        ..
+                    }) => {
+                        if first {
+                            current = Some(opcode);
+                            got.partial.clear();
+                        }
+                        got.partial.extend_from_slice(chunk);
+                        if message_end {
+                            let op = current.take().unwrap_or(opcode);
+                            got.messages.push((op, core::mem::take(&mut got.partial)));
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(feature = "deflate")]
+fn deflate_observer(script: &DeflateScript, wire: &[u8]) -> Received {
+    use crate::observe::{Anomaly, ObservedEvent, Observer, ObserverConfig};
+    use crate::role::Direction::ClientToServer as C;
+    let cfg = ObserverConfig {
+        max_message_len: script.cap,
+        max_inflated_message_len: script.cap,
+        max_frame_len: u64::MAX,
+        ..ObserverConfig::default()
+    };
+    let mut obs = Observer::after_deflate_handshake(cfg, deflate_params(script));
+    let mut got = Received::default();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut budget = 64 + wire.len() * 16;
+    for piece in wire.chunks(script.observer_read.max(1)) {
+        pending.extend_from_slice(piece);
+        let mut at = 0;
+        loop {
+            assert!(budget > 0, "the observer spins");
+            budget -= 1;
+            let step = obs.feed(C, &mut pending[at..]);
+            at += step.consumed;
+            let Some(event) = step.event else { break };
+            match event {
+                ObservedEvent::FrameData {
+                    chunk,
+                    opcode,
+                    compressed,
+                    first,
+                    ..
+                } if !opcode.is_control() => {
+                    if first {
+                        got.partial.clear();
+                    }
+                    if !compressed {
+                        got.partial.extend_from_slice(chunk);
+                    }
+                }
+                ObservedEvent::Inflated { data, .. } => got.partial.extend_from_slice(data),
+                ObservedEvent::Message { opcode, .. } if !opcode.is_control() => {
+                    got.messages
+                        .push((opcode, core::mem::take(&mut got.partial)));
+                }
+                ObservedEvent::Anomaly { anomaly, .. } => {
+                    let e = match anomaly {
+                        Anomaly::Protocol(e) => e,
+                        other => panic!("unexpected anomaly {other:?}"),
+                    };
+                    got.error = Some(e);
+                    return got;
+                }
+                _ => {}
+            }
+        }
+        pending.drain(..at);
+    }
+    got
+}
+
+/// The `deflate_diff` target: `check_deflate_agreement` on a script read from `data`.
+///
+/// `data[0]`: bit 0 `client_no_context_takeover`, bit 1 the sender resets its context, bits
+/// 2–3 the cap (64, 1000, 100 000 bytes, 16 MiB), bits 5–7 the read sizes. Then per message a
+/// byte of flags (bit 0 text, bit 1 compressed, bits 2–3 fragments − 1, bit 4 corrupt, bit 5
+/// the payload is zeros, `len × 1024` of them), a length byte `len`, the payload (`len` bytes,
+/// or none for zeros) and with bit 4 two bytes (position, xor). Without feature `deflate` it
+/// does nothing.
+pub fn fuzz_deflate_diff(data: &[u8]) {
+    #[cfg(feature = "deflate")]
+    {
+        let Some((&ctl, mut rest)) = data.split_first() else {
+            return;
+        };
+        let mut script = DeflateScript {
+            client_no_context_takeover: ctl & 1 != 0,
+            sender_resets: ctl & 2 != 0,
+            cap: [64, 1000, 100_000, 16 << 20][usize::from(ctl >> 2 & 3)],
+            messages: Vec::new(),
+            endpoint_read: SPLITS[usize::from(ctl >> 5)],
+            observer_read: SPLITS[usize::from(ctl >> 5 ^ 5)],
+        };
+        while let [flags, len, tail @ ..] = rest {
+            let zeros = flags & 32 != 0;
+            let n = usize::from(*len);
+            let (payload, tail) = if zeros {
+                (alloc::vec![0u8; n * 1024], tail)
+            } else {
+                let n = n.min(tail.len());
+                (tail[..n].to_vec(), &tail[n..])
+            };
+            let (corrupt, tail) = match (flags & 16 != 0, tail) {
+                (true, [at, xor, tail @ ..]) => (Some((usize::from(*at), *xor)), tail),
+                _ => (None, tail),
+            };
+            script.messages.push(ScriptMessage {
+                text: flags & 1 != 0,
+                payload,
+                compress: flags & 2 != 0,
+                fragments: 1 + usize::from(flags >> 2 & 3),
+                corrupt,
+            });
+            rest = tail;
+            if script.messages.len() >= 16 {
+                break;
+            }
+        }
+        check_deflate_agreement(&script);
+    }
+    #[cfg(not(feature = "deflate"))]
+    let _ = data;
 }

@@ -288,7 +288,7 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     cfg.flow.uid_seed = args.uid_seed.unwrap_or_else(random_seed);
     cfg.session.payload_chunk_size = args.payload_chunk_size.max(1);
     cfg.session.digest = args.digest;
-    cfg.session.inflate = !args.no_inflate;
+    cfg.session.observer.inflate = !args.no_inflate;
 
     let bar = if io::stderr().is_terminal() {
         let total: u64 = args

@@ -7,6 +7,7 @@ use wscope_inspect::sink::{InspectAdapter, Sink, VecSink, WsInspect};
 use wscope_inspect::tcp::ConnMeta;
 use wscope_proto::deflate::Deflater;
 use wscope_proto::frame::OpCode;
+use wscope_proto::observe::ObserverConfig;
 use wscope_proto::role::Direction::{self, ClientToServer as C, ServerToClient as S};
 use wscope_proto::time::Instant;
 
@@ -329,7 +330,10 @@ fn bytes_inflated_before_corruption_are_delivered_however_segmented() {
 #[test]
 fn inflation_is_capped() {
     let mut r = Run::new(SessionConfig {
-        max_inflated_message: 1000,
+        observer: ObserverConfig {
+            max_inflated_message_len: 1000,
+            ..ObserverConfig::default()
+        },
         ..SessionConfig::default()
     });
     r.data(C, &req());
@@ -350,11 +354,50 @@ fn inflation_is_capped() {
         })
         .sum();
     assert_eq!(out, 1000, "inflated data up to the limit");
-    assert!(
-        r.names().contains(&"inflated_message_too_large"),
-        "{:?}",
-        r.names()
-    );
+    assert!(r.names().contains(&"message_too_large"), "{:?}", r.names());
+}
+
+/// Invalid UTF-8 inside a compressed text message is the `invalid_utf8` anomaly an endpoint
+/// fails with (1007); the analyzer used to inflate it silently. The message still inflates
+/// to the end (data and length as sent), whatever the segments.
+#[test]
+fn invalid_utf8_inside_a_compressed_text_is_an_anomaly() {
+    let text = b"caf\xc3 au lait, caf\xc3 au lait";
+    let mut c = Vec::new();
+    Deflater::new(6, 15, false).compress(text, true, &mut c);
+    let wire = frame(true, true, 1, None, &c);
+    for segment in [1, 5, wire.len()] {
+        let mut r = Run::new(SessionConfig::default());
+        r.data(C, &req());
+        r.data(S, &resp_deflate());
+        r.sink.events.clear();
+        for piece in wire.chunks(segment) {
+            r.data(S, piece);
+        }
+        let anomalies: Vec<&str> = r
+            .sink
+            .events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                OwnedKind::Anomaly { name, .. } => Some(*name),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(anomalies, ["invalid_utf8"], "segments of {segment}");
+        assert_eq!(message_data(&r), text);
+        assert!(r.sink.events.iter().any(
+            |e| matches!(&e.kind, OwnedKind::Message { len, .. } if *len == text.len() as u64)
+        ));
+    }
+    // Binary is not text: no anomaly.
+    let mut r = Run::new(SessionConfig::default());
+    r.data(C, &req());
+    r.data(S, &resp_deflate());
+    r.sink.events.clear();
+    let mut c = Vec::new();
+    Deflater::new(6, 15, false).compress(text, true, &mut c);
+    r.data(S, &frame(true, true, 2, None, &c));
+    assert!(!r.names().contains(&"invalid_utf8"), "{:?}", r.names());
 }
 
 #[derive(Default)]

@@ -99,6 +99,10 @@ pub const VERSION: &str = "Sec-WebSocket-Version";
 pub const PROTOCOL: &str = "Sec-WebSocket-Protocol";
 /// `Sec-WebSocket-Extensions`.
 pub const EXTENSIONS: &str = "Sec-WebSocket-Extensions";
+
+/// The permessage-deflate extension token (RFC 7692 section 7), in `Sec-WebSocket-Extensions`;
+/// also `deflate::EXTENSION_NAME` with feature `deflate`.
+pub const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
 /// `Content-Length`.
 pub const CONTENT_LENGTH: &str = "Content-Length";
 /// `Transfer-Encoding`.

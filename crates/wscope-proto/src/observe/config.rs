@@ -41,6 +41,15 @@ pub struct ObserverConfig {
     pub resync_max_frame_len: u64,
     /// Requests waiting for their response (pipelining) beyond this end the analysis.
     pub max_pending_requests: usize,
+    /// Inflate permessage-deflate messages (feature `deflate`): their inflated bytes come out
+    /// as [`ObservedEvent::Inflated`], and what breaks the rules an endpoint enforces on them
+    /// (corrupt data, the cap, invalid UTF-8 of inflated text) as [`Anomaly::Protocol`], through
+    /// the endpoint's own message layer (`deflate::MessageInflater`).
+    pub inflate: bool,
+    /// The cap on an inflated message, with [`ObserverConfig::max_message_len`] (the smaller
+    /// of the two applies): beyond, [`ProtocolError::MessageTooLarge`] is reported and the
+    /// rest of the message is not inflated. It bounds the memory a decompression bomb takes.
+    pub max_inflated_message_len: u64,
 }
 
 impl ObserverConfig {
@@ -53,11 +62,22 @@ impl ObserverConfig {
             self.resync_max_frame_len
         }
     }
+
+    /// The cap on an inflated message: the smaller of [`ObserverConfig::max_message_len`] and
+    /// [`ObserverConfig::max_inflated_message_len`].
+    pub const fn inflated_message_cap(&self) -> u64 {
+        if self.max_message_len < self.max_inflated_message_len {
+            self.max_message_len
+        } else {
+            self.max_inflated_message_len
+        }
+    }
 }
 
 impl Default for ObserverConfig {
     /// Default [`Limits`] (16 KiB heads), lenient, UTF-8 checked, no size limits, resync on
-    /// with frames up to 1 MiB, 32 pending requests.
+    /// with frames up to 1 MiB, 32 pending requests, compressed messages inflated up to
+    /// 64 MiB.
     fn default() -> Self {
         Self {
             limits: Limits::default(),
@@ -68,6 +88,8 @@ impl Default for ObserverConfig {
             resync: true,
             resync_max_frame_len: 1 << 20,
             max_pending_requests: 32,
+            inflate: true,
+            max_inflated_message_len: 64 << 20,
         }
     }
 }

@@ -277,6 +277,23 @@ pub enum ObservedEvent<'a> {
         /// control frame.
         message_end: bool,
     },
+    /// Inflated bytes of a compressed data message (permessage-deflate, with
+    /// [`ObserverConfig::inflate`]), right after the `FrameData` of the chunk they inflated
+    /// from, and before what that chunk broke ([`ProtocolError::InflateFailed`],
+    /// [`ProtocolError::MessageTooLarge`], [`ProtocolError::InvalidUtf8`] as
+    /// [`Anomaly::Protocol`]: the endpoint's own message layer decides). Only when there are
+    /// bytes, or the message ends; a message that stopped inflating (corrupt data, the cap)
+    /// gets the bytes inflated before the error and never a `message_end`.
+    Inflated {
+        /// The direction.
+        dir: Direction,
+        /// The bytes, up to the cap; borrowed from the observer until the next `feed`.
+        data: &'a [u8],
+        /// The message's first opcode.
+        opcode: OpCode,
+        /// The message inflated completely and ends here.
+        message_end: bool,
+    },
     /// A whole close frame (Zeek's `websocket_close`), after its `FrameData`.
     Close {
         /// The direction.
@@ -333,6 +350,7 @@ impl ObservedEvent<'_> {
             Self::BadUpgrade(_) => "bad_upgrade",
             Self::Frame { .. } => "frame",
             Self::FrameData { .. } => "frame_data",
+            Self::Inflated { .. } => "inflated",
             Self::Close { .. } => "close",
             Self::Message { .. } => "message",
             Self::Anomaly { .. } => "anomaly",

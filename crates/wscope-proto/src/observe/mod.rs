@@ -42,7 +42,12 @@
 //! (control frames are one-frame messages; the opcode is the message's first). Anomalies come as
 //! soon as they are known: those about a header (mask rule, length encoding) just before its
 //! `Frame`, those about a message rule just after it, an invalid UTF-8 text right after the
-//! chunk that shows it. A control frame between the fragments of a message is reported as its
+//! chunk that shows it. Under permessage-deflate (feature `deflate`, [`ObserverConfig::inflate`])
+//! each `FrameData` chunk of a compressed message is followed by [`ObservedEvent::Inflated`]
+//! with what it inflated to, then by the rule it broke once inflated (corrupt data, the cap
+//! [`ObserverConfig::max_inflated_message_len`], invalid UTF-8 of inflated text), decided by
+//! the endpoint's own message layer (`deflate::MessageInflater`), so an endpoint and
+//! the observer agree on every compressed message. A control frame between the fragments of a message is reported as its
 //! own frame and message and does not break the data message (Zeek fails there).
 //!
 //! `FrameData` carries what Net::Inspect's `in_wsdata` gets: the message's opcode, `first`
@@ -121,6 +126,24 @@ use crate::handshake::{HandshakeError, Request, Response, ACCEPT, UPGRADE};
 use crate::message::GapOutcome;
 use crate::role::Direction;
 
+/// What the observer keeps of the permessage-deflate agreement (nothing without the feature).
+#[cfg(feature = "deflate")]
+type DeflateParams = crate::deflate::DeflateParams;
+#[cfg(not(feature = "deflate"))]
+type DeflateParams = NoDeflate;
+
+/// Stands for the permessage-deflate parameters without feature `deflate`.
+#[cfg(not(feature = "deflate"))]
+#[derive(Clone, Copy, Debug)]
+enum NoDeflate {}
+
+#[cfg(not(feature = "deflate"))]
+impl NoDeflate {
+    const fn no_context_takeover(self, _: crate::role::Role) -> bool {
+        match self {}
+    }
+}
+
 #[cfg(doc)]
 use crate::handshake::Limits;
 #[cfg(doc)]
@@ -145,7 +168,7 @@ enum Deferred {
 /// without feeding cannot grow memory).
 const MAX_DEFERRED: usize = 32;
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct DirState {
     http: HttpDir,
     ws: Option<WsDir>,
@@ -176,6 +199,12 @@ impl DirState {
     /// by a gap or the end of stream come after them.
     fn flush_pending(&mut self) {
         if let Some(ws) = self.ws.as_mut() {
+            if let Some(e) = ws.pending_inflate_error.take() {
+                if self.deferred.len() < MAX_DEFERRED {
+                    self.deferred
+                        .push_back(Deferred::Anomaly(Anomaly::Protocol(e)));
+                }
+            }
             if let Some(op) = ws.pending_message.take() {
                 if self.deferred.len() < MAX_DEFERRED {
                     self.deferred.push_back(Deferred::Message(op));
@@ -215,7 +244,7 @@ struct Pending {
 }
 
 /// The two-direction passive observer of one connection (see the [module docs](self)).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Observer {
     cfg: ObserverConfig,
     phase: Phase,
@@ -247,7 +276,20 @@ impl Observer {
     /// is assumed, so RSV bits are anomalies.
     pub fn after_handshake(cfg: ObserverConfig) -> Self {
         let mut obs = Self::new(cfg);
-        obs.start_websocket(0);
+        obs.start_websocket(0, None);
+        obs
+    }
+
+    /// An observer of a connection whose handshake was not seen but which agreed on
+    /// permessage-deflate with `params` (fuzzing, differential tests): RSV1 marks compressed
+    /// messages, inflated as [`ObserverConfig::inflate`] says.
+    #[cfg(feature = "deflate")]
+    pub fn after_deflate_handshake(
+        cfg: ObserverConfig,
+        params: crate::deflate::DeflateParams,
+    ) -> Self {
+        let mut obs = Self::new(cfg);
+        obs.start_websocket(RSV1, Some(params));
         obs
     }
 
@@ -259,6 +301,16 @@ impl Observer {
     /// The upgrade, once established.
     pub const fn upgrade(&self) -> Option<&Upgrade> {
         self.upgrade.as_ref()
+    }
+
+    /// Bytes of inflated output the observer holds for both directions (for memory
+    /// accounting; 0 without permessage-deflate).
+    pub fn inflated_capacity(&self) -> usize {
+        self.dirs
+            .iter()
+            .filter_map(|d| d.ws.as_ref())
+            .map(WsDir::inflated_capacity)
+            .sum()
     }
 
     /// Whether frames are being decoded (the upgrade was seen and accepted).
@@ -276,12 +328,21 @@ impl Observer {
         self.phase == Phase::Http && matches!(self.dirs[dir.index()].http, HttpDir::Paused)
     }
 
-    fn start_websocket(&mut self, extension_rsv: u8) {
+    /// Frames from now on; `deflate`: the permessage-deflate parameters agreed (only context
+    /// takeover matters to a passive inflater, which always inflates with the largest window).
+    fn start_websocket(&mut self, extension_rsv: u8, deflate: Option<DeflateParams>) {
         self.phase = Phase::WebSocket;
         for dir in [Direction::ClientToServer, Direction::ServerToClient] {
             let cfg = self.cfg;
             let d = &mut self.dirs[dir.index()];
-            let mut ws = WsDir::new(dir, &cfg, extension_rsv);
+            let sender = match dir {
+                Direction::ClientToServer => crate::role::Role::Client,
+                Direction::ServerToClient => crate::role::Role::Server,
+            };
+            let inflate = deflate
+                .filter(|_| cfg.inflate)
+                .map(|p| p.no_context_takeover(sender));
+            let mut ws = WsDir::new(dir, &cfg, extension_rsv, inflate);
             if d.lost_before_upgrade {
                 ws.lose(cfg.resync);
             }
@@ -302,6 +363,11 @@ impl Observer {
     /// consumed and must be fed again after the other direction has been fed.
     pub fn feed<'a>(&'a mut self, dir: Direction, buf: &'a mut [u8]) -> Step<ObservedEvent<'a>> {
         let i = dir.index();
+        // Inflated bytes of the last chunk come before what a gap or the end caused since.
+        if self.dirs[i].ws.as_ref().is_some_and(WsDir::has_inflated) {
+            let event = self.dirs[i].ws.as_mut().and_then(|ws| ws.inflated(dir));
+            return Step { consumed: 0, event };
+        }
         if let Some(d) = self.dirs[i].deferred.pop_front() {
             let event = match d {
                 Deferred::Anomaly(anomaly) => ObservedEvent::Anomaly { dir, anomaly },
@@ -615,10 +681,10 @@ impl Observer {
             }
         }
         let upgrade = Upgrade { request, response };
-        let extension_rsv = if upgrade.permessage_deflate() {
-            RSV1
+        let (extension_rsv, deflate) = if upgrade.permessage_deflate() {
+            (RSV1, upgrade.agreed_deflate())
         } else {
-            0
+            (0, None)
         };
         match (self.cfg.policy, problems.first()) {
             (UpgradePolicy::Strict, Some(&(_, first))) => {
@@ -626,7 +692,7 @@ impl Observer {
                 self.conn.push_back(ConnEvent::BadUpgrade(first));
             }
             _ => {
-                self.start_websocket(extension_rsv);
+                self.start_websocket(extension_rsv, deflate);
                 self.conn.push_back(ConnEvent::Established);
                 for (dir, e) in problems {
                     self.conn.push_back(ConnEvent::Problem(dir, e));

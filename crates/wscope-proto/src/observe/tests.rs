@@ -39,6 +39,8 @@ enum Ev {
         message_end: bool,
     },
     Close(Direction, u16, Vec<u8>),
+    /// Inflated bytes of a compressed message, `message_end`.
+    Inflated(Direction, Vec<u8>, bool),
     Message(Direction, u8),
     Anomaly(Direction, &'static str, String),
     Eof(Direction),
@@ -221,6 +223,12 @@ fn record(frames: &mut [Option<(u64, u64)>; 2], ev: ObservedEvent<'_>) -> Ev {
             assert_eq!(zeek_status(payload), (status, reason));
             Ev::Close(dir, status, reason.to_vec())
         }
+        ObservedEvent::Inflated {
+            dir,
+            data,
+            message_end,
+            ..
+        } => Ev::Inflated(dir, data.to_vec(), message_end),
         ObservedEvent::Message { dir, opcode } => Ev::Message(dir, opcode.0),
         ObservedEvent::Anomaly { dir, anomaly } => {
             if let Anomaly::Gap {
@@ -1322,4 +1330,66 @@ fn garbage_never_panics_and_memory_stays_bounded() {
             }
         }
     }
+}
+
+/// Under permessage-deflate each compressed chunk's `FrameData` is followed by what it
+/// inflated to, then by the rule it broke, then by the message's end; invalid UTF-8 inside a
+/// compressed text is the endpoint's `invalid_utf8`. The inflated bytes also come before what
+/// a gap or the end of stream right after the chunk causes.
+#[cfg(feature = "deflate")]
+#[test]
+fn compressed_messages_are_inflated_in_order() {
+    use crate::deflate::{DeflateParams, Deflater};
+    let mut wire = Vec::new();
+    Deflater::new(6, 15, false).compress(b"caf\xc3!", true, &mut wire);
+    let mut f = frame(true, 1, &wire, None);
+    f[0] |= 0x40; // RSV1 (RFC 7692 section 6)
+    let mut d = Driver::new(Observer::after_deflate_handshake(
+        ObserverConfig::default(),
+        DeflateParams::default(),
+    ));
+    d.send(S, &f);
+    d.eof(S);
+    assert_eq!(
+        d.merged()[1..],
+        [
+            data(S, &wire, 1, true, true),
+            Ev::Inflated(S, b"caf\xc3!".to_vec(), true),
+            anomaly(S, "invalid_utf8", "text message is not valid UTF-8"),
+            Ev::Message(S, 1),
+            Ev::Eof(S),
+        ]
+    );
+    // Inflation off: the compressed bytes only.
+    let cfg = ObserverConfig {
+        inflate: false,
+        ..ObserverConfig::default()
+    };
+    let mut d = Driver::new(Observer::after_deflate_handshake(
+        cfg,
+        DeflateParams::default(),
+    ));
+    d.send(S, &f);
+    assert_eq!(
+        d.merged()[1..],
+        [data(S, &wire, 1, true, true), Ev::Message(S, 1)]
+    );
+    // A gap and the end right after a chunk come after its inflated bytes.
+    let mut part = Vec::new();
+    Deflater::new(6, 15, true).compress(b"first part", false, &mut part);
+    let mut f = frame(false, 2, &part, None);
+    f[0] |= 0x40; // RSV1 (RFC 7692 section 6)
+    let mut obs =
+        Observer::after_deflate_handshake(ObserverConfig::default(), DeflateParams::default());
+    let mut buf = f.clone();
+    let step = obs.feed(S, &mut buf);
+    assert!(matches!(step.event, Some(ObservedEvent::Frame { .. })));
+    let at = step.consumed;
+    let step = obs.feed(S, &mut buf[at..]);
+    assert!(matches!(step.event, Some(ObservedEvent::FrameData { .. })));
+    obs.gap(S, 10);
+    let names: Vec<&str> = (0..3)
+        .map(|_| obs.feed(S, &mut []).event.map_or("none", |e| e.name()))
+        .collect();
+    assert_eq!(names, ["inflated", "anomaly", "anomaly"]);
 }

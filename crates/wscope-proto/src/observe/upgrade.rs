@@ -1,7 +1,7 @@
 //! [`Upgrade`]: what the request and the `101` response of an established WebSocket upgrade
 //! said.
 
-use crate::handshake::{AcceptKey, Request, Response, ACCEPT};
+use crate::handshake::{AcceptKey, Request, Response, ACCEPT, PERMESSAGE_DEFLATE};
 
 /// What both heads of a WebSocket upgrade said: Zeek's `WebSocket::Info` fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,8 +82,21 @@ impl Upgrade {
     pub fn permessage_deflate(&self) -> bool {
         self.response.extensions().is_ok_and(|exts| {
             exts.iter()
-                .any(|e| e.name.eq_ignore_ascii_case("permessage-deflate"))
+                .any(|e| e.name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE))
         })
+    }
+
+    /// What the observer inflates with: the parameters of the response ([`Self::deflate_params`];
+    /// none when they do not parse: the messages are then reported compressed).
+    #[cfg(feature = "deflate")]
+    pub(super) fn agreed_deflate(&self) -> Option<crate::deflate::DeflateParams> {
+        self.deflate_params()
+    }
+
+    /// What the observer inflates with (nothing without feature `deflate`).
+    #[cfg(not(feature = "deflate"))]
+    pub(super) fn agreed_deflate(&self) -> Option<super::DeflateParams> {
+        None
     }
 
     /// The permessage-deflate parameters the server's response agreed to, for inflating each
@@ -95,7 +108,7 @@ impl Upgrade {
         let exts = self.response.extensions().ok()?;
         let ext = exts
             .iter()
-            .find(|e| e.name.eq_ignore_ascii_case(crate::deflate::EXTENSION_NAME))?;
+            .find(|e| e.name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE))?;
         let o = crate::deflate::Offer::from_extension(ext).ok()?;
         Some(crate::deflate::DeflateParams {
             server_no_context_takeover: o.server_no_context_takeover,

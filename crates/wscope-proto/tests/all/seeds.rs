@@ -17,6 +17,7 @@ type FuzzBody = fn(&[u8]);
 const TARGETS: &[(&str, FuzzBody)] = &[
     ("close_payload", fuzzing::fuzz_close_payload),
     ("connection", fuzzing::fuzz_connection),
+    ("deflate_diff", fuzzing::fuzz_deflate_diff),
     ("dissect", fuzzing::fuzz_dissector),
     ("frame_decoder", fuzzing::fuzz_frame_decoder),
     ("frames_iter", fuzzing::fuzz_frames_iter),

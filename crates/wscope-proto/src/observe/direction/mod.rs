@@ -63,7 +63,7 @@ fn locate(base: usize, len: usize, chunk: &[u8]) -> (usize, usize) {
 }
 
 /// Frame decoding for one direction after the upgrade.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(super) struct WsDir {
     pub(super) dec: MessageDecoder,
     fcfg: DecoderConfig,
@@ -93,10 +93,28 @@ pub(super) struct WsDir {
     probe_depth: u8,
     /// Probe: the evidence those headers carry, in bits.
     probe_bits: u32,
+    /// The direction's permessage-deflate message layer (when negotiated and inflating).
+    #[cfg(feature = "deflate")]
+    inflater: Option<crate::deflate::MessageInflater>,
+    /// The last compressed chunk inflated to bytes to report: `(opcode, message_end)` of
+    /// the [`ObservedEvent::Inflated`] that comes next.
+    #[cfg(feature = "deflate")]
+    pending_inflated: Option<(OpCode, bool)>,
+    /// The violation the last compressed chunk broke, reported after its inflated bytes.
+    pub(super) pending_inflate_error: Option<ProtocolError>,
 }
 
 impl WsDir {
-    pub(super) fn new(dir: Direction, cfg: &ObserverConfig, extension_rsv: u8) -> Self {
+    /// The direction's decoder; `deflate`: the sender of this direction resets its context
+    /// after each message (`Some`: permessage-deflate was agreed and is to be inflated).
+    pub(super) fn new(
+        dir: Direction,
+        cfg: &ObserverConfig,
+        extension_rsv: u8,
+        deflate: Option<bool>,
+    ) -> Self {
+        #[cfg(not(feature = "deflate"))]
+        let _ = deflate;
         let mut fcfg = DecoderConfig::new(MaskRule::for_direction(dir)).reporting();
         fcfg.max_frame_len = cfg.max_frame_len;
         let acfg = AssemblerConfig {
@@ -126,6 +144,64 @@ impl WsDir {
             probe_skip: 0,
             probe_depth: 0,
             probe_bits: 0,
+            #[cfg(feature = "deflate")]
+            inflater: deflate.map(|no_context_takeover| {
+                crate::deflate::MessageInflater::new(
+                    no_context_takeover,
+                    cfg.inflated_message_cap(),
+                    cfg.validate_utf8,
+                    crate::decoder::Strictness::Report,
+                )
+            }),
+            #[cfg(feature = "deflate")]
+            pending_inflated: None,
+            pending_inflate_error: None,
+        }
+    }
+
+    /// Bytes of inflated output held.
+    pub(super) fn inflated_capacity(&self) -> usize {
+        #[cfg(feature = "deflate")]
+        {
+            self.inflater
+                .as_ref()
+                .map_or(0, crate::deflate::MessageInflater::capacity)
+        }
+        #[cfg(not(feature = "deflate"))]
+        {
+            0
+        }
+    }
+
+    /// Whether inflated bytes wait to be reported ([`Self::inflated`]).
+    pub(super) fn has_inflated(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        {
+            self.pending_inflated.is_some()
+        }
+        #[cfg(not(feature = "deflate"))]
+        {
+            false
+        }
+    }
+
+    /// The [`ObservedEvent::Inflated`] waiting, if any.
+    pub(super) fn inflated(&mut self, dir: Direction) -> Option<ObservedEvent<'_>> {
+        #[cfg(feature = "deflate")]
+        {
+            let (opcode, message_end) = self.pending_inflated.take()?;
+            let data = self.inflater.as_ref().map_or(&[][..], |i| i.output());
+            Some(ObservedEvent::Inflated {
+                dir,
+                data,
+                opcode,
+                message_end,
+            })
+        }
+        #[cfg(not(feature = "deflate"))]
+        {
+            let _ = dir;
+            None
         }
     }
 
@@ -136,6 +212,8 @@ impl WsDir {
         self.frame = None;
         self.pending_message = None;
         self.pending_after_close = None;
+        // Inflated bytes waiting (their chunk was before the loss) are still reported.
+        self.pending_inflate_error = None;
         self.win_len = 0;
         self.skipped = 0;
         self.probation = 0;
@@ -174,6 +252,15 @@ impl WsDir {
                 };
             }
             Mode::Sync => {}
+        }
+        if self.has_inflated() {
+            return Step {
+                consumed: 0,
+                event: self.inflated(dir),
+            };
+        }
+        if let Some(e) = self.pending_inflate_error.take() {
+            return anomaly(0, Anomaly::Protocol(e));
         }
         if let Some(opcode) = self.pending_message {
             // Violations the decoder still holds (invalid UTF-8 at the end) come first.
@@ -309,11 +396,16 @@ impl WsDir {
                     self.pending_message = Some(opcode);
                 }
                 let buf: &'a [u8] = buf;
+                let chunk = buf.get(at..at + len).unwrap_or(&[]);
+                #[cfg(feature = "deflate")]
+                if compressed {
+                    self.inflate(chunk, opcode, first, message_end);
+                }
                 Step {
                     consumed,
                     event: Some(ObservedEvent::FrameData {
                         dir,
-                        chunk: buf.get(at..at + len).unwrap_or(&[]),
+                        chunk,
                         opcode,
                         compressed,
                         first,
@@ -369,6 +461,34 @@ impl WsDir {
                         event: Some(ObservedEvent::Message { dir, opcode }),
                     }
                 }
+            }
+        }
+    }
+
+    /// Inflates a compressed chunk through the message layer (the endpoint's): its bytes and
+    /// its violation are reported by the next steps, after the chunk's `FrameData`. Nothing
+    /// is reported for an empty output unless it completes the message, nor for the chunks
+    /// of a message that stopped inflating.
+    #[cfg(feature = "deflate")]
+    fn inflate(&mut self, chunk: &[u8], opcode: OpCode, first: bool, message_end: bool) {
+        let Some(inflater) = self.inflater.as_mut() else {
+            return;
+        };
+        match inflater.push(chunk, opcode == OpCode::TEXT, first, message_end) {
+            Ok(Some(out)) => {
+                if !out.is_empty() || message_end {
+                    self.pending_inflated = Some((opcode, message_end));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // Inflation that goes on (report mode after invalid UTF-8) still completes the
+                // message; after an inflate error its end is never reported.
+                let goes_on = !inflater.stopped();
+                if !inflater.output().is_empty() || (goes_on && message_end) {
+                    self.pending_inflated = Some((opcode, goes_on && message_end));
+                }
+                self.pending_inflate_error = Some(e);
             }
         }
     }
