@@ -508,3 +508,46 @@ impl<W: Write> PcapNgWriter<W> {
         self.w
     }
 }
+
+/// A pcapng whose packets the analyzer must skip and count: two on an interface of an
+/// unsupported link type (147, user 0), then (with `local_use_block`) an empty block of the
+/// local-use type `0x80000001`, one TCP SYN on a raw-IP interface, and that packet again naming
+/// interface 7, which was never described.
+pub fn pcapng_with_skipped_packets(local_use_block: bool) -> Vec<u8> {
+    let c: SocketAddr = "10.0.0.1:40000".parse().expect("address");
+    let s: SocketAddr = "10.0.0.2:80".parse().expect("address");
+    let mut syn = Vec::new();
+    encode_tcp(
+        Framing::Raw,
+        &TcpSpec::new(c, s).seq(1).flags(TcpFlags::SYN),
+        &mut syn,
+    )
+    .expect("a SYN");
+    let mut w = PcapNgWriter::new(Vec::new()).expect("in memory");
+    let user = w.add_interface(LinkType(147), 6).expect("in memory");
+    let raw = w.add_interface(LinkType::RAW, 6).expect("in memory");
+    for us in [1_000_000, 1_000_001] {
+        w.write_packet(user, Instant::from_micros(us), b"opaque")
+            .expect("in memory");
+    }
+    let mut bytes = w.into_inner();
+    // The SYN's enhanced packet block, written on its own and cut out of that file.
+    let mut w = PcapNgWriter::new(Vec::new()).expect("in memory");
+    w.add_interface(LinkType(147), 6).expect("in memory");
+    w.add_interface(LinkType::RAW, 6).expect("in memory");
+    w.write_packet(raw, Instant::from_micros(1_000_002), &syn)
+        .expect("in memory");
+    let second = w.into_inner();
+    let epb = 12 + 20 + syn.len().div_ceil(4) * 4;
+    let packet = &second[second.len() - epb..];
+    if local_use_block {
+        for word in [0x8000_0001u32, 12, 12] {
+            bytes.extend_from_slice(&word.to_le_bytes());
+        }
+    }
+    bytes.extend_from_slice(packet);
+    let mut stray = packet.to_vec();
+    stray[8..12].copy_from_slice(&7u32.to_le_bytes());
+    bytes.extend_from_slice(&stray);
+    bytes
+}

@@ -396,54 +396,15 @@ fn parse_streams_a_huge_frame_and_many_small_ones_in_bounded_memory() {
     assert!(peak < 64 << 10, "peak resident memory {peak} KiB");
 }
 
-/// A pcapng with two packets of an unsupported link type (147), one TCP packet and one
-/// naming an interface never described, plus an empty local-use block (type 0x80000001).
-fn pcapng_with_skipped_packets() -> Vec<u8> {
-    use wscope_inspect::capture::LinkType;
-    use wscope_inspect::decode::TcpFlags;
-    use wscope_inspect::wscope_proto::time::Instant;
-    use wscope_test_support::capture::{encode_tcp, Framing, PcapNgWriter, TcpSpec};
-    let c = "10.0.0.1:40000".parse().unwrap();
-    let s = "10.0.0.2:80".parse().unwrap();
-    let mut syn = Vec::new();
-    encode_tcp(
-        Framing::Raw,
-        &TcpSpec::new(c, s).seq(1).flags(TcpFlags::SYN),
-        &mut syn,
-    )
-    .unwrap();
-    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
-    let user = w.add_interface(LinkType(147), 6).unwrap();
-    let raw = w.add_interface(LinkType::RAW, 6).unwrap();
-    w.write_packet(user, Instant::from_micros(1_000_000), b"opaque")
-        .unwrap();
-    w.write_packet(user, Instant::from_micros(1_000_001), b"opaque")
-        .unwrap();
-    let mut bytes = w.into_inner();
-    // An empty block of a local-use type, then a packet after it.
-    for word in [0x8000_0001u32, 12, 12] {
-        bytes.extend_from_slice(&word.to_le_bytes());
-    }
-    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
-    w.add_interface(LinkType(147), 6).unwrap();
-    w.add_interface(LinkType::RAW, 6).unwrap();
-    w.write_packet(raw, Instant::from_micros(1_000_002), &syn)
-        .unwrap();
-    let second = w.into_inner();
-    let epb = 12 + 20 + syn.len().div_ceil(4) * 4;
-    let packet = &second[second.len() - epb..];
-    bytes.extend_from_slice(packet);
-    let mut stray = packet.to_vec();
-    stray[8..12].copy_from_slice(&7u32.to_le_bytes());
-    bytes.extend_from_slice(&stray);
-    bytes
-}
-
 #[test]
 fn inspect_reports_skipped_packets_and_reads_past_unknown_blocks() {
     let dir = scratch("skipped");
     let cap = dir.join("skipped.pcapng");
-    std::fs::write(&cap, pcapng_with_skipped_packets()).unwrap();
+    std::fs::write(
+        &cap,
+        wscope_test_support::capture::pcapng_with_skipped_packets(true),
+    )
+    .unwrap();
     let cap = cap.to_str().unwrap();
     let out = wscope(&["inspect", cap]);
     let stdout = text(&out.stdout);

@@ -13,7 +13,7 @@ use wscope_inspect::tcp::{ConnMeta, FlowConfig};
 use wscope_inspect::Event;
 use wscope_proto::role::Direction;
 use wscope_proto::time::Instant;
-use wscope_test_support::capture::{Framing, PcapWriter, TcpSpec};
+use wscope_test_support::capture::{pcapng_with_skipped_packets, Framing, PcapWriter, TcpSpec};
 
 use crate::support::*;
 use wscope_test_support::wire::{upgrade_request, upgrade_response};
@@ -477,39 +477,6 @@ fn unusable_inputs_are_typed_errors_naming_the_file() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A pcapng with two packets on an interface of an unsupported link type (147, user 0), one
-/// TCP packet on a raw-IP interface and one packet naming an interface never described.
-pub(crate) fn pcapng_with_skipped_packets() -> Vec<u8> {
-    use wscope_inspect::capture::LinkType;
-    use wscope_proto::time::Instant;
-    use wscope_test_support::capture::{encode_tcp, PcapNgWriter};
-    let c: SocketAddr = "10.0.0.1:40000".parse().unwrap();
-    let s: SocketAddr = "10.0.0.2:80".parse().unwrap();
-    let mut syn = Vec::new();
-    encode_tcp(
-        Framing::Raw,
-        &TcpSpec::new(c, s).seq(1).flags(TcpFlags::SYN),
-        &mut syn,
-    )
-    .unwrap();
-    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
-    let user = w.add_interface(LinkType(147), 6).unwrap();
-    let raw = w.add_interface(LinkType::RAW, 6).unwrap();
-    w.write_packet(user, Instant::from_micros(1_000_000), b"opaque")
-        .unwrap();
-    w.write_packet(user, Instant::from_micros(1_000_001), b"opaque")
-        .unwrap();
-    w.write_packet(raw, Instant::from_micros(1_000_002), &syn)
-        .unwrap();
-    let mut bytes = w.into_inner();
-    // The last packet again, naming interface 7.
-    let epb = 12 + 20 + syn.len().div_ceil(4) * 4;
-    let mut stray = bytes[bytes.len() - epb..].to_vec();
-    stray[8..12].copy_from_slice(&7u32.to_le_bytes());
-    bytes.extend_from_slice(&stray);
-    bytes
-}
-
 #[test]
 fn skipped_packets_are_counted_and_noted_once() {
     use wscope_inspect::sink::{CaptureNote, Sink};
@@ -521,7 +488,7 @@ fn skipped_packets_are_counted_and_noted_once() {
             self.0.push(note.clone());
         }
     }
-    let mut cap = Capture::from_reader(Cursor::new(pcapng_with_skipped_packets()), "ng");
+    let mut cap = Capture::from_reader(Cursor::new(pcapng_with_skipped_packets(false)), "ng");
     let mut notes = Notes::default();
     let stats = Analyzer::new(AnalyzerConfig::default())
         .run(&mut cap, &mut notes)
