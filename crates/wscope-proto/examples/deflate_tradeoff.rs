@@ -10,51 +10,15 @@
 //!
 //! `cargo run --release -p wscope-proto --features deflate --example deflate_tradeoff`
 
-use core::alloc::{GlobalAlloc, Layout};
-use core::sync::atomic::{AtomicUsize, Ordering};
-use std::alloc::System;
-
 use wscope_proto::deflate::{Deflater, Inflater};
-
-/// The system allocator, counting the bytes live.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to the system allocator with the caller's arguments; the
-// counter is only bookkeeping.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` was allocated by `System` with `layout` (see `alloc`).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use wscope_test_support::{CountingAlloc, Rng};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc::new();
 
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
-    }
+/// One of `items`, chosen by `rng`.
+fn pick<'a>(rng: &mut Rng, items: &[&'a str]) -> &'a str {
+    items[rng.below(items.len() as u64) as usize]
 }
 
 const WORDS: &[&str] = &[
@@ -146,9 +110,9 @@ const WORDS: &[&str] = &[
 fn json_message(rng: &mut Rng, seq: u64, target: usize) -> Vec<u8> {
     let mut s = format!(
         "{{\"type\":\"{}\",\"seq\":{seq},\"ts\":{},\"user\":\"user{}\",\"items\":[",
-        rng.pick(&["update", "trade", "chat", "presence"]),
-        1_700_000_000_000u64 + seq * 37 + rng.next() % 1000,
-        rng.next() % 5000,
+        pick(rng, &["update", "trade", "chat", "presence"]),
+        1_700_000_000_000u64 + seq * 37 + rng.next_u64() % 1000,
+        rng.next_u64() % 5000,
     );
     let mut first = true;
     while s.len() < target {
@@ -158,14 +122,17 @@ fn json_message(rng: &mut Rng, seq: u64, target: usize) -> Vec<u8> {
         first = false;
         s.push_str(&format!(
             "{{\"id\":{},\"symbol\":\"{}\",\"price\":{}.{:02},\"qty\":{},\"note\":\"{} {} {}\"}}",
-            rng.next() % 100_000,
-            rng.pick(&["BTC-USD", "ETH-USD", "SOL-USD", "EUR-USD", "AAPL", "MSFT"]),
-            rng.next() % 90_000,
-            rng.next() % 100,
-            rng.next() % 1000,
-            rng.pick(WORDS),
-            rng.pick(WORDS),
-            rng.pick(WORDS),
+            rng.next_u64() % 100_000,
+            pick(
+                rng,
+                &["BTC-USD", "ETH-USD", "SOL-USD", "EUR-USD", "AAPL", "MSFT"]
+            ),
+            rng.next_u64() % 90_000,
+            rng.next_u64() % 100,
+            rng.next_u64() % 1000,
+            pick(rng, WORDS),
+            pick(rng, WORDS),
+            pick(rng, WORDS),
         ));
     }
     s.push_str("]}");
@@ -176,8 +143,8 @@ fn json_message(rng: &mut Rng, seq: u64, target: usize) -> Vec<u8> {
 fn text_message(rng: &mut Rng, len: usize) -> Vec<u8> {
     let mut s = String::with_capacity(len + 16);
     while s.len() < len {
-        s.push_str(rng.pick(WORDS));
-        s.push(if rng.next().is_multiple_of(12) {
+        s.push_str(pick(rng, WORDS));
+        s.push(if rng.next_u64().is_multiple_of(12) {
             '.'
         } else {
             ' '
@@ -189,7 +156,7 @@ fn text_message(rng: &mut Rng, len: usize) -> Vec<u8> {
 
 /// (name, messages) of one workload.
 fn workloads() -> Vec<(&'static str, Vec<Vec<u8>>)> {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let json_small = (0..2000).map(|i| json_message(&mut rng, i, 200)).collect();
     let json_4k = (0..300).map(|i| json_message(&mut rng, i, 4096)).collect();
     let json_64k = (0..20)
@@ -225,9 +192,9 @@ fn ratio(window: u8, mem_level: u8, msgs: &[Vec<u8>]) -> f64 {
 fn deflater_bytes(window: u8, mem_level: u8) -> usize {
     let mut tx = Deflater::new(6, window, false).with_mem_level(mem_level);
     let mut out = Vec::with_capacity(4096);
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = GLOBAL.live();
     tx.compress(b"a first message to allocate the context", true, &mut out);
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = GLOBAL.live();
     drop(tx);
     after - before
 }
@@ -237,11 +204,11 @@ fn inflater_bytes() -> usize {
     let mut tx = Deflater::new(6, 15, false);
     let mut wire = Vec::new();
     tx.compress(b"a first message to allocate the context", true, &mut wire);
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = GLOBAL.live();
     let mut rx = Inflater::new(false);
     rx.inflate(&wire, true, 1 << 20).expect("inflate");
     rx.release();
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = GLOBAL.live();
     drop(rx);
     after - before
 }

@@ -2,40 +2,15 @@
 //! single test, so no other test allocates meanwhile): negotiating it allocates no zlib
 //! context, the first message does, and without context takeover nothing is kept after it.
 
-use core::alloc::{GlobalAlloc, Layout};
-use core::sync::atomic::{AtomicUsize, Ordering};
-use std::alloc::System;
-
 use wscope_proto::connection::{Config, Connection, DeflateOptions, Outgoing};
 use wscope_proto::deflate::{DeflateParams, Deflater};
-
-/// The system allocator, counting the bytes live.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to the system allocator with the caller's arguments; the
-// counter is only bookkeeping.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` was allocated by `System` with `layout` (see `alloc`).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use wscope_test_support::CountingAlloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc::new();
 
 fn live() -> usize {
-    LIVE.load(Ordering::Relaxed)
+    GLOBAL.live()
 }
 
 /// A client's compressed text message, masked with a zero key.

@@ -1,6 +1,7 @@
 //! Test scaffolding shared by the wscope crates (`publish = false`; a dev-dependency only).
 //!
 //! - [`Rng`]: one small seeded generator, so every run sees the same "random" inputs.
+//! - [`CountingAlloc`]: a global allocator that counts the bytes live, for memory checks.
 //! - [`wire`]: WebSocket frame and handshake bytes, written out by hand (independent of the
 //!   core's own encoder, which the tests check).
 //! - `capture` (feature `capture`): writing pcap/pcapng files and TCP packets to put in them.
@@ -11,6 +12,7 @@
 //! of `wscope-proto`, so nothing here takes or returns the core's types except in
 //! `capture`, which the core does not use.
 
+mod alloc;
 #[cfg(feature = "capture")]
 pub mod capture;
 pub mod corpus;
@@ -18,4 +20,5 @@ mod rng;
 pub mod seeds;
 pub mod wire;
 
+pub use alloc::CountingAlloc;
 pub use rng::Rng;

@@ -194,19 +194,9 @@ fn keepalive_pings_a_quiet_peer_then_fails_it_with_1011() {
 #[allow(clippy::disallowed_methods)]
 fn blocking_echo_cuts_a_never_reading_peer(cfg: ServerConfig) {
     let (addr, server) = crate::util::echo_server(cfg);
-    let mut s = raw_upgraded(addr);
+    let s = raw_upgraded(addr);
     let started = std::time::Instant::now();
-    let writer = std::thread::spawn(move || {
-        let mut frame = vec![0x82, 0x80 | 127];
-        frame.extend_from_slice(&(1u64 << 20).to_be_bytes());
-        frame.extend_from_slice(&[0; 4]);
-        frame.resize(frame.len() + (1 << 20), 0x5a);
-        for _ in 0..256 {
-            if s.write_all(&frame).is_err() {
-                break;
-            }
-        }
-    });
+    let writer = crate::util::spawn_never_reading_writer(s);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(server.join().unwrap());
@@ -220,7 +210,7 @@ fn blocking_echo_cuts_a_never_reading_peer(cfg: ServerConfig) {
         "{:?}",
         started.elapsed()
     );
-    writer.join().unwrap();
+    drop(writer.join().unwrap());
 }
 
 #[test]

@@ -818,23 +818,9 @@ fn a_stalled_tls_handshake_is_cut_off_by_the_handshake_timeout() {
 #[allow(clippy::disallowed_methods)]
 fn never_reading_peer_is_cut(cfg: ServerConfig, bound: Duration) {
     let srv = start(cfg);
-    let mut s = raw_upgraded(srv.addr);
+    let s = raw_upgraded(srv.addr);
     let started = std::time::Instant::now();
-    let writer = std::thread::spawn(move || {
-        let mut frame = vec![0x82, 0x80 | 127];
-        frame.extend_from_slice(&(1u64 << 20).to_be_bytes());
-        frame.extend_from_slice(&[0; 4]);
-        frame.resize(frame.len() + (1 << 20), 0x5a);
-        // Bounded: the server stops reading after a few messages; its end fails the write.
-        for _ in 0..256 {
-            if s.write_all(&frame).is_err() {
-                break;
-            }
-        }
-        // Handed back, not dropped: closing it here would let the server see an EOF (a loaded
-        // machine can get that far) instead of cutting a peer that never reads.
-        s
-    });
+    let writer = crate::util::spawn_never_reading_writer(s);
     match srv.next_end() {
         Ended::Closed(_, Some(Error::Timeout)) => {}
         other => panic!("{other:?}"),

@@ -80,6 +80,25 @@ pub(crate) fn read_to_end(s: &mut TcpStream) -> Vec<u8> {
 }
 
 /// Deterministic test payload.
+/// A peer that sends 1 MiB binary messages (256 at most) on `s` and never reads: the
+/// writing thread ends when a write fails (the server gave up) and hands the socket back, so
+/// the caller decides when the server sees it close (dropping it early would let the server
+/// see an EOF instead of a peer that never reads).
+pub(crate) fn spawn_never_reading_writer(mut s: TcpStream) -> JoinHandle<TcpStream> {
+    std::thread::spawn(move || {
+        let mut frame = vec![0x82, 0x80 | 127];
+        frame.extend_from_slice(&(1u64 << 20).to_be_bytes());
+        frame.extend_from_slice(&[0; 4]);
+        frame.resize(frame.len() + (1 << 20), 0x5a);
+        for _ in 0..256 {
+            if s.write_all(&frame).is_err() {
+                break;
+            }
+        }
+        s
+    })
+}
+
 pub(crate) fn payload(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 + i / 251) as u8).collect()
 }
