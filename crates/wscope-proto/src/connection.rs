@@ -2,12 +2,14 @@
 //!
 //! Methods fall into four groups, after quinn-proto's `Connection`:
 //!
-//! - **input**: [`Connection::recv`] takes received bytes (same contract as
-//!   [`MessageDecoder::decode`]: drop `consumed` bytes, call again until the event is `None`);
-//!   [`Connection::handle_eof`] tells that the peer closed the transport;
+//! - **input**: [`Connection::recv`] takes received bytes and the time they arrived (same
+//!   contract as [`MessageDecoder::decode`]: drop `consumed` bytes, call again until the event
+//!   is `None`); [`Connection::handle_eof`] tells that the peer closed the transport;
 //!   [`Connection::handle_timeout`] gives the current time.
 //! - **commands**: [`Connection::send`], [`Connection::send_frame`], [`Connection::close`] encode
 //!   frames into the caller's `Vec<u8>` (a client masks with keys from its [`MaskSource`]).
+//!   Time is data, as in quinn-proto: the constructors, `recv` and `close`, which start timers,
+//!   take the current time; no method needs the clock otherwise.
 //! - **output**: [`Connection::poll_transmit`] hands out frames the connection queued itself
 //!   (pongs, the close reply, the close that fails a connection); [`Connection::poll_timeout`]
 //!   says when to call [`Connection::handle_timeout`] next.
@@ -17,17 +19,20 @@
 //! → wait for readability or `poll_timeout`. Pings are answered and a close is replied to
 //! automatically (configurable). A close from the peer is an [`Event::Close`], not an error; a
 //! protocol violation is an `Err(ProtocolError)` after which the close carrying its code is
-//! already queued for `poll_transmit`.
+//! already queued for `poll_transmit`. The timers (close timeout, [`crate::keepalive`],
+//! [`crate::idle`]) fire in `handle_timeout`; what they send waits in `poll_transmit`.
 //!
 //! ```
 //! use wscope_proto::connection::{Config, Connection, Event, Outgoing};
+//! use wscope_proto::Instant;
 //!
-//! let mut server = Connection::server(Config::default());
+//! let now = Instant::ZERO;
+//! let mut server = Connection::server(Config::default(), now);
 //! let mut wire = vec![0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
 //! let mut at = 0;
 //! let mut text = Vec::new();
 //! loop {
-//!     let step = server.recv(&mut wire[at..]).unwrap();
+//!     let step = server.recv(now, &mut wire[at..]).unwrap();
 //!     at += step.consumed;
 //!     match step.event {
 //!         Some(Event::Data { chunk, .. }) => text.extend_from_slice(chunk),
@@ -51,6 +56,7 @@ use crate::close::{CloseCode, CloseFrame, CloseSendError, MAX_REASON_LEN};
 use crate::decoder::{DecoderConfig, MaskRule, Step};
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::idle::IdleTimer;
 use crate::keepalive::{Keepalive, KeepaliveAction, KeepaliveTimer};
 use crate::mask::apply_mask;
 use crate::message::{AssemblerConfig, MessageDecoder, MessageEvent};
@@ -94,10 +100,14 @@ pub struct Config {
     /// Ping a peer that sent nothing for a while, fail (1011) one that does not answer
     /// ([`crate::keepalive`]); `None`: never.
     pub keepalive: Option<Keepalive>,
+    /// Close (1001, "idle timeout") a connection on which nothing arrived for this long
+    /// ([`crate::idle`]); `None`: never.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Config {
-    /// 64 MiB frames and messages, automatic pong and close, 5 s close timeout, no keepalive.
+    /// 64 MiB frames and messages, automatic pong and close, 5 s close timeout, no keepalive,
+    /// no idle timeout.
     fn default() -> Self {
         Self {
             max_frame_len: 64 << 20,
@@ -109,6 +119,7 @@ impl Default for Config {
             extension_rsv: 0,
             max_queued_replies: 64 * 1024,
             keepalive: None,
+            idle_timeout: None,
         }
     }
 }
@@ -167,8 +178,6 @@ pub enum Outgoing<'a> {
     Ping(&'a [u8]),
     /// An unsolicited pong (payload at most 125 bytes).
     Pong(&'a [u8]),
-    /// A close, with a status or without (`None`: empty payload).
-    Close(Option<CloseFrame<'a>>),
 }
 
 /// Why something cannot be sent. These are mistakes of the local application, kept apart from
@@ -229,6 +238,8 @@ pub struct CloseStatus {
     /// We failed the connection because the peer did not answer a keepalive ping (we sent
     /// 1011).
     pub keepalive_timed_out: bool,
+    /// We started the close because nothing arrived for the idle timeout (we sent 1001).
+    pub idle_timed_out: bool,
     reason: [u8; MAX_REASON_LEN],
     reason_len: u8,
 }
@@ -242,6 +253,7 @@ impl CloseStatus {
             initiated_locally,
             failed: None,
             keepalive_timed_out: false,
+            idle_timed_out: false,
             reason: [0; MAX_REASON_LEN],
             reason_len: 0,
         }
@@ -257,13 +269,13 @@ impl CloseStatus {
 const KEEPALIVE_PING: &[u8] = b"wscope keepalive";
 /// The close reason sent when a keepalive ping goes unanswered.
 const KEEPALIVE_TIMEOUT_REASON: &str = "keepalive timeout";
+/// The close reason sent when nothing arrived for the idle timeout.
+const IDLE_TIMEOUT_REASON: &str = "idle timeout";
 
-/// A timer the connection is waiting on.
+/// The closing handshake's timer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Wait {
     None,
-    /// Started; the deadline is set at the next `handle_timeout`.
-    Pending,
     Until(Instant),
     Expired,
 }
@@ -289,6 +301,7 @@ struct Core {
     wait: Wait,
     eof: bool,
     keepalive: Option<KeepaliveTimer>,
+    idle: Option<IdleTimer>,
     #[cfg(feature = "deflate")]
     deflate: Option<DeflateState>,
 }
@@ -364,17 +377,19 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// A server-side connection (receives masked frames, sends unmasked ones).
-    pub fn server(cfg: Config) -> Self {
-        Self::new(Role::Server, cfg, None)
+    /// A server-side connection (receives masked frames, sends unmasked ones), opened at
+    /// `now` (the keepalive and idle timers start then).
+    pub fn server(cfg: Config, now: Instant) -> Self {
+        Self::new(Role::Server, cfg, None, now)
     }
 
-    /// A client-side connection; `masks` provides a fresh masking key per frame.
-    pub fn client(cfg: Config, masks: Box<dyn MaskSource>) -> Self {
-        Self::new(Role::Client, cfg, Some(masks))
+    /// A client-side connection opened at `now`; `masks` provides a fresh masking key per
+    /// frame.
+    pub fn client(cfg: Config, masks: Box<dyn MaskSource>, now: Instant) -> Self {
+        Self::new(Role::Client, cfg, Some(masks), now)
     }
 
-    fn new(role: Role, cfg: Config, masks: Option<Box<dyn MaskSource>>) -> Self {
+    fn new(role: Role, cfg: Config, masks: Option<Box<dyn MaskSource>>, now: Instant) -> Self {
         let mut dcfg = DecoderConfig::new(MaskRule::for_direction(role.receives()));
         dcfg.max_frame_len = cfg.max_frame_len;
         let acfg = AssemblerConfig {
@@ -396,7 +411,8 @@ impl Connection {
                 peer_close: None,
                 wait: Wait::None,
                 eof: false,
-                keepalive: cfg.keepalive.map(KeepaliveTimer::new),
+                keepalive: cfg.keepalive.map(|k| KeepaliveTimer::new(k, now)),
+                idle: cfg.idle_timeout.map(|t| IdleTimer::new(t, now)),
                 #[cfg(feature = "deflate")]
                 deflate: None,
             },
@@ -512,12 +528,18 @@ impl Connection {
         self.decoder.set_config(acfg);
     }
 
-    /// Decodes the next event from received bytes.
+    /// Decodes the next event from received bytes, which arrived at `now`: bytes used count
+    /// as life for the keepalive and idle timers, and a close received (or a failure)
+    /// starts a client's wait for the server to close the transport.
     ///
     /// Same contract as [`MessageDecoder::decode`]. After the peer's close, and after a
     /// failure, further input is ignored (consumed without events). A protocol violation
     /// returns `Err` once, with the failing close already queued for [`Self::poll_transmit`].
-    pub fn recv<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Step<Event<'a>>, ProtocolError> {
+    pub fn recv<'a>(
+        &'a mut self,
+        now: Instant,
+        buf: &'a mut [u8],
+    ) -> Result<Step<Event<'a>>, ProtocolError> {
         // The inflated output of the previous call has been used: between messages, free it.
         self.release_inflated();
         if matches!(self.core.state, State::Closed | State::CloseReceived) {
@@ -529,15 +551,13 @@ impl Connection {
         let step = match self.decoder.decode(buf) {
             Ok(step) => step,
             Err(e) => {
-                self.core.fail(e);
+                self.core.fail(e, now);
                 return Err(e);
             }
         };
         let consumed = step.consumed;
         if consumed > 0 {
-            if let Some(k) = self.core.keepalive.as_mut() {
-                k.on_receive();
-            }
+            self.core.on_receive(now);
         }
         let event = match step.event {
             None => None,
@@ -552,9 +572,12 @@ impl Connection {
                 message_end,
             }) => {
                 let Some(d) = self.core.deflate.as_mut() else {
-                    self.core.fail(ProtocolError::ReservedBits {
-                        rsv: crate::frame::RSV1,
-                    });
+                    self.core.fail(
+                        ProtocolError::ReservedBits {
+                            rsv: crate::frame::RSV1,
+                        },
+                        now,
+                    );
                     return Err(ProtocolError::ReservedBits {
                         rsv: crate::frame::RSV1,
                     });
@@ -562,7 +585,7 @@ impl Connection {
                 // The message layer decides (cap 1009, corrupt data and invalid text 1007).
                 let text = opcode == OpCode::TEXT;
                 if let Err(e) = d.inflater.push(chunk, text, first, message_end) {
-                    self.core.fail(e);
+                    self.core.fail(e, now);
                     return Err(e);
                 }
                 let chunk = self
@@ -605,7 +628,7 @@ impl Connection {
                 _ => {
                     // The message layer has validated the close payload already.
                     let close = c.close().ok().flatten();
-                    self.core.on_peer_close(close);
+                    self.core.on_peer_close(close, now);
                     Some(Event::Close(close))
                 }
             },
@@ -613,27 +636,19 @@ impl Connection {
         Ok(Step { consumed, event })
     }
 
-    /// Tells when the bytes last given to [`Self::recv`] (or about to be) arrived. Optional:
-    /// with it, a keepalive ping goes out exactly one interval after the last byte received;
-    /// without it, within one to two intervals ([`crate::keepalive`]). Drivers that read a
-    /// clock when bytes arrive call it then, for every arrival (the time given last is taken
-    /// as the last byte's).
+    /// Tells that bytes arrived at `now` which [`Self::recv`] gets later (a driver that
+    /// buffers input and decodes it when the application asks): they count as life for the
+    /// keepalive and idle timers from their arrival on, as `recv` would count them. Optional
+    /// for a driver that decodes what it reads at once.
     pub fn handle_received_at(&mut self, now: Instant) {
-        if let Some(k) = self.core.keepalive.as_mut() {
-            k.on_receive_at(now);
+        if self.core.state == State::Open {
+            self.core.on_receive(now);
         }
     }
 
     /// When [`Self::handle_timeout`] must be called next, if a timer runs.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.core.poll_timeout()
-    }
-
-    /// Whether a timer was started that needs a `handle_timeout(now)` to get its deadline:
-    /// after a close was sent, and after input that answered a keepalive ping (the next
-    /// interval starts then). Check it after [`Self::recv`] and after queuing a close.
-    pub const fn needs_time(&self) -> bool {
-        self.core.needs_time()
     }
 
     /// Whether the driver should now close the transport (after flushing `poll_transmit`): a
@@ -697,15 +712,16 @@ impl Connection {
         self.core.data_header(opcode, len, fin)
     }
 
-    /// Sends a close (status and reason, or `None` for an empty payload) and starts the closing
-    /// handshake: no data frame may follow. Answering the peer's close when `auto_close` is
-    /// off is done with this too.
+    /// Sends a close (status and reason, or `None` for an empty payload) at `now` and starts
+    /// the closing handshake: no data frame may follow, and the close timeout runs from
+    /// `now`. Answering the peer's close when `auto_close` is off is done with this too.
     pub fn close(
         &mut self,
+        now: Instant,
         out: &mut Vec<u8>,
         frame: Option<CloseFrame<'_>>,
     ) -> Result<(), SendError> {
-        self.core.close(out, frame)
+        self.core.close(now, out, frame)
     }
 
     /// The peer closed its half of the transport (read returned 0).
@@ -713,7 +729,7 @@ impl Connection {
         self.core.handle_eof();
     }
 
-    /// Gives the current time: starts pending timers and fires expired ones.
+    /// Gives the current time: fires the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.core.handle_timeout(now);
     }
@@ -724,13 +740,25 @@ impl Core {
         matches!(self.state, State::Open | State::CloseReceived)
     }
 
-    fn on_peer_close(&mut self, close: Option<CloseFrame<'_>>) {
+    /// Bytes arrived at `now`: the keepalive and idle timers count them as life.
+    fn on_receive(&mut self, now: Instant) {
+        if let Some(k) = self.keepalive.as_mut() {
+            k.on_receive(now);
+        }
+        if let Some(t) = self.idle.as_mut() {
+            t.on_receive(now);
+        }
+    }
+
+    fn on_peer_close(&mut self, close: Option<CloseFrame<'_>>, now: Instant) {
         let mut status = CloseStatus {
             remote: close.map_or(CloseCode::NO_STATUS, |c| c.code),
             local: None,
             initiated_locally: self.state == State::CloseSent,
             failed: None,
             keepalive_timed_out: false,
+            // The peer answered the close the idle timeout started.
+            idle_timed_out: self.status.is_some_and(|s| s.idle_timed_out),
             reason: [0; MAX_REASON_LEN],
             reason_len: 0,
         };
@@ -743,7 +771,7 @@ impl Core {
             State::CloseSent => {
                 status.local = self.status.and_then(|s| s.local);
                 self.status = Some(status);
-                self.enter_closed();
+                self.enter_closed(now);
             }
             _ => {
                 if self.cfg.auto_close {
@@ -752,7 +780,7 @@ impl Core {
                     self.queue_close(code.map(|code| CloseFrame { code, reason: "" }));
                     status.local = code;
                     self.status = Some(status);
-                    self.enter_closed();
+                    self.enter_closed(now);
                 } else {
                     self.peer_close = Some(status);
                     self.state = State::CloseReceived;
@@ -761,7 +789,7 @@ impl Core {
         }
     }
 
-    fn fail(&mut self, e: ProtocolError) {
+    fn fail(&mut self, e: ProtocolError, now: Instant) {
         if matches!(self.state, State::Open | State::CloseReceived) {
             let code = e.close_code();
             self.queue_close(Some(CloseFrame { code, reason: "" }));
@@ -772,14 +800,14 @@ impl Core {
         } else if let Some(s) = self.status.as_mut() {
             s.failed = Some(e);
         }
-        self.enter_closed();
+        self.enter_closed(now);
     }
 
-    fn enter_closed(&mut self) {
+    fn enter_closed(&mut self, now: Instant) {
         self.state = State::Closed;
         // A client waits (bounded) for the server to close the transport first.
         self.wait = if self.role.is_client() && !self.eof {
-            Wait::Pending
+            Wait::Until(now + self.cfg.close_timeout)
         } else {
             Wait::None
         };
@@ -789,18 +817,21 @@ impl Core {
     fn handle_eof(&mut self) {
         self.eof = true;
         if self.state != State::Closed {
-            let local = self.status.and_then(|s| s.local);
-            self.status = Some(CloseStatus::without_peer(
-                local,
-                self.state == State::CloseSent,
-            ));
+            // After our close (`CloseSent`) the status says so already (no close from the
+            // peer: 1006); otherwise there is none yet.
+            if self.state != State::CloseSent || self.status.is_none() {
+                self.status = Some(CloseStatus::without_peer(None, false));
+            }
             self.state = State::Closed;
         }
         self.wait = Wait::None;
     }
 
-    /// Gives the current time: starts pending timers and fires expired ones.
+    /// Gives the current time: fires the timers that are due.
     fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Open && self.idle.as_mut().is_some_and(|t| t.handle_timeout(now)) {
+            self.close_idle(now);
+        }
         if self.state == State::Open {
             let action = self
                 .keepalive
@@ -809,16 +840,14 @@ impl Core {
             match action {
                 KeepaliveAction::None => {}
                 KeepaliveAction::SendPing => self.queue_control(OpCode::PING, KEEPALIVE_PING),
-                KeepaliveAction::TimedOut => self.fail_unresponsive(),
+                KeepaliveAction::TimedOut => self.fail_unresponsive(now),
             }
         }
         match self.wait {
-            Wait::Pending => self.wait = Wait::Until(now + self.cfg.close_timeout),
             Wait::Until(t) if now >= t => {
                 self.wait = Wait::Expired;
+                // No close from the peer: the status (remote 1006) stays as our close set it.
                 if self.state == State::CloseSent {
-                    let local = self.status.and_then(|s| s.local);
-                    self.status = Some(CloseStatus::without_peer(local, true));
                     self.state = State::Closed;
                 }
             }
@@ -832,27 +861,35 @@ impl Core {
             Wait::Until(t) => Some(t),
             _ => None,
         };
-        let keepalive = match (&self.keepalive, self.state) {
-            (Some(k), State::Open) => k.poll_timeout(),
-            _ => None,
+        let (keepalive, idle) = match self.state {
+            State::Open => (
+                self.keepalive
+                    .as_ref()
+                    .and_then(KeepaliveTimer::poll_timeout),
+                self.idle.as_ref().and_then(IdleTimer::poll_timeout),
+            ),
+            _ => (None, None),
         };
-        match (close, keepalive) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [close, keepalive, idle].into_iter().flatten().min()
     }
 
-    /// Whether a timer was started that needs a `handle_timeout(now)` to get its deadline.
-    const fn needs_time(&self) -> bool {
-        let keepalive = match &self.keepalive {
-            Some(k) => matches!(self.state, State::Open) && k.needs_time(),
-            None => false,
-        };
-        matches!(self.wait, Wait::Pending) || keepalive
+    /// Nothing arrived for the idle timeout: start the closing handshake with 1001.
+    fn close_idle(&mut self, now: Instant) {
+        let code = CloseCode::GOING_AWAY;
+        self.queue_close(Some(CloseFrame {
+            code,
+            reason: IDLE_TIMEOUT_REASON,
+        }));
+        self.status = Some(CloseStatus {
+            idle_timed_out: true,
+            ..CloseStatus::without_peer(Some(code), true)
+        });
+        self.state = State::CloseSent;
+        self.wait = Wait::Until(now + self.cfg.close_timeout);
     }
 
     /// The keepalive ping went unanswered: close with 1011 and fail the connection.
-    fn fail_unresponsive(&mut self) {
+    fn fail_unresponsive(&mut self, now: Instant) {
         let code = CloseCode::INTERNAL_ERROR;
         self.queue_close(Some(CloseFrame {
             code,
@@ -862,7 +899,7 @@ impl Core {
             keepalive_timed_out: true,
             ..CloseStatus::without_peer(Some(code), true)
         });
-        self.enter_closed();
+        self.enter_closed(now);
     }
 
     /// Whether the driver should now close the transport (after flushing `poll_transmit`): a
@@ -933,7 +970,6 @@ impl Core {
             Outgoing::Binary(b) => self.send_frame(out, OpCode::BINARY, b, true),
             Outgoing::Ping(p) => self.send_control(out, OpCode::PING, p),
             Outgoing::Pong(p) => self.send_control(out, OpCode::PONG, p),
-            Outgoing::Close(c) => self.close(out, c),
         }
     }
 
@@ -1054,7 +1090,12 @@ impl Core {
     /// Sends a close (status and reason, or `None` for an empty payload) and starts the closing
     /// handshake: no data frame may follow. Answering the peer's close when `auto_close` is
     /// off is done with this too.
-    fn close(&mut self, out: &mut Vec<u8>, frame: Option<CloseFrame<'_>>) -> Result<(), SendError> {
+    fn close(
+        &mut self,
+        now: Instant,
+        out: &mut Vec<u8>,
+        frame: Option<CloseFrame<'_>>,
+    ) -> Result<(), SendError> {
         if !self.can_send() {
             return Err(SendError::Closed);
         }
@@ -1075,16 +1116,17 @@ impl Core {
                 initiated_locally: false,
                 failed: None,
                 keepalive_timed_out: false,
+                idle_timed_out: false,
                 reason: [0; MAX_REASON_LEN],
                 reason_len: 0,
             });
             status.local = local;
             self.status = Some(status);
-            self.enter_closed();
+            self.enter_closed(now);
         } else {
             self.status = Some(CloseStatus::without_peer(local, true));
             self.state = State::CloseSent;
-            self.wait = Wait::Pending;
+            self.wait = Wait::Until(now + self.cfg.close_timeout);
         }
         Ok(())
     }
@@ -1109,6 +1151,8 @@ mod tests {
     use crate::close::{CloseCode, CloseReason};
     use alloc::vec;
 
+    const T0: Instant = Instant::ZERO;
+
     fn counter_masks() -> Box<dyn MaskSource> {
         let mut n: u32 = 0x1234_5678;
         Box::new(move || {
@@ -1122,11 +1166,20 @@ mod tests {
         conn: &mut Connection,
         wire: &[u8],
     ) -> (Vec<alloc::string::String>, Option<ProtocolError>) {
+        feed_at(conn, T0, wire)
+    }
+
+    /// [`feed`], the bytes arriving at `now`.
+    fn feed_at(
+        conn: &mut Connection,
+        now: Instant,
+        wire: &[u8],
+    ) -> (Vec<alloc::string::String>, Option<ProtocolError>) {
         let mut data = wire.to_vec();
         let mut at = 0;
         let mut out = Vec::new();
         loop {
-            match conn.recv(&mut data[at..]) {
+            match conn.recv(now, &mut data[at..]) {
                 Ok(step) => {
                     at += step.consumed;
                     match step.event {
@@ -1142,7 +1195,7 @@ mod tests {
 
     #[test]
     fn pong_and_close_are_automatic() {
-        let mut server = Connection::server(Config::default());
+        let mut server = Connection::server(Config::default(), T0);
         let wire = [
             0x89,
             0x82,
@@ -1182,7 +1235,7 @@ mod tests {
             (vec![0x81, 0x81, 0, 0, 0, 0, 0xff], 1007), // invalid UTF-8
             (vec![0x82, 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4], 1009), // 4 GiB frame
         ] {
-            let mut server = Connection::server(Config::default());
+            let mut server = Connection::server(Config::default(), T0);
             let (_, err) = feed(&mut server, &wire);
             assert_eq!(err.map(|e| e.close_code().0), Some(code));
             let mut out = Vec::new();
@@ -1194,7 +1247,7 @@ mod tests {
 
     #[test]
     fn client_masks_and_closing_handshake_times_out() {
-        let mut client = Connection::client(Config::default(), counter_masks());
+        let mut client = Connection::client(Config::default(), counter_masks(), T0);
         let mut out = Vec::new();
         client.send(&mut out, Outgoing::Binary(b"abc")).unwrap();
         assert_eq!(out[1], 0x83);
@@ -1205,8 +1258,10 @@ mod tests {
 
         out.clear();
         let reason = CloseReason::new("bye").unwrap();
+        let t = Instant::from_micros(10);
         client
             .close(
+                t,
                 &mut out,
                 Some(CloseFrame::new(CloseCode::NORMAL, reason).unwrap()),
             )
@@ -1216,19 +1271,17 @@ mod tests {
             client.send(&mut out, Outgoing::Text("x")),
             Err(SendError::Closed)
         );
-        client.handle_timeout(Instant::from_micros(10));
-        assert_eq!(
-            client.poll_timeout(),
-            Some(Instant::from_micros(10) + Duration::from_secs(5))
-        );
-        client.handle_timeout(Instant::from_micros(10) + Duration::from_secs(5));
+        assert_eq!(client.poll_timeout(), Some(t + Duration::from_secs(5)));
+        client.handle_timeout(t + Duration::from_secs(4));
+        assert_eq!(client.state(), State::CloseSent);
+        client.handle_timeout(t + Duration::from_secs(5));
         assert_eq!(client.state(), State::Closed);
         assert_eq!(client.close_status().unwrap().remote, CloseCode::ABNORMAL);
     }
 
     #[test]
     fn fragment_sequencing_on_send() {
-        let mut s = Connection::server(Config::default());
+        let mut s = Connection::server(Config::default(), T0);
         let mut out = Vec::new();
         assert_eq!(
             s.send_frame(&mut out, OpCode::CONTINUATION, b"", true),
@@ -1252,7 +1305,7 @@ mod tests {
             reason: "",
         };
         assert!(matches!(
-            s.close(&mut out, Some(bad)),
+            s.close(T0, &mut out, Some(bad)),
             Err(SendError::Close(_))
         ));
     }
@@ -1278,7 +1331,7 @@ mod tests {
                 client_no_context_takeover: no_takeover,
                 ..DeflateParams::default()
             };
-            let mut server = Connection::server(Config::default());
+            let mut server = Connection::server(Config::default(), T0);
             server.enable_deflate(params, DeflateOptions::default());
             // Negotiated, idle: nothing allocated.
             assert_eq!(server.deflate_memory(), Some(DeflateMemory::default()));
@@ -1308,12 +1361,171 @@ mod tests {
 
     #[test]
     fn empty_close_gets_empty_reply() {
-        let mut server = Connection::server(Config::default());
+        let mut server = Connection::server(Config::default(), T0);
         let (events, _) = feed(&mut server, &[0x88, 0x80, 1, 2, 3, 4]);
         assert_eq!(events, ["Close(None)"]);
         let mut out = Vec::new();
         server.poll_transmit(&mut out);
         assert_eq!(out, [0x88, 0x00]);
         assert_eq!(server.close_status().unwrap().remote, CloseCode::NO_STATUS);
+    }
+
+    fn at(secs: u64) -> Instant {
+        Instant::ZERO + Duration::from_secs(secs)
+    }
+
+    fn idle_after(secs: u64) -> Config {
+        Config {
+            idle_timeout: Some(Duration::from_secs(secs)),
+            ..Config::default()
+        }
+    }
+
+    /// A masked empty pong, as a client sends it.
+    const PONG: [u8; 6] = [0x8a, 0x80, 0, 0, 0, 0];
+
+    #[test]
+    fn idle_timeout_closes_with_1001_after_the_interval_without_bytes() {
+        let mut server = Connection::server(idle_after(10), at(0));
+        assert_eq!(server.poll_timeout(), Some(at(10)));
+        server.handle_timeout(at(9));
+        assert_eq!(server.state(), State::Open);
+        assert!(!server.has_pending_transmit());
+        server.handle_timeout(at(10));
+        assert_eq!(server.state(), State::CloseSent);
+        let mut out = Vec::new();
+        assert!(server.poll_transmit(&mut out));
+        let mut close = vec![0x88, 14, 0x03, 0xe9];
+        close.extend_from_slice(b"idle timeout");
+        assert_eq!(out, close);
+        let status = *server.close_status().unwrap();
+        assert!(status.idle_timed_out && status.initiated_locally);
+        assert_eq!(status.local, Some(CloseCode::GOING_AWAY));
+        // The close timeout runs now; the application can send nothing more.
+        assert_eq!(server.poll_timeout(), Some(at(15)));
+        assert_eq!(
+            server.send(&mut out, Outgoing::Text("late")),
+            Err(SendError::Closed)
+        );
+        // The peer answers: the handshake is over, and the status still says why it began.
+        let (events, err) = feed_at(&mut server, at(12), &[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe9]);
+        assert_eq!((events.len(), err), (1, None));
+        assert_eq!(server.state(), State::Closed);
+        let status = server.close_status().unwrap();
+        assert!(status.idle_timed_out);
+        assert_eq!(status.remote, CloseCode::GOING_AWAY);
+    }
+
+    #[test]
+    fn idle_close_unanswered_ends_with_the_close_timeout_and_keeps_its_mark() {
+        let mut server = Connection::server(idle_after(10), at(0));
+        server.handle_timeout(at(10));
+        server.handle_timeout(at(15));
+        assert_eq!(server.state(), State::Closed);
+        let status = server.close_status().unwrap();
+        assert!(status.idle_timed_out);
+        assert_eq!(status.remote, CloseCode::ABNORMAL);
+        // The transport ending after the idle close keeps the mark too.
+        let mut server = Connection::server(idle_after(10), at(0));
+        server.handle_timeout(at(10));
+        server.handle_eof();
+        assert!(server.close_status().unwrap().idle_timed_out);
+    }
+
+    #[test]
+    fn received_bytes_push_the_idle_timeout_back() {
+        let mut server = Connection::server(idle_after(10), at(0));
+        for k in 1..=3 {
+            let (_, err) = feed_at(&mut server, at(8 * k), &PONG);
+            assert_eq!(err, None);
+            assert_eq!(server.poll_timeout(), Some(at(8 * k + 10)));
+            server.handle_timeout(at(8 * k + 9));
+            assert_eq!(server.state(), State::Open);
+        }
+        // Bytes a driver buffers and decodes later count from their arrival.
+        server.handle_received_at(at(30));
+        assert_eq!(server.poll_timeout(), Some(at(40)));
+        server.handle_timeout(at(39));
+        assert_eq!(server.state(), State::Open);
+        server.handle_timeout(at(40));
+        assert_eq!(server.state(), State::CloseSent);
+    }
+
+    #[test]
+    fn no_idle_close_once_closing() {
+        // After the application's close only the close timeout runs.
+        let mut server = Connection::server(idle_after(10), at(0));
+        let mut out = Vec::new();
+        let bye = CloseFrame {
+            code: CloseCode::NORMAL,
+            reason: "",
+        };
+        server.close(at(1), &mut out, Some(bye)).unwrap();
+        assert_eq!(server.poll_timeout(), Some(at(6)));
+        server.handle_timeout(at(10));
+        assert_eq!(server.state(), State::Closed);
+        assert!(!server.has_pending_transmit());
+        assert!(!server.close_status().unwrap().idle_timed_out);
+        // After the peer's close, not answered yet, nothing runs.
+        let cfg = Config {
+            auto_close: false,
+            ..idle_after(10)
+        };
+        let mut server = Connection::server(cfg, at(0));
+        feed_at(&mut server, at(1), &[0x88, 0x80, 0, 0, 0, 0]);
+        assert_eq!(server.state(), State::CloseReceived);
+        assert_eq!(server.poll_timeout(), None);
+        server.handle_timeout(at(20));
+        assert_eq!(server.state(), State::CloseReceived);
+        assert!(!server.has_pending_transmit());
+    }
+
+    #[test]
+    fn poll_timeout_is_the_earliest_of_all_timers() {
+        use crate::keepalive::Keepalive;
+        let cfg = Config {
+            keepalive: Some(Keepalive {
+                interval: Duration::from_secs(10),
+                timeout: Duration::from_secs(5),
+            }),
+            ..idle_after(20)
+        };
+        let mut client = Connection::client(cfg, counter_masks(), at(0));
+        // Keepalive at 10 before idle at 20.
+        assert_eq!(client.poll_timeout(), Some(at(10)));
+        client.handle_timeout(at(10));
+        let mut out = Vec::new();
+        assert!(client.poll_transmit(&mut out), "the keepalive ping");
+        // The ping's deadline at 15 before idle at 20.
+        assert_eq!(client.poll_timeout(), Some(at(15)));
+        // An answer at 12: keepalive at 22, idle at 32.
+        feed_at(&mut client, at(12), &[0x8a, 0x00]);
+        assert_eq!(client.poll_timeout(), Some(at(22)));
+        // Idle before keepalive.
+        let mut client = Connection::client(
+            Config {
+                idle_timeout: Some(Duration::from_secs(7)),
+                ..cfg
+            },
+            counter_masks(),
+            at(0),
+        );
+        assert_eq!(client.poll_timeout(), Some(at(7)));
+        // Closing: the close timeout (5 s) alone.
+        client.close(at(1), &mut out, None).unwrap();
+        assert_eq!(client.poll_timeout(), Some(at(6)));
+        // Idle and keepalive due at once: the idle close goes, and no ping after it.
+        let mut server = Connection::server(
+            Config {
+                idle_timeout: Some(Duration::from_secs(10)),
+                ..cfg
+            },
+            at(0),
+        );
+        server.handle_timeout(at(10));
+        out.clear();
+        server.poll_transmit(&mut out);
+        assert_eq!(&out[..4], [0x88, 14, 0x03, 0xe9]);
+        assert_eq!(out.len(), 16);
     }
 }

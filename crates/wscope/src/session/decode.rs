@@ -4,7 +4,7 @@
 use wscope_proto::connection::Event;
 use wscope_proto::{Input, OpCode};
 
-use super::{Clock, Incoming, Session};
+use super::{Incoming, Session};
 use crate::error::{Error, Result};
 use crate::message::{CloseFrame, Message};
 
@@ -74,23 +74,20 @@ impl Session {
     }
 
     /// Bookkeeping for bytes that arrived: decode again, the next read is a normal one, the
-    /// idle timer restarts.
+    /// core's keepalive and idle timers count them.
     fn received(&mut self) {
         self.drained = false;
         self.after_big = false;
         self.note_arrival();
     }
 
-    /// Bytes arrived now: the idle timeout and the core's keepalive start over from here (the
-    /// clock is read only when one of them is on).
+    /// Bytes arrived now: the time the core's `recv` gets for them, and the core's keepalive
+    /// and idle timers start over from here (decoding may come later: a partial receive, a
+    /// tick between the read and the decode).
     fn note_arrival(&mut self) {
-        if self.idle.is_some() || self.keepalive {
-            let now = Clock::now_std();
-            self.last_rx = now;
-            if self.keepalive {
-                self.conn.handle_received_at(self.clock.core_instant(now));
-            }
-        }
+        let now = self.clock.now();
+        self.rx_at = now;
+        self.conn.handle_received_at(now);
     }
 
     /// Decodes buffered input until a message or control frame is complete (`Some`) or the
@@ -106,8 +103,6 @@ impl Session {
         // Inflated data is in the message buffer now: the inflater's copy can go.
         self.conn.release_inflated();
         self.drained = matches!(r, Ok(None));
-        // An answered keepalive ping restarts its interval from now.
-        self.after_command();
         self.flush_transmit();
         self.check_masks()?;
         r
@@ -115,7 +110,7 @@ impl Session {
 
     fn decode_loop(&mut self) -> Result<Option<Incoming>> {
         loop {
-            let step = match self.conn.recv(self.input.buf_mut()) {
+            let step = match self.conn.recv(self.rx_at, self.input.buf_mut()) {
                 Ok(step) => step,
                 Err(e) => return Err(Error::Proto(e)),
             };
@@ -219,7 +214,7 @@ impl Session {
         let mut at = start;
         let mut done = None;
         while at < self.msg.len() {
-            let step = match self.conn.recv(&mut self.msg[at..]) {
+            let step = match self.conn.recv(self.rx_at, &mut self.msg[at..]) {
                 Ok(step) => step,
                 Err(e) => {
                     self.flush_transmit();

@@ -3,13 +3,14 @@
 //! [`Session::read_buf`], calls [`Session::next_incoming`] until it returns `None`, writes
 //! [`Session::write_slices`], and sleeps until [`Session::deadline`].
 //!
-//! No protocol rule lives here either: masking, limits, UTF-8, control frames and the closing
-//! handshake are the core's; these files only move bytes and own buffers.
+//! No protocol rule lives here either: masking, limits, UTF-8, control frames, the closing
+//! handshake and the timers (close, keepalive, idle) are the core's; these files only move
+//! bytes, own buffers and read the clock the core is given.
 //!
 //! One file per job: [`clock`] (the clock the core is given), [`masks`] (masking keys from
 //! the OS, failing closed), [`write_queue`], [`decode`] (whole-message receive and read
 //! sizes), [`partial`] (partial receive), [`send`] (encoding and closing); this file holds
-//! the session, its constructor after the handshake, its timers and how it ends.
+//! the session, its constructor after the handshake, the clock ticks and how it ends.
 
 mod clock;
 mod decode;
@@ -23,9 +24,9 @@ mod write_queue;
 use core::time::Duration as StdDuration;
 use std::time::Instant as StdInstant;
 
-use wscope_proto::connection::{Config, Connection, DeflateOptions, State};
+use wscope_proto::connection::{Config, Connection, DeflateOptions, MaskSource, State};
 use wscope_proto::role::Role;
-use wscope_proto::{CloseCode, CloseFrame as WireCloseFrame, OpCode, VecInput};
+use wscope_proto::{Instant, OpCode, VecInput};
 
 pub(crate) use clock::Clock;
 pub(crate) use decode::READ_CHUNK;
@@ -52,9 +53,11 @@ pub(crate) enum Incoming {
     Close(Option<CloseFrame>),
 }
 
-/// Endpoint limits and timeouts a driver applies around the core.
+/// Timeouts from the driver's own settings that the core applies.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Timeouts {
+    /// The driver's idle timeout: when set, it replaces the core config's
+    /// [`Config::idle_timeout`].
     pub(crate) idle: Option<StdDuration>,
 }
 
@@ -78,14 +81,10 @@ pub(crate) struct Session {
     /// The header of the control frame being collected (partial receive).
     control_info: Option<FrameInfo>,
     clock: Clock,
-    idle: Option<StdDuration>,
-    last_rx: StdInstant,
-    /// The close was this glue's, for the idle timeout (not the application's).
-    idle_closed: bool,
+    /// When the latest received bytes arrived: the time the core's `recv` is given.
+    rx_at: Instant,
     /// Set when the masking keys' random source failed (client sessions).
     mask_failure: Option<MaskFailure>,
-    /// The core pings a quiet peer: it is told when bytes arrive.
-    keepalive: bool,
     eof: bool,
     /// The input was decoded to its end and nothing arrived since: decoding again would find
     /// nothing (the core's decoding depends on its input alone), so it is skipped.
@@ -108,19 +107,25 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(
-        mut conn: Connection,
+    /// A session for a connection opened now (its timers start now), with `leftover` bytes
+    /// already received; a client when `masks` is given.
+    fn new(
+        mut cfg: Config,
+        masks: Option<Box<dyn MaskSource>>,
         leftover: &[u8],
         timeouts: Timeouts,
-        keepalive: bool,
     ) -> Self {
+        if timeouts.idle.is_some() {
+            cfg.idle_timeout = timeouts.idle.map(Into::into);
+        }
         let mut input = VecInput::with_capacity(READ_CHUNK);
         input.extend_from_slice(leftover);
         let clock = Clock::new();
-        // Timers the core starts right away (keepalive) get their start time now.
-        if conn.needs_time() {
-            conn.handle_timeout(clock.now());
-        }
+        let now = clock.now();
+        let conn = match masks {
+            Some(masks) => Connection::client(cfg, masks, now),
+            None => Connection::server(cfg, now),
+        };
         Self {
             conn,
             input,
@@ -133,11 +138,8 @@ impl Session {
             partial_rest_ends_frame: false,
             control_info: None,
             clock,
-            idle: timeouts.idle,
-            last_rx: Clock::now_std(),
-            idle_closed: false,
+            rx_at: now,
             mask_failure: None,
-            keepalive,
             eof: false,
             drained: false,
             write_limit: 128 * 1024,
@@ -184,12 +186,7 @@ impl Session {
 
     /// A server-side session.
     pub(crate) fn server(cfg: Config, leftover: &[u8], timeouts: Timeouts) -> Self {
-        Self::new(
-            Connection::server(cfg),
-            leftover,
-            timeouts,
-            cfg.keepalive.is_some(),
-        )
+        Self::new(cfg, None, leftover, timeouts)
     }
 
     /// A client-side session with OS-random masking keys.
@@ -200,12 +197,7 @@ impl Session {
     /// A client-side session whose masking keys come from `fill`.
     fn client_with(cfg: Config, leftover: &[u8], timeouts: Timeouts, fill: Fill) -> Self {
         let (masks, failure) = OsMasks::boxed(fill);
-        let mut s = Self::new(
-            Connection::client(cfg, masks),
-            leftover,
-            timeouts,
-            cfg.keepalive.is_some(),
-        );
+        let mut s = Self::new(cfg, Some(masks), leftover, timeouts);
         s.mask_failure = Some(failure);
         s
     }
@@ -223,53 +215,28 @@ impl Session {
         }
     }
 
-    fn after_command(&mut self) {
-        if self.conn.needs_time() {
-            self.conn.handle_timeout(self.clock.now());
-        }
-    }
-
-    /// Gives the core the time and applies the idle timeout; call after a wait ends.
+    /// Gives the core the time when one of its timers is due, and queues what it sent
+    /// (a keepalive ping, the idle close, the keepalive's failing close); call after a wait
+    /// ends.
     pub(crate) fn on_tick(&mut self) {
-        let now_std = Clock::now_std();
-        let now = self.clock.core_instant(now_std);
-        if self.conn.needs_time() || self.conn.poll_timeout().is_some_and(|t| t <= now) {
+        let now = self.clock.now();
+        if self.conn.poll_timeout().is_some_and(|t| t <= now) {
             self.conn.handle_timeout(now);
-        }
-        if let Some(idle) = self.idle {
-            if self.conn.state() == State::Open && now_std >= self.last_rx + idle {
-                let conn = &mut self.conn;
-                let frame = WireCloseFrame {
-                    code: CloseCode::GOING_AWAY,
-                    reason: "idle timeout",
-                };
-                let _ = self.out.append(|buf| conn.close(buf, Some(frame)));
-                self.idle_closed = true;
-                let _ = self.check_masks();
-                self.after_command();
-            }
         }
         self.flush_transmit();
     }
 
-    /// When the driver must call [`Self::on_tick`] at the latest (core timers, idle timeout).
+    /// When the driver must call [`Self::on_tick`] at the latest (the core's timers: close,
+    /// keepalive, idle).
     pub(crate) fn deadline(&self) -> Option<StdInstant> {
-        let core = self.conn.poll_timeout().map(|t| self.clock.std_instant(t));
-        let idle = match (self.idle, self.conn.state()) {
-            (Some(idle), State::Open) => Some(self.last_rx + idle),
-            _ => None,
-        };
-        match (core, idle) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.conn.poll_timeout().map(|t| self.clock.std_instant(t))
     }
 
     /// How a transport that ended is reported: `Timeout` when an unanswered keepalive ping
     /// failed the connection; `None` (a clean end) once the peer's close arrived, the
     /// connection was failed for a violation, or the application started the close;
     /// otherwise an unexpected EOF. All of it is read from the core's close status (a close
-    /// this glue sent for the idle timeout is not the application's).
+    /// the core sent for the idle timeout is not the application's).
     pub(crate) fn end_error(&self) -> Option<Error> {
         if let Some(e) = self.mask_failure.as_ref().and_then(MaskFailure::get) {
             return Some(Error::Random(e));
@@ -280,7 +247,7 @@ impl Session {
         }
         let clean = self.conn.peer_close_received()
             || status
-                .is_some_and(|s| s.failed.is_some() || (s.initiated_locally && !self.idle_closed));
+                .is_some_and(|s| s.failed.is_some() || (s.initiated_locally && !s.idle_timed_out));
         if clean {
             None
         } else {

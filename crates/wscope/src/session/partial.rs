@@ -42,7 +42,7 @@ impl Session {
             } else {
                 full
             };
-            let step = match self.conn.recv(&mut input[..limit]) {
+            let step = match self.conn.recv(self.rx_at, &mut input[..limit]) {
                 Ok(step) => step,
                 Err(e) => return Err(Error::Proto(e)),
             };

@@ -50,7 +50,8 @@ impl Session {
             Message::Binary(mut b) => self.send_vec(OpCode::BINARY, &mut b),
             Message::Close(Some(c)) => self.close(Some(c.code), &c.reason),
             Message::Close(None) => self.close(None, ""),
-            other => self.send(other.outgoing()),
+            Message::Ping(p) => self.send(Outgoing::Ping(&p)),
+            Message::Pong(p) => self.send(Outgoing::Pong(&p)),
         }
     }
 
@@ -60,7 +61,6 @@ impl Session {
         self.out
             .append(|buf| conn.send(buf, msg))
             .map_err(send_error)?;
-        self.after_command();
         self.check_masks()
     }
 
@@ -116,11 +116,11 @@ impl Session {
             code,
             reason: CloseReason::truncating(reason).as_str(),
         });
+        let now = self.clock.now();
         let conn = &mut self.conn;
         self.out
-            .append(|buf| conn.close(buf, frame))
+            .append(|buf| conn.close(now, buf, frame))
             .map_err(send_error)?;
-        self.after_command();
         self.check_masks()
     }
 

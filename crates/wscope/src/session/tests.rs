@@ -42,6 +42,7 @@ mod keepalive_tests {
 /// The clean end comes from the core's close status alone.
 mod end_tests {
     use crate::session::*;
+    use wscope_proto::CloseCode;
 
     fn unexpected_eof(s: &Session) -> bool {
         matches!(s.end_error(), Some(Error::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof)
