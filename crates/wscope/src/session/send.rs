@@ -4,7 +4,7 @@
 use std::io::IoSlice;
 
 use wscope_proto::close::CloseReason;
-use wscope_proto::connection::{Outgoing, SendError};
+use wscope_proto::connection::{Outgoing, SendError, State};
 use wscope_proto::frame::{FrameHeader, MAX_HEADER_LEN};
 use wscope_proto::mask::apply_mask;
 use wscope_proto::{CloseCode, CloseFrame as WireCloseFrame, OpCode};
@@ -25,10 +25,13 @@ impl Session {
         self.out.append(|buf| buf.extend_from_slice(bytes));
     }
 
-    /// Moves the core's own frames (pongs, close replies) to the write queue (unless
-    /// [`Self::hold_replies_over`] bytes already wait there).
+    /// Moves the core's own frames (pongs, close replies, the closes its timers send) to the
+    /// write queue (unless [`Self::hold_replies_over`] bytes already wait there while the
+    /// connection is open: once it is closing the core queues nothing more, and its close
+    /// must not wait behind the hold, as the application's close does not).
     pub(crate) fn flush_transmit(&mut self) {
-        if self.conn.has_pending_transmit() && self.out.len() < self.hold_replies_over {
+        let hold = self.conn.state() == State::Open && self.out.len() >= self.hold_replies_over;
+        if self.conn.has_pending_transmit() && !hold {
             let conn = &mut self.conn;
             self.out.append(|buf| conn.poll_transmit(buf));
             // A keepalive ping or a reply masked without a proper key is dropped here.

@@ -91,6 +91,28 @@ mod end_tests {
         s.commit_read(0);
         assert!(unexpected_eof(&s));
     }
+
+    /// The core sends the idle close; it goes to the write queue at once, past the hold on
+    /// replies that bounds pongs for a peer that does not read (as the application's close).
+    #[test]
+    fn the_idle_close_is_queued_past_the_reply_hold() {
+        let mut s = Session::server(
+            Config::default(),
+            &[],
+            Timeouts {
+                idle: Some(StdDuration::ZERO),
+            },
+        );
+        s.hold_replies_over = 0;
+        s.on_tick();
+        assert_eq!(s.conn.state(), State::CloseSent);
+        assert!(!s.conn.has_pending_transmit());
+        let mut sl = [std::io::IoSlice::new(&[]); 4];
+        let n = s.write_slices(&mut sl);
+        let wire: Vec<u8> = sl[..n].iter().flat_map(|x| x.to_vec()).collect();
+        assert_eq!(wire[..4], [0x88, 14, 0x03, 0xe9]);
+        assert_eq!(&wire[4..], b"idle timeout");
+    }
 }
 
 /// The one constructor after a handshake and the one message dispatch.
