@@ -41,7 +41,7 @@
 //! A receive or send handed to `io_uring` keeps a raw pointer to user memory until its
 //! completion is reaped, long after the call that queued it returned. Rust's borrow checker
 //! cannot see that, so the driver keeps these rules (each one is checked where an entry is
-//! pushed, in `event_loop.rs`):
+//! pushed, in `ops.rs`):
 //!
 //! - **At most one receive and one send in flight per connection**, recorded in the
 //!   connection's state (`recv` or `multi`, and `sending`) and cleared only when that
@@ -132,10 +132,13 @@
 //! # }
 //! ```
 
+mod accept;
 mod buf_ring;
+mod completions;
 mod conn;
 mod event_loop;
 mod ops;
+mod shutdown;
 mod timers;
 mod tls;
 
