@@ -288,7 +288,6 @@ impl Session {
 #[cfg(all(test, feature = "tokio"))]
 mod read_size_tests {
     use super::*;
-    use crate::session::Timeouts;
     use wscope_proto::connection::Config;
     use wscope_proto::mask::apply_mask;
 
@@ -318,7 +317,7 @@ mod read_size_tests {
     #[test]
     fn a_large_frame_is_read_whole_into_the_message_then_a_short_read_follows() {
         const LEN: usize = 1 << 20;
-        let mut s = Session::server(Config::default(), &[], Timeouts { idle: None });
+        let mut s = Session::server(Config::default(), &[]);
         assert_eq!(s.read_buf().len(), READ_CHUNK);
         let wire = masked_frame(LEN);
         // The first read holds the header and the start of the payload.
@@ -350,7 +349,7 @@ mod read_size_tests {
 
     #[test]
     fn frames_over_the_direct_limit_are_read_through_the_input_buffer() {
-        let mut s = Session::server(Config::default(), &[], Timeouts { idle: None });
+        let mut s = Session::server(Config::default(), &[]);
         let mut wire = vec![0x82, 0xff];
         wire.extend_from_slice(&(DIRECT_MAX + 1).to_be_bytes());
         wire.extend_from_slice(&[0; 4]);

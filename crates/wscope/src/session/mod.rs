@@ -36,6 +36,7 @@ use masks::{Fill, MaskFailure, OsMasks};
 pub(crate) use send::OWNED_MIN;
 pub(crate) use write_queue::WriteQueue;
 
+use crate::config::{ClientConfig, ServerConfig};
 use crate::error::{Error, Result};
 use crate::handshake::Agreed;
 use crate::message::{CloseFrame, FrameInfo};
@@ -53,12 +54,38 @@ pub(crate) enum Incoming {
     Close(Option<CloseFrame>),
 }
 
-/// Timeouts from the driver's own settings that the core applies.
+/// What a session is opened with after the handshake: the core's settings, with the
+/// endpoint's idle timeout folded in, and how sent messages are compressed once
+/// permessage-deflate is agreed.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Timeouts {
-    /// The driver's idle timeout: when set, it replaces the core config's
+pub(crate) struct SessionOptions {
+    /// The core's settings.
+    pub(crate) ws: Config,
+    /// Compression of sent messages (with permessage-deflate agreed).
+    pub(crate) deflate: DeflateOptions,
+}
+
+impl SessionOptions {
+    /// `ws` with the endpoint's `idle` timeout, when set, in place of its own
     /// [`Config::idle_timeout`].
-    pub(crate) idle: Option<StdDuration>,
+    pub(crate) fn new(mut ws: Config, idle: Option<StdDuration>, deflate: DeflateOptions) -> Self {
+        if idle.is_some() {
+            ws.idle_timeout = idle.map(Into::into);
+        }
+        Self { ws, deflate }
+    }
+}
+
+impl From<&ClientConfig> for SessionOptions {
+    fn from(cfg: &ClientConfig) -> Self {
+        Self::new(cfg.ws, cfg.idle_timeout, cfg.deflate_options)
+    }
+}
+
+impl From<&ServerConfig> for SessionOptions {
+    fn from(cfg: &ServerConfig) -> Self {
+        Self::new(cfg.ws, cfg.idle_timeout, cfg.deflate_options)
+    }
 }
 
 /// One WebSocket connection's buffers and state, I/O-free.
@@ -109,15 +136,7 @@ pub(crate) struct Session {
 impl Session {
     /// A session for a connection opened now (its timers start now), with `leftover` bytes
     /// already received; a client when `masks` is given.
-    fn new(
-        mut cfg: Config,
-        masks: Option<Box<dyn MaskSource>>,
-        leftover: &[u8],
-        timeouts: Timeouts,
-    ) -> Self {
-        if timeouts.idle.is_some() {
-            cfg.idle_timeout = timeouts.idle.map(Into::into);
-        }
+    fn new(cfg: Config, masks: Option<Box<dyn MaskSource>>, leftover: &[u8]) -> Self {
         let mut input = VecInput::with_capacity(READ_CHUNK);
         input.extend_from_slice(leftover);
         let clock = Clock::new();
@@ -152,23 +171,16 @@ impl Session {
     }
 
     /// The one way a driver starts a connection after its handshake: a session for `role`
-    /// (client sessions mask with OS-random keys) with the bytes read after the handshake
-    /// head (`leftover`), and what the handshake agreed (subprotocol, permessage-deflate,
-    /// compressing with `deflate`).
-    pub(crate) fn open(
-        role: Role,
-        cfg: Config,
-        leftover: &[u8],
-        timeouts: Timeouts,
-        agreed: Agreed,
-        deflate: DeflateOptions,
-    ) -> Self {
+    /// (client sessions mask with OS-random keys) with `opts` (from the endpoint's config:
+    /// `(&cfg).into()`), the bytes read after the handshake head (`leftover`), and what the
+    /// handshake agreed (subprotocol, permessage-deflate).
+    pub(crate) fn open(role: Role, opts: SessionOptions, leftover: &[u8], agreed: Agreed) -> Self {
         let mut s = match role {
-            Role::Client => Self::client(cfg, leftover, timeouts),
-            Role::Server => Self::server(cfg, leftover, timeouts),
+            Role::Client => Self::client(opts.ws, leftover),
+            Role::Server => Self::server(opts.ws, leftover),
         };
         if let Some(params) = agreed.deflate {
-            s.conn.enable_deflate(params, deflate);
+            s.conn.enable_deflate(params, opts.deflate);
         }
         s.subprotocol = agreed.subprotocol;
         s
@@ -185,19 +197,19 @@ impl Session {
     }
 
     /// A server-side session.
-    pub(crate) fn server(cfg: Config, leftover: &[u8], timeouts: Timeouts) -> Self {
-        Self::new(cfg, None, leftover, timeouts)
+    pub(crate) fn server(cfg: Config, leftover: &[u8]) -> Self {
+        Self::new(cfg, None, leftover)
     }
 
     /// A client-side session with OS-random masking keys.
-    pub(crate) fn client(cfg: Config, leftover: &[u8], timeouts: Timeouts) -> Self {
-        Self::client_with(cfg, leftover, timeouts, getrandom::fill)
+    pub(crate) fn client(cfg: Config, leftover: &[u8]) -> Self {
+        Self::client_with(cfg, leftover, getrandom::fill)
     }
 
     /// A client-side session whose masking keys come from `fill`.
-    fn client_with(cfg: Config, leftover: &[u8], timeouts: Timeouts, fill: Fill) -> Self {
+    fn client_with(cfg: Config, leftover: &[u8], fill: Fill) -> Self {
         let (masks, failure) = OsMasks::boxed(fill);
-        let mut s = Self::new(cfg, Some(masks), leftover, timeouts);
+        let mut s = Self::new(cfg, Some(masks), leftover);
         s.mask_failure = Some(failure);
         s
     }

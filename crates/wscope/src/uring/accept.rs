@@ -170,11 +170,9 @@ impl<S: Service> EventLoop<S> {
             Ok(agreed) => {
                 let mut session = Box::new(Session::open(
                     Role::Server,
-                    self.cfg.ws,
+                    self.session_options,
                     leftover,
-                    self.timeouts,
                     agreed,
-                    self.cfg.deflate_options,
                 ));
                 // The 101 goes first; replies to frames that came with the request follow it
                 // in the same send.

@@ -29,14 +29,14 @@ use super::ops::*;
 use super::{ConnId, Service, UringServer, ACCEPT_BACKOFF};
 use crate::config::ServerConfig;
 use crate::limits::ConnectionLimits;
-use crate::session::{Clock, Timeouts};
+use crate::session::{Clock, SessionOptions};
 
 /// The server's state while it runs.
 pub(super) struct EventLoop<S: Service> {
     pub(super) ring: IoUring,
     pub(super) listener: TcpListener,
     pub(super) cfg: ServerConfig,
-    pub(super) timeouts: Timeouts,
+    pub(super) session_options: SessionOptions,
     pub(super) service: S,
     /// Connection states by slot (the slot is in every operation's `user_data`).
     pub(super) conns: Vec<Option<Box<ConnState>>>,
@@ -96,14 +96,12 @@ impl<S: Service> EventLoop<S> {
         if let Some(s) = &server.stop {
             s.set_nonblocking(true)?;
         }
-        let timeouts = Timeouts {
-            idle: server.cfg.idle_timeout,
-        };
+        let session_options = SessionOptions::from(&server.cfg);
         Ok(Self {
             ring,
             listener: server.listener,
             cfg: server.cfg,
-            timeouts,
+            session_options,
             service,
             conns: Vec::new(),
             free: Vec::new(),
