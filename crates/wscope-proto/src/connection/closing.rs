@@ -110,9 +110,8 @@ impl Connection {
             self.core.status = Some(status);
             self.core.enter_closed(now);
         } else {
-            self.core.status = Some(CloseStatus::without_peer(local, true));
-            self.core.state = State::CloseSent;
-            self.core.wait = Wait::Until(now + self.core.cfg.close_timeout);
+            self.core
+                .enter_close_sent(CloseStatus::without_peer(local, true), now);
         }
         Ok(())
     }
@@ -264,31 +263,36 @@ impl Core {
 
     /// Nothing arrived for the idle timeout: start the closing handshake with 1001.
     pub(super) fn close_idle(&mut self, now: Instant) {
-        let code = CloseCode::GOING_AWAY;
-        self.queue_close(Some(CloseFrame {
-            code,
-            reason: IDLE_TIMEOUT_REASON,
-        }));
-        self.status = Some(CloseStatus {
+        let status = self.queue_timer_close(CloseCode::GOING_AWAY, IDLE_TIMEOUT_REASON);
+        let status = CloseStatus {
             idle_timed_out: true,
-            ..CloseStatus::without_peer(Some(code), true)
-        });
-        self.state = State::CloseSent;
-        self.wait = Wait::Until(now + self.cfg.close_timeout);
+            ..status
+        };
+        self.enter_close_sent(status, now);
     }
 
     /// The keepalive ping went unanswered: close with 1011 and fail the connection.
     pub(super) fn fail_unresponsive(&mut self, now: Instant) {
-        let code = CloseCode::INTERNAL_ERROR;
-        self.queue_close(Some(CloseFrame {
-            code,
-            reason: KEEPALIVE_TIMEOUT_REASON,
-        }));
+        let status = self.queue_timer_close(CloseCode::INTERNAL_ERROR, KEEPALIVE_TIMEOUT_REASON);
         self.status = Some(CloseStatus {
             keepalive_timed_out: true,
-            ..CloseStatus::without_peer(Some(code), true)
+            ..status
         });
         self.enter_closed(now);
+    }
+
+    /// Queues the close a timer sends on its own and returns the status it starts (ours,
+    /// nothing from the peer yet).
+    fn queue_timer_close(&mut self, code: CloseCode, reason: &'static str) -> CloseStatus {
+        self.queue_close(Some(CloseFrame { code, reason }));
+        CloseStatus::without_peer(Some(code), true)
+    }
+
+    /// We sent the first close: wait for the peer's, at most the close timeout from `now`.
+    pub(super) fn enter_close_sent(&mut self, status: CloseStatus, now: Instant) {
+        self.status = Some(status);
+        self.state = State::CloseSent;
+        self.wait = Wait::Until(now + self.cfg.close_timeout);
     }
 
     /// Queues a close frame the core sends on its own (an echo, a failure, a keepalive

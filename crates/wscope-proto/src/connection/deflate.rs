@@ -123,6 +123,8 @@ impl Connection {
         })
     }
 
+    /// Encodes one data frame compressed (RSV1 on a message's first frame), keeping the
+    /// compressed-output buffer for the next one while it is small.
     pub(super) fn send_compressed(
         &mut self,
         out: &mut Vec<u8>,
