@@ -23,8 +23,8 @@
 //!
 //! 1. Drain the completion queue and apply every completion to its connection (commit the
 //!    bytes a receive read, advance the write queue by what a send wrote, ...).
-//! 2. Fire the timers that are due (handshake timeout, the session's idle, close and
-//!    keepalive timers) and accept the connections waiting on the listener.
+//! 2. Fire the timers that are due (handshake timeout, the core's close, keepalive and idle
+//!    timers) and accept the connections waiting on the listener.
 //! 3. Drive each connection touched by 1 or 2: decode its input, hand messages to the
 //!    service, and queue its next receive and its next send.
 //! 4. One `io_uring_enter`: submit everything queued and wait for at least one completion,
