@@ -536,3 +536,38 @@ fn keepalive_pings_a_quiet_peer_and_fails_an_unresponsive_one() {
     );
     assert!(pair.server.conn.should_close_transport());
 }
+
+#[test]
+fn idle_timeout_closes_a_quiet_connection_with_1001() {
+    let cfg = Config {
+        idle_timeout: Some(Duration::from_secs(10)),
+        ..Config::default()
+    };
+    let mut pair = Pair::new(31, 7);
+    pair.server = Side::new(Connection::server(cfg, pair.now));
+    // A message every 8 s keeps it open.
+    for k in 1..=3u64 {
+        pair.send(true, Outgoing::Text("still here"));
+        pair.now = Instant::ZERO + Duration::from_secs(8 * k);
+        pair.drive();
+    }
+    assert_eq!(pair.server.conn.state(), State::Open);
+    assert_eq!(
+        pair.server.conn.poll_timeout(),
+        Some(Instant::ZERO + Duration::from_secs(34))
+    );
+    // Quiet for 10 s: the server closes with 1001, the client answers, both are closed.
+    pair.now = Instant::ZERO + Duration::from_secs(34);
+    pair.drive(); // the timer fires: the close is queued
+    pair.drive(); // ... delivered, and answered
+    assert_eq!(
+        pair.client.got.closes,
+        [Some((1001, String::from("idle timeout")))]
+    );
+    assert_eq!(pair.server.got.closes, [Some((1001, String::new()))]);
+    let status = pair.server.conn.close_status().unwrap();
+    assert!(status.idle_timed_out && status.initiated_locally);
+    assert_eq!(status.remote, CloseCode::GOING_AWAY);
+    assert!(pair.server.conn.should_close_transport());
+    assert!(!pair.client.conn.close_status().unwrap().idle_timed_out);
+}
