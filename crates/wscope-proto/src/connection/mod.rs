@@ -13,7 +13,8 @@
 //! - **output**: [`Connection::poll_transmit`] hands out frames the connection queued itself
 //!   (pongs, the close reply, the close that fails a connection); [`Connection::poll_timeout`]
 //!   says when to call [`Connection::handle_timeout`] next.
-//! - **state**: [`Connection::state`], [`Connection::close_status`], [`Connection::should_close_transport`].
+//! - **state**: [`Connection::state`], [`Connection::close_status`],
+//!   [`Connection::should_close_transport`].
 //!
 //! A driver's loop is: read → `recv` until `None` → `poll_transmit` → write → `handle_timeout`
 //! → wait for readability or `poll_timeout`. Pings are answered and a close is replied to
@@ -21,6 +22,10 @@
 //! protocol violation is an `Err(ProtocolError)` after which the close carrying its code is
 //! already queued for `poll_transmit`. The timers (close timeout, [`crate::keepalive`],
 //! [`crate::idle`]) fire in `handle_timeout`; what they send waits in `poll_transmit`.
+//!
+//! One file per concern: this one holds the types, the constructors and the input side
+//! ([`Connection::recv`]); `closing` the closing handshake, [`CloseStatus`] and the timers;
+//! `send` frame encoding; `deflate` the permessage-deflate state.
 //!
 //! ```
 //! use wscope_proto::connection::{Config, Connection, Event, Outgoing};
@@ -46,11 +51,6 @@
 //! server.send(&mut out, Outgoing::Text("Hi")).unwrap();
 //! assert_eq!(out, [0x81, 0x02, b'H', b'i']);
 //! ```
-
-//!
-//! One file per concern: this one holds the types, the constructors and the input side
-//! ([`Connection::recv`]); `closing` the closing handshake, [`CloseStatus`] and the timers;
-//! `send` frame encoding; `deflate` the permessage-deflate state.
 
 mod closing;
 #[cfg(feature = "deflate")]
