@@ -37,6 +37,7 @@ use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, HeaderStatus, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1};
 use crate::mask::apply_mask_scalar;
 use crate::message::{AssemblerConfig, MessageDecoder, MessageEvent};
+use crate::time::Instant;
 use crate::utf8::{self, Utf8Validator};
 
 /// Read sizes the control byte chooses from (bits 5–7): one byte at a time, sizes that cut
@@ -1116,9 +1117,13 @@ fn run_connection(ctl: u8, stream: &[u8], read: usize) -> ConnRun {
     };
     let client = ctl & 1 != 0;
     let mut conn = if client {
-        Connection::client(cfg, alloc::boxed::Box::new(|| [0x12, 0x34, 0x56, 0x78]))
+        Connection::client(
+            cfg,
+            alloc::boxed::Box::new(|| [0x12, 0x34, 0x56, 0x78]),
+            Instant::ZERO,
+        )
     } else {
-        Connection::server(cfg)
+        Connection::server(cfg, Instant::ZERO)
     };
     #[cfg(feature = "deflate")]
     if ctl & 2 != 0 {
@@ -1140,7 +1145,7 @@ fn run_connection(ctl: u8, stream: &[u8], read: usize) -> ConnRun {
     let (mut start, mut end, mut idle) = (0, 0, 0);
     loop {
         let avail = end - start;
-        let step = match conn.recv(&mut buf[start..end]) {
+        let step = match conn.recv(Instant::ZERO, &mut buf[start..end]) {
             Ok(step) => step,
             Err(e) => {
                 let code = e.close_code().0;
@@ -1210,7 +1215,7 @@ fn run_connection(ctl: u8, stream: &[u8], read: usize) -> ConnRun {
         assert_eq!(conn.state(), State::Closed, "a failed connection is closed");
         let rest = buf.len() - start;
         let after = conn
-            .recv(&mut buf[start..])
+            .recv(Instant::ZERO, &mut buf[start..])
             .expect("input after a failure is ignored");
         assert!(after.consumed == rest && after.event.is_none());
     }
@@ -1405,7 +1410,7 @@ fn deflate_endpoint(script: &DeflateScript, wire: &[u8]) -> Received {
         max_frame_len: u64::MAX,
         ..Config::default()
     };
-    let mut conn = Connection::server(cfg);
+    let mut conn = Connection::server(cfg, Instant::ZERO);
     conn.enable_deflate(deflate_params(script), DeflateOptions::default());
     let mut got = Received::default();
     let mut buf = wire.to_vec();
@@ -1413,7 +1418,7 @@ fn deflate_endpoint(script: &DeflateScript, wire: &[u8]) -> Received {
     let (mut start, mut end) = (0, 0);
     let mut current: Option<OpCode> = None;
     loop {
-        match conn.recv(&mut buf[start..end]) {
+        match conn.recv(Instant::ZERO, &mut buf[start..end]) {
             Err(e) => {
                 got.error = Some(e);
                 return got;

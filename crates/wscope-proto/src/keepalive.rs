@@ -6,27 +6,23 @@
 //! websockets does on a keepalive timeout). Any received byte counts as life, a pong or a data
 //! frame alike, so a busy connection never pings.
 //!
-//! Activity is noted when bytes arrive and looked at when the timer fires. A driver that
-//! knows when they arrived says so ([`KeepaliveTimer::on_receive_at`]): the ping then goes out
-//! exactly one interval after the last byte. Without the time ([`KeepaliveTimer::on_receive`],
-//! a flag: receiving needs no clock) the idle time before a ping is between one and two
-//! intervals, except after the answer to a ping: it restarts the interval, and the timer asks
-//! for the time once ([`KeepaliveTimer::needs_time`]), so an idle peer is pinged one interval
-//! after each answer, whatever the timeout.
+//! The timer starts when it is made ([`KeepaliveTimer::new`] takes the time) and is told when
+//! bytes arrive ([`KeepaliveTimer::on_receive`], with their time): the ping goes out exactly
+//! one interval after the last byte, and after the answer to a ping the next interval starts
+//! at the answer, whatever the timeout.
 //!
 //! ```
 //! use wscope_proto::keepalive::{Keepalive, KeepaliveAction, KeepaliveTimer};
 //! use wscope_proto::{Duration, Instant};
 //!
 //! let cfg = Keepalive { interval: Duration::from_secs(20), timeout: Duration::from_secs(10) };
-//! let mut t = KeepaliveTimer::new(cfg);
 //! let t0 = Instant::from_micros(0);
-//! assert_eq!(t.handle_timeout(t0), KeepaliveAction::None); // arms the timer
+//! let mut t = KeepaliveTimer::new(cfg, t0);
 //! let check = t.poll_timeout().unwrap();
+//! assert_eq!(check, t0 + Duration::from_secs(20));
 //! assert_eq!(t.handle_timeout(check), KeepaliveAction::SendPing); // 20 s of silence
-//! t.on_receive(); // the pong arrives: the interval restarts when it is given the time
-//! assert!(t.needs_time());
 //! let answered = check + Duration::from_secs(2);
+//! t.on_receive(answered); // the pong arrives: the next interval starts now
 //! assert_eq!(t.handle_timeout(answered), KeepaliveAction::None);
 //! assert_eq!(t.poll_timeout(), Some(answered + Duration::from_secs(20)));
 //! ```
@@ -57,54 +53,38 @@ pub enum KeepaliveAction {
 #[derive(Clone, Copy, Debug)]
 pub struct KeepaliveTimer {
     cfg: Keepalive,
-    /// Next time to look at the activity flag, or the ping's deadline.
+    /// Next time to look at the activity flag, or the ping's deadline; `None` once timed out.
     at: Option<Instant>,
     /// A ping is out and unanswered.
     pinging: bool,
     /// Something was received since the timer last fired.
     received: bool,
-    /// When bytes last arrived, if the driver tells ([`Self::on_receive_at`]).
-    last_rx: Option<Instant>,
+    /// When bytes last arrived.
+    last_rx: Instant,
 }
 
 impl KeepaliveTimer {
-    /// A timer that starts at the first [`Self::handle_timeout`].
-    pub const fn new(cfg: Keepalive) -> Self {
+    /// A timer started at `now`: the first check is one interval later.
+    pub fn new(cfg: Keepalive, now: Instant) -> Self {
         Self {
             cfg,
-            at: None,
+            at: Some(now + cfg.interval),
             pinging: false,
             received: false,
-            last_rx: None,
+            last_rx: now,
         }
     }
 
-    /// Bytes arrived from the peer. While a ping is out this is its answer: the next
-    /// interval starts now, so the timer needs the time again ([`Self::needs_time`]) and the
-    /// next ping, if the peer stays quiet, goes out one interval after the answer (not one
-    /// after the ping's deadline).
-    pub fn on_receive(&mut self) {
+    /// Bytes arrived from the peer at `now`. While a ping is out this is its answer: the next
+    /// ping, if the peer stays quiet, goes out one interval after `now` (not one after the
+    /// ping's deadline).
+    pub fn on_receive(&mut self, now: Instant) {
         self.received = true;
-        if self.pinging {
-            self.pinging = false;
-            self.at = None;
-        }
-    }
-
-    /// Bytes arrived from the peer at `now`: as [`Self::on_receive`], and the next ping, if
-    /// the peer stays quiet, goes out one interval after `now` exactly.
-    pub fn on_receive_at(&mut self, now: Instant) {
-        self.received = true;
-        self.last_rx = Some(now);
+        self.last_rx = now;
         if self.pinging {
             self.pinging = false;
             self.at = Some(now + self.cfg.interval);
         }
-    }
-
-    /// Whether the timer still needs a first `handle_timeout(now)` to know its deadline.
-    pub const fn needs_time(&self) -> bool {
-        self.at.is_none()
     }
 
     /// When [`Self::handle_timeout`] must be called next.
@@ -115,8 +95,6 @@ impl KeepaliveTimer {
     /// Gives the current time; returns what to do.
     pub fn handle_timeout(&mut self, now: Instant) -> KeepaliveAction {
         let Some(at) = self.at else {
-            self.at = Some(now + self.cfg.interval);
-            self.received = false;
             return KeepaliveAction::None;
         };
         if now < at {
@@ -124,9 +102,9 @@ impl KeepaliveTimer {
         }
         if core::mem::take(&mut self.received) {
             self.pinging = false;
-            // One interval after the last byte when its time is known (it may already have
-            // passed: then the peer has been quiet for an interval, and the ping goes now).
-            let next = self.last_rx.map_or(now, |t| t.min(now)) + self.cfg.interval;
+            // One interval after the last byte (it may already have passed: then the peer has
+            // been quiet for an interval, and the ping goes now).
+            let next = self.last_rx.min(now) + self.cfg.interval;
             if next > now {
                 self.at = Some(next);
                 return KeepaliveAction::None;
@@ -158,9 +136,7 @@ mod tests {
 
     #[test]
     fn quiet_peer_is_pinged_then_timed_out() {
-        let mut t = KeepaliveTimer::new(CFG);
-        assert!(t.needs_time());
-        assert_eq!(t.handle_timeout(at(0)), KeepaliveAction::None);
+        let mut t = KeepaliveTimer::new(CFG, at(0));
         assert_eq!(t.poll_timeout(), Some(at(10)));
         assert_eq!(t.handle_timeout(at(9)), KeepaliveAction::None);
         assert_eq!(t.handle_timeout(at(10)), KeepaliveAction::SendPing);
@@ -171,18 +147,16 @@ mod tests {
 
     #[test]
     fn any_received_byte_is_life() {
-        let mut t = KeepaliveTimer::new(CFG);
-        t.handle_timeout(at(0));
+        let mut t = KeepaliveTimer::new(CFG, at(0));
         // Traffic in every interval: never a ping.
         for k in 1..=5 {
-            t.on_receive();
+            t.on_receive(at(10 * k));
             assert_eq!(t.handle_timeout(at(10 * k)), KeepaliveAction::None);
             assert_eq!(t.poll_timeout(), Some(at(10 * k + 10)));
         }
         // Quiet: ping; the answer arrives; the next ping is an interval after the answer.
         assert_eq!(t.handle_timeout(at(60)), KeepaliveAction::SendPing);
-        t.on_receive();
-        assert!(t.needs_time());
+        t.on_receive(at(61));
         assert_eq!(t.handle_timeout(at(61)), KeepaliveAction::None);
         assert_eq!(t.poll_timeout(), Some(at(71)));
         assert_eq!(t.handle_timeout(at(71)), KeepaliveAction::SendPing);
@@ -193,13 +167,15 @@ mod tests {
     fn a_long_timeout_does_not_delay_the_next_ping() {
         // Timeout much longer than the interval: an answered ping still leads to the next
         // ping one interval after the answer, not after the timeout.
-        let mut t = KeepaliveTimer::new(Keepalive {
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_secs(60),
-        });
-        t.handle_timeout(at(0));
+        let mut t = KeepaliveTimer::new(
+            Keepalive {
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(60),
+            },
+            at(0),
+        );
         assert_eq!(t.handle_timeout(at(1)), KeepaliveAction::SendPing);
-        t.on_receive();
+        t.on_receive(at(2));
         assert_eq!(t.handle_timeout(at(2)), KeepaliveAction::None);
         assert_eq!(t.handle_timeout(at(3)), KeepaliveAction::SendPing);
         // Unanswered now: it times out after the timeout, not before.
@@ -209,30 +185,27 @@ mod tests {
 
     #[test]
     fn with_receive_times_the_ping_comes_one_interval_after_the_last_byte() {
-        let mut t = KeepaliveTimer::new(CFG);
-        t.handle_timeout(at(0));
+        let mut t = KeepaliveTimer::new(CFG, at(0));
         // A byte at 1 s: the check at 10 s moves the deadline to 11 s, not 20 s.
-        t.on_receive_at(at(1));
+        t.on_receive(at(1));
         assert_eq!(t.handle_timeout(at(10)), KeepaliveAction::None);
         assert_eq!(t.poll_timeout(), Some(at(11)));
         assert_eq!(t.handle_timeout(at(11)), KeepaliveAction::SendPing);
-        // The answer at 13 s: next ping at 23 s, without asking for the time.
-        t.on_receive_at(at(13));
-        assert!(!t.needs_time());
+        // The answer at 13 s: next ping at 23 s.
+        t.on_receive(at(13));
         assert_eq!(t.poll_timeout(), Some(at(23)));
         // Bytes at 20 s, then a late tick (a busy driver at 31 s): quiet for over an
         // interval already, so the ping goes at once.
-        t.on_receive_at(at(20));
+        t.on_receive(at(20));
         assert_eq!(t.handle_timeout(at(31)), KeepaliveAction::SendPing);
         assert_eq!(t.poll_timeout(), Some(at(36)));
         assert_eq!(t.handle_timeout(at(36)), KeepaliveAction::TimedOut);
     }
 
     #[test]
-    fn activity_before_the_first_tick_does_not_count() {
-        let mut t = KeepaliveTimer::new(CFG);
-        t.on_receive();
-        t.handle_timeout(at(0));
+    fn a_byte_at_the_start_still_leads_to_a_ping_one_interval_later() {
+        let mut t = KeepaliveTimer::new(CFG, at(0));
+        t.on_receive(at(0));
         assert_eq!(t.handle_timeout(at(10)), KeepaliveAction::SendPing);
     }
 }

@@ -63,7 +63,8 @@
 //! - [`handshake`]: the HTTP/1.1 upgrade, both sides.
 //! - [`observe`]: the passive observer of both directions (analyzers, inspection).
 //! - [`keepalive`]: the timer that pings a quiet peer and gives up on an unresponsive one
-//!   ([`connection::Config::keepalive`]).
+//!   ([`connection::Config::keepalive`]); [`idle`]: the timer that closes a connection on
+//!   which nothing arrived for a while ([`connection::Config::idle_timeout`]).
 //! - [`input`], [`time`], [`role`]: the caller-owned buffer, time as data, who is who.
 //! - [`error`]: [`ProtocolError`] with the close code each violation implies.
 #![no_std]
@@ -84,6 +85,7 @@ pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod handshake;
+pub mod idle;
 pub mod input;
 pub mod keepalive;
 pub mod mask;

@@ -43,8 +43,8 @@ impl Pair {
         let mut mask_rng = Rng::new(seed ^ 0x9e37_79b9_7f4a_7c15);
         let masks = Box::new(move || (mask_rng.next_u64() as u32).to_le_bytes());
         Self {
-            client: Side::new(Connection::client(Config::default(), masks)),
-            server: Side::new(Connection::server(Config::default())),
+            client: Side::new(Connection::client(Config::default(), masks, Instant::ZERO)),
+            server: Side::new(Connection::server(Config::default(), Instant::ZERO)),
             rng: Rng::new(seed | 1),
             now: Instant::ZERO,
             max_read,
@@ -56,12 +56,14 @@ impl Pair {
         for _ in 0..100_000 {
             let moved_a = Self::deliver(
                 &mut self.rng,
+                self.now,
                 self.max_read,
                 &mut self.client,
                 &mut self.server,
             );
             let moved_b = Self::deliver(
                 &mut self.rng,
+                self.now,
                 self.max_read,
                 &mut self.server,
                 &mut self.client,
@@ -77,7 +79,7 @@ impl Pair {
     }
 
     /// Sends `from`'s queued replies to `to` and lets `to` read a random-sized piece.
-    fn deliver(rng: &mut Rng, max_read: u64, from: &mut Side, to: &mut Side) -> bool {
+    fn deliver(rng: &mut Rng, now: Instant, max_read: u64, from: &mut Side, to: &mut Side) -> bool {
         let mut out = Vec::new();
         from.conn.poll_transmit(&mut out);
         to.inbox.extend_from_slice(&out);
@@ -87,7 +89,7 @@ impl Pair {
         let n = (1 + rng.below(max_read)) as usize;
         let n = n.min(to.inbox.len());
         let mut read: Vec<u8> = to.inbox.drain(..n).collect();
-        to.read(&mut read);
+        to.read(now, &mut read);
         true
     }
 
@@ -99,6 +101,18 @@ impl Pair {
         };
         let mut out = Vec::new();
         side.conn.send(&mut out, msg).unwrap();
+        other.inbox.extend_from_slice(&out);
+    }
+
+    /// `from` starts the closing handshake at the pair's time.
+    fn close(&mut self, from_client: bool, frame: Option<CloseFrame<'_>>) {
+        let (side, other) = if from_client {
+            (&mut self.client, &mut self.server)
+        } else {
+            (&mut self.server, &mut self.client)
+        };
+        let mut out = Vec::new();
+        side.conn.close(self.now, &mut out, frame).unwrap();
         other.inbox.extend_from_slice(&out);
     }
 }
@@ -113,10 +127,10 @@ impl Side {
         }
     }
 
-    fn read(&mut self, data: &mut [u8]) {
+    fn read(&mut self, now: Instant, data: &mut [u8]) {
         let mut at = 0;
         loop {
-            let step = match self.conn.recv(&mut data[at..]) {
+            let step = match self.conn.recv(now, &mut data[at..]) {
                 Ok(step) => step,
                 Err(e) => {
                     self.error = Some(e);
@@ -209,11 +223,9 @@ fn fragmented_message_with_interleaved_pings() {
 fn client_initiated_close_handshake() {
     let mut pair = Pair::new(3, 3);
     let reason = CloseReason::new("done here").unwrap();
-    pair.send(
+    pair.close(
         true,
-        Outgoing::Close(Some(
-            CloseFrame::new(CloseCode::GOING_AWAY, reason).unwrap(),
-        )),
+        Some(CloseFrame::new(CloseCode::GOING_AWAY, reason).unwrap()),
     );
     assert_eq!(pair.client.conn.state(), State::CloseSent);
     pair.drive();
@@ -240,7 +252,7 @@ fn client_initiated_close_handshake() {
 #[test]
 fn server_initiated_close_and_client_linger_timeout() {
     let mut pair = Pair::new(11, 1000);
-    pair.send(false, Outgoing::Close(None));
+    pair.close(false, None);
     pair.drive();
     assert_eq!(pair.client.got.closes, [None]);
     assert_eq!(pair.server.got.closes, [None]);
@@ -259,9 +271,16 @@ fn server_initiated_close_and_client_linger_timeout() {
 fn unanswered_close_times_out() {
     let mut pair = Pair::new(5, 10);
     let mut out = Vec::new();
-    pair.client.conn.close(&mut out, None).unwrap();
+    pair.client
+        .conn
+        .close(Instant::from_micros(1), &mut out, None)
+        .unwrap();
     // The server never gets it; time passes.
     pair.client.conn.handle_timeout(Instant::from_micros(1));
+    assert_eq!(pair.client.conn.state(), State::CloseSent);
+    pair.client
+        .conn
+        .handle_timeout(Instant::from_micros(0) + Duration::from_secs(5));
     assert_eq!(pair.client.conn.state(), State::CloseSent);
     pair.client
         .conn
@@ -363,7 +382,7 @@ fn deflate_bomb_and_corruption_fail_with_right_codes() {
         max_message_len: 1 << 20,
         ..Config::default()
     };
-    let mut server = Connection::server(cfg);
+    let mut server = Connection::server(cfg, Instant::ZERO);
     server.enable_deflate(DeflateParams::default(), DeflateOptions::default());
     let mut payload = Vec::new();
     Deflater::new(9, 15, false).compress(&alloc::vec![0u8; 8 << 20], true, &mut payload);
@@ -379,17 +398,20 @@ fn deflate_bomb_and_corruption_fail_with_right_codes() {
     };
     crate::connection::write_frame(&mut frame, &header, &payload);
     let mut side = Side::new(server);
-    side.read(&mut frame);
+    side.read(Instant::ZERO, &mut frame);
     assert_eq!(side.error.map(|e| e.close_code().0), Some(1009));
     // Garbage with RSV1: 1007.
-    let mut server = Connection::server(Config::default());
+    let mut server = Connection::server(Config::default(), Instant::ZERO);
     server.enable_deflate(DeflateParams::default(), DeflateOptions::default());
     let mut side = Side::new(server);
-    side.read(&mut [0xc2, 0x84, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+    side.read(
+        Instant::ZERO,
+        &mut [0xc2, 0x84, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff],
+    );
     assert_eq!(side.error.map(|e| e.close_code().0), Some(1007));
     // RSV1 without negotiation: 1002.
-    let mut side = Side::new(Connection::server(Config::default()));
-    side.read(&mut [0xc2, 0x80, 0, 0, 0, 0]);
+    let mut side = Side::new(Connection::server(Config::default(), Instant::ZERO));
+    side.read(Instant::ZERO, &mut [0xc2, 0x80, 0, 0, 0, 0]);
     assert_eq!(side.error.map(|e| e.close_code().0), Some(1002));
 }
 
@@ -421,12 +443,12 @@ fn deflate_invalid_utf8_before_the_limit_is_1007_however_it_arrives() {
             max_message_len: 3000,
             ..Config::default()
         };
-        let mut side = Side::new(Connection::server(cfg));
+        let mut side = Side::new(Connection::server(cfg, Instant::ZERO));
         side.conn
             .enable_deflate(DeflateParams::default(), DeflateOptions::default());
         let mut wire = frame.clone();
         for piece in wire.chunks_mut(read) {
-            side.read(piece);
+            side.read(Instant::ZERO, piece);
         }
         assert_eq!(
             side.error,
@@ -448,9 +470,8 @@ fn keepalive_pings_a_quiet_peer_and_fails_an_unresponsive_one() {
         ..Config::default()
     };
     let mut pair = Pair::new(21, 7);
-    pair.server = Side::new(Connection::server(cfg));
-    assert!(pair.server.conn.needs_time());
-    pair.drive(); // the first handle_timeout arms the timer at t = 0
+    pair.server = Side::new(Connection::server(cfg, Instant::ZERO));
+    // The timer started with the connection, at t = 0.
     assert_eq!(
         pair.server.conn.poll_timeout(),
         Some(Instant::ZERO + Duration::from_secs(10))
@@ -463,8 +484,9 @@ fn keepalive_pings_a_quiet_peer_and_fails_an_unresponsive_one() {
     }
     assert!(pair.client.got.pings.is_empty());
     assert_eq!(pair.server.got.messages.len(), 3);
-    // Quiet from t = 30 s: the server pings between one and two intervals later (activity is
-    // looked at when the timer fires), and the client's automatic pong answers it.
+    // Quiet from t = 30 s: the server pings one interval after the last message arrived (and
+    // at most two after: activity is looked at when the timer fires), and the client's
+    // automatic pong answers it.
     let mut t = 30;
     while pair.client.got.pings.is_empty() {
         t += 1;
@@ -513,4 +535,39 @@ fn keepalive_pings_a_quiet_peer_and_fails_an_unresponsive_one() {
         [Some((1011, String::from("keepalive timeout")))]
     );
     assert!(pair.server.conn.should_close_transport());
+}
+
+#[test]
+fn idle_timeout_closes_a_quiet_connection_with_1001() {
+    let cfg = Config {
+        idle_timeout: Some(Duration::from_secs(10)),
+        ..Config::default()
+    };
+    let mut pair = Pair::new(31, 7);
+    pair.server = Side::new(Connection::server(cfg, pair.now));
+    // A message every 8 s keeps it open.
+    for k in 1..=3u64 {
+        pair.send(true, Outgoing::Text("still here"));
+        pair.now = Instant::ZERO + Duration::from_secs(8 * k);
+        pair.drive();
+    }
+    assert_eq!(pair.server.conn.state(), State::Open);
+    assert_eq!(
+        pair.server.conn.poll_timeout(),
+        Some(Instant::ZERO + Duration::from_secs(34))
+    );
+    // Quiet for 10 s: the server closes with 1001, the client answers, both are closed.
+    pair.now = Instant::ZERO + Duration::from_secs(34);
+    pair.drive(); // the timer fires: the close is queued
+    pair.drive(); // ... delivered, and answered
+    assert_eq!(
+        pair.client.got.closes,
+        [Some((1001, String::from("idle timeout")))]
+    );
+    assert_eq!(pair.server.got.closes, [Some((1001, String::new()))]);
+    let status = pair.server.conn.close_status().unwrap();
+    assert!(status.idle_timed_out && status.initiated_locally);
+    assert_eq!(status.remote, CloseCode::GOING_AWAY);
+    assert!(pair.server.conn.should_close_transport());
+    assert!(!pair.client.conn.close_status().unwrap().idle_timed_out);
 }

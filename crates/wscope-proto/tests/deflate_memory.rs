@@ -4,6 +4,7 @@
 
 use wscope_proto::connection::{Config, Connection, DeflateOptions, Outgoing};
 use wscope_proto::deflate::{DeflateParams, Deflater};
+use wscope_proto::Instant;
 use wscope_test_support::CountingAlloc;
 
 #[global_allocator]
@@ -39,7 +40,7 @@ fn held(params: DeflateParams, conns: usize) -> (usize, usize) {
         .collect();
     let before = live();
     for _ in 0..conns {
-        let mut server = Connection::server(Config::default());
+        let mut server = Connection::server(Config::default(), Instant::ZERO);
         server.enable_deflate(params, DeflateOptions::default());
         servers.push(server);
     }
@@ -47,7 +48,9 @@ fn held(params: DeflateParams, conns: usize) -> (usize, usize) {
     for (server, wire) in servers.iter_mut().zip(&mut wires) {
         let mut at = 0;
         while at < wire.len() {
-            let step = server.recv(&mut wire[at..]).expect("valid frame");
+            let step = server
+                .recv(Instant::ZERO, &mut wire[at..])
+                .expect("valid frame");
             at += step.consumed;
         }
         out.clear();

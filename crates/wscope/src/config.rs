@@ -59,7 +59,8 @@ pub struct ClientConfig {
     /// Limits and behaviour of the connection (max frame/message size, close timeout,
     /// keepalive pings: `ws.keepalive`).
     pub ws: WsConfig,
-    /// Close with 1001 when nothing arrives for this long.
+    /// Close with 1001 when nothing arrives for this long (when set, in place of
+    /// `ws.idle_timeout`, the core's own setting).
     pub idle_timeout: Option<Duration>,
     /// Blocking driver: give up (`Error::Timeout`) on a write the peer does not read for
     /// this long.
@@ -200,7 +201,8 @@ pub struct ServerConfig {
     /// Time allowed from accept to a complete request (TLS handshake included): a client
     /// that trickles its headers is cut off when it runs out.
     pub handshake_timeout: Duration,
-    /// Close with 1001 when nothing arrives for this long.
+    /// Close with 1001 when nothing arrives for this long (when set, in place of
+    /// `ws.idle_timeout`, the core's own setting).
     pub idle_timeout: Option<Duration>,
     /// Blocking driver: give up (`Error::Timeout`) on a write the peer does not read for
     /// this long.

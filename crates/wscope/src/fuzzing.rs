@@ -16,7 +16,7 @@ use wscope_proto::deflate::DeflateParams;
 use wscope_proto::OpCode;
 
 use crate::message::{Message, Partial};
-use crate::session::{Session, Timeouts};
+use crate::session::Session;
 
 /// Caller buffer sizes for the partial receive (control byte bits 0–2).
 const BUFS: [usize; 8] = [1, 2, 3, 7, 16, 64, 125, 1000];
@@ -81,7 +81,7 @@ fn receive(ctl: u8, stream: &[u8], partial: Option<usize>) -> Run {
         max_message_len: if small { 3000 } else { 64 << 20 },
         ..Config::default()
     };
-    let mut s = Session::client(cfg, &[], Timeouts { idle: None });
+    let mut s = Session::client(cfg, &[]);
     if ctl & 8 != 0 {
         s.conn
             .enable_deflate(DeflateParams::default(), DeflateOptions::default());
@@ -244,7 +244,7 @@ fn client_frames(specs: &[u8]) -> Vec<u8> {
 /// the session offers when `direct`.
 #[cfg(feature = "tokio")]
 fn receive_server(wire: &[u8], read: usize, direct: bool) -> Run {
-    let mut s = Session::server(Config::default(), &[], Timeouts { idle: None });
+    let mut s = Session::server(Config::default(), &[]);
     let mut run = Run {
         records: Vec::new(),
         error: None,

@@ -1,7 +1,6 @@
 //! Owned messages, as the whole-message APIs hand them out and take them in.
 
-use wscope_proto::close::{CloseCode, CloseReason};
-use wscope_proto::connection::Outgoing;
+use wscope_proto::close::CloseCode;
 use wscope_proto::CloseFrame as WireCloseFrame;
 use wscope_proto::OpCode;
 
@@ -62,18 +61,13 @@ pub struct CloseFrame {
 
 impl CloseFrame {
     /// A close status with a reason; the reason is cut to at most 123 bytes on a character
-    /// boundary when sent ([`CloseReason::truncating`], the `lws_close_reason` limit).
+    /// boundary when sent
+    /// ([`CloseReason::truncating`](wscope_proto::close::CloseReason::truncating), the
+    /// `lws_close_reason` limit).
     pub fn new(code: impl Into<CloseCode>, reason: impl Into<String>) -> Self {
         Self {
             code: code.into(),
             reason: reason.into(),
-        }
-    }
-
-    pub(crate) fn wire(&self) -> WireCloseFrame<'_> {
-        WireCloseFrame {
-            code: self.code,
-            reason: CloseReason::truncating(&self.reason).as_str(),
         }
     }
 
@@ -116,16 +110,6 @@ impl Message {
             Self::Text(s) => s.into_bytes(),
             Self::Binary(b) | Self::Ping(b) | Self::Pong(b) => b,
             Self::Close(c) => c.map(|c| c.reason.into_bytes()).unwrap_or_default(),
-        }
-    }
-
-    pub(crate) fn outgoing(&self) -> Outgoing<'_> {
-        match self {
-            Self::Text(s) => Outgoing::Text(s),
-            Self::Binary(b) => Outgoing::Binary(b),
-            Self::Ping(p) => Outgoing::Ping(p),
-            Self::Pong(p) => Outgoing::Pong(p),
-            Self::Close(c) => Outgoing::Close(c.as_ref().map(CloseFrame::wire)),
         }
     }
 }

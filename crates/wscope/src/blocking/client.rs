@@ -13,7 +13,7 @@ use super::WebSocket;
 use crate::config::ClientConfig;
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::{client_agreed, client_feed, client_start, Response};
-use crate::session::{Clock, Session, Timeouts};
+use crate::session::{Clock, Session};
 use crate::stream::{tls_client, MaybeTlsStream, Tcp};
 
 /// Connects to a `ws://` or `wss://` URL with default settings (TLS verified against the
@@ -172,16 +172,7 @@ pub fn connect_with(cfg: &ClientConfig) -> Result<(WebSocket<MaybeTlsStream>, Re
     };
     let agreed = client_agreed(cfg, offer.as_ref(), &response)?;
     stream.tcp().set_write_timeout(cfg.write_timeout)?;
-    let session = Session::open(
-        Role::Client,
-        cfg.ws,
-        &leftover,
-        Timeouts {
-            idle: cfg.idle_timeout,
-        },
-        agreed,
-        cfg.deflate_options,
-    );
+    let session = Session::open(Role::Client, cfg.into(), &leftover, agreed);
     let mut ws = WebSocket::with_session(stream, session);
     ws.set_write_timeout(cfg.write_timeout);
     Ok((ws, response))

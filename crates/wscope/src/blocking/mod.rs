@@ -36,7 +36,7 @@ use wscope_proto::{CloseCode, OpCode, Role};
 use crate::error::{Error, Result};
 use crate::handshake::Agreed;
 use crate::message::{Message, Partial};
-use crate::session::{Clock, Session, Timeouts};
+use crate::session::{Clock, Session, SessionOptions};
 use crate::stream::{end_without_close_notify, MaybeTlsStream};
 
 /// A byte stream the blocking driver can run over.
@@ -110,7 +110,8 @@ impl<S> core::fmt::Debug for WebSocket<S> {
 /// Endpoint settings around the core's [`Config`]: the idle timeout.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DriverOptions {
-    /// Close with 1001 when nothing arrives for this long.
+    /// Close with 1001 when nothing arrives for this long (when set, in place of the
+    /// config's `idle_timeout`).
     pub idle_timeout: Option<Duration>,
 }
 
@@ -124,17 +125,8 @@ impl<S: Transport> WebSocket<S> {
         leftover: &[u8],
         opts: DriverOptions,
     ) -> Self {
-        let t = Timeouts {
-            idle: opts.idle_timeout,
-        };
-        let session = Session::open(
-            role,
-            cfg,
-            leftover,
-            t,
-            Agreed::default(),
-            DeflateOptions::default(),
-        );
+        let opts = SessionOptions::new(cfg, opts.idle_timeout, DeflateOptions::default());
+        let session = Session::open(role, opts, leftover, Agreed::default());
         Self::with_session(stream, session)
     }
 

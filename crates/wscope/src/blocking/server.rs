@@ -13,7 +13,7 @@ use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::{
     accept_all, server_feed, server_machine, server_respond, Accept, RefusalDrain, Reject, Request,
 };
-use crate::session::{Clock, Session, Timeouts};
+use crate::session::{Clock, Session};
 use crate::stream::{tls_server, MaybeTlsStream, Tcp};
 
 /// A listening socket and the settings for the connections it accepts.
@@ -119,16 +119,7 @@ where
             stream.write_all(&response)?;
             stream.flush()?;
             stream.tcp().set_write_timeout(cfg.write_timeout)?;
-            let session = Session::open(
-                Role::Server,
-                cfg.ws,
-                &leftover,
-                Timeouts {
-                    idle: cfg.idle_timeout,
-                },
-                agreed,
-                cfg.deflate_options,
-            );
+            let session = Session::open(Role::Server, cfg.into(), &leftover, agreed);
             let mut ws = WebSocket::with_session(stream, session);
             ws.set_write_timeout(cfg.write_timeout);
             Ok((ws, request))

@@ -4,7 +4,7 @@
 use wscope_proto::connection::Event;
 use wscope_proto::{Input, OpCode};
 
-use super::{Clock, Incoming, Session};
+use super::{Incoming, Session};
 use crate::error::{Error, Result};
 use crate::message::{CloseFrame, Message};
 
@@ -74,23 +74,20 @@ impl Session {
     }
 
     /// Bookkeeping for bytes that arrived: decode again, the next read is a normal one, the
-    /// idle timer restarts.
+    /// core's keepalive and idle timers count them.
     fn received(&mut self) {
         self.drained = false;
         self.after_big = false;
         self.note_arrival();
     }
 
-    /// Bytes arrived now: the idle timeout and the core's keepalive start over from here (the
-    /// clock is read only when one of them is on).
+    /// Bytes arrived now: the time the core's `recv` gets for them, and the core's keepalive
+    /// and idle timers start over from here (decoding may come later: a partial receive, a
+    /// tick between the read and the decode).
     fn note_arrival(&mut self) {
-        if self.idle.is_some() || self.keepalive {
-            let now = Clock::now_std();
-            self.last_rx = now;
-            if self.keepalive {
-                self.conn.handle_received_at(self.clock.core_instant(now));
-            }
-        }
+        let now = self.clock.now();
+        self.rx_at = now;
+        self.conn.handle_received_at(now);
     }
 
     /// Decodes buffered input until a message or control frame is complete (`Some`) or the
@@ -106,8 +103,6 @@ impl Session {
         // Inflated data is in the message buffer now: the inflater's copy can go.
         self.conn.release_inflated();
         self.drained = matches!(r, Ok(None));
-        // An answered keepalive ping restarts its interval from now.
-        self.after_command();
         self.flush_transmit();
         self.check_masks()?;
         r
@@ -115,7 +110,7 @@ impl Session {
 
     fn decode_loop(&mut self) -> Result<Option<Incoming>> {
         loop {
-            let step = match self.conn.recv(self.input.buf_mut()) {
+            let step = match self.conn.recv(self.rx_at, self.input.buf_mut()) {
                 Ok(step) => step,
                 Err(e) => return Err(Error::Proto(e)),
             };
@@ -219,7 +214,7 @@ impl Session {
         let mut at = start;
         let mut done = None;
         while at < self.msg.len() {
-            let step = match self.conn.recv(&mut self.msg[at..]) {
+            let step = match self.conn.recv(self.rx_at, &mut self.msg[at..]) {
                 Ok(step) => step,
                 Err(e) => {
                     self.flush_transmit();
@@ -293,7 +288,6 @@ impl Session {
 #[cfg(all(test, feature = "tokio"))]
 mod read_size_tests {
     use super::*;
-    use crate::session::Timeouts;
     use wscope_proto::connection::Config;
     use wscope_proto::mask::apply_mask;
 
@@ -323,7 +317,7 @@ mod read_size_tests {
     #[test]
     fn a_large_frame_is_read_whole_into_the_message_then_a_short_read_follows() {
         const LEN: usize = 1 << 20;
-        let mut s = Session::server(Config::default(), &[], Timeouts { idle: None });
+        let mut s = Session::server(Config::default(), &[]);
         assert_eq!(s.read_buf().len(), READ_CHUNK);
         let wire = masked_frame(LEN);
         // The first read holds the header and the start of the payload.
@@ -355,7 +349,7 @@ mod read_size_tests {
 
     #[test]
     fn frames_over_the_direct_limit_are_read_through_the_input_buffer() {
-        let mut s = Session::server(Config::default(), &[], Timeouts { idle: None });
+        let mut s = Session::server(Config::default(), &[]);
         let mut wire = vec![0x82, 0xff];
         wire.extend_from_slice(&(DIRECT_MAX + 1).to_be_bytes());
         wire.extend_from_slice(&[0; 4]);

@@ -75,7 +75,7 @@ pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
 mod mask_tests {
     use super::*;
     use crate::message::Message;
-    use crate::session::{Session, Timeouts, OWNED_MIN};
+    use crate::session::{Session, OWNED_MIN};
     use std::io::IoSlice;
     use wscope_proto::connection::Config;
     use wscope_proto::OpCode;
@@ -92,7 +92,7 @@ mod mask_tests {
 
     #[test]
     fn a_failing_random_source_fails_closed() {
-        let mut s = Session::client_with(Config::default(), &[], Timeouts { idle: None }, broken);
+        let mut s = Session::client_with(Config::default(), &[], broken);
         assert!(matches!(
             s.send_message(Message::Text("secret".into())),
             Err(Error::Random(_))
@@ -119,7 +119,7 @@ mod mask_tests {
             b.fill(1);
             Ok(())
         }
-        let mut s = Session::client_with(Config::default(), &[], Timeouts { idle: None }, ones);
+        let mut s = Session::client_with(Config::default(), &[], ones);
         s.send_message(Message::Binary(vec![0, 0])).expect("sent");
         let mut sl = [IoSlice::new(&[]); 4];
         let n = s.write_slices(&mut sl);

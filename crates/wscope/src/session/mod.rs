@@ -3,13 +3,14 @@
 //! [`Session::read_buf`], calls [`Session::next_incoming`] until it returns `None`, writes
 //! [`Session::write_slices`], and sleeps until [`Session::deadline`].
 //!
-//! No protocol rule lives here either: masking, limits, UTF-8, control frames and the closing
-//! handshake are the core's; these files only move bytes and own buffers.
+//! No protocol rule lives here either: masking, limits, UTF-8, control frames, the closing
+//! handshake and the timers (close, keepalive, idle) are the core's; these files only move
+//! bytes, own buffers and read the clock the core is given.
 //!
 //! One file per job: [`clock`] (the clock the core is given), [`masks`] (masking keys from
 //! the OS, failing closed), [`write_queue`], [`decode`] (whole-message receive and read
 //! sizes), [`partial`] (partial receive), [`send`] (encoding and closing); this file holds
-//! the session, its constructor after the handshake, its timers and how it ends.
+//! the session, its constructor after the handshake, the clock ticks and how it ends.
 
 mod clock;
 mod decode;
@@ -23,9 +24,9 @@ mod write_queue;
 use core::time::Duration as StdDuration;
 use std::time::Instant as StdInstant;
 
-use wscope_proto::connection::{Config, Connection, DeflateOptions, State};
+use wscope_proto::connection::{Config, Connection, DeflateOptions, MaskSource, State};
 use wscope_proto::role::Role;
-use wscope_proto::{CloseCode, CloseFrame as WireCloseFrame, OpCode, VecInput};
+use wscope_proto::{Instant, OpCode, VecInput};
 
 pub(crate) use clock::Clock;
 pub(crate) use decode::READ_CHUNK;
@@ -35,6 +36,7 @@ use masks::{Fill, MaskFailure, OsMasks};
 pub(crate) use send::OWNED_MIN;
 pub(crate) use write_queue::WriteQueue;
 
+use crate::config::{ClientConfig, ServerConfig};
 use crate::error::{Error, Result};
 use crate::handshake::Agreed;
 use crate::message::{CloseFrame, FrameInfo};
@@ -52,10 +54,38 @@ pub(crate) enum Incoming {
     Close(Option<CloseFrame>),
 }
 
-/// Endpoint limits and timeouts a driver applies around the core.
+/// What a session is opened with after the handshake: the core's settings, with the
+/// endpoint's idle timeout folded in, and how sent messages are compressed once
+/// permessage-deflate is agreed.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Timeouts {
-    pub(crate) idle: Option<StdDuration>,
+pub(crate) struct SessionOptions {
+    /// The core's settings.
+    pub(crate) ws: Config,
+    /// Compression of sent messages (with permessage-deflate agreed).
+    pub(crate) deflate: DeflateOptions,
+}
+
+impl SessionOptions {
+    /// `ws` with the endpoint's `idle` timeout, when set, in place of its own
+    /// [`Config::idle_timeout`].
+    pub(crate) fn new(mut ws: Config, idle: Option<StdDuration>, deflate: DeflateOptions) -> Self {
+        if idle.is_some() {
+            ws.idle_timeout = idle.map(Into::into);
+        }
+        Self { ws, deflate }
+    }
+}
+
+impl From<&ClientConfig> for SessionOptions {
+    fn from(cfg: &ClientConfig) -> Self {
+        Self::new(cfg.ws, cfg.idle_timeout, cfg.deflate_options)
+    }
+}
+
+impl From<&ServerConfig> for SessionOptions {
+    fn from(cfg: &ServerConfig) -> Self {
+        Self::new(cfg.ws, cfg.idle_timeout, cfg.deflate_options)
+    }
 }
 
 /// One WebSocket connection's buffers and state, I/O-free.
@@ -78,14 +108,10 @@ pub(crate) struct Session {
     /// The header of the control frame being collected (partial receive).
     control_info: Option<FrameInfo>,
     clock: Clock,
-    idle: Option<StdDuration>,
-    last_rx: StdInstant,
-    /// The close was this glue's, for the idle timeout (not the application's).
-    idle_closed: bool,
+    /// When the latest received bytes arrived: the time the core's `recv` is given.
+    rx_at: Instant,
     /// Set when the masking keys' random source failed (client sessions).
     mask_failure: Option<MaskFailure>,
-    /// The core pings a quiet peer: it is told when bytes arrive.
-    keepalive: bool,
     eof: bool,
     /// The input was decoded to its end and nothing arrived since: decoding again would find
     /// nothing (the core's decoding depends on its input alone), so it is skipped.
@@ -108,19 +134,17 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(
-        mut conn: Connection,
-        leftover: &[u8],
-        timeouts: Timeouts,
-        keepalive: bool,
-    ) -> Self {
+    /// A session for a connection opened now (its timers start now), with `leftover` bytes
+    /// already received; a client when `masks` is given.
+    fn new(cfg: Config, masks: Option<Box<dyn MaskSource>>, leftover: &[u8]) -> Self {
         let mut input = VecInput::with_capacity(READ_CHUNK);
         input.extend_from_slice(leftover);
         let clock = Clock::new();
-        // Timers the core starts right away (keepalive) get their start time now.
-        if conn.needs_time() {
-            conn.handle_timeout(clock.now());
-        }
+        let now = clock.now();
+        let conn = match masks {
+            Some(masks) => Connection::client(cfg, masks, now),
+            None => Connection::server(cfg, now),
+        };
         Self {
             conn,
             input,
@@ -133,11 +157,8 @@ impl Session {
             partial_rest_ends_frame: false,
             control_info: None,
             clock,
-            idle: timeouts.idle,
-            last_rx: Clock::now_std(),
-            idle_closed: false,
+            rx_at: now,
             mask_failure: None,
-            keepalive,
             eof: false,
             drained: false,
             write_limit: 128 * 1024,
@@ -150,23 +171,16 @@ impl Session {
     }
 
     /// The one way a driver starts a connection after its handshake: a session for `role`
-    /// (client sessions mask with OS-random keys) with the bytes read after the handshake
-    /// head (`leftover`), and what the handshake agreed (subprotocol, permessage-deflate,
-    /// compressing with `deflate`).
-    pub(crate) fn open(
-        role: Role,
-        cfg: Config,
-        leftover: &[u8],
-        timeouts: Timeouts,
-        agreed: Agreed,
-        deflate: DeflateOptions,
-    ) -> Self {
+    /// (client sessions mask with OS-random keys) with `opts` (from the endpoint's config:
+    /// `(&cfg).into()`), the bytes read after the handshake head (`leftover`), and what the
+    /// handshake agreed (subprotocol, permessage-deflate).
+    pub(crate) fn open(role: Role, opts: SessionOptions, leftover: &[u8], agreed: Agreed) -> Self {
         let mut s = match role {
-            Role::Client => Self::client(cfg, leftover, timeouts),
-            Role::Server => Self::server(cfg, leftover, timeouts),
+            Role::Client => Self::client(opts.ws, leftover),
+            Role::Server => Self::server(opts.ws, leftover),
         };
         if let Some(params) = agreed.deflate {
-            s.conn.enable_deflate(params, deflate);
+            s.conn.enable_deflate(params, opts.deflate);
         }
         s.subprotocol = agreed.subprotocol;
         s
@@ -183,29 +197,19 @@ impl Session {
     }
 
     /// A server-side session.
-    pub(crate) fn server(cfg: Config, leftover: &[u8], timeouts: Timeouts) -> Self {
-        Self::new(
-            Connection::server(cfg),
-            leftover,
-            timeouts,
-            cfg.keepalive.is_some(),
-        )
+    pub(crate) fn server(cfg: Config, leftover: &[u8]) -> Self {
+        Self::new(cfg, None, leftover)
     }
 
     /// A client-side session with OS-random masking keys.
-    pub(crate) fn client(cfg: Config, leftover: &[u8], timeouts: Timeouts) -> Self {
-        Self::client_with(cfg, leftover, timeouts, getrandom::fill)
+    pub(crate) fn client(cfg: Config, leftover: &[u8]) -> Self {
+        Self::client_with(cfg, leftover, getrandom::fill)
     }
 
     /// A client-side session whose masking keys come from `fill`.
-    fn client_with(cfg: Config, leftover: &[u8], timeouts: Timeouts, fill: Fill) -> Self {
+    fn client_with(cfg: Config, leftover: &[u8], fill: Fill) -> Self {
         let (masks, failure) = OsMasks::boxed(fill);
-        let mut s = Self::new(
-            Connection::client(cfg, masks),
-            leftover,
-            timeouts,
-            cfg.keepalive.is_some(),
-        );
+        let mut s = Self::new(cfg, Some(masks), leftover);
         s.mask_failure = Some(failure);
         s
     }
@@ -223,53 +227,28 @@ impl Session {
         }
     }
 
-    fn after_command(&mut self) {
-        if self.conn.needs_time() {
-            self.conn.handle_timeout(self.clock.now());
-        }
-    }
-
-    /// Gives the core the time and applies the idle timeout; call after a wait ends.
+    /// Gives the core the time when one of its timers is due, and queues what it sent
+    /// (a keepalive ping, the idle close, the keepalive's failing close); call after a wait
+    /// ends.
     pub(crate) fn on_tick(&mut self) {
-        let now_std = Clock::now_std();
-        let now = self.clock.core_instant(now_std);
-        if self.conn.needs_time() || self.conn.poll_timeout().is_some_and(|t| t <= now) {
+        let now = self.clock.now();
+        if self.conn.poll_timeout().is_some_and(|t| t <= now) {
             self.conn.handle_timeout(now);
-        }
-        if let Some(idle) = self.idle {
-            if self.conn.state() == State::Open && now_std >= self.last_rx + idle {
-                let conn = &mut self.conn;
-                let frame = WireCloseFrame {
-                    code: CloseCode::GOING_AWAY,
-                    reason: "idle timeout",
-                };
-                let _ = self.out.append(|buf| conn.close(buf, Some(frame)));
-                self.idle_closed = true;
-                let _ = self.check_masks();
-                self.after_command();
-            }
         }
         self.flush_transmit();
     }
 
-    /// When the driver must call [`Self::on_tick`] at the latest (core timers, idle timeout).
+    /// When the driver must call [`Self::on_tick`] at the latest (the core's timers: close,
+    /// keepalive, idle).
     pub(crate) fn deadline(&self) -> Option<StdInstant> {
-        let core = self.conn.poll_timeout().map(|t| self.clock.std_instant(t));
-        let idle = match (self.idle, self.conn.state()) {
-            (Some(idle), State::Open) => Some(self.last_rx + idle),
-            _ => None,
-        };
-        match (core, idle) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.conn.poll_timeout().map(|t| self.clock.std_instant(t))
     }
 
     /// How a transport that ended is reported: `Timeout` when an unanswered keepalive ping
     /// failed the connection; `None` (a clean end) once the peer's close arrived, the
     /// connection was failed for a violation, or the application started the close;
     /// otherwise an unexpected EOF. All of it is read from the core's close status (a close
-    /// this glue sent for the idle timeout is not the application's).
+    /// the core sent for the idle timeout is not the application's).
     pub(crate) fn end_error(&self) -> Option<Error> {
         if let Some(e) = self.mask_failure.as_ref().and_then(MaskFailure::get) {
             return Some(Error::Random(e));
@@ -280,7 +259,7 @@ impl Session {
         }
         let clean = self.conn.peer_close_received()
             || status
-                .is_some_and(|s| s.failed.is_some() || (s.initiated_locally && !self.idle_closed));
+                .is_some_and(|s| s.failed.is_some() || (s.initiated_locally && !s.idle_timed_out));
         if clean {
             None
         } else {

@@ -42,7 +42,7 @@ impl Session {
             } else {
                 full
             };
-            let step = match self.conn.recv(&mut input[..limit]) {
+            let step = match self.conn.recv(self.rx_at, &mut input[..limit]) {
                 Ok(step) => step,
                 Err(e) => return Err(Error::Proto(e)),
             };
@@ -169,7 +169,6 @@ fn control_piece(
 #[cfg(test)]
 mod partial_tests {
     use super::*;
-    use crate::session::Timeouts;
     use wscope_proto::connection::Config;
     use wscope_proto::connection::DeflateOptions;
     use wscope_proto::deflate::{DeflateParams, Deflater};
@@ -188,7 +187,7 @@ mod partial_tests {
         let n = header.emit(&mut head);
         let mut wire = head[..n].to_vec();
         wire.extend_from_slice(&payload);
-        let mut s = Session::client(Config::default(), &wire, Timeouts { idle: None });
+        let mut s = Session::client(Config::default(), &wire);
         s.conn
             .enable_deflate(DeflateParams::default(), DeflateOptions::default());
         let mut got = Vec::new();

@@ -4,7 +4,7 @@
 use std::io::IoSlice;
 
 use wscope_proto::close::CloseReason;
-use wscope_proto::connection::{Outgoing, SendError};
+use wscope_proto::connection::{Outgoing, SendError, State};
 use wscope_proto::frame::{FrameHeader, MAX_HEADER_LEN};
 use wscope_proto::mask::apply_mask;
 use wscope_proto::{CloseCode, CloseFrame as WireCloseFrame, OpCode};
@@ -25,10 +25,13 @@ impl Session {
         self.out.append(|buf| buf.extend_from_slice(bytes));
     }
 
-    /// Moves the core's own frames (pongs, close replies) to the write queue (unless
-    /// [`Self::hold_replies_over`] bytes already wait there).
+    /// Moves the core's own frames (pongs, close replies, the closes its timers send) to the
+    /// write queue (unless [`Self::hold_replies_over`] bytes already wait there while the
+    /// connection is open: once it is closing the core queues nothing more, and its close
+    /// must not wait behind the hold, as the application's close does not).
     pub(crate) fn flush_transmit(&mut self) {
-        if self.conn.has_pending_transmit() && self.out.len() < self.hold_replies_over {
+        let hold = self.conn.state() == State::Open && self.out.len() >= self.hold_replies_over;
+        if self.conn.has_pending_transmit() && !hold {
             let conn = &mut self.conn;
             self.out.append(|buf| conn.poll_transmit(buf));
             // A keepalive ping or a reply masked without a proper key is dropped here.
@@ -50,7 +53,8 @@ impl Session {
             Message::Binary(mut b) => self.send_vec(OpCode::BINARY, &mut b),
             Message::Close(Some(c)) => self.close(Some(c.code), &c.reason),
             Message::Close(None) => self.close(None, ""),
-            other => self.send(other.outgoing()),
+            Message::Ping(p) => self.send(Outgoing::Ping(&p)),
+            Message::Pong(p) => self.send(Outgoing::Pong(&p)),
         }
     }
 
@@ -60,7 +64,6 @@ impl Session {
         self.out
             .append(|buf| conn.send(buf, msg))
             .map_err(send_error)?;
-        self.after_command();
         self.check_masks()
     }
 
@@ -116,11 +119,11 @@ impl Session {
             code,
             reason: CloseReason::truncating(reason).as_str(),
         });
+        let now = self.clock.now();
         let conn = &mut self.conn;
         self.out
-            .append(|buf| conn.close(buf, frame))
+            .append(|buf| conn.close(now, buf, frame))
             .map_err(send_error)?;
-        self.after_command();
         self.check_masks()
     }
 

@@ -15,7 +15,7 @@ mod keepalive_tests {
             keepalive: Some(ka),
             ..Config::default()
         };
-        let mut s = Session::server(cfg, &[], Timeouts { idle: None });
+        let mut s = Session::server(cfg, &[]);
         let first = s
             .conn
             .poll_timeout()
@@ -42,6 +42,15 @@ mod keepalive_tests {
 /// The clean end comes from the core's close status alone.
 mod end_tests {
     use crate::session::*;
+    use wscope_proto::CloseCode;
+
+    /// A connection the core closes for the idle timeout at its first tick.
+    fn idle_at_once() -> Config {
+        Config {
+            idle_timeout: Some(wscope_proto::Duration::ZERO),
+            ..Config::default()
+        }
+    }
 
     fn unexpected_eof(s: &Session) -> bool {
         matches!(s.end_error(), Some(Error::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof)
@@ -49,14 +58,14 @@ mod end_tests {
 
     #[test]
     fn an_end_without_any_close_is_unexpected() {
-        let mut s = Session::server(Config::default(), &[], Timeouts { idle: None });
+        let mut s = Session::server(Config::default(), &[]);
         s.commit_read(0);
         assert!(unexpected_eof(&s));
     }
 
     #[test]
     fn an_end_after_the_applications_close_is_clean() {
-        let mut s = Session::server(Config::default(), &[], Timeouts { idle: None });
+        let mut s = Session::server(Config::default(), &[]);
         s.close(Some(CloseCode::NORMAL), "bye").expect("open");
         s.commit_read(0);
         assert!(s.end_error().is_none());
@@ -70,7 +79,7 @@ mod end_tests {
         };
         // A masked close with 1000.
         let wire = [0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8];
-        let mut s = Session::server(cfg, &wire, Timeouts { idle: None });
+        let mut s = Session::server(cfg, &wire);
         assert!(matches!(s.next_incoming(), Ok(Some(Incoming::Close(_)))));
         s.commit_read(0);
         assert!(s.end_error().is_none());
@@ -78,17 +87,27 @@ mod end_tests {
 
     #[test]
     fn an_end_after_the_idle_close_without_a_reply_is_unexpected() {
-        let mut s = Session::server(
-            Config::default(),
-            &[],
-            Timeouts {
-                idle: Some(StdDuration::ZERO),
-            },
-        );
+        let mut s = Session::server(idle_at_once(), &[]);
         s.on_tick();
         assert_eq!(s.conn.state(), State::CloseSent);
         s.commit_read(0);
         assert!(unexpected_eof(&s));
+    }
+
+    /// The core sends the idle close; it goes to the write queue at once, past the hold on
+    /// replies that bounds pongs for a peer that does not read (as the application's close).
+    #[test]
+    fn the_idle_close_is_queued_past_the_reply_hold() {
+        let mut s = Session::server(idle_at_once(), &[]);
+        s.hold_replies_over = 0;
+        s.on_tick();
+        assert_eq!(s.conn.state(), State::CloseSent);
+        assert!(!s.conn.has_pending_transmit());
+        let mut sl = [std::io::IoSlice::new(&[]); 4];
+        let n = s.write_slices(&mut sl);
+        let wire: Vec<u8> = sl[..n].iter().flat_map(|x| x.to_vec()).collect();
+        assert_eq!(wire[..4], [0x88, 14, 0x03, 0xe9]);
+        assert_eq!(&wire[4..], b"idle timeout");
     }
 }
 
@@ -105,31 +124,45 @@ mod open_tests {
             subprotocol: Some("chat".into()),
             deflate: Some(DeflateParams::default()),
         };
-        let s = Session::open(
-            Role::Server,
-            Config::default(),
-            &[],
-            Timeouts { idle: None },
-            agreed,
-            DeflateOptions::default(),
-        );
+        let opts = SessionOptions::new(Config::default(), None, DeflateOptions::default());
+        let s = Session::open(Role::Server, opts, &[], agreed);
         assert_eq!(s.subprotocol(), Some("chat"));
         assert!(s.conn.deflate_enabled());
-        let plain = Session::open(
-            Role::Client,
-            Config::default(),
-            &[],
-            Timeouts { idle: None },
-            Agreed::default(),
-            DeflateOptions::default(),
-        );
+        let plain = Session::open(Role::Client, opts, &[], Agreed::default());
         assert_eq!(plain.subprotocol(), None);
         assert!(!plain.conn.deflate_enabled());
     }
 
+    /// The endpoint's idle timeout (`ClientConfig`/`ServerConfig::idle_timeout`, the
+    /// drivers' `from_raw` parameter) takes the place of the core config's when it is set.
+    #[test]
+    fn the_endpoint_idle_timeout_goes_into_the_core_config() {
+        let core_idle = Some(wscope_proto::Duration::from_secs(9));
+        let ws = Config {
+            idle_timeout: core_idle,
+            ..Config::default()
+        };
+        let d = DeflateOptions::default();
+        let opts = SessionOptions::new(ws, Some(StdDuration::from_secs(2)), d);
+        assert_eq!(
+            opts.ws.idle_timeout,
+            Some(wscope_proto::Duration::from_secs(2))
+        );
+        assert_eq!(SessionOptions::new(ws, None, d).ws.idle_timeout, core_idle);
+        let cfg = ServerConfig {
+            idle_timeout: Some(StdDuration::from_millis(1500)),
+            ..ServerConfig::default()
+        };
+        let s = Session::open(Role::Server, (&cfg).into(), &[], Agreed::default());
+        assert_eq!(
+            s.conn.config().idle_timeout,
+            Some(wscope_proto::Duration::from_millis(1500))
+        );
+    }
+
     #[test]
     fn send_message_encodes_data_and_starts_the_close() {
-        let mut s = Session::server(Config::default(), &[], Timeouts { idle: None });
+        let mut s = Session::server(Config::default(), &[]);
         s.send_message(Message::Text("hi".into())).expect("open");
         s.send_message(Message::Ping(vec![1])).expect("open");
         s.send_message(Message::Close(None)).expect("open");

@@ -14,7 +14,7 @@ use crate::handshake::{
     accept_all, client_agreed, client_feed, client_start, server_feed, server_machine,
     server_respond, Accept, RefusalDrain, Reject, Request, Response,
 };
-use crate::session::{Clock, Session, Timeouts};
+use crate::session::{Clock, Session};
 use crate::stream::Tcp;
 
 /// A client connection as returned by [`connect_async`].
@@ -116,16 +116,7 @@ where
         }
     };
     let agreed = client_agreed(cfg, offer.as_ref(), &response)?;
-    let session = Session::open(
-        Role::Client,
-        cfg.ws,
-        &leftover,
-        Timeouts {
-            idle: cfg.idle_timeout,
-        },
-        agreed,
-        cfg.deflate_options,
-    );
+    let session = Session::open(Role::Client, cfg.into(), &leftover, agreed);
     Ok((WebSocketStream::with_session(stream, session), response))
 }
 
@@ -225,16 +216,7 @@ where
         Ok(agreed) => {
             stream.write_all(&response).await?;
             stream.flush().await?;
-            let session = Session::open(
-                Role::Server,
-                cfg.ws,
-                &leftover,
-                Timeouts {
-                    idle: cfg.idle_timeout,
-                },
-                agreed,
-                cfg.deflate_options,
-            );
+            let session = Session::open(Role::Server, cfg.into(), &leftover, agreed);
             Ok((WebSocketStream::with_session(stream, session), request))
         }
         Err(e) => {

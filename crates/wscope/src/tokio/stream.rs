@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::handshake::Agreed;
 pub use crate::message::DataKind;
 use crate::message::Message;
-use crate::session::{Clock, Incoming, Session, Timeouts};
+use crate::session::{Clock, Incoming, Session, SessionOptions};
 use crate::stream::end_without_close_notify;
 
 /// Bytes one poll of the task may read before the stream yields to the runtime's other tasks.
@@ -111,7 +111,7 @@ impl<S> core::fmt::Debug for WebSocketStream<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// Runs a connection over `io`, whose handshake is done; `leftover` are bytes read after
     /// the handshake head. `idle_timeout` closes the connection (1001) when nothing arrives
-    /// for that long.
+    /// for that long (when set, in place of `cfg.idle_timeout`).
     pub fn from_raw(
         io: S,
         role: Role,
@@ -119,15 +119,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         leftover: &[u8],
         idle_timeout: Option<core::time::Duration>,
     ) -> Self {
-        let t = Timeouts { idle: idle_timeout };
-        let session = Session::open(
-            role,
-            cfg,
-            leftover,
-            t,
-            Agreed::default(),
-            DeflateOptions::default(),
-        );
+        let opts = SessionOptions::new(cfg, idle_timeout, DeflateOptions::default());
+        let session = Session::open(role, opts, leftover, Agreed::default());
         Self::with_session(io, session)
     }
 

@@ -23,8 +23,8 @@
 //!
 //! 1. Drain the completion queue and apply every completion to its connection (commit the
 //!    bytes a receive read, advance the write queue by what a send wrote, ...).
-//! 2. Fire the timers that are due (handshake timeout, the session's idle, close and
-//!    keepalive timers) and accept the connections waiting on the listener.
+//! 2. Fire the timers that are due (handshake timeout, the core's close, keepalive and idle
+//!    timers) and accept the connections waiting on the listener.
 //! 3. Drive each connection touched by 1 or 2: decode its input, hand messages to the
 //!    service, and queue its next receive and its next send.
 //! 4. One `io_uring_enter`: submit everything queued and wait for at least one completion,
@@ -41,7 +41,7 @@
 //! A receive or send handed to `io_uring` keeps a raw pointer to user memory until its
 //! completion is reaped, long after the call that queued it returned. Rust's borrow checker
 //! cannot see that, so the driver keeps these rules (each one is checked where an entry is
-//! pushed, in `event_loop.rs`):
+//! pushed, in `ops.rs`):
 //!
 //! - **At most one receive and one send in flight per connection**, recorded in the
 //!   connection's state (`recv` or `multi`, and `sending`) and cleared only when that
@@ -132,10 +132,13 @@
 //! # }
 //! ```
 
+mod accept;
 mod buf_ring;
+mod completions;
 mod conn;
 mod event_loop;
 mod ops;
+mod shutdown;
 mod timers;
 mod tls;
 

@@ -1,0 +1,159 @@
+//! Permessage-deflate on a connection: the state, turning it on after the handshake, what
+//! it holds in memory, and compressing sent frames. Received messages are inflated in
+//! [`Connection::recv`] by the shared message layer ([`crate::deflate::MessageInflater`]).
+
+use alloc::vec::Vec;
+
+use super::{write_frame, Connection, SendError};
+use crate::frame::OpCode;
+use crate::role::Role;
+
+/// Options for compressing outgoing messages once permessage-deflate is agreed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeflateOptions {
+    /// zlib compression level, 0–9.
+    pub level: u32,
+    /// Messages shorter than this are sent uncompressed (RSV1 is per message).
+    pub threshold: usize,
+    /// zlib memLevel, 1–9: the compressor's literal buffers take `7 << (mem_level + 6)`
+    /// bytes (see [`crate::deflate::DEFAULT_MEM_LEVEL`]). The window is negotiated
+    /// ([`crate::deflate::DeflateConfig`]).
+    pub mem_level: u8,
+}
+
+impl Default for DeflateOptions {
+    /// Level 6, messages from 16 bytes on compressed, memLevel
+    /// [`crate::deflate::DEFAULT_MEM_LEVEL`].
+    fn default() -> Self {
+        Self {
+            level: 6,
+            threshold: 16,
+            mem_level: crate::deflate::DEFAULT_MEM_LEVEL,
+        }
+    }
+}
+
+/// What permessage-deflate holds in memory on a connection ([`Connection::deflate_memory`]).
+/// Contexts are allocated by the first compressed message of their direction and freed after
+/// each message when that direction's sender does not take its context over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeflateMemory {
+    /// The decompression context for received messages is allocated.
+    pub inflate_context: bool,
+    /// The compression context for sent messages is allocated.
+    pub deflate_context: bool,
+    /// Bytes of reusable buffers (inflated output, compressed output) held.
+    pub buffer_bytes: usize,
+}
+
+/// Per-connection permessage-deflate state.
+pub(super) struct DeflateState {
+    /// Received messages: inflated within `max_message_len`, inflated text validated.
+    pub(super) inflater: crate::deflate::MessageInflater,
+    pub(super) deflater: crate::deflate::Deflater,
+    pub(super) options: DeflateOptions,
+    /// The fragmented message being sent is compressed.
+    pub(super) sending_compressed: bool,
+    /// We reset our compression context after each message (no context takeover).
+    pub(super) reset_sends: bool,
+    /// Compressed output of the frame being sent, reused while small.
+    pub(super) scratch: Vec<u8>,
+}
+
+/// Compressed-output storage kept between messages with context takeover.
+const SCRATCH_KEEP: usize = 16 * 1024;
+
+impl Connection {
+    /// What permessage-deflate holds in memory now (`None` when it is off): an idle
+    /// connection holds no zlib context until its first compressed message, and none between
+    /// messages in a direction without context takeover.
+    pub fn deflate_memory(&self) -> Option<DeflateMemory> {
+        self.core.deflate.as_ref().map(|d| DeflateMemory {
+            inflate_context: d.inflater.has_context(),
+            deflate_context: d.deflater.has_context(),
+            buffer_bytes: d.inflater.capacity() + d.scratch.capacity(),
+        })
+    }
+
+    /// Turns on permessage-deflate with the parameters agreed in the handshake: received
+    /// messages with RSV1 are inflated (the inflated size counts against `max_message_len`,
+    /// 1009 beyond; corrupt data is 1007), and sent messages of at least `options.threshold`
+    /// bytes are compressed.
+    pub fn enable_deflate(
+        &mut self,
+        params: crate::deflate::DeflateParams,
+        options: DeflateOptions,
+    ) {
+        let role = self.core.role;
+        let peer = match role {
+            Role::Client => Role::Server,
+            Role::Server => Role::Client,
+        };
+        self.core.deflate = Some(DeflateState {
+            inflater: crate::deflate::MessageInflater::new(
+                params.no_context_takeover(peer),
+                self.core.cfg.max_message_len,
+                self.core.cfg.validate_utf8,
+                crate::decoder::Strictness::Enforce,
+            ),
+            deflater: crate::deflate::Deflater::new(
+                options.level,
+                params.window_bits(role),
+                params.no_context_takeover(role),
+            )
+            .with_mem_level(options.mem_level),
+            reset_sends: params.no_context_takeover(role),
+            options,
+            sending_compressed: false,
+            scratch: Vec::new(),
+        });
+        let mut acfg = *self.decoder.config();
+        acfg.extension_rsv |= crate::frame::RSV1;
+        self.decoder.set_config(acfg);
+    }
+
+    /// With deflate on: `Some(true)` to compress this frame, `Some(false)` not to.
+    pub(super) fn compress_decision(&self, opcode: OpCode, len: usize, fin: bool) -> Option<bool> {
+        let d = self.core.deflate.as_ref()?;
+        Some(if opcode == OpCode::CONTINUATION {
+            d.sending_compressed
+        } else {
+            // A whole message is compressed from the threshold on; a fragmented one always.
+            !fin || len >= d.options.threshold
+        })
+    }
+
+    /// Encodes one data frame compressed (RSV1 on a message's first frame), keeping the
+    /// compressed-output buffer for the next one while it is small.
+    pub(super) fn send_compressed(
+        &mut self,
+        out: &mut Vec<u8>,
+        opcode: OpCode,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), SendError> {
+        let Some(mut d) = self.core.deflate.take() else {
+            return Err(SendError::Closed);
+        };
+        let mut compressed = core::mem::take(&mut d.scratch);
+        compressed.clear();
+        d.deflater.compress(payload, fin, &mut compressed);
+        let result = self.sequence(opcode, compressed.len() as u64, fin);
+        if let Ok(mut header) = result {
+            if opcode != OpCode::CONTINUATION {
+                header.rsv = crate::frame::RSV1;
+            }
+            d.sending_compressed = !fin;
+            write_frame(out, &header, &compressed);
+        }
+        // Between messages keep no compressed output without context takeover (nothing else
+        // is kept then), and only a small buffer with it.
+        let keep = if d.reset_sends { 0 } else { SCRATCH_KEEP };
+        if fin && compressed.capacity() > keep {
+            compressed = Vec::new();
+        }
+        d.scratch = compressed;
+        self.core.deflate = Some(d);
+        result.map(|_| ())
+    }
+}
