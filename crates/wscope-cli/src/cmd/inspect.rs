@@ -33,8 +33,10 @@ use wscope_inspect::uid::ConnId;
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
     /// pcap or pcapng files (`-`: standard input), analysed as one run.
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "interfaces", value_name = "FILE")]
     files: Vec<PathBuf>,
+    #[command(flatten)]
+    live: live::LiveArgs,
     /// Write Zeek's websocket.log and weird.log into this directory.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     output: Option<PathBuf>,
@@ -83,6 +85,8 @@ pub(crate) struct Args {
     #[arg(short, long)]
     quiet: bool,
 }
+
+mod live;
 
 pub(crate) fn run(args: Args) -> ExitCode {
     match inspect(&args) {
@@ -283,12 +287,15 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     let events_to_stdout = args.events.as_deref() == Some(Path::new("-"));
     let listing = !args.quiet && !events_to_stdout;
 
-    check_inputs(&args.files)?;
     let mut cfg = AnalyzerConfig::default();
     cfg.flow.uid_seed = args.uid_seed.unwrap_or_else(random_seed);
     cfg.session.payload_chunk_size = args.payload_chunk_size.max(1);
     cfg.session.digest = args.digest;
     cfg.session.observer.inflate = !args.no_inflate;
+    if !args.live.interfaces.is_empty() {
+        return live::run(args, cfg);
+    }
+    check_inputs(&args.files)?;
 
     let bar = if io::stderr().is_terminal() {
         let total: u64 = args
