@@ -135,6 +135,12 @@ mod imp {
             }
         };
 
+        // As tcpdump says it: scripts wait for this line before sending traffic.
+        eprintln!(
+            "wscope inspect: listening on {}, snapshot length {} bytes",
+            a.interfaces.join(", "),
+            a.snaplen.max(64)
+        );
         let events_to_stdout = args.events.as_deref() == Some(Path::new("-"));
         let listing = !args.quiet && !events_to_stdout;
         let mut logs = match &args.output {
