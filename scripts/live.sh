@@ -250,9 +250,10 @@ sys.exit(1 if missing or not want else 0)' "$SIG_AT" "$D/logs/websocket.log" "$D
 
 # --- 3. fanout: two processes share the interface ------------------------------------------
 D=$OUT/fanout
-start_capture "$D/a" -q -o "$D/a/logs" --fanout-group 4242
+# The example of docs/deployment.md: one output directory each, `-o` and `--events`.
+start_capture "$D/a" -q -o "$D/a/logs" --events "$D/a/events.json" --fanout-group 4242
 PID_A=$CAP_PID
-start_capture "$D/b" -q -o "$D/b/logs" --fanout-group 4242
+start_capture "$D/b" -q -o "$D/b/logs" --events "$D/b/events.json" --fanout-group 4242
 PID_B=$CAP_PID
 start_tcpdump "$D/tcpdump.pcap"
 in_c "$PY" "$LDIR/peers.py" many "$(url 9001)" 100 > "$D/clients.log" 2>&1

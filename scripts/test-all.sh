@@ -166,6 +166,7 @@ step_interop() {
 step_live() {
     cargo clippy -p wscope-inspect -p wscope-cli --features wscope-cli/live --all-targets -- -D warnings
     cargo test -p wscope-inspect --features live --lib live
+    cargo test -p wscope-cli --features live --bin wscope live
     bash scripts/live.sh
 }
 
