@@ -26,7 +26,8 @@
 #  4. --rotate 1: Zeek-named rotated logs (websocket.YYYY-MM-DD-HH-MM-SS.log), each whole,
 #     together holding every session.
 #  5. without privilege (setpriv to nobody, no capabilities): exit status 2 and a message
-#     naming CAP_NET_RAW, no panic.
+#     naming CAP_NET_RAW, no panic; a filter that does not compile and a missing interface
+#     are named the same way.
 #
 # Prints "ok ..." / "FAIL ..." per check and ends with "live: N passed, M failed"; exit 1 on
 # any failure. Environment: LIVE_OUT (default TARGET_DIR/live), plus CARGO_TARGET_DIR,
@@ -70,7 +71,7 @@ if [[ $(id -u) != 0 ]]; then
   echo "live: needs root (network namespaces and packet sockets)" >&2
   exit 1
 fi
-need tcpdump tcpdump; need ip iproute2; need tc iproute2; need setpriv util-linux
+need tcpdump tcpdump; need ip iproute2; need tc iproute2; need setpriv util-linux; need taskset util-linux
 need node nodejs; need npm npm; need python3 python3-venv
 
 cargo_build -p wscope-cli --features live
@@ -88,7 +89,11 @@ export NODE_PATH=$IDIR/node_modules
 
 # (Background processes are started with `ip netns exec` itself, which execs the command, so
 # that $! is the command's own pid and signals reach it.)
-in_c() { ip netns exec "$NS_C" "$@"; }
+#
+# Every peer runs on CPU 0: a packet is mirrored, and queued for the sensor, on the CPU that
+# sent it, and two CPUs' queues can reach two packet sockets (ours and tcpdump's) in different
+# interleavings. On one CPU both see one order, so the event streams can be compared whole.
+in_c() { ip netns exec "$NS_C" taskset -c 0 "$@"; }
 in_s() { ip netns exec "$NS_S" "$@"; }
 in_t() { ip netns exec "$NS_T" "$@"; }
 
@@ -110,11 +115,11 @@ for dir in ingress egress; do
 done
 
 # --- servers ---------------------------------------------------------------------------------
-ip netns exec "$NS_S" "$B" serve --echo --compress --host "$ADDR_S" --port 9001 --threads 1 > "$OUT/serve-wscope.log" 2>&1 &
+ip netns exec "$NS_S" taskset -c 0 "$B" serve --echo --compress --host "$ADDR_S" --port 9001 --threads 1 > "$OUT/serve-wscope.log" 2>&1 &
 PIDS+=($!)
-ip netns exec "$NS_S" "$PY" "$LDIR/peers.py" serve "$ADDR_S" 9002 > "$OUT/serve-python.log" 2>&1 &
+ip netns exec "$NS_S" taskset -c 0 "$PY" "$LDIR/peers.py" serve "$ADDR_S" 9002 > "$OUT/serve-python.log" 2>&1 &
 PIDS+=($!)
-ip netns exec "$NS_S" node "$LDIR/peers.js" serve "$ADDR_S" 9003 > "$OUT/serve-node.log" 2>&1 &
+ip netns exec "$NS_S" taskset -c 0 node "$LDIR/peers.js" serve "$ADDR_S" 9003 > "$OUT/serve-node.log" 2>&1 &
 PIDS+=($!)
 for port in 9001 9002 9003; do
   for _ in $(seq 1 200); do
@@ -223,7 +228,7 @@ check "the summary names the kernel's drop count" \
 D=$OUT/sigterm
 start_capture "$D" -q -o "$D/logs" --events "$D/events.json"
 start_tcpdump "$D/tcpdump.pcap"
-ip netns exec "$NS_C" "$PY" "$LDIR/peers.py" many "$(url 9001)" 40 4 > "$D/clients.log" 2>&1 &
+ip netns exec "$NS_C" taskset -c 0 "$PY" "$LDIR/peers.py" many "$(url 9001)" 40 4 > "$D/clients.log" 2>&1 &
 LOAD=$!
 PIDS+=("$LOAD")
 sleep 2
@@ -251,9 +256,9 @@ sys.exit(1 if missing or not want else 0)' "$SIG_AT" "$D/logs/websocket.log" "$D
 # --- 3. fanout: two processes share the interface ------------------------------------------
 D=$OUT/fanout
 # The example of docs/deployment.md: one output directory each, `-o` and `--events`.
-start_capture "$D/a" -q -o "$D/a/logs" --events "$D/a/events.json" --fanout-group 4242
+start_capture "$D/a" -f tcp --fanout-group 4242 -q -o "$D/a/logs" --events "$D/a/events.json"
 PID_A=$CAP_PID
-start_capture "$D/b" -q -o "$D/b/logs" --events "$D/b/events.json" --fanout-group 4242
+start_capture "$D/b" -f tcp --fanout-group 4242 -q -o "$D/b/logs" --events "$D/b/events.json"
 PID_B=$CAP_PID
 start_tcpdump "$D/tcpdump.pcap"
 in_c "$PY" "$LDIR/peers.py" many "$(url 9001)" 100 > "$D/clients.log" 2>&1
@@ -301,6 +306,17 @@ set -e
 check "unprivileged: exit status 2" test "$RC" = 2
 check "unprivileged: the error names CAP_NET_RAW" grep -q 'CAP_NET_RAW' "$D/stderr"
 check "unprivileged: no panic" bash -c "! grep -q panicked '$D/stderr'"
+
+set +e
+in_t "$B" inspect -i "$IF_T" -f 'tcp port' --duration 1 > "$D/stdout" 2> "$D/filter.stderr"
+RC=$?
+in_t "$B" inspect -i nosuch0 --duration 1 > "$D/stdout" 2> "$D/iface.stderr"
+RC2=$?
+set -e
+check "a filter that does not compile: status 2, named" \
+  bash -c "test $RC = 2 && grep -q 'bad capture filter \"tcp port\"' '$D/filter.stderr'"
+check "a missing interface: status 2, named" \
+  bash -c "test $RC2 = 2 && grep -q 'nosuch0: no such network interface' '$D/iface.stderr'"
 
 echo "live: $PASSED passed, $FAILED failed"
 [[ $FAILED == 0 ]]
