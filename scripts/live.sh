@@ -34,6 +34,7 @@
 # WSCOPE_PROFILE, SKIP_BUILD, SKIP_INSTALL (conformance/lib.sh).
 set -euo pipefail
 source "$(dirname "$0")/../conformance/lib.sh"
+source "$(dirname "$0")/../conformance/live/net.sh"
 
 OUT=${LIVE_OUT:-$TARGET_DIR/live}
 LDIR=$ROOT/conformance/live
@@ -43,17 +44,12 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 PASSED=0
 FAILED=0
 PIDS=()
-# Namespaces and interfaces named after this process, so parallel runs do not collide.
-ID=$$
-NS_C=wsl${ID}c NS_S=wsl${ID}s NS_T=wsl${ID}t
-IF_C=wl${ID}c IF_S=wl${ID}s IF_M=wl${ID}m IF_T=wl${ID}t
-ADDR_C=192.0.2.1 ADDR_S=192.0.2.2
 
 cleanup() {
   local p
   for p in "${PIDS[@]}"; do stop_pid "$p"; done
   PIDS=()
-  for ns in "$NS_C" "$NS_S" "$NS_T"; do ip netns del "$ns" 2>/dev/null || true; done
+  live_net_down
 }
 trap cleanup EXIT INT TERM
 
@@ -98,21 +94,7 @@ in_s() { ip netns exec "$NS_S" "$@"; }
 in_t() { ip netns exec "$NS_T" "$@"; }
 
 # --- the network: client <-> server over a veth pair, the server side mirrored to the sensor --
-ip netns add "$NS_C"; ip netns add "$NS_S"; ip netns add "$NS_T"
-ip link add "$IF_C" netns "$NS_C" type veth peer name "$IF_S" netns "$NS_S"
-ip link add "$IF_M" netns "$NS_S" type veth peer name "$IF_T" netns "$NS_T"
-in_c ip addr add "$ADDR_C/24" dev "$IF_C"
-in_s ip addr add "$ADDR_S/24" dev "$IF_S"
-for pair in "$NS_C $IF_C" "$NS_S $IF_S" "$NS_S $IF_M" "$NS_T $IF_T" "$NS_C lo" "$NS_S lo" "$NS_T lo"; do
-  set -- $pair
-  ip netns exec "$1" ip link set "$2" up
-done
-# Both directions of the server's interface, copied to the sensor's veth (a SPAN port).
-in_s tc qdisc add dev "$IF_S" clsact
-for dir in ingress egress; do
-  in_s tc filter add dev "$IF_S" "$dir" protocol all u32 match u32 0 0 \
-    action mirred egress mirror dev "$IF_M"
-done
+live_net_up
 
 # --- servers ---------------------------------------------------------------------------------
 ip netns exec "$NS_S" taskset -c 0 "$B" serve --echo --compress --host "$ADDR_S" --port 9001 --threads 1 > "$OUT/serve-wscope.log" 2>&1 &
