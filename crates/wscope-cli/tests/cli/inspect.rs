@@ -458,7 +458,10 @@ fn inspect_live_without_the_feature_says_how_to_build_it() {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("built without live capture (cargo feature `live`"), "{err}");
+    assert!(
+        err.contains("built without live capture (cargo feature `live`"),
+        "{err}"
+    );
     assert!(!logs.exists());
 }
 

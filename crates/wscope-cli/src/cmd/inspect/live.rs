@@ -40,13 +40,28 @@ pub(crate) struct LiveArgs {
     )]
     pub(crate) interfaces: Vec<String>,
     /// With -i: a BPF capture filter in tcpdump's syntax (`tcp port 80 or tcp port 443`).
-    #[arg(short = 'f', long = "filter", value_name = "FILTER", requires = "interfaces")]
+    #[arg(
+        short = 'f',
+        long = "filter",
+        value_name = "FILTER",
+        requires = "interfaces"
+    )]
     filter: Option<String>,
     /// With -i: stop after this many seconds (default: run until SIGINT or SIGTERM).
-    #[arg(long, value_name = "SECS", value_parser = crate::cmd::positive_secs, requires = "interfaces")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = crate::cmd::positive_secs,
+        requires = "interfaces"
+    )]
     duration: Option<f64>,
     /// With -i: bytes kept of each packet.
-    #[arg(long, value_name = "BYTES", default_value_t = 262_144, requires = "interfaces")]
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 262_144,
+        requires = "interfaces"
+    )]
     snaplen: u32,
     /// With -i: do not put the interface into promiscuous mode (only traffic to and from
     /// this host is seen).
@@ -61,11 +76,21 @@ pub(crate) struct LiveArgs {
     fanout_group: Option<u16>,
     /// With -i: every SECS seconds, a `capture_stats` event (received, dropped and
     /// interface-dropped packets per interface, from the kernel) in --events and the listing.
-    #[arg(long, value_name = "SECS", value_parser = crate::cmd::positive_secs, requires = "interfaces")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = crate::cmd::positive_secs,
+        requires = "interfaces"
+    )]
     stats_interval: Option<f64>,
     /// With -i and -o: rotate the Zeek logs every SECS seconds as Zeek does
     /// (`websocket.2026-01-31-12-00-00.log`, named by the time the file was opened).
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..), requires_all = ["interfaces", "output"])]
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..),
+        requires_all = ["interfaces", "output"]
+    )]
     rotate: Option<u64>,
 }
 
@@ -106,8 +131,8 @@ mod imp {
     use wscope_inspect::sink::{CaptureNote, Sink};
     use wscope_inspect::source::{InterfaceStats, Tick};
     use wscope_inspect::tcp::ConnMeta;
-    use wscope_inspect::Analyzer;
     use wscope_inspect::wscope_proto::time::Instant;
+    use wscope_inspect::Analyzer;
 
     use super::super::{create_output, summary, wall_clock, Args, Extract, Fanout, Listing};
 
@@ -370,9 +395,8 @@ mod imp {
                     let _ = std::fs::remove_file(&path);
                 } else if let Some(opened) = rotated {
                     let to = dir.join(format!("{name}.{}.log", format_date(opened.as_micros())));
-                    std::fs::rename(&path, &to).map_err(|e| {
-                        io::Error::new(e.kind(), format!("{}: {e}", to.display()))
-                    })?;
+                    std::fs::rename(&path, &to)
+                        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", to.display())))?;
                 }
             }
             Ok(())
@@ -388,7 +412,9 @@ mod imp {
 
     /// The next multiple of `every` after `t` (microseconds since the epoch: UTC-aligned).
     fn next_multiple(t: u64, every: u64) -> u64 {
-        (t / every.max(1)).saturating_add(1).saturating_mul(every.max(1))
+        (t / every.max(1))
+            .saturating_add(1)
+            .saturating_mul(every.max(1))
     }
 
     /// The wall clock as packet timestamps count it.
