@@ -305,6 +305,13 @@ impl PacketSource for LiveCapture {
             {
                 self.drain_until = Some(mono + DRAIN);
             }
+            // Stopped: what the kernel held is read for DRAIN, then the capture ends even if
+            // traffic goes on.
+            if self.drain_until.is_some_and(|until| mono >= until) {
+                self.ended = true;
+                self.refresh_stats();
+                return Ok(Next::End);
+            }
             if mono.saturating_duration_since(self.last_tick) >= TICK_EVERY {
                 self.last_tick = mono;
                 self.refresh_stats();
@@ -334,14 +341,7 @@ impl PacketSource for LiveCapture {
                     source: idx,
                 }));
             }
-            // Nothing to read: end if draining is over, else wait for packets or the next tick.
-            if let Some(until) = self.drain_until {
-                if mono >= until {
-                    self.ended = true;
-                    self.refresh_stats();
-                    return Ok(Next::End);
-                }
-            }
+            // Nothing to read: wait for packets, the next tick or the end of the drain.
             let mut wait =
                 TICK_EVERY.saturating_sub(mono.saturating_duration_since(self.last_tick));
             if let Some(until) = self.drain_until {
