@@ -62,7 +62,8 @@ for cell in $CELLS; do
   alone=$(loadgen "$cell" "$cell-alone")
   d=$OUT/$cell
   mkdir -p "$d"
-  ip netns exec "$NS_T" "$B" inspect -i "$IF_T" -q -o "$d/logs" > "$d/summary" 2> "$d/stderr" &
+  # shellcheck disable=SC2086 # CAPTURE_ARGS: extra flags, several words
+  ip netns exec "$NS_T" "$B" inspect -i "$IF_T" -q -o "$d/logs" ${CAPTURE_ARGS:-} > "$d/summary" 2> "$d/stderr" &
   cap=$!
   for _ in $(seq 1 100); do grep -q 'listening on' "$d/stderr" && break; sleep 0.05; done
   with=$(loadgen "$cell" "$cell-captured")
