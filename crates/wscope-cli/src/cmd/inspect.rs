@@ -12,6 +12,9 @@
 //!
 //! Zeek uids are random per run, as Zeek's are: the seed comes from the OS unless
 //! `--uid-seed N` asks for the same uids every time.
+//!
+//! `wscope inspect -i IFACE` captures live instead (the `live` submodule, cargo feature
+//! `live`), with the same outputs written as the traffic passes.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -35,8 +38,6 @@ pub(crate) struct Args {
     /// pcap or pcapng files (`-`: standard input), analysed as one run.
     #[arg(required_unless_present = "interfaces", value_name = "FILE")]
     files: Vec<PathBuf>,
-    #[command(flatten)]
-    live: live::LiveArgs,
     /// Write Zeek's websocket.log and weird.log into this directory.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     output: Option<PathBuf>,
@@ -84,6 +85,9 @@ pub(crate) struct Args {
     /// No listing on stdout (summary only).
     #[arg(short, long)]
     quiet: bool,
+    /// Live capture (`-i`), listed last in the help.
+    #[command(flatten)]
+    live: live::LiveArgs,
 }
 
 mod live;
