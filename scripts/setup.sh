@@ -6,6 +6,9 @@
 # conformance/interop/node_modules) when their steps run.
 #
 #   tcpdump    captures loopback traffic for the passive permessage-deflate check (interop)
+#              and the reference capture of the live step
+#   libpcap-dev   links `wscope inspect -i` (cargo feature `live`; the live step)
+#   iproute2   network namespaces, veth pairs and the tc mirror of the live step
 #   valgrind   runs the C API example under memcheck (c_api)
 #   openssl    makes the test certificates (interop, c_api)
 #   gcc, g++   build the C example and check the header as C99 and C++ (c_api)
@@ -15,13 +18,20 @@ set -euo pipefail
 
 # command -> Debian package
 declare -A PACKAGE=([tcpdump]=tcpdump [valgrind]=valgrind [openssl]=openssl [cc]=gcc [c++]=g++
-  [node]=nodejs [npm]=npm [python3]=python3-venv)
+  [node]=nodejs [npm]=npm [python3]=python3-venv [ip]=iproute2 [tc]=iproute2)
 missing=()
-for cmd in tcpdump valgrind openssl cc c++ node npm python3; do
+for cmd in tcpdump valgrind openssl cc c++ node npm python3 ip tc; do
   command -v "$cmd" > /dev/null || missing+=("${PACKAGE[$cmd]}")
 done
+# A library, not a command: its header and link-time library.
+have_libpcap_dev() {
+  [[ -e /usr/include/pcap/pcap.h ]] || return 1
+  compgen -G '/usr/lib/*/libpcap.so' > /dev/null || [[ -e /usr/lib/libpcap.so ]]
+}
+have_libpcap_dev || missing+=(libpcap-dev)
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u | sed '/^$/d')
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "setup: system packages present (tcpdump valgrind openssl gcc g++ node npm python3)"
+  echo "setup: system packages present (tcpdump libpcap-dev iproute2 valgrind openssl gcc g++ node npm python3)"
   exit 0
 fi
 if [[ $(id -u) != 0 ]] || ! command -v apt-get > /dev/null; then

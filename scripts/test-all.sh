@@ -15,13 +15,13 @@
 # (`.ci/run` installs both); `../shared` beside the repository (the corpus captures with their
 # Zeek and suricata-verify outputs, and the Kaitai spec): without it the corpus tests skip
 # locally and fail under CI=true; the system packages that scripts/setup.sh installs (run
-# first unless SKIP_SETUP=1: tcpdump, valgrind, openssl, gcc/g++, and node/npm/python3 when
-# missing). The Python and Node peers go into git-ignored folders as their steps run.
+# first unless SKIP_SETUP=1: tcpdump, libpcap-dev, valgrind, openssl, gcc/g++, and
+# node/npm/python3 when missing); root for the live step (network namespaces). The Python and Node peers go into git-ignored folders as their steps run.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-DEFAULT_STEPS=(fmt clippy clippy_no_std features fuzz_check tests corpus_ci docs no_std_build msrv example autobahn interop kaitai c_api)
+DEFAULT_STEPS=(fmt clippy clippy_no_std features fuzz_check tests corpus_ci docs no_std_build msrv example autobahn interop live kaitai c_api)
 
 # --- steps -------------------------------------------------------------------------------------
 
@@ -154,6 +154,20 @@ step_autobahn() {
 step_interop() {
     bash scripts/interop.sh
     bash scripts/interop-deflate.sh
+}
+
+# Live capture, `wscope inspect -i` (cargo feature `live`: libpcap, so libpcap-dev, which
+# scripts/setup.sh installs): clippy and the unit tests of the feature, then scripts/live.sh as
+# root in network namespaces: Python websockets, Node ws and wscope peers captured live and by
+# tcpdump (events and websocket.log equal after normalising uids, permessage-deflate, a ping
+# between fragments, 100 concurrent sessions), output flushed while capturing, SIGTERM under
+# traffic, the PACKET_FANOUT pair of docs/deployment.md, --rotate, and the CAP_NET_RAW error
+# without privilege. ~1 min after the build.
+step_live() {
+    cargo clippy -p wscope-inspect -p wscope-cli --features wscope-cli/live --all-targets -- -D warnings
+    cargo test -p wscope-inspect --features live --lib live
+    cargo test -p wscope-cli --features live --bin wscope live
+    bash scripts/live.sh
 }
 
 # Not a default step (needs nightly and cargo-fuzz): FUZZ_SECONDS per target, default 10.

@@ -29,6 +29,7 @@ use crate::decode::DecodeStats;
 use crate::event::{Event, EventKind};
 use crate::session::{Session, SessionConfig, TcpNote};
 use crate::sink::{CaptureNote, Sink};
+use crate::source::PacketSource;
 use crate::tcp::{ConnMeta, ConnectionEvent, ConnectionHandler, FlowConfig, FlowStats};
 
 /// Settings of an [`Analyzer`].
@@ -238,12 +239,33 @@ impl Analyzer {
         capture: &mut Capture,
         sink: &mut S,
     ) -> Result<Stats, Error> {
+        self.run_source(capture, sink)
+    }
+
+    /// Analyses everything a [`PacketSource`] gives until it ends: a file capture as
+    /// [`Analyzer::run`] does, or a live capture until it is stopped. On each tick of a live
+    /// source, connections idle since before [`Tick::settled`](crate::source::Tick) are
+    /// expired and the sink's [`Sink::tick`] is called (at least once a second).
+    ///
+    /// # Errors
+    ///
+    /// As [`Analyzer::run`]: a source that fails ends the run, with every connection closed.
+    pub fn run_source<P: PacketSource + ?Sized, S: Sink + ?Sized>(
+        &self,
+        capture: &mut P,
+        sink: &mut S,
+    ) -> Result<Stats, Error> {
         let mut h = Handler {
             cfg: self.cfg.session,
             sink,
             stats: Stats::default(),
         };
-        let summary = crate::reassemble(capture, self.cfg.flow, &mut h);
+        let summary = crate::reassemble_source(
+            capture,
+            self.cfg.flow,
+            &mut h,
+            &mut |h: &mut Handler<'_, S>, tick| h.sink.tick(tick),
+        );
         let notes = [
             (
                 "unsupported_link_type",

@@ -131,6 +131,8 @@ pub enum CaptureErrorKind {
     /// A record or block is larger than [`MAX_BLOCK_LEN`] (or a pcap record larger than both
     /// the file's snapshot length and 256 KiB).
     BlockTooLarge,
+    /// A live capture failed on its network interface (the interface went away).
+    Interface,
 }
 
 /// An error reading a capture, with the source and byte offset where it happened.
@@ -157,6 +159,16 @@ impl CaptureError {
             kind: CaptureErrorKind::Io,
             source_name: source_name.to_owned(),
             offset,
+            io: Some(err),
+        }
+    }
+
+    /// A live capture failed on `interface`.
+    pub fn interface(interface: &str, err: io::Error) -> Self {
+        Self {
+            kind: CaptureErrorKind::Interface,
+            source_name: interface.to_owned(),
+            offset: 0,
             io: Some(err),
         }
     }
@@ -207,6 +219,13 @@ impl fmt::Display for CaptureError {
                 };
                 return write!(f, "{name}: {what}, not a pcap or pcapng capture");
             }
+            (CaptureErrorKind::Interface, _) => {
+                write!(f, "{name}: capture failed")?;
+                if let Some(io) = &self.io {
+                    write!(f, ": {io}")?;
+                }
+                return Ok(());
+            }
             (CaptureErrorKind::NotACapture, _) => {
                 return write!(
                     f,
@@ -223,6 +242,7 @@ impl fmt::Display for CaptureError {
             CaptureErrorKind::Truncated => "capture truncated",
             CaptureErrorKind::Malformed => "malformed record or block",
             CaptureErrorKind::BlockTooLarge => "record or block too large",
+            CaptureErrorKind::Interface => "capture failed",
         };
         write!(f, "{}: {what} at byte {}", self.source_name, self.offset)?;
         if let Some(io) = &self.io {

@@ -57,6 +57,8 @@
 //!
 //! - [`analyzer`]: the whole pipeline ([`Analyzer`]), its settings and [`Stats`].
 //! - [`capture`]: pcap/pcapng input, several files per run, stdin.
+//! - [`source`]: what the analyzer reads packets from ([`source::PacketSource`]): a file
+//!   capture, or (feature `live`) `live::LiveCapture` on network interfaces.
 //! - [`decode`]: link, IP and TCP headers → [`decode::Segment`].
 //! - [`tcp`]: the flow table ([`tcp::FlowTable`]), reassembly, the [`tcp::ConnectionHandler`]
 //!   trait and its events ([`reassemble`] runs a capture through them).
@@ -73,11 +75,15 @@ pub mod decode;
 mod defrag;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "live")]
+pub mod live;
+pub mod source;
 pub mod tcp;
 pub mod uid;
 
 use capture::{Capture, CaptureError, CaptureStats};
 use decode::{DecodeStats, Decoder};
+use source::{Next, PacketSource};
 use tcp::{ConnectionHandler, FlowConfig, FlowStats, FlowTable};
 
 /// What a [`reassemble`] run did.
@@ -104,16 +110,37 @@ pub fn reassemble<H: ConnectionHandler>(
     cfg: FlowConfig,
     handler: &mut H,
 ) -> Summary {
+    reassemble_source(capture, cfg, handler, &mut |_, _| {})
+}
+
+/// [`reassemble`] over any [`PacketSource`]: on each [`source::Tick`] of a live source the
+/// table expires connections idle since before [`source::Tick::settled`], then `on_tick` is
+/// called with the handler.
+pub fn reassemble_source<P, H, T>(
+    capture: &mut P,
+    cfg: FlowConfig,
+    handler: &mut H,
+    on_tick: &mut T,
+) -> Summary
+where
+    P: PacketSource + ?Sized,
+    H: ConnectionHandler,
+    T: FnMut(&mut H, &source::Tick<'_>) + ?Sized,
+{
     let mut decoder = Decoder::new();
     let mut table: FlowTable<H::State> = FlowTable::new(cfg);
     let error = loop {
-        match capture.next_packet() {
-            Ok(Some(pkt)) => {
+        match capture.next() {
+            Ok(Next::Packet(pkt)) => {
                 if let Some(seg) = decoder.decode(&pkt) {
                     table.handle_segment(&seg, handler);
                 }
             }
-            Ok(None) => break None,
+            Ok(Next::Tick(tick)) => {
+                table.advance_time(tick.settled, handler);
+                on_tick(handler, &tick);
+            }
+            Ok(Next::End) => break None,
             Err(e) => break Some(e),
         }
     };

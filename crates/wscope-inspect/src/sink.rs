@@ -8,6 +8,7 @@ use wscope_proto::role::Direction;
 use wscope_proto::time::Instant;
 
 use crate::event::{Event, EventKind, OwnedEvent};
+use crate::source::Tick;
 use crate::tcp::ConnMeta;
 use crate::uid::ConnId;
 
@@ -22,6 +23,11 @@ pub trait Sink {
     /// Something about the capture rather than a connection, told once at the end of a run
     /// (default: nothing). See [`CaptureNote`].
     fn capture_note(&mut self, _note: &CaptureNote) {}
+
+    /// Time passed in a live capture (at least once a second, with or without events; see
+    /// [`Tick`]): a sink that buffers output flushes it here, so that logs can be followed
+    /// as they grow (default: nothing). File captures never tick.
+    fn tick(&mut self, _tick: &Tick<'_>) {}
 }
 
 /// Packets the analyzer skipped for a reason of the capture itself, counted over a run:

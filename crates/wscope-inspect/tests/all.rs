@@ -22,6 +22,8 @@ mod sample;
 mod seeds;
 #[path = "all/session.rs"]
 mod session;
+#[path = "all/source.rs"]
+mod source;
 #[path = "all/support.rs"]
 mod support;
 #[path = "all/suricata.rs"]

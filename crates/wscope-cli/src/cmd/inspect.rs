@@ -12,6 +12,9 @@
 //!
 //! Zeek uids are random per run, as Zeek's are: the seed comes from the OS unless
 //! `--uid-seed N` asks for the same uids every time.
+//!
+//! `wscope inspect -i IFACE` captures live instead (the `live` submodule, cargo feature
+//! `live`), with the same outputs written as the traffic passes.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -33,7 +36,7 @@ use wscope_inspect::uid::ConnId;
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
     /// pcap or pcapng files (`-`: standard input), analysed as one run.
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "interfaces", value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Write Zeek's websocket.log and weird.log into this directory.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
@@ -82,7 +85,12 @@ pub(crate) struct Args {
     /// No listing on stdout (summary only).
     #[arg(short, long)]
     quiet: bool,
+    /// Live capture (`-i`), listed last in the help.
+    #[command(flatten)]
+    live: live::LiveArgs,
 }
+
+mod live;
 
 pub(crate) fn run(args: Args) -> ExitCode {
     match inspect(&args) {
@@ -283,12 +291,15 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     let events_to_stdout = args.events.as_deref() == Some(Path::new("-"));
     let listing = !args.quiet && !events_to_stdout;
 
-    check_inputs(&args.files)?;
     let mut cfg = AnalyzerConfig::default();
     cfg.flow.uid_seed = args.uid_seed.unwrap_or_else(random_seed);
     cfg.session.payload_chunk_size = args.payload_chunk_size.max(1);
     cfg.session.digest = args.digest;
     cfg.session.observer.inflate = !args.no_inflate;
+    if !args.live.interfaces.is_empty() {
+        return live::run(args, cfg);
+    }
+    check_inputs(&args.files)?;
 
     let bar = if io::stderr().is_terminal() {
         let total: u64 = args

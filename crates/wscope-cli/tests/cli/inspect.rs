@@ -447,3 +447,35 @@ fn inspect_reports_skipped_packets_and_reads_past_unknown_blocks() {
     assert!(weird.contains("undeclared_interface"), "{weird}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `-i` in a build without the `live` feature: one line saying how to get it, no output files.
+#[cfg(not(feature = "live"))]
+#[test]
+fn inspect_live_without_the_feature_says_how_to_build_it() {
+    let dir = scratch("no-live");
+    let logs = dir.join("logs");
+    let out = wscope(&["inspect", "-i", "lo", "-o", logs.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("built without live capture (cargo feature `live`"),
+        "{err}"
+    );
+    assert!(!logs.exists());
+}
+
+/// Live flags need `-i`, and `-i` takes no capture files.
+#[test]
+fn inspect_live_flags_are_checked_before_anything_runs() {
+    for args in [
+        &["inspect", "-i", "lo", "x.pcap"][..],
+        &["inspect", "x.pcap", "--duration", "1"][..],
+        &["inspect", "-i", "lo", "--rotate", "60"][..],
+        &["inspect", "-i", "lo", "--rotate", "0", "-o", "d"][..],
+    ] {
+        let out = wscope(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
