@@ -660,7 +660,7 @@ impl<W: Write> Listing<W> {
                 p.extend_from_slice(&data[..data.len().min(room)]);
                 Ok(())
             }
-            EventKind::FrameData { data, opcode, .. } if opcode.0 == 9 || opcode.0 == 10 => {
+            EventKind::FrameData { data, info } if info.opcode.0 == 9 || info.opcode.0 == 10 => {
                 let p = self
                     .preview
                     .entry((ev.conn.id, ev.dir.index() + 2))
