@@ -16,34 +16,18 @@ use wscope_proto::role::Direction;
 struct Printer;
 
 impl WsInspect for Printer {
-    fn in_wsctl(
-        &mut self,
-        conn: &ConnMeta,
-        dir: Direction,
-        payload: &[u8],
-        info: Option<&FrameInfo<'_>>,
-    ) {
-        match info {
-            Some(i) => println!(
-                "  in_wsctl  {} {dir:?} opcode={} {payload:?} close={:?}",
-                conn.uid, i.opcode.0, i.close
-            ),
-            None => println!("  in_wsctl  {} {dir:?} end of connection", conn.uid),
+    fn in_wsctl(&mut self, c: &ConnMeta, d: Direction, p: &[u8], i: Option<&FrameInfo<'_>>) {
+        match i {
+            Some(i) => println!("  in_wsctl  {} {d:?} {p:?} {i:02x?}", c.uid),
+            None => println!("  in_wsctl  {} {d:?} end of connection", c.uid),
         }
     }
 
-    fn in_wsdata(
-        &mut self,
-        conn: &ConnMeta,
-        dir: Direction,
-        data: &[u8],
-        eom: bool,
-        info: &FrameInfo<'_>,
-    ) {
+    fn in_wsdata(&mut self, c: &ConnMeta, d: Direction, p: &[u8], eom: bool, i: &FrameInfo<'_>) {
         println!(
-            "  in_wsdata {} {dir:?} len={} eom={eom} {info:02x?}",
-            conn.uid,
-            data.len()
+            "  in_wsdata {} {d:?} len={} eom={eom} {i:02x?}",
+            c.uid,
+            p.len()
         );
     }
 }

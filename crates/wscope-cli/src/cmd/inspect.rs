@@ -767,9 +767,14 @@ fn summary(s: &Stats, secs: f64) -> String {
             s.decode.fragments, s.decode.reassembled, s.decode.bad_fragments
         );
     }
+    let rejected = if s.rejected_upgrades > 0 {
+        format!(" (and {} upgrades the client rejects)", s.rejected_upgrades)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         o,
-        "connections  {} ({} seen mid-stream), WebSocket sessions {}",
+        "connections  {} ({} seen mid-stream), WebSocket sessions {}{rejected}",
         s.connections, s.mid_stream, s.sessions
     );
     let _ = writeln!(

@@ -1,10 +1,17 @@
 //! JSON Lines events (`--events`): one object per event, schema in `docs/events.md`.
+//!
+//! [`JsonLines`] writes each event straight from the borrowed [`Event`]: the fields common to
+//! every event (`ts`, `uid`, `id`, `event`, `is_orig`) around the `uid` and `id` of the
+//! connection, serialised once per run of events of one connection; the fields of each kind
+//! through a hand-written [`Serialize`] over the event (no `serde_json::Value`, no map, no
+//! owned strings); the payload's base64 encoded straight into the output buffer. Lines are
+//! gathered in one buffer and handed to the writer in blocks of about 64 KiB: no allocation
+//! per event once the buffers have grown. [`event_json`] gives the same object as a
+//! [`Value`].
 
 use core::fmt;
 use std::io::{self, Write};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use serde::ser::{SerializeStruct as _, Serializer};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -13,6 +20,7 @@ use wscope_proto::time::Instant;
 use crate::event::{Event, EventKind};
 use crate::sink::{CaptureNote, Sink};
 use crate::tcp::{CloseReason, ConnMeta};
+use crate::uid::ConnId;
 
 /// Hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
@@ -30,45 +38,200 @@ pub fn lossless_text(s: &[u8]) -> String {
     Lossless(s).to_string()
 }
 
-/// The JSON object of one event (`None` for [`EventKind::MessageData`], which is not part of
-/// the schema). [`JsonLines`] writes the same object without building a [`Value`].
+/// The JSON object of one event, as [`JsonLines`] writes it (`None` for
+/// [`EventKind::MessageData`], which is not part of the schema).
 pub fn event_json(ev: &Event<'_>) -> Option<Value> {
-    let mut b64 = String::new();
-    let view = EventJson::new(ev, &mut b64)?;
-    serde_json::to_value(view).ok()
+    let mut line = Vec::new();
+    if !write_event(&mut line, &mut Prefix::default(), ev).ok()? {
+        return None;
+    }
+    serde_json::from_slice(&line).ok()
 }
 
-/// One event as JSON, serialised straight from the borrowed [`Event`]: no map, no owned
-/// strings. `data_b64` is encoded beforehand into a buffer the caller keeps.
-#[derive(Clone, Copy, Debug)]
-pub struct EventJson<'e, 'a> {
-    ev: &'e Event<'a>,
-    b64: &'e str,
+/// A [`Sink`] writing JSON Lines (see the [module docs](self)).
+///
+/// Output is buffered (about 64 KiB): [`JsonLines::flush`] hands everything written so far to
+/// the writer and flushes it, [`JsonLines::finish`] does so and returns the writer.
+#[derive(Debug)]
+pub struct JsonLines<W: Write> {
+    out: W,
+    error: Option<io::Error>,
+    /// Lines not yet handed to `out`.
+    buf: Vec<u8>,
+    /// The `uid` and `id` of the last connection.
+    prefix: Prefix,
+    /// Lines written.
+    pub lines: u64,
 }
 
-impl<'e, 'a> EventJson<'e, 'a> {
-    /// The view of `ev`, with `buf` (cleared first) holding the base64 of a `frame_data`
-    /// chunk; `None` for [`EventKind::MessageData`].
-    pub fn new(ev: &'e Event<'a>, buf: &'e mut String) -> Option<Self> {
-        buf.clear();
-        match &ev.kind {
-            EventKind::MessageData { .. } => return None,
-            EventKind::FrameData { data, .. } => STANDARD.encode_string(data, buf),
-            _ => {}
+/// Lines gathered before they are handed to the writer.
+const BLOCK: usize = 64 << 10;
+
+impl<W: Write> JsonLines<W> {
+    /// Writes to `out`.
+    pub const fn new(out: W) -> Self {
+        Self {
+            out,
+            error: None,
+            buf: Vec::new(),
+            prefix: Prefix {
+                conn: None,
+                bytes: Vec::new(),
+            },
+            lines: 0,
         }
-        Some(Self { ev, b64: buf })
+    }
+
+    /// Hands the buffered lines to the writer and flushes it; the first write error, if any
+    /// (after an error nothing more is written).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.drain();
+        if let Some(e) = &self.error {
+            return Err(io::Error::new(e.kind(), e.to_string()));
+        }
+        self.out.flush()
+    }
+
+    /// Flushes and returns the writer, or the first write error.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.drain();
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        self.out.flush()?;
+        Ok(self.out)
+    }
+
+    /// Hands the buffered lines to the writer.
+    fn drain(&mut self) {
+        if self.error.is_none() && !self.buf.is_empty() {
+            if let Err(e) = self.out.write_all(&self.buf) {
+                self.error = Some(e);
+            }
+        }
+        self.buf.clear();
+        // A huge line's buffer is not kept.
+        if self.buf.capacity() > 16 * BLOCK {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// Ends a line that was written (or not) from `start`.
+    fn ended(&mut self, start: usize, r: serde_json::Result<bool>) {
+        match r {
+            Ok(true) => {
+                self.lines += 1;
+                if self.buf.len() >= BLOCK {
+                    self.drain();
+                }
+            }
+            Ok(false) => self.buf.truncate(start),
+            Err(e) => {
+                self.buf.truncate(start);
+                self.error = Some(e.into());
+            }
+        }
     }
 }
 
-impl Serialize for EventJson<'_, '_> {
+/// The JSON object of a [`CaptureNote`]: `ts` (when the run had packets), `event`
+/// (`capture_note`), `name`, `count`, `detail`.
+pub fn capture_note_json(note: &CaptureNote) -> Value {
+    let mut o = Map::new();
+    if let Some(ts) = note.ts {
+        o.insert("ts".into(), json!(ts.as_micros() as f64 / 1e6));
+    }
+    o.insert("event".into(), json!("capture_note"));
+    o.insert("name".into(), json!(note.name));
+    o.insert("count".into(), json!(note.count));
+    o.insert("detail".into(), json!(note.detail));
+    Value::Object(o)
+}
+
+impl<W: Write> Sink for JsonLines<W> {
+    fn capture_note(&mut self, note: &CaptureNote) {
+        if self.error.is_some() {
+            return;
+        }
+        let start = self.buf.len();
+        let r = serde_json::to_writer(&mut self.buf, &capture_note_json(note)).map(|()| {
+            self.buf.push(b'\n');
+            true
+        });
+        self.ended(start, r);
+    }
+
+    fn event(&mut self, ev: &Event<'_>) {
+        if self.error.is_some() {
+            return;
+        }
+        let start = self.buf.len();
+        let r = write_event(&mut self.buf, &mut self.prefix, ev);
+        self.ended(start, r);
+    }
+}
+
+/// `"uid":…,"id":{…}` of one connection, kept while its events follow one another.
+#[derive(Debug, Default)]
+struct Prefix {
+    conn: Option<ConnId>,
+    bytes: Vec<u8>,
+}
+
+impl Prefix {
+    /// The bytes for `conn`, serialised when the connection changes.
+    fn of(&mut self, conn: &ConnMeta) -> serde_json::Result<&[u8]> {
+        if self.conn != Some(conn.id) {
+            self.conn = None;
+            self.bytes.clear();
+            self.bytes.extend_from_slice(b"\"uid\":");
+            serde_json::to_writer(&mut self.bytes, conn.uid.as_str())?;
+            self.bytes.extend_from_slice(b",\"id\":");
+            serde_json::to_writer(&mut self.bytes, &Id(conn))?;
+            self.conn = Some(conn.id);
+        }
+        Ok(&self.bytes)
+    }
+}
+
+/// Appends the line of `ev` (newline included) to `buf`; `false` (nothing written) for
+/// [`EventKind::MessageData`]. On an error `buf` holds part of a line.
+fn write_event(buf: &mut Vec<u8>, prefix: &mut Prefix, ev: &Event<'_>) -> serde_json::Result<bool> {
+    if let EventKind::MessageData { .. } = ev.kind {
+        return Ok(false);
+    }
+    buf.extend_from_slice(b"{\"ts\":");
+    serde_json::to_writer(&mut *buf, &seconds(ev.ts))?;
+    buf.push(b',');
+    buf.extend_from_slice(prefix.of(ev.conn)?);
+    buf.extend_from_slice(b",\"event\":\"");
+    // Event names are snake_case ASCII: nothing to escape.
+    buf.extend_from_slice(ev.kind.name().as_bytes());
+    buf.extend_from_slice(if ev.is_orig() {
+        b"\",\"is_orig\":true"
+    } else {
+        b"\",\"is_orig\":false"
+    });
+    // The kind's own fields, as an object whose `{` becomes the `,` after `is_orig`.
+    let at = buf.len();
+    serde_json::to_writer(&mut *buf, &Fields(ev))?;
+    if let Some(b) = buf.get_mut(at) {
+        *b = b',';
+    }
+    if let EventKind::FrameData { data, info } = &ev.kind {
+        splice_base64(buf, data, info.compressed);
+    }
+    buf.push(b'\n');
+    Ok(true)
+}
+
+/// The fields of one kind of event (after the common ones), as a JSON object.
+struct Fields<'e, 'a>(&'e Event<'a>);
+
+impl Serialize for Fields<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let ev = self.ev;
-        let mut o = s.serialize_struct("event", 16)?;
-        o.serialize_field("ts", &seconds(ev.ts))?;
-        o.serialize_field("uid", ev.conn.uid.as_str())?;
-        o.serialize_field("id", &Id(ev.conn))?;
-        o.serialize_field("event", ev.kind.name())?;
-        o.serialize_field("is_orig", &ev.is_orig())?;
+        let ev = self.0;
+        let mut o = s.serialize_struct("fields", 8)?;
         match &ev.kind {
             EventKind::Established(up) => {
                 o.serialize_field("host", &up.host())?;
@@ -94,14 +257,15 @@ impl Serialize for EventJson<'_, '_> {
             EventKind::FrameData { data, info } => {
                 o.serialize_field("opcode", &info.opcode.0)?;
                 o.serialize_field("len", &data.len())?;
-                o.serialize_field("data_b64", self.b64)?;
+                // Filled in by `splice_base64`.
+                o.serialize_field("data_b64", "")?;
                 if info.compressed {
                     o.serialize_field("compressed", &true)?;
                 }
             }
             EventKind::Close { status, reason } => {
                 o.serialize_field("status", status)?;
-                o.serialize_field("reason", &Text(reason))?;
+                o.serialize_field("reason", &Collect(Lossless(reason)))?;
             }
             EventKind::Message {
                 opcode,
@@ -111,7 +275,7 @@ impl Serialize for EventJson<'_, '_> {
                 o.serialize_field("opcode", &opcode.0)?;
                 o.serialize_field("len", len)?;
                 if let Some(d) = sha256 {
-                    o.serialize_field("sha256", &Hex(d))?;
+                    o.serialize_field("sha256", &Collect(HexText(d)))?;
                 }
             }
             EventKind::ConnectionEnd(end) => {
@@ -134,11 +298,30 @@ impl Serialize for EventJson<'_, '_> {
                     o.serialize_field("zeek_weird", w)?;
                 }
             }
-            // Left out by `EventJson::new`.
+            // Not written (`write_event`).
             EventKind::MessageData { .. } => {}
         }
         o.end()
     }
+}
+
+/// Writes the base64 of `data` into the empty `data_b64` string that ends the fields of a
+/// `frame_data` line (before `"}` or `","compressed":true}`). The payload is most of the
+/// output: serde would scan its base64 again for characters to escape, of which it has none.
+fn splice_base64(line: &mut Vec<u8>, data: &[u8], compressed: bool) {
+    let tail: &[u8] = if compressed {
+        b"\",\"compressed\":true}"
+    } else {
+        b"\"}"
+    };
+    debug_assert!(line.ends_with(tail), "frame_data ends with data_b64");
+    if !line.ends_with(tail) {
+        return;
+    }
+    let at = line.len() - tail.len();
+    line.truncate(at);
+    base64_simd::STANDARD.encode_append(data, line);
+    line.extend_from_slice(tail);
 }
 
 /// The `cause` of a `connection_end` event, and for a RST who sent it (`orig`, `resp`).
@@ -195,15 +378,6 @@ where
     }
 }
 
-/// Bytes as [`lossless_text`] writes them, as a JSON string.
-struct Text<'a>(&'a [u8]);
-
-impl Serialize for Text<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&Lossless(self.0))
-    }
-}
-
 /// The `Display` of [`lossless_text`].
 struct Lossless<'a>(&'a [u8]);
 
@@ -219,15 +393,6 @@ impl fmt::Display for Lossless<'_> {
     }
 }
 
-/// Bytes as lower-case hex, as a JSON string.
-struct Hex<'a>(&'a [u8]);
-
-impl Serialize for Hex<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&HexText(self.0))
-    }
-}
-
 /// The `Display` of [`hex`].
 struct HexText<'a>(&'a [u8]);
 
@@ -237,97 +402,5 @@ impl fmt::Display for HexText<'_> {
             write!(f, "{b:02x}")?;
         }
         Ok(())
-    }
-}
-
-/// A [`Sink`] writing JSON Lines.
-///
-/// Each line is serialised into a buffer the writer keeps (as is the base64 of `frame_data`),
-/// then written with one `write_all`: no allocation per event once the buffers have grown.
-#[derive(Debug)]
-pub struct JsonLines<W: Write> {
-    out: W,
-    error: Option<io::Error>,
-    /// The line being written.
-    line: Vec<u8>,
-    /// The base64 of the current `frame_data` chunk.
-    b64: String,
-    /// Lines written.
-    pub lines: u64,
-}
-
-impl<W: Write> JsonLines<W> {
-    /// Writes to `out`.
-    pub const fn new(out: W) -> Self {
-        Self {
-            out,
-            error: None,
-            line: Vec::new(),
-            b64: String::new(),
-            lines: 0,
-        }
-    }
-
-    /// Flushes and returns the writer, or the first write error.
-    pub fn finish(mut self) -> io::Result<W> {
-        if let Some(e) = self.error {
-            return Err(e);
-        }
-        self.out.flush()?;
-        Ok(self.out)
-    }
-}
-
-/// The JSON object of a [`CaptureNote`]: `ts` (when the run had packets), `event`
-/// (`capture_note`), `name`, `count`, `detail`.
-pub fn capture_note_json(note: &CaptureNote) -> Value {
-    let mut o = Map::new();
-    if let Some(ts) = note.ts {
-        o.insert("ts".into(), json!(ts.as_micros() as f64 / 1e6));
-    }
-    o.insert("event".into(), json!("capture_note"));
-    o.insert("name".into(), json!(note.name));
-    o.insert("count".into(), json!(note.count));
-    o.insert("detail".into(), json!(note.detail));
-    Value::Object(o)
-}
-
-impl<W: Write> Sink for JsonLines<W> {
-    fn capture_note(&mut self, note: &CaptureNote) {
-        if self.error.is_some() {
-            return;
-        }
-        let r = serde_json::to_writer(&mut self.out, &capture_note_json(note))
-            .map_err(io::Error::from)
-            .and_then(|()| self.out.write_all(b"\n"));
-        match r {
-            Ok(()) => self.lines += 1,
-            Err(e) => self.error = Some(e),
-        }
-    }
-
-    fn event(&mut self, ev: &Event<'_>) {
-        if self.error.is_some() {
-            return;
-        }
-        let Some(view) = EventJson::new(ev, &mut self.b64) else {
-            return;
-        };
-        self.line.clear();
-        let r = serde_json::to_writer(&mut self.line, &view)
-            .map_err(io::Error::from)
-            .and_then(|()| {
-                self.line.push(b'\n');
-                self.out.write_all(&self.line)
-            });
-        match r {
-            Ok(()) => self.lines += 1,
-            Err(e) => self.error = Some(e),
-        }
-        // A huge chunk's buffers are not kept.
-        if self.line.capacity() > 1 << 20 {
-            self.line = Vec::new();
-            self.b64 = String::new();
-        }
     }
 }

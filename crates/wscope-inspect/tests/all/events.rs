@@ -104,12 +104,15 @@ fn response_with(extra: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// [`conversation`] with the RFC's handshake, analysed.
+fn accepted_conversation() -> Output {
+    let pcap = conversation(&upgrade_request("/", "h", None), &upgrade_response(None));
+    analyse(pcap, AnalyzerConfig::default())
+}
+
 #[test]
 fn an_accepted_upgrade_is_a_session() {
-    let out = analyse(
-        conversation(&upgrade_request("/", "h", None), &upgrade_response(None)),
-        AnalyzerConfig::default(),
-    );
+    let out = accepted_conversation();
     assert_eq!((out.stats.sessions, out.stats.rejected_upgrades), (1, 0));
     assert_eq!(out.stats.frames, 4);
     assert_eq!(out.stats.message_count(), 4);
@@ -190,10 +193,7 @@ fn ends(out: &Output) -> Vec<ConnectionEnd> {
 
 #[test]
 fn a_clean_close_ends_with_fin_and_clean() {
-    let out = analyse(
-        conversation(&upgrade_request("/", "h", None), &upgrade_response(None)),
-        AnalyzerConfig::default(),
-    );
+    let out = accepted_conversation();
     assert_eq!(
         ends(&out),
         [ConnectionEnd {
@@ -301,14 +301,13 @@ fn capture_end_and_idle_timeout_end_sessions() {
 /// Connections that never upgraded get no `connection_end`.
 #[test]
 fn plain_http_gets_no_connection_end() {
-    let mut t = Trace::new(Framing::Ethernet);
-    let mut c = Conv::new("192.0.2.10:50001", "198.51.100.20:80", 1000, 5000);
-    c.handshake(&mut t);
-    t.tcp(c.client(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
-    t.tcp(c.server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
-    c.close(&mut t);
-    let out = analyse(t.finish(), AnalyzerConfig::default());
+    let pcap = conversation(
+        b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    );
+    let out = analyse(pcap, AnalyzerConfig::default());
     assert!(out.events.is_empty(), "{:?}", out.events);
+    assert_eq!(out.stats.connections, 1);
 }
 
 /// Two connections with every kind of event: IPv4 with permessage-deflate, a subprotocol, a
