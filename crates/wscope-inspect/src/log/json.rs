@@ -2,7 +2,8 @@
 //!
 //! [`JsonLines`] writes each event straight from the borrowed [`Event`]: the fields common to
 //! every event (`ts`, `uid`, `id`, `event`, `is_orig`) around the `uid` and `id` of the
-//! connection, serialised once per run of events of one connection; the fields of each kind
+//! connection, serialised once per connection (kept until it closes), and the `ts`, once per
+//! packet; the fields of each kind
 //! through a hand-written [`Serialize`] over the event (no `serde_json::Value`, no map, no
 //! owned strings); the payload's base64 encoded straight into the output buffer. Lines are
 //! gathered in one buffer and handed to the writer in blocks of about 64 KiB: no allocation
@@ -12,6 +13,7 @@
 use core::fmt;
 use std::io::{self, Write};
 
+use hashbrown::hash_map::{Entry, HashMap};
 use serde::ser::{SerializeStruct as _, Serializer};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -58,14 +60,17 @@ pub struct JsonLines<W: Write> {
     error: Option<io::Error>,
     /// Lines not yet handed to `out`.
     buf: Vec<u8>,
-    /// The `uid` and `id` of the last connection.
-    prefix: Prefix,
+    /// What lines share (made at the first event).
+    prefix: Option<Prefix>,
     /// Lines written.
     pub lines: u64,
 }
 
 /// Lines gathered before they are handed to the writer.
 const BLOCK: usize = 64 << 10;
+
+/// Connections whose `uid` and `id` are kept serialised (about 130 bytes each).
+const MAX_PREFIXES: usize = 1 << 14;
 
 impl<W: Write> JsonLines<W> {
     /// Writes to `out`.
@@ -74,10 +79,7 @@ impl<W: Write> JsonLines<W> {
             out,
             error: None,
             buf: Vec::new(),
-            prefix: Prefix {
-                conn: None,
-                bytes: Vec::new(),
-            },
+            prefix: None,
             lines: 0,
         }
     }
@@ -166,31 +168,55 @@ impl<W: Write> Sink for JsonLines<W> {
             return;
         }
         let start = self.buf.len();
-        let r = write_event(&mut self.buf, &mut self.prefix, ev);
+        let prefix = self.prefix.get_or_insert_with(Prefix::default);
+        let r = write_event(&mut self.buf, prefix, ev);
         self.ended(start, r);
+    }
+
+    fn connection_closed(&mut self, conn: &ConnMeta) {
+        if let Some(p) = self.prefix.as_mut() {
+            p.conns.remove(&conn.id);
+        }
     }
 }
 
-/// `"uid":…,"id":{…}` of one connection, kept while its events follow one another.
+/// What the lines of recent events share: `"uid":…,"id":{…}` of each connection with events
+/// (until it closes), and the last `ts`.
 #[derive(Debug, Default)]
 struct Prefix {
-    conn: Option<ConnId>,
-    bytes: Vec<u8>,
+    conns: HashMap<ConnId, Vec<u8>>,
+    ts: Option<Instant>,
+    ts_bytes: Vec<u8>,
 }
 
 impl Prefix {
-    /// The bytes for `conn`, serialised when the connection changes.
-    fn of(&mut self, conn: &ConnMeta) -> serde_json::Result<&[u8]> {
-        if self.conn != Some(conn.id) {
-            self.conn = None;
-            self.bytes.clear();
-            self.bytes.extend_from_slice(b"\"uid\":");
-            serde_json::to_writer(&mut self.bytes, conn.uid.as_str())?;
-            self.bytes.extend_from_slice(b",\"id\":");
-            serde_json::to_writer(&mut self.bytes, &Id(conn))?;
-            self.conn = Some(conn.id);
+    /// The `uid` and `id` of `conn`, serialised at its first event.
+    fn conn(&mut self, conn: &ConnMeta) -> serde_json::Result<&[u8]> {
+        // Bounded even when `connection_closed` is not passed on: start afresh.
+        if self.conns.len() >= MAX_PREFIXES && !self.conns.contains_key(&conn.id) {
+            self.conns.clear();
         }
-        Ok(&self.bytes)
+        match self.conns.entry(conn.id) {
+            Entry::Occupied(e) => Ok(e.into_mut()),
+            Entry::Vacant(e) => {
+                let mut bytes = b"\"uid\":".to_vec();
+                serde_json::to_writer(&mut bytes, conn.uid.as_str())?;
+                bytes.extend_from_slice(b",\"id\":");
+                serde_json::to_writer(&mut bytes, &Id(conn))?;
+                Ok(e.insert(bytes))
+            }
+        }
+    }
+
+    /// `ts` as JSON seconds.
+    fn ts(&mut self, ts: Instant) -> serde_json::Result<&[u8]> {
+        if self.ts != Some(ts) {
+            self.ts = None;
+            self.ts_bytes.clear();
+            serde_json::to_writer(&mut self.ts_bytes, &seconds(ts))?;
+            self.ts = Some(ts);
+        }
+        Ok(&self.ts_bytes)
     }
 }
 
@@ -201,9 +227,9 @@ fn write_event(buf: &mut Vec<u8>, prefix: &mut Prefix, ev: &Event<'_>) -> serde_
         return Ok(false);
     }
     buf.extend_from_slice(b"{\"ts\":");
-    serde_json::to_writer(&mut *buf, &seconds(ev.ts))?;
+    buf.extend_from_slice(prefix.ts(ev.ts)?);
     buf.push(b',');
-    buf.extend_from_slice(prefix.of(ev.conn)?);
+    buf.extend_from_slice(prefix.conn(ev.conn)?);
     buf.extend_from_slice(b",\"event\":\"");
     // Event names are snake_case ASCII: nothing to escape.
     buf.extend_from_slice(ev.kind.name().as_bytes());
@@ -402,5 +428,75 @@ impl fmt::Display for HexText<'_> {
             write!(f, "{b:02x}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{ChunkInfo, OpCode};
+    use wscope_proto::role::Direction;
+
+    fn conn(port: u16) -> ConnMeta {
+        let mut c = ConnMeta::new(
+            ([192, 0, 2, 1], port).into(),
+            ([198, 51, 100, 2], 80).into(),
+        );
+        c.id = ConnId(u64::from(port));
+        c.uid = crate::uid::UidGenerator::new(0).uid(c.id);
+        c
+    }
+
+    /// Interleaved connections and repeated times: every line is the event's own object,
+    /// and nothing reaches the writer before a block is full or `flush`.
+    #[test]
+    fn lines_of_interleaved_connections() {
+        let (a, b) = (conn(1000), conn(2000));
+        let info = ChunkInfo {
+            opcode: OpCode::TEXT,
+            compressed: false,
+            first: true,
+            remaining: 0,
+            frame_end: true,
+            message_end: true,
+        };
+        let events: Vec<Event<'_>> = [(&a, 5), (&b, 5), (&a, 6), (&b, 6), (&a, 6)]
+            .into_iter()
+            .map(|(conn, t)| Event {
+                ts: Instant::from_micros(1_700_000_000_000_000 + t),
+                conn,
+                dir: Direction::ServerToClient,
+                kind: EventKind::FrameData {
+                    data: b"\x00payload\"\n",
+                    info,
+                },
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut lines = JsonLines::new(&mut out);
+        for ev in &events {
+            lines.event(ev);
+        }
+        lines.connection_closed(&a);
+        lines.event(&events[0]);
+        assert_eq!(lines.lines, 6);
+        assert!(lines.out.is_empty(), "buffered until flushed");
+        lines.flush().expect("vec");
+        let text = String::from_utf8(out).expect("utf-8");
+        let got: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        let want: Vec<Value> = events
+            .iter()
+            .chain([&events[0]])
+            .map(|e| event_json(e).expect("in the schema"))
+            .collect();
+        assert_eq!(got, want);
+        assert_ne!(a.uid, b.uid);
+        assert_eq!(got[1]["uid"], b.uid.as_str());
+        assert_eq!(got[1]["id"]["orig_p"], 2000);
+        assert_eq!(got[0]["data_b64"], "AHBheWxvYWQiCg==");
+        assert_eq!(got[2]["ts"], 1_700_000_000.000_006);
     }
 }
