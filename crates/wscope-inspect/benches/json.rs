@@ -5,6 +5,8 @@
 // `criterion_group!` defines an undocumented `pub fn`.
 #![allow(missing_docs)]
 
+use std::io::Write;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use wscope_inspect::event::{ChunkInfo, Event, EventKind, FrameHeader, OpCode};
@@ -18,7 +20,7 @@ use wscope_proto::time::Instant;
 const MESSAGE: usize = 16 << 10;
 const MSS: usize = 1448;
 
-fn write_message(sink: &mut JsonLines<Vec<u8>>, conn: &ConnMeta, payload: &[u8]) {
+fn write_message<W: Write>(sink: &mut JsonLines<W>, conn: &ConnMeta, payload: &[u8]) {
     let header = FrameHeader::new(true, OpCode::BINARY, Some([1, 2, 3, 4]), MESSAGE as u64);
     let mut header_bytes = [0u8; 14];
     let n = header.emit(&mut header_bytes);
