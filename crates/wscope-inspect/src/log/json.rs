@@ -9,6 +9,13 @@
 //! gathered in one buffer and handed to the writer in blocks of about 64 KiB: no allocation
 //! per event once the buffers have grown. [`event_json`] gives the same object as a
 //! [`Value`].
+//!
+//! Besides Zeek's events: `established` has `accepted` (`false` for a `101` the client must
+//! reject, [`crate::event::Upgrade::accepted`]), and every WebSocket connection ends with a
+//! `connection_end` line: `cause` (`fin`, `rst`, `idle`, `capture_end`, `evicted`, `reused`;
+//! see [`cause`]), `by` (`orig` or `resp`, only for `rst`), `clean` (both sides sent a close
+//! frame) and `message_cut` (a message was left incomplete), from
+//! [`crate::event::ConnectionEnd`].
 
 use core::fmt;
 use std::io::{self, Write};

@@ -273,6 +273,22 @@ fn capture_end_and_idle_timeout_end_sessions() {
     );
     assert_eq!(of(&out, "connection_end")[0]["cause"], "capture_end");
 
+    // Both sides close the TCP connection in the middle of the message, without a closing
+    // handshake.
+    let mut t = Trace::new(Framing::Ethernet);
+    let mut c = Conv::new("192.0.2.10:50001", "198.51.100.20:80", 1000, 5000);
+    cut_session(&mut t, &mut c);
+    c.close(&mut t);
+    let out = analyse(t.finish(), AnalyzerConfig::default());
+    assert_eq!(
+        ends(&out),
+        [ConnectionEnd {
+            reason: CloseReason::Finished,
+            clean: false,
+            message_cut: true,
+        }]
+    );
+
     // A whole message, then silence; a later packet of another connection expires it.
     let mut t = Trace::new(Framing::Ethernet);
     let mut c = Conv::new("192.0.2.10:50001", "198.51.100.20:80", 1000, 5000);
