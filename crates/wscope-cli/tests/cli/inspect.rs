@@ -459,14 +459,8 @@ fn a_rejected_upgrade_is_not_a_session() {
     let cap = corpus.join("zeek/traces/websocket/wrong-accept-header.pcap");
     let dir = scratch("rejected");
     let logs = dir.join("logs");
-    let out = wscope(&[
-        "inspect",
-        "--events",
-        "-",
-        "-o",
-        logs.to_str().unwrap(),
-        cap.to_str().unwrap(),
-    ]);
+    let (logs_arg, cap_arg) = (logs.to_str().unwrap(), cap.to_str().unwrap());
+    let out = wscope(&["inspect", "--events", "-", "-o", logs_arg, cap_arg]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let summary = text(&out.stderr);
     assert!(
