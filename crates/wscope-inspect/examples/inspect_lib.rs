@@ -7,8 +7,8 @@
 
 use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig};
 use wscope_inspect::capture::Capture;
-use wscope_inspect::event::{Event, EventKind, OpCode};
-use wscope_inspect::sink::{InspectAdapter, WsInspect};
+use wscope_inspect::event::{Event, EventKind};
+use wscope_inspect::sink::{FrameInfo, InspectAdapter, WsInspect};
 use wscope_inspect::tcp::ConnMeta;
 use wscope_proto::role::Direction;
 
@@ -16,31 +16,18 @@ use wscope_proto::role::Direction;
 struct Printer;
 
 impl WsInspect for Printer {
-    fn in_wsctl(&mut self, conn: &ConnMeta, dir: Direction, opcode: OpCode, payload: &[u8]) {
-        println!(
-            "  in_wsctl  {} {dir:?} opcode={} {payload:?}",
-            conn.uid, opcode.0
-        );
+    fn in_wsctl(&mut self, c: &ConnMeta, d: Direction, p: &[u8], i: Option<&FrameInfo<'_>>) {
+        match i {
+            Some(i) => println!("  in_wsctl  {} {d:?} {p:?} {i:02x?}", c.uid),
+            None => println!("  in_wsctl  {} {d:?} end of connection", c.uid),
+        }
     }
 
-    fn in_wsdata(
-        &mut self,
-        conn: &ConnMeta,
-        dir: Direction,
-        opcode: OpCode,
-        data: &[u8],
-        eom: bool,
-        init: bool,
-        bytes_left: u64,
-        mask: Option<[u8; 4]>,
-        header: &[u8],
-    ) {
+    fn in_wsdata(&mut self, c: &ConnMeta, d: Direction, p: &[u8], eom: bool, i: &FrameInfo<'_>) {
         println!(
-            "  in_wsdata {} {dir:?} opcode={} len={} eom={eom} init={init} bytes_left={bytes_left} masked={} header={header:02x?}",
-            conn.uid,
-            opcode.0,
-            data.len(),
-            mask.is_some()
+            "  in_wsdata {} {d:?} len={} eom={eom} {i:02x?}",
+            c.uid,
+            p.len()
         );
     }
 }

@@ -54,8 +54,15 @@ pub struct Stats {
     pub connections: u64,
     /// Connections seen mid-stream.
     pub mid_stream: u64,
-    /// Connections that upgraded to WebSocket.
+    /// Connections that upgraded to WebSocket (with a `101` the client accepts).
     pub sessions: u64,
+    /// `101` responses the client must reject ([`Upgrade::accepted`]): reported as
+    /// `established` events and `websocket.log` rows, as Zeek does, but not sessions; nothing
+    /// that follows on such a connection is counted (frames, messages, closes), its anomalies
+    /// are.
+    ///
+    /// [`Upgrade::accepted`]: crate::event::Upgrade::accepted
+    pub rejected_upgrades: u64,
     /// Frames.
     pub frames: u64,
     /// Frame payload bytes (as on the wire).
@@ -111,7 +118,8 @@ impl Stats {
     /// Counts one event.
     pub fn count(&mut self, ev: &Event<'_>) {
         match &ev.kind {
-            EventKind::Established(_) => self.sessions += 1,
+            EventKind::Established(up) if up.accepted() => self.sessions += 1,
+            EventKind::Established(_) => self.rejected_upgrades += 1,
             EventKind::Frame { header, .. } => {
                 self.frames += 1;
                 self.payload_bytes = self.payload_bytes.saturating_add(header.payload_len);
@@ -152,11 +160,21 @@ struct Handler<'s, S: ?Sized> {
 struct Counting<'a, S: ?Sized> {
     stats: &'a mut Stats,
     sink: &'a mut S,
+    /// The connection's `101` is one the client rejects: only the upgrade and anomalies count.
+    rejected: bool,
 }
 
 impl<S: Sink + ?Sized> Sink for Counting<'_, S> {
     fn event(&mut self, ev: &Event<'_>) {
-        self.stats.count(ev);
+        match &ev.kind {
+            EventKind::Established(up) => {
+                self.rejected = !up.accepted();
+                self.stats.count(ev);
+            }
+            EventKind::Anomaly { .. } => self.stats.count(ev),
+            _ if self.rejected => {}
+            _ => self.stats.count(ev),
+        }
         self.sink.event(ev);
     }
 }
@@ -168,6 +186,7 @@ impl<S: Sink + ?Sized> ConnectionHandler for Handler<'_, S> {
         let mut out = Counting {
             stats: &mut self.stats,
             sink: &mut *self.sink,
+            rejected: state.0.as_ref().is_some_and(|s| s.counters().rejected),
         };
         match event {
             ConnectionEvent::Open { ts, mid_stream, .. } => {
@@ -206,8 +225,11 @@ impl<S: Sink + ?Sized> ConnectionHandler for Handler<'_, S> {
                     s.tcp_note(conn, ts, dir, TcpNote::Anomaly(anomaly), &mut out);
                 }
             }
-            ConnectionEvent::Closed { ts, .. } => {
+            ConnectionEvent::Closed { ts, reason } => {
                 out.stats.last_ts = Some(out.stats.last_ts.map_or(ts, |t| t.max(ts)));
+                if let Some(s) = state.0.as_mut() {
+                    s.end(conn, ts, reason, &mut out);
+                }
                 state.0 = None;
                 out.sink.connection_closed(conn);
             }

@@ -8,15 +8,27 @@
 //! [`EventKind::MessageData`] carries the application payload of data messages (decompressed
 //! under permessage-deflate) for consumers that want message contents; it is not a Zeek event
 //! and the JSON Lines writer leaves it out.
+//!
+//! A `101` that the client must reject (RFC 6455 §4.1: missing, wrong or duplicated
+//! `Sec-WebSocket-Accept`, a subprotocol or extension it did not offer) still gives
+//! [`EventKind::Established`], as Zeek writes a `websocket.log` row for it; whether the client
+//! accepts it is [`Upgrade::accepted`], decided by the core's handshake checks, and such a
+//! connection is not counted as a session ([`crate::analyzer::Stats::rejected_upgrades`]).
+//!
+//! Every connection that had an `Established` ends with one [`EventKind::ConnectionEnd`]
+//! (its last event): why the TCP connection ended (FIN, RST and who sent it, idle timeout,
+//! end of capture), whether the closing handshake was completed (`clean`) and whether a
+//! message was cut. Sessions that closed cleanly get one too, so a log has one end record per
+//! start record.
 
 use std::borrow::Cow;
 
 pub use wscope_proto::frame::{FrameHeader, OpCode};
-pub use wscope_proto::observe::Upgrade;
+pub use wscope_proto::observe::{ChunkInfo, Upgrade};
 use wscope_proto::role::Direction;
 use wscope_proto::time::Instant;
 
-use crate::tcp::ConnMeta;
+use crate::tcp::{CloseReason, ConnMeta};
 
 /// One analyzer event.
 #[derive(Debug)]
@@ -57,18 +69,9 @@ pub enum EventKind<'a> {
     FrameData {
         /// The bytes.
         data: &'a [u8],
-        /// The message's opcode (data frames) or the frame's own (control frames).
-        opcode: OpCode,
-        /// First chunk of its message (Net::Inspect's `init`).
-        first: bool,
-        /// Payload bytes the frame still owes after this chunk (Net::Inspect's `bytes_left`).
-        remaining: u64,
-        /// Last chunk of its frame.
-        frame_end: bool,
-        /// Last chunk of its message (Net::Inspect's `eom`).
-        message_end: bool,
-        /// The message is compressed (RSV1 under permessage-deflate).
-        compressed: bool,
+        /// Where the chunk stands in its frame and message (opcode, Net::Inspect's `init`,
+        /// `bytes_left` and `eom`, compression), as the observer reported it.
+        info: ChunkInfo,
     },
     /// Application payload of a data message: the frame data itself, or what it inflated to.
     /// Not a Zeek event; for extraction and content inspection.
@@ -97,6 +100,10 @@ pub enum EventKind<'a> {
         /// SHA-256 of the application payload (with the digest option on).
         sha256: Option<[u8; 32]>,
     },
+    /// The end of a WebSocket connection (one per connection that had an
+    /// [`EventKind::Established`], after its last other event; not a Zeek event): how the TCP
+    /// connection ended, whether both sides sent a close frame, and whether a message was cut.
+    ConnectionEnd(ConnectionEnd),
     /// Something unusual.
     Anomaly {
         /// Stable snake_case name (`wrong_accept_header`, `inflate_failed`, `tcp_gap`, …).
@@ -110,7 +117,7 @@ pub enum EventKind<'a> {
 
 impl EventKind<'_> {
     /// The event name used in the JSON Lines output: `established`, `frame`, `frame_data`,
-    /// `message_data`, `close`, `message`, `anomaly`.
+    /// `message_data`, `close`, `message`, `connection_end`, `anomaly`.
     pub const fn name(&self) -> &'static str {
         match self {
             Self::Established(_) => "established",
@@ -119,9 +126,28 @@ impl EventKind<'_> {
             Self::MessageData { .. } => "message_data",
             Self::Close { .. } => "close",
             Self::Message { .. } => "message",
+            Self::ConnectionEnd(_) => "connection_end",
             Self::Anomaly { .. } => "anomaly",
         }
     }
+}
+
+/// How a WebSocket connection ended ([`EventKind::ConnectionEnd`]).
+///
+/// Every connection that had an [`EventKind::Established`] gets one, also when it ended with a
+/// closing handshake (`clean`), so that a log keeps one end record per session as it keeps one
+/// start record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionEnd {
+    /// What ended the TCP connection: FIN both ways, a RST (with its sender), the idle
+    /// timeout, the end of the capture, eviction or reuse of the address pair.
+    pub reason: CloseReason,
+    /// Both directions sent a close frame (RFC 6455 §7.1.4: the closing handshake was
+    /// completed).
+    pub clean: bool,
+    /// A message was still incomplete in either direction (frames of a data message without
+    /// its final frame, or a frame whose payload did not all arrive).
+    pub message_cut: bool,
 }
 
 /// An owned copy of an [`Event`], for collecting events (tests, small captures).
@@ -161,18 +187,8 @@ pub enum OwnedKind {
     FrameData {
         /// Bytes.
         data: Vec<u8>,
-        /// Opcode.
-        opcode: OpCode,
-        /// First chunk of the message.
-        first: bool,
-        /// Bytes left in the frame.
-        remaining: u64,
-        /// Ends the frame.
-        frame_end: bool,
-        /// Ends the message.
-        message_end: bool,
-        /// Compressed message.
-        compressed: bool,
+        /// Place in the frame and message.
+        info: ChunkInfo,
     },
     /// See [`EventKind::MessageData`].
     MessageData {
@@ -199,6 +215,8 @@ pub enum OwnedKind {
         /// Digest.
         sha256: Option<[u8; 32]>,
     },
+    /// See [`EventKind::ConnectionEnd`].
+    ConnectionEnd(ConnectionEnd),
     /// See [`EventKind::Anomaly`].
     Anomaly {
         /// Name.
@@ -221,22 +239,9 @@ impl From<&Event<'_>> for OwnedEvent {
                 header: *header,
                 header_bytes: header_bytes.to_vec(),
             },
-            EventKind::FrameData {
-                data,
-                opcode,
-                first,
-                remaining,
-                frame_end,
-                message_end,
-                compressed,
-            } => OwnedKind::FrameData {
+            EventKind::FrameData { data, info } => OwnedKind::FrameData {
                 data: data.to_vec(),
-                opcode: *opcode,
-                first: *first,
-                remaining: *remaining,
-                frame_end: *frame_end,
-                message_end: *message_end,
-                compressed: *compressed,
+                info: *info,
             },
             EventKind::MessageData {
                 data,
@@ -260,6 +265,7 @@ impl From<&Event<'_>> for OwnedEvent {
                 len: *len,
                 sha256: *sha256,
             },
+            EventKind::ConnectionEnd(end) => OwnedKind::ConnectionEnd(*end),
             EventKind::Anomaly {
                 name,
                 zeek_weird,

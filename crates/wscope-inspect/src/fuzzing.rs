@@ -29,17 +29,24 @@ pub fn fuzz_capture(data: &[u8]) {
     cfg.session.digest = ctl & 8 != 0;
     let mut cap = Capture::from_reader(Cursor::new(file.to_vec()), "fuzz");
     let mut data_bytes = 0u64;
-    let stats = Analyzer::new(cfg).run(&mut cap, &mut |ev: &Event<'_>| {
-        if let EventKind::FrameData { data, .. } = &ev.kind {
+    let (mut starts, mut ends) = (0u64, 0u64);
+    let stats = Analyzer::new(cfg).run(&mut cap, &mut |ev: &Event<'_>| match &ev.kind {
+        EventKind::FrameData { data, .. } => {
             assert!(data.len() <= chunk, "chunk of {} over {chunk}", data.len());
             data_bytes += data.len() as u64;
         }
+        EventKind::Established(_) => starts += 1,
+        EventKind::ConnectionEnd(_) => ends += 1,
+        _ => {}
     });
+    // One end record per upgrade, accepted or not.
+    assert_eq!(starts, ends);
     // Fuzz input may be cut anywhere: what was analysed before the error is checked too.
     let stats = stats.unwrap_or_else(crate::analyzer::Error::into_stats);
     assert_eq!(stats.decode.packets, stats.capture.packets);
     assert!(stats.decode.reassembled <= stats.decode.fragments);
-    assert!(stats.sessions <= stats.connections);
+    assert!(stats.sessions + stats.rejected_upgrades <= stats.connections);
+    assert_eq!(stats.sessions + stats.rejected_upgrades, starts);
     assert!(stats.mid_stream <= stats.connections);
     // Without inflation every frame_data byte is a payload byte some frame declared.
     if !cfg.session.observer.inflate {
@@ -220,6 +227,8 @@ fn conversation(ctl: u8, client: &[u8], server: &[u8], segment: usize) -> [Vec<S
                 d.seen.push(Seen::Close(*status, reason.to_vec()))
             }
             EventKind::Anomaly { name, .. } => d.seen.push(Seen::Anomaly(name)),
+            // `Session::end` is not called here.
+            EventKind::ConnectionEnd(_) => {}
         }
     };
     let mut session = Session::new(cfg);

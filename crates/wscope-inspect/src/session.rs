@@ -22,9 +22,9 @@ use wscope_proto::observe::{ObservedEvent, Observer, ObserverConfig, Upgrade};
 use wscope_proto::role::Direction;
 use wscope_proto::time::Instant;
 
-use crate::event::{Event, EventKind};
+use crate::event::{ChunkInfo, ConnectionEnd, Event, EventKind};
 use crate::sink::Sink;
-use crate::tcp::{ConnMeta, Limit, TcpAnomaly};
+use crate::tcp::{CloseReason, ConnMeta, Limit, TcpAnomaly};
 
 /// Settings of a [`Session`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +79,12 @@ struct DirState {
     inflated_whole: bool,
     ctl_len: u64,
     ctl_hash: Option<Sha256>,
+    /// A data message has begun (a frame was seen) and has not ended.
+    data_open: bool,
+    /// A control frame has begun and has not ended.
+    ctl_open: bool,
+    /// This direction sent a close frame.
+    sent_close: bool,
 }
 
 impl DirState {
@@ -94,8 +100,11 @@ impl DirState {
 /// What a session counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SessionCounters {
-    /// The connection upgraded to WebSocket.
+    /// The connection upgraded to WebSocket (a `101` was seen, see [`Self::rejected`]).
     pub established: bool,
+    /// The `101` is one the client must reject ([`Upgrade::accepted`] is false): not a
+    /// WebSocket session, although it is reported as [`EventKind::Established`].
+    pub rejected: bool,
     /// Bytes dropped because a paused direction overflowed.
     pub paused_dropped: u64,
     /// Anomalies before any upgrade that were not reported (see
@@ -249,16 +258,37 @@ impl Session {
                 ("tcp_data_after_close", format!("{len} bytes"))
             }
         };
-        sink.event(&Event {
-            ts,
-            conn,
-            dir,
-            kind: EventKind::Anomaly {
-                name,
-                zeek_weird: None,
-                detail: Cow::Owned(detail),
-            },
-        });
+        let kind = EventKind::Anomaly {
+            name,
+            zeek_weird: None,
+            detail: Cow::Owned(detail),
+        };
+        emit(sink, conn, ts, dir, kind);
+    }
+
+    /// The TCP connection ended for `reason`: a WebSocket connection gets its
+    /// [`EventKind::ConnectionEnd`] (nothing for other connections). `dir` of the event is the
+    /// sender of a RST, the originator's otherwise.
+    pub fn end<S: Sink + ?Sized>(
+        &mut self,
+        conn: &ConnMeta,
+        ts: Instant,
+        reason: CloseReason,
+        sink: &mut S,
+    ) {
+        if !self.counters.established {
+            return;
+        }
+        let dir = match reason {
+            CloseReason::Reset(dir) => dir,
+            _ => Direction::ClientToServer,
+        };
+        let end = ConnectionEnd {
+            reason,
+            clean: self.dirs.iter().all(|d| d.sent_close),
+            message_cut: self.dirs.iter().any(|d| d.data_open || d.ctl_open),
+        };
+        emit(sink, conn, ts, dir, EventKind::ConnectionEnd(end));
     }
 
     /// Feeds `dir`, then the other direction while it holds bytes the first one unblocked.
@@ -399,9 +429,10 @@ fn handle<S: Sink + ?Sized>(
     ev: ObservedEvent<'_>,
     sink: &mut S,
 ) {
-    match ev {
+    let (dir, kind) = match ev {
         ObservedEvent::Established(up) => {
             counters.established = true;
+            counters.rejected = !up.accepted();
             for dir in BOTH {
                 let st = &mut dirs[dir.index()];
                 st.data_hash = new_hash(cfg.digest);
@@ -409,54 +440,30 @@ fn handle<S: Sink + ?Sized>(
                 // As the observer decides (`ObserverConfig::inflate`).
                 st.inflates = cfg.observer.inflate && up.deflate_params().is_some();
             }
-            emit(
-                sink,
-                conn,
-                ts,
-                Direction::ServerToClient,
-                EventKind::Established(up),
-            );
+            (Direction::ServerToClient, EventKind::Established(up))
         }
         ObservedEvent::Frame {
             dir,
             header,
             header_bytes,
-        } => emit(
-            sink,
-            conn,
-            ts,
-            dir,
-            EventKind::Frame {
+        } => {
+            let st = &mut dirs[dir.index()];
+            if header.opcode.is_control() {
+                st.ctl_open = true;
+            } else {
+                st.data_open = true;
+            }
+            let kind = EventKind::Frame {
                 header,
                 header_bytes,
-            },
-        ),
-        ObservedEvent::FrameData {
-            dir,
-            chunk,
-            opcode,
-            compressed,
-            first,
-            remaining,
-            frame_end,
-            message_end,
-        } => frame_data(
-            cfg,
-            &mut dirs[dir.index()],
-            conn,
-            ts,
-            dir,
-            FrameChunk {
-                chunk,
-                opcode,
-                compressed,
-                first,
-                remaining,
-                frame_end,
-                message_end,
-            },
-            sink,
-        ),
+            };
+            (dir, kind)
+        }
+        ObservedEvent::FrameData { dir, chunk, info } => {
+            let st = &mut dirs[dir.index()];
+            frame_data(cfg, st, conn, ts, dir, chunk, info, sink);
+            return;
+        }
         ObservedEvent::Inflated {
             dir,
             data,
@@ -478,16 +485,21 @@ fn handle<S: Sink + ?Sized>(
                 ts,
                 dir,
             );
+            return;
         }
         ObservedEvent::Close {
             dir,
             status,
             reason,
             ..
-        } => emit(sink, conn, ts, dir, EventKind::Close { status, reason }),
+        } => {
+            dirs[dir.index()].sent_close = true;
+            (dir, EventKind::Close { status, reason })
+        }
         ObservedEvent::Message { dir, opcode } => {
             let st = &mut dirs[dir.index()];
             let (len, hash) = if opcode.is_control() {
+                st.ctl_open = false;
                 let len = core::mem::take(&mut st.ctl_len);
                 (
                     len,
@@ -500,6 +512,7 @@ fn handle<S: Sink + ?Sized>(
                 } else {
                     st.data_len
                 };
+                st.data_open = false;
                 st.data_len = 0;
                 st.raw_len = 0;
                 st.inflating = false;
@@ -514,61 +527,37 @@ fn handle<S: Sink + ?Sized>(
             } else {
                 None
             };
-            emit(
-                sink,
-                conn,
-                ts,
-                dir,
-                EventKind::Message {
-                    opcode,
-                    len,
-                    sha256,
-                },
-            );
+            let kind = EventKind::Message {
+                opcode,
+                len,
+                sha256,
+            };
+            (dir, kind)
         }
         ObservedEvent::Anomaly { dir, anomaly } => {
             if !counters.established && !cfg.http_anomalies {
                 counters.http_anomalies += 1;
                 return;
             }
-            let detail = anomaly.detail().to_string();
-            emit(
-                sink,
-                conn,
-                ts,
-                dir,
-                EventKind::Anomaly {
-                    name: anomaly.name(),
-                    zeek_weird: anomaly.zeek_weird(),
-                    detail: Cow::Owned(detail),
-                },
-            );
+            let kind = EventKind::Anomaly {
+                name: anomaly.name(),
+                zeek_weird: anomaly.zeek_weird(),
+                detail: Cow::Owned(anomaly.detail().to_string()),
+            };
+            (dir, kind)
         }
-        ObservedEvent::BadUpgrade(e) => emit(
-            sink,
-            conn,
-            ts,
-            Direction::ServerToClient,
-            EventKind::Anomaly {
+        ObservedEvent::BadUpgrade(e) => {
+            let kind = EventKind::Anomaly {
                 name: "bad_upgrade",
                 zeek_weird: None,
                 detail: Cow::Owned(e.to_string()),
-            },
-        ),
+            };
+            (Direction::ServerToClient, kind)
+        }
         // Requests, responses, pauses, ends and stops carry nothing for the log.
-        _ => {}
-    }
-}
-
-/// The fields of an observer `FrameData`.
-struct FrameChunk<'a> {
-    chunk: &'a [u8],
-    opcode: OpCode,
-    compressed: bool,
-    first: bool,
-    remaining: u64,
-    frame_end: bool,
-    message_end: bool,
+        _ => return,
+    };
+    emit(sink, conn, ts, dir, kind);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -578,18 +567,10 @@ fn frame_data<S: Sink + ?Sized>(
     conn: &ConnMeta,
     ts: Instant,
     dir: Direction,
-    c: FrameChunk<'_>,
+    chunk: &[u8],
+    info: ChunkInfo,
     sink: &mut S,
 ) {
-    let FrameChunk {
-        chunk,
-        opcode,
-        compressed,
-        first,
-        remaining,
-        frame_end,
-        message_end,
-    } = c;
     // Zeek-style frame_data, cut to the chunk size.
     if !chunk.is_empty() || cfg.empty_frame_data {
         let size = cfg.payload_chunk_size.max(1);
@@ -598,28 +579,25 @@ fn frame_data<S: Sink + ?Sized>(
         loop {
             let end = total.min(start.saturating_add(size));
             let last = end == total;
-            emit(
-                sink,
-                conn,
-                ts,
-                dir,
-                EventKind::FrameData {
-                    data: &chunk[start..end],
-                    opcode,
-                    first: first && start == 0,
-                    remaining: remaining + (total - end) as u64,
-                    frame_end: frame_end && last,
-                    message_end: message_end && last,
-                    compressed,
-                },
-            );
+            let piece = ChunkInfo {
+                first: info.first && start == 0,
+                remaining: info.remaining.saturating_add((total - end) as u64),
+                frame_end: info.frame_end && last,
+                message_end: info.message_end && last,
+                ..info
+            };
+            let kind = EventKind::FrameData {
+                data: &chunk[start..end],
+                info: piece,
+            };
+            emit(sink, conn, ts, dir, kind);
             if last {
                 break;
             }
             start = end;
         }
     }
-    if opcode.is_control() {
+    if info.opcode.is_control() {
         st.ctl_len += chunk.len() as u64;
         if let Some(h) = st.ctl_hash.as_mut() {
             h.update(chunk);
@@ -627,14 +605,14 @@ fn frame_data<S: Sink + ?Sized>(
         return;
     }
     st.raw_len += chunk.len() as u64;
-    if compressed && st.inflates {
+    if info.compressed && st.inflates {
         // The observer reports what it inflates to (`Inflated`), violations included.
         st.inflating = true;
         return;
     }
     let app = AppData {
-        opcode,
-        message_end,
+        opcode: info.opcode,
+        message_end: info.message_end,
     };
     app.deliver(
         &mut st.data_len,

@@ -3,6 +3,7 @@
 //! [`InspectAdapter`]).
 
 use hashbrown::HashMap;
+use wscope_proto::close::CloseCode;
 use wscope_proto::frame::{OpCode, MAX_CONTROL_PAYLOAD};
 use wscope_proto::role::Direction;
 use wscope_proto::time::Instant;
@@ -73,38 +74,81 @@ impl Sink for VecSink {
 }
 
 /// Net::Inspect's WebSocket callbacks (`Net::Inspect::L7::HTTP::WebSocket`): control frames
-/// whole, data streamed.
+/// whole, data streamed, and one call per direction when the connection closes.
+///
+/// Payloads are unmasked (as the seed's documentation promises; Net::Inspect itself hands out
+/// the masked bytes and an `unmask` helper). A close frame without a status code has status
+/// 1005 here, as in Net::Inspect (RFC 6455 §7.1.5), where the Zeek-style `close` event says 0.
 pub trait WsInspect {
-    /// A whole control frame (ping, pong, close, reserved control opcodes), payload unmasked.
-    fn in_wsctl(&mut self, conn: &ConnMeta, dir: Direction, opcode: OpCode, payload: &[u8]);
+    /// A whole control frame (ping, pong, close, reserved control opcodes), payload unmasked
+    /// (at most 125 bytes), with its [`FrameInfo`] (a close frame's status and reason in
+    /// [`FrameInfo::close`]).
+    ///
+    /// When a WebSocket connection closes, once per direction (the client's first) with an
+    /// empty `payload` and no `info`: Net::Inspect's `in_wsctl($dir, '', $time)`.
+    fn in_wsctl(
+        &mut self,
+        conn: &ConnMeta,
+        dir: Direction,
+        payload: &[u8],
+        info: Option<&FrameInfo<'_>>,
+    );
 
-    /// A piece of a data message: `init` on the first piece of a message, `eom` on the last,
-    /// `bytes_left` still owed by the frame, `mask` of the frame and its header bytes (on the
-    /// first piece of each frame; empty otherwise). A frame with an empty payload gives one
-    /// call with empty `data`.
-    #[allow(clippy::too_many_arguments)]
+    /// A piece of a data message, unmasked: `eom` on the last piece of the message. `info`
+    /// says the message's opcode, whether this is its first piece (`init`), the bytes the frame
+    /// still owes, its mask and (on the first piece of each frame) its header. A frame with an
+    /// empty payload gives one call with empty `data`.
     fn in_wsdata(
         &mut self,
         conn: &ConnMeta,
         dir: Direction,
-        opcode: OpCode,
         data: &[u8],
         eom: bool,
-        init: bool,
-        bytes_left: u64,
-        mask: Option<[u8; 4]>,
-        header: &[u8],
+        info: &FrameInfo<'_>,
     );
+}
+
+/// Net::Inspect's `$frameinfo`: what a [`WsInspect`] callback learns about the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameInfo<'a> {
+    /// Data: the opcode of the message's first frame (also for continuation frames).
+    /// Control: the frame's own.
+    pub opcode: OpCode,
+    /// The frame's masking key, when it was masked.
+    pub mask: Option<[u8; 4]>,
+    /// The frame's header as on the wire (2 to 14 bytes): on the first call for a frame (and
+    /// on every control frame); empty otherwise.
+    pub header: &'a [u8],
+    /// The first piece of a message (`init`); always set for a control frame.
+    pub init: bool,
+    /// Payload bytes the frame still owes after this piece (`bytes_left`).
+    pub bytes_left: u64,
+    /// A close frame's status and reason.
+    pub close: Option<CloseInfo<'a>>,
+}
+
+/// A close frame's status code and reason (RFC 6455 §5.5.1), as Net::Inspect's frameinfo has
+/// them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseInfo<'a> {
+    /// The status code; 1005 ("no status received", RFC 6455 §7.1.5) when the payload has
+    /// fewer than two bytes.
+    pub status: u16,
+    /// The bytes after the status code (not checked for UTF-8).
+    pub reason: &'a [u8],
 }
 
 /// Per direction of a connection: the frame being reported.
 #[derive(Debug, Default)]
 struct InspectDir {
+    /// The opcode of the current data message's first frame.
     opcode: Option<OpCode>,
     mask: Option<[u8; 4]>,
     header: Vec<u8>,
     header_pending: bool,
     control: Vec<u8>,
+    /// The status of the close frame being reported, from its `Close` event (0 without one).
+    close: Option<u16>,
     in_message: bool,
 }
 
@@ -130,88 +174,106 @@ impl<T: WsInspect> InspectAdapter<T> {
     }
 }
 
+const BOTH: [Direction; 2] = [Direction::ClientToServer, Direction::ServerToClient];
+
 impl<T: WsInspect> Sink for InspectAdapter<T> {
     fn event(&mut self, ev: &Event<'_>) {
         let key = (ev.conn.id, ev.dir.index());
         match &ev.kind {
+            EventKind::Established(_) => {
+                // Both directions get their end-of-connection call, frames or not.
+                for dir in BOTH {
+                    self.state.entry((ev.conn.id, dir.index())).or_default();
+                }
+            }
             EventKind::Frame {
                 header,
                 header_bytes,
             } => {
                 let st = self.state.entry(key).or_default();
-                st.opcode = Some(header.opcode);
+                if !header.opcode.is_control() && !st.in_message {
+                    st.opcode = Some(header.opcode);
+                }
                 st.mask = header.mask;
                 st.header.clear();
                 st.header.extend_from_slice(header_bytes);
                 st.header_pending = true;
                 st.control.clear();
+                st.close = None;
                 // Empty data frames give no FrameData: report them here.
                 if header.payload_len == 0 && !header.opcode.is_control() {
-                    let init = !st.in_message;
-                    st.in_message = !header.fin;
-                    let op = header.opcode;
-                    let mask = st.mask;
-                    let hdr = core::mem::take(&mut st.header);
                     st.header_pending = false;
+                    let info = FrameInfo {
+                        opcode: st.opcode.unwrap_or(header.opcode),
+                        mask: st.mask,
+                        header: &st.header,
+                        init: !st.in_message,
+                        bytes_left: 0,
+                        close: None,
+                    };
+                    st.in_message = !header.fin;
                     self.inner
-                        .in_wsdata(ev.conn, ev.dir, op, &[], header.fin, init, 0, mask, &hdr);
+                        .in_wsdata(ev.conn, ev.dir, &[], header.fin, &info);
                 }
             }
-            EventKind::FrameData {
-                data,
-                opcode,
-                first,
-                remaining,
-                frame_end,
-                message_end,
-                ..
-            } => {
+            EventKind::FrameData { data, info } if info.opcode.is_control() => {
                 let st = self.state.entry(key).or_default();
-                if opcode.is_control() {
-                    let room = MAX_CONTROL_PAYLOAD.saturating_sub(st.control.len());
-                    st.control.extend_from_slice(&data[..data.len().min(room)]);
-                    if *frame_end {
-                        st.header_pending = false;
-                        let payload = core::mem::take(&mut st.control);
-                        self.inner.in_wsctl(ev.conn, ev.dir, *opcode, &payload);
-                    }
-                } else {
-                    let header = if st.header_pending {
-                        st.header_pending = false;
-                        core::mem::take(&mut st.header)
-                    } else {
-                        Vec::new()
-                    };
-                    st.in_message = !*message_end;
-                    let mask = st.mask;
-                    self.inner.in_wsdata(
-                        ev.conn,
-                        ev.dir,
-                        *opcode,
-                        data,
-                        *message_end,
-                        *first,
-                        *remaining,
-                        mask,
-                        &header,
-                    );
-                }
+                let room = MAX_CONTROL_PAYLOAD.saturating_sub(st.control.len());
+                st.control.extend_from_slice(&data[..data.len().min(room)]);
+            }
+            EventKind::FrameData { data, info } => {
+                let st = self.state.entry(key).or_default();
+                let header: &[u8] = if st.header_pending { &st.header } else { &[] };
+                st.header_pending = false;
+                st.in_message = !info.message_end;
+                let frame = FrameInfo {
+                    opcode: info.opcode,
+                    mask: st.mask,
+                    header,
+                    init: info.first,
+                    bytes_left: info.remaining,
+                    close: None,
+                };
+                self.inner
+                    .in_wsdata(ev.conn, ev.dir, data, info.message_end, &frame);
+            }
+            EventKind::Close { status, .. } => {
+                self.state.entry(key).or_default().close = Some(*status);
             }
             EventKind::Message { opcode, .. } if opcode.is_control() => {
-                // A control frame with an empty payload has no FrameData.
+                // The whole control frame, after its data and (for a close) its `Close`.
                 let st = self.state.entry(key).or_default();
-                if st.header_pending {
-                    st.header_pending = false;
-                    let payload = core::mem::take(&mut st.control);
-                    self.inner.in_wsctl(ev.conn, ev.dir, *opcode, &payload);
+                if !st.header_pending {
+                    return;
                 }
+                st.header_pending = false;
+                let payload = &st.control;
+                let close = st.close.map(|status| match payload.get(2..) {
+                    Some(reason) => CloseInfo { status, reason },
+                    None => CloseInfo {
+                        status: CloseCode::NO_STATUS.0,
+                        reason: &[],
+                    },
+                });
+                let info = FrameInfo {
+                    opcode: *opcode,
+                    mask: st.mask,
+                    header: &st.header,
+                    init: true,
+                    bytes_left: 0,
+                    close,
+                };
+                self.inner.in_wsctl(ev.conn, ev.dir, payload, Some(&info));
             }
             _ => {}
         }
     }
 
     fn connection_closed(&mut self, conn: &ConnMeta) {
-        self.state.remove(&(conn.id, 0));
-        self.state.remove(&(conn.id, 1));
+        for dir in BOTH {
+            if self.state.remove(&(conn.id, dir.index())).is_some() {
+                self.inner.in_wsctl(conn, dir, &[], None);
+            }
+        }
     }
 }

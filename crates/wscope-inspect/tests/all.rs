@@ -8,6 +8,8 @@ mod capture;
 mod corpus;
 #[path = "all/decode.rs"]
 mod decode;
+#[path = "all/events.rs"]
+mod events;
 #[path = "all/flows.rs"]
 mod flows;
 #[path = "all/golden.rs"]

@@ -1458,7 +1458,7 @@ fn deflate_endpoint(script: &DeflateScript, wire: &[u8]) -> Received {
 
 #[cfg(feature = "deflate")]
 fn deflate_observer(script: &DeflateScript, wire: &[u8]) -> Received {
-    use crate::observe::{Anomaly, ObservedEvent, Observer, ObserverConfig};
+    use crate::observe::{Anomaly, ChunkInfo, ObservedEvent, Observer, ObserverConfig};
     use crate::role::Direction::ClientToServer as C;
     let cfg = ObserverConfig {
         max_message_len: script.cap,
@@ -1482,9 +1482,13 @@ fn deflate_observer(script: &DeflateScript, wire: &[u8]) -> Received {
             match event {
                 ObservedEvent::FrameData {
                     chunk,
-                    opcode,
-                    compressed,
-                    first,
+                    info:
+                        ChunkInfo {
+                            opcode,
+                            compressed,
+                            first,
+                            ..
+                        },
                     ..
                 } if !opcode.is_control() => {
                     if first {

@@ -671,7 +671,7 @@ impl<W: Write> Listing<W> {
                 p.extend_from_slice(&data[..data.len().min(room)]);
                 Ok(())
             }
-            EventKind::FrameData { data, opcode, .. } if opcode.0 == 9 || opcode.0 == 10 => {
+            EventKind::FrameData { data, info } if info.opcode.0 == 9 || info.opcode.0 == 10 => {
                 let p = self
                     .preview
                     .entry((ev.conn.id, ev.dir.index() + 2))
@@ -778,9 +778,14 @@ fn summary(s: &Stats, secs: f64) -> String {
             s.decode.fragments, s.decode.reassembled, s.decode.bad_fragments
         );
     }
+    let rejected = if s.rejected_upgrades > 0 {
+        format!(" (and {} upgrades the client rejects)", s.rejected_upgrades)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         o,
-        "connections  {} ({} seen mid-stream), WebSocket sessions {}",
+        "connections  {} ({} seen mid-stream), WebSocket sessions {}{rejected}",
         s.connections, s.mid_stream, s.sessions
     );
     let _ = writeln!(

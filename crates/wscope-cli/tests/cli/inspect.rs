@@ -479,3 +479,47 @@ fn inspect_live_flags_are_checked_before_anything_runs() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+/// Zeek's trace of a wrong `Sec-WebSocket-Accept`: the upgrade is logged and reported with
+/// `"accepted": false`, the summary counts it apart from sessions, and the connection's end
+/// is recorded.
+#[test]
+fn a_rejected_upgrade_is_not_a_session() {
+    let Some(corpus) = wscope_test_support::corpus::corpus() else {
+        return;
+    };
+    let cap = corpus.join("zeek/traces/websocket/wrong-accept-header.pcap");
+    let dir = scratch("rejected");
+    let logs = dir.join("logs");
+    let (logs_arg, cap_arg) = (logs.to_str().unwrap(), cap.to_str().unwrap());
+    let out = wscope(&["inspect", "--events", "-", "-o", logs_arg, cap_arg]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = text(&out.stderr);
+    assert!(
+        summary.contains("WebSocket sessions 0 (and 1 upgrades the client rejects)"),
+        "{summary}"
+    );
+    assert!(summary.contains("frames       0 "), "{summary}");
+    let events: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let established: Vec<_> = events
+        .iter()
+        .filter(|v| v["event"] == "established")
+        .collect();
+    assert_eq!(established.len(), 1);
+    assert_eq!(established[0]["accepted"], false);
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "connection_end");
+    assert_eq!(last["clean"], false);
+    let websocket_log = std::fs::read_to_string(logs.join("websocket.log")).unwrap();
+    assert_eq!(
+        websocket_log
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .count(),
+        1
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -57,10 +57,7 @@ fn sample_contents() {
     assert!(server.contains(&&b"{\"channel\":\"ticker\",\"symbol\":\"ABC\",\"price\":101.50}"[..]));
     // The second connection's messages were compressed.
     assert!(ev.iter().any(|e| matches!(
-        e.kind,
-        OwnedKind::FrameData {
-            compressed: true,
-            ..
-        }
+        &e.kind,
+        OwnedKind::FrameData { info, .. } if info.compressed
     )));
 }

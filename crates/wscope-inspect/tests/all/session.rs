@@ -1,9 +1,11 @@
 //! Sessions: pausing, chunking, Zeek's empty-payload rule, gaps, mid-stream, inflation, and
 //! the Net::Inspect callback view.
 
+use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig};
+use wscope_inspect::capture::Capture;
 use wscope_inspect::event::{OwnedEvent, OwnedKind};
 use wscope_inspect::session::{Session, SessionConfig};
-use wscope_inspect::sink::{InspectAdapter, Sink, VecSink, WsInspect};
+use wscope_inspect::sink::{FrameInfo, InspectAdapter, Sink, VecSink, WsInspect};
 use wscope_inspect::tcp::ConnMeta;
 use wscope_proto::deflate::Deflater;
 use wscope_proto::frame::OpCode;
@@ -11,9 +13,11 @@ use wscope_proto::observe::ObserverConfig;
 use wscope_proto::role::Direction::{self, ClientToServer as C, ServerToClient as S};
 use wscope_proto::time::Instant;
 
+use wscope_test_support::capture::Framing;
 use wscope_test_support::wire::{frame, upgrade_request, upgrade_response};
 
 use crate::robustness::meta;
+use crate::support::{Conv, Trace};
 
 fn req() -> Vec<u8> {
     upgrade_request("/x", "h", Some("permessage-deflate"))
@@ -135,14 +139,13 @@ fn chunks_are_cut_to_the_configured_size() {
         .events
         .iter()
         .filter_map(|e| match &e.kind {
-            OwnedKind::FrameData {
-                data,
-                first,
-                remaining,
-                frame_end,
-                message_end,
-                ..
-            } => Some((data.clone(), *first, *remaining, *frame_end, *message_end)),
+            OwnedKind::FrameData { data, info } => Some((
+                data.clone(),
+                info.first,
+                info.remaining,
+                info.frame_end,
+                info.message_end,
+            )),
             _ => None,
         })
         .collect();
@@ -292,7 +295,7 @@ fn deflate_inflates_and_reports_failures() {
     let names = r.names();
     assert!(names.contains(&"inflate_failed"), "{names:?}");
     assert!(r.sink.events.iter().any(
-        |e| matches!(&e.kind, OwnedKind::FrameData { data, compressed: true, .. } if data[..] == junk)
+        |e| matches!(&e.kind, OwnedKind::FrameData { data, info } if info.compressed && data[..] == junk)
     ));
     assert!(r
         .sink
@@ -404,33 +407,54 @@ fn invalid_utf8_inside_a_compressed_text_is_an_anomaly() {
 struct Calls(Vec<String>);
 
 impl WsInspect for Calls {
-    fn in_wsctl(&mut self, _: &ConnMeta, dir: Direction, opcode: OpCode, payload: &[u8]) {
+    fn in_wsctl(
+        &mut self,
+        _: &ConnMeta,
+        dir: Direction,
+        payload: &[u8],
+        info: Option<&FrameInfo<'_>>,
+    ) {
+        let dir = u8::from(dir.is_orig());
+        let Some(i) = info else {
+            assert!(payload.is_empty());
+            self.0.push(format!("end {dir}"));
+            return;
+        };
+        let close = i
+            .close
+            .map(|c| {
+                format!(
+                    " close={} {:?}",
+                    c.status,
+                    String::from_utf8_lossy(c.reason)
+                )
+            })
+            .unwrap_or_default();
         self.0.push(format!(
-            "ctl {} {} {}",
-            u8::from(dir.is_orig()),
-            opcode.0,
-            String::from_utf8_lossy(payload)
+            "ctl {dir} {} {:?} mask={} hdr={}{close}",
+            i.opcode.0,
+            String::from_utf8_lossy(payload),
+            i.mask.is_some(),
+            i.header.len(),
         ));
     }
     fn in_wsdata(
         &mut self,
         _: &ConnMeta,
         dir: Direction,
-        opcode: OpCode,
         data: &[u8],
         eom: bool,
-        init: bool,
-        bytes_left: u64,
-        mask: Option<[u8; 4]>,
-        header: &[u8],
+        i: &FrameInfo<'_>,
     ) {
         self.0.push(format!(
-            "data {} {} {:?} eom={eom} init={init} left={bytes_left} mask={} hdr={}",
+            "data {} {} {:?} eom={eom} init={} left={} mask={} hdr={}",
             u8::from(dir.is_orig()),
-            opcode.0,
+            i.opcode.0,
             String::from_utf8_lossy(data),
-            mask.is_some(),
-            header.len()
+            i.init,
+            i.bytes_left,
+            i.mask.is_some(),
+            i.header.len()
         ));
     }
 }
@@ -450,16 +474,51 @@ fn net_inspect_view() {
     let mut b = frame(false, false, 1, K, b"ab");
     b.extend(frame(true, false, 0, K, b""));
     s.data(&conn, t, C, &b, &mut a);
-    s.data(&conn, t, C, &frame(true, false, 8, K, b"\x03\xe8"), &mut a);
+    // Close frames carry their status and reason; one without a status says 1005.
+    s.data(
+        &conn,
+        t,
+        C,
+        &frame(true, false, 8, K, b"\x03\xe8bye"),
+        &mut a,
+    );
+    s.data(&conn, t, S, &frame(true, false, 8, None, b""), &mut a);
+    // The end of the connection: one call per direction without frame info.
     a.connection_closed(&conn);
     let calls = a.into_inner().0;
     assert_eq!(
         calls,
         [
-            "ctl 0 9 keepalive",
+            "ctl 0 9 \"keepalive\" mask=false hdr=2",
             "data 1 1 \"ab\" eom=false init=true left=0 mask=true hdr=6",
-            "data 1 0 \"\" eom=true init=false left=0 mask=true hdr=6",
-            "ctl 1 8 \u{3}\u{fffd}",
+            // A continuation frame carries the message's opcode (Net::Inspect's frameinfo).
+            "data 1 1 \"\" eom=true init=false left=0 mask=true hdr=6",
+            "ctl 1 8 \"\\u{3}\u{fffd}bye\" mask=true hdr=6 close=1000 \"bye\"",
+            "ctl 0 8 \"\" mask=false hdr=2 close=1005 \"\"",
+            "end 1",
+            "end 0",
         ]
+    );
+}
+
+/// The Net::Inspect view through the whole analyzer: a connection that the capture closes
+/// gets its end-of-connection calls, one per direction.
+#[test]
+fn net_inspect_view_ends_with_the_connection() {
+    let mut t = Trace::new(Framing::Ethernet);
+    let mut c = Conv::new("10.0.0.1:40000", "10.0.0.2:80", 100, 900);
+    c.handshake(&mut t);
+    t.tcp(c.client(&req()));
+    t.tcp(c.server(&resp()));
+    t.tcp(c.client(&frame(true, false, 9, K, b"hi")));
+    c.close(&mut t);
+    let mut cap = Capture::from_reader(std::io::Cursor::new(t.finish()), "mem");
+    let mut a = InspectAdapter::new(Calls::default());
+    Analyzer::new(AnalyzerConfig::default())
+        .run(&mut cap, &mut a)
+        .expect("run");
+    assert_eq!(
+        a.into_inner().0,
+        ["ctl 1 9 \"hi\" mask=true hdr=6", "end 1", "end 0"]
     );
 }

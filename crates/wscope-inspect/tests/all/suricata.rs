@@ -22,7 +22,7 @@ fn messages(events: &[OwnedEvent]) -> [Vec<(OpCode, Vec<u8>)>; 2] {
         let d = e.dir.index();
         match &e.kind {
             OwnedKind::MessageData { data, .. } => cur[d].extend_from_slice(data),
-            OwnedKind::FrameData { data, opcode, .. } if opcode.is_control() => {
+            OwnedKind::FrameData { data, info } if info.opcode.is_control() => {
                 ctl[d].extend_from_slice(data);
             }
             OwnedKind::Message { opcode, len, .. } => {
@@ -159,13 +159,9 @@ fn compressed_inflates_with_context_takeover() {
     let raw: Vec<Vec<u8>> = {
         let mut v = Vec::new();
         for e in &ev {
-            if let OwnedKind::FrameData {
-                data,
-                compressed: true,
-                ..
-            } = &e.kind
-            {
-                v.push(data.clone());
+            match &e.kind {
+                OwnedKind::FrameData { data, info } if info.compressed => v.push(data.clone()),
+                _ => {}
             }
         }
         v

@@ -220,6 +220,27 @@ impl fmt::Display for AnomalyDetail<'_, '_> {
     }
 }
 
+/// Where a chunk of payload stands in its frame and message: what Net::Inspect's `in_wsdata`
+/// gets besides the bytes. The observer reports it with each [`ObservedEvent::FrameData`];
+/// the analyzer carries the same value into its own events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkInfo {
+    /// Data frames: the message's first opcode (text, binary; continuation when its start was
+    /// not seen). Control frames: their own opcode.
+    pub opcode: OpCode,
+    /// The message's first frame had RSV1 under permessage-deflate: the bytes are compressed.
+    pub compressed: bool,
+    /// The first chunk of its message (Net::Inspect's `init`).
+    pub first: bool,
+    /// Payload bytes the frame still owes after this chunk (Net::Inspect's `bytes_left`).
+    pub remaining: u64,
+    /// This chunk ends its frame.
+    pub frame_end: bool,
+    /// This chunk ends its message (Net::Inspect's `eom`); always with `frame_end` for a
+    /// control frame.
+    pub message_end: bool,
+}
+
 /// Why the observer stopped analysing a connection (nothing but [`ObservedEvent::Eof`] follows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -262,20 +283,8 @@ pub enum ObservedEvent<'a> {
         /// The bytes: a sub-slice of the buffer given to [`Observer::feed`], unmasked in place.
         /// Empty only for a frame with an empty payload.
         chunk: &'a [u8],
-        /// Data frames: the message's first opcode (text, binary; continuation when its start
-        /// was not seen). Control frames: their own opcode.
-        opcode: OpCode,
-        /// The message's first frame had RSV1 under permessage-deflate: the bytes are compressed.
-        compressed: bool,
-        /// The first chunk of its message (Net::Inspect's `init`).
-        first: bool,
-        /// Payload bytes the frame still owes after this chunk (Net::Inspect's `bytes_left`).
-        remaining: u64,
-        /// This chunk ends its frame.
-        frame_end: bool,
-        /// This chunk ends its message (Net::Inspect's `eom`); always with `frame_end` for a
-        /// control frame.
-        message_end: bool,
+        /// Where the chunk stands in its frame and message.
+        info: ChunkInfo,
     },
     /// Inflated bytes of a compressed data message (permessage-deflate, with
     /// [`ObserverConfig::inflate`]), right after the `FrameData` of the chunk they inflated

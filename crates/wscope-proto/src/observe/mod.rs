@@ -110,7 +110,7 @@ mod upgrade;
 mod tests;
 
 pub use config::{ObserverConfig, UpgradePolicy};
-pub use event::{Anomaly, AnomalyDetail, DesyncCause, ObservedEvent, StopReason};
+pub use event::{Anomaly, AnomalyDetail, ChunkInfo, DesyncCause, ObservedEvent, StopReason};
 pub use upgrade::Upgrade;
 
 use alloc::collections::VecDeque;

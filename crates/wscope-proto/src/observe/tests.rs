@@ -194,12 +194,15 @@ fn record(frames: &mut [Option<(u64, u64)>; 2], ev: ObservedEvent<'_>) -> Ev {
         ObservedEvent::FrameData {
             dir,
             chunk,
-            opcode,
-            first,
-            remaining,
-            frame_end,
-            message_end,
-            ..
+            info:
+                ChunkInfo {
+                    opcode,
+                    first,
+                    remaining,
+                    frame_end,
+                    message_end,
+                    ..
+                },
         } => {
             let f = frames[dir.index()].as_mut().expect("data without a frame");
             f.1 += chunk.len() as u64;
@@ -393,6 +396,57 @@ fn established_carries_both_heads() {
     assert!(d.obs.is_websocket());
     assert_eq!(u.request().map(Request::method), Some("GET"));
     assert_eq!(u.response().status(), 101);
+}
+
+/// RFC 6455 §4.1: the `101`s a client must reject, decided by the handshake's own checks.
+#[test]
+fn upgrades_the_client_rejects() {
+    let accepted = |request: &str, response: &str| {
+        let mut d = Driver::new(Observer::new(ObserverConfig::default()));
+        if !request.is_empty() {
+            d.send(C, request.as_bytes());
+        }
+        d.send(S, response.as_bytes());
+        d.obs.upgrade().expect("established").accepted()
+    };
+    let accept_line = format!("Sec-WebSocket-Accept: {ACCEPT_VALUE}\r\n");
+    assert!(accepted(REQUEST, RESPONSE));
+    let cases = [
+        ("missing accept", RESPONSE.replace(&accept_line, "")),
+        (
+            "wrong accept",
+            RESPONSE.replace(ACCEPT_VALUE, "AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+        ),
+        (
+            "duplicated accept",
+            RESPONSE.replace(&accept_line, &format!("{accept_line}{accept_line}")),
+        ),
+        (
+            "subprotocol not offered",
+            RESPONSE.replace("Protocol: chat", "Protocol: mqtt"),
+        ),
+        (
+            "extension not offered",
+            RESPONSE.replace("\r\n\r\n", "\r\nSec-WebSocket-Extensions: x-webkit\r\n\r\n"),
+        ),
+        (
+            "no Connection: upgrade",
+            RESPONSE.replace("Connection: Upgrade\r\n", ""),
+        ),
+    ];
+    for (what, response) in &cases {
+        assert!(!accepted(REQUEST, response), "{what}");
+    }
+    // An offered extension is fine.
+    let deflate = RESPONSE.replace(
+        "\r\n\r\n",
+        "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+    );
+    assert!(accepted(REQUEST, &deflate));
+    // Without the request only what needs none is checked: a wrong accept value cannot be
+    // told, a missing one can.
+    assert!(accepted("", &cases[1].1));
+    assert!(!accepted("", &cases[0].1));
 }
 
 #[test]
@@ -1194,7 +1248,10 @@ fn deflate_allows_rsv1_on_data_frames() {
         at += step.consumed;
         match step.event {
             None => break,
-            Some(ObservedEvent::FrameData { compressed, .. }) => {
+            Some(ObservedEvent::FrameData {
+                info: ChunkInfo { compressed, .. },
+                ..
+            }) => {
                 assert!(compressed);
                 saw = true;
             }

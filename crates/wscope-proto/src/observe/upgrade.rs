@@ -78,6 +78,22 @@ impl Upgrade {
         Some(self.expected_accept()?.matches(found))
     }
 
+    /// Whether a client following RFC 6455 §4.1 accepts this `101`: the response passes
+    /// [`Response::validate_for`] the request (exactly one `Sec-WebSocket-Accept`, matching the
+    /// key; `Upgrade` and `Connection`; at most one subprotocol, one the client offered; only
+    /// extensions it offered). Without the request (the observer saw none), the checks that
+    /// need no request: one `Sec-WebSocket-Accept`, `Upgrade`, `Connection`, well-formed
+    /// subprotocol and extension headers.
+    ///
+    /// A rejected upgrade is no WebSocket session: a conforming client fails the connection
+    /// (RFC 6455 §4.1) instead of sending frames.
+    pub fn accepted(&self) -> bool {
+        match &self.request {
+            Some(request) => self.response.validate_for(request).is_ok(),
+            None => self.response.problems_without_request().is_empty(),
+        }
+    }
+
     /// Whether the server accepted permessage-deflate (RSV1 is then allowed on data frames).
     pub fn permessage_deflate(&self) -> bool {
         self.response.extensions().is_ok_and(|exts| {

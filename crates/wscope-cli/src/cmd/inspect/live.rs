@@ -462,6 +462,11 @@ mod imp {
 
         /// One `capture_stats` event per interface, to `--events` and the listing.
         fn capture_stats(&mut self, now: Instant, ifaces: &[InterfaceStats]) {
+            // The event lines that `JsonLines` still holds go first, in order.
+            if let Some(e) = &mut self.events {
+                let r = e.flush();
+                self.keep(r);
+            }
             let since = self.last_stats.as_ref().map(|(t, _)| *t);
             for i in ifaces {
                 let mut o = serde_json::Map::new();
@@ -502,6 +507,11 @@ mod imp {
         }
 
         fn flush(&mut self) {
+            // `JsonLines` holds up to 64 KiB of lines of its own: hand them to the writer.
+            if let Some(e) = &mut self.events {
+                let r = e.flush();
+                self.keep(r);
+            }
             for out in [&mut self.events_out, &mut self.list_out]
                 .into_iter()
                 .flatten()

@@ -4,7 +4,7 @@
 
 mod resync;
 
-use super::{Anomaly, DesyncCause, ObservedEvent, ObserverConfig};
+use super::{Anomaly, ChunkInfo, DesyncCause, ObservedEvent, ObserverConfig};
 use crate::close::zeek_status;
 use crate::decoder::{DecoderConfig, MaskRule, Step};
 use crate::error::ProtocolError;
@@ -406,12 +406,14 @@ impl WsDir {
                     event: Some(ObservedEvent::FrameData {
                         dir,
                         chunk,
-                        opcode,
-                        compressed,
-                        first,
-                        remaining,
-                        frame_end,
-                        message_end,
+                        info: ChunkInfo {
+                            opcode,
+                            compressed,
+                            first,
+                            remaining,
+                            frame_end,
+                            message_end,
+                        },
                     }),
                 }
             }
@@ -430,12 +432,14 @@ impl WsDir {
                     event: Some(ObservedEvent::FrameData {
                         dir,
                         chunk: buf.get(at..at + len).unwrap_or(&[]),
-                        opcode,
-                        compressed: false,
-                        first,
-                        remaining,
-                        frame_end: end,
-                        message_end: end,
+                        info: ChunkInfo {
+                            opcode,
+                            compressed: false,
+                            first,
+                            remaining,
+                            frame_end: end,
+                            message_end: end,
+                        },
                     }),
                 }
             }
