@@ -31,6 +31,11 @@ pub(crate) struct Span {
 }
 
 impl Span {
+    /// The range `start..end`.
+    pub(crate) const fn new(start: usize, end: usize) -> Self {
+        Self { start, end }
+    }
+
     /// The range of `sub` inside `buf`, when `sub` is a sub-slice of `buf`.
     pub(crate) fn of(buf: &[u8], sub: &[u8]) -> Option<Self> {
         let base = buf.as_ptr() as usize;

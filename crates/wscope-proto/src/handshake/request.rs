@@ -78,6 +78,61 @@ impl Request {
         )))
     }
 
+    /// A request whose head an HTTP server has parsed already (hyper, axum): the method, the
+    /// request target, the minor HTTP version (`1` for HTTP/1.1) and the header fields in
+    /// order. Nothing is parsed again: the fields are laid out in a head of their own (what
+    /// [`Request::raw`] returns, with values trimmed of surrounding whitespace) and the same
+    /// accessors and checks ([`Request::validate`]) apply as to a request read from the wire.
+    ///
+    /// ```
+    /// use wscope_proto::handshake::{HandshakeError, Request};
+    ///
+    /// let fields: [(&str, &[u8]); 5] = [
+    ///     ("host", b"example.com"),
+    ///     ("upgrade", b"websocket"),
+    ///     ("connection", b"Upgrade"),
+    ///     ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+    ///     ("sec-websocket-version", b"8"),
+    /// ];
+    /// let req = Request::from_parts("GET", "/chat", 1, fields);
+    /// assert_eq!(req.key(), Some("dGhlIHNhbXBsZSBub25jZQ=="));
+    /// assert_eq!(req.validate(), Err(HandshakeError::UnsupportedVersion));
+    /// ```
+    pub fn from_parts<'h>(
+        method: &str,
+        target: &str,
+        minor_version: u8,
+        fields: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    ) -> Self {
+        let mut head = Vec::with_capacity(256);
+        let put = |head: &mut Vec<u8>, bytes: &[u8]| {
+            let start = head.len();
+            head.extend_from_slice(bytes);
+            Span::new(start, head.len())
+        };
+        let method = put(&mut head, method.as_bytes());
+        head.push(b' ');
+        let target = put(&mut head, target.as_bytes());
+        head.extend_from_slice(b" HTTP/1.");
+        head.push(b'0' + minor_version.min(9));
+        head.extend_from_slice(b"\r\n");
+        let mut spans = Vec::new();
+        for (name, value) in fields {
+            let n = put(&mut head, name.as_bytes());
+            head.extend_from_slice(b": ");
+            let v = put(&mut head, value.trim_ascii());
+            head.extend_from_slice(b"\r\n");
+            spans.push((n, v));
+        }
+        head.extend_from_slice(b"\r\n");
+        Self {
+            headers: Headers::new(head, spans),
+            method,
+            target,
+            minor_version,
+        }
+    }
+
     /// The method, e.g. `GET`.
     pub fn method(&self) -> &str {
         self.method.get_str(self.headers.raw())
@@ -464,6 +519,32 @@ pub(crate) fn check_extra(
 mod tests {
     use super::*;
     use alloc::format;
+
+    #[test]
+    fn a_request_from_parsed_parts_reads_and_validates_as_one_from_the_wire() {
+        let Progress::Done { head: wire, .. } = Request::parse(RFC_REQUEST, &Limits::default())
+            .unwrap()
+        else {
+            panic!()
+        };
+        let fields: Vec<(&str, &[u8])> = wire.headers().iter().map(|h| (h.name, h.value)).collect();
+        let built = Request::from_parts("GET", "/chat", 1, fields.iter().copied());
+        assert_eq!(built, wire);
+        assert_eq!(built.raw(), RFC_REQUEST);
+        assert_eq!(built.validate(), Ok(()));
+        assert_eq!(built.subprotocols().collect::<Vec<_>>(), ["chat", "superchat"]);
+        // The same rules: HTTP/1.0 and a missing key are refused as from the wire.
+        let old = Request::from_parts("GET", "/chat", 0, fields.iter().copied());
+        assert_eq!(old.validate(), Err(HandshakeError::HttpVersion));
+        let keyless = fields.iter().copied().filter(|(n, _)| *n != "Sec-WebSocket-Key");
+        assert_eq!(
+            Request::from_parts("GET", "/", 1, keyless).validate(),
+            Err(HandshakeError::MissingHeader { name: KEY })
+        );
+        // Values are trimmed as httparse trims them.
+        let padded = Request::from_parts("GET", "/", 1, [("Host", &b"  h  "[..])]);
+        assert_eq!(padded.host(), Some("h"));
+    }
 
     /// RFC 6455 section 1.3.
     const RFC_REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\n\
