@@ -17,6 +17,8 @@ mod proxy;
 mod seeds;
 #[path = "all/simple.rs"]
 mod simple;
+#[path = "all/streams.rs"]
+mod streams;
 #[path = "all/tls.rs"]
 mod tls;
 #[path = "all/tokio.rs"]

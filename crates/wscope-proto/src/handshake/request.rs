@@ -522,8 +522,8 @@ mod tests {
 
     #[test]
     fn a_request_from_parsed_parts_reads_and_validates_as_one_from_the_wire() {
-        let Progress::Done { head: wire, .. } = Request::parse(RFC_REQUEST, &Limits::default())
-            .unwrap()
+        let Progress::Done { head: wire, .. } =
+            Request::parse(RFC_REQUEST, &Limits::default()).unwrap()
         else {
             panic!()
         };
@@ -532,11 +532,17 @@ mod tests {
         assert_eq!(built, wire);
         assert_eq!(built.raw(), RFC_REQUEST);
         assert_eq!(built.validate(), Ok(()));
-        assert_eq!(built.subprotocols().collect::<Vec<_>>(), ["chat", "superchat"]);
+        assert_eq!(
+            built.subprotocols().collect::<Vec<_>>(),
+            ["chat", "superchat"]
+        );
         // The same rules: HTTP/1.0 and a missing key are refused as from the wire.
         let old = Request::from_parts("GET", "/chat", 0, fields.iter().copied());
         assert_eq!(old.validate(), Err(HandshakeError::HttpVersion));
-        let keyless = fields.iter().copied().filter(|(n, _)| *n != "Sec-WebSocket-Key");
+        let keyless = fields
+            .iter()
+            .copied()
+            .filter(|(n, _)| *n != "Sec-WebSocket-Key");
         assert_eq!(
             Request::from_parts("GET", "/", 1, keyless).validate(),
             Err(HandshakeError::MissingHeader { name: KEY })

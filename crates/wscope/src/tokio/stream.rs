@@ -109,21 +109,25 @@ impl<S> core::fmt::Debug for WebSocketStream<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
-    /// Runs a connection over `io`, whose handshake is done; `leftover` are bytes read after
-    /// the handshake head. `idle_timeout` closes the connection (1001) when nothing arrives
-    /// for that long.
-    pub fn from_raw(
-        io: S,
-        role: Role,
-        cfg: Config,
-        leftover: &[u8],
-        idle_timeout: Option<core::time::Duration>,
-    ) -> Self {
-        let t = Timeouts { idle: idle_timeout };
+    /// Runs a connection over `io`, whose opening handshake is done already, as `role`, with
+    /// the connection's limits and behaviour `cfg`. The same shape as
+    /// [`crate::blocking::WebSocket::from_raw_socket`].
+    pub fn from_raw_socket(io: S, role: Role, cfg: Config) -> Self {
+        Self::from_partially_read(io, &[], role, cfg)
+    }
+
+    /// [`Self::from_raw_socket`] for a stream of which `part` was read already: bytes after
+    /// the handshake's head (the first frames), which the connection reads before `io`.
+    pub fn from_partially_read(io: S, part: &[u8], role: Role, cfg: Config) -> Self {
+        Self::with_timeouts(io, part, role, cfg, Timeouts { idle: None })
+    }
+
+    /// [`Self::from_partially_read`] with the driver's timeouts.
+    pub(crate) fn with_timeouts(io: S, part: &[u8], role: Role, cfg: Config, t: Timeouts) -> Self {
         let session = Session::open(
             role,
             cfg,
-            leftover,
+            part,
             t,
             Agreed::default(),
             DeflateOptions::default(),
@@ -670,7 +674,8 @@ mod tests {
     /// for the peer to read), and drops the echoes it could not write.
     async fn echo_ends_within(cfg: Config, idle: Option<Duration>) {
         let (server_io, peer) = never_reading_peer();
-        let mut ws = WebSocketStream::from_raw(server_io, Role::Server, cfg, &[], idle);
+        let mut ws =
+            WebSocketStream::with_timeouts(server_io, &[], Role::Server, cfg, Timeouts { idle });
         let echo = async {
             let mut buf = Vec::new();
             while let Some(got) = ws.recv_into(&mut buf).await {
@@ -712,7 +717,7 @@ mod tests {
         // No keepalive, no idle timeout: the close's own timeout (then the linger) bounds it.
         let (server_io, _client_io) = tokio::io::duplex(64 * 1024);
         let mut ws =
-            WebSocketStream::from_raw(server_io, Role::Server, short_close_timeout(), &[], None);
+            WebSocketStream::from_raw_socket(server_io, Role::Server, short_close_timeout());
         ws.feed_data(DataKind::Binary, &mut vec![7u8; 1 << 20])
             .unwrap();
         let r = tokio::time::timeout(Duration::from_secs(5), ws.close(CloseCode::NORMAL, "bye"))
@@ -777,8 +782,7 @@ mod tests {
     async fn a_waiting_writer_runs_the_timers_too() {
         // Nobody reads the stream: only the writer's wait can notice the keepalive timeout.
         let (server_io, _client_io) = tokio::io::duplex(64 * 1024);
-        let mut ws =
-            WebSocketStream::from_raw(server_io, Role::Server, with_keepalive(), &[], None);
+        let mut ws = WebSocketStream::from_raw_socket(server_io, Role::Server, with_keepalive());
         let send = async {
             for _ in 0..64 {
                 ws.feed_data(DataKind::Binary, &mut vec![7u8; 1 << 20])?;

@@ -174,7 +174,9 @@ fn tokio_tls_round_trip() {
         let port = listener.local_addr().unwrap().port();
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let mut ws = wscope::tokio::accept_with_config(tcp, &cfg).await.unwrap();
+            let mut ws = wscope::tokio::accept_tls(wscope::stream::Tcp::new(tcp), &cfg)
+                .await
+                .unwrap();
             while let Some(m) = ws.next().await {
                 let m = m.unwrap();
                 if m.is_data() {

@@ -24,7 +24,8 @@ use tokio::sync::{broadcast, watch, Notify, Semaphore};
 use wscope::config::ServerConfig;
 use wscope::limits::{ConnectionLimits, LimitExceeded, Permit};
 use wscope::proto::handshake::HandshakeError as CoreError;
-use wscope::tokio::{accept_with_config, DataKind, ServerStream};
+use wscope::stream::Tcp;
+use wscope::tokio::{accept_tls, DataKind, ServerStream};
 use wscope::{CloseCode, HandshakeError};
 
 use super::{Mode, ServeError};
@@ -241,7 +242,12 @@ impl Stop {
 async fn connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, _slot: Slot) {
     // Subscribed before the client counts as open: no line read for it is missed.
     let lines = shared.lines.subscribe();
-    let ws = match accept_with_config(tcp, &shared.cfg).await {
+    if let Err(e) = tcp.set_nodelay(shared.cfg.nodelay) {
+        if shared.verbose {
+            eprintln!("wscope serve: {peer}: TCP_NODELAY: {e}");
+        }
+    }
+    let ws = match accept_tls(Tcp::new(tcp), &shared.cfg).await {
         Ok(ws) => ws,
         Err(wscope::Error::Handshake(HandshakeError::Proto(CoreError::TlsClientHello))) => {
             eprintln!("wscope serve: {peer}: {TLS_ON_PLAIN_PORT}");
