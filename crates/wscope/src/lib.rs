@@ -100,12 +100,16 @@
 //! # }
 //! ```
 
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod blocking;
 pub mod config;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod handshake;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 pub mod limits;
 pub mod message;
 pub mod proxy;
