@@ -26,3 +26,6 @@ mod tokio_driver;
 #[cfg(all(target_os = "linux", feature = "io-uring"))]
 #[path = "all/uring.rs"]
 mod uring;
+#[cfg(feature = "hyper")]
+#[path = "all/web.rs"]
+mod web;
