@@ -25,7 +25,7 @@ async fn echo(mut ws: WebSocket) {
         if msg.is_data() {
             match ws.send(msg).await {
                 // The peer started closing while we echoed: read on to the end.
-                Ok(()) | Err(Error::Closed) => {}
+                Ok(()) | Err(Error::AlreadyClosed) => {}
                 Err(_) => break,
             }
         }

@@ -48,7 +48,7 @@ async fn service(mut req: Request<Incoming>) -> Result<Response<Full<Bytes>>, In
                 while let Some(Ok(msg)) = ws.next().await {
                     if msg.is_data() {
                         match ws.send(msg).await {
-                            Ok(()) | Err(Error::Closed) => {}
+                            Ok(()) | Err(Error::AlreadyClosed) => {}
                             Err(_) => break,
                         }
                     }

@@ -347,7 +347,7 @@ impl Future for UpgradeFut {
         let this = self.get_mut();
         let upgraded = ready!(Pin::new(&mut this.on_upgrade).poll(cx));
         let Some(open) = this.open.take() else {
-            return Poll::Ready(Err(Error::Closed));
+            return Poll::Ready(Err(Error::AlreadyClosed));
         };
         let upgraded = upgraded.map_err(|e| Error::Io(std::io::Error::other(e)))?;
         // hyper hands over the bytes it read past the request head through `Upgraded`'s

@@ -50,7 +50,7 @@
 //!         match ws.read() {
 //!             Ok(msg) if msg.is_data() => ws.send(msg)?,
 //!             Ok(_) => {}                              // pings are answered already
-//!             Err(wscope::Error::Closed) => return Ok(()), // closing handshake done
+//!             Err(wscope::Error::ConnectionClosed) => return Ok(()), // closing handshake done
 //!             Err(e) => return Err(e),
 //!         }
 //!     }

@@ -144,7 +144,7 @@ pub struct WebSocket<S = MaybeTlsStream> {
     write_timeout: Option<Duration>,
     /// The connection has ended but the peer does not take its last bytes: give up then.
     linger_until: Option<StdInstant>,
-    /// The transport was shut down; every further call is `Error::Closed`.
+    /// The transport was shut down; every further call is `Error::AlreadyClosed`.
     done: bool,
 }
 
@@ -273,7 +273,7 @@ impl<S: Transport> WebSocket<S> {
 
     fn check(&self) -> Result<()> {
         if self.done {
-            Err(Error::Closed)
+            Err(Error::AlreadyClosed)
         } else {
             Ok(())
         }
@@ -377,7 +377,7 @@ impl<S: Transport> WebSocket<S> {
 
     /// Receives the next whole message (or ping, pong, close). After the peer's close has
     /// been returned, the next call finishes the closing handshake and returns
-    /// [`Error::Closed`].
+    /// [`Error::ConnectionClosed`] (and [`Error::AlreadyClosed`] after that).
     pub fn read(&mut self) -> Result<Message> {
         loop {
             if let Some(m) = self.read_step(None)? {
@@ -471,7 +471,7 @@ impl<S: Transport> WebSocket<S> {
     /// The error for a transport that ended: `Closed` after a closing handshake, otherwise
     /// an unexpected EOF.
     fn end_error(&self) -> Error {
-        self.session.end_error().unwrap_or(Error::Closed)
+        self.session.end_error().unwrap_or(Error::ConnectionClosed)
     }
 
     /// Partial receive with a timeout (`websock_recv` of the embedded-SDK-style API): copies
@@ -521,7 +521,7 @@ impl<S: Transport> WebSocket<S> {
         loop {
             match self.read() {
                 Ok(_) => {}
-                Err(Error::Closed) => return Ok(()),
+                Err(Error::ConnectionClosed | Error::AlreadyClosed) => return Ok(()),
                 Err(e) => return Err(e),
             }
         }

@@ -518,7 +518,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// [`Self::is_write_full`] (or use the `Sink`) for backpressure.
     pub fn feed_data(&mut self, kind: DataKind, payload: &mut Vec<u8>) -> Result<()> {
         if self.done {
-            return Err(Error::Closed);
+            return Err(Error::AlreadyClosed);
         }
         self.session.send_vec(kind.opcode(), payload)
     }
@@ -537,7 +537,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// keep reading to receive the peer's close and the end of the stream.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
         if self.done {
-            return Err(Error::Closed);
+            return Err(Error::AlreadyClosed);
         }
         self.session.close(Some(code), reason)?;
         self.flush_writes().await
@@ -545,7 +545,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
 
     fn encode(&mut self, msg: Message) -> Result<()> {
         if self.done {
-            return Err(Error::Closed);
+            return Err(Error::AlreadyClosed);
         }
         self.session.send_message(msg)
     }
@@ -571,7 +571,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         if this.done {
-            return Poll::Ready(Err(Error::Closed));
+            return Poll::Ready(Err(Error::AlreadyClosed));
         }
         if !this.session.write_full() {
             return Poll::Ready(Ok(()));

@@ -114,7 +114,7 @@ fn idle_timeout_closes_with_1001() {
     // Answer the close; the server then ends the connection.
     s.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe9]).unwrap();
     let (e, status) = server.join().unwrap();
-    assert!(matches!(e, Error::Closed), "{e:?}");
+    assert!(matches!(e, Error::ConnectionClosed), "{e:?}");
     assert_eq!(status.unwrap().remote, CloseCode::GOING_AWAY);
 }
 

@@ -229,7 +229,7 @@ fn blocking_handshakes_and_from_partially_read_run_over_a_unix_socket() {
             match ws.read() {
                 Ok(m) if m.is_data() => ws.send(m).unwrap(),
                 Ok(_) => {}
-                Err(Error::Closed) => return,
+                Err(Error::ConnectionClosed) => return,
                 Err(e) => panic!("{e}"),
             }
         }
@@ -271,7 +271,7 @@ fn blocking_handshakes_run_over_a_stream_the_application_wrapped_in_tls() {
             match ws.read() {
                 Ok(m) if m.is_data() => ws.send(m).unwrap(),
                 Ok(_) => {}
-                Err(Error::Closed) => return,
+                Err(Error::ConnectionClosed) => return,
                 Err(e) => panic!("{e}"),
             }
         }

@@ -48,7 +48,7 @@ fn blocking_tls_round_trip_with_custom_ca_and_sni() {
     ws.send(Message::Binary(big.clone())).unwrap();
     assert!(ws.read().unwrap() == Message::Binary(big));
     ws.close(CloseCode::NORMAL, "").unwrap();
-    assert!(matches!(t.join().unwrap(), Error::Closed));
+    assert!(matches!(t.join().unwrap(), Error::ConnectionClosed));
 }
 
 #[test]

@@ -652,7 +652,7 @@ fn tls_echo_exchanges(tune: impl FnOnce(UringServer) -> UringServer) {
     assert_eq!(resp.status(), 101);
     crate::util::basic_echo_exchange(&mut ws, "tls bye");
     // The server ended with close_notify: the client's read sees a clean end.
-    assert!(matches!(ws.read(), Err(Error::Closed)));
+    assert!(matches!(ws.read(), Err(Error::ConnectionClosed)));
     match srv.next_end() {
         Ended::Closed(_, None) => {}
         other => panic!("{other:?}"),

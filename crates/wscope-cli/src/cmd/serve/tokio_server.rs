@@ -295,7 +295,7 @@ async fn run_open(
                 .close(CloseCode::GOING_AWAY, "server shutting down")
                 .await
             {
-                Ok(()) | Err(wscope::Error::Closed) => {}
+                Ok(()) | Err(wscope::Error::AlreadyClosed) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -312,7 +312,7 @@ async fn run_open(
                         ws.flush_writes().await?;
                     }
                     match ws.feed_data(line.kind, &mut line.bytes.to_vec()) {
-                        Ok(()) | Err(wscope::Error::Closed) => {}
+                        Ok(()) | Err(wscope::Error::AlreadyClosed) => {}
                         Err(e) => return Err(e),
                     }
                 }
@@ -333,7 +333,7 @@ async fn run_open(
                 }
                 match ws.feed_data(kind, &mut buf) {
                     // The peer started closing while we echoed: the stream ends by itself.
-                    Ok(()) | Err(wscope::Error::Closed) => {}
+                    Ok(()) | Err(wscope::Error::AlreadyClosed) => {}
                     Err(e) => return Err(e),
                 }
             }
