@@ -51,16 +51,16 @@ use wscope_proto::handshake::Request as CoreRequest;
 use crate::config::{DeflateConfig, DeflateOptions, ServerConfig, WsConfig};
 use crate::error::Error;
 use crate::handshake::Accept;
-use crate::hyper::{core_request, prepare, HyperWebSocket, UpgradeError};
+use crate::hyper::{core_request, prepare, HyperWebSocket, UpgradeRejection};
 
 /// The connection [`WebSocketUpgrade::on_upgrade`] hands to its callback.
 pub type WebSocket = HyperWebSocket;
 
 /// The extractor's rejection: why the request cannot be upgraded, answered with its status
 /// (400, 426) and the reason as the body.
-pub type WebSocketUpgradeRejection = UpgradeError;
+pub type WebSocketUpgradeRejection = UpgradeRejection;
 
-impl IntoResponse for UpgradeError {
+impl IntoResponse for UpgradeRejection {
     fn into_response(self) -> Response {
         self.into_http_response::<Body>()
     }
@@ -122,7 +122,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade<DefaultOnFailedUpg
         let on_upgrade = parts
             .extensions
             .remove::<OnUpgrade>()
-            .ok_or(UpgradeError::NotUpgradable)?;
+            .ok_or(UpgradeRejection::NotUpgradable)?;
         Ok(Self {
             request,
             on_upgrade,

@@ -60,7 +60,7 @@ pub enum Error {
 pub enum HandshakeError {
     /// The peer's request or response is not a valid WebSocket upgrade; the core's verdict,
     /// with the HTTP status a server answers (400, 426, 431).
-    Proto(wscope_proto::handshake::HandshakeError),
+    Proto(wscope_proto::handshake::UpgradeError),
     /// The server answered with a status other than 101.
     Status {
         /// The HTTP status code.

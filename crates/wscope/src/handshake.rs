@@ -6,8 +6,8 @@
 //! (status, headers).
 
 use wscope_proto::handshake::{
-    ClientHandshake, HandshakeError as CoreError, Key, Limits, Progress, RequestBuilder,
-    ResponseBuilder, ServerHandshake,
+    ClientHandshake, Key, Limits, Progress, RequestBuilder, ResponseBuilder, ServerHandshake,
+    UpgradeError as CoreError,
 };
 pub use wscope_proto::handshake::{Request, Response};
 
@@ -16,9 +16,6 @@ use wscope_proto::deflate::{DeflateParams, Offer};
 use crate::config::{ClientConfig, ServerConfig};
 use crate::error::{Error, HandshakeError, Result};
 use crate::session::fill_random;
-
-/// The core's handshake error (with [`CoreError::http_status`]).
-pub type CoreHandshakeError = CoreError;
 
 /// The application accepts the upgrade.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -52,8 +52,8 @@ use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use wscope_proto::connection::DeflateOptions;
 use wscope_proto::handshake::{
-    BuildError, HandshakeError as CoreError, Request as CoreRequest, ACCEPT, CONNECTION,
-    EXTENSIONS, PROTOCOL, UPGRADE, VERSION, WEBSOCKET_VERSION,
+    BuildError, Request as CoreRequest, UpgradeError as CoreError, ACCEPT, CONNECTION, EXTENSIONS,
+    PROTOCOL, UPGRADE, VERSION, WEBSOCKET_VERSION,
 };
 use wscope_proto::Role;
 
@@ -70,10 +70,10 @@ pub type HyperWebSocket = WebSocketStream<TokioIo<Upgraded>>;
 pub type UpgradeBody = Empty<::hyper::body::Bytes>;
 
 /// Why a request cannot be upgraded, with the HTTP status to answer it with
-/// ([`UpgradeError::status`]); [`UpgradeError::into_http_response`] builds that response.
+/// ([`UpgradeRejection::status`]); [`UpgradeRejection::into_http_response`] builds that response.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum UpgradeError {
+pub enum UpgradeRejection {
     /// The request is not a valid WebSocket upgrade: the core's verdict, with its status
     /// (400, or 426 for a missing or unsupported `Sec-WebSocket-Version`).
     Invalid(CoreError),
@@ -89,7 +89,7 @@ pub enum UpgradeError {
     Build(BuildError),
 }
 
-impl UpgradeError {
+impl UpgradeRejection {
     /// The HTTP status this failure is answered with.
     pub fn status(&self) -> u16 {
         match self {
@@ -130,7 +130,7 @@ impl UpgradeError {
     }
 }
 
-impl fmt::Display for UpgradeError {
+impl fmt::Display for UpgradeRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Invalid(e) => write!(f, "not a valid WebSocket upgrade: {e}"),
@@ -143,7 +143,7 @@ impl fmt::Display for UpgradeError {
     }
 }
 
-impl core::error::Error for UpgradeError {
+impl core::error::Error for UpgradeRejection {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             Self::Invalid(e) => Some(e),
@@ -153,16 +153,16 @@ impl core::error::Error for UpgradeError {
     }
 }
 
-impl From<UpgradeError> for Error {
-    fn from(e: UpgradeError) -> Self {
+impl From<UpgradeRejection> for Error {
+    fn from(e: UpgradeRejection) -> Self {
         use crate::error::HandshakeError;
         Self::Handshake(match e {
-            UpgradeError::Invalid(e) => HandshakeError::Proto(e),
-            UpgradeError::NotUpgradable => {
+            UpgradeRejection::Invalid(e) => HandshakeError::Proto(e),
+            UpgradeRejection::NotUpgradable => {
                 HandshakeError::Config("the connection cannot be upgraded")
             }
-            UpgradeError::Rejected(r) => HandshakeError::Rejected { status: r.status },
-            UpgradeError::Build(e) => HandshakeError::Build(e),
+            UpgradeRejection::Rejected(r) => HandshakeError::Rejected { status: r.status },
+            UpgradeRejection::Build(e) => HandshakeError::Build(e),
         })
     }
 }
@@ -185,7 +185,7 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
 /// subprotocol, no compression). See [`upgrade_with`].
 pub fn upgrade<B>(
     req: &mut http::Request<B>,
-) -> core::result::Result<(Response<UpgradeBody>, UpgradeFut), UpgradeError> {
+) -> core::result::Result<(Response<UpgradeBody>, UpgradeFut), UpgradeRejection> {
     upgrade_with(req, &ServerConfig::default(), accept_all)
 }
 
@@ -203,7 +203,7 @@ pub fn upgrade_with<B, F>(
     req: &mut http::Request<B>,
     cfg: &ServerConfig,
     decide: F,
-) -> core::result::Result<(Response<UpgradeBody>, UpgradeFut), UpgradeError>
+) -> core::result::Result<(Response<UpgradeBody>, UpgradeFut), UpgradeRejection>
 where
     F: FnOnce(&CoreRequest) -> core::result::Result<Accept, Reject>,
 {
@@ -222,12 +222,12 @@ pub(crate) fn core_request(
     uri: &Uri,
     version: Version,
     headers: &HeaderMap,
-) -> core::result::Result<CoreRequest, UpgradeError> {
+) -> core::result::Result<CoreRequest, UpgradeRejection> {
     let minor = match version {
         Version::HTTP_11 => 1,
         Version::HTTP_10 | Version::HTTP_09 => 0,
         // HTTP/2 and HTTP/3 upgrade with extended CONNECT (RFC 8441, RFC 9220).
-        _ => return Err(UpgradeError::NotUpgradable),
+        _ => return Err(UpgradeRejection::NotUpgradable),
     };
     // The target as sent: origin form (path and query), or the whole URI when it was sent
     // in absolute form.
@@ -240,7 +240,7 @@ pub(crate) fn core_request(
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()));
     let request = CoreRequest::from_parts(method.as_str(), &target, minor, fields);
-    request.validate().map_err(UpgradeError::Invalid)?;
+    request.validate().map_err(UpgradeRejection::Invalid)?;
     Ok(request)
 }
 
@@ -250,12 +250,12 @@ pub(crate) fn prepare<F>(
     on_upgrade: Option<OnUpgrade>,
     cfg: &ServerConfig,
     decide: F,
-) -> core::result::Result<(Response<UpgradeBody>, UpgradeFut), UpgradeError>
+) -> core::result::Result<(Response<UpgradeBody>, UpgradeFut), UpgradeRejection>
 where
     F: FnOnce(&CoreRequest) -> core::result::Result<Accept, Reject>,
 {
-    let on_upgrade = on_upgrade.ok_or(UpgradeError::NotUpgradable)?;
-    let answer = Answer::decide(request, cfg, decide).map_err(UpgradeError::Rejected)?;
+    let on_upgrade = on_upgrade.ok_or(UpgradeRejection::NotUpgradable)?;
+    let answer = Answer::decide(request, cfg, decide).map_err(UpgradeRejection::Rejected)?;
     let response = switching_response(request, &answer)?;
     let fut = UpgradeFut {
         on_upgrade,
@@ -275,18 +275,18 @@ where
 fn switching_response(
     request: &CoreRequest,
     answer: &Answer,
-) -> core::result::Result<Response<UpgradeBody>, UpgradeError> {
+) -> core::result::Result<Response<UpgradeBody>, UpgradeRejection> {
     let mut checked = Vec::with_capacity(256);
     answer
         .builder(request)
         .write(&mut checked)
-        .map_err(UpgradeError::Build)?;
+        .map_err(UpgradeRejection::Build)?;
     let accept = request
         .expected_accept()
-        .ok_or(UpgradeError::Build(BuildError::MissingKey))?;
+        .ok_or(UpgradeRejection::Build(BuildError::MissingKey))?;
     let value = |v: &str| {
         HeaderValue::from_str(v).map_err(|_| {
-            UpgradeError::Build(BuildError::InvalidField {
+            UpgradeRejection::Build(BuildError::InvalidField {
                 field: "header value",
             })
         })
@@ -305,7 +305,7 @@ fn switching_response(
     }
     for (k, v) in &answer.accept.headers {
         let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-            UpgradeError::Build(BuildError::InvalidField {
+            UpgradeRejection::Build(BuildError::InvalidField {
                 field: "header name",
             })
         })?;

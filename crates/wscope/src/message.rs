@@ -2,7 +2,7 @@
 
 use wscope_proto::close::{CloseCode, CloseReason};
 use wscope_proto::connection::Outgoing;
-use wscope_proto::CloseFrame as WireCloseFrame;
+use wscope_proto::CloseFrameRef as WireCloseFrame;
 use wscope_proto::OpCode;
 
 /// A whole WebSocket message or control frame.

@@ -7,7 +7,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wscope_proto::Role;
 
-use super::{MaybeTlsStream, WebSocketStream};
+use super::{AsyncMaybeTlsStream, WebSocketStream};
 use crate::config::{ClientConfig, ServerConfig};
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::{
@@ -18,7 +18,7 @@ use crate::session::{Clock, Session, Timeouts};
 use crate::stream::Tcp;
 
 /// A client connection as returned by [`connect_async`].
-pub type ClientStream = WebSocketStream<MaybeTlsStream<Tcp<TcpStream>>>;
+pub type ClientStream = WebSocketStream<AsyncMaybeTlsStream<Tcp<TcpStream>>>;
 
 async fn timed<T>(
     t: Option<Duration>,
@@ -86,9 +86,9 @@ async fn open(cfg: &ClientConfig) -> Result<(ClientStream, Response)> {
         let t = cfg.connect_timeout.unwrap_or(cfg.handshake_timeout);
         let tcp = Tcp::new(tcp);
         let s = timed(Some(t), async { Ok(tls.connect(name, tcp).await?) }).await?;
-        MaybeTlsStream::ClientTls(Box::new(s))
+        AsyncMaybeTlsStream::ClientTls(Box::new(s))
     } else {
-        MaybeTlsStream::Plain(Tcp::new(tcp))
+        AsyncMaybeTlsStream::Plain(Tcp::new(tcp))
     };
     timed(Some(cfg.handshake_timeout), client_handshake(stream, cfg)).await
 }
@@ -131,7 +131,7 @@ where
 
 /// A server connection over TCP as returned by [`accept_tls`] on a [`Tcp`] stream (TLS when
 /// the configuration has it).
-pub type ServerStream = WebSocketStream<MaybeTlsStream<Tcp<TcpStream>>>;
+pub type ServerStream = WebSocketStream<AsyncMaybeTlsStream<Tcp<TcpStream>>>;
 
 /// Upgrades an accepted stream with default settings, accepting any request. `stream` is any
 /// `AsyncRead + AsyncWrite + Unpin` byte stream: a `TcpStream`, a `UnixStream`, a stream
@@ -235,7 +235,7 @@ where
 pub async fn accept_tls<S>(
     stream: S,
     cfg: &ServerConfig,
-) -> Result<WebSocketStream<MaybeTlsStream<S>>>
+) -> Result<WebSocketStream<AsyncMaybeTlsStream<S>>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -249,7 +249,7 @@ pub async fn accept_tls_with<S, F>(
     stream: S,
     cfg: &ServerConfig,
     decide: F,
-) -> Result<(WebSocketStream<MaybeTlsStream<S>>, Request)>
+) -> Result<(WebSocketStream<AsyncMaybeTlsStream<S>>, Request)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> Result<Accept, Reject>,
@@ -259,9 +259,9 @@ where
         let stream = match tls {
             Some(tls) => {
                 let s = tokio_rustls::TlsAcceptor::from(tls).accept(stream).await?;
-                MaybeTlsStream::ServerTls(Box::new(s))
+                AsyncMaybeTlsStream::ServerTls(Box::new(s))
             }
-            None => MaybeTlsStream::Plain(stream),
+            None => AsyncMaybeTlsStream::Plain(stream),
         };
         server_handshake(stream, cfg, decide).await
     })

@@ -18,4 +18,4 @@ pub use handshake::{
     ServerStream,
 };
 pub use stream::{DataKind, WebSocketStream};
-pub use tls::MaybeTlsStream;
+pub use tls::AsyncMaybeTlsStream;

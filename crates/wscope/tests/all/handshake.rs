@@ -56,7 +56,7 @@ fn a_tls_client_hello_is_closed_without_an_answer() {
     assert_eq!(resp, "");
     match r {
         Err(Error::Handshake(HandshakeError::Proto(e))) => {
-            assert_eq!(e, wscope::proto::handshake::HandshakeError::TlsClientHello);
+            assert_eq!(e, wscope::proto::handshake::UpgradeError::TlsClientHello);
         }
         other => panic!("{other:?}"),
     }

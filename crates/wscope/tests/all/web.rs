@@ -219,7 +219,7 @@ mod hyper_adapter {
             .unwrap();
         let err = wscope::hyper::upgrade(&mut req).unwrap_err();
         assert!(
-            matches!(err, wscope::hyper::UpgradeError::NotUpgradable),
+            matches!(err, wscope::hyper::UpgradeRejection::NotUpgradable),
             "{err:?}"
         );
         let response: Response<String> = err.into_http_response();
@@ -228,7 +228,7 @@ mod hyper_adapter {
         *req.version_mut() = http::Version::HTTP_2;
         assert!(matches!(
             wscope::hyper::upgrade(&mut req),
-            Err(wscope::hyper::UpgradeError::NotUpgradable)
+            Err(wscope::hyper::UpgradeRejection::NotUpgradable)
         ));
     }
 }

@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{broadcast, watch, Notify, Semaphore};
 use wscope::config::ServerConfig;
 use wscope::limits::{ConnectionLimits, LimitExceeded, Permit};
-use wscope::proto::handshake::HandshakeError as CoreError;
+use wscope::proto::handshake::UpgradeError as CoreError;
 use wscope::stream::Tcp;
 use wscope::tokio::{accept_tls, DataKind, ServerStream};
 use wscope::{CloseCode, HandshakeError};
