@@ -27,10 +27,7 @@ async fn service(mut req: Request<Incoming>) -> Result<Response<Full<Bytes>>, In
             "a WebSocket echo server: connect with ws://\n",
         )));
     }
-    let cfg = ServerConfig {
-        deflate: Some(DeflateConfig::default()),
-        ..ServerConfig::default()
-    };
+    let cfg = ServerConfig::default().deflate(DeflateConfig::default());
     let upgraded = wscope::hyper::upgrade_with(&mut req, &cfg, |request| {
         Ok(if request.subprotocols().any(|p| p == "echo") {
             Accept::new().subprotocol("echo")

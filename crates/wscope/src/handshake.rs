@@ -19,6 +19,7 @@ use crate::session::fill_random;
 
 /// The application accepts the upgrade.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Accept {
     /// The subprotocol chosen from the client's offer, if any.
     pub subprotocol: Option<String>,
@@ -47,6 +48,7 @@ impl Accept {
 
 /// The application refuses the upgrade with an HTTP status.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Reject {
     /// The status (e.g. 403, 404).
     pub status: u16,

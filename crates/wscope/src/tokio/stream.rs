@@ -743,10 +743,7 @@ mod tests {
                 ..DeflateConfig::default()
             };
             let ccfg = ClientConfig::new("localhost", 80).deflate(wishes);
-            let scfg = ServerConfig {
-                deflate: Some(DeflateConfig::default()),
-                ..ServerConfig::default()
-            };
+            let scfg = ServerConfig::default().deflate(DeflateConfig::default());
             let (client, server) = tokio::join!(
                 crate::tokio::client_handshake(client_io, &ccfg),
                 crate::tokio::server_handshake(server_io, &scfg, crate::handshake::accept_all),

@@ -115,12 +115,8 @@ fn tokio_accept_with_decides_over_any_stream_and_refuses_with_the_status() {
 fn tokio_accept_without_tls_refuses_a_configuration_with_tls() {
     current_thread_rt().block_on(async {
         let (_, cert, key) = certificates();
-        let cfg = ServerConfig {
-            tls: Some(
-                wscope::tls::server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
-            ),
-            ..ServerConfig::default()
-        };
+        let cfg = ServerConfig::default()
+            .tls(wscope::tls::server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
         let (server_io, _client_io) = tokio::io::duplex(1024);
         let err = wscope::tokio::accept_with_config(server_io, &cfg)
             .await

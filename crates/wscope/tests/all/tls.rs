@@ -11,10 +11,8 @@ use crate::util::{certificates, payload};
 
 fn tls_server_config() -> (ServerConfig, String) {
     let (ca, cert, key) = certificates();
-    let cfg = ServerConfig {
-        tls: Some(server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap()),
-        ..ServerConfig::default()
-    };
+    let cfg = ServerConfig::default()
+        .tls(server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
     (cfg, ca)
 }
 
@@ -64,10 +62,8 @@ fn blocking_tls_verification_is_on_by_default() {
 /// A blocking TLS server presenting `cert` (PEM, with `key`) that echoes, one connection at a
 /// time: its port.
 fn serve_cert(cert: &str, key: &str) -> u16 {
-    let cfg = ServerConfig {
-        tls: Some(server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap()),
-        ..ServerConfig::default()
-    };
+    let cfg = ServerConfig::default()
+        .tls(server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
     let server = Server::bind("127.0.0.1:0", cfg).unwrap();
     let port = server.local_addr().unwrap().port();
     // Refused clients fail their accept; the server goes on (for as long as the tests run).
@@ -238,10 +234,7 @@ fn blocking_tls_client_certificate() {
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
         .unwrap();
-    let cfg = ServerConfig {
-        tls: Some(Arc::new(server_tls)),
-        ..ServerConfig::default()
-    };
+    let cfg = ServerConfig::default().tls(Arc::new(server_tls));
     let server = Server::bind("127.0.0.1:0", cfg).unwrap();
     let port = server.local_addr().unwrap().port();
     let t = std::thread::spawn(move || {

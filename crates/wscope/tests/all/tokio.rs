@@ -165,10 +165,8 @@ fn tokio_handshake_timeout_cuts_off_slowloris() {
         let port = listener.local_addr().unwrap().port();
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let cfg = ServerConfig {
-                handshake_timeout: core::time::Duration::from_millis(200),
-                ..ServerConfig::default()
-            };
+            let cfg =
+                ServerConfig::default().handshake_timeout(core::time::Duration::from_millis(200));
             wscope::tokio::accept_with_config(tcp, &cfg)
                 .await
                 .map(|_| ())

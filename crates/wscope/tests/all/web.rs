@@ -84,10 +84,7 @@ mod hyper_adapter {
         if !wscope::hyper::is_upgrade_request(&req) {
             return Ok(Response::new(Full::from("plain http")));
         }
-        let cfg = ServerConfig {
-            deflate: Some(DeflateConfig::default()),
-            ..ServerConfig::default()
-        };
+        let cfg = ServerConfig::default().deflate(DeflateConfig::default());
         let decide = |r: &wscope::handshake::Request| {
             if r.target() == "/forbidden" {
                 return Err(Reject::new(403).header("X-Why", "not here"));
