@@ -12,9 +12,9 @@
 //! every connection in the room, with the sender's number in front. A room exists while
 //! someone is in it.
 
+use core::net::SocketAddr;
+use core::sync::atomic::{AtomicU64, Ordering};
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};

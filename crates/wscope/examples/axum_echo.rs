@@ -9,7 +9,7 @@
 //! `--compress` accepts permessage-deflate offers (what axum's own `ws` cannot do). Messages
 //! and frames up to 64 MiB, as `wscope serve --echo`.
 
-use std::net::SocketAddr;
+use core::net::SocketAddr;
 use std::process::ExitCode;
 
 use axum::Router;

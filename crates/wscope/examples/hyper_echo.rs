@@ -7,8 +7,8 @@
 //! wscope connect ws://127.0.0.1:9002/
 //! ```
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
+use core::convert::Infallible;
+use core::net::SocketAddr;
 
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::Full;

@@ -1,7 +1,7 @@
 //! The hyper and axum adapters (features `hyper`, `axum`): upgrades checked by the core's
 //! rules, subprotocols, extra headers, permessage-deflate, limits, refusals with their status.
 
-use std::net::SocketAddr;
+use core::net::SocketAddr;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,7 +29,7 @@ async fn exchange(addr: SocketAddr, request: &[u8]) -> (TcpStream, String) {
     let mut buf = [0u8; 4096];
     loop {
         let read =
-            tokio::time::timeout(std::time::Duration::from_secs(2), tcp.read(&mut buf)).await;
+            tokio::time::timeout(core::time::Duration::from_secs(2), tcp.read(&mut buf)).await;
         match read {
             Ok(Ok(0)) | Ok(Err(_)) => break,
             Ok(Ok(n)) => {
