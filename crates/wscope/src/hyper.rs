@@ -11,11 +11,11 @@
 //! connection.
 //!
 //! ```no_run
-//! use http_body_util::Empty;
+//! use http_body_util::Full;
 //! use hyper::body::{Bytes, Incoming};
 //! use hyper::{Request, Response};
 //!
-//! async fn service(mut req: Request<Incoming>) -> Result<Response<Empty<Bytes>>, hyper::Error> {
+//! async fn service(mut req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
 //!     match wscope::hyper::upgrade(&mut req) {
 //!         Ok((response, ws)) => {
 //!             tokio::spawn(async move {
@@ -29,7 +29,8 @@
 //!                 }
 //!                 Ok::<_, wscope::Error>(())
 //!             });
-//!             Ok(response)
+//!             // The 101 has no body: give it the service's body type.
+//!             Ok(response.map(|_| Full::default()))
 //!         }
 //!         // 400 or 426, with the reason in the body.
 //!         Err(e) => Ok(e.into_http_response()),
