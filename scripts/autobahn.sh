@@ -26,6 +26,11 @@
 #   AUTOBAHN_UPDATE_EXPECTED=1  rewrite the expected files from this run
 #   AUTOBAHN_SERVER_CMD="..."   server under test, the port is appended
 #   AUTOBAHN_IO_URING=1         server mode runs `wscope serve --echo --io-uring`
+#   AUTOBAHN_AXUM=1             server mode runs the axum-hosted echo instead
+#                               (crates/wscope/examples/axum_echo.rs, the
+#                               `wscope::axum::WebSocketUpgrade` extractor; --compress
+#                               with AUTOBAHN_COMPRESSION=1), against the same
+#                               expected-server.json
 #                               (default: PROFILE_DIR/wscope serve --echo --port)
 #   AUTOBAHN_CLIENT_CMD="..."   client under test, the fuzzing server URL is
 #                               appended (default: PROFILE_DIR/examples/autobahn_client)
@@ -42,7 +47,7 @@ set -euo pipefail
 source "$(dirname "$0")/../conformance/lib.sh"
 
 MODE=${1:-all}
-case "$MODE" in server|client|all) ;; -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+case "$MODE" in server|client|all) ;; -h|--help) sed -n "2,$(( $(grep -n '^set -euo pipefail' "$0" | cut -d: -f1) - 1 ))p" "$0"; exit 0 ;;
   *) echo "usage: $0 [server|client|all]" >&2; exit 2 ;; esac
 
 OUT=${AUTOBAHN_OUT:-$TARGET_DIR/autobahn}
@@ -137,6 +142,11 @@ run_server_mode() {
   local cmd
   if [[ -n "${AUTOBAHN_SERVER_CMD:-}" ]]; then
     read -r -a cmd <<< "$AUTOBAHN_SERVER_CMD"
+  elif [[ "${AUTOBAHN_AXUM:-0}" == 1 ]]; then
+    cargo_build -p wscope --features axum --example axum_echo
+    cmd=("$PROFILE_DIR/examples/axum_echo")
+    if [[ "${AUTOBAHN_COMPRESSION:-0}" == 1 ]]; then cmd+=(--compress); fi
+    cmd+=(--port)
   else
     cargo_build -p wscope-cli
     cmd=("$PROFILE_DIR/wscope" serve --echo)
@@ -235,6 +245,7 @@ if [[ $MODE == all && "${AUTOBAHN_SEQUENTIAL:-0}" != 1 ]]; then
   # Build first so the two runs do not wait on cargo's lock.
   cargo_build -p wscope-cli
   cargo_build -p wscope --example autobahn_client
+  if [[ "${AUTOBAHN_AXUM:-0}" == 1 ]]; then cargo_build -p wscope --features axum --example axum_echo; fi
   mkdir -p "$OUT"
   # Progress lines of both modes interleave as they come; each mode's summary follows at its end.
   # set +e: the mode's status must reach its file (as `run_server_mode || status=1` does in

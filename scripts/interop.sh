@@ -14,6 +14,10 @@
 #     io_uring `--io-uring`): text, empty, binary, fragmented text and
 #     binary, 200 pipelined, ping/pong, 16 MiB binary and 4 MiB multi-byte text compared
 #     by sha256, close 4000 with a reason and 1001 without (exact code and reason checked).
+#     Then the same batteries against the axum-hosted echo (crates/wscope/examples/axum_echo.rs,
+#     the `wscope::axum::WebSocketUpgrade` extractor), plain and with --compress (both
+#     peers' clients offer permessage-deflate by default), and a two-client exchange in one
+#     room of examples/axum_chat.rs (conformance/interop/chat_check.py).
 #  2. our client -> their servers: examples/interop_client (blocking API) against the
 #     py_peer.py / node_peer.js echo servers (ws:// and wss://): the same plus fragmented
 #     receive, server-initiated ping, client close 4001 with reason, server close 4002
@@ -195,6 +199,7 @@ setup_venv
 setup_node
 cargo_build -p wscope-cli
 cargo_build -p wscope --example interop_client
+cargo_build -p wscope --features axum --example axum_echo --example axum_chat
 gen_certs
 log "peers: websockets $("$PY" -c 'import websockets; print(websockets.__version__)'), ws $(cd "$IDIR" && node -p "require('ws/package.json').version"), node $(node --version)"
 
@@ -208,6 +213,10 @@ if [[ "$(uname -s)" == Linux && "$(cat /proc/sys/kernel/io_uring_disabled 2>/dev
   start_server wscope-uring     "$W" serve --echo --io-uring --port
   start_server wscope-uring-tls "$W" serve --echo --io-uring --tls-cert "$CERT" --tls-key "$KEY" --port
 fi
+AX=$PROFILE_DIR/examples/axum_echo
+start_server axum          "$AX" --port
+start_server axum-deflate  "$AX" --compress --port
+start_server axum-chat     "$PROFILE_DIR/examples/axum_chat"
 start_server py         "$PY" "$IDIR/py_peer.py" serve
 start_server node       node "$IDIR/node_peer.js" serve
 # TLS peers take the port first, then the certificate options.
@@ -237,6 +246,13 @@ else
   log "io_uring is disabled on this kernel: the io_uring server's batteries are skipped"
 fi
 
+echo "== 1b. their clients -> the axum-hosted echo (wscope::axum::WebSocketUpgrade)"
+battery py-client-axum-ws           "$PY" "$IDIR/py_peer.py" client "ws://127.0.0.1:$PORT_axum" --label py-client-axum-ws
+battery node-client-axum-ws         node "$IDIR/node_peer.js" client "ws://127.0.0.1:$PORT_axum" --label node-client-axum-ws
+battery py-client-axum-deflate-ws   "$PY" "$IDIR/py_peer.py" client "ws://127.0.0.1:$PORT_axum_deflate" --label py-client-axum-deflate-ws
+battery node-client-axum-deflate-ws node "$IDIR/node_peer.js" client "ws://127.0.0.1:$PORT_axum_deflate" --label node-client-axum-deflate-ws
+battery py-axum-chat                "$PY" "$IDIR/chat_check.py" "ws://127.0.0.1:$PORT_axum_chat"
+
 echo "== 2. wscope client (examples/interop_client) -> their echo servers"
 IC=$PROFILE_DIR/examples/interop_client
 battery wscope-to-py-ws    "$IC" "ws://127.0.0.1:$PORT_py" --label wscope-to-py-ws
@@ -258,7 +274,7 @@ else
 fi
 
 # Our servers must still be up and must not have panicked.
-for name in wscope wscope-tls; do
+for name in wscope wscope-tls axum axum-deflate axum-chat; do
   if grep -q panicked "$OUT/server-$name.log"; then fail "server $name panicked (see $OUT/server-$name.log)"; fi
 done
 alive=0

@@ -50,6 +50,8 @@ step_features() {
         "-p wscope-proto --no-default-features --features deflate" \
         "-p wscope --no-default-features" \
         "-p wscope --no-default-features --features tokio" \
+        "-p wscope --no-default-features --features hyper" \
+        "-p wscope --no-default-features --features axum" \
         "-p wscope --no-default-features --features io-uring" \
         "-p wscope-inspect" \
         "-p wscope-ffi"; do
@@ -69,6 +71,10 @@ step_fuzz_check() {
 # Unit, integration (property tests, RFC golden tests, fuzz seed replay) and doc tests.
 step_tests() {
     cargo test --workspace
+    # The hyper and axum adapters (optional features): their tests, and the examples on them
+    # (hyper_echo, axum_echo, axum_chat) built; the interop step runs axum_echo and axum_chat.
+    cargo test -p wscope --features axum --test all web
+    cargo build -p wscope --features axum --examples
 }
 
 # The corpus rule of wscope-test-support: without the corpus the corpus tests fail under CI
@@ -90,6 +96,9 @@ step_corpus_ci() {
 
 step_docs() {
     RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
+    # The optional modules' docs (wscope::hyper, wscope::axum, wscope::uring) and doc tests.
+    RUSTDOCFLAGS=-Dwarnings cargo doc -p wscope --no-deps --all-features
+    cargo test -p wscope --features axum --doc
 }
 
 # The no_std claim, kept real: a bare-metal target has no std to fall back on.
@@ -131,7 +140,8 @@ step_example() {
 # script): `wscope serve --echo` (fuzzingclient) and the wscope client (fuzzingserver +
 # examples/autobahn_client), all 517 cases including 12.*/13.* (permessage-deflate: the
 # server runs with --compress, the client offers deflate); the non-compression server cases
-# once more against `wscope serve --echo --io-uring`. Fails on any FAILED / UNIMPLEMENTED
+# once more against `wscope serve --echo --io-uring`, and all server cases against the
+# axum-hosted echo (examples/axum_echo.rs). Fails on any FAILED / UNIMPLEMENTED
 # case and on any difference from conformance/autobahn/expected-*.json.
 step_autobahn() {
     # Release binaries (the example step already built wscope-cli in release): 1000-message
@@ -146,6 +156,11 @@ step_autobahn() {
     else
         echo "-- io_uring is disabled on this kernel: its Autobahn run is skipped"
     fi
+    # All 517 server cases (compression included) against the axum-hosted echo
+    # (examples/axum_echo.rs --compress, the wscope::axum extractor), with the same
+    # expected results as `wscope serve --echo`.
+    WSCOPE_PROFILE=release AUTOBAHN_TIMEOUT=1200 AUTOBAHN_COMPRESSION=1 AUTOBAHN_AXUM=1 \
+        bash scripts/autobahn.sh server
 }
 
 # Interop with Python websockets and Node ws (pinned; the script installs them): their

@@ -142,7 +142,7 @@ mod tests {
         assert_eq!(last_error(), "");
         assert_eq!(ffi_fn!(some_call, -1, { Err("bad\0arg".into()) }), -1);
         assert_eq!(last_error(), "some_call: bad arg");
-        let e = wscope::Error::Closed;
+        let e = wscope::Error::AlreadyClosed;
         let text = e.to_string();
         assert_eq!(ffi_fn!(other_call, -1, { Err(e.into()) }), -1);
         assert_eq!(last_error(), format!("other_call: {text}"));

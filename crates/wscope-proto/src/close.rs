@@ -5,7 +5,7 @@
 //! payload is parsed, and how a reason is limited to 123 bytes of UTF-8.
 //!
 //! ```
-//! use wscope_proto::close::{CloseCode, CloseFrame, CloseReason};
+//! use wscope_proto::close::{CloseCode, CloseFrameRef, CloseReason};
 //!
 //! // libwebsockets' `lws_close_reason` semantics: the reason is cut to 123 bytes, but on a
 //! // character boundary, so the payload stays valid UTF-8.
@@ -14,8 +14,8 @@
 //! assert_eq!(reason.as_str().len(), 122);
 //!
 //! let mut payload = [0u8; 125];
-//! let n = CloseFrame::new(CloseCode::GOING_AWAY, reason).unwrap().emit(&mut payload);
-//! let parsed = CloseFrame::parse(&payload[..n]).unwrap().unwrap();
+//! let n = CloseFrameRef::new(CloseCode::GOING_AWAY, reason).unwrap().emit(&mut payload);
+//! let parsed = CloseFrameRef::parse(&payload[..n]).unwrap().unwrap();
 //! assert_eq!(parsed.code, CloseCode::GOING_AWAY);
 //! assert_eq!(parsed.reason, long.get(..122).unwrap());
 //! ```
@@ -248,17 +248,21 @@ impl core::error::Error for CloseSendError {}
 
 /// The payload of a close frame that carries a status: a code and a reason.
 ///
-/// "No status" (an empty payload) is `Option::<CloseFrame>::None` wherever a close payload is
+/// "No status" (an empty payload) is `Option::<CloseFrameRef>::None` wherever a close payload is
 /// handled, so it can never be confused with a status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CloseFrame<'a> {
+pub struct CloseFrameRef<'a> {
     /// The status code.
     pub code: CloseCode,
     /// The reason, valid UTF-8, at most 123 bytes.
     pub reason: &'a str,
 }
 
-impl<'a> CloseFrame<'a> {
+/// The former name of [`CloseFrameRef`], kept for code not yet renamed.
+#[doc(hidden)]
+pub type CloseFrame<'a> = CloseFrameRef<'a>;
+
+impl<'a> CloseFrameRef<'a> {
     /// A close payload to send; refuses codes that may not go on the wire.
     pub const fn new(code: CloseCode, reason: CloseReason<'a>) -> Result<Self, CloseSendError> {
         if !code.is_valid_on_wire() {
@@ -335,26 +339,26 @@ mod tests {
 
     #[test]
     fn parse_payloads() {
-        assert_eq!(CloseFrame::parse(&[]), Ok(None));
+        assert_eq!(CloseFrameRef::parse(&[]), Ok(None));
         assert_eq!(
-            CloseFrame::parse(&[0x03]),
+            CloseFrameRef::parse(&[0x03]),
             Err(ProtocolError::CloseOneBytePayload)
         );
         assert_eq!(
-            CloseFrame::parse(&[0x03, 0xe8, b'o', b'k']),
-            Ok(Some(CloseFrame {
+            CloseFrameRef::parse(&[0x03, 0xe8, b'o', b'k']),
+            Ok(Some(CloseFrameRef {
                 code: CloseCode::NORMAL,
                 reason: "ok"
             }))
         );
         assert_eq!(
-            CloseFrame::parse(&[0x03, 0xed]),
+            CloseFrameRef::parse(&[0x03, 0xed]),
             Err(ProtocolError::InvalidCloseCode {
                 code: CloseCode::NO_STATUS
             })
         );
         assert_eq!(
-            CloseFrame::parse(&[0x03, 0xe8, 0xff]),
+            CloseFrameRef::parse(&[0x03, 0xe8, 0xff]),
             Err(ProtocolError::InvalidCloseReason)
         );
         assert_eq!(
@@ -365,22 +369,22 @@ mod tests {
         long[0] = 0x03;
         long[1] = 0xe8;
         assert_eq!(
-            CloseFrame::parse(&long),
+            CloseFrameRef::parse(&long),
             Err(ProtocolError::ControlFrameTooLong { len: 126 })
         );
-        assert!(CloseFrame::parse(&long[..125]).unwrap().is_some());
+        assert!(CloseFrameRef::parse(&long[..125]).unwrap().is_some());
     }
 
     #[test]
     fn send_refuses_local_codes() {
         for c in [CloseCode(0), CloseCode::NO_STATUS, CloseCode::ABNORMAL] {
             assert_eq!(
-                CloseFrame::new(c, CloseReason::EMPTY),
+                CloseFrameRef::new(c, CloseReason::EMPTY),
                 Err(CloseSendError::InvalidCode(c))
             );
         }
-        assert!(CloseFrame::new(CloseCode::TLS_FAILURE, CloseReason::EMPTY).is_err());
-        assert!(CloseFrame::new(CloseCode(4999), CloseReason::EMPTY).is_ok());
+        assert!(CloseFrameRef::new(CloseCode::TLS_FAILURE, CloseReason::EMPTY).is_err());
+        assert!(CloseFrameRef::new(CloseCode(4999), CloseReason::EMPTY).is_ok());
     }
 
     #[test]

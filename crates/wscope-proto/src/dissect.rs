@@ -72,7 +72,7 @@
 //! assert_eq!((end.message, end.frame), (None, None));
 //! ```
 
-use crate::close::CloseFrame;
+use crate::close::CloseFrameRef as CloseFrame;
 use crate::decoder::{DecoderConfig, MaskRule, Step};
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, HeaderStatus, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};

@@ -915,7 +915,7 @@ pub fn fuzz_handshake_request(data: &[u8]) {
         max_head_len: 1024,
         max_headers: 16,
     };
-    let outcome = |pieces: &[&[u8]]| -> Option<Result<usize, crate::handshake::HandshakeError>> {
+    let outcome = |pieces: &[&[u8]]| -> Option<Result<usize, crate::handshake::UpgradeError>> {
         let mut hs = ServerHandshake::new(limits);
         for piece in pieces {
             match hs.feed(piece) {

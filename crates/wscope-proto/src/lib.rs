@@ -98,14 +98,18 @@ pub mod utf8;
 #[cfg(test)]
 mod pair_tests;
 
-pub use close::{CloseCode, CloseFrame, CloseReason};
+#[doc(hidden)]
+pub use close::CloseFrame;
+pub use close::{CloseCode, CloseFrameRef, CloseReason};
 pub use decoder::{DecoderConfig, FrameDecoder, FrameEvent, MaskRule, Step, Strictness};
 pub use dissect::{Dissected, Dissector};
 pub use error::ProtocolError;
 pub use frame::{FrameHeader, OpCode};
+#[doc(hidden)]
+pub use handshake::HandshakeError;
 pub use handshake::{
-    ClientHandshake, HandshakeError, Request, RequestBuilder, Response, ResponseBuilder,
-    ServerHandshake,
+    ClientHandshake, Request, RequestBuilder, Response, ResponseBuilder, ServerHandshake,
+    UpgradeError,
 };
 pub use input::{Input, SliceInput, VecInput};
 pub use message::{AssemblerConfig, ControlFrame, GapOutcome, MessageDecoder, MessageEvent};

@@ -39,7 +39,7 @@
 //! assert_eq!((text.as_slice(), pings, ends), (&b"Hello"[..], 1, 1));
 //! ```
 
-use crate::close::CloseFrame;
+use crate::close::CloseFrameRef as CloseFrame;
 use crate::decoder::{DecoderConfig, FrameDecoder, FrameEvent, SkipOutcome, Step, Strictness};
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, RSV1};

@@ -59,7 +59,7 @@ async fn run_case(base: &str, case: u32) -> Result<(), Error> {
             ws.flush_writes().await?;
         }
         match ws.feed_data(kind, &mut buf) {
-            Ok(()) | Err(Error::Closed) => {}
+            Ok(()) | Err(Error::AlreadyClosed) => {}
             Err(e) => return Err(e),
         }
     }

@@ -231,8 +231,10 @@ fn read_close(ws: &mut WebSocket) -> Result<Option<(u16, String)>, String> {
 
 fn expect_end(ws: &mut WebSocket) -> TestResult {
     match ws.read() {
-        Err(Error::Closed) => Ok(()),
-        other => Err(format!("after the close: expected Closed, got {other:?}")),
+        Err(Error::ConnectionClosed) => Ok(()),
+        other => Err(format!(
+            "after the close: expected ConnectionClosed, got {other:?}"
+        )),
     }
 }
 
@@ -329,10 +331,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// After the closing handshake every call fails with `Closed`.
+/// After the closing handshake every call fails with `AlreadyClosed`.
 fn expect_end_after_close(ws: &mut WebSocket) -> TestResult {
     match ws.send_text("too late") {
-        Err(Error::Closed) => Ok(()),
-        other => Err(format!("send after close: expected Closed, got {other:?}")),
+        Err(Error::AlreadyClosed) => Ok(()),
+        other => Err(format!(
+            "send after close: expected AlreadyClosed, got {other:?}"
+        )),
     }
 }

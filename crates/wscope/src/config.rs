@@ -29,6 +29,7 @@ use crate::url::{default_port, WsUrl};
 /// assert_eq!(cfg.url().to_string(), "ws://192.0.2.7:8080/mqtt");
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// Host name or IP address of the server.
     pub host: String,
@@ -188,8 +189,21 @@ impl ClientConfig {
     }
 }
 
-/// How a server accepts connections.
+/// How a server accepts connections: [`ServerConfig::default`], then the builder methods
+/// (one per field, of the same name).
+///
+/// ```
+/// use core::time::Duration;
+/// use wscope::{DeflateConfig, ServerConfig};
+///
+/// let cfg = ServerConfig::default()
+///     .handshake_timeout(Duration::from_secs(5))
+///     .idle_timeout(Duration::from_secs(60))
+///     .deflate(DeflateConfig::default());
+/// assert_eq!(cfg.idle_timeout, Some(Duration::from_secs(60)));
+/// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Limits and behaviour of each connection (max frame/message size, close timeout,
     /// keepalive pings: `ws.keepalive`).
@@ -215,6 +229,79 @@ pub struct ServerConfig {
     pub deflate: Option<DeflateConfig>,
     /// Compression level, size threshold and memLevel once deflate is agreed.
     pub deflate_options: DeflateOptions,
+}
+
+impl ServerConfig {
+    /// The connection's limits and behaviour (frame and message sizes, close timeout,
+    /// keepalive pings).
+    #[must_use]
+    pub fn ws(mut self, ws: WsConfig) -> Self {
+        self.ws = ws;
+        self
+    }
+
+    /// The largest request head in bytes (431 beyond).
+    #[must_use]
+    pub fn max_header_size(mut self, bytes: usize) -> Self {
+        self.max_header_size = bytes;
+        self
+    }
+
+    /// The most header fields (431 beyond).
+    #[must_use]
+    pub fn max_headers(mut self, n: usize) -> Self {
+        self.max_headers = n;
+        self
+    }
+
+    /// The time allowed from accept to a complete request, TLS handshake included.
+    #[must_use]
+    pub fn handshake_timeout(mut self, t: Duration) -> Self {
+        self.handshake_timeout = t;
+        self
+    }
+
+    /// Close with 1001 when nothing arrives for `t`.
+    #[must_use]
+    pub fn idle_timeout(mut self, t: Duration) -> Self {
+        self.idle_timeout = Some(t);
+        self
+    }
+
+    /// Blocking driver: give up on a write the peer does not read for `t`.
+    #[must_use]
+    pub fn write_timeout(mut self, t: Duration) -> Self {
+        self.write_timeout = Some(t);
+        self
+    }
+
+    /// Serve TLS with this configuration ([`crate::tls::server_config_from_pem`] makes one).
+    #[must_use]
+    pub fn tls(mut self, tls: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Set `TCP_NODELAY` on accepted sockets (on by default).
+    #[must_use]
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.nodelay = on;
+        self
+    }
+
+    /// Accept permessage-deflate offers (RFC 7692) with these settings.
+    #[must_use]
+    pub fn deflate(mut self, deflate: DeflateConfig) -> Self {
+        self.deflate = Some(deflate);
+        self
+    }
+
+    /// Compression level, size threshold and memLevel once deflate is agreed.
+    #[must_use]
+    pub fn deflate_options(mut self, options: DeflateOptions) -> Self {
+        self.deflate_options = options;
+        self
+    }
 }
 
 impl core::fmt::Debug for ServerConfig {

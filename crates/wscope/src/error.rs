@@ -2,8 +2,9 @@
 //!
 //! One enum, [`Error`], with a variant per layer, so callers branch on the variant (and on the
 //! typed close code or HTTP status inside it), never on the `Display` text. A close from the
-//! peer is *not* an error: it arrives as [`crate::Message::Close`]; [`Error::Closed`] only
-//! means the application used a connection that is already closed.
+//! peer is *not* an error: it arrives as [`crate::Message::Close`]. [`Error::ConnectionClosed`]
+//! is the normal end of a blocking connection (after the peer's close was returned);
+//! [`Error::AlreadyClosed`] means the application used a connection that had ended.
 
 use core::fmt;
 use std::io;
@@ -30,9 +31,14 @@ pub enum Error {
     Timeout,
     /// The URL cannot be used.
     Url(UrlError),
-    /// The connection is closed (the closing handshake is over, or the transport ended): API
-    /// misuse if the application goes on using it.
-    Closed,
+    /// The connection has ended normally: the closing handshake is over and the transport
+    /// closed. Not a failure: the blocking driver's reads return it once, at the end (the
+    /// tokio stream ends with `None` instead). Using the connection after it is
+    /// [`Error::AlreadyClosed`].
+    ConnectionClosed,
+    /// The application used a connection that has ended (a send after the close, a read after
+    /// [`Error::ConnectionClosed`] was returned): API misuse.
+    AlreadyClosed,
     /// The application asked for something the protocol forbids (e.g. a 126-byte ping, or data
     /// after its close).
     Send(SendError),
@@ -54,7 +60,7 @@ pub enum Error {
 pub enum HandshakeError {
     /// The peer's request or response is not a valid WebSocket upgrade; the core's verdict,
     /// with the HTTP status a server answers (400, 426, 431).
-    Proto(wscope_proto::handshake::HandshakeError),
+    Proto(wscope_proto::handshake::UpgradeError),
     /// The server answered with a status other than 101.
     Status {
         /// The HTTP status code.
@@ -138,7 +144,8 @@ impl fmt::Display for Error {
             },
             Self::Timeout => f.write_str("timed out"),
             Self::Url(e) => write!(f, "bad URL: {e}"),
-            Self::Closed => f.write_str("the connection is closed"),
+            Self::ConnectionClosed => f.write_str("the connection is closed"),
+            Self::AlreadyClosed => f.write_str("the connection was already closed"),
             Self::Send(e) => write!(f, "cannot send: {e}"),
             Self::File { path, source } => write!(f, "cannot read {}: {source}", path.display()),
             Self::Random(e) => write!(f, "the OS random source failed: {e}"),
@@ -158,7 +165,7 @@ impl core::error::Error for Error {
             Self::File { source, .. } => Some(source),
             // `getrandom::Error` implements `std::error::Error` only with its `std` feature;
             // its code is in the `Display` text.
-            Self::Timeout | Self::Closed | Self::Random(_) => None,
+            Self::Timeout | Self::ConnectionClosed | Self::AlreadyClosed | Self::Random(_) => None,
         }
     }
 }

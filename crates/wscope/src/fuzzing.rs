@@ -10,7 +10,7 @@
 //! | `partial_receive` | [`fuzz_partial_receive`] |
 //! | `direct_reads` | `fuzz_direct_reads` (with the `tokio` feature) |
 
-use wscope_proto::close::CloseFrame as WireCloseFrame;
+use wscope_proto::close::CloseFrameRef as WireCloseFrame;
 use wscope_proto::connection::{Config, DeflateOptions};
 use wscope_proto::deflate::DeflateParams;
 use wscope_proto::OpCode;

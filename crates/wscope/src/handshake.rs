@@ -6,8 +6,8 @@
 //! (status, headers).
 
 use wscope_proto::handshake::{
-    ClientHandshake, HandshakeError as CoreError, Key, Limits, Progress, RequestBuilder,
-    ResponseBuilder, ServerHandshake,
+    ClientHandshake, Key, Limits, Progress, RequestBuilder, ResponseBuilder, ServerHandshake,
+    UpgradeError as CoreError,
 };
 pub use wscope_proto::handshake::{Request, Response};
 
@@ -17,11 +17,9 @@ use crate::config::{ClientConfig, ServerConfig};
 use crate::error::{Error, HandshakeError, Result};
 use crate::session::fill_random;
 
-/// The core's handshake error (with [`CoreError::http_status`]).
-pub type CoreHandshakeError = CoreError;
-
 /// The application accepts the upgrade.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Accept {
     /// The subprotocol chosen from the client's offer, if any.
     pub subprotocol: Option<String>,
@@ -50,6 +48,7 @@ impl Accept {
 
 /// The application refuses the upgrade with an HTTP status.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Reject {
     /// The status (e.g. 403, 404).
     pub status: u16,
@@ -132,6 +131,56 @@ pub(crate) struct Agreed {
     pub(crate) deflate: Option<DeflateParams>,
 }
 
+/// What the server answers a valid request with, before it is written: the application's
+/// [`Accept`] and the permessage-deflate answer the core negotiated (the header value and
+/// the parameters).
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The application's acceptance (subprotocol, extra headers).
+    pub(crate) accept: Accept,
+    /// The permessage-deflate answer, when an offer was accepted.
+    pub(crate) deflate: Option<(String, DeflateParams)>,
+}
+
+impl Answer {
+    /// Runs the application's decision on `req`; with `cfg.deflate` set, the first
+    /// acceptable permessage-deflate offer is answered (the core's negotiation decides).
+    pub(crate) fn decide<F>(req: &Request, cfg: &ServerConfig, decide: F) -> Result<Self, Reject>
+    where
+        F: FnOnce(&Request) -> Result<Accept, Reject>,
+    {
+        let accept = decide(req)?;
+        let deflate = match (&cfg.deflate, req.extensions()) {
+            (Some(d), Ok(offers)) => d.negotiate(&offers),
+            _ => None,
+        };
+        Ok(Self { accept, deflate })
+    }
+
+    /// The core's `101` for `req` with this answer.
+    pub(crate) fn builder<'a>(&'a self, req: &'a Request) -> ResponseBuilder<'a> {
+        let mut b = ResponseBuilder::accept(req);
+        if let Some((value, _)) = &self.deflate {
+            b = b.extensions(value);
+        }
+        if let Some(p) = &self.accept.subprotocol {
+            b = b.subprotocol(p);
+        }
+        for (k, v) in &self.accept.headers {
+            b = b.header(k, v);
+        }
+        b
+    }
+
+    /// What the connection runs with once the `101` is sent.
+    pub(crate) fn agreed(self) -> Agreed {
+        Agreed {
+            subprotocol: self.accept.subprotocol,
+            deflate: self.deflate.map(|(_, p)| p),
+        }
+    }
+}
+
 /// Runs the application's decision and writes the response: `Ok(agreed)` with the 101 in
 /// `out`, or `Err` with the refusal in `out`. With `cfg.deflate` set, the first acceptable
 /// permessage-deflate offer is answered (the core's negotiation decides).
@@ -144,36 +193,16 @@ pub(crate) fn server_respond<F>(
 where
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
-    match decide(req) {
-        Ok(accept) => {
-            let negotiated = match (&cfg.deflate, req.extensions()) {
-                (Some(d), Ok(offers)) => d.negotiate(&offers),
-                _ => None,
-            };
-            let mut b = ResponseBuilder::accept(req);
-            if let Some((value, _)) = &negotiated {
-                b = b.extensions(value);
+    match Answer::decide(req, cfg, decide) {
+        Ok(answer) => match answer.builder(req).write(out) {
+            Ok(()) => Ok(answer.agreed()),
+            Err(e) => {
+                out.clear();
+                let _ = ResponseBuilder::status(500, wscope_proto::handshake::reason_phrase(500))
+                    .write(out);
+                Err(Error::Handshake(HandshakeError::Build(e)))
             }
-            if let Some(p) = &accept.subprotocol {
-                b = b.subprotocol(p);
-            }
-            for (k, v) in &accept.headers {
-                b = b.header(k, v);
-            }
-            match b.write(out) {
-                Ok(()) => Ok(Agreed {
-                    subprotocol: accept.subprotocol,
-                    deflate: negotiated.map(|(_, p)| p),
-                }),
-                Err(e) => {
-                    out.clear();
-                    let _ =
-                        ResponseBuilder::status(500, wscope_proto::handshake::reason_phrase(500))
-                            .write(out);
-                    Err(Error::Handshake(HandshakeError::Build(e)))
-                }
-            }
-        }
+        },
         Err(reject) => {
             let mut b = ResponseBuilder::status(reject.status, refusal_phrase(reject.status));
             for (k, v) in &reject.headers {
@@ -265,7 +294,7 @@ pub(crate) fn client_feed<'b>(
 }
 
 /// The reason phrase of a refusal: the core's table, `Refused` for a status it has none for.
-fn refusal_phrase(status: u16) -> &'static str {
+pub(crate) fn refusal_phrase(status: u16) -> &'static str {
     match wscope_proto::handshake::reason_phrase(status) {
         "" => "Refused",
         p => p,

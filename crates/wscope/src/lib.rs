@@ -18,7 +18,9 @@
 //!   (status). Whole messages ([`blocking::WebSocket::read`]) or pieces of frames with a
 //!   timeout ([`blocking::WebSocket::recv_partial`], the embedded-SDK-style API's `websock_recv`).
 //! - **tokio** (feature `tokio`, on by default): [`tokio::connect_async`],
-//!   [`tokio::accept_async`], [`tokio::accept_hdr_async`]; [`tokio::WebSocketStream`] is a
+//!   [`tokio::accept_async`] over any `AsyncRead + AsyncWrite + Unpin` stream,
+//!   [`tokio::accept_with`] (the application decides), [`tokio::accept_tls`];
+//!   [`tokio::WebSocketStream`] is a
 //!   `Stream` and a `Sink` of [`Message`]s, splittable with `StreamExt::split`, with bounded
 //!   write queues (backpressure) and replies coalesced into one write per drained read.
 //! - **io_uring** (feature `io-uring`, Linux): [`uring::UringServer`], a single-threaded,
@@ -48,7 +50,7 @@
 //!         match ws.read() {
 //!             Ok(msg) if msg.is_data() => ws.send(msg)?,
 //!             Ok(_) => {}                              // pings are answered already
-//!             Err(wscope::Error::Closed) => return Ok(()), // closing handshake done
+//!             Err(wscope::Error::ConnectionClosed) => return Ok(()), // closing handshake done
 //!             Err(e) => return Err(e),
 //!         }
 //!     }
@@ -98,12 +100,16 @@
 //! # }
 //! ```
 
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod blocking;
 pub mod config;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod handshake;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 pub mod limits;
 pub mod message;
 pub mod proxy;
@@ -117,8 +123,9 @@ pub mod tokio;
 pub mod uring;
 pub mod url;
 
+pub use config::{ClientConfig, DeflateConfig, DeflateOptions, ServerConfig, WsConfig};
 pub use error::{Error, HandshakeError, Result};
 pub use message::{CloseFrame, DataKind, FrameInfo, Message, Partial};
 /// The sans-IO core this crate drives.
 pub use wscope_proto as proto;
-pub use wscope_proto::{CloseCode, OpCode};
+pub use wscope_proto::{CloseCode, OpCode, Role};

@@ -1,7 +1,7 @@
 //! Owned messages, as the whole-message APIs hand them out and take them in.
 
 use wscope_proto::close::CloseCode;
-use wscope_proto::CloseFrame as WireCloseFrame;
+use wscope_proto::CloseFrameRef as WireCloseFrame;
 use wscope_proto::OpCode;
 
 /// A whole WebSocket message or control frame.

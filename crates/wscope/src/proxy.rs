@@ -18,6 +18,7 @@ const MAX_RESPONSE: usize = 8 * 1024;
 
 /// An HTTP proxy that tunnels with CONNECT.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Proxy {
     /// Proxy host name or IP.
     pub host: String,

@@ -282,7 +282,7 @@ impl Websock {
         bound: Duration,
     ) -> Result<()> {
         match self.ws.close(code, reason, bound) {
-            Ok(()) | Err(Error::Closed) => Ok(()),
+            Ok(()) | Err(Error::ConnectionClosed | Error::AlreadyClosed) => Ok(()),
             Err(e) => Err(e),
         }
     }

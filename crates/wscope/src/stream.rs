@@ -1,5 +1,5 @@
 //! The transports under a WebSocket: plain TCP or rustls over TCP, for the blocking driver
-//! ([`MaybeTlsStream`]) and the tokio driver (`crate::tokio::MaybeTlsStream`).
+//! ([`MaybeTlsStream`]) and the tokio driver (`crate::tokio::AsyncMaybeTlsStream`).
 
 use core::time::Duration;
 use std::io::{self, IoSlice, Read, Write};

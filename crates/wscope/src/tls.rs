@@ -46,6 +46,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 
 /// Client-side TLS settings (the embedded-SDK-style API's `ssl_wrap_cfg_t`).
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub struct TlsConfig {
     /// Trusted CAs in PEM. When set, these replace the webpki roots (unless
     /// [`TlsConfig::also_webpki_roots`] is on). Each certificate is also pinned: a server

@@ -17,6 +17,8 @@ mod proxy;
 mod seeds;
 #[path = "all/simple.rs"]
 mod simple;
+#[path = "all/streams.rs"]
+mod streams;
 #[path = "all/tls.rs"]
 mod tls;
 #[path = "all/tokio.rs"]
@@ -24,3 +26,6 @@ mod tokio_driver;
 #[cfg(all(target_os = "linux", feature = "io-uring"))]
 #[path = "all/uring.rs"]
 mod uring;
+#[cfg(feature = "hyper")]
+#[path = "all/web.rs"]
+mod web;

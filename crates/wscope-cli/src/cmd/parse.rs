@@ -22,7 +22,7 @@ use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
 use serde_json::{json, Map, Value};
-use wscope::proto::close::CloseFrame;
+use wscope::proto::close::CloseFrameRef as CloseFrame;
 use wscope::proto::decoder::FramesError;
 use wscope::proto::dissect::{
     Dissected, Dissector, MessageInfo, TruncatedFrame, Unfinished, Violation,

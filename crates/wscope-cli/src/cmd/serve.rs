@@ -274,7 +274,7 @@ mod uring {
         }
 
         fn on_handshake_failed(&mut self, error: wscope::Error) {
-            use wscope::proto::handshake::HandshakeError as Core;
+            use wscope::proto::handshake::UpgradeError as Core;
             use wscope::HandshakeError;
             match error {
                 wscope::Error::Handshake(HandshakeError::OverLimit(over)) => {

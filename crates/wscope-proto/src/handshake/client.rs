@@ -3,7 +3,7 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use super::error::{BuildError, HandshakeError};
+use super::error::{BuildError, UpgradeError};
 use super::header::{feed_head, parse_extensions, HeadBuffer};
 use super::request::RequestBuilder;
 use super::response::{Offer, Response};
@@ -16,11 +16,11 @@ use super::{AcceptKey, Key, Limits, Progress};
 /// The response must be `101` with `Upgrade: websocket`, `Connection: upgrade`, the
 /// `Sec-WebSocket-Accept` matching the key, at most one subprotocol and only one that was
 /// offered, and only extensions that were offered. Any other status is
-/// [`HandshakeError::UnexpectedStatus`] (redirects and authentication are the caller's
+/// [`UpgradeError::UnexpectedStatus`] (redirects and authentication are the caller's
 /// business: the error carries the status).
 ///
 /// ```
-/// use wscope_proto::handshake::{ClientHandshake, HandshakeError, Key, Progress, RequestBuilder};
+/// use wscope_proto::handshake::{ClientHandshake, UpgradeError, Key, Progress, RequestBuilder};
 ///
 /// let req = RequestBuilder::new("example.com", "/", Key::from_random(*b"the sample nonce"));
 /// let mut out = Vec::new();
@@ -40,7 +40,7 @@ use super::{AcceptKey, Key, Limits, Progress};
 ///     }
 /// };
 /// assert_eq!((resp.status(), &reply[i + 1..]), (101, &b"\x81\x02hi"[..]));
-/// assert_eq!(hs.feed(b"x"), Err(HandshakeError::AlreadyComplete));
+/// assert_eq!(hs.feed(b"x"), Err(UpgradeError::AlreadyComplete));
 /// ```
 #[derive(Clone, Debug)]
 pub struct ClientHandshake {
@@ -57,7 +57,7 @@ pub struct ClientHandshake {
 enum State {
     Reading,
     Done,
-    Failed(HandshakeError),
+    Failed(UpgradeError),
 }
 
 impl ClientHandshake {
@@ -113,11 +113,11 @@ impl ClientHandshake {
     ///
     /// `NeedMore` until the response head is complete; then `Done` with the checked response
     /// and the bytes of this read that follow it (the first WebSocket frames). After an error
-    /// the same error comes back on every call; after `Done`, [`HandshakeError::AlreadyComplete`].
-    pub fn feed<'b>(&mut self, bytes: &'b [u8]) -> Result<Progress<'b, Response>, HandshakeError> {
+    /// the same error comes back on every call; after `Done`, [`UpgradeError::AlreadyComplete`].
+    pub fn feed<'b>(&mut self, bytes: &'b [u8]) -> Result<Progress<'b, Response>, UpgradeError> {
         match self.state {
             State::Reading => {}
-            State::Done => return Err(HandshakeError::AlreadyComplete),
+            State::Done => return Err(UpgradeError::AlreadyComplete),
             State::Failed(e) => return Err(e),
         }
         let result = self.read(bytes);
@@ -129,7 +129,7 @@ impl ClientHandshake {
         result
     }
 
-    fn read<'b>(&mut self, bytes: &'b [u8]) -> Result<Progress<'b, Response>, HandshakeError> {
+    fn read<'b>(&mut self, bytes: &'b [u8]) -> Result<Progress<'b, Response>, UpgradeError> {
         let Some((response, leftover)) =
             feed_head(&mut self.head, bytes, &self.limits, Response::from_head)?
         else {
@@ -218,24 +218,21 @@ mod tests {
     fn rejections_are_sticky() {
         let mut hs = rfc_client();
         let bad = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
-        let err = HandshakeError::UnexpectedStatus { status: 403 };
+        let err = UpgradeError::UnexpectedStatus { status: 403 };
         assert_eq!(hs.feed(bad), Err(err));
         assert_eq!(hs.feed(b""), Err(err));
         let mut hs = rfc_client();
         let wrong = core::str::from_utf8(OK)
             .unwrap()
             .replace("xOo=", "xOo=-wrong");
-        assert_eq!(
-            hs.feed(wrong.as_bytes()),
-            Err(HandshakeError::AcceptMismatch)
-        );
+        assert_eq!(hs.feed(wrong.as_bytes()), Err(UpgradeError::AcceptMismatch));
         let mut hs = rfc_client();
         let other = core::str::from_utf8(OK)
             .unwrap()
             .replace("Protocol: chat", "Protocol: mqtt");
         assert_eq!(
             hs.feed(other.as_bytes()),
-            Err(HandshakeError::SubprotocolNotOffered)
+            Err(UpgradeError::SubprotocolNotOffered)
         );
         let mut hs = rfc_client();
         let ext = core::str::from_utf8(OK).unwrap().replace(
@@ -250,7 +247,7 @@ mod tests {
         );
         assert_eq!(
             hs.feed(ext.as_bytes()),
-            Err(HandshakeError::ExtensionNotOffered)
+            Err(UpgradeError::ExtensionNotOffered)
         );
         let mut hs = rfc_client();
         let missing = core::str::from_utf8(OK)
@@ -258,7 +255,7 @@ mod tests {
             .replace("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n", "");
         assert_eq!(
             hs.feed(missing.as_bytes()),
-            Err(HandshakeError::MissingHeader { name: ACCEPT })
+            Err(UpgradeError::MissingHeader { name: ACCEPT })
         );
         // Nothing offered: any subprotocol is refused.
         let mut hs = start(RequestBuilder::new(
@@ -266,7 +263,7 @@ mod tests {
             "/",
             Key::from_random(*b"the sample nonce"),
         ));
-        assert_eq!(hs.feed(OK), Err(HandshakeError::SubprotocolNotOffered));
+        assert_eq!(hs.feed(OK), Err(UpgradeError::SubprotocolNotOffered));
     }
 
     #[test]
@@ -282,7 +279,7 @@ mod tests {
                 other => break other,
             }
         };
-        assert_eq!(result, Err(HandshakeError::HeadTooLarge { limit: 100 }));
+        assert_eq!(result, Err(UpgradeError::HeadTooLarge { limit: 100 }));
         assert_eq!(fed, 100);
         assert_eq!(hs.key().as_str(), "dGhlIHNhbXBsZSBub25jZQ==");
         assert_eq!(

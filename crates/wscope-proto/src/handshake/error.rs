@@ -1,4 +1,4 @@
-//! Handshake errors: what a peer got wrong in the HTTP upgrade ([`HandshakeError`], with the
+//! Handshake errors: what a peer got wrong in the HTTP upgrade ([`UpgradeError`], with the
 //! HTTP status a server answers with) and what the caller got wrong when building a message
 //! ([`BuildError`]).
 
@@ -9,12 +9,12 @@ use super::{ACCEPT, CONNECTION, EXTENSIONS, KEY, PROTOCOL, UPGRADE, VERSION, WEB
 /// A problem with an opening handshake message received from the peer (or seen on the wire).
 ///
 /// Variants that concern one header carry its name in canonical spelling (see
-/// [`HandshakeError::header`]). [`HandshakeError::http_status`] tells the status a server
+/// [`UpgradeError::header`]). [`UpgradeError::http_status`] tells the status a server
 /// answers a bad request with; the response builder turns the error into that response
 /// ([`super::ResponseBuilder::reject`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum HandshakeError {
+pub enum UpgradeError {
     /// The bytes are not an HTTP/1.x head (400).
     MalformedHttp {
         /// What is wrong, in a few words (from the HTTP parser).
@@ -72,7 +72,7 @@ pub enum HandshakeError {
     /// answer; servers close at once).
     TlsClientHello,
     /// The server answered with another status than `101` (client side). The status is in
-    /// the variant; [`HandshakeError::http_status`] gives 502 like every response problem.
+    /// the variant; [`UpgradeError::http_status`] gives 502 like every response problem.
     UnexpectedStatus {
         /// The status received.
         status: u16,
@@ -90,7 +90,11 @@ pub enum HandshakeError {
     AlreadyComplete,
 }
 
-impl HandshakeError {
+/// The former name of [`UpgradeError`], kept for code not yet renamed.
+#[doc(hidden)]
+pub type HandshakeError = UpgradeError;
+
+impl UpgradeError {
     /// The HTTP status a server answers with when it refuses a request for this reason:
     /// 400 Bad Request, 426 Upgrade Required (version), 431 Request Header Fields Too Large.
     ///
@@ -156,7 +160,7 @@ impl HandshakeError {
     }
 }
 
-impl fmt::Display for HandshakeError {
+impl fmt::Display for UpgradeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::MalformedHttp { detail } => write!(f, "malformed HTTP head: {detail}"),
@@ -203,7 +207,7 @@ impl fmt::Display for HandshakeError {
     }
 }
 
-impl core::error::Error for HandshakeError {}
+impl core::error::Error for UpgradeError {}
 
 /// A message the caller asked to build cannot be written as asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -267,34 +271,31 @@ mod tests {
 
     #[test]
     fn statuses_and_headers() {
-        assert_eq!(HandshakeError::UnsupportedVersion.http_status(), 426);
-        assert_eq!(HandshakeError::HeadTooLarge { limit: 1 }.http_status(), 431);
+        assert_eq!(UpgradeError::UnsupportedVersion.http_status(), 426);
+        assert_eq!(UpgradeError::HeadTooLarge { limit: 1 }.http_status(), 431);
+        assert_eq!(UpgradeError::TooManyHeaders { limit: 1 }.http_status(), 431);
+        assert_eq!(UpgradeError::InvalidKey.http_status(), 400);
+        assert_eq!(UpgradeError::MethodNotGet.http_status(), 400);
+        assert_eq!(UpgradeError::AcceptMismatch.http_status(), 502);
         assert_eq!(
-            HandshakeError::TooManyHeaders { limit: 1 }.http_status(),
-            431
-        );
-        assert_eq!(HandshakeError::InvalidKey.http_status(), 400);
-        assert_eq!(HandshakeError::MethodNotGet.http_status(), 400);
-        assert_eq!(HandshakeError::AcceptMismatch.http_status(), 502);
-        assert_eq!(
-            HandshakeError::UnexpectedStatus { status: 403 }.http_status(),
+            UpgradeError::UnexpectedStatus { status: 403 }.http_status(),
             502
         );
-        assert_eq!(HandshakeError::InvalidKey.header(), Some(KEY));
+        assert_eq!(UpgradeError::InvalidKey.header(), Some(KEY));
         assert_eq!(
-            HandshakeError::DuplicateHeader { name: HOST }.header(),
+            UpgradeError::DuplicateHeader { name: HOST }.header(),
             Some("Host")
         );
-        assert_eq!(HandshakeError::MethodNotGet.header(), None);
-        let body = HandshakeError::RequestBody {
+        assert_eq!(UpgradeError::MethodNotGet.header(), None);
+        let body = UpgradeError::RequestBody {
             name: "Content-Length",
         };
         assert_eq!(body.http_status(), 400);
         assert_eq!(body.header(), Some("Content-Length"));
         assert_eq!(body.name(), "request_body");
-        assert_eq!(HandshakeError::TlsClientHello.http_status(), 400);
+        assert_eq!(UpgradeError::TlsClientHello.http_status(), 400);
         assert_eq!(
-            HandshakeError::MissingHeader { name: KEY }.to_string(),
+            UpgradeError::MissingHeader { name: KEY }.to_string(),
             "missing Sec-WebSocket-Key header"
         );
     }

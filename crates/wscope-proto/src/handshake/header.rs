@@ -20,7 +20,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::error::HandshakeError;
+use super::error::UpgradeError;
 use super::{Limits, Progress};
 
 /// A byte range inside a head buffer.
@@ -31,6 +31,11 @@ pub(crate) struct Span {
 }
 
 impl Span {
+    /// The range `start..end`.
+    pub(crate) const fn new(start: usize, end: usize) -> Self {
+        Self { start, end }
+    }
+
     /// The range of `sub` inside `buf`, when `sub` is a sub-slice of `buf`.
     pub(crate) fn of(buf: &[u8], sub: &[u8]) -> Option<Self> {
         let base = buf.as_ptr() as usize;
@@ -221,11 +226,11 @@ impl Headers {
     }
 
     /// Every extension of the list header `name`, parsed (all fields together).
-    pub fn extensions(&self, name: &'static str) -> Result<Vec<Extension<'_>>, HandshakeError> {
+    pub fn extensions(&self, name: &'static str) -> Result<Vec<Extension<'_>>, UpgradeError> {
         let mut out = Vec::new();
         for value in self.get_all(name) {
             let parsed =
-                parse_extensions(value).map_err(|_| HandshakeError::InvalidHeader { name })?;
+                parse_extensions(value).map_err(|_| UpgradeError::InvalidHeader { name })?;
             out.extend(parsed);
         }
         Ok(out)
@@ -454,8 +459,8 @@ impl HeadBuffer {
     }
 
     /// Takes bytes of `input` up to the first possible end of the head. Fails with
-    /// [`HandshakeError::HeadTooLarge`] as soon as the head would pass `limit` bytes.
-    pub(crate) fn push(&mut self, input: &[u8], limit: usize) -> Result<Push, HandshakeError> {
+    /// [`UpgradeError::HeadTooLarge`] as soon as the head would pass `limit` bytes.
+    pub(crate) fn push(&mut self, input: &[u8], limit: usize) -> Result<Push, UpgradeError> {
         let have = self.buf.len();
         let before = |i: usize, back: usize| -> Option<u8> {
             // The byte `back` positions before input[i], looking into the buffer if needed.
@@ -475,7 +480,7 @@ impl HeadBuffer {
         });
         let take = end.unwrap_or(input.len());
         if have.saturating_add(take) > limit {
-            return Err(HandshakeError::HeadTooLarge { limit });
+            return Err(UpgradeError::HeadTooLarge { limit });
         }
         self.buf
             .extend_from_slice(input.get(..take).unwrap_or(input));
@@ -496,7 +501,7 @@ pub(crate) fn feed_head<'b, T>(
     input: &'b [u8],
     limits: &Limits,
     mut parse: impl FnMut(Vec<u8>, &Limits) -> HeadParse<T>,
-) -> Result<Option<(T, &'b [u8])>, HandshakeError> {
+) -> Result<Option<(T, &'b [u8])>, UpgradeError> {
     let mut at = 0;
     loop {
         let rest = input.get(at..).unwrap_or(&[]);
@@ -524,7 +529,7 @@ pub(crate) fn feed_head<'b, T>(
 pub(crate) const EARLY_CHECK_LEN: usize = 1024;
 
 /// A syntax error already visible in the start of a head that has not ended yet.
-pub(crate) fn early_error(partial: &[u8], request: bool) -> Option<HandshakeError> {
+pub(crate) fn early_error(partial: &[u8], request: bool) -> Option<UpgradeError> {
     if partial.len() > EARLY_CHECK_LEN {
         return None;
     }
@@ -543,7 +548,7 @@ pub(crate) fn early_error(partial: &[u8], request: bool) -> Option<HandshakeErro
 /// Maps an `httparse` error to ours.
 /// What parsing a candidate head gives: the value and the head's length, the buffer back
 /// when the head is not complete yet, or an error.
-pub(crate) type HeadParse<T> = Result<Result<(T, usize), Vec<u8>>, HandshakeError>;
+pub(crate) type HeadParse<T> = Result<Result<(T, usize), Vec<u8>>, UpgradeError>;
 
 /// The result of a parse from the front of a byte stream with `from_head` (a request's or a
 /// response's): the shell both head types share.
@@ -551,7 +556,7 @@ pub(crate) fn parse_progress<'b, T>(
     bytes: &'b [u8],
     limits: &Limits,
     from_head: fn(Vec<u8>, &Limits) -> HeadParse<T>,
-) -> Result<Progress<'b, T>, HandshakeError> {
+) -> Result<Progress<'b, T>, UpgradeError> {
     let mut hb = HeadBuffer::default();
     Ok(match feed_head(&mut hb, bytes, limits, from_head)? {
         Some((head, leftover)) => Progress::Done { head, leftover },
@@ -569,7 +574,7 @@ pub(crate) fn header_slots(limits: &Limits, head: &[u8]) -> Vec<httparse::Header
 pub(crate) fn complete_len(
     parsed: httparse::Result<usize>,
     limits: &Limits,
-) -> Result<Option<usize>, HandshakeError> {
+) -> Result<Option<usize>, UpgradeError> {
     match parsed {
         Ok(httparse::Status::Complete(n)) => Ok(Some(n)),
         Ok(httparse::Status::Partial) => Ok(None),
@@ -577,27 +582,27 @@ pub(crate) fn complete_len(
     }
 }
 
-pub(crate) fn http_error(e: httparse::Error, limits: &Limits) -> HandshakeError {
+pub(crate) fn http_error(e: httparse::Error, limits: &Limits) -> UpgradeError {
     match e {
-        httparse::Error::TooManyHeaders => HandshakeError::TooManyHeaders {
+        httparse::Error::TooManyHeaders => UpgradeError::TooManyHeaders {
             limit: limits.max_headers,
         },
-        httparse::Error::HeaderName => HandshakeError::MalformedHttp {
+        httparse::Error::HeaderName => UpgradeError::MalformedHttp {
             detail: "invalid header name",
         },
-        httparse::Error::HeaderValue => HandshakeError::MalformedHttp {
+        httparse::Error::HeaderValue => UpgradeError::MalformedHttp {
             detail: "invalid header value",
         },
-        httparse::Error::NewLine => HandshakeError::MalformedHttp {
+        httparse::Error::NewLine => UpgradeError::MalformedHttp {
             detail: "invalid new line",
         },
-        httparse::Error::Status => HandshakeError::MalformedHttp {
+        httparse::Error::Status => UpgradeError::MalformedHttp {
             detail: "invalid status",
         },
-        httparse::Error::Token => HandshakeError::MalformedHttp {
+        httparse::Error::Token => UpgradeError::MalformedHttp {
             detail: "invalid token",
         },
-        httparse::Error::Version => HandshakeError::MalformedHttp {
+        httparse::Error::Version => UpgradeError::MalformedHttp {
             detail: "invalid HTTP version",
         },
     }
@@ -607,8 +612,8 @@ pub(crate) fn http_error(e: httparse::Error, limits: &Limits) -> HandshakeError 
 pub(crate) fn spans(
     head: &[u8],
     headers: &[httparse::Header<'_>],
-) -> Result<Vec<(Span, Span)>, HandshakeError> {
-    let bad = HandshakeError::MalformedHttp {
+) -> Result<Vec<(Span, Span)>, UpgradeError> {
+    let bad = UpgradeError::MalformedHttp {
         detail: "header outside the head",
     };
     headers
@@ -696,7 +701,7 @@ mod tests {
         let mut hb = HeadBuffer::default();
         assert_eq!(
             hb.push(&[b'a'; 11], 10),
-            Err(HandshakeError::HeadTooLarge { limit: 10 })
+            Err(UpgradeError::HeadTooLarge { limit: 10 })
         );
         let mut hb = HeadBuffer::default();
         assert_eq!(

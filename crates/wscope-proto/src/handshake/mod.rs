@@ -16,7 +16,7 @@
 //! Both state machines take bytes in any split (one byte at a time works) and stop exactly at
 //! the end of the head: bytes after it in the same read are handed back as `leftover`, since
 //! they already belong to the WebSocket stream. The head is held up to [`Limits::max_head_len`]
-//! bytes; a peer that never ends its head gets [`HandshakeError::HeadTooLarge`] (431) at the
+//! bytes; a peer that never ends its head gets [`UpgradeError::HeadTooLarge`] (431) at the
 //! limit, never unbounded memory.
 //!
 //! The RFC 6455 section 1.3 handshake, both sides:
@@ -65,7 +65,9 @@ mod response;
 mod server;
 
 pub use client::ClientHandshake;
-pub use error::{BuildError, HandshakeError};
+#[doc(hidden)]
+pub use error::HandshakeError;
+pub use error::{BuildError, UpgradeError};
 pub use header::{
     has_token, is_tchar, is_token, is_valid_value, list_elements, parse_extensions, Extension,
     ExtensionParam, ExtensionSyntaxError, Header, Headers, ListElements,

@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
-use super::error::{BuildError, HandshakeError};
+use super::error::{BuildError, UpgradeError};
 use super::header::{
     complete_len, header_slots, is_token, is_valid_value, parse_extensions, parse_progress, spans,
     Extension, HeadParse, Headers, Span,
@@ -44,10 +44,7 @@ pub struct Request {
 impl Request {
     /// Parses a request head from the front of `bytes` (HTTP syntax only): `NeedMore` when the
     /// head has not ended yet, `Done` with the bytes that follow it otherwise.
-    pub fn parse<'b>(
-        bytes: &'b [u8],
-        limits: &Limits,
-    ) -> Result<Progress<'b, Self>, HandshakeError> {
+    pub fn parse<'b>(bytes: &'b [u8], limits: &Limits) -> Result<Progress<'b, Self>, UpgradeError> {
         parse_progress(bytes, limits, Self::from_head)
     }
 
@@ -58,7 +55,7 @@ impl Request {
         let Some(len) = complete_len(req.parse(&head), limits)? else {
             return Ok(Err(head));
         };
-        let bad = HandshakeError::MalformedHttp {
+        let bad = UpgradeError::MalformedHttp {
             detail: "incomplete request line",
         };
         let method = Span::of(&head, req.method.ok_or(bad)?.as_bytes()).ok_or(bad)?;
@@ -76,6 +73,61 @@ impl Request {
             },
             len,
         )))
+    }
+
+    /// A request whose head an HTTP server has parsed already (hyper, axum): the method, the
+    /// request target, the minor HTTP version (`1` for HTTP/1.1) and the header fields in
+    /// order. Nothing is parsed again: the fields are laid out in a head of their own (what
+    /// [`Request::raw`] returns, with values trimmed of surrounding whitespace) and the same
+    /// accessors and checks ([`Request::validate`]) apply as to a request read from the wire.
+    ///
+    /// ```
+    /// use wscope_proto::handshake::{UpgradeError, Request};
+    ///
+    /// let fields: [(&str, &[u8]); 5] = [
+    ///     ("host", b"example.com"),
+    ///     ("upgrade", b"websocket"),
+    ///     ("connection", b"Upgrade"),
+    ///     ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+    ///     ("sec-websocket-version", b"8"),
+    /// ];
+    /// let req = Request::from_parts("GET", "/chat", 1, fields);
+    /// assert_eq!(req.key(), Some("dGhlIHNhbXBsZSBub25jZQ=="));
+    /// assert_eq!(req.validate(), Err(UpgradeError::UnsupportedVersion));
+    /// ```
+    pub fn from_parts<'h>(
+        method: &str,
+        target: &str,
+        minor_version: u8,
+        fields: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    ) -> Self {
+        let mut head = Vec::with_capacity(256);
+        let put = |head: &mut Vec<u8>, bytes: &[u8]| {
+            let start = head.len();
+            head.extend_from_slice(bytes);
+            Span::new(start, head.len())
+        };
+        let method = put(&mut head, method.as_bytes());
+        head.push(b' ');
+        let target = put(&mut head, target.as_bytes());
+        head.extend_from_slice(b" HTTP/1.");
+        head.push(b'0' + minor_version.min(9));
+        head.extend_from_slice(b"\r\n");
+        let mut spans = Vec::new();
+        for (name, value) in fields {
+            let n = put(&mut head, name.as_bytes());
+            head.extend_from_slice(b": ");
+            let v = put(&mut head, value.trim_ascii());
+            head.extend_from_slice(b"\r\n");
+            spans.push((n, v));
+        }
+        head.extend_from_slice(b"\r\n");
+        Self {
+            headers: Headers::new(head, spans),
+            method,
+            target,
+            minor_version,
+        }
     }
 
     /// The method, e.g. `GET`.
@@ -165,7 +217,7 @@ impl Request {
     }
 
     /// The offered extensions, parsed (every `Sec-WebSocket-Extensions` field, in order).
-    pub fn extensions(&self) -> Result<Vec<Extension<'_>>, HandshakeError> {
+    pub fn extensions(&self) -> Result<Vec<Extension<'_>>, UpgradeError> {
         self.headers.extensions(EXTENSIONS)
     }
 
@@ -175,7 +227,7 @@ impl Request {
     /// (otherwise 426), subprotocols that are tokens, extensions that parse, and no body
     /// (`Content-Length` other than 0 or any `Transfer-Encoding`: what follows the head must
     /// be WebSocket frames).
-    pub fn validate(&self) -> Result<(), HandshakeError> {
+    pub fn validate(&self) -> Result<(), UpgradeError> {
         let mut first = None;
         self.check(&mut |e| {
             first.get_or_insert(e);
@@ -184,51 +236,51 @@ impl Request {
     }
 
     /// Every problem [`Request::validate`] looks for, in the same order.
-    pub fn problems(&self) -> Vec<HandshakeError> {
+    pub fn problems(&self) -> Vec<UpgradeError> {
         let mut all = Vec::new();
         self.check(&mut |e| all.push(e));
         all
     }
 
-    fn check(&self, report: &mut dyn FnMut(HandshakeError)) {
+    fn check(&self, report: &mut dyn FnMut(UpgradeError)) {
         let h = &self.headers;
         if self.method() != "GET" {
-            report(HandshakeError::MethodNotGet);
+            report(UpgradeError::MethodNotGet);
         }
         if self.minor_version < 1 {
-            report(HandshakeError::HttpVersion);
+            report(UpgradeError::HttpVersion);
         }
         once(h, HOST, report);
         if h.count(UPGRADE) == 0 {
-            report(HandshakeError::MissingHeader { name: UPGRADE });
+            report(UpgradeError::MissingHeader { name: UPGRADE });
         } else if !h.has_token(UPGRADE, "websocket") {
-            report(HandshakeError::UpgradeNotWebSocket);
+            report(UpgradeError::UpgradeNotWebSocket);
         }
         if h.count(CONNECTION) == 0 {
-            report(HandshakeError::MissingHeader { name: CONNECTION });
+            report(UpgradeError::MissingHeader { name: CONNECTION });
         } else if !h.has_token(CONNECTION, "upgrade") {
-            report(HandshakeError::ConnectionNotUpgrade);
+            report(UpgradeError::ConnectionNotUpgrade);
         }
         if once(h, KEY, report) && !h.get(KEY).is_some_and(is_valid_key) {
-            report(HandshakeError::InvalidKey);
+            report(UpgradeError::InvalidKey);
         }
         if once(h, VERSION, report)
             && h.get(VERSION).map(<[u8]>::trim_ascii) != Some(WEBSOCKET_VERSION.as_bytes())
         {
-            report(HandshakeError::UnsupportedVersion);
+            report(UpgradeError::UnsupportedVersion);
         }
         if !h.list(PROTOCOL).all(is_token) {
-            report(HandshakeError::InvalidHeader { name: PROTOCOL });
+            report(UpgradeError::InvalidHeader { name: PROTOCOL });
         }
         if self.extensions().is_err() {
-            report(HandshakeError::InvalidHeader { name: EXTENSIONS });
+            report(UpgradeError::InvalidHeader { name: EXTENSIONS });
         }
         if h.count(TRANSFER_ENCODING) > 0 {
-            report(HandshakeError::RequestBody {
+            report(UpgradeError::RequestBody {
                 name: TRANSFER_ENCODING,
             });
         } else if !h.get_all(CONTENT_LENGTH).all(is_zero) {
-            report(HandshakeError::RequestBody {
+            report(UpgradeError::RequestBody {
                 name: CONTENT_LENGTH,
             });
         }
@@ -242,11 +294,11 @@ fn is_zero(value: &[u8]) -> bool {
 }
 
 /// Reports a missing or repeated header; true when it appears exactly once.
-fn once(h: &Headers, name: &'static str, report: &mut dyn FnMut(HandshakeError)) -> bool {
+fn once(h: &Headers, name: &'static str, report: &mut dyn FnMut(UpgradeError)) -> bool {
     match h.count(name) {
-        0 => report(HandshakeError::MissingHeader { name }),
+        0 => report(UpgradeError::MissingHeader { name }),
         1 => return true,
-        _ => report(HandshakeError::DuplicateHeader { name }),
+        _ => report(UpgradeError::DuplicateHeader { name }),
     }
     false
 }
@@ -465,6 +517,38 @@ mod tests {
     use super::*;
     use alloc::format;
 
+    #[test]
+    fn a_request_from_parsed_parts_reads_and_validates_as_one_from_the_wire() {
+        let Progress::Done { head: wire, .. } =
+            Request::parse(RFC_REQUEST, &Limits::default()).unwrap()
+        else {
+            panic!()
+        };
+        let fields: Vec<(&str, &[u8])> = wire.headers().iter().map(|h| (h.name, h.value)).collect();
+        let built = Request::from_parts("GET", "/chat", 1, fields.iter().copied());
+        assert_eq!(built, wire);
+        assert_eq!(built.raw(), RFC_REQUEST);
+        assert_eq!(built.validate(), Ok(()));
+        assert_eq!(
+            built.subprotocols().collect::<Vec<_>>(),
+            ["chat", "superchat"]
+        );
+        // The same rules: HTTP/1.0 and a missing key are refused as from the wire.
+        let old = Request::from_parts("GET", "/chat", 0, fields.iter().copied());
+        assert_eq!(old.validate(), Err(UpgradeError::HttpVersion));
+        let keyless = fields
+            .iter()
+            .copied()
+            .filter(|(n, _)| *n != "Sec-WebSocket-Key");
+        assert_eq!(
+            Request::from_parts("GET", "/", 1, keyless).validate(),
+            Err(UpgradeError::MissingHeader { name: KEY })
+        );
+        // Values are trimmed as httparse trims them.
+        let padded = Request::from_parts("GET", "/", 1, [("Host", &b"  h  "[..])]);
+        assert_eq!(padded.host(), Some("h"));
+    }
+
     /// RFC 6455 section 1.3.
     const RFC_REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\n\
         Host: server.example.com\r\n\
@@ -630,42 +714,42 @@ mod tests {
 
     #[test]
     fn every_rejection_with_its_status() {
-        let cases: &[(&str, &str, HandshakeError, u16)] = &[
-            ("GET /chat", "POST /chat", HandshakeError::MethodNotGet, 400),
-            ("HTTP/1.1", "HTTP/1.0", HandshakeError::HttpVersion, 400),
-            ("Host: server.example.com\r\n", "", HandshakeError::MissingHeader { name: HOST }, 400),
+        let cases: &[(&str, &str, UpgradeError, u16)] = &[
+            ("GET /chat", "POST /chat", UpgradeError::MethodNotGet, 400),
+            ("HTTP/1.1", "HTTP/1.0", UpgradeError::HttpVersion, 400),
+            ("Host: server.example.com\r\n", "", UpgradeError::MissingHeader { name: HOST }, 400),
             (
                 "Host: server.example.com\r\n",
                 "Host: a\r\nHost: b\r\n",
-                HandshakeError::DuplicateHeader { name: HOST },
+                UpgradeError::DuplicateHeader { name: HOST },
                 400,
             ),
-            ("Upgrade: websocket\r\n", "", HandshakeError::MissingHeader { name: UPGRADE }, 400),
-            ("Upgrade: websocket", "Upgrade: h2c", HandshakeError::UpgradeNotWebSocket, 400),
-            ("Connection: Upgrade\r\n", "", HandshakeError::MissingHeader { name: CONNECTION }, 400),
-            ("Connection: Upgrade", "Connection: close", HandshakeError::ConnectionNotUpgrade, 400),
-            ("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "", HandshakeError::MissingHeader { name: KEY }, 400),
+            ("Upgrade: websocket\r\n", "", UpgradeError::MissingHeader { name: UPGRADE }, 400),
+            ("Upgrade: websocket", "Upgrade: h2c", UpgradeError::UpgradeNotWebSocket, 400),
+            ("Connection: Upgrade\r\n", "", UpgradeError::MissingHeader { name: CONNECTION }, 400),
+            ("Connection: Upgrade", "Connection: close", UpgradeError::ConnectionNotUpgrade, 400),
+            ("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "", UpgradeError::MissingHeader { name: KEY }, 400),
             (
                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
-                HandshakeError::DuplicateHeader { name: KEY },
+                UpgradeError::DuplicateHeader { name: KEY },
                 400,
             ),
-            ("dGhlIHNhbXBsZSBub25jZQ==", "abc", HandshakeError::InvalidKey, 400),
-            ("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZSE=", HandshakeError::InvalidKey, 400),
-            ("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8", HandshakeError::UnsupportedVersion, 426),
-            ("Sec-WebSocket-Version: 13\r\n", "", HandshakeError::MissingHeader { name: VERSION }, 400),
+            ("dGhlIHNhbXBsZSBub25jZQ==", "abc", UpgradeError::InvalidKey, 400),
+            ("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZSE=", UpgradeError::InvalidKey, 400),
+            ("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8", UpgradeError::UnsupportedVersion, 426),
+            ("Sec-WebSocket-Version: 13\r\n", "", UpgradeError::MissingHeader { name: VERSION }, 400),
             (
                 "Sec-WebSocket-Version: 13\r\n",
                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Version: 13\r\n",
-                HandshakeError::DuplicateHeader { name: VERSION },
+                UpgradeError::DuplicateHeader { name: VERSION },
                 400,
             ),
-            ("chat, superchat", "chat, super chat", HandshakeError::InvalidHeader { name: PROTOCOL }, 400),
+            ("chat, superchat", "chat, super chat", UpgradeError::InvalidHeader { name: PROTOCOL }, 400),
             (
                 "Origin",
                 "Sec-WebSocket-Extensions: a;;\r\nOrigin",
-                HandshakeError::InvalidHeader { name: EXTENSIONS },
+                UpgradeError::InvalidHeader { name: EXTENSIONS },
                 400,
             ),
         ];
@@ -694,7 +778,7 @@ mod tests {
             ),
         ] {
             let req = variant(head, &format!("{head}{extra}"));
-            let err = HandshakeError::RequestBody { name };
+            let err = UpgradeError::RequestBody { name };
             assert_eq!(req.validate(), Err(err), "{extra:?}");
             assert_eq!(req.problems(), [err], "{extra:?}");
             assert_eq!(err.http_status(), 400);
@@ -726,10 +810,7 @@ mod tests {
             .replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 7");
         assert_eq!(
             parse(text.as_bytes()).problems(),
-            [
-                HandshakeError::MethodNotGet,
-                HandshakeError::UnsupportedVersion
-            ]
+            [UpgradeError::MethodNotGet, UpgradeError::UnsupportedVersion]
         );
     }
 
@@ -755,7 +836,7 @@ mod tests {
         };
         assert_eq!(
             Request::parse(RFC_REQUEST, &small),
-            Err(HandshakeError::HeadTooLarge { limit: 64 })
+            Err(UpgradeError::HeadTooLarge { limit: 64 })
         );
         let few = Limits {
             max_head_len: 4096,
@@ -763,11 +844,11 @@ mod tests {
         };
         assert_eq!(
             Request::parse(RFC_REQUEST, &few),
-            Err(HandshakeError::TooManyHeaders { limit: 3 })
+            Err(UpgradeError::TooManyHeaders { limit: 3 })
         );
         assert_eq!(
             Request::parse(b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", &limits),
-            Err(HandshakeError::MalformedHttp {
+            Err(UpgradeError::MalformedHttp {
                 detail: "invalid header name"
             })
         );

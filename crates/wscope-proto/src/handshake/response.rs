@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
-use super::error::{BuildError, HandshakeError};
+use super::error::{BuildError, UpgradeError};
 use super::header::{
     complete_len, header_slots, is_token, is_valid_value, list_elements, parse_extensions,
     parse_progress, spans, Extension, HeadParse, Headers, Span,
@@ -54,10 +54,7 @@ pub(crate) struct Offer<'x> {
 impl Response {
     /// Parses a response head from the front of `bytes` (HTTP syntax only): `NeedMore` when
     /// the head has not ended yet, `Done` with the bytes that follow it otherwise.
-    pub fn parse<'b>(
-        bytes: &'b [u8],
-        limits: &Limits,
-    ) -> Result<Progress<'b, Self>, HandshakeError> {
+    pub fn parse<'b>(bytes: &'b [u8], limits: &Limits) -> Result<Progress<'b, Self>, UpgradeError> {
         parse_progress(bytes, limits, Self::from_head)
     }
 
@@ -68,7 +65,7 @@ impl Response {
         let Some(len) = complete_len(resp.parse(&head), limits)? else {
             return Ok(Err(head));
         };
-        let bad = HandshakeError::MalformedHttp {
+        let bad = UpgradeError::MalformedHttp {
             detail: "incomplete status line",
         };
         let status = resp.code.ok_or(bad)?;
@@ -133,7 +130,7 @@ impl Response {
     }
 
     /// The accepted extensions, parsed.
-    pub fn extensions(&self) -> Result<Vec<Extension<'_>>, HandshakeError> {
+    pub fn extensions(&self) -> Result<Vec<Extension<'_>>, UpgradeError> {
         self.headers.extensions(EXTENSIONS)
     }
 
@@ -147,7 +144,7 @@ impl Response {
 
     /// Checks this response as the answer to `request` (RFC 6455 section 4.1, the client's
     /// checks) and returns the first problem.
-    pub fn validate_for(&self, request: &Request) -> Result<(), HandshakeError> {
+    pub fn validate_for(&self, request: &Request) -> Result<(), UpgradeError> {
         let mut first = None;
         self.check_against(request, &mut |e| {
             first.get_or_insert(e);
@@ -156,13 +153,13 @@ impl Response {
     }
 
     /// Every problem [`Response::validate_for`] looks for, in the same order.
-    pub fn problems_for(&self, request: &Request) -> Vec<HandshakeError> {
+    pub fn problems_for(&self, request: &Request) -> Vec<UpgradeError> {
         let mut all = Vec::new();
         self.check_against(request, &mut |e| all.push(e));
         all
     }
 
-    fn check_against(&self, request: &Request, report: &mut dyn FnMut(HandshakeError)) {
+    fn check_against(&self, request: &Request, report: &mut dyn FnMut(UpgradeError)) {
         let protocol = |p: &[u8]| request.headers().list(PROTOCOL).any(|o| o == p);
         let extension = |name: &str| {
             request
@@ -180,7 +177,7 @@ impl Response {
     /// The checks that can be made without the request (an observer that saw a `101` but no
     /// request): everything but the accept value, the subprotocol and the extensions being
     /// offered.
-    pub(crate) fn problems_without_request(&self) -> Vec<HandshakeError> {
+    pub(crate) fn problems_without_request(&self) -> Vec<UpgradeError> {
         let yes = |_: &[u8]| true;
         let any = |_: &str| true;
         let offer = Offer {
@@ -195,35 +192,35 @@ impl Response {
 
     /// The client's checks: status 101, `Upgrade`, `Connection`, exactly one matching
     /// `Sec-WebSocket-Accept`, at most one offered subprotocol, only offered extensions.
-    pub(crate) fn check(&self, offer: &Offer<'_>, report: &mut dyn FnMut(HandshakeError)) {
+    pub(crate) fn check(&self, offer: &Offer<'_>, report: &mut dyn FnMut(UpgradeError)) {
         let h = &self.headers;
         if self.status != 101 {
-            report(HandshakeError::UnexpectedStatus {
+            report(UpgradeError::UnexpectedStatus {
                 status: self.status,
             });
         }
         if h.count(UPGRADE) == 0 {
-            report(HandshakeError::MissingHeader { name: UPGRADE });
+            report(UpgradeError::MissingHeader { name: UPGRADE });
         } else if !h.has_token(UPGRADE, "websocket") {
-            report(HandshakeError::UpgradeNotWebSocket);
+            report(UpgradeError::UpgradeNotWebSocket);
         }
         if h.count(CONNECTION) == 0 {
-            report(HandshakeError::MissingHeader { name: CONNECTION });
+            report(UpgradeError::MissingHeader { name: CONNECTION });
         } else if !h.has_token(CONNECTION, "upgrade") {
-            report(HandshakeError::ConnectionNotUpgrade);
+            report(UpgradeError::ConnectionNotUpgrade);
         }
         match h.count(ACCEPT) {
-            0 => report(HandshakeError::MissingHeader { name: ACCEPT }),
+            0 => report(UpgradeError::MissingHeader { name: ACCEPT }),
             1 => {
                 let matches = match (&offer.accept, h.get(ACCEPT)) {
                     (Some(expected), Some(found)) => expected.matches(found),
                     _ => true,
                 };
                 if !matches {
-                    report(HandshakeError::AcceptMismatch);
+                    report(UpgradeError::AcceptMismatch);
                 }
             }
-            _ => report(HandshakeError::DuplicateHeader { name: ACCEPT }),
+            _ => report(UpgradeError::DuplicateHeader { name: ACCEPT }),
         }
         match h.count(PROTOCOL) {
             0 => {}
@@ -233,19 +230,19 @@ impl Response {
                 match (elements.next(), elements.next()) {
                     (Some(p), None) if is_token(p) => {
                         if !(offer.protocol)(p) {
-                            report(HandshakeError::SubprotocolNotOffered);
+                            report(UpgradeError::SubprotocolNotOffered);
                         }
                     }
-                    _ => report(HandshakeError::InvalidHeader { name: PROTOCOL }),
+                    _ => report(UpgradeError::InvalidHeader { name: PROTOCOL }),
                 }
             }
-            _ => report(HandshakeError::DuplicateHeader { name: PROTOCOL }),
+            _ => report(UpgradeError::DuplicateHeader { name: PROTOCOL }),
         }
         match self.extensions() {
             Err(e) => report(e),
             Ok(exts) => {
                 if exts.iter().any(|e| !(offer.extension)(e.name)) {
-                    report(HandshakeError::ExtensionNotOffered);
+                    report(UpgradeError::ExtensionNotOffered);
                 }
             }
         }
@@ -296,10 +293,10 @@ enum Kind<'a> {
 /// ([`BuildError::ReservedHeader`]), as is any CR or LF.
 ///
 /// ```
-/// use wscope_proto::handshake::{HandshakeError, ResponseBuilder};
+/// use wscope_proto::handshake::{UpgradeError, ResponseBuilder};
 ///
 /// let mut out = Vec::new();
-/// ResponseBuilder::reject(&HandshakeError::UnsupportedVersion).write(&mut out).unwrap();
+/// ResponseBuilder::reject(&UpgradeError::UnsupportedVersion).write(&mut out).unwrap();
 /// assert_eq!(
 ///     out,
 ///     b"HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
@@ -348,9 +345,9 @@ impl<'a> ResponseBuilder<'a> {
         }
     }
 
-    /// The refusal for a handshake error: its [`HandshakeError::http_status`] with the
+    /// The refusal for a handshake error: its [`UpgradeError::http_status`] with the
     /// canonical reason phrase (426 adds `Sec-WebSocket-Version: 13`).
-    pub fn reject(error: &HandshakeError) -> Self {
+    pub fn reject(error: &UpgradeError) -> Self {
         let code = error.http_status();
         Self::status(code, reason_phrase(code))
     }
@@ -544,11 +541,11 @@ mod tests {
                 b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
             ),
             (
-                ResponseBuilder::reject(&HandshakeError::HeadTooLarge { limit: 1 }),
+                ResponseBuilder::reject(&UpgradeError::HeadTooLarge { limit: 1 }),
                 b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
             ),
             (
-                ResponseBuilder::reject(&HandshakeError::InvalidKey).header("X-Why", "key"),
+                ResponseBuilder::reject(&UpgradeError::InvalidKey).header("X-Why", "key"),
                 b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\nX-Why: key\r\n\r\n",
             ),
             (
@@ -651,37 +648,37 @@ mod tests {
     #[test]
     fn every_client_side_rejection() {
         let req = request();
-        let cases: &[(&str, &str, HandshakeError)] = &[
-            ("101 Switching Protocols", "403 Forbidden", HandshakeError::UnexpectedStatus { status: 403 }),
-            ("Upgrade: websocket\r\n", "", HandshakeError::MissingHeader { name: UPGRADE }),
-            ("Upgrade: websocket", "Upgrade: h2c", HandshakeError::UpgradeNotWebSocket),
-            ("Connection: Upgrade\r\n", "", HandshakeError::MissingHeader { name: CONNECTION }),
-            ("Connection: Upgrade", "Connection: keep-alive", HandshakeError::ConnectionNotUpgrade),
-            ("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n", "", HandshakeError::MissingHeader { name: ACCEPT }),
-            ("xOo=", "xOo=-wrong", HandshakeError::AcceptMismatch),
-            ("xOo=", "xOO=", HandshakeError::AcceptMismatch),
+        let cases: &[(&str, &str, UpgradeError)] = &[
+            ("101 Switching Protocols", "403 Forbidden", UpgradeError::UnexpectedStatus { status: 403 }),
+            ("Upgrade: websocket\r\n", "", UpgradeError::MissingHeader { name: UPGRADE }),
+            ("Upgrade: websocket", "Upgrade: h2c", UpgradeError::UpgradeNotWebSocket),
+            ("Connection: Upgrade\r\n", "", UpgradeError::MissingHeader { name: CONNECTION }),
+            ("Connection: Upgrade", "Connection: keep-alive", UpgradeError::ConnectionNotUpgrade),
+            ("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n", "", UpgradeError::MissingHeader { name: ACCEPT }),
+            ("xOo=", "xOo=-wrong", UpgradeError::AcceptMismatch),
+            ("xOo=", "xOO=", UpgradeError::AcceptMismatch),
             (
                 "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",
                 "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",
-                HandshakeError::DuplicateHeader { name: ACCEPT },
+                UpgradeError::DuplicateHeader { name: ACCEPT },
             ),
-            ("Protocol: chat", "Protocol: other", HandshakeError::SubprotocolNotOffered),
-            ("Protocol: chat", "Protocol: CHAT", HandshakeError::SubprotocolNotOffered),
-            ("Protocol: chat", "Protocol: chat, superchat", HandshakeError::InvalidHeader { name: PROTOCOL }),
+            ("Protocol: chat", "Protocol: other", UpgradeError::SubprotocolNotOffered),
+            ("Protocol: chat", "Protocol: CHAT", UpgradeError::SubprotocolNotOffered),
+            ("Protocol: chat", "Protocol: chat, superchat", UpgradeError::InvalidHeader { name: PROTOCOL }),
             (
                 "Protocol: chat\r\n",
                 "Protocol: chat\r\nSec-WebSocket-Protocol: chat\r\n",
-                HandshakeError::DuplicateHeader { name: PROTOCOL },
+                UpgradeError::DuplicateHeader { name: PROTOCOL },
             ),
             (
                 "Protocol: chat\r\n",
                 "Protocol: chat\r\nSec-WebSocket-Extensions: x-unknown\r\n",
-                HandshakeError::ExtensionNotOffered,
+                UpgradeError::ExtensionNotOffered,
             ),
             (
                 "Protocol: chat\r\n",
                 "Protocol: chat\r\nSec-WebSocket-Extensions: ;;\r\n",
-                HandshakeError::InvalidHeader { name: EXTENSIONS },
+                UpgradeError::InvalidHeader { name: EXTENSIONS },
             ),
         ];
         for (from, to, err) in cases {
@@ -711,7 +708,7 @@ mod tests {
         };
         assert_eq!(
             response(RFC_RESPONSE).validate_for(&bare),
-            Err(HandshakeError::SubprotocolNotOffered)
+            Err(UpgradeError::SubprotocolNotOffered)
         );
     }
 
@@ -728,7 +725,7 @@ mod tests {
         assert!(r.headers().len() == 4 && r.raw().ends_with(b"\r\n\r\n"));
         assert_eq!(
             Response::parse(b"HTTP/1.1 1x1 OK\r\n\r\n", &Limits::default()),
-            Err(HandshakeError::MalformedHttp {
+            Err(UpgradeError::MalformedHttp {
                 detail: "invalid status"
             })
         );

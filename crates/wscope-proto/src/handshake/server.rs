@@ -1,7 +1,7 @@
 //! The server side of the handshake: read and check the request, then answer it with
 //! [`super::ResponseBuilder`].
 
-use super::error::HandshakeError;
+use super::error::UpgradeError;
 use super::header::{early_error, feed_head, HeadBuffer};
 use super::request::Request;
 use super::{Limits, Progress};
@@ -11,7 +11,7 @@ use super::{Limits, Progress};
 /// (RFC 6455 section 4.2.1) and hands it over for the application to accept or refuse.
 ///
 /// The head is held up to [`Limits::max_head_len`] bytes, so a client that sends header bytes
-/// forever gets [`HandshakeError::HeadTooLarge`] (431) at the limit.
+/// forever gets [`UpgradeError::HeadTooLarge`] (431) at the limit.
 ///
 /// ```
 /// use wscope_proto::handshake::{Progress, ResponseBuilder, ServerHandshake};
@@ -42,7 +42,7 @@ enum State {
     #[default]
     Reading,
     Done,
-    Failed(HandshakeError),
+    Failed(UpgradeError),
 }
 
 impl ServerHandshake {
@@ -64,17 +64,17 @@ impl ServerHandshake {
     ///
     /// `NeedMore` until the request head is complete; then `Done` with the checked request and
     /// the bytes of this read that follow it (frames the client sent without waiting). An
-    /// error tells the status to refuse with ([`HandshakeError::http_status`]); the same error
-    /// comes back on every later call. After `Done`, [`HandshakeError::AlreadyComplete`].
-    pub fn feed<'b>(&mut self, bytes: &'b [u8]) -> Result<Progress<'b, Request>, HandshakeError> {
+    /// error tells the status to refuse with ([`UpgradeError::http_status`]); the same error
+    /// comes back on every later call. After `Done`, [`UpgradeError::AlreadyComplete`].
+    pub fn feed<'b>(&mut self, bytes: &'b [u8]) -> Result<Progress<'b, Request>, UpgradeError> {
         match self.state {
             State::Reading => {}
-            State::Done => return Err(HandshakeError::AlreadyComplete),
+            State::Done => return Err(UpgradeError::AlreadyComplete),
             State::Failed(e) => return Err(e),
         }
         if self.head.is_empty() && bytes.first() == Some(&TLS_HANDSHAKE_RECORD) {
-            self.state = State::Failed(HandshakeError::TlsClientHello);
-            return Err(HandshakeError::TlsClientHello);
+            self.state = State::Failed(UpgradeError::TlsClientHello);
+            return Err(UpgradeError::TlsClientHello);
         }
         let result = match feed_head(&mut self.head, bytes, &self.limits, Request::from_head) {
             // Bytes that are not HTTP at all are refused as soon as they are seen, not after
@@ -125,7 +125,7 @@ mod tests {
             Progress::NeedMore => panic!(),
         }
         assert!(hs.is_done());
-        assert_eq!(hs.feed(b"more"), Err(HandshakeError::AlreadyComplete));
+        assert_eq!(hs.feed(b"more"), Err(UpgradeError::AlreadyComplete));
     }
 
     #[test]
@@ -145,7 +145,7 @@ mod tests {
             }
             assert!(sent <= 1024);
         };
-        assert_eq!(err, HandshakeError::HeadTooLarge { limit: 1024 });
+        assert_eq!(err, UpgradeError::HeadTooLarge { limit: 1024 });
         assert_eq!(err.http_status(), 431);
         assert_eq!(hs.feed(b"\r\n"), Err(err));
         let mut out = Vec::new();
@@ -163,7 +163,7 @@ mod tests {
         many.extend_from_slice(b"\r\n");
         assert_eq!(
             hs.feed(&many),
-            Err(HandshakeError::TooManyHeaders { limit: 5 })
+            Err(UpgradeError::TooManyHeaders { limit: 5 })
         );
     }
 
@@ -190,7 +190,7 @@ mod tests {
             .replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "");
         assert_eq!(
             ServerHandshake::default().feed(text.as_bytes()),
-            Err(HandshakeError::MissingHeader { name: KEY })
+            Err(UpgradeError::MissingHeader { name: KEY })
         );
     }
 
@@ -203,16 +203,16 @@ mod tests {
         let mut hs = ServerHandshake::default();
         assert_eq!(
             hs.feed(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]),
-            Err(HandshakeError::TlsClientHello)
+            Err(UpgradeError::TlsClientHello)
         );
-        assert_eq!(hs.feed(REQ), Err(HandshakeError::TlsClientHello));
+        assert_eq!(hs.feed(REQ), Err(UpgradeError::TlsClientHello));
         // One byte at a time as well.
         let mut hs = ServerHandshake::default();
-        assert_eq!(hs.feed(&[0x16]), Err(HandshakeError::TlsClientHello));
+        assert_eq!(hs.feed(&[0x16]), Err(UpgradeError::TlsClientHello));
         // Not TLS, not HTTP: an SSH banner's version string is no HTTP token.
         let mut hs = ServerHandshake::default();
         let err = hs.feed(b"SSH-2.0-OpenSSH_9.6\r\n").unwrap_err();
-        assert!(matches!(err, HandshakeError::MalformedHttp { .. }), "{err}");
+        assert!(matches!(err, UpgradeError::MalformedHttp { .. }), "{err}");
         assert_eq!(err.http_status(), 400);
         // A valid request in small pieces is still read to its end.
         let mut hs = ServerHandshake::default();

@@ -2,19 +2,21 @@
 
 use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant as StdInstant;
 
 use wscope_proto::Role;
 
-use super::WebSocket;
+use super::{Transport, WebSocket};
 use crate::config::ClientConfig;
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::{client_agreed, client_feed, client_start, Response};
 use crate::session::{Clock, Session};
 use crate::stream::{tls_client, MaybeTlsStream, Tcp};
+use wscope_proto::deflate::Offer;
+use wscope_proto::handshake::ClientHandshake;
 
 /// Connects to a `ws://` or `wss://` URL with default settings (TLS verified against the
 /// webpki roots).
@@ -113,7 +115,7 @@ pub fn connect_with(cfg: &ClientConfig) -> Result<(WebSocket<MaybeTlsStream>, Re
     let overall = cfg.open_timeout.map(|t| Clock::now_std() + t);
     // Build the request first: a bad configuration fails before any connection is made.
     let mut request = Vec::with_capacity(512);
-    let (mut hs, offer) = client_start(cfg, &mut request)?;
+    let (hs, offer) = client_start(cfg, &mut request)?;
     let tcp = match &cfg.proxy {
         Some(p) => {
             let mut tcp = tcp_connect(&p.host, p.port, cfg.connect_timeout, overall)?;
@@ -133,7 +135,7 @@ pub fn connect_with(cfg: &ClientConfig) -> Result<(WebSocket<MaybeTlsStream>, Re
     )?;
     tcp.set_read_timeout(tls_timeout)?;
     tcp.set_write_timeout(tls_timeout)?;
-    let mut stream = if cfg.secure {
+    let stream = if cfg.secure {
         let tls = cfg.tls.build()?;
         let tls_deadline = tls_timeout.map(|t| Clock::now_std() + t);
         tls_client(tcp, tls, cfg.tls.server_name(&cfg.host)?, tls_deadline)
@@ -146,11 +148,38 @@ pub fn connect_with(cfg: &ClientConfig) -> Result<(WebSocket<MaybeTlsStream>, Re
     if let Some(o) = overall {
         deadline = deadline.min(o);
     }
+    upgrade(stream, cfg, &request, hs, offer, deadline)
+}
+
+/// Runs the client's opening handshake for `cfg` (its host, path, headers, subprotocols and
+/// permessage-deflate offer) over any [`Transport`] already connected to the server (a Unix
+/// socket, a stream the application wrapped in TLS itself, ...), bounded by
+/// [`ClientConfig::handshake_timeout`]. `cfg`'s connection settings (TLS, proxy, timeouts of
+/// the TCP connect) are not used.
+pub fn client_handshake<S: Transport>(
+    stream: S,
+    cfg: &ClientConfig,
+) -> Result<(WebSocket<S>, Response)> {
+    let mut request = Vec::with_capacity(512);
+    let (hs, offer) = client_start(cfg, &mut request)?;
+    let deadline = Clock::now_std() + cfg.handshake_timeout;
+    upgrade(stream, cfg, &request, hs, offer, deadline)
+}
+
+/// Sends `request` and reads the server's response by `deadline`.
+fn upgrade<S: Transport>(
+    mut stream: S,
+    cfg: &ClientConfig,
+    request: &[u8],
+    mut hs: ClientHandshake,
+    offer: Option<Offer>,
+    deadline: StdInstant,
+) -> Result<(WebSocket<S>, Response)> {
     let left = remaining(deadline)?;
     stream.set_read_timeout(Some(left))?;
-    stream.tcp().set_write_timeout(Some(left))?;
+    stream.set_write_timeout(Some(left))?;
     stream
-        .write_all(&request)
+        .write_all(request)
         .map_err(|e| timeout_error(e.into()))?;
     stream.flush().map_err(|e| timeout_error(e.into()))?;
     let mut buf = vec![0u8; 4096];
@@ -171,7 +200,7 @@ pub fn connect_with(cfg: &ClientConfig) -> Result<(WebSocket<MaybeTlsStream>, Re
         }
     };
     let agreed = client_agreed(cfg, offer.as_ref(), &response)?;
-    stream.tcp().set_write_timeout(cfg.write_timeout)?;
+    stream.set_write_timeout(cfg.write_timeout)?;
     let session = Session::open(Role::Client, cfg.into(), &leftover, agreed);
     let mut ws = WebSocket::with_session(stream, session);
     ws.set_write_timeout(cfg.write_timeout);

@@ -1,7 +1,12 @@
 //! The blocking driver (std::net): a short read → feed the core → poll → write loop.
 //!
-//! [`WebSocket`] runs one connection over any [`Transport`] (TCP, TLS). [`connect`] /
-//! [`connect_with`] open a client; [`Server`] / [`accept`] take connections on the server side.
+//! [`WebSocket`] runs one connection over any [`Transport`]: a `Read + Write` stream whose
+//! reads and writes can be bounded in time (TCP, Unix sockets, rustls over either, this
+//! crate's [`MaybeTlsStream`]). [`connect`] / [`connect_with`] open a client; [`Server`] /
+//! [`accept`] take connections on the server side. [`server_handshake`] and
+//! [`client_handshake`] run the opening handshake over any transport; a transport whose
+//! handshake happened elsewhere runs with [`WebSocket::from_raw_socket`] or
+//! [`WebSocket::from_partially_read`].
 //!
 //! ```no_run
 //! use wscope::blocking;
@@ -21,8 +26,8 @@ mod client;
 mod server;
 pub mod shared;
 
-pub use client::{connect, connect_with};
-pub use server::{accept, accept_with, Server};
+pub use client::{client_handshake, connect, connect_with};
+pub use server::{accept, accept_with, server_handshake, Server};
 pub use shared::SharedWebSocket;
 
 use core::time::Duration;
@@ -37,7 +42,7 @@ use crate::error::{Error, Result};
 use crate::handshake::Agreed;
 use crate::message::{Message, Partial};
 use crate::session::{Clock, Session, SessionOptions};
-use crate::stream::{end_without_close_notify, MaybeTlsStream};
+use crate::stream::{end_without_close_notify, MaybeTlsStream, Tcp};
 
 /// A byte stream the blocking driver can run over.
 pub trait Transport: Read + Write {
@@ -63,6 +68,51 @@ impl Transport for TcpStream {
     }
     fn shutdown(&mut self) -> io::Result<()> {
         TcpStream::shutdown(self, std::net::Shutdown::Write)
+    }
+}
+
+#[cfg(unix)]
+impl Transport for std::os::unix::net::UnixStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        std::os::unix::net::UnixStream::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        std::os::unix::net::UnixStream::set_write_timeout(self, timeout)
+    }
+    fn shutdown(&mut self) -> io::Result<()> {
+        std::os::unix::net::UnixStream::shutdown(self, std::net::Shutdown::Write)
+    }
+}
+
+/// TLS (rustls) over any transport: a stream the application wrapped itself.
+impl<C, T, D> Transport for rustls::StreamOwned<C, T>
+where
+    C: core::ops::DerefMut<Target = rustls::ConnectionCommon<D>>,
+    D: rustls::SideData,
+    T: Transport,
+{
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.sock.set_read_timeout(timeout)
+    }
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.sock.set_write_timeout(timeout)
+    }
+    fn shutdown(&mut self) -> io::Result<()> {
+        self.conn.send_close_notify();
+        let _ = self.conn.complete_io(&mut self.sock);
+        self.sock.shutdown()
+    }
+}
+
+impl Transport for Tcp<TcpStream> {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.0.set_read_timeout(timeout)
+    }
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.0.set_write_timeout(timeout)
+    }
+    fn shutdown(&mut self) -> io::Result<()> {
+        self.0.shutdown(std::net::Shutdown::Write)
     }
 }
 
@@ -94,7 +144,7 @@ pub struct WebSocket<S = MaybeTlsStream> {
     write_timeout: Option<Duration>,
     /// The connection has ended but the peer does not take its last bytes: give up then.
     linger_until: Option<StdInstant>,
-    /// The transport was shut down; every further call is `Error::Closed`.
+    /// The transport was shut down; every further call is `Error::AlreadyClosed`.
     done: bool,
 }
 
@@ -107,26 +157,19 @@ impl<S> core::fmt::Debug for WebSocket<S> {
     }
 }
 
-/// Endpoint settings around the core's [`Config`]: the idle timeout.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DriverOptions {
-    /// Close with 1001 when nothing arrives for this long (when set, in place of the
-    /// config's `idle_timeout`).
-    pub idle_timeout: Option<Duration>,
-}
-
 impl<S: Transport> WebSocket<S> {
-    /// Runs a connection over `stream`, whose handshake is done; `leftover` are bytes read
-    /// after the handshake head (the first frames).
-    pub fn from_raw(
-        stream: S,
-        role: Role,
-        cfg: Config,
-        leftover: &[u8],
-        opts: DriverOptions,
-    ) -> Self {
-        let opts = SessionOptions::new(cfg, opts.idle_timeout, DeflateOptions::default());
-        let session = Session::open(role, opts, leftover, Agreed::default());
+    /// Runs a connection over `stream`, whose opening handshake is done already, as `role`,
+    /// with the connection's limits and behaviour `cfg`. The same shape as
+    /// `wscope::tokio::WebSocketStream::from_raw_socket`.
+    pub fn from_raw_socket(stream: S, role: Role, cfg: Config) -> Self {
+        Self::from_partially_read(stream, &[], role, cfg)
+    }
+
+    /// [`Self::from_raw_socket`] for a stream of which `part` was read already: bytes after
+    /// the handshake's head (the first frames), which the connection reads before `stream`.
+    pub fn from_partially_read(stream: S, part: &[u8], role: Role, cfg: Config) -> Self {
+        let opts = SessionOptions::new(cfg, None, DeflateOptions::default());
+        let session = Session::open(role, opts, part, Agreed::default());
         Self::with_session(stream, session)
     }
 
@@ -224,7 +267,7 @@ impl<S: Transport> WebSocket<S> {
 
     fn check(&self) -> Result<()> {
         if self.done {
-            Err(Error::Closed)
+            Err(Error::AlreadyClosed)
         } else {
             Ok(())
         }
@@ -328,7 +371,7 @@ impl<S: Transport> WebSocket<S> {
 
     /// Receives the next whole message (or ping, pong, close). After the peer's close has
     /// been returned, the next call finishes the closing handshake and returns
-    /// [`Error::Closed`].
+    /// [`Error::ConnectionClosed`] (and [`Error::AlreadyClosed`] after that).
     pub fn read(&mut self) -> Result<Message> {
         loop {
             if let Some(m) = self.read_step(None)? {
@@ -422,7 +465,7 @@ impl<S: Transport> WebSocket<S> {
     /// The error for a transport that ended: `Closed` after a closing handshake, otherwise
     /// an unexpected EOF.
     fn end_error(&self) -> Error {
-        self.session.end_error().unwrap_or(Error::Closed)
+        self.session.end_error().unwrap_or(Error::ConnectionClosed)
     }
 
     /// Partial receive with a timeout (`websock_recv` of the embedded-SDK-style API): copies
@@ -472,7 +515,7 @@ impl<S: Transport> WebSocket<S> {
         loop {
             match self.read() {
                 Ok(_) => {}
-                Err(Error::Closed) => return Ok(()),
+                Err(Error::ConnectionClosed | Error::AlreadyClosed) => return Ok(()),
                 Err(e) => return Err(e),
             }
         }

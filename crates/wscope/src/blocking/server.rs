@@ -1,13 +1,12 @@
 //! Blocking server: accept, TLS, handshake with the application's decision.
 
 use core::net::SocketAddr;
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 
 use wscope_proto::Role;
 
 use super::client::remaining;
-use super::WebSocket;
+use super::{Transport, WebSocket};
 use crate::config::ServerConfig;
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::{
@@ -73,9 +72,10 @@ pub fn accept(tcp: TcpStream, cfg: &ServerConfig) -> Result<WebSocket<MaybeTlsSt
     accept_with(tcp, cfg, accept_all).map(|(ws, _)| ws)
 }
 
-/// Upgrades an accepted TCP connection: TLS if configured, then the request is read (bounded
-/// by the header size limit, 431, and the handshake timeout), checked by the core (400, 426)
-/// and shown to `decide`. Refusals are answered and the socket closed.
+/// Upgrades an accepted TCP connection: TLS if configured, then [`server_handshake`] (the
+/// request is read, bounded by the header size limit, 431, and the handshake timeout, checked
+/// by the core, 400 and 426, and shown to `decide`). Refusals are answered and the socket
+/// closed.
 pub fn accept_with<F>(
     tcp: TcpStream,
     cfg: &ServerConfig,
@@ -84,19 +84,56 @@ pub fn accept_with<F>(
 where
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
-    let deadline = Clock::now_std() + cfg.handshake_timeout;
     tcp.set_nodelay(cfg.nodelay)?;
     tcp.set_read_timeout(Some(cfg.handshake_timeout))?;
     tcp.set_write_timeout(Some(cfg.handshake_timeout))?;
-    let mut stream = match &cfg.tls {
+    let deadline = Clock::now_std() + cfg.handshake_timeout;
+    let stream = match &cfg.tls {
         Some(tls) => tls_server(tcp, tls.clone())?,
         None => MaybeTlsStream::Plain(Tcp::new(tcp)),
     };
+    upgrade(stream, cfg, decide, deadline)
+}
+
+/// Runs the server's opening handshake over any [`Transport`] (a Unix socket, a stream the
+/// application wrapped in TLS itself, ...), bounded by [`ServerConfig::handshake_timeout`]:
+/// the request is read, checked by the core (400, 426, 431) and shown to `decide`. Refusals
+/// are answered and the transport shut down. TLS is the caller's ([`ServerConfig::tls`] is not
+/// used here).
+pub fn server_handshake<S, F>(
+    stream: S,
+    cfg: &ServerConfig,
+    decide: F,
+) -> Result<(WebSocket<S>, Request)>
+where
+    S: Transport,
+    F: FnOnce(&Request) -> Result<Accept, Reject>,
+{
+    upgrade(
+        stream,
+        cfg,
+        decide,
+        Clock::now_std() + cfg.handshake_timeout,
+    )
+}
+
+/// The upgrade of [`server_handshake`], by `deadline`.
+fn upgrade<S, F>(
+    mut stream: S,
+    cfg: &ServerConfig,
+    decide: F,
+    deadline: std::time::Instant,
+) -> Result<(WebSocket<S>, Request)>
+where
+    S: Transport,
+    F: FnOnce(&Request) -> Result<Accept, Reject>,
+{
     let mut hs = server_machine(cfg);
     let mut buf = vec![0u8; 4096];
     let (request, leftover) = loop {
         let left = remaining(deadline)?;
         stream.set_read_timeout(Some(left))?;
+        stream.set_write_timeout(Some(left))?;
         let n = match stream.read(&mut buf) {
             Ok(0) => return Err(HandshakeError::Eof.into()),
             Ok(n) => n,
@@ -118,7 +155,7 @@ where
         Ok(agreed) => {
             stream.write_all(&response)?;
             stream.flush()?;
-            stream.tcp().set_write_timeout(cfg.write_timeout)?;
+            stream.set_write_timeout(cfg.write_timeout)?;
             let session = Session::open(Role::Server, cfg.into(), &leftover, agreed);
             let mut ws = WebSocket::with_session(stream, session);
             ws.set_write_timeout(cfg.write_timeout);
@@ -133,7 +170,7 @@ where
 
 /// Writes a refusal, ends the connection, and drains briefly so the client gets the
 /// response instead of a reset ([`RefusalDrain`]).
-fn refuse(stream: &mut MaybeTlsStream, response: &[u8]) {
+fn refuse<S: Transport>(stream: &mut S, response: &[u8]) {
     let _ = stream.write_all(response);
     let _ = stream.flush();
     let _ = stream.shutdown();

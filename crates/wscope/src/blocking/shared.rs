@@ -357,7 +357,7 @@ impl SharedWebSocket {
                 self.try_flush(&mut st)?;
                 if st.session.should_close() || st.eof {
                     self.end(&mut st);
-                    return Err(st.session.end_error().unwrap_or(Error::Closed));
+                    return Err(st.session.end_error().unwrap_or(Error::ConnectionClosed));
                 }
                 let now = Clock::now_std();
                 if now >= until && read_once {
@@ -468,7 +468,7 @@ impl SharedWebSocket {
             st.session.hold_replies_over = usize::MAX;
             match st.session.close(code, reason) {
                 // Already closing (the peer's close was answered): just wait for the end.
-                Ok(()) | Err(Error::Closed) => {}
+                Ok(()) | Err(Error::AlreadyClosed) => {}
                 Err(e) => {
                     self.end(&mut st);
                     return Err(e);
@@ -493,7 +493,7 @@ impl SharedWebSocket {
                 }
                 match self.recv_partial(&mut scratch, left) {
                     Ok(_) => {}
-                    Err(Error::Closed) => return Ok(()),
+                    Err(Error::ConnectionClosed | Error::AlreadyClosed) => return Ok(()),
                     Err(e) => return Err(e),
                 }
             }
@@ -514,7 +514,7 @@ impl SharedWebSocket {
 impl State {
     fn check(&self) -> Result<()> {
         if self.done {
-            Err(Error::Closed)
+            Err(Error::AlreadyClosed)
         } else {
             Ok(())
         }

@@ -135,7 +135,7 @@ impl Session {
 
 fn send_error(e: SendError) -> Error {
     match e {
-        SendError::Closed => Error::Closed,
+        SendError::Closed => Error::AlreadyClosed,
         e => Error::Send(e),
     }
 }

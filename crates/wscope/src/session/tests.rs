@@ -173,7 +173,7 @@ mod open_tests {
         assert_eq!(wire, [0x81, 2, b'h', b'i', 0x89, 1, 1, 0x88, 0]);
         assert!(matches!(
             s.send_message(Message::Binary(vec![0])),
-            Err(Error::Closed)
+            Err(Error::AlreadyClosed)
         ));
     }
 }

@@ -7,7 +7,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wscope_proto::Role;
 
-use super::{MaybeTlsStream, WebSocketStream};
+use super::{AsyncMaybeTlsStream, WebSocketStream};
 use crate::config::{ClientConfig, ServerConfig};
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::{
@@ -18,7 +18,7 @@ use crate::session::{Clock, Session};
 use crate::stream::Tcp;
 
 /// A client connection as returned by [`connect_async`].
-pub type ClientStream = WebSocketStream<MaybeTlsStream<Tcp<TcpStream>>>;
+pub type ClientStream = WebSocketStream<AsyncMaybeTlsStream<Tcp<TcpStream>>>;
 
 async fn timed<T>(
     t: Option<Duration>,
@@ -86,9 +86,9 @@ async fn open(cfg: &ClientConfig) -> Result<(ClientStream, Response)> {
         let t = cfg.connect_timeout.unwrap_or(cfg.handshake_timeout);
         let tcp = Tcp::new(tcp);
         let s = timed(Some(t), async { Ok(tls.connect(name, tcp).await?) }).await?;
-        MaybeTlsStream::ClientTls(Box::new(s))
+        AsyncMaybeTlsStream::ClientTls(Box::new(s))
     } else {
-        MaybeTlsStream::Plain(Tcp::new(tcp))
+        AsyncMaybeTlsStream::Plain(Tcp::new(tcp))
     };
     timed(Some(cfg.handshake_timeout), client_handshake(stream, cfg)).await
 }
@@ -120,10 +120,14 @@ where
     Ok((WebSocketStream::with_session(stream, session), response))
 }
 
-/// A server connection as returned by [`accept_async`].
-pub type ServerStream = WebSocketStream<MaybeTlsStream<Tcp<TcpStream>>>;
+/// A server connection over TCP as returned by [`accept_tls`] on a [`Tcp`] stream (TLS when
+/// the configuration has it).
+pub type ServerStream = WebSocketStream<AsyncMaybeTlsStream<Tcp<TcpStream>>>;
 
-/// Upgrades an accepted TCP connection with default settings, accepting any request.
+/// Upgrades an accepted stream with default settings, accepting any request. `stream` is any
+/// `AsyncRead + AsyncWrite + Unpin` byte stream: a `TcpStream`, a `UnixStream`, a stream
+/// already wrapped in TLS, one end of `tokio::io::duplex`. The handshake is bounded by the
+/// default [`ServerConfig::handshake_timeout`].
 ///
 /// ```no_run
 /// use futures_util::{SinkExt, StreamExt};
@@ -145,39 +149,110 @@ pub type ServerStream = WebSocketStream<MaybeTlsStream<Tcp<TcpStream>>>;
 /// }
 /// # }
 /// ```
-pub async fn accept_async(tcp: TcpStream) -> Result<ServerStream> {
-    accept_with_config(tcp, &ServerConfig::default()).await
+pub async fn accept_async<S>(stream: S) -> Result<WebSocketStream<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    accept_with_config(stream, &ServerConfig::default()).await
 }
 
-/// Upgrades an accepted TCP connection with `cfg`, accepting any request.
-pub async fn accept_with_config(tcp: TcpStream, cfg: &ServerConfig) -> Result<ServerStream> {
-    accept_hdr_async(tcp, cfg, accept_all)
+/// Upgrades an accepted stream with `cfg`, accepting any request (see [`accept_async`]).
+/// TLS is [`accept_tls`]'s job: a configuration with [`ServerConfig::tls`] set is refused here
+/// ([`HandshakeError::Config`]) rather than served in plain text.
+pub async fn accept_with_config<S>(stream: S, cfg: &ServerConfig) -> Result<WebSocketStream<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    accept_with(stream, cfg, accept_all).await.map(|(ws, _)| ws)
+}
+
+/// Upgrades an accepted stream: the request is read (bounded by the header size limit, 431,
+/// and [`ServerConfig::handshake_timeout`]), checked by the core (400, 426) and shown to
+/// `decide`, which accepts (subprotocol, headers) or rejects (status). Refusals are answered
+/// before the error is returned. The same shape as [`crate::blocking::accept_with`].
+///
+/// ```no_run
+/// use wscope::config::ServerConfig;
+/// use wscope::handshake::{Accept, Reject};
+///
+/// # async fn run(tcp: tokio::net::TcpStream) -> wscope::Result<()> {
+/// let (ws, request) = wscope::tokio::accept_with(tcp, &ServerConfig::default(), |req| {
+///     match req.target() {
+///         "/chat" => Ok(Accept::new().subprotocol("chat")),
+///         _ => Err(Reject::new(404)),
+///     }
+/// })
+/// .await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn accept_with<S, F>(
+    stream: S,
+    cfg: &ServerConfig,
+    decide: F,
+) -> Result<(WebSocketStream<S>, Request)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Request) -> Result<Accept, Reject>,
+{
+    if cfg.tls.is_some() {
+        return Err(HandshakeError::Config(
+            "the server configuration has TLS: accept with accept_tls",
+        )
+        .into());
+    }
+    timed(
+        Some(cfg.handshake_timeout),
+        server_handshake(stream, cfg, decide),
+    )
+    .await
+}
+
+/// Upgrades an accepted stream, with TLS first when [`ServerConfig::tls`] is set (plain
+/// otherwise), accepting any request. TLS and the upgrade together are bounded by
+/// [`ServerConfig::handshake_timeout`]. For TCP, wrap the stream in [`Tcp`] (vectored writes
+/// that never raise `SIGPIPE`) and set `TCP_NODELAY` as [`ServerConfig::nodelay`] says:
+///
+/// ```no_run
+/// use wscope::config::ServerConfig;
+/// use wscope::stream::Tcp;
+///
+/// # async fn run(tcp: tokio::net::TcpStream, cfg: ServerConfig) -> wscope::Result<()> {
+/// tcp.set_nodelay(cfg.nodelay)?;
+/// let ws: wscope::tokio::ServerStream = wscope::tokio::accept_tls(Tcp::new(tcp), &cfg).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn accept_tls<S>(
+    stream: S,
+    cfg: &ServerConfig,
+) -> Result<WebSocketStream<AsyncMaybeTlsStream<S>>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    accept_tls_with(stream, cfg, accept_all)
         .await
         .map(|(ws, _)| ws)
 }
 
-/// Upgrades an accepted TCP connection: TLS if configured, then the request is read (bounded
-/// by the header size limit, 431, and the handshake timeout), checked by the core (400, 426)
-/// and shown to `decide`, which accepts (subprotocol, headers) or rejects (status).
-pub async fn accept_hdr_async<F>(
-    tcp: TcpStream,
+/// [`accept_tls`] with the application's decision, as in [`accept_with`].
+pub async fn accept_tls_with<S, F>(
+    stream: S,
     cfg: &ServerConfig,
     decide: F,
-) -> Result<(ServerStream, Request)>
+) -> Result<(WebSocketStream<AsyncMaybeTlsStream<S>>, Request)>
 where
+    S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
-    tcp.set_nodelay(cfg.nodelay)?;
     let tls: Option<Arc<rustls::ServerConfig>> = cfg.tls.clone();
     timed(Some(cfg.handshake_timeout), async move {
         let stream = match tls {
             Some(tls) => {
-                let s = tokio_rustls::TlsAcceptor::from(tls)
-                    .accept(Tcp::new(tcp))
-                    .await?;
-                MaybeTlsStream::ServerTls(Box::new(s))
+                let s = tokio_rustls::TlsAcceptor::from(tls).accept(stream).await?;
+                AsyncMaybeTlsStream::ServerTls(Box::new(s))
             }
-            None => MaybeTlsStream::Plain(Tcp::new(tcp)),
+            None => AsyncMaybeTlsStream::Plain(stream),
         };
         server_handshake(stream, cfg, decide).await
     })

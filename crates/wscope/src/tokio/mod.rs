@@ -1,5 +1,11 @@
 //! The tokio driver: [`WebSocketStream`] (`Stream` + `Sink` of [`crate::Message`]s),
 //! [`connect_async`] and [`accept_async`].
+//!
+//! Every handshake runs over any `AsyncRead + AsyncWrite + Unpin` stream: [`accept_async`],
+//! [`accept_with_config`], [`accept_with`] (the application decides), [`server_handshake`]
+//! (no timeout) and [`client_handshake`]; [`accept_tls`] puts rustls in front when the
+//! configuration asks for it. A stream whose handshake happened elsewhere runs with
+//! [`WebSocketStream::from_raw_socket`] or [`WebSocketStream::from_partially_read`].
 
 mod handshake;
 mod stream;
@@ -7,8 +13,9 @@ mod tcp;
 mod tls;
 
 pub use handshake::{
-    accept_async, accept_hdr_async, accept_with_config, client_handshake, connect_async,
-    connect_with, connect_with_response, server_handshake, ClientStream, ServerStream,
+    accept_async, accept_tls, accept_tls_with, accept_with, accept_with_config, client_handshake,
+    connect_async, connect_with, connect_with_response, server_handshake, ClientStream,
+    ServerStream,
 };
 pub use stream::{DataKind, WebSocketStream};
-pub use tls::MaybeTlsStream;
+pub use tls::AsyncMaybeTlsStream;

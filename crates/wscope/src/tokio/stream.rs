@@ -109,18 +109,18 @@ impl<S> core::fmt::Debug for WebSocketStream<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
-    /// Runs a connection over `io`, whose handshake is done; `leftover` are bytes read after
-    /// the handshake head. `idle_timeout` closes the connection (1001) when nothing arrives
-    /// for that long (when set, in place of `cfg.idle_timeout`).
-    pub fn from_raw(
-        io: S,
-        role: Role,
-        cfg: Config,
-        leftover: &[u8],
-        idle_timeout: Option<core::time::Duration>,
-    ) -> Self {
-        let opts = SessionOptions::new(cfg, idle_timeout, DeflateOptions::default());
-        let session = Session::open(role, opts, leftover, Agreed::default());
+    /// Runs a connection over `io`, whose opening handshake is done already, as `role`, with
+    /// the connection's limits and behaviour `cfg`. The same shape as
+    /// [`crate::blocking::WebSocket::from_raw_socket`].
+    pub fn from_raw_socket(io: S, role: Role, cfg: Config) -> Self {
+        Self::from_partially_read(io, &[], role, cfg)
+    }
+
+    /// [`Self::from_raw_socket`] for a stream of which `part` was read already: bytes after
+    /// the handshake's head (the first frames), which the connection reads before `io`.
+    pub fn from_partially_read(io: S, part: &[u8], role: Role, cfg: Config) -> Self {
+        let opts = SessionOptions::new(cfg, None, DeflateOptions::default());
+        let session = Session::open(role, opts, part, Agreed::default());
         Self::with_session(io, session)
     }
 
@@ -507,7 +507,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// [`Self::is_write_full`] (or use the `Sink`) for backpressure.
     pub fn feed_data(&mut self, kind: DataKind, payload: &mut Vec<u8>) -> Result<()> {
         if self.done {
-            return Err(Error::Closed);
+            return Err(Error::AlreadyClosed);
         }
         self.session.send_vec(kind.opcode(), payload)
     }
@@ -526,7 +526,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// keep reading to receive the peer's close and the end of the stream.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
         if self.done {
-            return Err(Error::Closed);
+            return Err(Error::AlreadyClosed);
         }
         self.session.close(Some(code), reason)?;
         self.flush_writes().await
@@ -534,7 +534,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
 
     fn encode(&mut self, msg: Message) -> Result<()> {
         if self.done {
-            return Err(Error::Closed);
+            return Err(Error::AlreadyClosed);
         }
         self.session.send_message(msg)
     }
@@ -560,7 +560,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         if this.done {
-            return Poll::Ready(Err(Error::Closed));
+            return Poll::Ready(Err(Error::AlreadyClosed));
         }
         if !this.session.write_full() {
             return Poll::Ready(Ok(()));
@@ -661,9 +661,12 @@ mod tests {
     /// `wscope serve --echo`'s loop against a peer that never reads: with a timer set, the
     /// server ends the connection within a bound (the timer fires although reading waits
     /// for the peer to read), and drops the echoes it could not write.
-    async fn echo_ends_within(cfg: Config, idle: Option<Duration>) {
+    async fn echo_ends_within(mut cfg: Config, idle: Option<Duration>) {
         let (server_io, peer) = never_reading_peer();
-        let mut ws = WebSocketStream::from_raw(server_io, Role::Server, cfg, &[], idle);
+        if idle.is_some() {
+            cfg.idle_timeout = idle.map(Into::into);
+        }
+        let mut ws = WebSocketStream::from_raw_socket(server_io, Role::Server, cfg);
         let echo = async {
             let mut buf = Vec::new();
             while let Some(got) = ws.recv_into(&mut buf).await {
@@ -705,7 +708,7 @@ mod tests {
         // No keepalive, no idle timeout: the close's own timeout (then the linger) bounds it.
         let (server_io, _client_io) = tokio::io::duplex(64 * 1024);
         let mut ws =
-            WebSocketStream::from_raw(server_io, Role::Server, short_close_timeout(), &[], None);
+            WebSocketStream::from_raw_socket(server_io, Role::Server, short_close_timeout());
         ws.feed_data(DataKind::Binary, &mut vec![7u8; 1 << 20])
             .unwrap();
         let r = tokio::time::timeout(Duration::from_secs(5), ws.close(CloseCode::NORMAL, "bye"))
@@ -731,10 +734,7 @@ mod tests {
                 ..DeflateConfig::default()
             };
             let ccfg = ClientConfig::new("localhost", 80).deflate(wishes);
-            let scfg = ServerConfig {
-                deflate: Some(DeflateConfig::default()),
-                ..ServerConfig::default()
-            };
+            let scfg = ServerConfig::default().deflate(DeflateConfig::default());
             let (client, server) = tokio::join!(
                 crate::tokio::client_handshake(client_io, &ccfg),
                 crate::tokio::server_handshake(server_io, &scfg, crate::handshake::accept_all),
@@ -770,8 +770,7 @@ mod tests {
     async fn a_waiting_writer_runs_the_timers_too() {
         // Nobody reads the stream: only the writer's wait can notice the keepalive timeout.
         let (server_io, _client_io) = tokio::io::duplex(64 * 1024);
-        let mut ws =
-            WebSocketStream::from_raw(server_io, Role::Server, with_keepalive(), &[], None);
+        let mut ws = WebSocketStream::from_raw_socket(server_io, Role::Server, with_keepalive());
         let send = async {
             for _ in 0..64 {
                 ws.feed_data(DataKind::Binary, &mut vec![7u8; 1 << 20])?;

@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// An async stream with or without TLS.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum MaybeTlsStream<S> {
+pub enum AsyncMaybeTlsStream<S> {
     /// No TLS.
     Plain(S),
     /// TLS, client side.
@@ -18,7 +18,7 @@ pub enum MaybeTlsStream<S> {
     ServerTls(Box<tokio_rustls::server::TlsStream<S>>),
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTlsStream<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for AsyncMaybeTlsStream<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -32,7 +32,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTlsStream<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTlsStream<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for AsyncMaybeTlsStream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -207,7 +207,7 @@ impl Service for Echo {
     ) -> Result<()> {
         match conn.feed_data(kind, payload) {
             // The peer started closing while we echoed: the connection ends by itself.
-            Ok(()) | Err(Error::Closed) => Ok(()),
+            Ok(()) | Err(Error::AlreadyClosed) => Ok(()),
             Err(e) => Err(e),
         }
     }

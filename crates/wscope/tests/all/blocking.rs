@@ -19,7 +19,7 @@ fn text_binary_ping_and_close() {
     assert_eq!(resp.status(), 101);
     crate::util::basic_echo_exchange(&mut ws, "bye");
     server.join().unwrap().unwrap();
-    assert!(matches!(ws.send_text("late"), Err(Error::Closed)));
+    assert!(matches!(ws.send_text("late"), Err(Error::AlreadyClosed)));
 }
 
 #[test]
@@ -56,7 +56,10 @@ fn server_initiated_close_reaches_client() {
         ws.read().unwrap(),
         Message::Close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "maintenance")))
     );
-    assert!(matches!(ws.read(), Err(Error::Closed)));
+    // The normal end, once; then using the connection is a misuse.
+    assert!(matches!(ws.read(), Err(Error::ConnectionClosed)));
+    assert!(matches!(ws.read(), Err(Error::AlreadyClosed)));
+    assert!(matches!(ws.send_text("late"), Err(Error::AlreadyClosed)));
     let status = server.join().unwrap();
     assert_eq!(status.remote, CloseCode::GOING_AWAY);
     assert!(status.initiated_locally);

@@ -10,10 +10,7 @@ use wscope::{CloseCode, Message, OpCode};
 use crate::util::{echo_server, payload};
 
 fn compressing_server() -> ServerConfig {
-    ServerConfig {
-        deflate: Some(DeflateConfig::default()),
-        ..ServerConfig::default()
-    }
+    ServerConfig::default().deflate(DeflateConfig::default())
 }
 
 #[test]

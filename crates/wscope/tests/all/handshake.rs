@@ -56,7 +56,7 @@ fn a_tls_client_hello_is_closed_without_an_answer() {
     assert_eq!(resp, "");
     match r {
         Err(Error::Handshake(HandshakeError::Proto(e))) => {
-            assert_eq!(e, wscope::proto::handshake::HandshakeError::TlsClientHello);
+            assert_eq!(e, wscope::proto::handshake::UpgradeError::TlsClientHello);
         }
         other => panic!("{other:?}"),
     }
@@ -86,10 +86,7 @@ fn wrong_version_is_426_with_supported_version() {
 
 #[test]
 fn oversized_head_is_431() {
-    let cfg = ServerConfig {
-        max_header_size: 1024,
-        ..ServerConfig::default()
-    };
+    let cfg = ServerConfig::default().max_header_size(1024);
     let mut req = b"GET / HTTP/1.1\r\nHost: x\r\nX-Filler: ".to_vec();
     req.extend(core::iter::repeat_n(b'a', 4000));
     req.extend_from_slice(b"\r\n\r\n");
@@ -103,10 +100,7 @@ fn oversized_head_is_431() {
 
 #[test]
 fn slowloris_is_cut_off() {
-    let cfg = ServerConfig {
-        handshake_timeout: Duration::from_millis(300),
-        ..ServerConfig::default()
-    };
+    let cfg = ServerConfig::default().handshake_timeout(Duration::from_millis(300));
     let (addr, server) = one_shot_server(cfg, |server| server.accept().map(|_| ()));
     let mut s = TcpStream::connect(addr).unwrap();
     // One header byte at a time, forever (bounded here): the server must give up first, and

@@ -100,10 +100,7 @@ fn server_reading_until_error(
 
 #[test]
 fn idle_timeout_closes_with_1001() {
-    let cfg = ServerConfig {
-        idle_timeout: Some(core::time::Duration::from_millis(100)),
-        ..ServerConfig::default()
-    };
+    let cfg = ServerConfig::default().idle_timeout(core::time::Duration::from_millis(100));
     let (mut s, server) = server_reading_until_error(cfg);
     let mut head = [0u8; 2];
     s.read_exact(&mut head).unwrap();
@@ -114,7 +111,7 @@ fn idle_timeout_closes_with_1001() {
     // Answer the close; the server then ends the connection.
     s.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe9]).unwrap();
     let (e, status) = server.join().unwrap();
-    assert!(matches!(e, Error::Closed), "{e:?}");
+    assert!(matches!(e, Error::ConnectionClosed), "{e:?}");
     assert_eq!(status.unwrap().remote, CloseCode::GOING_AWAY);
 }
 
@@ -226,10 +223,7 @@ fn blocking_keepalive_ends_a_peer_that_sends_and_never_reads() {
 
 #[test]
 fn blocking_idle_timeout_ends_a_peer_that_sends_and_never_reads() {
-    let mut cfg = ServerConfig {
-        idle_timeout: Some(core::time::Duration::from_millis(200)),
-        ..ServerConfig::default()
-    };
+    let mut cfg = ServerConfig::default().idle_timeout(core::time::Duration::from_millis(200));
     cfg.ws.close_timeout = wscope_proto::Duration::from_millis(300);
     blocking_echo_cuts_a_never_reading_peer(cfg);
 }

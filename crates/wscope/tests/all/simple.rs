@@ -151,7 +151,7 @@ fn small_buffer_echo_server() -> (
             match ws.read() {
                 Ok(m @ (Message::Text(_) | Message::Binary(_))) => ws.send(m)?,
                 Ok(_) => {}
-                Err(Error::Closed) => return Ok(()),
+                Err(Error::ConnectionClosed) => return Ok(()),
                 Err(e) => return Err(e),
             }
         }

@@ -11,10 +11,8 @@ use crate::util::{certificates, payload};
 
 fn tls_server_config() -> (ServerConfig, String) {
     let (ca, cert, key) = certificates();
-    let cfg = ServerConfig {
-        tls: Some(server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap()),
-        ..ServerConfig::default()
-    };
+    let cfg = ServerConfig::default()
+        .tls(server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
     (cfg, ca)
 }
 
@@ -48,7 +46,7 @@ fn blocking_tls_round_trip_with_custom_ca_and_sni() {
     ws.send(Message::Binary(big.clone())).unwrap();
     assert!(ws.read().unwrap() == Message::Binary(big));
     ws.close(CloseCode::NORMAL, "").unwrap();
-    assert!(matches!(t.join().unwrap(), Error::Closed));
+    assert!(matches!(t.join().unwrap(), Error::ConnectionClosed));
 }
 
 #[test]
@@ -64,10 +62,8 @@ fn blocking_tls_verification_is_on_by_default() {
 /// A blocking TLS server presenting `cert` (PEM, with `key`) that echoes, one connection at a
 /// time: its port.
 fn serve_cert(cert: &str, key: &str) -> u16 {
-    let cfg = ServerConfig {
-        tls: Some(server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap()),
-        ..ServerConfig::default()
-    };
+    let cfg = ServerConfig::default()
+        .tls(server_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
     let server = Server::bind("127.0.0.1:0", cfg).unwrap();
     let port = server.local_addr().unwrap().port();
     // Refused clients fail their accept; the server goes on (for as long as the tests run).
@@ -174,7 +170,9 @@ fn tokio_tls_round_trip() {
         let port = listener.local_addr().unwrap().port();
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let mut ws = wscope::tokio::accept_with_config(tcp, &cfg).await.unwrap();
+            let mut ws = wscope::tokio::accept_tls(wscope::stream::Tcp::new(tcp), &cfg)
+                .await
+                .unwrap();
             while let Some(m) = ws.next().await {
                 let m = m.unwrap();
                 if m.is_data() {
@@ -236,10 +234,7 @@ fn blocking_tls_client_certificate() {
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
         .unwrap();
-    let cfg = ServerConfig {
-        tls: Some(Arc::new(server_tls)),
-        ..ServerConfig::default()
-    };
+    let cfg = ServerConfig::default().tls(Arc::new(server_tls));
     let server = Server::bind("127.0.0.1:0", cfg).unwrap();
     let port = server.local_addr().unwrap().port();
     let t = std::thread::spawn(move || {

@@ -120,16 +120,15 @@ fn server_close_and_callback() {
         let port = listener.local_addr().unwrap().port();
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let (mut ws, req) =
-                wscope::tokio::accept_hdr_async(tcp, &ServerConfig::default(), |req| {
-                    if req.subprotocols().any(|p| p == "chat") {
-                        Ok(wscope::handshake::Accept::new().subprotocol("chat"))
-                    } else {
-                        Err(wscope::handshake::Reject::new(400))
-                    }
-                })
-                .await
-                .unwrap();
+            let (mut ws, req) = wscope::tokio::accept_with(tcp, &ServerConfig::default(), |req| {
+                if req.subprotocols().any(|p| p == "chat") {
+                    Ok(wscope::handshake::Accept::new().subprotocol("chat"))
+                } else {
+                    Err(wscope::handshake::Reject::new(400))
+                }
+            })
+            .await
+            .unwrap();
             assert_eq!(req.target(), "/room");
             assert_eq!(ws.subprotocol(), Some("chat"));
             ws.close(CloseCode::GOING_AWAY, "shutting down")
@@ -166,10 +165,8 @@ fn tokio_handshake_timeout_cuts_off_slowloris() {
         let port = listener.local_addr().unwrap().port();
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let cfg = ServerConfig {
-                handshake_timeout: core::time::Duration::from_millis(200),
-                ..ServerConfig::default()
-            };
+            let cfg =
+                ServerConfig::default().handshake_timeout(core::time::Duration::from_millis(200));
             wscope::tokio::accept_with_config(tcp, &cfg)
                 .await
                 .map(|_| ())
@@ -322,7 +319,7 @@ fn large_messages_back_to_back_do_not_starve_other_connections() {
         let order = Arc::new(Mutex::new(Vec::new()));
         let open = |io| {
             let cfg = wscope_proto::connection::Config::default();
-            WebSocketStream::from_raw(io, wscope_proto::Role::Client, cfg, &[], None)
+            WebSocketStream::from_raw_socket(io, wscope::Role::Client, cfg)
         };
         let big = 3 << 19;
         let (busy_io, mut busy_peer) = tokio::io::duplex(13 << 20);

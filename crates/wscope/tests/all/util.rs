@@ -36,7 +36,7 @@ pub(crate) fn echo_server(cfg: ServerConfig) -> (SocketAddr, JoinHandle<Result<(
             match ws.read() {
                 Ok(m @ (Message::Text(_) | Message::Binary(_))) => ws.send(m)?,
                 Ok(_) => {}
-                Err(Error::Closed) => return Ok(()),
+                Err(Error::ConnectionClosed) => return Ok(()),
                 Err(e) => return Err(e),
             }
         }

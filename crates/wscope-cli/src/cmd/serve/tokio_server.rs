@@ -23,8 +23,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{broadcast, watch, Notify, Semaphore};
 use wscope::config::ServerConfig;
 use wscope::limits::{ConnectionLimits, LimitExceeded, Permit};
-use wscope::proto::handshake::HandshakeError as CoreError;
-use wscope::tokio::{accept_with_config, DataKind, ServerStream};
+use wscope::proto::handshake::UpgradeError as CoreError;
+use wscope::stream::Tcp;
+use wscope::tokio::{accept_tls, DataKind, ServerStream};
 use wscope::{CloseCode, HandshakeError};
 
 use super::{Mode, ServeError};
@@ -241,7 +242,12 @@ impl Stop {
 async fn connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, _slot: Slot) {
     // Subscribed before the client counts as open: no line read for it is missed.
     let lines = shared.lines.subscribe();
-    let ws = match accept_with_config(tcp, &shared.cfg).await {
+    if let Err(e) = tcp.set_nodelay(shared.cfg.nodelay) {
+        if shared.verbose {
+            eprintln!("wscope serve: {peer}: TCP_NODELAY: {e}");
+        }
+    }
+    let ws = match accept_tls(Tcp::new(tcp), &shared.cfg).await {
         Ok(ws) => ws,
         Err(wscope::Error::Handshake(HandshakeError::Proto(CoreError::TlsClientHello))) => {
             eprintln!("wscope serve: {peer}: {TLS_ON_PLAIN_PORT}");
@@ -289,7 +295,7 @@ async fn run_open(
                 .close(CloseCode::GOING_AWAY, "server shutting down")
                 .await
             {
-                Ok(()) | Err(wscope::Error::Closed) => {}
+                Ok(()) | Err(wscope::Error::AlreadyClosed) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -306,7 +312,7 @@ async fn run_open(
                         ws.flush_writes().await?;
                     }
                     match ws.feed_data(line.kind, &mut line.bytes.to_vec()) {
-                        Ok(()) | Err(wscope::Error::Closed) => {}
+                        Ok(()) | Err(wscope::Error::AlreadyClosed) => {}
                         Err(e) => return Err(e),
                     }
                 }
@@ -327,7 +333,7 @@ async fn run_open(
                 }
                 match ws.feed_data(kind, &mut buf) {
                     // The peer started closing while we echoed: the stream ends by itself.
-                    Ok(()) | Err(wscope::Error::Closed) => {}
+                    Ok(()) | Err(wscope::Error::AlreadyClosed) => {}
                     Err(e) => return Err(e),
                 }
             }
