@@ -135,6 +135,7 @@ impl Stats {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Analyzer {
     cfg: AnalyzerConfig,
+    workers: usize,
 }
 
 /// The per-connection state kept in the flow table.
@@ -179,45 +180,77 @@ impl<S: Sink + ?Sized> ConnectionHandler for Handler<'_, S> {
                 // nothing but their flow table entry.
                 state.0 = None;
             }
-            ConnectionEvent::Data { dir, ts, bytes } => {
+            ConnectionEvent::Data { ts, .. } => {
                 out.stats.last_ts = Some(ts);
-                let cfg = self.cfg;
-                let s = state.0.get_or_insert_with(|| Box::new(Session::new(cfg)));
-                s.data(conn, ts, dir, bytes, &mut out);
-            }
-            ConnectionEvent::Gap { dir, ts, len } => {
-                let cfg = self.cfg;
-                let s = state.0.get_or_insert_with(|| Box::new(Session::new(cfg)));
-                s.gap(conn, ts, dir, len, &mut out);
-            }
-            ConnectionEvent::Eof { dir, ts } => {
-                if let Some(s) = state.0.as_mut() {
-                    s.eof(conn, ts, dir, &mut out);
-                }
-            }
-            ConnectionEvent::Limit { dir, ts, limit } => {
-                if let Some(s) = state.0.as_mut() {
-                    s.tcp_note(conn, ts, dir, TcpNote::Limit(limit), &mut out);
-                }
-            }
-            ConnectionEvent::Anomaly { dir, ts, anomaly } => {
-                if let Some(s) = state.0.as_mut() {
-                    s.tcp_note(conn, ts, dir, TcpNote::Anomaly(anomaly), &mut out);
-                }
+                session_event(self.cfg, state, conn, event, &mut out);
             }
             ConnectionEvent::Closed { ts, .. } => {
                 out.stats.last_ts = Some(out.stats.last_ts.map_or(ts, |t| t.max(ts)));
                 state.0 = None;
                 out.sink.connection_closed(conn);
             }
+            _ => session_event(self.cfg, state, conn, event, &mut out),
         }
+    }
+}
+
+/// Hands a connection's `Data`, `Gap`, `Eof`, `Limit` and `Anomaly` events to its session
+/// (made with the first data or gap); `Open` and `Closed` are the caller's.
+pub(crate) fn session_event<S: Sink + ?Sized>(
+    cfg: SessionConfig,
+    state: &mut Slot,
+    conn: &ConnMeta,
+    event: ConnectionEvent<'_>,
+    out: &mut S,
+) {
+    match event {
+        ConnectionEvent::Data { dir, ts, bytes } => {
+            let s = state.0.get_or_insert_with(|| Box::new(Session::new(cfg)));
+            s.data(conn, ts, dir, bytes, out);
+        }
+        ConnectionEvent::Gap { dir, ts, len } => {
+            let s = state.0.get_or_insert_with(|| Box::new(Session::new(cfg)));
+            s.gap(conn, ts, dir, len, out);
+        }
+        ConnectionEvent::Eof { dir, ts } => {
+            if let Some(s) = state.0.as_mut() {
+                s.eof(conn, ts, dir, out);
+            }
+        }
+        ConnectionEvent::Limit { dir, ts, limit } => {
+            if let Some(s) = state.0.as_mut() {
+                s.tcp_note(conn, ts, dir, TcpNote::Limit(limit), out);
+            }
+        }
+        ConnectionEvent::Anomaly { dir, ts, anomaly } => {
+            if let Some(s) = state.0.as_mut() {
+                s.tcp_note(conn, ts, dir, TcpNote::Anomaly(anomaly), out);
+            }
+        }
+        ConnectionEvent::Open { .. } | ConnectionEvent::Closed { .. } => {}
     }
 }
 
 impl Analyzer {
     /// An analyzer with these settings.
     pub const fn new(cfg: AnalyzerConfig) -> Self {
-        Self { cfg }
+        Self { cfg, workers: 1 }
+    }
+
+    /// Analyses with `n` worker threads (connections sharded by their address pair; see
+    /// [`crate::parallel`]); 0 and 1 mean the calling thread alone. The events, their order
+    /// and the statistics are the same for every `n`, except where a flow table limit is hit
+    /// ([`FlowConfig::max_flows`], [`FlowConfig::max_buffered_total`]), which applies to each
+    /// worker's table.
+    #[must_use]
+    pub const fn workers(mut self, n: usize) -> Self {
+        self.workers = if n == 0 { 1 } else { n };
+        self
+    }
+
+    /// The number of worker threads ([`Analyzer::workers`]).
+    pub const fn worker_count(&self) -> usize {
+        self.workers
     }
 
     /// The settings.
@@ -238,12 +271,23 @@ impl Analyzer {
         capture: &mut Capture,
         sink: &mut S,
     ) -> Result<Stats, Error> {
-        let mut h = Handler {
-            cfg: self.cfg.session,
-            sink,
-            stats: Stats::default(),
+        let (mut stats, summary) = if self.workers > 1 {
+            crate::parallel::run(
+                self.cfg.flow,
+                self.cfg.session,
+                self.workers,
+                capture,
+                &mut *sink,
+            )
+        } else {
+            let mut h = Handler {
+                cfg: self.cfg.session,
+                sink: &mut *sink,
+                stats: Stats::default(),
+            };
+            let summary = crate::parallel::reassemble_ticked(capture, self.cfg.flow, &mut h);
+            (h.stats, summary)
         };
-        let summary = crate::reassemble(capture, self.cfg.flow, &mut h);
         let notes = [
             (
                 "unsupported_link_type",
@@ -259,15 +303,14 @@ impl Analyzer {
         ];
         for (name, count, what) in notes {
             if count > 0 {
-                h.sink.capture_note(&CaptureNote {
-                    ts: h.stats.last_ts,
+                sink.capture_note(&CaptureNote {
+                    ts: stats.last_ts,
                     name,
                     count,
                     detail: format!("{count} {what}"),
                 });
             }
         }
-        let mut stats = h.stats;
         stats.capture = summary.capture;
         stats.decode = summary.decode;
         stats.flows = summary.flows;

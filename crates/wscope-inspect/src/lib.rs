@@ -56,6 +56,7 @@
 //! ## Modules
 //!
 //! - [`analyzer`]: the whole pipeline ([`Analyzer`]), its settings and [`Stats`].
+//! - [`parallel`]: the same pipeline over worker threads, with the same output.
 //! - [`capture`]: pcap/pcapng input, several files per run, stdin.
 //! - [`decode`]: link, IP and TCP headers → [`decode::Segment`].
 //! - [`tcp`]: the flow table ([`tcp::FlowTable`]), reassembly, the [`tcp::ConnectionHandler`]
@@ -129,6 +130,7 @@ pub fn reassemble<H: ConnectionHandler>(
 pub mod analyzer;
 pub mod event;
 pub mod log;
+pub mod parallel;
 pub mod session;
 pub mod sink;
 

@@ -12,6 +12,10 @@
 //!
 //! Zeek uids are random per run, as Zeek's are: the seed comes from the OS unless
 //! `--uid-seed N` asks for the same uids every time.
+//!
+//! `--workers N` (default: the number of CPUs) shards connections over N analysis threads;
+//! the outputs (logs, events, extracted files, listing, summary) are the same for every N
+//! (see `wscope_inspect::parallel`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -82,6 +86,11 @@ pub(crate) struct Args {
     /// No listing on stdout (summary only).
     #[arg(short, long)]
     quiet: bool,
+    /// Worker threads: connections are sharded over them by their address pair (the output
+    /// is the same for any number). 1: analyse in the reading thread. Default: the number of
+    /// CPUs.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
@@ -361,6 +370,10 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     let mut list = listing.then(|| Listing::new(BufWriter::new(io::stdout().lock())));
     created.keep();
 
+    let workers = args.workers.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        usize::from,
+    );
     let start = wall_clock();
     let stats = {
         let mut sink = Fanout {
@@ -371,7 +384,9 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
                 list.as_mut().map(|s| s as &mut dyn Sink),
             ],
         };
-        Analyzer::new(cfg).run(&mut capture, &mut sink)
+        Analyzer::new(cfg)
+            .workers(workers)
+            .run(&mut capture, &mut sink)
     };
     // A source the analyzer could not read at all: one line, no summary.
     let (stats, error) = match stats {
