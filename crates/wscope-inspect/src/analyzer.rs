@@ -250,7 +250,11 @@ impl Analyzer {
 
     /// The number of worker threads ([`Analyzer::workers`]).
     pub const fn worker_count(&self) -> usize {
-        self.workers
+        if self.workers == 0 {
+            1
+        } else {
+            self.workers
+        }
     }
 
     /// The settings.
@@ -271,11 +275,11 @@ impl Analyzer {
         capture: &mut Capture,
         sink: &mut S,
     ) -> Result<Stats, Error> {
-        let (mut stats, summary) = if self.workers > 1 {
+        let (mut stats, summary) = if self.worker_count() > 1 {
             crate::parallel::run(
                 self.cfg.flow,
                 self.cfg.session,
-                self.workers,
+                self.worker_count(),
                 capture,
                 &mut *sink,
             )

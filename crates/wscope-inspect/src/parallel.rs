@@ -442,7 +442,12 @@ impl ConnectionHandler for WorkerHandler {
     }
 }
 
-fn worker(cfg: FlowConfig, session: SessionConfig, rx: Receiver<ToWorker>, tx: SyncSender<FromWorker>) {
+fn worker(
+    cfg: FlowConfig,
+    session: SessionConfig,
+    rx: Receiver<ToWorker>,
+    tx: SyncSender<FromWorker>,
+) {
     let mut table: FlowTable<Slot> = FlowTable::new(cfg);
     let mut h = WorkerHandler {
         cfg: session,

@@ -12,6 +12,8 @@ mod decode;
 mod flows;
 #[path = "all/golden.rs"]
 mod golden;
+#[path = "all/parallel.rs"]
+mod parallel;
 #[path = "all/reassembly.rs"]
 mod reassembly;
 #[path = "all/robustness.rs"]
