@@ -27,6 +27,7 @@ use wscope_proto::time::Instant;
 use crate::capture::{Capture, CaptureError, CaptureErrorKind, CaptureStats};
 use crate::decode::DecodeStats;
 use crate::event::{Event, EventKind};
+use crate::parallel::{LocalOutput, LocalWriter, WithLocal};
 use crate::session::{Session, SessionConfig, TcpNote};
 use crate::sink::{CaptureNote, Sink};
 use crate::tcp::{ConnMeta, ConnectionEvent, ConnectionHandler, FlowConfig, FlowStats};
@@ -275,6 +276,25 @@ impl Analyzer {
         capture: &mut Capture,
         sink: &mut S,
     ) -> Result<Stats, Error> {
+        self.run_with_local(capture, sink, None, true)
+    }
+
+    /// [`Analyzer::run`] with a second output rendered by the workers themselves (see
+    /// [`LocalOutput`]); with one worker, its sink runs next to `sink`. With `payload` false,
+    /// `sink` gets the `FrameData` and `MessageData` events with empty `data` (for sinks that
+    /// never look at it, such as [`crate::log::ZeekLogs`]: less to copy between threads).
+    ///
+    /// # Errors
+    ///
+    /// As [`Analyzer::run`]. An error writing to [`LocalOutput::out`] is kept in
+    /// [`LocalOutput::error`].
+    pub fn run_with_local<S: Sink + ?Sized>(
+        &self,
+        capture: &mut Capture,
+        sink: &mut S,
+        mut local: Option<&mut LocalOutput<'_>>,
+        payload: bool,
+    ) -> Result<Stats, Error> {
         let (mut stats, summary) = if self.worker_count() > 1 {
             crate::parallel::run(
                 self.cfg.flow,
@@ -282,7 +302,26 @@ impl Analyzer {
                 self.worker_count(),
                 capture,
                 &mut *sink,
+                local.as_deref_mut(),
+                payload,
             )
+        } else if let Some(out) = local.as_deref_mut() {
+            let buf = LocalWriter::default();
+            let mut both = WithLocal {
+                main: &mut *sink,
+                local: (out.make)(buf.clone()),
+                buf,
+                out,
+            };
+            let mut h = Handler {
+                cfg: self.cfg.session,
+                sink: &mut both,
+                stats: Stats::default(),
+            };
+            let summary = crate::parallel::reassemble_ticked(capture, self.cfg.flow, &mut h);
+            let stats = h.stats;
+            both.drain(true);
+            (stats, summary)
         } else {
             let mut h = Handler {
                 cfg: self.cfg.session,
@@ -307,12 +346,16 @@ impl Analyzer {
         ];
         for (name, count, what) in notes {
             if count > 0 {
-                sink.capture_note(&CaptureNote {
+                let note = CaptureNote {
                     ts: stats.last_ts,
                     name,
                     count,
                     detail: format!("{count} {what}"),
-                });
+                };
+                sink.capture_note(&note);
+                if let Some(l) = local.as_deref_mut() {
+                    l.capture_note(&note);
+                }
             }
         }
         stats.capture = summary.capture;

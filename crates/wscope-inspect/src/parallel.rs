@@ -24,8 +24,9 @@
 //!   time) travels with each segment, and connections time out only at clock *ticks*, when
 //!   the clock enters a new [`TICK_US`] step. Ticks go to every worker at the same packet, and
 //!   the one-worker path ([`reassemble_ticked`]) ticks at the same points.
-//! - Connection ids (and the uids made from them) are given by the merger, in the order
-//!   connections opened, as one table numbers them.
+//! - Uids are made from the uid seed and the number of the connection's first packet, so a
+//!   worker knows them; connection ids ([`ConnMeta::id`]) are given by the merger, in the
+//!   order connections opened, as one table numbers them.
 //!
 //! Run-wide counters are summed over the workers. The flow table limits
 //! ([`FlowConfig::max_flows`], [`FlowConfig::max_buffered_total`]) apply to each worker's
@@ -37,8 +38,10 @@
 //! or [`ROUND_BYTES`] payload bytes are queued, and their buffers are reused.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::io::{self, Write};
 use std::ops::Range;
+use std::rc::Rc;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use wscope_proto::role::Direction;
@@ -53,7 +56,7 @@ use crate::sink::Sink;
 use crate::tcp::{
     CloseOrder, ConnMeta, ConnectionEvent, ConnectionHandler, FlowConfig, FlowStats, FlowTable,
 };
-use crate::uid::{ConnId, UidGenerator};
+use crate::uid::ConnId;
 use crate::Summary;
 
 /// The capture clock ticks (connections may time out) when it enters a new step of this many
@@ -65,6 +68,125 @@ pub const ROUND_PACKETS: usize = 2048;
 pub const ROUND_BYTES: usize = 1 << 20;
 /// Most rounds queued or being worked on at once.
 pub const ROUNDS_IN_FLIGHT: usize = 3;
+
+/// A writer into memory, for the sinks [`LocalOutput::make`] makes: what they write is taken
+/// from it after each call. Cheap to clone (the clones share the buffer).
+#[derive(Clone, Debug, Default)]
+pub struct LocalWriter(Rc<RefCell<Vec<u8>>>);
+
+impl LocalWriter {
+    fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+
+    /// Swaps the buffer's contents with `v`.
+    fn swap(&self, v: &mut Vec<u8>) {
+        core::mem::swap(&mut *self.0.borrow_mut(), v);
+    }
+}
+
+impl Write for LocalWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Output rendered by the workers themselves ([`crate::Analyzer::run_with_local`]): each
+/// worker makes its own sink with [`LocalOutput::make`] and gives it the events of its
+/// connections; what the sinks write is merged in the order of one run and written to
+/// [`LocalOutput::out`]. This takes the rendering (JSON events, say) off the merging thread.
+///
+/// The sink's output for an event must depend only on the event and the earlier events of its
+/// connection ([`crate::log::json::JsonLines`] qualifies; Zeek logs, whose header names the
+/// first row's time, do not). Capture notes go to one more sink made at the end.
+pub struct LocalOutput<'a> {
+    /// Makes a sink writing into the given writer (called in each worker's thread).
+    pub make: &'a (dyn Fn(LocalWriter) -> Box<dyn Sink> + Sync),
+    /// Where the merged output goes.
+    pub out: &'a mut dyn Write,
+    /// The first error writing to `out` (nothing more is written after it).
+    pub error: Option<io::Error>,
+}
+
+impl core::fmt::Debug for LocalOutput<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LocalOutput")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalOutput<'_> {
+    /// Writes `b` to `out`, keeping the first error.
+    pub(crate) fn write(&mut self, b: &[u8]) {
+        if self.error.is_none() && !b.is_empty() {
+            if let Err(e) = self.out.write_all(b) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// Gives `note` to a fresh sink and writes what it wrote.
+    pub(crate) fn capture_note(&mut self, note: &crate::sink::CaptureNote) {
+        let w = LocalWriter::default();
+        let mut sink = (self.make)(w.clone());
+        sink.capture_note(note);
+        drop(sink);
+        let mut v = Vec::new();
+        w.swap(&mut v);
+        self.write(&v);
+    }
+}
+
+/// The main sink and a local one, in one thread (the one-worker path of
+/// [`crate::Analyzer::run_with_local`]).
+pub(crate) struct WithLocal<'a, 'o, S: ?Sized> {
+    pub(crate) main: &'a mut S,
+    pub(crate) local: Box<dyn Sink>,
+    pub(crate) buf: LocalWriter,
+    pub(crate) out: &'a mut LocalOutput<'o>,
+}
+
+impl<S: ?Sized> WithLocal<'_, '_, S> {
+    /// Writes what the local sink wrote, when there is enough (or `all`).
+    pub(crate) fn drain(&mut self, all: bool) {
+        if all || self.buf.len() >= 1 << 16 {
+            let mut v = Vec::new();
+            self.buf.swap(&mut v);
+            self.out.write(&v);
+            v.clear();
+            self.buf.swap(&mut v);
+        }
+    }
+}
+
+impl<S: Sink + ?Sized> Sink for WithLocal<'_, '_, S> {
+    fn event(&mut self, ev: &Event<'_>) {
+        self.main.event(ev);
+        self.local.event(ev);
+        self.drain(false);
+    }
+
+    fn connection_closed(&mut self, conn: &ConnMeta) {
+        self.main.connection_closed(conn);
+        self.local.connection_closed(conn);
+        self.drain(false);
+    }
+
+    fn capture_note(&mut self, note: &crate::sink::CaptureNote) {
+        self.main.capture_note(note);
+    }
+}
 
 /// The capture clock: the latest segment time, and its ticks.
 #[derive(Debug, Default)]
@@ -254,12 +376,17 @@ struct Rec {
 struct OutBatch {
     recs: Vec<Rec>,
     bytes: Vec<u8>,
+    /// What the worker's local sink wrote, and where each call's output ends.
+    text: Vec<u8>,
+    pieces: Vec<(Key, usize)>,
 }
 
 impl OutBatch {
     fn clear(&mut self) {
         self.recs.clear();
         self.bytes.clear();
+        self.text.clear();
+        self.pieces.clear();
     }
 
     fn put(&mut self, b: &[u8]) -> Range<usize> {
@@ -287,6 +414,10 @@ struct Recorder {
     out: OutBatch,
     at: (u64, u64),
     seq: u32,
+    /// Copy `FrameData`/`MessageData` bytes for the main sink.
+    payload: bool,
+    /// The worker's local sink and its buffer.
+    local: Option<(Box<dyn Sink>, LocalWriter)>,
     /// The last `Data` of the batch: its place in `recs`, key and time.
     data_ts: Option<(usize, Key, Instant)>,
 }
@@ -303,7 +434,7 @@ impl Recorder {
         k
     }
 
-    fn push(&mut self, conn: &ConnMeta, ts: Instant, dir: Direction, kind: RecKind) {
+    fn push(&mut self, conn: &ConnMeta, ts: Instant, dir: Direction, kind: RecKind) -> Key {
         let key = self.key();
         self.out.recs.push(Rec {
             key,
@@ -312,6 +443,17 @@ impl Recorder {
             dir,
             kind,
         });
+        key
+    }
+
+    /// After a call of the local sink: its output, if any, is the piece at `key`.
+    fn piece(&mut self, key: Key) {
+        if let Some((_, w)) = &self.local {
+            let len = w.len();
+            if len > self.out.pieces.last().map_or(0, |p| p.1) {
+                self.out.pieces.push((key, len));
+            }
+        }
     }
 
     /// Ends a batch: the last `Data` time goes in its place.
@@ -328,13 +470,27 @@ impl Recorder {
                 },
             );
         }
-        core::mem::take(&mut self.out)
+        let mut out = core::mem::take(&mut self.out);
+        if let Some((_, w)) = &self.local {
+            w.swap(&mut out.text);
+        }
+        out
+    }
+
+    /// Starts a batch with the buffers of `spare`.
+    fn start(&mut self, mut spare: OutBatch) {
+        if let Some((_, w)) = &self.local {
+            w.swap(&mut spare.text);
+        }
+        self.out = spare;
     }
 }
 
 impl Sink for Recorder {
     fn event(&mut self, ev: &Event<'_>) {
         let o = &mut self.out;
+        let payload = self.payload;
+        let put_data = |o: &mut OutBatch, b: &[u8]| if payload { o.put(b) } else { 0..0 };
         let kind = match &ev.kind {
             EventKind::Established(u) => RecKind::Established(Box::new((*u).clone())),
             EventKind::Frame {
@@ -353,7 +509,7 @@ impl Sink for Recorder {
                 message_end,
                 compressed,
             } => RecKind::FrameData {
-                data: o.put(data),
+                data: put_data(o, data),
                 opcode: *opcode,
                 first: *first,
                 remaining: *remaining,
@@ -366,7 +522,7 @@ impl Sink for Recorder {
                 opcode,
                 message_end,
             } => RecKind::MessageData {
-                data: o.put(data),
+                data: put_data(o, data),
                 opcode: *opcode,
                 message_end: *message_end,
             },
@@ -393,7 +549,11 @@ impl Sink for Recorder {
                 detail: o.put(detail.as_bytes()),
             },
         };
-        self.push(ev.conn, ev.ts, ev.dir, kind);
+        let key = self.push(ev.conn, ev.ts, ev.dir, kind);
+        if let Some((l, _)) = &mut self.local {
+            l.event(ev);
+            self.piece(key);
+        }
     }
 }
 
@@ -417,9 +577,14 @@ impl ConnectionHandler for WorkerHandler {
                 );
             }
             ConnectionEvent::Closed { ts, .. } => {
-                self.rec
+                let key = self
+                    .rec
                     .push(conn, ts, Direction::ClientToServer, RecKind::Closed);
                 *state = Slot::default();
+                if let Some((l, _)) = &mut self.rec.local {
+                    l.connection_closed(conn);
+                    self.rec.piece(key);
+                }
             }
             ConnectionEvent::Data { ts, .. } => {
                 let key = self.rec.key();
@@ -442,26 +607,36 @@ impl ConnectionHandler for WorkerHandler {
     }
 }
 
-fn worker(
-    cfg: FlowConfig,
+/// What a worker is set up with.
+#[derive(Clone, Copy)]
+struct WorkerSetup<'a> {
+    flow: FlowConfig,
     session: SessionConfig,
-    rx: Receiver<ToWorker>,
-    tx: SyncSender<FromWorker>,
-) {
-    let mut table: FlowTable<Slot> = FlowTable::new(cfg);
+    payload: bool,
+    make: Option<&'a (dyn Fn(LocalWriter) -> Box<dyn Sink> + Sync)>,
+}
+
+fn worker(setup: WorkerSetup<'_>, rx: Receiver<ToWorker>, tx: SyncSender<FromWorker>) {
+    let mut table: FlowTable<Slot> = FlowTable::new(setup.flow);
+    let local = setup.make.map(|make| {
+        let w = LocalWriter::default();
+        (make(w.clone()), w)
+    });
     let mut h = WorkerHandler {
-        cfg: session,
+        cfg: setup.session,
         rec: Recorder {
             out: OutBatch::default(),
             at: (0, 0),
             seq: 0,
+            payload: setup.payload,
+            local,
             data_ts: None,
         },
     };
     for msg in rx {
         match msg {
             ToWorker::Round { mut input, spare } => {
-                h.rec.out = spare;
+                h.rec.start(spare);
                 for item in &input.items {
                     match *item {
                         Item::Tick { number, now } => {
@@ -500,7 +675,7 @@ fn worker(
                 }
             }
             ToWorker::Finish { now, spare } => {
-                h.rec.out = spare;
+                h.rec.start(spare);
                 h.rec.set(u64::MAX, 0);
                 table.finish_at(now, &mut h);
                 let out = h.rec.flush();
@@ -516,16 +691,16 @@ fn worker(
 }
 
 /// Delivers the merged records to the sink, numbering connections as one table would.
-struct Merger<'s, S: ?Sized> {
+struct Merger<'s, 'l, S: ?Sized> {
     sink: &'s mut S,
+    local: Option<&'s mut LocalOutput<'l>>,
     stats: Stats,
-    uids: UidGenerator,
     next_id: u64,
     /// (worker, worker's id) → the connection as delivered.
-    conns: HashMap<(usize, ConnId), ConnMeta>,
+    conns: hashbrown::HashMap<(usize, ConnId), ConnMeta>,
 }
 
-impl<S: Sink + ?Sized> Merger<'_, S> {
+impl<S: Sink + ?Sized> Merger<'_, '_, S> {
     fn deliver(&mut self, w: usize, rec: &Rec, bytes: &[u8]) {
         let b = |r: &Range<usize>| &bytes[r.clone()];
         let kind = match &rec.kind {
@@ -539,7 +714,6 @@ impl<S: Sink + ?Sized> Merger<'_, S> {
                 let id = ConnId(self.next_id);
                 let mut m = **meta;
                 m.id = id;
-                m.uid = self.uids.uid(id);
                 self.conns.insert((w, rec.conn), m);
                 return;
             }
@@ -627,6 +801,24 @@ impl<S: Sink + ?Sized> Merger<'_, S> {
 
     /// Merges one round (one batch per worker, each in key order).
     fn round(&mut self, outs: &[OutBatch]) {
+        if let Some(local) = self.local.as_deref_mut() {
+            let mut at = vec![0usize; outs.len()];
+            loop {
+                let mut best: Option<(usize, Key)> = None;
+                for (w, o) in outs.iter().enumerate() {
+                    if let Some(p) = o.pieces.get(at[w]) {
+                        if best.is_none_or(|(_, k)| p.0 < k) {
+                            best = Some((w, p.0));
+                        }
+                    }
+                }
+                let Some((w, _)) = best else { break };
+                let o = &outs[w];
+                let start = if at[w] == 0 { 0 } else { o.pieces[at[w] - 1].1 };
+                local.write(&o.text[start..o.pieces[at[w]].1]);
+                at[w] += 1;
+            }
+        }
         let mut at = vec![0usize; outs.len()];
         loop {
             let mut best: Option<(usize, Key)> = None;
@@ -652,14 +844,22 @@ pub(crate) fn run<S: Sink + ?Sized>(
     workers: usize,
     capture: &mut Capture,
     sink: &mut S,
+    local: Option<&mut LocalOutput<'_>>,
+    payload: bool,
 ) -> (Stats, Summary) {
     let n = workers.max(1);
+    let setup = WorkerSetup {
+        flow,
+        session,
+        payload,
+        make: local.as_ref().map(|l| l.make),
+    };
     let mut merger = Merger {
         sink,
+        local,
         stats: Stats::default(),
-        uids: UidGenerator::new(flow.uid_seed),
         next_id: 0,
-        conns: HashMap::new(),
+        conns: hashbrown::HashMap::new(),
     };
     let mut decoder = Decoder::new();
     let mut clock = Clock::default();
@@ -670,7 +870,7 @@ pub(crate) fn run<S: Sink + ?Sized>(
         for _ in 0..n {
             let (tx, rx) = sync_channel::<ToWorker>(ROUNDS_IN_FLIGHT);
             let (otx, orx) = sync_channel::<FromWorker>(ROUNDS_IN_FLIGHT);
-            scope.spawn(move || worker(flow, session, rx, otx));
+            scope.spawn(move || worker(setup, rx, otx));
             to.push(tx);
             from.push(orx);
         }
@@ -682,7 +882,7 @@ pub(crate) fn run<S: Sink + ?Sized>(
         let (mut packets, mut bytes) = (0usize, 0usize);
 
         // Receives and merges the oldest round; false if a worker is gone.
-        let mut merge_one = |merger: &mut Merger<'_, S>,
+        let mut merge_one = |merger: &mut Merger<'_, '_, S>,
                              in_pool: &mut Vec<InBatch>,
                              out_pool: &mut Vec<OutBatch>,
                              flows: &mut FlowStats|

@@ -30,6 +30,7 @@ use wscope_inspect::event::{Event, EventKind, OpCode};
 use wscope_inspect::log::json::{hex, lossless_text, opcode_name, JsonLines};
 use wscope_inspect::log::zeek::Style;
 use wscope_inspect::log::ZeekLogs;
+use wscope_inspect::parallel::{LocalOutput, LocalWriter};
 use wscope_inspect::sink::{CaptureNote, Sink};
 use wscope_inspect::uid::ConnId;
 
@@ -345,14 +346,22 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
         }
         None => None,
     };
-    let mut events = match &args.events {
-        Some(p) if p.as_os_str() == "-" => Some(JsonLines::new(Box::new(BufWriter::new(
-            io::stdout().lock(),
-        )) as Box<dyn Write>)),
-        Some(p) => Some(JsonLines::new(
-            Box::new(BufWriter::new(created.create(p, args.force)?)) as Box<dyn Write>,
-        )),
+    let events_out: Option<Box<dyn Write>> = match &args.events {
+        Some(p) if p.as_os_str() == "-" => Some(Box::new(BufWriter::new(io::stdout().lock()))),
+        Some(p) => Some(Box::new(BufWriter::new(created.create(p, args.force)?))),
         None => None,
+    };
+    let workers = args.workers.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        usize::from,
+    );
+    // With several workers, the events are rendered by the workers themselves, in parallel
+    // (the order is the same), unless extraction runs: its quota notice goes into the events
+    // at the point of the merged stream where the quota is reached.
+    let (mut events, mut events_local) = if workers > 1 && args.extract.is_none() {
+        (None, events_out)
+    } else {
+        (events_out.map(JsonLines::new), None)
     };
     let mut extract = match &args.extract {
         Some(dir) => {
@@ -370,11 +379,9 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     let mut list = listing.then(|| Listing::new(BufWriter::new(io::stdout().lock())));
     created.keep();
 
-    let workers = args.workers.map_or_else(
-        || std::thread::available_parallelism().map_or(1, usize::from),
-        usize::from,
-    );
     let start = wall_clock();
+    // Only the listing, the extractor and events written here read message bytes.
+    let payload = list.is_some() || extract.is_some() || events.is_some();
     let stats = {
         let mut sink = Fanout {
             extract: extract.as_mut(),
@@ -384,9 +391,22 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
                 list.as_mut().map(|s| s as &mut dyn Sink),
             ],
         };
-        Analyzer::new(cfg)
-            .workers(workers)
-            .run(&mut capture, &mut sink)
+        let make = |w: LocalWriter| Box::new(JsonLines::new(w)) as Box<dyn Sink>;
+        let mut local = events_local.as_mut().map(|out| LocalOutput {
+            make: &make,
+            out: &mut **out,
+            error: None,
+        });
+        let r = Analyzer::new(cfg).workers(workers).run_with_local(
+            &mut capture,
+            &mut sink,
+            local.as_mut(),
+            payload,
+        );
+        if let Some(e) = local.and_then(|l| l.error) {
+            return Err(e);
+        }
+        r
     };
     // A source the analyzer could not read at all: one line, no summary.
     let (stats, error) = match stats {
@@ -427,6 +447,9 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     }
     if let Some(e) = events {
         e.finish()?;
+    }
+    if let Some(mut e) = events_local {
+        e.flush()?;
     }
     if let Some(x) = extract {
         x.finish()?;

@@ -472,26 +472,35 @@ fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 /// `wscope inspect` with `--workers n` and every output: the output directory's files, and
 /// stdout (listing and summary) without the timing line.
-fn inspect_all_outputs(input: &Path, work: &Path, n: u32) -> (Vec<(String, Vec<u8>)>, String) {
+/// With `extract`, also `--extract` (the events are then written by the merging thread;
+/// without it, by the workers).
+fn inspect_all_outputs(
+    input: &Path,
+    work: &Path,
+    n: u32,
+    extract: bool,
+) -> (Vec<(String, Vec<u8>)>, String) {
     let out = work.join(format!("w{n}"));
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
     let s = |p: PathBuf| p.to_str().unwrap().to_owned();
-    let r = wscope(&[
-        "inspect",
-        input.to_str().unwrap(),
-        "--uid-seed",
-        "5",
-        "--digest",
-        "--workers",
-        &n.to_string(),
-        "-o",
-        &s(out.join("logs")),
-        "--events",
-        &s(out.join("events.json")),
-        "--extract",
-        &s(out.join("extract")),
-    ]);
+    let r = wscope(
+        &[
+            "inspect",
+            input.to_str().unwrap(),
+            "--uid-seed",
+            "5",
+            "--digest",
+            "--workers",
+            &n.to_string(),
+            "-o",
+            &s(out.join("logs")),
+            "--events",
+            &s(out.join("events.json")),
+            "--extract",
+            &s(out.join("extract")),
+        ][..if extract { 13 } else { 11 }],
+    );
     assert!(
         r.status.code() == Some(0) || r.status.code() == Some(2),
         "{}",
@@ -529,15 +538,15 @@ fn inspect_output_does_not_depend_on_the_number_of_workers() {
         }
     }
     inputs.sort();
-    for input in &inputs {
-        let (files1, out1) = inspect_all_outputs(input, &work, 1);
+    for (input, extract) in inputs.iter().flat_map(|i| [(i, true), (i, false)]) {
+        let (files1, out1) = inspect_all_outputs(input, &work, 1, extract);
         assert!(
             files1.iter().any(|(name, _)| name == "events.json"),
             "{}: {files1:?}",
             input.display()
         );
         for n in [2, 4] {
-            let (files, out) = inspect_all_outputs(input, &work, n);
+            let (files, out) = inspect_all_outputs(input, &work, n, extract);
             assert_eq!(out1, out, "{}: stdout, 1 vs {n} workers", input.display());
             let names1: Vec<&str> = files1.iter().map(|(f, _)| f.as_str()).collect();
             let names: Vec<&str> = files.iter().map(|(f, _)| f.as_str()).collect();

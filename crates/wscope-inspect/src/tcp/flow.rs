@@ -219,6 +219,8 @@ pub struct FlowTable<S> {
     now: Instant,
     /// The `last` time given to connections by the packet being handled.
     packet_clock: Instant,
+    /// Uids come from the first packet's number ([`FlowTable::handle_packet`] was used).
+    packet_uids: bool,
     stats: FlowStats,
 }
 
@@ -268,6 +270,7 @@ impl<S: Default> FlowTable<S> {
             next_id: 0,
             now: Instant::ZERO,
             packet_clock: Instant::ZERO,
+            packet_uids: false,
             stats: FlowStats::default(),
         }
     }
@@ -343,7 +346,9 @@ impl<S: Default> FlowTable<S> {
     /// `number` is the packet's number in the capture (increasing); `now` is the capture
     /// clock at this packet (the latest packet time so far, this one's included). A
     /// connection's idle time counts from the `now` of its last packet, so the order of the
-    /// LRU lists is the order of time, even when packet times go backwards.
+    /// LRU lists is the order of time, even when packet times go backwards. A connection's
+    /// uid is made from the number of its first packet (not from its [`ConnMeta::id`]), so it
+    /// is the same whichever other connections the table holds.
     pub fn handle_packet<H>(&mut self, seg: &Segment<'_>, number: u64, now: Instant, h: &mut H)
     where
         H: ConnectionHandler<State = S>,
@@ -351,6 +356,7 @@ impl<S: Default> FlowTable<S> {
         if now > self.now {
             self.now = now;
         }
+        self.packet_uids = true;
         self.segment(seg, number, now.max(seg.ts), h);
     }
 
@@ -478,7 +484,10 @@ impl<S: Default> FlowTable<S> {
         let id = ConnId(self.next_id);
         let meta = ConnMeta {
             id,
-            uid: self.uids.uid(id),
+            // A uid that does not depend on which other connections share the table.
+            uid: self
+                .uids
+                .uid(if self.packet_uids { ConnId(number) } else { id }),
             key,
             orig,
             resp,

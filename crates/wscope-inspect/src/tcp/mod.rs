@@ -82,7 +82,9 @@ impl Default for FlowConfig {
 pub struct ConnMeta {
     /// Counter in order of first packet, from 1.
     pub id: ConnId,
-    /// Zeek-like uid, deterministic for a given [`FlowConfig::uid_seed`].
+    /// Zeek-like uid, deterministic for a given [`FlowConfig::uid_seed`]: made from the
+    /// connection's id, or, for tables fed with [`FlowTable::handle_packet`] (the analyzer),
+    /// from the number of its first packet.
     pub uid: Uid,
     /// The canonical key.
     pub key: FlowKey,

@@ -10,6 +10,7 @@ use wscope_inspect::event::{Event, OwnedEvent};
 use wscope_inspect::log::json::JsonLines;
 use wscope_inspect::log::zeek::Style;
 use wscope_inspect::log::ZeekLogs;
+use wscope_inspect::parallel::{LocalOutput, LocalWriter};
 use wscope_inspect::sink::{CaptureNote, Sink};
 use wscope_inspect::tcp::ConnMeta;
 use wscope_test_support::traffic::mixed_traffic;
@@ -57,15 +58,29 @@ impl Sink for Everything {
     }
 }
 
-/// One run: (sink calls, websocket.log, weird.log, events, statistics or error).
-fn run(capture: impl Fn() -> Capture, workers: usize, cfg: AnalyzerConfig) -> [String; 5] {
+/// One run: (sink calls, websocket.log, weird.log, events, statistics or error, events
+/// rendered by the workers).
+fn run(capture: impl Fn() -> Capture, workers: usize, cfg: AnalyzerConfig) -> [String; 6] {
     let mut all = Everything {
         calls: Vec::new(),
         logs: Some(ZeekLogs::new(Vec::new(), Vec::new(), Style::Ascii, false)),
         json: Some(JsonLines::new(Vec::new())),
     };
     let mut cap = capture();
-    let r = Analyzer::new(cfg).workers(workers).run(&mut cap, &mut all);
+    let make = |w: LocalWriter| Box::new(JsonLines::new(w)) as Box<dyn Sink>;
+    let mut local_json = Vec::new();
+    let mut local = LocalOutput {
+        make: &make,
+        out: &mut local_json,
+        error: None,
+    };
+    let r = Analyzer::new(cfg).workers(workers).run_with_local(
+        &mut cap,
+        &mut all,
+        Some(&mut local),
+        true,
+    );
+    assert!(local.error.is_none());
     // Peaks are summed over the workers' tables (an upper bound): not compared.
     let unpeak = |mut s: wscope_inspect::Stats| {
         s.flows.peak_tracked = 0;
@@ -87,6 +102,7 @@ fn run(capture: impl Fn() -> Capture, workers: usize, cfg: AnalyzerConfig) -> [S
         String::from_utf8_lossy(&weird).into_owned(),
         String::from_utf8_lossy(&json).into_owned(),
         stats,
+        String::from_utf8_lossy(&local_json).into_owned(),
     ]
 }
 
@@ -94,9 +110,17 @@ fn same_for_any_workers(name: &str, capture: impl Fn() -> Capture, cfg: Analyzer
     let one = run(&capture, 1, cfg);
     for n in [2, 4] {
         let many = run(&capture, n, cfg);
-        for (what, (a, b)) in ["events", "websocket.log", "weird.log", "json", "stats"]
-            .iter()
-            .zip(one.iter().zip(many.iter()))
+        assert_eq!(one[3], many[5], "{name}: events rendered by {n} workers");
+        for (what, (a, b)) in [
+            "events",
+            "websocket.log",
+            "weird.log",
+            "json",
+            "stats",
+            "local",
+        ]
+        .iter()
+        .zip(one.iter().zip(many.iter()))
         {
             if a != b {
                 let line = a
@@ -185,6 +209,43 @@ fn many_connections_with_every_fate_give_the_same_output_for_any_number_of_worke
     cfg.flow.handshake_timeout = wscope_proto::time::Duration::from_millis(50);
     cfg.flow.close_linger = wscope_proto::time::Duration::from_millis(20);
     same_for_any_workers("mixed, short timeouts", cap, cfg);
+}
+
+#[test]
+fn without_payload_the_main_sink_gets_empty_message_bytes_and_the_same_logs() {
+    let bytes = mixed_traffic(3, 200).unwrap();
+    let cap = || Capture::from_reader(std::io::Cursor::new(bytes.clone()), "mixed");
+    for n in [1, 2] {
+        let mut logs = ZeekLogs::new(Vec::new(), Vec::new(), Style::Ascii, false);
+        let mut nonempty = 0;
+        let mut sink = |ev: &Event<'_>| {
+            if let wscope_inspect::EventKind::FrameData { data, .. }
+            | wscope_inspect::EventKind::MessageData { data, .. } = &ev.kind
+            {
+                nonempty += usize::from(!data.is_empty());
+            }
+            logs.event(ev);
+        };
+        let make = |w: LocalWriter| Box::new(JsonLines::new(w)) as Box<dyn Sink>;
+        let mut json = Vec::new();
+        let mut local = LocalOutput {
+            make: &make,
+            out: &mut json,
+            error: None,
+        };
+        Analyzer::default()
+            .workers(n)
+            .run_with_local(&mut cap(), &mut sink, Some(&mut local), false)
+            .unwrap();
+        if n > 1 {
+            assert_eq!(nonempty, 0);
+        }
+        let full = run(cap, 1, AnalyzerConfig::default());
+        let (ws, weird) = logs.finish().unwrap();
+        assert_eq!(String::from_utf8_lossy(&ws), full[1]);
+        assert_eq!(String::from_utf8_lossy(&weird), full[2]);
+        assert_eq!(String::from_utf8_lossy(&json), full[3]);
+    }
 }
 
 #[test]
