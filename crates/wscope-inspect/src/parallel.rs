@@ -63,9 +63,9 @@ use crate::Summary;
 /// microseconds (100 ms).
 pub const TICK_US: u64 = 100_000;
 /// Most packets per round (one batch per worker).
-pub const ROUND_PACKETS: usize = 2048;
+pub const ROUND_PACKETS: usize = 1024;
 /// Most segment payload bytes per round.
-pub const ROUND_BYTES: usize = 1 << 20;
+pub const ROUND_BYTES: usize = 1 << 19;
 /// Most rounds queued or being worked on at once.
 pub const ROUNDS_IN_FLIGHT: usize = 3;
 
