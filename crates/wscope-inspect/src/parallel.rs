@@ -37,10 +37,10 @@
 //! Memory is bounded: at most [`ROUNDS_IN_FLIGHT`] rounds of at most [`ROUND_PACKETS`] packets
 //! or [`ROUND_BYTES`] payload bytes are queued, and their buffers are reused.
 
+use core::cell::RefCell;
+use core::ops::Range;
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::io::{self, Write};
-use std::ops::Range;
 use std::rc::Rc;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
@@ -264,7 +264,7 @@ fn shard(seg: &Segment<'_>, workers: usize) -> usize {
         mix(ip ^ (u64::from(a.port()) << 48))
     }
     let h = mix(end(seg.src).wrapping_add(end(seg.dst)));
-    ((h >> 32) * workers as u64 >> 32) as usize
+    (((h >> 32) * workers as u64) >> 32) as usize
 }
 
 /// SplitMix64's finaliser.
