@@ -23,7 +23,7 @@
 //! - Time does not come from a worker's own packets: the capture clock (the latest segment
 //!   time) travels with each segment, and connections time out only at clock *ticks*, when
 //!   the clock enters a new [`TICK_US`] step. Ticks go to every worker at the same packet, and
-//!   the one-worker path ([`reassemble_ticked`]) ticks at the same points.
+//!   the one-worker path ticks at the same points.
 //! - Uids are made from the uid seed and the number of the connection's first packet, so a
 //!   worker knows them; connection ids ([`ConnMeta::id`]) are given by the merger, in the
 //!   order connections opened, as one table numbers them.
