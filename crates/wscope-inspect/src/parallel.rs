@@ -63,11 +63,11 @@ use crate::Summary;
 /// microseconds (100 ms).
 pub const TICK_US: u64 = 100_000;
 /// Most packets per round (one batch per worker).
-pub const ROUND_PACKETS: usize = 1024;
+pub const ROUND_PACKETS: usize = 512;
 /// Most segment payload bytes per round.
-pub const ROUND_BYTES: usize = 1 << 19;
+pub const ROUND_BYTES: usize = 1 << 18;
 /// Most rounds queued or being worked on at once.
-pub const ROUNDS_IN_FLIGHT: usize = 3;
+pub const ROUNDS_IN_FLIGHT: usize = 6;
 
 /// A writer into memory, for the sinks [`LocalOutput::make`] makes: what they write is taken
 /// from it after each call. Cheap to clone (the clones share the buffer).
