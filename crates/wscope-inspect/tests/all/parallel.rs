@@ -182,12 +182,12 @@ fn corpus_and_sample_give_the_same_output_for_any_number_of_workers() {
 
 #[test]
 fn many_connections_with_every_fate_give_the_same_output_for_any_number_of_workers() {
-    let bytes = mixed_traffic(7, 600).unwrap();
+    let bytes = mixed_traffic(7, 300).unwrap();
     let cap = || Capture::from_reader(std::io::Cursor::new(bytes.clone()), "mixed");
     let mut cfg = AnalyzerConfig::default();
     cfg.flow.uid_seed = 9;
     let events = same_for_any_workers("mixed", cap, cfg);
-    assert!(events > 5_000, "{events}");
+    assert!(events > 2_500, "{events}");
     // The capture exercises what makes ordering hard: timeouts in the middle, resets,
     // connections open at the end, fragments, cut packets.
     let mut all = Everything::default();
@@ -196,14 +196,14 @@ fn many_connections_with_every_fate_give_the_same_output_for_any_number_of_worke
         .run(&mut cap(), &mut all)
         .unwrap();
     let f = stats.flows;
-    assert!(f.closed_timeout > 20, "{f:?}");
-    assert!(f.closed_reset > 20, "{f:?}");
-    assert!(f.closed_at_end > 20, "{f:?}");
-    assert!(f.closed_finished > 100, "{f:?}");
-    assert!(stats.decode.reassembled > 10, "{:?}", stats.decode);
+    assert!(f.closed_timeout > 10, "{f:?}");
+    assert!(f.closed_reset > 10, "{f:?}");
+    assert!(f.closed_at_end > 10, "{f:?}");
+    assert!(f.closed_finished > 50, "{f:?}");
+    assert!(stats.decode.reassembled > 5, "{:?}", stats.decode);
     assert!(stats.decode.tcp_truncated > 0, "{:?}", stats.decode);
-    assert!(stats.mid_stream > 20, "{stats:?}");
-    assert!(stats.sessions > 300, "{stats:?}");
+    assert!(stats.mid_stream > 10, "{stats:?}");
+    assert!(stats.sessions > 150, "{stats:?}");
     // Smaller timeouts: most connections expire at clock ticks, in the middle of traffic.
     cfg.flow.idle_timeout = wscope_proto::time::Duration::from_millis(150);
     cfg.flow.handshake_timeout = wscope_proto::time::Duration::from_millis(50);
