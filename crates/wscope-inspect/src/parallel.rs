@@ -67,7 +67,7 @@ pub const ROUND_PACKETS: usize = 512;
 /// Most segment payload bytes per round.
 pub const ROUND_BYTES: usize = 1 << 18;
 /// Most rounds queued or being worked on at once.
-pub const ROUNDS_IN_FLIGHT: usize = 6;
+pub const ROUNDS_IN_FLIGHT: usize = 4;
 
 /// A writer into memory, for the sinks [`LocalOutput::make`] makes: what they write is taken
 /// from it after each call. Cheap to clone (the clones share the buffer).
