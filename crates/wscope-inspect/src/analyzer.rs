@@ -132,7 +132,8 @@ impl Stats {
     }
 }
 
-/// Runs captures through the whole pipeline (see the [module docs](self)).
+/// Runs captures through the whole pipeline (see the [module docs](self)), in the calling
+/// thread or, with [`Analyzer::workers`], over worker threads with the same output.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Analyzer {
     cfg: AnalyzerConfig,
