@@ -27,6 +27,7 @@ use wscope_proto::time::Instant;
 use crate::capture::{Capture, CaptureError, CaptureErrorKind, CaptureStats};
 use crate::decode::DecodeStats;
 use crate::event::{Event, EventKind};
+use crate::parallel::{LocalOutput, LocalWriter, WithLocal};
 use crate::session::{Session, SessionConfig, TcpNote};
 use crate::sink::{CaptureNote, Sink};
 use crate::source::PacketSource;
@@ -115,6 +116,20 @@ impl Error {
 }
 
 impl Stats {
+    /// Counts `ev` of a connection whose `101` the client rejects when `rejected` (then only
+    /// the upgrade and anomalies count); an `Established` event sets `rejected`.
+    pub(crate) fn count_in_connection(&mut self, ev: &Event<'_>, rejected: &mut bool) {
+        match &ev.kind {
+            EventKind::Established(up) => {
+                *rejected = !up.accepted();
+                self.count(ev);
+            }
+            EventKind::Anomaly { .. } => self.count(ev),
+            _ if *rejected => {}
+            _ => self.count(ev),
+        }
+    }
+
     /// Counts one event.
     pub fn count(&mut self, ev: &Event<'_>) {
         match &ev.kind {
@@ -140,15 +155,32 @@ impl Stats {
     }
 }
 
-/// Runs captures through the whole pipeline (see the [module docs](self)).
+/// Runs captures through the whole pipeline (see the [module docs](self)), in the calling
+/// thread or, with [`Analyzer::workers`], over worker threads with the same output.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Analyzer {
     cfg: AnalyzerConfig,
+    workers: usize,
 }
 
 /// The per-connection state kept in the flow table.
 #[derive(Debug, Default)]
 pub struct Slot(Option<Box<Session>>);
+
+impl Slot {
+    /// The connection ended: its session, if it had one, reports how (`connection_end`).
+    pub(crate) fn end<S: Sink + ?Sized>(
+        &mut self,
+        conn: &ConnMeta,
+        ts: Instant,
+        reason: crate::tcp::CloseReason,
+        out: &mut S,
+    ) {
+        if let Some(s) = self.0.as_mut() {
+            s.end(conn, ts, reason, out);
+        }
+    }
+}
 
 struct Handler<'s, S: ?Sized> {
     cfg: SessionConfig,
@@ -166,15 +198,7 @@ struct Counting<'a, S: ?Sized> {
 
 impl<S: Sink + ?Sized> Sink for Counting<'_, S> {
     fn event(&mut self, ev: &Event<'_>) {
-        match &ev.kind {
-            EventKind::Established(up) => {
-                self.rejected = !up.accepted();
-                self.stats.count(ev);
-            }
-            EventKind::Anomaly { .. } => self.stats.count(ev),
-            _ if self.rejected => {}
-            _ => self.stats.count(ev),
-        }
+        self.stats.count_in_connection(ev, &mut self.rejected);
         self.sink.event(ev);
     }
 }
@@ -199,48 +223,82 @@ impl<S: Sink + ?Sized> ConnectionHandler for Handler<'_, S> {
                 // nothing but their flow table entry.
                 state.0 = None;
             }
-            ConnectionEvent::Data { dir, ts, bytes } => {
+            ConnectionEvent::Data { ts, .. } => {
                 out.stats.last_ts = Some(ts);
-                let cfg = self.cfg;
-                let s = state.0.get_or_insert_with(|| Box::new(Session::new(cfg)));
-                s.data(conn, ts, dir, bytes, &mut out);
-            }
-            ConnectionEvent::Gap { dir, ts, len } => {
-                let cfg = self.cfg;
-                let s = state.0.get_or_insert_with(|| Box::new(Session::new(cfg)));
-                s.gap(conn, ts, dir, len, &mut out);
-            }
-            ConnectionEvent::Eof { dir, ts } => {
-                if let Some(s) = state.0.as_mut() {
-                    s.eof(conn, ts, dir, &mut out);
-                }
-            }
-            ConnectionEvent::Limit { dir, ts, limit } => {
-                if let Some(s) = state.0.as_mut() {
-                    s.tcp_note(conn, ts, dir, TcpNote::Limit(limit), &mut out);
-                }
-            }
-            ConnectionEvent::Anomaly { dir, ts, anomaly } => {
-                if let Some(s) = state.0.as_mut() {
-                    s.tcp_note(conn, ts, dir, TcpNote::Anomaly(anomaly), &mut out);
-                }
+                session_event(self.cfg, state, conn, event, &mut out);
             }
             ConnectionEvent::Closed { ts, reason } => {
                 out.stats.last_ts = Some(out.stats.last_ts.map_or(ts, |t| t.max(ts)));
-                if let Some(s) = state.0.as_mut() {
-                    s.end(conn, ts, reason, &mut out);
-                }
+                state.end(conn, ts, reason, &mut out);
                 state.0 = None;
                 out.sink.connection_closed(conn);
             }
+            _ => session_event(self.cfg, state, conn, event, &mut out),
         }
+    }
+}
+
+/// Hands a connection's `Data`, `Gap`, `Eof`, `Limit` and `Anomaly` events to its session
+/// (made with the first data or gap); `Open` and `Closed` are the caller's.
+pub(crate) fn session_event<S: Sink + ?Sized>(
+    cfg: SessionConfig,
+    state: &mut Slot,
+    conn: &ConnMeta,
+    event: ConnectionEvent<'_>,
+    out: &mut S,
+) {
+    match event {
+        ConnectionEvent::Data { dir, ts, bytes } => {
+            let s = state.0.get_or_insert_with(|| Box::new(Session::new(cfg)));
+            s.data(conn, ts, dir, bytes, out);
+        }
+        ConnectionEvent::Gap { dir, ts, len } => {
+            let s = state.0.get_or_insert_with(|| Box::new(Session::new(cfg)));
+            s.gap(conn, ts, dir, len, out);
+        }
+        ConnectionEvent::Eof { dir, ts } => {
+            if let Some(s) = state.0.as_mut() {
+                s.eof(conn, ts, dir, out);
+            }
+        }
+        ConnectionEvent::Limit { dir, ts, limit } => {
+            if let Some(s) = state.0.as_mut() {
+                s.tcp_note(conn, ts, dir, TcpNote::Limit(limit), out);
+            }
+        }
+        ConnectionEvent::Anomaly { dir, ts, anomaly } => {
+            if let Some(s) = state.0.as_mut() {
+                s.tcp_note(conn, ts, dir, TcpNote::Anomaly(anomaly), out);
+            }
+        }
+        ConnectionEvent::Open { .. } | ConnectionEvent::Closed { .. } => {}
     }
 }
 
 impl Analyzer {
     /// An analyzer with these settings.
     pub const fn new(cfg: AnalyzerConfig) -> Self {
-        Self { cfg }
+        Self { cfg, workers: 1 }
+    }
+
+    /// Analyses with `n` worker threads (connections sharded by their address pair; see
+    /// [`crate::parallel`]); 0 and 1 mean the calling thread alone. The events, their order
+    /// and the statistics are the same for every `n`, except where a flow table limit is hit
+    /// ([`FlowConfig::max_flows`], [`FlowConfig::max_buffered_total`]), which applies to each
+    /// worker's table.
+    #[must_use]
+    pub const fn workers(mut self, n: usize) -> Self {
+        self.workers = if n == 0 { 1 } else { n };
+        self
+    }
+
+    /// The number of worker threads ([`Analyzer::workers`]).
+    pub const fn worker_count(&self) -> usize {
+        if self.workers == 0 {
+            1
+        } else {
+            self.workers
+        }
     }
 
     /// The settings.
@@ -261,7 +319,7 @@ impl Analyzer {
         capture: &mut Capture,
         sink: &mut S,
     ) -> Result<Stats, Error> {
-        self.run_source(capture, sink)
+        self.run_with_local(capture, sink, None, true)
     }
 
     /// Analyses everything a [`PacketSource`] gives until it ends: a file capture as
@@ -288,6 +346,73 @@ impl Analyzer {
             &mut h,
             &mut |h: &mut Handler<'_, S>, tick| h.sink.tick(tick),
         );
+        let stats = h.stats;
+        Self::finish(stats, summary, sink, None)
+    }
+
+    /// [`Analyzer::run`] with a second output rendered by the workers themselves (see
+    /// [`LocalOutput`]); with one worker, its sink runs next to `sink`. With `payload` false,
+    /// `sink` gets the `FrameData` and `MessageData` events with empty `data` (for sinks that
+    /// never look at it, such as [`crate::log::ZeekLogs`]: less to copy between threads).
+    ///
+    /// # Errors
+    ///
+    /// As [`Analyzer::run`]. An error writing to [`LocalOutput::out`] is kept in
+    /// [`LocalOutput::error`].
+    pub fn run_with_local<S: Sink + ?Sized>(
+        &self,
+        capture: &mut Capture,
+        sink: &mut S,
+        mut local: Option<&mut LocalOutput<'_>>,
+        payload: bool,
+    ) -> Result<Stats, Error> {
+        let (stats, summary) = if self.worker_count() > 1 {
+            crate::parallel::run(
+                self.cfg.flow,
+                self.cfg.session,
+                self.worker_count(),
+                capture,
+                &mut *sink,
+                local.as_deref_mut(),
+                payload,
+            )
+        } else if let Some(out) = local.as_deref_mut() {
+            let buf = LocalWriter::default();
+            let mut both = WithLocal {
+                main: &mut *sink,
+                local: (out.make)(buf.clone()),
+                buf,
+                out,
+            };
+            let mut h = Handler {
+                cfg: self.cfg.session,
+                sink: &mut both,
+                stats: Stats::default(),
+            };
+            let summary = crate::parallel::reassemble_ticked(capture, self.cfg.flow, &mut h);
+            let stats = h.stats;
+            both.drain(true);
+            (stats, summary)
+        } else {
+            let mut h = Handler {
+                cfg: self.cfg.session,
+                sink: &mut *sink,
+                stats: Stats::default(),
+            };
+            let summary = crate::parallel::reassemble_ticked(capture, self.cfg.flow, &mut h);
+            (h.stats, summary)
+        };
+        Self::finish(stats, summary, sink, local)
+    }
+
+    /// The capture notes and counters of a finished run: its statistics, or the error that
+    /// ended it with them.
+    fn finish<S: Sink + ?Sized>(
+        mut stats: Stats,
+        summary: crate::Summary,
+        sink: &mut S,
+        mut local: Option<&mut LocalOutput<'_>>,
+    ) -> Result<Stats, Error> {
         let notes = [
             (
                 "unsupported_link_type",
@@ -303,15 +428,18 @@ impl Analyzer {
         ];
         for (name, count, what) in notes {
             if count > 0 {
-                h.sink.capture_note(&CaptureNote {
-                    ts: h.stats.last_ts,
+                let note = CaptureNote {
+                    ts: stats.last_ts,
                     name,
                     count,
                     detail: format!("{count} {what}"),
-                });
+                };
+                sink.capture_note(&note);
+                if let Some(l) = local.as_deref_mut() {
+                    l.capture_note(&note);
+                }
             }
         }
-        let mut stats = h.stats;
         stats.capture = summary.capture;
         stats.decode = summary.decode;
         stats.flows = summary.flows;

@@ -56,6 +56,7 @@
 //! ## Modules
 //!
 //! - [`analyzer`]: the whole pipeline ([`Analyzer`]), its settings and [`Stats`].
+//! - [`parallel`]: the same pipeline over worker threads, with the same output.
 //! - [`capture`]: pcap/pcapng input, several files per run, stdin.
 //! - [`source`]: what the analyzer reads packets from ([`source::PacketSource`]): a file
 //!   capture, or (feature `live`) `live::LiveCapture` on network interfaces.
@@ -156,6 +157,7 @@ where
 pub mod analyzer;
 pub mod event;
 pub mod log;
+pub mod parallel;
 pub mod session;
 pub mod sink;
 

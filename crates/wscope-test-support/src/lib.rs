@@ -5,6 +5,7 @@
 //! - [`wire`]: WebSocket frame and handshake bytes, written out by hand (independent of the
 //!   core's own encoder, which the tests check).
 //! - `capture` (feature `capture`): writing pcap/pcapng files and TCP packets to put in them.
+//! - `traffic` (feature `capture`): a generated capture of many connections with mixed fates.
 //! - [`corpus`]: where the shared corpus captures are, and the rule for when they are missing:
 //!   skip with a note locally, fail under CI.
 //!
@@ -18,6 +19,8 @@ pub mod capture;
 pub mod corpus;
 mod rng;
 pub mod seeds;
+#[cfg(feature = "capture")]
+pub mod traffic;
 pub mod wire;
 
 pub use alloc::CountingAlloc;

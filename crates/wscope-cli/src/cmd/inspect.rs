@@ -13,6 +13,10 @@
 //! Zeek uids are random per run, as Zeek's are: the seed comes from the OS unless
 //! `--uid-seed N` asks for the same uids every time.
 //!
+//! `--workers N` (default: the number of CPUs) shards connections over N analysis threads;
+//! the outputs (logs, events, extracted files, listing, summary) are the same for every N
+//! (see `wscope_inspect::parallel`).
+//!
 //! `wscope inspect -i IFACE` captures live instead (the `live` submodule, cargo feature
 //! `live`), with the same outputs written as the traffic passes.
 
@@ -29,6 +33,7 @@ use wscope_inspect::event::{Event, EventKind, OpCode};
 use wscope_inspect::log::json::{hex, lossless_text, opcode_name, JsonLines};
 use wscope_inspect::log::zeek::Style;
 use wscope_inspect::log::ZeekLogs;
+use wscope_inspect::parallel::{LocalOutput, LocalWriter};
 use wscope_inspect::sink::{CaptureNote, Sink};
 use wscope_inspect::uid::ConnId;
 
@@ -85,6 +90,12 @@ pub(crate) struct Args {
     /// No listing on stdout (summary only).
     #[arg(short, long)]
     quiet: bool,
+    /// Worker threads: connections are sharded over them by their address pair (the output
+    /// is the same for any number). 1: analyse in the reading thread. Default: the number of
+    /// CPUs. Capture files only: a live capture (`-i`) analyses in one thread; several
+    /// processes share an interface with `--fanout-group`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
     /// Live capture (`-i`), listed last in the help.
     #[command(flatten)]
     live: live::LiveArgs,
@@ -347,14 +358,22 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
         }
         None => None,
     };
-    let mut events = match &args.events {
-        Some(p) if p.as_os_str() == "-" => Some(JsonLines::new(Box::new(BufWriter::new(
-            io::stdout().lock(),
-        )) as Box<dyn Write>)),
-        Some(p) => Some(JsonLines::new(
-            Box::new(BufWriter::new(created.create(p, args.force)?)) as Box<dyn Write>,
-        )),
+    let events_out: Option<Box<dyn Write>> = match &args.events {
+        Some(p) if p.as_os_str() == "-" => Some(Box::new(BufWriter::new(io::stdout().lock()))),
+        Some(p) => Some(Box::new(BufWriter::new(created.create(p, args.force)?))),
         None => None,
+    };
+    let workers = args.workers.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        usize::from,
+    );
+    // With several workers, the events are rendered by the workers themselves, in parallel
+    // (the order is the same), unless extraction runs: its quota notice goes into the events
+    // at the point of the merged stream where the quota is reached.
+    let (mut events, mut events_local) = if workers > 1 && args.extract.is_none() {
+        (None, events_out)
+    } else {
+        (events_out.map(JsonLines::new), None)
     };
     let mut extract = match &args.extract {
         Some(dir) => {
@@ -373,6 +392,8 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     created.keep();
 
     let start = wall_clock();
+    // Only the listing, the extractor and events written here read message bytes.
+    let payload = list.is_some() || extract.is_some() || events.is_some();
     let stats = {
         let mut sink = Fanout {
             extract: extract.as_mut(),
@@ -382,7 +403,22 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
                 list.as_mut().map(|s| s as &mut dyn Sink),
             ],
         };
-        Analyzer::new(cfg).run(&mut capture, &mut sink)
+        let make = |w: LocalWriter| Box::new(JsonLines::unbuffered(w)) as Box<dyn Sink>;
+        let mut local = events_local.as_mut().map(|out| LocalOutput {
+            make: &make,
+            out: &mut **out,
+            error: None,
+        });
+        let r = Analyzer::new(cfg).workers(workers).run_with_local(
+            &mut capture,
+            &mut sink,
+            local.as_mut(),
+            payload,
+        );
+        if let Some(e) = local.and_then(|l| l.error) {
+            return Err(e);
+        }
+        r
     };
     // A source the analyzer could not read at all: one line, no summary.
     let (stats, error) = match stats {
@@ -423,6 +459,9 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     }
     if let Some(e) = events {
         e.finish()?;
+    }
+    if let Some(mut e) = events_local {
+        e.flush()?;
     }
     if let Some(x) = extract {
         x.finish()?;

@@ -523,3 +523,118 @@ fn a_rejected_upgrade_is_not_a_session() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Every file under `dir` (relative path → bytes), sorted.
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// `wscope inspect` with `--workers n` and every output: the output directory's files, and
+/// stdout (listing and summary) without the timing line.
+/// With `extract`, also `--extract` (the events are then written by the merging thread;
+/// without it, by the workers).
+fn inspect_all_outputs(
+    input: &Path,
+    work: &Path,
+    n: u32,
+    extract: bool,
+) -> (Vec<(String, Vec<u8>)>, String) {
+    let out = work.join(format!("w{n}"));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let s = |p: PathBuf| p.to_str().unwrap().to_owned();
+    let r = wscope(
+        &[
+            "inspect",
+            input.to_str().unwrap(),
+            "--uid-seed",
+            "5",
+            "--digest",
+            "--workers",
+            &n.to_string(),
+            "-o",
+            &s(out.join("logs")),
+            "--events",
+            &s(out.join("events.json")),
+            "--extract",
+            &s(out.join("extract")),
+        ][..if extract { 13 } else { 11 }],
+    );
+    assert!(
+        r.status.code() == Some(0) || r.status.code() == Some(2),
+        "{}",
+        text(&r.stderr)
+    );
+    let stdout: Vec<String> = text(&r.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("time "))
+        .map(str::to_owned)
+        .collect();
+    (tree(&out), stdout.join("\n") + &text(&r.stderr))
+}
+
+#[test]
+fn inspect_output_does_not_depend_on_the_number_of_workers() {
+    let work = scratch("workers");
+    let mixed = work.join("mixed.pcap");
+    std::fs::write(
+        &mixed,
+        wscope_test_support::traffic::mixed_traffic(11, 300).unwrap(),
+    )
+    .unwrap();
+    let mut inputs = vec![PathBuf::from(sample()), mixed];
+    if let Some(root) = wscope_test_support::corpus::corpus() {
+        let mut stack = vec![root];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
+                    inputs.push(p);
+                }
+            }
+        }
+    }
+    inputs.sort();
+    for (input, extract) in inputs.iter().flat_map(|i| [(i, true), (i, false)]) {
+        let (files1, out1) = inspect_all_outputs(input, &work, 1, extract);
+        assert!(
+            files1.iter().any(|(name, _)| name == "events.json"),
+            "{}: {files1:?}",
+            input.display()
+        );
+        for n in [2, 4] {
+            let (files, out) = inspect_all_outputs(input, &work, n, extract);
+            assert_eq!(out1, out, "{}: stdout, 1 vs {n} workers", input.display());
+            let names1: Vec<&str> = files1.iter().map(|(f, _)| f.as_str()).collect();
+            let names: Vec<&str> = files.iter().map(|(f, _)| f.as_str()).collect();
+            assert_eq!(names1, names, "{}: files, 1 vs {n}", input.display());
+            for ((name, a), (_, b)) in files1.iter().zip(&files) {
+                assert!(
+                    a == b,
+                    "{}: {name} differs, 1 vs {n} workers",
+                    input.display()
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}

@@ -71,6 +71,8 @@ pub struct JsonLines<W: Write> {
     prefix: Option<Prefix>,
     /// Lines written.
     pub lines: u64,
+    /// Lines are handed to `out` once this many bytes are buffered (0: after every line).
+    block: usize,
 }
 
 /// Lines gathered before they are handed to the writer.
@@ -80,14 +82,26 @@ const BLOCK: usize = 64 << 10;
 const MAX_PREFIXES: usize = 1 << 14;
 
 impl<W: Write> JsonLines<W> {
-    /// Writes to `out`.
+    /// Writes to `out`, in blocks of about 64 KiB.
     pub const fn new(out: W) -> Self {
+        Self::with_block(out, BLOCK)
+    }
+
+    /// Writes each line to `out` as soon as it is made: for a writer that buffers already
+    /// (the workers' in-memory output of [`crate::parallel::LocalOutput`]), or that another
+    /// writer's lines must interleave with line by line.
+    pub const fn unbuffered(out: W) -> Self {
+        Self::with_block(out, 0)
+    }
+
+    const fn with_block(out: W, block: usize) -> Self {
         Self {
             out,
             error: None,
             buf: Vec::new(),
             prefix: None,
             lines: 0,
+            block,
         }
     }
 
@@ -130,7 +144,7 @@ impl<W: Write> JsonLines<W> {
         match r {
             Ok(true) => {
                 self.lines += 1;
-                if self.buf.len() >= BLOCK {
+                if self.buf.len() >= self.block {
                     self.drain();
                 }
             }

@@ -32,7 +32,7 @@ use wscope_proto::role::Direction;
 use wscope_proto::time::{Duration, Instant};
 
 use super::reassembly::{ReassemblyContext, ReassemblyStats, StreamEvent, StreamReassembler};
-use super::{CloseReason, ConnMeta, ConnectionEvent, ConnectionHandler, FlowConfig};
+use super::{CloseOrder, CloseReason, ConnMeta, ConnectionEvent, ConnectionHandler, FlowConfig};
 use crate::decode::{FlowKey, Segment};
 use crate::uid::{ConnId, UidGenerator};
 
@@ -65,6 +65,27 @@ pub struct FlowStats {
     pub stray_resets: u64,
     /// Reassembly counters over all connections.
     pub reassembly: ReassemblyStats,
+}
+
+impl FlowStats {
+    /// Adds the counters of another table (one worker's of a parallel run). `open_now`,
+    /// `peak_tracked` and the reassembly buffer peak become sums over the tables (upper bounds
+    /// of the peaks of their totals).
+    pub fn add(&mut self, o: &Self) {
+        self.segments += o.segments;
+        self.opened += o.opened;
+        self.open_now += o.open_now;
+        self.peak_tracked += o.peak_tracked;
+        self.closed_finished += o.closed_finished;
+        self.closed_reset += o.closed_reset;
+        self.closed_timeout += o.closed_timeout;
+        self.evicted += o.evicted;
+        self.reused += o.reused;
+        self.closed_at_end += o.closed_at_end;
+        self.late_packets += o.late_packets;
+        self.stray_resets += o.stray_resets;
+        self.reassembly.add(&o.reassembly);
+    }
 }
 
 const NIL: u32 = u32::MAX;
@@ -177,6 +198,9 @@ struct Conn<S> {
     isn: [Option<u32>; 2],
     seen: [bool; 2],
     last: Instant,
+    /// Number of the packet that opened it / touched it last (the LRU lists' order).
+    first_packet: u64,
+    last_packet: u64,
     state: S,
 }
 
@@ -193,6 +217,10 @@ pub struct FlowTable<S> {
     uids: UidGenerator,
     next_id: u64,
     now: Instant,
+    /// The `last` time given to connections by the packet being handled.
+    packet_clock: Instant,
+    /// Uids come from the first packet's number ([`FlowTable::handle_packet`] was used).
+    packet_uids: bool,
     stats: FlowStats,
 }
 
@@ -241,6 +269,8 @@ impl<S: Default> FlowTable<S> {
             uids: UidGenerator::new(cfg.uid_seed),
             next_id: 0,
             now: Instant::ZERO,
+            packet_clock: Instant::ZERO,
+            packet_uids: false,
             stats: FlowStats::default(),
         }
     }
@@ -294,16 +324,48 @@ impl<S: Default> FlowTable<S> {
         self.expire(h);
     }
 
-    /// Handles one decoded segment.
+    /// Handles one decoded segment: first times out idle connections (by the segment's time),
+    /// then handles the segment.
     pub fn handle_segment<H>(&mut self, seg: &Segment<'_>, h: &mut H)
     where
         H: ConnectionHandler<State = S>,
     {
-        self.stats.segments += 1;
         if seg.ts > self.now {
             self.now = seg.ts;
         }
         self.expire(h);
+        let number = self.stats.segments + 1;
+        self.segment(seg, number, seg.ts, h);
+    }
+
+    /// Handles one decoded segment without timing anything out: the caller ticks the clock
+    /// with [`FlowTable::advance_time`] at points of its choosing (the analyzer does so at
+    /// fixed steps of capture time, so that tables that each see a share of the packets expire
+    /// their connections at the same points as one table that sees them all).
+    ///
+    /// `number` is the packet's number in the capture (increasing); `now` is the capture
+    /// clock at this packet (the latest packet time so far, this one's included). A
+    /// connection's idle time counts from the `now` of its last packet, so the order of the
+    /// LRU lists is the order of time, even when packet times go backwards. A connection's
+    /// uid is made from the number of its first packet (not from its [`ConnMeta::id`]), so it
+    /// is the same whichever other connections the table holds.
+    pub fn handle_packet<H>(&mut self, seg: &Segment<'_>, number: u64, now: Instant, h: &mut H)
+    where
+        H: ConnectionHandler<State = S>,
+    {
+        if now > self.now {
+            self.now = now;
+        }
+        self.packet_uids = true;
+        self.segment(seg, number, now.max(seg.ts), h);
+    }
+
+    fn segment<H>(&mut self, seg: &Segment<'_>, number: u64, clock: Instant, h: &mut H)
+    where
+        H: ConnectionHandler<State = S>,
+    {
+        self.stats.segments += 1;
+        self.packet_clock = clock;
         let (key, src_is_lo) = seg.key();
         let flags = seg.flags;
         let is_syn = flags.syn() && !flags.ack();
@@ -311,7 +373,7 @@ impl<S: Default> FlowTable<S> {
             Some(i) if self.lists.list_of(i) == List::Closed => {
                 if is_syn {
                     self.remove(i);
-                    self.create(seg, key, src_is_lo, h)
+                    self.create(seg, key, src_is_lo, number, h)
                 } else {
                     self.stats.late_packets += 1;
                     return;
@@ -320,7 +382,7 @@ impl<S: Default> FlowTable<S> {
             Some(i) => {
                 if is_syn && self.is_reuse(i, seg, src_is_lo) {
                     self.close(i, CloseReason::Reused, seg.ts, h);
-                    self.create(seg, key, src_is_lo, h)
+                    self.create(seg, key, src_is_lo, number, h)
                 } else {
                     i
                 }
@@ -330,10 +392,10 @@ impl<S: Default> FlowTable<S> {
                     self.stats.stray_resets += 1;
                     return;
                 }
-                self.create(seg, key, src_is_lo, h)
+                self.create(seg, key, src_is_lo, number, h)
             }
         };
-        self.process(idx, seg, src_is_lo, h);
+        self.process(idx, seg, src_is_lo, number, h);
     }
 
     /// Ends the capture: every open connection is flushed and closed with
@@ -342,6 +404,19 @@ impl<S: Default> FlowTable<S> {
     where
         H: ConnectionHandler<State = S>,
     {
+        let now = self.now;
+        self.finish_at(now, h);
+    }
+
+    /// [`FlowTable::finish`] with the clock first moved to `now` (if later), without timing
+    /// anything out: for a table that saw only a share of the capture's packets.
+    pub fn finish_at<H>(&mut self, now: Instant, h: &mut H)
+    where
+        H: ConnectionHandler<State = S>,
+    {
+        if now > self.now {
+            self.now = now;
+        }
         let mut open: Vec<(ConnId, u32)> = self
             .slots
             .iter()
@@ -352,6 +427,14 @@ impl<S: Default> FlowTable<S> {
         open.sort_unstable();
         let now = self.now;
         for (_, i) in open {
+            if let Some(c) = self.slots[i as usize].as_ref() {
+                h.close_order(
+                    &c.meta,
+                    CloseOrder::CaptureEnd {
+                        first_packet: c.first_packet,
+                    },
+                );
+            }
             self.close(i, CloseReason::CaptureEnd, now, h);
         }
         self.map.clear();
@@ -375,7 +458,14 @@ impl<S: Default> FlowTable<S> {
         }
     }
 
-    fn create<H>(&mut self, seg: &Segment<'_>, key: FlowKey, src_is_lo: bool, h: &mut H) -> u32
+    fn create<H>(
+        &mut self,
+        seg: &Segment<'_>,
+        key: FlowKey,
+        src_is_lo: bool,
+        number: u64,
+        h: &mut H,
+    ) -> u32
     where
         H: ConnectionHandler<State = S>,
     {
@@ -394,7 +484,10 @@ impl<S: Default> FlowTable<S> {
         let id = ConnId(self.next_id);
         let meta = ConnMeta {
             id,
-            uid: self.uids.uid(id),
+            // A uid that does not depend on which other connections share the table.
+            uid: self
+                .uids
+                .uid(if self.packet_uids { ConnId(number) } else { id }),
             key,
             orig,
             resp,
@@ -407,7 +500,9 @@ impl<S: Default> FlowTable<S> {
             dirs: [StreamReassembler::new(), StreamReassembler::new()],
             isn: [None, None],
             seen: [false, false],
-            last: seg.ts,
+            last: self.packet_clock,
+            first_packet: number,
+            last_packet: number,
             state: S::default(),
         };
         h.on_event(
@@ -437,7 +532,7 @@ impl<S: Default> FlowTable<S> {
         i
     }
 
-    fn process<H>(&mut self, i: u32, seg: &Segment<'_>, src_is_lo: bool, h: &mut H)
+    fn process<H>(&mut self, i: u32, seg: &Segment<'_>, src_is_lo: bool, number: u64, h: &mut H)
     where
         H: ConnectionHandler<State = S>,
     {
@@ -452,7 +547,8 @@ impl<S: Default> FlowTable<S> {
         let ts = seg.ts;
         let flags = seg.flags;
         conn.seen[di] = true;
-        conn.last = ts;
+        conn.last = self.packet_clock;
+        conn.last_packet = number;
 
         let mut seq = seg.seq;
         if flags.syn() {
@@ -522,7 +618,11 @@ impl<S: Default> FlowTable<S> {
         dirs[0].close(cx);
         dirs[1].close(cx);
         drop(mem::take(state));
-        conn.last = ts;
+        conn.last = match reason {
+            // Lingers on the closed list, which is in packet order.
+            CloseReason::Finished | CloseReason::Reset(_) => self.packet_clock,
+            _ => ts,
+        };
         self.stats.open_now -= 1;
         match reason {
             CloseReason::Finished => self.stats.closed_finished += 1,
@@ -575,6 +675,15 @@ impl<S: Default> FlowTable<S> {
                 if list == List::Closed {
                     self.remove(t);
                 } else {
+                    if let Some(c) = self.slots[t as usize].as_ref() {
+                        h.close_order(
+                            &c.meta,
+                            CloseOrder::Expiry {
+                                active: list == List::Active,
+                                last_packet: c.last_packet,
+                            },
+                        );
+                    }
                     self.close(t, CloseReason::IdleTimeout, last + timeout, h);
                 }
             }

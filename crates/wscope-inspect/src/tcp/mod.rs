@@ -82,7 +82,9 @@ impl Default for FlowConfig {
 pub struct ConnMeta {
     /// Counter in order of first packet, from 1.
     pub id: ConnId,
-    /// Zeek-like uid, deterministic for a given [`FlowConfig::uid_seed`].
+    /// Zeek-like uid, deterministic for a given [`FlowConfig::uid_seed`]: made from the
+    /// connection's id, or, for tables fed with [`FlowTable::handle_packet`] (the analyzer),
+    /// from the number of its first packet.
     pub uid: Uid,
     /// The canonical key.
     pub key: FlowKey,
@@ -130,6 +132,31 @@ pub enum CloseReason {
     Reused,
     /// The capture ended ([`FlowTable::finish`]).
     CaptureEnd,
+}
+
+/// Where a connection closed by a pass over the table (a timeout or the end of the capture)
+/// stands among the others that pass closes, given to [`ConnectionHandler::close_order`] just
+/// before its events.
+///
+/// A pass closes its connections in increasing order of this value (compare with `Ord`):
+/// expired handshake-only connections, then expired active ones, each by the number of their
+/// last packet; at the end, by the number of their first packet. The order depends only on
+/// the connection, not on which others share the table, so that tables that each hold a share
+/// of the connections can be merged into the order of one table holding them all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CloseOrder {
+    /// Timed out by [`FlowTable::advance_time`] (or before a segment).
+    Expiry {
+        /// On the active list (`false`: handshake-only; these go first).
+        active: bool,
+        /// Number of its last packet.
+        last_packet: u64,
+    },
+    /// Closed by [`FlowTable::finish`].
+    CaptureEnd {
+        /// Number of its first packet.
+        first_packet: u64,
+    },
 }
 
 /// A limit that was hit.
@@ -270,6 +297,10 @@ pub trait ConnectionHandler {
 
     /// One event of one connection.
     fn on_event(&mut self, state: &mut Self::State, conn: &ConnMeta, event: ConnectionEvent<'_>);
+
+    /// The table is about to close `conn` in a pass over several connections (timeouts, the
+    /// end of the capture); its events follow. Default: nothing. See [`CloseOrder`].
+    fn close_order(&mut self, _conn: &ConnMeta, _order: CloseOrder) {}
 }
 
 impl<F> ConnectionHandler for F

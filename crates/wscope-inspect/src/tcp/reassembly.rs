@@ -75,6 +75,27 @@ pub struct ReassemblyStats {
     pub data_after_fin_bytes: u64,
 }
 
+impl ReassemblyStats {
+    /// Adds the counters of another table (of a parallel run); `buffered_peak` becomes the
+    /// sum of the tables' peaks (an upper bound of the peak of their total).
+    pub fn add(&mut self, o: &Self) {
+        self.bytes_delivered += o.bytes_delivered;
+        self.bytes_in_order += o.bytes_in_order;
+        self.gaps += o.gaps;
+        self.gap_bytes += o.gap_bytes;
+        self.ack_gaps += o.ack_gaps;
+        self.duplicate_bytes += o.duplicate_bytes;
+        self.overlap_bytes += o.overlap_bytes;
+        self.inconsistent_overlaps += o.inconsistent_overlaps;
+        self.out_of_order_pieces += o.out_of_order_pieces;
+        self.out_of_order_bytes += o.out_of_order_bytes;
+        self.buffered_peak += o.buffered_peak;
+        self.direction_limit_hits += o.direction_limit_hits;
+        self.total_limit_hits += o.total_limit_hits;
+        self.data_after_fin_bytes += o.data_after_fin_bytes;
+    }
+}
+
 /// State shared by all directions of a flow table: the buffer caps, the bytes buffered in
 /// total, and the counters.
 #[derive(Clone, Debug)]

@@ -1,0 +1,961 @@
+//! Parallel analysis: one capture, its connections sharded over worker threads, one output
+//! that does not depend on the number of workers.
+//!
+//! ```text
+//!   calling thread: capture → decode (+ IP defragmentation) → capture clock, ticks
+//!        │  symmetric hash of the address pair → worker; batches of segments, bounded queues
+//!        ▼
+//!   worker 1..N: own FlowTable + Sessions → events recorded into a batch, each with a key
+//!        │  (packet number, place in an expiry or end pass, order of emission)
+//!        ▼
+//!   calling thread: merges the workers' batches of one round by key → the Sink, Stats
+//! ```
+//!
+//! ## Why the output is the same for any number of workers
+//!
+//! - Decoding and IP defragmentation happen in the calling thread, before sharding, so the
+//!   fragments of a datagram are reassembled together and the datagram goes to the worker of
+//!   its connection. Both directions of a connection hash to the same worker.
+//! - Every event is keyed by what caused it: the number of the packet whose segment produced
+//!   it, or a pass of the clock ([`FlowTable::advance_time`]) or the end of the capture, where
+//!   the connection's [`CloseOrder`] places it. Within a connection, events keep their order.
+//!   The merge of the workers' events by key is exactly the order one table produces.
+//! - Time does not come from a worker's own packets: the capture clock (the latest segment
+//!   time) travels with each segment, and connections time out only at clock *ticks*, when
+//!   the clock enters a new [`TICK_US`] step. Ticks go to every worker at the same packet, and
+//!   the one-worker path ticks at the same points.
+//! - Uids are made from the uid seed and the number of the connection's first packet, so a
+//!   worker knows them; connection ids ([`ConnMeta::id`]) are given by the merger, in the
+//!   order connections opened, as one table numbers them.
+//!
+//! Run-wide counters are summed over the workers. The flow table limits
+//! ([`FlowConfig::max_flows`], [`FlowConfig::max_buffered_total`]) apply to each worker's
+//! table: with N workers up to N times as many connections and out-of-order bytes can be held,
+//! and while a limit is hit the output can differ with N (which connections are evicted, where
+//! the total buffer fills).
+//!
+//! Memory is bounded: at most [`ROUNDS_IN_FLIGHT`] rounds of at most [`ROUND_PACKETS`] packets
+//! or [`ROUND_BYTES`] payload bytes are queued, and their buffers are reused.
+
+use core::cell::RefCell;
+use core::ops::Range;
+use std::borrow::Cow;
+use std::io::{self, Write};
+use std::rc::Rc;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+use wscope_proto::observe::ChunkInfo;
+use wscope_proto::role::Direction;
+use wscope_proto::time::Instant;
+
+use crate::analyzer::{session_event, Slot, Stats};
+use crate::capture::{Capture, CaptureError};
+use crate::decode::{Decoder, Segment, TcpFlags};
+use crate::event::{ConnectionEnd, Event, EventKind, FrameHeader, OpCode, Upgrade};
+use crate::session::SessionConfig;
+use crate::sink::Sink;
+use crate::tcp::{
+    CloseOrder, ConnMeta, ConnectionEvent, ConnectionHandler, FlowConfig, FlowStats, FlowTable,
+};
+use crate::uid::ConnId;
+use crate::Summary;
+
+/// The capture clock ticks (connections may time out) when it enters a new step of this many
+/// microseconds (100 ms).
+pub const TICK_US: u64 = 100_000;
+/// Most packets per round (one batch per worker).
+pub const ROUND_PACKETS: usize = 512;
+/// Most segment payload bytes per round.
+pub const ROUND_BYTES: usize = 1 << 18;
+/// Most rounds queued or being worked on at once.
+pub const ROUNDS_IN_FLIGHT: usize = 4;
+
+/// A writer into memory, for the sinks [`LocalOutput::make`] makes: what they write is taken
+/// from it after each call. Cheap to clone (the clones share the buffer).
+#[derive(Clone, Debug, Default)]
+pub struct LocalWriter(Rc<RefCell<Vec<u8>>>);
+
+impl LocalWriter {
+    fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+
+    /// Swaps the buffer's contents with `v`.
+    fn swap(&self, v: &mut Vec<u8>) {
+        core::mem::swap(&mut *self.0.borrow_mut(), v);
+    }
+}
+
+impl Write for LocalWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Output rendered by the workers themselves ([`crate::Analyzer::run_with_local`]): each
+/// worker makes its own sink with [`LocalOutput::make`] and gives it the events of its
+/// connections; what the sinks write is merged in the order of one run and written to
+/// [`LocalOutput::out`]. This takes the rendering (JSON events, say) off the merging thread.
+///
+/// The sink must write an event's output as it handles the event, and that output must depend
+/// only on the event and the earlier events of its connection
+/// ([`crate::log::json::JsonLines::unbuffered`] qualifies; Zeek logs, whose header names the
+/// first row's time, do not). Capture notes go to one more sink made at the end.
+pub struct LocalOutput<'a> {
+    /// Makes a sink writing into the given writer (called in each worker's thread).
+    pub make: &'a (dyn Fn(LocalWriter) -> Box<dyn Sink> + Sync),
+    /// Where the merged output goes.
+    pub out: &'a mut dyn Write,
+    /// The first error writing to `out` (nothing more is written after it).
+    pub error: Option<io::Error>,
+}
+
+impl core::fmt::Debug for LocalOutput<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LocalOutput")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalOutput<'_> {
+    /// Writes `b` to `out`, keeping the first error.
+    pub(crate) fn write(&mut self, b: &[u8]) {
+        if self.error.is_none() && !b.is_empty() {
+            if let Err(e) = self.out.write_all(b) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// Gives `note` to a fresh sink and writes what it wrote.
+    pub(crate) fn capture_note(&mut self, note: &crate::sink::CaptureNote) {
+        let w = LocalWriter::default();
+        let mut sink = (self.make)(w.clone());
+        sink.capture_note(note);
+        drop(sink);
+        let mut v = Vec::new();
+        w.swap(&mut v);
+        self.write(&v);
+    }
+}
+
+/// The main sink and a local one, in one thread (the one-worker path of
+/// [`crate::Analyzer::run_with_local`]).
+pub(crate) struct WithLocal<'a, 'o, S: ?Sized> {
+    pub(crate) main: &'a mut S,
+    pub(crate) local: Box<dyn Sink>,
+    pub(crate) buf: LocalWriter,
+    pub(crate) out: &'a mut LocalOutput<'o>,
+}
+
+impl<S: ?Sized> WithLocal<'_, '_, S> {
+    /// Writes what the local sink wrote, when there is enough (or `all`).
+    pub(crate) fn drain(&mut self, all: bool) {
+        if all || self.buf.len() >= 1 << 16 {
+            let mut v = Vec::new();
+            self.buf.swap(&mut v);
+            self.out.write(&v);
+            v.clear();
+            self.buf.swap(&mut v);
+        }
+    }
+}
+
+impl<S: Sink + ?Sized> Sink for WithLocal<'_, '_, S> {
+    fn event(&mut self, ev: &Event<'_>) {
+        self.main.event(ev);
+        self.local.event(ev);
+        self.drain(false);
+    }
+
+    fn connection_closed(&mut self, conn: &ConnMeta) {
+        self.main.connection_closed(conn);
+        self.local.connection_closed(conn);
+        self.drain(false);
+    }
+
+    fn capture_note(&mut self, note: &crate::sink::CaptureNote) {
+        self.main.capture_note(note);
+    }
+}
+
+/// The capture clock: the latest segment time, and its ticks.
+#[derive(Debug, Default)]
+pub(crate) struct Clock {
+    now: Instant,
+    step: Option<u64>,
+}
+
+impl Clock {
+    /// A segment with time `ts` arrives: the clock's new time, and whether it ticks (before
+    /// the segment is handled).
+    pub(crate) fn segment(&mut self, ts: Instant) -> (Instant, bool) {
+        if ts > self.now {
+            self.now = ts;
+        }
+        let step = self.now.as_micros() / TICK_US;
+        let tick = self.step != Some(step);
+        self.step = Some(step);
+        (self.now, tick)
+    }
+
+    /// The latest segment time.
+    pub(crate) const fn now(&self) -> Instant {
+        self.now
+    }
+}
+
+/// Runs capture → decode → flow table like [`crate::reassemble`], with the expiry points of a
+/// parallel run (connections time out at clock ticks only), so that one thread and N workers
+/// give the same events.
+pub(crate) fn reassemble_ticked<H: ConnectionHandler>(
+    capture: &mut Capture,
+    cfg: FlowConfig,
+    handler: &mut H,
+) -> Summary {
+    let mut decoder = Decoder::new();
+    let mut clock = Clock::default();
+    let mut table: FlowTable<H::State> = FlowTable::new(cfg);
+    let error = loop {
+        match capture.next_packet() {
+            Ok(Some(pkt)) => {
+                let number = pkt.number;
+                if let Some(seg) = decoder.decode(&pkt) {
+                    let (now, tick) = clock.segment(seg.ts);
+                    if tick {
+                        table.advance_time(now, handler);
+                    }
+                    table.handle_packet(&seg, number, now, handler);
+                }
+            }
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    table.finish_at(clock.now(), handler);
+    Summary {
+        capture: capture.stats(),
+        decode: *decoder.stats(),
+        flows: table.stats(),
+        error,
+    }
+}
+
+/// The worker of a connection: a hash of its two endpoints that does not depend on their
+/// order.
+fn shard(seg: &Segment<'_>, workers: usize) -> usize {
+    fn end(a: core::net::SocketAddr) -> u64 {
+        let ip = match a.ip() {
+            core::net::IpAddr::V4(v4) => u64::from(u32::from(v4)),
+            core::net::IpAddr::V6(v6) => {
+                let b = u128::from(v6);
+                (b as u64) ^ ((b >> 64) as u64).rotate_left(29)
+            }
+        };
+        mix(ip ^ (u64::from(a.port()) << 48))
+    }
+    let h = mix(end(seg.src).wrapping_add(end(seg.dst)));
+    (((h >> 32) * workers as u64) >> 32) as usize
+}
+
+/// SplitMix64's finaliser.
+const fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Where a record goes in the merged output: packet number (`u64::MAX` at the end), place
+/// among the closes of a pass (`u64::MAX` for the packet's own segment), emission order.
+type Key = (u64, u64, u32);
+
+/// One segment, owned (its payload in the batch's byte buffer).
+#[derive(Clone, Copy, Debug)]
+struct SegRec {
+    number: u64,
+    now: Instant,
+    ts: Instant,
+    src: core::net::SocketAddr,
+    dst: core::net::SocketAddr,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    window: u16,
+    missing: u32,
+    payload: (u32, u32),
+}
+
+/// What a worker is given.
+#[derive(Clone, Copy, Debug)]
+enum Item {
+    /// The clock ticked (before packet `number`).
+    Tick { number: u64, now: Instant },
+    /// A segment.
+    Seg(SegRec),
+}
+
+/// A worker's share of one round.
+#[derive(Debug, Default)]
+struct InBatch {
+    items: Vec<Item>,
+    bytes: Vec<u8>,
+}
+
+impl InBatch {
+    fn clear(&mut self) {
+        self.items.clear();
+        self.bytes.clear();
+    }
+}
+
+/// What one event becomes in a worker's output; byte slices are ranges of the batch's bytes.
+#[derive(Debug)]
+enum RecKind {
+    /// A connection opened (the merger numbers it).
+    Open(Box<ConnMeta>, bool),
+    /// The latest `Data` time (the last one of a batch; earlier ones are overwritten).
+    DataTs,
+    /// The connection closed.
+    Closed,
+    Established(Box<Upgrade>),
+    Frame {
+        header: FrameHeader,
+        header_bytes: Range<usize>,
+    },
+    FrameData {
+        data: Range<usize>,
+        info: ChunkInfo,
+    },
+    ConnectionEnd(ConnectionEnd),
+    MessageData {
+        data: Range<usize>,
+        opcode: OpCode,
+        message_end: bool,
+    },
+    Close {
+        status: u16,
+        reason: Range<usize>,
+    },
+    Message {
+        opcode: OpCode,
+        len: u64,
+        sha256: Option<[u8; 32]>,
+    },
+    Anomaly {
+        name: &'static str,
+        zeek_weird: Option<&'static str>,
+        detail: Range<usize>,
+    },
+}
+
+#[derive(Debug)]
+struct Rec {
+    key: Key,
+    /// The worker's id of the connection.
+    conn: ConnId,
+    ts: Instant,
+    dir: Direction,
+    kind: RecKind,
+}
+
+/// A worker's output for one round.
+#[derive(Debug, Default)]
+struct OutBatch {
+    recs: Vec<Rec>,
+    bytes: Vec<u8>,
+    /// What the worker's local sink wrote, and where each call's output ends.
+    text: Vec<u8>,
+    pieces: Vec<(Key, usize)>,
+}
+
+impl OutBatch {
+    fn clear(&mut self) {
+        self.recs.clear();
+        self.bytes.clear();
+        self.text.clear();
+        self.pieces.clear();
+    }
+
+    fn put(&mut self, b: &[u8]) -> Range<usize> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(b);
+        start..self.bytes.len()
+    }
+}
+
+enum ToWorker {
+    Round { input: InBatch, spare: OutBatch },
+    Finish { now: Instant, spare: OutBatch },
+}
+
+struct FromWorker {
+    out: OutBatch,
+    /// The input buffers, for reuse.
+    input: InBatch,
+    /// With the last batch: the worker's table counters.
+    flows: Option<FlowStats>,
+}
+
+/// Records a worker's events with their keys.
+struct Recorder {
+    out: OutBatch,
+    at: (u64, u64),
+    seq: u32,
+    /// Copy `FrameData`/`MessageData` bytes for the main sink.
+    payload: bool,
+    /// The worker's local sink and its buffer.
+    local: Option<(Box<dyn Sink>, LocalWriter)>,
+    /// The last `Data` of the batch: its place in `recs`, key and time.
+    data_ts: Option<(usize, Key, Instant)>,
+}
+
+impl Recorder {
+    fn set(&mut self, number: u64, sub: u64) {
+        self.at = (number, sub);
+        self.seq = 0;
+    }
+
+    fn key(&mut self) -> Key {
+        let k = (self.at.0, self.at.1, self.seq);
+        self.seq += 1;
+        k
+    }
+
+    fn push(&mut self, conn: &ConnMeta, ts: Instant, dir: Direction, kind: RecKind) -> Key {
+        let key = self.key();
+        self.out.recs.push(Rec {
+            key,
+            conn: conn.id,
+            ts,
+            dir,
+            kind,
+        });
+        key
+    }
+
+    /// After a call of the local sink: its output, if any, is the piece at `key`.
+    fn piece(&mut self, key: Key) {
+        if let Some((_, w)) = &self.local {
+            let len = w.len();
+            if len > self.out.pieces.last().map_or(0, |p| p.1) {
+                self.out.pieces.push((key, len));
+            }
+        }
+    }
+
+    /// Ends a batch: the last `Data` time goes in its place.
+    fn flush(&mut self) -> OutBatch {
+        if let Some((at, key, ts)) = self.data_ts.take() {
+            self.out.recs.insert(
+                at,
+                Rec {
+                    key,
+                    conn: ConnId(0),
+                    ts,
+                    dir: Direction::ClientToServer,
+                    kind: RecKind::DataTs,
+                },
+            );
+        }
+        let mut out = core::mem::take(&mut self.out);
+        if let Some((_, w)) = &self.local {
+            w.swap(&mut out.text);
+        }
+        out
+    }
+
+    /// Starts a batch with the buffers of `spare`.
+    fn start(&mut self, mut spare: OutBatch) {
+        if let Some((_, w)) = &self.local {
+            w.swap(&mut spare.text);
+        }
+        self.out = spare;
+    }
+}
+
+impl Sink for Recorder {
+    fn event(&mut self, ev: &Event<'_>) {
+        let o = &mut self.out;
+        let payload = self.payload;
+        let put_data = |o: &mut OutBatch, b: &[u8]| if payload { o.put(b) } else { 0..0 };
+        let kind = match &ev.kind {
+            EventKind::Established(u) => RecKind::Established(Box::new((*u).clone())),
+            EventKind::Frame {
+                header,
+                header_bytes,
+            } => RecKind::Frame {
+                header: *header,
+                header_bytes: o.put(header_bytes),
+            },
+            EventKind::FrameData { data, info } => RecKind::FrameData {
+                data: put_data(o, data),
+                info: *info,
+            },
+            EventKind::ConnectionEnd(end) => RecKind::ConnectionEnd(*end),
+            EventKind::MessageData {
+                data,
+                opcode,
+                message_end,
+            } => RecKind::MessageData {
+                data: put_data(o, data),
+                opcode: *opcode,
+                message_end: *message_end,
+            },
+            EventKind::Close { status, reason } => RecKind::Close {
+                status: *status,
+                reason: o.put(reason),
+            },
+            EventKind::Message {
+                opcode,
+                len,
+                sha256,
+            } => RecKind::Message {
+                opcode: *opcode,
+                len: *len,
+                sha256: *sha256,
+            },
+            EventKind::Anomaly {
+                name,
+                zeek_weird,
+                detail,
+            } => RecKind::Anomaly {
+                name,
+                zeek_weird: *zeek_weird,
+                detail: o.put(detail.as_bytes()),
+            },
+        };
+        let key = self.push(ev.conn, ev.ts, ev.dir, kind);
+        if let Some((l, _)) = &mut self.local {
+            l.event(ev);
+            self.piece(key);
+        }
+    }
+}
+
+/// The connection handler of a worker.
+struct WorkerHandler {
+    cfg: SessionConfig,
+    rec: Recorder,
+}
+
+impl ConnectionHandler for WorkerHandler {
+    type State = Slot;
+
+    fn on_event(&mut self, state: &mut Slot, conn: &ConnMeta, event: ConnectionEvent<'_>) {
+        match event {
+            ConnectionEvent::Open { ts, mid_stream, .. } => {
+                self.rec.push(
+                    conn,
+                    ts,
+                    Direction::ClientToServer,
+                    RecKind::Open(Box::new(*conn), mid_stream),
+                );
+            }
+            ConnectionEvent::Closed { ts, reason } => {
+                state.end(conn, ts, reason, &mut self.rec);
+                let key = self
+                    .rec
+                    .push(conn, ts, Direction::ClientToServer, RecKind::Closed);
+                *state = Slot::default();
+                if let Some((l, _)) = &mut self.rec.local {
+                    l.connection_closed(conn);
+                    self.rec.piece(key);
+                }
+            }
+            ConnectionEvent::Data { ts, .. } => {
+                let key = self.rec.key();
+                self.rec.data_ts = Some((self.rec.out.recs.len(), key, ts));
+                session_event(self.cfg, state, conn, event, &mut self.rec);
+            }
+            _ => session_event(self.cfg, state, conn, event, &mut self.rec),
+        }
+    }
+
+    fn close_order(&mut self, _conn: &ConnMeta, order: CloseOrder) {
+        let (number, sub) = match order {
+            CloseOrder::Expiry {
+                active,
+                last_packet,
+            } => (self.rec.at.0, (u64::from(active) << 62) | last_packet),
+            CloseOrder::CaptureEnd { first_packet } => (u64::MAX, first_packet),
+        };
+        self.rec.set(number, sub);
+    }
+}
+
+/// What a worker is set up with.
+#[derive(Clone, Copy)]
+struct WorkerSetup<'a> {
+    flow: FlowConfig,
+    session: SessionConfig,
+    payload: bool,
+    make: Option<&'a (dyn Fn(LocalWriter) -> Box<dyn Sink> + Sync)>,
+}
+
+fn worker(setup: WorkerSetup<'_>, rx: Receiver<ToWorker>, tx: SyncSender<FromWorker>) {
+    let mut table: FlowTable<Slot> = FlowTable::new(setup.flow);
+    let local = setup.make.map(|make| {
+        let w = LocalWriter::default();
+        (make(w.clone()), w)
+    });
+    let mut h = WorkerHandler {
+        cfg: setup.session,
+        rec: Recorder {
+            out: OutBatch::default(),
+            at: (0, 0),
+            seq: 0,
+            payload: setup.payload,
+            local,
+            data_ts: None,
+        },
+    };
+    for msg in rx {
+        match msg {
+            ToWorker::Round { mut input, spare } => {
+                h.rec.start(spare);
+                for item in &input.items {
+                    match *item {
+                        Item::Tick { number, now } => {
+                            h.rec.set(number, 0);
+                            table.advance_time(now, &mut h);
+                        }
+                        Item::Seg(s) => {
+                            h.rec.set(s.number, u64::MAX);
+                            let (at, len) = (s.payload.0 as usize, s.payload.1 as usize);
+                            let seg = Segment {
+                                ts: s.ts,
+                                src: s.src,
+                                dst: s.dst,
+                                seq: s.seq,
+                                ack: s.ack,
+                                flags: s.flags,
+                                window: s.window,
+                                payload: &input.bytes[at..at + len],
+                                missing: s.missing,
+                            };
+                            table.handle_packet(&seg, s.number, s.now, &mut h);
+                        }
+                    }
+                }
+                input.clear();
+                let out = h.rec.flush();
+                if tx
+                    .send(FromWorker {
+                        out,
+                        input,
+                        flows: None,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            ToWorker::Finish { now, spare } => {
+                h.rec.start(spare);
+                h.rec.set(u64::MAX, 0);
+                table.finish_at(now, &mut h);
+                let out = h.rec.flush();
+                let _ = tx.send(FromWorker {
+                    out,
+                    input: InBatch::default(),
+                    flows: Some(table.stats()),
+                });
+                return;
+            }
+        }
+    }
+}
+
+/// Delivers the merged records to the sink, numbering connections as one table would.
+struct Merger<'s, 'l, S: ?Sized> {
+    sink: &'s mut S,
+    local: Option<&'s mut LocalOutput<'l>>,
+    stats: Stats,
+    next_id: u64,
+    /// (worker, worker's id) → the connection as delivered.
+    /// (worker, worker's id) → the connection as delivered, and whether its `101` is one the
+    /// client rejects (then only the upgrade and anomalies are counted, as in one thread).
+    conns: hashbrown::HashMap<(usize, ConnId), (ConnMeta, bool)>,
+}
+
+impl<S: Sink + ?Sized> Merger<'_, '_, S> {
+    fn deliver(&mut self, w: usize, rec: &Rec, bytes: &[u8]) {
+        let b = |r: &Range<usize>| &bytes[r.clone()];
+        let kind = match &rec.kind {
+            RecKind::Open(meta, mid_stream) => {
+                self.stats.connections += 1;
+                if *mid_stream {
+                    self.stats.mid_stream += 1;
+                }
+                self.stats.first_ts.get_or_insert(rec.ts);
+                self.next_id += 1;
+                let id = ConnId(self.next_id);
+                let mut m = **meta;
+                m.id = id;
+                self.conns.insert((w, rec.conn), (m, false));
+                return;
+            }
+            RecKind::DataTs => {
+                self.stats.last_ts = Some(rec.ts);
+                return;
+            }
+            RecKind::Closed => {
+                let ts = rec.ts;
+                self.stats.last_ts = Some(self.stats.last_ts.map_or(ts, |t| t.max(ts)));
+                if let Some((m, _)) = self.conns.remove(&(w, rec.conn)) {
+                    self.sink.connection_closed(&m);
+                }
+                return;
+            }
+            RecKind::Established(u) => EventKind::Established(u),
+            RecKind::Frame {
+                header,
+                header_bytes,
+            } => EventKind::Frame {
+                header: *header,
+                header_bytes: b(header_bytes),
+            },
+            RecKind::FrameData { data, info } => EventKind::FrameData {
+                data: b(data),
+                info: *info,
+            },
+            RecKind::ConnectionEnd(end) => EventKind::ConnectionEnd(*end),
+            RecKind::MessageData {
+                data,
+                opcode,
+                message_end,
+            } => EventKind::MessageData {
+                data: b(data),
+                opcode: *opcode,
+                message_end: *message_end,
+            },
+            RecKind::Close { status, reason } => EventKind::Close {
+                status: *status,
+                reason: b(reason),
+            },
+            RecKind::Message {
+                opcode,
+                len,
+                sha256,
+            } => EventKind::Message {
+                opcode: *opcode,
+                len: *len,
+                sha256: *sha256,
+            },
+            RecKind::Anomaly {
+                name,
+                zeek_weird,
+                detail,
+            } => EventKind::Anomaly {
+                name,
+                zeek_weird: *zeek_weird,
+                detail: Cow::Borrowed(core::str::from_utf8(b(detail)).unwrap_or("")),
+            },
+        };
+        let Some((conn, rejected)) = self.conns.get_mut(&(w, rec.conn)) else {
+            return;
+        };
+        let ev = Event {
+            ts: rec.ts,
+            conn,
+            dir: rec.dir,
+            kind,
+        };
+        self.stats.count_in_connection(&ev, rejected);
+        self.sink.event(&ev);
+    }
+
+    /// Merges one round (one batch per worker, each in key order).
+    fn round(&mut self, outs: &[OutBatch]) {
+        if let Some(local) = self.local.as_deref_mut() {
+            let mut at = vec![0usize; outs.len()];
+            loop {
+                let mut best: Option<(usize, Key)> = None;
+                for (w, o) in outs.iter().enumerate() {
+                    if let Some(p) = o.pieces.get(at[w]) {
+                        if best.is_none_or(|(_, k)| p.0 < k) {
+                            best = Some((w, p.0));
+                        }
+                    }
+                }
+                let Some((w, _)) = best else { break };
+                let o = &outs[w];
+                let start = if at[w] == 0 { 0 } else { o.pieces[at[w] - 1].1 };
+                local.write(&o.text[start..o.pieces[at[w]].1]);
+                at[w] += 1;
+            }
+        }
+        let mut at = vec![0usize; outs.len()];
+        loop {
+            let mut best: Option<(usize, Key)> = None;
+            for (w, o) in outs.iter().enumerate() {
+                if let Some(r) = o.recs.get(at[w]) {
+                    if best.is_none_or(|(_, k)| r.key < k) {
+                        best = Some((w, r.key));
+                    }
+                }
+            }
+            let Some((w, _)) = best else { break };
+            self.deliver(w, &outs[w].recs[at[w]], &outs[w].bytes);
+            at[w] += 1;
+        }
+    }
+}
+
+/// Runs a capture through `workers` worker threads (at least 2); see the [module docs](self).
+/// Returns the event statistics (capture, decode and flow counters are in the summary).
+pub(crate) fn run<S: Sink + ?Sized>(
+    flow: FlowConfig,
+    session: SessionConfig,
+    workers: usize,
+    capture: &mut Capture,
+    sink: &mut S,
+    local: Option<&mut LocalOutput<'_>>,
+    payload: bool,
+) -> (Stats, Summary) {
+    let n = workers.max(1);
+    let setup = WorkerSetup {
+        flow,
+        session,
+        payload,
+        make: local.as_ref().map(|l| l.make),
+    };
+    let mut merger = Merger {
+        sink,
+        local,
+        stats: Stats::default(),
+        next_id: 0,
+        conns: hashbrown::HashMap::new(),
+    };
+    let mut decoder = Decoder::new();
+    let mut clock = Clock::default();
+    let mut flows = FlowStats::default();
+    let error: Option<CaptureError> = std::thread::scope(|scope| {
+        let mut to = Vec::with_capacity(n);
+        let mut from = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (tx, rx) = sync_channel::<ToWorker>(ROUNDS_IN_FLIGHT);
+            let (otx, orx) = sync_channel::<FromWorker>(ROUNDS_IN_FLIGHT);
+            scope.spawn(move || worker(setup, rx, otx));
+            to.push(tx);
+            from.push(orx);
+        }
+        let mut batches: Vec<InBatch> = (0..n).map(|_| InBatch::default()).collect();
+        let mut in_pool: Vec<InBatch> = Vec::new();
+        let mut out_pool: Vec<OutBatch> = Vec::new();
+        let mut outs: Vec<OutBatch> = Vec::with_capacity(n);
+        let mut in_flight = 0usize;
+        let (mut packets, mut bytes) = (0usize, 0usize);
+
+        // Receives and merges the oldest round; false if a worker is gone.
+        let mut merge_one = |merger: &mut Merger<'_, '_, S>,
+                             in_pool: &mut Vec<InBatch>,
+                             out_pool: &mut Vec<OutBatch>,
+                             flows: &mut FlowStats|
+         -> bool {
+            outs.clear();
+            for rx in &from {
+                let Ok(m) = rx.recv() else { return false };
+                in_pool.push(m.input);
+                if let Some(f) = m.flows {
+                    flows.add(&f);
+                }
+                outs.push(m.out);
+            }
+            merger.round(&outs);
+            for mut o in outs.drain(..) {
+                o.clear();
+                out_pool.push(o);
+            }
+            true
+        };
+
+        let error = loop {
+            let pkt = match capture.next_packet() {
+                Ok(Some(pkt)) => pkt,
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            };
+            let number = pkt.number;
+            if let Some(seg) = decoder.decode(&pkt) {
+                let (now, tick) = clock.segment(seg.ts);
+                if tick {
+                    for b in &mut batches {
+                        b.items.push(Item::Tick { number, now });
+                    }
+                }
+                let b = &mut batches[shard(&seg, n)];
+                let at = b.bytes.len();
+                b.bytes.extend_from_slice(seg.payload);
+                b.items.push(Item::Seg(SegRec {
+                    number,
+                    now,
+                    ts: seg.ts,
+                    src: seg.src,
+                    dst: seg.dst,
+                    seq: seg.seq,
+                    ack: seg.ack,
+                    flags: seg.flags,
+                    window: seg.window,
+                    missing: seg.missing,
+                    payload: (at as u32, seg.payload.len() as u32),
+                }));
+                packets += 1;
+                bytes += seg.payload.len();
+            }
+            if packets >= ROUND_PACKETS || bytes >= ROUND_BYTES {
+                (packets, bytes) = (0, 0);
+                for (w, tx) in to.iter().enumerate() {
+                    let input =
+                        core::mem::replace(&mut batches[w], in_pool.pop().unwrap_or_default());
+                    let spare = out_pool.pop().unwrap_or_default();
+                    let _ = tx.send(ToWorker::Round { input, spare });
+                }
+                in_flight += 1;
+                while in_flight >= ROUNDS_IN_FLIGHT {
+                    in_flight -= 1;
+                    merge_one(&mut merger, &mut in_pool, &mut out_pool, &mut flows);
+                }
+            }
+        };
+        // The last partial round, then the end of the capture.
+        for (w, tx) in to.iter().enumerate() {
+            let input = core::mem::take(&mut batches[w]);
+            let spare = out_pool.pop().unwrap_or_default();
+            let _ = tx.send(ToWorker::Round { input, spare });
+        }
+        in_flight += 1;
+        let now = clock.now();
+        for tx in &to {
+            let spare = out_pool.pop().unwrap_or_default();
+            let _ = tx.send(ToWorker::Finish { now, spare });
+        }
+        in_flight += 1;
+        drop(to);
+        while in_flight > 0 {
+            in_flight -= 1;
+            if !merge_one(&mut merger, &mut in_pool, &mut out_pool, &mut flows) {
+                break;
+            }
+        }
+        error
+    });
+    let summary = Summary {
+        capture: capture.stats(),
+        decode: *decoder.stats(),
+        flows,
+        error,
+    };
+    (merger.stats, summary)
+}

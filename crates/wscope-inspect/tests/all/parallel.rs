@@ -1,0 +1,260 @@
+//! Parallel analysis (`Analyzer::workers`): 1, 2 and 4 workers give the same events, logs,
+//! statistics and capture notes, byte for byte, on every capture we have (the corpus, the
+//! bundled sample, generated captures of many connections with every fate).
+
+use std::path::{Path, PathBuf};
+
+use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig};
+use wscope_inspect::capture::Capture;
+use wscope_inspect::event::{Event, OwnedEvent};
+use wscope_inspect::log::json::JsonLines;
+use wscope_inspect::log::zeek::Style;
+use wscope_inspect::log::ZeekLogs;
+use wscope_inspect::parallel::{LocalOutput, LocalWriter};
+use wscope_inspect::sink::{CaptureNote, Sink};
+use wscope_inspect::tcp::ConnMeta;
+use wscope_test_support::traffic::mixed_traffic;
+
+use crate::support::corpus;
+
+/// Everything a run gives: every sink call in order, the logs and events as written, the
+/// statistics.
+#[derive(Default)]
+struct Everything {
+    calls: Vec<String>,
+    logs: Option<ZeekLogs<Vec<u8>>>,
+    json: Option<JsonLines<Vec<u8>>>,
+}
+
+impl Sink for Everything {
+    fn event(&mut self, ev: &Event<'_>) {
+        self.calls.push(format!("{:?}", OwnedEvent::from(ev)));
+        if let Some(l) = &mut self.logs {
+            l.event(ev);
+        }
+        if let Some(j) = &mut self.json {
+            j.event(ev);
+        }
+    }
+
+    fn connection_closed(&mut self, conn: &ConnMeta) {
+        self.calls.push(format!("closed {conn:?}"));
+        if let Some(l) = &mut self.logs {
+            l.connection_closed(conn);
+        }
+        if let Some(j) = &mut self.json {
+            j.connection_closed(conn);
+        }
+    }
+
+    fn capture_note(&mut self, note: &CaptureNote) {
+        self.calls.push(format!("note {note:?}"));
+        if let Some(l) = &mut self.logs {
+            l.capture_note(note);
+        }
+        if let Some(j) = &mut self.json {
+            j.capture_note(note);
+        }
+    }
+}
+
+/// One run: (sink calls, websocket.log, weird.log, events, statistics or error, events
+/// rendered by the workers).
+fn run(capture: impl Fn() -> Capture, workers: usize, cfg: AnalyzerConfig) -> [String; 6] {
+    let mut all = Everything {
+        calls: Vec::new(),
+        logs: Some(ZeekLogs::new(Vec::new(), Vec::new(), Style::Ascii, false)),
+        json: Some(JsonLines::new(Vec::new())),
+    };
+    let mut cap = capture();
+    let make = |w: LocalWriter| Box::new(JsonLines::unbuffered(w)) as Box<dyn Sink>;
+    let mut local_json = Vec::new();
+    let mut local = LocalOutput {
+        make: &make,
+        out: &mut local_json,
+        error: None,
+    };
+    let r = Analyzer::new(cfg).workers(workers).run_with_local(
+        &mut cap,
+        &mut all,
+        Some(&mut local),
+        true,
+    );
+    assert!(local.error.is_none());
+    // Peaks are summed over the workers' tables (an upper bound): not compared.
+    let unpeak = |mut s: wscope_inspect::Stats| {
+        s.flows.peak_tracked = 0;
+        s.flows.reassembly.buffered_peak = 0;
+        format!("{s:?}")
+    };
+    let stats = match r {
+        Ok(s) => unpeak(s),
+        Err(e) => {
+            let msg = e.to_string();
+            format!("{msg} {}", unpeak(e.into_stats()))
+        }
+    };
+    let (ws, weird) = all.logs.take().unwrap().finish().unwrap();
+    let json = all.json.take().unwrap().finish().unwrap();
+    [
+        all.calls.join("\n"),
+        String::from_utf8_lossy(&ws).into_owned(),
+        String::from_utf8_lossy(&weird).into_owned(),
+        String::from_utf8_lossy(&json).into_owned(),
+        stats,
+        String::from_utf8_lossy(&local_json).into_owned(),
+    ]
+}
+
+fn same_for_any_workers(name: &str, capture: impl Fn() -> Capture, cfg: AnalyzerConfig) -> usize {
+    let one = run(&capture, 1, cfg);
+    for n in [2, 4] {
+        let many = run(&capture, n, cfg);
+        let names = [
+            "events",
+            "websocket.log",
+            "weird.log",
+            "json",
+            "stats",
+            "local",
+        ];
+        // What the workers rendered must also be what one thread's main sink wrote.
+        let rendered = ("json by the workers", (&one[3], &many[5]));
+        for (what, (a, b)) in names
+            .iter()
+            .copied()
+            .zip(one.iter().zip(many.iter()))
+            .chain([rendered])
+        {
+            if a != b {
+                let line = a
+                    .lines()
+                    .zip(b.lines())
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(a.lines().count().min(b.lines().count()));
+                panic!(
+                    "{name}: {what} differ between 1 and {n} workers at line {line}:\n1: {:?}\n{n}: {:?}",
+                    a.lines().nth(line),
+                    b.lines().nth(line)
+                );
+            }
+        }
+    }
+    one[0].lines().count()
+}
+
+fn pcaps(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn corpus_and_sample_give_the_same_output_for_any_number_of_workers() {
+    let sample =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../samples/websocket-demo.pcap");
+    let mut paths = vec![sample];
+    if let Some(root) = corpus() {
+        let found = pcaps(&root);
+        assert!(found.len() >= 17, "{found:#?}");
+        paths.extend(found);
+    }
+    let mut cfg = AnalyzerConfig::default();
+    cfg.flow.uid_seed = 42;
+    cfg.session.digest = true;
+    for p in &paths {
+        let n = same_for_any_workers(&p.display().to_string(), || Capture::from_paths([p]), cfg);
+        assert!(n > 0, "{}: no events", p.display());
+    }
+    // All of them as one run (several sources, packet numbers continuing).
+    same_for_any_workers("all", || Capture::from_paths(&paths), cfg);
+}
+
+#[test]
+fn many_connections_with_every_fate_give_the_same_output_for_any_number_of_workers() {
+    let bytes = mixed_traffic(7, 300).unwrap();
+    let cap = || Capture::from_reader(std::io::Cursor::new(bytes.clone()), "mixed");
+    let mut cfg = AnalyzerConfig::default();
+    cfg.flow.uid_seed = 9;
+    let events = same_for_any_workers("mixed", cap, cfg);
+    assert!(events > 2_500, "{events}");
+    // The capture exercises what makes ordering hard: timeouts in the middle, resets,
+    // connections open at the end, fragments, cut packets.
+    let mut all = Everything::default();
+    let stats = Analyzer::new(cfg)
+        .workers(2)
+        .run(&mut cap(), &mut all)
+        .unwrap();
+    let f = stats.flows;
+    assert!(f.closed_timeout > 10, "{f:?}");
+    assert!(f.closed_reset > 10, "{f:?}");
+    assert!(f.closed_at_end > 10, "{f:?}");
+    assert!(f.closed_finished > 50, "{f:?}");
+    assert!(stats.decode.reassembled > 5, "{:?}", stats.decode);
+    assert!(stats.decode.tcp_truncated > 0, "{:?}", stats.decode);
+    assert!(stats.mid_stream > 10, "{stats:?}");
+    assert!(stats.sessions > 150, "{stats:?}");
+    // Smaller timeouts: most connections expire at clock ticks, in the middle of traffic.
+    cfg.flow.idle_timeout = wscope_proto::time::Duration::from_millis(150);
+    cfg.flow.handshake_timeout = wscope_proto::time::Duration::from_millis(50);
+    cfg.flow.close_linger = wscope_proto::time::Duration::from_millis(20);
+    same_for_any_workers("mixed, short timeouts", cap, cfg);
+}
+
+#[test]
+fn without_payload_the_main_sink_gets_empty_message_bytes_and_the_same_logs() {
+    let bytes = mixed_traffic(3, 200).unwrap();
+    let cap = || Capture::from_reader(std::io::Cursor::new(bytes.clone()), "mixed");
+    for n in [1, 2] {
+        let mut logs = ZeekLogs::new(Vec::new(), Vec::new(), Style::Ascii, false);
+        let mut nonempty = 0;
+        let mut sink = |ev: &Event<'_>| {
+            if let wscope_inspect::EventKind::FrameData { data, .. }
+            | wscope_inspect::EventKind::MessageData { data, .. } = &ev.kind
+            {
+                nonempty += usize::from(!data.is_empty());
+            }
+            logs.event(ev);
+        };
+        let make = |w: LocalWriter| Box::new(JsonLines::unbuffered(w)) as Box<dyn Sink>;
+        let mut json = Vec::new();
+        let mut local = LocalOutput {
+            make: &make,
+            out: &mut json,
+            error: None,
+        };
+        Analyzer::default()
+            .workers(n)
+            .run_with_local(&mut cap(), &mut sink, Some(&mut local), false)
+            .unwrap();
+        if n > 1 {
+            assert_eq!(nonempty, 0);
+        }
+        let full = run(cap, 1, AnalyzerConfig::default());
+        let (ws, weird) = logs.finish().unwrap();
+        assert_eq!(String::from_utf8_lossy(&ws), full[1]);
+        assert_eq!(String::from_utf8_lossy(&weird), full[2]);
+        assert_eq!(String::from_utf8_lossy(&json), full[3]);
+    }
+}
+
+#[test]
+fn worker_counts_zero_and_one_are_the_calling_thread() {
+    assert_eq!(Analyzer::default().worker_count(), 1);
+    assert_eq!(Analyzer::default().workers(0).worker_count(), 1);
+    assert_eq!(Analyzer::default().workers(3).worker_count(), 3);
+}
