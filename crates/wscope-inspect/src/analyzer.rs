@@ -30,6 +30,8 @@ use crate::event::{Event, EventKind};
 use crate::session::{Session, SessionConfig, TcpNote};
 use crate::sink::{CaptureNote, Sink};
 use crate::tcp::{ConnMeta, ConnectionEvent, ConnectionHandler, FlowConfig, FlowStats};
+use crate::tls::keylog::KeyLog;
+use crate::tls::{TlsLayer, TlsSlot, TlsStats};
 
 /// Settings of an [`Analyzer`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -67,6 +69,8 @@ pub struct Stats {
     pub closes: BTreeMap<u16, u64>,
     /// Anomalies per name.
     pub anomalies: BTreeMap<&'static str, u64>,
+    /// TLS connections: decrypted, undecrypted (by SNI), ALPN `h2`.
+    pub tls: TlsStats,
     /// Time of the first and last packet of a connection event.
     pub first_ts: Option<Instant>,
     /// See `first_ts`.
@@ -110,7 +114,8 @@ impl Stats {
     /// Counts one event.
     pub fn count(&mut self, ev: &Event<'_>) {
         match &ev.kind {
-            EventKind::Established(_) => self.sessions += 1,
+            EventKind::Established(..) => self.sessions += 1,
+            EventKind::Tls(info) => self.tls.count(info),
             EventKind::Frame { header, .. } => {
                 self.frames += 1;
                 self.payload_bytes = self.payload_bytes.saturating_add(header.payload_len);
@@ -132,19 +137,23 @@ impl Stats {
 }
 
 /// Runs captures through the whole pipeline (see the [module docs](self)).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Analyzer {
     cfg: AnalyzerConfig,
+    /// TLS secrets (`--keylog`); pcapng Decryption Secrets Blocks add to them during a run.
+    keys: KeyLog,
 }
 
-/// The per-connection state kept in the flow table.
+/// The per-connection state kept in the flow table: the session, and the TLS layer in front
+/// of it (see [`crate::tls`]).
 #[derive(Debug, Default)]
-pub struct Slot(Option<Box<Session>>);
+pub struct Slot(Option<Box<Session>>, TlsSlot);
 
 struct Handler<'s, S: ?Sized> {
     cfg: SessionConfig,
     sink: &'s mut S,
     stats: Stats,
+    tls: TlsLayer,
 }
 
 /// Counts events on their way to the user's sink.
@@ -163,6 +172,10 @@ impl<S: Sink + ?Sized> Sink for Counting<'_, S> {
 impl<S: Sink + ?Sized> ConnectionHandler for Handler<'_, S> {
     type State = Slot;
 
+    fn secrets(&mut self, keylog: &[u8]) {
+        self.tls.add_secrets(keylog);
+    }
+
     fn on_event(&mut self, state: &mut Slot, conn: &ConnMeta, event: ConnectionEvent<'_>) {
         let mut out = Counting {
             stats: &mut self.stats,
@@ -177,18 +190,18 @@ impl<S: Sink + ?Sized> ConnectionHandler for Handler<'_, S> {
                 out.stats.first_ts.get_or_insert(ts);
                 // The session is made with the first payload: SYN-only flows (scans) cost
                 // nothing but their flow table entry.
-                state.0 = None;
+                *state = Slot::default();
             }
             ConnectionEvent::Data { dir, ts, bytes } => {
                 out.stats.last_ts = Some(ts);
-                let cfg = self.cfg;
-                let s = state.0.get_or_insert_with(|| Box::new(Session::new(cfg)));
-                s.data(conn, ts, dir, bytes, &mut out);
+                // Cleartext straight to the session, TLS through decryption (crate::tls).
+                let (s, t) = (&mut state.0, &mut state.1);
+                self.tls
+                    .data(t, s, self.cfg, conn, ts, dir, bytes, &mut out);
             }
             ConnectionEvent::Gap { dir, ts, len } => {
-                let cfg = self.cfg;
-                let s = state.0.get_or_insert_with(|| Box::new(Session::new(cfg)));
-                s.gap(conn, ts, dir, len, &mut out);
+                let (s, t) = (&mut state.0, &mut state.1);
+                self.tls.gap(t, s, self.cfg, conn, ts, dir, len, &mut out);
             }
             ConnectionEvent::Eof { dir, ts } => {
                 if let Some(s) = state.0.as_mut() {
@@ -207,7 +220,7 @@ impl<S: Sink + ?Sized> ConnectionHandler for Handler<'_, S> {
             }
             ConnectionEvent::Closed { ts, .. } => {
                 out.stats.last_ts = Some(out.stats.last_ts.map_or(ts, |t| t.max(ts)));
-                state.0 = None;
+                *state = Slot::default();
                 out.sink.connection_closed(conn);
             }
         }
@@ -216,8 +229,19 @@ impl<S: Sink + ?Sized> ConnectionHandler for Handler<'_, S> {
 
 impl Analyzer {
     /// An analyzer with these settings.
-    pub const fn new(cfg: AnalyzerConfig) -> Self {
-        Self { cfg }
+    pub fn new(cfg: AnalyzerConfig) -> Self {
+        Self {
+            cfg,
+            keys: KeyLog::new(),
+        }
+    }
+
+    /// Decrypts TLS connections (`wss://`) whose secrets are in `keys` (see [`crate::tls`]).
+    /// Secrets in pcapng Decryption Secrets Blocks are used without this.
+    #[must_use]
+    pub fn with_keylog(mut self, keys: KeyLog) -> Self {
+        self.keys = keys;
+        self
     }
 
     /// The settings.
@@ -242,6 +266,7 @@ impl Analyzer {
             cfg: self.cfg.session,
             sink,
             stats: Stats::default(),
+            tls: TlsLayer::new(self.keys.clone()),
         };
         let summary = crate::reassemble(capture, self.cfg.flow, &mut h);
         let notes = [

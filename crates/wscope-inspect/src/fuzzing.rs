@@ -176,7 +176,8 @@ fn conversation(ctl: u8, client: &[u8], server: &[u8], segment: usize) -> [Vec<S
     let mut sink = |ev: &Event<'_>| {
         let d = &mut dirs[ev.dir.index()];
         match &ev.kind {
-            EventKind::Established(_) => d.seen.push(Seen::Established),
+            EventKind::Established(..) => d.seen.push(Seen::Established),
+            EventKind::Tls(_) => {}
             EventKind::Frame { header, .. } => {
                 d.frame = Some(d.seen.len());
                 d.seen.push(Seen::Frame {

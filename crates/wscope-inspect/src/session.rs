@@ -414,7 +414,7 @@ fn handle<S: Sink + ?Sized>(
                 conn,
                 ts,
                 Direction::ServerToClient,
-                EventKind::Established(up),
+                EventKind::Established(up, None),
             );
         }
         ObservedEvent::Frame {

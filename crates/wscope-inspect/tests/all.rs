@@ -26,3 +26,5 @@ mod session;
 mod support;
 #[path = "all/suricata.rs"]
 mod suricata;
+#[path = "all/tls.rs"]
+mod tls;

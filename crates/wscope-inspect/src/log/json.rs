@@ -56,7 +56,7 @@ pub fn event_json(ev: &Event<'_>) -> Option<Value> {
     o.insert("event".into(), json!(ev.kind.name()));
     o.insert("is_orig".into(), json!(ev.is_orig()));
     match &ev.kind {
-        EventKind::Established(up) => {
+        EventKind::Established(up, tls) => {
             let opt = |s: Option<&str>| s.map_or(Value::Null, |s| json!(s));
             o.insert("host".into(), opt(up.host()));
             o.insert("uri".into(), opt(up.uri()));
@@ -76,6 +76,18 @@ pub fn event_json(ev: &Event<'_>) -> Option<Value> {
             );
             o.insert("client_key".into(), opt(up.client_key()));
             o.insert("server_accept".into(), opt(up.server_accept()));
+            // wss:// sessions decrypted from a key log only.
+            if let Some(info) = tls {
+                o.insert("tls".into(), tls_json(info));
+            }
+        }
+        EventKind::Tls(info) => {
+            if let Value::Object(t) = tls_json(info) {
+                o.extend(t);
+            }
+            if let Some(reason) = info.reason {
+                o.insert("reason".into(), json!(reason));
+            }
         }
         EventKind::Frame { header, .. } => {
             o.insert("fin".into(), json!(header.fin));
@@ -131,6 +143,18 @@ pub fn event_json(ev: &Event<'_>) -> Option<Value> {
         }
     }
     Some(Value::Object(o))
+}
+
+/// The `tls` object: `version` (`TLSv1.3`), `cipher` (IANA name), `sni`, `alpn` (null when
+/// absent).
+fn tls_json(info: &crate::tls::TlsInfo) -> Value {
+    let opt = |s: &Option<String>| s.as_deref().map_or(Value::Null, |s| json!(s));
+    json!({
+        "version": info.version_name(),
+        "cipher": info.cipher_name(),
+        "sni": opt(&info.sni),
+        "alpn": opt(&info.alpn),
+    })
 }
 
 /// A [`Sink`] writing JSON Lines.

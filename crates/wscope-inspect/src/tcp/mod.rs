@@ -270,6 +270,12 @@ pub trait ConnectionHandler {
 
     /// One event of one connection.
     fn on_event(&mut self, state: &mut Self::State, conn: &ConnMeta, event: ConnectionEvent<'_>);
+
+    /// TLS key log text from a pcapng Decryption Secrets Block, before the packets that
+    /// follow it (default: ignored).
+    fn secrets(&mut self, keylog: &[u8]) {
+        let _ = keylog;
+    }
 }
 
 impl<F> ConnectionHandler for F
