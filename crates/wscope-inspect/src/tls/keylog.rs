@@ -318,8 +318,11 @@ impl KeyLog {
     }
 }
 
+/// One key log entry: client random, label, secret.
+type Entry = ([u8; 32], Label, Secret);
+
 /// One non-comment line: `Ok(None)` for a label that is skipped on purpose.
-fn parse_line(line: &[u8]) -> Result<Option<([u8; 32], Label, Secret)>, &'static str> {
+fn parse_line(line: &[u8]) -> Result<Option<Entry>, &'static str> {
     let mut parts = line
         .split(|b| b.is_ascii_whitespace())
         .filter(|p| !p.is_empty());

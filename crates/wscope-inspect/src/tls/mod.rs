@@ -420,14 +420,12 @@ impl TlsConn {
     ) -> Result<(), Stop> {
         let di = dir.index();
         match (dir, ty) {
-            (Direction::ClientToServer, msg::CLIENT_HELLO) => {
-                // After a HelloRetryRequest the second ClientHello keeps the same random.
-                if self.client_random.is_none() {
-                    let ch = handshake::client_hello(body)?;
-                    self.client_random = Some(ch.random);
-                    self.info.sni = ch.sni;
-                    self.early_offered = ch.early_data;
-                }
+            // After a HelloRetryRequest the second ClientHello keeps the same random.
+            (Direction::ClientToServer, msg::CLIENT_HELLO) if self.client_random.is_none() => {
+                let ch = handshake::client_hello(body)?;
+                self.client_random = Some(ch.random);
+                self.info.sni = ch.sni;
+                self.early_offered = ch.early_data;
             }
             (Direction::ServerToClient, msg::SERVER_HELLO) => {
                 let (sh, alpn) = handshake::server_hello(body)?;
@@ -550,14 +548,18 @@ impl TlsConn {
     }
 }
 
-/// Per-connection TLS state kept in the flow table next to the [`Session`].
+/// Per-connection TLS state kept in the flow table next to the [`Session`] (a word for a
+/// cleartext connection).
 #[derive(Debug, Default)]
-pub struct TlsSlot(Option<Box<SlotState>>);
+pub struct TlsSlot(SlotState);
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 enum SlotState {
+    /// No payload seen yet.
+    #[default]
+    New,
     Plain,
-    Tls(TlsConn),
+    Tls(Box<TlsConn>),
 }
 
 /// Whether a connection's first payload bytes are a TLS record: handshake (a ClientHello,
@@ -628,15 +630,15 @@ impl TlsLayer {
         bytes: &[u8],
         sink: &mut S,
     ) {
-        let state = slot.0.get_or_insert_with(|| {
-            Box::new(match looks_like_tls(bytes) {
+        if let SlotState::New = slot.0 {
+            slot.0 = match looks_like_tls(bytes) {
                 None => SlotState::Plain,
-                Some(true) => SlotState::Tls(TlsConn::default()),
-                Some(false) => SlotState::Tls(TlsConn::opaque("handshake not seen", 0)),
-            })
-        });
-        match &mut **state {
-            SlotState::Plain => {
+                Some(true) => SlotState::Tls(Box::default()),
+                Some(false) => SlotState::Tls(Box::new(TlsConn::opaque("handshake not seen", 0))),
+            };
+        }
+        match &mut slot.0 {
+            SlotState::New | SlotState::Plain => {
                 let s = session.get_or_insert_with(|| Box::new(Session::new(cfg)));
                 s.data(conn, ts, dir, bytes, sink);
             }
@@ -666,7 +668,7 @@ impl TlsLayer {
         len: u64,
         sink: &mut S,
     ) {
-        if let Some(SlotState::Tls(tls)) = slot.0.as_deref_mut() {
+        if let SlotState::Tls(tls) = &mut slot.0 {
             let mut out = |o: Out<'_>, info: &TlsInfo| {
                 emit(session, cfg, conn, ts, dir, o, info, sink);
             };
@@ -682,8 +684,8 @@ impl TlsLayer {
 
     /// The TLS parameters of a connection, if it is a TLS one.
     pub fn info(slot: &TlsSlot) -> Option<&TlsInfo> {
-        match slot.0.as_deref() {
-            Some(SlotState::Tls(t)) => Some(t.info()),
+        match &slot.0 {
+            SlotState::Tls(t) => Some(t.info()),
             _ => None,
         }
     }

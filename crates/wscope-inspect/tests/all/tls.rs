@@ -3,7 +3,7 @@
 //! must find every message with the SHA-256 of what was sent, whatever the suite, and report
 //! connections without keys as undecrypted, never as sessions.
 
-use std::fmt::Write as _;
+use core::fmt::Write as _;
 use std::io::{Cursor, Read, Write};
 use std::sync::{Arc, Mutex};
 
