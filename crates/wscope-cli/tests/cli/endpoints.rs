@@ -799,8 +799,8 @@ fn recorded_pcap(rec: &Recorded, path: &std::path::Path) {
     use wscope_inspect::wscope_proto::time::Instant;
     use wscope_inspect::decode::TcpFlags;
     use wscope_test_support::capture::{Framing, PcapWriter, TcpSpec};
-    let c: std::net::SocketAddr = "10.1.0.1:50000".parse().unwrap();
-    let s: std::net::SocketAddr = "10.1.0.2:443".parse().unwrap();
+    let c: core::net::SocketAddr = "10.1.0.1:50000".parse().unwrap();
+    let s: core::net::SocketAddr = "10.1.0.2:443".parse().unwrap();
     let mut w = PcapWriter::new(Vec::new(), Framing::Ethernet.link_type()).unwrap();
     let (mut cseq, mut sseq, mut ts) = (100u32, 900u32, 1_700_000_000_000_000u64);
     let mut put = |w: &mut PcapWriter<Vec<u8>>, spec: TcpSpec<'_>| {
