@@ -6,6 +6,10 @@
 # conformance/interop/node_modules) when their steps run.
 #
 #   tcpdump    captures loopback traffic for the passive permessage-deflate check (interop)
+#              and the passive wss:// check (tls_capture)
+#   tshark, editcap   the passive wss:// check compares with tshark's decryption and makes a
+#              pcapng with a Decryption Secrets Block (tls_capture; packages tshark and
+#              wireshark-common)
 #   valgrind   runs the C API example under memcheck (c_api)
 #   openssl    makes the test certificates (interop, c_api)
 #   gcc, g++   build the C example and check the header as C99 and C++ (c_api)
@@ -15,13 +19,13 @@ set -euo pipefail
 
 # command -> Debian package
 declare -A PACKAGE=([tcpdump]=tcpdump [valgrind]=valgrind [openssl]=openssl [cc]=gcc [c++]=g++
-  [node]=nodejs [npm]=npm [python3]=python3-venv)
+  [node]=nodejs [npm]=npm [python3]=python3-venv [tshark]=tshark [editcap]=wireshark-common)
 missing=()
-for cmd in tcpdump valgrind openssl cc c++ node npm python3; do
+for cmd in tcpdump valgrind openssl cc c++ node npm python3 tshark editcap; do
   command -v "$cmd" > /dev/null || missing+=("${PACKAGE[$cmd]}")
 done
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "setup: system packages present (tcpdump valgrind openssl gcc g++ node npm python3)"
+  echo "setup: system packages present (tcpdump valgrind openssl gcc g++ node npm python3 tshark editcap)"
   exit 0
 fi
 if [[ $(id -u) != 0 ]] || ! command -v apt-get > /dev/null; then
