@@ -3,9 +3,11 @@ captured on loopback, decrypted by `wscope inspect --keylog` with the key log th
 (Python through SSLKEYLOGFILE, Node through --tls-keylog), must give back every message as
 the peers sent it, and agree with tshark's decryption of the same file with the same keys.
 
-Usage: tls_capture.py WSCOPE_BINARY TCPDUMP WORKDIR [python|node ...]
+Usage: tls_capture.py WSCOPE_BINARY TCPDUMP WORKDIR [python|node|wscope ...]
 
-For each peer library (default: both), one exchange per cipher suite (the three TLS 1.3
+Our own endpoints too: `wscope connect --keylog` against `wscope serve --tls-cert ... --keylog`
+(each side's key log must decrypt the capture). For each peer library (default: all), one
+exchange per cipher suite (the three TLS 1.3
 suites; ECDHE-RSA with AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305 in TLS 1.2; Python's
 ssl module cannot pick a TLS 1.3 suite, so its TLS 1.3 run takes OpenSSL's choice),
 permessage-deflate on and off in turn, with a 1 MiB message each way (many records), and (Node)
@@ -53,6 +55,9 @@ RUNS = [
     ("python", "TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", False),
     ("python", "TLSv1.2", "ECDHE-RSA-AES256-GCM-SHA384", True),
     ("python", "TLSv1.2", "ECDHE-RSA-CHACHA20-POLY1305", False),
+    # Our own endpoints: `wscope connect --keylog` against `wscope serve --tls-cert --keylog`.
+    ("wscope", "TLSv1.3", None, False),
+    ("wscope", "TLSv1.3", None, True),
 ]
 
 # OpenSSL names → IANA names (what wscope and Node's standardName report).
@@ -145,6 +150,64 @@ def exchange_node(port, cert, key, version, cipher, deflate, keys):
     }
 
 
+def exchange_wscope(binary, port, cert, key, deflate, keys):
+    """`wscope connect --keylog` sends stdin lines (one of 1 MiB) to `wscope serve --echo` on
+    TLS, which echoes them; the server writes its own key log beside the client's."""
+    comp = ["--compress"] if deflate else []
+    server = subprocess.Popen(
+        [binary, "serve", "--echo", "--host", "127.0.0.1", "--port", str(port), "--tls-cert",
+         cert, "--tls-key", key, "--keylog", keys + ".server", *comp],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        # It announces its address once it listens (no probe connection: it would be
+        # captured too).
+        server.stderr.readline()
+        lines = ["hello from wscope connect", "x" * (1 << 20), "bye"]
+        subprocess.run(
+            [binary, "connect", f"wss://127.0.0.1:{port}/", "--insecure", "--sni", "example.test",
+             "--keylog", keys,
+             *comp],
+            input="".join(line + "\n" for line in lines), capture_output=True, text=True,
+            timeout=60, check=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    sent = [digest(1, line) for line in lines]
+    return {True: sent, False: list(sent), "info": {"version": "TLSv1.3", "cipher": None}}
+
+
+def gaps(cap, port):
+    """What is missing from the capture of the connection to `port`: per direction, a SYN and
+    every byte from it to the last one sent. (Unlike deflate_capture.stream_gaps, no FIN is
+    required: our server closes its socket after the closing handshake, so the client's last
+    TLS alert draws an RST and the client sends no FIN.)"""
+    problems = []
+    segs_all = dc.pcap_tcp_segments(cap)
+    for name, to_server in (("client", True), ("server", False)):
+        segs = [x for x in segs_all if (x[1] == port) == to_server and port in x[:2]]
+        syn = [x for x in segs if x[3] & 0x02]
+        if not syn:
+            problems.append(f"{name}: no SYN ({len(segs)} segments)")
+            continue
+        isn = syn[0][2]
+        covered = sorted(((x[2] - isn - 1) % 2**32, (x[2] - isn - 1) % 2**32 + x[4])
+                         for x in segs if x[4] > 0)
+        reach = 0
+        for lo, hi in covered:
+            if lo > reach:
+                problems.append(f"{name}: bytes {reach}..{lo} missing")
+                break
+            reach = max(reach, hi)
+    return problems
+
+
+def ended(cap, port):
+    """Both directions ended (FIN), or one was reset."""
+    segs = [x for x in dc.pcap_tcp_segments(cap) if port in x[:2]]
+    fins = {x[1] == port for x in segs if x[3] & 0x01}
+    return fins == {True, False} or any(x[3] & 0x04 for x in segs)
+
+
 def capture(tool, cap, port, run):
     """tcpdump around one exchange, as deflate_capture.capture_exchange does it."""
     cmd = [tool, "-i", "lo", "--immediate-mode", "-B", "65536", "-U", "-Z", "root",
@@ -159,7 +222,7 @@ def capture(tool, cap, port, run):
         return run()
     finally:
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not dc.both_fins(cap, port):
+        while time.monotonic() < deadline and not ended(cap, port):
             time.sleep(0.05)
         proc.send_signal(2)
         try:
@@ -215,7 +278,7 @@ def our_frames(events):
 
 def main():
     binary, tool, work = sys.argv[1], sys.argv[2], sys.argv[3]
-    peers = sys.argv[4:] or ["python", "node"]
+    peers = sys.argv[4:] or ["python", "node", "wscope"]
     os.makedirs(work, exist_ok=True)
     cert, key = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
     subprocess.run(
@@ -234,16 +297,19 @@ def main():
         cap = os.path.join(work, f"tls-{n}.pcap")
         keys = os.path.join(work, f"tls-{n}.keys")
         for attempt in range(1, dc.CAPTURE_ATTEMPTS + 1):
-            if os.path.exists(keys):
-                os.remove(keys)
+            for k in (keys, keys + ".server"):
+                if os.path.exists(k):
+                    os.remove(k)
             port = dc.free_port()
             if peer == "node":
                 run = lambda: exchange_node(port, cert, key, version, cipher, deflate, keys)
+            elif peer == "wscope":
+                run = lambda: exchange_wscope(binary, port, cert, key, deflate, keys)
             else:
                 run = lambda: asyncio.run(
                     exchange_python(port, cert, key, version, cipher, deflate, keys))
             sent = capture(tool, cap, port, run)
-            problems = dc.stream_gaps(dc.pcap_tcp_segments(cap), port)
+            problems = gaps(cap, port)
             lost = dc.dropped(capture.report)
             if lost:
                 problems.append(f"tcpdump dropped {lost} packets")
@@ -266,7 +332,7 @@ def main():
                   f"({sum(a == b for a, b in zip(got, want))}/{len(want)} match)")
         tls = [e for e in events if e["event"] == "tls"]
         check(len(tls) == 1 and tls[0]["version"] == info["version"]
-              and tls[0]["cipher"] == want_cipher,
+              and want_cipher in (None, tls[0]["cipher"]),
               f"{name}: tls event {tls and (tls[0]['version'], tls[0]['cipher'])} is "
               f"{(info['version'], want_cipher)}")
         est = [e for e in events if e["event"] == "established"]
@@ -280,6 +346,11 @@ def main():
                   f"{name}: tshark decrypts the same frames "
                   f"({len(ours[True])}+{len(ours[False])}; tshark "
                   f"{len(theirs[True])}+{len(theirs[False])})")
+        if peer == "wscope":
+            events, _ = inspect(binary, cap, keys + ".server")
+            got = messages(events, opcodes)
+            check(got[True] == sent[True] and got[False] == sent[False],
+                  f"{name}: the server's key log (serve --keylog) decrypts the same")
         events, _ = inspect(binary, cap, None)
         kinds = [e["event"] for e in events]
         check(kinds.count("tls_undecrypted") == 1 and "established" not in kinds,
