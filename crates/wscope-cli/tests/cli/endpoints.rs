@@ -796,8 +796,8 @@ fn recording_relay(upstream: String) -> (u16, Recorded, std::thread::JoinHandle<
 
 /// The recorded bytes as a pcap of one TCP connection (handshake, data, FINs).
 fn recorded_pcap(rec: &Recorded, path: &std::path::Path) {
-    use wscope_inspect::wscope_proto::time::Instant;
     use wscope_inspect::decode::TcpFlags;
+    use wscope_inspect::wscope_proto::time::Instant;
     use wscope_test_support::capture::{Framing, PcapWriter, TcpSpec};
     let c: core::net::SocketAddr = "10.1.0.1:50000".parse().unwrap();
     let s: core::net::SocketAddr = "10.1.0.2:443".parse().unwrap();

@@ -230,6 +230,11 @@ impl TlsConn {
         }
     }
 
+    /// Bytes held in partial records (both directions).
+    pub(crate) fn held(&self) -> usize {
+        self.dirs.iter().map(|d| d.buf.len()).sum()
+    }
+
     /// Whether the connection's bytes are still read.
     pub(crate) const fn is_opaque(&self) -> bool {
         self.opaque

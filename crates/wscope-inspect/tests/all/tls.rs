@@ -648,3 +648,141 @@ fn cut_and_flipped_tls_never_panics() {
             .run(&mut cap, &mut |_: &Event<'_>| {});
     }
 }
+
+/// One small conversation as a `tls` fuzz seed (layout in `fuzzing::fuzz_tls`): the key log,
+/// the client's bytes, the server's bytes.
+fn fuzz_seed(setup: Setup, key_update: bool) -> Vec<u8> {
+    let keys = Arc::new(Keys::default());
+    let (cc, sc) = configs(setup, &keys);
+    let mut trace = Trace::new(Framing::Ethernet);
+    let mut w = Wire::open(
+        &mut trace,
+        Conv::new("10.0.0.1:40000", "10.0.0.2:443", 1000, 9000),
+        &cc,
+        &sc,
+    );
+    let mut streams: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut record = |w: &mut Wire<'_>| {
+        for (i, side) in [true, false].into_iter().enumerate() {
+            let mut buf = Vec::new();
+            if side {
+                while w.client.wants_write() {
+                    w.client.write_tls(&mut buf).unwrap();
+                }
+            } else {
+                while w.server.wants_write() {
+                    w.server.write_tls(&mut buf).unwrap();
+                }
+            }
+            streams[i].extend_from_slice(&buf);
+            if side {
+                w.server.read_tls(&mut &buf[..]).unwrap();
+                w.server.process_new_packets().unwrap();
+            } else {
+                w.client.read_tls(&mut &buf[..]).unwrap();
+                w.client.process_new_packets().unwrap();
+            }
+        }
+    };
+    // The handshake went through `Wire::open`; its bytes are in the capture. Start over with
+    // a fresh connection recorded byte for byte.
+    let name = rustls::pki_types::ServerName::try_from("example.test").unwrap();
+    w.client = ClientConnection::new(cc.clone(), name).unwrap();
+    w.server = ServerConnection::new(sc.clone()).unwrap();
+    while w.client.is_handshaking() || w.server.is_handshaking() {
+        record(&mut w);
+    }
+    record(&mut w);
+    w.client
+        .writer()
+        .write_all(&upgrade_request("/", "example.test", None))
+        .unwrap();
+    record(&mut w);
+    w.server
+        .writer()
+        .write_all(&upgrade_response(None))
+        .unwrap();
+    record(&mut w);
+    if key_update {
+        w.client.refresh_traffic_keys().unwrap();
+        record(&mut w);
+    }
+    w.client
+        .writer()
+        .write_all(&frame(true, false, 1, Some([1, 2, 3, 4]), b"seed"))
+        .unwrap();
+    w.server
+        .writer()
+        .write_all(&frame(true, false, 2, None, &[7; 300]))
+        .unwrap();
+    record(&mut w);
+    let [c, s] = streams;
+    let text = keys.text();
+    let mut seed = vec![4u8 | 2];
+    for part in [text.as_bytes(), &c[..]] {
+        seed.extend((part.len() as u16).to_be_bytes());
+        seed.extend_from_slice(part);
+    }
+    seed.extend_from_slice(&s);
+    seed
+}
+
+/// Writes the `tls` fuzz seeds (`fuzz/seeds/tls/`): run with
+/// `cargo test -p wscope-inspect --test all write_tls_fuzz_seeds -- --ignored`. Real
+/// handshakes are random, so a new run gives new files; the committed ones are replayed by
+/// `tls_fuzz_seeds_replay_and_decrypt`.
+#[test]
+#[ignore = "writes fuzz/seeds/tls/"]
+fn write_tls_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, setup, ku) in [
+        ("tls13-aes128", v13("TLS13_AES_128_GCM_SHA256"), false),
+        (
+            "tls13-chacha-keyupdate",
+            v13("TLS13_CHACHA20_POLY1305_SHA256"),
+            true,
+        ),
+        (
+            "tls13-hrr",
+            Setup {
+                hrr: true,
+                ..v13("TLS13_AES_256_GCM_SHA384")
+            },
+            false,
+        ),
+        (
+            "tls12-aes256",
+            v12("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
+            false,
+        ),
+        (
+            "tls12-chacha",
+            v12("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
+            false,
+        ),
+    ] {
+        std::fs::write(dir.join(name), fuzz_seed(setup, ku)).unwrap();
+    }
+}
+
+/// The committed `tls` fuzz seeds decrypt through the fuzz body (so the fuzzer starts from
+/// traffic that reaches the record layer's decryption), and no prefix of them panics.
+#[test]
+fn tls_fuzz_seeds_replay_and_decrypt() {
+    use wscope_inspect::fuzzing::fuzz_tls;
+    let files = wscope_test_support::seeds::seed_files("tls", 5);
+    for f in files {
+        let data = std::fs::read(&f).unwrap();
+        let plain = fuzz_tls(&data);
+        assert!(plain > 300, "{}: {plain} bytes decrypted", f.display());
+        for end in (0..data.len()).step_by(97) {
+            let _ = fuzz_tls(&data[..end]);
+        }
+        for ctl in 0..8u8 {
+            let mut d = data.clone();
+            d[0] = ctl;
+            let _ = fuzz_tls(&d);
+        }
+    }
+}
