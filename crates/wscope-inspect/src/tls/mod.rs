@@ -26,6 +26,9 @@
 //! the handshake messages decryption reads (at most 64 KiB, only while they arrive) and the
 //! keys. Records are decrypted in place.
 //!
+//! A connection that selects ALPN `h2` is counted ([`TlsStats::h2`]) and its data is not
+//! analysed (HTTP/2 is not, yet).
+//!
 //! Not decrypted: CBC and other non-AEAD suites, SSL 3.0 / TLS 1.0–1.1, TLS 1.3 0-RTT data
 //! (skipped: its records are passed over until the handshake keys decrypt), compressed TLS.
 
@@ -708,6 +711,9 @@ fn emit<S: Sink + ?Sized>(
     sink: &mut S,
 ) {
     match o {
+        // HTTP/2 (ALPN h2) is not analysed yet: counted (TlsStats::h2), not misread as
+        // HTTP/1.1.
+        Out::Data(_) if info.alpn.as_deref() == Some("h2") => {}
         Out::Data(plain) => {
             let s = session.get_or_insert_with(|| Box::new(Session::new(cfg)));
             s.data(conn, ts, dir, plain, &mut WithTls { info, sink });

@@ -786,3 +786,42 @@ fn tls_fuzz_seeds_replay_and_decrypt() {
         }
     }
 }
+
+/// ALPN h2: decrypted, reported and counted, but not read as HTTP/1.1 (no session, no
+/// anomaly).
+#[test]
+fn alpn_h2_is_counted_not_analysed() {
+    let setup = Setup {
+        alpn: b"h2",
+        ..v13("TLS13_AES_128_GCM_SHA256")
+    };
+    let keys = Arc::new(Keys::default());
+    let (cc, sc) = configs(setup, &keys);
+    let mut trace = Trace::new(Framing::Ethernet);
+    let mut w = Wire::open(
+        &mut trace,
+        Conv::new("10.0.0.1:40000", "10.0.0.2:443", 1000, 9000),
+        &cc,
+        &sc,
+    );
+    w.client_send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    w.server_send(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    w.close();
+    // With HTTP anomalies reported, HTTP/2 read as HTTP/1.1 would show.
+    let mut cfg = AnalyzerConfig::default();
+    cfg.session.http_anomalies = true;
+    let mut cap = Capture::from_reader(Cursor::new(trace.finish()), "mem");
+    let mut events = Vec::new();
+    let stats = Analyzer::new(cfg)
+        .with_keylog(keys.keylog())
+        .run(&mut cap, &mut |ev: &Event<'_>| {
+            events.push(OwnedEvent::from(ev))
+        })
+        .unwrap();
+    assert_eq!(anomalies(&events), Vec::<String>::new());
+    assert_eq!(
+        (stats.sessions, stats.tls.decrypted, stats.tls.h2),
+        (0, 1, 1)
+    );
+    assert_eq!(tls_reports(&events)[0].alpn.as_deref(), Some("h2"));
+}
