@@ -566,3 +566,44 @@ impl ServerCertVerifier for NoVerification {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_log_writer_appends_nss_lines_and_names_its_path() {
+        let dir = std::env::temp_dir().join(format!("wscope-keylog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys.log");
+        let _ = std::fs::remove_file(&path);
+        let w = KeyLogWriter::create(&path).unwrap();
+        w.log("CLIENT_TRAFFIC_SECRET_0", &[0xab; 32], &[0x01, 0xff]);
+        // A second writer appends.
+        KeyLogWriter::create(&path)
+            .unwrap()
+            .log("CLIENT_RANDOM", &[0; 32], &[2; 48]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[0],
+            format!("CLIENT_TRAFFIC_SECRET_0 {} 01ff", "ab".repeat(32))
+        );
+        assert!(lines[1].starts_with("CLIENT_RANDOM 0000"));
+        let e = KeyLogWriter::create(dir.join("no/such/dir/keys.log")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no/such/dir/keys.log: cannot open the key log"),
+            "{e}"
+        );
+        // The client configuration carries it.
+        let cfg = TlsConfig::new().with_key_log(Arc::new(w)).build().unwrap();
+        assert!(cfg.key_log.will_log("CLIENT_RANDOM"));
+        assert!(!TlsConfig::new()
+            .build()
+            .unwrap()
+            .key_log
+            .will_log("CLIENT_RANDOM"));
+    }
+}
