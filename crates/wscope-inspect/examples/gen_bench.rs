@@ -251,11 +251,6 @@ fn message(rng: &mut Rng, client: bool, large: bool, out: &mut Vec<u8>) {
     }
 }
 
-/// Where the unused key log goes without tls.
-fn tempfile_sink() -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().write(true).open("/dev/null")
-}
-
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let path = args.next().unwrap_or_else(|| "bench.pcap".to_string());
@@ -263,14 +258,9 @@ fn main() -> std::io::Result<()> {
     let mode = args.next();
     let large = mode.as_deref() == Some("large");
     let tls_mode = mode.as_deref() == Some("tls");
-    let keys = std::sync::Arc::new(KeyFile(std::sync::Mutex::new(if tls_mode {
-        std::fs::File::create(format!("{path}.keys"))?
-    } else {
-        // Unused without tls.
-        tempfile_sink()?
-    })));
     let configs = if tls_mode {
-        tls_configs(&keys)
+        let keys = std::fs::File::create(format!("{path}.keys"))?;
+        tls_configs(&std::sync::Arc::new(KeyFile(std::sync::Mutex::new(keys))))
     } else {
         Vec::new()
     };
