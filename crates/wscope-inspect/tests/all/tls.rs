@@ -825,3 +825,54 @@ fn alpn_h2_is_counted_not_analysed() {
     );
     assert_eq!(tls_reports(&events)[0].alpn.as_deref(), Some("h2"));
 }
+
+/// A resumed TLS 1.3 connection with 0-RTT data accepted: the early records (under a key the
+/// key log does not give) are passed over, everything after them decrypts.
+#[test]
+fn early_data_is_skipped_and_the_rest_decrypts() {
+    let setup = v13("TLS13_AES_128_GCM_SHA256");
+    let keys = Arc::new(Keys::default());
+    let (cc, sc) = configs(setup, &keys);
+    let mut c = (*cc).clone();
+    c.enable_early_data = true;
+    let mut s = (*sc).clone();
+    s.max_early_data_size = 16384;
+    let (cc, sc) = (Arc::new(c), Arc::new(s));
+    let mut trace = Trace::new(Framing::Ethernet);
+    // A first connection leaves a ticket that allows early data.
+    let mut w = Wire::open(
+        &mut trace,
+        Conv::new("10.0.0.1:40000", "10.0.0.2:443", 1000, 9000),
+        &cc,
+        &sc,
+    );
+    let (mut want, _) = conversation(&mut w, false);
+    w.close();
+    let name = rustls::pki_types::ServerName::try_from("example.test").unwrap();
+    let mut w = Wire {
+        trace: &mut trace,
+        conv: Conv::new("10.0.0.1:40001", "10.0.0.2:443", 3000, 7000),
+        client: ClientConnection::new(cc.clone(), name).unwrap(),
+        server: ServerConnection::new(sc.clone()).unwrap(),
+    };
+    w.client.set_buffer_limit(None);
+    w.server.set_buffer_limit(None);
+    w.conv.handshake(w.trace);
+    w.client
+        .early_data()
+        .expect("a ticket that allows early data")
+        .write_all(b"0-RTT bytes the analyzer cannot read")
+        .unwrap();
+    while w.client.is_handshaking() || w.server.is_handshaking() {
+        w.flush();
+    }
+    w.flush();
+    assert!(w.client.is_early_data_accepted());
+    let (c2, _) = conversation(&mut w, false);
+    want.extend(c2);
+    w.close();
+    let (events, stats) = analyze(trace.finish(), keys.keylog());
+    assert_eq!(anomalies(&events), Vec::<String>::new());
+    assert_eq!(stats.sessions, 2);
+    assert_eq!(digests(&events, true), want);
+}
