@@ -220,6 +220,8 @@ impl<S: Sink + ?Sized> ConnectionHandler for Handler<'_, S> {
             }
             ConnectionEvent::Closed { ts, .. } => {
                 out.stats.last_ts = Some(out.stats.last_ts.map_or(ts, |t| t.max(ts)));
+                // A TLS connection whose handshake never completed is still reported.
+                TlsLayer::closed(&mut state.1, conn, ts, &mut out);
                 *state = Slot::default();
                 out.sink.connection_closed(conn);
             }

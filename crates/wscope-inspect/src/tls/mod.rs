@@ -690,6 +690,28 @@ impl TlsLayer {
         s.gap(conn, ts, dir, len, sink);
     }
 
+    /// The connection ended: a TLS connection not reported yet (its ServerHello never came)
+    /// is reported as undecrypted.
+    pub fn closed<S: Sink + ?Sized>(
+        slot: &mut TlsSlot,
+        conn: &ConnMeta,
+        ts: Instant,
+        sink: &mut S,
+    ) {
+        if let SlotState::Tls(tls) = &mut slot.0 {
+            if !tls.reported {
+                tls.make_opaque("the handshake did not complete");
+                let mut session = None;
+                let cfg = SessionConfig::default();
+                let dir = Direction::ServerToClient;
+                let mut out = |o: Out<'_>, info: &TlsInfo| {
+                    emit(&mut session, cfg, conn, ts, dir, o, info, sink);
+                };
+                tls.report(&mut out);
+            }
+        }
+    }
+
     /// The TLS parameters of a connection, if it is a TLS one.
     pub fn info(slot: &TlsSlot) -> Option<&TlsInfo> {
         match &slot.0 {

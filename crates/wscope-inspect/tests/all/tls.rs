@@ -876,3 +876,28 @@ fn early_data_is_skipped_and_the_rest_decrypts() {
     assert_eq!(stats.sessions, 2);
     assert_eq!(digests(&events, true), want);
 }
+
+/// A ClientHello the server never answered: reported undecrypted (with its SNI) when the
+/// connection ends, no session.
+#[test]
+fn an_unanswered_client_hello_is_reported_at_the_end() {
+    let setup = v13("TLS13_AES_128_GCM_SHA256");
+    let keys = Arc::new(Keys::default());
+    let (cc, _) = configs(setup, &keys);
+    let name = rustls::pki_types::ServerName::try_from("example.test").unwrap();
+    let mut client = ClientConnection::new(cc, name).unwrap();
+    let mut hello = Vec::new();
+    client.write_tls(&mut hello).unwrap();
+    let mut trace = Trace::new(Framing::Ethernet);
+    let mut conv = Conv::new("10.0.0.1:40000", "10.0.0.2:443", 1000, 9000);
+    conv.handshake(&mut trace);
+    let spec = conv.client(&hello);
+    trace.tcp(spec);
+    conv.close(&mut trace);
+    let (events, stats) = analyze(trace.finish(), KeyLog::new());
+    let r = tls_reports(&events);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].reason, Some("the handshake did not complete"));
+    assert_eq!(r[0].sni.as_deref(), Some("example.test"));
+    assert_eq!((stats.sessions, stats.tls.undecrypted), (0, 1));
+}
