@@ -917,6 +917,28 @@ fn key_logs_of_connect_and_serve_decrypt_a_capture() {
             .count();
         assert_eq!(messages, 2, "{events}");
     }
+    // A malformed key log line is named with its line number and skipped; a missing key log
+    // is an error naming it.
+    let bad = write(d.join("bad.keys"), "# comment\nCLIENT_RANDOM zz 00\n");
+    let out = run(&["inspect", "-q", pcap.to_str().unwrap(), "--keylog", &bad]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bad.keys:2: key log line skipped: client random is not 64 hex"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&[
+        "inspect",
+        pcap.to_str().unwrap(),
+        "--keylog",
+        "/nonexistent/k",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/k: cannot read the key log"),
+        "{}",
+        stderr(&out)
+    );
     let out = run(&["inspect", pcap.to_str().unwrap(), "--events", "-"]);
     let events = String::from_utf8(out.stdout).unwrap();
     assert!(events.contains("\"event\":\"tls_undecrypted\""), "{events}");
