@@ -1,7 +1,7 @@
 //! Writes a large, realistic WebSocket capture for benchmarks (default ≥ 1 GiB).
 //!
 //! ```text
-//! cargo run --release -p wscope-inspect --example gen_bench -- OUTPUT.pcap [MEGABYTES] [large|tls]
+//! cargo run --release -p wscope-inspect --example gen_bench -- OUTPUT.pcap [MEGABYTES] [large|tls|large,tls]
 //! ```
 //!
 //! Many connections, interleaved packet by packet; each does a real handshake (some with
@@ -256,8 +256,10 @@ fn main() -> std::io::Result<()> {
     let path = args.next().unwrap_or_else(|| "bench.pcap".to_string());
     let megabytes: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1100);
     let mode = args.next();
-    let large = mode.as_deref() == Some("large");
-    let tls_mode = mode.as_deref() == Some("tls");
+    // `large`, `tls`, or both (`large,tls`).
+    let modes: Vec<&str> = mode.as_deref().unwrap_or("").split(',').collect();
+    let large = modes.contains(&"large");
+    let tls_mode = modes.contains(&"tls");
     let configs = if tls_mode {
         let keys = std::fs::File::create(format!("{path}.keys"))?;
         tls_configs(&std::sync::Arc::new(KeyFile(std::sync::Mutex::new(keys))))
