@@ -9,6 +9,10 @@
 #              and the reference capture of the live step
 #   libpcap-dev   links `wscope inspect -i` (cargo feature `live`; the live step)
 #   iproute2   network namespaces, veth pairs and the tc mirror of the live step
+#              and the passive wss:// check (tls_capture)
+#   tshark, editcap   the passive wss:// check compares with tshark's decryption and makes a
+#              pcapng with a Decryption Secrets Block (tls_capture; packages tshark and
+#              wireshark-common)
 #   valgrind   runs the C API example under memcheck (c_api)
 #   openssl    makes the test certificates (interop, c_api)
 #   gcc, g++   build the C example and check the header as C99 and C++ (c_api)
@@ -18,9 +22,10 @@ set -euo pipefail
 
 # command -> Debian package
 declare -A PACKAGE=([tcpdump]=tcpdump [valgrind]=valgrind [openssl]=openssl [cc]=gcc [c++]=g++
-  [node]=nodejs [npm]=npm [python3]=python3-venv [ip]=iproute2 [tc]=iproute2)
+  [node]=nodejs [npm]=npm [python3]=python3-venv [ip]=iproute2 [tc]=iproute2
+  [tshark]=tshark [editcap]=wireshark-common)
 missing=()
-for cmd in tcpdump valgrind openssl cc c++ node npm python3 ip tc; do
+for cmd in tcpdump valgrind openssl cc c++ node npm python3 ip tc tshark editcap; do
   command -v "$cmd" > /dev/null || missing+=("${PACKAGE[$cmd]}")
 done
 # A library, not a command: its header and link-time library.
@@ -31,7 +36,7 @@ have_libpcap_dev() {
 have_libpcap_dev || missing+=(libpcap-dev)
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u | sed '/^$/d')
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "setup: system packages present (tcpdump libpcap-dev iproute2 valgrind openssl gcc g++ node npm python3)"
+  echo "setup: system packages present (tcpdump libpcap-dev iproute2 valgrind openssl gcc g++ node npm python3 tshark editcap)"
   exit 0
 fi
 if [[ $(id -u) != 0 ]] || ! command -v apt-get > /dev/null; then

@@ -21,7 +21,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-DEFAULT_STEPS=(fmt clippy clippy_no_std features fuzz_check tests corpus_ci docs no_std_build msrv example autobahn interop live kaitai c_api)
+DEFAULT_STEPS=(fmt clippy clippy_no_std features fuzz_check tests corpus_ci docs no_std_build msrv example autobahn interop live tls_capture kaitai c_api)
 
 # --- steps -------------------------------------------------------------------------------------
 
@@ -183,6 +183,13 @@ step_live() {
     cargo test -p wscope-inspect --features live --lib live
     cargo test -p wscope-cli --features live --bin wscope live
     bash scripts/live.sh
+}
+
+# Passive wss://: Python websockets and Node ws over TLS 1.2/1.3 with key logs, captured on
+# loopback and decrypted by `wscope inspect --keylog`, checked by SHA-256 and against tshark;
+# a pcapng with a Decryption Secrets Block (editcap). ~1 min.
+step_tls_capture() {
+    bash scripts/interop-tls.sh
 }
 
 # Not a default step (needs nightly and cargo-fuzz): FUZZ_SECONDS per target, default 10.

@@ -1,7 +1,7 @@
 //! Writes a large, realistic WebSocket capture for benchmarks (default ≥ 1 GiB).
 //!
 //! ```text
-//! cargo run --release -p wscope-inspect --example gen_bench -- OUTPUT.pcap [MEGABYTES] [large]
+//! cargo run --release -p wscope-inspect --example gen_bench -- OUTPUT.pcap [MEGABYTES] [large|tls|large,tls]
 //! ```
 //!
 //! Many connections, interleaved packet by packet; each does a real handshake (some with
@@ -10,6 +10,12 @@
 //! frames, and close 1000 both ways. TCP segments carry at most 1448 payload bytes, as on
 //! Ethernet. Deterministic (fixed seed), no clock. With `large`, every message is a 16–64 MiB
 //! binary message in four fragments instead.
+//!
+//! With `tls`, every connection is `wss://` on port 443: real TLS 1.3 (rustls, in memory; the
+//! three suites in turn) carries the same handshake and messages, and the secrets go to
+//! `OUTPUT.pcap.keys` for `wscope inspect --keylog` (and tshark's `tls.keylog_file`). The
+//! WebSocket content is the same as without `tls` (same seed); the TLS randomness is not
+//! deterministic.
 
 use core::net::SocketAddr;
 use std::io::{BufWriter, Write};
@@ -24,7 +30,154 @@ use wscope_test_support::Rng;
 
 const MSS: usize = 1448;
 
+/// A connection's two TLS ends (tls mode).
+struct Tls {
+    client: rustls::ClientConnection,
+    server: rustls::ServerConnection,
+}
+
+impl Tls {
+    /// Encrypts `plain` from one side; returns the TLS bytes it sent (the other side reads
+    /// them, so its state follows).
+    fn send(&mut self, from_client: bool, plain: &[u8]) -> Vec<u8> {
+        if from_client {
+            self.client.writer().write_all(plain).unwrap();
+        } else {
+            self.server.writer().write_all(plain).unwrap();
+        }
+        self.pump(from_client)
+    }
+
+    fn pump(&mut self, from_client: bool) -> Vec<u8> {
+        use std::io::Read;
+        let mut wire = Vec::new();
+        if from_client {
+            while self.client.wants_write() {
+                self.client.write_tls(&mut wire).unwrap();
+            }
+        } else {
+            while self.server.wants_write() {
+                self.server.write_tls(&mut wire).unwrap();
+            }
+        }
+        let mut rd = &wire[..];
+        let mut sink = Vec::new();
+        while !rd.is_empty() {
+            if from_client {
+                self.server.read_tls(&mut rd).unwrap();
+                self.server.process_new_packets().unwrap();
+                let _ = self.server.reader().read_to_end(&mut sink);
+            } else {
+                self.client.read_tls(&mut rd).unwrap();
+                self.client.process_new_packets().unwrap();
+                let _ = self.client.reader().read_to_end(&mut sink);
+            }
+            sink.clear();
+        }
+        wire
+    }
+}
+
+/// Key log lines in the NSS format.
+#[derive(Debug)]
+struct KeyFile(std::sync::Mutex<std::fs::File>);
+
+impl rustls::KeyLog for KeyFile {
+    fn log(&self, label: &str, random: &[u8], secret: &[u8]) {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let _ = writeln!(
+            self.0.lock().unwrap(),
+            "{label} {} {}",
+            hex(random),
+            hex(secret)
+        );
+    }
+}
+
+/// Client and server configurations (one per TLS 1.3 suite) writing to `keys`.
+fn tls_configs(
+    keys: &std::sync::Arc<KeyFile>,
+) -> Vec<(
+    std::sync::Arc<rustls::ClientConfig>,
+    std::sync::Arc<rustls::ServerConfig>,
+)> {
+    use std::sync::Arc;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["feed.example".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    #[allow(deprecated)] // ring has no post-quantum key exchange; X25519 is what we need
+    let base = rustls::crypto::ring::default_provider();
+    base.cipher_suites
+        .iter()
+        .filter(|s| s.version() == &rustls::version::TLS13)
+        .map(|suite| {
+            let provider = Arc::new(rustls::crypto::CryptoProvider {
+                cipher_suites: vec![*suite],
+                ..base.clone()
+            });
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(cert.der().clone()).unwrap();
+            let mut client = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .unwrap()
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerify(provider.clone())))
+                .with_no_client_auth();
+            client.key_log = keys.clone();
+            let server = rustls::ServerConfig::builder_with_provider(provider)
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![cert.der().clone()],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+                )
+                .unwrap();
+            (Arc::new(client), Arc::new(server))
+        })
+        .collect()
+}
+
+/// Accepts any certificate: the benchmark's peers are both in this process.
+#[derive(Debug)]
+struct NoVerify(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 struct Conn {
+    tls: Option<Tls>,
     c: SocketAddr,
     s: SocketAddr,
     seq: [u32; 2],
@@ -102,7 +255,17 @@ fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let path = args.next().unwrap_or_else(|| "bench.pcap".to_string());
     let megabytes: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1100);
-    let large = args.next().as_deref() == Some("large");
+    let mode = args.next();
+    // `large`, `tls`, or both (`large,tls`).
+    let modes: Vec<&str> = mode.as_deref().unwrap_or("").split(',').collect();
+    let large = modes.contains(&"large");
+    let tls_mode = modes.contains(&"tls");
+    let configs = if tls_mode {
+        let keys = std::fs::File::create(format!("{path}.keys"))?;
+        tls_configs(&std::sync::Arc::new(KeyFile(std::sync::Mutex::new(keys))))
+    } else {
+        Vec::new()
+    };
     let target = megabytes << 20;
     let file = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
     let mut w = PcapWriter::new(file, Framing::Ethernet.link_type())?;
@@ -121,9 +284,27 @@ fn main() -> std::io::Result<()> {
             ));
             let s = SocketAddr::from((
                 [10, 2, 0, (next_id % 8) as u8 + 1],
-                if next_id.is_multiple_of(2) { 80 } else { 8080 },
+                if tls_mode {
+                    443
+                } else if next_id.is_multiple_of(2) {
+                    80
+                } else {
+                    8080
+                },
             ));
+            let tls = (!configs.is_empty()).then(|| {
+                let (cc, sc) = &configs[next_id as usize % configs.len()];
+                let name = rustls::pki_types::ServerName::try_from("feed.example").unwrap();
+                let mut t = Tls {
+                    client: rustls::ClientConnection::new(cc.clone(), name).unwrap(),
+                    server: rustls::ServerConnection::new(sc.clone()).unwrap(),
+                };
+                t.client.set_buffer_limit(None);
+                t.server.set_buffer_limit(None);
+                t
+            });
             conns.push(Conn {
+                tls,
                 c,
                 s,
                 seq: [rng.next_u64() as u32, rng.next_u64() as u32],
@@ -165,7 +346,30 @@ fn main() -> std::io::Result<()> {
                 };
                 let req = format!("GET /stream/{next_id} HTTP/1.1\r\nHost: feed.example\r\nUser-Agent: bench/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n");
                 let resp = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n", AcceptKey::for_key(key.as_bytes()).as_str());
-                for (d, head) in [(0usize, req.as_bytes()), (1, resp.as_bytes())] {
+                // tls: the TLS handshake, then the HTTP one inside it, in causal order.
+                let mut heads: Vec<(usize, Vec<u8>)> = Vec::new();
+                match &mut conn.tls {
+                    None => {
+                        heads.push((0, req.into_bytes()));
+                        heads.push((1, resp.into_bytes()));
+                    }
+                    Some(t) => {
+                        let mut from_client = true;
+                        while t.client.is_handshaking() || t.server.is_handshaking() {
+                            let wire = t.pump(from_client);
+                            if !wire.is_empty() {
+                                heads.push((usize::from(!from_client), wire));
+                            }
+                            from_client = !from_client;
+                        }
+                        heads.push((0, t.send(true, req.as_bytes())));
+                        heads.push((1, t.send(false, resp.as_bytes())));
+                    }
+                }
+                for (d, head) in heads
+                    .iter()
+                    .flat_map(|(d, h)| h.chunks(MSS).map(move |c| (*d, c)))
+                {
                     let (src, dst) = if d == 0 {
                         (conn.c, conn.s)
                     } else {
@@ -240,16 +444,27 @@ fn main() -> std::io::Result<()> {
                     conns.swap_remove(i);
                     continue;
                 } else if conn.msgs_left == 0 || written >= target {
-                    let (a, b) = conn.out.split_at_mut(1);
-                    frame(&mut rng, true, true, OpCode::CLOSE, b"\x03\xe8", &mut a[0]);
-                    frame(&mut rng, false, true, OpCode::CLOSE, b"\x03\xe8", &mut b[0]);
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    frame(&mut rng, true, true, OpCode::CLOSE, b"\x03\xe8", &mut a);
+                    frame(&mut rng, false, true, OpCode::CLOSE, b"\x03\xe8", &mut b);
+                    if let Some(t) = &mut conn.tls {
+                        a = t.send(true, &a);
+                        b = t.send(false, &b);
+                    }
+                    conn.out[0].extend_from_slice(&a);
+                    conn.out[1].extend_from_slice(&b);
                     conn.stage = 2;
                 } else {
                     conn.msgs_left -= 1;
                     stats.0 += 1;
                     let client = rng.below(4) == 0;
                     let d = usize::from(!client);
-                    message(&mut rng, client, large, &mut conn.out[d]);
+                    let mut plain = Vec::new();
+                    message(&mut rng, client, large, &mut plain);
+                    if let Some(t) = &mut conn.tls {
+                        plain = t.send(client, &plain);
+                    }
+                    conn.out[d].extend_from_slice(&plain);
                 }
             }
         }

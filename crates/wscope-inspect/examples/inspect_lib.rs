@@ -41,7 +41,7 @@ fn main() {
     // 1. A closure sink: Zeek's events.
     let mut capture = Capture::from_paths([&path]);
     let stats = analyzer.run(&mut capture, &mut |ev: &Event<'_>| match &ev.kind {
-        EventKind::Established(up) => println!("{} established {:?}", ev.conn.uid, up.uri()),
+        EventKind::Established(up, _) => println!("{} established {:?}", ev.conn.uid, up.uri()),
         EventKind::Message { opcode, len, .. } => {
             println!(
                 "{} message is_orig={} opcode={} len={len}",

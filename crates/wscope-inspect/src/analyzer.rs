@@ -32,6 +32,8 @@ use crate::session::{Session, SessionConfig, TcpNote};
 use crate::sink::{CaptureNote, Sink};
 use crate::source::PacketSource;
 use crate::tcp::{ConnMeta, ConnectionEvent, ConnectionHandler, FlowConfig, FlowStats};
+use crate::tls::keylog::KeyLog;
+use crate::tls::{TlsLayer, TlsSlot, TlsStats};
 
 /// Settings of an [`Analyzer`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -76,6 +78,8 @@ pub struct Stats {
     pub closes: BTreeMap<u16, u64>,
     /// Anomalies per name.
     pub anomalies: BTreeMap<&'static str, u64>,
+    /// TLS connections: decrypted, undecrypted (by SNI), ALPN `h2`.
+    pub tls: TlsStats,
     /// Time of the first and last packet of a connection event.
     pub first_ts: Option<Instant>,
     /// See `first_ts`.
@@ -120,7 +124,7 @@ impl Stats {
     /// the upgrade and anomalies count); an `Established` event sets `rejected`.
     pub(crate) fn count_in_connection(&mut self, ev: &Event<'_>, rejected: &mut bool) {
         match &ev.kind {
-            EventKind::Established(up) => {
+            EventKind::Established(up, _) => {
                 *rejected = !up.accepted();
                 self.count(ev);
             }
@@ -133,8 +137,9 @@ impl Stats {
     /// Counts one event.
     pub fn count(&mut self, ev: &Event<'_>) {
         match &ev.kind {
-            EventKind::Established(up) if up.accepted() => self.sessions += 1,
-            EventKind::Established(_) => self.rejected_upgrades += 1,
+            EventKind::Established(up, _) if up.accepted() => self.sessions += 1,
+            EventKind::Established(..) => self.rejected_upgrades += 1,
+            EventKind::Tls(info) => self.tls.count(info),
             EventKind::Frame { header, .. } => {
                 self.frames += 1;
                 self.payload_bytes = self.payload_bytes.saturating_add(header.payload_len);
@@ -157,28 +162,35 @@ impl Stats {
 
 /// Runs captures through the whole pipeline (see the [module docs](self)), in the calling
 /// thread or, with [`Analyzer::workers`], over worker threads with the same output.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Analyzer {
     cfg: AnalyzerConfig,
     workers: usize,
+    /// TLS secrets (`--keylog`); pcapng Decryption Secrets Blocks add to them during a run.
+    keys: KeyLog,
 }
 
-/// The per-connection state kept in the flow table.
+/// The per-connection state kept in the flow table: the session, and the TLS layer in front
+/// of it (see [`crate::tls`]).
 #[derive(Debug, Default)]
-pub struct Slot(Option<Box<Session>>);
+pub struct Slot(Option<Box<Session>>, TlsSlot);
 
 impl Slot {
-    /// The connection ended: its session, if it had one, reports how (`connection_end`).
-    pub(crate) fn end<S: Sink + ?Sized>(
+    /// The connection ended: a TLS connection whose handshake never completed is reported
+    /// (`tls_undecrypted`), its session, if it had one, reports how it ended
+    /// (`connection_end`), and the slot is emptied.
+    pub(crate) fn closed<S: Sink + ?Sized>(
         &mut self,
         conn: &ConnMeta,
         ts: Instant,
         reason: crate::tcp::CloseReason,
         out: &mut S,
     ) {
+        TlsLayer::closed(&mut self.1, conn, ts, out);
         if let Some(s) = self.0.as_mut() {
             s.end(conn, ts, reason, out);
         }
+        *self = Self::default();
     }
 }
 
@@ -186,6 +198,7 @@ struct Handler<'s, S: ?Sized> {
     cfg: SessionConfig,
     sink: &'s mut S,
     stats: Stats,
+    tls: TlsLayer,
 }
 
 /// Counts events on their way to the user's sink.
@@ -206,6 +219,10 @@ impl<S: Sink + ?Sized> Sink for Counting<'_, S> {
 impl<S: Sink + ?Sized> ConnectionHandler for Handler<'_, S> {
     type State = Slot;
 
+    fn secrets(&mut self, keylog: &[u8]) {
+        self.tls.add_secrets(keylog);
+    }
+
     fn on_event(&mut self, state: &mut Slot, conn: &ConnMeta, event: ConnectionEvent<'_>) {
         let mut out = Counting {
             stats: &mut self.stats,
@@ -221,27 +238,28 @@ impl<S: Sink + ?Sized> ConnectionHandler for Handler<'_, S> {
                 out.stats.first_ts.get_or_insert(ts);
                 // The session is made with the first payload: SYN-only flows (scans) cost
                 // nothing but their flow table entry.
-                state.0 = None;
+                *state = Slot::default();
             }
             ConnectionEvent::Data { ts, .. } => {
                 out.stats.last_ts = Some(ts);
-                session_event(self.cfg, state, conn, event, &mut out);
+                session_event(self.cfg, &self.tls, state, conn, event, &mut out);
             }
             ConnectionEvent::Closed { ts, reason } => {
                 out.stats.last_ts = Some(out.stats.last_ts.map_or(ts, |t| t.max(ts)));
-                state.end(conn, ts, reason, &mut out);
-                state.0 = None;
+                state.closed(conn, ts, reason, &mut out);
                 out.sink.connection_closed(conn);
             }
-            _ => session_event(self.cfg, state, conn, event, &mut out),
+            _ => session_event(self.cfg, &self.tls, state, conn, event, &mut out),
         }
     }
 }
 
 /// Hands a connection's `Data`, `Gap`, `Eof`, `Limit` and `Anomaly` events to its session
-/// (made with the first data or gap); `Open` and `Closed` are the caller's.
+/// (made with the first data or gap), through `tls`'s decryption when the connection is a TLS
+/// one; `Open` and `Closed` are the caller's.
 pub(crate) fn session_event<S: Sink + ?Sized>(
     cfg: SessionConfig,
+    tls: &TlsLayer,
     state: &mut Slot,
     conn: &ConnMeta,
     event: ConnectionEvent<'_>,
@@ -249,12 +267,10 @@ pub(crate) fn session_event<S: Sink + ?Sized>(
 ) {
     match event {
         ConnectionEvent::Data { dir, ts, bytes } => {
-            let s = state.0.get_or_insert_with(|| Box::new(Session::new(cfg)));
-            s.data(conn, ts, dir, bytes, out);
+            tls.data(&mut state.1, &mut state.0, cfg, conn, ts, dir, bytes, out);
         }
         ConnectionEvent::Gap { dir, ts, len } => {
-            let s = state.0.get_or_insert_with(|| Box::new(Session::new(cfg)));
-            s.gap(conn, ts, dir, len, out);
+            tls.gap(&mut state.1, &mut state.0, cfg, conn, ts, dir, len, out);
         }
         ConnectionEvent::Eof { dir, ts } => {
             if let Some(s) = state.0.as_mut() {
@@ -277,8 +293,20 @@ pub(crate) fn session_event<S: Sink + ?Sized>(
 
 impl Analyzer {
     /// An analyzer with these settings.
-    pub const fn new(cfg: AnalyzerConfig) -> Self {
-        Self { cfg, workers: 1 }
+    pub fn new(cfg: AnalyzerConfig) -> Self {
+        Self {
+            cfg,
+            workers: 1,
+            keys: KeyLog::new(),
+        }
+    }
+
+    /// Decrypts TLS connections (`wss://`) whose secrets are in `keys` (see [`crate::tls`]).
+    /// Secrets in pcapng Decryption Secrets Blocks are used without this.
+    #[must_use]
+    pub fn with_keylog(mut self, keys: KeyLog) -> Self {
+        self.keys = keys;
+        self
     }
 
     /// Analyses with `n` worker threads (connections sharded by their address pair; see
@@ -287,7 +315,7 @@ impl Analyzer {
     /// ([`FlowConfig::max_flows`], [`FlowConfig::max_buffered_total`]), which applies to each
     /// worker's table.
     #[must_use]
-    pub const fn workers(mut self, n: usize) -> Self {
+    pub fn workers(mut self, n: usize) -> Self {
         self.workers = if n == 0 { 1 } else { n };
         self
     }
@@ -304,6 +332,11 @@ impl Analyzer {
     /// The settings.
     pub const fn config(&self) -> &AnalyzerConfig {
         &self.cfg
+    }
+
+    /// The TLS secrets given with [`Analyzer::with_keylog`].
+    pub(crate) const fn keys(&self) -> &KeyLog {
+        &self.keys
     }
 
     /// Analyses a whole capture (all its sources), delivering events to `sink`.
@@ -339,6 +372,7 @@ impl Analyzer {
             cfg: self.cfg.session,
             sink,
             stats: Stats::default(),
+            tls: TlsLayer::new(self.keys.clone()),
         };
         let summary = crate::reassemble_source(
             capture,
@@ -367,15 +401,7 @@ impl Analyzer {
         payload: bool,
     ) -> Result<Stats, Error> {
         let (stats, summary) = if self.worker_count() > 1 {
-            crate::parallel::run(
-                self.cfg.flow,
-                self.cfg.session,
-                self.worker_count(),
-                capture,
-                &mut *sink,
-                local.as_deref_mut(),
-                payload,
-            )
+            crate::parallel::run(self, capture, &mut *sink, local.as_deref_mut(), payload)
         } else if let Some(out) = local.as_deref_mut() {
             let buf = LocalWriter::default();
             let mut both = WithLocal {
@@ -388,6 +414,7 @@ impl Analyzer {
                 cfg: self.cfg.session,
                 sink: &mut both,
                 stats: Stats::default(),
+                tls: TlsLayer::new(self.keys.clone()),
             };
             let summary = crate::parallel::reassemble_ticked(capture, self.cfg.flow, &mut h);
             let stats = h.stats;
@@ -398,6 +425,7 @@ impl Analyzer {
                 cfg: self.cfg.session,
                 sink: &mut *sink,
                 stats: Stats::default(),
+                tls: TlsLayer::new(self.keys.clone()),
             };
             let summary = crate::parallel::reassemble_ticked(capture, self.cfg.flow, &mut h);
             (h.stats, summary)

@@ -377,6 +377,8 @@ enum OtherBlock {
     },
     Interface(Interface),
     UnknownInterface,
+    /// The key log text of a TLS Decryption Secrets Block.
+    Secrets(Vec<u8>),
 }
 
 /// Reads one pcap or pcapng capture from a [`Read`], packet by packet, in constant memory.
@@ -398,6 +400,8 @@ pub struct CaptureReader<R: Read> {
     current: Option<Current>,
     done: bool,
     stats: CaptureStats,
+    /// Key logs of Decryption Secrets Blocks not yet taken.
+    secrets: Vec<Vec<u8>>,
 }
 
 impl<R: Read> fmt::Debug for CaptureReader<R> {
@@ -502,7 +506,18 @@ impl<R: Read> CaptureReader<R> {
                 sources: 1,
                 ..CaptureStats::default()
             },
+            secrets: Vec::new(),
         })
+    }
+
+    /// The key log text of the next TLS Decryption Secrets Block read and not yet taken
+    /// (pcapng; what `editcap --inject-secrets tls,KEYS` writes).
+    pub fn take_secrets(&mut self) -> Option<Vec<u8>> {
+        if self.secrets.is_empty() {
+            None
+        } else {
+            Some(self.secrets.remove(0))
+        }
     }
 
     /// The container format.
@@ -579,6 +594,12 @@ impl<R: Read> CaptureReader<R> {
                             self.stats.other_blocks += 1;
                         }
                         Some(OtherBlock::UnknownInterface) => self.stats.unknown_interface += 1,
+                        Some(OtherBlock::Secrets(text)) => {
+                            self.stats.other_blocks += 1;
+                            if self.secrets.len() < MAX_SECRETS_BLOCKS {
+                                self.secrets.push(text);
+                            }
+                        }
                         None => self.stats.other_blocks += 1,
                     }
                     self.inner.it().consume(n);
@@ -649,8 +670,9 @@ impl<R: Read> CaptureReader<R> {
     /// Parses one block and turns it into a [`Step`] that holds no borrow.
     fn step(&mut self) -> Step {
         if self.format == Format::PcapNg {
-            if let Some(n) = skippable_ng_block(self.inner.it().data(), self.ng_be) {
-                return Step::Other(n, None);
+            let data = self.inner.it().data();
+            if let Some(n) = skippable_ng_block(data, self.ng_be) {
+                return Step::Other(n, tls_secrets(&data[..n], self.ng_be));
             }
         }
         let legacy_link = self.legacy_link;
@@ -757,6 +779,32 @@ fn skippable_ng_block(data: &[u8], big_endian: bool) -> Option<usize> {
     let total = usize::try_from(word(4)?).ok()?;
     let well_formed = total >= 12 && total % 4 == 0 && word(total.checked_sub(4)?)? == word(4)?;
     well_formed.then_some(total)
+}
+
+/// Pending Decryption Secrets Blocks kept at most (each is used as soon as the next packet is
+/// asked for).
+const MAX_SECRETS_BLOCKS: usize = 64;
+
+/// The key log text of a whole pcapng Decryption Secrets Block of TLS secrets (type
+/// `0x0000000A`, secrets type `0x544c534b`, "TLSK"); `None` for any other block.
+fn tls_secrets(block: &[u8], big_endian: bool) -> Option<OtherBlock> {
+    const DSB: u32 = 0x0000_000A;
+    const TLS_KEY_LOG: u32 = 0x544C_534B;
+    let word = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = block.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(if big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    };
+    if word(0)? != DSB || word(8)? != TLS_KEY_LOG {
+        return None;
+    }
+    let len = usize::try_from(word(12)?).ok()?;
+    let text = block.get(16..16usize.checked_add(len)?)?;
+    // The block's trailing length word must not be inside the secrets.
+    (16 + len + 4 <= block.len()).then(|| OtherBlock::Secrets(text.to_vec()))
 }
 
 fn ng_step(n: usize, block: &Block<'_>, interfaces: &[Interface], base: usize) -> Step {
@@ -940,6 +988,12 @@ impl Capture {
             add_stats(&mut s, cur.stats());
         }
         s
+    }
+
+    /// The key log text of a TLS Decryption Secrets Block of the current source read and not
+    /// yet taken (see [`CaptureReader::take_secrets`]).
+    pub fn take_secrets(&mut self) -> Option<Vec<u8>> {
+        self.current.as_mut()?.take_secrets()
     }
 
     /// The next packet of the run, `Ok(None)` after the last source.

@@ -29,6 +29,7 @@ use wscope_proto::role::Direction;
 use wscope_proto::time::Instant;
 
 use crate::tcp::{CloseReason, ConnMeta};
+pub use crate::tls::TlsInfo;
 
 /// One analyzer event.
 #[derive(Debug)]
@@ -54,8 +55,14 @@ impl Event<'_> {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum EventKind<'a> {
-    /// The `101` to WebSocket (Zeek's `websocket_established`); `dir` is the server's.
-    Established(&'a Upgrade),
+    /// The `101` to WebSocket (Zeek's `websocket_established`); `dir` is the server's. The
+    /// second field holds the TLS parameters of a `wss://` session decrypted from a key log.
+    Established(&'a Upgrade, Option<&'a TlsInfo>),
+    /// A TLS connection's parameters, once known (after the ServerHello, or TLS 1.3's
+    /// EncryptedExtensions); `dir` is the server's. JSON `tls` when it is decrypted, else
+    /// `tls_undecrypted` (no key, unsupported suite, handshake not seen): such a connection is
+    /// never a WebSocket session.
+    Tls(&'a TlsInfo),
     /// A frame header (Zeek's `websocket_frame`).
     Frame {
         /// The parsed header (FIN, RSV, opcode, payload length, mask).
@@ -117,10 +124,17 @@ pub enum EventKind<'a> {
 
 impl EventKind<'_> {
     /// The event name used in the JSON Lines output: `established`, `frame`, `frame_data`,
-    /// `message_data`, `close`, `message`, `connection_end`, `anomaly`.
+    /// `message_data`, `close`, `message`, `connection_end`, `anomaly`, `tls`, `tls_undecrypted`.
     pub const fn name(&self) -> &'static str {
         match self {
-            Self::Established(_) => "established",
+            Self::Established(..) => "established",
+            Self::Tls(info) => {
+                if info.decrypted {
+                    "tls"
+                } else {
+                    "tls_undecrypted"
+                }
+            }
             Self::Frame { .. } => "frame",
             Self::FrameData { .. } => "frame_data",
             Self::MessageData { .. } => "message_data",
@@ -176,6 +190,8 @@ impl OwnedEvent {
 pub enum OwnedKind {
     /// See [`EventKind::Established`].
     Established(Box<Upgrade>),
+    /// See [`EventKind::Tls`].
+    Tls(Box<TlsInfo>),
     /// See [`EventKind::Frame`].
     Frame {
         /// Header.
@@ -231,7 +247,8 @@ pub enum OwnedKind {
 impl From<&Event<'_>> for OwnedEvent {
     fn from(ev: &Event<'_>) -> Self {
         let kind = match &ev.kind {
-            EventKind::Established(u) => OwnedKind::Established(Box::new((*u).clone())),
+            EventKind::Established(u, _) => OwnedKind::Established(Box::new((*u).clone())),
+            EventKind::Tls(info) => OwnedKind::Tls(Box::new((*info).clone())),
             EventKind::Frame {
                 header,
                 header_bytes,

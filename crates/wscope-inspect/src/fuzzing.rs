@@ -35,7 +35,7 @@ pub fn fuzz_capture(data: &[u8]) {
             assert!(data.len() <= chunk, "chunk of {} over {chunk}", data.len());
             data_bytes += data.len() as u64;
         }
-        EventKind::Established(_) => starts += 1,
+        EventKind::Established(..) => starts += 1,
         EventKind::ConnectionEnd(_) => ends += 1,
         _ => {}
     });
@@ -183,7 +183,8 @@ fn conversation(ctl: u8, client: &[u8], server: &[u8], segment: usize) -> [Vec<S
     let mut sink = |ev: &Event<'_>| {
         let d = &mut dirs[ev.dir.index()];
         match &ev.kind {
-            EventKind::Established(_) => d.seen.push(Seen::Established),
+            EventKind::Established(..) => d.seen.push(Seen::Established),
+            EventKind::Tls(_) => {}
             EventKind::Frame { header, .. } => {
                 d.frame = Some(d.seen.len());
                 d.seen.push(Seen::Frame {
@@ -271,4 +272,79 @@ fn conversation(ctl: u8, client: &[u8], server: &[u8], segment: usize) -> [Vec<S
         d.flush_app();
         d.seen
     })
+}
+
+/// Chunk sizes [`fuzz_tls`] feeds each direction in.
+const TLS_CHUNKS: [usize; 4] = [1, 5, 700, 1 << 16];
+
+/// The body of `fuzz/fuzz_targets/tls.rs`: the key log parser, the handshake parsers and the
+/// TLS layer of one connection over arbitrary bytes. Layout: byte 0 picks the chunk size
+/// (bits 0-1) and whether the directions alternate chunk by chunk (bit 2); then a key log
+/// (u16 big-endian length, text), the client's bytes (u16 length), the server's bytes (the
+/// rest). Asserts what the layer documents: no panic, at most one report, decrypted bytes
+/// never more than the bytes fed, and at most one partial record held per direction. Returns
+/// the decrypted application bytes (the seed replay checks that real seeds decrypt).
+pub fn fuzz_tls(data: &[u8]) -> usize {
+    use crate::tls::keylog::KeyLog;
+    use crate::tls::{handshake, Out, TlsConn, MAX_FRAGMENT};
+    use wscope_proto::role::Direction;
+
+    let Some((&ctl, rest)) = data.split_first() else {
+        return 0;
+    };
+    fn take<'a>(d: &mut &'a [u8]) -> &'a [u8] {
+        let n = match d {
+            [a, b, ..] => usize::from(u16::from_be_bytes([*a, *b])),
+            _ => d.len(),
+        };
+        let d2 = &d[d.len().min(2)..];
+        let n = n.min(d2.len());
+        let (a, b) = d2.split_at(n);
+        *d = b;
+        a
+    }
+    let mut rest = rest;
+    let keytext = take(&mut rest);
+    let client = take(&mut rest);
+    let server = rest;
+    let mut keys = KeyLog::new();
+    keys.add_bytes(keytext, "fuzz");
+    assert!(keys.warnings().len() <= crate::tls::keylog::MAX_WARNINGS);
+    // The parsers alone, on every input.
+    let _ = handshake::client_hello(client);
+    let _ = handshake::server_hello(server);
+    let _ = handshake::encrypted_extensions(server);
+
+    let chunk = TLS_CHUNKS[usize::from(ctl & 3)];
+    let mut conn = TlsConn::default();
+    let (mut plain, mut reports) = (0usize, 0usize);
+    let mut out = |o: Out<'_>, _: &crate::tls::TlsInfo| match o {
+        Out::Data(d) => plain += d.len(),
+        Out::Report => reports += 1,
+        Out::Anomaly(..) => {}
+    };
+    let (mut c, mut s) = (client.chunks(chunk), server.chunks(chunk));
+    let alternate = ctl & 4 != 0;
+    loop {
+        // Alternating: a chunk of each direction in turn; else all the client's bytes first.
+        let a = c.next();
+        let b = if alternate || a.is_none() {
+            s.next()
+        } else {
+            None
+        };
+        if a.is_none() && b.is_none() {
+            break;
+        }
+        if let Some(a) = a {
+            conn.feed(Direction::ClientToServer, a, &keys, &mut out);
+        }
+        if let Some(b) = b {
+            conn.feed(Direction::ServerToClient, b, &keys, &mut out);
+        }
+        assert!(conn.held() <= 2 * (5 + MAX_FRAGMENT + chunk));
+    }
+    assert!(reports <= 1, "{reports} reports");
+    assert!(plain <= client.len() + server.len());
+    plain
 }

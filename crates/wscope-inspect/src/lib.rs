@@ -65,6 +65,7 @@
 //!   trait and its events ([`reassemble`] runs a capture through them).
 //! - [`session`]: one TCP connection → WebSocket events.
 //! - [`event`]: the events ([`Event`], [`EventKind`]).
+//! - [`tls`]: `wss://` decryption (TLS 1.2/1.3) from key logs, in front of the session.
 //! - [`sink`]: where events go ([`Sink`]) and the Net::Inspect-style callbacks.
 //! - [`log`]: Zeek `websocket.log`/`weird.log` and JSON Lines writers.
 //! - [`uid`]: connection ids and Zeek-style uids.
@@ -131,6 +132,11 @@ where
     let mut decoder = Decoder::new();
     let mut table: FlowTable<H::State> = FlowTable::new(cfg);
     let error = loop {
+        // Key logs of pcapng Decryption Secrets Blocks read with the previous packet (the
+        // block comes before the connections it serves).
+        while let Some(text) = capture.take_secrets() {
+            handler.secrets(&text);
+        }
         match capture.next() {
             Ok(Next::Packet(pkt)) => {
                 if let Some(seg) = decoder.decode(&pkt) {
@@ -160,6 +166,7 @@ pub mod log;
 pub mod parallel;
 pub mod session;
 pub mod sink;
+pub mod tls;
 
 pub use analyzer::{Analyzer, AnalyzerConfig, Stats};
 pub use event::{Event, EventKind};

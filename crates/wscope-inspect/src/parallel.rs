@@ -51,12 +51,14 @@ use wscope_proto::time::Instant;
 use crate::analyzer::{session_event, Slot, Stats};
 use crate::capture::{Capture, CaptureError};
 use crate::decode::{Decoder, Segment, TcpFlags};
-use crate::event::{ConnectionEnd, Event, EventKind, FrameHeader, OpCode, Upgrade};
+use crate::event::{ConnectionEnd, Event, EventKind, FrameHeader, OpCode, TlsInfo, Upgrade};
 use crate::session::SessionConfig;
 use crate::sink::Sink;
 use crate::tcp::{
     CloseOrder, ConnMeta, ConnectionEvent, ConnectionHandler, FlowConfig, FlowStats, FlowTable,
 };
+use crate::tls::keylog::KeyLog;
+use crate::tls::TlsLayer;
 use crate::uid::ConnId;
 use crate::Summary;
 
@@ -228,6 +230,10 @@ pub(crate) fn reassemble_ticked<H: ConnectionHandler>(
     let mut clock = Clock::default();
     let mut table: FlowTable<H::State> = FlowTable::new(cfg);
     let error = loop {
+        // Key logs of pcapng Decryption Secrets Blocks, before the packets they serve.
+        while let Some(text) = capture.take_secrets() {
+            handler.secrets(&text);
+        }
         match capture.next_packet() {
             Ok(Some(pkt)) => {
                 let number = pkt.number;
@@ -303,6 +309,9 @@ enum Item {
     Tick { number: u64, now: Instant },
     /// A segment.
     Seg(SegRec),
+    /// The key log text of a pcapng Decryption Secrets Block (a range of the batch's bytes),
+    /// given to every worker before the packets that follow the block.
+    Secrets(u32, u32),
 }
 
 /// A worker's share of one round.
@@ -328,7 +337,8 @@ enum RecKind {
     DataTs,
     /// The connection closed.
     Closed,
-    Established(Box<Upgrade>),
+    Established(Box<Upgrade>, Option<Box<TlsInfo>>),
+    Tls(Box<TlsInfo>),
     Frame {
         header: FrameHeader,
         header_bytes: Range<usize>,
@@ -490,7 +500,10 @@ impl Sink for Recorder {
         let payload = self.payload;
         let put_data = |o: &mut OutBatch, b: &[u8]| if payload { o.put(b) } else { 0..0 };
         let kind = match &ev.kind {
-            EventKind::Established(u) => RecKind::Established(Box::new((*u).clone())),
+            EventKind::Established(u, tls) => {
+                RecKind::Established(Box::new((*u).clone()), tls.map(|t| Box::new(t.clone())))
+            }
+            EventKind::Tls(info) => RecKind::Tls(Box::new((*info).clone())),
             EventKind::Frame {
                 header,
                 header_bytes,
@@ -547,6 +560,8 @@ impl Sink for Recorder {
 struct WorkerHandler {
     cfg: SessionConfig,
     rec: Recorder,
+    /// The key log, and the Decryption Secrets Blocks as the reader forwards them.
+    tls: TlsLayer,
 }
 
 impl ConnectionHandler for WorkerHandler {
@@ -563,11 +578,10 @@ impl ConnectionHandler for WorkerHandler {
                 );
             }
             ConnectionEvent::Closed { ts, reason } => {
-                state.end(conn, ts, reason, &mut self.rec);
+                state.closed(conn, ts, reason, &mut self.rec);
                 let key = self
                     .rec
                     .push(conn, ts, Direction::ClientToServer, RecKind::Closed);
-                *state = Slot::default();
                 if let Some((l, _)) = &mut self.rec.local {
                     l.connection_closed(conn);
                     self.rec.piece(key);
@@ -576,9 +590,9 @@ impl ConnectionHandler for WorkerHandler {
             ConnectionEvent::Data { ts, .. } => {
                 let key = self.rec.key();
                 self.rec.data_ts = Some((self.rec.out.recs.len(), key, ts));
-                session_event(self.cfg, state, conn, event, &mut self.rec);
+                session_event(self.cfg, &self.tls, state, conn, event, &mut self.rec);
             }
-            _ => session_event(self.cfg, state, conn, event, &mut self.rec),
+            _ => session_event(self.cfg, &self.tls, state, conn, event, &mut self.rec),
         }
     }
 
@@ -601,6 +615,7 @@ struct WorkerSetup<'a> {
     session: SessionConfig,
     payload: bool,
     make: Option<&'a (dyn Fn(LocalWriter) -> Box<dyn Sink> + Sync)>,
+    keys: &'a KeyLog,
 }
 
 fn worker(setup: WorkerSetup<'_>, rx: Receiver<ToWorker>, tx: SyncSender<FromWorker>) {
@@ -611,6 +626,7 @@ fn worker(setup: WorkerSetup<'_>, rx: Receiver<ToWorker>, tx: SyncSender<FromWor
     });
     let mut h = WorkerHandler {
         cfg: setup.session,
+        tls: TlsLayer::new(setup.keys.clone()),
         rec: Recorder {
             out: OutBatch::default(),
             at: (0, 0),
@@ -629,6 +645,10 @@ fn worker(setup: WorkerSetup<'_>, rx: Receiver<ToWorker>, tx: SyncSender<FromWor
                         Item::Tick { number, now } => {
                             h.rec.set(number, 0);
                             table.advance_time(now, &mut h);
+                        }
+                        Item::Secrets(at, len) => {
+                            let (at, len) = (at as usize, len as usize);
+                            h.tls.add_secrets(&input.bytes[at..at + len]);
                         }
                         Item::Seg(s) => {
                             h.rec.set(s.number, u64::MAX);
@@ -718,7 +738,8 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
                 }
                 return;
             }
-            RecKind::Established(u) => EventKind::Established(u),
+            RecKind::Established(u, tls) => EventKind::Established(u, tls.as_deref()),
+            RecKind::Tls(info) => EventKind::Tls(info),
             RecKind::Frame {
                 header,
                 header_bytes,
@@ -816,20 +837,22 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
 /// Runs a capture through `workers` worker threads (at least 2); see the [module docs](self).
 /// Returns the event statistics (capture, decode and flow counters are in the summary).
 pub(crate) fn run<S: Sink + ?Sized>(
-    flow: FlowConfig,
-    session: SessionConfig,
-    workers: usize,
+    analyzer: &crate::Analyzer,
     capture: &mut Capture,
     sink: &mut S,
     local: Option<&mut LocalOutput<'_>>,
     payload: bool,
 ) -> (Stats, Summary) {
+    let cfg = analyzer.config();
+    let (flow, session, workers) = (cfg.flow, cfg.session, analyzer.worker_count());
+    let keys = analyzer.keys();
     let n = workers.max(1);
     let setup = WorkerSetup {
         flow,
         session,
         payload,
         make: local.as_ref().map(|l| l.make),
+        keys,
     };
     let mut merger = Merger {
         sink,
@@ -882,6 +905,15 @@ pub(crate) fn run<S: Sink + ?Sized>(
         };
 
         let error = loop {
+            // Key logs of pcapng Decryption Secrets Blocks go to every worker, before the
+            // packets that follow them.
+            while let Some(text) = capture.take_secrets() {
+                for b in &mut batches {
+                    let at = b.bytes.len();
+                    b.bytes.extend_from_slice(&text);
+                    b.items.push(Item::Secrets(at as u32, text.len() as u32));
+                }
+            }
             let pkt = match capture.next_packet() {
                 Ok(Some(pkt)) => pkt,
                 Ok(None) => break None,

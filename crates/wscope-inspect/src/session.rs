@@ -440,7 +440,7 @@ fn handle<S: Sink + ?Sized>(
                 // As the observer decides (`ObserverConfig::inflate`).
                 st.inflates = cfg.observer.inflate && up.deflate_params().is_some();
             }
-            (Direction::ServerToClient, EventKind::Established(up))
+            (Direction::ServerToClient, EventKind::Established(up, None))
         }
         ObservedEvent::Frame {
             dir,

@@ -180,7 +180,7 @@ impl<T: WsInspect> Sink for InspectAdapter<T> {
     fn event(&mut self, ev: &Event<'_>) {
         let key = (ev.conn.id, ev.dir.index());
         match &ev.kind {
-            EventKind::Established(_) => {
+            EventKind::Established(..) => {
                 // Both directions get their end-of-connection call, frames or not.
                 for dir in BOTH {
                     self.state.entry((ev.conn.id, dir.index())).or_default();

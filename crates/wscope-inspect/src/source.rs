@@ -106,6 +106,12 @@ pub trait PacketSource {
 
     /// Counters so far (packets and bytes handed out).
     fn stats(&self) -> CaptureStats;
+
+    /// The key log text of the next TLS Decryption Secrets Block read and not yet taken
+    /// (pcapng files; default: none).
+    fn take_secrets(&mut self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 impl PacketSource for Capture {
@@ -115,5 +121,9 @@ impl PacketSource for Capture {
 
     fn stats(&self) -> CaptureStats {
         Capture::stats(self)
+    }
+
+    fn take_secrets(&mut self) -> Option<Vec<u8>> {
+        Capture::take_secrets(self)
     }
 }

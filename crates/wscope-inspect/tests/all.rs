@@ -32,3 +32,5 @@ mod source;
 mod support;
 #[path = "all/suricata.rs"]
 mod suricata;
+#[path = "all/tls.rs"]
+mod tls;

@@ -23,6 +23,10 @@
 //! sends by the write timeout ([`WebsockConfig::write_timeout`]), [`Websock::close`] by
 //! [`CLOSE_TIMEOUT`].
 //!
+//! TLS connections append their secrets to the file named by the `SSLKEYLOGFILE`
+//! environment variable when it is set (as curl does), so that `wscope inspect --keylog`
+//! decrypts a capture of them; the C API inherits this.
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use wscope::simple::{MsgHdr, Secured, Websock, WebsockConfig};
@@ -156,6 +160,8 @@ impl WebsockConfig {
             if self.secured == Secured::NoVerify {
                 tls = tls.insecure();
             }
+            // SSLKEYLOGFILE, as in curl: how SDK users decrypt a capture of their connection.
+            tls.key_log = crate::tls::env_key_log();
             cfg = cfg.tls(tls);
         }
         Ok(cfg)

@@ -14,6 +14,11 @@
 //!
 //! [`CertificateProblem`] says, in the terms a user acts on, why a server's certificate was
 //! refused.
+//!
+//! Key logs: both sides can write their TLS secrets in the NSS key log format
+//! ([`TlsConfig::key_log`], [`server_config_with_key_log`], [`KeyLogWriter`] for a file,
+//! [`env_key_log`] for `SSLKEYLOGFILE`), so that `wscope inspect --keylog` (or Wireshark)
+//! decrypts a capture of the connections.
 
 use core::fmt;
 use std::path::Path;
@@ -31,6 +36,9 @@ use rustls::{
 };
 
 use crate::error::{Error, Result};
+
+/// What receives the TLS secrets of a connection (rustls' trait, re-exported).
+pub use rustls::KeyLog;
 
 /// The ring crypto provider.
 ///
@@ -65,6 +73,11 @@ pub struct TlsConfig {
     pub insecure: bool,
     /// A complete rustls configuration; overrides every other field when set.
     pub rustls: Option<Arc<ClientConfig>>,
+    /// Where the TLS secrets of each connection go, in the NSS key log format that
+    /// Wireshark and `wscope inspect --keylog` read ([`KeyLogWriter`] for a file,
+    /// [`env_key_log`] for `SSLKEYLOGFILE`). Anyone with the file can decrypt the captured
+    /// traffic: for debugging only. Default: none.
+    pub key_log: Option<Arc<dyn KeyLog>>,
 }
 
 impl fmt::Debug for TlsConfig {
@@ -76,6 +89,7 @@ impl fmt::Debug for TlsConfig {
             .field("sni", &self.sni)
             .field("insecure", &self.insecure)
             .field("rustls", &self.rustls.is_some())
+            .field("key_log", &self.key_log.is_some())
             .finish()
     }
 }
@@ -122,8 +136,26 @@ impl TlsConfig {
         self
     }
 
+    /// Writes the connection secrets to `log` (see [`TlsConfig::key_log`]).
+    pub fn with_key_log(mut self, log: Arc<dyn KeyLog>) -> Self {
+        self.key_log = Some(log);
+        self
+    }
+
     /// Builds the rustls client configuration.
     pub fn build(&self) -> Result<Arc<ClientConfig>> {
+        let cfg = self.build_without_key_log()?;
+        Ok(match &self.key_log {
+            None => cfg,
+            Some(log) => {
+                let mut c = (*cfg).clone();
+                c.key_log = log.clone();
+                Arc::new(c)
+            }
+        })
+    }
+
+    fn build_without_key_log(&self) -> Result<Arc<ClientConfig>> {
         if let Some(cfg) = &self.rustls {
             return Ok(cfg.clone());
         }
@@ -276,6 +308,89 @@ pub fn server_config_with_client_auth_files(
         &read_file(key.as_ref())?,
         &read_file(client_ca.as_ref())?,
     )
+}
+
+/// A key log that appends the NSS key log format (`LABEL <client random> <secret>`, hex) to
+/// a file, as `SSLKEYLOGFILE` does in browsers and curl, for `wscope inspect --keylog` or
+/// Wireshark to decrypt a capture of the connections. Lines are written whole, under a lock,
+/// so connections on several threads can share one.
+pub struct KeyLogWriter {
+    path: std::path::PathBuf,
+    file: std::sync::Mutex<std::fs::File>,
+}
+
+impl fmt::Debug for KeyLogWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyLogWriter")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyLogWriter {
+    /// Opens (creates, appends to) the key log at `path`; the error names the path. On Unix
+    /// a new file is readable by its owner only.
+    pub fn create(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let file = opts.open(path).map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("{}: cannot open the key log: {e}", path.display()),
+            ))
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+            file: std::sync::Mutex::new(file),
+        })
+    }
+
+    /// The file written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl KeyLog for KeyLogWriter {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        use std::io::Write as _;
+        let mut line = String::with_capacity(label.len() + 2 + 2 * (32 + 48) + 1);
+        line.push_str(label);
+        line.push(' ');
+        for b in client_random {
+            line.push_str(&format!("{b:02x}"));
+        }
+        line.push(' ');
+        for b in secret {
+            line.push_str(&format!("{b:02x}"));
+        }
+        line.push('\n');
+        if let Ok(mut f) = self.file.lock() {
+            // A key log that cannot be written must not break the connection.
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
+/// The key log named by the `SSLKEYLOGFILE` environment variable (rustls' `KeyLogFile`),
+/// when it is set; `None` otherwise.
+pub fn env_key_log() -> Option<Arc<dyn KeyLog>> {
+    std::env::var_os("SSLKEYLOGFILE")
+        .filter(|v| !v.is_empty())
+        .map(|_| Arc::new(rustls::KeyLogFile::new()) as Arc<dyn KeyLog>)
+}
+
+/// `cfg` with its connection secrets written to `log` (see [`TlsConfig::key_log`]).
+pub fn server_config_with_key_log(
+    cfg: &Arc<ServerConfig>,
+    log: Arc<dyn KeyLog>,
+) -> Arc<ServerConfig> {
+    let mut c = (**cfg).clone();
+    c.key_log = log;
+    Arc::new(c)
 }
 
 /// Reads a whole file; the error names it.
@@ -450,5 +565,46 @@ impl ServerCertVerifier for NoVerification {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_log_writer_appends_nss_lines_and_names_its_path() {
+        let dir = std::env::temp_dir().join(format!("wscope-keylog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys.log");
+        let _ = std::fs::remove_file(&path);
+        let w = KeyLogWriter::create(&path).unwrap();
+        w.log("CLIENT_TRAFFIC_SECRET_0", &[0xab; 32], &[0x01, 0xff]);
+        // A second writer appends.
+        KeyLogWriter::create(&path)
+            .unwrap()
+            .log("CLIENT_RANDOM", &[0; 32], &[2; 48]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[0],
+            format!("CLIENT_TRAFFIC_SECRET_0 {} 01ff", "ab".repeat(32))
+        );
+        assert!(lines[1].starts_with("CLIENT_RANDOM 0000"));
+        let e = KeyLogWriter::create(dir.join("no/such/dir/keys.log")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no/such/dir/keys.log: cannot open the key log"),
+            "{e}"
+        );
+        // The client configuration carries it.
+        let cfg = TlsConfig::new().with_key_log(Arc::new(w)).build().unwrap();
+        assert!(cfg.key_log.will_log("CLIENT_RANDOM"));
+        assert!(!TlsConfig::new()
+            .build()
+            .unwrap()
+            .key_log
+            .will_log("CLIENT_RANDOM"));
     }
 }

@@ -46,6 +46,11 @@ pub(crate) struct Args {
     /// Server name to send (SNI) and verify the certificate against, instead of the URL's host.
     #[arg(long, value_name = "NAME")]
     sni: Option<String>,
+    /// Append the TLS secrets to FILE (NSS key log format) so that `wscope inspect --keylog
+    /// FILE` or Wireshark can decrypt a capture of this connection. Without it, the
+    /// SSLKEYLOGFILE environment variable names the file, as in browsers and curl.
+    #[arg(long, value_name = "FILE")]
+    keylog: Option<std::path::PathBuf>,
     /// Offer permessage-deflate (RFC 7692).
     #[arg(long)]
     compress: bool,
@@ -159,6 +164,12 @@ fn config(args: &Args) -> wscope::Result<ClientConfig> {
     if let Some(name) = &args.sni {
         tls = tls.with_sni(name);
     }
+    tls.key_log = match &args.keylog {
+        Some(path) => Some(std::sync::Arc::new(wscope::tls::KeyLogWriter::create(
+            path,
+        )?)),
+        None => wscope::tls::env_key_log(),
+    };
     cfg.tls = tls;
     if let Some(p) = &args.proxy {
         cfg = cfg.proxy(wscope::proxy::Proxy::parse(p)?);

@@ -90,6 +90,10 @@ pub(crate) struct Args {
     /// No listing on stdout (summary only).
     #[arg(short, long)]
     quiet: bool,
+    /// Decrypt TLS (wss://) with the secrets of this NSS key log (`SSLKEYLOGFILE`); repeatable.
+    /// Secrets in pcapng Decryption Secrets Blocks are used without it.
+    #[arg(long, value_name = "FILE")]
+    keylog: Vec<PathBuf>,
     /// Worker threads: connections are sharded over them by their address pair (the output
     /// is the same for any number). 1: analyse in the reading thread. Default: the number of
     /// CPUs. Capture files only: a live capture (`-i`) analyses in one thread; several
@@ -99,6 +103,27 @@ pub(crate) struct Args {
     /// Live capture (`-i`), listed last in the help.
     #[command(flatten)]
     live: live::LiveArgs,
+}
+
+/// Reads the `--keylog` files; malformed lines are reported (first ones, with their line
+/// number) and skipped.
+fn read_keylogs(files: &[PathBuf]) -> io::Result<wscope_inspect::tls::keylog::KeyLog> {
+    let mut keys = wscope_inspect::tls::keylog::KeyLog::new();
+    for f in files {
+        keys.add_file(f)
+            .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e.to_string()))?;
+    }
+    for w in keys.warnings() {
+        eprintln!("wscope inspect: {w}");
+    }
+    let st = keys.stats();
+    if st.malformed as usize > keys.warnings().len() {
+        eprintln!(
+            "wscope inspect: {} more malformed key log lines skipped",
+            st.malformed as usize - keys.warnings().len()
+        );
+    }
+    Ok(keys)
 }
 
 mod live;
@@ -302,13 +327,14 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     let events_to_stdout = args.events.as_deref() == Some(Path::new("-"));
     let listing = !args.quiet && !events_to_stdout;
 
+    let keys = read_keylogs(&args.keylog)?;
     let mut cfg = AnalyzerConfig::default();
     cfg.flow.uid_seed = args.uid_seed.unwrap_or_else(random_seed);
     cfg.session.payload_chunk_size = args.payload_chunk_size.max(1);
     cfg.session.digest = args.digest;
     cfg.session.observer.inflate = !args.no_inflate;
     if !args.live.interfaces.is_empty() {
-        return live::run(args, cfg);
+        return live::run(args, cfg, keys);
     }
     check_inputs(&args.files)?;
 
@@ -409,12 +435,10 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
             out: &mut **out,
             error: None,
         });
-        let r = Analyzer::new(cfg).workers(workers).run_with_local(
-            &mut capture,
-            &mut sink,
-            local.as_mut(),
-            payload,
-        );
+        let r = Analyzer::new(cfg)
+            .with_keylog(keys)
+            .workers(workers)
+            .run_with_local(&mut capture, &mut sink, local.as_mut(), payload);
         if let Some(e) = local.and_then(|l| l.error) {
             return Err(e);
         }
@@ -684,13 +708,30 @@ impl<W: Write> Listing<W> {
         let uid = ev.conn.uid;
         let arrow = if ev.is_orig() { "c>s" } else { "s>c" };
         match &ev.kind {
-            EventKind::Established(up) => {
+            EventKind::Tls(info) => writeln!(
+                self.out,
+                "{ts} {uid} {} -> {} {} {info}{}",
+                ev.conn.orig,
+                ev.conn.resp,
+                if info.decrypted {
+                    "tls"
+                } else {
+                    "tls-undecrypted"
+                },
+                info.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+            ),
+            EventKind::Established(up, tls) => {
                 let exts: Vec<&str> = up.server_extensions().collect();
                 writeln!(
                     self.out,
-                    "{ts} {uid} {} -> {} websocket host={} uri={} subprotocol={} extensions={}",
+                    "{ts} {uid} {} -> {} {} host={} uri={} subprotocol={} extensions={}",
                     ev.conn.orig,
                     ev.conn.resp,
+                    if tls.is_some() {
+                        "websocket(wss)"
+                    } else {
+                        "websocket"
+                    },
                     up.host().unwrap_or("-"),
                     up.uri().unwrap_or("-"),
                     up.subprotocol().unwrap_or("-"),
@@ -827,6 +868,25 @@ fn summary(s: &Stats, secs: f64) -> String {
         "connections  {} ({} seen mid-stream), WebSocket sessions {}{rejected}",
         s.connections, s.mid_stream, s.sessions
     );
+    if s.tls.connections > 0 {
+        let t = &s.tls;
+        let _ = writeln!(
+            o,
+            "TLS          {} connections: {} decrypted ({} ALPN h2, not analysed), {} undecrypted",
+            t.connections, t.decrypted, t.h2, t.undecrypted
+        );
+        if t.undecrypted > 0 {
+            let mut by: Vec<(&String, &u64)> = t.undecrypted_sni.iter().collect();
+            by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let names: Vec<String> = by
+                .iter()
+                .take(10)
+                .map(|(n, c)| format!("{n} {c}"))
+                .collect();
+            let more = if by.len() > 10 { ", …" } else { "" };
+            let _ = writeln!(o, "  no keys    {}{more}", names.join(", "));
+        }
+    }
     let _ = writeln!(
         o,
         "frames       {} ({} payload bytes), messages {} ({} application bytes)",

@@ -41,6 +41,11 @@ pub(crate) struct Args {
     /// Require a client certificate issued by a CA in this PEM file (mutual TLS).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_client_ca: Option<std::path::PathBuf>,
+    /// Append the TLS secrets of every connection to FILE (NSS key log format), for
+    /// `wscope inspect --keylog FILE` or Wireshark. Without it, the SSLKEYLOGFILE
+    /// environment variable names the file.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    keylog: Option<std::path::PathBuf>,
     /// Accept permessage-deflate (RFC 7692) offers and compress replies.
     #[arg(long)]
     compress: bool,
@@ -178,6 +183,17 @@ pub(crate) fn run(args: Args) -> ExitCode {
             None => wscope::tls::server_config_from_files(cert, key),
             Some(ca) => wscope::tls::server_config_with_client_auth_files(cert, key, ca),
         };
+        let log = match &args.keylog {
+            Some(path) => wscope::tls::KeyLogWriter::create(path)
+                .map(|w| Some(std::sync::Arc::new(w) as std::sync::Arc<dyn wscope::tls::KeyLog>)),
+            None => Ok(wscope::tls::env_key_log()),
+        };
+        let tls = tls.and_then(|t| {
+            Ok(match log? {
+                Some(log) => wscope::tls::server_config_with_key_log(&t, log),
+                None => t,
+            })
+        });
         match tls {
             Ok(tls) => cfg.tls = Some(tls),
             Err(e) => {

@@ -749,3 +749,234 @@ fn sigint_exits_0_without_clients() {
     assert_eq!(server.wait_exit(), Some(0));
     server.expect_line("SIGINT: closing 0 connection(s)");
 }
+
+// ---- key logs: connect/serve write them, inspect decrypts a capture with them ----
+
+/// One TCP connection relayed through the test, every byte recorded with its direction.
+type Recorded = std::sync::Arc<std::sync::Mutex<Vec<(bool, Vec<u8>)>>>;
+
+/// Listens on a free port and relays one connection to `upstream`, recording both ways.
+fn recording_relay(upstream: String) -> (u16, Recorded, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let rec: Recorded = Recorded::default();
+    let r = rec.clone();
+    let h = std::thread::spawn(move || {
+        let (client, _) = listener.accept().unwrap();
+        let server = TcpStream::connect(upstream).unwrap();
+        let pump = |mut from: TcpStream, mut to: TcpStream, orig: bool, rec: Recorded| {
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    let n = match from.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    // Record before forwarding: the capture's order is the causal order.
+                    rec.lock().unwrap().push((orig, buf[..n].to_vec()));
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = to.shutdown(std::net::Shutdown::Write);
+            })
+        };
+        let a = pump(
+            client.try_clone().unwrap(),
+            server.try_clone().unwrap(),
+            true,
+            r.clone(),
+        );
+        let b = pump(server, client, false, r);
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+    (port, rec, h)
+}
+
+/// The recorded bytes as a pcap of one TCP connection (handshake, data, FINs).
+fn recorded_pcap(rec: &Recorded, path: &std::path::Path) {
+    use wscope_inspect::decode::TcpFlags;
+    use wscope_inspect::wscope_proto::time::Instant;
+    use wscope_test_support::capture::{Framing, PcapWriter, TcpSpec};
+    let c: core::net::SocketAddr = "10.1.0.1:50000".parse().unwrap();
+    let s: core::net::SocketAddr = "10.1.0.2:443".parse().unwrap();
+    let mut w = PcapWriter::new(Vec::new(), Framing::Ethernet.link_type()).unwrap();
+    let (mut cseq, mut sseq, mut ts) = (100u32, 900u32, 1_700_000_000_000_000u64);
+    let mut put = |w: &mut PcapWriter<Vec<u8>>, spec: TcpSpec<'_>| {
+        ts += 100;
+        w.write_tcp(Instant::from_micros(ts), Framing::Ethernet, &spec)
+            .unwrap();
+    };
+    put(&mut w, TcpSpec::new(c, s).seq(cseq).flags(TcpFlags::SYN));
+    put(
+        &mut w,
+        TcpSpec::new(s, c)
+            .seq(sseq)
+            .ack(cseq + 1)
+            .flags(TcpFlags::SYN),
+    );
+    cseq += 1;
+    sseq += 1;
+    for (orig, bytes) in rec.lock().unwrap().iter() {
+        for seg in bytes.chunks(1400) {
+            let (spec, seq) = if *orig {
+                (TcpSpec::new(c, s).seq(cseq).ack(sseq), &mut cseq)
+            } else {
+                (TcpSpec::new(s, c).seq(sseq).ack(cseq), &mut sseq)
+            };
+            put(&mut w, spec.flags(TcpFlags::PSH).payload(seg));
+            *seq = seq.wrapping_add(seg.len() as u32);
+        }
+    }
+    put(
+        &mut w,
+        TcpSpec::new(c, s).seq(cseq).ack(sseq).flags(TcpFlags::FIN),
+    );
+    put(
+        &mut w,
+        TcpSpec::new(s, c)
+            .seq(sseq)
+            .ack(cseq + 1)
+            .flags(TcpFlags::FIN),
+    );
+    std::fs::write(path, w.into_inner()).unwrap();
+}
+
+/// The round trip of the README: `connect --keylog`, a capture, `inspect --keylog`. The
+/// server's key log (`serve --keylog`) decrypts the same capture; without keys the
+/// connection is reported undecrypted and is no session.
+#[test]
+fn key_logs_of_connect_and_serve_decrypt_a_capture() {
+    let (cert, key) = self_signed_ca_true();
+    let d = dir("keylog-round-trip");
+    let server_keys = d.join("server.keys");
+    let client_keys = d.join("client.keys");
+    let _ = std::fs::remove_file(&server_keys);
+    let _ = std::fs::remove_file(&client_keys);
+    let cert_path = write(d.join("cert.pem"), &cert);
+    let key_path = write(d.join("key.pem"), &key);
+    let server = Served::start(&[
+        "--echo",
+        "--tls-cert",
+        &cert_path,
+        "--tls-key",
+        &key_path,
+        "--keylog",
+        server_keys.to_str().unwrap(),
+    ]);
+    let (port, rec, relay) = recording_relay(server.addr());
+    let url = format!("wss://localhost:{port}/");
+    let out = connect_tls(
+        &url,
+        &[
+            "--ca",
+            &cert_path,
+            "--keylog",
+            client_keys.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "pinned\n");
+    relay.join().unwrap();
+    let pcap = d.join("wss.pcap");
+    recorded_pcap(&rec, &pcap);
+    let want = {
+        use sha2::Digest as _;
+        let d = sha2::Sha256::digest(b"pinned");
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    for keys in [&client_keys, &server_keys] {
+        let text = std::fs::read_to_string(keys).unwrap();
+        assert!(text.contains("CLIENT_TRAFFIC_SECRET_0 "), "{text}");
+        let out = run(&[
+            "inspect",
+            pcap.to_str().unwrap(),
+            "--keylog",
+            keys.to_str().unwrap(),
+            "--digest",
+            "--events",
+            "-",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let events = String::from_utf8(out.stdout).unwrap();
+        let established: Vec<&str> = events
+            .lines()
+            .filter(|l| l.contains("\"event\":\"established\""))
+            .collect();
+        assert_eq!(established.len(), 1, "{events}");
+        assert!(
+            established[0].contains("\"tls\":{\"version\":\"TLSv1.3\""),
+            "{events}"
+        );
+        assert!(established[0].contains("\"sni\":\"localhost\""), "{events}");
+        // The line sent and its echo, by SHA-256.
+        let messages = events
+            .lines()
+            .filter(|l| l.contains("\"event\":\"message\"") && l.contains(&want))
+            .count();
+        assert_eq!(messages, 2, "{events}");
+    }
+    // A malformed key log line is named with its line number and skipped; a missing key log
+    // is an error naming it.
+    let bad = write(d.join("bad.keys"), "# comment\nCLIENT_RANDOM zz 00\n");
+    let out = run(&["inspect", "-q", pcap.to_str().unwrap(), "--keylog", &bad]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bad.keys:2: key log line skipped: client random is not 64 hex"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&[
+        "inspect",
+        pcap.to_str().unwrap(),
+        "--keylog",
+        "/nonexistent/k",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/k: cannot read the key log"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["inspect", pcap.to_str().unwrap(), "--events", "-"]);
+    let events = String::from_utf8(out.stdout).unwrap();
+    assert!(events.contains("\"event\":\"tls_undecrypted\""), "{events}");
+    assert!(!events.contains("\"event\":\"established\""), "{events}");
+}
+
+/// `SSLKEYLOGFILE` is honoured without `--keylog`.
+#[test]
+fn connect_honours_sslkeylogfile() {
+    let (cert, key) = self_signed_ca_true();
+    let server = serve_tls("sslkeylogfile", &cert, &key);
+    let d = dir("sslkeylogfile");
+    let keys = d.join("env.keys");
+    let _ = std::fs::remove_file(&keys);
+    let pinned = write(d.join("pinned.pem"), &cert);
+    let mut client = wscope()
+        .args([
+            "connect",
+            &format!("wss://localhost:{}/", server.port),
+            "--ca",
+            &pinned,
+        ])
+        .env("SSLKEYLOGFILE", &keys)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    client.stdin.take().unwrap().write_all(b"x\n").unwrap();
+    let out = client.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&keys).unwrap();
+    for label in [
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0",
+        "SERVER_TRAFFIC_SECRET_0",
+    ] {
+        assert!(text.contains(label), "{label}: {text}");
+    }
+}

@@ -280,7 +280,7 @@ impl Serialize for Fields<'_, '_> {
         let ev = self.0;
         let mut o = s.serialize_struct("fields", 8)?;
         match &ev.kind {
-            EventKind::Established(up) => {
+            EventKind::Established(up, tls) => {
                 o.serialize_field("host", &up.host())?;
                 o.serialize_field("uri", &up.uri())?;
                 o.serialize_field("user_agent", &up.user_agent())?;
@@ -291,6 +291,19 @@ impl Serialize for Fields<'_, '_> {
                 o.serialize_field("client_key", &up.client_key())?;
                 o.serialize_field("server_accept", &up.server_accept())?;
                 o.serialize_field("accepted", &up.accepted())?;
+                // wss:// sessions decrypted from a key log only.
+                if let Some(info) = tls {
+                    o.serialize_field("tls", &TlsFields(info))?;
+                }
+            }
+            EventKind::Tls(info) => {
+                o.serialize_field("version", &info.version_name())?;
+                o.serialize_field("cipher", &info.cipher_name())?;
+                o.serialize_field("sni", &info.sni)?;
+                o.serialize_field("alpn", &info.alpn)?;
+                if let Some(reason) = info.reason {
+                    o.serialize_field("reason", reason)?;
+                }
             }
             EventKind::Frame { header, .. } => {
                 o.serialize_field("fin", &header.fin)?;
@@ -348,6 +361,22 @@ impl Serialize for Fields<'_, '_> {
             // Not written (`write_event`).
             EventKind::MessageData { .. } => {}
         }
+        o.end()
+    }
+}
+
+/// The `tls` object of an `established` event: `version` (`TLSv1.3`), `cipher` (IANA name),
+/// `sni`, `alpn` (null when absent).
+struct TlsFields<'a>(&'a crate::tls::TlsInfo);
+
+impl Serialize for TlsFields<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let info = self.0;
+        let mut o = s.serialize_struct("tls", 4)?;
+        o.serialize_field("version", &info.version_name())?;
+        o.serialize_field("cipher", &info.cipher_name())?;
+        o.serialize_field("sni", &info.sni)?;
+        o.serialize_field("alpn", &info.alpn)?;
         o.end()
     }
 }

@@ -69,7 +69,7 @@ impl<W: Write> ZeekLogs<W> {
             Value::Port(c.resp.port()),
         ];
         match &ev.kind {
-            EventKind::Established(up) => {
+            EventKind::Established(up, _) => {
                 let protos: Vec<&[u8]> = up.client_protocols().map(str::as_bytes).collect();
                 let server_ext: Vec<&[u8]> = up.server_extensions().map(str::as_bytes).collect();
                 let client_ext: Vec<&[u8]> = up.client_extensions().map(str::as_bytes).collect();

@@ -301,6 +301,12 @@ pub trait ConnectionHandler {
     /// The table is about to close `conn` in a pass over several connections (timeouts, the
     /// end of the capture); its events follow. Default: nothing. See [`CloseOrder`].
     fn close_order(&mut self, _conn: &ConnMeta, _order: CloseOrder) {}
+
+    /// TLS key log text from a pcapng Decryption Secrets Block, before the packets that
+    /// follow it (default: ignored).
+    fn secrets(&mut self, keylog: &[u8]) {
+        let _ = keylog;
+    }
 }
 
 impl<F> ConnectionHandler for F

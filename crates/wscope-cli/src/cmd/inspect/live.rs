@@ -24,6 +24,7 @@ use std::io;
 use std::process::ExitCode;
 
 use wscope_inspect::analyzer::AnalyzerConfig;
+use wscope_inspect::tls::keylog::KeyLog;
 
 use super::Args;
 
@@ -94,15 +95,16 @@ pub(crate) struct LiveArgs {
     rotate: Option<u64>,
 }
 
-/// Runs the live capture of `args` (its `-i` interfaces).
-pub(super) fn run(args: &Args, cfg: AnalyzerConfig) -> io::Result<ExitCode> {
+/// Runs the live capture of `args` (its `-i` interfaces); TLS connections are decrypted with
+/// `keys` (`--keylog`).
+pub(super) fn run(args: &Args, cfg: AnalyzerConfig, keys: KeyLog) -> io::Result<ExitCode> {
     #[cfg(feature = "live")]
     {
-        imp::run(args, cfg)
+        imp::run(args, cfg, keys)
     }
     #[cfg(not(feature = "live"))]
     {
-        let _ = (args, cfg);
+        let _ = (args, cfg, keys);
         Err(io::Error::other(
             "this wscope was built without live capture (cargo feature `live`, which needs \
              libpcap's development files: apt-get install libpcap-dev; then cargo build \
@@ -131,12 +133,13 @@ mod imp {
     use wscope_inspect::sink::{CaptureNote, Sink};
     use wscope_inspect::source::{InterfaceStats, Tick};
     use wscope_inspect::tcp::ConnMeta;
+    use wscope_inspect::tls::keylog::KeyLog;
     use wscope_inspect::wscope_proto::time::Instant;
     use wscope_inspect::Analyzer;
 
     use super::super::{create_output, summary, wall_clock, Args, Extract, Fanout, Listing};
 
-    pub(super) fn run(args: &Args, cfg: AnalyzerConfig) -> io::Result<ExitCode> {
+    pub(super) fn run(args: &Args, cfg: AnalyzerConfig, keys: KeyLog) -> io::Result<ExitCode> {
         let a = &args.live;
         let stop = Arc::new(AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -208,7 +211,9 @@ mod imp {
             last_stats: None,
             error: None,
         };
-        let run = Analyzer::new(cfg).run_source(&mut capture, &mut sink);
+        let run = Analyzer::new(cfg)
+            .with_keylog(keys)
+            .run_source(&mut capture, &mut sink);
         let (stats, error) = match run {
             Ok(stats) => (stats, None),
             Err(e) => {

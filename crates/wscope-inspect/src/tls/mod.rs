@@ -1,0 +1,763 @@
+//! Passive `wss://`: TLS 1.2 and 1.3 decryption from key logs, as an input layer between TCP
+//! reassembly and the HTTP/WebSocket [`Session`].
+//!
+//! ```text
+//!   ConnectionEvent::Data (reassembled TCP bytes of one direction)
+//!        │  first payload byte 0x16/0x17 + 0x03: a TLS connection, else cleartext (unchanged)
+//!        ▼
+//!   TLS records (5-byte headers, fragments up to 2^14 + 2048 bytes)
+//!        │  ClientHello.random → key log (files, pcapng Decryption Secrets Blocks)
+//!        │  TLS 1.3: HKDF traffic keys (handshake, application, KeyUpdate);
+//!        │  TLS 1.2: PRF key block from the master secret; AEAD records (ring)
+//!        ▼
+//!   decrypted application data → Session::data, the same pipeline as cleartext
+//! ```
+//!
+//! A TLS connection whose keys are not in the key log is reported once with an
+//! [`EventKind::Tls`] event whose [`TlsInfo::decrypted`] is `false` (JSON `tls_undecrypted`)
+//! and is never a WebSocket session; its bytes are dropped unread. A decrypted connection
+//! gets an [`EventKind::Tls`] event (JSON `tls`) once its parameters are known, and its
+//! `established` event carries the [`TlsInfo`]. A record that does not decrypt is an anomaly
+//! (`tls_decrypt_failed`, with the record number of its direction); that direction stops,
+//! the other and every other flow go on. A TCP gap stops decryption of its direction
+//! (`tls_gap`): the record sequence is lost with it.
+//!
+//! Memory per connection: one partial record per direction (at most 2^14 + 2048 + 5 bytes),
+//! the handshake messages decryption reads (at most 64 KiB, only while they arrive) and the
+//! keys. Records are decrypted in place.
+//!
+//! A connection that selects ALPN `h2` is counted ([`TlsStats::h2`]) and its data is not
+//! analysed (HTTP/2 is not, yet).
+//!
+//! Not decrypted: CBC and other non-AEAD suites, SSL 3.0 / TLS 1.0–1.1, TLS 1.3 0-RTT data
+//! (skipped: its records are passed over until the handshake keys decrypt), compressed TLS.
+
+pub mod crypto;
+pub mod handshake;
+pub mod keylog;
+
+use core::fmt;
+use std::borrow::Cow;
+
+use wscope_proto::role::Direction;
+use wscope_proto::time::Instant;
+
+use crate::event::{Event, EventKind};
+use crate::session::{Session, SessionConfig};
+use crate::sink::Sink;
+use crate::tcp::ConnMeta;
+use crypto::{RecordKeys, Suite};
+use handshake::msg;
+use keylog::{KeyLog, Label, Secret};
+
+/// The largest record fragment accepted (RFC 5246 §6.2.3: 2^14 + 2048; TLS 1.3 allows less).
+pub const MAX_FRAGMENT: usize = (1 << 14) + 2048;
+
+/// Record content types.
+const CCS: u8 = 20;
+const HANDSHAKE: u8 = 22;
+const APPLICATION_DATA: u8 = 23;
+
+/// What is known of a TLS connection (see the [module docs](self)).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// Negotiated version (`0x0303` TLS 1.2, `0x0304` TLS 1.3); 0 before the ServerHello.
+    pub version: u16,
+    /// Negotiated cipher suite; 0 before the ServerHello.
+    pub suite: u16,
+    /// The server name the client asked for (SNI).
+    pub sni: Option<String>,
+    /// The application protocol the server selected (ALPN: `http/1.1`, `h2`).
+    pub alpn: Option<String>,
+    /// The connection's application data is decrypted.
+    pub decrypted: bool,
+    /// Why not, when it is not.
+    pub reason: Option<&'static str>,
+}
+
+impl TlsInfo {
+    /// `TLSv1.3`, `TLSv1.2`, … (`unknown` before the ServerHello).
+    pub fn version_name(&self) -> Cow<'static, str> {
+        match self.version {
+            0x0304 => "TLSv1.3".into(),
+            0x0303 => "TLSv1.2".into(),
+            0x0302 => "TLSv1.1".into(),
+            0x0301 => "TLSv1.0".into(),
+            0x0300 => "SSLv3".into(),
+            0 => "unknown".into(),
+            v => format!("0x{v:04x}").into(),
+        }
+    }
+
+    /// The cipher suite's IANA name for the suites decrypted, else its code point in hex.
+    pub fn cipher_name(&self) -> Cow<'static, str> {
+        match crypto::suite(self.suite) {
+            Some(s) => s.name.into(),
+            None if self.suite == 0 => "unknown".into(),
+            None => format!("0x{:04X}", self.suite).into(),
+        }
+    }
+}
+
+impl fmt::Display for TlsInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.version_name(), self.cipher_name())?;
+        if let Some(sni) = &self.sni {
+            write!(f, " sni={sni}")?;
+        }
+        if let Some(alpn) = &self.alpn {
+            write!(f, " alpn={alpn}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The most distinct server names [`TlsStats::undecrypted_sni`] keeps; others are counted
+/// under `(other)`.
+pub const MAX_SNI_KEPT: usize = 1000;
+
+/// TLS counters of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsStats {
+    /// TLS connections reported.
+    pub connections: u64,
+    /// Of those, decrypted.
+    pub decrypted: u64,
+    /// Of those, not decrypted (no key, unsupported suite or version, handshake not seen).
+    pub undecrypted: u64,
+    /// Undecrypted connections per SNI (`(none)` without one).
+    pub undecrypted_sni: std::collections::BTreeMap<String, u64>,
+    /// Decrypted connections that selected ALPN `h2` (HTTP/2: not analysed yet).
+    pub h2: u64,
+}
+
+impl TlsStats {
+    /// Counts one `tls`/`tls_undecrypted` report.
+    pub fn count(&mut self, info: &TlsInfo) {
+        self.connections += 1;
+        if info.decrypted {
+            self.decrypted += 1;
+            if info.alpn.as_deref() == Some("h2") {
+                self.h2 += 1;
+            }
+        } else {
+            self.undecrypted += 1;
+            let name = info.sni.as_deref().unwrap_or("(none)");
+            let key = if self.undecrypted_sni.len() < MAX_SNI_KEPT
+                || self.undecrypted_sni.contains_key(name)
+            {
+                name
+            } else {
+                "(other)"
+            };
+            *self.undecrypted_sni.entry(key.to_owned()).or_default() += 1;
+        }
+    }
+}
+
+/// One direction of a TLS connection.
+#[derive(Debug, Default)]
+struct Dir {
+    /// Bytes of a partial record.
+    buf: Vec<u8>,
+    hs: handshake::Reader,
+    /// Keys records are decrypted with now.
+    keys: Option<RecordKeys>,
+    /// TLS 1.2: keys the next ChangeCipherSpec turns on.
+    pending: Option<RecordKeys>,
+    /// TLS 1.3: the current traffic secret (for KeyUpdate).
+    secret: Option<Secret>,
+    /// TLS 1.3: the application traffic secret the Finished message switches to.
+    next: Option<Secret>,
+    /// Records that fail to decrypt are passed over (0-RTT data before the handshake keys;
+    /// handshake records when only application secrets are known) until one decrypts.
+    trial: bool,
+    /// Records seen, from 1.
+    records: u64,
+    stopped: bool,
+}
+
+/// What a TLS connection hands out while it is fed.
+pub(crate) enum Out<'a> {
+    /// Decrypted application data.
+    Data(&'a [u8]),
+    /// An anomaly of this direction.
+    Anomaly(&'static str, String),
+    /// The connection's parameters are known (report once).
+    Report,
+}
+
+/// One TLS connection's decryption state.
+#[derive(Debug, Default)]
+pub(crate) struct TlsConn {
+    info: TlsInfo,
+    client_random: Option<[u8; 32]>,
+    early_offered: bool,
+    suite: Option<&'static Suite>,
+    tls13: bool,
+    reported: bool,
+    /// Nothing more is read (no keys, unsupported, not TLS).
+    opaque: bool,
+    dirs: [Dir; 2],
+}
+
+/// Why a record stream stops.
+struct Stop(&'static str, String);
+
+impl From<handshake::Malformed> for Stop {
+    fn from(m: handshake::Malformed) -> Self {
+        Self("tls_malformed_handshake", m.0.to_owned())
+    }
+}
+
+impl TlsConn {
+    /// The connection's parameters.
+    pub(crate) const fn info(&self) -> &TlsInfo {
+        &self.info
+    }
+
+    /// A connection seen mid-stream: never decrypted.
+    fn opaque(reason: &'static str, version: u16) -> Self {
+        let mut c = Self::default();
+        c.make_opaque(reason);
+        c.info.version = version;
+        c
+    }
+
+    fn make_opaque(&mut self, reason: &'static str) {
+        self.opaque = true;
+        self.info.decrypted = false;
+        self.info.reason = Some(reason);
+        for d in &mut self.dirs {
+            *d = Dir::default();
+        }
+    }
+
+    /// Bytes held in partial records (both directions).
+    pub(crate) fn held(&self) -> usize {
+        self.dirs.iter().map(|d| d.buf.len()).sum()
+    }
+
+    /// Whether the connection's bytes are still read.
+    pub(crate) const fn is_opaque(&self) -> bool {
+        self.opaque
+    }
+
+    /// Reports the connection once (called after `feed`; the caller emits the event).
+    fn report(&mut self, out: &mut dyn FnMut(Out<'_>, &TlsInfo)) {
+        if !self.reported {
+            self.reported = true;
+            out(Out::Report, &self.info);
+        }
+    }
+
+    /// A TCP gap in `dir`: its records can no longer be followed.
+    pub(crate) fn gap(&mut self, dir: Direction, len: u64, out: &mut dyn FnMut(Out<'_>, &TlsInfo)) {
+        let d = &mut self.dirs[dir.index()];
+        if self.opaque || d.stopped {
+            return;
+        }
+        *d = Dir {
+            stopped: true,
+            ..Dir::default()
+        };
+        out(
+            Out::Anomaly(
+                "tls_gap",
+                format!("{len} bytes lost: decryption of this direction stops"),
+            ),
+            &self.info,
+        );
+    }
+
+    /// Feeds in-order bytes of `dir`.
+    pub(crate) fn feed(
+        &mut self,
+        dir: Direction,
+        bytes: &[u8],
+        keys: &KeyLog,
+        out: &mut dyn FnMut(Out<'_>, &TlsInfo),
+    ) {
+        let di = dir.index();
+        if self.opaque || self.dirs[di].stopped {
+            return;
+        }
+        let mut at = 0usize;
+        // Whole records straight from `bytes` are copied into the direction's buffer once
+        // (they are decrypted in place); a partial one waits there.
+        self.dirs[di].buf.extend_from_slice(bytes);
+        loop {
+            let buf = &self.dirs[di].buf;
+            if buf.len() - at < 5 {
+                break;
+            }
+            let header: [u8; 5] = buf[at..at + 5].try_into().expect("5 bytes");
+            let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+            if !(CCS..=24).contains(&header[0]) || header[1] != 3 || len > MAX_FRAGMENT {
+                let n = self.dirs[di].records + 1;
+                let what = if (CCS..=24).contains(&header[0]) && header[1] == 3 {
+                    format!("record {n} of {len} bytes, over 2^14 + 2048")
+                } else {
+                    format!(
+                        "record {n}: header {:02x} {:02x} {:02x} is not TLS",
+                        header[0], header[1], header[2]
+                    )
+                };
+                self.stop(di, Stop("tls_bad_record", what), out);
+                return;
+            }
+            if buf.len() - at < 5 + len {
+                break;
+            }
+            self.dirs[di].records += 1;
+            let range = at + 5..at + 5 + len;
+            at += 5 + len;
+            if let Err(stop) = self.record(dir, header, range, keys, out) {
+                self.stop(di, stop, out);
+                return;
+            }
+            if self.opaque {
+                self.dirs[di].buf = Vec::new();
+                self.report(out);
+                return;
+            }
+        }
+        let buf = &mut self.dirs[di].buf;
+        buf.drain(..at);
+        if buf.is_empty() && buf.capacity() > 2 * MAX_FRAGMENT {
+            *buf = Vec::new();
+        }
+    }
+
+    fn stop(
+        &mut self,
+        di: usize,
+        Stop(name, detail): Stop,
+        out: &mut dyn FnMut(Out<'_>, &TlsInfo),
+    ) {
+        self.dirs[di] = Dir {
+            stopped: true,
+            ..Dir::default()
+        };
+        // A connection that stops before its report (a malformed hello) is still reported.
+        if self.opaque {
+            self.report(out);
+            return;
+        }
+        out(Out::Anomaly(name, detail), &self.info);
+    }
+
+    /// One whole record, at `range` of the direction's buffer.
+    fn record(
+        &mut self,
+        dir: Direction,
+        header: [u8; 5],
+        range: core::ops::Range<usize>,
+        keys: &KeyLog,
+        out: &mut dyn FnMut(Out<'_>, &TlsInfo),
+    ) -> Result<(), Stop> {
+        let di = dir.index();
+        let ct = header[0];
+        let d = &mut self.dirs[di];
+        if ct == CCS {
+            // TLS 1.2: the sender's next records are protected. TLS 1.3: compatibility noise.
+            if !self.tls13 {
+                if let Some(k) = d.pending.take() {
+                    d.keys = Some(k);
+                }
+            }
+            return Ok(());
+        }
+        let (ct, plain) = if let Some(k) = d.keys.as_mut() {
+            let record_no = d.records;
+            let body = &mut d.buf[range.clone()];
+            match k.open(header, body) {
+                Ok((ct, r)) => {
+                    d.trial = false;
+                    (ct, range.start + r.start..range.start + r.end)
+                }
+                Err(_) if d.trial => return Ok(()),
+                Err(e) => {
+                    return Err(Stop(
+                        "tls_decrypt_failed",
+                        format!(
+                            "record {record_no} (sequence {}): {}; this direction is no longer \
+                             decrypted",
+                            k.seq(),
+                            e.as_str()
+                        ),
+                    ));
+                }
+            }
+        } else if ct == APPLICATION_DATA {
+            // Protected data without keys yet: 0-RTT data before the ServerHello, or a
+            // direction whose keys were never given. Passed over.
+            return Ok(());
+        } else {
+            (ct, range)
+        };
+        match ct {
+            HANDSHAKE => {
+                let mut hs = core::mem::take(&mut self.dirs[di].hs);
+                let buf = core::mem::take(&mut self.dirs[di].buf);
+                let r = hs.push(&buf[plain], |t, body| self.message(dir, t, body, keys, out));
+                self.dirs[di].buf = buf;
+                self.dirs[di].hs = hs;
+                r
+            }
+            APPLICATION_DATA => {
+                if !plain.is_empty() {
+                    out(Out::Data(&self.dirs[di].buf[plain]), &self.info);
+                }
+                Ok(())
+            }
+            // Alerts (close_notify and errors) and anything else end nothing here: TCP ends
+            // the connection.
+            _ => Ok(()),
+        }
+    }
+
+    /// One whole handshake message of `dir`.
+    fn message(
+        &mut self,
+        dir: Direction,
+        ty: u8,
+        body: &[u8],
+        keys: &KeyLog,
+        out: &mut dyn FnMut(Out<'_>, &TlsInfo),
+    ) -> Result<(), Stop> {
+        let di = dir.index();
+        match (dir, ty) {
+            // After a HelloRetryRequest the second ClientHello keeps the same random.
+            (Direction::ClientToServer, msg::CLIENT_HELLO) if self.client_random.is_none() => {
+                let ch = handshake::client_hello(body)?;
+                self.client_random = Some(ch.random);
+                self.info.sni = ch.sni;
+                self.early_offered = ch.early_data;
+            }
+            (Direction::ServerToClient, msg::SERVER_HELLO) => {
+                let (sh, alpn) = handshake::server_hello(body)?;
+                if sh.retry {
+                    return Ok(());
+                }
+                self.info.version = sh.version;
+                self.info.suite = sh.suite;
+                self.info.alpn = alpn;
+                self.server_hello(sh, keys);
+                if self.opaque || !self.tls13 {
+                    // TLS 1.2 knows everything now; TLS 1.3 waits for EncryptedExtensions.
+                    self.report(out);
+                }
+            }
+            (Direction::ServerToClient, msg::ENCRYPTED_EXTENSIONS) => {
+                let (alpn, _early) = handshake::encrypted_extensions(body)?;
+                self.info.alpn = alpn;
+                self.report(out);
+            }
+            (_, msg::FINISHED) if self.tls13 => {
+                let Some(suite) = self.suite else {
+                    return Ok(());
+                };
+                let d = &mut self.dirs[di];
+                if let Some(next) = d.next.take() {
+                    d.keys = Some(RecordKeys::tls13(suite, next.as_bytes()));
+                    d.secret = Some(next);
+                    d.trial = false;
+                }
+            }
+            (_, msg::KEY_UPDATE) if self.tls13 => {
+                let Some(suite) = self.suite else {
+                    return Ok(());
+                };
+                let d = &mut self.dirs[di];
+                if let Some(cur) = d.secret {
+                    let mut next = [0u8; 48];
+                    let next = &mut next[..suite.hash.len()];
+                    crypto::hkdf_expand_label(
+                        suite.hash,
+                        cur.as_bytes(),
+                        b"traffic upd",
+                        b"",
+                        next,
+                    );
+                    let next = Secret::new(next).expect("hash length");
+                    d.keys = Some(RecordKeys::tls13(suite, next.as_bytes()));
+                    d.secret = Some(next);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Looks the keys up and installs them.
+    fn server_hello(&mut self, sh: handshake::ServerHello, keys: &KeyLog) {
+        let Some(random) = self.client_random else {
+            self.make_opaque("the ClientHello was not seen");
+            return;
+        };
+        let Some(suite) = crypto::suite(sh.suite) else {
+            self.make_opaque("cipher suite not decrypted (only AEAD suites are)");
+            return;
+        };
+        match sh.version {
+            0x0304 if suite.tls13 => {
+                self.tls13 = true;
+                self.suite = Some(suite);
+                let get = |l| keys.get(&random, l).copied();
+                let (cht, sht) = (get(Label::ClientHandshake), get(Label::ServerHandshake));
+                let (ca, sa) = (get(Label::ClientTraffic0), get(Label::ServerTraffic0));
+                if ca.is_none() && sa.is_none() {
+                    self.make_opaque("no key for this client random");
+                    return;
+                }
+                let hash_len = suite.hash.len();
+                let fits = |s: &Option<Secret>| s.is_none_or(|s| s.as_bytes().len() == hash_len);
+                if ![cht, sht, ca, sa].iter().all(fits) {
+                    self.make_opaque("key log secrets do not fit the cipher suite's hash");
+                    return;
+                }
+                for (d, hs, app) in [(0, cht, ca), (1, sht, sa)] {
+                    let dir = &mut self.dirs[d];
+                    match hs {
+                        Some(hs) => {
+                            dir.keys = Some(RecordKeys::tls13(suite, hs.as_bytes()));
+                            dir.secret = Some(hs);
+                            dir.next = app;
+                            // The client may send 0-RTT records before its handshake ones.
+                            dir.trial = d == 0 && self.early_offered;
+                        }
+                        None => {
+                            // No handshake secret: skip records until the application keys
+                            // decrypt one.
+                            if let Some(app) = app {
+                                dir.keys = Some(RecordKeys::tls13(suite, app.as_bytes()));
+                                dir.secret = Some(app);
+                                dir.trial = true;
+                            }
+                        }
+                    }
+                }
+                self.info.decrypted = true;
+            }
+            0x0303 if !suite.tls13 => {
+                let Some(master) = keys.get(&random, Label::ClientRandom) else {
+                    self.make_opaque("no key for this client random");
+                    return;
+                };
+                self.suite = Some(suite);
+                let (c, s) = RecordKeys::tls12_pair(suite, master.as_bytes(), &random, &sh.random);
+                self.dirs[0].pending = Some(c);
+                self.dirs[1].pending = Some(s);
+                self.info.decrypted = true;
+            }
+            _ => self.make_opaque("protocol version not decrypted (TLS 1.2 and 1.3 are)"),
+        }
+    }
+}
+
+/// Per-connection TLS state kept in the flow table next to the [`Session`] (a word for a
+/// cleartext connection).
+#[derive(Debug, Default)]
+pub struct TlsSlot(SlotState);
+
+#[derive(Debug, Default)]
+enum SlotState {
+    /// No payload seen yet.
+    #[default]
+    New,
+    Plain,
+    Tls(Box<TlsConn>),
+}
+
+/// Whether a connection's first payload bytes are a TLS record: handshake (a ClientHello,
+/// or a ServerHello seen first) or application data (mid-stream).
+fn looks_like_tls(bytes: &[u8]) -> Option<bool> {
+    match bytes {
+        [HANDSHAKE, 3, minor, ..] if *minor <= 4 => Some(true),
+        [APPLICATION_DATA, 3, 1..=4, ..] => Some(false),
+        _ => None,
+    }
+}
+
+/// The TLS layer of a run: the key log (files, then Decryption Secrets Blocks as the capture
+/// brings them).
+#[derive(Debug, Default)]
+pub struct TlsLayer {
+    keys: KeyLog,
+}
+
+/// Adds the [`TlsInfo`] to the `established` event of a decrypted session.
+struct WithTls<'a, S: ?Sized> {
+    info: &'a TlsInfo,
+    sink: &'a mut S,
+}
+
+impl<S: Sink + ?Sized> Sink for WithTls<'_, S> {
+    fn event(&mut self, ev: &Event<'_>) {
+        if let EventKind::Established(up, None) = ev.kind {
+            self.sink.event(&Event {
+                ts: ev.ts,
+                conn: ev.conn,
+                dir: ev.dir,
+                kind: EventKind::Established(up, Some(self.info)),
+            });
+        } else {
+            self.sink.event(ev);
+        }
+    }
+}
+
+impl TlsLayer {
+    /// A layer with these keys.
+    pub const fn new(keys: KeyLog) -> Self {
+        Self { keys }
+    }
+
+    /// The key log.
+    pub const fn keys(&self) -> &KeyLog {
+        &self.keys
+    }
+
+    /// Adds the key log text of a pcapng Decryption Secrets Block.
+    pub fn add_secrets(&mut self, text: &[u8]) {
+        self.keys.add_bytes(text, "pcapng decryption secrets block");
+    }
+
+    /// In-order bytes of one direction: cleartext goes to the session as it is, TLS through
+    /// decryption. The session is made with the first bytes it gets.
+    #[allow(clippy::too_many_arguments)]
+    pub fn data<S: Sink + ?Sized>(
+        &self,
+        slot: &mut TlsSlot,
+        session: &mut Option<Box<Session>>,
+        cfg: SessionConfig,
+        conn: &ConnMeta,
+        ts: Instant,
+        dir: Direction,
+        bytes: &[u8],
+        sink: &mut S,
+    ) {
+        if let SlotState::New = slot.0 {
+            slot.0 = match looks_like_tls(bytes) {
+                None => SlotState::Plain,
+                Some(true) => SlotState::Tls(Box::default()),
+                Some(false) => SlotState::Tls(Box::new(TlsConn::opaque("handshake not seen", 0))),
+            };
+        }
+        match &mut slot.0 {
+            SlotState::New | SlotState::Plain => {
+                let s = session.get_or_insert_with(|| Box::new(Session::new(cfg)));
+                s.data(conn, ts, dir, bytes, sink);
+            }
+            SlotState::Tls(tls) => {
+                let mut out = |o: Out<'_>, info: &TlsInfo| {
+                    emit(session, cfg, conn, ts, dir, o, info, sink);
+                };
+                if tls.is_opaque() {
+                    tls.report(&mut out);
+                    return;
+                }
+                tls.feed(dir, bytes, &self.keys, &mut out);
+            }
+        }
+    }
+
+    /// Lost bytes of one direction.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gap<S: Sink + ?Sized>(
+        &self,
+        slot: &mut TlsSlot,
+        session: &mut Option<Box<Session>>,
+        cfg: SessionConfig,
+        conn: &ConnMeta,
+        ts: Instant,
+        dir: Direction,
+        len: u64,
+        sink: &mut S,
+    ) {
+        if let SlotState::Tls(tls) = &mut slot.0 {
+            let mut out = |o: Out<'_>, info: &TlsInfo| {
+                emit(session, cfg, conn, ts, dir, o, info, sink);
+            };
+            tls.gap(dir, len, &mut out);
+            if let Some(s) = session.as_mut() {
+                s.gap(conn, ts, dir, len, sink);
+            }
+            return;
+        }
+        let s = session.get_or_insert_with(|| Box::new(Session::new(cfg)));
+        s.gap(conn, ts, dir, len, sink);
+    }
+
+    /// The connection ended: a TLS connection not reported yet (its ServerHello never came)
+    /// is reported as undecrypted.
+    pub fn closed<S: Sink + ?Sized>(
+        slot: &mut TlsSlot,
+        conn: &ConnMeta,
+        ts: Instant,
+        sink: &mut S,
+    ) {
+        if let SlotState::Tls(tls) = &mut slot.0 {
+            if !tls.reported {
+                tls.make_opaque("the handshake did not complete");
+                let mut session = None;
+                let cfg = SessionConfig::default();
+                let dir = Direction::ServerToClient;
+                let mut out = |o: Out<'_>, info: &TlsInfo| {
+                    emit(&mut session, cfg, conn, ts, dir, o, info, sink);
+                };
+                tls.report(&mut out);
+            }
+        }
+    }
+
+    /// The TLS parameters of a connection, if it is a TLS one.
+    pub fn info(slot: &TlsSlot) -> Option<&TlsInfo> {
+        match &slot.0 {
+            SlotState::Tls(t) => Some(t.info()),
+            _ => None,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn emit<S: Sink + ?Sized>(
+    session: &mut Option<Box<Session>>,
+    cfg: SessionConfig,
+    conn: &ConnMeta,
+    ts: Instant,
+    dir: Direction,
+    o: Out<'_>,
+    info: &TlsInfo,
+    sink: &mut S,
+) {
+    match o {
+        // HTTP/2 (ALPN h2) is not analysed yet: counted (TlsStats::h2), not misread as
+        // HTTP/1.1.
+        Out::Data(_) if info.alpn.as_deref() == Some("h2") => {}
+        Out::Data(plain) => {
+            let s = session.get_or_insert_with(|| Box::new(Session::new(cfg)));
+            s.data(conn, ts, dir, plain, &mut WithTls { info, sink });
+        }
+        Out::Anomaly(name, detail) => sink.event(&Event {
+            ts,
+            conn,
+            dir,
+            kind: EventKind::Anomaly {
+                name,
+                zeek_weird: None,
+                detail: Cow::Owned(detail),
+            },
+        }),
+        Out::Report => sink.event(&Event {
+            ts,
+            conn,
+            dir: Direction::ServerToClient,
+            kind: EventKind::Tls(info),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

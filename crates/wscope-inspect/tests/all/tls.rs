@@ -1,0 +1,903 @@
+//! wss:// decryption end to end: real TLS 1.2 and 1.3 peers (rustls, in memory) carry a
+//! WebSocket conversation; their bytes become a capture, their secrets a key log; the analyzer
+//! must find every message with the SHA-256 of what was sent, whatever the suite, and report
+//! connections without keys as undecrypted, never as sessions.
+
+use core::fmt::Write as _;
+use std::io::{Cursor, Read, Write};
+use std::sync::{Arc, Mutex};
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
+use sha2::{Digest, Sha256};
+use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig, Stats};
+use wscope_inspect::capture::Capture;
+use wscope_inspect::event::{OwnedEvent, OwnedKind};
+use wscope_inspect::tls::keylog::KeyLog;
+use wscope_inspect::wscope_proto;
+use wscope_inspect::{Event, EventKind};
+use wscope_test_support::capture::{Framing, PcapNgWriter};
+use wscope_test_support::wire::{frame, upgrade_request, upgrade_response};
+
+use crate::support::{Conv, Trace};
+
+/// Key log lines as rustls reports them.
+#[derive(Debug, Default)]
+struct Keys(Mutex<String>);
+
+impl rustls::KeyLog for Keys {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let mut s = self.0.lock().unwrap();
+        let _ = writeln!(s, "{label} {} {}", hex(client_random), hex(secret));
+    }
+}
+
+impl Keys {
+    fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+    fn keylog(&self) -> KeyLog {
+        let mut k = KeyLog::new();
+        k.add_reader(self.text().as_bytes(), "test").unwrap();
+        assert_eq!(k.stats().malformed, 0);
+        k
+    }
+}
+
+/// A CA and a leaf for "example.test": (ca, leaf chain, leaf key).
+fn certificates() -> (
+    CertificateDer<'static>,
+    Vec<CertificateDer<'static>>,
+    PrivateKeyDer<'static>,
+) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["example.test".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    (
+        ca.der().clone(),
+        vec![leaf.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+    )
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    tls13: bool,
+    /// A rustls cipher suite name (`TLS13_AES_128_GCM_SHA256`, …).
+    suite: &'static str,
+    /// The server only takes P-256 key shares: a HelloRetryRequest (TLS 1.3).
+    hrr: bool,
+    alpn: &'static [u8],
+}
+
+fn configs(setup: Setup, keys: &Arc<Keys>) -> (Arc<ClientConfig>, Arc<ServerConfig>) {
+    // ring has no post-quantum key exchange (hence the deprecation); X25519/P-256 suffice.
+    #[allow(deprecated)]
+    let base = rustls::crypto::ring::default_provider();
+    let suites: Vec<_> = base
+        .cipher_suites
+        .iter()
+        .copied()
+        .filter(|s| format!("{:?}", s.suite()) == setup.suite)
+        .collect();
+    assert_eq!(suites.len(), 1, "{}", setup.suite);
+    let provider = CryptoProvider {
+        cipher_suites: suites,
+        ..base.clone()
+    };
+    let mut server_provider = provider.clone();
+    if setup.hrr {
+        server_provider.kx_groups = vec![rustls::crypto::ring::kx_group::SECP256R1];
+    }
+    let versions: &[&rustls::SupportedProtocolVersion] = if setup.tls13 {
+        &[&rustls::version::TLS13]
+    } else {
+        &[&rustls::version::TLS12]
+    };
+    let (ca, chain, key) = certificates();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let mut client = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client.key_log = keys.clone();
+    client.alpn_protocols = vec![setup.alpn.to_vec()];
+    let mut server = ServerConfig::builder_with_provider(Arc::new(server_provider))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    server.alpn_protocols = vec![setup.alpn.to_vec()];
+    (Arc::new(client), Arc::new(server))
+}
+
+/// One TLS connection between the two configs, written into `trace` as TCP segments.
+struct Wire<'t> {
+    trace: &'t mut Trace,
+    conv: Conv,
+    client: ClientConnection,
+    server: ServerConnection,
+}
+
+impl<'t> Wire<'t> {
+    fn open(
+        trace: &'t mut Trace,
+        conv: Conv,
+        client: &Arc<ClientConfig>,
+        server: &Arc<ServerConfig>,
+    ) -> Self {
+        let name = rustls::pki_types::ServerName::try_from("example.test").unwrap();
+        let mut w = Self {
+            trace,
+            conv,
+            client: ClientConnection::new(client.clone(), name).unwrap(),
+            server: ServerConnection::new(server.clone()).unwrap(),
+        };
+        w.client.set_buffer_limit(None);
+        w.server.set_buffer_limit(None);
+        w.conv.handshake(w.trace);
+        while w.client.is_handshaking() || w.server.is_handshaking() {
+            w.flush();
+        }
+        w.flush();
+        w
+    }
+
+    /// Moves every pending TLS byte both ways (and into the capture).
+    fn flush(&mut self) {
+        loop {
+            let mut moved = false;
+            let mut buf = Vec::new();
+            while self.client.wants_write() {
+                self.client.write_tls(&mut buf).unwrap();
+            }
+            if !buf.is_empty() {
+                moved = true;
+                for seg in buf.chunks(1400) {
+                    let spec = self.conv.client(seg);
+                    self.trace.tcp(spec);
+                }
+                let mut rd = &buf[..];
+                while !rd.is_empty() {
+                    self.server.read_tls(&mut rd).unwrap();
+                    self.server.process_new_packets().unwrap();
+                    let _ = self.server.reader().read_to_end(&mut Vec::new());
+                }
+            }
+            let mut buf = Vec::new();
+            while self.server.wants_write() {
+                self.server.write_tls(&mut buf).unwrap();
+            }
+            if !buf.is_empty() {
+                moved = true;
+                for seg in buf.chunks(1400) {
+                    let spec = self.conv.server(seg);
+                    self.trace.tcp(spec);
+                }
+                let mut rd = &buf[..];
+                while !rd.is_empty() {
+                    self.client.read_tls(&mut rd).unwrap();
+                    self.client.process_new_packets().unwrap();
+                    let _ = self.client.reader().read_to_end(&mut Vec::new());
+                }
+            }
+            // Drain the plaintext so the buffers never fill.
+            let mut sink = Vec::new();
+            let _ = self.server.reader().read_to_end(&mut sink);
+            let _ = self.client.reader().read_to_end(&mut sink);
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn client_send(&mut self, bytes: &[u8]) {
+        self.client.writer().write_all(bytes).unwrap();
+        self.flush();
+    }
+
+    fn server_send(&mut self, bytes: &[u8]) {
+        self.server.writer().write_all(bytes).unwrap();
+        self.flush();
+    }
+
+    fn close(mut self) {
+        self.client.send_close_notify();
+        self.server.send_close_notify();
+        self.flush();
+        self.conv.close(self.trace);
+    }
+}
+
+fn sha(b: &[u8]) -> [u8; 32] {
+    Sha256::digest(b).into()
+}
+
+fn payload(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 + i / 251) as u8 ^ seed).collect()
+}
+
+/// A WebSocket conversation over `w`; returns the SHA-256 of each message (client's, server's)
+/// in order.
+fn conversation(w: &mut Wire<'_>, key_update: bool) -> (Vec<[u8; 32]>, Vec<[u8; 32]>) {
+    let mask = Some([1, 2, 3, 4]);
+    let (mut c, mut s) = (Vec::new(), Vec::new());
+    w.client_send(&upgrade_request("/chat", "example.test", None));
+    w.server_send(&upgrade_response(None));
+    let hello = b"hello over wss";
+    w.client_send(&frame(true, false, 1, mask, hello));
+    c.push(sha(hello));
+    // 1 MiB across many records, in one write.
+    let big = payload(1 << 20, 7);
+    w.server_send(&frame(true, false, 2, None, &big));
+    s.push(sha(&big));
+    // A fragmented message with a ping between its fragments.
+    let mut fragments = frame(false, false, 1, mask, b"frag");
+    fragments.extend(frame(true, false, 9, mask, b"ping"));
+    fragments.extend(frame(true, false, 0, mask, b"mented"));
+    w.client_send(&fragments);
+    c.push(sha(b"ping"));
+    c.push(sha(b"fragmented"));
+    if key_update {
+        w.client.refresh_traffic_keys().unwrap();
+        w.server.refresh_traffic_keys().unwrap();
+        w.flush();
+    }
+    let after = payload(70_000, 3);
+    w.client_send(&frame(true, false, 2, mask, &after));
+    c.push(sha(&after));
+    w.server_send(&frame(true, false, 1, None, b"bye"));
+    s.push(sha(b"bye"));
+    w.client_send(&frame(true, false, 8, mask, &[3, 232]));
+    w.server_send(&frame(true, false, 8, None, &[3, 232]));
+    c.push(sha(&[3, 232]));
+    s.push(sha(&[3, 232]));
+    (c, s)
+}
+
+fn analyze(capture: Vec<u8>, keys: KeyLog) -> (Vec<OwnedEvent>, Stats) {
+    let mut cfg = AnalyzerConfig::default();
+    cfg.session.digest = true;
+    let mut cap = Capture::from_reader(Cursor::new(capture), "mem");
+    let mut events = Vec::new();
+    let stats = Analyzer::new(cfg)
+        .with_keylog(keys)
+        .run(&mut cap, &mut |ev: &Event<'_>| {
+            if let EventKind::Established(_, tls) = &ev.kind {
+                // The established event carries the TLS parameters of a wss:// session.
+                let tls = tls.expect("a wss session's established event has its TLS info");
+                assert!(tls.decrypted);
+                assert_eq!(tls.sni.as_deref(), Some("example.test"));
+            }
+            events.push(OwnedEvent::from(ev));
+        })
+        .unwrap();
+    (events, stats)
+}
+
+fn digests(events: &[OwnedEvent], orig: bool) -> Vec<[u8; 32]> {
+    events
+        .iter()
+        .filter(|e| e.is_orig() == orig)
+        .filter_map(|e| match &e.kind {
+            OwnedKind::Message { sha256, .. } => *sha256,
+            _ => None,
+        })
+        .collect()
+}
+
+fn anomalies(events: &[OwnedEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            OwnedKind::Anomaly { name, detail, .. } => Some(format!("{name}: {detail}")),
+            _ => None,
+        })
+        .collect()
+}
+
+fn tls_reports(events: &[OwnedEvent]) -> Vec<wscope_inspect::tls::TlsInfo> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            OwnedKind::Tls(i) => Some((**i).clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// One conversation per setup: every message decoded with the right digest.
+fn check(setup: Setup, key_update: bool) {
+    let keys = Arc::new(Keys::default());
+    let (cc, sc) = configs(setup, &keys);
+    let mut trace = Trace::new(Framing::Ethernet);
+    let mut w = Wire::open(
+        &mut trace,
+        Conv::new("10.0.0.1:40000", "10.0.0.2:443", 1000, 9000),
+        &cc,
+        &sc,
+    );
+    if setup.hrr {
+        assert_eq!(
+            w.client.handshake_kind(),
+            Some(rustls::HandshakeKind::FullWithHelloRetryRequest)
+        );
+    }
+    let (c, s) = conversation(&mut w, key_update);
+    w.close();
+    let (events, stats) = analyze(trace.finish(), keys.keylog());
+    assert_eq!(anomalies(&events), Vec::<String>::new(), "{setup:?}");
+    assert_eq!(stats.sessions, 1, "{setup:?}");
+    assert_eq!(digests(&events, true), c, "{setup:?} client messages");
+    assert_eq!(digests(&events, false), s, "{setup:?} server messages");
+    let r = tls_reports(&events);
+    assert_eq!(r.len(), 1);
+    assert!(r[0].decrypted);
+    assert_eq!(r[0].alpn.as_deref(), Some("http/1.1"));
+    assert_eq!(r[0].version, if setup.tls13 { 0x0304 } else { 0x0303 });
+    assert_eq!(r[0].cipher_name(), setup.suite.replace("TLS13_", "TLS_"));
+    assert_eq!((stats.tls.decrypted, stats.tls.undecrypted), (1, 0));
+}
+
+const H11: &[u8] = b"http/1.1";
+
+fn v13(suite: &'static str) -> Setup {
+    Setup {
+        tls13: true,
+        suite,
+        hrr: false,
+        alpn: H11,
+    }
+}
+
+fn v12(suite: &'static str) -> Setup {
+    Setup {
+        tls13: false,
+        suite,
+        hrr: false,
+        alpn: H11,
+    }
+}
+
+#[test]
+fn tls13_aes_128_gcm() {
+    check(v13("TLS13_AES_128_GCM_SHA256"), false);
+}
+
+#[test]
+fn tls13_aes_256_gcm_with_key_update() {
+    check(v13("TLS13_AES_256_GCM_SHA384"), true);
+}
+
+#[test]
+fn tls13_chacha20_poly1305() {
+    check(v13("TLS13_CHACHA20_POLY1305_SHA256"), false);
+}
+
+#[test]
+fn tls13_hello_retry_request() {
+    check(
+        Setup {
+            hrr: true,
+            ..v13("TLS13_AES_128_GCM_SHA256")
+        },
+        false,
+    );
+}
+
+#[test]
+fn tls12_ecdhe_aes_128_gcm() {
+    check(v12("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"), false);
+}
+
+#[test]
+fn tls12_ecdhe_aes_256_gcm() {
+    check(v12("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"), false);
+}
+
+#[test]
+fn tls12_ecdhe_chacha20_poly1305() {
+    check(v12("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"), false);
+}
+
+/// Two connections with one client config: the second resumes (TLS 1.3 PSK, TLS 1.2
+/// ticket); both decrypt.
+#[test]
+fn resumed_sessions_decrypt() {
+    for setup in [
+        v13("TLS13_AES_128_GCM_SHA256"),
+        v12("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
+    ] {
+        let keys = Arc::new(Keys::default());
+        let (cc, sc) = configs(setup, &keys);
+        let mut trace = Trace::new(Framing::Ethernet);
+        let mut want = Vec::new();
+        for port in [40000, 40001] {
+            let conv = Conv::new(&format!("10.0.0.1:{port}"), "10.0.0.2:443", 1000, 9000);
+            let mut w = Wire::open(&mut trace, conv, &cc, &sc);
+            // A resumed connection; its handshake has no Certificate.
+            if port == 40001 {
+                assert_eq!(
+                    w.client.handshake_kind(),
+                    Some(rustls::HandshakeKind::Resumed)
+                );
+            }
+            let (c, _) = conversation(&mut w, false);
+            want.extend(c);
+            w.close();
+        }
+        let (events, stats) = analyze(trace.finish(), keys.keylog());
+        assert_eq!(anomalies(&events), Vec::<String>::new(), "{setup:?}");
+        assert_eq!(stats.sessions, 2);
+        assert_eq!(digests(&events, true), want, "{setup:?}");
+    }
+}
+
+/// Without keys: one `tls_undecrypted` report with the SNI, no session, no anomaly. With the
+/// wrong keys: `tls_decrypt_failed` with the record number, no session either.
+#[test]
+fn no_keys_and_wrong_keys() {
+    let setup = v13("TLS13_AES_128_GCM_SHA256");
+    let keys = Arc::new(Keys::default());
+    let (cc, sc) = configs(setup, &keys);
+    let mut trace = Trace::new(Framing::Ethernet);
+    let mut w = Wire::open(
+        &mut trace,
+        Conv::new("10.0.0.1:40000", "10.0.0.2:443", 1000, 9000),
+        &cc,
+        &sc,
+    );
+    conversation(&mut w, false);
+    w.close();
+    let capture = trace.finish();
+
+    let (events, stats) = analyze(capture.clone(), KeyLog::new());
+    assert_eq!(stats.sessions, 0);
+    assert_eq!(stats.message_count(), 0);
+    assert_eq!(anomalies(&events), Vec::<String>::new());
+    let r = tls_reports(&events);
+    assert_eq!(r.len(), 1);
+    assert!(!r[0].decrypted);
+    assert_eq!(r[0].sni.as_deref(), Some("example.test"));
+    assert_eq!(r[0].reason, Some("no key for this client random"));
+    assert_eq!(stats.tls.undecrypted, 1);
+    assert_eq!(stats.tls.undecrypted_sni.get("example.test"), Some(&1));
+
+    // Same client random, every secret flipped.
+    let wrong: String = keys
+        .text()
+        .lines()
+        .map(|l| {
+            let mut p: Vec<String> = l.split(' ').map(str::to_owned).collect();
+            p[2] = p[2].chars().rev().collect();
+            p.join(" ") + "\n"
+        })
+        .collect();
+    let mut k = KeyLog::new();
+    k.add_reader(wrong.as_bytes(), "wrong").unwrap();
+    let (events, stats) = analyze(capture, k);
+    assert_eq!(stats.sessions, 0);
+    let a = anomalies(&events);
+    assert_eq!(a.len(), 2, "{a:?}");
+    assert!(
+        a.iter()
+            .all(|a| a.starts_with("tls_decrypt_failed: record ")),
+        "{a:?}"
+    );
+}
+
+/// A corrupted record in the server's direction: that direction stops with
+/// `tls_decrypt_failed` naming the record; the client's direction and another connection in
+/// the same capture are decoded completely.
+#[test]
+fn corrupted_record_stops_only_its_direction() {
+    let setup = v13("TLS13_CHACHA20_POLY1305_SHA256");
+    let keys = Arc::new(Keys::default());
+    let (cc, sc) = configs(setup, &keys);
+    let mut trace = Trace::new(Framing::Ethernet);
+    let mut w = Wire::open(
+        &mut trace,
+        Conv::new("10.0.0.1:40000", "10.0.0.2:443", 1000, 9000),
+        &cc,
+        &sc,
+    );
+    w.client_send(&upgrade_request("/", "example.test", None));
+    w.server_send(&upgrade_response(None));
+    // A record written by hand into the capture, not to the client: one flipped byte.
+    w.server
+        .writer()
+        .write_all(&frame(true, false, 1, None, b"lost"))
+        .unwrap();
+    let mut rec = Vec::new();
+    w.server.write_tls(&mut rec).unwrap();
+    rec[10] ^= 0x40;
+    let spec = w.conv.server(&rec);
+    w.trace.tcp(spec);
+    let mask = Some([9, 9, 9, 9]);
+    w.client_send(&frame(true, false, 1, mask, b"still here"));
+    w.client_send(&frame(true, false, 1, mask, b"and here"));
+    w.conv.close(w.trace);
+    // A second, clean connection after it.
+    let mut w2 = Wire::open(
+        &mut trace,
+        Conv::new("10.0.0.3:40000", "10.0.0.2:443", 5, 7),
+        &cc,
+        &sc,
+    );
+    let (c2, s2) = conversation(&mut w2, false);
+    w2.close();
+    let (events, stats) = analyze(trace.finish(), keys.keylog());
+    let a = anomalies(&events);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert!(a[0].starts_with("tls_decrypt_failed: record "), "{a:?}");
+    assert_eq!(stats.sessions, 2);
+    let first: Vec<_> = events
+        .iter()
+        .filter(|e| e.conn.id.0 == 1)
+        .cloned()
+        .collect();
+    assert_eq!(
+        digests(&first, true),
+        vec![sha(b"still here"), sha(b"and here")]
+    );
+    assert_eq!(digests(&first, false), Vec::<[u8; 32]>::new());
+    let second: Vec<_> = events
+        .iter()
+        .filter(|e| e.conn.id.0 == 2)
+        .cloned()
+        .collect();
+    assert_eq!(digests(&second, true), c2);
+    assert_eq!(digests(&second, false), s2);
+}
+
+/// Keys from a pcapng Decryption Secrets Block, with no key log given.
+#[test]
+fn keys_from_a_decryption_secrets_block() {
+    let setup = v12("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384");
+    let keys = Arc::new(Keys::default());
+    let (cc, sc) = configs(setup, &keys);
+    let mut trace = Trace::new(Framing::Ethernet);
+    let mut w = Wire::open(
+        &mut trace,
+        Conv::new("10.0.0.1:40000", "10.0.0.2:443", 1000, 9000),
+        &cc,
+        &sc,
+    );
+    let (c, s) = conversation(&mut w, false);
+    w.close();
+    let pcap = trace.finish();
+    // The same packets as pcapng, a DSB after the interface block.
+    let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
+    let iface = ng.add_interface(Framing::Ethernet.link_type(), 6).unwrap();
+    let mut head = ng.into_inner();
+    let text = keys.text().into_bytes();
+    let padded = text.len().div_ceil(4) * 4;
+    let total = (16 + padded + 4) as u32;
+    head.extend(0x0000_000Au32.to_le_bytes());
+    head.extend(total.to_le_bytes());
+    head.extend(0x544C_534Bu32.to_le_bytes());
+    head.extend((text.len() as u32).to_le_bytes());
+    head.extend(&text);
+    head.resize(head.len() + padded - text.len(), 0);
+    head.extend(total.to_le_bytes());
+    let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
+    let i2 = ng.add_interface(Framing::Ethernet.link_type(), 6).unwrap();
+    assert_eq!(i2, iface);
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let u = |o: usize| u32::from_le_bytes(pcap[o..o + 4].try_into().unwrap());
+        let (secs, usecs, caplen) = (u(at), u(at + 4), u(at + 8) as usize);
+        let ts = wscope_proto::time::Instant::from_micros(
+            u64::from(secs) * 1_000_000 + u64::from(usecs),
+        );
+        ng.write_packet(i2, ts, &pcap[at + 16..at + 16 + caplen])
+            .unwrap();
+        at += 16 + caplen;
+    }
+    let body = ng.into_inner();
+    // Drop the second writer's section header and interface: reuse the first ones.
+    let shb = u32::from_le_bytes(body[4..8].try_into().unwrap()) as usize;
+    let idb = u32::from_le_bytes(body[shb + 4..shb + 8].try_into().unwrap()) as usize;
+    head.extend_from_slice(&body[shb + idb..]);
+    let (events, stats) = analyze(head, KeyLog::new());
+    assert_eq!(anomalies(&events), Vec::<String>::new());
+    assert_eq!(stats.sessions, 1);
+    assert_eq!(digests(&events, true), c);
+    assert_eq!(digests(&events, false), s);
+}
+
+/// Truncated and corrupted TLS never panics: every prefix and some byte flips of a capture.
+#[test]
+fn cut_and_flipped_tls_never_panics() {
+    let setup = v13("TLS13_AES_128_GCM_SHA256");
+    let keys = Arc::new(Keys::default());
+    let (cc, sc) = configs(setup, &keys);
+    let mut trace = Trace::new(Framing::Ethernet);
+    trace.step = 10;
+    let mut w = Wire::open(
+        &mut trace,
+        Conv::new("10.0.0.1:40000", "10.0.0.2:443", 1000, 9000),
+        &cc,
+        &sc,
+    );
+    w.client_send(&upgrade_request("/", "example.test", None));
+    w.server_send(&upgrade_response(None));
+    w.close();
+    let capture = trace.finish();
+    let k = keys.keylog();
+    let mut rng = wscope_test_support::Rng::new(19);
+    for i in 0..200 {
+        let mut c = capture.clone();
+        let at = 24 + rng.below((c.len() - 24) as u64) as usize;
+        c[at] ^= 1 << (i % 8);
+        let mut cap = Capture::from_reader(Cursor::new(c), "flip");
+        let _ = Analyzer::new(AnalyzerConfig::default())
+            .with_keylog(k.clone())
+            .run(&mut cap, &mut |_: &Event<'_>| {});
+    }
+}
+
+/// One small conversation as a `tls` fuzz seed (layout in `fuzzing::fuzz_tls`): the key log,
+/// the client's bytes, the server's bytes.
+fn fuzz_seed(setup: Setup, key_update: bool) -> Vec<u8> {
+    let keys = Arc::new(Keys::default());
+    let (cc, sc) = configs(setup, &keys);
+    let mut trace = Trace::new(Framing::Ethernet);
+    let mut w = Wire::open(
+        &mut trace,
+        Conv::new("10.0.0.1:40000", "10.0.0.2:443", 1000, 9000),
+        &cc,
+        &sc,
+    );
+    let mut streams: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut record = |w: &mut Wire<'_>| {
+        for (i, side) in [true, false].into_iter().enumerate() {
+            let mut buf = Vec::new();
+            if side {
+                while w.client.wants_write() {
+                    w.client.write_tls(&mut buf).unwrap();
+                }
+            } else {
+                while w.server.wants_write() {
+                    w.server.write_tls(&mut buf).unwrap();
+                }
+            }
+            streams[i].extend_from_slice(&buf);
+            if side {
+                w.server.read_tls(&mut &buf[..]).unwrap();
+                w.server.process_new_packets().unwrap();
+            } else {
+                w.client.read_tls(&mut &buf[..]).unwrap();
+                w.client.process_new_packets().unwrap();
+            }
+        }
+    };
+    // The handshake went through `Wire::open`; its bytes are in the capture. Start over with
+    // a fresh connection recorded byte for byte.
+    let name = rustls::pki_types::ServerName::try_from("example.test").unwrap();
+    w.client = ClientConnection::new(cc.clone(), name).unwrap();
+    w.server = ServerConnection::new(sc.clone()).unwrap();
+    while w.client.is_handshaking() || w.server.is_handshaking() {
+        record(&mut w);
+    }
+    record(&mut w);
+    w.client
+        .writer()
+        .write_all(&upgrade_request("/", "example.test", None))
+        .unwrap();
+    record(&mut w);
+    w.server
+        .writer()
+        .write_all(&upgrade_response(None))
+        .unwrap();
+    record(&mut w);
+    if key_update {
+        w.client.refresh_traffic_keys().unwrap();
+        record(&mut w);
+    }
+    w.client
+        .writer()
+        .write_all(&frame(true, false, 1, Some([1, 2, 3, 4]), b"seed"))
+        .unwrap();
+    w.server
+        .writer()
+        .write_all(&frame(true, false, 2, None, &[7; 300]))
+        .unwrap();
+    record(&mut w);
+    let [c, s] = streams;
+    let text = keys.text();
+    let mut seed = vec![4u8 | 2];
+    for part in [text.as_bytes(), &c[..]] {
+        seed.extend((part.len() as u16).to_be_bytes());
+        seed.extend_from_slice(part);
+    }
+    seed.extend_from_slice(&s);
+    seed
+}
+
+/// Writes the `tls` fuzz seeds (`fuzz/seeds/tls/`): run with
+/// `cargo test -p wscope-inspect --test all write_tls_fuzz_seeds -- --ignored`. Real
+/// handshakes are random, so a new run gives new files; the committed ones are replayed by
+/// `tls_fuzz_seeds_replay_and_decrypt`.
+#[test]
+#[ignore = "writes fuzz/seeds/tls/"]
+fn write_tls_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, setup, ku) in [
+        ("tls13-aes128", v13("TLS13_AES_128_GCM_SHA256"), false),
+        (
+            "tls13-chacha-keyupdate",
+            v13("TLS13_CHACHA20_POLY1305_SHA256"),
+            true,
+        ),
+        (
+            "tls13-hrr",
+            Setup {
+                hrr: true,
+                ..v13("TLS13_AES_256_GCM_SHA384")
+            },
+            false,
+        ),
+        (
+            "tls12-aes256",
+            v12("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
+            false,
+        ),
+        (
+            "tls12-chacha",
+            v12("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
+            false,
+        ),
+    ] {
+        std::fs::write(dir.join(name), fuzz_seed(setup, ku)).unwrap();
+    }
+}
+
+/// The committed `tls` fuzz seeds decrypt through the fuzz body (so the fuzzer starts from
+/// traffic that reaches the record layer's decryption), and no prefix of them panics.
+#[test]
+fn tls_fuzz_seeds_replay_and_decrypt() {
+    use wscope_inspect::fuzzing::fuzz_tls;
+    let files = wscope_test_support::seeds::seed_files("tls", 5);
+    for f in files {
+        let data = std::fs::read(&f).unwrap();
+        let plain = fuzz_tls(&data);
+        assert!(plain > 300, "{}: {plain} bytes decrypted", f.display());
+        for end in (0..data.len()).step_by(97) {
+            let _ = fuzz_tls(&data[..end]);
+        }
+        for ctl in 0..8u8 {
+            let mut d = data.clone();
+            d[0] = ctl;
+            let _ = fuzz_tls(&d);
+        }
+    }
+}
+
+/// ALPN h2: decrypted, reported and counted, but not read as HTTP/1.1 (no session, no
+/// anomaly).
+#[test]
+fn alpn_h2_is_counted_not_analysed() {
+    let setup = Setup {
+        alpn: b"h2",
+        ..v13("TLS13_AES_128_GCM_SHA256")
+    };
+    let keys = Arc::new(Keys::default());
+    let (cc, sc) = configs(setup, &keys);
+    let mut trace = Trace::new(Framing::Ethernet);
+    let mut w = Wire::open(
+        &mut trace,
+        Conv::new("10.0.0.1:40000", "10.0.0.2:443", 1000, 9000),
+        &cc,
+        &sc,
+    );
+    w.client_send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    w.server_send(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    w.close();
+    // With HTTP anomalies reported, HTTP/2 read as HTTP/1.1 would show.
+    let mut cfg = AnalyzerConfig::default();
+    cfg.session.http_anomalies = true;
+    let mut cap = Capture::from_reader(Cursor::new(trace.finish()), "mem");
+    let mut events = Vec::new();
+    let stats = Analyzer::new(cfg)
+        .with_keylog(keys.keylog())
+        .run(&mut cap, &mut |ev: &Event<'_>| {
+            events.push(OwnedEvent::from(ev))
+        })
+        .unwrap();
+    assert_eq!(anomalies(&events), Vec::<String>::new());
+    assert_eq!(
+        (stats.sessions, stats.tls.decrypted, stats.tls.h2),
+        (0, 1, 1)
+    );
+    assert_eq!(tls_reports(&events)[0].alpn.as_deref(), Some("h2"));
+}
+
+/// A resumed TLS 1.3 connection with 0-RTT data accepted: the early records (under a key the
+/// key log does not give) are passed over, everything after them decrypts.
+#[test]
+fn early_data_is_skipped_and_the_rest_decrypts() {
+    let setup = v13("TLS13_AES_128_GCM_SHA256");
+    let keys = Arc::new(Keys::default());
+    let (cc, sc) = configs(setup, &keys);
+    let mut c = (*cc).clone();
+    c.enable_early_data = true;
+    let mut s = (*sc).clone();
+    s.max_early_data_size = 16384;
+    let (cc, sc) = (Arc::new(c), Arc::new(s));
+    let mut trace = Trace::new(Framing::Ethernet);
+    // A first connection leaves a ticket that allows early data.
+    let mut w = Wire::open(
+        &mut trace,
+        Conv::new("10.0.0.1:40000", "10.0.0.2:443", 1000, 9000),
+        &cc,
+        &sc,
+    );
+    let (mut want, _) = conversation(&mut w, false);
+    w.close();
+    let name = rustls::pki_types::ServerName::try_from("example.test").unwrap();
+    let mut w = Wire {
+        trace: &mut trace,
+        conv: Conv::new("10.0.0.1:40001", "10.0.0.2:443", 3000, 7000),
+        client: ClientConnection::new(cc.clone(), name).unwrap(),
+        server: ServerConnection::new(sc.clone()).unwrap(),
+    };
+    w.client.set_buffer_limit(None);
+    w.server.set_buffer_limit(None);
+    w.conv.handshake(w.trace);
+    w.client
+        .early_data()
+        .expect("a ticket that allows early data")
+        .write_all(b"0-RTT bytes the analyzer cannot read")
+        .unwrap();
+    while w.client.is_handshaking() || w.server.is_handshaking() {
+        w.flush();
+    }
+    w.flush();
+    assert!(w.client.is_early_data_accepted());
+    let (c2, _) = conversation(&mut w, false);
+    want.extend(c2);
+    w.close();
+    let (events, stats) = analyze(trace.finish(), keys.keylog());
+    assert_eq!(anomalies(&events), Vec::<String>::new());
+    assert_eq!(stats.sessions, 2);
+    assert_eq!(digests(&events, true), want);
+}
+
+/// A ClientHello the server never answered: reported undecrypted (with its SNI) when the
+/// connection ends, no session.
+#[test]
+fn an_unanswered_client_hello_is_reported_at_the_end() {
+    let setup = v13("TLS13_AES_128_GCM_SHA256");
+    let keys = Arc::new(Keys::default());
+    let (cc, _) = configs(setup, &keys);
+    let name = rustls::pki_types::ServerName::try_from("example.test").unwrap();
+    let mut client = ClientConnection::new(cc, name).unwrap();
+    let mut hello = Vec::new();
+    client.write_tls(&mut hello).unwrap();
+    let mut trace = Trace::new(Framing::Ethernet);
+    let mut conv = Conv::new("10.0.0.1:40000", "10.0.0.2:443", 1000, 9000);
+    conv.handshake(&mut trace);
+    let spec = conv.client(&hello);
+    trace.tcp(spec);
+    conv.close(&mut trace);
+    let (events, stats) = analyze(trace.finish(), KeyLog::new());
+    let r = tls_reports(&events);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].reason, Some("the handshake did not complete"));
+    assert_eq!(r[0].sni.as_deref(), Some("example.test"));
+    assert_eq!((stats.sessions, stats.tls.undecrypted), (0, 1));
+}
