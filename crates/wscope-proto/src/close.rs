@@ -258,10 +258,6 @@ pub struct CloseFrameRef<'a> {
     pub reason: &'a str,
 }
 
-/// The former name of [`CloseFrameRef`], kept for code not yet renamed.
-#[doc(hidden)]
-pub type CloseFrame<'a> = CloseFrameRef<'a>;
-
 impl<'a> CloseFrameRef<'a> {
     /// A close payload to send; refuses codes that may not go on the wire.
     pub const fn new(code: CloseCode, reason: CloseReason<'a>) -> Result<Self, CloseSendError> {

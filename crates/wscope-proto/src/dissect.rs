@@ -72,7 +72,7 @@
 //! assert_eq!((end.message, end.frame), (None, None));
 //! ```
 
-use crate::close::CloseFrameRef as CloseFrame;
+use crate::close::CloseFrameRef;
 use crate::decoder::{DecoderConfig, MaskRule, Step};
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, HeaderStatus, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
@@ -136,7 +136,7 @@ pub struct FrameEnd<'a> {
 impl<'a> FrameEnd<'a> {
     /// For a close frame: its status and reason if it is well formed (`Ok(None)`: no status),
     /// else the violation that makes it malformed. `None` for any other frame.
-    pub fn close(&self) -> Option<Result<Option<CloseFrame<'a>>, ProtocolError>> {
+    pub fn close(&self) -> Option<Result<Option<CloseFrameRef<'a>>, ProtocolError>> {
         self.control
             .filter(|c| c.opcode == OpCode::CLOSE)
             .map(|c| c.close())

@@ -27,7 +27,9 @@
 
 use alloc::vec::Vec;
 
-use crate::close::{zeek_status, CloseClass, CloseCode, CloseFrame, CloseReason, MAX_REASON_LEN};
+use crate::close::{
+    zeek_status, CloseClass, CloseCode, CloseFrameRef, CloseReason, MAX_REASON_LEN,
+};
 use crate::decoder::{frames, DecoderConfig, FrameDecoder, FrameEvent, FramesError, MaskRule};
 use crate::decoder::{Step, Strictness};
 use crate::dissect::{
@@ -170,7 +172,7 @@ pub fn fuzz_message_decoder(data: &[u8]) {
 /// number of items in a row use no input; each frame is a header whose bytes parse to it, at
 /// the offset where the previous frame ended, then payload chunks at contiguous positions and
 /// stream offsets, the last one marked and the declared length in all, then its end; a close
-/// frame's end parses it like [`CloseFrame::parse`] (or calls it too long); messages have at
+/// frame's end parses it like [`CloseFrameRef::parse`] (or calls it too long); messages have at
 /// least one frame; after lost framing nothing but input use; [`Dissector::offset`] counts
 /// every byte; the whole and the split runs agree (payload chunks joined).
 pub fn fuzz_dissector(data: &[u8]) {
@@ -274,7 +276,7 @@ fn dissect(mask: MaskRule, stream: &[u8], split: usize) -> Vec<DissectRecord> {
                         .map(|c| c.map(|c| c.map(|c| (c.code, c.reason.as_bytes().to_vec()))));
                     if let (Some(c), Some(control)) = (&close, e.control) {
                         if header.payload_len <= MAX_CONTROL_PAYLOAD as u64 {
-                            let parsed = CloseFrame::parse(control.payload)
+                            let parsed = CloseFrameRef::parse(control.payload)
                                 .map(|c| c.map(|c| (c.code, c.reason.as_bytes().to_vec())));
                             assert_eq!(c, &parsed, "close parsed differently");
                         } else {
@@ -313,7 +315,7 @@ pub fn fuzz_close_payload(data: &[u8]) {
     } else {
         assert_eq!((zeek_code, zeek_reason), (0, &[][..]));
     }
-    match CloseFrame::parse(data) {
+    match CloseFrameRef::parse(data) {
         Ok(None) => assert!(data.is_empty()),
         Ok(Some(close)) => {
             assert!((2..=MAX_CONTROL_PAYLOAD).contains(&data.len()));
@@ -321,7 +323,7 @@ pub fn fuzz_close_payload(data: &[u8]) {
             assert!(close.code.is_valid_on_wire());
             assert_eq!(close.reason.as_bytes(), &data[2..]);
             let reason = CloseReason::new(close.reason).expect("a parsed reason fits");
-            let again = CloseFrame::new(close.code, reason).expect("a parsed code is sendable");
+            let again = CloseFrameRef::new(close.code, reason).expect("a parsed code is sendable");
             let mut out = [0u8; MAX_CONTROL_PAYLOAD];
             let n = again.emit(&mut out);
             assert_eq!(n, again.encoded_len());
@@ -1245,7 +1247,7 @@ fn check_sent(sent: &mut [u8], client: bool, run: &ConnRun, auto_pong: bool) {
                 assert!(pings.any(|p| p == frame.payload), "a pong without its ping");
             }
             OpCode::CLOSE => {
-                close = Some(CloseFrame::parse(frame.payload).expect("a malformed close sent"));
+                close = Some(CloseFrameRef::parse(frame.payload).expect("a malformed close sent"));
             }
             op => panic!("the connection sent {op:?} on its own"),
         }

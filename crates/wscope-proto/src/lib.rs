@@ -98,15 +98,11 @@ pub mod utf8;
 #[cfg(test)]
 mod pair_tests;
 
-#[doc(hidden)]
-pub use close::CloseFrame;
 pub use close::{CloseCode, CloseFrameRef, CloseReason};
 pub use decoder::{DecoderConfig, FrameDecoder, FrameEvent, MaskRule, Step, Strictness};
 pub use dissect::{Dissected, Dissector};
 pub use error::ProtocolError;
 pub use frame::{FrameHeader, OpCode};
-#[doc(hidden)]
-pub use handshake::HandshakeError;
 pub use handshake::{
     ClientHandshake, Request, RequestBuilder, Response, ResponseBuilder, ServerHandshake,
     UpgradeError,

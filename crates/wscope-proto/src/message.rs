@@ -39,7 +39,7 @@
 //! assert_eq!((text.as_slice(), pings, ends), (&b"Hello"[..], 1, 1));
 //! ```
 
-use crate::close::CloseFrameRef as CloseFrame;
+use crate::close::CloseFrameRef;
 use crate::decoder::{DecoderConfig, FrameDecoder, FrameEvent, SkipOutcome, Step, Strictness};
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, RSV1};
@@ -87,13 +87,13 @@ impl<'a> ControlFrame<'a> {
     /// For a close frame: its status and reason if well formed (`Ok(None)`: no status). A
     /// frame that declared more than 125 bytes is malformed by its length
     /// ([`ProtocolError::ControlFrameTooLong`]), whatever its first 125 bytes hold.
-    pub fn close(&self) -> Result<Option<CloseFrame<'a>>, ProtocolError> {
+    pub fn close(&self) -> Result<Option<CloseFrameRef<'a>>, ProtocolError> {
         if self.declared_len > MAX_CONTROL_PAYLOAD as u64 {
             return Err(ProtocolError::ControlFrameTooLong {
                 len: self.declared_len,
             });
         }
-        CloseFrame::parse(self.payload)
+        CloseFrameRef::parse(self.payload)
     }
 }
 
@@ -474,7 +474,7 @@ impl MessageDecoder {
                         ..
                     }) = self.current
                     {
-                        if let Err(e) = CloseFrame::parse(&self.control[..have + take]) {
+                        if let Err(e) = CloseFrameRef::parse(&self.control[..have + take]) {
                             // An oversized close was already reported as such.
                             if !matches!(e, ProtocolError::ControlFrameTooLong { .. }) {
                                 self.violate(e)?;

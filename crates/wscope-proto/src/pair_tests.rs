@@ -7,7 +7,7 @@ use alloc::string::String;
 
 use alloc::vec::Vec;
 
-use crate::close::{CloseCode, CloseFrame, CloseReason};
+use crate::close::{CloseCode, CloseFrameRef, CloseReason};
 use crate::connection::{Config, Connection, Event, Outgoing, State};
 use crate::frame::OpCode;
 use crate::time::{Duration, Instant};
@@ -105,7 +105,7 @@ impl Pair {
     }
 
     /// `from` starts the closing handshake at the pair's time.
-    fn close(&mut self, from_client: bool, frame: Option<CloseFrame<'_>>) {
+    fn close(&mut self, from_client: bool, frame: Option<CloseFrameRef<'_>>) {
         let (side, other) = if from_client {
             (&mut self.client, &mut self.server)
         } else {
@@ -225,7 +225,7 @@ fn client_initiated_close_handshake() {
     let reason = CloseReason::new("done here").unwrap();
     pair.close(
         true,
-        Some(CloseFrame::new(CloseCode::GOING_AWAY, reason).unwrap()),
+        Some(CloseFrameRef::new(CloseCode::GOING_AWAY, reason).unwrap()),
     );
     assert_eq!(pair.client.conn.state(), State::CloseSent);
     pair.drive();

@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 
 use super::{Connection, Core, SendError, State};
-use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
+use crate::close::{CloseCode, CloseFrameRef, MAX_REASON_LEN};
 use crate::error::ProtocolError;
 use crate::frame::{OpCode, MAX_CONTROL_PAYLOAD};
 use crate::idle::IdleTimer;
@@ -80,7 +80,7 @@ impl Connection {
         &mut self,
         now: Instant,
         out: &mut Vec<u8>,
-        frame: Option<CloseFrame<'_>>,
+        frame: Option<CloseFrameRef<'_>>,
     ) -> Result<(), SendError> {
         if !self.can_send() {
             return Err(SendError::Closed);
@@ -88,7 +88,7 @@ impl Connection {
         let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
         let n = match frame {
             Some(f) => {
-                CloseFrame::new(f.code, crate::close::CloseReason::truncating(f.reason))?;
+                CloseFrameRef::new(f.code, crate::close::CloseReason::truncating(f.reason))?;
                 f.emit(&mut payload)
             }
             None => 0,
@@ -198,7 +198,7 @@ impl Connection {
 }
 
 impl Core {
-    pub(super) fn on_peer_close(&mut self, close: Option<CloseFrame<'_>>, now: Instant) {
+    pub(super) fn on_peer_close(&mut self, close: Option<CloseFrameRef<'_>>, now: Instant) {
         let mut status = CloseStatus {
             remote: close.map_or(CloseCode::NO_STATUS, |c| c.code),
             local: None,
@@ -225,7 +225,7 @@ impl Core {
                 if self.cfg.auto_close {
                     // Echo the status (RFC 6455 section 5.5.1); an empty close gets an empty one.
                     let code = close.map(|c| c.code);
-                    self.queue_close(code.map(|code| CloseFrame { code, reason: "" }));
+                    self.queue_close(code.map(|code| CloseFrameRef { code, reason: "" }));
                     status.local = code;
                     self.status = Some(status);
                     self.enter_closed(now);
@@ -240,7 +240,7 @@ impl Core {
     pub(super) fn fail(&mut self, e: ProtocolError, now: Instant) {
         if matches!(self.state, State::Open | State::CloseReceived) {
             let code = e.close_code();
-            self.queue_close(Some(CloseFrame { code, reason: "" }));
+            self.queue_close(Some(CloseFrameRef { code, reason: "" }));
             self.status = Some(CloseStatus {
                 failed: Some(e),
                 ..CloseStatus::without_peer(Some(code), true)
@@ -284,7 +284,7 @@ impl Core {
     /// Queues the close a timer sends on its own and returns the status it starts (ours,
     /// nothing from the peer yet).
     fn queue_timer_close(&mut self, code: CloseCode, reason: &'static str) -> CloseStatus {
-        self.queue_close(Some(CloseFrame { code, reason }));
+        self.queue_close(Some(CloseFrameRef { code, reason }));
         CloseStatus::without_peer(Some(code), true)
     }
 
@@ -296,8 +296,8 @@ impl Core {
     }
 
     /// Queues a close frame the core sends on its own (an echo, a failure, a keepalive
-    /// timeout): its payload encoded by [`CloseFrame::emit`], empty for `None`.
-    pub(super) fn queue_close(&mut self, close: Option<CloseFrame<'_>>) {
+    /// timeout): its payload encoded by [`CloseFrameRef::emit`], empty for `None`.
+    pub(super) fn queue_close(&mut self, close: Option<CloseFrameRef<'_>>) {
         let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
         let n = close.map_or(0, |c| c.emit(&mut payload));
         self.queue_control(OpCode::CLOSE, &payload[..n]);

@@ -64,7 +64,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::close::{CloseCode, CloseFrame, CloseSendError};
+use crate::close::{CloseCode, CloseFrameRef, CloseSendError};
 use crate::decoder::{DecoderConfig, MaskRule, Step};
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode};
@@ -184,7 +184,7 @@ pub enum Event<'a> {
     Pong(&'a [u8]),
     /// The peer's close: `None` when it carried no status (1005 locally). Already answered when
     /// `auto_close` is on.
-    Close(Option<CloseFrame<'a>>),
+    Close(Option<CloseFrameRef<'a>>),
 }
 
 /// A message or control frame to send.

@@ -115,7 +115,7 @@ fn client_masks_and_closing_handshake_times_out() {
         .close(
             t,
             &mut out,
-            Some(CloseFrame::new(CloseCode::NORMAL, reason).unwrap()),
+            Some(CloseFrameRef::new(CloseCode::NORMAL, reason).unwrap()),
         )
         .unwrap();
     assert_eq!(client.state(), State::CloseSent);
@@ -152,7 +152,7 @@ fn fragment_sequencing_on_send() {
         s.send(&mut out, Outgoing::Ping(&[0; 126])),
         Err(SendError::ControlTooLong { len: 126 })
     );
-    let bad = CloseFrame {
+    let bad = CloseFrameRef {
         code: CloseCode::NO_STATUS,
         reason: "",
     };
@@ -308,7 +308,7 @@ fn no_idle_close_once_closing() {
     // After the application's close only the close timeout runs.
     let mut server = Connection::server(idle_after(10), at(0));
     let mut out = Vec::new();
-    let bye = CloseFrame {
+    let bye = CloseFrameRef {
         code: CloseCode::NORMAL,
         reason: "",
     };

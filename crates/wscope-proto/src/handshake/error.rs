@@ -90,10 +90,6 @@ pub enum UpgradeError {
     AlreadyComplete,
 }
 
-/// The former name of [`UpgradeError`], kept for code not yet renamed.
-#[doc(hidden)]
-pub type HandshakeError = UpgradeError;
-
 impl UpgradeError {
     /// The HTTP status a server answers with when it refuses a request for this reason:
     /// 400 Bad Request, 426 Upgrade Required (version), 431 Request Header Fields Too Large.

@@ -65,8 +65,6 @@ mod response;
 mod server;
 
 pub use client::ClientHandshake;
-#[doc(hidden)]
-pub use error::HandshakeError;
 pub use error::{BuildError, UpgradeError};
 pub use header::{
     has_token, is_tchar, is_token, is_valid_value, list_elements, parse_extensions, Extension,

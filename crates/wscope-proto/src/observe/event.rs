@@ -6,7 +6,7 @@ use core::fmt;
 use super::Upgrade;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
-use crate::handshake::{AcceptKey, HandshakeError, Request, Response, ACCEPT, KEY, PROTOCOL};
+use crate::handshake::{AcceptKey, Request, Response, UpgradeError, ACCEPT, KEY, PROTOCOL};
 use crate::role::Direction;
 
 #[cfg(doc)]
@@ -32,7 +32,7 @@ pub enum Anomaly<'a> {
     /// A frame or message rule broken (the decoder in report mode).
     Protocol(ProtocolError),
     /// A handshake rule broken (lenient policy), or an HTTP head that cannot be followed.
-    Handshake(HandshakeError),
+    Handshake(UpgradeError),
     /// `Sec-WebSocket-Accept` does not match the key (Zeek's `websocket_wrong_accept_header`).
     WrongAccept {
         /// The value the key calls for.
@@ -97,7 +97,7 @@ pub enum Anomaly<'a> {
 }
 
 impl<'a> Anomaly<'a> {
-    /// A stable snake_case name for logs (the [`ProtocolError`] or [`HandshakeError`] name for
+    /// A stable snake_case name for logs (the [`ProtocolError`] or [`UpgradeError`] name for
     /// those two kinds).
     pub const fn name(&self) -> &'static str {
         match self {
@@ -129,19 +129,19 @@ impl<'a> Anomaly<'a> {
             Self::Protocol(ProtocolError::ControlFrameTooLong { .. }) => {
                 "websocket_control_frame_size_exceeded"
             }
-            Self::Handshake(HandshakeError::MissingHeader { name: KEY }) => {
+            Self::Handshake(UpgradeError::MissingHeader { name: KEY }) => {
                 "websocket_missing_key_header"
             }
-            Self::Handshake(HandshakeError::DuplicateHeader { name: KEY }) => {
+            Self::Handshake(UpgradeError::DuplicateHeader { name: KEY }) => {
                 "websocket_multiple_key_headers"
             }
-            Self::Handshake(HandshakeError::MissingHeader { name: ACCEPT }) => {
+            Self::Handshake(UpgradeError::MissingHeader { name: ACCEPT }) => {
                 "websocket_missing_accept_header"
             }
-            Self::Handshake(HandshakeError::DuplicateHeader { name: ACCEPT }) => {
+            Self::Handshake(UpgradeError::DuplicateHeader { name: ACCEPT }) => {
                 "websocket_multiple_accept_headers"
             }
-            Self::Handshake(HandshakeError::DuplicateHeader { name: PROTOCOL }) => {
+            Self::Handshake(UpgradeError::DuplicateHeader { name: PROTOCOL }) => {
                 "websocket_multiple_protocol_headers"
             }
             _ => return None,
@@ -265,7 +265,7 @@ pub enum ObservedEvent<'a> {
     Established(&'a Upgrade),
     /// Strict policy: the upgrade breaks a handshake rule; the connection is declared bad and
     /// not analysed further.
-    BadUpgrade(HandshakeError),
+    BadUpgrade(UpgradeError),
     /// A frame header (Zeek's `websocket_frame`), for data and control frames.
     Frame {
         /// The direction.

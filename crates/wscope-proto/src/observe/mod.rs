@@ -122,7 +122,7 @@ use direction::{Mode, WsDir};
 use crate::decoder::Step;
 use crate::frame::{OpCode, RSV1};
 use crate::handshake::header::{early_error, HeadBuffer, Push};
-use crate::handshake::{HandshakeError, Request, Response, ACCEPT, UPGRADE};
+use crate::handshake::{Request, Response, UpgradeError, ACCEPT, UPGRADE};
 use crate::message::GapOutcome;
 use crate::role::Direction;
 
@@ -224,9 +224,9 @@ impl DirState {
 #[derive(Clone, Copy, Debug)]
 enum ConnEvent {
     Established,
-    Problem(Direction, HandshakeError),
+    Problem(Direction, UpgradeError),
     Anomaly(Direction, Anomaly<'static>),
-    BadUpgrade(HandshakeError),
+    BadUpgrade(UpgradeError),
     Stopped(StopReason),
 }
 
@@ -421,13 +421,13 @@ impl Observer {
                     reason: StopReason::Abandoned,
                 },
             },
-            ConnEvent::Problem(dir, HandshakeError::AcceptMismatch) => {
+            ConnEvent::Problem(dir, UpgradeError::AcceptMismatch) => {
                 let upgrade = self.upgrade.as_ref();
                 let found = upgrade.and_then(|u| u.response.headers().get(ACCEPT));
                 let expected = upgrade.and_then(Upgrade::expected_accept);
                 let anomaly = match (expected, found) {
                     (Some(expected), Some(found)) => Anomaly::WrongAccept { expected, found },
-                    _ => Anomaly::Handshake(HandshakeError::AcceptMismatch),
+                    _ => Anomaly::Handshake(UpgradeError::AcceptMismatch),
                 };
                 ObservedEvent::Anomaly { dir, anomaly }
             }
@@ -652,7 +652,7 @@ impl Observer {
         request: Option<Request>,
         response: Response,
     ) -> Step<ObservedEvent<'_>> {
-        let mut problems: Vec<(Direction, HandshakeError)> = Vec::new();
+        let mut problems: Vec<(Direction, UpgradeError)> = Vec::new();
         match &request {
             Some(req) => {
                 problems.extend(
@@ -668,10 +668,7 @@ impl Observer {
                 );
             }
             None => {
-                problems.push((
-                    Direction::ServerToClient,
-                    HandshakeError::UnsolicitedUpgrade,
-                ));
+                problems.push((Direction::ServerToClient, UpgradeError::UnsolicitedUpgrade));
                 problems.extend(
                     response
                         .problems_without_request()

@@ -28,7 +28,7 @@ enum Ev {
     Request(String),
     Response(u16),
     Established,
-    BadUpgrade(HandshakeError),
+    BadUpgrade(UpgradeError),
     Frame(Direction, bool, u8, u64),
     Data {
         dir: Direction,
@@ -498,7 +498,7 @@ fn wrong_accept_is_an_anomaly_and_analysis_goes_on() {
         vec![
             Ev::Request("/chat".into()),
             Ev::Response(101),
-            Ev::BadUpgrade(HandshakeError::AcceptMismatch),
+            Ev::BadUpgrade(UpgradeError::AcceptMismatch),
         ]
     );
     assert!(d.obs.is_stopped());
@@ -1204,11 +1204,11 @@ fn handshake_problems_with_zeek_weird_names() {
         ]
     );
     assert_eq!(
-        Anomaly::Handshake(HandshakeError::MissingHeader { name: KEY }).zeek_weird(),
+        Anomaly::Handshake(UpgradeError::MissingHeader { name: KEY }).zeek_weird(),
         Some("websocket_missing_key_header")
     );
     assert_eq!(
-        Anomaly::Handshake(HandshakeError::DuplicateHeader { name: PROTOCOL }).zeek_weird(),
+        Anomaly::Handshake(UpgradeError::DuplicateHeader { name: PROTOCOL }).zeek_weird(),
         Some("websocket_multiple_protocol_headers")
     );
     // A 101 nobody asked for.

@@ -16,7 +16,7 @@
 
 use std::path::PathBuf;
 
-use wscope_proto::close::{CloseCode, CloseFrame, CloseReason};
+use wscope_proto::close::{CloseCode, CloseFrameRef, CloseReason};
 use wscope_proto::decoder::MaskRule;
 use wscope_proto::dissect::{Dissected, Dissector, MessageInfo, Unfinished};
 use wscope_proto::frame::{FrameHeader, LengthForm, OpCode, MAX_HEADER_LEN};
@@ -194,7 +194,7 @@ fn sample_frames() -> Vec<u8> {
         &binary_payload(),
     );
 
-    let close = CloseFrame::new(CloseCode::NORMAL, CloseReason::truncating("bye"))
+    let close = CloseFrameRef::new(CloseCode::NORMAL, CloseReason::truncating("bye"))
         .expect("1000 may be sent");
     let mut payload = [0u8; 125];
     let n = close.emit(&mut payload);

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-use wscope_proto::close::{CloseCode, CloseFrame, CloseReason, MAX_REASON_LEN};
+use wscope_proto::close::{CloseCode, CloseFrameRef, CloseReason, MAX_REASON_LEN};
 use wscope_proto::decoder::{frames, DecoderConfig, FramesError, MaskRule};
 use wscope_proto::dissect::{Dissected, Dissector, MessageInfo, Unfinished, Violation};
 use wscope_proto::frame::{FrameHeader, HeaderStatus, LengthForm, OpCode, MAX_HEADER_LEN};
@@ -208,7 +208,7 @@ fn arb_message_stream() -> impl Strategy<Value = (MaskRule, Vec<u8>, Vec<Deliver
             }
             if let Some((code, reason)) = close {
                 let reason: String = reason.into_iter().collect();
-                let close = CloseFrame::new(CloseCode(code), CloseReason::truncating(&reason))
+                let close = CloseFrameRef::new(CloseCode(code), CloseReason::truncating(&reason))
                     .expect("1000-1003 may be sent");
                 let mut payload = [0u8; 125];
                 let n = close.emit(&mut payload);
@@ -451,11 +451,11 @@ proptest! {
             prop_assert!(cut.len() + next > MAX_REASON_LEN, "a longer prefix would fit");
         }
         // And the close frame built from it parses back to the same code and reason.
-        let frame = CloseFrame::new(CloseCode(code), reason).expect("sendable code");
+        let frame = CloseFrameRef::new(CloseCode(code), reason).expect("sendable code");
         let mut out = [0u8; 125];
         let n = frame.emit(&mut out);
         prop_assert_eq!(n, 2 + cut.len());
-        let parsed = CloseFrame::parse(&out[..n]).expect("valid").expect("has a status");
+        let parsed = CloseFrameRef::parse(&out[..n]).expect("valid").expect("has a status");
         prop_assert_eq!(parsed.code, CloseCode(code));
         prop_assert_eq!(parsed.reason, cut);
     }

@@ -1,7 +1,7 @@
 //! Golden tests: the example frames of RFC 6455 section 5.7, byte for byte, through every way
 //! the crate reads and writes frames.
 
-use wscope_proto::close::{CloseCode, CloseFrame};
+use wscope_proto::close::{CloseCode, CloseFrameRef};
 use wscope_proto::decoder::{frames, DecoderConfig, MaskRule};
 use wscope_proto::frame::{FrameHeader, HeaderStatus, LengthForm, OpCode, MAX_HEADER_LEN};
 use wscope_proto::mask::apply_mask;
@@ -268,7 +268,7 @@ fn the_mask_rule_is_per_direction() {
 fn close_frame_with_status_and_reason() {
     // Section 5.5.1: a 2-byte status in network byte order, then UTF-8.
     let payload = [0x03, 0xe8, b'b', b'y', b'e'];
-    let close = CloseFrame::parse(&payload).unwrap().unwrap();
+    let close = CloseFrameRef::parse(&payload).unwrap().unwrap();
     assert_eq!((close.code, close.reason), (CloseCode::NORMAL, "bye"));
     let mut out = [0u8; 125];
     let n = close.emit(&mut out);

@@ -7,7 +7,7 @@ use wscope_proto::close::CloseReason;
 use wscope_proto::connection::{Outgoing, SendError, State};
 use wscope_proto::frame::{FrameHeader, MAX_HEADER_LEN};
 use wscope_proto::mask::apply_mask;
-use wscope_proto::{CloseCode, CloseFrame as WireCloseFrame, OpCode};
+use wscope_proto::{CloseCode, CloseFrameRef as WireCloseFrame, OpCode};
 
 use super::Session;
 use crate::error::{Error, Result};
