@@ -28,11 +28,17 @@ const TARGETS: &[(&str, FuzzBody)] = &[
     ("utf8", fuzzing::fuzz_utf8),
 ];
 
-/// Seed folders whose bodies live in another crate, which replays them (`capture` and
-/// `segments`: `wscope_inspect::fuzzing`, replayed by
-/// `crates/wscope-inspect/tests/suite/seeds.rs`; `partial_receive` and `direct_reads`:
-/// `wscope::fuzzing`, replayed by `crates/wscope/tests/all/seeds.rs`).
-const OTHER_CRATES: &[&str] = &["capture", "direct_reads", "partial_receive", "segments"];
+/// Seed folders whose bodies live in another crate, which replays them (`capture`,
+/// `segments` and `tls`: `wscope_inspect::fuzzing`, replayed by
+/// `crates/wscope-inspect/tests/all/seeds.rs` and `tests/all/tls.rs`; `partial_receive` and
+/// `direct_reads`: `wscope::fuzzing`, replayed by `crates/wscope/tests/all/seeds.rs`).
+const OTHER_CRATES: &[&str] = &[
+    "capture",
+    "direct_reads",
+    "partial_receive",
+    "segments",
+    "tls",
+];
 
 fn seeds_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds")
