@@ -220,6 +220,13 @@ fn create_output(path: &Path, force: bool) -> io::Result<File> {
                         "is a directory",
                     )))
                 }
+                // Only a file or a link is replaced: never a device or anything else.
+                Ok(m) if !m.is_file() && !m.file_type().is_symlink() => {
+                    return Err(named(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "is not a regular file",
+                    )))
+                }
                 _ => std::fs::remove_file(path).map_err(named)?,
             }
             open().map_err(named)
@@ -228,13 +235,17 @@ fn create_output(path: &Path, force: bool) -> io::Result<File> {
     }
 }
 
-/// Whether `path` is a named pipe or one of the process's own descriptors (see
+/// Whether `path` is a pipe, a device (`/dev/null`) or one of the process's own descriptors (see
 /// [`create_output`]).
 fn is_own_stream(path: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt as _;
-        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo()) {
+        // Pipes and devices (`/dev/null`, a terminal) are written to, never replaced.
+        if std::fs::symlink_metadata(path).is_ok_and(|m| {
+            let t = m.file_type();
+            t.is_fifo() || t.is_char_device() || t.is_block_device() || t.is_socket()
+        }) {
             return true;
         }
     }

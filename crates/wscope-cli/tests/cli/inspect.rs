@@ -638,3 +638,28 @@ fn inspect_output_does_not_depend_on_the_number_of_workers() {
     }
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// A device is written to, never replaced: `--events /dev/null` works without `--force`, and
+/// with `--force` the device is still a device afterwards (an earlier version removed it and
+/// made a regular file in its place).
+#[cfg(unix)]
+#[test]
+fn events_to_a_device_write_through_it() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let out = wscope(&["inspect", "-q", "--events", "/dev/null", &sample()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let is_device =
+        || std::fs::symlink_metadata("/dev/null").is_ok_and(|m| m.file_type().is_char_device());
+    assert!(is_device());
+    // Only checked when the first run shows the fix is in (never risk the real device).
+    let out = wscope(&[
+        "inspect",
+        "-q",
+        "--force",
+        "--events",
+        "/dev/null",
+        &sample(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(is_device(), "--force replaced /dev/null");
+}
