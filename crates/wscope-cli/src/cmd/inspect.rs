@@ -412,19 +412,7 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     } else {
         (events_out.map(JsonLines::new), None)
     };
-    let mut extract = match &args.extract {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
-            Some(Extract::new(
-                dir.clone(),
-                args.force,
-                args.extract_max_bytes,
-                args.extract_max_files,
-            ))
-        }
-        None => None,
-    };
+    let mut extract = Extract::from_args(args)?;
     let mut list = listing.then(|| Listing::new(BufWriter::new(io::stdout().lock())));
     created.keep();
 
@@ -586,6 +574,21 @@ struct Extract {
 }
 
 impl Extract {
+    /// The `--extract` folder of `args` (made when missing), if one was asked for.
+    fn from_args(args: &Args) -> io::Result<Option<Self>> {
+        let Some(dir) = &args.extract else {
+            return Ok(None);
+        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        Ok(Some(Self::new(
+            dir.clone(),
+            args.force,
+            args.extract_max_bytes,
+            args.extract_max_files,
+        )))
+    }
+
     fn new(dir: PathBuf, force: bool, max_bytes: u64, max_files: u64) -> Self {
         Self {
             dir,

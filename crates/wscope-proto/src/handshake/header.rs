@@ -165,6 +165,13 @@ impl Headers {
         Self { head, fields }
     }
 
+    /// The head whose first `len` bytes are `head` (the rest of the buffer is dropped), with
+    /// its fields.
+    pub(crate) fn kept(mut head: Vec<u8>, len: usize, fields: Vec<(Span, Span)>) -> Self {
+        head.truncate(len);
+        Self::new(head, fields)
+    }
+
     /// The whole head as received (start line, header fields, final empty line).
     pub fn raw(&self) -> &[u8] {
         &self.head

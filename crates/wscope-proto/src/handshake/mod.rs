@@ -57,6 +57,44 @@ use core::fmt;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
+/// The parser and the accessors a head has whatever its first line: [`Request`] and [`Response`] both
+/// hold `headers: Headers` and `minor_version: u8`.
+macro_rules! head_accessors {
+    ($head:ty) => {
+        impl $head {
+            /// Parses a head from the front of `bytes` (HTTP syntax only): `NeedMore` when the
+            /// head has not ended yet, `Done` with the bytes that follow it otherwise.
+            ///
+            /// # Errors
+            ///
+            /// Malformed HTTP or a head over the [`Limits`](super::Limits), with the status to
+            /// answer (400 or 431).
+            pub fn parse<'b>(
+                bytes: &'b [u8],
+                limits: &super::Limits,
+            ) -> Result<super::Progress<'b, Self>, super::UpgradeError> {
+                super::header::parse_progress(bytes, limits, Self::from_head)
+            }
+
+            /// The minor HTTP version: `1` for HTTP/1.1, `0` for HTTP/1.0.
+            pub const fn minor_version(&self) -> u8 {
+                self.minor_version
+            }
+
+            /// All header fields.
+            pub const fn headers(&self) -> &Headers {
+                &self.headers
+            }
+
+            /// The whole head as received.
+            pub fn raw(&self) -> &[u8] {
+                self.headers.raw()
+            }
+        }
+    };
+}
+pub(crate) use head_accessors;
+
 mod client;
 mod error;
 pub(crate) mod header;

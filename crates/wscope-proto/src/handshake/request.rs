@@ -7,12 +7,12 @@ use core::fmt::Write as _;
 
 use super::error::{BuildError, UpgradeError};
 use super::header::{
-    complete_len, header_slots, is_token, is_valid_value, parse_extensions, parse_progress, spans,
-    Extension, HeadParse, Headers, Span,
+    complete_len, header_slots, is_token, is_valid_value, parse_extensions, spans, Extension,
+    HeadParse, Headers, Span,
 };
 use super::{
-    is_valid_key, AcceptKey, Key, Limits, Progress, CONNECTION, CONTENT_LENGTH, EXTENSIONS, HOST,
-    KEY, ORIGIN, PROTOCOL, TRANSFER_ENCODING, UPGRADE, USER_AGENT, VERSION, WEBSOCKET_VERSION,
+    is_valid_key, AcceptKey, Key, Limits, CONNECTION, CONTENT_LENGTH, EXTENSIONS, HOST, KEY,
+    ORIGIN, PROTOCOL, TRANSFER_ENCODING, UPGRADE, USER_AGENT, VERSION, WEBSOCKET_VERSION,
 };
 
 /// A parsed HTTP request head (owned), with accessors for what a WebSocket upgrade uses.
@@ -41,13 +41,9 @@ pub struct Request {
     minor_version: u8,
 }
 
-impl Request {
-    /// Parses a request head from the front of `bytes` (HTTP syntax only): `NeedMore` when the
-    /// head has not ended yet, `Done` with the bytes that follow it otherwise.
-    pub fn parse<'b>(bytes: &'b [u8], limits: &Limits) -> Result<Progress<'b, Self>, UpgradeError> {
-        parse_progress(bytes, limits, Self::from_head)
-    }
+super::head_accessors!(Request);
 
+impl Request {
     /// Parses a candidate head; gives the buffer back when it is not complete.
     pub(crate) fn from_head(head: Vec<u8>, limits: &Limits) -> HeadParse<Self> {
         let mut fields = header_slots(limits, &head);
@@ -62,11 +58,9 @@ impl Request {
         let target = Span::of(&head, req.path.ok_or(bad)?.as_bytes()).ok_or(bad)?;
         let minor_version = req.version.ok_or(bad)?;
         let fields = spans(&head, req.headers)?;
-        let mut head = head;
-        head.truncate(len);
         Ok(Ok((
             Self {
-                headers: Headers::new(head, fields),
+                headers: Headers::kept(head, len, fields),
                 method,
                 target,
                 minor_version,
@@ -138,21 +132,6 @@ impl Request {
     /// The request target as sent: the resource name (path and query), or an absolute URI.
     pub fn target(&self) -> &str {
         self.target.get_str(self.headers.raw())
-    }
-
-    /// The minor HTTP version: `1` for HTTP/1.1, `0` for HTTP/1.0.
-    pub const fn minor_version(&self) -> u8 {
-        self.minor_version
-    }
-
-    /// All header fields.
-    pub const fn headers(&self) -> &Headers {
-        &self.headers
-    }
-
-    /// The whole head as received.
-    pub fn raw(&self) -> &[u8] {
-        self.headers.raw()
     }
 
     /// `Host`, if present and UTF-8.
@@ -515,6 +494,7 @@ pub(crate) fn check_extra(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handshake::Progress;
     use alloc::format;
 
     #[test]

@@ -7,12 +7,12 @@ use core::fmt::Write as _;
 
 use super::error::{BuildError, UpgradeError};
 use super::header::{
-    complete_len, header_slots, is_token, is_valid_value, list_elements, parse_extensions,
-    parse_progress, spans, Extension, HeadParse, Headers, Span,
+    complete_len, header_slots, is_token, is_valid_value, list_elements, parse_extensions, spans,
+    Extension, HeadParse, Headers, Span,
 };
 use super::request::{check_extra, Request};
 use super::{
-    AcceptKey, Limits, Progress, ACCEPT, CONNECTION, EXTENSIONS, PROTOCOL, UPGRADE, VERSION,
+    AcceptKey, Limits, ACCEPT, CONNECTION, EXTENSIONS, PROTOCOL, UPGRADE, VERSION,
     WEBSOCKET_VERSION,
 };
 
@@ -51,13 +51,9 @@ pub(crate) struct Offer<'x> {
     pub(crate) extension: &'x dyn Fn(&str) -> bool,
 }
 
-impl Response {
-    /// Parses a response head from the front of `bytes` (HTTP syntax only): `NeedMore` when
-    /// the head has not ended yet, `Done` with the bytes that follow it otherwise.
-    pub fn parse<'b>(bytes: &'b [u8], limits: &Limits) -> Result<Progress<'b, Self>, UpgradeError> {
-        parse_progress(bytes, limits, Self::from_head)
-    }
+super::head_accessors!(Response);
 
+impl Response {
     /// Parses a candidate head; gives the buffer back when it is not complete.
     pub(crate) fn from_head(head: Vec<u8>, limits: &Limits) -> HeadParse<Self> {
         let mut fields = header_slots(limits, &head);
@@ -72,11 +68,9 @@ impl Response {
         let reason = Span::of(&head, resp.reason.unwrap_or("").as_bytes()).unwrap_or_default();
         let minor_version = resp.version.ok_or(bad)?;
         let fields = spans(&head, resp.headers)?;
-        let mut head = head;
-        head.truncate(len);
         Ok(Ok((
             Self {
-                headers: Headers::new(head, fields),
+                headers: Headers::kept(head, len, fields),
                 status,
                 reason,
                 minor_version,
@@ -93,21 +87,6 @@ impl Response {
     /// The reason phrase (empty when absent or not valid text).
     pub fn reason(&self) -> &str {
         self.reason.get_str(self.headers.raw())
-    }
-
-    /// The minor HTTP version: `1` for HTTP/1.1.
-    pub const fn minor_version(&self) -> u8 {
-        self.minor_version
-    }
-
-    /// All header fields.
-    pub const fn headers(&self) -> &Headers {
-        &self.headers
-    }
-
-    /// The whole head as received.
-    pub fn raw(&self) -> &[u8] {
-        self.headers.raw()
     }
 
     /// The first `Sec-WebSocket-Accept`, if present and UTF-8.
@@ -467,6 +446,7 @@ impl<'a> ResponseBuilder<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handshake::Progress;
 
     /// RFC 6455 section 1.3.
     const RFC_RESPONSE: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\n\

@@ -184,19 +184,7 @@ mod imp {
             Some(p) => Some(Shared::new(Box::new(create_output(p, args.force)?))),
             None => None,
         };
-        let mut extract = match &args.extract {
-            Some(dir) => {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
-                Some(Extract::new(
-                    dir.clone(),
-                    args.force,
-                    args.extract_max_bytes,
-                    args.extract_max_files,
-                ))
-            }
-            None => None,
-        };
+        let mut extract = Extract::from_args(args)?;
         let list_out = listing.then(|| Shared::new(Box::new(io::stdout())));
 
         let start = wall_clock();
