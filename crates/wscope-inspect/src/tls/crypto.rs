@@ -442,14 +442,7 @@ impl RecordKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn unhex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::tls::tests::unhex;
 
     /// The TLS 1.2 PRF test vectors commonly used to check implementations (published with
     /// the IETF TLS WG discussion of RFC 5246's PRF, SHA-256 and SHA-384 variants).

@@ -5,7 +5,8 @@
 use super::crypto::{hkdf_expand_label, suite, Hash, RecordKeys};
 use super::*;
 
-fn unhex(s: &str) -> Vec<u8> {
+/// The bytes of a hex dump (whitespace ignored), as the RFC test vectors print them.
+pub(super) fn unhex(s: &str) -> Vec<u8> {
     let s: String = s.split_whitespace().collect();
     (0..s.len())
         .step_by(2)
