@@ -156,10 +156,14 @@ step_autobahn() {
     else
         echo "-- io_uring is disabled on this kernel: its Autobahn run is skipped"
     fi
-    # All 517 server cases (compression included) against the axum-hosted echo
-    # (examples/axum_echo.rs --compress, the wscope::axum extractor), with the same
-    # expected results as `wscope serve --echo`.
+    # The server cases against the axum-hosted echo (examples/axum_echo.rs --compress, the
+    # wscope::axum extractor), with the same expected results as `wscope serve --echo`: every
+    # group but 12.* (13.* covers each permessage-deflate negotiation through the extractor;
+    # 12.* sends large compressed messages through the same Session code as the run above,
+    # and costs 4-5 minutes). `AUTOBAHN_AXUM=1 AUTOBAHN_COMPRESSION=1 bash scripts/autobahn.sh
+    # server` runs all 517.
     WSCOPE_PROFILE=release AUTOBAHN_TIMEOUT=1200 AUTOBAHN_COMPRESSION=1 AUTOBAHN_AXUM=1 \
+        AUTOBAHN_CASES="1.* 2.* 3.* 4.* 5.* 6.* 7.* 9.* 10.* 13.*" \
         bash scripts/autobahn.sh server
 }
 
