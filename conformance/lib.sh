@@ -35,6 +35,19 @@ setup_venv() {
   fi
 }
 
+# The Node peers (ws, pinned in conformance/interop/package-lock.json) in
+# conformance/interop/node_modules, installed again when the lock file changes.
+setup_node() {
+  local idir=$ROOT/conformance/interop
+  if [[ "${SKIP_INSTALL:-0}" == 1 && -d $idir/node_modules/ws ]]; then return 0; fi
+  local stamp=$idir/node_modules/.package-lock.installed
+  if [[ ! -f $stamp ]] || ! cmp -s "$idir/package-lock.json" "$stamp"; then
+    log "npm ci (conformance/interop)"
+    (cd "$idir" && npm ci --no-audit --no-fund --silent)
+    cp "$idir/package-lock.json" "$stamp"
+  fi
+}
+
 # cargo build PACKAGE-ARGS... with the selected profile.
 cargo_build() {
   if [[ "${SKIP_BUILD:-0}" == 1 ]]; then return 0; fi

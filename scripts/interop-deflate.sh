@@ -17,10 +17,7 @@ source "$ROOT/conformance/lib.sh"
 IDIR=$ROOT/conformance/interop
 
 setup_venv
-if [[ ! -d $IDIR/node_modules/ws ]]; then
-  log "npm ci (conformance/interop)"
-  (cd "$IDIR" && npm ci --no-audit --no-fund --silent)
-fi
+setup_node
 cargo_build -p wscope-cli
 BIN=$PROFILE_DIR/wscope
 

@@ -46,16 +46,6 @@ trap cleanup EXIT INT TERM
 pass() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
 fail() { FAILED=$((FAILED + 1)); FAILURES+=("$*"); echo "FAIL $*"; }
 
-setup_node() {
-  if [[ "${SKIP_INSTALL:-0}" == 1 && -d $IDIR/node_modules/ws ]]; then return 0; fi
-  local stamp=$IDIR/node_modules/.package-lock.installed
-  if [[ ! -f $stamp ]] || ! cmp -s "$IDIR/package-lock.json" "$stamp"; then
-    log "npm ci (conformance/interop)"
-    (cd "$IDIR" && npm ci --no-audit --no-fund --silent)
-    cp "$IDIR/package-lock.json" "$stamp"
-  fi
-}
-
 # need CMD DEBIAN-PACKAGE: fails with a clear message when CMD is missing (scripts/setup.sh,
 # which the test command runs first, installs the system packages).
 need() {

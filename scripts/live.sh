@@ -73,14 +73,7 @@ need node nodejs; need npm npm; need python3 python3-venv
 cargo_build -p wscope-cli --features live
 B=$PROFILE_DIR/wscope
 setup_venv
-if [[ "${SKIP_INSTALL:-0}" != 1 || ! -d $IDIR/node_modules/ws ]]; then
-  stamp=$IDIR/node_modules/.package-lock.installed
-  if [[ ! -f $stamp ]] || ! cmp -s "$IDIR/package-lock.json" "$stamp"; then
-    log "npm ci (conformance/interop)"
-    (cd "$IDIR" && npm ci --no-audit --no-fund --silent)
-    cp "$IDIR/package-lock.json" "$stamp"
-  fi
-fi
+setup_node
 export NODE_PATH=$IDIR/node_modules
 
 # (Background processes are started with `ip netns exec` itself, which execs the command, so

@@ -67,15 +67,8 @@ IANA = {
     "ECDHE-RSA-CHACHA20-POLY1305": "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
 }
 
-PASSED = 0
-FAILED = 0
-
-
-def check(ok, what):
-    global PASSED, FAILED
-    PASSED += bool(ok)
-    FAILED += not ok
-    print(f"{'ok  ' if ok else 'FAIL'} {what}")
+# One tally with the deflate capture check (its `check` counts into `dc.PASSED`/`dc.FAILED`).
+check = dc.check
 
 
 def digest(op, data):
@@ -364,8 +357,8 @@ def main():
             check(got[True] == sent[True] and got[False] == sent[False],
                   f"{name}: keys from the pcapng Decryption Secrets Block (editcap)")
     env = f", {env_failed} not checked (incomplete captures)" if env_failed else ""
-    print(f"tls capture ({', '.join(peers)}): {PASSED} passed, {FAILED} failed{env}")
-    return 1 if FAILED or env_failed else 0
+    print(f"tls capture ({', '.join(peers)}): {dc.PASSED} passed, {dc.FAILED} failed{env}")
+    return 1 if dc.FAILED or env_failed else 0
 
 
 if __name__ == "__main__":
