@@ -38,26 +38,46 @@ step_clippy_no_std() {
     cargo clippy -p wscope-proto --no-default-features -- -D warnings
 }
 
-# Each crate and each driver feature alone: the workspace build unifies features (the CLI
-# turns on tokio and io-uring, wscope-inspect turns on the core's deflate), which hides code
-# that only compiles, or is only used, with another feature on. Clippy with -D warnings, so
-# dead code under one feature set fails too. The core's deflate feature still needs std.
-# ~10 s when the dependencies are built (~40 s from a warm workspace build).
+# Each crate and each feature alone: the workspace build unifies features (the CLI turns on
+# tokio and io-uring, wscope-inspect turns on the core's deflate), which hides code that only
+# compiles, or is only used, with another feature on. Clippy with -D warnings (all targets, so
+# the tests and examples a feature set has are linted too), so dead code under one feature set
+# fails; then the tests of each wscope / wscope-ffi set (unit, doc and tests/features.rs: wss://
+# without `rustls` refused with its reason, a plain ws:// echo; the `all` suite needs the
+# default features and runs in the tests step). The core's deflate feature still needs std.
+# Last, the C library without its default features has no TLS, ring or zlib in its tree.
+# ~2 min from a warm workspace build.
 step_features() {
     local set
     for set in \
         "-p wscope-proto --no-default-features" \
         "-p wscope-proto --no-default-features --features deflate" \
+        "-p wscope-inspect" \
         "-p wscope --no-default-features" \
+        "-p wscope --no-default-features --features blocking" \
         "-p wscope --no-default-features --features tokio" \
+        "-p wscope --no-default-features --features rustls" \
+        "-p wscope --no-default-features --features deflate" \
         "-p wscope --no-default-features --features hyper" \
         "-p wscope --no-default-features --features axum" \
         "-p wscope --no-default-features --features io-uring" \
-        "-p wscope-inspect" \
-        "-p wscope-ffi"; do
+        "-p wscope-ffi" \
+        "-p wscope-ffi --no-default-features"; do
         # shellcheck disable=SC2086 # the feature set is several words on purpose
-        cargo clippy $set -- -D warnings
+        cargo clippy $set --all-targets -- -D warnings
+        case $set in
+        *"-p wscope "* | *"-p wscope-ffi"*)
+            # shellcheck disable=SC2086
+            cargo test $set
+            ;;
+        esac
     done
+    local tree
+    tree=$(cargo tree -p wscope-ffi --no-default-features -e normal --prefix none)
+    if grep -E '^(rustls|rustls-webpki|ring|tokio-rustls|webpki-roots|flate2|libz-sys|zlib-rs) ' <<<"$tree"; then
+        echo "wscope-ffi --no-default-features still depends on TLS or zlib (above)" >&2
+        return 1
+    fi
 }
 
 # The fuzz crate (its own workspace, not in `members`) type-checks on stable, against its

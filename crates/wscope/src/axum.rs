@@ -48,7 +48,9 @@ use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use wscope_proto::handshake::Request as CoreRequest;
 
-use crate::config::{DeflateConfig, DeflateOptions, ServerConfig, WsConfig};
+#[cfg(feature = "deflate")]
+use crate::config::{DeflateConfig, DeflateOptions};
+use crate::config::{ServerConfig, WsConfig};
 use crate::error::Error;
 use crate::handshake::Accept;
 use crate::hyper::{core_request, prepare, HyperWebSocket, UpgradeRejection};
@@ -183,13 +185,17 @@ impl<F: OnFailedUpgrade> WebSocketUpgrade<F> {
 
     /// Accepts permessage-deflate offers (RFC 7692) with these settings (context takeover,
     /// window sizes); the core negotiates and compresses. Off by default.
+    /// Feature `deflate`.
+    #[cfg(feature = "deflate")]
     #[must_use]
     pub fn compression(mut self, deflate: DeflateConfig) -> Self {
         self.config.deflate = Some(deflate);
         self
     }
 
-    /// Compression level, size threshold and memLevel once deflate is agreed.
+    /// Compression level, size threshold and memLevel once deflate is agreed. Feature
+    /// `deflate`.
+    #[cfg(feature = "deflate")]
     #[must_use]
     pub fn compression_options(mut self, options: DeflateOptions) -> Self {
         self.config.deflate_options = options;

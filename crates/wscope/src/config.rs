@@ -1,15 +1,20 @@
 //! Client and server settings.
 
 use core::time::Duration;
+#[cfg(feature = "rustls")]
+#[cfg(feature = "rustls")]
 use std::sync::Arc;
 
 pub use wscope_proto::connection::Config as WsConfig;
+#[cfg(feature = "deflate")]
 pub use wscope_proto::connection::DeflateOptions;
+#[cfg(feature = "deflate")]
 pub use wscope_proto::deflate::{DeflateConfig, DEFAULT_MEM_LEVEL};
 pub use wscope_proto::keepalive::Keepalive;
 
 use crate::error::Result;
 use crate::proxy::Proxy;
+#[cfg(feature = "rustls")]
 use crate::tls::TlsConfig;
 use crate::url::{default_port, WsUrl};
 
@@ -39,7 +44,8 @@ pub struct ClientConfig {
     pub path: String,
     /// Use TLS (`wss`).
     pub secure: bool,
-    /// TLS settings (used when `secure`).
+    /// TLS settings (used when `secure`). Feature `rustls`.
+    #[cfg(feature = "rustls")]
     pub tls: TlsConfig,
     /// Bound on the TCP connect (per address tried), and on the TLS handshake.
     pub connect_timeout: Option<Duration>,
@@ -69,8 +75,12 @@ pub struct ClientConfig {
     /// Disable Nagle's algorithm (on by default: frames are written whole).
     pub nodelay: bool,
     /// Offer permessage-deflate (RFC 7692) with these wishes; `None`: no compression.
+    /// Feature `deflate`.
+    #[cfg(feature = "deflate")]
     pub deflate: Option<DeflateConfig>,
-    /// Compression level, size threshold and memLevel once deflate is agreed.
+    /// Compression level, size threshold and memLevel once deflate is agreed. Feature
+    /// `deflate`.
+    #[cfg(feature = "deflate")]
     pub deflate_options: DeflateOptions,
 }
 
@@ -82,6 +92,7 @@ impl ClientConfig {
             port,
             path: "/".to_owned(),
             secure: false,
+            #[cfg(feature = "rustls")]
             tls: TlsConfig::default(),
             connect_timeout: Some(Duration::from_secs(30)),
             handshake_timeout: Duration::from_secs(30),
@@ -94,12 +105,16 @@ impl ClientConfig {
             idle_timeout: None,
             write_timeout: None,
             nodelay: true,
+            #[cfg(feature = "deflate")]
             deflate: None,
+            #[cfg(feature = "deflate")]
             deflate_options: DeflateOptions::default(),
         }
     }
 
-    /// Offers permessage-deflate with these wishes (context takeover, window sizes).
+    /// Offers permessage-deflate with these wishes (context takeover, window sizes). Feature
+    /// `deflate`.
+    #[cfg(feature = "deflate")]
     pub fn deflate(mut self, wishes: DeflateConfig) -> Self {
         self.deflate = Some(wishes);
         self
@@ -133,7 +148,8 @@ impl ClientConfig {
         self
     }
 
-    /// TLS settings (turns TLS on).
+    /// TLS settings (turns TLS on). Feature `rustls`.
+    #[cfg(feature = "rustls")]
     pub fn tls(mut self, tls: TlsConfig) -> Self {
         self.tls = tls;
         self.secure = true;
@@ -187,6 +203,24 @@ impl ClientConfig {
     pub const fn default_port(&self) -> u16 {
         default_port(self.secure)
     }
+
+    /// The compression settings the session runs with (a placeholder without `deflate`).
+    pub(crate) const fn session_deflate_options(&self) -> DeflateOptions {
+        #[cfg(feature = "deflate")]
+        return self.deflate_options;
+        #[cfg(not(feature = "deflate"))]
+        DeflateOptions { _none: () }
+    }
+
+    /// `Err(Error::Url(UrlError::TlsDisabled))` for a `wss://` configuration in a build
+    /// without the `rustls` feature, so that the client fails before connecting, with the
+    /// reason; `Ok` otherwise.
+    pub(crate) fn check_tls_available(&self) -> Result<()> {
+        if self.secure && cfg!(not(feature = "rustls")) {
+            return Err(crate::url::UrlError::TlsDisabled.into());
+        }
+        Ok(())
+    }
 }
 
 /// How a server accepts connections: [`ServerConfig::default`], then the builder methods
@@ -194,12 +228,13 @@ impl ClientConfig {
 ///
 /// ```
 /// use core::time::Duration;
-/// use wscope::{DeflateConfig, ServerConfig};
+/// use wscope::ServerConfig;
 ///
 /// let cfg = ServerConfig::default()
 ///     .handshake_timeout(Duration::from_secs(5))
-///     .idle_timeout(Duration::from_secs(60))
-///     .deflate(DeflateConfig::default());
+///     .idle_timeout(Duration::from_secs(60));
+/// # #[cfg(feature = "deflate")]
+/// let cfg = cfg.deflate(wscope::DeflateConfig::default()); // feature `deflate`
 /// assert_eq!(cfg.idle_timeout, Some(Duration::from_secs(60)));
 /// ```
 #[derive(Clone)]
@@ -221,13 +256,18 @@ pub struct ServerConfig {
     /// Blocking driver: give up (`Error::Timeout`) on a write the peer does not read for
     /// this long.
     pub write_timeout: Option<Duration>,
-    /// Serve TLS with this configuration.
+    /// Serve TLS with this configuration. Feature `rustls`.
+    #[cfg(feature = "rustls")]
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Disable Nagle's algorithm on accepted sockets.
     pub nodelay: bool,
     /// Accept permessage-deflate (RFC 7692) offers with these settings; `None`: decline.
+    /// Feature `deflate`.
+    #[cfg(feature = "deflate")]
     pub deflate: Option<DeflateConfig>,
-    /// Compression level, size threshold and memLevel once deflate is agreed.
+    /// Compression level, size threshold and memLevel once deflate is agreed. Feature
+    /// `deflate`.
+    #[cfg(feature = "deflate")]
     pub deflate_options: DeflateOptions,
 }
 
@@ -276,6 +316,8 @@ impl ServerConfig {
     }
 
     /// Serve TLS with this configuration ([`crate::tls::server_config_from_pem`] makes one).
+    /// Feature `rustls`.
+    #[cfg(feature = "rustls")]
     #[must_use]
     pub fn tls(mut self, tls: Arc<rustls::ServerConfig>) -> Self {
         self.tls = Some(tls);
@@ -289,14 +331,17 @@ impl ServerConfig {
         self
     }
 
-    /// Accept permessage-deflate offers (RFC 7692) with these settings.
+    /// Accept permessage-deflate offers (RFC 7692) with these settings. Feature `deflate`.
+    #[cfg(feature = "deflate")]
     #[must_use]
     pub fn deflate(mut self, deflate: DeflateConfig) -> Self {
         self.deflate = Some(deflate);
         self
     }
 
-    /// Compression level, size threshold and memLevel once deflate is agreed.
+    /// Compression level, size threshold and memLevel once deflate is agreed. Feature
+    /// `deflate`.
+    #[cfg(feature = "deflate")]
     #[must_use]
     pub fn deflate_options(mut self, options: DeflateOptions) -> Self {
         self.deflate_options = options;
@@ -304,15 +349,26 @@ impl ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// The compression settings the session runs with (a placeholder without `deflate`).
+    pub(crate) const fn session_deflate_options(&self) -> DeflateOptions {
+        #[cfg(feature = "deflate")]
+        return self.deflate_options;
+        #[cfg(not(feature = "deflate"))]
+        DeflateOptions { _none: () }
+    }
+}
+
 impl core::fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ServerConfig")
-            .field("ws", &self.ws)
+        let mut d = f.debug_struct("ServerConfig");
+        d.field("ws", &self.ws)
             .field("max_header_size", &self.max_header_size)
             .field("handshake_timeout", &self.handshake_timeout)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("tls", &self.tls.is_some())
-            .finish()
+            .field("idle_timeout", &self.idle_timeout);
+        #[cfg(feature = "rustls")]
+        d.field("tls", &self.tls.is_some());
+        d.finish()
     }
 }
 
@@ -327,10 +383,22 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: None,
             write_timeout: None,
+            #[cfg(feature = "rustls")]
             tls: None,
             nodelay: true,
+            #[cfg(feature = "deflate")]
             deflate: None,
+            #[cfg(feature = "deflate")]
             deflate_options: DeflateOptions::default(),
         }
     }
+}
+
+/// A stand-in for the core's `DeflateOptions` in a build without the `deflate` feature, so
+/// that the drivers pass one value whatever the features: it carries nothing.
+#[cfg(not(feature = "deflate"))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct DeflateOptions {
+    /// Nothing to set without deflate (a field, so that it is built like the real one).
+    _none: (),
 }

@@ -25,7 +25,8 @@ pub enum Error {
     Handshake(HandshakeError),
     /// The transport failed.
     Io(io::Error),
-    /// TLS failed (certificate verification, alerts).
+    /// TLS failed (certificate verification, alerts). Feature `rustls`.
+    #[cfg(feature = "rustls")]
     Tls(rustls::Error),
     /// A deadline passed: TCP connect, opening handshake, or an idle connection.
     Timeout,
@@ -84,7 +85,9 @@ pub enum HandshakeError {
     /// The configuration cannot produce a valid request (e.g. a header that clashes with one
     /// the client sets itself, or a name or value with forbidden characters).
     Config(&'static str),
-    /// The server's permessage-deflate response breaks RFC 7692 or our offer.
+    /// The server's permessage-deflate response breaks RFC 7692 or our offer. Feature
+    /// `deflate`.
+    #[cfg(feature = "deflate")]
     Deflate(wscope_proto::deflate::NegotiationError),
     /// The server refused the connection, before reading its request, because it would pass
     /// a connection limit (answered with 503 on a plain port).
@@ -100,7 +103,9 @@ impl HandshakeError {
                 Some(*status)
             }
             Self::OverLimit(e) => Some(e.http_status()),
-            Self::Eof | Self::Config(_) | Self::Build(_) | Self::Deflate(_) => None,
+            Self::Eof | Self::Config(_) | Self::Build(_) => None,
+            #[cfg(feature = "deflate")]
+            Self::Deflate(_) => None,
         }
     }
 }
@@ -115,6 +120,7 @@ impl fmt::Display for HandshakeError {
             Self::Eof => f.write_str("connection closed during the handshake"),
             Self::Build(e) => write!(f, "cannot build the handshake: {e}"),
             Self::Config(what) => write!(f, "bad client configuration: {what}"),
+            #[cfg(feature = "deflate")]
             Self::Deflate(e) => write!(f, "permessage-deflate negotiation failed: {e}"),
             Self::OverLimit(e) => write!(f, "refused with 503: {e}"),
         }
@@ -138,6 +144,7 @@ impl fmt::Display for Error {
             Self::Proto(e) => write!(f, "protocol error ({}): {e}", e.close_code()),
             Self::Handshake(e) => e.fmt(f),
             Self::Io(e) => write!(f, "I/O error: {e}"),
+            #[cfg(feature = "rustls")]
             Self::Tls(e) => match crate::tls::CertificateProblem::of(e) {
                 Some(problem) => write!(f, "TLS error: {problem}"),
                 None => write!(f, "TLS error: {e}"),
@@ -159,6 +166,7 @@ impl core::error::Error for Error {
             Self::Proto(e) => Some(e),
             Self::Handshake(e) => Some(e),
             Self::Io(e) => Some(e),
+            #[cfg(feature = "rustls")]
             Self::Tls(e) => Some(e),
             Self::Url(e) => Some(e),
             Self::Send(e) => Some(e),
@@ -174,6 +182,7 @@ impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
         // rustls' stream adapters wrap TLS failures in io::Error; unwrap them so users can
         // branch on `Error::Tls`.
+        #[cfg(feature = "rustls")]
         if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
             if let Some(Ok(tls)) = e
                 .into_inner()
@@ -190,6 +199,7 @@ impl From<io::Error> for Error {
     }
 }
 
+#[cfg(feature = "rustls")]
 impl From<rustls::Error> for Error {
     fn from(e: rustls::Error) -> Self {
         Self::Tls(e)

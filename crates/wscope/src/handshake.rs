@@ -11,7 +11,8 @@ use wscope_proto::handshake::{
 };
 pub use wscope_proto::handshake::{Request, Response};
 
-use wscope_proto::deflate::{DeflateParams, Offer};
+#[cfg(feature = "deflate")]
+pub(crate) use wscope_proto::deflate::{DeflateParams, Offer};
 
 use crate::config::{ClientConfig, ServerConfig};
 use crate::error::{Error, HandshakeError, Result};
@@ -122,6 +123,21 @@ fn refusal(e: &CoreError) -> Vec<u8> {
     out
 }
 
+/// Stand-ins for the core's permessage-deflate offer and parameters in a build without the
+/// `deflate` feature: no value of them exists, so every deflate path is statically dead.
+#[cfg(not(feature = "deflate"))]
+mod no_deflate {
+    /// No permessage-deflate offer can be made without the `deflate` feature.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum Offer {}
+
+    /// No permessage-deflate parameters can be agreed without the `deflate` feature.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum DeflateParams {}
+}
+#[cfg(not(feature = "deflate"))]
+pub(crate) use no_deflate::{DeflateParams, Offer};
+
 /// What a server agreed to in its `101`.
 #[derive(Debug, Default)]
 pub(crate) struct Agreed {
@@ -150,9 +166,15 @@ impl Answer {
         F: FnOnce(&Request) -> Result<Accept, Reject>,
     {
         let accept = decide(req)?;
+        #[cfg(feature = "deflate")]
         let deflate = match (&cfg.deflate, req.extensions()) {
             (Some(d), Ok(offers)) => d.negotiate(&offers),
             _ => None,
+        };
+        #[cfg(not(feature = "deflate"))]
+        let deflate = {
+            let _ = cfg;
+            None
         };
         Ok(Self { accept, deflate })
     }
@@ -241,8 +263,13 @@ pub(crate) fn client_start(
     for (k, v) in &cfg.headers {
         req = req.header(k, v);
     }
+    #[cfg(feature = "deflate")]
     let offer = cfg.deflate.map(|d| d.client_offer());
+    #[cfg(not(feature = "deflate"))]
+    let offer = None;
+    #[cfg(feature = "deflate")]
     let offer_value = offer.map(|o| o.to_header_value());
+    #[cfg(feature = "deflate")]
     if let Some(v) = &offer_value {
         req = req.extensions(v);
     }
@@ -260,22 +287,36 @@ pub(crate) fn client_agreed(
     response: &Response,
 ) -> Result<Agreed> {
     let subprotocol = response.subprotocol().map(str::to_owned);
-    let (Some(wishes), Some(offer)) = (cfg.deflate, offer) else {
-        return Ok(Agreed {
-            subprotocol,
-            deflate: None,
-        });
+    #[cfg(feature = "deflate")]
+    let deflate = client_deflate(cfg, offer, response)?;
+    #[cfg(not(feature = "deflate"))]
+    let deflate = {
+        let _ = (cfg, offer);
+        None
     };
-    let exts = response
-        .extensions()
-        .map_err(|e| Error::Handshake(HandshakeError::Proto(e)))?;
-    let deflate = wishes
-        .negotiated(offer, &exts)
-        .map_err(|e| Error::Handshake(HandshakeError::Deflate(e)))?;
     Ok(Agreed {
         subprotocol,
         deflate,
     })
+}
+
+/// Client side: the permessage-deflate parameters the server's `101` agreed to (`None` when
+/// it declined or nothing was offered); a response that breaks the offer is an error.
+#[cfg(feature = "deflate")]
+fn client_deflate(
+    cfg: &ClientConfig,
+    offer: Option<&Offer>,
+    response: &Response,
+) -> Result<Option<DeflateParams>> {
+    let (Some(wishes), Some(offer)) = (cfg.deflate, offer) else {
+        return Ok(None);
+    };
+    let exts = response
+        .extensions()
+        .map_err(|e| Error::Handshake(HandshakeError::Proto(e)))?;
+    wishes
+        .negotiated(offer, &exts)
+        .map_err(|e| Error::Handshake(HandshakeError::Deflate(e)))
 }
 
 /// Feeds response bytes: `Ok(Some((response, leftover)))` once the 101 is complete and valid.
@@ -332,6 +373,7 @@ impl RefusalDrain {
     }
 
     /// How long the next read may wait; `None` once the time is up.
+    #[cfg(any(test, feature = "blocking"))]
     pub(crate) fn time_left(&self, now: std::time::Instant) -> Option<core::time::Duration> {
         Some(self.until.saturating_duration_since(now)).filter(|d| !d.is_zero())
     }

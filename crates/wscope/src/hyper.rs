@@ -51,14 +51,13 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode, Uri, Version};
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
-use wscope_proto::connection::DeflateOptions;
 use wscope_proto::handshake::{
     BuildError, Request as CoreRequest, UpgradeError as CoreError, ACCEPT, CONNECTION, EXTENSIONS,
     PROTOCOL, UPGRADE, VERSION, WEBSOCKET_VERSION,
 };
 use wscope_proto::Role;
 
-use crate::config::{ServerConfig, WsConfig};
+use crate::config::{DeflateOptions, ServerConfig, WsConfig};
 use crate::error::{Error, Result};
 use crate::handshake::{accept_all, refusal_phrase, Accept, Agreed, Answer, Reject};
 use crate::session::{Session, SessionOptions};
@@ -264,7 +263,7 @@ where
             ws: cfg.ws,
             idle: cfg.idle_timeout,
             agreed: answer.agreed(),
-            deflate_options: cfg.deflate_options,
+            deflate_options: cfg.session_deflate_options(),
         }),
     };
     Ok((response, fut))

@@ -34,14 +34,31 @@
 //! - **Errors**: one [`Error`] enum to branch on; a close from the peer is a
 //!   [`Message::Close`], not an error.
 //!
+//! ## Cargo features
+//!
+//! The defaults (`tokio`, `blocking`, `rustls`, `deflate`) are what the `wscope` command
+//! uses. With `default-features = false` pick what you need; a plain `ws://` blocking client
+//! is `features = ["blocking"]` and builds without TLS (rustls, ring) or zlib.
+//!
+//! | feature | what it turns on |
+//! |---|---|
+//! | `blocking` | the std::net driver `blocking` and the embedded-SDK-style facade `simple` |
+//! | `tokio` | the async driver `tokio` (`connect_async`, `accept_async`, Stream + Sink) |
+//! | `rustls` | TLS: `wss://` URLs, `tls`, `tokio::accept_tls`, `ClientConfig::tls`, `ServerConfig::tls` (rustls with ring, webpki-roots); without it a `wss://` client fails with [`url::UrlError::TlsDisabled`] |
+//! | `deflate` | permessage-deflate (RFC 7692): `ClientConfig::deflate`, `ServerConfig::deflate` (zlib-rs) |
+//! | `hyper` | `hyper::upgrade` for hyper 1.x servers (implies `tokio`) |
+//! | `axum` | `axum::WebSocketUpgrade`, an axum 0.8 extractor (implies `hyper`) |
+//! | `io-uring` | `uring::UringServer`, the io_uring server driver (Linux) |
+//!
 //! ## Blocking client and server
 //!
 //! ```
+//! # #[cfg(feature = "blocking")]
+//! # fn main() -> wscope::Result<()> {
 //! use wscope::blocking::{self, Server};
 //! use wscope::config::ServerConfig;
 //! use wscope::{CloseCode, Message};
 //!
-//! # fn main() -> wscope::Result<()> {
 //! let server = Server::bind("127.0.0.1:0", ServerConfig::default())?;
 //! let url = format!("ws://{}/echo", server.local_addr()?);
 //! let echo = std::thread::spawn(move || -> wscope::Result<()> {
@@ -63,16 +80,19 @@
 //! echo.join().unwrap()?;
 //! # Ok(())
 //! # }
+//! # #[cfg(not(feature = "blocking"))]
+//! # fn main() {}
 //! ```
 //!
 //! ## tokio client and server
 //!
 //! ```
+//! # #[cfg(feature = "tokio")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> wscope::Result<()> {
 //! use futures_util::{SinkExt, StreamExt};
 //! use wscope::Message;
 //!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> wscope::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let url = format!("ws://{}/", listener.local_addr()?);
 //! // Server: echo every text and binary message.
@@ -98,10 +118,17 @@
 //! }
 //! # Ok(())
 //! # }
+//! # #[cfg(not(feature = "tokio"))]
+//! # fn main() {}
 //! ```
+
+// Without a driver (`blocking` or `tokio`) the handshake and session glue has no caller: such
+// a build only has the configuration, URL and error types (and `tls` with `rustls`).
+#![cfg_attr(not(any(feature = "blocking", feature = "tokio")), allow(dead_code))]
 
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "blocking")]
 pub mod blocking;
 pub mod config;
 pub mod error;
@@ -114,8 +141,10 @@ pub mod limits;
 pub mod message;
 pub mod proxy;
 mod session;
+#[cfg(feature = "blocking")]
 pub mod simple;
 pub mod stream;
+#[cfg(feature = "rustls")]
 pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
@@ -123,7 +152,9 @@ pub mod tokio;
 pub mod uring;
 pub mod url;
 
-pub use config::{ClientConfig, DeflateConfig, DeflateOptions, ServerConfig, WsConfig};
+pub use config::{ClientConfig, ServerConfig, WsConfig};
+#[cfg(feature = "deflate")]
+pub use config::{DeflateConfig, DeflateOptions};
 pub use error::{Error, HandshakeError, Result};
 pub use message::{CloseFrame, DataKind, FrameInfo, Message, Partial};
 /// The sans-IO core this crate drives.

@@ -127,6 +127,7 @@ fn check_response(head: &[u8]) -> Result<()> {
 
 /// Opens the tunnel over a blocking TCP stream. Reads only the response head (with `peek`),
 /// so no byte of the tunnel is lost.
+#[cfg(feature = "blocking")]
 pub(crate) fn connect_blocking(
     tcp: &mut std::net::TcpStream,
     proxy: &Proxy,

@@ -59,6 +59,7 @@ use crate::blocking::{connect_with, SharedWebSocket};
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::message::Partial;
+#[cfg(feature = "rustls")]
 use crate::tls::TlsConfig;
 use crate::{CloseCode, OpCode};
 
@@ -149,6 +150,13 @@ impl WebsockConfig {
                 cfg = cfg.header(name.clone(), value.clone());
             }
         }
+        // Without the `rustls` feature, a secured configuration fails to connect with
+        // `UrlError::TlsDisabled`.
+        #[cfg(not(feature = "rustls"))]
+        if self.secured != Secured::No {
+            cfg = cfg.secure(true);
+        }
+        #[cfg(feature = "rustls")]
         if self.secured != Secured::No {
             let mut tls = TlsConfig::new();
             if let Some(ca) = &self.ca_cert {

@@ -5,6 +5,7 @@ use core::time::Duration;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 
+#[cfg(feature = "rustls")]
 use rustls::{ClientConnection, ServerConnection, StreamOwned};
 
 /// A TCP stream whose writes never raise `SIGPIPE`: writing to a peer that has gone away
@@ -92,9 +93,11 @@ pub(crate) fn send_vectored_nosignal<S: std::os::fd::AsFd>(
 pub enum MaybeTlsStream {
     /// Plain TCP.
     Plain(Tcp),
-    /// TLS, client side.
+    /// TLS, client side. Feature `rustls`.
+    #[cfg(feature = "rustls")]
     ClientTls(Box<StreamOwned<ClientConnection, Tcp>>),
-    /// TLS, server side.
+    /// TLS, server side. Feature `rustls`.
+    #[cfg(feature = "rustls")]
     ServerTls(Box<StreamOwned<ServerConnection, Tcp>>),
 }
 
@@ -103,7 +106,9 @@ impl MaybeTlsStream {
     pub fn tcp(&self) -> &TcpStream {
         match self {
             Self::Plain(s) => s.get_ref(),
+            #[cfg(feature = "rustls")]
             Self::ClientTls(s) => s.sock.get_ref(),
+            #[cfg(feature = "rustls")]
             Self::ServerTls(s) => s.sock.get_ref(),
         }
     }
@@ -117,10 +122,12 @@ impl MaybeTlsStream {
     pub fn shutdown(&mut self) -> io::Result<()> {
         match self {
             Self::Plain(_) => {}
+            #[cfg(feature = "rustls")]
             Self::ClientTls(s) => {
                 s.conn.send_close_notify();
                 let _ = s.conn.complete_io(&mut s.sock);
             }
+            #[cfg(feature = "rustls")]
             Self::ServerTls(s) => {
                 s.conn.send_close_notify();
                 let _ = s.conn.complete_io(&mut s.sock);
@@ -147,6 +154,7 @@ pub(crate) fn end_without_close_notify(e: io::Error) -> io::Result<usize> {
 
 /// One step of a TLS handshake. A read or write interrupted by a signal is tried again: with
 /// the socket's timeouts set, the kernel does not restart it by itself.
+#[cfg(all(feature = "rustls", feature = "blocking"))]
 fn handshake_io<D>(conn: &mut rustls::ConnectionCommon<D>, tcp: &mut Tcp) -> io::Result<()> {
     loop {
         match conn.complete_io(tcp) {
@@ -158,6 +166,7 @@ fn handshake_io<D>(conn: &mut rustls::ConnectionCommon<D>, tcp: &mut Tcp) -> io:
 
 /// Connects TLS over `tcp` and completes the handshake (bounded by the socket's timeouts,
 /// and as a whole by `deadline` when given).
+#[cfg(all(feature = "rustls", feature = "blocking"))]
 pub(crate) fn tls_client(
     tcp: TcpStream,
     cfg: std::sync::Arc<rustls::ClientConfig>,
@@ -183,6 +192,7 @@ pub(crate) fn tls_client(
 }
 
 /// Accepts TLS over `tcp` and completes the handshake (bounded by the socket's timeouts).
+#[cfg(all(feature = "rustls", feature = "blocking"))]
 pub(crate) fn tls_server(
     tcp: TcpStream,
     cfg: std::sync::Arc<rustls::ServerConfig>,
@@ -201,7 +211,9 @@ impl Read for MaybeTlsStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Self::Plain(s) => s.read(buf),
+            #[cfg(feature = "rustls")]
             Self::ClientTls(s) => s.read(buf),
+            #[cfg(feature = "rustls")]
             Self::ServerTls(s) => s.read(buf),
         }
     }
@@ -211,7 +223,9 @@ impl Write for MaybeTlsStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Self::Plain(s) => s.write(buf),
+            #[cfg(feature = "rustls")]
             Self::ClientTls(s) => s.write(buf),
+            #[cfg(feature = "rustls")]
             Self::ServerTls(s) => s.write(buf),
         }
     }
@@ -219,7 +233,9 @@ impl Write for MaybeTlsStream {
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Self::Plain(s) => s.write_vectored(bufs),
+            #[cfg(feature = "rustls")]
             Self::ClientTls(s) => s.write_vectored(bufs),
+            #[cfg(feature = "rustls")]
             Self::ServerTls(s) => s.write_vectored(bufs),
         }
     }
@@ -227,7 +243,9 @@ impl Write for MaybeTlsStream {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Self::Plain(s) => s.flush(),
+            #[cfg(feature = "rustls")]
             Self::ClientTls(s) => s.flush(),
+            #[cfg(feature = "rustls")]
             Self::ServerTls(s) => s.flush(),
         }
     }

@@ -40,6 +40,9 @@ pub enum UrlError {
     InvalidCharacter,
     /// User information (`user@host`) is not supported in WebSocket URLs.
     UserInfo,
+    /// A `wss://` URL (or `ClientConfig::secure`) in a build without TLS: wscope's `rustls`
+    /// feature is off.
+    TlsDisabled,
 }
 
 impl fmt::Display for UrlError {
@@ -51,6 +54,9 @@ impl fmt::Display for UrlError {
             Self::Fragment => "WebSocket URLs cannot have a fragment",
             Self::InvalidCharacter => "invalid character",
             Self::UserInfo => "user information in the URL is not supported",
+            Self::TlsDisabled => {
+                "wss:// needs TLS, and this build of wscope has none (enable its `rustls` feature)"
+            }
         })
     }
 }

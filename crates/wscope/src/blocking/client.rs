@@ -12,10 +12,11 @@ use wscope_proto::Role;
 use super::{Transport, WebSocket};
 use crate::config::ClientConfig;
 use crate::error::{Error, HandshakeError, Result};
-use crate::handshake::{client_agreed, client_feed, client_start, Response};
+use crate::handshake::{client_agreed, client_feed, client_start, Offer, Response};
 use crate::session::{Clock, Session};
-use crate::stream::{tls_client, MaybeTlsStream, Tcp};
-use wscope_proto::deflate::Offer;
+#[cfg(feature = "rustls")]
+use crate::stream::tls_client;
+use crate::stream::{MaybeTlsStream, Tcp};
 use wscope_proto::handshake::ClientHandshake;
 
 /// Connects to a `ws://` or `wss://` URL with default settings (TLS verified against the
@@ -112,6 +113,7 @@ pub(crate) fn tcp_connect(
 /// Connects with a full configuration (the embedded-SDK-style API's `websock_open`). With
 /// [`ClientConfig::open_timeout`] set, everything up to the server's `101` happens within it.
 pub fn connect_with(cfg: &ClientConfig) -> Result<(WebSocket<MaybeTlsStream>, Response)> {
+    cfg.check_tls_available()?;
     let overall = cfg.open_timeout.map(|t| Clock::now_std() + t);
     // Build the request first: a bad configuration fails before any connection is made.
     let mut request = Vec::with_capacity(512);
@@ -135,12 +137,19 @@ pub fn connect_with(cfg: &ClientConfig) -> Result<(WebSocket<MaybeTlsStream>, Re
     )?;
     tcp.set_read_timeout(tls_timeout)?;
     tcp.set_write_timeout(tls_timeout)?;
+    #[cfg(feature = "rustls")]
     let stream = if cfg.secure {
         let tls = cfg.tls.build()?;
         let tls_deadline = tls_timeout.map(|t| Clock::now_std() + t);
         tls_client(tcp, tls, cfg.tls.server_name(&cfg.host)?, tls_deadline)
             .map_err(timeout_error)?
     } else {
+        MaybeTlsStream::Plain(Tcp::new(tcp))
+    };
+    // `check_tls_available` refused `wss://` above.
+    #[cfg(not(feature = "rustls"))]
+    let stream = {
+        let _ = tls_timeout;
         MaybeTlsStream::Plain(Tcp::new(tcp))
     };
 

@@ -35,9 +35,10 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::time::Instant as StdInstant;
 
-use wscope_proto::connection::{CloseStatus, Config, DeflateOptions, Outgoing, State};
+use wscope_proto::connection::{CloseStatus, Config, Outgoing, State};
 use wscope_proto::{CloseCode, OpCode, Role};
 
+use crate::config::DeflateOptions;
 use crate::error::{Error, Result};
 use crate::handshake::Agreed;
 use crate::message::{Message, Partial};
@@ -84,7 +85,8 @@ impl Transport for std::os::unix::net::UnixStream {
     }
 }
 
-/// TLS (rustls) over any transport: a stream the application wrapped itself.
+/// TLS (rustls) over any transport: a stream the application wrapped itself. Feature `rustls`.
+#[cfg(feature = "rustls")]
 impl<C, T, D> Transport for rustls::StreamOwned<C, T>
 where
     C: core::ops::DerefMut<Target = rustls::ConnectionCommon<D>>,

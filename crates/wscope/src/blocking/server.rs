@@ -13,7 +13,9 @@ use crate::handshake::{
     accept_all, server_feed, server_machine, server_respond, Accept, RefusalDrain, Reject, Request,
 };
 use crate::session::{Clock, Session};
-use crate::stream::{tls_server, MaybeTlsStream, Tcp};
+#[cfg(feature = "rustls")]
+use crate::stream::tls_server;
+use crate::stream::{MaybeTlsStream, Tcp};
 
 /// A listening socket and the settings for the connections it accepts.
 ///
@@ -88,10 +90,13 @@ where
     tcp.set_read_timeout(Some(cfg.handshake_timeout))?;
     tcp.set_write_timeout(Some(cfg.handshake_timeout))?;
     let deadline = Clock::now_std() + cfg.handshake_timeout;
+    #[cfg(feature = "rustls")]
     let stream = match &cfg.tls {
         Some(tls) => tls_server(tcp, tls.clone())?,
         None => MaybeTlsStream::Plain(Tcp::new(tcp)),
     };
+    #[cfg(not(feature = "rustls"))]
+    let stream = MaybeTlsStream::Plain(Tcp::new(tcp));
     upgrade(stream, cfg, decide, deadline)
 }
 

@@ -44,7 +44,12 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant as StdInstant;
 
+#[cfg(feature = "rustls")]
 use rustls::Connection as TlsConnection;
+/// Without the `rustls` feature there is never a TLS connection (`Option<Infallible>` is
+/// always `None`).
+#[cfg(not(feature = "rustls"))]
+type TlsConnection = core::convert::Infallible;
 use wscope_proto::connection::Outgoing;
 use wscope_proto::{CloseCode, OpCode};
 
@@ -139,12 +144,15 @@ impl SharedWebSocket {
         } = ws;
         // Kept outside the lock: reading it never waits for a receive.
         let subprotocol = session.take_subprotocol();
+        #[cfg_attr(not(feature = "rustls"), allow(unused_mut))]
         let (tcp, mut tls) = match stream {
             MaybeTlsStream::Plain(t) => (t.into_inner(), None),
+            #[cfg(feature = "rustls")]
             MaybeTlsStream::ClientTls(s) => {
                 let rustls::StreamOwned { conn, sock } = *s;
                 (sock.into_inner(), Some(TlsConnection::Client(conn)))
             }
+            #[cfg(feature = "rustls")]
             MaybeTlsStream::ServerTls(s) => {
                 let rustls::StreamOwned { conn, sock } = *s;
                 (sock.into_inner(), Some(TlsConnection::Server(conn)))
@@ -152,6 +160,7 @@ impl SharedWebSocket {
         };
         // Pongs wait in the core (which bounds them) while this much waits to be written.
         session.hold_replies_over = session.write_limit;
+        #[cfg(feature = "rustls")]
         if let Some(conn) = tls.as_mut() {
             // Plaintext rustls decrypted during the handshake and nobody read yet.
             drain_plaintext(conn, &mut session)?;
@@ -446,6 +455,7 @@ impl SharedWebSocket {
         }
         st.session.hold_replies_over = usize::MAX;
         st.session.flush_transmit();
+        #[cfg(feature = "rustls")]
         if let Some(conn) = st.tls.as_mut() {
             conn.send_close_notify();
         }
@@ -551,6 +561,9 @@ impl State {
                     bytes = &bytes[n..];
                 }
             }
+            #[cfg(not(feature = "rustls"))]
+            Some(never) => match *never {},
+            #[cfg(feature = "rustls")]
             Some(conn) => {
                 while !bytes.is_empty() {
                     if conn.read_tls(&mut bytes)? == 0 {
@@ -583,6 +596,7 @@ impl State {
             ..
         } = self;
         loop {
+            #[cfg(feature = "rustls")]
             if let Some(conn) = tls.as_mut() {
                 while conn.wants_write() {
                     conn.write_tls(&mut w.pending)?;
@@ -608,6 +622,9 @@ impl State {
                         }
                         moved
                     }
+                    #[cfg(not(feature = "rustls"))]
+                    Some(never) => match *never {},
+                    #[cfg(feature = "rustls")]
                     Some(conn) => {
                         let mut moved = 0;
                         for s in &slices[..n] {
@@ -633,6 +650,7 @@ impl State {
 
 /// Moves the plaintext rustls holds into the session; `true` when the peer ended the TLS
 /// stream (close_notify, or TCP closed without it: both end the WebSocket stream).
+#[cfg(feature = "rustls")]
 fn drain_plaintext(conn: &mut TlsConnection, session: &mut Session) -> Result<bool> {
     loop {
         let dst = session.read_buf();

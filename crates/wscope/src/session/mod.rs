@@ -24,7 +24,7 @@ mod write_queue;
 use core::time::Duration as StdDuration;
 use std::time::Instant as StdInstant;
 
-use wscope_proto::connection::{Config, Connection, DeflateOptions, MaskSource, State};
+use wscope_proto::connection::{Config, Connection, MaskSource, State};
 use wscope_proto::role::Role;
 use wscope_proto::{Instant, OpCode, VecInput};
 
@@ -36,7 +36,7 @@ use masks::{Fill, MaskFailure, OsMasks};
 pub(crate) use send::OWNED_MIN;
 pub(crate) use write_queue::WriteQueue;
 
-use crate::config::{ClientConfig, ServerConfig};
+use crate::config::{ClientConfig, DeflateOptions, ServerConfig};
 use crate::error::{Error, Result};
 use crate::handshake::Agreed;
 use crate::message::{CloseFrame, FrameInfo};
@@ -62,6 +62,7 @@ pub(crate) struct SessionOptions {
     /// The core's settings.
     pub(crate) ws: Config,
     /// Compression of sent messages (with permessage-deflate agreed).
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
     pub(crate) deflate: DeflateOptions,
 }
 
@@ -78,13 +79,13 @@ impl SessionOptions {
 
 impl From<&ClientConfig> for SessionOptions {
     fn from(cfg: &ClientConfig) -> Self {
-        Self::new(cfg.ws, cfg.idle_timeout, cfg.deflate_options)
+        Self::new(cfg.ws, cfg.idle_timeout, cfg.session_deflate_options())
     }
 }
 
 impl From<&ServerConfig> for SessionOptions {
     fn from(cfg: &ServerConfig) -> Self {
-        Self::new(cfg.ws, cfg.idle_timeout, cfg.deflate_options)
+        Self::new(cfg.ws, cfg.idle_timeout, cfg.session_deflate_options())
     }
 }
 
@@ -179,8 +180,13 @@ impl Session {
             Role::Client => Self::client(opts.ws, leftover),
             Role::Server => Self::server(opts.ws, leftover),
         };
+        #[cfg(feature = "deflate")]
         if let Some(params) = agreed.deflate {
             s.conn.enable_deflate(params, opts.deflate);
+        }
+        #[cfg(not(feature = "deflate"))]
+        if let Some(never) = agreed.deflate {
+            match never {}
         }
         s.subprotocol = agreed.subprotocol;
         s
@@ -192,6 +198,7 @@ impl Session {
     }
 
     /// Takes the agreed subprotocol out (a driver that keeps it elsewhere).
+    #[cfg(feature = "blocking")]
     pub(crate) fn take_subprotocol(&mut self) -> Option<String> {
         self.subprotocol.take()
     }

@@ -166,7 +166,7 @@ fn control_piece(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "deflate"))]
 mod partial_tests {
     use super::*;
     use wscope_proto::connection::Config;

@@ -116,8 +116,10 @@ mod open_tests {
     use crate::message::Message;
     use crate::session::*;
     use std::io::IoSlice;
+    #[cfg(feature = "deflate")]
     use wscope_proto::deflate::DeflateParams;
 
+    #[cfg(feature = "deflate")]
     #[test]
     fn open_applies_what_the_handshake_agreed() {
         let agreed = Agreed {

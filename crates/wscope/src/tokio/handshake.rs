@@ -1,6 +1,7 @@
 //! `connect_async` / `accept_async`: TCP, proxy, TLS and the opening handshake on tokio.
 
 use core::time::Duration;
+#[cfg(feature = "rustls")]
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -64,6 +65,7 @@ pub async fn connect_with_response(cfg: &ClientConfig) -> Result<(ClientStream, 
 
 /// [`connect_with_response`] without the overall bound.
 async fn open(cfg: &ClientConfig) -> Result<(ClientStream, Response)> {
+    cfg.check_tls_available()?;
     let (host, port) = match &cfg.proxy {
         Some(p) => (p.host.as_str(), p.port),
         None => (cfg.host.as_str(), cfg.port),
@@ -80,6 +82,7 @@ async fn open(cfg: &ClientConfig) -> Result<(ClientStream, Response)> {
         )
         .await?;
     }
+    #[cfg(feature = "rustls")]
     let stream = if cfg.secure {
         let tls = tokio_rustls::TlsConnector::from(cfg.tls.build()?);
         let name = cfg.tls.server_name(&cfg.host)?;
@@ -90,6 +93,9 @@ async fn open(cfg: &ClientConfig) -> Result<(ClientStream, Response)> {
     } else {
         AsyncMaybeTlsStream::Plain(Tcp::new(tcp))
     };
+    // `check_tls_available` refused `wss://` before connecting.
+    #[cfg(not(feature = "rustls"))]
+    let stream = AsyncMaybeTlsStream::Plain(Tcp::new(tcp));
     timed(Some(cfg.handshake_timeout), client_handshake(stream, cfg)).await
 }
 
@@ -195,6 +201,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
+    #[cfg(feature = "rustls")]
     if cfg.tls.is_some() {
         return Err(HandshakeError::Config(
             "the server configuration has TLS: accept with accept_tls",
@@ -223,6 +230,7 @@ where
 /// # Ok(())
 /// # }
 /// ```
+#[cfg(feature = "rustls")]
 pub async fn accept_tls<S>(
     stream: S,
     cfg: &ServerConfig,
@@ -235,7 +243,8 @@ where
         .map(|(ws, _)| ws)
 }
 
-/// [`accept_tls`] with the application's decision, as in [`accept_with`].
+/// [`accept_tls`] with the application's decision, as in [`accept_with`]. Feature `rustls`.
+#[cfg(feature = "rustls")]
 pub async fn accept_tls_with<S, F>(
     stream: S,
     cfg: &ServerConfig,

@@ -13,9 +13,10 @@ mod tcp;
 mod tls;
 
 pub use handshake::{
-    accept_async, accept_tls, accept_tls_with, accept_with, accept_with_config, client_handshake,
-    connect_async, connect_with, connect_with_response, server_handshake, ClientStream,
-    ServerStream,
+    accept_async, accept_with, accept_with_config, client_handshake, connect_async, connect_with,
+    connect_with_response, server_handshake, ClientStream, ServerStream,
 };
+#[cfg(feature = "rustls")]
+pub use handshake::{accept_tls, accept_tls_with};
 pub use stream::{DataKind, WebSocketStream};
 pub use tls::AsyncMaybeTlsStream;

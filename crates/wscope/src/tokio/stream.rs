@@ -10,9 +10,10 @@ use std::time::Instant as StdInstant;
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use wscope_proto::connection::{CloseStatus, Config, DeflateOptions, State};
+use wscope_proto::connection::{CloseStatus, Config, State};
 use wscope_proto::{CloseCode, Role};
 
+use crate::config::DeflateOptions;
 use crate::error::{Error, Result};
 use crate::handshake::Agreed;
 pub use crate::message::DataKind;
@@ -722,6 +723,7 @@ mod tests {
     /// Through the real handshake over a pipe: an idle connection with permessage-deflate
     /// agreed holds no zlib context on either side; a message allocates the contexts of the
     /// directions it crosses, kept with context takeover and freed after it without.
+    #[cfg(feature = "deflate")]
     #[tokio::test]
     async fn negotiated_deflate_allocates_nothing_until_a_message() {
         use crate::config::{ClientConfig, DeflateConfig, ServerConfig};

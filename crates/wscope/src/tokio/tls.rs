@@ -12,9 +12,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub enum AsyncMaybeTlsStream<S> {
     /// No TLS.
     Plain(S),
-    /// TLS, client side.
+    /// TLS, client side. Feature `rustls`.
+    #[cfg(feature = "rustls")]
     ClientTls(Box<tokio_rustls::client::TlsStream<S>>),
-    /// TLS, server side.
+    /// TLS, server side. Feature `rustls`.
+    #[cfg(feature = "rustls")]
     ServerTls(Box<tokio_rustls::server::TlsStream<S>>),
 }
 
@@ -26,7 +28,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for AsyncMaybeTlsStream<S> {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "rustls")]
             Self::ClientTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            #[cfg(feature = "rustls")]
             Self::ServerTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
@@ -40,7 +44,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for AsyncMaybeTlsStream<S> {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "rustls")]
             Self::ClientTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            #[cfg(feature = "rustls")]
             Self::ServerTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
@@ -52,7 +58,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for AsyncMaybeTlsStream<S> {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "rustls")]
             Self::ClientTls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "rustls")]
             Self::ServerTls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
@@ -60,7 +68,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for AsyncMaybeTlsStream<S> {
     fn is_write_vectored(&self) -> bool {
         match self {
             Self::Plain(s) => s.is_write_vectored(),
+            #[cfg(feature = "rustls")]
             Self::ClientTls(s) => s.is_write_vectored(),
+            #[cfg(feature = "rustls")]
             Self::ServerTls(s) => s.is_write_vectored(),
         }
     }
@@ -68,7 +78,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for AsyncMaybeTlsStream<S> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "rustls")]
             Self::ClientTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            #[cfg(feature = "rustls")]
             Self::ServerTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
@@ -76,7 +88,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for AsyncMaybeTlsStream<S> {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(feature = "rustls")]
             Self::ClientTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            #[cfg(feature = "rustls")]
             Self::ServerTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }

@@ -1,0 +1,72 @@
+//! What the optional features change at run time, in whatever feature set the crate is built
+//! with (`cargo test -p wscope --no-default-features --features X` runs this file; the big
+//! `all` suite needs the default features): a build without `rustls` refuses `wss://` with
+//! its own error before connecting, and a plain `ws://` echo works without TLS or deflate.
+
+#[cfg(feature = "blocking")]
+use wscope::{blocking, config::ServerConfig, CloseCode, Message};
+
+/// Without TLS a `wss://` URL fails at once with [`wscope::url::UrlError::TlsDisabled`],
+/// whose text names the feature, instead of speaking plain text to a TLS port. The address
+/// is never dialled (port 9, discard, on loopback: nothing should listen there).
+#[cfg(all(feature = "blocking", not(feature = "rustls")))]
+#[test]
+fn blocking_wss_without_rustls_is_refused_with_the_reason() {
+    let err = blocking::connect("wss://127.0.0.1:9/").unwrap_err();
+    assert!(
+        matches!(err, wscope::Error::Url(wscope::url::UrlError::TlsDisabled)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("`rustls` feature"), "{err}");
+    // The embedded-SDK-style facade (and so the C API) says the same for `secured`.
+    let cfg = wscope::simple::WebsockConfig {
+        hostname: "127.0.0.1".into(),
+        port: 9,
+        secured: wscope::simple::Secured::Verify,
+        ..wscope::simple::WebsockConfig::default()
+    };
+    let err = wscope::simple::Websock::open(&cfg).unwrap_err();
+    assert!(
+        matches!(err, wscope::Error::Url(wscope::url::UrlError::TlsDisabled)),
+        "{err:?}"
+    );
+}
+
+/// The tokio client refuses `wss://` the same way without TLS.
+#[cfg(all(feature = "tokio", not(feature = "rustls")))]
+#[tokio::test]
+async fn tokio_wss_without_rustls_is_refused_with_the_reason() {
+    let err = wscope::tokio::connect_async("wss://127.0.0.1:9/")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, wscope::Error::Url(wscope::url::UrlError::TlsDisabled)),
+        "{err:?}"
+    );
+}
+
+/// A plain `ws://` blocking client and server round trip, in every feature set that has the
+/// blocking driver (with only `blocking`: no TLS, no zlib in the build).
+#[cfg(feature = "blocking")]
+#[test]
+fn blocking_plain_echo_in_any_feature_set() {
+    let server = blocking::Server::bind("127.0.0.1:0", ServerConfig::default()).unwrap();
+    let url = format!("ws://{}/", server.local_addr().unwrap());
+    let echo = std::thread::spawn(move || -> wscope::Result<()> {
+        let mut ws = server.accept()?;
+        loop {
+            match ws.read() {
+                Ok(msg) if msg.is_data() => ws.send(msg)?,
+                Ok(_) => {}
+                Err(wscope::Error::ConnectionClosed) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    });
+    let (mut ws, _) = blocking::connect(&url).unwrap();
+    ws.send(Message::text("plain")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("plain"));
+    ws.close(CloseCode::NORMAL, "bye").unwrap();
+    while ws.read().is_ok() {}
+    echo.join().unwrap().unwrap();
+}
