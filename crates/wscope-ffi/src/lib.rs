@@ -60,8 +60,17 @@ mod error;
 mod api;
 mod config;
 mod events;
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed: `lws_close_status` mirrors the C enum of websock.h (ABI)"
+)]
 mod lws;
 mod settings;
+#[allow(
+    clippy::exhaustive_enums,
+    clippy::exhaustive_structs,
+    reason = "closed: `#[repr(C)]` mirrors of websock.h's types, fixed by the C ABI"
+)]
 mod types;
 
 pub use api::{

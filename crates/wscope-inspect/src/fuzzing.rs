@@ -167,10 +167,7 @@ fn conversation(ctl: u8, client: &[u8], server: &[u8], segment: usize) -> [Vec<S
         usize::from(ctl >> 5) * 5
     };
     let cfg = SessionConfig {
-        observer: wscope_proto::observe::ObserverConfig {
-            inflate: ctl & 4 != 0,
-            ..wscope_proto::observe::ObserverConfig::default()
-        },
+        observer: wscope_proto::observe::ObserverConfig::default().inflate(ctl & 4 != 0),
         digest: ctl & 16 != 0,
         payload_chunk_size: chunk,
         ..SessionConfig::default()

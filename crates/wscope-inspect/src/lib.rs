@@ -69,6 +69,11 @@
 //! - [`sink`]: where events go ([`Sink`]) and the Net::Inspect-style callbacks.
 //! - [`log`]: Zeek `websocket.log`/`weird.log` and JSON Lines writers.
 //! - [`uid`]: connection ids and Zeek-style uids.
+#![allow(
+    clippy::exhaustive_structs,
+    clippy::exhaustive_enums,
+    reason = "the analyzer's public types are not yet reviewed for `#[non_exhaustive]` (other work is changing them); the core, the endpoints and the C API enforce the lint"
+)]
 
 pub use wscope_proto;
 

@@ -112,10 +112,7 @@ fn message_decoder(c: &mut Criterion) {
             let mut wire = masked_frame(opcode, &payload);
             let mut dec = MessageDecoder::new(
                 DecoderConfig::new(MaskRule::Required),
-                AssemblerConfig {
-                    max_message_len: u64::MAX,
-                    ..AssemblerConfig::default()
-                },
+                AssemblerConfig::default().max_message_len(u64::MAX),
             );
             // Both phases of the buffer decode (text stays valid UTF-8 masked or not).
             assert_eq!(decode_message(&mut dec, &mut wire), len);

@@ -35,6 +35,10 @@ pub const MAX_REASON_LEN: usize = MAX_CONTROL_PAYLOAD - 2;
 /// `lws_close_status` are given in each constant's documentation as aliases; libwebsockets'
 /// own values that are not close codes (0, 2000, 9999) belong to the C API (`wscope-ffi`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "closed: the close code is the 16-bit number on the wire, nothing more"
+)]
 pub struct CloseCode(pub u16);
 
 impl CloseCode {
@@ -151,6 +155,10 @@ impl From<CloseCode> for u16 {
 
 /// Where a close code sits in the IANA registry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed: the ranges of RFC 6455 section 7.4.2 are fixed"
+)]
 pub enum CloseClass {
     /// Defined by RFC 6455 or registered with IANA for use on the wire (1000–1003, 1007–1014).
     Protocol,
@@ -174,6 +182,7 @@ pub struct CloseReason<'a>(&'a str);
 
 /// The reason given to [`CloseReason::new`] is longer than 123 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReasonTooLong {
     /// The length that was given.
     pub len: usize,
@@ -230,6 +239,7 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
 
 /// Why a close cannot be sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseSendError {
     /// The code may not be sent (see [`CloseCode::is_valid_on_wire`]); 0, 1005, 1006 and 1015
     /// in particular. To close without a status, send an empty close payload instead.
@@ -251,6 +261,10 @@ impl core::error::Error for CloseSendError {}
 /// "No status" (an empty payload) is `Option::<CloseFrameRef>::None` wherever a close payload is
 /// handled, so it can never be confused with a status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "closed: a close body is a code and a reason (RFC 6455 section 5.5.1)"
+)]
 pub struct CloseFrameRef<'a> {
     /// The status code.
     pub code: CloseCode,

@@ -47,6 +47,10 @@ use crate::role::Direction;
 
 /// Which mask bit a direction of traffic must carry (RFC 6455 section 5.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed: a direction is masked, unmasked, or either"
+)]
 pub enum MaskRule {
     /// Client to server: every frame must be masked.
     Required,
@@ -68,6 +72,10 @@ impl MaskRule {
 
 /// What to do when the peer breaks a rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed: enforce or report: the two uses of the decoder"
+)]
 pub enum Strictness {
     /// Endpoints: the first violation is an error and decoding stops.
     Enforce,
@@ -78,6 +86,7 @@ pub enum Strictness {
 
 /// Settings of a [`FrameDecoder`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DecoderConfig {
     /// The mask rule for this direction.
     pub mask: MaskRule,
@@ -88,6 +97,41 @@ pub struct DecoderConfig {
     pub allow_non_minimal: bool,
     /// Enforce or report.
     pub strictness: Strictness,
+}
+
+/// Builder methods, one per field and of the same name: start from `DecoderConfig::default()` (or a
+/// constructor) and chain them; the struct is `#[non_exhaustive]`, so fields may be added without
+/// breaking callers.
+impl DecoderConfig {
+    /// Sets [`DecoderConfig::mask`]: the mask rule for this direction.
+    #[must_use]
+    pub const fn mask(mut self, mask: MaskRule) -> Self {
+        self.mask = mask;
+        self
+    }
+
+    /// Sets [`DecoderConfig::max_frame_len`]: frames whose declared payload is longer are refused
+    /// (1009).
+    #[must_use]
+    pub const fn max_frame_len(mut self, max_frame_len: u64) -> Self {
+        self.max_frame_len = max_frame_len;
+        self
+    }
+
+    /// Sets [`DecoderConfig::allow_non_minimal`]: accept lengths that are not minimally encoded
+    /// (most implementations do; RFC 6455 says senders MUST NOT produce them).
+    #[must_use]
+    pub const fn allow_non_minimal(mut self, allow_non_minimal: bool) -> Self {
+        self.allow_non_minimal = allow_non_minimal;
+        self
+    }
+
+    /// Sets [`DecoderConfig::strictness`]: enforce or report.
+    #[must_use]
+    pub const fn strictness(mut self, strictness: Strictness) -> Self {
+        self.strictness = strictness;
+        self
+    }
 }
 
 impl DecoderConfig {
@@ -111,6 +155,7 @@ impl DecoderConfig {
 
 /// One thing the decoder found.
 #[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FrameEvent<'a> {
     /// A complete frame header; payload chunks follow.
     Header(FrameHeader),
@@ -130,6 +175,10 @@ pub enum FrameEvent<'a> {
 /// The result of one decoding step.
 #[derive(Debug, PartialEq, Eq)]
 #[must_use]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "closed: bytes consumed and at most one event: the shape of every sans-IO step"
+)]
 pub struct Step<E> {
     /// Bytes of the given buffer that were used; drop them before the next call.
     pub consumed: usize,
@@ -424,6 +473,7 @@ impl FrameDecoder {
 
 /// What [`FrameDecoder::skip`] did with a gap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SkipOutcome {
     /// The gap was inside the current payload; decoding is still in sync.
     InPayload {
@@ -436,6 +486,7 @@ pub enum SkipOutcome {
 
 /// A frame found by [`frames`]: where it starts, its header and its payload, unmasked.
 #[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ParsedFrame<'a> {
     /// Offset of the first header byte in the buffer.
     pub offset: usize,
@@ -447,6 +498,7 @@ pub struct ParsedFrame<'a> {
 
 /// Why [`frames`] stopped early.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FramesError {
     /// The buffer ends inside the frame starting at `offset`.
     Truncated {

@@ -96,6 +96,7 @@ pub enum Dissected<'a> {
 
 /// A frame header as read: [`Dissected::Frame`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FrameStart<'a> {
     /// Stream offset of the header's first byte.
     pub offset: u64,
@@ -107,6 +108,7 @@ pub struct FrameStart<'a> {
 
 /// A piece of a frame's payload: [`Dissected::Payload`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PayloadChunk<'a> {
     /// Stream offset of `chunk[0]`.
     pub offset: u64,
@@ -121,6 +123,7 @@ pub struct PayloadChunk<'a> {
 
 /// A complete frame: [`Dissected::FrameEnd`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FrameEnd<'a> {
     /// Stream offset of the frame's first header byte.
     pub offset: u64,
@@ -145,6 +148,7 @@ impl<'a> FrameEnd<'a> {
 
 /// A message: [`Dissected::Message`], or the one left open in [`Unfinished::message`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MessageInfo {
     /// Stream offset of the message's first frame.
     pub offset: u64,
@@ -165,6 +169,7 @@ pub struct MessageInfo {
 
 /// A broken rule: [`Dissected::Violation`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Violation {
     /// Stream offset of the frame it was found in (the frame whose header begins there).
     pub offset: u64,
@@ -175,6 +180,7 @@ pub struct Violation {
 
 /// What the end of the input left unfinished: [`Dissector::finish`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Unfinished {
     /// The data message still open: its final frame never came (counting complete frames
     /// only).
@@ -185,6 +191,7 @@ pub struct Unfinished {
 
 /// A frame cut by the end of the input: [`Unfinished::frame`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TruncatedFrame {
     /// Stream offset of the frame's first byte.
     pub offset: u64,

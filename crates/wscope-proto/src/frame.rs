@@ -36,6 +36,10 @@ pub const MAX_CONTROL_PAYLOAD: usize = 125;
 /// A newtype rather than an enum so that reserved values survive parsing: an analyzer must be
 /// able to report "opcode 0x3" rather than lose it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "closed: the 4-bit opcode on the wire, nothing more"
+)]
 pub struct OpCode(pub u8);
 
 impl OpCode {
@@ -109,6 +113,10 @@ pub const RSV3: u8 = 0b001;
 
 /// A parsed frame header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "closed: the header fields of RFC 6455 section 5.2, built by users to encode frames"
+)]
 pub struct FrameHeader {
     /// FIN: this is the last frame of its message.
     pub fin: bool,
@@ -130,6 +138,10 @@ pub struct FrameHeader {
 
 /// The three encodings of the payload length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed: 7-, 16- or 64-bit lengths (RFC 6455 section 5.2)"
+)]
 pub enum LengthForm {
     /// 7-bit length in the second byte (0–125).
     Short,
@@ -163,6 +175,10 @@ impl LengthForm {
 
 /// What [`FrameHeader::parse`] found at the front of a slice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed: a header is complete or needs more bytes"
+)]
 pub enum HeaderStatus {
     /// A whole header; its size is [`FrameHeader::header_len`].
     Complete(FrameHeader),
@@ -175,6 +191,7 @@ pub enum HeaderStatus {
 
 /// A header that cannot be part of any valid stream, so framing itself is lost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HeaderError {
     /// A 64-bit length with its most significant bit set (RFC 6455 section 5.2).
     LengthMsbSet,

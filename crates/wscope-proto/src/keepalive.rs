@@ -31,6 +31,7 @@ use crate::time::{Duration, Instant};
 
 /// Keepalive settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Keepalive {
     /// Ping after this long without receiving anything.
     pub interval: Duration,
@@ -38,8 +39,36 @@ pub struct Keepalive {
     pub timeout: Duration,
 }
 
+/// Builder methods, one per field and of the same name: start from `Keepalive::default()` (or a
+/// constructor) and chain them; the struct is `#[non_exhaustive]`, so fields may be added without
+/// breaking callers.
+impl Keepalive {
+    /// Ping after `interval` without receiving anything, fail when nothing arrives within
+    /// `timeout` after the ping.
+    #[must_use]
+    pub const fn new(interval: Duration, timeout: Duration) -> Self {
+        Self { interval, timeout }
+    }
+
+    /// Sets [`Keepalive::interval`]: ping after this long without receiving anything.
+    #[must_use]
+    pub const fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Sets [`Keepalive::timeout`]: fail the connection when nothing arrives this long after the
+    /// ping.
+    #[must_use]
+    pub const fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
 /// What the connection must do after [`KeepaliveTimer::handle_timeout`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KeepaliveAction {
     /// Nothing.
     None,

@@ -82,7 +82,13 @@ pub mod deflate;
 pub mod dissect;
 pub mod error;
 pub mod frame;
+// The fuzzing harness: not part of the API (hidden from the docs, no stability promise).
 #[doc(hidden)]
+#[allow(
+    clippy::exhaustive_structs,
+    clippy::exhaustive_enums,
+    reason = "the fuzzing harness is not API"
+)]
 pub mod fuzzing;
 pub mod handshake;
 pub mod idle;

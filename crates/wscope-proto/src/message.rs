@@ -47,6 +47,7 @@ use crate::utf8::Utf8Validator;
 
 /// Settings of the message layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AssemblerConfig {
     /// Messages longer than this (sum of their frames' payloads) are refused with 1009.
     pub max_message_len: u64,
@@ -58,6 +59,44 @@ pub struct AssemblerConfig {
     /// Emit [`MessageEvent::ControlData`] for each chunk of a control frame's payload
     /// (observers want them; endpoints only need the whole [`MessageEvent::Control`]).
     pub control_chunks: bool,
+}
+
+/// Builder methods, one per field and of the same name: start from `AssemblerConfig::default()` (or
+/// a constructor) and chain them; the struct is `#[non_exhaustive]`, so fields may be added without
+/// breaking callers.
+impl AssemblerConfig {
+    /// Sets [`AssemblerConfig::max_message_len`]: messages longer than this (sum of their frames'
+    /// payloads) are refused with 1009.
+    #[must_use]
+    pub const fn max_message_len(mut self, max_message_len: u64) -> Self {
+        self.max_message_len = max_message_len;
+        self
+    }
+
+    /// Sets [`AssemblerConfig::extension_rsv`]: RSV bits that a negotiated extension defines
+    /// (`RSV1` once permessage-deflate is agreed); any other RSV bit is a protocol error.
+    #[must_use]
+    pub const fn extension_rsv(mut self, extension_rsv: u8) -> Self {
+        self.extension_rsv = extension_rsv;
+        self
+    }
+
+    /// Sets [`AssemblerConfig::validate_utf8`]: validate text messages as UTF-8 (1007 at the first
+    /// invalid byte).
+    #[must_use]
+    pub const fn validate_utf8(mut self, validate_utf8: bool) -> Self {
+        self.validate_utf8 = validate_utf8;
+        self
+    }
+
+    /// Sets [`AssemblerConfig::control_chunks`]: emit [`MessageEvent::ControlData`] for each chunk
+    /// of a control frame's payload (observers want them; endpoints only need the whole
+    /// [`MessageEvent::Control`]).
+    #[must_use]
+    pub const fn control_chunks(mut self, control_chunks: bool) -> Self {
+        self.control_chunks = control_chunks;
+        self
+    }
 }
 
 impl Default for AssemblerConfig {
@@ -74,6 +113,10 @@ impl Default for AssemblerConfig {
 
 /// A whole control frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "closed: a control frame is an opcode and a payload"
+)]
 pub struct ControlFrame<'a> {
     /// Close, ping, pong (or a reserved control opcode in report mode).
     pub opcode: OpCode,
@@ -99,6 +142,7 @@ impl<'a> ControlFrame<'a> {
 
 /// One thing the message layer found.
 #[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MessageEvent<'a> {
     /// A frame header, for every frame (data and control) before its payload. Endpoints can
     /// ignore it; observers report it (Zeek's `websocket_frame`).
@@ -133,6 +177,7 @@ pub enum MessageEvent<'a> {
 
 /// What [`MessageDecoder::skip`] did with a gap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GapOutcome {
     /// The gap fell inside a payload; decoding is still in sync.
     InPayload {

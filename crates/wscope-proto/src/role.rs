@@ -5,6 +5,10 @@
 
 /// The role of an endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed: an endpoint is a client or a server"
+)]
 pub enum Role {
     /// Opens the connection and masks what it sends.
     Client,
@@ -34,6 +38,10 @@ impl Role {
 
 /// A direction of traffic on a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed: a byte stream goes client to server or server to client"
+)]
 pub enum Direction {
     /// From the client (the connection's originator) to the server.
     ClientToServer,

@@ -9,6 +9,10 @@ use core::ops::{Add, Sub};
 
 /// A span of time in microseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "closed: a count of nanoseconds, nothing more"
+)]
 pub struct Duration(pub u64);
 
 impl Duration {
@@ -50,6 +54,10 @@ impl From<Duration> for core::time::Duration {
 
 /// A point in time: microseconds since a caller-chosen origin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "closed: a count of nanoseconds, nothing more"
+)]
 pub struct Instant(pub u64);
 
 impl Instant {

@@ -23,6 +23,7 @@ use core::fmt;
 
 /// Invalid UTF-8 was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Utf8Error {
     /// Index in the chunk just fed of the first byte that is not part of valid UTF-8
     /// (0 when the bad sequence began in an earlier chunk).

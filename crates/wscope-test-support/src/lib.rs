@@ -12,6 +12,11 @@
 //! The core's unit tests use this crate too (a dev-dependency cycle): that links a second copy
 //! of `wscope-proto`, so nothing here takes or returns the core's types except in
 //! `capture`, which the core does not use.
+#![allow(
+    clippy::exhaustive_structs,
+    clippy::exhaustive_enums,
+    reason = "test scaffolding, never published"
+)]
 
 mod alloc;
 #[cfg(feature = "capture")]

@@ -46,10 +46,7 @@ async fn run_case(base: &str, case: u32) -> Result<(), Error> {
     if std::env::var_os("WSCOPE_NO_DEFLATE").is_none() {
         // Announce client_no_context_takeover (RFC 7692 section 7.1.1.1): the fuzzing server
         // only asks a client that announced it to reset its context (cases 13.2, 13.5, 13.6).
-        cfg = cfg.deflate(DeflateConfig {
-            client_no_context_takeover: true,
-            ..DeflateConfig::default()
-        });
+        cfg = cfg.deflate(DeflateConfig::default().client_no_context_takeover(true));
     }
     let mut ws = connect_with(&cfg).await?;
     let mut buf = Vec::new();

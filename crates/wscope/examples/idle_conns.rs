@@ -87,11 +87,11 @@ async fn run(a: Args) -> Result<(), String> {
     let port: u16 = port.parse().map_err(|e| format!("port: {e}"))?;
     let mut cfg = ClientConfig::new(host, port);
     if !a.plain {
-        cfg = cfg.deflate(DeflateConfig {
-            server_no_context_takeover: a.no_takeover,
-            client_no_context_takeover: a.no_takeover,
-            ..DeflateConfig::default()
-        });
+        cfg = cfg.deflate(
+            DeflateConfig::default()
+                .server_no_context_takeover(a.no_takeover)
+                .client_no_context_takeover(a.no_takeover),
+        );
     }
     let mut held = Vec::with_capacity(a.conns);
     let mut negotiated = 0usize;

@@ -77,11 +77,9 @@ struct Run {
 /// `partial` bytes.
 fn receive(ctl: u8, stream: &[u8], partial: Option<usize>) -> Run {
     let small = ctl & 16 != 0;
-    let cfg = Config {
-        max_frame_len: if small { 1000 } else { 64 << 20 },
-        max_message_len: if small { 3000 } else { 64 << 20 },
-        ..Config::default()
-    };
+    let cfg = Config::default()
+        .max_frame_len(if small { 1000 } else { 64 << 20 })
+        .max_message_len(if small { 3000 } else { 64 << 20 });
     let mut s = Session::client(cfg, &[]);
     // Without the `deflate` feature the compressed inputs are refused as RSV1 frames.
     #[cfg(feature = "deflate")]

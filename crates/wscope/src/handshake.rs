@@ -80,10 +80,11 @@ pub fn accept_all(_: &Request) -> Result<Accept, Reject> {
 
 /// Server side: the request reader with the configured limits.
 pub(crate) fn server_machine(cfg: &ServerConfig) -> ServerHandshake {
-    ServerHandshake::new(Limits {
-        max_head_len: cfg.max_header_size,
-        max_headers: cfg.max_headers,
-    })
+    ServerHandshake::new(
+        Limits::default()
+            .max_head_len(cfg.max_header_size)
+            .max_headers(cfg.max_headers),
+    )
 }
 
 /// A refusal to write before closing, and the error to return.

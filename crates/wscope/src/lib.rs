@@ -138,6 +138,11 @@ pub mod handshake;
 #[cfg(feature = "hyper")]
 pub mod hyper;
 pub mod limits;
+#[allow(
+    clippy::exhaustive_enums,
+    clippy::exhaustive_structs,
+    reason = "closed: `Message` has the five kinds of RFC 6455 messages (matched exhaustively, as tungstenite's), `DataKind` is text or binary, `CloseFrame` a code and a reason, `Partial` and `FrameInfo` the pieces of a partial receive"
+)]
 pub mod message;
 pub mod proxy;
 mod session;

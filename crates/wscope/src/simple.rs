@@ -32,13 +32,11 @@
 //! use wscope::simple::{MsgHdr, Secured, Websock, WebsockConfig};
 //!
 //! # fn main() -> wscope::Result<()> {
-//! let cfg = WebsockConfig {
-//!     hostname: "echo.example".into(),
-//!     port: 443,
-//!     uri: "/".into(),
-//!     secured: Secured::Verify,
-//!     ..WebsockConfig::default()
-//! };
+//! let cfg = WebsockConfig::default()
+//!     .hostname("echo.example".into())
+//!     .port(443)
+//!     .uri("/".into())
+//!     .secured(Secured::Verify);
 //! let ws = Websock::open(&cfg)?;
 //! ws.send_text("Hello World")?;
 //! let mut hdr = MsgHdr::default();
@@ -69,6 +67,10 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The seed's `secured` field.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed: the three values of the C API's `secured` field"
+)]
 pub enum Secured {
     /// 0: plain `ws`.
     #[default]
@@ -81,6 +83,7 @@ pub enum Secured {
 
 /// The embedded-SDK-style API's `websock_config_t`.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct WebsockConfig {
     /// Host name or IP address.
     pub hostname: String,
@@ -103,6 +106,85 @@ pub struct WebsockConfig {
     pub write_timeout: Option<Duration>,
     /// Extra handshake headers (name, value); at most 10 as in the embedded-SDK-style API.
     pub hndshk_hdrs: Vec<(String, String)>,
+}
+
+/// Builder methods, one per field and of the same name: start from `WebsockConfig::default()` (or a
+/// constructor) and chain them; the struct is `#[non_exhaustive]`, so fields may be added without
+/// breaking callers.
+impl WebsockConfig {
+    /// Sets [`WebsockConfig::hostname`]: host name or IP address.
+    #[must_use]
+    pub fn hostname(mut self, hostname: String) -> Self {
+        self.hostname = hostname;
+        self
+    }
+
+    /// Sets [`WebsockConfig::port`]: port.
+    #[must_use]
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Sets [`WebsockConfig::uri`]: request target (`/` when empty).
+    #[must_use]
+    pub fn uri(mut self, uri: String) -> Self {
+        self.uri = uri;
+        self
+    }
+
+    /// Sets [`WebsockConfig::secured`]: tLS or not, verified or not.
+    #[must_use]
+    pub fn secured(mut self, secured: Secured) -> Self {
+        self.secured = secured;
+        self
+    }
+
+    /// Sets [`WebsockConfig::ca_cert`]: cA certificates (PEM) to verify the server with; built-in
+    /// roots when `None`.
+    #[must_use]
+    pub fn ca_cert(mut self, ca_cert: Option<Vec<u8>>) -> Self {
+        self.ca_cert = ca_cert;
+        self
+    }
+
+    /// Sets [`WebsockConfig::client_cert`]: client certificate (PEM).
+    #[must_use]
+    pub fn client_cert(mut self, client_cert: Option<Vec<u8>>) -> Self {
+        self.client_cert = client_cert;
+        self
+    }
+
+    /// Sets [`WebsockConfig::client_key`]: client key (PEM).
+    #[must_use]
+    pub fn client_key(mut self, client_key: Option<Vec<u8>>) -> Self {
+        self.client_key = client_key;
+        self
+    }
+
+    /// Sets [`WebsockConfig::time_out`]: bound on the whole opening: name lookup, TCP connect, TLS
+    /// and the HTTP upgrade.
+    #[must_use]
+    pub fn time_out(mut self, time_out: Duration) -> Self {
+        self.time_out = time_out;
+        self
+    }
+
+    /// Sets [`WebsockConfig::write_timeout`]: a send fails (and the connection with it) when no
+    /// byte could be written for this long: the server does not read.
+    #[must_use]
+    pub fn write_timeout(mut self, write_timeout: Option<Duration>) -> Self {
+        self.write_timeout = write_timeout;
+        self
+    }
+
+    /// Sets [`WebsockConfig::hndshk_hdrs`]: extra handshake headers (name, value); at most 10 as in
+    /// the embedded-SDK-style API.
+    #[must_use]
+    pub fn hndshk_hdrs(mut self, hndshk_hdrs: Vec<(String, String)>) -> Self {
+        self.hndshk_hdrs = hndshk_hdrs;
+        self
+    }
 }
 
 impl Default for WebsockConfig {
@@ -179,6 +261,10 @@ impl WebsockConfig {
 /// The embedded-SDK-style API's `websock_msg_hdr_t`: what the bytes returned by
 /// [`Websock::recv`] belong to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "closed: the fields of the C API's `websock_msg_hdr_t`"
+)]
 pub struct MsgHdr {
     /// 1 when the frame ends its message, 0 otherwise (-1 when nothing was returned).
     pub fin: i32,

@@ -13,6 +13,7 @@ use core::fmt;
 
 /// A parsed WebSocket URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WsUrl {
     /// `wss` (TLS) rather than `ws`.
     pub secure: bool,

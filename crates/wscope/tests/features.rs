@@ -19,12 +19,10 @@ fn blocking_wss_without_rustls_is_refused_with_the_reason() {
     );
     assert!(err.to_string().contains("`rustls` feature"), "{err}");
     // The embedded-SDK-style facade (and so the C API) says the same for `secured`.
-    let cfg = wscope::simple::WebsockConfig {
-        hostname: "127.0.0.1".into(),
-        port: 9,
-        secured: wscope::simple::Secured::Verify,
-        ..wscope::simple::WebsockConfig::default()
-    };
+    let cfg = wscope::simple::WebsockConfig::default()
+        .hostname("127.0.0.1".into())
+        .port(9)
+        .secured(wscope::simple::Secured::Verify);
     let err = wscope::simple::Websock::open(&cfg).unwrap_err();
     assert!(
         matches!(err, wscope::Error::Url(wscope::url::UrlError::TlsDisabled)),

@@ -44,10 +44,10 @@ impl KeepaliveArgs {
         let interval = self.ping_interval?;
         let timeout = self.ping_timeout.unwrap_or(interval);
         let secs = |s: f64| core::time::Duration::from_secs_f64(s).into();
-        Some(wscope::config::Keepalive {
-            interval: secs(interval),
-            timeout: secs(timeout),
-        })
+        Some(wscope::config::Keepalive::new(
+            secs(interval),
+            secs(timeout),
+        ))
     }
 }
 

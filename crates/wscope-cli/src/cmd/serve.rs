@@ -170,11 +170,11 @@ pub(crate) fn run(args: Args) -> ExitCode {
         .idle_timeout
         .map(core::time::Duration::from_secs_f64);
     if args.compress {
-        cfg.deflate = Some(wscope::config::DeflateConfig {
-            server_max_window_bits: args.deflate_window_bits,
-            client_max_window_bits: args.deflate_window_bits,
-            ..wscope::config::DeflateConfig::default()
-        });
+        cfg.deflate = Some(
+            wscope::config::DeflateConfig::default()
+                .server_max_window_bits(args.deflate_window_bits)
+                .client_max_window_bits(args.deflate_window_bits),
+        );
         cfg.deflate_options.level = args.deflate_level;
         cfg.deflate_options.mem_level = args.deflate_mem_level;
     }

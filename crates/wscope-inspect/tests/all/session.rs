@@ -333,10 +333,7 @@ fn bytes_inflated_before_corruption_are_delivered_however_segmented() {
 #[test]
 fn inflation_is_capped() {
     let mut r = Run::new(SessionConfig {
-        observer: ObserverConfig {
-            max_inflated_message_len: 1000,
-            ..ObserverConfig::default()
-        },
+        observer: ObserverConfig::default().max_inflated_message_len(1000),
         ..SessionConfig::default()
     });
     r.data(C, &req());

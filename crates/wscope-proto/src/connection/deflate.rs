@@ -10,6 +10,7 @@ use crate::role::Role;
 
 /// Options for compressing outgoing messages once permessage-deflate is agreed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeflateOptions {
     /// zlib compression level, 0–9.
     pub level: u32,
@@ -19,6 +20,34 @@ pub struct DeflateOptions {
     /// bytes (see [`crate::deflate::DEFAULT_MEM_LEVEL`]). The window is negotiated
     /// ([`crate::deflate::DeflateConfig`]).
     pub mem_level: u8,
+}
+
+/// Builder methods, one per field and of the same name: start from `DeflateOptions::default()` (or
+/// a constructor) and chain them; the struct is `#[non_exhaustive]`, so fields may be added without
+/// breaking callers.
+impl DeflateOptions {
+    /// Sets [`DeflateOptions::level`]: zlib compression level, 0–9.
+    #[must_use]
+    pub const fn level(mut self, level: u32) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// Sets [`DeflateOptions::threshold`]: messages shorter than this are sent uncompressed (RSV1
+    /// is per message).
+    #[must_use]
+    pub const fn threshold(mut self, threshold: usize) -> Self {
+        self.threshold = threshold;
+        self
+    }
+
+    /// Sets [`DeflateOptions::mem_level`]: zlib memLevel, 1–9: the compressor's literal buffers
+    /// take `7 << (mem_level + 6)` bytes (see [`crate::deflate::DEFAULT_MEM_LEVEL`]).
+    #[must_use]
+    pub const fn mem_level(mut self, mem_level: u8) -> Self {
+        self.mem_level = mem_level;
+        self
+    }
 }
 
 impl Default for DeflateOptions {
@@ -37,6 +66,7 @@ impl Default for DeflateOptions {
 /// Contexts are allocated by the first compressed message of their direction and freed after
 /// each message when that direction's sender does not take its context over.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeflateMemory {
     /// The decompression context for received messages is allocated.
     pub inflate_context: bool,

@@ -98,6 +98,7 @@ impl<F: FnMut() -> [u8; 4] + Send> MaskSource for F {
 
 /// Settings of a [`Connection`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// Largest accepted frame payload (1009 beyond).
     pub max_frame_len: u64,
@@ -125,6 +126,87 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
 }
 
+/// Builder methods, one per field and of the same name: start from `Config::default()` (or a
+/// constructor) and chain them; the struct is `#[non_exhaustive]`, so fields may be added without
+/// breaking callers.
+impl Config {
+    /// Sets [`Config::max_frame_len`]: largest accepted frame payload (1009 beyond).
+    #[must_use]
+    pub const fn max_frame_len(mut self, max_frame_len: u64) -> Self {
+        self.max_frame_len = max_frame_len;
+        self
+    }
+
+    /// Sets [`Config::max_message_len`]: largest accepted message (1009 beyond).
+    #[must_use]
+    pub const fn max_message_len(mut self, max_message_len: u64) -> Self {
+        self.max_message_len = max_message_len;
+        self
+    }
+
+    /// Sets [`Config::auto_pong`]: answer each ping with a pong carrying the same payload.
+    #[must_use]
+    pub const fn auto_pong(mut self, auto_pong: bool) -> Self {
+        self.auto_pong = auto_pong;
+        self
+    }
+
+    /// Sets [`Config::auto_close`]: answer the peer's close with a close echoing its status.
+    #[must_use]
+    pub const fn auto_close(mut self, auto_close: bool) -> Self {
+        self.auto_close = auto_close;
+        self
+    }
+
+    /// Sets [`Config::close_timeout`]: how long to wait for the peer's close after sending ours,
+    /// and (client) for the server to close the transport after the closing handshake.
+    #[must_use]
+    pub const fn close_timeout(mut self, close_timeout: Duration) -> Self {
+        self.close_timeout = close_timeout;
+        self
+    }
+
+    /// Sets [`Config::validate_utf8`]: validate incoming text as UTF-8.
+    #[must_use]
+    pub const fn validate_utf8(mut self, validate_utf8: bool) -> Self {
+        self.validate_utf8 = validate_utf8;
+        self
+    }
+
+    /// Sets [`Config::extension_rsv`]: RSV bits a negotiated extension defines (RSV1 for
+    /// permessage-deflate).
+    #[must_use]
+    pub const fn extension_rsv(mut self, extension_rsv: u8) -> Self {
+        self.extension_rsv = extension_rsv;
+        self
+    }
+
+    /// Sets [`Config::max_queued_replies`]: at most this many bytes of automatic replies (pongs)
+    /// wait for `poll_transmit`; beyond it pings are not answered until the queue drains (RFC 6455
+    /// allows answering only the latest).
+    #[must_use]
+    pub const fn max_queued_replies(mut self, max_queued_replies: usize) -> Self {
+        self.max_queued_replies = max_queued_replies;
+        self
+    }
+
+    /// Sets [`Config::keepalive`]: ping a peer that sent nothing for a while, fail (1011) one that
+    /// does not answer ([`crate::keepalive`]); `None`: never.
+    #[must_use]
+    pub const fn keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
+        self.keepalive = keepalive;
+        self
+    }
+
+    /// Sets [`Config::idle_timeout`]: close (1001, "idle timeout") a connection on which nothing
+    /// arrived for this long ([`crate::idle`]); `None`: never.
+    #[must_use]
+    pub const fn idle_timeout(mut self, idle_timeout: Option<Duration>) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
+    }
+}
+
 impl Default for Config {
     /// 64 MiB frames and messages, automatic pong and close, 5 s close timeout, no keepalive,
     /// no idle timeout.
@@ -146,6 +228,7 @@ impl Default for Config {
 
 /// The connection's place in the closing handshake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum State {
     /// Data flows both ways.
     Open,
@@ -160,6 +243,10 @@ pub enum State {
 
 /// Something the peer sent.
 #[derive(Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "the drivers of crates/wscope match every event; #[non_exhaustive] once they have a catch-all arm"
+)]
 pub enum Event<'a> {
     /// A frame header, for every frame: lets a partial-frame API report fin, opcode and length
     /// before the payload arrives. Most applications ignore it.
@@ -189,6 +276,7 @@ pub enum Event<'a> {
 
 /// A message or control frame to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outgoing<'a> {
     /// A whole text message in one frame.
     Text(&'a str),

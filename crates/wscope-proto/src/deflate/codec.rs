@@ -35,6 +35,7 @@ const STEP: usize = 32 * 1024;
 
 /// Why a compressed message could not be inflated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InflateError {
     /// The data is not valid DEFLATE.
     Corrupt,

@@ -13,6 +13,10 @@ use crate::role::Role;
 
 /// The parameters both sides agreed on in the handshake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "closed: the four parameters RFC 7692 section 7.1 defines"
+)]
 pub struct DeflateParams {
     /// The server resets its compression context after each message.
     pub server_no_context_takeover: bool,
@@ -62,6 +66,10 @@ pub const EXTENSION_NAME: &str = crate::handshake::PERMESSAGE_DEFLATE;
 /// `client_max_window_bits` has three states: absent (`None`), present without a value
 /// (`Some(None)`, only valid in a client's offer: "I can limit my window"), and with a value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "closed: the four parameters RFC 7692 section 7.1 defines"
+)]
 pub struct Offer {
     /// `server_no_context_takeover`.
     pub server_no_context_takeover: bool,
@@ -76,6 +84,7 @@ pub struct Offer {
 /// Why an offer or a response is refused (RFC 7692 section 7: unknown, repeated or invalid
 /// parameters; a response the client did not allow).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NegotiationError {
     /// A parameter RFC 7692 does not define.
     UnknownParameter,
@@ -202,6 +211,7 @@ impl Offer {
 /// What one endpoint wants from permessage-deflate: used to build a client's offer and to
 /// answer offers as a server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeflateConfig {
     /// Ask (client) or decide (server) that the server resets its context per message.
     pub server_no_context_takeover: bool,
@@ -211,6 +221,43 @@ pub struct DeflateConfig {
     pub server_max_window_bits: u8,
     /// The largest window the client may compress with (9–15; 8 is treated as 9).
     pub client_max_window_bits: u8,
+}
+
+/// Builder methods, one per field and of the same name: start from `DeflateConfig::default()` (or a
+/// constructor) and chain them; the struct is `#[non_exhaustive]`, so fields may be added without
+/// breaking callers.
+impl DeflateConfig {
+    /// Sets [`DeflateConfig::server_no_context_takeover`]: ask (client) or decide (server) that the
+    /// server resets its context per message.
+    #[must_use]
+    pub const fn server_no_context_takeover(mut self, server_no_context_takeover: bool) -> Self {
+        self.server_no_context_takeover = server_no_context_takeover;
+        self
+    }
+
+    /// Sets [`DeflateConfig::client_no_context_takeover`]: ask (client) or decide (server) that the
+    /// client resets its context per message.
+    #[must_use]
+    pub const fn client_no_context_takeover(mut self, client_no_context_takeover: bool) -> Self {
+        self.client_no_context_takeover = client_no_context_takeover;
+        self
+    }
+
+    /// Sets [`DeflateConfig::server_max_window_bits`]: the largest window the server may compress
+    /// with (9–15; 8 is treated as 9).
+    #[must_use]
+    pub const fn server_max_window_bits(mut self, server_max_window_bits: u8) -> Self {
+        self.server_max_window_bits = server_max_window_bits;
+        self
+    }
+
+    /// Sets [`DeflateConfig::client_max_window_bits`]: the largest window the client may compress
+    /// with (9–15; 8 is treated as 9).
+    #[must_use]
+    pub const fn client_max_window_bits(mut self, client_max_window_bits: u8) -> Self {
+        self.client_max_window_bits = client_max_window_bits;
+        self
+    }
 }
 
 impl Default for DeflateConfig {

@@ -143,6 +143,10 @@ pub fn has_token(value: &[u8], token: &str) -> bool {
 
 /// One header field of a parsed head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "closed: a header field is a name and a value"
+)]
 pub struct Header<'a> {
     /// The name as received (a token; compare it case-insensitively).
     pub name: &'a str,
@@ -246,6 +250,10 @@ impl Headers {
 
 /// One extension offered or accepted in `Sec-WebSocket-Extensions`: a name and its parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "closed: an extension is a name and its parameters (RFC 6455 section 9.1)"
+)]
 pub struct Extension<'a> {
     /// The extension's name (a token), e.g. `permessage-deflate`.
     pub name: &'a str,
@@ -278,6 +286,10 @@ impl fmt::Display for Extension<'_> {
 
 /// A parameter of an [`Extension`]: `name` or `name=value`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "closed: a parameter is a name and an optional value (RFC 6455 section 9.1)"
+)]
 pub struct ExtensionParam<'a> {
     /// The parameter's name (a token).
     pub name: &'a str,
@@ -287,6 +299,7 @@ pub struct ExtensionParam<'a> {
 
 /// A `Sec-WebSocket-Extensions` value does not follow the grammar of RFC 6455 section 9.1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExtensionSyntaxError {
     /// Byte offset of the first byte that does not fit.
     pub offset: usize,

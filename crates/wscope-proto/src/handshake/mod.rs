@@ -254,11 +254,32 @@ pub fn accept_key(key: &[u8]) -> AcceptKey {
 
 /// Size limits for a received head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// The longest head, in bytes, start line and final empty line included (431 beyond).
     pub max_head_len: usize,
     /// The most header fields (431 beyond).
     pub max_headers: usize,
+}
+
+/// Builder methods, one per field and of the same name: start from `Limits::default()` (or a
+/// constructor) and chain them; the struct is `#[non_exhaustive]`, so fields may be added without
+/// breaking callers.
+impl Limits {
+    /// Sets [`Limits::max_head_len`]: the longest head, in bytes, start line and final empty line
+    /// included (431 beyond).
+    #[must_use]
+    pub const fn max_head_len(mut self, max_head_len: usize) -> Self {
+        self.max_head_len = max_head_len;
+        self
+    }
+
+    /// Sets [`Limits::max_headers`]: the most header fields (431 beyond).
+    #[must_use]
+    pub const fn max_headers(mut self, max_headers: usize) -> Self {
+        self.max_headers = max_headers;
+        self
+    }
 }
 
 impl Default for Limits {
@@ -273,6 +294,10 @@ impl Default for Limits {
 
 /// What feeding bytes to a handshake state machine gave.
 #[derive(Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "closed: a head is complete or needs more bytes"
+)]
 pub enum Progress<'b, T> {
     /// The head has not ended; all the bytes were taken. Feed more.
     NeedMore,

@@ -9,6 +9,7 @@ use crate::error::ProtocolError;
 
 /// How the observer treats handshake problems after a `101` to WebSocket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UpgradePolicy {
     /// Zeek: each problem is an [`Anomaly`] and frames are decoded anyway.
     Lenient,
@@ -19,6 +20,7 @@ pub enum UpgradePolicy {
 
 /// Settings of an [`Observer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ObserverConfig {
     /// Size limits for each HTTP head; a head over them is an anomaly and ends the analysis.
     pub limits: Limits,
@@ -50,6 +52,97 @@ pub struct ObserverConfig {
     /// of the two applies): beyond, [`ProtocolError::MessageTooLarge`] is reported and the
     /// rest of the message is not inflated. It bounds the memory a decompression bomb takes.
     pub max_inflated_message_len: u64,
+}
+
+/// Builder methods, one per field and of the same name: start from `ObserverConfig::default()` (or
+/// a constructor) and chain them; the struct is `#[non_exhaustive]`, so fields may be added without
+/// breaking callers.
+impl ObserverConfig {
+    /// Sets [`ObserverConfig::limits`]: size limits for each HTTP head; a head over them is an
+    /// anomaly and ends the analysis.
+    #[must_use]
+    pub const fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets [`ObserverConfig::policy`]: lenient (report) or strict (stop) about handshake problems.
+    #[must_use]
+    pub const fn policy(mut self, policy: UpgradePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets [`ObserverConfig::validate_utf8`]: check that text messages are UTF-8
+    /// ([`ProtocolError::InvalidUtf8`] anomalies).
+    #[must_use]
+    pub const fn validate_utf8(mut self, validate_utf8: bool) -> Self {
+        self.validate_utf8 = validate_utf8;
+        self
+    }
+
+    /// Sets [`ObserverConfig::max_message_len`]: messages longer than this are reported
+    /// ([`ProtocolError::MessageTooLarge`]).
+    #[must_use]
+    pub const fn max_message_len(mut self, max_message_len: u64) -> Self {
+        self.max_message_len = max_message_len;
+        self
+    }
+
+    /// Sets [`ObserverConfig::max_frame_len`]: frames longer than this are reported
+    /// ([`ProtocolError::FrameTooLarge`]).
+    #[must_use]
+    pub const fn max_frame_len(mut self, max_frame_len: u64) -> Self {
+        self.max_frame_len = max_frame_len;
+        self
+    }
+
+    /// Sets [`ObserverConfig::resync`]: after framing is lost, look for the next plausible frame
+    /// header (a supported opcode, reserved bits only as negotiated, the mask bit this direction
+    /// has been using, a control frame final and at most 125 bytes, a minimal length of at most
+    /// [`ObserverConfig::resync_max_frame_len`], and not a continuation).
+    #[must_use]
+    pub const fn resync(mut self, resync: bool) -> Self {
+        self.resync = resync;
+        self
+    }
+
+    /// Sets [`ObserverConfig::resync_max_frame_len`]: the longest frame accepted as a
+    /// resynchronisation point (and never more than [`ObserverConfig::max_frame_len`], a limit the
+    /// peers are known to keep).
+    #[must_use]
+    pub const fn resync_max_frame_len(mut self, resync_max_frame_len: u64) -> Self {
+        self.resync_max_frame_len = resync_max_frame_len;
+        self
+    }
+
+    /// Sets [`ObserverConfig::max_pending_requests`]: requests waiting for their response
+    /// (pipelining) beyond this end the analysis.
+    #[must_use]
+    pub const fn max_pending_requests(mut self, max_pending_requests: usize) -> Self {
+        self.max_pending_requests = max_pending_requests;
+        self
+    }
+
+    /// Sets [`ObserverConfig::inflate`]: inflate permessage-deflate messages (feature `deflate`):
+    /// their inflated bytes come out as [`ObservedEvent::Inflated`], and what breaks the rules an
+    /// endpoint enforces on them (corrupt data, the cap, invalid UTF-8 of inflated text) as
+    /// [`Anomaly::Protocol`], through the endpoint's own message layer
+    /// (`deflate::MessageInflater`).
+    #[must_use]
+    pub const fn inflate(mut self, inflate: bool) -> Self {
+        self.inflate = inflate;
+        self
+    }
+
+    /// Sets [`ObserverConfig::max_inflated_message_len`]: the cap on an inflated message, with
+    /// [`ObserverConfig::max_message_len`] (the smaller of the two applies): beyond,
+    /// [`ProtocolError::MessageTooLarge`] is reported and the rest of the message is not inflated.
+    #[must_use]
+    pub const fn max_inflated_message_len(mut self, max_inflated_message_len: u64) -> Self {
+        self.max_inflated_message_len = max_inflated_message_len;
+        self
+    }
 }
 
 impl ObserverConfig {

@@ -14,6 +14,7 @@ use super::{Observer, ObserverConfig};
 
 /// Why framing was lost in a direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DesyncCause {
     /// A gap that was not inside a payload.
     Gap,
@@ -224,6 +225,10 @@ impl fmt::Display for AnomalyDetail<'_, '_> {
 /// gets besides the bytes. The observer reports it with each [`ObservedEvent::FrameData`];
 /// the analyzer carries the same value into its own events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "wscope-inspect re-slices chunks with struct update syntax; #[non_exhaustive] with a constructor there"
+)]
 pub struct ChunkInfo {
     /// Data frames: the message's first opcode (text, binary; continuation when its start was
     /// not seen). Control frames: their own opcode.

@@ -116,16 +116,23 @@ fn sample_dissects_to_the_documented_frames_and_messages() {
     let text = [r.frames[1].4.clone(), r.frames[3].4.clone()].concat();
     assert_eq!(text, "Hello, wörld".as_bytes());
     assert!(r.frames[4].4 == binary_payload());
-    let message = |offset, opcode, frames, len| MessageInfo {
-        offset,
-        opcode,
-        frames,
-        len,
-        complete: true,
-        text_valid: (opcode == OpCode::TEXT).then_some(true),
+    // `MessageInfo` is `#[non_exhaustive]`: compared field by field.
+    let message = |offset, opcode: OpCode, frames, len| {
+        let text_valid = (opcode == OpCode::TEXT).then_some(true);
+        (offset, opcode, frames, len, true, text_valid)
+    };
+    let seen = |m: &MessageInfo| {
+        (
+            m.offset,
+            m.opcode,
+            m.frames,
+            m.len,
+            m.complete,
+            m.text_valid,
+        )
     };
     assert_eq!(
-        r.messages,
+        r.messages.iter().map(seen).collect::<Vec<_>>(),
         [
             message(0, OpCode::TEXT, 1, 14),
             message(35, OpCode::PING, 1, 14),

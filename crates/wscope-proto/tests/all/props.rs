@@ -85,7 +85,7 @@ proptest! {
         control_chunks in any::<bool>(),
     ) {
         let (rule, wire, expected) = stream;
-        let acfg = AssemblerConfig { control_chunks, ..AssemblerConfig::default() };
+        let acfg = AssemblerConfig::default().control_chunks(control_chunks);
         let whole = run_message_decoder(DecoderConfig::new(rule), acfg, &wire, &[wire.len()]);
         prop_assert_eq!(whole.error, None);
         prop_assert_eq!(&whole.delivered, &expected);
@@ -108,7 +108,7 @@ proptest! {
         if report {
             cfg = cfg.reporting();
         }
-        let acfg = AssemblerConfig { control_chunks, ..AssemblerConfig::default() };
+        let acfg = AssemblerConfig::default().control_chunks(control_chunks);
         let whole = run_message_decoder(cfg, acfg, &wire, &[wire.len()]);
         if report {
             prop_assert_eq!(whole.error, None);

@@ -7,14 +7,8 @@ mod keepalive_tests {
 
     #[test]
     fn an_arrival_moves_the_next_keepalive_deadline_to_one_interval_after_it() {
-        let ka = Keepalive {
-            interval: Duration::from_secs(10),
-            timeout: Duration::from_secs(5),
-        };
-        let cfg = Config {
-            keepalive: Some(ka),
-            ..Config::default()
-        };
+        let ka = Keepalive::new(Duration::from_secs(10), Duration::from_secs(5));
+        let cfg = Config::default().keepalive(Some(ka));
         let mut s = Session::server(cfg, &[]);
         let first = s
             .conn
@@ -46,10 +40,7 @@ mod end_tests {
 
     /// A connection the core closes for the idle timeout at its first tick.
     fn idle_at_once() -> Config {
-        Config {
-            idle_timeout: Some(wscope_proto::Duration::ZERO),
-            ..Config::default()
-        }
+        Config::default().idle_timeout(Some(wscope_proto::Duration::ZERO))
     }
 
     fn unexpected_eof(s: &Session) -> bool {
@@ -73,10 +64,7 @@ mod end_tests {
 
     #[test]
     fn an_end_after_a_peer_close_not_answered_yet_is_clean() {
-        let cfg = Config {
-            auto_close: false,
-            ..Config::default()
-        };
+        let cfg = Config::default().auto_close(false);
         // A masked close with 1000.
         let wire = [0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8];
         let mut s = Session::server(cfg, &wire);
@@ -140,10 +128,7 @@ mod open_tests {
     #[test]
     fn the_endpoint_idle_timeout_goes_into_the_core_config() {
         let core_idle = Some(wscope_proto::Duration::from_secs(9));
-        let ws = Config {
-            idle_timeout: core_idle,
-            ..Config::default()
-        };
+        let ws = Config::default().idle_timeout(core_idle);
         let d = DeflateOptions::default();
         let opts = SessionOptions::new(ws, Some(StdDuration::from_secs(2)), d);
         assert_eq!(

@@ -628,20 +628,14 @@ mod tests {
     }
 
     fn short_close_timeout() -> Config {
-        Config {
-            close_timeout: wscope_proto::Duration::from_millis(300),
-            ..Config::default()
-        }
+        Config::default().close_timeout(wscope_proto::Duration::from_millis(300))
     }
 
     fn with_keepalive() -> Config {
-        Config {
-            keepalive: Some(Keepalive {
-                interval: wscope_proto::Duration::from_millis(200),
-                timeout: wscope_proto::Duration::from_millis(200),
-            }),
-            ..short_close_timeout()
-        }
+        short_close_timeout().keepalive(Some(Keepalive::new(
+            wscope_proto::Duration::from_millis(200),
+            wscope_proto::Duration::from_millis(200),
+        )))
     }
 
     /// A peer that sends 1 MiB messages as fast as it can and never reads (through a 64 KiB
@@ -730,11 +724,9 @@ mod tests {
         use wscope_proto::connection::DeflateMemory;
         for no_takeover in [false, true] {
             let (server_io, client_io) = tokio::io::duplex(1 << 20);
-            let wishes = DeflateConfig {
-                server_no_context_takeover: no_takeover,
-                client_no_context_takeover: no_takeover,
-                ..DeflateConfig::default()
-            };
+            let wishes = DeflateConfig::default()
+                .server_no_context_takeover(no_takeover)
+                .client_no_context_takeover(no_takeover);
             let ccfg = ClientConfig::new("localhost", 80).deflate(wishes);
             let scfg = ServerConfig::default().deflate(DeflateConfig::default());
             let (client, server) = tokio::join!(

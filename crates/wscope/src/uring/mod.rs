@@ -196,6 +196,10 @@ pub trait Service {
 
 /// Echoes every text and binary message with its type (the `wscope serve --echo` service).
 #[derive(Clone, Copy, Debug, Default)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "closed: a unit service, built as `Echo`"
+)]
 pub struct Echo;
 
 impl Service for Echo {

@@ -23,12 +23,11 @@ fn blocking_round_trip_with_every_parameter_combination() {
         (true, false, 10, 15),
         (false, true, 15, 11),
     ] {
-        let wishes = DeflateConfig {
-            server_no_context_takeover: snct,
-            client_no_context_takeover: cnct,
-            server_max_window_bits: sbits,
-            client_max_window_bits: cbits,
-        };
+        let wishes = DeflateConfig::default()
+            .server_no_context_takeover(snct)
+            .client_no_context_takeover(cnct)
+            .server_max_window_bits(sbits)
+            .client_max_window_bits(cbits);
         let (addr, server) = echo_server(compressing_server());
         let cfg = ClientConfig::from_url(&format!("ws://{addr}/"))
             .unwrap()
@@ -155,10 +154,7 @@ fn tokio_round_trip() {
         });
         let cfg = ClientConfig::from_url(&format!("ws://{addr}/"))
             .unwrap()
-            .deflate(DeflateConfig {
-                client_no_context_takeover: true,
-                ..DeflateConfig::default()
-            });
+            .deflate(DeflateConfig::default().client_no_context_takeover(true));
         let mut ws = wscope::tokio::connect_with(&cfg).await.unwrap();
         let text = "tokio compresses too ".repeat(300);
         for _ in 0..4 {

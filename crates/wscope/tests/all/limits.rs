@@ -125,10 +125,10 @@ fn keepalive_server(
     std::thread::JoinHandle<(Error, Option<wscope_proto::connection::CloseStatus>)>,
 ) {
     let mut cfg = ServerConfig::default();
-    cfg.ws.keepalive = Some(wscope_proto::keepalive::Keepalive {
-        interval: wscope_proto::Duration::from_millis(100),
+    cfg.ws.keepalive = Some(wscope_proto::keepalive::Keepalive::new(
+        wscope_proto::Duration::from_millis(100),
         timeout,
-    });
+    ));
     let (s, server) = server_reading_until_error(cfg);
     s.set_read_timeout(Some(core::time::Duration::from_secs(5)))
         .unwrap();
@@ -213,10 +213,10 @@ fn blocking_echo_cuts_a_never_reading_peer(cfg: ServerConfig) {
 #[test]
 fn blocking_keepalive_ends_a_peer_that_sends_and_never_reads() {
     let mut cfg = ServerConfig::default();
-    cfg.ws.keepalive = Some(wscope_proto::keepalive::Keepalive {
-        interval: wscope_proto::Duration::from_millis(200),
-        timeout: wscope_proto::Duration::from_millis(200),
-    });
+    cfg.ws.keepalive = Some(wscope_proto::keepalive::Keepalive::new(
+        wscope_proto::Duration::from_millis(200),
+        wscope_proto::Duration::from_millis(200),
+    ));
     cfg.ws.close_timeout = wscope_proto::Duration::from_millis(300);
     blocking_echo_cuts_a_never_reading_peer(cfg);
 }

@@ -9,13 +9,13 @@ use wscope::simple::{MsgHdr, Websock, WebsockConfig};
 use crate::util::echo_server;
 
 fn open(port: u16) -> Websock {
-    Websock::open(&WebsockConfig {
-        hostname: "127.0.0.1".into(),
-        port,
-        uri: "/mqtt".into(),
-        hndshk_hdrs: vec![("Sec-WebSocket-Protocol".into(), "mqtt".into())],
-        ..WebsockConfig::default()
-    })
+    Websock::open(
+        &WebsockConfig::default()
+            .hostname("127.0.0.1".into())
+            .port(port)
+            .uri("/mqtt".into())
+            .hndshk_hdrs(vec![("Sec-WebSocket-Protocol".into(), "mqtt".into())]),
+    )
     .unwrap()
 }
 
@@ -91,11 +91,11 @@ fn pings_are_answered_and_not_returned() {
         while ws.read().is_ok() {}
         pong
     });
-    let ws = Websock::open(&WebsockConfig {
-        hostname: "127.0.0.1".into(),
-        port,
-        ..WebsockConfig::default()
-    })
+    let ws = Websock::open(
+        &WebsockConfig::default()
+            .hostname("127.0.0.1".into())
+            .port(port),
+    )
     .unwrap();
     let mut hdr = MsgHdr::default();
     let mut buf = [0u8; 64];
@@ -266,12 +266,12 @@ fn recv_and_close_keep_their_bounds_under_a_ping_flood() {
 fn a_send_the_server_does_not_read_fails_within_the_write_timeout() {
     let (addr, server) = ping_flood_server();
     let (r, took) = within(Duration::from_secs(60), move || {
-        let ws = Websock::open(&WebsockConfig {
-            hostname: "127.0.0.1".into(),
-            port: addr.port(),
-            write_timeout: Some(Duration::from_secs(1)),
-            ..WebsockConfig::default()
-        })
+        let ws = Websock::open(
+            &WebsockConfig::default()
+                .hostname("127.0.0.1".into())
+                .port(addr.port())
+                .write_timeout(Some(Duration::from_secs(1))),
+        )
         .unwrap();
         let big = vec![0u8; 16 << 20];
         let t0 = now();
@@ -297,12 +297,12 @@ fn open_is_bounded_by_time_out_when_the_upgrade_gets_no_answer() {
     let port = listener.local_addr().unwrap().port();
     let r = within(Duration::from_secs(30), move || {
         let t0 = now();
-        let r = Websock::open(&WebsockConfig {
-            hostname: "127.0.0.1".into(),
-            port,
-            time_out: Duration::from_secs(1),
-            ..WebsockConfig::default()
-        });
+        let r = Websock::open(
+            &WebsockConfig::default()
+                .hostname("127.0.0.1".into())
+                .port(port)
+                .time_out(Duration::from_secs(1)),
+        );
         (r.map(drop), t0.elapsed())
     });
     drop(listener);

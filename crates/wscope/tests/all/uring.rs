@@ -826,10 +826,10 @@ fn keepalive_ends_a_peer_that_sends_and_never_reads() {
         return;
     }
     let mut cfg = ServerConfig::default();
-    cfg.ws.keepalive = Some(wscope::config::Keepalive {
-        interval: wscope_proto::Duration::from_millis(200),
-        timeout: wscope_proto::Duration::from_millis(200),
-    });
+    cfg.ws.keepalive = Some(wscope::config::Keepalive::new(
+        wscope_proto::Duration::from_millis(200),
+        wscope_proto::Duration::from_millis(200),
+    ));
     cfg.ws.close_timeout = wscope_proto::Duration::from_millis(300);
     never_reading_peer_is_cut(cfg, Duration::from_secs(5));
 }
