@@ -15,7 +15,7 @@
 //! use wscope_proto::keepalive::{Keepalive, KeepaliveAction, KeepaliveTimer};
 //! use wscope_proto::{Duration, Instant};
 //!
-//! let cfg = Keepalive { interval: Duration::from_secs(20), timeout: Duration::from_secs(10) };
+//! let cfg = Keepalive::new(Duration::from_secs(20), Duration::from_secs(10));
 //! let t0 = Instant::from_micros(0);
 //! let mut t = KeepaliveTimer::new(cfg, t0);
 //! let check = t.poll_timeout().unwrap();
