@@ -96,7 +96,19 @@ impl<F: FnMut() -> [u8; 4] + Send> MaskSource for F {
     }
 }
 
-/// Settings of a [`Connection`].
+/// Settings of a [`Connection`]: [`Config::default`], then the builder methods (one per
+/// field, of the same name).
+///
+/// ```
+/// use wscope_proto::connection::Config;
+/// use wscope_proto::Duration;
+///
+/// let cfg = Config::default()
+///     .max_message_len(1 << 20)
+///     .close_timeout(Duration::from_secs(1));
+/// assert_eq!(cfg.max_message_len, 1 << 20);
+/// assert_eq!(cfg.max_frame_len, Config::default().max_frame_len);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
