@@ -386,3 +386,29 @@ fn write_timeout_arguments() {
     }
     t.join().unwrap();
 }
+
+/// The C library built without TLS (`--no-default-features`): a `secured` configuration fails
+/// at `websock_open`, before any connection, and `websock_last_error` names the missing
+/// feature.
+#[cfg(not(feature = "rustls"))]
+#[test]
+fn secured_without_tls_is_refused_with_the_reason() {
+    let host = CString::new("127.0.0.1").unwrap();
+    for secured in [1, 2] {
+        let mut cfg = websock_config_t {
+            hostname: host.as_ptr().cast_mut(),
+            port: 9,
+            time_out: 2,
+            secured,
+            ..websock_config_t::default()
+        };
+        // SAFETY: a valid configuration.
+        let h = unsafe { websock_open(&mut cfg) };
+        assert!(h.is_null(), "secured {secured} opened without TLS");
+        assert!(
+            last_error().contains("`rustls` feature"),
+            "secured {secured}: {}",
+            last_error()
+        );
+    }
+}
