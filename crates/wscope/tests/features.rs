@@ -68,3 +68,53 @@ fn blocking_plain_echo_in_any_feature_set() {
     while ws.read().is_ok() {}
     echo.join().unwrap().unwrap();
 }
+
+/// The io_uring server without `rustls` (its TLS layer compiled out): a plain `ws://` upgrade
+/// and one echoed text message, with a client written by hand (this feature set has no client).
+#[cfg(all(target_os = "linux", feature = "io-uring", not(feature = "rustls")))]
+#[test]
+fn uring_plain_echo_without_rustls() {
+    use std::io::{Read, Write};
+
+    if let Err(e) = wscope::uring::supported() {
+        eprintln!("skipped: {e}");
+        return;
+    }
+    let mut server =
+        wscope::uring::UringServer::bind("127.0.0.1:0", wscope::ServerConfig::default()).unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = server.stop_handle().unwrap();
+    let thread = std::thread::spawn(move || server.run(wscope::uring::Echo));
+
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(core::time::Duration::from_secs(5)))
+        .unwrap();
+    tcp.write_all(
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            tcp.read(&mut byte).unwrap(),
+            1,
+            "end before the response head"
+        );
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // A masked text frame (the zero key leaves the payload as it is), echoed unmasked.
+    tcp.write_all(&[0x81, 0x85, 0, 0, 0, 0, b'h', b'e', b'l', b'l', b'o'])
+        .unwrap();
+    let mut echo = [0u8; 7];
+    tcp.read_exact(&mut echo).unwrap();
+    assert_eq!(echo, [0x81, 0x05, b'h', b'e', b'l', b'l', b'o']);
+    stop.stop().unwrap();
+    thread.join().unwrap().unwrap();
+}

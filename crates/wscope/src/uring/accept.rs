@@ -63,6 +63,7 @@ impl<S: Service> EventLoop<S> {
             Some(Ok(permit)) => (Some(permit), None),
             Some(Err(over)) => (None, Some(over)),
         };
+        #[cfg(feature = "rustls")]
         if over.is_some() && self.cfg.tls.is_some() {
             // A TLS client could not read a plain 503: closed at once.
             if let Some(over) = over {
@@ -71,6 +72,7 @@ impl<S: Service> EventLoop<S> {
             }
             return;
         }
+        #[cfg(feature = "rustls")]
         let tls = match &self.cfg.tls {
             Some(cfg) => match TlsLayer::new(cfg.clone()) {
                 Ok(t) => Some(Box::new(t)),
@@ -81,6 +83,8 @@ impl<S: Service> EventLoop<S> {
             },
             None => None,
         };
+        #[cfg(not(feature = "rustls"))]
+        let tls: Option<Box<TlsLayer>> = None;
         // Accepted sockets are blocking (accept4 does not inherit O_NONBLOCK): io_uring
         // waits for readiness itself.
         let _ = stream.set_nodelay(self.cfg.nodelay);

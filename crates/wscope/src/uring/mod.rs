@@ -140,6 +140,10 @@ mod event_loop;
 mod ops;
 mod shutdown;
 mod timers;
+#[cfg(feature = "rustls")]
+mod tls;
+#[cfg(not(feature = "rustls"))]
+#[path = "tls_disabled.rs"]
 mod tls;
 
 use core::net::SocketAddr;
