@@ -163,6 +163,9 @@ step_msrv() {
     msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
     rustup toolchain list | grep -q "^$msrv" || rustup toolchain install "$msrv" --profile minimal
     cargo "+$msrv" check --workspace --all-targets --target-dir target/msrv
+    # The smallest builds: a plain ws:// client, the C library without TLS (~20 s more).
+    cargo "+$msrv" check -p wscope --no-default-features --features blocking --target-dir target/msrv
+    cargo "+$msrv" check -p wscope-ffi --no-default-features --target-dir target/msrv
 }
 
 # The main job: the analyzer on the bundled sample (the README's first command), and `wscope
