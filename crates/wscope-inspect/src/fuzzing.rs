@@ -228,8 +228,8 @@ fn conversation(ctl: u8, client: &[u8], server: &[u8], segment: usize) -> [Vec<S
                 d.seen.push(Seen::Close(*status, reason.to_vec()))
             }
             EventKind::Anomaly { name, .. } => d.seen.push(Seen::Anomaly(name)),
-            // `Session::end` is not called here.
-            EventKind::ConnectionEnd(_) => {}
+            // `Session::end` is not called here; no HTTP/2 here.
+            EventKind::ConnectionEnd(_) | EventKind::Reset { .. } => {}
         }
     };
     let mut session = Session::new(cfg);

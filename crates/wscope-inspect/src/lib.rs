@@ -162,6 +162,7 @@ where
 
 pub mod analyzer;
 pub mod event;
+pub mod http2;
 pub mod log;
 pub mod parallel;
 pub mod session;

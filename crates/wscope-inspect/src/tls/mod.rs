@@ -43,7 +43,8 @@ use wscope_proto::role::Direction;
 use wscope_proto::time::Instant;
 
 use crate::event::{Event, EventKind};
-use crate::session::{Session, SessionConfig};
+use crate::http2::App;
+use crate::session::SessionConfig;
 use crate::sink::Sink;
 use crate::tcp::ConnMeta;
 use crypto::{RecordKeys, Suite};
@@ -606,6 +607,10 @@ impl<S: Sink + ?Sized> Sink for WithTls<'_, S> {
             self.sink.event(ev);
         }
     }
+
+    fn connection_closed(&mut self, conn: &ConnMeta) {
+        self.sink.connection_closed(conn);
+    }
 }
 
 impl TlsLayer {
@@ -630,7 +635,7 @@ impl TlsLayer {
     pub fn data<S: Sink + ?Sized>(
         &self,
         slot: &mut TlsSlot,
-        session: &mut Option<Box<Session>>,
+        session: &mut App,
         cfg: SessionConfig,
         conn: &ConnMeta,
         ts: Instant,
@@ -647,8 +652,7 @@ impl TlsLayer {
         }
         match &mut slot.0 {
             SlotState::New | SlotState::Plain => {
-                let s = session.get_or_insert_with(|| Box::new(Session::new(cfg)));
-                s.data(conn, ts, dir, bytes, sink);
+                session.data(cfg, conn, ts, dir, bytes, false, sink);
             }
             SlotState::Tls(tls) => {
                 let mut out = |o: Out<'_>, info: &TlsInfo| {
@@ -668,7 +672,7 @@ impl TlsLayer {
     pub fn gap<S: Sink + ?Sized>(
         &self,
         slot: &mut TlsSlot,
-        session: &mut Option<Box<Session>>,
+        session: &mut App,
         cfg: SessionConfig,
         conn: &ConnMeta,
         ts: Instant,
@@ -681,13 +685,10 @@ impl TlsLayer {
                 emit(session, cfg, conn, ts, dir, o, info, sink);
             };
             tls.gap(dir, len, &mut out);
-            if let Some(s) = session.as_mut() {
-                s.gap(conn, ts, dir, len, sink);
-            }
+            session.gap(cfg, conn, ts, dir, len, false, sink);
             return;
         }
-        let s = session.get_or_insert_with(|| Box::new(Session::new(cfg)));
-        s.gap(conn, ts, dir, len, sink);
+        session.gap(cfg, conn, ts, dir, len, true, sink);
     }
 
     /// The connection ended: a TLS connection not reported yet (its ServerHello never came)
@@ -701,7 +702,7 @@ impl TlsLayer {
         if let SlotState::Tls(tls) = &mut slot.0 {
             if !tls.reported {
                 tls.make_opaque("the handshake did not complete");
-                let mut session = None;
+                let mut session = App::None;
                 let cfg = SessionConfig::default();
                 let dir = Direction::ServerToClient;
                 let mut out = |o: Out<'_>, info: &TlsInfo| {
@@ -723,7 +724,7 @@ impl TlsLayer {
 
 #[allow(clippy::too_many_arguments)]
 fn emit<S: Sink + ?Sized>(
-    session: &mut Option<Box<Session>>,
+    session: &mut App,
     cfg: SessionConfig,
     conn: &ConnMeta,
     ts: Instant,
@@ -733,12 +734,10 @@ fn emit<S: Sink + ?Sized>(
     sink: &mut S,
 ) {
     match o {
-        // HTTP/2 (ALPN h2) is not analysed yet: counted (TlsStats::h2), not misread as
-        // HTTP/1.1.
-        Out::Data(_) if info.alpn.as_deref() == Some("h2") => {}
+        // HTTP/2 when ALPN says so (counted as TlsStats::h2 too).
         Out::Data(plain) => {
-            let s = session.get_or_insert_with(|| Box::new(Session::new(cfg)));
-            s.data(conn, ts, dir, plain, &mut WithTls { info, sink });
+            let h2 = info.alpn.as_deref() == Some("h2");
+            session.data(cfg, conn, ts, dir, plain, h2, &mut WithTls { info, sink });
         }
         Out::Anomaly(name, detail) => sink.event(&Event {
             ts,
