@@ -268,7 +268,8 @@ impl Reader {
             if self.body.capacity() > 1 << 16 {
                 self.body = Vec::new();
             }
-        } else {
+        } else if h.kind != FrameType::Data {
+            // (A DATA frame's payload is passed over after its `BadPadding`.)
             out(Item::Skipped(h));
         }
     }
