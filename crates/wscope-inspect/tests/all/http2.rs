@@ -602,3 +602,26 @@ fn cut_and_flipped_h2_never_panics() {
         h2.end(&meta, Instant::ZERO, CloseReason::CaptureEnd, &mut sink);
     }
 }
+
+/// Several HTTP/2 connections with WebSocket streams of every fate: the same events, logs,
+/// JSON and statistics with 1, 2 and 4 workers (stream uids included).
+#[test]
+fn http2_output_is_the_same_for_any_number_of_workers() {
+    let mut t = Trace::new(Framing::Ethernet);
+    for k in 0..6u16 {
+        let (script, _) = many_streams(5 + u32::from(k));
+        script.write(&mut t, 41000 + k);
+    }
+    let mut s = H2Script::new();
+    for id in [1, 3, 5] {
+        s.connect(id, "/r", &[], None);
+        s.answer(id, "200", &[]);
+    }
+    s.send(C2S, h2_frame(RST_STREAM, 0, 3, &[0, 0, 0, 8]));
+    s.send(S2C, h2_frame(GOAWAY, 0, 0, &[0, 0, 0, 1, 0, 0, 0, 0]));
+    s.write(&mut t, 42000);
+    let bytes = t.finish();
+    let cap = || Capture::from_reader(Cursor::new(bytes.clone()), "h2");
+    let n = crate::parallel::same_for_any_workers("h2", cap, digest_cfg());
+    assert!(n > 300, "{n}");
+}
