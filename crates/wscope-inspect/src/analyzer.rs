@@ -27,8 +27,8 @@ use wscope_proto::time::Instant;
 use crate::capture::{Capture, CaptureError, CaptureErrorKind, CaptureStats};
 use crate::decode::DecodeStats;
 use crate::event::{Event, EventKind};
-use crate::parallel::{LocalOutput, LocalWriter, WithLocal};
 use crate::http2::App;
+use crate::parallel::{LocalOutput, LocalWriter, WithLocal};
 use crate::session::{SessionConfig, TcpNote};
 use crate::sink::{CaptureNote, Sink};
 use crate::source::PacketSource;
@@ -285,7 +285,9 @@ pub(crate) fn session_event<S: Sink + ?Sized>(
             state.0.tcp_note(conn, ts, dir, TcpNote::Limit(limit), out);
         }
         ConnectionEvent::Anomaly { dir, ts, anomaly } => {
-            state.0.tcp_note(conn, ts, dir, TcpNote::Anomaly(anomaly), out);
+            state
+                .0
+                .tcp_note(conn, ts, dir, TcpNote::Anomaly(anomaly), out);
         }
         ConnectionEvent::Open { .. } | ConnectionEvent::Closed { .. } => {}
     }

@@ -567,7 +567,12 @@ impl Sink for Recorder {
         if conn.stream_id.is_none() {
             return;
         }
-        let key = self.push(conn, Instant::ZERO, Direction::ClientToServer, RecKind::Closed);
+        let key = self.push(
+            conn,
+            Instant::ZERO,
+            Direction::ClientToServer,
+            RecKind::Closed,
+        );
         if let Some((l, _)) = &mut self.local {
             l.connection_closed(conn);
             self.piece(key);

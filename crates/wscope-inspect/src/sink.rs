@@ -273,7 +273,11 @@ impl<T: WsInspect> Sink for InspectAdapter<T> {
 
     fn connection_closed(&mut self, conn: &ConnMeta) {
         for dir in BOTH {
-            if self.state.remove(&(conn.session_key(), dir.index())).is_some() {
+            if self
+                .state
+                .remove(&(conn.session_key(), dir.index()))
+                .is_some()
+            {
                 self.inner.in_wsctl(conn, dir, &[], None);
             }
         }

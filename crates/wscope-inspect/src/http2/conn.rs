@@ -288,7 +288,13 @@ impl H2Conn {
                 }
             }
             Item::BadPadding(h, e) => {
-                self.anomaly(cx, dir, None, "http2_frame_error", format!("stream {}: {e}", h.stream));
+                self.anomaly(
+                    cx,
+                    dir,
+                    None,
+                    "http2_frame_error",
+                    format!("stream {}: {e}", h.stream),
+                );
             }
             Item::Oversized { header, max } => {
                 self.anomaly(
@@ -389,7 +395,13 @@ impl H2Conn {
             | FrameType::Unknown(_) => Ok(()),
         };
         if let Err(e) = r {
-            self.anomaly(cx, dir, None, "http2_frame_error", format!("stream {}: {e}", h.stream));
+            self.anomaly(
+                cx,
+                dir,
+                None,
+                "http2_frame_error",
+                format!("stream {}: {e}", h.stream),
+            );
         }
     }
 
@@ -403,7 +415,9 @@ impl H2Conn {
             match id {
                 // Frames sent TO this side are limited by it.
                 frame::SETTINGS_MAX_FRAME_SIZE => {
-                    self.sides[dir.reverse().index()].reader.set_max_frame(value);
+                    self.sides[dir.reverse().index()]
+                        .reader
+                        .set_max_frame(value);
                 }
                 frame::SETTINGS_ENABLE_CONNECT_PROTOCOL if dir == Direction::ServerToClient => {
                     self.connect_protocol = value == 1;
@@ -585,7 +599,8 @@ impl H2Conn {
                         }
                         return;
                     }
-                    self.streams.insert(stream, Stream::Requested(Box::new(head)));
+                    self.streams
+                        .insert(stream, Stream::Requested(Box::new(head)));
                 } else if end_stream {
                     self.stream_end(cx, dir, stream);
                 }
@@ -682,11 +697,11 @@ impl H2Conn {
         bytes: &[u8],
     ) {
         match self.streams.get_mut(&h.stream) {
-            Some(Stream::WebSocket(ws)) => {
-                if !ws.rejected && !ws.ended[dir.index()] {
-                    ws.session.data(&ws.meta, cx.ts, dir, bytes, cx.sink);
-                }
+            Some(Stream::WebSocket(ws)) if !ws.rejected && !ws.ended[dir.index()] => {
+                ws.session.data(&ws.meta, cx.ts, dir, bytes, cx.sink);
             }
+            // A rejected answer (no frames are read), or DATA after END_STREAM.
+            Some(Stream::WebSocket(_)) => {}
             // DATA before the answer (RFC 8441 §5: the client waits for it): passed over.
             Some(Stream::Requested(_)) => {}
             // Not tracked: another kind of stream, or one never opened (see `data_unknown`).
@@ -696,7 +711,12 @@ impl H2Conn {
 
     /// The end of a DATA frame on a stream that is not tracked: an anomaly when the stream was
     /// never opened (idle, RFC 9113 §5.1; client streams are odd, pushed ones even).
-    fn data_unknown<S: Sink + ?Sized>(&mut self, cx: &mut Cx<'_, S>, dir: Direction, h: &FrameHeader) {
+    fn data_unknown<S: Sink + ?Sized>(
+        &mut self,
+        cx: &mut Cx<'_, S>,
+        dir: Direction,
+        h: &FrameHeader,
+    ) {
         if self.streams.contains_key(&h.stream) {
             return;
         }
@@ -711,7 +731,10 @@ impl H2Conn {
                 dir,
                 None,
                 "http2_data_unknown_stream",
-                format!("DATA frame of {} bytes on stream {}, never opened", h.len, h.stream),
+                format!(
+                    "DATA frame of {} bytes on stream {}, never opened",
+                    h.len, h.stream
+                ),
             );
         }
     }

@@ -223,7 +223,7 @@ pub fn settings<'a>(
             stream: h.stream,
         });
     }
-    if payload.len() % 6 != 0 || (h.has(ACK) && !payload.is_empty()) {
+    if !payload.len().is_multiple_of(6) || (h.has(ACK) && !payload.is_empty()) {
         return Err(FrameError::BadLength {
             kind: h.kind,
             len: h.len,
@@ -350,7 +350,10 @@ mod tests {
         let s: Vec<_> = settings(&h, &p).unwrap().collect();
         assert_eq!(
             s,
-            vec![(SETTINGS_ENABLE_CONNECT_PROTOCOL, 1), (SETTINGS_MAX_FRAME_SIZE, 0x4000)]
+            vec![
+                (SETTINGS_ENABLE_CONNECT_PROTOCOL, 1),
+                (SETTINGS_MAX_FRAME_SIZE, 0x4000)
+            ]
         );
         assert!(settings(&header(5, 0x4, 0, 0), &[0; 5]).is_err());
         assert!(settings(&header(6, 0x4, ACK, 0), &[0; 6]).is_err());

@@ -92,11 +92,16 @@ impl Head {
             b":authority" => self.authority = Some(text()),
             b":path" => self.path = Some(text()),
             b":status" => {
-                let s = core::str::from_utf8(value).ok().and_then(|s| s.parse().ok());
+                let s = core::str::from_utf8(value)
+                    .ok()
+                    .and_then(|s| s.parse().ok());
                 self.status = Some(s.unwrap_or(0));
             }
             _ => {
-                if let Some(n) = KEPT.iter().find(|k| name.eq_ignore_ascii_case(k.as_bytes())) {
+                if let Some(n) = KEPT
+                    .iter()
+                    .find(|k| name.eq_ignore_ascii_case(k.as_bytes()))
+                {
                     self.fields.push(((*n).to_owned(), value.to_vec()));
                 }
             }
@@ -135,7 +140,10 @@ impl fmt::Display for HpackError {
         match self {
             Self::Decode(e) => write!(f, "HPACK: {e}"),
             Self::ListTooLarge { size } => {
-                write!(f, "header list of more than {size} bytes (name + value + 32 each)")
+                write!(
+                    f,
+                    "header list of more than {size} bytes (name + value + 32 each)"
+                )
             }
         }
     }
@@ -254,7 +262,10 @@ mod tests {
         );
         // The dynamic table carries over to the next block of the direction.
         let again = encode(&mut enc, &[(":method", "CONNECT"), (":path", "/chat?x=1")]);
-        assert_eq!(dec.decode(&again).unwrap().path.as_deref(), Some("/chat?x=1"));
+        assert_eq!(
+            dec.decode(&again).unwrap().path.as_deref(),
+            Some("/chat?x=1")
+        );
     }
 
     #[test]

@@ -53,7 +53,11 @@ enum State {
         pad: Option<u32>,
     },
     /// In another frame: `left` payload bytes to come, gathered in `body` when `keep`.
-    Body { h: FrameHeader, left: u32, keep: bool },
+    Body {
+        h: FrameHeader,
+        left: u32,
+        keep: bool,
+    },
     /// Nothing more is read.
     Stopped,
 }

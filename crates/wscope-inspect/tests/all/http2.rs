@@ -53,7 +53,7 @@ pub(crate) fn data(stream: u32, end: bool, pad: Option<u8>, bytes: &[u8]) -> Vec
         Some(p) => {
             let mut payload = vec![p];
             payload.extend_from_slice(bytes);
-            payload.extend(std::iter::repeat_n(0, usize::from(p)));
+            payload.extend(core::iter::repeat_n(0, usize::from(p)));
             h2_frame(DATA, flags | PADDED, stream, &payload)
         }
         None => h2_frame(DATA, flags, stream, bytes),
@@ -124,7 +124,13 @@ impl H2Script {
     }
 
     /// An extended CONNECT for a WebSocket on `stream`.
-    pub(crate) fn connect(&mut self, stream: u32, path: &str, extra: &[(&str, &str)], cut: Option<usize>) {
+    pub(crate) fn connect(
+        &mut self,
+        stream: u32,
+        path: &str,
+        extra: &[(&str, &str)],
+        cut: Option<usize>,
+    ) {
         let mut fields = vec![
             (":method", "CONNECT"),
             (":protocol", "websocket"),
@@ -178,11 +184,17 @@ fn mask(i: u32) -> Option<[u8; 4]> {
     Some((i.wrapping_mul(0x9e37_79b9) | 1).to_be_bytes())
 }
 
+/// One session's stream id, events and their directions.
+type Reported = (Option<u32>, Vec<OwnedKind>, Vec<Direction>);
+
+/// Message digests a stream sent, per direction.
+type Sent = BTreeMap<u32, [Vec<[u8; 32]>; 2]>;
+
 /// What the analyzer reported, per session uid.
 #[derive(Debug, Default)]
 struct Sessions {
     /// uid → (stream id, events).
-    by_uid: BTreeMap<String, (Option<u32>, Vec<OwnedKind>, Vec<Direction>)>,
+    by_uid: BTreeMap<String, Reported>,
     /// Anomalies on the connection itself.
     conn_anomalies: Vec<String>,
     stats: Stats,
@@ -239,14 +251,19 @@ fn messages(kinds: &[OwnedKind], dirs: &[Direction], dir: Direction) -> Vec<[u8;
 /// `n` WebSocket streams on one connection, two messages each way per stream, interleaved
 /// across streams, with padded DATA, WebSocket frames cut across DATA frames, a request in
 /// CONTINUATIONs, and a clean close on each. Returns the script and what each stream sent.
-fn many_streams(n: u32) -> (H2Script, BTreeMap<u32, [Vec<[u8; 32]>; 2]>) {
+fn many_streams(n: u32) -> (H2Script, Sent) {
     let mut s = H2Script::new();
-    let mut sent: BTreeMap<u32, [Vec<[u8; 32]>; 2]> = BTreeMap::new();
+    let mut sent = Sent::new();
     for i in 0..n {
         let id = 2 * i + 1;
         let cut = (i == 5).then_some(7);
         let offer = [("sec-websocket-protocol", "chat, superchat")];
-        s.connect(id, &format!("/chat/{id}?n={i}"), if i % 3 == 0 { &offer } else { &[] }, cut);
+        s.connect(
+            id,
+            &format!("/chat/{id}?n={i}"),
+            if i % 3 == 0 { &offer } else { &[] },
+            cut,
+        );
         let chosen = [("sec-websocket-protocol", "chat")];
         s.answer(id, "200", if i % 3 == 0 { &chosen } else { &[] });
         sent.insert(id, [Vec::new(), Vec::new()]);
@@ -254,7 +271,10 @@ fn many_streams(n: u32) -> (H2Script, BTreeMap<u32, [Vec<[u8; 32]>; 2]>) {
     for round in 0..2u32 {
         for i in 0..n {
             let id = 2 * i + 1;
-            let text = format!("stream {id} round {round} {}", "x".repeat((i * 37 % 300) as usize));
+            let text = format!(
+                "stream {id} round {round} {}",
+                "x".repeat((i * 37 % 300) as usize)
+            );
             let frame = ws_frame(true, false, 0x1, mask(id + round), text.as_bytes());
             let pad = ((i + round) % 4 == 0).then_some((i % 7) as u8 + 1);
             if (i + round) % 5 == 0 {
@@ -267,7 +287,10 @@ fn many_streams(n: u32) -> (H2Script, BTreeMap<u32, [Vec<[u8; 32]>; 2]>) {
             }
             sent.get_mut(&id).unwrap()[0].push(sha(text.as_bytes()));
             let echo: Vec<u8> = text.bytes().rev().collect();
-            s.send(S2C, data(id, false, pad, &ws_frame(true, false, 0x2, None, &echo)));
+            s.send(
+                S2C,
+                data(id, false, pad, &ws_frame(true, false, 0x2, None, &echo)),
+            );
             sent.get_mut(&id).unwrap()[1].push(sha(&echo));
             // Flow control frames change nothing.
             s.send(C2S, h2_frame(WINDOW_UPDATE, 0, id, &[0, 0, 0x10, 0]));
@@ -277,7 +300,15 @@ fn many_streams(n: u32) -> (H2Script, BTreeMap<u32, [Vec<[u8; 32]>; 2]>) {
         let id = 2 * i + 1;
         let close = ws_frame(true, false, 0x8, mask(id), &[0x03, 0xe8]);
         s.send(C2S, data(id, false, None, &close));
-        s.send(S2C, data(id, true, None, &ws_frame(true, false, 0x8, None, &[0x03, 0xe8])));
+        s.send(
+            S2C,
+            data(
+                id,
+                true,
+                None,
+                &ws_frame(true, false, 0x8, None, &[0x03, 0xe8]),
+            ),
+        );
         s.send(C2S, data(id, true, None, &[]));
     }
     (s, sent)
@@ -305,11 +336,22 @@ fn a_hundred_websocket_streams_on_one_connection_are_each_their_own_session() {
         assert_eq!(up.user_agent(), Some("h2-test"));
         if i % 3 == 0 {
             assert_eq!(up.subprotocol(), Some("chat"));
-            assert_eq!(up.client_protocols().collect::<Vec<_>>(), ["chat", "superchat"]);
+            assert_eq!(
+                up.client_protocols().collect::<Vec<_>>(),
+                ["chat", "superchat"]
+            );
         }
         let want = &sent[&id];
-        assert_eq!(messages(kinds, dirs, C2S), want[0], "stream {id} client messages");
-        assert_eq!(messages(kinds, dirs, S2C), want[1], "stream {id} server messages");
+        assert_eq!(
+            messages(kinds, dirs, C2S),
+            want[0],
+            "stream {id} client messages"
+        );
+        assert_eq!(
+            messages(kinds, dirs, S2C),
+            want[1],
+            "stream {id} server messages"
+        );
         let anomalies: Vec<_> = kinds
             .iter()
             .filter(|k| matches!(k, OwnedKind::Anomaly { .. }))
@@ -326,7 +368,10 @@ fn a_hundred_websocket_streams_on_one_connection_are_each_their_own_session() {
         );
     }
     seen_streams.sort_unstable();
-    assert_eq!(seen_streams, (0..100).map(|i| 2 * i + 1).collect::<Vec<_>>());
+    assert_eq!(
+        seen_streams,
+        (0..100).map(|i| 2 * i + 1).collect::<Vec<_>>()
+    );
 }
 
 /// The JSON events: every event of a stream's session carries `stream_id`, `established` has
@@ -336,18 +381,26 @@ fn json_events_carry_stream_id_and_http2() {
     let (script, _) = many_streams(3);
     let mut cap = Capture::from_reader(Cursor::new(script.capture(40001)), "h2");
     let mut json = JsonLines::new(Vec::new());
-    Analyzer::new(digest_cfg()).run(&mut cap, &mut json).unwrap();
+    Analyzer::new(digest_cfg())
+        .run(&mut cap, &mut json)
+        .unwrap();
     let text = String::from_utf8(json.finish().unwrap()).unwrap();
     let mut uids = BTreeMap::new();
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let stream = v["stream_id"].as_u64().unwrap_or_else(|| panic!("no stream_id: {line}"));
+        let stream = v["stream_id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no stream_id: {line}"));
         let uid = v["uid"].as_str().unwrap().to_owned();
         assert_eq!(*uids.entry(uid).or_insert(stream), stream, "{line}");
         if v["event"] == "established" {
             assert_eq!(v["http2"], true, "{line}");
             assert_eq!(v["host"], "example.com", "{line}");
-            assert_eq!(v["uri"], format!("/chat/{stream}?n={}", (stream - 1) / 2), "{line}");
+            assert_eq!(
+                v["uri"],
+                format!("/chat/{stream}?n={}", (stream - 1) / 2),
+                "{line}"
+            );
         } else {
             assert!(v.get("http2").is_none(), "{line}");
         }
@@ -422,9 +475,23 @@ fn refused_and_rejected_answers() {
     s.answer(1, "404", &[]);
     s.connect(3, "/bad", &[("sec-websocket-protocol", "chat")], None);
     s.answer(3, "200", &[("sec-websocket-protocol", "other")]);
-    s.send(C2S, data(3, false, None, &ws_frame(true, false, 1, mask(3), b"hi")));
+    s.send(
+        C2S,
+        data(3, false, None, &ws_frame(true, false, 1, mask(3), b"hi")),
+    );
     // A plain GET on stream 5 with a body: not followed, no anomaly.
-    s.headers(C2S, 5, &[(":method", "POST"), (":path", "/"), (":scheme", "https"), (":authority", "a")], false, None);
+    s.headers(
+        C2S,
+        5,
+        &[
+            (":method", "POST"),
+            (":path", "/"),
+            (":scheme", "https"),
+            (":authority", "a"),
+        ],
+        false,
+        None,
+    );
     s.send(C2S, data(5, true, None, b"form"));
     let r = analyze(s.capture(40003), digest_cfg());
     assert_eq!(r.by_uid.len(), 1);
@@ -434,7 +501,12 @@ fn refused_and_rejected_answers() {
         panic!("{kinds:?}")
     };
     assert!(!up.accepted());
-    assert!(kinds.iter().any(|k| matches!(k, OwnedKind::Anomaly { name, .. } if *name == "subprotocol_not_offered")), "{kinds:?}");
+    assert!(
+        kinds.iter().any(
+            |k| matches!(k, OwnedKind::Anomaly { name, .. } if *name == "subprotocol_not_offered")
+        ),
+        "{kinds:?}"
+    );
     assert!(!kinds.iter().any(|k| matches!(k, OwnedKind::Frame { .. })));
     assert_eq!((r.stats.sessions, r.stats.rejected_upgrades), (0, 1));
     assert!(r.conn_anomalies.is_empty(), "{:?}", r.conn_anomalies);
@@ -450,7 +522,15 @@ fn protocol_breaches_are_anomalies_and_other_streams_go_on() {
     s.answer(1, "200", &[]);
     let mut want = Vec::new();
     let msg = |s: &mut H2Script, want: &mut Vec<[u8; 32]>, text: &str| {
-        s.send(C2S, data(1, false, None, &ws_frame(true, false, 1, mask(7), text.as_bytes())));
+        s.send(
+            C2S,
+            data(
+                1,
+                false,
+                None,
+                &ws_frame(true, false, 1, mask(7), text.as_bytes()),
+            ),
+        );
         want.push(sha(text.as_bytes()));
     };
     msg(&mut s, &mut want, "one");
@@ -519,30 +599,33 @@ fn a_flood_of_streams_and_an_hpack_bomb_stay_bounded() {
     let ts = Instant::ZERO;
     let mut s = H2Script::new();
     for (dir, bytes) in s.sends.drain(..) {
-        h2.data(&meta, ts, dir, &bytes, &mut |ev: &Event<'_>| events.push(ev.into()));
+        h2.data(&meta, ts, dir, &bytes, &mut |ev: &Event<'_>| {
+            events.push(ev.into())
+        });
     }
     // 200 000 streams (a million takes the same memory, only longer in a debug build).
     let mut enc = loona_hpack::Encoder::new();
-    let block = enc.encode(
-        [
-            (&b":method"[..], &b"CONNECT"[..]),
-            (b":protocol", b"websocket"),
-            (b":path", b"/"),
-            (b":authority", b"a"),
-            (b":scheme", b"http"),
-        ]
-        .into_iter(),
-    );
+    let block = enc.encode([
+        (&b":method"[..], &b"CONNECT"[..]),
+        (b":protocol", b"websocket"),
+        (b":path", b"/"),
+        (b":authority", b"a"),
+        (b":scheme", b"http"),
+    ]);
     let mut buf = Vec::new();
     for i in 0..200_000u32 {
         buf.extend(h2_frame(HEADERS, END_HEADERS, 2 * i + 1, &block));
         if buf.len() > 1 << 16 {
-            h2.data(&meta, ts, C2S, &buf, &mut |ev: &Event<'_>| events.push(ev.into()));
+            h2.data(&meta, ts, C2S, &buf, &mut |ev: &Event<'_>| {
+                events.push(ev.into())
+            });
             buf.clear();
         }
         assert!(h2.tracked() <= 64);
     }
-    h2.data(&meta, ts, C2S, &buf, &mut |ev: &Event<'_>| events.push(ev.into()));
+    h2.data(&meta, ts, C2S, &buf, &mut |ev: &Event<'_>| {
+        events.push(ev.into())
+    });
     assert_eq!(h2.tracked(), 64);
     let names: Vec<&str> = events
         .iter()
@@ -556,12 +639,23 @@ fn a_flood_of_streams_and_an_hpack_bomb_stay_bounded() {
     // (240 MB of header list) in one 60 KB block.
     let mut enc = loona_hpack::Encoder::new();
     let big = vec![b'v'; 4000];
-    let first = enc.encode([(&b"x-big"[..], &big[..])].into_iter());
+    let first = enc.encode([(&b"x-big"[..], &big[..])]);
     let mut sink = |ev: &Event<'_>| events.push(ev.into());
-    h2.data(&meta, ts, S2C, &h2_frame(HEADERS, END_HEADERS, 1, &first), &mut sink);
+    h2.data(
+        &meta,
+        ts,
+        S2C,
+        &h2_frame(HEADERS, END_HEADERS, 1, &first),
+        &mut sink,
+    );
     let bomb = vec![0x80 | 62; 60_000];
-    h2.data(&meta, ts, S2C, &h2_frame(HEADERS, END_HEADERS, 3, &bomb), &mut sink);
-    drop(sink);
+    h2.data(
+        &meta,
+        ts,
+        S2C,
+        &h2_frame(HEADERS, END_HEADERS, 3, &bomb),
+        &mut sink,
+    );
     let names: Vec<&str> = events
         .iter()
         .filter_map(|e| match &e.kind {
