@@ -886,7 +886,7 @@ fn summary(s: &Stats, secs: f64) -> String {
         let t = &s.tls;
         let _ = writeln!(
             o,
-            "TLS          {} connections: {} decrypted ({} ALPN h2, not analysed), {} undecrypted",
+            "TLS          {} connections: {} decrypted ({} ALPN h2), {} undecrypted",
             t.connections, t.decrypted, t.h2, t.undecrypted
         );
         if t.undecrypted > 0 {

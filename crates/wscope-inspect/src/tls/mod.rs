@@ -10,7 +10,8 @@
 //!        │  TLS 1.3: HKDF traffic keys (handshake, application, KeyUpdate);
 //!        │  TLS 1.2: PRF key block from the master secret; AEAD records (ring)
 //!        ▼
-//!   decrypted application data → Session::data, the same pipeline as cleartext
+//!   decrypted application data → Session::data (or the HTTP/2 layer for ALPN h2), the
+//!   same pipeline as cleartext
 //! ```
 //!
 //! A TLS connection whose keys are not in the key log is reported once with an
@@ -26,8 +27,9 @@
 //! the handshake messages decryption reads (at most 64 KiB, only while they arrive) and the
 //! keys. Records are decrypted in place.
 //!
-//! A connection that selects ALPN `h2` is counted ([`TlsStats::h2`]) and its data is not
-//! analysed (HTTP/2 is not, yet).
+//! A connection that selects ALPN `h2` is counted ([`TlsStats::h2`]) and its plaintext is
+//! read as HTTP/2 ([`crate::http2`]): its WebSocket streams (RFC 8441) are sessions whose
+//! `established` events carry the [`TlsInfo`] too.
 //!
 //! Not decrypted: CBC and other non-AEAD suites, SSL 3.0 / TLS 1.0–1.1, TLS 1.3 0-RTT data
 //! (skipped: its records are passed over until the handshake keys decrypt), compressed TLS.
@@ -128,7 +130,7 @@ pub struct TlsStats {
     pub undecrypted: u64,
     /// Undecrypted connections per SNI (`(none)` without one).
     pub undecrypted_sni: std::collections::BTreeMap<String, u64>,
-    /// Decrypted connections that selected ALPN `h2` (HTTP/2: not analysed yet).
+    /// Decrypted connections that selected ALPN `h2` (read as HTTP/2, [`crate::http2`]).
     pub h2: u64,
 }
 
