@@ -719,3 +719,77 @@ fn http2_output_is_the_same_for_any_number_of_workers() {
     let n = crate::parallel::same_for_any_workers("h2", cap, digest_cfg());
     assert!(n > 300, "{n}");
 }
+
+/// A `http2` fuzz seed (`wscope_inspect::fuzzing::fuzz_http2`): control byte, the client's
+/// bytes after the preface (u16 length), the server's.
+fn fuzz_seed(script: &H2Script, ctl: u8) -> Vec<u8> {
+    let mut c = Vec::new();
+    let mut s = Vec::new();
+    for (dir, bytes) in &script.sends {
+        if *dir == C2S {
+            c.extend_from_slice(bytes);
+        } else {
+            s.extend_from_slice(bytes);
+        }
+    }
+    let c = &c[PREFACE.len()..];
+    let mut out = vec![ctl];
+    out.extend_from_slice(&(c.len() as u16).to_be_bytes());
+    out.extend_from_slice(c);
+    out.extend_from_slice(&s);
+    out
+}
+
+/// The seeds: streams with padding, CONTINUATION and closes; resets and GOAWAY.
+fn fuzz_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let (streams, _) = many_streams(3);
+    let mut s = H2Script::new();
+    for id in [1, 3, 5] {
+        s.connect(id, "/r", &[("sec-websocket-extensions", "permessage-deflate")], None);
+        s.answer(id, "200", &[("sec-websocket-extensions", "permessage-deflate")]);
+    }
+    s.send(C2S, h2_frame(RST_STREAM, 0, 3, &[0, 0, 0, 8]));
+    s.send(S2C, h2_frame(GOAWAY, 0, 0, &[0, 0, 0, 1, 0, 0, 0, 0]));
+    vec![
+        ("streams-alternating", fuzz_seed(&streams, 0x0e)),
+        ("streams-whole", fuzz_seed(&streams, 0x0b)),
+        ("reset-goaway-deflate", fuzz_seed(&s, 0x0b)),
+    ]
+}
+
+/// Writes the `http2` fuzz seeds (`fuzz/seeds/http2/`): run with
+/// `cargo test -p wscope-inspect --test all write_http2_fuzz_seeds -- --ignored`.
+#[test]
+#[ignore = "writes fuzz/seeds/http2/"]
+fn write_http2_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/http2");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in fuzz_seeds() {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+/// The committed `http2` fuzz seeds are what `fuzz_seeds` makes, they reach WebSocket
+/// sessions through the fuzz body, and no prefix or control byte of them panics.
+#[test]
+fn http2_fuzz_seeds_replay_and_reach_websocket() {
+    use wscope_inspect::fuzzing::fuzz_http2;
+    let made = fuzz_seeds();
+    let files = wscope_test_support::seeds::seed_files("http2", made.len());
+    for f in files {
+        let data = std::fs::read(&f).unwrap();
+        let name = f.file_name().unwrap().to_str().unwrap();
+        if let Some((_, want)) = made.iter().find(|(n, _)| *n == name) {
+            assert_eq!(&data, want, "{name}: regenerate the seeds");
+        }
+        assert!(fuzz_http2(&data) >= 1, "{name}");
+        for end in (0..data.len()).step_by(61) {
+            let _ = fuzz_http2(&data[..end]);
+        }
+        for ctl in 0..16u8 {
+            let mut d = data.clone();
+            d[0] = ctl;
+            let _ = fuzz_http2(&d);
+        }
+    }
+}
