@@ -4,7 +4,7 @@
 # three WebSocket streams on one connection, cleartext (h2c) and over TLS (ALPN h2, key log by
 # node --tls-keylog), while tcpdump records loopback. `wscope inspect` must report each stream
 # as its own session (uid, stream_id, http2, uri/host from :path/:authority) with every message
-# matching by SHA-256, and no anomaly. See conformance/interop/h2_capture.py. tcpdump comes
+# matching by SHA-256, and no anomaly. See conformance/interop/h2_capture.py. (scripts/h2-capture.sh, of the endpoints, writes captures of our own client and server.) tcpdump comes
 # from scripts/setup.sh.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
