@@ -1,4 +1,6 @@
-//! The analyzer: capture → TCP connections → [`Session`]s → events in a [`Sink`].
+//! The analyzer: capture → TCP connections → [`Session`](crate::session::Session)s (one per
+//! connection, or one per WebSocket stream of an HTTP/2 connection, [`crate::http2`]) → events
+//! in a [`Sink`].
 //!
 //! ```no_run
 //! use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig};

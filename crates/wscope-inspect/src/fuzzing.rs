@@ -431,16 +431,31 @@ pub fn fuzz_http2(data: &[u8]) -> usize {
             break;
         }
         if let Some(a) = a {
-            h2.data(&meta, Instant::ZERO, Direction::ClientToServer, a, &mut sink);
+            h2.data(
+                &meta,
+                Instant::ZERO,
+                Direction::ClientToServer,
+                a,
+                &mut sink,
+            );
         }
         if let Some(b) = b {
-            h2.data(&meta, Instant::ZERO, Direction::ServerToClient, b, &mut sink);
+            h2.data(
+                &meta,
+                Instant::ZERO,
+                Direction::ServerToClient,
+                b,
+                &mut sink,
+            );
         }
         assert!(h2.tracked() <= 8, "{} streams tracked", h2.tracked());
     }
     h2.end(&meta, Instant::ZERO, CloseReason::CaptureEnd, &mut sink);
     for (uid, (_, est, end)) in &seen {
-        assert!(*est <= 1 && *end == *est, "{uid}: {est} established, {end} ends");
+        assert!(
+            *est <= 1 && *end == *est,
+            "{uid}: {est} established, {end} ends"
+        );
     }
     seen.values().filter(|v| v.1 == 1).count()
 }

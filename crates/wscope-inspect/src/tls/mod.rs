@@ -1,5 +1,5 @@
 //! Passive `wss://`: TLS 1.2 and 1.3 decryption from key logs, as an input layer between TCP
-//! reassembly and the HTTP/WebSocket [`Session`].
+//! reassembly and the HTTP/WebSocket [`Session`](crate::session::Session).
 //!
 //! ```text
 //!   ConnectionEvent::Data (reassembled TCP bytes of one direction)
@@ -559,7 +559,7 @@ impl TlsConn {
     }
 }
 
-/// Per-connection TLS state kept in the flow table next to the [`Session`] (a word for a
+/// Per-connection TLS state kept in the flow table next to the [`Session`](crate::session::Session) (a word for a
 /// cleartext connection).
 #[derive(Debug, Default)]
 pub struct TlsSlot(SlotState);

@@ -745,8 +745,17 @@ fn fuzz_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let (streams, _) = many_streams(3);
     let mut s = H2Script::new();
     for id in [1, 3, 5] {
-        s.connect(id, "/r", &[("sec-websocket-extensions", "permessage-deflate")], None);
-        s.answer(id, "200", &[("sec-websocket-extensions", "permessage-deflate")]);
+        s.connect(
+            id,
+            "/r",
+            &[("sec-websocket-extensions", "permessage-deflate")],
+            None,
+        );
+        s.answer(
+            id,
+            "200",
+            &[("sec-websocket-extensions", "permessage-deflate")],
+        );
     }
     s.send(C2S, h2_frame(RST_STREAM, 0, 3, &[0, 0, 0, 8]));
     s.send(S2C, h2_frame(GOAWAY, 0, 0, &[0, 0, 0, 1, 0, 0, 0, 0]));
