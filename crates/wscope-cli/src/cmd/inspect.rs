@@ -555,13 +555,16 @@ impl Sink for Fanout<'_> {
     }
 }
 
+/// A session (connection, and HTTP/2 stream: `ConnMeta::session_key`) and a direction.
+type DirKey = ((ConnId, u32), usize);
+
 /// Writes each data message to `DIR/<uid>-<c|s>-<n>.<txt|bin>`, within a quota of bytes and
 /// files.
 struct Extract {
     dir: PathBuf,
     force: bool,
-    open: HashMap<((ConnId, u32), usize), (BufWriter<File>, u64)>,
-    counts: HashMap<((ConnId, u32), usize), u64>,
+    open: HashMap<DirKey, (BufWriter<File>, u64)>,
+    counts: HashMap<DirKey, u64>,
     error: Option<io::Error>,
     max_bytes: u64,
     max_files: u64,
@@ -704,7 +707,7 @@ impl Sink for Extract {
 /// The human-readable listing: sessions, messages (with a preview), closes, anomalies.
 struct Listing<W: Write> {
     out: W,
-    preview: HashMap<((ConnId, u32), usize), Vec<u8>>,
+    preview: HashMap<DirKey, Vec<u8>>,
 }
 
 const PREVIEW: usize = 48;
