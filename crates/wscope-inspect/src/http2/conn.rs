@@ -107,7 +107,7 @@ pub struct H2Conn {
     websocket: bool,
     anomalies: u32,
     /// Anomalies not reported (over the cap, or on a connection without WebSocket).
-    pub(crate) suppressed: u64,
+    suppressed: u64,
     /// The stream limit was reported.
     limit_reported: bool,
 }
@@ -144,6 +144,12 @@ impl H2Conn {
     /// Streams tracked now.
     pub fn tracked(&self) -> usize {
         self.streams.len()
+    }
+
+    /// Anomalies not reported: over [`Http2Config::max_anomalies`], or on a connection that
+    /// neither carried a WebSocket stream nor offered extended CONNECT.
+    pub const fn suppressed_anomalies(&self) -> u64 {
+        self.suppressed
     }
 
     /// Whether the server announced `SETTINGS_ENABLE_CONNECT_PROTOCOL`.
@@ -243,7 +249,7 @@ impl H2Conn {
     /// order.
     pub fn end<S: Sink + ?Sized>(
         &mut self,
-        conn: &ConnMeta,
+        _conn: &ConnMeta,
         ts: Instant,
         reason: CloseReason,
         sink: &mut S,
@@ -254,7 +260,6 @@ impl H2Conn {
                 end_stream(&mut ws, ts, reason, sink);
             }
         }
-        let _ = conn;
     }
 
     fn ws_ids(&self) -> Vec<u32> {

@@ -802,3 +802,29 @@ fn http2_fuzz_seeds_replay_and_reach_websocket() {
         }
     }
 }
+
+/// Plain HTTP/2 (no extended CONNECT offered, no WebSocket stream) is not this analyzer's
+/// business: its breaches are counted, not reported.
+#[test]
+fn plain_http2_breaches_are_counted_not_reported() {
+    let cfg = SessionConfig::default();
+    let meta = ConnMeta::new(addr("10.0.0.1:1"), addr("10.0.0.2:80"));
+    let mut h2 = H2Conn::new(cfg.http2, cfg);
+    let mut n = 0u32;
+    let mut sink = |_: &Event<'_>| n += 1;
+    let mut c = PREFACE.to_vec();
+    c.extend(h2_frame(SETTINGS, 0, 0, &[]));
+    c.extend(h2_frame(HEADERS, END_HEADERS, 1, &[0x80 | 90]));
+    c.extend(data(9, true, None, b"x"));
+    h2.data(&meta, Instant::ZERO, C2S, &c, &mut sink);
+    h2.data(
+        &meta,
+        Instant::ZERO,
+        S2C,
+        &h2_frame(SETTINGS, 0, 0, &[]),
+        &mut sink,
+    );
+    assert!(!h2.connect_protocol());
+    assert_eq!(n, 0);
+    assert_eq!(h2.suppressed_anomalies(), 2);
+}
