@@ -828,3 +828,41 @@ fn plain_http2_breaches_are_counted_not_reported() {
     assert_eq!(n, 0);
     assert_eq!(h2.suppressed_anomalies(), 2);
 }
+
+/// permessage-deflate agreed in the stream's HEADERS (`sec-websocket-extensions`) is what the
+/// stream's session inflates with; a stream that did not agree it reports RSV1 as an anomaly.
+#[test]
+fn deflate_parameters_come_from_the_streams_headers() {
+    // One stored (uncompressed) deflate block, without the trailing 00 00 ff ff (RFC 7692).
+    let text = b"inflated over an HTTP/2 stream";
+    let mut stored = vec![0x00];
+    stored.extend_from_slice(&(text.len() as u16).to_le_bytes());
+    stored.extend_from_slice(&(!(text.len() as u16)).to_le_bytes());
+    stored.extend_from_slice(text);
+    let mut s = H2Script::new();
+    let ext = [("sec-websocket-extensions", "permessage-deflate")];
+    s.connect(1, "/z", &ext, None);
+    s.answer(1, "200", &ext);
+    s.connect(3, "/plain", &ext, None);
+    s.answer(3, "200", &[]);
+    for id in [1, 3] {
+        s.send(
+            C2S,
+            data(id, false, None, &ws_frame(true, true, 1, mask(id), &stored)),
+        );
+    }
+    let r = analyze(s.capture(40005), digest_cfg());
+    let by_stream: BTreeMap<u32, &Reported> =
+        r.by_uid.values().map(|v| (v.0.unwrap(), v)).collect();
+    let (_, k1, d1) = by_stream[&1];
+    assert_eq!(messages(k1, d1, C2S), [sha(text)]);
+    assert!(
+        !k1.iter().any(|k| matches!(k, OwnedKind::Anomaly { .. })),
+        "{k1:?}"
+    );
+    let (_, k3, _) = by_stream[&3];
+    assert!(
+        k3.iter().any(|k| matches!(k, OwnedKind::Anomaly { name, .. } if name.contains("rsv") || name.contains("reserved"))),
+        "{k3:?}"
+    );
+}
