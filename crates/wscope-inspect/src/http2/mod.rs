@@ -209,3 +209,112 @@ fn is_preface_start(bytes: &[u8]) -> bool {
     let n = bytes.len().min(frame::PREFACE.len());
     n > 0 && bytes[..n] == frame::PREFACE[..n]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> ConnMeta {
+        ConnMeta::new(
+            core::net::SocketAddr::from(([10, 0, 0, 1], 1)),
+            core::net::SocketAddr::from(([10, 0, 0, 2], 80)),
+        )
+    }
+
+    #[test]
+    fn the_layer_is_chosen_by_the_clients_first_bytes() {
+        let cfg = SessionConfig::default();
+        let mut sink = |_: &crate::event::Event<'_>| {};
+        let t = Instant::ZERO;
+        // An h2c server that speaks first (its SETTINGS), then the client's preface.
+        let mut app = App::default();
+        let settings = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+        app.data(
+            cfg,
+            &meta(),
+            t,
+            Direction::ServerToClient,
+            &settings,
+            false,
+            &mut sink,
+        );
+        assert!(matches!(app, App::Http { .. }));
+        app.data(
+            cfg,
+            &meta(),
+            t,
+            Direction::ClientToServer,
+            frame::PREFACE,
+            false,
+            &mut sink,
+        );
+        assert!(matches!(app, App::H2(_)));
+        // A preface cut after its first bytes.
+        let mut app = App::default();
+        app.data(
+            cfg,
+            &meta(),
+            t,
+            Direction::ClientToServer,
+            b"PRI * ",
+            false,
+            &mut sink,
+        );
+        assert!(matches!(app, App::H2(_)));
+        // HTTP/1.1 stays HTTP/1.1, also once the client spoke.
+        let mut app = App::default();
+        app.data(
+            cfg,
+            &meta(),
+            t,
+            Direction::ClientToServer,
+            b"GET / HTTP/1.1\r\n",
+            false,
+            &mut sink,
+        );
+        app.data(
+            cfg,
+            &meta(),
+            t,
+            Direction::ClientToServer,
+            frame::PREFACE,
+            false,
+            &mut sink,
+        );
+        assert!(matches!(app, App::Http { .. }));
+        // ALPN h2 decides without the preface.
+        let mut app = App::default();
+        app.data(
+            cfg,
+            &meta(),
+            t,
+            Direction::ServerToClient,
+            &settings,
+            true,
+            &mut sink,
+        );
+        assert!(matches!(app, App::H2(_)));
+        // A gap before any byte: HTTP/1.1, as before HTTP/2 was read.
+        let mut app = App::default();
+        app.gap(
+            cfg,
+            &meta(),
+            t,
+            Direction::ClientToServer,
+            10,
+            false,
+            &mut sink,
+        );
+        assert!(matches!(app, App::None));
+        app.gap(
+            cfg,
+            &meta(),
+            t,
+            Direction::ClientToServer,
+            10,
+            true,
+            &mut sink,
+        );
+        assert!(app.session().is_some());
+    }
+}
