@@ -1,7 +1,7 @@
 //! Writes a large, realistic WebSocket capture for benchmarks (default ≥ 1 GiB).
 //!
 //! ```text
-//! cargo run --release -p wscope-inspect --example gen_bench -- OUTPUT.pcap [MEGABYTES] [large|tls|large,tls]
+//! cargo run --release -p wscope-inspect --example gen_bench -- OUTPUT.pcap [MEGABYTES] [large|tls|h2|...]
 //! ```
 //!
 //! Many connections, interleaved packet by packet; each does a real handshake (some with
@@ -16,6 +16,12 @@
 //! `OUTPUT.pcap.keys` for `wscope inspect --keylog` (and tshark's `tls.keylog_file`). The
 //! WebSocket content is the same as without `tls` (same seed); the TLS randomness is not
 //! deterministic.
+//!
+//! With `h2`, every connection is HTTP/2 (h2c prior knowledge; with `tls` too, ALPN `h2`)
+//! carrying 8 WebSocket streams (RFC 8441 extended CONNECT, HPACK by `loona-hpack`): the same
+//! messages (same seed, same order, same bytes) as without `h2`, each in DATA frames of at
+//! most 16384 bytes on the connection's streams in turn; each stream closes with close 1000
+//! both ways and END_STREAM.
 
 use core::net::SocketAddr;
 use std::io::{BufWriter, Write};
@@ -97,6 +103,7 @@ impl rustls::KeyLog for KeyFile {
 /// Client and server configurations (one per TLS 1.3 suite) writing to `keys`.
 fn tls_configs(
     keys: &std::sync::Arc<KeyFile>,
+    alpn: &[u8],
 ) -> Vec<(
     std::sync::Arc<rustls::ClientConfig>,
     std::sync::Arc<rustls::ServerConfig>,
@@ -126,7 +133,8 @@ fn tls_configs(
                 .with_custom_certificate_verifier(Arc::new(NoVerify(provider.clone())))
                 .with_no_client_auth();
             client.key_log = keys.clone();
-            let server = rustls::ServerConfig::builder_with_provider(provider)
+            client.alpn_protocols = vec![alpn.to_vec()];
+            let mut server = rustls::ServerConfig::builder_with_provider(provider)
                 .with_protocol_versions(&[&rustls::version::TLS13])
                 .unwrap()
                 .with_no_client_auth()
@@ -135,6 +143,7 @@ fn tls_configs(
                     rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
                 )
                 .unwrap();
+            server.alpn_protocols = vec![alpn.to_vec()];
             (Arc::new(client), Arc::new(server))
         })
         .collect()
@@ -176,7 +185,74 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
     }
 }
 
+/// WebSocket streams per HTTP/2 connection (`h2` mode).
+const H2_STREAMS: u32 = 8;
+
+/// An HTTP/2 connection's generator state (`h2` mode).
+struct H2 {
+    enc: [loona_hpack::Encoder<'static>; 2],
+    /// Messages sent so far (they go to the streams in turn).
+    sent: u32,
+}
+
+/// One HTTP/2 frame.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8], out: &mut Vec<u8>) {
+    let l = (payload.len() as u32).to_be_bytes();
+    out.extend_from_slice(&[l[1], l[2], l[3], kind, flags]);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// `bytes` in DATA frames of at most 16384 bytes on `stream` (RFC 9113 §6.1).
+fn h2_data(stream: u32, end: bool, bytes: &[u8], out: &mut Vec<u8>) {
+    if bytes.is_empty() {
+        h2_frame(0x0, u8::from(end), stream, &[], out);
+        return;
+    }
+    let n = bytes.chunks(16384).count();
+    for (i, c) in bytes.chunks(16384).enumerate() {
+        h2_frame(0x0, u8::from(end && i + 1 == n), stream, c, out);
+    }
+}
+
+/// The opening of an HTTP/2 connection with `H2_STREAMS` WebSocket streams: (client bytes,
+/// server bytes).
+fn h2_open(h: &mut H2, id: u32, ext: bool) -> (Vec<u8>, Vec<u8>) {
+    let (mut c, mut s) = (Vec::new(), Vec::new());
+    c.extend_from_slice(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    h2_frame(0x4, 0, 0, &[], &mut c);
+    // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3), then both ACKs.
+    h2_frame(0x4, 0, 0, &[0, 8, 0, 0, 0, 1], &mut s);
+    h2_frame(0x4, 1, 0, &[], &mut c);
+    h2_frame(0x4, 1, 0, &[], &mut s);
+    for k in 0..H2_STREAMS {
+        let stream = 2 * k + 1;
+        let path = format!("/stream/{id}/{k}");
+        let mut fields: Vec<(&[u8], &[u8])> = vec![
+            (b":method", b"CONNECT"),
+            (b":protocol", b"websocket"),
+            (b":scheme", b"https"),
+            (b":path", path.as_bytes()),
+            (b":authority", b"feed.example"),
+            (b"user-agent", b"bench/1.0"),
+            (b"sec-websocket-version", b"13"),
+        ];
+        if ext {
+            fields.push((
+                b"sec-websocket-extensions",
+                b"permessage-deflate; client_max_window_bits",
+            ));
+        }
+        let block = h.enc[0].encode(fields);
+        h2_frame(0x1, 0x4, stream, &block, &mut c);
+        let block = h.enc[1].encode([(&b":status"[..], &b"200"[..])]);
+        h2_frame(0x1, 0x4, stream, &block, &mut s);
+    }
+    (c, s)
+}
+
 struct Conn {
+    h2: Option<H2>,
     tls: Option<Tls>,
     c: SocketAddr,
     s: SocketAddr,
@@ -260,9 +336,14 @@ fn main() -> std::io::Result<()> {
     let modes: Vec<&str> = mode.as_deref().unwrap_or("").split(',').collect();
     let large = modes.contains(&"large");
     let tls_mode = modes.contains(&"tls");
+    let h2_mode = modes.contains(&"h2");
+    let alpn: &[u8] = if h2_mode { b"h2" } else { b"http/1.1" };
     let configs = if tls_mode {
         let keys = std::fs::File::create(format!("{path}.keys"))?;
-        tls_configs(&std::sync::Arc::new(KeyFile(std::sync::Mutex::new(keys))))
+        tls_configs(
+            &std::sync::Arc::new(KeyFile(std::sync::Mutex::new(keys))),
+            alpn,
+        )
     } else {
         Vec::new()
     };
@@ -304,6 +385,10 @@ fn main() -> std::io::Result<()> {
                 t
             });
             conns.push(Conn {
+                h2: h2_mode.then(|| H2 {
+                    enc: [loona_hpack::Encoder::new(), loona_hpack::Encoder::new()],
+                    sent: 0,
+                }),
                 tls,
                 c,
                 s,
@@ -339,7 +424,8 @@ fn main() -> std::io::Result<()> {
                 conn.seq[1] = conn.seq[1].wrapping_add(1);
                 written += 2 * (16 + 54);
                 let key = "dGhlIHNhbXBsZSBub25jZQ==";
-                let ext = if rng.below(3) == 0 {
+                let offer = rng.below(3) == 0;
+                let ext = if offer {
                     "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
                 } else {
                     ""
@@ -348,10 +434,14 @@ fn main() -> std::io::Result<()> {
                 let resp = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n", AcceptKey::for_key(key.as_bytes()).as_str());
                 // tls: the TLS handshake, then the HTTP one inside it, in causal order.
                 let mut heads: Vec<(usize, Vec<u8>)> = Vec::new();
+                let (req, resp) = match &mut conn.h2 {
+                    Some(h) => h2_open(h, next_id, offer),
+                    None => (req.into_bytes(), resp.into_bytes()),
+                };
                 match &mut conn.tls {
                     None => {
-                        heads.push((0, req.into_bytes()));
-                        heads.push((1, resp.into_bytes()));
+                        heads.push((0, req));
+                        heads.push((1, resp));
                     }
                     Some(t) => {
                         let mut from_client = true;
@@ -362,8 +452,8 @@ fn main() -> std::io::Result<()> {
                             }
                             from_client = !from_client;
                         }
-                        heads.push((0, t.send(true, req.as_bytes())));
-                        heads.push((1, t.send(false, resp.as_bytes())));
+                        heads.push((0, t.send(true, &req)));
+                        heads.push((1, t.send(false, &resp)));
                     }
                 }
                 for (d, head) in heads
@@ -447,6 +537,17 @@ fn main() -> std::io::Result<()> {
                     let (mut a, mut b) = (Vec::new(), Vec::new());
                     frame(&mut rng, true, true, OpCode::CLOSE, b"\x03\xe8", &mut a);
                     frame(&mut rng, false, true, OpCode::CLOSE, b"\x03\xe8", &mut b);
+                    if conn.h2.is_some() {
+                        // Every stream closes (the same close frames), then ends.
+                        let (ca, cb) = (a.clone(), b.clone());
+                        a.clear();
+                        b.clear();
+                        for k in 0..H2_STREAMS {
+                            h2_data(2 * k + 1, false, &ca, &mut a);
+                            h2_data(2 * k + 1, true, &[], &mut a);
+                            h2_data(2 * k + 1, true, &cb, &mut b);
+                        }
+                    }
                     if let Some(t) = &mut conn.tls {
                         a = t.send(true, &a);
                         b = t.send(false, &b);
@@ -461,6 +562,13 @@ fn main() -> std::io::Result<()> {
                     let d = usize::from(!client);
                     let mut plain = Vec::new();
                     message(&mut rng, client, large, &mut plain);
+                    if let Some(h) = &mut conn.h2 {
+                        let stream = 2 * (h.sent % H2_STREAMS) + 1;
+                        h.sent += 1;
+                        let mut framed = Vec::with_capacity(plain.len() + 64);
+                        h2_data(stream, false, &plain, &mut framed);
+                        plain = framed;
+                    }
                     if let Some(t) = &mut conn.tls {
                         plain = t.send(client, &plain);
                     }

@@ -1,4 +1,6 @@
-//! The analyzer: capture → TCP connections → [`Session`]s → events in a [`Sink`].
+//! The analyzer: capture → TCP connections → [`Session`](crate::session::Session)s (one per
+//! connection, or one per WebSocket stream of an HTTP/2 connection, [`crate::http2`]) → events
+//! in a [`Sink`].
 //!
 //! ```no_run
 //! use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig};
@@ -27,8 +29,9 @@ use wscope_proto::time::Instant;
 use crate::capture::{Capture, CaptureError, CaptureErrorKind, CaptureStats};
 use crate::decode::DecodeStats;
 use crate::event::{Event, EventKind};
+use crate::http2::App;
 use crate::parallel::{LocalOutput, LocalWriter, WithLocal};
-use crate::session::{Session, SessionConfig, TcpNote};
+use crate::session::{SessionConfig, TcpNote};
 use crate::sink::{CaptureNote, Sink};
 use crate::source::PacketSource;
 use crate::tcp::{ConnMeta, ConnectionEvent, ConnectionHandler, FlowConfig, FlowStats};
@@ -123,6 +126,11 @@ impl Stats {
     /// Counts `ev` of a connection whose `101` the client rejects when `rejected` (then only
     /// the upgrade and anomalies count); an `Established` event sets `rejected`.
     pub(crate) fn count_in_connection(&mut self, ev: &Event<'_>, rejected: &mut bool) {
+        if ev.conn.stream_id.is_some() {
+            // A WebSocket over HTTP/2: a rejected stream feeds no session (see `http2`).
+            self.count(ev);
+            return;
+        }
         match &ev.kind {
             EventKind::Established(up, _) => {
                 *rejected = !up.accepted();
@@ -173,7 +181,7 @@ pub struct Analyzer {
 /// The per-connection state kept in the flow table: the session, and the TLS layer in front
 /// of it (see [`crate::tls`]).
 #[derive(Debug, Default)]
-pub struct Slot(Option<Box<Session>>, TlsSlot);
+pub struct Slot(App, TlsSlot);
 
 impl Slot {
     /// The connection ended: a TLS connection whose handshake never completed is reported
@@ -187,9 +195,7 @@ impl Slot {
         out: &mut S,
     ) {
         TlsLayer::closed(&mut self.1, conn, ts, out);
-        if let Some(s) = self.0.as_mut() {
-            s.end(conn, ts, reason, out);
-        }
+        self.0.end(conn, ts, reason, out);
         *self = Self::default();
     }
 }
@@ -214,6 +220,10 @@ impl<S: Sink + ?Sized> Sink for Counting<'_, S> {
         self.stats.count_in_connection(ev, &mut self.rejected);
         self.sink.event(ev);
     }
+
+    fn connection_closed(&mut self, conn: &ConnMeta) {
+        self.sink.connection_closed(conn);
+    }
 }
 
 impl<S: Sink + ?Sized> ConnectionHandler for Handler<'_, S> {
@@ -227,7 +237,7 @@ impl<S: Sink + ?Sized> ConnectionHandler for Handler<'_, S> {
         let mut out = Counting {
             stats: &mut self.stats,
             sink: &mut *self.sink,
-            rejected: state.0.as_ref().is_some_and(|s| s.counters().rejected),
+            rejected: state.0.rejected(),
         };
         match event {
             ConnectionEvent::Open { ts, mid_stream, .. } => {
@@ -272,20 +282,14 @@ pub(crate) fn session_event<S: Sink + ?Sized>(
         ConnectionEvent::Gap { dir, ts, len } => {
             tls.gap(&mut state.1, &mut state.0, cfg, conn, ts, dir, len, out);
         }
-        ConnectionEvent::Eof { dir, ts } => {
-            if let Some(s) = state.0.as_mut() {
-                s.eof(conn, ts, dir, out);
-            }
-        }
+        ConnectionEvent::Eof { dir, ts } => state.0.eof(conn, ts, dir, out),
         ConnectionEvent::Limit { dir, ts, limit } => {
-            if let Some(s) = state.0.as_mut() {
-                s.tcp_note(conn, ts, dir, TcpNote::Limit(limit), out);
-            }
+            state.0.tcp_note(conn, ts, dir, TcpNote::Limit(limit), out);
         }
         ConnectionEvent::Anomaly { dir, ts, anomaly } => {
-            if let Some(s) = state.0.as_mut() {
-                s.tcp_note(conn, ts, dir, TcpNote::Anomaly(anomaly), out);
-            }
+            state
+                .0
+                .tcp_note(conn, ts, dir, TcpNote::Anomaly(anomaly), out);
         }
         ConnectionEvent::Open { .. } | ConnectionEvent::Closed { .. } => {}
     }

@@ -107,6 +107,12 @@ pub enum EventKind<'a> {
         /// SHA-256 of the application payload (with the digest option on).
         sha256: Option<[u8; 32]>,
     },
+    /// The stream of a WebSocket over HTTP/2 was reset (RST_STREAM, RFC 9113 §6.4); `dir` is
+    /// the sender's. The session's [`EventKind::ConnectionEnd`] follows. Not a Zeek event.
+    Reset {
+        /// The HTTP/2 error code (RFC 9113 §7; `CANCEL` is 0x8).
+        error_code: u32,
+    },
     /// The end of a WebSocket connection (one per connection that had an
     /// [`EventKind::Established`], after its last other event; not a Zeek event): how the TCP
     /// connection ended, whether both sides sent a close frame, and whether a message was cut.
@@ -124,7 +130,8 @@ pub enum EventKind<'a> {
 
 impl EventKind<'_> {
     /// The event name used in the JSON Lines output: `established`, `frame`, `frame_data`,
-    /// `message_data`, `close`, `message`, `connection_end`, `anomaly`, `tls`, `tls_undecrypted`.
+    /// `message_data`, `close`, `message`, `reset`, `connection_end`, `anomaly`, `tls`,
+    /// `tls_undecrypted`.
     pub const fn name(&self) -> &'static str {
         match self {
             Self::Established(..) => "established",
@@ -140,6 +147,7 @@ impl EventKind<'_> {
             Self::MessageData { .. } => "message_data",
             Self::Close { .. } => "close",
             Self::Message { .. } => "message",
+            Self::Reset { .. } => "reset",
             Self::ConnectionEnd(_) => "connection_end",
             Self::Anomaly { .. } => "anomaly",
         }
@@ -231,6 +239,11 @@ pub enum OwnedKind {
         /// Digest.
         sha256: Option<[u8; 32]>,
     },
+    /// See [`EventKind::Reset`].
+    Reset {
+        /// HTTP/2 error code.
+        error_code: u32,
+    },
     /// See [`EventKind::ConnectionEnd`].
     ConnectionEnd(ConnectionEnd),
     /// See [`EventKind::Anomaly`].
@@ -281,6 +294,9 @@ impl From<&Event<'_>> for OwnedEvent {
                 opcode: *opcode,
                 len: *len,
                 sha256: *sha256,
+            },
+            EventKind::Reset { error_code } => OwnedKind::Reset {
+                error_code: *error_code,
             },
             EventKind::ConnectionEnd(end) => OwnedKind::ConnectionEnd(*end),
             EventKind::Anomaly {

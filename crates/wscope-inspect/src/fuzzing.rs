@@ -225,8 +225,8 @@ fn conversation(ctl: u8, client: &[u8], server: &[u8], segment: usize) -> [Vec<S
                 d.seen.push(Seen::Close(*status, reason.to_vec()))
             }
             EventKind::Anomaly { name, .. } => d.seen.push(Seen::Anomaly(name)),
-            // `Session::end` is not called here.
-            EventKind::ConnectionEnd(_) => {}
+            // `Session::end` is not called here; no HTTP/2 here.
+            EventKind::ConnectionEnd(_) | EventKind::Reset { .. } => {}
         }
     };
     let mut session = Session::new(cfg);
@@ -344,4 +344,115 @@ pub fn fuzz_tls(data: &[u8]) -> usize {
     assert!(reports <= 1, "{reports} reports");
     assert!(plain <= client.len() + server.len());
     plain
+}
+
+/// Chunk sizes [`fuzz_http2`] feeds each direction in.
+const H2_CHUNKS: [usize; 4] = [1, 9, 600, 1 << 16];
+
+/// The body of `fuzz/fuzz_targets/http2.rs`: the HTTP/2 layer of one connection (frames,
+/// HPACK, streams, the WebSocket sessions of its streams) over arbitrary bytes. Layout:
+/// byte 0 picks the chunk size (bits 0-1), whether the directions alternate chunk by chunk
+/// (bit 2) and whether the client preface is put before the client's bytes (bit 3, so the
+/// fuzzer need not find it); then the client's bytes (u16 big-endian length), the server's
+/// (the rest). Small limits (8 streams, 4 KiB header blocks) so that they are reached.
+/// Asserts what the layer documents: no panic, at most `max_streams` streams tracked, and
+/// one `connection_end` per `established` once the connection ends, each stream's events on
+/// one uid. Returns the number of WebSocket sessions (the seed replay checks that seeds
+/// reach them).
+pub fn fuzz_http2(data: &[u8]) -> usize {
+    use std::collections::HashMap;
+
+    use wscope_proto::role::Direction;
+    use wscope_proto::time::Instant;
+
+    use crate::http2::{frame::PREFACE, H2Conn, Http2Config};
+    use crate::session::SessionConfig;
+    use crate::tcp::{CloseReason, ConnMeta};
+
+    let Some((&ctl, rest)) = data.split_first() else {
+        return 0;
+    };
+    let n = match rest {
+        [a, b, ..] => usize::from(u16::from_be_bytes([*a, *b])),
+        _ => rest.len(),
+    };
+    let rest = &rest[rest.len().min(2)..];
+    let (client, server) = rest.split_at(n.min(rest.len()));
+    let mut client_bytes = Vec::new();
+    if ctl & 8 != 0 {
+        client_bytes.extend_from_slice(PREFACE);
+    }
+    client_bytes.extend_from_slice(client);
+    let cfg = SessionConfig {
+        http2: Http2Config {
+            max_streams: 8,
+            max_header_block: 4096,
+            ..Http2Config::default()
+        },
+        http_anomalies: true,
+        digest: true,
+        ..SessionConfig::default()
+    };
+    let meta = ConnMeta::new(
+        core::net::SocketAddr::from(([10, 0, 0, 1], 40000)),
+        core::net::SocketAddr::from(([10, 0, 0, 2], 80)),
+    );
+    let mut h2 = H2Conn::new(cfg.http2, cfg);
+    // Per stream uid: (stream id, established, ended).
+    let mut seen: HashMap<String, (Option<u32>, u32, u32)> = HashMap::new();
+    let mut sink = |ev: &Event<'_>| {
+        let Some(stream) = ev.conn.stream_id else {
+            return;
+        };
+        let e = seen
+            .entry(ev.conn.uid.to_string())
+            .or_insert((Some(stream), 0, 0));
+        assert_eq!(e.0, Some(stream), "one uid, one stream");
+        match ev.kind {
+            EventKind::Established(..) => e.1 += 1,
+            EventKind::ConnectionEnd(_) => e.2 += 1,
+            _ => {}
+        }
+    };
+    let chunk = H2_CHUNKS[usize::from(ctl & 3)];
+    let alternate = ctl & 4 != 0;
+    let (mut c, mut s) = (client_bytes.chunks(chunk), server.chunks(chunk));
+    loop {
+        let a = c.next();
+        let b = if alternate || a.is_none() {
+            s.next()
+        } else {
+            None
+        };
+        if a.is_none() && b.is_none() {
+            break;
+        }
+        if let Some(a) = a {
+            h2.data(
+                &meta,
+                Instant::ZERO,
+                Direction::ClientToServer,
+                a,
+                &mut sink,
+            );
+        }
+        if let Some(b) = b {
+            h2.data(
+                &meta,
+                Instant::ZERO,
+                Direction::ServerToClient,
+                b,
+                &mut sink,
+            );
+        }
+        assert!(h2.tracked() <= 8, "{} streams tracked", h2.tracked());
+    }
+    h2.end(&meta, Instant::ZERO, CloseReason::CaptureEnd, &mut sink);
+    for (uid, (_, est, end)) in &seen {
+        assert!(
+            *est <= 1 && *end == *est,
+            "{uid}: {est} established, {end} ends"
+        );
+    }
+    seen.values().filter(|v| v.1 == 1).count()
 }

@@ -66,6 +66,8 @@
 //! - [`session`]: one TCP connection → WebSocket events.
 //! - [`event`]: the events ([`Event`], [`EventKind`]).
 //! - [`tls`]: `wss://` decryption (TLS 1.2/1.3) from key logs, in front of the session.
+//! - [`http2`]: WebSocket over HTTP/2 (RFC 8441): frames, HPACK, streams, one session per
+//!   WebSocket stream, in front of the session (h2c by its preface, or TLS with ALPN `h2`).
 //! - [`sink`]: where events go ([`Sink`]) and the Net::Inspect-style callbacks.
 //! - [`log`]: Zeek `websocket.log`/`weird.log` and JSON Lines writers.
 //! - [`uid`]: connection ids and Zeek-style uids.
@@ -167,6 +169,7 @@ where
 
 pub mod analyzer;
 pub mod event;
+pub mod http2;
 pub mod log;
 pub mod parallel;
 pub mod session;

@@ -347,6 +347,7 @@ enum RecKind {
         data: Range<usize>,
         info: ChunkInfo,
     },
+    Reset(u32),
     ConnectionEnd(ConnectionEnd),
     MessageData {
         data: Range<usize>,
@@ -374,6 +375,8 @@ struct Rec {
     key: Key,
     /// The worker's id of the connection.
     conn: ConnId,
+    /// The HTTP/2 stream of a WebSocket over HTTP/2 ([`ConnMeta::stream_id`]).
+    stream: Option<u32>,
     ts: Instant,
     dir: Direction,
     kind: RecKind,
@@ -447,6 +450,7 @@ impl Recorder {
         self.out.recs.push(Rec {
             key,
             conn: conn.id,
+            stream: conn.stream_id,
             ts,
             dir,
             kind,
@@ -472,6 +476,7 @@ impl Recorder {
                 Rec {
                     key,
                     conn: ConnId(0),
+                    stream: None,
                     ts,
                     dir: Direction::ClientToServer,
                     kind: RecKind::DataTs,
@@ -515,6 +520,7 @@ impl Sink for Recorder {
                 data: put_data(o, data),
                 info: *info,
             },
+            EventKind::Reset { error_code } => RecKind::Reset(*error_code),
             EventKind::ConnectionEnd(end) => RecKind::ConnectionEnd(*end),
             EventKind::MessageData {
                 data,
@@ -551,6 +557,24 @@ impl Sink for Recorder {
         let key = self.push(ev.conn, ev.ts, ev.dir, kind);
         if let Some((l, _)) = &mut self.local {
             l.event(ev);
+            self.piece(key);
+        }
+    }
+
+    /// The end of a WebSocket stream of an HTTP/2 connection (the connection's own end is
+    /// recorded by the handler).
+    fn connection_closed(&mut self, conn: &ConnMeta) {
+        if conn.stream_id.is_none() {
+            return;
+        }
+        let key = self.push(
+            conn,
+            Instant::ZERO,
+            Direction::ClientToServer,
+            RecKind::Closed,
+        );
+        if let Some((l, _)) = &mut self.local {
+            l.connection_closed(conn);
             self.piece(key);
         }
     }
@@ -730,6 +754,12 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
                 self.stats.last_ts = Some(rec.ts);
                 return;
             }
+            RecKind::Closed if rec.stream.is_some() => {
+                if let (Some((m, _)), Some(s)) = (self.conns.get(&(w, rec.conn)), rec.stream) {
+                    self.sink.connection_closed(&m.for_stream(s));
+                }
+                return;
+            }
             RecKind::Closed => {
                 let ts = rec.ts;
                 self.stats.last_ts = Some(self.stats.last_ts.map_or(ts, |t| t.max(ts)));
@@ -750,6 +780,9 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
             RecKind::FrameData { data, info } => EventKind::FrameData {
                 data: b(data),
                 info: *info,
+            },
+            RecKind::Reset(error_code) => EventKind::Reset {
+                error_code: *error_code,
             },
             RecKind::ConnectionEnd(end) => EventKind::ConnectionEnd(*end),
             RecKind::MessageData {
@@ -786,6 +819,14 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
         };
         let Some((conn, rejected)) = self.conns.get_mut(&(w, rec.conn)) else {
             return;
+        };
+        let stream_conn;
+        let conn = match rec.stream {
+            Some(s) => {
+                stream_conn = conn.for_stream(s);
+                &stream_conn
+            }
+            None => &*conn,
         };
         let ev = Event {
             ts: rec.ts,

@@ -45,6 +45,8 @@ pub struct SessionConfig {
     /// Report anomalies found before an upgrade (HTTP that cannot be followed, which is what
     /// any non-HTTP connection looks like); default `false`: they are only counted.
     pub http_anomalies: bool,
+    /// Limits of the HTTP/2 layer (WebSocket over HTTP/2, [`crate::http2`]).
+    pub http2: crate::http2::Http2Config,
 }
 
 impl Default for SessionConfig {
@@ -56,6 +58,7 @@ impl Default for SessionConfig {
             digest: false,
             max_paused_bytes: 1 << 20,
             http_anomalies: false,
+            http2: crate::http2::Http2Config::default(),
         }
     }
 }
@@ -141,6 +144,17 @@ impl Session {
     pub fn after_handshake(cfg: SessionConfig) -> Self {
         Self {
             obs: Observer::after_handshake(cfg.observer),
+            ..Self::new(cfg)
+        }
+    }
+
+    /// A session for a WebSocket whose handshake is known but was not made of this session's
+    /// bytes: a stream of an HTTP/2 connection (RFC 8441, [`Upgrade::http2`]). Its
+    /// [`EventKind::Established`] comes out of the first call of [`Session::data`] (an empty
+    /// `bytes` will do).
+    pub fn after_upgrade(cfg: SessionConfig, upgrade: Upgrade) -> Self {
+        Self {
+            obs: Observer::after_upgrade(cfg.observer, upgrade),
             ..Self::new(cfg)
         }
     }

@@ -156,7 +156,7 @@ struct InspectDir {
 #[derive(Debug)]
 pub struct InspectAdapter<T> {
     inner: T,
-    state: HashMap<(ConnId, usize), InspectDir>,
+    state: HashMap<((ConnId, u32), usize), InspectDir>,
 }
 
 impl<T: WsInspect> InspectAdapter<T> {
@@ -178,12 +178,14 @@ const BOTH: [Direction; 2] = [Direction::ClientToServer, Direction::ServerToClie
 
 impl<T: WsInspect> Sink for InspectAdapter<T> {
     fn event(&mut self, ev: &Event<'_>) {
-        let key = (ev.conn.id, ev.dir.index());
+        let key = (ev.conn.session_key(), ev.dir.index());
         match &ev.kind {
             EventKind::Established(..) => {
                 // Both directions get their end-of-connection call, frames or not.
                 for dir in BOTH {
-                    self.state.entry((ev.conn.id, dir.index())).or_default();
+                    self.state
+                        .entry((ev.conn.session_key(), dir.index()))
+                        .or_default();
                 }
             }
             EventKind::Frame {
@@ -271,7 +273,11 @@ impl<T: WsInspect> Sink for InspectAdapter<T> {
 
     fn connection_closed(&mut self, conn: &ConnMeta) {
         for dir in BOTH {
-            if self.state.remove(&(conn.id, dir.index())).is_some() {
+            if self
+                .state
+                .remove(&(conn.session_key(), dir.index()))
+                .is_some()
+            {
                 self.inner.in_wsctl(conn, dir, &[], None);
             }
         }

@@ -76,6 +76,34 @@ impl UidGenerator {
     pub fn uid(&self, id: ConnId) -> Uid {
         let hi = mix(self.seed ^ mix(id.0));
         let lo = mix(hi ^ self.seed.rotate_left(17) ^ id.0);
+        Uid::from_halves(hi, lo)
+    }
+}
+
+impl Uid {
+    /// The uid of WebSocket stream `stream_id` of an HTTP/2 connection whose uid is `self`:
+    /// deterministic (the same connection uid and stream give the same uid, whichever worker
+    /// made it), unrelated to other streams' and connections' uids.
+    ///
+    /// ```
+    /// use wscope_inspect::uid::{ConnId, UidGenerator};
+    /// let c = UidGenerator::new(7).uid(ConnId(1));
+    /// assert_ne!(c.for_stream(1), c.for_stream(3));
+    /// assert_eq!(c.for_stream(1), c.for_stream(1));
+    /// assert_ne!(c.for_stream(1), c);
+    /// ```
+    pub fn for_stream(&self, stream_id: u32) -> Self {
+        // FNV-1a over the uid's text, then the same mixing as connection uids.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in &self.bytes[..usize::from(self.len)] {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let hi = mix(h ^ mix(u64::from(stream_id) | (1 << 40)));
+        let lo = mix(hi ^ u64::from(stream_id));
+        Self::from_halves(hi, lo)
+    }
+
+    fn from_halves(hi: u64, lo: u64) -> Self {
         let mut out = Uid {
             len: 1,
             bytes: [0; UID_MAX],

@@ -14,6 +14,8 @@ mod events;
 mod flows;
 #[path = "all/golden.rs"]
 mod golden;
+#[path = "all/http2.rs"]
+mod http2;
 #[path = "all/parallel.rs"]
 mod parallel;
 #[path = "all/reassembly.rs"]

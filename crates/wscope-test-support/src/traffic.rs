@@ -258,3 +258,135 @@ pub fn mixed_traffic(seed: u64, conns: usize) -> io::Result<Vec<u8>> {
     }
     Ok(w.into_inner())
 }
+
+/// One HTTP/2 frame (RFC 9113 §4.1).
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8], out: &mut Vec<u8>) {
+    let l = (payload.len() as u32).to_be_bytes();
+    out.extend_from_slice(&[l[1], l[2], l[3], kind, flags]);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// An HPACK block of literal fields without indexing, new names, no Huffman coding
+/// (RFC 7541 §6.2.2): what any decoder reads without a table. Names and values < 127 bytes.
+fn hpack_literals(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (n, v) in fields {
+        out.push(0x00);
+        out.push(n.len() as u8);
+        out.extend_from_slice(n.as_bytes());
+        out.push(v.len() as u8);
+        out.extend_from_slice(v.as_bytes());
+    }
+    out
+}
+
+/// A capture of `conns` cleartext HTTP/2 connections (prior knowledge), each with `streams`
+/// WebSocket streams (RFC 8441: extended CONNECT, `200`) exchanging messages that interleave
+/// across streams (text from the client, binary echoes of other lengths from the server, some
+/// in several DATA frames), a clean close and END_STREAM on each; every other connection
+/// ends with its streams still open (FIN). Message `m` of stream `s` of connection `c` is
+/// `"c{c} s{s} m{m} "` repeated to a length from the seed. Deterministic for a seed.
+pub fn h2_websocket_traffic(seed: u64, conns: usize, streams: u32) -> io::Result<Vec<u8>> {
+    let mut rng = Rng::new(seed);
+    let mut w = PcapWriter::new(Vec::new(), Framing::Ethernet.link_type())?;
+    let mut ts = 1_700_000_000_000_000u64;
+    for c in 0..conns {
+        let cl = SocketAddr::from(([10, 7, 0, 1], 30_000 + c as u16));
+        let sv = SocketAddr::from(([10, 7, 0, 2], 8080));
+        let mut seq = [rng.next_u64() as u32, rng.next_u64() as u32];
+        let mut pkt = |w: &mut PcapWriter<Vec<u8>>,
+                       d: usize,
+                       flags: TcpFlags,
+                       p: &[u8],
+                       seq: &mut [u32; 2]| {
+            ts += 500;
+            let (src, dst) = if d == 0 { (cl, sv) } else { (sv, cl) };
+            let mut spec = TcpSpec::new(src, dst).seq(seq[d]).flags(flags).payload(p);
+            if !(flags.syn() && d == 0) {
+                spec = spec.ack(seq[1 - d]);
+            }
+            seq[d] = seq[d].wrapping_add(p.len() as u32 + u32::from(flags.syn() || flags.fin()));
+            w.write_tcp(Instant::from_micros(ts), Framing::Ethernet, &spec)
+        };
+        pkt(&mut w, 0, TcpFlags::SYN, &[], &mut seq)?;
+        pkt(&mut w, 1, TcpFlags::SYN, &[], &mut seq)?;
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        a.extend_from_slice(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        h2_frame(0x4, 0, 0, &[], &mut a);
+        // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3).
+        h2_frame(0x4, 0, 0, &[0, 8, 0, 0, 0, 1], &mut b);
+        for s in 0..streams {
+            let id = 2 * s + 1;
+            let path = format!("/h2/{c}/{s}");
+            let block = hpack_literals(&[
+                (":method", "CONNECT"),
+                (":protocol", "websocket"),
+                (":scheme", "http"),
+                (":path", &path),
+                (":authority", "h2.example"),
+                ("sec-websocket-version", "13"),
+            ]);
+            h2_frame(0x1, 0x4, id, &block, &mut a);
+            h2_frame(0x1, 0x4, id, &hpack_literals(&[(":status", "200")]), &mut b);
+        }
+        let mss = 1448;
+        for chunk in a.chunks(mss) {
+            pkt(&mut w, 0, TcpFlags::PSH, chunk, &mut seq)?;
+        }
+        for chunk in b.chunks(mss) {
+            pkt(&mut w, 1, TcpFlags::PSH, chunk, &mut seq)?;
+        }
+        for m in 0..3u32 {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for s in 0..streams {
+                let id = 2 * s + 1;
+                let text = format!("c{c} s{s} m{m} ").repeat(1 + rng.below(2000) as usize);
+                let f = frame(
+                    true,
+                    false,
+                    0x1,
+                    Some([1, 2, 3, (s % 256) as u8]),
+                    text.as_bytes(),
+                );
+                // The WebSocket frame in two DATA frames.
+                let cut = f.len() / 3;
+                h2_frame(0x0, 0, id, &f[..cut], &mut a);
+                h2_frame(0x0, 0, id, &f[cut..], &mut a);
+                let echo: Vec<u8> = text.bytes().rev().collect();
+                h2_frame(0x0, 0, id, &frame(true, false, 0x2, None, &echo), &mut b);
+            }
+            for chunk in a.chunks(mss) {
+                pkt(&mut w, 0, TcpFlags::PSH, chunk, &mut seq)?;
+            }
+            for chunk in b.chunks(mss) {
+                pkt(&mut w, 1, TcpFlags::PSH, chunk, &mut seq)?;
+            }
+        }
+        if c % 2 == 0 {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for s in 0..streams {
+                let id = 2 * s + 1;
+                h2_frame(
+                    0x0,
+                    0x1,
+                    id,
+                    &frame(true, false, 0x8, Some([9, 9, 9, 9]), b"\x03\xe8"),
+                    &mut a,
+                );
+                h2_frame(
+                    0x0,
+                    0x1,
+                    id,
+                    &frame(true, false, 0x8, None, b"\x03\xe8"),
+                    &mut b,
+                );
+            }
+            pkt(&mut w, 0, TcpFlags::PSH, &a, &mut seq)?;
+            pkt(&mut w, 1, TcpFlags::PSH, &b, &mut seq)?;
+        }
+        pkt(&mut w, 0, TcpFlags::FIN, &[], &mut seq)?;
+        pkt(&mut w, 1, TcpFlags::FIN, &[], &mut seq)?;
+    }
+    Ok(w.into_inner())
+}

@@ -555,13 +555,16 @@ impl Sink for Fanout<'_> {
     }
 }
 
+/// A session (connection, and HTTP/2 stream: `ConnMeta::session_key`) and a direction.
+type DirKey = ((ConnId, u32), usize);
+
 /// Writes each data message to `DIR/<uid>-<c|s>-<n>.<txt|bin>`, within a quota of bytes and
 /// files.
 struct Extract {
     dir: PathBuf,
     force: bool,
-    open: HashMap<(ConnId, usize), (BufWriter<File>, u64)>,
-    counts: HashMap<(ConnId, usize), u64>,
+    open: HashMap<DirKey, (BufWriter<File>, u64)>,
+    counts: HashMap<DirKey, u64>,
     error: Option<io::Error>,
     max_bytes: u64,
     max_files: u64,
@@ -630,7 +633,8 @@ impl Extract {
         if let EventKind::Message { opcode, .. } = &ev.kind {
             // A message whose inflation failed has no final MessageData: close its file here.
             if !opcode.is_control() {
-                if let Some((mut f, _)) = self.open.remove(&(ev.conn.id, ev.dir.index())) {
+                if let Some((mut f, _)) = self.open.remove(&(ev.conn.session_key(), ev.dir.index()))
+                {
                     f.flush()?;
                 }
             }
@@ -644,7 +648,7 @@ impl Extract {
         else {
             return Ok(());
         };
-        let key = (ev.conn.id, ev.dir.index());
+        let key = (ev.conn.session_key(), ev.dir.index());
         if !self.open.contains_key(&key) {
             if self.files >= self.max_files {
                 self.stop(format!("--extract-max-files {} reached", self.max_files));
@@ -692,10 +696,10 @@ impl Sink for Extract {
 
     fn connection_closed(&mut self, conn: &wscope_inspect::tcp::ConnMeta) {
         for d in 0..2 {
-            if let Some((mut f, _)) = self.open.remove(&(conn.id, d)) {
+            if let Some((mut f, _)) = self.open.remove(&(conn.session_key(), d)) {
                 let _ = f.flush();
             }
-            self.counts.remove(&(conn.id, d));
+            self.counts.remove(&(conn.session_key(), d));
         }
     }
 }
@@ -703,7 +707,7 @@ impl Sink for Extract {
 /// The human-readable listing: sessions, messages (with a preview), closes, anomalies.
 struct Listing<W: Write> {
     out: W,
-    preview: HashMap<(ConnId, usize), Vec<u8>>,
+    preview: HashMap<DirKey, Vec<u8>>,
 }
 
 const PREVIEW: usize = 48;
@@ -741,10 +745,11 @@ impl<W: Write> Listing<W> {
                     "{ts} {uid} {} -> {} {} host={} uri={} subprotocol={} extensions={}",
                     ev.conn.orig,
                     ev.conn.resp,
-                    if tls.is_some() {
-                        "websocket(wss)"
-                    } else {
-                        "websocket"
+                    match (tls.is_some(), ev.conn.stream_id) {
+                        (false, None) => "websocket".to_string(),
+                        (true, None) => "websocket(wss)".to_string(),
+                        (false, Some(s)) => format!("websocket(h2 stream {s})"),
+                        (true, Some(s)) => format!("websocket(wss, h2 stream {s})"),
                     },
                     up.host().unwrap_or("-"),
                     up.uri().unwrap_or("-"),
@@ -759,7 +764,7 @@ impl<W: Write> Listing<W> {
             EventKind::MessageData { data, .. } => {
                 let p = self
                     .preview
-                    .entry((ev.conn.id, ev.dir.index()))
+                    .entry((ev.conn.session_key(), ev.dir.index()))
                     .or_default();
                 let room = (PREVIEW + 1).saturating_sub(p.len());
                 p.extend_from_slice(&data[..data.len().min(room)]);
@@ -768,7 +773,7 @@ impl<W: Write> Listing<W> {
             EventKind::FrameData { data, info } if info.opcode.0 == 9 || info.opcode.0 == 10 => {
                 let p = self
                     .preview
-                    .entry((ev.conn.id, ev.dir.index() + 2))
+                    .entry((ev.conn.session_key(), ev.dir.index() + 2))
                     .or_default();
                 let room = (PREVIEW + 1).saturating_sub(p.len());
                 p.extend_from_slice(&data[..data.len().min(room)]);
@@ -785,7 +790,7 @@ impl<W: Write> Listing<W> {
                 let slot = if opcode.is_control() { 2 } else { 0 };
                 let p = self
                     .preview
-                    .remove(&(ev.conn.id, ev.dir.index() + slot))
+                    .remove(&(ev.conn.session_key(), ev.dir.index() + slot))
                     .unwrap_or_default();
                 let shown = &p[..p.len().min(PREVIEW)];
                 let more = if p.len() > PREVIEW { "…" } else { "" };
@@ -841,7 +846,7 @@ impl<W: Write> Sink for Listing<W> {
 
     fn connection_closed(&mut self, conn: &wscope_inspect::tcp::ConnMeta) {
         for d in 0..4 {
-            self.preview.remove(&(conn.id, d));
+            self.preview.remove(&(conn.session_key(), d));
         }
     }
 }
@@ -886,7 +891,7 @@ fn summary(s: &Stats, secs: f64) -> String {
         let t = &s.tls;
         let _ = writeln!(
             o,
-            "TLS          {} connections: {} decrypted ({} ALPN h2, not analysed), {} undecrypted",
+            "TLS          {} connections: {} decrypted ({} ALPN h2), {} undecrypted",
             t.connections, t.decrypted, t.h2, t.undecrypted
         );
         if t.undecrypted > 0 {

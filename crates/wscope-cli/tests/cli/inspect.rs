@@ -599,7 +599,13 @@ fn inspect_output_does_not_depend_on_the_number_of_workers() {
         wscope_test_support::traffic::mixed_traffic(11, 300).unwrap(),
     )
     .unwrap();
-    let mut inputs = vec![PathBuf::from(sample()), mixed];
+    let h2 = work.join("h2.pcap");
+    std::fs::write(
+        &h2,
+        wscope_test_support::traffic::h2_websocket_traffic(5, 4, 6).unwrap(),
+    )
+    .unwrap();
+    let mut inputs = vec![PathBuf::from(sample()), mixed, h2];
     if let Some(root) = wscope_test_support::corpus::corpus() {
         let mut stack = vec![root];
         while let Some(d) = stack.pop() {
@@ -662,4 +668,76 @@ fn events_to_a_device_write_through_it() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(is_device(), "--force replaced /dev/null");
+}
+
+/// WebSocket over HTTP/2 (RFC 8441): each stream is a session of its own in the listing, the
+/// summary, the events and `--extract` (its messages in its own files, named by the stream's
+/// uid, never mixed with the other streams' of the same connection).
+#[test]
+fn http2_streams_are_sessions_with_their_own_extracted_files() {
+    let dir = scratch("h2");
+    let cap = dir.join("h2.pcap");
+    std::fs::write(
+        &cap,
+        wscope_test_support::traffic::h2_websocket_traffic(3, 2, 5).unwrap(),
+    )
+    .unwrap();
+    let x = dir.join("x");
+    let (cap_arg, x_arg) = (cap.to_str().unwrap(), x.to_str().unwrap());
+    let out = wscope(&[
+        "inspect",
+        "--events",
+        "-",
+        "--uid-seed",
+        "3",
+        "--extract",
+        x_arg,
+        cap_arg,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = text(&out.stderr);
+    assert!(summary.contains("WebSocket sessions 10"), "{summary}");
+    let mut uid_stream = std::collections::BTreeMap::new();
+    for line in text(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["event"] == "established" {
+            assert_eq!(v["http2"], true, "{line}");
+            uid_stream.insert(
+                v["uid"].as_str().unwrap().to_owned(),
+                (
+                    v["uri"].as_str().unwrap().to_owned(),
+                    v["stream_id"].as_u64().unwrap(),
+                ),
+            );
+        }
+    }
+    assert_eq!(uid_stream.len(), 10);
+    // The listing names the stream.
+    let listing = wscope(&["inspect", "--uid-seed", "3", cap_arg]);
+    let listing = text(&listing.stdout);
+    assert_eq!(
+        listing.matches(" websocket(h2 stream ").count(),
+        10,
+        "{listing}"
+    );
+    // Per uid: 3 client text files and 3 server binary files, each the stream's own.
+    for (uid, (uri, stream)) in &uid_stream {
+        let mut parts = uri.trim_start_matches("/h2/").split('/');
+        let (c, s) = (parts.next().unwrap(), parts.next().unwrap());
+        assert_eq!(s.parse::<u64>().unwrap() * 2 + 1, *stream);
+        for m in 1..=3 {
+            let client = std::fs::read_to_string(x.join(format!("{uid}-c-{m:06}.txt"))).unwrap();
+            let unit = format!("c{c} s{s} m{} ", m - 1);
+            assert!(
+                !client.is_empty() && client.replace(&unit, "").is_empty(),
+                "{uid} message {m}: {}",
+                &client[..client.len().min(60)]
+            );
+            let server = std::fs::read(x.join(format!("{uid}-s-{m:06}.bin"))).unwrap();
+            let mut back = server.clone();
+            back.reverse();
+            assert_eq!(back, client.as_bytes(), "{uid} echo {m}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

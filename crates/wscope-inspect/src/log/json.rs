@@ -196,7 +196,7 @@ impl<W: Write> Sink for JsonLines<W> {
 
     fn connection_closed(&mut self, conn: &ConnMeta) {
         if let Some(p) = self.prefix.as_mut() {
-            p.conns.remove(&conn.id);
+            p.conns.remove(&conn.session_key());
         }
     }
 }
@@ -205,7 +205,7 @@ impl<W: Write> Sink for JsonLines<W> {
 /// (until it closes), and the last `ts`.
 #[derive(Debug, Default)]
 struct Prefix {
-    conns: HashMap<ConnId, Vec<u8>>,
+    conns: HashMap<(ConnId, u32), Vec<u8>>,
     ts: Option<Instant>,
     ts_bytes: Vec<u8>,
 }
@@ -214,16 +214,21 @@ impl Prefix {
     /// The `uid` and `id` of `conn`, serialised at its first event.
     fn conn(&mut self, conn: &ConnMeta) -> serde_json::Result<&[u8]> {
         // Bounded even when `connection_closed` is not passed on: start afresh.
-        if self.conns.len() >= MAX_PREFIXES && !self.conns.contains_key(&conn.id) {
+        let key = conn.session_key();
+        if self.conns.len() >= MAX_PREFIXES && !self.conns.contains_key(&key) {
             self.conns.clear();
         }
-        match self.conns.entry(conn.id) {
+        match self.conns.entry(key) {
             Entry::Occupied(e) => Ok(e.into_mut()),
             Entry::Vacant(e) => {
                 let mut bytes = b"\"uid\":".to_vec();
                 serde_json::to_writer(&mut bytes, conn.uid.as_str())?;
                 bytes.extend_from_slice(b",\"id\":");
                 serde_json::to_writer(&mut bytes, &Id(conn))?;
+                if let Some(s) = conn.stream_id {
+                    bytes.extend_from_slice(b",\"stream_id\":");
+                    serde_json::to_writer(&mut bytes, &s)?;
+                }
                 Ok(e.insert(bytes))
             }
         }
@@ -291,6 +296,10 @@ impl Serialize for Fields<'_, '_> {
                 o.serialize_field("client_key", &up.client_key())?;
                 o.serialize_field("server_accept", &up.server_accept())?;
                 o.serialize_field("accepted", &up.accepted())?;
+                // A WebSocket over HTTP/2 (RFC 8441): its stream has `stream_id` (every event).
+                if ev.conn.stream_id.is_some() {
+                    o.serialize_field("http2", &true)?;
+                }
                 // wss:// sessions decrypted from a key log only.
                 if let Some(info) = tls {
                     o.serialize_field("tls", &TlsFields(info))?;
@@ -337,6 +346,10 @@ impl Serialize for Fields<'_, '_> {
                 if let Some(d) = sha256 {
                     o.serialize_field("sha256", &Collect(HexText(d)))?;
                 }
+            }
+            EventKind::Reset { error_code } => {
+                o.serialize_field("error_code", error_code)?;
+                o.serialize_field("error", crate::http2::frame::error_name(*error_code))?;
             }
             EventKind::ConnectionEnd(end) => {
                 let (cause, by) = cause(end.reason);
@@ -409,6 +422,18 @@ pub const fn cause(reason: CloseReason) -> (&'static str, Option<&'static str>) 
         CloseReason::Evicted => ("evicted", None),
         CloseReason::Reused => ("reused", None),
         CloseReason::CaptureEnd => ("capture_end", None),
+        CloseReason::StreamEnd => ("end_stream", None),
+        CloseReason::StreamReset(dir) => ("rst_stream", Some(by(dir))),
+        CloseReason::GoAway(dir) => ("goaway", Some(by(dir))),
+    }
+}
+
+/// `orig` or `resp`: who sent what a `connection_end` names.
+const fn by(dir: wscope_proto::role::Direction) -> &'static str {
+    if dir.is_orig() {
+        "orig"
+    } else {
+        "resp"
     }
 }
 

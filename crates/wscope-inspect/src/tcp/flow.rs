@@ -493,6 +493,7 @@ impl<S: Default> FlowTable<S> {
             resp,
             start: seg.ts,
             mid_stream,
+            stream_id: None,
         };
         let mut conn = Conn {
             meta,
@@ -631,6 +632,8 @@ impl<S: Default> FlowTable<S> {
             CloseReason::Evicted => self.stats.evicted += 1,
             CloseReason::Reused => self.stats.reused += 1,
             CloseReason::CaptureEnd => self.stats.closed_at_end += 1,
+            // Ends of HTTP/2 streams, not of connections.
+            CloseReason::StreamEnd | CloseReason::StreamReset(_) | CloseReason::GoAway(_) => {}
         }
         match reason {
             CloseReason::Finished | CloseReason::Reset(_) => self.lists.touch(i, List::Closed),

@@ -97,6 +97,10 @@ pub struct ConnMeta {
     /// The connection was already running when the capture first saw it (no SYN from the
     /// originator and no SYN-ACK to it).
     pub mid_stream: bool,
+    /// The HTTP/2 stream of a WebSocket over HTTP/2 (RFC 8441): each such stream is a
+    /// session of its own, with this id and its own [`ConnMeta::uid`]
+    /// ([`Uid::for_stream`] of the connection's); `None` for a connection's own events.
+    pub stream_id: Option<u32>,
 }
 
 impl ConnMeta {
@@ -112,7 +116,25 @@ impl ConnMeta {
             resp,
             start: Instant::ZERO,
             mid_stream: false,
+            stream_id: None,
         }
+    }
+
+    /// The metadata of WebSocket stream `stream_id` of this (HTTP/2) connection: the same
+    /// connection, the stream's id and uid ([`Uid::for_stream`]).
+    #[must_use]
+    pub fn for_stream(&self, stream_id: u32) -> Self {
+        Self {
+            uid: self.uid.for_stream(stream_id),
+            stream_id: Some(stream_id),
+            ..*self
+        }
+    }
+
+    /// What tells sessions apart: the connection's id and the stream's (0 for the
+    /// connection itself).
+    pub fn session_key(&self) -> (ConnId, u32) {
+        (self.id, self.stream_id.unwrap_or(0))
     }
 }
 
@@ -132,6 +154,14 @@ pub enum CloseReason {
     Reused,
     /// The capture ended ([`FlowTable::finish`]).
     CaptureEnd,
+    /// A WebSocket over HTTP/2: both sides ended the stream (END_STREAM, RFC 9113 §5.1).
+    StreamEnd,
+    /// A WebSocket over HTTP/2: the given direction's sender reset the stream (RST_STREAM,
+    /// RFC 9113 §6.4).
+    StreamReset(Direction),
+    /// A WebSocket over HTTP/2: the given direction's sender sent a GOAWAY whose last stream
+    /// id is below the stream's (RFC 9113 §6.8).
+    GoAway(Direction),
 }
 
 /// Where a connection closed by a pass over the table (a timeout or the end of the capture)

@@ -1,5 +1,5 @@
 //! Passive `wss://`: TLS 1.2 and 1.3 decryption from key logs, as an input layer between TCP
-//! reassembly and the HTTP/WebSocket [`Session`].
+//! reassembly and the HTTP/WebSocket [`Session`](crate::session::Session).
 //!
 //! ```text
 //!   ConnectionEvent::Data (reassembled TCP bytes of one direction)
@@ -10,7 +10,8 @@
 //!        │  TLS 1.3: HKDF traffic keys (handshake, application, KeyUpdate);
 //!        │  TLS 1.2: PRF key block from the master secret; AEAD records (ring)
 //!        ▼
-//!   decrypted application data → Session::data, the same pipeline as cleartext
+//!   decrypted application data → Session::data (or the HTTP/2 layer for ALPN h2), the
+//!   same pipeline as cleartext
 //! ```
 //!
 //! A TLS connection whose keys are not in the key log is reported once with an
@@ -26,8 +27,9 @@
 //! the handshake messages decryption reads (at most 64 KiB, only while they arrive) and the
 //! keys. Records are decrypted in place.
 //!
-//! A connection that selects ALPN `h2` is counted ([`TlsStats::h2`]) and its data is not
-//! analysed (HTTP/2 is not, yet).
+//! A connection that selects ALPN `h2` is counted ([`TlsStats::h2`]) and its plaintext is
+//! read as HTTP/2 ([`crate::http2`]): its WebSocket streams (RFC 8441) are sessions whose
+//! `established` events carry the [`TlsInfo`] too.
 //!
 //! Not decrypted: CBC and other non-AEAD suites, SSL 3.0 / TLS 1.0–1.1, TLS 1.3 0-RTT data
 //! (skipped: its records are passed over until the handshake keys decrypt), compressed TLS.
@@ -43,7 +45,8 @@ use wscope_proto::role::Direction;
 use wscope_proto::time::Instant;
 
 use crate::event::{Event, EventKind};
-use crate::session::{Session, SessionConfig};
+use crate::http2::App;
+use crate::session::SessionConfig;
 use crate::sink::Sink;
 use crate::tcp::ConnMeta;
 use crypto::{RecordKeys, Suite};
@@ -127,7 +130,7 @@ pub struct TlsStats {
     pub undecrypted: u64,
     /// Undecrypted connections per SNI (`(none)` without one).
     pub undecrypted_sni: std::collections::BTreeMap<String, u64>,
-    /// Decrypted connections that selected ALPN `h2` (HTTP/2: not analysed yet).
+    /// Decrypted connections that selected ALPN `h2` (read as HTTP/2, [`crate::http2`]).
     pub h2: u64,
 }
 
@@ -556,7 +559,7 @@ impl TlsConn {
     }
 }
 
-/// Per-connection TLS state kept in the flow table next to the [`Session`] (a word for a
+/// Per-connection TLS state kept in the flow table next to the [`Session`](crate::session::Session) (a word for a
 /// cleartext connection).
 #[derive(Debug, Default)]
 pub struct TlsSlot(SlotState);
@@ -606,6 +609,10 @@ impl<S: Sink + ?Sized> Sink for WithTls<'_, S> {
             self.sink.event(ev);
         }
     }
+
+    fn connection_closed(&mut self, conn: &ConnMeta) {
+        self.sink.connection_closed(conn);
+    }
 }
 
 impl TlsLayer {
@@ -630,7 +637,7 @@ impl TlsLayer {
     pub fn data<S: Sink + ?Sized>(
         &self,
         slot: &mut TlsSlot,
-        session: &mut Option<Box<Session>>,
+        session: &mut App,
         cfg: SessionConfig,
         conn: &ConnMeta,
         ts: Instant,
@@ -647,8 +654,7 @@ impl TlsLayer {
         }
         match &mut slot.0 {
             SlotState::New | SlotState::Plain => {
-                let s = session.get_or_insert_with(|| Box::new(Session::new(cfg)));
-                s.data(conn, ts, dir, bytes, sink);
+                session.data(cfg, conn, ts, dir, bytes, false, sink);
             }
             SlotState::Tls(tls) => {
                 let mut out = |o: Out<'_>, info: &TlsInfo| {
@@ -668,7 +674,7 @@ impl TlsLayer {
     pub fn gap<S: Sink + ?Sized>(
         &self,
         slot: &mut TlsSlot,
-        session: &mut Option<Box<Session>>,
+        session: &mut App,
         cfg: SessionConfig,
         conn: &ConnMeta,
         ts: Instant,
@@ -681,13 +687,10 @@ impl TlsLayer {
                 emit(session, cfg, conn, ts, dir, o, info, sink);
             };
             tls.gap(dir, len, &mut out);
-            if let Some(s) = session.as_mut() {
-                s.gap(conn, ts, dir, len, sink);
-            }
+            session.gap(cfg, conn, ts, dir, len, false, sink);
             return;
         }
-        let s = session.get_or_insert_with(|| Box::new(Session::new(cfg)));
-        s.gap(conn, ts, dir, len, sink);
+        session.gap(cfg, conn, ts, dir, len, true, sink);
     }
 
     /// The connection ended: a TLS connection not reported yet (its ServerHello never came)
@@ -701,7 +704,7 @@ impl TlsLayer {
         if let SlotState::Tls(tls) = &mut slot.0 {
             if !tls.reported {
                 tls.make_opaque("the handshake did not complete");
-                let mut session = None;
+                let mut session = App::None;
                 let cfg = SessionConfig::default();
                 let dir = Direction::ServerToClient;
                 let mut out = |o: Out<'_>, info: &TlsInfo| {
@@ -723,7 +726,7 @@ impl TlsLayer {
 
 #[allow(clippy::too_many_arguments)]
 fn emit<S: Sink + ?Sized>(
-    session: &mut Option<Box<Session>>,
+    session: &mut App,
     cfg: SessionConfig,
     conn: &ConnMeta,
     ts: Instant,
@@ -733,12 +736,10 @@ fn emit<S: Sink + ?Sized>(
     sink: &mut S,
 ) {
     match o {
-        // HTTP/2 (ALPN h2) is not analysed yet: counted (TlsStats::h2), not misread as
-        // HTTP/1.1.
-        Out::Data(_) if info.alpn.as_deref() == Some("h2") => {}
+        // HTTP/2 when ALPN says so (counted as TlsStats::h2 too).
         Out::Data(plain) => {
-            let s = session.get_or_insert_with(|| Box::new(Session::new(cfg)));
-            s.data(conn, ts, dir, plain, &mut WithTls { info, sink });
+            let h2 = info.alpn.as_deref() == Some("h2");
+            session.data(cfg, conn, ts, dir, plain, h2, &mut WithTls { info, sink });
         }
         Out::Anomaly(name, detail) => sink.event(&Event {
             ts,

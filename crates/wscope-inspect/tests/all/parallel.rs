@@ -106,7 +106,11 @@ fn run(capture: impl Fn() -> Capture, workers: usize, cfg: AnalyzerConfig) -> [S
     ]
 }
 
-fn same_for_any_workers(name: &str, capture: impl Fn() -> Capture, cfg: AnalyzerConfig) -> usize {
+pub(crate) fn same_for_any_workers(
+    name: &str,
+    capture: impl Fn() -> Capture,
+    cfg: AnalyzerConfig,
+) -> usize {
     let one = run(&capture, 1, cfg);
     for n in [2, 4] {
         let many = run(&capture, n, cfg);

@@ -787,10 +787,13 @@ fn tls_fuzz_seeds_replay_and_decrypt() {
     }
 }
 
-/// ALPN h2: decrypted, reported and counted, but not read as HTTP/1.1 (no session, no
-/// anomaly).
+/// ALPN h2: decrypted, reported and counted, and read as HTTP/2 (RFC 8441): its WebSocket
+/// streams are sessions, their `established` events carry the TLS parameters, and nothing is
+/// misread as HTTP/1.1 (no anomaly).
 #[test]
-fn alpn_h2_is_counted_not_analysed() {
+fn alpn_h2_websocket_streams_are_analysed() {
+    use crate::http2::{data, H2Script};
+    use crate::support::C2S;
     let setup = Setup {
         alpn: b"h2",
         ..v13("TLS13_AES_128_GCM_SHA256")
@@ -804,26 +807,51 @@ fn alpn_h2_is_counted_not_analysed() {
         &cc,
         &sc,
     );
-    w.client_send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-    w.server_send(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    let mut s = H2Script::new();
+    let mut sent = Vec::new();
+    for id in [1u32, 3] {
+        s.connect(id, "/tls", &[], None);
+        s.answer(id, "200", &[]);
+        let text = payload(3000 + id as usize, id as u8);
+        let frame = frame(true, false, 2, Some([1, 2, 3, 4]), &text);
+        s.send(C2S, data(id, false, Some(3), &frame));
+        sent.push(sha(&text));
+    }
+    for (dir, bytes) in &s.sends {
+        if *dir == C2S {
+            w.client_send(bytes);
+        } else {
+            w.server_send(bytes);
+        }
+    }
     w.close();
-    // With HTTP anomalies reported, HTTP/2 read as HTTP/1.1 would show.
     let mut cfg = AnalyzerConfig::default();
     cfg.session.http_anomalies = true;
+    cfg.session.digest = true;
     let mut cap = Capture::from_reader(Cursor::new(trace.finish()), "mem");
     let mut events = Vec::new();
     let stats = Analyzer::new(cfg)
         .with_keylog(keys.keylog())
         .run(&mut cap, &mut |ev: &Event<'_>| {
+            if let EventKind::Established(up, tls) = &ev.kind {
+                assert!(up.is_http2());
+                assert_eq!(tls.and_then(|t| t.alpn.as_deref()), Some("h2"));
+            }
             events.push(OwnedEvent::from(ev))
         })
         .unwrap();
     assert_eq!(anomalies(&events), Vec::<String>::new());
     assert_eq!(
         (stats.sessions, stats.tls.decrypted, stats.tls.h2),
-        (0, 1, 1)
+        (2, 1, 1)
     );
-    assert_eq!(tls_reports(&events)[0].alpn.as_deref(), Some("h2"));
+    assert_eq!(digests(&events, true), sent);
+    let streams: Vec<Option<u32>> = events
+        .iter()
+        .filter(|e| matches!(e.kind, OwnedKind::Established(_)))
+        .map(|e| e.conn.stream_id)
+        .collect();
+    assert_eq!(streams, [Some(1), Some(3)]);
 }
 
 /// A resumed TLS 1.3 connection with 0-RTT data accepted: the early records (under a key the

@@ -12,6 +12,8 @@
 //! - [`Request`] and [`Response`] parse a whole head on their own too (observers use them,
 //!   never enforcing: [`Request::problems`], [`Response::problems_for`]).
 //! - [`list_elements`], [`has_token`], [`parse_extensions`]: the header grammars.
+//! - [`ExtendedConnect`], [`check_response`]: the same handshake over HTTP/2 (RFC 8441
+//!   extended CONNECT), reusing the offers' checks and the server's negotiation.
 //!
 //! Both state machines take bytes in any split (one byte at a time works) and stop exactly at
 //! the end of the head: bytes after it in the same read are handed back as `leftover`, since
@@ -97,6 +99,7 @@ pub(crate) use head_accessors;
 
 mod client;
 mod error;
+mod extended_connect;
 pub(crate) mod header;
 mod request;
 mod response;
@@ -104,6 +107,10 @@ mod server;
 
 pub use client::ClientHandshake;
 pub use error::{BuildError, UpgradeError};
+pub use extended_connect::{
+    check_response, ConnectError, ExtendedConnect, PseudoHeaders, PSEUDO_AUTHORITY, PSEUDO_METHOD,
+    PSEUDO_PATH, PSEUDO_PROTOCOL, PSEUDO_SCHEME, WEBSOCKET_PROTOCOL,
+};
 pub use header::{
     has_token, is_tchar, is_token, is_valid_value, list_elements, parse_extensions, Extension,
     ExtensionParam, ExtensionSyntaxError, Header, Headers, ListElements,

@@ -248,12 +248,7 @@ impl Request {
         {
             report(UpgradeError::UnsupportedVersion);
         }
-        if !h.list(PROTOCOL).all(is_token) {
-            report(UpgradeError::InvalidHeader { name: PROTOCOL });
-        }
-        if self.extensions().is_err() {
-            report(UpgradeError::InvalidHeader { name: EXTENSIONS });
-        }
+        self.check_offers(report);
         if h.count(TRANSFER_ENCODING) > 0 {
             report(UpgradeError::RequestBody {
                 name: TRANSFER_ENCODING,
@@ -266,6 +261,19 @@ impl Request {
     }
 }
 
+impl Request {
+    /// The checks of what the client offers, shared with the HTTP/2 extended CONNECT
+    /// ([`super::ExtendedConnect`]): subprotocols that are tokens, extensions that parse.
+    pub(crate) fn check_offers(&self, report: &mut dyn FnMut(UpgradeError)) {
+        if !self.headers.list(PROTOCOL).all(is_token) {
+            report(UpgradeError::InvalidHeader { name: PROTOCOL });
+        }
+        if self.extensions().is_err() {
+            report(UpgradeError::InvalidHeader { name: EXTENSIONS });
+        }
+    }
+}
+
 /// Whether a `Content-Length` value is zero (an empty or malformed value is not).
 fn is_zero(value: &[u8]) -> bool {
     let value = value.trim_ascii();
@@ -273,7 +281,7 @@ fn is_zero(value: &[u8]) -> bool {
 }
 
 /// Reports a missing or repeated header; true when it appears exactly once.
-fn once(h: &Headers, name: &'static str, report: &mut dyn FnMut(UpgradeError)) -> bool {
+pub(crate) fn once(h: &Headers, name: &'static str, report: &mut dyn FnMut(UpgradeError)) -> bool {
     match h.count(name) {
         0 => report(UpgradeError::MissingHeader { name }),
         1 => return true,

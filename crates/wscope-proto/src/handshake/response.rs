@@ -79,6 +79,51 @@ impl Response {
         )))
     }
 
+    /// A response whose head an HTTP layer has decoded already (an HTTP/2 `HEADERS` frame
+    /// through HPACK, hyper): the status and the header fields in order. As with
+    /// [`Request::from_parts`], the fields are laid out in a head of their own (what
+    /// [`Response::raw`] returns, an HTTP/1.1 rendering with values trimmed of surrounding
+    /// whitespace) and the same accessors apply as to a response read from the wire.
+    ///
+    /// ```
+    /// use wscope_proto::handshake::Response;
+    ///
+    /// let fields: [(&str, &[u8]); 1] = [("sec-websocket-protocol", b"chat")];
+    /// let resp = Response::from_parts(200, fields);
+    /// assert_eq!((resp.status(), resp.reason(), resp.subprotocol()), (200, "OK", Some("chat")));
+    /// ```
+    pub fn from_parts<'h>(
+        status: u16,
+        fields: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    ) -> Self {
+        let mut line = String::with_capacity(128);
+        let _ = write!(line, "HTTP/1.1 {status} ");
+        let mut head = line.into_bytes();
+        let start = head.len();
+        head.extend_from_slice(reason_phrase(status).as_bytes());
+        let reason = Span::new(start, head.len());
+        head.extend_from_slice(b"\r\n");
+        let mut spans = Vec::new();
+        for (name, value) in fields {
+            let n0 = head.len();
+            head.extend_from_slice(name.as_bytes());
+            let n = Span::new(n0, head.len());
+            head.extend_from_slice(b": ");
+            let v0 = head.len();
+            head.extend_from_slice(value.trim_ascii());
+            let v = Span::new(v0, head.len());
+            head.extend_from_slice(b"\r\n");
+            spans.push((n, v));
+        }
+        head.extend_from_slice(b"\r\n");
+        Self {
+            headers: Headers::new(head, spans),
+            status,
+            reason,
+            minor_version: 1,
+        }
+    }
+
     /// The status code.
     pub const fn status(&self) -> u16 {
         self.status
@@ -201,6 +246,14 @@ impl Response {
             }
             _ => report(UpgradeError::DuplicateHeader { name: ACCEPT }),
         }
+        self.check_negotiated(offer, report);
+    }
+
+    /// The checks of what the server agreed to, shared with the HTTP/2 extended CONNECT
+    /// (RFC 8441 section 5, [`super::ExtendedConnect`]): at most one subprotocol, a token
+    /// the client offered; only extensions the client offered.
+    pub(crate) fn check_negotiated(&self, offer: &Offer<'_>, report: &mut dyn FnMut(UpgradeError)) {
+        let h = &self.headers;
         match h.count(PROTOCOL) {
             0 => {}
             1 => {

@@ -293,6 +293,23 @@ impl Observer {
         obs
     }
 
+    /// An observer of a WebSocket whose handshake happened elsewhere and is known: a stream of
+    /// an HTTP/2 connection (RFC 8441, [`Upgrade::http2`]). Both directions are frames from
+    /// the first byte, permessage-deflate as the upgrade agreed; the first
+    /// [`Observer::feed`] reports [`ObservedEvent::Established`].
+    pub fn after_upgrade(cfg: ObserverConfig, upgrade: Upgrade) -> Self {
+        let mut obs = Self::new(cfg);
+        let (extension_rsv, deflate) = if upgrade.permessage_deflate() {
+            (RSV1, upgrade.agreed_deflate())
+        } else {
+            (0, None)
+        };
+        obs.start_websocket(extension_rsv, deflate);
+        obs.upgrade = Some(upgrade);
+        obs.conn.push_back(ConnEvent::Established);
+        obs
+    }
+
     /// The settings.
     pub const fn config(&self) -> &ObserverConfig {
         &self.cfg
@@ -677,7 +694,11 @@ impl Observer {
                 );
             }
         }
-        let upgrade = Upgrade { request, response };
+        let upgrade = Upgrade {
+            request,
+            response,
+            http2: None,
+        };
         let (extension_rsv, deflate) = if upgrade.permessage_deflate() {
             (RSV1, upgrade.agreed_deflate())
         } else {

@@ -1450,3 +1450,26 @@ fn compressed_messages_are_inflated_in_order() {
         .collect();
     assert_eq!(names, ["inflated", "anomaly", "anomaly"]);
 }
+
+/// An observer made for a known upgrade (a WebSocket over HTTP/2, RFC 8441): `Established`
+/// first, then frames from the first byte, RSV1 allowed when permessage-deflate was agreed,
+/// and the verdict given to [`Upgrade::http2`] is the one `accepted` reports.
+#[test]
+fn after_upgrade_starts_with_established_and_reads_frames() {
+    let fields: [(&str, &[u8]); 1] = [("sec-websocket-extensions", b"permessage-deflate")];
+    let request = Request::from_parts("CONNECT", "/chat", 1, fields);
+    let response = Response::from_parts(200, fields);
+    let up = Upgrade::http2(request.clone(), response.clone(), true);
+    assert!(up.is_http2() && up.accepted() && up.permessage_deflate());
+    // No Sec-WebSocket-Accept in HTTP/2: the HTTP/1.1 rules would reject it.
+    assert!(!Upgrade::http2(request, response, false).accepted());
+    let mut d = Driver::new(Observer::after_upgrade(ObserverConfig::default(), up));
+    d.send(C, &client(true, 1, b"Hello"));
+    assert_eq!(d.events.first(), Some(&Ev::Established));
+    assert!(d.events.contains(&Ev::Message(C, 1)), "{:?}", d.events);
+    assert!(
+        !d.events.iter().any(|e| matches!(e, Ev::Anomaly(..))),
+        "{:?}",
+        d.events
+    );
+}

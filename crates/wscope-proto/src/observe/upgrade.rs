@@ -8,9 +8,30 @@ use crate::handshake::{AcceptKey, Request, Response, ACCEPT, PERMESSAGE_DEFLATE}
 pub struct Upgrade {
     pub(super) request: Option<Request>,
     pub(super) response: Response,
+    /// A WebSocket over an HTTP/2 stream (RFC 8441), with whether the client accepts the
+    /// answer; `None` for an HTTP/1.1 upgrade.
+    pub(super) http2: Option<bool>,
 }
 
 impl Upgrade {
+    /// The upgrade of a WebSocket over HTTP/2 (RFC 8441): the extended CONNECT's request view
+    /// ([`crate::handshake::ExtendedConnect::request`]) and the server's 2xx answer
+    /// ([`Response::from_parts`]); `accepted` is whether the answer passes
+    /// [`crate::handshake::ExtendedConnect::check_response`] (there is no
+    /// `Sec-WebSocket-Accept` to check in HTTP/2).
+    pub const fn http2(request: Request, response: Response, accepted: bool) -> Self {
+        Self {
+            request: Some(request),
+            response,
+            http2: Some(accepted),
+        }
+    }
+
+    /// Whether this is a WebSocket over an HTTP/2 stream ([`Upgrade::http2`]).
+    pub const fn is_http2(&self) -> bool {
+        self.http2.is_some()
+    }
+
     /// The request the `101` answered (none when the observer saw none).
     pub const fn request(&self) -> Option<&Request> {
         self.request.as_ref()
@@ -87,7 +108,12 @@ impl Upgrade {
     ///
     /// A rejected upgrade is no WebSocket session: a conforming client fails the connection
     /// (RFC 6455 §4.1) instead of sending frames.
+    ///
+    /// Over HTTP/2, the verdict given to [`Upgrade::http2`].
     pub fn accepted(&self) -> bool {
+        if let Some(accepted) = self.http2 {
+            return accepted;
+        }
         match &self.request {
             Some(request) => self.response.validate_for(request).is_ok(),
             None => self.response.problems_without_request().is_empty(),

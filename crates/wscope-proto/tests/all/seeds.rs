@@ -29,12 +29,14 @@ const TARGETS: &[(&str, FuzzBody)] = &[
 ];
 
 /// Seed folders whose bodies live in another crate, which replays them (`capture`,
-/// `segments` and `tls`: `wscope_inspect::fuzzing`, replayed by
-/// `crates/wscope-inspect/tests/all/seeds.rs` and `tests/all/tls.rs`; `partial_receive` and
+/// `segments`, `tls` and `http2`: `wscope_inspect::fuzzing`, replayed by
+/// `crates/wscope-inspect/tests/all/seeds.rs`, `tests/all/tls.rs` and `tests/all/http2.rs`;
+/// `partial_receive` and
 /// `direct_reads`: `wscope::fuzzing`, replayed by `crates/wscope/tests/all/seeds.rs`).
 const OTHER_CRATES: &[&str] = &[
     "capture",
     "direct_reads",
+    "http2",
     "partial_receive",
     "segments",
     "tls",
