@@ -112,6 +112,7 @@ pub mod handshake;
 pub mod hyper;
 pub mod limits;
 pub mod message;
+pub mod prepared;
 pub mod proxy;
 mod session;
 pub mod simple;
@@ -125,7 +126,9 @@ pub mod url;
 
 pub use config::{ClientConfig, DeflateConfig, DeflateOptions, ServerConfig, WsConfig};
 pub use error::{Error, HandshakeError, Result};
-pub use message::{CloseFrame, DataKind, FrameInfo, Message, Partial};
+pub use bytes::Bytes;
+pub use message::{CloseFrame, DataKind, FrameInfo, Message, Partial, Utf8Bytes};
+pub use prepared::PreparedMessage;
 /// The sans-IO core this crate drives.
 pub use wscope_proto as proto;
 pub use wscope_proto::{CloseCode, OpCode, Role};

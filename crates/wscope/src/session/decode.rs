@@ -1,12 +1,13 @@
 //! Whole-message receive: the decode loop over the core's `recv`, the read sizes, and direct
 //! reads of large payloads straight into the message buffer.
 
+use bytes::Bytes;
 use wscope_proto::connection::Event;
 use wscope_proto::{Input, OpCode};
 
 use super::{Incoming, Session};
 use crate::error::{Error, Result};
-use crate::message::{CloseFrame, Message};
+use crate::message::{CloseFrame, Message, Utf8Bytes};
 
 /// Size of one socket read (and of the input buffer's first allocation).
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
@@ -262,23 +263,24 @@ impl Session {
         core::mem::swap(&mut self.msg, buf);
     }
 
-    /// Converts an [`Incoming`] to an owned [`Message`].
+    /// Converts an [`Incoming`] to an owned [`Message`]: the assembled buffer becomes the
+    /// payload's [`Bytes`] as it is (no copy).
     pub(crate) fn make_message(&mut self, got: Incoming) -> Message {
         match got {
             Incoming::Data(op) => {
-                let data = self.take_message();
+                let data = Bytes::from(self.take_message());
                 if op == OpCode::TEXT {
-                    match String::from_utf8(data) {
+                    match Utf8Bytes::from_utf8(data) {
                         Ok(s) => Message::Text(s),
                         // Only reachable with UTF-8 validation turned off in the config.
-                        Err(e) => Message::Binary(e.into_bytes()),
+                        Err((b, _)) => Message::Binary(b),
                     }
                 } else {
                     Message::Binary(data)
                 }
             }
-            Incoming::Ping(p) => Message::Ping(p),
-            Incoming::Pong(p) => Message::Pong(p),
+            Incoming::Ping(p) => Message::Ping(p.into()),
+            Incoming::Pong(p) => Message::Pong(p.into()),
             Incoming::Close(c) => Message::Close(c),
         }
     }

@@ -164,7 +164,7 @@ mod open_tests {
     fn send_message_encodes_data_and_starts_the_close() {
         let mut s = Session::server(Config::default(), &[]);
         s.send_message(Message::Text("hi".into())).expect("open");
-        s.send_message(Message::Ping(vec![1])).expect("open");
+        s.send_message(Message::ping(vec![1])).expect("open");
         s.send_message(Message::Close(None)).expect("open");
         assert_eq!(s.conn.state(), State::CloseSent);
         let mut sl = [IoSlice::new(&[]); 4];
@@ -172,7 +172,7 @@ mod open_tests {
         let wire: Vec<u8> = sl[..n].iter().flat_map(|x| x.to_vec()).collect();
         assert_eq!(wire, [0x81, 2, b'h', b'i', 0x89, 1, 1, 0x88, 0]);
         assert!(matches!(
-            s.send_message(Message::Binary(vec![0])),
+            s.send_message(Message::binary(vec![0])),
             Err(Error::AlreadyClosed)
         ));
     }

@@ -3,14 +3,32 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
+use bytes::Bytes;
+
 /// Small write buffers kept for reuse.
 const SMALL_BUF: usize = 16 * 1024;
+
+/// One queued piece: a buffer of the queue's own, or bytes shared with the application (a
+/// [`Bytes`] payload, a prepared message's frame) that are written as they are.
+enum Seg {
+    Own(Vec<u8>),
+    Shared(Bytes),
+}
+
+impl Seg {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Own(v) => v,
+            Self::Shared(b) => b,
+        }
+    }
+}
 
 /// Bytes waiting to be written: small frames are appended to a shared buffer, large owned
 /// payloads are queued as they are (a server's echo goes out as header + payload, no copy).
 #[derive(Default)]
 pub(crate) struct WriteQueue {
-    segs: VecDeque<Vec<u8>>,
+    segs: VecDeque<Seg>,
     head: usize,
     queued: usize,
     tail_open: bool,
@@ -21,16 +39,16 @@ pub(crate) struct WriteQueue {
 impl WriteQueue {
     /// Appends to the open small buffer; `f` writes into it.
     pub(super) fn append<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-        if !self.tail_open || self.segs.is_empty() {
+        if !self.tail_open || !matches!(self.segs.back(), Some(Seg::Own(_))) {
             let buf = self
                 .spare
                 .pop()
                 .unwrap_or_else(|| Vec::with_capacity(SMALL_BUF));
-            self.segs.push_back(buf);
+            self.segs.push_back(Seg::Own(buf));
             self.tail_open = true;
         }
-        let Some(tail) = self.segs.back_mut() else {
-            unreachable!("a segment was just pushed")
+        let Some(Seg::Own(tail)) = self.segs.back_mut() else {
+            unreachable!("an owned segment is at the back")
         };
         let before = tail.len();
         let r = f(tail);
@@ -52,7 +70,18 @@ impl WriteQueue {
             return;
         }
         self.queued += v.len();
-        self.segs.push_back(v);
+        self.segs.push_back(Seg::Own(v));
+        self.tail_open = false;
+    }
+
+    /// Queues shared bytes as they are (no copy): they are written from the `Bytes` itself,
+    /// which is dropped once written.
+    pub(super) fn push_shared(&mut self, b: Bytes) {
+        if b.is_empty() {
+            return;
+        }
+        self.queued += b.len();
+        self.segs.push_back(Seg::Shared(b));
         self.tail_open = false;
     }
 
@@ -68,7 +97,8 @@ impl WriteQueue {
             if n == dst.len() {
                 break;
             }
-            let s = if i == 0 { &seg[self.head..] } else { &seg[..] };
+            let seg = seg.as_slice();
+            let s = if i == 0 { &seg[self.head..] } else { seg };
             if !s.is_empty() {
                 dst[n] = IoSlice::new(s);
                 n += 1;
@@ -84,7 +114,7 @@ impl WriteQueue {
             let Some(front) = self.segs.front() else {
                 break;
             };
-            let left = front.len() - self.head;
+            let left = front.as_slice().len() - self.head;
             if n < left {
                 self.head += n;
                 return;
@@ -93,17 +123,28 @@ impl WriteQueue {
             self.head = 0;
             self.pop_front();
         }
-        while self.segs.front().is_some_and(|f| f.len() == self.head) {
+        while self
+            .segs
+            .front()
+            .is_some_and(|f| f.as_slice().len() == self.head)
+        {
             self.head = 0;
             self.pop_front();
         }
     }
 
     fn pop_front(&mut self) {
-        if let Some(mut seg) = self.segs.pop_front() {
+        if let Some(seg) = self.segs.pop_front() {
             if self.segs.is_empty() {
                 self.tail_open = false;
             }
+            let mut seg = match seg {
+                Seg::Own(v) => v,
+                // A payload the application gave up (an echoed message) is reused as a
+                // receive buffer; one still shared elsewhere is only released.
+                Seg::Shared(b) if b.len() > 4 * SMALL_BUF && b.is_unique() => Vec::from(b),
+                Seg::Shared(_) => return,
+            };
             seg.clear();
             if seg.capacity() <= 4 * SMALL_BUF {
                 if self.spare.len() < 2 {

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::handshake::Agreed;
 pub use crate::message::DataKind;
 use crate::message::Message;
+use crate::prepared::PreparedMessage;
 use crate::session::{Clock, Incoming, Session, SessionOptions};
 use crate::stream::end_without_close_notify;
 
@@ -510,6 +511,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             return Err(Error::AlreadyClosed);
         }
         self.session.send_vec(kind.opcode(), payload)
+    }
+
+    /// Queues a message encoded once for many connections (see [`PreparedMessage`]) without
+    /// flushing: a server queues the shared frame itself (no encoding, no copy). Check
+    /// [`Self::is_write_full`] for backpressure, or use [`Self::send_prepared`].
+    pub fn feed_prepared(&mut self, msg: &PreparedMessage) -> Result<()> {
+        if self.done {
+            return Err(Error::AlreadyClosed);
+        }
+        self.session.send_prepared(msg)
+    }
+
+    /// Sends a message encoded once for many connections (see [`PreparedMessage`]): waits
+    /// while the write queue is full, queues it ([`Self::feed_prepared`]) and flushes.
+    pub async fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<()> {
+        core::future::poll_fn(|cx| Sink::<Message>::poll_ready(Pin::new(&mut *self), cx)).await?;
+        self.feed_prepared(msg)?;
+        self.flush_writes().await
     }
 
     /// The write queue is over its limit: flush before queueing more.

@@ -51,7 +51,7 @@ fn stream_and_sink_echo() {
         assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("one"));
         assert_eq!(
             ws.next().await.unwrap().unwrap(),
-            Message::Binary(vec![1, 2, 3])
+            Message::binary(vec![1, 2, 3])
         );
         // Pipelined: many fed, one flush.
         for i in 0..1000 {
@@ -64,10 +64,10 @@ fn stream_and_sink_echo() {
                 Message::text(format!("m{i}"))
             );
         }
-        ws.send(Message::Ping(b"x".to_vec())).await.unwrap();
+        ws.send(Message::ping(b"x".to_vec())).await.unwrap();
         assert_eq!(
             ws.next().await.unwrap().unwrap(),
-            Message::Pong(b"x".to_vec())
+            Message::pong(b"x".to_vec())
         );
         ws.send(Message::Close(Some(CloseFrame::new(4010u16, "tokio bye"))))
             .await
@@ -92,7 +92,7 @@ fn split_halves_and_sixteen_mib() {
         let data = payload(16 << 20);
         let sent = data.clone();
         let writer = tokio::spawn(async move {
-            tx.send(Message::Binary(sent)).await.unwrap();
+            tx.send(Message::binary(sent)).await.unwrap();
             for i in 0..100 {
                 tx.send(Message::text(format!("after {i}"))).await.unwrap();
             }
@@ -274,7 +274,7 @@ fn tokio_sigpipe_child() {
             let mut ws = accept_async(tcp).await.unwrap();
             let data = payload(20 << 10);
             for _ in 0..200 {
-                if let Err(e) = ws.send(Message::Binary(data.clone())).await {
+                if let Err(e) = ws.send(Message::binary(data.clone())).await {
                     return format!("{e}");
                 }
                 tokio::time::sleep(core::time::Duration::from_millis(5)).await;
