@@ -124,9 +124,9 @@ pub mod tokio;
 pub mod uring;
 pub mod url;
 
+pub use bytes::Bytes;
 pub use config::{ClientConfig, DeflateConfig, DeflateOptions, ServerConfig, WsConfig};
 pub use error::{Error, HandshakeError, Result};
-pub use bytes::Bytes;
 pub use message::{CloseFrame, DataKind, FrameInfo, Message, Partial, Utf8Bytes};
 pub use prepared::PreparedMessage;
 /// The sans-IO core this crate drives.

@@ -121,7 +121,11 @@ impl PreparedMessage {
     /// How many compressed forms were made so far (one per set of compressor settings
     /// among the connections it was sent on that share compressed frames).
     pub fn compressed_forms(&self) -> usize {
-        self.0.compressed.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.0
+            .compressed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     pub(crate) fn opcode(&self) -> OpCode {
@@ -141,9 +145,11 @@ impl PreparedMessage {
             return f.clone();
         }
         let mut out = Vec::new();
-        settings
-            .deflater()
-            .compress(&self.0.frame.bytes[self.0.frame.header_len..], true, &mut out);
+        settings.deflater().compress(
+            &self.0.frame.bytes[self.0.frame.header_len..],
+            true,
+            &mut out,
+        );
         let mut header = FrameHeader::new(true, self.opcode(), None, out.len() as u64);
         header.rsv = RSV1;
         let frame = EncodedFrame::new(&header, &out);
