@@ -222,7 +222,7 @@ fn small_and_large_frames_alternate() {
             for data in &sent {
                 match ws.read().unwrap() {
                     Message::Binary(got) => assert!(
-                        &got == data,
+                        got == data,
                         "multishot {multishot}, round {round}: {}-byte echo differs",
                         data.len()
                     ),
