@@ -276,7 +276,11 @@ async fn serve(o: Opts) -> std::io::Result<()> {
                     async move { ws.on_upgrade(move |socket| axum_conn(socket, rx)) }
                 }),
             );
-            axum::serve(listener, app).tcp_nodelay(true).await
+            use axum::serve::ListenerExt;
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app).await
         }
         Lib::Fastwebsockets => loop {
             let (tcp, _) = listener.accept().await?;

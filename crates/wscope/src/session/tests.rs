@@ -184,6 +184,7 @@ mod bytes_tests {
     use crate::handshake::Agreed;
     use crate::message::{Message, Utf8Bytes};
     use crate::prepared::PreparedMessage;
+    use crate::session::write_queue::SHARE_MIN;
     use crate::session::*;
     use bytes::Bytes;
     use std::io::IoSlice;
@@ -255,10 +256,15 @@ mod bytes_tests {
     /// A compressible text of about 1 KiB, different for each `n` in words and in length, so
     /// that a back-reference into the wrong history decodes to other text.
     fn text(n: usize) -> String {
+        words(n, 1000 + n * 13)
+    }
+
+    /// Text as [`text`] makes it, of at least `len` bytes.
+    fn words(n: usize, len: usize) -> String {
         const WORDS: [&str; 8] = ["alpha", "be", "gamma", "d", "epsilon", "zeta", "eta", "th"];
         let mut x = (n as u32).wrapping_mul(2_654_435_761) | 1;
         let mut out = String::new();
-        while out.len() < 1000 + n * 13 {
+        while out.len() < len {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;
@@ -354,7 +360,8 @@ mod bytes_tests {
 
     #[test]
     fn a_prepared_message_is_one_frame_shared_by_every_server_connection() {
-        let msg = PreparedMessage::text(text(0));
+        let long = words(0, 3 * SHARE_MIN);
+        let msg = PreparedMessage::text(long.clone());
         let mut servers: Vec<Session> = (0..3)
             .map(|_| Session::server(Config::default(), &[]))
             .collect();
@@ -368,7 +375,25 @@ mod bytes_tests {
         }
         let wire = take_wire(&mut servers[2]);
         let mut client = Session::client(Config::default(), &[]);
-        assert_eq!(receive(&mut client, &wire), [Message::text(text(0))]);
+        assert_eq!(receive(&mut client, &wire), [Message::text(long)]);
+    }
+
+    #[test]
+    fn small_prepared_frames_are_copied_into_one_write() {
+        let msgs: Vec<PreparedMessage> = (0..40).map(|n| PreparedMessage::text(text(n))).collect();
+        let mut s = Session::server(Config::default(), &[]);
+        for m in &msgs {
+            s.send_prepared(m).expect("open");
+        }
+        let sl = slices(&s);
+        // About 40 KiB of frames: a few buffers of about SMALL_BUF, not 40 slices, and not
+        // one buffer grown to hold them all.
+        assert!(sl.len() <= 4, "{} slices", sl.len());
+        assert!(sl.iter().all(|&(_, len)| len < 2 * SHARE_MIN * 4), "{sl:?}");
+        let wire = take_wire(&mut s);
+        let want: Vec<Message> = (0..40).map(|n| Message::text(text(n))).collect();
+        let mut client = Session::client(Config::default(), &[]);
+        assert_eq!(receive(&mut client, &wire), want);
     }
 
     #[test]
@@ -398,7 +423,9 @@ mod bytes_tests {
 
     #[test]
     fn without_server_context_takeover_one_compressed_frame_is_shared() {
-        let msg = PreparedMessage::text(text(1));
+        // Long enough that its compressed frame is queued shared, not copied.
+        let long = words(1, 64 * 1024);
+        let msg = PreparedMessage::text(long.clone());
         let mut a = deflate_session(Role::Server, no_server_takeover(15));
         let mut b = deflate_session(Role::Server, no_server_takeover(15));
         a.send_prepared(&msg).expect("open");
@@ -407,16 +434,23 @@ mod bytes_tests {
         assert_eq!(slices(&a), slices(&b), "one compressed frame for both");
         let wire = take_wire(&mut a);
         assert_eq!(wire[0], 0xc1, "FIN, RSV1, text");
-        assert!(wire.len() < text(1).len() / 2, "compressed");
+        assert!(wire.len() < long.len() / 2, "compressed");
+        assert!(wire.len() > SHARE_MIN, "shared, not copied");
         let mut client = deflate_session(Role::Client, no_server_takeover(15));
-        assert_eq!(receive(&mut client, &wire), [Message::text(text(1))]);
+        assert_eq!(receive(&mut client, &wire), [Message::text(long)]);
         // Another window: another compressed form, which its own client decodes.
+        let short = PreparedMessage::text(text(1));
         let mut c = deflate_session(Role::Server, no_server_takeover(10));
+        c.send_prepared(&short).expect("open");
         c.send_prepared(&msg).expect("open");
+        assert_eq!(short.compressed_forms(), 1);
         assert_eq!(msg.compressed_forms(), 2);
         let wire = take_wire(&mut c);
         let mut client = deflate_session(Role::Client, no_server_takeover(10));
-        assert_eq!(receive(&mut client, &wire), [Message::text(text(1))]);
+        assert_eq!(
+            receive(&mut client, &wire),
+            [Message::text(text(1)), Message::text(words(1, 64 * 1024))]
+        );
     }
 
     #[test]

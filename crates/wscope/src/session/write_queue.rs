@@ -7,6 +7,11 @@ use bytes::Bytes;
 
 /// Small write buffers kept for reuse.
 const SMALL_BUF: usize = 16 * 1024;
+/// Shared bytes up to this size are copied into the open buffer instead of being queued as
+/// a segment of their own: many small frames then go out in one write of one slice (a
+/// broadcast's 1 KiB prepared frames), where as segments they would take one iovec each
+/// and several writes per batch; the copy costs less than the extra system calls.
+pub(crate) const SHARE_MIN: usize = 4 * 1024;
 
 /// One queued piece: a buffer of the queue's own, or bytes shared with the application (a
 /// [`Bytes`] payload, a prepared message's frame) that are written as they are.
@@ -38,8 +43,13 @@ pub(crate) struct WriteQueue {
 
 impl WriteQueue {
     /// Appends to the open small buffer; `f` writes into it.
+    /// A buffer filled to [`SMALL_BUF`] is closed first: a burst of small frames goes into
+    /// several buffers of about that size (reused, see [`Self::pop_front`]) rather than one
+    /// that keeps growing (each growth a copy, and past glibc's mmap threshold a fresh
+    /// mapping for every burst).
     pub(super) fn append<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-        if !self.tail_open || !matches!(self.segs.back(), Some(Seg::Own(_))) {
+        let full = matches!(self.segs.back(), Some(Seg::Own(v)) if v.len() >= SMALL_BUF);
+        if !self.tail_open || full || !matches!(self.segs.back(), Some(Seg::Own(_))) {
             let buf = self
                 .spare
                 .pop()
@@ -75,9 +85,14 @@ impl WriteQueue {
     }
 
     /// Queues shared bytes as they are (no copy): they are written from the `Bytes` itself,
-    /// which is dropped once written.
+    /// which is dropped once written. Below [`SHARE_MIN`] bytes they are copied into the
+    /// open buffer instead.
     pub(super) fn push_shared(&mut self, b: Bytes) {
         if b.is_empty() {
+            return;
+        }
+        if b.len() < SHARE_MIN {
+            self.append(|buf| buf.extend_from_slice(&b));
             return;
         }
         self.queued += b.len();
