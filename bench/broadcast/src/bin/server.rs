@@ -228,8 +228,7 @@ async fn fastws_conn(
     CONNS.fetch_add(1, Ordering::Relaxed);
     while let Some(batch) = next_batch(&mut rx, BATCH).await {
         for item in batch {
-            let frame =
-                fastwebsockets::Frame::binary(fastwebsockets::Payload::Borrowed(&item.raw));
+            let frame = fastwebsockets::Frame::binary(fastwebsockets::Payload::Borrowed(&item.raw));
             ws.write_frame(frame).await?;
         }
     }
