@@ -14,7 +14,8 @@
 //! - `fastwebsockets`: fastwebsockets 0.10 over hyper's upgrade, one `write_frame` per message
 //!   (it has no feed/flush batching).
 //!
-//! WebSocket connections on `PORT` (path `/`), nothing read from them after the handshake.
+//! WebSocket connections on `PORT` (path `/`); every connection is also read (pings, the
+//! close), as a real server's are.
 //! A control port at `PORT + 1` takes lines: `conns` (answers `ok N`, the connections
 //! subscribed now) and `send K SIZE` (broadcasts K binary messages of SIZE compressible
 //! bytes to every subscribed connection, answers `ok N`). Each connection's task takes one
@@ -25,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
@@ -185,7 +186,18 @@ async fn wscope_conn(
     let _ = tcp.set_nodelay(true);
     let mut ws = wscope::tokio::accept_with_config(tcp, &cfg).await?;
     CONNS.fetch_add(1, Ordering::Relaxed);
-    while let Some(batch) = next_batch(&mut rx, BATCH).await {
+    loop {
+        // Reading too, as a real server does (pings, the close): both are cancel-safe.
+        let batch = tokio::select! {
+            got = ws.next() => match got {
+                Some(Ok(_)) => continue,
+                _ => return Ok(()),
+            },
+            batch = next_batch(&mut rx, BATCH) => batch,
+        };
+        let Some(batch) = batch else {
+            return Ok(());
+        };
         for item in batch {
             match (&item.prepared, prepared) {
                 (Some(p), true) => {
@@ -199,12 +211,21 @@ async fn wscope_conn(
         }
         ws.flush_writes().await?;
     }
-    Ok(())
 }
 
 async fn axum_conn(mut ws: axum::extract::ws::WebSocket, mut rx: broadcast::Receiver<Item>) {
     CONNS.fetch_add(1, Ordering::Relaxed);
-    while let Some(batch) = next_batch(&mut rx, BATCH).await {
+    loop {
+        let batch = tokio::select! {
+            got = ws.recv() => match got {
+                Some(Ok(_)) => continue,
+                _ => return,
+            },
+            batch = next_batch(&mut rx, BATCH) => batch,
+        };
+        let Some(batch) = batch else {
+            return;
+        };
         for item in batch {
             if ws
                 .feed(axum::extract::ws::Message::Binary(item.raw))
@@ -224,12 +245,23 @@ async fn fastws_conn(
     fut: fastwebsockets::upgrade::UpgradeFut,
     mut rx: broadcast::Receiver<Item>,
 ) -> Result<(), fastwebsockets::WebSocketError> {
-    let mut ws = fut.await?;
+    let ws = fut.await?;
     CONNS.fetch_add(1, Ordering::Relaxed);
+    // Its reads are not cancel-safe: a reader task on the read half, as its docs do.
+    let (mut rd, mut wr) = ws.split(tokio::io::split);
+    tokio::spawn(async move {
+        let mut ignore = |_| async { Ok::<_, fastwebsockets::WebSocketError>(()) };
+        while let Ok(frame) = rd.read_frame(&mut ignore).await {
+            if frame.opcode == fastwebsockets::OpCode::Close {
+                break;
+            }
+        }
+    });
     while let Some(batch) = next_batch(&mut rx, BATCH).await {
         for item in batch {
-            let frame = fastwebsockets::Frame::binary(fastwebsockets::Payload::Borrowed(&item.raw));
-            ws.write_frame(frame).await?;
+            let frame =
+                fastwebsockets::Frame::binary(fastwebsockets::Payload::Borrowed(&item.raw));
+            wr.write_frame(frame).await?;
         }
     }
     Ok(())
