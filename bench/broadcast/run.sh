@@ -9,16 +9,18 @@
 #   CONNS="1000" LIBS="wscope axum" SKIP_IDLE=1 bench/broadcast/run.sh
 #
 # Settings: CONNS (default "1000 10000"), LIBS, ROUNDS (3), DELIVERIES per round (200000),
-# SIZE (1024), THREADS (server worker threads, 1), SKIP_BROADCAST, SKIP_IDLE, OUT.
+# SIZE (1024), THREADS (server worker threads, 1), IDLE_CONNS (10000), SKIP_BROADCAST,
+# SKIP_IDLE, SKIP_BUILD (use the binaries in target/release as they are), OUT.
 set -euo pipefail
-cd "$(dirname "$0")"
+# No `cd`: /work/quiet-run.sh-style wrappers pause processes by their working directory.
+HERE="$(cd "$(dirname "$0")" && pwd)"
 CONNS="${CONNS:-1000 10000}"
 LIBS="${LIBS:-wscope wscope-bytes axum fastwebsockets}"
 ROUNDS="${ROUNDS:-3}"
 DELIVERIES="${DELIVERIES:-200000}"
 SIZE="${SIZE:-1024}"
 THREADS="${THREADS:-1}"
-OUT="${OUT:-$PWD/../../target/bench-results/broadcast-$(date -u +%Y%m%dT%H%M%SZ)}"
+OUT="${OUT:-$HERE/../../target/bench-results/broadcast-$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
 # 10,000 connections need 10,000 descriptors in each process (server and clients).
 ulimit -n "$(ulimit -Hn)"
@@ -26,8 +28,8 @@ if [ "$(ulimit -n)" -lt 10100 ]; then
     echo "run.sh: ulimit -n is $(ulimit -n), 10,100 or more needed" >&2
     exit 1
 fi
-cargo build --release --quiet
-BIN=$PWD/target/release
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --quiet --manifest-path "$HERE/Cargo.toml"
+BIN=$HERE/target/release
 RESULTS="$OUT/results.jsonl"
 : > "$RESULTS"
 port=19200
@@ -85,4 +87,4 @@ fi
 
 echo
 echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); raw lines: $RESULTS"
-python3 "$PWD/table.py" "$RESULTS"
+python3 "$HERE/table.py" "$RESULTS"
