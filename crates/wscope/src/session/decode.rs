@@ -373,7 +373,11 @@ mod read_size_tests {
         read_into_input(&mut s, &[0x89, 0x80, 0, 0, 0, 0]);
         assert!(s.next_incoming().expect("valid").is_some());
         assert_eq!(s.read_buf().len(), FIRST_READ);
-        assert!(s.input.capacity() <= 2 * FIRST_READ, "{}", s.input.capacity());
+        assert!(
+            s.input.capacity() <= 2 * FIRST_READ,
+            "{}",
+            s.input.capacity()
+        );
         // A read that fills it: more is coming, reads are full-sized from now on.
         let wire = masked_frame(3 * FIRST_READ);
         read_into_input(&mut s, &wire[..FIRST_READ]);

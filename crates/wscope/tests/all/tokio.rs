@@ -434,3 +434,19 @@ fn partial_receive_hands_out_pieces_as_they_arrive() {
         );
     }
 }
+
+/// A server's connection task awaits the handshake first and keeps that future's size for
+/// the connection's life: the handshake's state is boxed, so idle connections do not each
+/// carry ~10 KB of finished handshake (it was inline before).
+#[test]
+fn the_accept_future_is_small() {
+    let (a, _b) = tokio::io::duplex(64);
+    let cfg = ServerConfig::default();
+    let fut = wscope::tokio::accept_with_config(a, &cfg);
+    let size = size_of_val(&fut);
+    assert!(size < 1024, "{size} bytes");
+    let (a, _b) = tokio::io::duplex(64);
+    let fut = wscope::tokio::accept_tls(a, &cfg);
+    let size = size_of_val(&fut);
+    assert!(size < 1024, "{size} bytes");
+}
