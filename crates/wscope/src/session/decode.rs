@@ -34,7 +34,7 @@ const BIG_MESSAGE: u64 = 256 * 1024;
 /// first allocation): an idle connection, or one that only ever receives small messages
 /// (pings, a broadcast's subscriber), holds this much instead of [`READ_CHUNK`] (the input
 /// buffer is initialised, so all of it is resident: 64 KiB per idle connection before).
-pub(crate) const FIRST_READ: usize = 4 * 1024;
+pub(crate) const FIRST_READ: usize = 2 * 1024;
 
 impl Session {
     /// Where the next read goes: free bytes after the unconsumed input, `READ_CHUNK` of them
