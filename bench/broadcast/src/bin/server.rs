@@ -259,8 +259,7 @@ async fn fastws_conn(
     });
     while let Some(batch) = next_batch(&mut rx, BATCH).await {
         for item in batch {
-            let frame =
-                fastwebsockets::Frame::binary(fastwebsockets::Payload::Borrowed(&item.raw));
+            let frame = fastwebsockets::Frame::binary(fastwebsockets::Payload::Borrowed(&item.raw));
             wr.write_frame(frame).await?;
         }
     }
