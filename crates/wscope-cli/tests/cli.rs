@@ -53,8 +53,8 @@ fn serve_echo_keeps_message_types_and_big_messages() {
     ws.send(Message::binary(vec![7u8; 10])).unwrap();
     assert_eq!(ws.read().unwrap(), Message::binary(vec![7u8; 10]));
     let big: Vec<u8> = (0..(20usize << 20)).map(|i| i as u8).collect();
-    ws.send(Message::Binary(big.clone())).unwrap();
-    assert!(ws.read().unwrap() == Message::Binary(big));
+    ws.send(Message::binary(big.clone())).unwrap();
+    assert!(ws.read().unwrap() == Message::binary(big));
     ws.close(CloseCode::NORMAL, "").unwrap();
 }
 
@@ -116,7 +116,7 @@ fn serve_compress_negotiates_the_window_bits_asked_for() {
     assert!(agreed.contains("client_max_window_bits=12"), "{agreed}");
     let text = "compress me, compress me, compress me ".repeat(500);
     ws.send(Message::text(text.clone())).unwrap();
-    assert_eq!(ws.read().unwrap(), Message::Text(text));
+    assert_eq!(ws.read().unwrap(), Message::text(text));
     ws.close(CloseCode::NORMAL, "").unwrap();
 }
 
@@ -144,7 +144,7 @@ fn serve_pings_a_quiet_client_when_asked() {
     let (mut ws, _) = wscope::blocking::connect(&url).unwrap();
     // Nothing sent: the server's keepalive ping arrives (and is answered by the client).
     match ws.read().unwrap() {
-        Message::Ping(p) => assert_eq!(p, b"wscope keepalive"),
+        Message::Ping(p) => assert_eq!(p, &b"wscope keepalive"[..]),
         other => panic!("expected a keepalive ping, got {other:?}"),
     }
     // Still open: the automatic pong counted as life.
@@ -212,12 +212,12 @@ fn serve_io_uring_echoes_types_big_messages_compressed_and_pings() {
     // Quiet now: the keepalive ping comes. (Before the big message: a ping answered during
     // it would put the next one a whole ping timeout later, see `wscope_proto::keepalive`.)
     match ws.read().unwrap() {
-        Message::Ping(p) => assert_eq!(p, b"wscope keepalive"),
+        Message::Ping(p) => assert_eq!(p, &b"wscope keepalive"[..]),
         other => panic!("expected a keepalive ping, got {other:?}"),
     }
     let big: Vec<u8> = (0..(20usize << 20)).map(|i| i as u8).collect();
-    ws.send(Message::Binary(big.clone())).unwrap();
-    assert!(read(&mut ws) == Message::Binary(big));
+    ws.send(Message::binary(big.clone())).unwrap();
+    assert!(read(&mut ws) == Message::binary(big));
     ws.close(CloseCode::NORMAL, "").unwrap();
     // permessage-deflate through the same driver.
     let cfg = wscope::config::ClientConfig::from_url(&url)
@@ -228,7 +228,7 @@ fn serve_io_uring_echoes_types_big_messages_compressed_and_pings() {
     assert!(agreed.is_some_and(|a| a.starts_with("permessage-deflate")));
     let text = "compress me, compress me, compress me ".repeat(500);
     ws.send(Message::text(text.clone())).unwrap();
-    assert_eq!(read(&mut ws), Message::Text(text));
+    assert_eq!(read(&mut ws), Message::text(text));
     ws.close(CloseCode::NORMAL, "").unwrap();
 }
 
@@ -248,7 +248,7 @@ fn serve_io_uring_on_two_threads_echoes_every_connection() {
                 for j in 0..20 {
                     let text = format!("client {i} message {j}");
                     ws.send(Message::text(text.clone())).unwrap();
-                    assert_eq!(ws.read().unwrap(), Message::Text(text));
+                    assert_eq!(ws.read().unwrap(), Message::text(text));
                 }
                 ws.close(CloseCode::NORMAL, "").unwrap();
             })
@@ -315,8 +315,8 @@ fn tls_echo_through(name: &str, extra: &[&str]) {
     ws.send(Message::text("over tls")).unwrap();
     assert_eq!(ws.read().unwrap(), Message::text("over tls"));
     let big: Vec<u8> = (0..(2usize << 20)).map(|i| i as u8).collect();
-    ws.send(Message::Binary(big.clone())).unwrap();
-    assert!(ws.read().unwrap() == Message::Binary(big));
+    ws.send(Message::binary(big.clone())).unwrap();
+    assert!(ws.read().unwrap() == Message::binary(big));
     ws.close(CloseCode::NORMAL, "").unwrap();
 }
 

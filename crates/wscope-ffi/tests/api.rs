@@ -137,7 +137,7 @@ fn recv_contract() {
     assert!(!last_error().is_empty());
     // SAFETY: a live handle, closed once.
     unsafe { websock_close(h) };
-    assert_eq!(peer.join().unwrap(), b"are you there");
+    assert_eq!(peer.join().unwrap(), &b"are you there"[..]);
 }
 
 #[test]

@@ -108,7 +108,7 @@ async fn run(a: Args) -> Result<(), String> {
         }
         if a.send_one {
             let text = message(i);
-            ws.send(Message::Text(text.clone()))
+            ws.send(Message::text(text.clone()))
                 .await
                 .map_err(|e| format!("send {i}: {e}"))?;
             match ws.next().await {

@@ -129,10 +129,10 @@ fn receive(ctl: u8, stream: &[u8], partial: Option<usize>) -> Run {
 /// A whole receive's message as a record.
 fn whole_record(m: Message) -> Record {
     match m {
-        Message::Text(t) => Record::Data(OpCode::TEXT, t.into_bytes()),
-        Message::Binary(b) => Record::Data(OpCode::BINARY, b),
-        Message::Ping(p) => Record::Control(OpCode::PING, p),
-        Message::Pong(p) => Record::Control(OpCode::PONG, p),
+        Message::Text(t) => Record::Data(OpCode::TEXT, Vec::from(t.into_bytes())),
+        Message::Binary(b) => Record::Data(OpCode::BINARY, Vec::from(b)),
+        Message::Ping(p) => Record::Control(OpCode::PING, Vec::from(p)),
+        Message::Pong(p) => Record::Control(OpCode::PONG, Vec::from(p)),
         Message::Close(c) => {
             let mut payload = [0u8; 125];
             let n = c.map_or(0, |c| {

@@ -144,6 +144,7 @@ pub mod limits;
     reason = "closed: `Message` has the five kinds of RFC 6455 messages (matched exhaustively, as tungstenite's), `DataKind` is text or binary, `CloseFrame` a code and a reason, `Partial` and `FrameInfo` the pieces of a partial receive"
 )]
 pub mod message;
+pub mod prepared;
 pub mod proxy;
 mod session;
 #[cfg(feature = "blocking")]
@@ -157,11 +158,13 @@ pub mod tokio;
 pub mod uring;
 pub mod url;
 
+pub use bytes::Bytes;
 pub use config::{ClientConfig, ServerConfig, WsConfig};
 #[cfg(feature = "deflate")]
 pub use config::{DeflateConfig, DeflateOptions};
 pub use error::{Error, HandshakeError, Result};
-pub use message::{CloseFrame, DataKind, FrameInfo, Message, Partial};
+pub use message::{CloseFrame, DataKind, FrameInfo, Message, Partial, Utf8Bytes};
+pub use prepared::PreparedMessage;
 /// The sans-IO core this crate drives.
 pub use wscope_proto as proto;
 pub use wscope_proto::{CloseCode, OpCode, Role};

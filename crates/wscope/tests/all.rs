@@ -5,6 +5,8 @@ mod util;
 
 #[path = "all/blocking.rs"]
 mod blocking;
+#[path = "all/broadcast.rs"]
+mod broadcast;
 #[path = "all/deflate.rs"]
 mod deflate;
 #[path = "all/handshake.rs"]

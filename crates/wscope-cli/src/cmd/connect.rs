@@ -209,9 +209,9 @@ async fn connect(args: Args) -> Result<(), ConnectError> {
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         while let Some(line) = lines.next_line().await? {
             let msg = if binary {
-                Message::Binary(line.into_bytes())
+                Message::binary(line.into_bytes())
             } else {
-                Message::Text(line)
+                Message::text(line)
             };
             sink.send(msg).await?;
         }

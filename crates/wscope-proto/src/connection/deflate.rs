@@ -90,6 +90,44 @@ pub(super) struct DeflateState {
     pub(super) scratch: Vec<u8>,
 }
 
+/// The compressor settings a message compressed once must have been compressed with to be
+/// sent as it is on a connection ([`Connection::shared_send`]): a fresh context every
+/// message (no context takeover on the sending side), this window, level and memLevel. The
+/// output of a fresh compressor depends only on these and the payload, so connections that
+/// report the same settings can share one compressed frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SharedCompression {
+    /// The LZ77 window, as the handshake agreed for this endpoint's sends (9–15).
+    pub window_bits: u8,
+    /// zlib compression level, 0–9.
+    pub level: u8,
+    /// zlib memLevel, 1–9.
+    pub mem_level: u8,
+}
+
+impl SharedCompression {
+    /// A compressor with these settings that resets after every message: compress one whole
+    /// message with it (`fin`) to get the payload of a shared compressed frame.
+    pub const fn deflater(&self) -> crate::deflate::Deflater {
+        crate::deflate::Deflater::new(self.level as u32, self.window_bits, true)
+            .with_mem_level(self.mem_level)
+    }
+}
+
+/// How a whole data message prepared once for many connections goes out on one of them
+/// ([`Connection::shared_send`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SharedSend {
+    /// Uncompressed, header from [`Connection::data_header`]: permessage-deflate is off, or
+    /// the message is under the compression threshold.
+    Plain,
+    /// Compressed with these settings, header from [`Connection::precompressed_header`].
+    Compressed(SharedCompression),
+    /// Only this connection's own compressor may compress it (it takes its context over
+    /// between messages): send it as any other message ([`Connection::send_frame`]).
+    PerConnection,
+}
+
 /// Compressed-output storage kept between messages with context takeover.
 const SCRATCH_KEEP: usize = 16 * 1024;
 
@@ -140,6 +178,43 @@ impl Connection {
         let mut acfg = *self.decoder.config();
         acfg.extension_rsv |= crate::frame::RSV1;
         self.decoder.set_config(acfg);
+    }
+
+    /// How a whole data message of `len` bytes prepared once for many connections goes out on
+    /// this one: uncompressed, compressed once with settings shared by every connection that
+    /// reports the same ones, or compressed by this connection's own compressor.
+    pub fn shared_send(&self, len: usize) -> SharedSend {
+        match self.core.deflate.as_ref() {
+            None => SharedSend::Plain,
+            Some(d) if len < d.options.threshold => SharedSend::Plain,
+            Some(d) if d.reset_sends => SharedSend::Compressed(SharedCompression {
+                window_bits: d.deflater.window_bits(),
+                level: d.deflater.level(),
+                mem_level: d.deflater.mem_level(),
+            }),
+            Some(_) => SharedSend::PerConnection,
+        }
+    }
+
+    /// Checks sequencing for a whole message (`opcode` TEXT or BINARY) compressed elsewhere
+    /// with the settings [`Self::shared_send`] reported, `len` bytes compressed, and builds
+    /// its header (RSV1 set, the client's masking key): the caller writes the header and the
+    /// compressed payload. [`SendError::NotShareable`] unless this connection's
+    /// [`Self::shared_send`] would say `Compressed` for some length.
+    pub fn precompressed_header(
+        &mut self,
+        opcode: OpCode,
+        len: u64,
+    ) -> Result<crate::frame::FrameHeader, SendError> {
+        if !self.core.deflate.as_ref().is_some_and(|d| d.reset_sends) {
+            return Err(SendError::NotShareable);
+        }
+        if opcode == OpCode::CONTINUATION {
+            return Err(SendError::FragmentSequence);
+        }
+        let mut header = self.sequence(opcode, len, true)?;
+        header.rsv = crate::frame::RSV1;
+        Ok(header)
     }
 
     /// With deflate on: `Some(true)` to compress this frame, `Some(false)` not to.

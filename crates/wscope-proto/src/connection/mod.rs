@@ -79,7 +79,7 @@ use closing::Wait;
 #[cfg(feature = "deflate")]
 use deflate::DeflateState;
 #[cfg(feature = "deflate")]
-pub use deflate::{DeflateMemory, DeflateOptions};
+pub use deflate::{DeflateMemory, DeflateOptions, SharedCompression, SharedSend};
 #[cfg(feature = "deflate")]
 pub(crate) use send::write_frame;
 
@@ -321,6 +321,10 @@ pub enum SendError {
         /// The opcode given.
         opcode: OpCode,
     },
+    /// A message compressed elsewhere (RSV1) cannot go on this connection: permessage-deflate
+    /// is not agreed, or this endpoint takes its compression context over between messages
+    /// (RFC 7692 section 7.1.1), so only its own compressor's output decodes at the peer.
+    NotShareable,
 }
 
 impl fmt::Display for SendError {
@@ -331,6 +335,10 @@ impl fmt::Display for SendError {
             Self::Close(e) => e.fmt(f),
             Self::FragmentSequence => f.write_str("fragment out of sequence"),
             Self::NotData { opcode } => write!(f, "{opcode} is not a data opcode"),
+            Self::NotShareable => f.write_str(
+                "a message compressed once for many connections cannot go on this one (no \
+                 permessage-deflate, or context takeover on our side)",
+            ),
         }
     }
 }

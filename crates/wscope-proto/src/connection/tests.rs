@@ -211,6 +211,66 @@ fn an_idle_deflate_connection_holds_no_zlib_context() {
     }
 }
 
+/// A message compressed once may go as it is only where this side resets its compression
+/// context after every message; the send rules apply to it as to any other.
+#[cfg(feature = "deflate")]
+#[test]
+fn shared_compression_only_without_our_context_takeover() {
+    use crate::deflate::DeflateParams;
+    let mut plain = Connection::server(Config::default(), T0);
+    assert_eq!(plain.shared_send(1000), SharedSend::Plain);
+    assert_eq!(
+        plain.precompressed_header(OpCode::TEXT, 10),
+        Err(SendError::NotShareable)
+    );
+    let mut takeover = Connection::server(Config::default(), T0);
+    takeover.enable_deflate(DeflateParams::default(), DeflateOptions::default());
+    assert_eq!(takeover.shared_send(1000), SharedSend::PerConnection);
+    assert_eq!(
+        takeover.shared_send(3),
+        SharedSend::Plain,
+        "under the threshold"
+    );
+    assert_eq!(
+        takeover.precompressed_header(OpCode::TEXT, 10),
+        Err(SendError::NotShareable)
+    );
+    let params = DeflateParams {
+        server_no_context_takeover: true,
+        server_max_window_bits: 11,
+        ..DeflateParams::default()
+    };
+    let mut shared = Connection::server(Config::default(), T0);
+    shared.enable_deflate(params, DeflateOptions::default());
+    let SharedSend::Compressed(settings) = shared.shared_send(1000) else {
+        panic!("shareable")
+    };
+    assert_eq!(settings.window_bits, 11);
+    let h = shared.precompressed_header(OpCode::BINARY, 10).unwrap();
+    assert_eq!((h.rsv, h.fin, h.mask), (crate::frame::RSV1, true, None));
+    // Not inside a fragmented message, not as a continuation, not after a close.
+    let mut out = Vec::new();
+    shared
+        .send_frame(&mut out, OpCode::TEXT, b"a", false)
+        .unwrap();
+    assert_eq!(
+        shared.precompressed_header(OpCode::TEXT, 10),
+        Err(SendError::FragmentSequence)
+    );
+    assert_eq!(
+        shared.precompressed_header(OpCode::CONTINUATION, 10),
+        Err(SendError::FragmentSequence)
+    );
+    shared
+        .send_frame(&mut out, OpCode::CONTINUATION, b"b", true)
+        .unwrap();
+    shared.close(T0, &mut out, None).unwrap();
+    assert_eq!(
+        shared.precompressed_header(OpCode::TEXT, 10),
+        Err(SendError::Closed)
+    );
+}
+
 #[test]
 fn empty_close_gets_empty_reply() {
     let mut server = Connection::server(Config::default(), T0);

@@ -420,6 +420,21 @@ impl Deflater {
         self.z.is_some()
     }
 
+    /// The window it compresses with (9–15, as clamped by [`Self::new`]).
+    pub const fn window_bits(&self) -> u8 {
+        self.window_bits
+    }
+
+    /// The compression level (0–9).
+    pub const fn level(&self) -> u8 {
+        self.level
+    }
+
+    /// zlib's memLevel (1–9).
+    pub const fn mem_level(&self) -> u8 {
+        self.mem_level
+    }
+
     /// The settings as one number, to find a pooled context made with them.
     fn pool_key(&self) -> u32 {
         u32::from(self.level) | u32::from(self.window_bits) << 8 | u32::from(self.mem_level) << 16

@@ -42,6 +42,7 @@ use crate::config::DeflateOptions;
 use crate::error::{Error, Result};
 use crate::handshake::Agreed;
 use crate::message::{Message, Partial};
+use crate::prepared::PreparedMessage;
 use crate::session::{Clock, Session, SessionOptions};
 use crate::stream::{end_without_close_notify, MaybeTlsStream, Tcp};
 
@@ -236,6 +237,23 @@ impl<S: Transport> WebSocket<S> {
             self.flush()?;
         }
         self.session.send_message(msg)
+    }
+
+    /// Sends a message encoded once for many connections (see [`PreparedMessage`]) and
+    /// flushes: a server queues the shared frame itself (no encoding, no copy).
+    pub fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<()> {
+        self.feed_prepared(msg)?;
+        self.flush()
+    }
+
+    /// Queues a message encoded once for many connections without flushing (call
+    /// [`Self::flush`]).
+    pub fn feed_prepared(&mut self, msg: &PreparedMessage) -> Result<()> {
+        self.check()?;
+        if self.session.write_full() {
+            self.flush()?;
+        }
+        self.session.send_prepared(msg)
     }
 
     /// Sends a text message.

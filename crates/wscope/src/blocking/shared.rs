@@ -56,6 +56,7 @@ use wscope_proto::{CloseCode, OpCode};
 use super::WebSocket;
 use crate::error::{Error, Result};
 use crate::message::Partial;
+use crate::prepared::PreparedMessage;
 use crate::session::{Clock, Session};
 use crate::stream::MaybeTlsStream;
 
@@ -233,6 +234,12 @@ impl SharedWebSocket {
     fn send_owned(&self, opcode: OpCode, data: &[u8]) -> Result<()> {
         let mut owned = data.to_vec();
         self.send_with(|s| s.send_vec(opcode, &mut owned))
+    }
+
+    /// Sends a message encoded once for many connections (see [`PreparedMessage`]); returns
+    /// once it is written: a server queues the shared frame itself (no encoding, no copy).
+    pub fn send_prepared(&self, msg: &PreparedMessage) -> Result<()> {
+        self.send_with(|s| s.send_prepared(msg))
     }
 
     /// Sends a ping (at most 125 bytes).

@@ -1,12 +1,13 @@
 //! Whole-message receive: the decode loop over the core's `recv`, the read sizes, and direct
 //! reads of large payloads straight into the message buffer.
 
+use bytes::Bytes;
 use wscope_proto::connection::Event;
 use wscope_proto::{Input, OpCode};
 
 use super::{Incoming, Session};
 use crate::error::{Error, Result};
-use crate::message::{CloseFrame, Message};
+use crate::message::{CloseFrame, Message, Utf8Bytes};
 
 /// Size of one socket read (and of the input buffer's first allocation).
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
@@ -29,24 +30,37 @@ const DIRECT_MAX: u64 = 4 << 20;
 const AFTER_BIG_READ: usize = 4 * 1024;
 /// Messages from this size on are read with [`BIG_READ`].
 const BIG_MESSAGE: u64 = 256 * 1024;
+/// Size of the reads of a connection until one fills its buffer (and of the input buffer's
+/// first allocation): an idle connection, or one that only ever receives small messages
+/// (pings, a broadcast's subscriber), holds this much instead of [`READ_CHUNK`] (the input
+/// buffer is initialised, so all of it is resident: 64 KiB per idle connection before).
+pub(crate) const FIRST_READ: usize = 2 * 1024;
 
 impl Session {
     /// Where the next read goes: free bytes after the unconsumed input, `READ_CHUNK` of them
-    /// (`BIG_READ` inside a large message, `AFTER_BIG_READ` right after one).
+    /// (`BIG_READ` inside a large message, `AFTER_BIG_READ` right after one, `FIRST_READ`
+    /// until a read has filled what it was given).
     pub(crate) fn read_buf(&mut self) -> &mut [u8] {
         let len = if self.big {
             BIG_READ
         } else if self.after_big {
             AFTER_BIG_READ
+        } else if !self.warm {
+            FIRST_READ
         } else {
             READ_CHUNK
         };
+        self.read_len = len;
         let spare = self.input.spare(len);
         &mut spare[..len]
     }
 
-    /// Records `n` bytes read into [`Self::read_buf`]; `0` means end of stream.
+    /// Records `n` bytes read into [`Self::read_buf`]; `0` means end of stream. A read that
+    /// filled its buffer means more is coming: reads are full-sized from then on.
     pub(crate) fn commit_read(&mut self, n: usize) {
+        if n >= self.read_len {
+            self.warm = true;
+        }
         if n == 0 {
             self.drained = false;
             self.eof = true;
@@ -262,23 +276,24 @@ impl Session {
         core::mem::swap(&mut self.msg, buf);
     }
 
-    /// Converts an [`Incoming`] to an owned [`Message`].
+    /// Converts an [`Incoming`] to an owned [`Message`]: the assembled buffer becomes the
+    /// payload's [`Bytes`] as it is (no copy).
     pub(crate) fn make_message(&mut self, got: Incoming) -> Message {
         match got {
             Incoming::Data(op) => {
-                let data = self.take_message();
+                let data = Bytes::from(self.take_message());
                 if op == OpCode::TEXT {
-                    match String::from_utf8(data) {
+                    match Utf8Bytes::from_utf8(data) {
                         Ok(s) => Message::Text(s),
                         // Only reachable with UTF-8 validation turned off in the config.
-                        Err(e) => Message::Binary(e.into_bytes()),
+                        Err((b, _)) => Message::Binary(b),
                     }
                 } else {
                     Message::Binary(data)
                 }
             }
-            Incoming::Ping(p) => Message::Ping(p),
-            Incoming::Pong(p) => Message::Pong(p),
+            Incoming::Ping(p) => Message::Ping(p.into()),
+            Incoming::Pong(p) => Message::Pong(p.into()),
             Incoming::Close(c) => Message::Close(c),
         }
     }
@@ -318,10 +333,13 @@ mod read_size_tests {
     fn a_large_frame_is_read_whole_into_the_message_then_a_short_read_follows() {
         const LEN: usize = 1 << 20;
         let mut s = Session::server(Config::default(), &[]);
-        assert_eq!(s.read_buf().len(), READ_CHUNK);
+        assert_eq!(s.read_buf().len(), FIRST_READ);
         let wire = masked_frame(LEN);
-        // The first read holds the header and the start of the payload.
-        read_into_input(&mut s, &wire[..READ_CHUNK]);
+        // The first reads hold the header and the start of the payload: a short one, then
+        // (it filled its buffer) a large one.
+        read_into_input(&mut s, &wire[..FIRST_READ]);
+        assert!(s.next_incoming().expect("valid").is_none());
+        read_into_input(&mut s, &wire[FIRST_READ..READ_CHUNK]);
         assert!(s.next_incoming().expect("valid").is_none());
         // The rest of the frame goes straight into the message buffer, in one read's room.
         let left = wire.len() - READ_CHUNK;
@@ -344,6 +362,31 @@ mod read_size_tests {
             Some(Incoming::Data(OpCode::BINARY))
         ));
         assert_eq!(s.take_message(), [7]);
+        assert_eq!(s.read_buf().len(), READ_CHUNK);
+    }
+
+    #[test]
+    fn an_idle_connection_holds_a_small_input_buffer_until_a_read_fills_it() {
+        let mut s = Session::server(Config::default(), &[]);
+        // A ping: a read that does not fill the buffer keeps reads (and the buffer) small.
+        assert_eq!(s.read_buf().len(), FIRST_READ);
+        read_into_input(&mut s, &[0x89, 0x80, 0, 0, 0, 0]);
+        assert!(s.next_incoming().expect("valid").is_some());
+        assert_eq!(s.read_buf().len(), FIRST_READ);
+        assert!(
+            s.input.capacity() <= 2 * FIRST_READ,
+            "{}",
+            s.input.capacity()
+        );
+        // A read that fills it: more is coming, reads are full-sized from now on.
+        let wire = masked_frame(3 * FIRST_READ);
+        read_into_input(&mut s, &wire[..FIRST_READ]);
+        assert_eq!(s.read_buf().len(), READ_CHUNK);
+        read_into_input(&mut s, &wire[FIRST_READ..]);
+        assert!(matches!(
+            s.next_incoming().expect("valid"),
+            Some(Incoming::Data(OpCode::BINARY))
+        ));
         assert_eq!(s.read_buf().len(), READ_CHUNK);
     }
 

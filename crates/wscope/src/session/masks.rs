@@ -120,7 +120,7 @@ mod mask_tests {
             Ok(())
         }
         let mut s = Session::client_with(Config::default(), &[], ones);
-        s.send_message(Message::Binary(vec![0, 0])).expect("sent");
+        s.send_message(Message::binary(vec![0, 0])).expect("sent");
         let mut sl = [IoSlice::new(&[]); 4];
         let n = s.write_slices(&mut sl);
         let wire: Vec<u8> = sl[..n].iter().flat_map(|x| x.to_vec()).collect();

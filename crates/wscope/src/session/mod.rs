@@ -29,7 +29,7 @@ use wscope_proto::role::Role;
 use wscope_proto::{Instant, OpCode, VecInput};
 
 pub(crate) use clock::Clock;
-pub(crate) use decode::READ_CHUNK;
+use decode::FIRST_READ;
 pub(crate) use masks::fill_random;
 use masks::{Fill, MaskFailure, OsMasks};
 #[cfg(test)]
@@ -128,6 +128,10 @@ pub(crate) struct Session {
     big: bool,
     /// A large message just ended: the next read is a short one (see [`AFTER_BIG_READ`]).
     after_big: bool,
+    /// A read has filled its buffer: reads are full-sized (see [`FIRST_READ`]).
+    warm: bool,
+    /// The length [`Self::read_buf`] handed out last.
+    read_len: usize,
     /// Payload bytes left in the current data frame (whole-message receive).
     frame_left: u64,
     /// The current data frame's payload length.
@@ -138,7 +142,7 @@ impl Session {
     /// A session for a connection opened now (its timers start now), with `leftover` bytes
     /// already received; a client when `masks` is given.
     fn new(cfg: Config, masks: Option<Box<dyn MaskSource>>, leftover: &[u8]) -> Self {
-        let mut input = VecInput::with_capacity(READ_CHUNK);
+        let mut input = VecInput::with_capacity(FIRST_READ);
         input.extend_from_slice(leftover);
         let clock = Clock::new();
         let now = clock.now();
@@ -166,6 +170,8 @@ impl Session {
             hold_replies_over: usize::MAX,
             big: false,
             after_big: false,
+            warm: false,
+            read_len: usize::MAX,
             frame_left: 0,
             frame_len: 0,
         }

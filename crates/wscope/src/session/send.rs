@@ -3,7 +3,11 @@
 
 use std::io::IoSlice;
 
+use bytes::Bytes;
+
 use wscope_proto::close::CloseReason;
+#[cfg(feature = "deflate")]
+use wscope_proto::connection::SharedSend;
 use wscope_proto::connection::{Outgoing, SendError, State};
 use wscope_proto::frame::{FrameHeader, MAX_HEADER_LEN};
 use wscope_proto::mask::apply_mask;
@@ -12,6 +16,7 @@ use wscope_proto::{CloseCode, CloseFrameRef as WireCloseFrame, OpCode};
 use super::Session;
 use crate::error::{Error, Result};
 use crate::message::Message;
+use crate::prepared::PreparedMessage;
 
 /// Payloads from this size on are queued by ownership instead of being copied.
 pub(crate) const OWNED_MIN: usize = 16 * 1024;
@@ -44,13 +49,13 @@ impl Session {
         self.out.len() >= self.write_limit
     }
 
-    /// Queues any [`Message`]: text and binary by ownership ([`Self::send_vec`]), a close
+    /// Queues any [`Message`]: text and binary by ownership ([`Self::send_bytes`]), a close
     /// starts the closing handshake ([`Self::close`]), pings and pongs are copied. The one
     /// dispatch every driver's `send`/`feed` goes through.
     pub(crate) fn send_message(&mut self, msg: Message) -> Result<()> {
         match msg {
-            Message::Text(t) => self.send_vec(OpCode::TEXT, &mut t.into_bytes()),
-            Message::Binary(mut b) => self.send_vec(OpCode::BINARY, &mut b),
+            Message::Text(t) => self.send_bytes(OpCode::TEXT, t.into_bytes()),
+            Message::Binary(b) => self.send_bytes(OpCode::BINARY, b),
             Message::Close(Some(c)) => self.close(Some(c.code), &c.reason),
             Message::Close(None) => self.close(None, ""),
             Message::Ping(p) => self.send(Outgoing::Ping(&p)),
@@ -86,6 +91,82 @@ impl Session {
         self.push_header(&header, &mut payload);
         self.out.push_owned(payload);
         Ok(())
+    }
+
+    /// Encodes a whole data message from a [`Bytes`] payload: a large one is queued as it is
+    /// by a server (no copy; the `Bytes` is released once written), masked in place by a
+    /// client when no one else holds it (copied once to be masked otherwise); a small one is
+    /// copied into the write queue's buffer.
+    pub(crate) fn send_bytes(&mut self, opcode: OpCode, payload: Bytes) -> Result<()> {
+        // Compression needs the encoder's copy anyway; the zero-copy path is for plain frames.
+        if payload.len() < OWNED_MIN || self.conn.deflate_enabled() {
+            return self.send_data_frame(opcode, &payload, true);
+        }
+        let header = self
+            .conn
+            .data_header(opcode, payload.len() as u64, true)
+            .map_err(send_error)?;
+        self.check_masks()?;
+        self.push_frame(&header, payload);
+        Ok(())
+    }
+
+    /// Queues `header` and then `payload`: shared as it is when unmasked, masked in a buffer
+    /// of its own otherwise (the payload's own allocation when no one else holds it).
+    fn push_frame(&mut self, header: &FrameHeader, payload: Bytes) {
+        if header.mask.is_some() {
+            let mut owned = Vec::from(payload);
+            self.push_header(header, &mut owned);
+            self.out.push_owned(owned);
+        } else {
+            self.push_header(header, &mut []);
+            self.out.push_shared(payload);
+        }
+    }
+
+    /// Queues a message encoded once for many connections ([`PreparedMessage`]), through
+    /// the core's send rules (not inside a fragmented message, not after a close). A server
+    /// without permessage-deflate queues the prepared frame itself (header and payload
+    /// shared, no encoding); with permessage-deflate and no context takeover on its side it
+    /// queues the frame compressed once for its settings; a server that takes its
+    /// compression context over compresses it with its own compressor, and a client masks a
+    /// copy, as for any other message.
+    pub(crate) fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<()> {
+        let (opcode, payload) = (msg.opcode(), msg.payload());
+        #[cfg(feature = "deflate")]
+        match self.conn.shared_send(payload.len()) {
+            SharedSend::Plain => {}
+            SharedSend::Compressed(settings) => {
+                let compressed = msg.compressed(settings);
+                let header = self
+                    .conn
+                    .precompressed_header(opcode, compressed.payload_len())
+                    .map_err(send_error)?;
+                self.check_masks()?;
+                if header.mask.is_none() {
+                    self.out.push_shared(compressed.frame());
+                } else {
+                    self.push_frame(&header, compressed.payload());
+                }
+                return self.check_masks();
+            }
+            SharedSend::PerConnection => {
+                self.send_data_frame(opcode, &payload, true)?;
+                return self.check_masks();
+            }
+        }
+        let header = self
+            .conn
+            .data_header(opcode, payload.len() as u64, true)
+            .map_err(send_error)?;
+        self.check_masks()?;
+        if header.mask.is_none() {
+            // Server frames are unmasked: the prepared header is this header.
+            self.out.push_shared(msg.frame());
+        } else {
+            self.push_frame(&header, payload);
+        }
+        self.check_masks()
     }
 
     fn push_header(&mut self, header: &FrameHeader, payload: &mut [u8]) {

@@ -3,14 +3,37 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
+use bytes::Bytes;
+
 /// Small write buffers kept for reuse.
 const SMALL_BUF: usize = 16 * 1024;
+/// Shared bytes up to this size are copied into the open buffer instead of being queued as
+/// a segment of their own: many small frames then go out in one write of one slice (a
+/// broadcast's 1 KiB prepared frames), where as segments they would take one iovec each
+/// and several writes per batch; the copy costs less than the extra system calls.
+pub(crate) const SHARE_MIN: usize = 4 * 1024;
+
+/// One queued piece: a buffer of the queue's own, or bytes shared with the application (a
+/// [`Bytes`] payload, a prepared message's frame) that are written as they are.
+enum Seg {
+    Own(Vec<u8>),
+    Shared(Bytes),
+}
+
+impl Seg {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Own(v) => v,
+            Self::Shared(b) => b,
+        }
+    }
+}
 
 /// Bytes waiting to be written: small frames are appended to a shared buffer, large owned
 /// payloads are queued as they are (a server's echo goes out as header + payload, no copy).
 #[derive(Default)]
 pub(crate) struct WriteQueue {
-    segs: VecDeque<Vec<u8>>,
+    segs: VecDeque<Seg>,
     head: usize,
     queued: usize,
     tail_open: bool,
@@ -20,17 +43,22 @@ pub(crate) struct WriteQueue {
 
 impl WriteQueue {
     /// Appends to the open small buffer; `f` writes into it.
+    /// A buffer filled to [`SMALL_BUF`] is closed first: a burst of small frames goes into
+    /// several buffers of about that size (reused, see [`Self::pop_front`]) rather than one
+    /// that keeps growing (each growth a copy, and past glibc's mmap threshold a fresh
+    /// mapping for every burst).
     pub(super) fn append<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-        if !self.tail_open || self.segs.is_empty() {
+        let full = matches!(self.segs.back(), Some(Seg::Own(v)) if v.len() >= SMALL_BUF);
+        if !self.tail_open || full || !matches!(self.segs.back(), Some(Seg::Own(_))) {
             let buf = self
                 .spare
                 .pop()
                 .unwrap_or_else(|| Vec::with_capacity(SMALL_BUF));
-            self.segs.push_back(buf);
+            self.segs.push_back(Seg::Own(buf));
             self.tail_open = true;
         }
-        let Some(tail) = self.segs.back_mut() else {
-            unreachable!("a segment was just pushed")
+        let Some(Seg::Own(tail)) = self.segs.back_mut() else {
+            unreachable!("an owned segment is at the back")
         };
         let before = tail.len();
         let r = f(tail);
@@ -52,7 +80,23 @@ impl WriteQueue {
             return;
         }
         self.queued += v.len();
-        self.segs.push_back(v);
+        self.segs.push_back(Seg::Own(v));
+        self.tail_open = false;
+    }
+
+    /// Queues shared bytes as they are (no copy): they are written from the `Bytes` itself,
+    /// which is dropped once written. Below [`SHARE_MIN`] bytes they are copied into the
+    /// open buffer instead.
+    pub(super) fn push_shared(&mut self, b: Bytes) {
+        if b.is_empty() {
+            return;
+        }
+        if b.len() < SHARE_MIN {
+            self.append(|buf| buf.extend_from_slice(&b));
+            return;
+        }
+        self.queued += b.len();
+        self.segs.push_back(Seg::Shared(b));
         self.tail_open = false;
     }
 
@@ -68,7 +112,8 @@ impl WriteQueue {
             if n == dst.len() {
                 break;
             }
-            let s = if i == 0 { &seg[self.head..] } else { &seg[..] };
+            let seg = seg.as_slice();
+            let s = if i == 0 { &seg[self.head..] } else { seg };
             if !s.is_empty() {
                 dst[n] = IoSlice::new(s);
                 n += 1;
@@ -84,7 +129,7 @@ impl WriteQueue {
             let Some(front) = self.segs.front() else {
                 break;
             };
-            let left = front.len() - self.head;
+            let left = front.as_slice().len() - self.head;
             if n < left {
                 self.head += n;
                 return;
@@ -93,17 +138,28 @@ impl WriteQueue {
             self.head = 0;
             self.pop_front();
         }
-        while self.segs.front().is_some_and(|f| f.len() == self.head) {
+        while self
+            .segs
+            .front()
+            .is_some_and(|f| f.as_slice().len() == self.head)
+        {
             self.head = 0;
             self.pop_front();
         }
     }
 
     fn pop_front(&mut self) {
-        if let Some(mut seg) = self.segs.pop_front() {
+        if let Some(seg) = self.segs.pop_front() {
             if self.segs.is_empty() {
                 self.tail_open = false;
             }
+            let mut seg = match seg {
+                Seg::Own(v) => v,
+                // A payload the application gave up (an echoed message) is reused as a
+                // receive buffer; one still shared elsewhere is only released.
+                Seg::Shared(b) if b.len() > 4 * SMALL_BUF && b.is_unique() => Vec::from(b),
+                Seg::Shared(_) => return,
+            };
             seg.clear();
             if seg.capacity() <= 4 * SMALL_BUF {
                 if self.spare.len() < 2 {

@@ -255,7 +255,8 @@ where
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
     let tls: Option<Arc<rustls::ServerConfig>> = cfg.tls.clone();
-    timed(Some(cfg.handshake_timeout), async move {
+    // Boxed: the TLS and HTTP state stay out of the caller's future (see `server_handshake`).
+    Box::pin(timed(Some(cfg.handshake_timeout), async move {
         let stream = match tls {
             Some(tls) => {
                 let s = tokio_rustls::TlsAcceptor::from(tls).accept(stream).await?;
@@ -264,13 +265,29 @@ where
             None => AsyncMaybeTlsStream::Plain(stream),
         };
         server_handshake(stream, cfg, decide).await
-    })
+    }))
     .await
 }
 
 /// Runs the server handshake over an accepted stream (no timeout of its own: wrap it in
 /// `tokio::time::timeout`).
+///
+/// The handshake's state (the HTTP parser, buffers, a refusal's drain) lives in a box freed
+/// when it ends: a server's connection task awaits this future first and keeps its size
+/// for the connection's life, so inline it would cost every idle connection about 10 KB.
 pub async fn server_handshake<S, F>(
+    stream: S,
+    cfg: &ServerConfig,
+    decide: F,
+) -> Result<(WebSocketStream<S>, Request)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Request) -> Result<Accept, Reject>,
+{
+    Box::pin(server_handshake_inline(stream, cfg, decide)).await
+}
+
+async fn server_handshake_inline<S, F>(
     mut stream: S,
     cfg: &ServerConfig,
     decide: F,

@@ -17,9 +17,16 @@ use crate::config::DeflateOptions;
 use crate::error::{Error, Result};
 use crate::handshake::Agreed;
 pub use crate::message::DataKind;
-use crate::message::Message;
+use crate::message::{Message, Partial};
+use crate::prepared::PreparedMessage;
 use crate::session::{Clock, Incoming, Session, SessionOptions};
 use crate::stream::end_without_close_notify;
+
+/// What one poll of the receive side produced: a whole item, or a piece of a partial receive.
+enum Got {
+    Whole(Incoming),
+    Piece(Partial),
+}
 
 /// Bytes one poll of the task may read before the stream yields to the runtime's other tasks.
 /// tokio's own budget counts operations, and one read here can be a megabyte: without this,
@@ -218,14 +225,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
 
     /// Polls for the next incoming item; `Ready(None)` when the transport has ended.
     fn poll_incoming(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Incoming>>> {
-        let polled = self.poll_incoming_inner(cx);
+        self.poll_got(cx, None).map(|got| {
+            got.map(|r| {
+                r.map(|g| match g {
+                    Got::Whole(i) => i,
+                    // Only a partial receive (a buffer given) hands out pieces.
+                    Got::Piece(_) => unreachable!("no buffer, no pieces"),
+                })
+            })
+        })
+    }
+
+    /// Polls for the next whole item, or with `partial` the next piece copied into it.
+    fn poll_got(
+        &mut self,
+        cx: &mut Context<'_>,
+        partial: Option<&mut [u8]>,
+    ) -> Poll<Option<Result<Got>>> {
+        let polled = self.poll_incoming_inner(cx, partial);
         if polled.is_pending() {
             self.streak = 0;
         }
         polled
     }
 
-    fn poll_incoming_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Incoming>>> {
+    fn poll_incoming_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut partial: Option<&mut [u8]>,
+    ) -> Poll<Option<Result<Got>>> {
         loop {
             if self.done {
                 return Poll::Ready(None);
@@ -261,7 +289,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             let got = if over {
                 Ok(None)
             } else {
-                self.session.next_incoming()
+                match partial.as_deref_mut() {
+                    None => self.session.next_incoming().map(|g| g.map(Got::Whole)),
+                    Some(buf) => self.session.next_partial(buf).map(|g| g.map(Got::Piece)),
+                }
             };
             match got {
                 Ok(Some(got)) => {
@@ -322,7 +353,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                 let _ = core::pin::pin!(tokio::task::yield_now()).poll(cx);
                 return Poll::Pending;
             }
-            if let Some(want) = self.session.direct_read_len() {
+            // Direct reads fill the whole-message buffer: a partial receive reads through the
+            // input buffer.
+            if let Some(want) = self.session.direct_read_len().filter(|_| partial.is_none()) {
                 let start = self.session.msg_len();
                 let r = {
                     let msg = self.session.direct_buf(want);
@@ -337,7 +370,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                     Poll::Ready(Ok(n)) => {
                         self.streak += n;
                         match self.session.commit_direct(start) {
-                            Ok(Some(got)) => return Poll::Ready(Some(Ok(got))),
+                            Ok(Some(got)) => return Poll::Ready(Some(Ok(Got::Whole(got)))),
                             Ok(None) => {}
                             Err(e) => self.failure = Some(e),
                         }
@@ -503,6 +536,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         core::future::poll_fn(|cx| self.poll_recv_into(cx, buf)).await
     }
 
+    /// Polls for the next piece of what arrives, copied into `buf` as it arrives, without
+    /// waiting for whole messages (the tokio form of
+    /// [`crate::blocking::WebSocket::recv_partial`]): a data frame's payload comes in pieces
+    /// of at most `buf.len()` bytes ([`Partial::Data`]; with permessage-deflate, inflated),
+    /// a control frame whole ([`Partial::Control`]; pings and closes are answered).
+    /// `Ready(None)` when the connection has ended; never [`Partial::Timeout`] (wrap the
+    /// call in `tokio::time::timeout` for one). Do not mix with the `Stream` or
+    /// [`Self::recv_into`] in the middle of a message.
+    pub fn poll_recv_partial(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<Option<Result<Partial>>> {
+        self.poll_got(cx, Some(buf)).map(|got| {
+            got.map(|r| {
+                r.and_then(|g| match g {
+                    Got::Piece(p) => Ok(p),
+                    // A partial receive never assembles whole messages.
+                    Got::Whole(_) => Err(Error::AlreadyClosed),
+                })
+            })
+        })
+    }
+
+    /// Receives the next piece into `buf` (see [`Self::poll_recv_partial`]).
+    pub async fn recv_partial(&mut self, buf: &mut [u8]) -> Option<Result<Partial>> {
+        core::future::poll_fn(|cx| self.poll_recv_partial(cx, buf)).await
+    }
+
     /// Queues a data message without flushing; `payload` is taken when large (written out
     /// without a copy) and cleared otherwise, so the caller can reuse it. Check
     /// [`Self::is_write_full`] (or use the `Sink`) for backpressure.
@@ -511,6 +573,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             return Err(Error::AlreadyClosed);
         }
         self.session.send_vec(kind.opcode(), payload)
+    }
+
+    /// Queues a message encoded once for many connections (see [`PreparedMessage`]) without
+    /// flushing: a server queues the shared frame itself (no encoding, no copy). Check
+    /// [`Self::is_write_full`] for backpressure, or use [`Self::send_prepared`].
+    pub fn feed_prepared(&mut self, msg: &PreparedMessage) -> Result<()> {
+        if self.done {
+            return Err(Error::AlreadyClosed);
+        }
+        self.session.send_prepared(msg)
+    }
+
+    /// Sends a message encoded once for many connections (see [`PreparedMessage`]): waits
+    /// while the write queue is full, queues it ([`Self::feed_prepared`]) and flushes.
+    pub async fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<()> {
+        core::future::poll_fn(|cx| Sink::<Message>::poll_ready(Pin::new(&mut *self), cx)).await?;
+        self.feed_prepared(msg)?;
+        self.flush_writes().await
     }
 
     /// The write queue is over its limit: flush before queueing more.

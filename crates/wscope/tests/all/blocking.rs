@@ -35,7 +35,7 @@ fn sixteen_mib_round_trip() {
     let (addr, server) = echo_server(ServerConfig::default());
     let (mut ws, _) = blocking::connect(&url(addr)).unwrap();
     let data = payload(16 << 20);
-    ws.send(Message::Binary(data.clone())).unwrap();
+    ws.send(Message::binary(data.clone())).unwrap();
     match ws.read().unwrap() {
         Message::Binary(b) => assert!(b == data, "16 MiB echo differs"),
         other => panic!("unexpected {:?}", other.as_bytes().len()),
@@ -89,7 +89,7 @@ fn partial_receive_hands_out_a_big_frame_piece_by_piece() {
     let sent = data.clone();
     let (addr, server) = one_shot_server(ServerConfig::default(), move |server| {
         let mut ws = server.accept().unwrap();
-        ws.send(Message::Binary(sent)).unwrap();
+        ws.send(Message::binary(sent)).unwrap();
         ws.send_text("next").unwrap();
         // Wait for the client's close.
         while ws.read().is_ok() {}
@@ -168,7 +168,7 @@ fn partial_receive_reports_ping_and_close() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(server.join().unwrap(), Message::Pong(b"p".to_vec()));
+    assert_eq!(server.join().unwrap(), Message::pong(b"p".to_vec()));
 }
 
 #[test]
@@ -252,7 +252,7 @@ fn sigpipe_child() {
         let mut ws = server.accept().unwrap();
         let data = payload(20 << 10);
         for _ in 0..200 {
-            if let Err(e) = ws.send(Message::Binary(data.clone())) {
+            if let Err(e) = ws.send(Message::binary(data.clone())) {
                 return format!("{e}");
             }
             std::thread::sleep(Duration::from_millis(5));

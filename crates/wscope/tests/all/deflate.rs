@@ -48,13 +48,13 @@ fn blocking_round_trip_with_every_parameter_combination() {
             ws.send(Message::text(text.clone())).unwrap();
             assert_eq!(ws.read().unwrap(), Message::text(text.clone()));
         }
-        ws.send(Message::Binary(big.clone())).unwrap();
-        assert_eq!(ws.read().unwrap(), Message::Binary(big.clone()));
+        ws.send(Message::binary(big.clone())).unwrap();
+        assert_eq!(ws.read().unwrap(), Message::binary(big.clone()));
         ws.send_frame(OpCode::TEXT, b"frag", false).unwrap();
         ws.send_ping(b"mid").unwrap();
         ws.send_frame(OpCode::CONTINUATION, b"mented", true)
             .unwrap();
-        assert_eq!(ws.read().unwrap(), Message::Pong(b"mid".to_vec()));
+        assert_eq!(ws.read().unwrap(), Message::pong(b"mid".to_vec()));
         assert_eq!(ws.read().unwrap(), Message::text("fragmented"));
         ws.close(CloseCode::NORMAL, "").unwrap();
         server.join().unwrap().unwrap();
@@ -85,7 +85,7 @@ fn inflation_bomb_is_refused_with_1009() {
         .unwrap()
         .deflate(DeflateConfig::default());
     let (mut ws, _) = blocking::connect_with(&cfg).unwrap();
-    ws.send(Message::Binary(vec![0u8; 32 << 20])).unwrap();
+    ws.send(Message::binary(vec![0u8; 32 << 20])).unwrap();
     loop {
         match ws.read() {
             Ok(Message::Close(Some(c))) => {

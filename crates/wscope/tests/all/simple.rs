@@ -107,7 +107,7 @@ fn pings_are_answered_and_not_returned() {
     ws.close();
     assert_eq!(
         peer.join().unwrap(),
-        wscope::Message::Pong(b"are you there".to_vec())
+        wscope::Message::pong(b"are you there".to_vec())
     );
 }
 

@@ -43,8 +43,8 @@ fn blocking_tls_round_trip_with_custom_ca_and_sni() {
     ws.send_text("over tls").unwrap();
     assert_eq!(ws.read().unwrap(), Message::text("over tls"));
     let big = payload(3 << 20);
-    ws.send(Message::Binary(big.clone())).unwrap();
-    assert!(ws.read().unwrap() == Message::Binary(big));
+    ws.send(Message::binary(big.clone())).unwrap();
+    assert!(ws.read().unwrap() == Message::binary(big));
     ws.close(CloseCode::NORMAL, "").unwrap();
     assert!(matches!(t.join().unwrap(), Error::ConnectionClosed));
 }

@@ -51,7 +51,7 @@ fn stream_and_sink_echo() {
         assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("one"));
         assert_eq!(
             ws.next().await.unwrap().unwrap(),
-            Message::Binary(vec![1, 2, 3])
+            Message::binary(vec![1, 2, 3])
         );
         // Pipelined: many fed, one flush.
         for i in 0..1000 {
@@ -64,10 +64,10 @@ fn stream_and_sink_echo() {
                 Message::text(format!("m{i}"))
             );
         }
-        ws.send(Message::Ping(b"x".to_vec())).await.unwrap();
+        ws.send(Message::ping(b"x".to_vec())).await.unwrap();
         assert_eq!(
             ws.next().await.unwrap().unwrap(),
-            Message::Pong(b"x".to_vec())
+            Message::pong(b"x".to_vec())
         );
         ws.send(Message::Close(Some(CloseFrame::new(4010u16, "tokio bye"))))
             .await
@@ -92,7 +92,7 @@ fn split_halves_and_sixteen_mib() {
         let data = payload(16 << 20);
         let sent = data.clone();
         let writer = tokio::spawn(async move {
-            tx.send(Message::Binary(sent)).await.unwrap();
+            tx.send(Message::binary(sent)).await.unwrap();
             for i in 0..100 {
                 tx.send(Message::text(format!("after {i}"))).await.unwrap();
             }
@@ -274,7 +274,7 @@ fn tokio_sigpipe_child() {
             let mut ws = accept_async(tcp).await.unwrap();
             let data = payload(20 << 10);
             for _ in 0..200 {
-                if let Err(e) = ws.send(Message::Binary(data.clone())).await {
+                if let Err(e) = ws.send(Message::binary(data.clone())).await {
                     return format!("{e}");
                 }
                 tokio::time::sleep(core::time::Duration::from_millis(5)).await;
@@ -352,4 +352,101 @@ fn large_messages_back_to_back_do_not_starve_other_connections() {
         let order: String = order.lock().unwrap().iter().collect();
         assert_eq!(order, "LsLLLLLLL");
     });
+}
+
+/// Streaming receive on tokio: a large message comes out in pieces of the caller's buffer as
+/// it arrives (plain and inflated), a ping between messages whole (and answered), then the
+/// end of the connection.
+#[test]
+fn partial_receive_hands_out_pieces_as_they_arrive() {
+    use wscope::config::DeflateConfig;
+    use wscope::{OpCode, Partial};
+    for deflate in [false, true] {
+        let mut cfg = ServerConfig::default();
+        if deflate {
+            cfg = cfg.deflate(DeflateConfig::default());
+        }
+        let big = payload(300_000);
+        let text = "compressible words, again and again. ".repeat(2000);
+        let (addr, server) = crate::util::one_shot_server(cfg, {
+            let (big, text) = (big.clone(), text.clone());
+            move |server| {
+                let mut ws = server.accept().unwrap();
+                ws.send(Message::binary(big)).unwrap();
+                ws.send_ping(b"are you there").unwrap();
+                ws.send(Message::text(text)).unwrap();
+                // The pong to the ping, then the client's close.
+                let pong = ws.read().unwrap();
+                ws.close(CloseCode::NORMAL, "").unwrap();
+                pong
+            }
+        });
+        rt().block_on(async {
+            let mut ccfg = ClientConfig::from_url(&format!("ws://{addr}/")).unwrap();
+            if deflate {
+                ccfg = ccfg.deflate(DeflateConfig::default());
+            }
+            let mut ws = wscope::tokio::connect_with(&ccfg).await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut got: Vec<(OpCode, Vec<u8>)> = Vec::new();
+            let mut pieces = 0;
+            let mut current = Vec::new();
+            while let Some(p) = ws.recv_partial(&mut buf).await {
+                match p.unwrap() {
+                    Partial::Data {
+                        info,
+                        len,
+                        frame_end,
+                    } => {
+                        assert!(len <= buf.len());
+                        pieces += 1;
+                        current.extend_from_slice(&buf[..len]);
+                        if frame_end && info.fin {
+                            got.push((info.opcode, core::mem::take(&mut current)));
+                        }
+                    }
+                    Partial::Control { info, len } => {
+                        got.push((info.opcode, buf[..len].to_vec()));
+                    }
+                    Partial::Timeout => panic!("no timeouts on tokio"),
+                }
+            }
+            assert_eq!(
+                got.len(),
+                4,
+                "deflate {deflate}: {:?}",
+                got.iter().map(|g| g.0).collect::<Vec<_>>()
+            );
+            assert_eq!(got[0].0, OpCode::BINARY);
+            assert!(got[0].1 == big, "deflate {deflate}: binary differs");
+            assert_eq!(got[1], (OpCode::PING, b"are you there".to_vec()));
+            assert_eq!(got[2].0, OpCode::TEXT);
+            assert!(
+                got[2].1 == text.as_bytes(),
+                "deflate {deflate}: text differs"
+            );
+            assert_eq!(got[3].0, OpCode::CLOSE);
+            assert!(pieces >= (big.len() + text.len()) / 4096, "{pieces} pieces");
+        });
+        assert_eq!(
+            server.join().unwrap(),
+            Message::pong(b"are you there".to_vec())
+        );
+    }
+}
+
+/// A server's connection task awaits the handshake first and keeps that future's size for
+/// the connection's life: the handshake's state is boxed, so idle connections do not each
+/// carry ~10 KB of finished handshake (it was inline before).
+#[test]
+fn the_accept_future_is_small() {
+    let (a, _b) = tokio::io::duplex(64);
+    let cfg = ServerConfig::default();
+    let fut = wscope::tokio::accept_with_config(a, &cfg);
+    let size = size_of_val(&fut);
+    assert!(size < 1024, "{size} bytes");
+    let (a, _b) = tokio::io::duplex(64);
+    let fut = wscope::tokio::accept_tls(a, &cfg);
+    let size = size_of_val(&fut);
+    assert!(size < 1024, "{size} bytes");
 }

@@ -134,7 +134,7 @@ fn sixteen_mib_round_trip() {
     let srv = start(ServerConfig::default());
     let (mut ws, _) = blocking::connect(&srv.url()).unwrap();
     let data = payload(16 << 20);
-    ws.send(Message::Binary(data.clone())).unwrap();
+    ws.send(Message::binary(data.clone())).unwrap();
     match ws.read().unwrap() {
         Message::Binary(got) => assert!(got == data, "16 MiB echo differs"),
         other => panic!("{other:?}"),
@@ -163,7 +163,7 @@ fn large_frames_are_received_straight_into_the_message() {
         (4 << 20) + 1,
     ] {
         let data = payload(size);
-        ws.send(Message::Binary(data.clone())).unwrap();
+        ws.send(Message::binary(data.clone())).unwrap();
         match ws.read().unwrap() {
             Message::Binary(got) => assert!(got == data, "{size}-byte echo differs"),
             other => panic!("{other:?}"),
@@ -186,7 +186,7 @@ fn large_frames_are_received_straight_into_the_message() {
             ws.send_ping(b"mid").unwrap();
         }
     }
-    assert_eq!(ws.read().unwrap(), Message::Pong(b"mid".to_vec()));
+    assert_eq!(ws.read().unwrap(), Message::pong(b"mid".to_vec()));
     match ws.read().unwrap() {
         Message::Text(got) => assert!(got.as_str() == text, "3 MiB text echo differs"),
         other => panic!("{other:?}"),
@@ -217,12 +217,12 @@ fn small_and_large_frames_alternate() {
             let sizes = [10, 100_000, 1, 40_000, 1000, 300_000, 5, 32 << 10, 70];
             let sent: Vec<Vec<u8>> = sizes.iter().map(|&n| payload(n + round)).collect();
             for data in &sent {
-                ws.send(Message::Binary(data.clone())).unwrap();
+                ws.send(Message::binary(data.clone())).unwrap();
             }
             for data in &sent {
                 match ws.read().unwrap() {
                     Message::Binary(got) => assert!(
-                        &got == data,
+                        got == data,
                         "multishot {multishot}, round {round}: {}-byte echo differs",
                         data.len()
                     ),
@@ -251,7 +251,7 @@ fn sixty_four_connections_echo_two_hundred_messages_each() {
                     let msg = if j % 2 == 0 {
                         Message::text(format!("client {i} message {j}"))
                     } else {
-                        Message::Binary(payload(1024 + j))
+                        Message::binary(payload(1024 + j))
                     };
                     ws.send(msg.clone()).unwrap();
                     assert_eq!(ws.read().unwrap(), msg);
@@ -655,7 +655,7 @@ fn tls_echo_exchanges(tune: impl FnOnce(UringServer) -> UringServer) {
     let (mut ws, _) = blocking::connect_with(&client).unwrap();
     for len in [100_000, 3 << 20, 17] {
         let data = payload(len);
-        ws.send(Message::Binary(data.clone())).unwrap();
+        ws.send(Message::binary(data.clone())).unwrap();
         match ws.read().unwrap() {
             Message::Binary(got) => assert!(got == data, "{len}-byte echo differs"),
             other => panic!("{other:?}"),

@@ -124,11 +124,11 @@ pub(crate) fn basic_echo_exchange(ws: &mut wscope::blocking::WebSocket, reason: 
     ws.send(Message::text("héllo")).unwrap();
     assert_eq!(ws.read().unwrap(), Message::text("héllo"));
     ws.send_binary(&[0, 1, 2, 255]).unwrap();
-    assert_eq!(ws.read().unwrap(), Message::Binary(vec![0, 1, 2, 255]));
+    assert_eq!(ws.read().unwrap(), Message::binary(vec![0, 1, 2, 255]));
     ws.send_text("").unwrap();
     assert_eq!(ws.read().unwrap(), Message::text(""));
     ws.send_ping(b"are you there").unwrap();
-    assert_eq!(ws.read().unwrap(), Message::Pong(b"are you there".to_vec()));
+    assert_eq!(ws.read().unwrap(), Message::pong(b"are you there".to_vec()));
     ws.close(CloseCode(4000), reason).unwrap();
     let status = ws.close_status().unwrap();
     assert_eq!(status.remote, CloseCode(4000));
@@ -147,7 +147,7 @@ pub(crate) fn fragmented_echo_exchange(ws: &mut wscope::blocking::WebSocket) {
         .unwrap();
     ws.send_frame(OpCode::CONTINUATION, "ted ✓".as_bytes(), true)
         .unwrap();
-    assert_eq!(ws.read().unwrap(), Message::Pong(b"in between".to_vec()));
+    assert_eq!(ws.read().unwrap(), Message::pong(b"in between".to_vec()));
     assert_eq!(ws.read().unwrap(), Message::text("fragmented ✓"));
     ws.close(CloseCode::NORMAL, "").unwrap();
 }

@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Markdown tables from bench/broadcast/run.sh's results.jsonl (stdlib only).
+
+Broadcast: delivered messages per second and the server's CPU time per delivery, per
+number of clients, with the ratio of each wscope row to the best anchor (axum, fastwebsockets).
+Idle memory: the server's RSS growth per connection over the idle connections, and after
+one message to each.
+"""
+import json
+import sys
+
+ANCHORS = ("axum", "fastwebsockets")
+
+
+def main(path):
+    rows = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
+    summaries = [r for r in rows if r.get("kind") == "summary"]
+    bcast = [r for r in summaries if not r["label"].startswith("idle ")]
+    idle = [r for r in summaries if r["label"].startswith("idle ")]
+    if bcast:
+        print("\n### Broadcast: 1 message of %d bytes to every client, %d rounds (median)\n"
+              % (bcast[0]["size"], bcast[0]["rounds"]))
+        print("| clients | server | delivered msg/s | server CPU µs / delivery | vs best anchor (msg/s, CPU) | load |")
+        print("|---:|---|---:|---:|---|---|")
+        for conns in sorted({r["conns"] for r in bcast}):
+            cell = [r for r in bcast if r["conns"] == conns]
+            anchors = [r for r in cell if r["label"] in ANCHORS]
+            best_rate = max((r["deliveries_per_s"] for r in anchors), default=None)
+            best_cpu = min((r["server_us_per_delivery"] for r in anchors), default=None)
+            for r in cell:
+                ratio = ""
+                if r["label"] not in ANCHORS and best_rate and best_cpu:
+                    ratio = "%.2f×, %.2f×" % (r["deliveries_per_s"] / best_rate,
+                                              best_cpu / r["server_us_per_delivery"])
+                print("| %d | %s | %.0f | %.3f | %s | %s |" % (
+                    conns, r["label"], r["deliveries_per_s"], r["server_us_per_delivery"],
+                    ratio, r["load"]))
+    if idle:
+        print("\n### Server memory per connection (RSS growth / connections)\n")
+        print("| connections | server | idle, bytes / conn | after one message each, bytes / conn | deflate agreed | load |")
+        print("|---:|---|---:|---:|---:|---|")
+        for r in idle:
+            print("| %d | %s | %d | %d | %d | %s |" % (
+                r["conns"], r["label"][len("idle "):], r["idle_bytes_per_conn"],
+                r["after_bytes_per_conn"], r["deflate_agreed"], r["load"]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

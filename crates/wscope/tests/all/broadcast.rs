@@ -1,0 +1,110 @@
+//! Prepared messages sent to many connections over real sockets: clients with and without
+//! permessage-deflate, with and without the server's context takeover, all receive every
+//! message in order, interleaved with messages sent the normal way.
+
+use futures_util::{SinkExt, StreamExt};
+use wscope::config::{ClientConfig, DeflateConfig, ServerConfig};
+use wscope::{blocking, CloseCode, Message, PreparedMessage};
+
+/// A compressible text, different for each `n`.
+fn text(n: usize) -> String {
+    format!("broadcast number {n}: ") + &"the same words again and again, ".repeat(20 + n)
+}
+
+/// What each client offers: nothing, no server context takeover (twice, to share one
+/// compressed frame), the server's context takeover, a smaller server window.
+fn offers() -> Vec<Option<DeflateConfig>> {
+    let no_takeover = DeflateConfig {
+        server_no_context_takeover: true,
+        ..DeflateConfig::default()
+    };
+    vec![
+        None,
+        Some(no_takeover),
+        Some(no_takeover),
+        Some(DeflateConfig::default()),
+        Some(DeflateConfig {
+            server_max_window_bits: 10,
+            ..no_takeover
+        }),
+    ]
+}
+
+#[test]
+fn tokio_broadcast_reaches_every_kind_of_client() {
+    const ROUNDS: usize = 6;
+    let rt = crate::util::current_thread_rt();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let offers = offers();
+        let n = offers.len();
+        let server = tokio::spawn(async move {
+            let cfg = ServerConfig::default().deflate(DeflateConfig::default());
+            let mut conns = Vec::new();
+            for _ in 0..n {
+                let (tcp, _) = listener.accept().await.unwrap();
+                conns.push(wscope::tokio::accept_with_config(tcp, &cfg).await.unwrap());
+            }
+            let mut prepared = Vec::new();
+            for round in 0..ROUNDS {
+                if round % 3 == 2 {
+                    for ws in &mut conns {
+                        ws.send(Message::text(text(round))).await.unwrap();
+                    }
+                } else {
+                    let msg = PreparedMessage::text(text(round));
+                    for ws in &mut conns {
+                        ws.send_prepared(&msg).await.unwrap();
+                    }
+                    prepared.push(msg);
+                }
+            }
+            for mut ws in conns {
+                while let Some(m) = ws.next().await {
+                    if m.is_err() {
+                        break;
+                    }
+                }
+            }
+            prepared
+        });
+        let mut clients = Vec::new();
+        for offer in offers {
+            let mut cfg = ClientConfig::from_url(&format!("ws://{addr}/")).unwrap();
+            if let Some(d) = offer {
+                cfg = cfg.deflate(d);
+            }
+            clients.push(wscope::tokio::connect_with(&cfg).await.unwrap());
+        }
+        for ws in &mut clients {
+            for round in 0..ROUNDS {
+                let got = ws.next().await.unwrap().unwrap();
+                assert_eq!(got, Message::text(text(round)), "round {round}");
+            }
+            ws.close(CloseCode::NORMAL, "").await.unwrap();
+        }
+        for prepared in server.await.unwrap() {
+            // One compressed frame per window among the clients without takeover (15, 10).
+            assert_eq!(prepared.compressed_forms(), 2);
+        }
+    });
+}
+
+#[test]
+fn blocking_send_prepared_goes_to_each_connection() {
+    let msg = PreparedMessage::binary(vec![7u8; 3000]);
+    let (addr, server) = crate::util::one_shot_server(ServerConfig::default(), move |server| {
+        let mut ws = server.accept().unwrap();
+        ws.send_prepared(&msg).unwrap();
+        ws.send_prepared(&msg).unwrap();
+        ws.close(CloseCode::NORMAL, "").unwrap();
+        while ws.read().is_ok() {}
+    });
+    let (mut ws, _) = blocking::connect(&format!("ws://{addr}/")).unwrap();
+    for _ in 0..2 {
+        assert_eq!(ws.read().unwrap(), Message::binary(vec![7u8; 3000]));
+    }
+    assert!(matches!(ws.read().unwrap(), Message::Close(_)));
+    server.join().unwrap();
+}
