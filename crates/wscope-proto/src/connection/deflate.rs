@@ -96,6 +96,7 @@ pub(super) struct DeflateState {
 /// output of a fresh compressor depends only on these and the payload, so connections that
 /// report the same settings can share one compressed frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct SharedCompression {
     /// The LZ77 window, as the handshake agreed for this endpoint's sends (9–15).
     pub window_bits: u8,
@@ -117,6 +118,7 @@ impl SharedCompression {
 /// How a whole data message prepared once for many connections goes out on one of them
 /// ([`Connection::shared_send`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SharedSend {
     /// Uncompressed, header from [`Connection::data_header`]: permessage-deflate is off, or
     /// the message is under the compression threshold.

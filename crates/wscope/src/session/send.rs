@@ -135,7 +135,6 @@ impl Session {
         let (opcode, payload) = (msg.opcode(), msg.payload());
         #[cfg(feature = "deflate")]
         match self.conn.shared_send(payload.len()) {
-            SharedSend::Plain => {}
             SharedSend::Compressed(settings) => {
                 let compressed = msg.compressed(settings);
                 let header = self
@@ -154,6 +153,8 @@ impl Session {
                 self.send_data_frame(opcode, &payload, true)?;
                 return self.check_masks();
             }
+            // `Plain`, and any kind a later core adds: the uncompressed frame below.
+            _ => {}
         }
         let header = self
             .conn

@@ -168,6 +168,7 @@ mod open_tests {
 /// `Bytes` payloads: received messages hand out the assembled buffer, sent ones are queued
 /// as they are; prepared messages are encoded (and compressed) once for many connections.
 mod bytes_tests {
+    #[cfg(feature = "deflate")]
     use crate::handshake::Agreed;
     use crate::message::{Message, Utf8Bytes};
     use crate::prepared::PreparedMessage;
@@ -176,6 +177,7 @@ mod bytes_tests {
     use bytes::Bytes;
     use std::io::IoSlice;
     use wscope_proto::connection::SendError;
+    #[cfg(feature = "deflate")]
     use wscope_proto::deflate::DeflateParams;
     use wscope_proto::mask::apply_mask;
 
@@ -223,6 +225,7 @@ mod bytes_tests {
         }
     }
 
+    #[cfg(feature = "deflate")]
     fn deflate_session(role: Role, params: DeflateParams) -> Session {
         let agreed = Agreed {
             subprotocol: None,
@@ -232,6 +235,7 @@ mod bytes_tests {
         Session::open(role, opts, &[], agreed)
     }
 
+    #[cfg(feature = "deflate")]
     fn no_server_takeover(window: u8) -> DeflateParams {
         DeflateParams {
             server_no_context_takeover: true,
@@ -408,6 +412,7 @@ mod bytes_tests {
         assert!(matches!(s.send_prepared(&msg), Err(Error::AlreadyClosed)));
     }
 
+    #[cfg(feature = "deflate")]
     #[test]
     fn without_server_context_takeover_one_compressed_frame_is_shared() {
         // Long enough that its compressed frame is queued shared, not copied.
@@ -440,6 +445,7 @@ mod bytes_tests {
         );
     }
 
+    #[cfg(feature = "deflate")]
     #[test]
     fn a_server_with_context_takeover_compresses_prepared_messages_itself() {
         let params = DeflateParams::default();
@@ -469,6 +475,7 @@ mod bytes_tests {
         assert_eq!(receive(&mut client, &wire), want);
     }
 
+    #[cfg(feature = "deflate")]
     #[test]
     fn under_the_threshold_a_prepared_message_goes_plain_and_shared() {
         let msg = PreparedMessage::binary(Bytes::from_static(b"tiny"));
@@ -479,6 +486,7 @@ mod bytes_tests {
         assert_eq!(wire, [0x82, 4, b't', b'i', b'n', b'y']);
     }
 
+    #[cfg(feature = "deflate")]
     #[test]
     fn a_client_sends_a_prepared_message_masked() {
         let msg = PreparedMessage::text(text(2));

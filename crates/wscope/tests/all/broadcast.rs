@@ -14,19 +14,13 @@ fn text(n: usize) -> String {
 /// What each client offers: nothing, no server context takeover (twice, to share one
 /// compressed frame), the server's context takeover, a smaller server window.
 fn offers() -> Vec<Option<DeflateConfig>> {
-    let no_takeover = DeflateConfig {
-        server_no_context_takeover: true,
-        ..DeflateConfig::default()
-    };
+    let no_takeover = DeflateConfig::default().server_no_context_takeover(true);
     vec![
         None,
         Some(no_takeover),
         Some(no_takeover),
         Some(DeflateConfig::default()),
-        Some(DeflateConfig {
-            server_max_window_bits: 10,
-            ..no_takeover
-        }),
+        Some(no_takeover.server_max_window_bits(10)),
     ]
 }
 
