@@ -34,7 +34,7 @@ use wscope_inspect::log::json::{hex, lossless_text, opcode_name, JsonLines};
 use wscope_inspect::log::zeek::Style;
 use wscope_inspect::log::ZeekLogs;
 use wscope_inspect::parallel::{LocalOutput, LocalWriter};
-use wscope_inspect::sink::{CaptureNote, Sink};
+use wscope_inspect::sink::{CaptureNote, Interest, Sink};
 use wscope_inspect::uid::ConnId;
 
 /// Analyse captures passively: sessions, frames, messages, anomalies (Zeek-compatible logs).
@@ -513,6 +513,17 @@ struct Fanout<'a> {
 }
 
 impl Sink for Fanout<'_> {
+    /// What any of the sinks reads; everything when extracting.
+    fn interest(&self) -> Interest {
+        if self.extract.is_some() {
+            return Interest::ALL;
+        }
+        self.sinks
+            .iter()
+            .flatten()
+            .fold(Interest::NONE, |i, s| i.union(s.interest()))
+    }
+
     fn event(&mut self, ev: &Event<'_>) {
         for s in self.sinks.iter_mut().flatten() {
             s.event(ev);
