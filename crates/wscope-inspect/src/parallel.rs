@@ -36,6 +36,19 @@
 //!
 //! Memory is bounded: at most [`ROUNDS_IN_FLIGHT`] rounds of at most [`ROUND_PACKETS`] packets
 //! or [`ROUND_BYTES`] payload bytes are queued, and their buffers are reused.
+//!
+//! ## Workers that read the capture themselves
+//!
+//! When every source is a regular file ([`Capture`] can tell), nothing is dispatched: each
+//! worker opens the files itself (up to their lengths when the run started, so all see the
+//! same bytes), decodes every packet (IP defragmentation included), keeps the capture clock
+//! and the round boundaries exactly as the dispatcher would, and handles the segments of its
+//! own shard. No payload crosses threads; the calling thread only merges the workers' output.
+//! Standard input, pipes and other readers still go through the dispatcher.
+//!
+//! Either way, a worker records only the events the main sink reads ([`Sink::interest`]), and
+//! `established` and `tls` ones (the merger counts TLS connections and needs to know which
+//! upgrades the client rejects); it counts the rest of the statistics itself.
 
 use core::cell::RefCell;
 use core::ops::Range;
@@ -71,6 +84,26 @@ pub const ROUND_PACKETS: usize = 512;
 pub const ROUND_BYTES: usize = 1 << 18;
 /// Most rounds queued or being worked on at once.
 pub const ROUNDS_IN_FLIGHT: usize = 4;
+/// Most packets per round when the workers read the capture themselves and render no output
+/// of their own ([`LocalOutput`]): only their few records are queued, so rounds can be
+/// longer, with fewer hand-offs between threads. (With a local output, whose text is queued,
+/// rounds are those of the dispatcher.)
+pub const READ_ROUND_PACKETS: usize = 4096;
+/// Most segment payload bytes per round when the workers read the capture themselves and
+/// render no output.
+pub const READ_ROUND_BYTES: usize = 1 << 20;
+/// Most rounds of output a reading worker has queued when it renders no output.
+pub const READ_ROUNDS_IN_FLIGHT: usize = 8;
+
+/// Round limits (packets, payload bytes, rounds queued) of a run whose workers read the
+/// capture themselves.
+const fn read_rounds(local: bool) -> (usize, usize, usize) {
+    if local {
+        (ROUND_PACKETS, ROUND_BYTES, ROUNDS_IN_FLIGHT)
+    } else {
+        (READ_ROUND_PACKETS, READ_ROUND_BYTES, READ_ROUNDS_IN_FLIGHT)
+    }
+}
 
 /// A writer into memory, for the sinks [`LocalOutput::make`] makes: what they write is taken
 /// from it after each call. Cheap to clone (the clones share the buffer).
@@ -766,6 +799,7 @@ fn reading_worker(
 ) -> ReadEnd {
     let mut table: FlowTable<Slot> = FlowTable::new(setup.flow);
     let mut h = setup.handler();
+    let (max_packets, max_bytes, _) = read_rounds(setup.make.is_some());
     let mut decoder = Decoder::new();
     let mut clock = Clock::default();
     let (mut packets, mut bytes) = (0usize, 0usize);
@@ -792,7 +826,7 @@ fn reading_worker(
             packets += 1;
             bytes += seg.payload.len();
         }
-        if packets >= ROUND_PACKETS || bytes >= ROUND_BYTES {
+        if packets >= max_packets || bytes >= max_bytes {
             (packets, bytes) = (0, 0);
             let out = h.rec.flush();
             let sent = tx.send(FromWorker {
@@ -840,7 +874,7 @@ fn run_reading<S: Sink + ?Sized>(
         let mut back = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
         for me in 0..n {
-            let (otx, orx) = sync_channel::<FromWorker>(ROUNDS_IN_FLIGHT);
+            let (otx, orx) = sync_channel::<FromWorker>(read_rounds(setup.make.is_some()).2);
             let (btx, brx) = std::sync::mpsc::channel::<OutBatch>();
             handles
                 .push(scope.spawn(move || reading_worker(setup, me, n, snapshot.open(), brx, otx)));
