@@ -84,6 +84,9 @@ pub const ROUND_PACKETS: usize = 512;
 pub const ROUND_BYTES: usize = 1 << 18;
 /// Most rounds queued or being worked on at once.
 pub const ROUNDS_IN_FLIGHT: usize = 4;
+/// The merged output of the workers' local sinks is written in blocks of about this many
+/// bytes.
+const TEXT_BLOCK: usize = 1 << 20;
 /// Most packets per round when the workers read the capture themselves and render no output
 /// of their own ([`LocalOutput`]): only their few records are queued, so rounds can be
 /// longer, with fewer hand-offs between threads. (With a local output, whose text is queued,
@@ -926,6 +929,10 @@ struct Merger<'s, 'l, S: ?Sized> {
     stats: Stats,
     /// What the sink reads (`established` and `tls` records come for the counts).
     interest: Interest,
+    /// Merged local output not yet written: it goes out in blocks of about [`TEXT_BLOCK`]
+    /// bytes (one write per event would cost a system call, and a file system's partial-page
+    /// work, per large event).
+    text: Vec<u8>,
     next_id: u64,
     /// (worker, worker's id) → the connection as delivered.
     /// (worker, worker's id) → the connection as delivered, and whether its `101` is one the
@@ -1029,6 +1036,14 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
         }
     }
 
+    /// Writes the merged local output still held.
+    fn flush_text(&mut self) {
+        if let Some(local) = self.local.as_deref_mut() {
+            local.write(&self.text);
+        }
+        self.text = Vec::new();
+    }
+
     /// Merges one round (one batch per worker, each in key order).
     fn round(&mut self, outs: &[OutBatch]) {
         if let Some(local) = self.local.as_deref_mut() {
@@ -1045,8 +1060,13 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
                 let Some((w, _)) = best else { break };
                 let o = &outs[w];
                 let start = if at[w] == 0 { 0 } else { o.pieces[at[w] - 1].1 };
-                local.write(&o.text[start..o.pieces[at[w]].1]);
+                self.text
+                    .extend_from_slice(&o.text[start..o.pieces[at[w]].1]);
                 at[w] += 1;
+            }
+            if self.text.len() >= TEXT_BLOCK {
+                local.write(&self.text);
+                self.text.clear();
             }
         }
         let mut at = vec![0usize; outs.len()];
@@ -1093,11 +1113,13 @@ pub(crate) fn run<S: Sink + ?Sized>(
         local,
         stats: Stats::default(),
         interest,
+        text: Vec::new(),
         next_id: 0,
         conns: hashbrown::HashMap::new(),
     };
     if let Some(snapshot) = capture.snapshot() {
         let (flows, end) = run_reading(setup, n, &snapshot, &mut merger);
+        merger.flush_text();
         capture.read_elsewhere(end.capture, end.packets);
         let summary = Summary {
             capture: end.capture,
@@ -1232,6 +1254,7 @@ pub(crate) fn run<S: Sink + ?Sized>(
         }
         error
     });
+    merger.flush_text();
     let summary = Summary {
         capture: capture.stats(),
         decode: *decoder.stats(),
