@@ -58,6 +58,10 @@ pub(crate) struct Args {
     /// Add the SHA-256 of each message's application payload to message events.
     #[arg(long)]
     digest: bool,
+    /// Leave the payload bytes out of `frame_data` events (no `data_b64`; the events keep
+    /// their `len`).
+    #[arg(long, requires = "events")]
+    no_event_payload: bool,
     /// Write each data message's payload (inflated) to a file in DIR.
     #[arg(long, value_name = "DIR")]
     extract: Option<PathBuf>,
@@ -410,7 +414,17 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     let (mut events, mut events_local) = if workers > 1 && args.extract.is_none() {
         (None, events_out)
     } else {
-        (events_out.map(JsonLines::new), None)
+        (
+            events_out.map(|o| {
+                let j = JsonLines::new(o);
+                if args.no_event_payload {
+                    j.without_payload()
+                } else {
+                    j
+                }
+            }),
+            None,
+        )
     };
     let mut extract = Extract::from_args(args)?;
     let mut list = listing.then(|| Listing::new(BufWriter::new(io::stdout().lock())));
@@ -428,7 +442,11 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
                 list.as_mut().map(|s| s as &mut dyn Sink),
             ],
         };
-        let make = |w: LocalWriter| Box::new(JsonLines::unbuffered(w)) as Box<dyn Sink>;
+        let no_payload = args.no_event_payload;
+        let make = |w: LocalWriter| {
+            let j = JsonLines::unbuffered(w);
+            Box::new(if no_payload { j.without_payload() } else { j }) as Box<dyn Sink>
+        };
         let mut local = events_local.as_mut().map(|out| LocalOutput {
             make: &make,
             out: &mut **out,
