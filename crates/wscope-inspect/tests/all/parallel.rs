@@ -407,3 +407,33 @@ fn workers_send_only_the_events_the_sink_reads_and_count_the_rest() {
         }
     }
 }
+
+#[test]
+#[cfg(unix)]
+fn a_named_pipe_is_read_once_by_the_dispatcher() {
+    // A path that is not a regular file (here a FIFO) cannot be read again by each worker:
+    // it goes through the dispatcher, and the output is the one-thread output.
+    let dir = TempDir::new("fifo");
+    let bytes = mixed_traffic(2, 60).unwrap();
+    let fifo = dir.0.join("cap.fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("mkfifo not available: skipped");
+        return;
+    }
+    let mut cfg = AnalyzerConfig::default();
+    cfg.flow.uid_seed = 2;
+    let one = run(
+        || Capture::from_reader(std::io::Cursor::new(bytes.clone()), "mixed"),
+        1,
+        cfg,
+    );
+    let writer = {
+        let (fifo, bytes) = (fifo.clone(), bytes.clone());
+        std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
+    };
+    let two = run(|| Capture::from_paths([&fifo]), 2, cfg);
+    writer.join().unwrap();
+    assert_eq!(one[0], two[0]);
+    assert_eq!(one[1..5], two[1..5]);
+}
