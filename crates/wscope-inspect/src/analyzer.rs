@@ -162,6 +162,25 @@ impl Stats {
         }
     }
 
+    /// Adds the per-connection counts a worker of a parallel run made (everything but the
+    /// connections, times and TLS counters, which the merging thread counts).
+    pub(crate) fn add_worker_counts(&mut self, o: &Self) {
+        self.sessions += o.sessions;
+        self.rejected_upgrades += o.rejected_upgrades;
+        self.frames += o.frames;
+        self.payload_bytes = self.payload_bytes.saturating_add(o.payload_bytes);
+        self.message_bytes = self.message_bytes.saturating_add(o.message_bytes);
+        for (k, v) in &o.messages {
+            *self.messages.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.closes {
+            *self.closes.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.anomalies {
+            *self.anomalies.entry(k).or_default() += v;
+        }
+    }
+
     /// Total messages.
     pub fn message_count(&self) -> u64 {
         self.messages.values().sum()
@@ -184,6 +203,12 @@ pub struct Analyzer {
 pub struct Slot(App, TlsSlot);
 
 impl Slot {
+    /// Whether the connection's `101` is one the client rejects (then only the upgrade and
+    /// anomalies are counted).
+    pub(crate) fn rejected(&self) -> bool {
+        self.0.rejected()
+    }
+
     /// The connection ended: a TLS connection whose handshake never completed is reported
     /// (`tls_undecrypted`), its session, if it had one, reports how it ended
     /// (`connection_end`), and the slot is emptied.

@@ -910,11 +910,22 @@ impl Source {
         }
     }
 
-    fn open(self, buffer_len: usize) -> Result<CaptureReader<Box<dyn Read>>, CaptureError> {
+    /// Opens the source; a file path is read up to `limit` bytes when given.
+    fn open(
+        self,
+        buffer_len: usize,
+        limit: Option<u64>,
+    ) -> Result<CaptureReader<Box<dyn Read>>, CaptureError> {
         let name = self.name();
         let reader: Box<dyn Read> = match self {
             Self::Path(p) if p.as_os_str() == "-" => Box::new(io::stdin().lock()),
-            Self::Path(p) => Box::new(File::open(&p).map_err(|e| CaptureError::io(e, &name, 0))?),
+            Self::Path(p) => {
+                let file = File::open(&p).map_err(|e| CaptureError::io(e, &name, 0))?;
+                match limit {
+                    Some(len) => Box::new(file.take(len)),
+                    None => Box::new(file),
+                }
+            }
             Self::Stdin => Box::new(io::stdin().lock()),
             Self::Reader(r, _) => r,
         };
@@ -938,6 +949,8 @@ impl Source {
 #[derive(Debug)]
 pub struct Capture {
     pending: VecDeque<Source>,
+    /// For each pending source, the most bytes read from it (a snapshot's file lengths).
+    limits: VecDeque<Option<u64>>,
     current: Option<CaptureReader<Box<dyn Read>>>,
     index: usize,
     number: u64,
@@ -949,8 +962,10 @@ pub struct Capture {
 impl Capture {
     /// A run over `sources`, in order.
     pub fn new(sources: impl IntoIterator<Item = Source>) -> Self {
+        let pending: VecDeque<Source> = sources.into_iter().collect();
         Self {
-            pending: sources.into_iter().collect(),
+            limits: pending.iter().map(|_| None).collect(),
+            pending,
             current: None,
             index: 0,
             number: 0,
@@ -979,6 +994,48 @@ impl Capture {
     /// A run over a single reader.
     pub fn from_reader(reader: impl Read + 'static, name: &str) -> Self {
         Self::new([Source::Reader(Box::new(reader), name.to_owned())])
+    }
+
+    /// If nothing was read yet and every source is a regular file (not standard input, a
+    /// pipe or a reader), the files and their lengths now: a [`Snapshot`] that other threads
+    /// can each read from the start ([`Snapshot::open`]), all seeing the same bytes even if a
+    /// file grows meanwhile.
+    pub(crate) fn snapshot(&self) -> Option<Snapshot> {
+        if self.current.is_some() || self.number > 0 || self.failed || self.closed.sources > 0 {
+            return None;
+        }
+        let mut files = Vec::with_capacity(self.pending.len());
+        for (src, limit) in self.pending.iter().zip(&self.limits) {
+            let Source::Path(p) = src else { return None };
+            if p.as_os_str() == "-" || limit.is_some() {
+                return None;
+            }
+            let meta = std::fs::metadata(p).ok()?;
+            if !meta.is_file() {
+                return None;
+            }
+            files.push((p.clone(), meta.len()));
+        }
+        Some(Snapshot {
+            files,
+            buffer_len: self.buffer_len,
+        })
+    }
+
+    /// Marks the run as read elsewhere (from a [`Snapshot`]), with that run's counters and
+    /// outcome: later calls of [`Capture::next_packet`] return `Ok(None)`.
+    pub(crate) fn read_elsewhere(&mut self, stats: CaptureStats, number: u64) {
+        self.pending.clear();
+        self.limits.clear();
+        self.current = None;
+        self.closed = stats;
+        self.number = number;
+        self.failed = true;
+    }
+
+    /// Packets returned so far (the number of the last one).
+    pub(crate) const fn packets_read(&self) -> u64 {
+        self.number
     }
 
     /// Counters over all sources read so far.
@@ -1025,7 +1082,8 @@ impl Capture {
             let Some(next) = self.pending.pop_front() else {
                 return Ok(None);
             };
-            match next.open(self.buffer_len) {
+            let limit = self.limits.pop_front().flatten();
+            match next.open(self.buffer_len, limit) {
                 Ok(r) => self.current = Some(r),
                 Err(e) => {
                     self.closed.sources += 1;
@@ -1037,6 +1095,24 @@ impl Capture {
         self.number += 1;
         let (index, number) = (self.index, self.number);
         Ok(self.current.as_ref().and_then(|c| c.packet(index, number)))
+    }
+}
+
+/// The regular files of a [`Capture`] not yet read, with their lengths when it was taken
+/// ([`Capture::snapshot`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Snapshot {
+    files: Vec<(PathBuf, u64)>,
+    buffer_len: usize,
+}
+
+impl Snapshot {
+    /// A capture reading the files from the start, each up to its length in the snapshot.
+    pub(crate) fn open(&self) -> Capture {
+        let mut c = Capture::new(self.files.iter().map(|(p, _)| Source::Path(p.clone())))
+            .buffer_len(self.buffer_len);
+        c.limits = self.files.iter().map(|&(_, len)| Some(len)).collect();
+        c
     }
 }
 

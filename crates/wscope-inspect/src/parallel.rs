@@ -36,6 +36,19 @@
 //!
 //! Memory is bounded: at most [`ROUNDS_IN_FLIGHT`] rounds of at most [`ROUND_PACKETS`] packets
 //! or [`ROUND_BYTES`] payload bytes are queued, and their buffers are reused.
+//!
+//! ## Workers that read the capture themselves
+//!
+//! When every source is a regular file ([`Capture`] can tell), nothing is dispatched: each
+//! worker opens the files itself (up to their lengths when the run started, so all see the
+//! same bytes), decodes every packet (IP defragmentation included), keeps the capture clock
+//! and the round boundaries exactly as the dispatcher would, and handles the segments of its
+//! own shard. No payload crosses threads; the calling thread only merges the workers' output.
+//! Standard input, pipes and other readers still go through the dispatcher.
+//!
+//! Either way, a worker records only the events the main sink reads ([`Sink::interest`]), and
+//! `established` and `tls` ones (the merger counts TLS connections and needs to know which
+//! upgrades the client rejects); it counts the rest of the statistics itself.
 
 use core::cell::RefCell;
 use core::ops::Range;
@@ -49,11 +62,11 @@ use wscope_proto::role::Direction;
 use wscope_proto::time::Instant;
 
 use crate::analyzer::{session_event, Slot, Stats};
-use crate::capture::{Capture, CaptureError};
-use crate::decode::{Decoder, Segment, TcpFlags};
+use crate::capture::{Capture, CaptureError, CaptureStats, Snapshot};
+use crate::decode::{DecodeStats, Decoder, Segment, TcpFlags};
 use crate::event::{ConnectionEnd, Event, EventKind, FrameHeader, OpCode, TlsInfo, Upgrade};
 use crate::session::SessionConfig;
-use crate::sink::Sink;
+use crate::sink::{Interest, Sink};
 use crate::tcp::{
     CloseOrder, ConnMeta, ConnectionEvent, ConnectionHandler, FlowConfig, FlowStats, FlowTable,
 };
@@ -71,6 +84,29 @@ pub const ROUND_PACKETS: usize = 512;
 pub const ROUND_BYTES: usize = 1 << 18;
 /// Most rounds queued or being worked on at once.
 pub const ROUNDS_IN_FLIGHT: usize = 4;
+/// The merged output of the workers' local sinks is written in blocks of about this many
+/// bytes.
+const TEXT_BLOCK: usize = 1 << 20;
+/// Most packets per round when the workers read the capture themselves and render no output
+/// of their own ([`LocalOutput`]): only their few records are queued, so rounds can be
+/// longer, with fewer hand-offs between threads. (With a local output, whose text is queued,
+/// rounds are those of the dispatcher.)
+pub const READ_ROUND_PACKETS: usize = 4096;
+/// Most segment payload bytes per round when the workers read the capture themselves and
+/// render no output.
+pub const READ_ROUND_BYTES: usize = 1 << 20;
+/// Most rounds of output a reading worker has queued when it renders no output.
+pub const READ_ROUNDS_IN_FLIGHT: usize = 8;
+
+/// Round limits (packets, payload bytes, rounds queued) of a run whose workers read the
+/// capture themselves.
+const fn read_rounds(local: bool) -> (usize, usize, usize) {
+    if local {
+        (ROUND_PACKETS, ROUND_BYTES, ROUNDS_IN_FLIGHT)
+    } else {
+        (READ_ROUND_PACKETS, READ_ROUND_BYTES, READ_ROUNDS_IN_FLIGHT)
+    }
+}
 
 /// A writer into memory, for the sinks [`LocalOutput::make`] makes: what they write is taken
 /// from it after each call. Cheap to clone (the clones share the buffer).
@@ -337,7 +373,8 @@ enum RecKind {
     DataTs,
     /// The connection closed.
     Closed,
-    Established(Box<Upgrade>, Option<Box<TlsInfo>>),
+    /// The upgrade, the TLS connection it came over, and whether the client rejects it.
+    Established(Box<Upgrade>, Option<Box<TlsInfo>>, bool),
     Tls(Box<TlsInfo>),
     Frame {
         header: FrameHeader,
@@ -418,6 +455,8 @@ struct FromWorker {
     input: InBatch,
     /// With the last batch: the worker's table counters.
     flows: Option<FlowStats>,
+    /// With the last batch: the worker's event counts ([`Stats::add_worker_counts`]).
+    stats: Option<Box<Stats>>,
 }
 
 /// Records a worker's events with their keys.
@@ -431,6 +470,12 @@ struct Recorder {
     local: Option<(Box<dyn Sink>, LocalWriter)>,
     /// The last `Data` of the batch: its place in `recs`, key and time.
     data_ts: Option<(usize, Key, Instant)>,
+    /// The events the main sink reads; `established` and `tls` events are always recorded.
+    interest: Interest,
+    /// The counts of the worker's events (all but `tls` ones, which the merger counts).
+    stats: Stats,
+    /// The connection of the current event has a `101` the client rejects.
+    rejected: bool,
 }
 
 impl Recorder {
@@ -501,13 +546,34 @@ impl Recorder {
 
 impl Sink for Recorder {
     fn event(&mut self, ev: &Event<'_>) {
+        if !matches!(ev.kind, EventKind::Tls(_)) {
+            self.stats.count_in_connection(ev, &mut self.rejected);
+        }
+        let key = self.key();
+        if matches!(ev.kind, EventKind::Established(..) | EventKind::Tls(_))
+            || self.interest.wants(&ev.kind)
+        {
+            self.record(key, ev);
+        }
+        if let Some((l, _)) = &mut self.local {
+            l.event(ev);
+            self.piece(key);
+        }
+    }
+}
+
+impl Recorder {
+    /// Records `ev` at `key` for the merger.
+    fn record(&mut self, key: Key, ev: &Event<'_>) {
         let o = &mut self.out;
         let payload = self.payload;
         let put_data = |o: &mut OutBatch, b: &[u8]| if payload { o.put(b) } else { 0..0 };
         let kind = match &ev.kind {
-            EventKind::Established(u, tls) => {
-                RecKind::Established(Box::new((*u).clone()), tls.map(|t| Box::new(t.clone())))
-            }
+            EventKind::Established(u, tls) => RecKind::Established(
+                Box::new((*u).clone()),
+                tls.map(|t| Box::new(t.clone())),
+                self.rejected,
+            ),
             EventKind::Tls(info) => RecKind::Tls(Box::new((*info).clone())),
             EventKind::Frame {
                 header,
@@ -554,11 +620,13 @@ impl Sink for Recorder {
                 detail: o.put(detail.as_bytes()),
             },
         };
-        let key = self.push(ev.conn, ev.ts, ev.dir, kind);
-        if let Some((l, _)) = &mut self.local {
-            l.event(ev);
-            self.piece(key);
-        }
+        self.out.recs.push(Rec {
+            key,
+            conn: ev.conn.id,
+            ts: ev.ts,
+            dir: ev.dir,
+            kind,
+        });
     }
 
     /// The end of a WebSocket stream of an HTTP/2 connection (the connection's own end is
@@ -592,6 +660,7 @@ impl ConnectionHandler for WorkerHandler {
     type State = Slot;
 
     fn on_event(&mut self, state: &mut Slot, conn: &ConnMeta, event: ConnectionEvent<'_>) {
+        self.rec.rejected = state.rejected();
         match event {
             ConnectionEvent::Open { ts, mid_stream, .. } => {
                 self.rec.push(
@@ -638,28 +707,40 @@ struct WorkerSetup<'a> {
     flow: FlowConfig,
     session: SessionConfig,
     payload: bool,
+    /// What the main sink reads ([`Sink::interest`]).
+    interest: Interest,
     make: Option<&'a (dyn Fn(LocalWriter) -> Box<dyn Sink> + Sync)>,
     keys: &'a KeyLog,
 }
 
+impl WorkerSetup<'_> {
+    /// A worker's connection handler (its local sink made in the calling thread).
+    fn handler(&self) -> WorkerHandler {
+        let local = self.make.map(|make| {
+            let w = LocalWriter::default();
+            (make(w.clone()), w)
+        });
+        WorkerHandler {
+            cfg: self.session,
+            tls: TlsLayer::new(self.keys.clone()),
+            rec: Recorder {
+                out: OutBatch::default(),
+                at: (0, 0),
+                seq: 0,
+                payload: self.payload,
+                local,
+                data_ts: None,
+                interest: self.interest,
+                stats: Stats::default(),
+                rejected: false,
+            },
+        }
+    }
+}
+
 fn worker(setup: WorkerSetup<'_>, rx: Receiver<ToWorker>, tx: SyncSender<FromWorker>) {
     let mut table: FlowTable<Slot> = FlowTable::new(setup.flow);
-    let local = setup.make.map(|make| {
-        let w = LocalWriter::default();
-        (make(w.clone()), w)
-    });
-    let mut h = WorkerHandler {
-        cfg: setup.session,
-        tls: TlsLayer::new(setup.keys.clone()),
-        rec: Recorder {
-            out: OutBatch::default(),
-            at: (0, 0),
-            seq: 0,
-            payload: setup.payload,
-            local,
-            data_ts: None,
-        },
-    };
+    let mut h = setup.handler();
     for msg in rx {
         match msg {
             ToWorker::Round { mut input, spare } => {
@@ -699,6 +780,7 @@ fn worker(setup: WorkerSetup<'_>, rx: Receiver<ToWorker>, tx: SyncSender<FromWor
                         out,
                         input,
                         flows: None,
+                        stats: None,
                     })
                     .is_err()
                 {
@@ -714,6 +796,7 @@ fn worker(setup: WorkerSetup<'_>, rx: Receiver<ToWorker>, tx: SyncSender<FromWor
                     out,
                     input: InBatch::default(),
                     flows: Some(table.stats()),
+                    stats: Some(Box::new(core::mem::take(&mut h.rec.stats))),
                 });
                 return;
             }
@@ -721,11 +804,159 @@ fn worker(setup: WorkerSetup<'_>, rx: Receiver<ToWorker>, tx: SyncSender<FromWor
     }
 }
 
+/// What a reading worker found in the capture it read (the same for every worker).
+struct ReadEnd {
+    capture: CaptureStats,
+    decode: DecodeStats,
+    error: Option<CaptureError>,
+    packets: u64,
+}
+
+/// A worker that reads the whole capture itself (a [`Snapshot`] of regular files): it decodes
+/// every packet, keeps the capture clock and the round boundaries as the dispatcher of
+/// [`run`] would, handles the segments of its own shard (`me` of `n`) and sends its output
+/// round by round. No packet crosses threads; only the output does.
+fn reading_worker(
+    setup: WorkerSetup<'_>,
+    me: usize,
+    n: usize,
+    mut capture: Capture,
+    spares: Receiver<OutBatch>,
+    tx: SyncSender<FromWorker>,
+) -> ReadEnd {
+    let mut table: FlowTable<Slot> = FlowTable::new(setup.flow);
+    let mut h = setup.handler();
+    let (max_packets, max_bytes, _) = read_rounds(setup.make.is_some());
+    let mut decoder = Decoder::new();
+    let mut clock = Clock::default();
+    let (mut packets, mut bytes) = (0usize, 0usize);
+    let error = loop {
+        while let Some(text) = capture.take_secrets() {
+            h.tls.add_secrets(&text);
+        }
+        let pkt = match capture.next_packet() {
+            Ok(Some(pkt)) => pkt,
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        };
+        let number = pkt.number;
+        if let Some(seg) = decoder.decode(&pkt) {
+            let (now, tick) = clock.segment(seg.ts);
+            if tick {
+                h.rec.set(number, 0);
+                table.advance_time(now, &mut h);
+            }
+            if shard(&seg, n) == me {
+                h.rec.set(number, u64::MAX);
+                table.handle_packet(&seg, number, now, &mut h);
+            }
+            packets += 1;
+            bytes += seg.payload.len();
+        }
+        if packets >= max_packets || bytes >= max_bytes {
+            (packets, bytes) = (0, 0);
+            let out = h.rec.flush();
+            let sent = tx.send(FromWorker {
+                out,
+                input: InBatch::default(),
+                flows: None,
+                stats: None,
+            });
+            if sent.is_err() {
+                break None;
+            }
+            h.rec.start(spares.try_recv().unwrap_or_default());
+        }
+    };
+    // The last partial round and the end of the capture, in one batch (the end's keys come
+    // after every packet's).
+    h.rec.set(u64::MAX, 0);
+    table.finish_at(clock.now(), &mut h);
+    let out = h.rec.flush();
+    let _ = tx.send(FromWorker {
+        out,
+        input: InBatch::default(),
+        flows: Some(table.stats()),
+        stats: Some(Box::new(core::mem::take(&mut h.rec.stats))),
+    });
+    ReadEnd {
+        capture: capture.stats(),
+        decode: *decoder.stats(),
+        error,
+        packets: capture.packets_read(),
+    }
+}
+
+/// [`run`] over a [`Snapshot`]: every worker reads the capture itself
+/// ([`reading_worker`]); the calling thread only merges.
+fn run_reading<S: Sink + ?Sized>(
+    setup: WorkerSetup<'_>,
+    n: usize,
+    snapshot: &Snapshot,
+    merger: &mut Merger<'_, '_, S>,
+) -> (FlowStats, ReadEnd) {
+    let mut flows = FlowStats::default();
+    let end = std::thread::scope(|scope| {
+        let mut from = Vec::with_capacity(n);
+        let mut back = Vec::with_capacity(n);
+        let mut handles = Vec::with_capacity(n);
+        for me in 0..n {
+            let (otx, orx) = sync_channel::<FromWorker>(read_rounds(setup.make.is_some()).2);
+            let (btx, brx) = std::sync::mpsc::channel::<OutBatch>();
+            handles
+                .push(scope.spawn(move || reading_worker(setup, me, n, snapshot.open(), brx, otx)));
+            from.push(orx);
+            back.push(btx);
+        }
+        let mut outs: Vec<OutBatch> = Vec::with_capacity(n);
+        let mut last = false;
+        while !last {
+            outs.clear();
+            for rx in &from {
+                let Ok(m) = rx.recv() else {
+                    last = true;
+                    break;
+                };
+                if let Some(f) = m.flows {
+                    flows.add(&f);
+                    last = true;
+                }
+                if let Some(st) = m.stats {
+                    merger.stats.add_worker_counts(&st);
+                }
+                outs.push(m.out);
+            }
+            if outs.len() < n {
+                // A worker is gone (it panicked: the scope passes the panic on).
+                break;
+            }
+            merger.round(&outs);
+            for (mut o, tx) in outs.drain(..).zip(&back) {
+                o.clear();
+                let _ = tx.send(o);
+            }
+        }
+        drop(from);
+        let mut ends: Vec<ReadEnd> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        ends.swap_remove(0)
+    });
+    (flows, end)
+}
+
 /// Delivers the merged records to the sink, numbering connections as one table would.
 struct Merger<'s, 'l, S: ?Sized> {
     sink: &'s mut S,
     local: Option<&'s mut LocalOutput<'l>>,
     stats: Stats,
+    /// What the sink reads (`established` and `tls` records come for the counts).
+    interest: Interest,
+    /// Merged local output not yet written: it goes out in blocks of about [`TEXT_BLOCK`]
+    /// bytes (one write per event would cost a system call, and a file system's partial-page
+    /// work, per large event).
+    text: Vec<u8>,
     next_id: u64,
     /// (worker, worker's id) → the connection as delivered.
     /// (worker, worker's id) → the connection as delivered, and whether its `101` is one the
@@ -768,7 +999,7 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
                 }
                 return;
             }
-            RecKind::Established(u, tls) => EventKind::Established(u, tls.as_deref()),
+            RecKind::Established(u, tls, _) => EventKind::Established(u, tls.as_deref()),
             RecKind::Tls(info) => EventKind::Tls(info),
             RecKind::Frame {
                 header,
@@ -834,8 +1065,24 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
             dir: rec.dir,
             kind,
         };
-        self.stats.count_in_connection(&ev, rejected);
-        self.sink.event(&ev);
+        // The workers count everything else (the TLS counters keep the first names seen in
+        // the merged order).
+        match &rec.kind {
+            RecKind::Established(_, _, r) => *rejected = *r,
+            RecKind::Tls(_) => self.stats.count_in_connection(&ev, rejected),
+            _ => {}
+        }
+        if self.interest.wants(&ev.kind) {
+            self.sink.event(&ev);
+        }
+    }
+
+    /// Writes the merged local output still held.
+    fn flush_text(&mut self) {
+        if let Some(local) = self.local.as_deref_mut() {
+            local.write(&self.text);
+        }
+        self.text = Vec::new();
     }
 
     /// Merges one round (one batch per worker, each in key order).
@@ -854,8 +1101,13 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
                 let Some((w, _)) = best else { break };
                 let o = &outs[w];
                 let start = if at[w] == 0 { 0 } else { o.pieces[at[w] - 1].1 };
-                local.write(&o.text[start..o.pieces[at[w]].1]);
+                self.text
+                    .extend_from_slice(&o.text[start..o.pieces[at[w]].1]);
                 at[w] += 1;
+            }
+            if self.text.len() >= TEXT_BLOCK {
+                local.write(&self.text);
+                self.text.clear();
             }
         }
         let mut at = vec![0usize; outs.len()];
@@ -888,10 +1140,12 @@ pub(crate) fn run<S: Sink + ?Sized>(
     let (flow, session, workers) = (cfg.flow, cfg.session, analyzer.worker_count());
     let keys = analyzer.keys();
     let n = workers.max(1);
+    let interest = sink.interest();
     let setup = WorkerSetup {
         flow,
         session,
         payload,
+        interest,
         make: local.as_ref().map(|l| l.make),
         keys,
     };
@@ -899,9 +1153,23 @@ pub(crate) fn run<S: Sink + ?Sized>(
         sink,
         local,
         stats: Stats::default(),
+        interest,
+        text: Vec::new(),
         next_id: 0,
         conns: hashbrown::HashMap::new(),
     };
+    if let Some(snapshot) = capture.snapshot() {
+        let (flows, end) = run_reading(setup, n, &snapshot, &mut merger);
+        merger.flush_text();
+        capture.read_elsewhere(end.capture, end.packets);
+        let summary = Summary {
+            capture: end.capture,
+            decode: end.decode,
+            flows,
+            error: end.error,
+        };
+        return (merger.stats, summary);
+    }
     let mut decoder = Decoder::new();
     let mut clock = Clock::default();
     let mut flows = FlowStats::default();
@@ -934,6 +1202,9 @@ pub(crate) fn run<S: Sink + ?Sized>(
                 in_pool.push(m.input);
                 if let Some(f) = m.flows {
                     flows.add(&f);
+                }
+                if let Some(st) = m.stats {
+                    merger.stats.add_worker_counts(&st);
                 }
                 outs.push(m.out);
             }
@@ -1024,6 +1295,7 @@ pub(crate) fn run<S: Sink + ?Sized>(
         }
         error
     });
+    merger.flush_text();
     let summary = Summary {
         capture: capture.stats(),
         decode: *decoder.stats(),

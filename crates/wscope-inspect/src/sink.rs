@@ -29,6 +29,81 @@ pub trait Sink {
     /// [`Tick`]): a sink that buffers output flushes it here, so that logs can be followed
     /// as they grow (default: nothing). File captures never tick.
     fn tick(&mut self, _tick: &Tick<'_>) {}
+
+    /// The kinds of events this sink reads (default: all). The analyzer may leave out the
+    /// others (a parallel run does not send them across threads); it may also deliver them,
+    /// so a sink must still ignore what it does not want. Asked once, before a run.
+    fn interest(&self) -> Interest {
+        Interest::ALL
+    }
+}
+
+/// A set of event kinds ([`EventKind`] variants) a [`Sink`] reads ([`Sink::interest`]).
+///
+/// ```
+/// use wscope_inspect::sink::Interest;
+/// let logs = Interest::ESTABLISHED.union(Interest::ANOMALY);
+/// assert!(logs.contains(Interest::ANOMALY));
+/// assert!(!logs.contains(Interest::FRAME));
+/// assert!(Interest::ALL.contains(logs));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Interest(u16);
+
+impl Interest {
+    /// No event.
+    pub const NONE: Self = Self(0);
+    /// [`EventKind::Established`].
+    pub const ESTABLISHED: Self = Self(1);
+    /// [`EventKind::Tls`].
+    pub const TLS: Self = Self(1 << 1);
+    /// [`EventKind::Frame`].
+    pub const FRAME: Self = Self(1 << 2);
+    /// [`EventKind::FrameData`].
+    pub const FRAME_DATA: Self = Self(1 << 3);
+    /// [`EventKind::MessageData`].
+    pub const MESSAGE_DATA: Self = Self(1 << 4);
+    /// [`EventKind::Close`].
+    pub const CLOSE: Self = Self(1 << 5);
+    /// [`EventKind::Message`].
+    pub const MESSAGE: Self = Self(1 << 6);
+    /// [`EventKind::ConnectionEnd`].
+    pub const CONNECTION_END: Self = Self(1 << 7);
+    /// [`EventKind::Anomaly`].
+    pub const ANOMALY: Self = Self(1 << 8);
+    /// Every kind (also kinds added later).
+    pub const ALL: Self = Self(u16::MAX);
+
+    /// The kinds of both sets.
+    #[must_use]
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// Whether every kind of `other` is in this set.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The set holding the kind of `kind` alone.
+    pub const fn of(kind: &EventKind<'_>) -> Self {
+        match kind {
+            EventKind::Established(..) => Self::ESTABLISHED,
+            EventKind::Tls(_) => Self::TLS,
+            EventKind::Frame { .. } => Self::FRAME,
+            EventKind::FrameData { .. } => Self::FRAME_DATA,
+            EventKind::MessageData { .. } => Self::MESSAGE_DATA,
+            EventKind::Close { .. } => Self::CLOSE,
+            EventKind::Message { .. } => Self::MESSAGE,
+            EventKind::ConnectionEnd(_) => Self::CONNECTION_END,
+            EventKind::Anomaly { .. } => Self::ANOMALY,
+        }
+    }
+
+    /// Whether events of `kind`'s kind are in this set.
+    pub const fn wants(self, kind: &EventKind<'_>) -> bool {
+        self.contains(Self::of(kind))
+    }
 }
 
 /// Packets the analyzer skipped for a reason of the capture itself, counted over a run:

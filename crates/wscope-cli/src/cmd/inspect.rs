@@ -34,7 +34,7 @@ use wscope_inspect::log::json::{hex, lossless_text, opcode_name, JsonLines};
 use wscope_inspect::log::zeek::Style;
 use wscope_inspect::log::ZeekLogs;
 use wscope_inspect::parallel::{LocalOutput, LocalWriter};
-use wscope_inspect::sink::{CaptureNote, Sink};
+use wscope_inspect::sink::{CaptureNote, Interest, Sink};
 use wscope_inspect::uid::ConnId;
 
 /// Analyse captures passively: sessions, frames, messages, anomalies (Zeek-compatible logs).
@@ -58,6 +58,10 @@ pub(crate) struct Args {
     /// Add the SHA-256 of each message's application payload to message events.
     #[arg(long)]
     digest: bool,
+    /// Leave the payload bytes out of `frame_data` events (no `data_b64`; the events keep
+    /// their `len`).
+    #[arg(long, requires = "events")]
+    no_event_payload: bool,
     /// Write each data message's payload (inflated) to a file in DIR.
     #[arg(long, value_name = "DIR")]
     extract: Option<PathBuf>,
@@ -410,7 +414,17 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     let (mut events, mut events_local) = if workers > 1 && args.extract.is_none() {
         (None, events_out)
     } else {
-        (events_out.map(JsonLines::new), None)
+        (
+            events_out.map(|o| {
+                let j = JsonLines::new(o);
+                if args.no_event_payload {
+                    j.without_payload()
+                } else {
+                    j
+                }
+            }),
+            None,
+        )
     };
     let mut extract = Extract::from_args(args)?;
     let mut list = listing.then(|| Listing::new(BufWriter::new(io::stdout().lock())));
@@ -428,7 +442,11 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
                 list.as_mut().map(|s| s as &mut dyn Sink),
             ],
         };
-        let make = |w: LocalWriter| Box::new(JsonLines::unbuffered(w)) as Box<dyn Sink>;
+        let no_payload = args.no_event_payload;
+        let make = |w: LocalWriter| {
+            let j = JsonLines::unbuffered(w);
+            Box::new(if no_payload { j.without_payload() } else { j }) as Box<dyn Sink>
+        };
         let mut local = events_local.as_mut().map(|out| LocalOutput {
             make: &make,
             out: &mut **out,
@@ -513,6 +531,17 @@ struct Fanout<'a> {
 }
 
 impl Sink for Fanout<'_> {
+    /// What any of the sinks reads; everything when extracting.
+    fn interest(&self) -> Interest {
+        if self.extract.is_some() {
+            return Interest::ALL;
+        }
+        self.sinks
+            .iter()
+            .flatten()
+            .fold(Interest::NONE, |i, s| i.union(s.interest()))
+    }
+
     fn event(&mut self, ev: &Event<'_>) {
         for s in self.sinks.iter_mut().flatten() {
             s.event(ev);

@@ -741,3 +741,65 @@ fn http2_streams_are_sessions_with_their_own_extracted_files() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn no_event_payload_leaves_only_the_payload_bytes_out_of_the_events() {
+    let work = scratch("no-payload");
+    let mixed = work.join("mixed.pcap");
+    std::fs::write(
+        &mixed,
+        wscope_test_support::traffic::mixed_traffic(5, 100).unwrap(),
+    )
+    .unwrap();
+    let events = |n: &str, no_payload: bool| -> Vec<serde_json::Value> {
+        let ev = work.join(format!("ev-{n}-{no_payload}.json"));
+        let ev = ev.to_str().unwrap();
+        let mut args = vec![
+            "inspect",
+            "-q",
+            "--uid-seed",
+            "3",
+            "--workers",
+            n,
+            "--events",
+            ev,
+        ];
+        if no_payload {
+            args.push("--no-event-payload");
+        }
+        args.push(mixed.to_str().unwrap());
+        let r = wscope(&args);
+        assert!(r.status.success(), "{}", text(&r.stderr));
+        std::fs::read_to_string(ev)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let full = events("1", false);
+    let frame_data = full.iter().filter(|e| e["event"] == "frame_data").count();
+    assert!(frame_data > 100, "{frame_data}");
+    // The same events, in the same order, with `data_b64` removed and nothing else; the
+    // same for any number of workers.
+    let mut expected = full.clone();
+    for e in &mut expected {
+        if let Some(o) = e.as_object_mut() {
+            if o["event"] == "frame_data" {
+                assert!(o.remove("data_b64").is_some());
+                assert!(o["len"].as_u64().is_some());
+            }
+        }
+    }
+    for n in ["1", "2"] {
+        assert_eq!(events(n, true), expected, "{n} workers");
+    }
+    // Without --events the option is refused.
+    let r = wscope(&[
+        "inspect",
+        "-q",
+        "--no-event-payload",
+        mixed.to_str().unwrap(),
+    ]);
+    assert!(!r.status.success());
+    let _ = std::fs::remove_dir_all(&work);
+}

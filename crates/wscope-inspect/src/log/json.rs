@@ -51,7 +51,7 @@ pub fn lossless_text(s: &[u8]) -> String {
 /// [`EventKind::MessageData`], which is not part of the schema).
 pub fn event_json(ev: &Event<'_>) -> Option<Value> {
     let mut line = Vec::new();
-    if !write_event(&mut line, &mut Prefix::default(), ev).ok()? {
+    if !write_event(&mut line, &mut Prefix::default(), ev, true).ok()? {
         return None;
     }
     serde_json::from_slice(&line).ok()
@@ -73,6 +73,8 @@ pub struct JsonLines<W: Write> {
     pub lines: u64,
     /// Lines are handed to `out` once this many bytes are buffered (0: after every line).
     block: usize,
+    /// `frame_data` lines carry the payload (`data_b64`).
+    payload: bool,
 }
 
 /// Lines gathered before they are handed to the writer.
@@ -102,7 +104,17 @@ impl<W: Write> JsonLines<W> {
             prefix: None,
             lines: 0,
             block,
+            payload: true,
         }
+    }
+
+    /// Leaves the payload bytes out of `frame_data` lines: no `data_b64` field (the line keeps
+    /// `len` and the rest). For when the events are wanted for their structure and sizes only:
+    /// the payload's base64 is most of the output otherwise.
+    #[must_use]
+    pub const fn without_payload(mut self) -> Self {
+        self.payload = false;
+        self
     }
 
     /// Hands the buffered lines to the writer and flushes it; the first write error, if any
@@ -190,7 +202,7 @@ impl<W: Write> Sink for JsonLines<W> {
         }
         let start = self.buf.len();
         let prefix = self.prefix.get_or_insert_with(Prefix::default);
-        let r = write_event(&mut self.buf, prefix, ev);
+        let r = write_event(&mut self.buf, prefix, ev, self.payload);
         self.ended(start, r);
     }
 
@@ -247,8 +259,14 @@ impl Prefix {
 }
 
 /// Appends the line of `ev` (newline included) to `buf`; `false` (nothing written) for
-/// [`EventKind::MessageData`]. On an error `buf` holds part of a line.
-fn write_event(buf: &mut Vec<u8>, prefix: &mut Prefix, ev: &Event<'_>) -> serde_json::Result<bool> {
+/// [`EventKind::MessageData`]. On an error `buf` holds part of a line. Without `payload`,
+/// `frame_data` lines have no `data_b64`.
+fn write_event(
+    buf: &mut Vec<u8>,
+    prefix: &mut Prefix,
+    ev: &Event<'_>,
+    payload: bool,
+) -> serde_json::Result<bool> {
     if let EventKind::MessageData { .. } = ev.kind {
         return Ok(false);
     }
@@ -266,19 +284,20 @@ fn write_event(buf: &mut Vec<u8>, prefix: &mut Prefix, ev: &Event<'_>) -> serde_
     });
     // The kind's own fields, as an object whose `{` becomes the `,` after `is_orig`.
     let at = buf.len();
-    serde_json::to_writer(&mut *buf, &Fields(ev))?;
+    serde_json::to_writer(&mut *buf, &Fields(ev, payload))?;
     if let Some(b) = buf.get_mut(at) {
         *b = b',';
     }
-    if let EventKind::FrameData { data, info } = &ev.kind {
+    if let (EventKind::FrameData { data, info }, true) = (&ev.kind, payload) {
         splice_base64(buf, data, info.compressed);
     }
     buf.push(b'\n');
     Ok(true)
 }
 
-/// The fields of one kind of event (after the common ones), as a JSON object.
-struct Fields<'e, 'a>(&'e Event<'a>);
+/// The fields of one kind of event (after the common ones), as a JSON object; with or
+/// without the payload of `frame_data`.
+struct Fields<'e, 'a>(&'e Event<'a>, bool);
 
 impl Serialize for Fields<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -326,8 +345,10 @@ impl Serialize for Fields<'_, '_> {
             EventKind::FrameData { data, info } => {
                 o.serialize_field("opcode", &info.opcode.0)?;
                 o.serialize_field("len", &data.len())?;
-                // Filled in by `splice_base64`.
-                o.serialize_field("data_b64", "")?;
+                if self.1 {
+                    // Filled in by `splice_base64`.
+                    o.serialize_field("data_b64", "")?;
+                }
                 if info.compressed {
                     o.serialize_field("compressed", &true)?;
                 }

@@ -120,6 +120,11 @@ impl<W: Write> ZeekLogs<W> {
 }
 
 impl<W: Write> Sink for ZeekLogs<W> {
+    /// `websocket.log` rows come from `established` events, `weird.log` rows from anomalies.
+    fn interest(&self) -> crate::sink::Interest {
+        crate::sink::Interest::ESTABLISHED.union(crate::sink::Interest::ANOMALY)
+    }
+
     /// A `weird.log` row without a connection (uid and addresses unset), as Zeek writes for
     /// weirds that concern no connection; not with `zeek_weirds_only`.
     fn capture_note(&mut self, note: &crate::sink::CaptureNote) {

@@ -262,3 +262,182 @@ fn worker_counts_zero_and_one_are_the_calling_thread() {
     assert_eq!(Analyzer::default().workers(0).worker_count(), 1);
     assert_eq!(Analyzer::default().workers(3).worker_count(), 3);
 }
+
+/// A folder for this test's files, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("wscope-par-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn workers_reading_files_themselves_give_the_same_output_as_one_thread() {
+    // Files on disk are read by every worker itself (no dispatcher): the generated capture
+    // with every fate, twice in one run, then a run whose second file is cut short (the same
+    // error, at the same packet, for any number of workers).
+    let dir = TempDir::new("files");
+    let bytes = mixed_traffic(11, 300).unwrap();
+    let a = dir.0.join("a.pcap");
+    let b = dir.0.join("b.pcap");
+    let cut = dir.0.join("cut.pcap");
+    std::fs::write(&a, &bytes).unwrap();
+    std::fs::write(&b, &bytes).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3 + 7]).unwrap();
+    let mut cfg = AnalyzerConfig::default();
+    cfg.flow.uid_seed = 5;
+    let events = same_for_any_workers("files", || Capture::from_paths([&a, &b]), cfg);
+    assert!(events > 5_000, "{events}");
+    same_for_any_workers("cut file", || Capture::from_paths([&a, &cut]), cfg);
+    let r = Analyzer::new(cfg).workers(2).run(
+        &mut Capture::from_paths([&a, &cut]),
+        &mut Everything::default(),
+    );
+    let e = r.expect_err("the cut file ends the run");
+    assert!(e.to_string().contains("cut.pcap"), "{e}");
+    // A file read by the workers is used up, as one thread leaves it.
+    let mut cap = Capture::from_paths([&a]);
+    let stats = Analyzer::new(cfg)
+        .workers(2)
+        .run(&mut cap, &mut Everything::default())
+        .unwrap();
+    assert!(cap.next_packet().unwrap().is_none());
+    assert_eq!(cap.stats(), stats.capture);
+    assert!(stats.capture.packets > 1000, "{:?}", stats.capture);
+}
+
+/// Keeps the events of one interest and counts the others it was given.
+struct Narrow {
+    interest: wscope_inspect::sink::Interest,
+    kept: Vec<String>,
+    others: usize,
+}
+
+impl Sink for Narrow {
+    fn event(&mut self, ev: &Event<'_>) {
+        if self.interest.wants(&ev.kind) {
+            self.kept.push(format!("{:?}", OwnedEvent::from(ev)));
+        } else {
+            self.others += 1;
+        }
+    }
+
+    fn interest(&self) -> wscope_inspect::sink::Interest {
+        self.interest
+    }
+}
+
+#[test]
+fn workers_send_only_the_events_the_sink_reads_and_count_the_rest() {
+    use wscope_inspect::sink::Interest;
+    let bytes = mixed_traffic(3, 200).unwrap();
+    let dir = TempDir::new("interest");
+    let path = dir.0.join("mixed.pcap");
+    std::fs::write(&path, &bytes).unwrap();
+    let readers = || Capture::from_reader(std::io::Cursor::new(bytes.clone()), "mixed");
+    let files = || Capture::from_paths([&path]);
+    let mut cfg = AnalyzerConfig::default();
+    cfg.flow.uid_seed = 3;
+    let run = |cap: &mut Capture, n: usize, interest: Interest| {
+        let mut sink = Narrow {
+            interest,
+            kept: Vec::new(),
+            others: 0,
+        };
+        let stats = Analyzer::new(cfg).workers(n).run(cap, &mut sink).unwrap();
+        (
+            sink,
+            format!(
+                "{:?}",
+                (
+                    stats.sessions,
+                    stats.frames,
+                    &stats.messages,
+                    &stats.closes,
+                    &stats.anomalies,
+                    &stats.tls,
+                    stats.rejected_upgrades,
+                    stats.message_bytes,
+                    stats.payload_bytes,
+                    stats.connections,
+                    stats.first_ts,
+                    stats.last_ts
+                )
+            ),
+        )
+    };
+    let logs = Interest::ESTABLISHED.union(Interest::ANOMALY);
+    let (all, all_stats) = run(&mut readers(), 1, Interest::ALL);
+    assert!(all.kept.len() > 1_000 && all.others == 0);
+    for interest in [
+        logs,
+        Interest::NONE,
+        Interest::MESSAGE.union(Interest::CLOSE),
+    ] {
+        let want: Vec<&String> = all
+            .kept
+            .iter()
+            .filter(|k| {
+                let kind = |p: &str| k.contains(&format!("kind: {p}"));
+                (interest.contains(Interest::ESTABLISHED) && kind("Established"))
+                    || (interest.contains(Interest::ANOMALY) && kind("Anomaly"))
+                    || (interest.contains(Interest::MESSAGE) && kind("Message {"))
+                    || (interest.contains(Interest::CLOSE) && kind("Close"))
+            })
+            .collect();
+        for (what, cap) in [
+            ("reader", &readers as &dyn Fn() -> Capture),
+            ("file", &files),
+        ] {
+            let (got, stats) = run(&mut cap(), 2, interest);
+            // Nothing outside the interest crosses over; what is inside it is all there, in
+            // order; the statistics (counted in the workers) are those of one thread.
+            assert_eq!(got.others, 0, "{what} {interest:?}");
+            assert_eq!(
+                got.kept.iter().collect::<Vec<_>>(),
+                want,
+                "{what} {interest:?}"
+            );
+            assert_eq!(stats, all_stats, "{what} {interest:?}");
+        }
+    }
+}
+
+#[test]
+#[cfg(unix)]
+fn a_named_pipe_is_read_once_by_the_dispatcher() {
+    // A path that is not a regular file (here a FIFO) cannot be read again by each worker:
+    // it goes through the dispatcher, and the output is the one-thread output.
+    let dir = TempDir::new("fifo");
+    let bytes = mixed_traffic(2, 60).unwrap();
+    let fifo = dir.0.join("cap.fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("mkfifo not available: skipped");
+        return;
+    }
+    let mut cfg = AnalyzerConfig::default();
+    cfg.flow.uid_seed = 2;
+    let one = run(
+        || Capture::from_reader(std::io::Cursor::new(bytes.clone()), "mixed"),
+        1,
+        cfg,
+    );
+    let writer = {
+        let (fifo, bytes) = (fifo.clone(), bytes.clone());
+        std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
+    };
+    let two = run(|| Capture::from_paths([&fifo]), 2, cfg);
+    writer.join().unwrap();
+    assert_eq!(one[0], two[0]);
+    assert_eq!(one[1..5], two[1..5]);
+}
