@@ -7,6 +7,9 @@ mod util;
 mod blocking;
 #[path = "all/deflate.rs"]
 mod deflate;
+#[cfg(feature = "http2")]
+#[path = "all/h2.rs"]
+mod h2;
 #[path = "all/handshake.rs"]
 mod handshake;
 #[path = "all/limits.rs"]
