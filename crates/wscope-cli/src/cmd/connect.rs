@@ -1,4 +1,4 @@
-//! `wscope connect URL`: a websocat-like client.
+//! `wscope connect URL`: a websocat-like client, over HTTP/1.1 or (`--http2`) HTTP/2.
 
 use core::fmt;
 use std::io::Write as _;
@@ -8,6 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncBufReadExt;
 use wscope::config::ClientConfig;
 use wscope::tls::TlsConfig;
+use wscope::tokio::WebSocketStream;
 use wscope::Message;
 
 /// Connect to a WebSocket server.
@@ -59,6 +60,10 @@ pub(crate) struct Args {
     /// HTTP proxy, `http://[user:pass@]host:port`.
     #[arg(long)]
     proxy: Option<String>,
+    /// Speak WebSocket over HTTP/2 (RFC 8441): cleartext h2c with prior knowledge for ws://,
+    /// TLS with ALPN h2 for wss://; the server must allow extended CONNECT.
+    #[arg(long)]
+    http2: bool,
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
@@ -187,7 +192,7 @@ fn read(path: &std::path::Path) -> wscope::Result<Vec<u8>> {
 
 async fn connect(args: Args) -> Result<(), ConnectError> {
     let cfg = config(&args).map_err(ConnectError::Setup)?;
-    let ws = wscope::tokio::connect_with(&cfg).await.map_err(|source| {
+    let open_error = |source| {
         let (host, port) = match &cfg.proxy {
             Some(p) => (&p.host, p.port),
             None => (&cfg.host, cfg.port),
@@ -199,12 +204,30 @@ async fn connect(args: Args) -> Result<(), ConnectError> {
         };
         let name = cfg.tls.sni.clone().unwrap_or_else(|| cfg.host.clone());
         ConnectError::Open { addr, name, source }
-    })?;
+    };
+    if args.http2 {
+        let opened = async {
+            let client = wscope::h2::Http2Client::connect(&cfg).await?;
+            client.websocket(&cfg).await
+        };
+        let (ws, _) = opened.await.map_err(open_error)?;
+        return session(ws, args.binary).await;
+    }
+    let ws = wscope::tokio::connect_with(&cfg)
+        .await
+        .map_err(open_error)?;
+    session(ws, args.binary).await
+}
+
+/// An open connection: stdin's lines out, received messages printed, until it ends.
+async fn session<S>(ws: WebSocketStream<S>, binary: bool) -> Result<(), ConnectError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     if let Some(p) = ws.subprotocol() {
         eprintln!("wscope connect: subprotocol {p}");
     }
     let (mut sink, mut stream) = ws.split();
-    let binary = args.binary;
     let reader = async move {
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         while let Some(line) = lines.next_line().await? {

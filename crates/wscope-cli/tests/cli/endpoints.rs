@@ -980,3 +980,69 @@ fn connect_honours_sslkeylogfile() {
         assert!(text.contains(label), "{label}: {text}");
     }
 }
+
+// ---- HTTP/2 (RFC 8441) ----
+
+/// `wscope connect [--http2] URL extra...` with `lines` on stdin, to its end.
+fn connect_with_lines(url: &str, extra: &[&str], lines: &str) -> Output {
+    let mut client = wscope()
+        .args(["connect", url])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    client.wait_with_output().unwrap()
+}
+
+#[test]
+fn serve_http2_takes_both_versions_on_one_port_and_connect_http2_uses_it() {
+    let server = Served::start(&["--echo", "--http2"]);
+    let expected = format!("ws://127.0.0.1:{}", server.port);
+    assert_eq!(server.url, expected, "the URL is the first line's last word");
+    let url = format!("{}/h2", server.url);
+    for extra in [&["--http2"][..], &[]] {
+        let out = connect_with_lines(&url, extra, "one\ntwo\n");
+        assert_eq!(out.status.code(), Some(0), "{extra:?}: {}", stderr(&out));
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "one\ntwo\n");
+    }
+    // TLS: ALPN decides.
+    let (cert, key) = self_signed_ca_true();
+    let d = dir("serve-http2-tls");
+    let cert_file = write(d.join("cert.pem"), &cert);
+    let key_file = write(d.join("key.pem"), &key);
+    let tls = Served::start(&[
+        "--echo",
+        "--http2",
+        "--tls-cert",
+        &cert_file,
+        "--tls-key",
+        &key_file,
+    ]);
+    let url = format!("wss://localhost:{}/", tls.port);
+    for extra in [&["--http2", "--ca", &cert_file][..], &["--ca", &cert_file]] {
+        let out = connect_with_lines(&url, extra, "over tls\n");
+        assert_eq!(out.status.code(), Some(0), "{extra:?}: {}", stderr(&out));
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "over tls\n");
+    }
+}
+
+#[test]
+fn connect_http2_to_a_tls_server_without_h2_says_so() {
+    let (cert, key) = self_signed_ca_true();
+    let server = serve_tls("no-h2-alpn", &cert, &key);
+    let d = dir("no-h2-alpn");
+    let pinned = write(d.join("pinned.pem"), &cert);
+    let url = format!("wss://localhost:{}/", server.port);
+    let out = connect_with_lines(&url, &["--http2", "--ca", &pinned], "x\n");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("did not choose HTTP/2 (ALPN h2)"), "{err}");
+}

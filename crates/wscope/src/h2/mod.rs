@@ -15,7 +15,7 @@
 //!   WebSocket.
 //! - One port for both HTTP versions: [`sniff`] tells HTTP/2's client preface from an
 //!   HTTP/1.1 request on a cleartext port; [`server_tls_with_alpn`] offers `h2` and
-//!   `http/1.1` on a TLS port, and the negotiated protocol decides.
+//!   `http/1.1` on a TLS port, and [`accept_tls`] tells which one the client chose.
 //! - Closing a WebSocket ends its stream with END_STREAM after the closing handshake; a
 //!   RST_STREAM is an abnormal closure (1006), reported as [`crate::Error::Io`] of kind
 //!   `ConnectionReset`, as a TCP reset is.
@@ -73,6 +73,8 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
+use crate::tokio::AsyncMaybeTlsStream;
+
 pub use client::Http2Client;
 pub use server::{H2WebSocket, Http2Server};
 pub use stream::H2Stream;
@@ -122,7 +124,30 @@ pub fn server_tls_with_alpn(tls: &Arc<rustls::ServerConfig>) -> Arc<rustls::Serv
     Arc::new(cfg)
 }
 
-/// The HTTP version a cleartext connection speaks, as told by its first bytes.
+/// The server side of TLS on a port that serves both HTTP versions: the handshake with
+/// `tls` (made by [`server_tls_with_alpn`]), and the version the client chose by ALPN
+/// (`h2`: [`HttpVersion::Http2`]; `http/1.1` or no ALPN: [`HttpVersion::Http1`]).
+///
+/// # Errors
+///
+/// The TLS handshake's failure ([`crate::Error::Io`], as from `tokio-rustls`).
+pub async fn accept_tls<S>(
+    io: S,
+    tls: Arc<rustls::ServerConfig>,
+) -> crate::Result<(HttpVersion, AsyncMaybeTlsStream<S>)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let s = tokio_rustls::TlsAcceptor::from(tls).accept(io).await?;
+    let version = if s.get_ref().1.alpn_protocol() == Some(ALPN_H2) {
+        HttpVersion::Http2
+    } else {
+        HttpVersion::Http1
+    };
+    Ok((version, AsyncMaybeTlsStream::ServerTls(Box::new(s))))
+}
+
+/// The HTTP version a connection speaks, as told by its first bytes or by ALPN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HttpVersion {
