@@ -23,11 +23,12 @@
 // A load generator measures time: it is an I/O program, not protocol logic.
 #![allow(clippy::disallowed_methods)]
 
-use std::cell::RefCell;
+use core::cell::RefCell;
+use core::time::Duration;
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
