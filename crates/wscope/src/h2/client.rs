@@ -146,7 +146,8 @@ impl Http2Client {
     ///
     /// # Errors
     ///
-    /// [`HandshakeError::Connect`] with [`ConnectError::Status`] for a refusal (its
+    /// [`HandshakeError::Connect`] with
+    /// [`ConnectError::Status`](wscope_proto::handshake::ConnectError::Status) for a refusal (its
     /// status in [`HandshakeError::http_status`]), or with what the answer got wrong;
     /// [`HandshakeError::Deflate`]; the connection's failure as [`Error::Io`].
     pub async fn websocket(&self, cfg: &ClientConfig) -> Result<(H2WebSocket, Response)> {
