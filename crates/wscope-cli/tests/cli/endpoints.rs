@@ -1006,7 +1006,10 @@ fn connect_with_lines(url: &str, extra: &[&str], lines: &str) -> Output {
 fn serve_http2_takes_both_versions_on_one_port_and_connect_http2_uses_it() {
     let server = Served::start(&["--echo", "--http2"]);
     let expected = format!("ws://127.0.0.1:{}", server.port);
-    assert_eq!(server.url, expected, "the URL is the first line's last word");
+    assert_eq!(
+        server.url, expected,
+        "the URL is the first line's last word"
+    );
     let url = format!("{}/h2", server.url);
     for extra in [&["--http2"][..], &[]] {
         let out = connect_with_lines(&url, extra, "one\ntwo\n");
