@@ -68,13 +68,15 @@ impl H2Stream {
 
     /// Copies from the pending DATA payload into `buf` and gives the consumed bytes back to
     /// the peer's window.
-    fn take_pending(&mut self, buf: &mut ReadBuf<'_>) -> io::Result<()> {
+    fn take_pending(&mut self, buf: &mut ReadBuf<'_>) {
         let n = self.pending.len().min(buf.remaining());
         buf.put_slice(&self.pending[..n]);
         self.pending.advance(n);
         // The window credit returns as the application consumes (not on receipt): the peer
-        // may have at most one window of unread bytes in flight.
-        self.recv.flow_control().release_capacity(n).map_err(to_io)
+        // may have at most one window of unread bytes in flight. A stream that is gone
+        // (reset) cannot take the credit back; the bytes copied are still delivered, and the
+        // next read reports the reset.
+        let _ = self.recv.flow_control().release_capacity(n);
     }
 }
 
@@ -87,7 +89,8 @@ impl AsyncRead for H2Stream {
         let this = self.get_mut();
         loop {
             if !this.pending.is_empty() {
-                return Poll::Ready(this.take_pending(buf));
+                this.take_pending(buf);
+                return Poll::Ready(Ok(()));
             }
             if this.recv_done || buf.remaining() == 0 {
                 return Poll::Ready(Ok(()));
