@@ -107,6 +107,7 @@ impl Http2Client {
                 .initial_window_size(settings.stream_window)
                 .initial_connection_window_size(settings.connection_window)
                 .max_send_buffer_size(settings.max_send_buffer)
+                .max_frame_size(settings.max_frame_size)
                 .handshake::<_, Bytes>(io)
                 .await
                 .map_err(|e| Error::Io(to_io(e)))?;

@@ -101,16 +101,21 @@ pub struct Settings {
     pub max_concurrent_streams: u32,
     /// The most bytes the HTTP/2 layer holds for sending per stream.
     pub max_send_buffer: usize,
+    /// The largest DATA frame payload we accept (SETTINGS_MAX_FRAME_SIZE; 16 KiB to
+    /// 16 MiB - 1): larger frames mean fewer frame headers and wake-ups per message.
+    pub max_frame_size: u32,
 }
 
 impl Default for Settings {
-    /// 1 MiB per stream, 16 MiB per connection, 256 streams, 256 KiB of send buffer.
+    /// 1 MiB per stream, 16 MiB per connection, 256 streams, 256 KiB of send buffer, frames
+    /// up to 256 KiB.
     fn default() -> Self {
         Self {
             stream_window: 1 << 20,
             connection_window: 16 << 20,
             max_concurrent_streams: 256,
             max_send_buffer: 256 << 10,
+            max_frame_size: 256 << 10,
         }
     }
 }

@@ -94,6 +94,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http2Server<S> {
             .initial_connection_window_size(settings.connection_window)
             .max_concurrent_streams(settings.max_concurrent_streams)
             .max_send_buffer_size(settings.max_send_buffer)
+            .max_frame_size(settings.max_frame_size)
             .max_header_list_size(u32::try_from(cfg.max_header_size).unwrap_or(u32::MAX));
         let conn = tokio::time::timeout(cfg.handshake_timeout, builder.handshake(io))
             .await
