@@ -742,6 +742,64 @@ fn sigterm_closes_every_client_with_1001(extra: &[&str], line: &str) {
     assert_eq!(server.wait_exit(), Some(0));
 }
 
+/// `--http2`: 50 WebSocket streams on one HTTP/2 connection and 10 HTTP/1.1 clients; after
+/// SIGTERM every one of them receives a close with 1001 (the HTTP/2 connection a GOAWAY), the
+/// count is of TCP connections, and the server exits with 0.
+#[test]
+fn sigterm_closes_http2_streams_with_1001_too() {
+    let mut server = Served::start(&["--echo", "--http2"]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let codes = rt.block_on(async {
+        use futures_util::{SinkExt, StreamExt};
+        let cfg = wscope::config::ClientConfig::from_url(&server.url).unwrap();
+        let h2 = wscope::h2::Http2Client::connect(&cfg).await.unwrap();
+        let mut streams = Vec::new();
+        for _ in 0..50 {
+            streams.push(h2.websocket(&cfg).await.unwrap().0);
+        }
+        let mut plain = Vec::new();
+        for _ in 0..10 {
+            plain.push(wscope::tokio::connect_async(&server.url).await.unwrap().0);
+        }
+        for ws in &mut streams {
+            ws.send(Message::text("up")).await.unwrap();
+            assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("up"));
+        }
+        for ws in &mut plain {
+            ws.send(Message::text("up")).await.unwrap();
+            assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("up"));
+        }
+        server.signal("TERM");
+        async fn close_code<S>(mut ws: wscope::tokio::WebSocketStream<S>) -> Option<CloseCode>
+        where
+            S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+        {
+            match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+                Ok(Some(Ok(Message::Close(Some(c))))) => Some(c.code),
+                other => panic!("{other:?}"),
+            }
+        }
+        let mut codes = Vec::new();
+        for ws in streams {
+            codes.push(close_code(ws).await);
+        }
+        for ws in plain {
+            codes.push(close_code(ws).await);
+        }
+        codes
+    });
+    assert_eq!(codes.len(), 60);
+    assert!(
+        codes.iter().all(|c| *c == Some(CloseCode::GOING_AWAY)),
+        "{codes:?}"
+    );
+    server.expect_line("SIGTERM: closing 11 connection(s) with 1001");
+    assert_eq!(server.wait_exit(), Some(0));
+}
+
 #[test]
 fn sigint_exits_0_without_clients() {
     let mut server = Served::start(&["--echo"]);
