@@ -102,6 +102,12 @@ enum ConnectError {
     },
     /// The connection failed after it was open.
     Session(wscope::Error),
+    /// `--http2`: the HTTP/2 connection to `addr` failed before any WebSocket was open (in
+    /// cleartext most likely a server that does not speak h2c).
+    Http2 {
+        /// What failed to open, as for HTTP/1.1.
+        open: Box<ConnectError>,
+    },
 }
 
 impl fmt::Display for ConnectError {
@@ -110,6 +116,14 @@ impl fmt::Display for ConnectError {
         let (addr, name, source) = match self {
             Self::Setup(e) | Self::Session(e) => return e.fmt(f),
             Self::Open { addr, name, source } => (addr, name, source),
+            Self::Http2 { open } => {
+                return write!(
+                    f,
+                    "{open} (over HTTP/2: is it an HTTP/2 WebSocket server? ws:// speaks h2c \
+                     by prior knowledge, wss:// asks for ALPN h2; `wscope serve --http2` \
+                     serves both)"
+                );
+            }
         };
         match source {
             wscope::Error::Io(e) => write!(f, "cannot connect to {addr}: {e}"),
@@ -206,11 +220,16 @@ async fn connect(args: Args) -> Result<(), ConnectError> {
         ConnectError::Open { addr, name, source }
     };
     if args.http2 {
-        let opened = async {
-            let client = wscope::h2::Http2Client::connect(&cfg).await?;
-            client.websocket(&cfg).await
-        };
-        let (ws, _) = opened.await.map_err(open_error)?;
+        let client = wscope::h2::Http2Client::connect(&cfg)
+            .await
+            .map_err(|e| match e {
+                // The transport failed during the HTTP/2 handshake: say what to check.
+                e @ (wscope::Error::Io(_) | wscope::Error::Timeout) => ConnectError::Http2 {
+                    open: Box::new(open_error(e)),
+                },
+                e => open_error(e),
+            })?;
+        let (ws, _) = client.websocket(&cfg).await.map_err(open_error)?;
         return session(ws, args.binary).await;
     }
     let ws = wscope::tokio::connect_with(&cfg)

@@ -1107,3 +1107,14 @@ fn connect_http2_to_a_tls_server_without_h2_says_so() {
     let err = stderr(&out);
     assert!(err.contains("did not choose HTTP/2 (ALPN h2)"), "{err}");
 }
+
+#[test]
+fn connect_http2_to_a_server_without_h2c_says_what_to_check() {
+    let server = Served::start(&["--echo"]);
+    let out = connect_with_lines(&server.url, &["--http2"], "x\n");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("127.0.0.1:{}", server.port)), "{err}");
+    assert!(err.contains("is it an HTTP/2 WebSocket server?"), "{err}");
+    assert!(err.contains("wscope serve --http2"), "{err}");
+}
