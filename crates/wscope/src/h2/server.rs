@@ -1,6 +1,8 @@
 //! The server side: an HTTP/2 connection that advertises `SETTINGS_ENABLE_CONNECT_PROTOCOL`
 //! and hands out a [`WebSocketStream`] per accepted extended CONNECT.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::RecvStream;
@@ -32,7 +34,8 @@ pub type H2WebSocket = WebSocketStream<H2Stream>;
 ///
 /// As with any `h2` connection, the connection's I/O (for every stream) is driven by the
 /// task that calls `accept`: keep calling it, and run each [`H2WebSocket`] in a task of its
-/// own.
+/// own. A connection on which no WebSocket is open for [`ServerConfig::handshake_timeout`]
+/// is closed with GOAWAY (then `accept` returns `None`).
 ///
 /// ```no_run
 /// use futures_util::{SinkExt, StreamExt};
@@ -59,6 +62,11 @@ pub struct Http2Server<S> {
     cfg: ServerConfig,
     /// The connection failed: `accept` returns `None` from now on.
     done: bool,
+    /// GOAWAY was sent (a shutdown, or no WebSocket for the handshake timeout).
+    going_away: bool,
+    /// One clone per WebSocket handed out and still alive: the count tells an idle
+    /// connection.
+    open: Arc<()>,
 }
 
 impl<S> core::fmt::Debug for Http2Server<S> {
@@ -104,6 +112,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http2Server<S> {
             conn,
             cfg: cfg.clone(),
             done: false,
+            going_away: false,
+            open: Arc::new(()),
         })
     }
 
@@ -130,7 +140,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http2Server<S> {
         if self.done {
             return None;
         }
-        match self.conn.accept().await {
+        let accepted = loop {
+            if self.going_away {
+                break self.conn.accept().await;
+            }
+            // A connection with no WebSocket for the handshake timeout is closed (GOAWAY),
+            // as an HTTP/1.1 connection that never completes its upgrade is: a client cannot
+            // hold a connection open without using it.
+            match tokio::time::timeout(self.cfg.handshake_timeout, self.conn.accept()).await {
+                Ok(accepted) => break accepted,
+                Err(_) if Arc::strong_count(&self.open) == 1 => self.graceful_shutdown(),
+                Err(_) => {}
+            }
+        };
+        match accepted {
             None => {
                 self.done = true;
                 None
@@ -146,6 +169,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http2Server<S> {
     /// Starts a graceful shutdown: GOAWAY, streams already open run on; `accept` returns
     /// `None` once they are all done.
     pub fn graceful_shutdown(&mut self) {
+        self.going_away = true;
         self.conn.graceful_shutdown();
     }
 
@@ -200,7 +224,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http2Server<S> {
             .send_response(head, false)
             .map_err(|e| Error::Io(to_io(e)))?;
         let session = Session::open(Role::Server, (&self.cfg).into(), &[], answer.agreed());
-        let ws = WebSocketStream::with_session(H2Stream::new(send, body), session);
+        let stream = H2Stream::new(send, body).counted(self.open.clone());
+        let ws = WebSocketStream::with_session(stream, session);
         Ok((ws, req))
     }
 }

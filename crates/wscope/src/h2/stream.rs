@@ -4,6 +4,7 @@
 use core::pin::Pin;
 use core::task::{ready, Context, Poll};
 use std::io::{self, IoSlice};
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use h2::{Reason, RecvStream, SendStream};
@@ -39,6 +40,8 @@ pub struct H2Stream {
     recv_done: bool,
     /// Our side has been ended (END_STREAM sent) or reset.
     send_done: bool,
+    /// The server's count of open WebSockets (one clone per stream, dropped with it).
+    _counted: Option<Arc<()>>,
 }
 
 impl H2Stream {
@@ -51,7 +54,14 @@ impl H2Stream {
             pending: Bytes::new(),
             recv_done: false,
             send_done: false,
+            _counted: None,
         }
+    }
+
+    /// The stream, counted in `open` while it lives.
+    pub(crate) fn counted(mut self, open: Arc<()>) -> Self {
+        self._counted = Some(open);
+        self
     }
 
     /// The HTTP/2 stream id (odd: opened by the client).

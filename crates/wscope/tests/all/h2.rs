@@ -664,3 +664,65 @@ fn the_client_checks_the_answer_and_sees_a_reset_as_1006() {
         assert!(ws.next().await.is_none());
     });
 }
+
+/// A client that opens the HTTP/2 connection but no WebSocket is sent GOAWAY after the
+/// handshake timeout, as an HTTP/1.1 client that never upgrades is cut off; one with a
+/// WebSocket open is not.
+#[test]
+fn a_connection_without_websockets_is_closed_after_the_handshake_timeout() {
+    current_thread_rt().block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cfg = ServerConfig::default().handshake_timeout(core::time::Duration::from_millis(200));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            // First connection: a WebSocket is open for a while, then none.
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut conn = Http2Server::handshake(tcp, &cfg).await.unwrap();
+            let (ws, _) = conn.accept().await.unwrap().unwrap();
+            let echo_task = tokio::spawn(echo(ws));
+            // The connection ends (None) only after the WebSocket has: its I/O goes on.
+            let ended = conn.accept().await;
+            assert!(ended.is_none());
+            assert!(echo_task.is_finished());
+            let _ = tx.send(());
+        });
+        let send = raw_client(addr).await;
+        let (resp, mut stream) = raw_connect(
+            &send,
+            addr,
+            Some("websocket"),
+            &[("sec-websocket-version", "13")],
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        let mut body = resp.into_body();
+        // Open for several handshake timeouts: echoes keep coming.
+        for _ in 0..4 {
+            tokio::time::sleep(core::time::Duration::from_millis(150)).await;
+            stream
+                .send_data(
+                    Bytes::from_static(&[0x81, 0x82, 0, 0, 0, 0, b'h', b'i']),
+                    false,
+                )
+                .unwrap();
+            let data = body.data().await.unwrap().unwrap();
+            body.flow_control().release_capacity(data.len()).unwrap();
+            assert_eq!(&data[..], &[0x81, 0x02, b'h', b'i']);
+        }
+        // Close the WebSocket: then the idle connection is closed by the server.
+        stream
+            .send_data(
+                Bytes::from_static(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]),
+                true,
+            )
+            .unwrap();
+        while let Some(d) = body.data().await {
+            let _ = d;
+        }
+        tokio::time::timeout(core::time::Duration::from_secs(10), rx)
+            .await
+            .expect("the idle connection was not closed")
+            .unwrap();
+    });
+}
