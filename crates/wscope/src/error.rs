@@ -92,6 +92,15 @@ pub enum HandshakeError {
     /// The server refused the connection, before reading its request, because it would pass
     /// a connection limit (answered with 503 on a plain port).
     OverLimit(crate::limits::LimitExceeded),
+    /// An HTTP/2 extended CONNECT (RFC 8441) broke the core's rules (server side: answered
+    /// with [`wscope_proto::handshake::ConnectError::http_status`], 400 or 501), or the
+    /// server refused it or answered what was not offered (client side).
+    Connect(wscope_proto::handshake::ConnectError),
+    /// The HTTP/2 server does not allow extended CONNECT: it did not send
+    /// `SETTINGS_ENABLE_CONNECT_PROTOCOL = 1` (RFC 8441 section 3).
+    ExtendedConnectDisabled,
+    /// The TLS server did not choose ALPN `h2`: it does not speak HTTP/2 on this port.
+    AlpnNotH2,
 }
 
 impl HandshakeError {
@@ -103,7 +112,15 @@ impl HandshakeError {
                 Some(*status)
             }
             Self::OverLimit(e) => Some(e.http_status()),
-            Self::Eof | Self::Config(_) | Self::Build(_) => None,
+            Self::Connect(wscope_proto::handshake::ConnectError::Status { status }) => {
+                Some(*status)
+            }
+            Self::Connect(e) => Some(e.http_status()),
+            Self::Eof
+            | Self::Config(_)
+            | Self::Build(_)
+            | Self::ExtendedConnectDisabled
+            | Self::AlpnNotH2 => None,
             #[cfg(feature = "deflate")]
             Self::Deflate(_) => None,
         }
@@ -123,6 +140,12 @@ impl fmt::Display for HandshakeError {
             #[cfg(feature = "deflate")]
             Self::Deflate(e) => write!(f, "permessage-deflate negotiation failed: {e}"),
             Self::OverLimit(e) => write!(f, "refused with 503: {e}"),
+            Self::Connect(e) => write!(f, "HTTP/2 extended CONNECT: {e}"),
+            Self::ExtendedConnectDisabled => f.write_str(
+                "the HTTP/2 server does not allow extended CONNECT \
+                 (no SETTINGS_ENABLE_CONNECT_PROTOCOL): no WebSocket over HTTP/2 there",
+            ),
+            Self::AlpnNotH2 => f.write_str("the TLS server did not choose HTTP/2 (ALPN h2)"),
         }
     }
 }
@@ -133,6 +156,7 @@ impl core::error::Error for HandshakeError {
             Self::Proto(e) => Some(e),
             Self::Build(e) => Some(e),
             Self::OverLimit(e) => Some(e),
+            Self::Connect(e) => Some(e),
             _ => None,
         }
     }

@@ -40,6 +40,14 @@
 //!
 //! hyper must be told to keep the connection for the upgrade:
 //! `hyper::server::conn::http1::Builder::new().serve_connection(io, service).with_upgrades()`.
+//!
+//! With feature `http2` as well, the same [`upgrade`] / [`upgrade_with`] accept WebSocket
+//! over HTTP/2 (RFC 8441) from a hyper HTTP/2 server built with
+//! `hyper::server::conn::http2::Builder::new(exec).enable_connect_protocol()`: an extended
+//! CONNECT is checked by the core ([`wscope_proto::handshake::ExtendedConnect`]; 400, or 501
+//! for a `:protocol` other than `websocket`), `decide` sees it as a [`CoreRequest`] (target
+//! `:path`, `Host` `:authority`), and the answer is a `200` whose stream hyper hands over as
+//! the upgraded connection, with the same [`UpgradeFut`].
 
 use core::fmt;
 use core::future::Future;
@@ -79,7 +87,8 @@ pub enum UpgradeRejection {
     Invalid(CoreError),
     /// The connection cannot switch protocols: the request did not come through a hyper
     /// server with upgrades enabled (`serve_connection(..).with_upgrades()`), or it came
-    /// over HTTP/2, which upgrades with extended CONNECT instead (RFC 8441). Answered with 426.
+    /// over HTTP/2 without extended CONNECT (RFC 8441; accepted with feature `http2`).
+    /// Answered with 426.
     NotUpgradable,
     /// The application refused the request ([`upgrade_with`]'s `decide`).
     Rejected(Reject),
@@ -87,6 +96,9 @@ pub enum UpgradeRejection {
     /// not offer, a header the server writes itself, a forbidden character). Answered with
     /// 500.
     Build(BuildError),
+    /// An HTTP/2 extended CONNECT (RFC 8441) breaks the core's rules: 400, or 501 for an
+    /// unsupported `:protocol` (feature `http2`).
+    InvalidConnect(wscope_proto::handshake::ConnectError),
 }
 
 impl UpgradeRejection {
@@ -97,6 +109,7 @@ impl UpgradeRejection {
             Self::NotUpgradable => 426,
             Self::Rejected(r) => r.status,
             Self::Build(_) => 500,
+            Self::InvalidConnect(e) => e.http_status(),
         }
     }
 
@@ -115,6 +128,11 @@ impl UpgradeRejection {
         );
         if status == 426 {
             headers.insert(VERSION, HeaderValue::from_static(WEBSOCKET_VERSION));
+        }
+        if let Self::InvalidConnect(e) = &self {
+            for (k, v) in e.response_fields() {
+                headers.insert(*k, HeaderValue::from_static(v));
+            }
         }
         if let Self::Rejected(r) = self {
             for (k, v) in r.headers {
@@ -139,6 +157,7 @@ impl fmt::Display for UpgradeRejection {
             }
             Self::Rejected(r) => write!(f, "the upgrade was refused with HTTP {}", r.status),
             Self::Build(e) => write!(f, "cannot build the 101 response: {e}"),
+            Self::InvalidConnect(e) => write!(f, "not a valid WebSocket extended CONNECT: {e}"),
         }
     }
 }
@@ -148,6 +167,7 @@ impl core::error::Error for UpgradeRejection {
         match self {
             Self::Invalid(e) => Some(e),
             Self::Build(e) => Some(e),
+            Self::InvalidConnect(e) => Some(e),
             Self::NotUpgradable | Self::Rejected(_) => None,
         }
     }
@@ -163,13 +183,22 @@ impl From<UpgradeRejection> for Error {
             }
             UpgradeRejection::Rejected(r) => HandshakeError::Rejected { status: r.status },
             UpgradeRejection::Build(e) => HandshakeError::Build(e),
+            UpgradeRejection::InvalidConnect(e) => HandshakeError::Connect(e),
         })
     }
 }
 
-/// Whether `req` asks for a WebSocket upgrade (`Upgrade: websocket`, `Connection: upgrade`):
-/// lets one route serve both plain HTTP and WebSocket clients.
+/// Whether `req` asks for a WebSocket upgrade (`Upgrade: websocket`, `Connection: upgrade`;
+/// with feature `http2`, also an HTTP/2 `CONNECT` with `:protocol websocket`): lets one route
+/// serve both plain HTTP and WebSocket clients.
 pub fn is_upgrade_request<B>(req: &http::Request<B>) -> bool {
+    #[cfg(feature = "http2")]
+    if req.method() == Method::CONNECT {
+        return req
+            .extensions()
+            .get::<::hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"));
+    }
     has_token(req.headers(), http::header::UPGRADE, "websocket")
         && has_token(req.headers(), http::header::CONNECTION, "upgrade")
 }
@@ -207,6 +236,10 @@ pub fn upgrade_with<B, F>(
 where
     F: FnOnce(&CoreRequest) -> core::result::Result<Accept, Reject>,
 {
+    #[cfg(feature = "http2")]
+    if req.version() == Version::HTTP_2 && req.method() == Method::CONNECT {
+        return h2::upgrade(req, cfg, decide);
+    }
     let request = core_request(req.method(), req.uri(), req.version(), req.headers())?;
     prepare(
         &request,
@@ -312,6 +345,88 @@ fn switching_response(
         headers.append(name, value(v)?);
     }
     Ok(response)
+}
+
+/// RFC 8441 extended CONNECT through hyper's HTTP/2 server (feature `http2`).
+#[cfg(feature = "http2")]
+mod h2 {
+    use http::header::{HeaderName, HeaderValue};
+    use http::{Response, StatusCode};
+    use http_body_util::Empty;
+    use wscope_proto::handshake::{ExtendedConnect, PseudoHeaders, Request as CoreRequest};
+
+    use super::{Open, UpgradeBody, UpgradeFut, UpgradeRejection};
+    use crate::config::ServerConfig;
+    use crate::handshake::{Accept, Answer, Reject};
+
+    /// Checks the extended CONNECT, decides, and builds the `200` and the future of the
+    /// stream (hyper hands a CONNECT stream over as an upgrade once the 2xx is sent).
+    pub(super) fn upgrade<B, F>(
+        req: &mut http::Request<B>,
+        cfg: &ServerConfig,
+        decide: F,
+    ) -> Result<(Response<UpgradeBody>, UpgradeFut), UpgradeRejection>
+    where
+        F: FnOnce(&CoreRequest) -> Result<Accept, Reject>,
+    {
+        let connect = {
+            let protocol = req.extensions().get::<::hyper::ext::Protocol>();
+            let uri = req.uri();
+            let mut pseudo = PseudoHeaders::default();
+            pseudo.method = Some(req.method().as_str());
+            pseudo.protocol = protocol.map(::hyper::ext::Protocol::as_str);
+            pseudo.scheme = uri.scheme_str();
+            pseudo.authority = uri.authority().map(http::uri::Authority::as_str);
+            pseudo.path = uri.path_and_query().map(http::uri::PathAndQuery::as_str);
+            let fields = req
+                .headers()
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes()));
+            ExtendedConnect::from_parts(pseudo, fields)
+        };
+        connect
+            .validate()
+            .map_err(UpgradeRejection::InvalidConnect)?;
+        let on_upgrade = req
+            .extensions_mut()
+            .remove::<::hyper::upgrade::OnUpgrade>()
+            .ok_or(UpgradeRejection::NotUpgradable)?;
+        let answer =
+            Answer::decide(connect.request(), cfg, decide).map_err(UpgradeRejection::Rejected)?;
+        let deflate = answer.deflate.as_ref().map(|(value, _)| value.as_str());
+        let fields = connect
+            .response_fields(answer.accept.subprotocol.as_deref(), deflate)
+            .map_err(UpgradeRejection::Build)?;
+        let mut response = Response::new(Empty::new());
+        *response.status_mut() = StatusCode::OK;
+        let headers = response.headers_mut();
+        let invalid = |field| {
+            UpgradeRejection::Build(wscope_proto::handshake::BuildError::InvalidField { field })
+        };
+        for (name, value) in &fields {
+            headers.append(
+                *name,
+                HeaderValue::from_str(value).map_err(|_| invalid("header value"))?,
+            );
+        }
+        for (k, v) in &answer.accept.headers {
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| invalid("header name"))?;
+            headers.append(
+                name,
+                HeaderValue::from_str(v).map_err(|_| invalid("header value"))?,
+            );
+        }
+        let fut = UpgradeFut {
+            on_upgrade,
+            open: Some(Open {
+                ws: cfg.ws,
+                idle: cfg.idle_timeout,
+                agreed: answer.agreed(),
+                deflate_options: cfg.deflate_options,
+            }),
+        };
+        Ok((response, fut))
+    }
 }
 
 /// What the connection is opened with once hyper hands it over.

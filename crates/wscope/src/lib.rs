@@ -27,6 +27,9 @@
 //!   completion-based server that calls a [`uring::Service`] per message and submits the
 //!   I/O of all its connections with one system call per loop iteration (TLS through the
 //!   same rustls configuration).
+//! - **HTTP/2** (feature `http2`): WebSocket over HTTP/2 (RFC 8441), [`h2::Http2Server`]
+//!   and [`h2::Http2Client`], several WebSockets per connection, h2c or TLS with ALPN `h2`,
+//!   the same [`tokio::WebSocketStream`] on each stream.
 //! - **TLS**: [`tls::TlsConfig`] (webpki roots by default, custom CA, client certificates,
 //!   SNI, verification on unless [`tls::TlsConfig::insecure`]); servers load PEM with
 //!   [`tls::server_config_from_pem`], or [`tls::server_config_with_client_auth_pem`] to
@@ -134,6 +137,8 @@ pub mod config;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "http2")]
+pub mod h2;
 pub mod handshake;
 #[cfg(feature = "hyper")]
 pub mod hyper;

@@ -9,6 +9,9 @@ mod blocking;
 mod broadcast;
 #[path = "all/deflate.rs"]
 mod deflate;
+#[cfg(feature = "http2")]
+#[path = "all/h2.rs"]
+mod h2;
 #[path = "all/handshake.rs"]
 mod handshake;
 #[path = "all/limits.rs"]

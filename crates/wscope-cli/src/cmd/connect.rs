@@ -1,4 +1,4 @@
-//! `wscope connect URL`: a websocat-like client.
+//! `wscope connect URL`: a websocat-like client, over HTTP/1.1 or (`--http2`) HTTP/2.
 
 use core::fmt;
 use std::io::Write as _;
@@ -8,6 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncBufReadExt;
 use wscope::config::ClientConfig;
 use wscope::tls::TlsConfig;
+use wscope::tokio::WebSocketStream;
 use wscope::Message;
 
 /// Connect to a WebSocket server.
@@ -59,6 +60,10 @@ pub(crate) struct Args {
     /// HTTP proxy, `http://[user:pass@]host:port`.
     #[arg(long)]
     proxy: Option<String>,
+    /// Speak WebSocket over HTTP/2 (RFC 8441): cleartext h2c with prior knowledge for ws://,
+    /// TLS with ALPN h2 for wss://; the server must allow extended CONNECT.
+    #[arg(long)]
+    http2: bool,
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
@@ -97,6 +102,12 @@ enum ConnectError {
     },
     /// The connection failed after it was open.
     Session(wscope::Error),
+    /// `--http2`: the HTTP/2 connection to `addr` failed before any WebSocket was open (in
+    /// cleartext most likely a server that does not speak h2c).
+    Http2 {
+        /// What failed to open, as for HTTP/1.1.
+        open: Box<ConnectError>,
+    },
 }
 
 impl fmt::Display for ConnectError {
@@ -105,6 +116,14 @@ impl fmt::Display for ConnectError {
         let (addr, name, source) = match self {
             Self::Setup(e) | Self::Session(e) => return e.fmt(f),
             Self::Open { addr, name, source } => (addr, name, source),
+            Self::Http2 { open } => {
+                return write!(
+                    f,
+                    "{open} (over HTTP/2: is it an HTTP/2 WebSocket server? ws:// speaks h2c \
+                     by prior knowledge, wss:// asks for ALPN h2; `wscope serve --http2` \
+                     serves both)"
+                );
+            }
         };
         match source {
             wscope::Error::Io(e) => write!(f, "cannot connect to {addr}: {e}"),
@@ -187,7 +206,7 @@ fn read(path: &std::path::Path) -> wscope::Result<Vec<u8>> {
 
 async fn connect(args: Args) -> Result<(), ConnectError> {
     let cfg = config(&args).map_err(ConnectError::Setup)?;
-    let ws = wscope::tokio::connect_with(&cfg).await.map_err(|source| {
+    let open_error = |source| {
         let (host, port) = match &cfg.proxy {
             Some(p) => (&p.host, p.port),
             None => (&cfg.host, cfg.port),
@@ -199,12 +218,35 @@ async fn connect(args: Args) -> Result<(), ConnectError> {
         };
         let name = cfg.tls.sni.clone().unwrap_or_else(|| cfg.host.clone());
         ConnectError::Open { addr, name, source }
-    })?;
+    };
+    if args.http2 {
+        let client = wscope::h2::Http2Client::connect(&cfg)
+            .await
+            .map_err(|e| match e {
+                // The transport failed during the HTTP/2 handshake: say what to check.
+                e @ (wscope::Error::Io(_) | wscope::Error::Timeout) => ConnectError::Http2 {
+                    open: Box::new(open_error(e)),
+                },
+                e => open_error(e),
+            })?;
+        let (ws, _) = client.websocket(&cfg).await.map_err(open_error)?;
+        return session(ws, args.binary).await;
+    }
+    let ws = wscope::tokio::connect_with(&cfg)
+        .await
+        .map_err(open_error)?;
+    session(ws, args.binary).await
+}
+
+/// An open connection: stdin's lines out, received messages printed, until it ends.
+async fn session<S>(ws: WebSocketStream<S>, binary: bool) -> Result<(), ConnectError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     if let Some(p) = ws.subprotocol() {
         eprintln!("wscope connect: subprotocol {p}");
     }
     let (mut sink, mut stream) = ws.split();
-    let binary = args.binary;
     let reader = async move {
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         while let Some(line) = lines.next_line().await? {

@@ -93,6 +93,11 @@ pub(crate) struct Args {
     /// IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN.
     #[arg(long, requires = "io_uring", hide = true)]
     uring_no_defer_taskrun: bool,
+    /// Also serve WebSocket over HTTP/2 (RFC 8441) on the same port: with TLS the client's
+    /// ALPN choice (h2 or http/1.1) decides, in cleartext the HTTP/2 client preface (h2c
+    /// with prior knowledge) tells HTTP/2 from an HTTP/1.1 upgrade. Not with --io-uring.
+    #[arg(long, conflicts_with = "io_uring")]
+    http2: bool,
     /// Port, positional (for benchmark harnesses that append it).
     #[arg(value_name = "PORT")]
     port_pos: Option<u16>,
@@ -238,7 +243,12 @@ pub(crate) fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = rt.block_on(tokio_server::serve(addr, cfg, mode, limits, args.verbose));
+    let opts = tokio_server::Options {
+        mode,
+        verbose: args.verbose,
+        http2: args.http2,
+    };
+    let result = rt.block_on(tokio_server::serve(addr, cfg, opts, limits));
     // A read of stdin (pipe mode) may still be blocked in tokio's blocking pool: do not wait
     // for it.
     rt.shutdown_background();

@@ -742,6 +742,64 @@ fn sigterm_closes_every_client_with_1001(extra: &[&str], line: &str) {
     assert_eq!(server.wait_exit(), Some(0));
 }
 
+/// `--http2`: 50 WebSocket streams on one HTTP/2 connection and 10 HTTP/1.1 clients; after
+/// SIGTERM every one of them receives a close with 1001 (the HTTP/2 connection a GOAWAY), the
+/// count is of TCP connections, and the server exits with 0.
+#[test]
+fn sigterm_closes_http2_streams_with_1001_too() {
+    let mut server = Served::start(&["--echo", "--http2"]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let codes = rt.block_on(async {
+        use futures_util::{SinkExt, StreamExt};
+        let cfg = wscope::config::ClientConfig::from_url(&server.url).unwrap();
+        let h2 = wscope::h2::Http2Client::connect(&cfg).await.unwrap();
+        let mut streams = Vec::new();
+        for _ in 0..50 {
+            streams.push(h2.websocket(&cfg).await.unwrap().0);
+        }
+        let mut plain = Vec::new();
+        for _ in 0..10 {
+            plain.push(wscope::tokio::connect_async(&server.url).await.unwrap().0);
+        }
+        for ws in &mut streams {
+            ws.send(Message::text("up")).await.unwrap();
+            assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("up"));
+        }
+        for ws in &mut plain {
+            ws.send(Message::text("up")).await.unwrap();
+            assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("up"));
+        }
+        server.signal("TERM");
+        async fn close_code<S>(mut ws: wscope::tokio::WebSocketStream<S>) -> Option<CloseCode>
+        where
+            S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+        {
+            match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+                Ok(Some(Ok(Message::Close(Some(c))))) => Some(c.code),
+                other => panic!("{other:?}"),
+            }
+        }
+        let mut codes = Vec::new();
+        for ws in streams {
+            codes.push(close_code(ws).await);
+        }
+        for ws in plain {
+            codes.push(close_code(ws).await);
+        }
+        codes
+    });
+    assert_eq!(codes.len(), 60);
+    assert!(
+        codes.iter().all(|c| *c == Some(CloseCode::GOING_AWAY)),
+        "{codes:?}"
+    );
+    server.expect_line("SIGTERM: closing 11 connection(s) with 1001");
+    assert_eq!(server.wait_exit(), Some(0));
+}
+
 #[test]
 fn sigint_exits_0_without_clients() {
     let mut server = Served::start(&["--echo"]);
@@ -979,4 +1037,84 @@ fn connect_honours_sslkeylogfile() {
     ] {
         assert!(text.contains(label), "{label}: {text}");
     }
+}
+
+// ---- HTTP/2 (RFC 8441) ----
+
+/// `wscope connect [--http2] URL extra...` with `lines` on stdin, to its end.
+fn connect_with_lines(url: &str, extra: &[&str], lines: &str) -> Output {
+    let mut client = wscope()
+        .args(["connect", url])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    client.wait_with_output().unwrap()
+}
+
+#[test]
+fn serve_http2_takes_both_versions_on_one_port_and_connect_http2_uses_it() {
+    let server = Served::start(&["--echo", "--http2"]);
+    let expected = format!("ws://127.0.0.1:{}", server.port);
+    assert_eq!(
+        server.url, expected,
+        "the URL is the first line's last word"
+    );
+    let url = format!("{}/h2", server.url);
+    for extra in [&["--http2"][..], &[]] {
+        let out = connect_with_lines(&url, extra, "one\ntwo\n");
+        assert_eq!(out.status.code(), Some(0), "{extra:?}: {}", stderr(&out));
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "one\ntwo\n");
+    }
+    // TLS: ALPN decides.
+    let (cert, key) = self_signed_ca_true();
+    let d = dir("serve-http2-tls");
+    let cert_file = write(d.join("cert.pem"), &cert);
+    let key_file = write(d.join("key.pem"), &key);
+    let tls = Served::start(&[
+        "--echo",
+        "--http2",
+        "--tls-cert",
+        &cert_file,
+        "--tls-key",
+        &key_file,
+    ]);
+    let url = format!("wss://localhost:{}/", tls.port);
+    for extra in [&["--http2", "--ca", &cert_file][..], &["--ca", &cert_file]] {
+        let out = connect_with_lines(&url, extra, "over tls\n");
+        assert_eq!(out.status.code(), Some(0), "{extra:?}: {}", stderr(&out));
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "over tls\n");
+    }
+}
+
+#[test]
+fn connect_http2_to_a_tls_server_without_h2_says_so() {
+    let (cert, key) = self_signed_ca_true();
+    let server = serve_tls("no-h2-alpn", &cert, &key);
+    let d = dir("no-h2-alpn");
+    let pinned = write(d.join("pinned.pem"), &cert);
+    let url = format!("wss://localhost:{}/", server.port);
+    let out = connect_with_lines(&url, &["--http2", "--ca", &pinned], "x\n");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("did not choose HTTP/2 (ALPN h2)"), "{err}");
+}
+
+#[test]
+fn connect_http2_to_a_server_without_h2c_says_what_to_check() {
+    let server = Served::start(&["--echo"]);
+    let out = connect_with_lines(&server.url, &["--http2"], "x\n");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("127.0.0.1:{}", server.port)), "{err}");
+    assert!(err.contains("is it an HTTP/2 WebSocket server?"), "{err}");
+    assert!(err.contains("wscope serve --http2"), "{err}");
 }

@@ -378,8 +378,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                         continue;
                     }
                     Poll::Ready(Err(e)) => {
-                        self.done = true;
-                        self.wake_writer();
+                        self.lost();
                         return Poll::Ready(Some(Err(e.into())));
                     }
                     Poll::Pending => return Poll::Pending,
@@ -407,13 +406,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                     }
                 }
                 Poll::Ready(Err(e)) => {
-                    self.done = true;
-                    self.wake_writer();
+                    self.lost();
                     return Poll::Ready(Some(Err(e.into())));
                 }
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+
+    /// The transport failed while reading (a TCP reset, an HTTP/2 RST_STREAM): the connection
+    /// is over without a closing handshake, which its status says (remote 1006, abnormal).
+    fn lost(&mut self) {
+        self.session.conn.handle_eof();
+        self.done = true;
+        self.wake_writer();
     }
 
     /// `None` when the connection ended after a closing handshake, else the error.

@@ -129,6 +129,58 @@ mod hyper_adapter {
         addr
     }
 
+    /// The same service on hyper's HTTP/2 server with extended CONNECT (RFC 8441): our
+    /// HTTP/2 client gets the same decisions, subprotocol, headers and deflate as HTTP/1.1
+    /// clients, several WebSockets on one connection.
+    #[cfg(feature = "http2")]
+    #[test]
+    fn upgrade_accepts_extended_connect_from_hyper_http2() {
+        use wscope::h2::Http2Client;
+        current_thread_rt().block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            tokio::spawn(async move {
+                loop {
+                    let (tcp, _) = listener.accept().await.unwrap();
+                    let mut builder = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    );
+                    builder.enable_connect_protocol();
+                    tokio::spawn(builder.serve_connection(TokioIo::new(tcp), service_fn(service)));
+                }
+            });
+            let cfg = ClientConfig::new("127.0.0.1", port)
+                .path("/ws")
+                .subprotocol("chat")
+                .deflate(DeflateConfig::default());
+            let client = Http2Client::connect(&cfg).await.unwrap();
+            for i in 0..2 {
+                let (mut ws, response) = client.websocket(&cfg).await.unwrap();
+                assert_eq!(response.status(), 200);
+                assert_eq!(response.subprotocol(), Some("chat"));
+                assert_eq!(response.headers().get_str("x-served-by"), Some("hyper"));
+                assert!(response
+                    .extension_elements()
+                    .any(|e| e.starts_with("permessage-deflate")));
+                let text = format!("over hyper's HTTP/2 {i} ").repeat(1000);
+                ws.send(Message::text(text.clone())).await.unwrap();
+                assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(text));
+                ws.close(CloseCode::NORMAL, "").await.unwrap();
+                assert!(matches!(ws.next().await, Some(Ok(Message::Close(_)))));
+                assert!(ws.next().await.is_none());
+            }
+            let err = client
+                .websocket(&cfg.clone().path("/forbidden"))
+                .await
+                .map(|_| ())
+                .unwrap_err();
+            match err {
+                wscope::Error::Handshake(h) => assert_eq!(h.http_status(), Some(403)),
+                other => panic!("{other}"),
+            }
+        });
+    }
+
     #[test]
     fn upgrade_negotiates_subprotocol_headers_and_deflate_then_echoes() {
         current_thread_rt().block_on(async {

@@ -9,6 +9,11 @@
 //!   message (a binary one when it is not UTF-8); stdin is read only while at least one client
 //!   is connected, so lines typed before the first client wait for it. Every data message
 //!   received, from any client, is written to stdout followed by a newline.
+//! - **HTTP/2** (`--http2`). The same port serves WebSocket over HTTP/2 (RFC 8441): on TLS
+//!   the client's ALPN choice decides, in cleartext the client preface; every WebSocket
+//!   stream of an HTTP/2 connection is a client of its own (echo or pipe), while the limits
+//!   count TCP connections. On shutdown the connection sends GOAWAY and its streams close
+//!   with 1001 like any client.
 //! - **Shutdown.** SIGINT or SIGTERM stops accepting, sends every client a close with 1001
 //!   (going away), waits up to [`CLOSE_GRACE`] for the connections to end (the clients' close
 //!   replies), and returns.
@@ -18,14 +23,14 @@ use core::time::Duration;
 use std::io::Write as _;
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, watch, Notify, Semaphore};
 use wscope::config::ServerConfig;
 use wscope::limits::{ConnectionLimits, LimitExceeded, Permit};
 use wscope::proto::handshake::UpgradeError as CoreError;
 use wscope::stream::Tcp;
-use wscope::tokio::{accept_tls, DataKind, ServerStream};
+use wscope::tokio::{accept_tls, DataKind, WebSocketStream};
 use wscope::{CloseCode, HandshakeError};
 
 use super::{Mode, ServeError};
@@ -39,14 +44,33 @@ const MAX_REFUSALS: usize = 64;
 /// behind loses the oldest (and a line on stderr says how many).
 const LINE_BACKLOG: usize = 1024;
 
+/// How the server runs, from the command line.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Options {
+    /// Echo or pipe.
+    pub(super) mode: Mode,
+    /// A line per connection error.
+    pub(super) verbose: bool,
+    /// Serve HTTP/2 (RFC 8441) too, on the same port.
+    pub(super) http2: bool,
+}
+
 /// Runs the server on `addr` until SIGINT or SIGTERM.
 pub(super) async fn serve(
     addr: SocketAddr,
-    cfg: ServerConfig,
-    mode: Mode,
+    mut cfg: ServerConfig,
+    opts: Options,
     limits: ConnectionLimits,
-    verbose: bool,
 ) -> Result<(), ServeError> {
+    let Options {
+        mode,
+        verbose,
+        http2,
+    } = opts;
+    if http2 {
+        // One TLS port for both versions: the client's ALPN choice decides.
+        cfg.tls = cfg.tls.as_ref().map(wscope::h2::server_tls_with_alpn);
+    }
     // Signal handlers first: a signal right after the address is announced is not lost.
     let mut stop = Stop::new().map_err(ServeError::Signal)?;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -60,7 +84,9 @@ pub(super) async fn serve(
         Mode::Echo => "echo",
         Mode::Pipe => "stdin/stdout",
     };
-    eprintln!("wscope serve: {what} on {scheme}://{local}");
+    // The URL stays the line's last word (scripts and tests read it there).
+    let versions = if http2 { " (HTTP/1.1 and HTTP/2)" } else { "" };
+    eprintln!("wscope serve: {what}{versions} on {scheme}://{local}");
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (lines, _) = broadcast::channel(LINE_BACKLOG);
     let (open_tx, open) = watch::channel(0usize);
@@ -68,6 +94,7 @@ pub(super) async fn serve(
         cfg,
         mode,
         verbose,
+        http2,
         limits,
         all_gone: Notify::new(),
         shutdown,
@@ -135,6 +162,8 @@ struct Shared {
     cfg: ServerConfig,
     mode: Mode,
     verbose: bool,
+    /// HTTP/2 is served too (ALPN or the client preface decides).
+    http2: bool,
     /// Every connection holds a permit (unlimited when no limit was asked for), so the
     /// shutdown knows how many are left.
     limits: ConnectionLimits,
@@ -247,6 +276,10 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, _slot
             eprintln!("wscope serve: {peer}: TCP_NODELAY: {e}");
         }
     }
+    if shared.http2 {
+        http2::connection(tcp, peer, shared).await;
+        return;
+    }
     let ws = match accept_tls(Tcp::new(tcp), &shared.cfg).await {
         Ok(ws) => ws,
         Err(wscope::Error::Handshake(HandshakeError::Proto(CoreError::TlsClientHello))) => {
@@ -260,11 +293,21 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, _slot
             return;
         }
     };
+    serve_open(ws, peer, &shared, lines).await;
+}
+
+/// An open WebSocket, counted for the stdin reader, until its end (logged in pipe mode).
+async fn serve_open<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: WebSocketStream<S>,
+    peer: impl core::fmt::Display,
+    shared: &Shared,
+    lines: broadcast::Receiver<Line>,
+) {
     let open = Open::new(&shared.open);
     if shared.mode == Mode::Pipe {
         eprintln!("wscope serve: {peer} connected");
     }
-    let result = run_open(ws, &shared, lines).await;
+    let result = run_open(ws, shared, lines).await;
     drop(open);
     match result {
         Err(e) if shared.verbose || shared.mode == Mode::Pipe => {
@@ -278,8 +321,8 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, _slot
 /// An open connection until its end: messages are echoed or printed, stdin's lines sent
 /// (pipe mode), and a shutdown closes it with 1001 (then it runs on until the client's reply
 /// or the close timeout).
-async fn run_open(
-    mut ws: ServerStream,
+async fn run_open<S: AsyncRead + AsyncWrite + Unpin>(
+    mut ws: WebSocketStream<S>,
     shared: &Shared,
     mut lines: broadcast::Receiver<Line>,
 ) -> wscope::Result<()> {
@@ -409,4 +452,117 @@ async fn refuse_busy(mut tcp: TcpStream, tls: bool, over: LimitExceeded) {
         Ok::<_, std::io::Error>(())
     })
     .await;
+}
+
+/// `--http2`: one TCP connection that may speak HTTP/1.1 or HTTP/2.
+mod http2 {
+    use core::net::SocketAddr;
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncRead, AsyncWrite};
+    use tokio::net::TcpStream;
+    use wscope::h2::{Http2Server, HttpVersion};
+    use wscope::handshake::accept_all;
+    use wscope::stream::Tcp;
+
+    use super::{serve_open, Shared};
+
+    /// Tells the version (ALPN on TLS, the preface in cleartext) and serves the connection.
+    pub(super) async fn connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+        let cfg = &shared.cfg;
+        let log = |what: &str, e: &dyn core::fmt::Display| {
+            if shared.verbose {
+                eprintln!("wscope serve: {peer}: {what}: {e}");
+            }
+        };
+        let Some(tls) = cfg.tls.clone() else {
+            let sniffed =
+                tokio::time::timeout(cfg.handshake_timeout, wscope::h2::sniff(Tcp::new(tcp)));
+            let (version, io) = match sniffed.await {
+                Ok(Ok(x)) => x,
+                Ok(Err(e)) => return log("handshake", &e),
+                Err(_) => return log("handshake", &"timed out"),
+            };
+            if version == HttpVersion::Http2 {
+                return http2_streams(io, peer, shared.clone()).await;
+            }
+            let lines = shared.lines.subscribe();
+            match wscope::tokio::accept_with(io, cfg, accept_all).await {
+                Ok((ws, _)) => serve_open(ws, peer, &shared, lines).await,
+                Err(e) => log("handshake", &e),
+            }
+            return;
+        };
+        let accepted = tokio::time::timeout(
+            cfg.handshake_timeout,
+            wscope::h2::accept_tls(Tcp::new(tcp), tls),
+        );
+        let (version, io) = match accepted.await {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => return log("TLS", &e),
+            Err(_) => return log("TLS", &"timed out"),
+        };
+        if version == HttpVersion::Http2 {
+            return http2_streams(io, peer, shared.clone()).await;
+        }
+        let lines = shared.lines.subscribe();
+        let upgraded = tokio::time::timeout(
+            cfg.handshake_timeout,
+            wscope::tokio::server_handshake(io, cfg, accept_all),
+        );
+        match upgraded.await {
+            Ok(Ok((ws, _))) => serve_open(ws, peer, &shared, lines).await,
+            Ok(Err(e)) => log("handshake", &e),
+            Err(_) => log("handshake", &"timed out"),
+        }
+    }
+
+    /// An HTTP/2 connection: every accepted WebSocket stream runs in a task of its own,
+    /// while this one drives the connection's I/O; a shutdown sends GOAWAY.
+    async fn http2_streams<S>(io: S, peer: SocketAddr, shared: Arc<Shared>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut conn = match Http2Server::handshake(io, &shared.cfg).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                if shared.verbose {
+                    eprintln!("wscope serve: {peer}: HTTP/2 handshake: {e}");
+                }
+                return;
+            }
+        };
+        let mut shutdown = shared.shutdown.clone();
+        let mut going_away = false;
+        loop {
+            let accepted = tokio::select! {
+                changed = shutdown.changed(), if !going_away => {
+                    going_away = true;
+                    if changed.is_ok() {
+                        conn.graceful_shutdown();
+                    }
+                    continue;
+                }
+                accepted = conn.accept() => accepted,
+            };
+            match accepted {
+                None => return,
+                Some(Ok((ws, _))) => {
+                    let id = ws.get_ref().stream_id();
+                    let shared = shared.clone();
+                    // Subscribed before the stream counts as open (see `connection`).
+                    let lines = shared.lines.subscribe();
+                    tokio::spawn(async move {
+                        let who = format!("{peer} stream {id}");
+                        serve_open(ws, who, &shared, lines).await;
+                    });
+                }
+                Some(Err(e)) => {
+                    if shared.verbose {
+                        eprintln!("wscope serve: {peer}: HTTP/2: {e}");
+                    }
+                }
+            }
+        }
+    }
 }
