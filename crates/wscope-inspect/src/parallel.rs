@@ -560,6 +560,24 @@ impl Sink for Recorder {
             self.piece(key);
         }
     }
+
+    /// The end of a WebSocket stream of an HTTP/2 connection (the connection's own end is
+    /// recorded by the handler).
+    fn connection_closed(&mut self, conn: &ConnMeta) {
+        if conn.stream_id.is_none() {
+            return;
+        }
+        let key = self.push(
+            conn,
+            Instant::ZERO,
+            Direction::ClientToServer,
+            RecKind::Closed,
+        );
+        if let Some((l, _)) = &mut self.local {
+            l.connection_closed(conn);
+            self.piece(key);
+        }
+    }
 }
 
 impl Recorder {
@@ -623,28 +641,11 @@ impl Recorder {
         self.out.recs.push(Rec {
             key,
             conn: ev.conn.id,
+            stream: ev.conn.stream_id,
             ts: ev.ts,
             dir: ev.dir,
             kind,
         });
-    }
-
-    /// The end of a WebSocket stream of an HTTP/2 connection (the connection's own end is
-    /// recorded by the handler).
-    fn connection_closed(&mut self, conn: &ConnMeta) {
-        if conn.stream_id.is_none() {
-            return;
-        }
-        let key = self.push(
-            conn,
-            Instant::ZERO,
-            Direction::ClientToServer,
-            RecKind::Closed,
-        );
-        if let Some((l, _)) = &mut self.local {
-            l.connection_closed(conn);
-            self.piece(key);
-        }
     }
 }
 

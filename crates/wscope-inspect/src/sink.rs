@@ -71,6 +71,8 @@ impl Interest {
     pub const CONNECTION_END: Self = Self(1 << 7);
     /// [`EventKind::Anomaly`].
     pub const ANOMALY: Self = Self(1 << 8);
+    /// [`EventKind::Reset`].
+    pub const RESET: Self = Self(1 << 9);
     /// Every kind (also kinds added later).
     pub const ALL: Self = Self(u16::MAX);
 
@@ -97,6 +99,7 @@ impl Interest {
             EventKind::Message { .. } => Self::MESSAGE,
             EventKind::ConnectionEnd(_) => Self::CONNECTION_END,
             EventKind::Anomaly { .. } => Self::ANOMALY,
+            EventKind::Reset { .. } => Self::RESET,
         }
     }
 
