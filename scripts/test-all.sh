@@ -21,7 +21,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-DEFAULT_STEPS=(fmt clippy clippy_no_std features deny package fuzz_check tests corpus_ci docs no_std_build msrv example autobahn interop live tls_capture kaitai c_api)
+DEFAULT_STEPS=(fmt clippy clippy_no_std features deny package fuzz_check tests corpus_ci docs no_std_build msrv example autobahn interop live tls_capture h2_capture kaitai c_api)
 
 # --- steps -------------------------------------------------------------------------------------
 
@@ -61,6 +61,8 @@ step_features() {
         "-p wscope --no-default-features --features hyper" \
         "-p wscope --no-default-features --features axum" \
         "-p wscope --no-default-features --features io-uring" \
+        "-p wscope --no-default-features --features http2" \
+        "-p wscope --no-default-features --features hyper,http2" \
         "-p wscope-ffi" \
         "-p wscope-ffi --no-default-features"; do
         # shellcheck disable=SC2086 # the feature set is several words on purpose
@@ -118,9 +120,10 @@ step_fuzz_check() {
 # Unit, integration (property tests, RFC golden tests, fuzz seed replay) and doc tests.
 step_tests() {
     cargo test --workspace
-    # The hyper and axum adapters (optional features): their tests, and the examples on them
-    # (hyper_echo, axum_echo, axum_chat) built; the interop step runs axum_echo and axum_chat.
-    cargo test -p wscope --features axum --test all web
+    # The hyper and axum adapters (optional features): their tests (with `http2`, the hyper
+    # adapter's extended CONNECT too), and the examples on them (hyper_echo, axum_echo,
+    # axum_chat) built; the interop step runs axum_echo and axum_chat.
+    cargo test -p wscope --features axum,http2 --test all web
     cargo build -p wscope --features axum --examples
 }
 
@@ -219,10 +222,12 @@ step_autobahn() {
 
 # Interop with Python websockets and Node ws (pinned; the script installs them): their
 # clients against `wscope serve --echo`, our client (examples/interop_client) and
-# `wscope connect` against their servers, ws:// and wss:// (certificate made at test time).
+# `wscope connect` against their servers, ws:// and wss:// (certificate made at test time);
+# WebSocket over HTTP/2 (RFC 8441) both ways with Node's built-in `http2`, h2c and TLS.
 step_interop() {
     bash scripts/interop.sh
     bash scripts/interop-deflate.sh
+    bash scripts/interop-h2.sh
 }
 
 # Live capture, `wscope inspect -i` (cargo feature `live`: libpcap, so libpcap-dev, which
@@ -244,6 +249,13 @@ step_live() {
 # a pcapng with a Decryption Secrets Block (editcap). ~1 min.
 step_tls_capture() {
     bash scripts/interop-tls.sh
+}
+
+# Passive WebSocket over HTTP/2 (RFC 8441): Node's http2 server and client, h2c and TLS with a
+# key log, captured on loopback; every message of every stream checked by SHA-256 (needs
+# tcpdump, node). ~30 s.
+step_h2_capture() {
+    bash scripts/passive-h2.sh
 }
 
 # Not a default step (needs nightly and cargo-fuzz): FUZZ_SECONDS per target, default 10.
