@@ -60,6 +60,17 @@ pub enum App {
         /// may speak first).
         client_seen: bool,
     },
+    /// The client's first bytes are the start of the HTTP/2 preface but too few to tell it
+    /// from an HTTP/1.1 request (`P` may begin `POST`, `PR` `PROPFIND`): they are held (at
+    /// most the preface's 24 bytes) until more come, then go to the layer they decide.
+    Held {
+        /// The client's bytes so far, a proper prefix of the preface.
+        held: Vec<u8>,
+        /// The session settings, for the layer made when they are released.
+        cfg: SessionConfig,
+        /// Time of their arrival.
+        ts: Instant,
+    },
     /// HTTP/2.
     H2(Box<H2Conn>),
 }
@@ -96,6 +107,28 @@ impl App {
         sink: &mut S,
     ) {
         let client = dir == Direction::ClientToServer;
+        if let Self::Held { held, .. } = self {
+            if client {
+                held.extend_from_slice(bytes);
+                if !alpn_h2 && could_be_either(held) {
+                    return;
+                }
+                let held = core::mem::take(held);
+                *self = Self::None;
+                return self.data(cfg, conn, ts, dir, &held, alpn_h2, sink);
+            }
+            // Server bytes first (an h2c server's SETTINGS): the held client bytes came
+            // before them.
+            self.release(conn, sink);
+        }
+        if client && !alpn_h2 && matches!(self, Self::None) && could_be_either(bytes) {
+            *self = Self::Held {
+                held: bytes.to_vec(),
+                cfg,
+                ts,
+            };
+            return;
+        }
         let preface = client && is_preface_start(bytes);
         match self {
             Self::None if alpn_h2 || preface => {
@@ -116,7 +149,7 @@ impl App {
             _ => {}
         }
         match self {
-            Self::None => {}
+            Self::None | Self::Held { .. } => {}
             Self::Http {
                 session,
                 client_seen,
@@ -141,6 +174,7 @@ impl App {
         start: bool,
         sink: &mut S,
     ) {
+        self.release(conn, sink);
         if let Self::None = self {
             if !start {
                 return;
@@ -151,7 +185,7 @@ impl App {
             };
         }
         match self {
-            Self::None => {}
+            Self::None | Self::Held { .. } => {}
             Self::Http { session, .. } => session.gap(conn, ts, dir, len, sink),
             Self::H2(h2) => h2.gap(conn, ts, dir, len, sink),
         }
@@ -165,8 +199,9 @@ impl App {
         dir: Direction,
         sink: &mut S,
     ) {
+        self.release(conn, sink);
         match self {
-            Self::None => {}
+            Self::None | Self::Held { .. } => {}
             Self::Http { session, .. } => session.eof(conn, ts, dir, sink),
             Self::H2(h2) => h2.eof(conn, ts, dir, sink),
         }
@@ -181,8 +216,9 @@ impl App {
         note: TcpNote,
         sink: &mut S,
     ) {
+        self.release(conn, sink);
         match self {
-            Self::None => {}
+            Self::None | Self::Held { .. } => {}
             Self::Http { session, .. } => session.tcp_note(conn, ts, dir, note, sink),
             Self::H2(h2) => h2.tcp_note(conn, ts, dir, note, sink),
         }
@@ -196,12 +232,46 @@ impl App {
         reason: CloseReason,
         sink: &mut S,
     ) {
+        self.release(conn, sink);
         match self {
-            Self::None => {}
+            Self::None | Self::Held { .. } => {}
             Self::Http { session, .. } => session.end(conn, ts, reason, sink),
             Self::H2(h2) => h2.end(conn, ts, reason, sink),
         }
     }
+}
+
+impl App {
+    /// Hands held client bytes to the layer they decide now (more bytes will not come first).
+    fn release<S: Sink + ?Sized>(&mut self, conn: &ConnMeta, sink: &mut S) {
+        if let Self::Held { held, cfg, ts } = self {
+            let (held, cfg, ts) = (core::mem::take(held), *cfg, *ts);
+            *self = Self::None;
+            let preface = is_preface_start(&held);
+            *self = if preface {
+                Self::H2(Box::new(H2Conn::new(cfg.http2, cfg)))
+            } else {
+                Self::Http {
+                    session: Box::new(Session::new(cfg)),
+                    client_seen: true,
+                }
+            };
+            match self {
+                Self::Http { session, .. } => {
+                    session.data(conn, ts, Direction::ClientToServer, &held, sink);
+                }
+                Self::H2(h2) => h2.data(conn, ts, Direction::ClientToServer, &held, sink),
+                Self::None | Self::Held { .. } => {}
+            }
+        }
+    }
+}
+
+/// Whether a client's first bytes are too few to tell the HTTP/2 preface from an HTTP/1.1
+/// request line: a proper prefix of the preface shorter than `PRI * ` (the first six bytes
+/// differ from every HTTP/1.1 method's request line).
+fn could_be_either(bytes: &[u8]) -> bool {
+    bytes.len() < 6 && is_preface_start(bytes)
 }
 
 /// Whether `bytes` start as the client preface does (all of it, or the part that came).
@@ -316,5 +386,52 @@ mod tests {
             &mut sink,
         );
         assert!(app.session().is_some());
+    }
+
+    /// The client's first segment is a lone `P` (of `POST`): held, not taken for the HTTP/2
+    /// preface; the request that follows is HTTP/1.1 and its upgrade is seen whole. A lone
+    /// `PR` that the connection ends with still counts as a cut preface.
+    #[test]
+    fn a_first_byte_that_may_begin_the_preface_waits_for_the_next() {
+        let cfg = SessionConfig::default();
+        let established = core::cell::Cell::new(0);
+        let mut sink = |e: &crate::event::Event<'_>| {
+            if matches!(e.kind, crate::event::EventKind::Established(..)) {
+                established.set(established.get() + 1);
+            }
+        };
+        let t = Instant::ZERO;
+        let c = Direction::ClientToServer;
+        let mut app = App::default();
+        app.data(cfg, &meta(), t, c, b"P", false, &mut sink);
+        assert!(matches!(app, App::Held { .. }));
+        app.data(
+            cfg,
+            &meta(),
+            t,
+            c,
+            b"OST / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            false,
+            &mut sink,
+        );
+        assert!(matches!(app, App::Http { .. }));
+        app.data(
+            cfg,
+            &meta(),
+            t,
+            Direction::ServerToClient,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+            false,
+            &mut sink,
+        );
+        assert!(app.session().is_some_and(Session::is_websocket));
+        let mut app = App::default();
+        app.data(cfg, &meta(), t, c, b"PR", false, &mut sink);
+        assert!(matches!(app, App::Held { .. }));
+        app.eof(&meta(), t, c, &mut sink);
+        assert!(matches!(app, App::H2(_)));
+        assert_eq!(established.get(), 1);
     }
 }
