@@ -42,7 +42,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 capture() {
     local name=$1 port=$2
     shift 2
-    tcpdump -i lo -U -s 0 -w "$out/$name.pcap" "tcp port $port" 2>/dev/null &
+    # A 64 MiB kernel buffer: 100 streams' bursts overflow the default one.
+    tcpdump -i lo -U -s 0 -B 65536 -w "$out/$name.pcap" "tcp port $port" 2>"$out/$name.tcpdump.log" &
     local tcpdump=$!
     # tcpdump is listening once it has created its file.
     for _ in $(seq 100); do [ -s "$out/$name.pcap" ] && break; sleep 0.05; done
@@ -50,6 +51,11 @@ capture() {
     sleep 0.3
     kill -INT "$tcpdump"
     wait "$tcpdump" || true
+    if ! grep -q '^0 packets dropped by kernel' "$out/$name.tcpdump.log"; then
+        echo "tcpdump dropped packets of $name:" >&2
+        cat "$out/$name.tcpdump.log" >&2
+        exit 1
+    fi
 }
 
 # Cleartext: h2c with prior knowledge.
