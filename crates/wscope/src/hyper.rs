@@ -422,7 +422,7 @@ mod h2 {
                 ws: cfg.ws,
                 idle: cfg.idle_timeout,
                 agreed: answer.agreed(),
-                deflate_options: cfg.deflate_options,
+                deflate_options: cfg.session_deflate_options(),
             }),
         };
         Ok((response, fut))

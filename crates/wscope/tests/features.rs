@@ -43,6 +43,18 @@ async fn tokio_wss_without_rustls_is_refused_with_the_reason() {
     );
 }
 
+/// The HTTP/2 client refuses `wss://` the same way without TLS, before connecting.
+#[cfg(all(feature = "http2", not(feature = "rustls")))]
+#[tokio::test]
+async fn http2_wss_without_rustls_is_refused_with_the_reason() {
+    let cfg = wscope::ClientConfig::from_url("wss://127.0.0.1:9/").unwrap();
+    let err = wscope::h2::Http2Client::connect(&cfg).await.unwrap_err();
+    assert!(
+        matches!(err, wscope::Error::Url(wscope::url::UrlError::TlsDisabled)),
+        "{err:?}"
+    );
+}
+
 /// A plain `ws://` blocking client and server round trip, in every feature set that has the
 /// blocking driver (with only `blocking`: no TLS, no zlib in the build).
 #[cfg(feature = "blocking")]

@@ -1,5 +1,6 @@
 //! The client side: one HTTP/2 connection, several WebSockets on it (one stream each).
 
+#[cfg(feature = "rustls")]
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,7 +12,9 @@ use wscope_proto::Role;
 
 use super::server::H2WebSocket;
 use super::stream::{to_io, H2Stream};
-use super::{Settings, ALPN_H2};
+use super::Settings;
+#[cfg(feature = "rustls")]
+use super::ALPN_H2;
 use crate::config::ClientConfig;
 use crate::error::{Error, HandshakeError, Result};
 use crate::handshake::{client_agreed, Response};
@@ -158,8 +161,14 @@ impl Http2Client {
     }
 
     async fn open_stream(&self, cfg: &ClientConfig) -> Result<(H2WebSocket, Response)> {
+        #[cfg(feature = "deflate")]
         let offer = cfg.deflate.map(|d| d.client_offer());
+        #[cfg(not(feature = "deflate"))]
+        let offer = None;
+        #[cfg(feature = "deflate")]
         let offer_value = offer.map(|o| o.to_header_value());
+        #[cfg(not(feature = "deflate"))]
+        let offer_value: Option<String> = None;
         let path = if cfg.path.is_empty() { "/" } else { &cfg.path };
         let uri = format!("{}://{}{}", self.scheme, self.authority, path);
         let mut request = http::Request::builder()
@@ -232,6 +241,8 @@ impl Http2Client {
 
 /// The connected transport: TCP (through the proxy), then TLS with ALPN `h2` when asked.
 async fn open_transport(cfg: &ClientConfig) -> Result<AsyncMaybeTlsStream<Tcp<TcpStream>>> {
+    // A `wss://` configuration in a build without TLS fails before connecting.
+    cfg.check_tls_available()?;
     let (host, port) = match &cfg.proxy {
         Some(p) => (p.host.as_str(), p.port),
         None => (cfg.host.as_str(), cfg.port),
@@ -255,18 +266,23 @@ async fn open_transport(cfg: &ClientConfig) -> Result<AsyncMaybeTlsStream<Tcp<Tc
     if !cfg.secure {
         return Ok(AsyncMaybeTlsStream::Plain(Tcp::new(tcp)));
     }
-    let mut tls = (*cfg.tls.build()?).clone();
-    tls.alpn_protocols = vec![ALPN_H2.to_vec()];
-    let name = cfg.tls.server_name(&cfg.host)?;
-    let t = cfg.connect_timeout.unwrap_or(cfg.handshake_timeout);
-    let connect = tokio_rustls::TlsConnector::from(Arc::new(tls)).connect(name, Tcp::new(tcp));
-    let s = tokio::time::timeout(t, connect)
-        .await
-        .map_err(|_| Error::Timeout)??;
-    if s.get_ref().1.alpn_protocol() != Some(ALPN_H2) {
-        return Err(HandshakeError::AlpnNotH2.into());
+    #[cfg(not(feature = "rustls"))]
+    return Err(crate::url::UrlError::TlsDisabled.into());
+    #[cfg(feature = "rustls")]
+    {
+        let mut tls = (*cfg.tls.build()?).clone();
+        tls.alpn_protocols = vec![ALPN_H2.to_vec()];
+        let name = cfg.tls.server_name(&cfg.host)?;
+        let t = cfg.connect_timeout.unwrap_or(cfg.handshake_timeout);
+        let connect = tokio_rustls::TlsConnector::from(Arc::new(tls)).connect(name, Tcp::new(tcp));
+        let s = tokio::time::timeout(t, connect)
+            .await
+            .map_err(|_| Error::Timeout)??;
+        if s.get_ref().1.alpn_protocol() != Some(ALPN_H2) {
+            return Err(HandshakeError::AlpnNotH2.into());
+        }
+        Ok(AsyncMaybeTlsStream::ClientTls(Box::new(s)))
     }
-    Ok(AsyncMaybeTlsStream::ClientTls(Box::new(s)))
 }
 
 /// `:authority`: the host (an IPv6 address in brackets) and the port unless it is the

@@ -69,10 +69,12 @@ mod stream;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::io::{self, IoSlice};
+#[cfg(feature = "rustls")]
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
+#[cfg(feature = "rustls")]
 use crate::tokio::AsyncMaybeTlsStream;
 
 pub use client::Http2Client;
@@ -123,6 +125,7 @@ impl Default for Settings {
 /// A server TLS configuration that offers ALPN `h2` and `http/1.1` (in that order of
 /// preference), for one port that serves both: [`crate::tokio::AsyncMaybeTlsStream`] or the
 /// rustls connection tells which one the client chose.
+#[cfg(feature = "rustls")]
 pub fn server_tls_with_alpn(tls: &Arc<rustls::ServerConfig>) -> Arc<rustls::ServerConfig> {
     let mut cfg = (**tls).clone();
     cfg.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()];
@@ -136,6 +139,7 @@ pub fn server_tls_with_alpn(tls: &Arc<rustls::ServerConfig>) -> Arc<rustls::Serv
 /// # Errors
 ///
 /// The TLS handshake's failure ([`crate::Error::Io`], as from `tokio-rustls`).
+#[cfg(feature = "rustls")]
 pub async fn accept_tls<S>(
     io: S,
     tls: Arc<rustls::ServerConfig>,
