@@ -243,6 +243,22 @@ where
     }
 }
 
+/// Client side: the permessage-deflate offer `cfg` makes (none without the `deflate`
+/// feature), and its `Sec-WebSocket-Extensions` value, for HTTP/1.1 and HTTP/2 alike.
+pub(crate) fn client_offer(cfg: &ClientConfig) -> (Option<Offer>, Option<String>) {
+    #[cfg(feature = "deflate")]
+    {
+        let offer = cfg.deflate.map(|d| d.client_offer());
+        let value = offer.as_ref().map(Offer::to_header_value);
+        (offer, value)
+    }
+    #[cfg(not(feature = "deflate"))]
+    {
+        let _ = cfg;
+        (None, None)
+    }
+}
+
 /// Client side: writes the request for `cfg` into `out` and returns the response reader, with
 /// the permessage-deflate offer made (if any).
 pub(crate) fn client_start(
@@ -264,13 +280,7 @@ pub(crate) fn client_start(
     for (k, v) in &cfg.headers {
         req = req.header(k, v);
     }
-    #[cfg(feature = "deflate")]
-    let offer = cfg.deflate.map(|d| d.client_offer());
-    #[cfg(not(feature = "deflate"))]
-    let offer = None;
-    #[cfg(feature = "deflate")]
-    let offer_value = offer.map(|o| o.to_header_value());
-    #[cfg(feature = "deflate")]
+    let (offer, offer_value) = client_offer(cfg);
     if let Some(v) = &offer_value {
         req = req.extensions(v);
     }

@@ -17,7 +17,7 @@ use super::Settings;
 use super::ALPN_H2;
 use crate::config::ClientConfig;
 use crate::error::{Error, HandshakeError, Result};
-use crate::handshake::{client_agreed, Response};
+use crate::handshake::{client_agreed, client_offer, Response};
 use crate::session::Session;
 use crate::stream::Tcp;
 use crate::tokio::{AsyncMaybeTlsStream, WebSocketStream};
@@ -161,14 +161,7 @@ impl Http2Client {
     }
 
     async fn open_stream(&self, cfg: &ClientConfig) -> Result<(H2WebSocket, Response)> {
-        #[cfg(feature = "deflate")]
-        let offer = cfg.deflate.map(|d| d.client_offer());
-        #[cfg(not(feature = "deflate"))]
-        let offer = None;
-        #[cfg(feature = "deflate")]
-        let offer_value = offer.map(|o| o.to_header_value());
-        #[cfg(not(feature = "deflate"))]
-        let offer_value: Option<String> = None;
+        let (offer, offer_value) = client_offer(cfg);
         let path = if cfg.path.is_empty() { "/" } else { &cfg.path };
         let uri = format!("{}://{}{}", self.scheme, self.authority, path);
         let mut request = http::Request::builder()
