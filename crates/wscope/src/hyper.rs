@@ -290,16 +290,7 @@ where
     let on_upgrade = on_upgrade.ok_or(UpgradeRejection::NotUpgradable)?;
     let answer = Answer::decide(request, cfg, decide).map_err(UpgradeRejection::Rejected)?;
     let response = switching_response(request, &answer)?;
-    let fut = UpgradeFut {
-        on_upgrade,
-        open: Some(Open {
-            ws: cfg.ws,
-            idle: cfg.idle_timeout,
-            agreed: answer.agreed(),
-            deflate_options: cfg.session_deflate_options(),
-        }),
-    };
-    Ok((response, fut))
+    Ok((response, UpgradeFut::new(on_upgrade, cfg, answer)))
 }
 
 /// The `101` for `request` with `answer`: the core's builder checks it (a subprotocol the
@@ -355,7 +346,7 @@ mod h2 {
     use http_body_util::Empty;
     use wscope_proto::handshake::{ExtendedConnect, PseudoHeaders, Request as CoreRequest};
 
-    use super::{Open, UpgradeBody, UpgradeFut, UpgradeRejection};
+    use super::{UpgradeBody, UpgradeFut, UpgradeRejection};
     use crate::config::ServerConfig;
     use crate::handshake::{Accept, Answer, Reject};
 
@@ -416,16 +407,7 @@ mod h2 {
                 HeaderValue::from_str(v).map_err(|_| invalid("header value"))?,
             );
         }
-        let fut = UpgradeFut {
-            on_upgrade,
-            open: Some(Open {
-                ws: cfg.ws,
-                idle: cfg.idle_timeout,
-                agreed: answer.agreed(),
-                deflate_options: cfg.session_deflate_options(),
-            }),
-        };
-        Ok((response, fut))
+        Ok((response, UpgradeFut::new(on_upgrade, cfg, answer)))
     }
 }
 
@@ -445,6 +427,21 @@ struct Open {
 pub struct UpgradeFut {
     on_upgrade: OnUpgrade,
     open: Option<Open>,
+}
+
+impl UpgradeFut {
+    /// The future of the connection `answer` accepted, opened with `cfg`'s settings.
+    fn new(on_upgrade: OnUpgrade, cfg: &ServerConfig, answer: Answer) -> Self {
+        Self {
+            on_upgrade,
+            open: Some(Open {
+                ws: cfg.ws,
+                idle: cfg.idle_timeout,
+                agreed: answer.agreed(),
+                deflate_options: cfg.session_deflate_options(),
+            }),
+        }
+    }
 }
 
 impl fmt::Debug for UpgradeFut {
