@@ -305,11 +305,12 @@ run_step() {
     echo
     echo "==> [$name]"
     start=$SECONDS
-    set +e
-    # xtrace shows each command of the step as it runs.
+    # xtrace shows each command of the step as it runs. The caller runs this function with
+    # errexit off and not as a condition (`if run_step`, `run_step ||`): bash ignores `set -e`
+    # in anything run from a condition, subshells included, so a step would fail only when
+    # its last command did.
     (PS4='+ '; set -euxo pipefail; "step_$name")
     rc=$?
-    set -e
     if [[ $rc -eq 0 ]]; then
         echo "<== [$name] ok ($((SECONDS - start))s)"
     else
@@ -333,14 +334,18 @@ check_shared() {
 }
 
 main() {
-    local steps=("$@") passed=() failed=() name
+    local steps=("$@") passed=() failed=() name rc
     [[ ${#steps[@]} -gt 0 ]] || steps=("${DEFAULT_STEPS[@]}")
     check_shared
     if [[ ${SKIP_SETUP:-0} != 1 ]]; then
         bash scripts/setup.sh
     fi
     for name in "${steps[@]}"; do
-        if run_step "$name"; then
+        set +e
+        run_step "$name"
+        rc=$?
+        set -e
+        if [[ $rc -eq 0 ]]; then
             passed+=("$name")
         else
             failed+=("$name")
