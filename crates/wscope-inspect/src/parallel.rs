@@ -50,6 +50,8 @@
 //! `established` and `tls` ones (the merger counts TLS connections and needs to know which
 //! upgrades the client rejects); it counts the rest of the statistics itself.
 
+mod chunks;
+
 use core::cell::RefCell;
 use core::ops::Range;
 use std::borrow::Cow;
@@ -1260,7 +1262,10 @@ pub(crate) fn run<S: Sink + ?Sized>(
         conns: hashbrown::HashMap::new(),
     };
     if let Some(snapshot) = capture.snapshot() {
-        let (flows, end) = run_reading(setup, n, &snapshot, &mut merger);
+        let (flows, end) = match chunks::Plan::new(&snapshot, setup.make.is_some()) {
+            Some(plan) => chunks::run(setup, n, &plan, &snapshot, &mut merger),
+            None => run_reading(setup, n, &snapshot, &mut merger),
+        };
         merger.flush_text();
         capture.read_elsewhere(end.capture, end.packets);
         let summary = Summary {
