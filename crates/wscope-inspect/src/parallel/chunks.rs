@@ -44,9 +44,7 @@ use super::{
     WorkerClock, WorkerSetup,
 };
 use crate::analyzer::Slot;
-use crate::capture::{
-    CaptureError, CaptureErrorKind, CaptureStats, LinkType, Packet, Snapshot,
-};
+use crate::capture::{CaptureError, CaptureErrorKind, CaptureStats, LinkType, Packet, Snapshot};
 use crate::decode::{DecodeStats, Decoder};
 use crate::sink::Sink;
 use crate::tcp::{FlowStats, FlowTable};
@@ -102,7 +100,10 @@ impl Plan {
         if !cfg!(unix) {
             return None;
         }
-        Self::with_chunk(snapshot, (snapshot.buffer_len() / if local { 4 } else { 2 }) as u64)
+        Self::with_chunk(
+            snapshot,
+            (snapshot.buffer_len() / if local { 4 } else { 2 }) as u64,
+        )
     }
 
     /// Like [`Plan::new`] with a chosen nominal chunk length.
@@ -251,7 +252,10 @@ impl Fragments {
     }
 
     fn into_stats(self) -> DecodeStats {
-        let t = self.state.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let t = self
+            .state
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
         t.decoder.map(|d| *d.stats()).unwrap_or_default()
     }
 }

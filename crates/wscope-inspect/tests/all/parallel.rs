@@ -444,7 +444,11 @@ fn a_named_pipe_is_read_once_by_the_dispatcher() {
 
 /// The byte ranges of the records of a little-endian classic pcap file.
 fn pcap_records(bytes: &[u8]) -> Vec<core::ops::Range<usize>> {
-    assert_eq!(&bytes[..4], &0xA1B2_C3D4u32.to_le_bytes(), "a little-endian pcap file");
+    assert_eq!(
+        &bytes[..4],
+        &0xA1B2_C3D4u32.to_le_bytes(),
+        "a little-endian pcap file"
+    );
     let mut out = Vec::new();
     let mut at = 24;
     while at + 16 <= bytes.len() {
