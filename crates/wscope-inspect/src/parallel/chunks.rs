@@ -200,6 +200,8 @@ struct Turn {
     clean: BTreeSet<u64>,
     /// The run's decoder for fragments (`None` while a worker uses it).
     decoder: Option<Decoder>,
+    /// A worker panicked: nobody waits for a turn any more (the panic is passed on).
+    gone: bool,
 }
 
 impl Turn {
@@ -233,6 +235,9 @@ impl Fragments {
     fn take(&self, c: u64) -> Decoder {
         let mut t = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
+            if t.gone {
+                return Decoder::new();
+            }
             if t.next == c {
                 if let Some(d) = t.decoder.take() {
                     return d;
@@ -251,12 +256,30 @@ impl Fragments {
         self.turn.notify_all();
     }
 
+    /// A worker panicked: wakes the workers waiting for a turn.
+    fn abandon(&self) {
+        let mut t = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        t.gone = true;
+        self.turn.notify_all();
+    }
+
     fn into_stats(self) -> DecodeStats {
         let t = self
             .state
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner);
         t.decoder.map(|d| *d.stats()).unwrap_or_default()
+    }
+}
+
+/// Wakes the workers waiting for a turn when the worker holding it panics.
+struct PanicGuard<'a>(&'a Fragments);
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.abandon();
+        }
     }
 }
 
@@ -610,6 +633,7 @@ fn chunk_worker(
     spares: &Receiver<OutBatch>,
     tx: &SyncSender<FromWorker>,
 ) -> ChunkEnd {
+    let _guard = PanicGuard(fragments);
     let mut table: FlowTable<Slot> = FlowTable::new(setup.flow);
     let mut h = setup.handler();
     let mut clock = WorkerClock::default();
