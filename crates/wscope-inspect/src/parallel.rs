@@ -48,7 +48,8 @@
 //!
 //! When every file is a classic pcap file, the workers do not each read the whole capture:
 //! they take turns reading chunks of it, and each chunk's reader builds every worker's batch
-//! of it, as the dispatcher would ([`chunks`]). Each byte is then read and decoded once.
+//! of it, as the dispatcher would (see `parallel/chunks.rs`). Each byte is then read and
+//! decoded once.
 //!
 //! Either way, a worker records only the events the main sink reads ([`Sink::interest`]), and
 //! `established` and `tls` ones (the merger counts TLS connections and needs to know which
