@@ -387,16 +387,11 @@ impl InBatch {
     /// Puts segment `seg` of packet `number` in the batch of its worker, after a tick in every
     /// batch when `clock` ticks. Returns the payload length. (The one place batches are built:
     /// the dispatcher and the chunk readers both call it.)
-    ///
-    /// With `keep = Some((w, buf))`, worker `w`'s batch will own `buf` (its bytes are put in
-    /// front of the batch's own ones, [`InBatch::own_buffer`]): a payload inside `buf` is not
-    /// copied, only its place is noted.
     fn push_segment(
         batches: &mut [Self],
         clock: &mut Clock,
         seg: &Segment<'_>,
         number: u64,
-        keep: Option<(usize, &[u8])>,
     ) -> usize {
         let (now, tick) = clock.segment(seg.ts);
         if tick {
@@ -404,26 +399,9 @@ impl InBatch {
                 b.items.push(Item::Tick { number, now });
             }
         }
-        let w = shard(seg, batches.len());
-        let b = &mut batches[w];
-        let len = seg.payload.len();
-        let at = match keep {
-            Some((k, buf)) if k == w => {
-                let (start, p) = (buf.as_ptr() as usize, seg.payload.as_ptr() as usize);
-                if p >= start && p + len <= start + buf.len() {
-                    p - start
-                } else {
-                    let at = buf.len() + b.bytes.len();
-                    b.bytes.extend_from_slice(seg.payload);
-                    at
-                }
-            }
-            _ => {
-                let at = b.bytes.len();
-                b.bytes.extend_from_slice(seg.payload);
-                at
-            }
-        };
+        let b = &mut batches[shard(seg, batches.len())];
+        let at = b.bytes.len();
+        b.bytes.extend_from_slice(seg.payload);
         b.items.push(Item::Seg(SegRec {
             number,
             now,
@@ -435,16 +413,9 @@ impl InBatch {
             flags: seg.flags,
             window: seg.window,
             missing: seg.missing,
-            payload: (at as u32, len as u32),
+            payload: (at as u32, seg.payload.len() as u32),
         }));
-        len
-    }
-
-    /// Makes `buf` the front of the batch's bytes (the batch was built with
-    /// `keep = Some((_, buf))`, see [`InBatch::push_segment`]); `buf` gets a spare buffer.
-    fn own_buffer(&mut self, buf: &mut Vec<u8>, spare: Vec<u8>) {
-        let extra = core::mem::replace(&mut self.bytes, core::mem::replace(buf, spare));
-        self.bytes.extend_from_slice(&extra);
+        seg.payload.len()
     }
 }
 
@@ -1369,7 +1340,7 @@ pub(crate) fn run<S: Sink + ?Sized>(
             };
             let number = pkt.number;
             if let Some(seg) = decoder.decode(&pkt) {
-                bytes += InBatch::push_segment(&mut batches, &mut clock, &seg, number, None);
+                bytes += InBatch::push_segment(&mut batches, &mut clock, &seg, number);
                 packets += 1;
             }
             if packets >= ROUND_PACKETS || bytes >= ROUND_BYTES {

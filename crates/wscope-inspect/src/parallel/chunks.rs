@@ -33,7 +33,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Condvar, Mutex, PoisonError};
 
@@ -61,7 +61,7 @@ const RECORD_HEADER: u64 = 16;
 struct PcapFile {
     /// The name in errors (as the capture reader names it).
     name: String,
-    path: std::path::PathBuf,
+    file: File,
     /// The length in the snapshot.
     len: u64,
     link: LinkType,
@@ -83,23 +83,23 @@ pub(super) struct Plan {
     buffer: usize,
 }
 
-/// Appends `len` bytes of `file` from offset `at` to `buf` (into its spare capacity: nothing
-/// is zeroed first).
-fn read_range(file: &mut File, buf: &mut Vec<u8>, at: u64, len: u64) -> io::Result<()> {
-    file.seek(SeekFrom::Start(at))?;
-    buf.reserve(len as usize);
-    let got = Read::take(&mut *file, len).read_to_end(buf)?;
-    if got as u64 == len {
-        Ok(())
-    } else {
-        Err(io::ErrorKind::UnexpectedEof.into())
-    }
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
+#[cfg(not(unix))]
+fn read_at(_file: &File, _buf: &mut [u8], _at: u64) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
 impl Plan {
     /// The chunks of the snapshot's files, or `None` when a file is not a classic pcap file
     /// with a whole header (pcapng, say): the workers then read the capture themselves.
     pub(super) fn new(snapshot: &Snapshot, local: bool) -> Option<Self> {
+        if !cfg!(unix) {
+            return None;
+        }
         Self::with_chunk(
             snapshot,
             (snapshot.buffer_len() / if local { 4 } else { 2 }) as u64,
@@ -116,8 +116,9 @@ impl Plan {
             if len < FILE_HEADER {
                 return None;
             }
+            let file = File::open(path).ok()?;
             let mut h = [0u8; FILE_HEADER as usize];
-            File::open(path).ok()?.read_exact(&mut h).ok()?;
+            read_at(&file, &mut h, 0).ok()?;
             let (big_endian, nanos) = match u32::from_le_bytes([h[0], h[1], h[2], h[3]]) {
                 0xA1B2_C3D4 => (false, false),
                 0xA1B2_3C4D => (false, true),
@@ -129,7 +130,7 @@ impl Plan {
             let chunks = (len - FILE_HEADER).div_ceil(chunk).max(1);
             files.push(PcapFile {
                 name: path.display().to_string(),
-                path: path.clone(),
+                file,
                 len,
                 // The upper bits may carry FCS information; the type is the low 16 bits.
                 link: LinkType(network & 0xFFFF),
@@ -324,39 +325,25 @@ struct Reader<'a> {
     plan: &'a Plan,
     snapshot: &'a Snapshot,
     fragments: &'a Fragments,
-    me: usize,
     n: usize,
     parts: Parts,
     /// Its own batches, in chunk order (`None`: the run ended there).
     own: VecDeque<Option<InBatch>>,
-    /// The bytes of the chunk being read (its records' data).
     buf: Vec<u8>,
-    /// A spare buffer for `buf` (own batches take theirs along).
-    spare: Vec<u8>,
-    /// The files, opened by this worker (its own file offsets).
-    files: Vec<Option<File>>,
     records: Vec<Record>,
     end: ChunkEnd,
 }
 
 impl Reader<'_> {
     /// A batch for a new chunk (a given-back one when there is one).
-    fn batch(&mut self) -> InBatch {
+    fn batch(&self) -> InBatch {
         match self.parts.pool.try_recv() {
             Ok(mut b) => {
                 b.clear();
-                if self.spare.capacity() < b.bytes.capacity() {
-                    core::mem::swap(&mut self.spare, &mut b.bytes);
-                }
                 b
             }
             Err(_) => InBatch::default(),
         }
-    }
-
-    /// A buffer for the next chunk's bytes: one an own batch held, when one came back.
-    fn spare_buffer(&mut self) -> Vec<u8> {
-        core::mem::take(&mut self.spare)
     }
 
     /// The run ends at chunk `c`: every worker is told, and so is the next reader.
@@ -390,8 +377,9 @@ impl Reader<'_> {
         let located = self.plan.locate(c);
         let mut read_error = None;
         if let Some((f, start, end)) = located {
-            self.buf.clear();
-            if let Err(e) = self.read(f, start, end - start) {
+            let file = &self.plan.files[f];
+            self.buf.resize((end - start) as usize, 0);
+            if let Err(e) = read_at(&file.file, &mut self.buf, start) {
                 read_error = Some(e);
             }
         }
@@ -509,19 +497,15 @@ impl Reader<'_> {
         let _ = self.parts.chain_out.send(next);
         // Decode and build the batches.
         let link = file.link;
-        let mut batches: Vec<InBatch> = (0..self.n).map(|_| InBatch::default()).collect();
-        for b in &mut batches {
-            *b = self.batch();
-        }
+        let mut batches: Vec<InBatch> = (0..self.n).map(|_| self.batch()).collect();
         let mut local = Decoder::new();
-        let me = self.me;
-        let clock = self.decode_into(&mut batches, &mut local, link, f, me);
+        let clock = self.decode_into(&mut batches, &mut local, link, f);
         let max = if local.stats().fragments > 0 {
             for b in &mut batches {
                 b.clear();
             }
             let mut d = self.fragments.take(c);
-            let clock = self.decode_into(&mut batches, &mut d, link, f, me);
+            let clock = self.decode_into(&mut batches, &mut d, link, f);
             self.fragments.give(c, d);
             clock.now()
         } else {
@@ -529,9 +513,6 @@ impl Reader<'_> {
             add_decode(&mut self.end.decode, local.stats());
             clock.now()
         };
-        // The own batch takes the chunk's bytes (its payloads were not copied).
-        let spare = self.spare_buffer();
-        batches[me].own_buffer(&mut self.buf, spare);
         self.hand_out(batches, max);
         if ended {
             // The next reader is told; the workers see the end after this chunk.
@@ -544,22 +525,11 @@ impl Reader<'_> {
     fn cover(&mut self, f: usize, start: u64, to: u64) -> io::Result<()> {
         let have = start + self.buf.len() as u64;
         if have < to {
-            self.read(f, have, to - have)?;
+            let old = self.buf.len();
+            self.buf.resize((to - start) as usize, 0);
+            read_at(&self.plan.files[f].file, &mut self.buf[old..], have)?;
         }
         Ok(())
-    }
-
-    /// Appends `len` bytes of file `f` from `at` to the chunk's buffer (the worker opens each
-    /// file once for itself).
-    fn read(&mut self, f: usize, at: u64, len: u64) -> io::Result<()> {
-        if self.files.len() <= f {
-            self.files.resize_with(f + 1, || None);
-        }
-        let file = match &mut self.files[f] {
-            Some(file) => file,
-            slot => slot.insert(File::open(&self.plan.files[f].path)?),
-        };
-        read_range(file, &mut self.buf, at, len)
     }
 
     /// Decodes the walked records into the batches; the chunk's clock.
@@ -569,7 +539,6 @@ impl Reader<'_> {
         decoder: &mut Decoder,
         link: LinkType,
         source: usize,
-        own: usize,
     ) -> Clock {
         let mut clock = Clock::default();
         for r in &self.records {
@@ -582,7 +551,7 @@ impl Reader<'_> {
                 source,
             };
             if let Some(seg) = decoder.decode(&pkt) {
-                InBatch::push_segment(batches, &mut clock, &seg, r.number, Some((own, &self.buf)));
+                InBatch::push_segment(batches, &mut clock, &seg, r.number);
             }
         }
         clock
@@ -591,10 +560,7 @@ impl Reader<'_> {
     /// Chunk `c` is the rest of the run, after `number` packets: read through a capture
     /// reader (which reads the files from the start again), decoded in turn.
     fn rest(&mut self, c: u64, number: u64) {
-        let mut batches: Vec<InBatch> = (0..self.n).map(|_| InBatch::default()).collect();
-        for b in &mut batches {
-            *b = self.batch();
-        }
+        let mut batches: Vec<InBatch> = (0..self.n).map(|_| self.batch()).collect();
         let mut decoder = self.fragments.take(c);
         let mut capture = self.snapshot.open();
         let mut clock = Clock::default();
@@ -623,7 +589,7 @@ impl Reader<'_> {
             };
             let number = pkt.number;
             if let Some(seg) = decoder.decode(&pkt) {
-                InBatch::push_segment(&mut batches, &mut clock, &seg, number, None);
+                InBatch::push_segment(&mut batches, &mut clock, &seg, number);
             }
         }
         self.fragments.give(c, decoder);
@@ -675,13 +641,10 @@ fn chunk_worker(
         plan,
         snapshot,
         fragments,
-        me,
         n,
         parts,
         own: VecDeque::new(),
         buf: Vec::new(),
-        spare: Vec::new(),
-        files: Vec::new(),
         records: Vec::new(),
         end: ChunkEnd::default(),
     };
