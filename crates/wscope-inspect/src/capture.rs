@@ -145,7 +145,7 @@ pub struct CaptureError {
 }
 
 impl CaptureError {
-    fn new(kind: CaptureErrorKind, source_name: &str, offset: u64) -> Self {
+    pub(crate) fn new(kind: CaptureErrorKind, source_name: &str, offset: u64) -> Self {
         Self {
             kind,
             source_name: source_name.to_owned(),
@@ -154,7 +154,7 @@ impl CaptureError {
         }
     }
 
-    fn io(err: io::Error, source_name: &str, offset: u64) -> Self {
+    pub(crate) fn io(err: io::Error, source_name: &str, offset: u64) -> Self {
         Self {
             kind: CaptureErrorKind::Io,
             source_name: source_name.to_owned(),
@@ -1113,6 +1113,16 @@ impl Snapshot {
             .buffer_len(self.buffer_len);
         c.limits = self.files.iter().map(|&(_, len)| Some(len)).collect();
         c
+    }
+
+    /// The files and their lengths.
+    pub(crate) fn files(&self) -> &[(PathBuf, u64)] {
+        &self.files
+    }
+
+    /// The size a capture reader's buffer starts with (as [`CaptureReader`] clamps it).
+    pub(crate) fn buffer_len(&self) -> usize {
+        self.buffer_len.clamp(1 << 16, MAX_BLOCK_LEN)
     }
 }
 

@@ -46,9 +46,16 @@
 //! own shard. No payload crosses threads; the calling thread only merges the workers' output.
 //! Standard input, pipes and other readers still go through the dispatcher.
 //!
+//! When every file is a classic pcap file, the workers do not each read the whole capture:
+//! they take turns reading chunks of it, and each chunk's reader builds every worker's batch
+//! of it, as the dispatcher would (see `parallel/chunks.rs`). Each byte is then read and
+//! decoded once.
+//!
 //! Either way, a worker records only the events the main sink reads ([`Sink::interest`]), and
 //! `established` and `tls` ones (the merger counts TLS connections and needs to know which
 //! upgrades the client rejects); it counts the rest of the statistics itself.
+
+mod chunks;
 
 use core::cell::RefCell;
 use core::ops::Range;
@@ -355,13 +362,115 @@ enum Item {
 struct InBatch {
     items: Vec<Item>,
     bytes: Vec<u8>,
+    /// The latest segment time of the whole round (every shard), when the round's clock
+    /// started from zero (a chunk read by a worker, see [`chunks`]); `Instant::ZERO` from the
+    /// dispatcher, whose clock runs over the whole capture.
+    max: Instant,
 }
 
 impl InBatch {
     fn clear(&mut self) {
         self.items.clear();
         self.bytes.clear();
+        self.max = Instant::ZERO;
     }
+
+    /// Gives every worker's batch the key log text of a Decryption Secrets Block.
+    fn push_secrets(batches: &mut [Self], text: &[u8]) {
+        for b in batches {
+            let at = b.bytes.len();
+            b.bytes.extend_from_slice(text);
+            b.items.push(Item::Secrets(at as u32, text.len() as u32));
+        }
+    }
+
+    /// Puts segment `seg` of packet `number` in the batch of its worker, after a tick in every
+    /// batch when `clock` ticks. Returns the payload length. (The one place batches are built:
+    /// the dispatcher and the chunk readers both call it.)
+    fn push_segment(
+        batches: &mut [Self],
+        clock: &mut Clock,
+        seg: &Segment<'_>,
+        number: u64,
+    ) -> usize {
+        let (now, tick) = clock.segment(seg.ts);
+        if tick {
+            for b in batches.iter_mut() {
+                b.items.push(Item::Tick { number, now });
+            }
+        }
+        let b = &mut batches[shard(seg, batches.len())];
+        let at = b.bytes.len();
+        b.bytes.extend_from_slice(seg.payload);
+        b.items.push(Item::Seg(SegRec {
+            number,
+            now,
+            ts: seg.ts,
+            src: seg.src,
+            dst: seg.dst,
+            seq: seg.seq,
+            ack: seg.ack,
+            flags: seg.flags,
+            window: seg.window,
+            missing: seg.missing,
+            payload: (at as u32, seg.payload.len() as u32),
+        }));
+        seg.payload.len()
+    }
+}
+
+/// The capture clock as a worker resolves it from its batches: a batch's clock values are
+/// relative to the latest time of the rounds before it (`base`), and a tick in a batch is a
+/// tick of the capture clock only if the resolved time enters a new step. For the
+/// dispatcher's batches (`base` stays zero, every tick enters a new step) this changes
+/// nothing; for chunks read by the workers it gives exactly the dispatcher's clock.
+#[derive(Debug, Default)]
+struct WorkerClock {
+    base: Instant,
+    step: Option<u64>,
+}
+
+/// Handles one batch in a worker: ticks, secrets and the segments of its shard.
+fn analyse(
+    table: &mut FlowTable<Slot>,
+    h: &mut WorkerHandler,
+    clock: &mut WorkerClock,
+    input: &InBatch,
+) {
+    for item in &input.items {
+        match *item {
+            Item::Tick { number, now } => {
+                let now = clock.base.max(now);
+                let step = now.as_micros() / TICK_US;
+                if clock.step != Some(step) {
+                    clock.step = Some(step);
+                    h.rec.set(number, 0);
+                    table.advance_time(now, h);
+                }
+            }
+            Item::Secrets(at, len) => {
+                let (at, len) = (at as usize, len as usize);
+                h.tls.add_secrets(&input.bytes[at..at + len]);
+            }
+            Item::Seg(s) => {
+                h.rec.set(s.number, u64::MAX);
+                let (at, len) = (s.payload.0 as usize, s.payload.1 as usize);
+                let seg = Segment {
+                    ts: s.ts,
+                    src: s.src,
+                    dst: s.dst,
+                    seq: s.seq,
+                    ack: s.ack,
+                    flags: s.flags,
+                    window: s.window,
+                    payload: &input.bytes[at..at + len],
+                    missing: s.missing,
+                };
+                table.handle_packet(&seg, s.number, clock.base.max(s.now), h);
+            }
+        }
+    }
+    clock.base = clock.base.max(input.max);
 }
 
 /// What one event becomes in a worker's output; byte slices are ranges of the batch's bytes.
@@ -742,38 +851,12 @@ impl WorkerSetup<'_> {
 fn worker(setup: WorkerSetup<'_>, rx: Receiver<ToWorker>, tx: SyncSender<FromWorker>) {
     let mut table: FlowTable<Slot> = FlowTable::new(setup.flow);
     let mut h = setup.handler();
+    let mut clock = WorkerClock::default();
     for msg in rx {
         match msg {
             ToWorker::Round { mut input, spare } => {
                 h.rec.start(spare);
-                for item in &input.items {
-                    match *item {
-                        Item::Tick { number, now } => {
-                            h.rec.set(number, 0);
-                            table.advance_time(now, &mut h);
-                        }
-                        Item::Secrets(at, len) => {
-                            let (at, len) = (at as usize, len as usize);
-                            h.tls.add_secrets(&input.bytes[at..at + len]);
-                        }
-                        Item::Seg(s) => {
-                            h.rec.set(s.number, u64::MAX);
-                            let (at, len) = (s.payload.0 as usize, s.payload.1 as usize);
-                            let seg = Segment {
-                                ts: s.ts,
-                                src: s.src,
-                                dst: s.dst,
-                                seq: s.seq,
-                                ack: s.ack,
-                                flags: s.flags,
-                                window: s.window,
-                                payload: &input.bytes[at..at + len],
-                                missing: s.missing,
-                            };
-                            table.handle_packet(&seg, s.number, s.now, &mut h);
-                        }
-                    }
-                }
+                analyse(&mut table, &mut h, &mut clock, &input);
                 input.clear();
                 let out = h.rec.flush();
                 if tx
@@ -897,15 +980,41 @@ fn run_reading<S: Sink + ?Sized>(
     merger: &mut Merger<'_, '_, S>,
 ) -> (FlowStats, ReadEnd) {
     let mut flows = FlowStats::default();
-    let end = std::thread::scope(|scope| {
+    let mut ends = merge_rounds(
+        n,
+        read_rounds(setup.make.is_some()).2,
+        merger,
+        &mut flows,
+        |me, spares, tx| reading_worker(setup, me, n, snapshot.open(), spares, tx),
+    );
+    (flows, ends.swap_remove(0))
+}
+
+/// Runs `n` workers (`work(me, spares, out)`), each sending its output round by round (at
+/// most `queued` rounds ahead; the last round with its counters), and merges the rounds in
+/// order as they come. Returns what the workers returned, in order. A worker's panic is
+/// passed on.
+fn merge_rounds<S, T, F>(
+    n: usize,
+    queued: usize,
+    merger: &mut Merger<'_, '_, S>,
+    flows: &mut FlowStats,
+    work: F,
+) -> Vec<T>
+where
+    S: Sink + ?Sized,
+    T: Send,
+    F: Fn(usize, Receiver<OutBatch>, SyncSender<FromWorker>) -> T + Sync,
+{
+    std::thread::scope(|scope| {
+        let work = &work;
         let mut from = Vec::with_capacity(n);
         let mut back = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
         for me in 0..n {
-            let (otx, orx) = sync_channel::<FromWorker>(read_rounds(setup.make.is_some()).2);
+            let (otx, orx) = sync_channel::<FromWorker>(queued);
             let (btx, brx) = std::sync::mpsc::channel::<OutBatch>();
-            handles
-                .push(scope.spawn(move || reading_worker(setup, me, n, snapshot.open(), brx, otx)));
+            handles.push(scope.spawn(move || work(me, brx, otx)));
             from.push(orx);
             back.push(btx);
         }
@@ -938,13 +1047,11 @@ fn run_reading<S: Sink + ?Sized>(
             }
         }
         drop(from);
-        let mut ends: Vec<ReadEnd> = handles
+        handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect();
-        ends.swap_remove(0)
-    });
-    (flows, end)
+            .collect()
+    })
 }
 
 /// Delivers the merged records to the sink, numbering connections as one table would.
@@ -1160,7 +1267,10 @@ pub(crate) fn run<S: Sink + ?Sized>(
         conns: hashbrown::HashMap::new(),
     };
     if let Some(snapshot) = capture.snapshot() {
-        let (flows, end) = run_reading(setup, n, &snapshot, &mut merger);
+        let (flows, end) = match chunks::Plan::new(&snapshot, setup.make.is_some()) {
+            Some(plan) => chunks::run(setup, n, &plan, &snapshot, &mut merger),
+            None => run_reading(setup, n, &snapshot, &mut merger),
+        };
         merger.flush_text();
         capture.read_elsewhere(end.capture, end.packets);
         let summary = Summary {
@@ -1221,11 +1331,7 @@ pub(crate) fn run<S: Sink + ?Sized>(
             // Key logs of pcapng Decryption Secrets Blocks go to every worker, before the
             // packets that follow them.
             while let Some(text) = capture.take_secrets() {
-                for b in &mut batches {
-                    let at = b.bytes.len();
-                    b.bytes.extend_from_slice(&text);
-                    b.items.push(Item::Secrets(at as u32, text.len() as u32));
-                }
+                InBatch::push_secrets(&mut batches, &text);
             }
             let pkt = match capture.next_packet() {
                 Ok(Some(pkt)) => pkt,
@@ -1234,30 +1340,8 @@ pub(crate) fn run<S: Sink + ?Sized>(
             };
             let number = pkt.number;
             if let Some(seg) = decoder.decode(&pkt) {
-                let (now, tick) = clock.segment(seg.ts);
-                if tick {
-                    for b in &mut batches {
-                        b.items.push(Item::Tick { number, now });
-                    }
-                }
-                let b = &mut batches[shard(&seg, n)];
-                let at = b.bytes.len();
-                b.bytes.extend_from_slice(seg.payload);
-                b.items.push(Item::Seg(SegRec {
-                    number,
-                    now,
-                    ts: seg.ts,
-                    src: seg.src,
-                    dst: seg.dst,
-                    seq: seg.seq,
-                    ack: seg.ack,
-                    flags: seg.flags,
-                    window: seg.window,
-                    missing: seg.missing,
-                    payload: (at as u32, seg.payload.len() as u32),
-                }));
+                bytes += InBatch::push_segment(&mut batches, &mut clock, &seg, number);
                 packets += 1;
-                bytes += seg.payload.len();
             }
             if packets >= ROUND_PACKETS || bytes >= ROUND_BYTES {
                 (packets, bytes) = (0, 0);

@@ -1,0 +1,803 @@
+//! Workers that take turns reading: a parallel run over classic pcap files in which every
+//! byte is read and decoded once, by one worker.
+//!
+//! The files are cut into chunks at packet-record boundaries: chunk `c` holds the records
+//! that start in its nominal byte range (about half the capture reader's buffer, a quarter
+//! when the workers render output). Worker `c % N` reads chunk `c`, decodes it and builds
+//! every worker's batch of it with the dispatcher's code ([`InBatch::push_segment`]): it
+//! keeps its own batch and sends the others. Every worker then handles chunk 0's batch,
+//! chunk 1's, … in order, whoever made them, so the merge sees the rounds of one dispatcher.
+//!
+//! What a chunk needs from the chunks before it:
+//!
+//! - **Where it starts and its first packet number.** A worker reads its chunk's nominal
+//!   range before it knows where the first record starts; the reader of the chunk before
+//!   walks its record headers (a few nanoseconds a record, in memory) and passes the exact
+//!   start on, before it decodes anything.
+//! - **The capture clock.** A chunk is clocked from zero; its ticks are the points where its
+//!   own clock enters a new step, and its batches carry its latest time. The workers resolve
+//!   them against the latest time of the chunks before ([`super::WorkerClock`]): a tick of
+//!   the capture clock is always at one of those points, so the ticks and times are exactly
+//!   the dispatcher's.
+//! - **IP fragments.** A chunk is decoded with a fresh [`Decoder`]. If it holds a fragment, it
+//!   is decoded again, in turn (after every chunk before it), with the one decoder that keeps
+//!   the fragments of the whole run.
+//!
+//! A record the reader's buffer might have to grow for (very large, rare) ends the chunks:
+//! the rest of the run is read by one worker through a [`Capture`], as one chunk, so the
+//! reader's buffer rules (and errors) stay exactly those of one thread. A record cut short
+//! at the end of a file is the one thread's `Truncated` error at the same offset.
+//!
+//! Memory: each worker holds one chunk's bytes and the batches of at most two chunks of its
+//! own ahead; at most [`QUEUED`] batches wait between two workers.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fs::File;
+use std::io;
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::{Condvar, Mutex, PoisonError};
+
+use wscope_proto::time::Instant;
+
+use super::{
+    analyse, merge_rounds, read_rounds, Clock, FromWorker, InBatch, Merger, OutBatch, ReadEnd,
+    WorkerClock, WorkerSetup,
+};
+use crate::analyzer::Slot;
+use crate::capture::{CaptureError, CaptureErrorKind, CaptureStats, LinkType, Packet, Snapshot};
+use crate::decode::{DecodeStats, Decoder};
+use crate::sink::Sink;
+use crate::tcp::{FlowStats, FlowTable};
+
+/// Most batches one worker has sent another and that one has not taken yet.
+const QUEUED: usize = 2;
+/// The size of a classic pcap file header.
+const FILE_HEADER: u64 = 24;
+/// The size of a classic pcap record header.
+const RECORD_HEADER: u64 = 16;
+
+/// One classic pcap file of the run.
+#[derive(Debug)]
+struct PcapFile {
+    /// The name in errors (as the capture reader names it).
+    name: String,
+    file: File,
+    /// The length in the snapshot.
+    len: u64,
+    link: LinkType,
+    nanos: bool,
+    big_endian: bool,
+    /// The number of its first chunk.
+    first: u64,
+    chunks: u64,
+}
+
+/// The chunks of a run: every file is a classic pcap file.
+#[derive(Debug)]
+pub(super) struct Plan {
+    files: Vec<PcapFile>,
+    /// Nominal chunk length.
+    chunk: u64,
+    /// The capture reader's starting buffer size: a record of this size or more may make it
+    /// grow (or fail), so such a record ends the chunks.
+    buffer: usize,
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
+#[cfg(not(unix))]
+fn read_at(_file: &File, _buf: &mut [u8], _at: u64) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+impl Plan {
+    /// The chunks of the snapshot's files, or `None` when a file is not a classic pcap file
+    /// with a whole header (pcapng, say): the workers then read the capture themselves.
+    pub(super) fn new(snapshot: &Snapshot, local: bool) -> Option<Self> {
+        if !cfg!(unix) {
+            return None;
+        }
+        Self::with_chunk(
+            snapshot,
+            (snapshot.buffer_len() / if local { 4 } else { 2 }) as u64,
+        )
+    }
+
+    /// Like [`Plan::new`] with a chosen nominal chunk length.
+    pub(super) fn with_chunk(snapshot: &Snapshot, chunk: u64) -> Option<Self> {
+        let chunk = chunk.max(1);
+        let mut files = Vec::with_capacity(snapshot.files().len());
+        let mut first = 0;
+        for (path, len) in snapshot.files() {
+            let len = *len;
+            if len < FILE_HEADER {
+                return None;
+            }
+            let file = File::open(path).ok()?;
+            let mut h = [0u8; FILE_HEADER as usize];
+            read_at(&file, &mut h, 0).ok()?;
+            let (big_endian, nanos) = match u32::from_le_bytes([h[0], h[1], h[2], h[3]]) {
+                0xA1B2_C3D4 => (false, false),
+                0xA1B2_3C4D => (false, true),
+                0xD4C3_B2A1 => (true, false),
+                0x4D3C_B2A1 => (true, true),
+                _ => return None,
+            };
+            let network = u32_at(&h, 20, big_endian);
+            let chunks = (len - FILE_HEADER).div_ceil(chunk).max(1);
+            files.push(PcapFile {
+                name: path.display().to_string(),
+                file,
+                len,
+                // The upper bits may carry FCS information; the type is the low 16 bits.
+                link: LinkType(network & 0xFFFF),
+                nanos,
+                big_endian,
+                first,
+                chunks,
+            });
+            first += chunks;
+        }
+        Some(Self {
+            files,
+            chunk,
+            buffer: snapshot.buffer_len(),
+        })
+    }
+
+    /// Chunk `c`: its file, and its nominal byte range.
+    fn locate(&self, c: u64) -> Option<(usize, u64, u64)> {
+        let f = self.files.partition_point(|f| f.first + f.chunks <= c);
+        let file = self.files.get(f)?;
+        let k = c - file.first;
+        let start = FILE_HEADER + k * self.chunk;
+        let end = if k + 1 == file.chunks {
+            file.len
+        } else {
+            start + self.chunk
+        };
+        Some((f, start, end))
+    }
+}
+
+fn u32_at(b: &[u8], at: usize, big_endian: bool) -> u32 {
+    let v = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+    if big_endian {
+        u32::from_be_bytes(v)
+    } else {
+        u32::from_le_bytes(v)
+    }
+}
+
+/// What the reader of a chunk tells the reader of the next one.
+#[derive(Debug)]
+enum Chain {
+    /// The next chunk's first record starts at this offset of its file (the file header's
+    /// end for the first chunk of a file); `number` packets came before it.
+    At { offset: u64, number: u64 },
+    /// The rest of the run goes through a capture reader, after `number` packets.
+    Rest { number: u64 },
+    /// The run ended after `number` packets (`None`: a worker is gone).
+    End { number: Option<u64> },
+}
+
+/// The order in which chunks with IP fragments are decoded, and the decoder that keeps the
+/// fragments.
+#[derive(Debug, Default)]
+struct Fragments {
+    state: Mutex<Turn>,
+    turn: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Turn {
+    /// Every chunk before this one is decoded (or needs no fragments).
+    next: u64,
+    /// Chunks from `next` on without fragments.
+    clean: BTreeSet<u64>,
+    /// The run's decoder for fragments (`None` while a worker uses it).
+    decoder: Option<Decoder>,
+    /// A worker panicked: nobody waits for a turn any more (the panic is passed on).
+    gone: bool,
+}
+
+impl Turn {
+    fn advance(&mut self) {
+        while self.clean.remove(&self.next) {
+            self.next += 1;
+        }
+    }
+}
+
+impl Fragments {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(Turn {
+                decoder: Some(Decoder::new()),
+                ..Turn::default()
+            }),
+            turn: Condvar::new(),
+        }
+    }
+
+    /// Chunk `c` holds no fragment.
+    fn clean(&self, c: u64) {
+        let mut t = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        t.clean.insert(c);
+        t.advance();
+        self.turn.notify_all();
+    }
+
+    /// Waits until every chunk before `c` is decoded, and takes the run's decoder.
+    fn take(&self, c: u64) -> Decoder {
+        let mut t = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if t.gone {
+                return Decoder::new();
+            }
+            if t.next == c {
+                if let Some(d) = t.decoder.take() {
+                    return d;
+                }
+            }
+            t = self.turn.wait(t).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Gives the decoder back after chunk `c`.
+    fn give(&self, c: u64, d: Decoder) {
+        let mut t = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        t.decoder = Some(d);
+        t.next = c + 1;
+        t.advance();
+        self.turn.notify_all();
+    }
+
+    /// A worker panicked: wakes the workers waiting for a turn.
+    fn abandon(&self) {
+        let mut t = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        t.gone = true;
+        self.turn.notify_all();
+    }
+
+    fn into_stats(self) -> DecodeStats {
+        let t = self
+            .state
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        t.decoder.map(|d| *d.stats()).unwrap_or_default()
+    }
+}
+
+/// Wakes the workers waiting for a turn when the worker holding it panics.
+struct PanicGuard<'a>(&'a Fragments);
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.abandon();
+        }
+    }
+}
+
+/// A record of the chunk being read: where its data is in the chunk's buffer.
+#[derive(Clone, Copy, Debug)]
+struct Record {
+    at: usize,
+    len: usize,
+    orig_len: u32,
+    ts: Instant,
+    number: u64,
+}
+
+/// What a worker found reading its chunks.
+#[derive(Debug, Default)]
+struct ChunkEnd {
+    capture: CaptureStats,
+    decode: DecodeStats,
+    error: Option<CaptureError>,
+    /// Packets in the run (known to the workers that saw its end).
+    packets: Option<u64>,
+    /// The rest of the run was read through a capture reader whose counters cover the whole
+    /// run.
+    whole: Option<CaptureStats>,
+}
+
+/// A worker's channels.
+struct Parts {
+    chain_in: Receiver<Chain>,
+    chain_out: Sender<Chain>,
+    /// To each other worker (`None` for itself).
+    to: Vec<Option<SyncSender<Option<InBatch>>>>,
+    /// From each other worker (`None` for itself).
+    from: Vec<Option<Receiver<Option<InBatch>>>>,
+    /// Batches given back, for reuse.
+    pool: Receiver<InBatch>,
+    /// Gives a batch back to the worker that made it.
+    pools: Vec<Sender<InBatch>>,
+}
+
+/// A worker's reading side.
+struct Reader<'a> {
+    plan: &'a Plan,
+    snapshot: &'a Snapshot,
+    fragments: &'a Fragments,
+    n: usize,
+    parts: Parts,
+    /// Its own batches, in chunk order (`None`: the run ended there).
+    own: VecDeque<Option<InBatch>>,
+    buf: Vec<u8>,
+    records: Vec<Record>,
+    end: ChunkEnd,
+}
+
+impl Reader<'_> {
+    /// A batch for a new chunk (a given-back one when there is one).
+    fn batch(&self) -> InBatch {
+        match self.parts.pool.try_recv() {
+            Ok(mut b) => {
+                b.clear();
+                b
+            }
+            Err(_) => InBatch::default(),
+        }
+    }
+
+    /// The run ends at chunk `c`: every worker is told, and so is the next reader.
+    fn end_at(&mut self, number: Option<u64>) {
+        for tx in self.parts.to.iter().flatten() {
+            let _ = tx.send(None);
+        }
+        self.own.push_back(None);
+        if number.is_some() {
+            self.end.packets = self.end.packets.max(number);
+        }
+        let _ = self.parts.chain_out.send(Chain::End { number });
+    }
+
+    /// Hands the batches of chunk `c` out.
+    fn hand_out(&mut self, batches: Vec<InBatch>, max: Instant) {
+        for (w, mut b) in batches.into_iter().enumerate() {
+            b.max = max;
+            match &self.parts.to[w] {
+                Some(tx) => {
+                    let _ = tx.send(Some(b));
+                }
+                None => self.own.push_back(Some(b)),
+            }
+        }
+    }
+
+    /// Reads chunk `c`; false when the run ended (no more chunks to read).
+    fn produce(&mut self, c: u64) -> bool {
+        // The chunk's nominal range is read before its exact start is known.
+        let located = self.plan.locate(c);
+        let mut read_error = None;
+        if let Some((f, start, end)) = located {
+            let file = &self.plan.files[f];
+            self.buf.resize((end - start) as usize, 0);
+            if let Err(e) = read_at(&file.file, &mut self.buf, start) {
+                read_error = Some(e);
+            }
+        }
+        let msg = self
+            .parts
+            .chain_in
+            .recv()
+            .unwrap_or(Chain::End { number: None });
+        let (offset, number) = match msg {
+            Chain::At { offset, number } => (offset, number),
+            Chain::Rest { number } => {
+                self.rest(c, number);
+                return false;
+            }
+            Chain::End { number } => {
+                self.end_at(number);
+                return false;
+            }
+        };
+        let Some((f, start, end)) = located else {
+            self.end_at(Some(number));
+            return false;
+        };
+        let plan = self.plan;
+        let file = &plan.files[f];
+        if start == FILE_HEADER {
+            self.end.capture.sources += 1;
+        }
+        // Walk the record headers and tell the next reader where its chunk starts.
+        self.records.clear();
+        let (mut off, mut number) = (offset, number);
+        let mut error = read_error.map(|e| CaptureError::io(e, &file.name, start));
+        let next = loop {
+            if error.is_some() {
+                break Chain::End {
+                    number: Some(number),
+                };
+            }
+            if off >= file.len {
+                break if f + 1 < self.plan.files.len() {
+                    Chain::At {
+                        offset: FILE_HEADER,
+                        number,
+                    }
+                } else {
+                    Chain::End {
+                        number: Some(number),
+                    }
+                };
+            }
+            if off >= end {
+                break Chain::At {
+                    offset: off,
+                    number,
+                };
+            }
+            if off + RECORD_HEADER > file.len {
+                error = Some(CaptureError::new(
+                    CaptureErrorKind::Truncated,
+                    &file.name,
+                    off,
+                ));
+                continue;
+            }
+            if let Err(e) = self.cover(f, start, off + RECORD_HEADER) {
+                error = Some(CaptureError::io(e, &file.name, off));
+                continue;
+            }
+            let h = (off - start) as usize;
+            let be = file.big_endian;
+            let caplen = u32_at(&self.buf, h + 8, be);
+            if RECORD_HEADER + u64::from(caplen) >= self.plan.buffer as u64 {
+                break Chain::Rest { number };
+            }
+            let rec_end = off + RECORD_HEADER + u64::from(caplen);
+            if rec_end > file.len {
+                error = Some(CaptureError::new(
+                    CaptureErrorKind::Truncated,
+                    &file.name,
+                    off,
+                ));
+                continue;
+            }
+            if let Err(e) = self.cover(f, start, rec_end) {
+                error = Some(CaptureError::io(e, &file.name, off));
+                continue;
+            }
+            let sec = u64::from(u32_at(&self.buf, h, be));
+            let frac = u64::from(u32_at(&self.buf, h + 4, be));
+            let frac = if file.nanos { frac / 1000 } else { frac };
+            let orig_len = u32_at(&self.buf, h + 12, be);
+            number += 1;
+            self.records.push(Record {
+                at: h + RECORD_HEADER as usize,
+                len: caplen as usize,
+                orig_len,
+                ts: Instant::from_micros(sec.saturating_mul(1_000_000).saturating_add(frac)),
+                number,
+            });
+            let st = &mut self.end.capture;
+            st.packets += 1;
+            st.bytes += u64::from(caplen);
+            if caplen < orig_len {
+                st.truncated_packets += 1;
+            }
+            off = rec_end;
+        };
+        let ended = matches!(next, Chain::End { .. });
+        if let Chain::End { number } = next {
+            self.end.packets = self.end.packets.max(number);
+        }
+        if error.is_some() {
+            self.end.error = error;
+        }
+        let _ = self.parts.chain_out.send(next);
+        // Decode and build the batches.
+        let link = file.link;
+        let mut batches: Vec<InBatch> = (0..self.n).map(|_| self.batch()).collect();
+        let mut local = Decoder::new();
+        let clock = self.decode_into(&mut batches, &mut local, link, f);
+        let max = if local.stats().fragments > 0 {
+            for b in &mut batches {
+                b.clear();
+            }
+            let mut d = self.fragments.take(c);
+            let clock = self.decode_into(&mut batches, &mut d, link, f);
+            self.fragments.give(c, d);
+            clock.now()
+        } else {
+            self.fragments.clean(c);
+            add_decode(&mut self.end.decode, local.stats());
+            clock.now()
+        };
+        self.hand_out(batches, max);
+        if ended {
+            // The next reader is told; the workers see the end after this chunk.
+            return false;
+        }
+        true
+    }
+
+    /// Makes the chunk's buffer (file `f` from `start`) hold the file up to `to`.
+    fn cover(&mut self, f: usize, start: u64, to: u64) -> io::Result<()> {
+        let have = start + self.buf.len() as u64;
+        if have < to {
+            let old = self.buf.len();
+            self.buf.resize((to - start) as usize, 0);
+            read_at(&self.plan.files[f].file, &mut self.buf[old..], have)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes the walked records into the batches; the chunk's clock.
+    fn decode_into(
+        &self,
+        batches: &mut [InBatch],
+        decoder: &mut Decoder,
+        link: LinkType,
+        source: usize,
+    ) -> Clock {
+        let mut clock = Clock::default();
+        for r in &self.records {
+            let pkt = Packet {
+                ts: r.ts,
+                link,
+                data: &self.buf[r.at..r.at + r.len],
+                orig_len: r.orig_len,
+                number: r.number,
+                source,
+            };
+            if let Some(seg) = decoder.decode(&pkt) {
+                InBatch::push_segment(batches, &mut clock, &seg, r.number);
+            }
+        }
+        clock
+    }
+
+    /// Chunk `c` is the rest of the run, after `number` packets: read through a capture
+    /// reader (which reads the files from the start again), decoded in turn.
+    fn rest(&mut self, c: u64, number: u64) {
+        let mut batches: Vec<InBatch> = (0..self.n).map(|_| self.batch()).collect();
+        let mut decoder = self.fragments.take(c);
+        let mut capture = self.snapshot.open();
+        let mut clock = Clock::default();
+        let mut error = None;
+        for _ in 0..number {
+            match capture.next_packet() {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        while error.is_none() {
+            while let Some(text) = capture.take_secrets() {
+                InBatch::push_secrets(&mut batches, &text);
+            }
+            let pkt = match capture.next_packet() {
+                Ok(Some(pkt)) => pkt,
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            };
+            let number = pkt.number;
+            if let Some(seg) = decoder.decode(&pkt) {
+                InBatch::push_segment(&mut batches, &mut clock, &seg, number);
+            }
+        }
+        self.fragments.give(c, decoder);
+        self.end.error = error;
+        self.end.whole = Some(capture.stats());
+        let packets = capture.packets_read();
+        self.end.packets = self.end.packets.max(Some(packets));
+        self.hand_out(batches, clock.now());
+        let _ = self.parts.chain_out.send(Chain::End {
+            number: Some(packets),
+        });
+    }
+}
+
+fn add_decode(into: &mut DecodeStats, s: &DecodeStats) {
+    into.packets += s.packets;
+    into.tcp += s.tcp;
+    into.tcp_ipv6 += s.tcp_ipv6;
+    into.tcp_truncated += s.tcp_truncated;
+    into.unsupported_link += s.unsupported_link;
+    into.not_ip += s.not_ip;
+    into.not_tcp += s.not_tcp;
+    into.fragments += s.fragments;
+    into.reassembled += s.reassembled;
+    into.bad_fragments += s.bad_fragments;
+    into.truncated += s.truncated;
+    into.malformed += s.malformed;
+}
+
+/// One worker: reads its chunks (one of its own ahead of the chunk it handles), handles
+/// every chunk's batch in order and sends its output chunk by chunk.
+#[allow(clippy::too_many_arguments)]
+fn chunk_worker(
+    setup: WorkerSetup<'_>,
+    plan: &Plan,
+    snapshot: &Snapshot,
+    fragments: &Fragments,
+    me: usize,
+    n: usize,
+    parts: Parts,
+    spares: &Receiver<OutBatch>,
+    tx: &SyncSender<FromWorker>,
+) -> ChunkEnd {
+    let _guard = PanicGuard(fragments);
+    let mut table: FlowTable<Slot> = FlowTable::new(setup.flow);
+    let mut h = setup.handler();
+    let mut clock = WorkerClock::default();
+    let mut r = Reader {
+        plan,
+        snapshot,
+        fragments,
+        n,
+        parts,
+        own: VecDeque::new(),
+        buf: Vec::new(),
+        records: Vec::new(),
+        end: ChunkEnd::default(),
+    };
+    let n64 = n as u64;
+    let mut next_own = me as u64;
+    let mut reading = true;
+    let mut c = 0u64;
+    loop {
+        while reading && next_own <= c + n64 {
+            reading = r.produce(next_own);
+            next_own += n64;
+        }
+        let p = (c % n64) as usize;
+        let batch = if p == me {
+            r.own.pop_front().flatten()
+        } else {
+            r.parts.from[p]
+                .as_ref()
+                .and_then(|rx| rx.recv().ok())
+                .flatten()
+        };
+        let Some(mut input) = batch else { break };
+        h.rec.start(spares.try_recv().unwrap_or_default());
+        analyse(&mut table, &mut h, &mut clock, &input);
+        input.clear();
+        let _ = r.parts.pools[p].send(input);
+        let out = h.rec.flush();
+        let sent = tx.send(FromWorker {
+            out,
+            input: InBatch::default(),
+            flows: None,
+            stats: None,
+        });
+        if sent.is_err() {
+            break;
+        }
+        c += 1;
+    }
+    // The end of the capture, in a batch of its own (its keys come after every packet's).
+    h.rec.start(spares.try_recv().unwrap_or_default());
+    h.rec.set(u64::MAX, 0);
+    table.finish_at(clock.base, &mut h);
+    let out = h.rec.flush();
+    let _ = tx.send(FromWorker {
+        out,
+        input: InBatch::default(),
+        flows: Some(table.stats()),
+        stats: Some(Box::new(core::mem::take(&mut h.rec.stats))),
+    });
+    // Let a reader waiting for the chain go.
+    drop(r.parts.chain_out);
+    r.end
+}
+
+/// [`super::run`] over the chunks of `plan`: the workers take turns reading; the calling
+/// thread only merges.
+pub(super) fn run<S: Sink + ?Sized>(
+    setup: WorkerSetup<'_>,
+    n: usize,
+    plan: &Plan,
+    snapshot: &Snapshot,
+    merger: &mut Merger<'_, '_, S>,
+) -> (FlowStats, ReadEnd) {
+    let fragments = Fragments::new();
+    let mut chain_tx = Vec::with_capacity(n);
+    let mut chain_rx = Vec::with_capacity(n);
+    let mut pool_tx = Vec::with_capacity(n);
+    let mut pool_rx = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (t, r) = channel::<Chain>();
+        chain_tx.push(t);
+        chain_rx.push(Some(r));
+        let (t, r) = channel::<InBatch>();
+        pool_tx.push(t);
+        pool_rx.push(Some(r));
+    }
+    let _ = chain_tx[0].send(Chain::At {
+        offset: FILE_HEADER,
+        number: 0,
+    });
+    let mut to: Vec<Vec<Option<SyncSender<Option<InBatch>>>>> =
+        (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+    let mut from: Vec<Vec<Option<Receiver<Option<InBatch>>>>> =
+        (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+    for p in 0..n {
+        for w in 0..n {
+            if p != w {
+                let (t, r) = sync_channel(QUEUED);
+                to[p][w] = Some(t);
+                from[w][p] = Some(r);
+            }
+        }
+    }
+    let parts: Vec<Mutex<Option<Parts>>> = (0..n)
+        .map(|me| {
+            Mutex::new(Some(Parts {
+                chain_in: chain_rx[me].take().expect("one chain per worker"),
+                chain_out: chain_tx[(me + 1) % n].clone(),
+                to: core::mem::take(&mut to[me]),
+                from: core::mem::take(&mut from[me]),
+                pool: pool_rx[me].take().expect("one pool per worker"),
+                pools: pool_tx.clone(),
+            }))
+        })
+        .collect();
+    // Only the workers hold the chain's senders: a reader waiting for a chain whose writer is
+    // gone sees the end.
+    drop(chain_tx);
+    drop(pool_tx);
+    let mut flows = FlowStats::default();
+    let ends = merge_rounds(
+        n,
+        read_rounds(setup.make.is_some()).2,
+        merger,
+        &mut flows,
+        |me, spares, tx| {
+            let parts = parts[me]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .expect("one start per worker");
+            chunk_worker(
+                setup, plan, snapshot, &fragments, me, n, parts, &spares, &tx,
+            )
+        },
+    );
+    let mut end = ReadEnd {
+        capture: CaptureStats::default(),
+        decode: fragments.into_stats(),
+        error: None,
+        packets: 0,
+    };
+    let mut whole = None;
+    for e in ends {
+        add_capture(&mut end.capture, &e.capture);
+        add_decode(&mut end.decode, &e.decode);
+        if end.error.is_none() {
+            end.error = e.error;
+        }
+        end.packets = end.packets.max(e.packets.unwrap_or(0));
+        whole = whole.or(e.whole);
+    }
+    if let Some(w) = whole {
+        end.capture = w;
+    }
+    (flows, end)
+}
+
+fn add_capture(into: &mut CaptureStats, s: &CaptureStats) {
+    into.sources += s.sources;
+    into.packets += s.packets;
+    into.bytes += s.bytes;
+    into.truncated_packets += s.truncated_packets;
+    into.other_blocks += s.other_blocks;
+    into.unknown_interface += s.unknown_interface;
+}
