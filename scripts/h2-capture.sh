@@ -42,8 +42,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 capture() {
     local name=$1 port=$2
     shift 2
-    # A 64 MiB kernel buffer: 100 streams' bursts overflow the default one.
-    tcpdump -i lo -U -s 0 -B 65536 -w "$out/$name.pcap" "tcp port $port" 2>"$out/$name.tcpdump.log" &
+    # --immediate-mode: packets leave the kernel at once (else they wait up to a second in a
+    # ring block and are lost when tcpdump stops); -B: a 64 MiB kernel buffer.
+    tcpdump -i lo --immediate-mode -U -s 0 -B 65536 -w "$out/$name.pcap" "tcp port $port" 2>"$out/$name.tcpdump.log" &
     local tcpdump=$!
     # tcpdump is listening once it has created its file.
     for _ in $(seq 100); do [ -s "$out/$name.pcap" ] && break; sleep 0.05; done
