@@ -12,71 +12,17 @@
 const crypto = require('crypto');
 const fs = require('fs');
 const http2 = require('http2');
+const { frame, frameReader } = require('./ws_frames');
 
 const [port, mode, certPath, keyPath] = process.argv.slice(2);
 const STREAMS = 3;
 const sha = (b) => crypto.createHash('sha256').update(b).digest('hex');
 
-function frame(fin, op, payload, masked) {
-  const len = payload.length;
-  let head;
-  if (len < 126) {
-    head = Buffer.from([(fin ? 0x80 : 0) | op, (masked ? 0x80 : 0) | len]);
-  } else if (len < 65536) {
-    head = Buffer.alloc(4);
-    head[0] = (fin ? 0x80 : 0) | op;
-    head[1] = (masked ? 0x80 : 0) | 126;
-    head.writeUInt16BE(len, 2);
-  } else {
-    head = Buffer.alloc(10);
-    head[0] = (fin ? 0x80 : 0) | op;
-    head[1] = (masked ? 0x80 : 0) | 127;
-    head.writeBigUInt64BE(BigInt(len), 2);
-  }
-  if (!masked) return Buffer.concat([head, payload]);
-  const key = crypto.randomBytes(4);
-  const body = Buffer.from(payload);
-  for (let i = 0; i < body.length; i++) body[i] ^= key[i & 3];
-  return Buffer.concat([head, key, body]);
-}
-
-// Calls onFrame(fin, op, payload) for each whole frame of a byte stream.
-function parser(onFrame) {
-  let buf = Buffer.alloc(0);
-  return (chunk) => {
-    buf = Buffer.concat([buf, chunk]);
-    for (;;) {
-      if (buf.length < 2) return;
-      const fin = (buf[0] & 0x80) !== 0;
-      const op = buf[0] & 0x0f;
-      const masked = (buf[1] & 0x80) !== 0;
-      let len = buf[1] & 0x7f;
-      let at = 2;
-      if (len === 126) {
-        if (buf.length < 4) return;
-        len = buf.readUInt16BE(2);
-        at = 4;
-      } else if (len === 127) {
-        if (buf.length < 10) return;
-        len = Number(buf.readBigUInt64BE(2));
-        at = 10;
-      }
-      const keyAt = at;
-      if (masked) at += 4;
-      if (buf.length < at + len) return;
-      const payload = Buffer.from(buf.subarray(at, at + len));
-      if (masked) for (let i = 0; i < len; i++) payload[i] ^= buf[keyAt + (i & 3)];
-      buf = buf.subarray(at + len);
-      onFrame(fin, op, payload);
-    }
-  };
-}
-
 // Messages of a frame stream: onMessage(op, data) for data messages, onControl(op, payload).
 function messages(onMessage, onControl) {
   let op0 = 0;
   let parts = [];
-  return parser((fin, op, payload) => {
+  return frameReader(null, ({ fin, opcode: op, payload }) => {
     if (op >= 8) return onControl(op, payload);
     if (op !== 0) op0 = op;
     parts.push(payload);
@@ -107,18 +53,18 @@ server.on('stream', (stream, headers) => {
   const path = headers[':path'];
   stream.respond({ ':status': 200 });
   const hello = Buffer.from(`hello from the node server on ${path}`);
-  stream.write(frame(true, 1, hello, false));
+  stream.write(frame(1, hello, { fin: true, mask: false }));
   rec(path, 'server', 1, hello);
   stream.on('data', messages(
     (op, data) => {
-      stream.write(frame(true, op, data, false));
+      stream.write(frame(op, data, { fin: true, mask: false }));
       rec(path, 'server', op, data);
     },
     (op, payload) => {
       if (op === 8) {
-        stream.end(frame(true, 8, payload.subarray(0, 2), false));
+        stream.end(frame(8, payload.subarray(0, 2), { fin: true, mask: false }));
       } else if (op === 9) {
-        stream.write(frame(true, 10, payload, false));
+        stream.write(frame(10, payload, { fin: true, mask: false }));
       }
     },
   ));
@@ -147,20 +93,20 @@ server.listen(Number(port), '127.0.0.1', () => {
         const text = Buffer.from(`hello from node client stream ${n}`);
         const bin = Buffer.alloc(100 * 1024, n);
         for (let i = 0; i < bin.length; i++) bin[i] = (i * 7 + n) & 0xff;
-        stream.write(frame(true, 1, text, true));
+        stream.write(frame(1, text, { fin: true, mask: true }));
         rec(path, 'client', 1, text);
-        stream.write(frame(true, 2, bin, true));
+        stream.write(frame(2, bin, { fin: true, mask: true }));
         rec(path, 'client', 2, bin);
-        stream.write(frame(false, 1, Buffer.from('frag'), true));
-        stream.write(frame(true, 9, Buffer.from('between'), true));
-        stream.write(frame(false, 0, Buffer.from('men'), true));
-        stream.write(frame(true, 0, Buffer.from('ted'), true));
+        stream.write(frame(1, Buffer.from('frag'), { fin: false, mask: true }));
+        stream.write(frame(9, Buffer.from('between'), { fin: true, mask: true }));
+        stream.write(frame(0, Buffer.from('men'), { fin: false, mask: true }));
+        stream.write(frame(0, Buffer.from('ted'), { fin: true, mask: true }));
         rec(path, 'client', 1, Buffer.from('fragmented'));
       });
       stream.on('data', messages(
         () => {
           got += 1;
-          if (got === expected) stream.write(frame(true, 8, Buffer.from([0x03, 0xe8]), true));
+          if (got === expected) stream.write(frame(8, Buffer.from([0x03, 0xe8]), { fin: true, mask: true }));
         },
         (op) => {
           if (op === 8) stream.end();
