@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The broadcast and idle-memory benchmark in one run (issue 20): one server, N connected
-# clients, 1 KiB messages fanned out to all; wscope (prepared messages, and Bytes encoded per
-# connection) against axum's ws (tokio-tungstenite) and fastwebsockets; then the server's
+# clients, 1 KiB messages fanned out to all; wscope (prepared messages through its fan-out
+# group, and through a channel per connection; Bytes encoded per connection) against axum's ws
+# (tokio-tungstenite) and fastwebsockets, with the `raw` floor (no library after the
+# handshake: the channel pattern writing encoded frames into the socket); then the server's
 # RSS over 10,000 idle connections, with and without permessage-deflate (wscope only: the
 # anchors have none) per window size. Prints markdown tables; raw JSON lines go to $OUT.
 #
@@ -10,12 +12,13 @@
 #
 # Settings: CONNS (default "1000 10000"), LIBS, ROUNDS (3), DELIVERIES per round (200000),
 # SIZE (1024), THREADS (server worker threads, 1), IDLE_CONNS (10000), SKIP_BROADCAST,
-# SKIP_IDLE, SKIP_BUILD (use the binaries in target/release as they are), OUT.
+# SKIP_DEFLATE (no deflate rows), SKIP_IDLE, SKIP_BUILD (use the binaries in target/release
+# as they are), OUT.
 set -euo pipefail
 # No `cd`: /work/quiet-run.sh-style wrappers pause processes by their working directory.
 HERE="$(cd "$(dirname "$0")" && pwd)"
 CONNS="${CONNS:-1000 10000}"
-LIBS="${LIBS:-wscope wscope-bytes axum fastwebsockets}"
+LIBS="${LIBS:-wscope wscope-chan wscope-bytes raw axum fastwebsockets}"
 ROUNDS="${ROUNDS:-3}"
 DELIVERIES="${DELIVERIES:-200000}"
 SIZE="${SIZE:-1024}"
@@ -65,6 +68,7 @@ if [ -z "${SKIP_BROADCAST:-}" ]; then
         for lib in $LIBS; do
             one "$lib" "$lib" "$n" "$msgs" "$ROUNDS" ""
         done
+        [ -z "${SKIP_DEFLATE:-}" ] || continue
         # Compressed broadcast (wscope only): one shared compressed frame without the
         # server's context takeover, one compression per connection with it.
         one "wscope deflate no-takeover" wscope "$n" "$msgs" "$ROUNDS" "$OFFER" --deflate --no-takeover
@@ -80,10 +84,12 @@ if [ -z "${SKIP_IDLE:-}" ]; then
     for lib in $LIBS; do
         one "idle $lib" "$lib" "$IDLE_CONNS" 1 1 ""
     done
-    for w in 15 12 9; do
-        one "idle wscope deflate window $w" wscope "$IDLE_CONNS" 1 1 "$OFFER" --deflate --window "$w"
-    done
-    one "idle wscope deflate no-takeover" wscope "$IDLE_CONNS" 1 1 "$OFFER" --deflate --no-takeover
+    if [ -z "${SKIP_DEFLATE:-}" ]; then
+        for w in 15 12 9; do
+            one "idle wscope deflate window $w" wscope "$IDLE_CONNS" 1 1 "$OFFER" --deflate --window "$w"
+        done
+        one "idle wscope deflate no-takeover" wscope "$IDLE_CONNS" 1 1 "$OFFER" --deflate --no-takeover
+    fi
 fi
 
 echo

@@ -43,6 +43,15 @@ pub enum Error {
     /// The application asked for something the protocol forbids (e.g. a 126-byte ping, or data
     /// after its close).
     Send(SendError),
+    /// A [`crate::tokio::Broadcast`] member did not keep up: its outbox was full, and this
+    /// many of the oldest messages waiting for it were dropped. Not a failure of the
+    /// connection, which goes on with the newer messages (as `tokio::sync::broadcast`'s
+    /// `Lagged`); a server that must not skip messages closes it (for instance with 1008 or
+    /// 1013).
+    Lagged {
+        /// Messages dropped.
+        missed: u64,
+    },
     /// The operating system's random source failed: no unpredictable handshake or masking
     /// key can be made, so the connection fails instead of using a weaker one.
     Random(getrandom::Error),
@@ -178,6 +187,9 @@ impl fmt::Display for Error {
             Self::ConnectionClosed => f.write_str("the connection is closed"),
             Self::AlreadyClosed => f.write_str("the connection was already closed"),
             Self::Send(e) => write!(f, "cannot send: {e}"),
+            Self::Lagged { missed } => {
+                write!(f, "fell behind the broadcast: {missed} messages dropped")
+            }
             Self::File { path, source } => write!(f, "cannot read {}: {source}", path.display()),
             Self::Random(e) => write!(f, "the OS random source failed: {e}"),
         }
@@ -197,7 +209,11 @@ impl core::error::Error for Error {
             Self::File { source, .. } => Some(source),
             // `getrandom::Error` implements `std::error::Error` only with its `std` feature;
             // its code is in the `Display` text.
-            Self::Timeout | Self::ConnectionClosed | Self::AlreadyClosed | Self::Random(_) => None,
+            Self::Timeout
+            | Self::ConnectionClosed
+            | Self::AlreadyClosed
+            | Self::Lagged { .. }
+            | Self::Random(_) => None,
         }
     }
 }

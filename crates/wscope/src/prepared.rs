@@ -68,9 +68,10 @@ impl EncodedFrame {
         }
     }
 
-    /// Header and payload (shared).
-    pub(crate) fn frame(&self) -> Bytes {
-        self.bytes.clone()
+    /// Header and payload, borrowed.
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub(crate) fn frame_ref(&self) -> &Bytes {
+        &self.bytes
     }
 
     /// The payload (shared).
@@ -142,9 +143,9 @@ impl PreparedMessage {
         self.0.kind.opcode()
     }
 
-    /// The whole uncompressed server frame (shared).
-    pub(crate) fn frame(&self) -> Bytes {
-        self.0.frame.frame()
+    /// The whole uncompressed server frame, borrowed.
+    pub(crate) fn frame_ref(&self) -> &Bytes {
+        &self.0.frame.bytes
     }
 
     #[cfg(feature = "deflate")]

@@ -7,12 +7,20 @@
 //!
 //! `LIB` is one of
 //! - `wscope`: each message is a `wscope::PreparedMessage`, encoded (and, with
-//!   `--deflate --no-takeover`, compressed) once and queued on every connection as it is;
+//!   `--deflate --no-takeover`, compressed) once and published to a `wscope::tokio::Broadcast`
+//!   group that every connection joined: each connection's task runs
+//!   `WebSocketStream::next_with` (reads, and writes what the group published);
+//! - `wscope-chan`: the same prepared messages through the channel below, as the anchors get
+//!   theirs (the pattern of `wscope` before the group existed);
 //! - `wscope-bytes`: each message is a `Message::Binary(Bytes)` encoded per connection (the
 //!   payload is shared, the frame is built N times), to show what encoding once saves;
 //! - `axum`: axum 0.8's own `ws` (tokio-tungstenite), `Message::Binary(Bytes)` per connection;
 //! - `fastwebsockets`: fastwebsockets 0.10 over hyper's upgrade, one `write_frame` per message
-//!   (it has no feed/flush batching).
+//!   (it has no feed/flush batching);
+//! - `raw`: the floor under the channel pattern, no WebSocket library after the handshake:
+//!   wscope's handshake, then the same task and channel as `wscope-chan`, each batch's
+//!   frames (encoded once, in the control task) copied into one buffer and written with
+//!   one `write` (`try_write` until done); reads are drained and ignored.
 //!
 //! WebSocket connections on `PORT` (path `/`); every connection is also read (pings, the
 //! close), as a real server's are.
@@ -34,10 +42,12 @@ use tokio::sync::broadcast;
 /// One broadcast message in the form each library sends.
 #[derive(Clone)]
 struct Item {
-    /// The payload (every library but `wscope`).
+    /// The payload (`wscope-bytes`, `axum`, `fastwebsockets`).
     raw: Bytes,
-    /// Encoded once (`wscope`).
+    /// Encoded once (`wscope`, `wscope-chan`).
     prepared: Option<wscope::PreparedMessage>,
+    /// The whole server frame, encoded once (`raw`).
+    frame: Bytes,
 }
 
 /// Messages a slow connection may fall behind before it loses some (reported on stderr).
@@ -46,7 +56,9 @@ const CHANNEL: usize = 8192;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Lib {
     Wscope,
+    WscopeChan,
     WscopeBytes,
+    Raw,
     Axum,
     Fastwebsockets,
 }
@@ -64,7 +76,9 @@ fn parse_args() -> Result<Opts, String> {
     let mut args = std::env::args().skip(1);
     let lib = match args.next().as_deref() {
         Some("wscope") => Lib::Wscope,
+        Some("wscope-chan") => Lib::WscopeChan,
         Some("wscope-bytes") => Lib::WscopeBytes,
+        Some("raw") => Lib::Raw,
         Some("axum") => Lib::Axum,
         Some("fastwebsockets") => Lib::Fastwebsockets,
         other => return Err(format!("unknown library {other:?}")),
@@ -100,7 +114,7 @@ fn parse_args() -> Result<Opts, String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if o.deflate && !matches!(o.lib, Lib::Wscope | Lib::WscopeBytes) {
+    if o.deflate && !matches!(o.lib, Lib::Wscope | Lib::WscopeChan | Lib::WscopeBytes) {
         return Err("only wscope has permessage-deflate here".into());
     }
     Ok(o)
@@ -121,12 +135,37 @@ fn payload(i: usize, size: usize) -> Bytes {
     Bytes::from(v)
 }
 
-async fn control(listener: TcpListener, tx: broadcast::Sender<Item>, lib: Lib) {
+/// An unmasked server frame: binary, FIN, `payload` (RFC 6455 section 5.2).
+fn frame(payload: &[u8]) -> Bytes {
+    let mut v = Vec::with_capacity(payload.len() + 10);
+    v.push(0x82);
+    match payload.len() {
+        n @ 0..=125 => v.push(n as u8),
+        n @ 126..=0xffff => {
+            v.push(0x7e);
+            v.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            v.push(0x7f);
+            v.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    v.extend_from_slice(payload);
+    Bytes::from(v)
+}
+
+async fn control(
+    listener: TcpListener,
+    tx: broadcast::Sender<Item>,
+    group: wscope::tokio::Broadcast,
+    lib: Lib,
+) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
         let tx = tx.clone();
+        let group = group.clone();
         tokio::spawn(async move {
             let (rd, mut wr) = tcp.into_split();
             let mut lines = BufReader::new(rd).lines();
@@ -139,9 +178,18 @@ async fn control(listener: TcpListener, tx: broadcast::Sender<Item>, lib: Lib) {
                     };
                     for i in 0..k {
                         let raw = payload(i, size);
-                        let prepared = (lib == Lib::Wscope)
+                        if lib == Lib::Wscope {
+                            group.publish(&wscope::PreparedMessage::binary(raw));
+                            continue;
+                        }
+                        let prepared = (lib == Lib::WscopeChan)
                             .then(|| wscope::PreparedMessage::binary(raw.clone()));
-                        let _ = tx.send(Item { raw, prepared });
+                        let frame = if lib == Lib::Raw { frame(&raw) } else { Bytes::new() };
+                        let _ = tx.send(Item {
+                            raw,
+                            prepared,
+                            frame,
+                        });
                     }
                 }
                 let reply = format!("ok {}\n", CONNS.load(Ordering::Relaxed));
@@ -213,6 +261,75 @@ async fn wscope_conn(
     }
 }
 
+/// `wscope`: the connection joins the group and `next_with` reads it and writes what the
+/// group publishes.
+async fn wscope_group_conn(
+    tcp: TcpStream,
+    cfg: Arc<wscope::ServerConfig>,
+    group: wscope::tokio::Broadcast,
+) -> wscope::Result<()> {
+    let _ = tcp.set_nodelay(true);
+    let mut ws = wscope::tokio::accept_with_config(tcp, &cfg).await?;
+    let mut member = group.join();
+    CONNS.fetch_add(1, Ordering::Relaxed);
+    while let Some(got) = ws.next_with(&mut member).await {
+        match got {
+            Ok(_) => {}
+            Err(wscope::Error::Lagged { missed }) => {
+                eprintln!("bcast-server: a connection lost {missed} messages (lagged)");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `raw`: wscope's handshake, then the channel pattern writing the encoded frames straight
+/// into the socket: what the channel, the tasks and the kernel cost without a library.
+async fn raw_conn(
+    tcp: TcpStream,
+    cfg: Arc<wscope::ServerConfig>,
+    mut rx: broadcast::Receiver<Item>,
+) -> wscope::Result<()> {
+    let _ = tcp.set_nodelay(true);
+    let ws = wscope::tokio::accept_with_config(tcp, &cfg).await?;
+    CONNS.fetch_add(1, Ordering::Relaxed);
+    let tcp = ws.get_ref();
+    let mut out = Vec::with_capacity(BATCH * 1100);
+    let mut scratch = vec![0u8; 4096];
+    loop {
+        let batch = tokio::select! {
+            r = tcp.readable() => {
+                if r.is_err() {
+                    return Ok(());
+                }
+                match tcp.try_read(&mut scratch) {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            batch = next_batch(&mut rx, BATCH) => batch,
+        };
+        let Some(batch) = batch else {
+            return Ok(());
+        };
+        out.clear();
+        for item in &batch {
+            out.extend_from_slice(&item.frame);
+        }
+        let mut left = &out[..];
+        while !left.is_empty() {
+            match tcp.try_write(left) {
+                Ok(n) => left = &left[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => tcp.writable().await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
 async fn axum_conn(mut ws: axum::extract::ws::WebSocket, mut rx: broadcast::Receiver<Item>) {
     CONNS.fetch_add(1, Ordering::Relaxed);
     loop {
@@ -269,11 +386,11 @@ async fn fastws_conn(
 fn server_config(o: &Opts) -> wscope::ServerConfig {
     let mut cfg = wscope::ServerConfig::default();
     if o.deflate {
-        cfg = cfg.deflate(wscope::DeflateConfig {
-            server_no_context_takeover: o.no_takeover,
-            server_max_window_bits: o.window,
-            ..wscope::DeflateConfig::default()
-        });
+        cfg = cfg.deflate(
+            wscope::DeflateConfig::default()
+                .server_no_context_takeover(o.no_takeover)
+                .server_max_window_bits(o.window),
+        );
     }
     cfg
 }
@@ -282,18 +399,34 @@ async fn serve(o: Opts) -> std::io::Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", o.port)).await?;
     let ctl = TcpListener::bind(("127.0.0.1", o.port + 1)).await?;
     let (tx, _) = broadcast::channel::<Item>(CHANNEL);
-    tokio::spawn(control(ctl, tx.clone(), o.lib));
+    let group = wscope::tokio::Broadcast::new(CHANNEL);
+    tokio::spawn(control(ctl, tx.clone(), group.clone(), o.lib));
     eprintln!("bcast-server ready on 127.0.0.1:{}", o.port);
     match o.lib {
-        Lib::Wscope | Lib::WscopeBytes => {
+        Lib::Wscope => {
             let cfg = Arc::new(server_config(&o));
-            let prepared = o.lib == Lib::Wscope;
+            loop {
+                let (tcp, _) = listener.accept().await?;
+                let cfg = cfg.clone();
+                let group = group.clone();
+                tokio::spawn(async move {
+                    let _ = wscope_group_conn(tcp, cfg, group).await;
+                });
+            }
+        }
+        Lib::WscopeChan | Lib::WscopeBytes | Lib::Raw => {
+            let cfg = Arc::new(server_config(&o));
+            let (prepared, raw) = (o.lib == Lib::WscopeChan, o.lib == Lib::Raw);
             loop {
                 let (tcp, _) = listener.accept().await?;
                 let rx = tx.subscribe();
                 let cfg = cfg.clone();
                 tokio::spawn(async move {
-                    let _ = wscope_conn(tcp, cfg, rx, prepared).await;
+                    let _ = if raw {
+                        raw_conn(tcp, cfg, rx).await
+                    } else {
+                        wscope_conn(tcp, cfg, rx, prepared).await
+                    };
                 });
             }
         }

@@ -132,9 +132,9 @@ impl Session {
     /// compression context over compresses it with its own compressor, and a client masks a
     /// copy, as for any other message.
     pub(crate) fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<()> {
-        let (opcode, payload) = (msg.opcode(), msg.payload());
+        let opcode = msg.opcode();
         #[cfg(feature = "deflate")]
-        match self.conn.shared_send(payload.len()) {
+        match self.conn.shared_send(msg.len()) {
             SharedSend::Compressed(settings) => {
                 let compressed = msg.compressed(settings);
                 let header = self
@@ -143,14 +143,14 @@ impl Session {
                     .map_err(send_error)?;
                 self.check_masks()?;
                 if header.mask.is_none() {
-                    self.out.push_shared(compressed.frame());
+                    self.out.push_shared_ref(compressed.frame_ref());
                 } else {
                     self.push_frame(&header, compressed.payload());
                 }
                 return self.check_masks();
             }
             SharedSend::PerConnection => {
-                self.send_data_frame(opcode, &payload, true)?;
+                self.send_data_frame(opcode, &msg.payload(), true)?;
                 return self.check_masks();
             }
             // `Plain`, and any kind a later core adds: the uncompressed frame below.
@@ -158,14 +158,14 @@ impl Session {
         }
         let header = self
             .conn
-            .data_header(opcode, payload.len() as u64, true)
+            .data_header(opcode, msg.len() as u64, true)
             .map_err(send_error)?;
         self.check_masks()?;
         if header.mask.is_none() {
             // Server frames are unmasked: the prepared header is this header.
-            self.out.push_shared(msg.frame());
+            self.out.push_prepared(msg);
         } else {
-            self.push_frame(&header, payload);
+            self.push_frame(&header, msg.payload());
         }
         self.check_masks()
     }

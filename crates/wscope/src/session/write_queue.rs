@@ -5,6 +5,8 @@ use std::io::IoSlice;
 
 use bytes::Bytes;
 
+use crate::prepared::PreparedMessage;
+
 /// Small write buffers kept for reuse.
 const SMALL_BUF: usize = 16 * 1024;
 /// Shared bytes up to this size are copied into the open buffer instead of being queued as
@@ -18,6 +20,9 @@ pub(crate) const SHARE_MIN: usize = 4 * 1024;
 enum Seg {
     Own(Vec<u8>),
     Shared(Bytes),
+    /// A prepared message's whole frame, written from the message itself (see
+    /// [`WriteQueue::push_prepared`]).
+    Prepared(PreparedMessage),
 }
 
 impl Seg {
@@ -25,6 +30,7 @@ impl Seg {
         match self {
             Self::Own(v) => v,
             Self::Shared(b) => b,
+            Self::Prepared(m) => m.frame_ref(),
         }
     }
 }
@@ -39,6 +45,8 @@ pub(crate) struct WriteQueue {
     tail_open: bool,
     spare: Vec<Vec<u8>>,
     recycled: Vec<Vec<u8>>,
+    /// The transport writes many slices in one call (see [`Self::set_vectored`]).
+    vectored: bool,
 }
 
 impl WriteQueue {
@@ -100,6 +108,43 @@ impl WriteQueue {
         self.tail_open = false;
     }
 
+    /// [`Self::push_shared`] for bytes the caller keeps: small ones are copied straight from
+    /// `b`, and only large ones take a reference (two atomic operations per frame saved on
+    /// a broadcast's small frames).
+    pub(super) fn push_shared_ref(&mut self, b: &Bytes) {
+        if b.len() < SHARE_MIN {
+            if !b.is_empty() {
+                self.append(|buf| buf.extend_from_slice(b));
+            }
+            return;
+        }
+        self.push_shared(b.clone());
+    }
+
+    /// The transport takes many slices in one write (`writev` on a socket): a prepared
+    /// message's frame is then queued as it is, whatever its size ([`Self::push_prepared`]).
+    /// Off by default (a TLS stream writes one slice per call: small frames are better
+    /// copied together).
+    pub(crate) fn set_vectored(&mut self, on: bool) {
+        self.vectored = on;
+    }
+
+    /// Queues a prepared message's whole frame (unmasked, uncompressed). With a vectored
+    /// transport it is written from the message itself, whatever its size: a broadcast's
+    /// frames go to the kernel straight from the one copy every connection shares (cache
+    /// hot), where copying each into every connection's buffer first cost a copy per
+    /// delivery and touched a buffer per connection. Otherwise as [`Self::push_shared_ref`].
+    pub(super) fn push_prepared(&mut self, msg: &PreparedMessage) {
+        let len = msg.frame_ref().len();
+        if !self.vectored || len >= SHARE_MIN {
+            self.push_shared_ref(msg.frame_ref());
+            return;
+        }
+        self.queued += len;
+        self.segs.push_back(Seg::Prepared(msg.clone()));
+        self.tail_open = false;
+    }
+
     /// Bytes still to write.
     pub(crate) const fn len(&self) -> usize {
         self.queued
@@ -158,7 +203,7 @@ impl WriteQueue {
                 // A payload the application gave up (an echoed message) is reused as a
                 // receive buffer; one still shared elsewhere is only released.
                 Seg::Shared(b) if b.len() > 4 * SMALL_BUF && b.is_unique() => Vec::from(b),
-                Seg::Shared(_) => return,
+                Seg::Shared(_) | Seg::Prepared(_) => return,
             };
             seg.clear();
             if seg.capacity() <= 4 * SMALL_BUF {
@@ -173,7 +218,10 @@ impl WriteQueue {
 
     /// Drops everything queued, spare buffers included (the connection is abandoned).
     pub(crate) fn clear(&mut self) {
-        *self = Self::default();
+        *self = Self {
+            vectored: self.vectored,
+            ..Self::default()
+        };
     }
 
     /// A large buffer that was written out, for reuse as a receive buffer.

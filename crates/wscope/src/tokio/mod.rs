@@ -7,11 +7,13 @@
 //! configuration asks for it. A stream whose handshake happened elsewhere runs with
 //! [`WebSocketStream::from_raw_socket`] or [`WebSocketStream::from_partially_read`].
 
+mod broadcast;
 mod handshake;
 mod stream;
 mod tcp;
 mod tls;
 
+pub use broadcast::{Broadcast, Member};
 pub use handshake::{
     accept_async, accept_with, accept_with_config, client_handshake, connect_async, connect_with,
     connect_with_response, server_handshake, ClientStream, ServerStream,

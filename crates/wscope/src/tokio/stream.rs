@@ -13,6 +13,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use wscope_proto::connection::{CloseStatus, Config, State};
 use wscope_proto::{CloseCode, Role};
 
+#[cfg(doc)]
+use super::broadcast::Broadcast;
+use super::broadcast::{Delivery, Member};
 use crate::config::DeflateOptions;
 use crate::error::{Error, Result};
 use crate::handshake::Agreed;
@@ -36,6 +39,14 @@ enum Got {
 /// 4.3-5.1 ms with (tokio-websockets: 4.6-5.0 ms). A share of 256 KiB cost ~5% more CPU per echo
 /// for no better tail; 1 MiB costs ~2%, within the machine's noise.
 const FAIR_SHARE: usize = 1 << 20;
+
+/// Slices given to one vectored write: a write queue at its limit (128 KiB) of 1 KiB
+/// broadcast frames, each its own slice, in one system call.
+const WRITE_SLICES: usize = 128;
+
+/// Write-queue fills that [`WebSocketStream::poll_next_with`] queues and writes in one poll
+/// (128 KiB each) before it lets the runtime's other tasks run.
+const FAIR_ROUNDS: usize = 8;
 
 /// The reading side's slot in [`TimerWakers`].
 const READER: usize = 0;
@@ -134,7 +145,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
 
     /// Runs a connection over `io` with a session opened after the handshake
     /// ([`Session::open`]).
-    pub(crate) fn with_session(io: S, session: Session) -> Self {
+    pub(crate) fn with_session(io: S, mut session: Session) -> Self {
+        session.out.set_vectored(io.is_write_vectored());
         Self {
             io,
             session,
@@ -173,7 +185,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let mut progressed = false;
         while self.session.out.len() > 0 {
-            let mut slices = [IoSlice::new(&[]); 16];
+            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
             let n = self.session.write_slices(&mut slices);
             // One slice (small frames share a buffer): a plain write, which the kernel takes
             // by a shorter path than writev (`send` against `writev` on a TCP socket).
@@ -597,6 +609,65 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         core::future::poll_fn(|cx| Sink::<Message>::poll_ready(Pin::new(&mut *self), cx)).await?;
         self.feed_prepared(msg)?;
         self.flush_writes().await
+    }
+
+    /// Polls for the next message, as the `Stream` does, while delivering what `member`'s
+    /// [`Broadcast`] publishes: the messages waiting for it are queued on this connection
+    /// (through the same send rules as [`Self::feed_prepared`]) and written, as far as the
+    /// write queue's limit allows, before and while reading. The task is woken by a
+    /// publish only when the member had nothing waiting.
+    ///
+    /// `Ready(Some(Err(Error::Lagged { .. })))` when the member fell behind (the
+    /// connection goes on; see [`Error::Lagged`]); `Ready(None)` when the connection has
+    /// ended, and the member has left the group then (it also leaves once this side's close
+    /// is queued: nothing is written after a close frame).
+    pub fn poll_next_with(
+        &mut self,
+        cx: &mut Context<'_>,
+        member: &mut Member,
+    ) -> Poll<Option<Result<Message>>> {
+        // Rounds of "queue up to the write limit, write it" in one poll before the task
+        // yields (a peer that reads as fast as a publisher publishes from another thread
+        // must not hold this runtime thread).
+        let mut rounds = 0;
+        loop {
+            let delivery = if self.done {
+                Delivery::Left
+            } else {
+                match member.deliver(&mut self.session, cx.waker()) {
+                    Ok(Delivery::Lagged(missed)) => {
+                        return Poll::Ready(Some(Err(Error::Lagged { missed })))
+                    }
+                    Ok(d) => d,
+                    Err(e) => return Poll::Ready(Some(Err(e))),
+                }
+            };
+            match self.poll_incoming(cx) {
+                Poll::Ready(Some(Ok(got))) => {
+                    return Poll::Ready(Some(Ok(self.session.make_message(got))))
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => {
+                    member.leave();
+                    return Poll::Ready(None);
+                }
+                // Written out to below the limit while more waits: queue the next part.
+                Poll::Pending if delivery == Delivery::Full && !self.session.write_full() => {
+                    rounds += 1;
+                    if rounds == FAIR_ROUNDS {
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Receives the next message while delivering what `member`'s [`Broadcast`] publishes
+    /// (see [`Self::poll_next_with`]): the loop of a connection in a pub/sub server.
+    pub async fn next_with(&mut self, member: &mut Member) -> Option<Result<Message>> {
+        core::future::poll_fn(|cx| self.poll_next_with(cx, member)).await
     }
 
     /// The write queue is over its limit: flush before queueing more.
