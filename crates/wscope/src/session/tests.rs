@@ -388,6 +388,42 @@ mod bytes_tests {
     }
 
     #[test]
+    fn on_a_vectored_transport_small_prepared_frames_are_written_from_the_message() {
+        let msgs: Vec<PreparedMessage> = (0..40).map(|n| PreparedMessage::text(text(n))).collect();
+        let mut servers: Vec<Session> = (0..2)
+            .map(|_| Session::server(Config::default(), &[]))
+            .collect();
+        for s in &mut servers {
+            s.out.set_vectored(true);
+            s.send_message(Message::text("own, before")).expect("open");
+            for m in &msgs[..8] {
+                s.send_prepared(m).expect("open");
+            }
+        }
+        // The own message is copied into the queue's buffer; every prepared frame is a slice
+        // of the message itself, the same bytes for both connections (no copy per delivery).
+        for s in &servers {
+            let sl = slices(s);
+            assert_eq!(sl.len(), 9, "{sl:?}");
+            for (m, &(at, len)) in msgs.iter().zip(&sl[1..]) {
+                assert_eq!(
+                    (at, len),
+                    (m.frame_ref().as_ptr() as usize, m.frame_ref().len())
+                );
+            }
+        }
+        let s = &mut servers[0];
+        for m in &msgs[8..] {
+            s.send_prepared(m).expect("open");
+        }
+        let wire = take_wire(s);
+        let mut want = vec![Message::text("own, before")];
+        want.extend((0..40).map(|n| Message::text(text(n))));
+        let mut client = Session::client(Config::default(), &[]);
+        assert_eq!(receive(&mut client, &wire), want);
+    }
+
+    #[test]
     fn a_prepared_message_follows_the_send_rules() {
         let msg = PreparedMessage::binary(vec![1, 2, 3]);
         let mut s = Session::server(Config::default(), &[]);

@@ -321,3 +321,196 @@ impl core::fmt::Debug for Member {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use core::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+    use wscope_proto::connection::Config;
+    use wscope_proto::{CloseCode, Role};
+
+    use super::*;
+    use crate::message::Message;
+    use crate::tokio::WebSocketStream;
+
+    /// A server connection over a pipe of `pipe` bytes, and the client's raw end.
+    fn server(pipe: usize) -> (WebSocketStream<DuplexStream>, DuplexStream) {
+        let (server_io, client_io) = tokio::io::duplex(pipe);
+        (
+            WebSocketStream::from_raw_socket(server_io, Role::Server, Config::default()),
+            client_io,
+        )
+    }
+
+    /// Unmasked frames in `wire`: (opcode byte, payload).
+    fn frames(mut wire: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        while wire.len() >= 2 {
+            let (len, at) = match wire[1] & 0x7f {
+                0x7e => (usize::from(u16::from_be_bytes([wire[2], wire[3]])), 4),
+                0x7f => panic!("no 64-bit lengths here"),
+                n => (usize::from(n), 2),
+            };
+            out.push((wire[0], wire[at..at + len].to_vec()));
+            wire = &wire[at + len..];
+        }
+        assert!(wire.is_empty(), "a frame cut short");
+        out
+    }
+
+    /// Runs `next_with` until it has nothing more to do for 20 ms (what it returned).
+    async fn settle(
+        ws: &mut WebSocketStream<DuplexStream>,
+        m: &mut Member,
+    ) -> Vec<Option<Result<Message>>> {
+        let mut got = Vec::new();
+        while let Ok(r) = tokio::time::timeout(Duration::from_millis(20), ws.next_with(m)).await {
+            let end = r.is_none();
+            got.push(r);
+            if end {
+                break;
+            }
+        }
+        got
+    }
+
+    /// Reads what the server wrote so far.
+    async fn drain(client: &mut DuplexStream) -> Vec<u8> {
+        let mut wire = Vec::new();
+        let mut buf = vec![0; 1 << 16];
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(20), client.read(&mut buf)).await
+        {
+            if n == 0 {
+                break;
+            }
+            wire.extend_from_slice(&buf[..n]);
+        }
+        wire
+    }
+
+    #[tokio::test]
+    async fn published_messages_go_out_whole_in_order_with_the_connections_own_sends() {
+        let group = Broadcast::new(64);
+        let (mut ws, mut client) = server(1 << 20);
+        let mut m = group.join();
+        assert_eq!(group.len(), 1);
+        for n in 0..3u8 {
+            assert_eq!(group.publish(&PreparedMessage::binary(vec![n; 300])), 1);
+        }
+        // A ping from the peer: its pong is the core's own send.
+        client
+            .write_all(&[0x89, 0x82, 0, 0, 0, 0, 7, 7])
+            .await
+            .unwrap();
+        assert!(matches!(
+            settle(&mut ws, &mut m).await[..],
+            [Some(Ok(Message::Ping(_)))]
+        ));
+        futures_util::SinkExt::send(&mut ws, Message::binary(vec![9; 10]))
+            .await
+            .unwrap();
+        group.publish(&PreparedMessage::text("after"));
+        settle(&mut ws, &mut m).await;
+        let got = frames(&drain(&mut client).await);
+        let want: Vec<(u8, Vec<u8>)> = vec![
+            (0x82, vec![0; 300]),
+            (0x82, vec![1; 300]),
+            (0x82, vec![2; 300]),
+            (0x8a, vec![7, 7]),
+            (0x82, vec![9; 10]),
+            (0x81, b"after".to_vec()),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn a_member_whose_peer_does_not_read_lags_within_its_bound() {
+        const CAP: usize = 8;
+        let group = Broadcast::new(CAP);
+        // 64 KiB of pipe that nobody reads, behind a 128 KiB write queue.
+        let (mut ws, mut client) = server(1 << 16);
+        let mut m = group.join();
+        let (mut missed, mut lagged) = (0, 0);
+        let mut count = |got: Vec<Option<Result<Message>>>| {
+            for r in got {
+                if let Some(Err(Error::Lagged { missed: k })) = r {
+                    missed += k;
+                    lagged += 1;
+                }
+            }
+        };
+        for n in 0..100u32 {
+            let mut payload = vec![0u8; 4000];
+            payload[..4].copy_from_slice(&n.to_be_bytes());
+            group.publish(&PreparedMessage::binary(payload));
+            assert!(m.pending() <= 2 * CAP, "{} waiting", m.pending());
+            count(settle(&mut ws, &mut m).await);
+            assert!(ws.session.out.len() < ws.session.write_limit + 4100);
+        }
+        // Now the peer reads: what was not dropped arrives, in order, whole, after the
+        // member was told how many it lost.
+        let reader = tokio::spawn(async move { drain(&mut client).await });
+        count(settle(&mut ws, &mut m).await);
+        assert!(lagged > 0 && missed > 0);
+        let got = frames(&reader.await.unwrap());
+        let seq: Vec<u32> = got
+            .iter()
+            .map(|(op, p)| {
+                assert_eq!((*op, p.len()), (0x82, 4000));
+                u32::from_be_bytes([p[0], p[1], p[2], p[3]])
+            })
+            .collect();
+        assert!(seq.windows(2).all(|w| w[0] < w[1]), "{seq:?}");
+        assert_eq!(seq.len() as u64 + missed, 100);
+        assert_eq!(seq.last(), Some(&99));
+    }
+
+    #[tokio::test]
+    async fn nothing_is_written_after_the_close_frame_and_the_member_leaves() {
+        let group = Broadcast::new(16);
+        let (mut ws, mut client) = server(1 << 20);
+        let mut m = group.join();
+        group.publish(&PreparedMessage::text("before"));
+        ws.close(CloseCode::NORMAL, "bye").await.unwrap();
+        assert!(m.is_joined());
+        assert_eq!(group.publish(&PreparedMessage::text("after")), 1);
+        settle(&mut ws, &mut m).await;
+        assert!(!m.is_joined(), "a closing connection leaves the group");
+        assert_eq!(group.len(), 0);
+        assert_eq!(group.publish(&PreparedMessage::text("later")), 0);
+        assert_eq!(m.pending(), 0);
+        let got = frames(&drain(&mut client).await);
+        // The close was queued before the member's outbox was delivered: nothing follows it.
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, 0x88);
+    }
+
+    #[tokio::test]
+    async fn members_that_are_dropped_or_whose_connection_ended_leave() {
+        let group = Broadcast::new(16);
+        let a = group.join();
+        let mut b = group.join();
+        let c = group.join();
+        assert_eq!(group.len(), 3);
+        drop(a);
+        assert_eq!(group.publish(&PreparedMessage::text("x")), 2);
+        // A slot is reused by the next member, which gets only what is published after it.
+        let mut d = group.join();
+        assert_eq!(group.len(), 3);
+        assert_eq!((b.pending(), c.pending(), d.pending()), (1, 1, 0));
+        b.leave();
+        assert_eq!(group.len(), 2);
+        // The connection ends: `next_with` returns `None` and the member has left.
+        let (mut ws, client) = server(1 << 16);
+        drop(client);
+        while let Some(r) = ws.next_with(&mut d).await {
+            assert!(r.is_err(), "{r:?}");
+        }
+        assert!(!d.is_joined());
+        assert_eq!(group.len(), 1);
+        drop(c);
+        assert!(group.is_empty());
+    }
+}
