@@ -160,6 +160,7 @@ use crate::error::{Error, Result};
 use crate::handshake::{accept_all, Accept, Reject, Request};
 use crate::limits::ConnectionLimits;
 use crate::message::DataKind;
+use crate::prepared::PreparedMessage;
 use crate::session::Session;
 
 /// What the application does with each connection of a [`UringServer`]. Callbacks run on
@@ -283,6 +284,16 @@ impl Conn<'_> {
     /// caller), as the tokio driver's `feed_data`.
     pub fn feed_data(&mut self, kind: DataKind, payload: &mut Vec<u8>) -> Result<()> {
         self.session.send_vec(kind.opcode(), payload)
+    }
+
+    /// Queues a message encoded once for many connections ([`PreparedMessage`]), as the
+    /// tokio driver's `send_prepared`: the shared frame (or, with permessage-deflate and no
+    /// server context takeover, the shared compressed frame) goes out without being encoded
+    /// again, under the core's send rules ([`Error::AlreadyClosed`] after a close). Sent
+    /// after the callback returns, like everything queued here: a welcome or a snapshot
+    /// prepared once for every connection that opens, for instance.
+    pub fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<()> {
+        self.session.send_prepared(msg)
     }
 
     /// Starts the closing handshake with `code` and `reason` (cut to 123 bytes); the

@@ -99,6 +99,67 @@ fn start_with(cfg: ServerConfig, tune: impl FnOnce(UringServer) -> UringServer) 
     run_bound(tune(UringServer::bind("127.0.0.1:0", cfg).unwrap()))
 }
 
+/// Sends one prepared message to every connection that opens, and again in answer to each
+/// message (with the echo after it).
+struct Welcome(wscope::PreparedMessage);
+
+impl Service for Welcome {
+    fn on_open(&mut self, conn: &mut Conn<'_>, _: &wscope::handshake::Request) {
+        conn.send_prepared(&self.0).unwrap();
+    }
+
+    fn on_message(
+        &mut self,
+        conn: &mut Conn<'_>,
+        kind: DataKind,
+        payload: &mut Vec<u8>,
+    ) -> wscope::Result<()> {
+        conn.send_prepared(&self.0)?;
+        conn.feed_data(kind, payload)
+    }
+}
+
+#[test]
+fn a_prepared_message_goes_to_every_connection() {
+    if !available() {
+        return;
+    }
+    for deflate in [false, true] {
+        let mut cfg = ServerConfig::default();
+        let mut ccfg = None;
+        if deflate {
+            let no_takeover = wscope::DeflateConfig::default().server_no_context_takeover(true);
+            cfg = cfg.deflate(no_takeover);
+            ccfg = Some(no_takeover);
+        }
+        let welcome = wscope::PreparedMessage::text("welcome, ".repeat(100));
+        let server = UringServer::bind("127.0.0.1:0", cfg).unwrap();
+        let addr = server.local_addr().unwrap();
+        let mut server = server;
+        let stop = server.stop_handle().unwrap();
+        let w = Welcome(welcome.clone());
+        let thread = std::thread::spawn(move || server.run(w));
+        for _ in 0..3 {
+            let mut c = wscope::ClientConfig::from_url(&format!("ws://{addr}/")).unwrap();
+            if let Some(d) = ccfg {
+                c = c.deflate(d);
+            }
+            let (mut ws, _) = blocking::connect_with(&c).unwrap();
+            let want = Message::text("welcome, ".repeat(100));
+            assert_eq!(ws.read().unwrap(), want);
+            ws.send_text("hi").unwrap();
+            assert_eq!(ws.read().unwrap(), want);
+            assert_eq!(ws.read().unwrap(), Message::text("hi"));
+            ws.close(CloseCode::NORMAL, "").unwrap();
+            while ws.read().is_ok() {}
+        }
+        // With deflate (no server context takeover), one compressed frame for all of them.
+        assert_eq!(welcome.compressed_forms(), usize::from(deflate));
+        stop.stop().unwrap();
+        thread.join().unwrap().unwrap();
+    }
+}
+
 #[test]
 fn text_binary_ping_and_close_with_code_and_reason() {
     if !available() {
