@@ -13,7 +13,8 @@
 //! server is asked to broadcast K messages of BYTES bytes (`send K BYTES` on the control
 //! port, `PORT + 1`) and the round ends when every connection has received all K. Prints
 //! one JSON line per round and a summary line: delivered messages per second, the server's
-//! CPU time (all its threads' run time, from `/proc/PID/task/*/schedstat`) per delivery, and its RSS per connection
+//! CPU time (all its threads' run time, from `/proc/PID/task/*/schedstat`) per delivery (and
+//! the load's own, to tell whether the clients bound the rate), and its RSS per connection
 //! (idle, after the handshakes; and after the rounds).
 
 // A load tool: it is an I/O program that times what it does, not protocol logic.
@@ -364,11 +365,12 @@ async fn run(o: Opts) -> Result<(), String> {
     for s in streams {
         tokio::task::spawn_local(reader(s, p.clone()));
     }
-    let (mut rates, mut costs) = (Vec::new(), Vec::new());
+    let (mut rates, mut costs, mut client_costs) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..o.rounds {
         p.target.set(((round + 1) * o.msgs) as u64);
         p.left.set(o.conns);
         let cpu0 = cpu_secs(o.pid);
+        let own0 = cpu_secs(std::process::id());
         let t0 = Instant::now();
         control(ctl, &format!("send {} {}", o.msgs, o.size))
             .await
@@ -376,6 +378,7 @@ async fn run(o: Opts) -> Result<(), String> {
         let finished = tokio::time::timeout(Duration::from_secs(120), p.done.notified()).await;
         let secs = t0.elapsed().as_secs_f64();
         let cpu = cpu_secs(o.pid) - cpu0;
+        let own = cpu_secs(std::process::id()) - own0;
         if finished.is_err() {
             return Err(format!(
                 "round {round}: {} connections still missing messages after 120 s ({} failed)",
@@ -386,12 +389,14 @@ async fn run(o: Opts) -> Result<(), String> {
         let deliveries = (o.conns * o.msgs) as f64;
         let rate = deliveries / secs;
         let us = cpu * 1e6 / deliveries;
+        let client_us = own * 1e6 / deliveries;
         rates.push(rate);
         costs.push(us);
+        client_costs.push(client_us);
         println!(
             "{{{base},\"kind\":\"round\",\"round\":{round},\"msgs\":{},\"size\":{},\"secs\":{secs:.4},\
              \"deliveries_per_s\":{rate:.0},\"server_cpu_s\":{cpu:.4},\"server_us_per_delivery\":{us:.3},\
-             \"compressed_frames\":{}}}",
+             \"client_us_per_delivery\":{client_us:.3},\"compressed_frames\":{}}}",
             o.msgs,
             o.size,
             p.compressed.get()
@@ -402,13 +407,14 @@ async fn run(o: Opts) -> Result<(), String> {
     println!(
         "{{{base},\"kind\":\"summary\",\"msgs\":{},\"size\":{},\"rounds\":{},\
          \"deliveries_per_s\":{:.0},\"server_us_per_delivery\":{:.3},\
-         \"idle_bytes_per_conn\":{idle_per_conn:.0},\"after_bytes_per_conn\":{after_per_conn:.0},\
+         \"client_us_per_delivery\":{:.3},\"idle_bytes_per_conn\":{idle_per_conn:.0},\"after_bytes_per_conn\":{after_per_conn:.0},\
          \"compressed_frames\":{}}}",
         o.msgs,
         o.size,
         o.rounds,
         median(rates),
         median(costs),
+        median(client_costs),
         p.compressed.get()
     );
     Ok(())

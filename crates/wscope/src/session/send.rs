@@ -11,7 +11,7 @@ use wscope_proto::connection::SharedSend;
 use wscope_proto::connection::{Outgoing, SendError, State};
 use wscope_proto::frame::{FrameHeader, MAX_HEADER_LEN};
 use wscope_proto::mask::apply_mask;
-use wscope_proto::{CloseCode, CloseFrameRef as WireCloseFrame, OpCode};
+use wscope_proto::{CloseCode, CloseFrameRef as WireCloseFrame, OpCode, Role};
 
 use super::Session;
 use crate::error::{Error, Result};
@@ -168,6 +168,31 @@ impl Session {
             self.push_frame(&header, msg.payload());
         }
         self.check_masks()
+    }
+
+    /// [`Self::send_prepared`] for a message the caller gives up (a broadcast member's
+    /// outbox): on a server connection that queues prepared frames by reference and sends
+    /// this one plain, the message itself is queued (no reference taken and dropped per
+    /// delivery). On failure the message comes back with the error.
+    pub(crate) fn send_prepared_owned(
+        &mut self,
+        msg: PreparedMessage,
+    ) -> core::result::Result<(), (Error, PreparedMessage)> {
+        #[cfg(feature = "deflate")]
+        let plain = self.conn.shared_send(msg.len()) == SharedSend::Plain;
+        #[cfg(not(feature = "deflate"))]
+        let plain = true;
+        if !(plain && self.conn.role() == Role::Server && self.out.takes_prepared(&msg)) {
+            return self.send_prepared(&msg).map_err(|e| (e, msg));
+        }
+        match self.conn.data_header(msg.opcode(), msg.len() as u64, true) {
+            // A server's header: unmasked, the prepared one.
+            Ok(_) => {
+                self.out.push_prepared_owned(msg);
+                Ok(())
+            }
+            Err(e) => Err((send_error(e), msg)),
+        }
     }
 
     fn push_header(&mut self, header: &FrameHeader, payload: &mut [u8]) {

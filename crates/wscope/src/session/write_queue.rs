@@ -135,13 +135,23 @@ impl WriteQueue {
     /// hot), where copying each into every connection's buffer first cost a copy per
     /// delivery and touched a buffer per connection. Otherwise as [`Self::push_shared_ref`].
     pub(super) fn push_prepared(&mut self, msg: &PreparedMessage) {
-        let len = msg.frame_ref().len();
-        if !self.vectored || len >= SHARE_MIN {
+        if self.takes_prepared(msg) {
+            self.push_prepared_owned(msg.clone());
+        } else {
             self.push_shared_ref(msg.frame_ref());
-            return;
         }
-        self.queued += len;
-        self.segs.push_back(Seg::Prepared(msg.clone()));
+    }
+
+    /// Whether [`Self::push_prepared`] queues `msg` itself (a vectored transport, a frame
+    /// under [`SHARE_MIN`]; larger ones are shared as `Bytes`).
+    pub(super) fn takes_prepared(&self, msg: &PreparedMessage) -> bool {
+        self.vectored && msg.frame_ref().len() < SHARE_MIN
+    }
+
+    /// Queues `msg` itself (see [`Self::takes_prepared`]).
+    pub(super) fn push_prepared_owned(&mut self, msg: PreparedMessage) {
+        self.queued += msg.frame_ref().len();
+        self.segs.push_back(Seg::Prepared(msg));
         self.tail_open = false;
     }
 

@@ -264,22 +264,28 @@ impl Member {
             return Ok(Delivery::Left);
         }
         loop {
-            while let Some(msg) = self.taken.front() {
+            while !self.taken.is_empty() {
                 if session.write_full() {
                     return Ok(Delivery::Full);
                 }
-                match session.send_prepared(msg) {
+                let Some(msg) = self.taken.pop_front() else {
+                    break;
+                };
+                match session.send_prepared_owned(msg) {
                     Ok(()) => {}
-                    Err(Error::AlreadyClosed) => {
+                    Err((Error::AlreadyClosed, _)) => {
                         self.leave();
                         return Ok(Delivery::Left);
                     }
-                    Err(Error::Send(wscope_proto::connection::SendError::FragmentSequence)) => {
+                    Err((
+                        Error::Send(wscope_proto::connection::SendError::FragmentSequence),
+                        msg,
+                    )) => {
+                        self.taken.push_front(msg);
                         return Ok(Delivery::Blocked);
                     }
-                    Err(e) => return Err(e),
+                    Err((e, _)) => return Err(e),
                 }
-                self.taken.pop_front();
             }
             let missed = {
                 let mut o = self.slot.lock();
