@@ -6,6 +6,11 @@
 //! (no timeout) and [`client_handshake`]; [`accept_tls`] puts rustls in front when the
 //! configuration asks for it. A stream whose handshake happened elsewhere runs with
 //! [`WebSocketStream::from_raw_socket`] or [`WebSocketStream::from_partially_read`].
+//!
+//! A server that sends the same messages to many connections (a room, a feed) puts them in a
+//! [`Broadcast`] group: [`Broadcast::publish`] queues one [`crate::PreparedMessage`] for every
+//! member, and each connection's task runs [`WebSocketStream::next_with`], which reads the
+//! connection and writes what was published.
 
 mod broadcast;
 mod handshake;
