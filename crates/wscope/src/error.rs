@@ -43,8 +43,8 @@ pub enum Error {
     /// The application asked for something the protocol forbids (e.g. a 126-byte ping, or data
     /// after its close).
     Send(SendError),
-    /// A [`crate::tokio::Broadcast`] member did not keep up: its outbox was full, and this
-    /// many of the oldest messages waiting for it were dropped. Not a failure of the
+    /// A [`crate::tokio::Broadcast`] member did not keep up: it fell further behind than
+    /// the group keeps messages, and skipped this many of the oldest ones waiting for it. Not a failure of the
     /// connection, which goes on with the newer messages (as `tokio::sync::broadcast`'s
     /// `Lagged`); a server that must not skip messages closes it (for instance with 1008 or
     /// 1013).

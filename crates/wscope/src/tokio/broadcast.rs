@@ -4,11 +4,12 @@
 //! What it is for: a pub/sub server (a chat room, a price feed) sends the same message to
 //! thousands of connections. With a channel per connection (`tokio::sync::broadcast`) every
 //! connection's task is woken for every message and takes each one through the channel's
-//! bookkeeping. Here [`Broadcast::publish`] appends the shared frame to each member's
-//! *outbox* (a reference count, no encoding, no copy) and wakes a member only when its outbox
-//! goes from empty to non-empty; the member's task, in [`WebSocketStream::next_with`], moves
-//! everything waiting into its write queue through the connection's send rules and writes it
-//! with as few system calls as the socket allows.
+//! bookkeeping. Here [`Broadcast::publish`] appends the message once to the group's log (a
+//! reference, no encoding, no copy, whatever the number of members) and wakes only the
+//! members that had sent everything before it; each member's task, in
+//! [`WebSocketStream::next_with`], moves everything new into its write queue through the
+//! connection's send rules (the frame itself, not a copy, on a socket) and writes it with as
+//! few system calls as the socket allows.
 //!
 //! What it leaves to others: the send rules are the core's (`Connection::shared_send`, the
 //! sequencing of data frames, nothing after a close): a published message goes through
@@ -17,9 +18,10 @@
 //! after this side's close frame, and permessage-deflate members share a compressed frame
 //! only where the negotiated parameters allow it.
 //!
-//! Memory stays bounded: a member's outbox holds at most the group's capacity; when a member
-//! does not keep up (its peer does not read), the oldest messages waiting for it are dropped
-//! and [`WebSocketStream::next_with`] reports how many with [`Error::Lagged`] (as
+//! Memory stays bounded: the group keeps its last `capacity` messages, and a member holds no
+//! more than its connection's write queue (about 128 KiB); a member that falls further behind
+//! than the group keeps (its peer does not read) skips the oldest messages, and
+//! [`WebSocketStream::next_with`] reports how many with [`Error::Lagged`] (as
 //! `tokio::sync::broadcast` does), after which the member goes on with the newer ones.
 //!
 //! ```no_run
@@ -51,9 +53,10 @@
 //! # }
 //! ```
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::task::Waker;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::error::{Error, Result};
 use crate::prepared::PreparedMessage;
@@ -62,9 +65,14 @@ use crate::session::Session;
 #[cfg(doc)]
 use super::WebSocketStream;
 
-/// A fan-out group: [`Self::publish`] queues one [`PreparedMessage`] for every member
-/// ([`Self::join`]). Cloning shares the group. Members are served by their connection's
-/// task in [`WebSocketStream::next_with`].
+/// A fan-out group: [`Self::publish`] makes one [`PreparedMessage`] the next message of
+/// every member ([`Self::join`]). Cloning shares the group. Members are served by their
+/// connection's task in [`WebSocketStream::next_with`].
+///
+/// The group keeps the last `capacity` messages published (references to them), which the
+/// members read at their own pace: a publish costs the same however many members there are
+/// (it appends one reference and wakes the members that had nothing left to send), and each
+/// member takes everything new in one go.
 #[derive(Clone)]
 pub struct Broadcast {
     group: Arc<Group>,
@@ -72,41 +80,51 @@ pub struct Broadcast {
 
 /// The group's state, shared by its handles and members.
 struct Group {
-    /// Messages an outbox holds at most.
+    /// Messages kept at most.
     capacity: usize,
+    /// The messages kept, oldest first.
+    log: RwLock<Log>,
+    /// Sequence number of the next message published (the end of the log), read without the
+    /// lock by members going idle.
+    end: AtomicU64,
+    /// Members and the wakers of those waiting for the next message.
     members: Mutex<Members>,
 }
 
-/// The members' outboxes, in slots that are reused.
+/// The last messages published: `ring[i]` has sequence number `start + i`.
+#[derive(Default)]
+struct Log {
+    ring: VecDeque<PreparedMessage>,
+    start: u64,
+}
+
+/// The members' slots (reused), the wakers of those waiting, and their count.
 #[derive(Default)]
 struct Members {
-    slots: Vec<Option<Arc<Slot>>>,
+    slots: Vec<WaitSlot>,
     free: Vec<usize>,
+    /// Slots whose waker the next publish wakes (each once: see [`WaitSlot::listed`]).
+    listed: Vec<usize>,
     count: usize,
 }
 
-/// One member's outbox, shared by the group (which fills it) and the member (which empties
-/// it).
 #[derive(Default)]
-struct Slot {
-    outbox: Mutex<Outbox>,
-}
-
-#[derive(Default)]
-struct Outbox {
-    queue: VecDeque<PreparedMessage>,
-    /// The member's task, stored when it found the outbox empty: woken by the next publish.
+struct WaitSlot {
+    /// The member's task, stored when it had sent everything published.
     waker: Option<Waker>,
-    /// Messages dropped because the outbox was full, not yet reported.
-    missed: u64,
+    /// The slot is in [`Members::listed`] (until the next publish).
+    listed: bool,
 }
 
 impl Broadcast {
-    /// A group whose members each hold at most `capacity` messages waiting (at least 1).
+    /// A group that keeps the last `capacity` messages (at least 1): a member that falls
+    /// further behind than that loses the oldest ones ([`Error::Lagged`]).
     pub fn new(capacity: usize) -> Self {
         Self {
             group: Arc::new(Group {
                 capacity: capacity.max(1),
+                log: RwLock::new(Log::default()),
+                end: AtomicU64::new(0),
                 members: Mutex::new(Members::default()),
             }),
         }
@@ -115,56 +133,61 @@ impl Broadcast {
     /// Adds a member: it receives every message published from now on, until it is dropped
     /// or its connection ends.
     pub fn join(&self) -> Member {
-        let slot = Arc::new(Slot::default());
-        let mut m = self.group.lock();
-        let index = match m.free.pop() {
-            Some(i) => {
-                if let Some(s) = m.slots.get_mut(i) {
-                    *s = Some(slot.clone());
-                }
-                i
-            }
+        let mut m = self.group.lock_members();
+        let slot = match m.free.pop() {
+            Some(i) => i,
             None => {
-                m.slots.push(Some(slot.clone()));
+                m.slots.push(WaitSlot::default());
                 m.slots.len() - 1
             }
         };
         m.count += 1;
+        // Under the members' lock: a publish now either came before (not for this member)
+        // or comes after this read.
+        let cursor = self.group.end.load(Ordering::Acquire);
         Member {
-            slot,
             group: self.group.clone(),
-            index: Some(index),
-            taken: VecDeque::new(),
+            slot: Some(slot),
+            cursor,
         }
     }
 
-    /// Queues `msg` for every member (a reference to the one encoded frame each); a member
-    /// whose outbox is full loses its oldest waiting message (see [`Error::Lagged`]).
-    /// Returns the number of members.
+    /// Publishes `msg` to every member (one reference to the one encoded frame, however many
+    /// members), and wakes the members that had sent everything before it. Returns the
+    /// number of members.
     pub fn publish(&self, msg: &PreparedMessage) -> usize {
-        let m = self.group.lock();
-        for slot in m.slots.iter().flatten() {
-            let waker = {
-                let mut o = slot.lock();
-                if o.queue.len() >= self.group.capacity {
-                    o.queue.pop_front();
-                    o.missed += 1;
+        {
+            let mut log = self.group.write_log();
+            if log.ring.len() >= self.group.capacity {
+                log.ring.pop_front();
+                log.start += 1;
+            }
+            log.ring.push_back(msg.clone());
+            self.group
+                .end
+                .store(log.start + log.ring.len() as u64, Ordering::Release);
+        }
+        let mut m = self.group.lock_members();
+        let Members {
+            slots,
+            listed,
+            count,
+            ..
+        } = &mut *m;
+        for i in listed.drain(..) {
+            if let Some(s) = slots.get_mut(i) {
+                s.listed = false;
+                if let Some(w) = s.waker.take() {
+                    w.wake();
                 }
-                o.queue.push_back(msg.clone());
-                // Stored only while the member had nothing to do: it is woken once per
-                // empty-to-non-empty change, not once per message.
-                o.waker.take()
-            };
-            if let Some(w) = waker {
-                w.wake();
             }
         }
-        m.count
+        *count
     }
 
     /// Members now.
     pub fn len(&self) -> usize {
-        self.group.lock().count
+        self.group.lock_members().count
     }
 
     /// The group has no members.
@@ -172,7 +195,7 @@ impl Broadcast {
         self.len() == 0
     }
 
-    /// Messages a member's outbox holds at most.
+    /// Messages the group keeps at most.
     pub fn capacity(&self) -> usize {
         self.group.capacity
     }
@@ -188,14 +211,16 @@ impl core::fmt::Debug for Broadcast {
 }
 
 impl Group {
-    fn lock(&self) -> MutexGuard<'_, Members> {
+    fn lock_members(&self) -> MutexGuard<'_, Members> {
         self.members.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-impl Slot {
-    fn lock(&self) -> MutexGuard<'_, Outbox> {
-        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    fn read_log(&self) -> std::sync::RwLockReadGuard<'_, Log> {
+        self.log.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_log(&self) -> std::sync::RwLockWriteGuard<'_, Log> {
+        self.log.write().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -203,13 +228,11 @@ impl Slot {
 /// [`WebSocketStream::next_with`]. Dropping it leaves the group; so does the end of its
 /// connection.
 pub struct Member {
-    slot: Arc<Slot>,
     group: Arc<Group>,
-    /// The slot's index in the group (`None` once left).
-    index: Option<usize>,
-    /// Messages taken out of the outbox, not yet queued on the connection (its write queue
-    /// was full).
-    taken: VecDeque<PreparedMessage>,
+    /// The member's slot in the group (`None` once left).
+    slot: Option<usize>,
+    /// Sequence number of the next message to send.
+    cursor: u64,
 }
 
 /// What [`Member::deliver`] did.
@@ -219,7 +242,8 @@ pub(crate) enum Delivery {
     Idle,
     /// The write queue is full: more waits, to be queued once some is written.
     Full,
-    /// Messages were dropped before the ones now waiting (the outbox was full).
+    /// Messages were dropped before the ones now waiting (the member fell behind by more
+    /// than the group keeps).
     Lagged(u64),
     /// The connection is in the middle of a fragmented message of its own: published
     /// messages wait until it ends.
@@ -231,87 +255,91 @@ pub(crate) enum Delivery {
 impl Member {
     /// The member still belongs to its group (it leaves when its connection closes).
     pub fn is_joined(&self) -> bool {
-        self.index.is_some()
+        self.slot.is_some()
     }
 
-    /// Leaves the group now (dropping the member does too): nothing more is queued for it
-    /// and what waits is dropped.
+    /// Leaves the group now (dropping the member does too): nothing more is sent for it.
     pub fn leave(&mut self) {
-        if let Some(i) = self.index.take() {
-            let mut m = self.group.lock();
+        if let Some(i) = self.slot.take() {
+            let mut m = self.group.lock_members();
             if let Some(s) = m.slots.get_mut(i) {
-                *s = None;
-                m.free.push(i);
-                m.count -= 1;
+                s.waker = None;
             }
+            m.free.push(i);
+            m.count -= 1;
         }
-        self.taken.clear();
-        let mut o = self.slot.lock();
-        o.queue = VecDeque::new();
-        o.waker = None;
     }
 
-    /// Messages waiting for this member (in its outbox and taken from it).
+    /// Messages published that this member has not sent yet (at most the group's
+    /// capacity; 0 once it left).
     pub fn pending(&self) -> usize {
-        self.taken.len() + self.slot.lock().queue.len()
+        if self.slot.is_none() {
+            return 0;
+        }
+        let log = self.group.read_log();
+        let end = log.start + log.ring.len() as u64;
+        (end - self.cursor.max(log.start)) as usize
     }
 
-    /// Moves the published messages waiting for this member into `session`'s write queue,
+    /// Moves the published messages this member has not sent into `session`'s write queue,
     /// in order and through the core's send rules, until none is left or the queue is
     /// full. `waker` is stored to be woken by the next publish when none is left.
     pub(crate) fn deliver(&mut self, session: &mut Session, waker: &Waker) -> Result<Delivery> {
-        if self.index.is_none() {
+        let Some(slot) = self.slot else {
             return Ok(Delivery::Left);
-        }
+        };
         loop {
-            while !self.taken.is_empty() {
-                if session.write_full() {
-                    return Ok(Delivery::Full);
+            if self.cursor < self.group.end.load(Ordering::Acquire) {
+                let log = self.group.read_log();
+                if self.cursor < log.start {
+                    let missed = log.start - self.cursor;
+                    self.cursor = log.start;
+                    return Ok(Delivery::Lagged(missed));
                 }
-                let Some(msg) = self.taken.pop_front() else {
-                    break;
-                };
-                match session.send_prepared_owned(msg) {
-                    Ok(()) => {}
-                    Err((Error::AlreadyClosed, _)) => {
-                        self.leave();
-                        return Ok(Delivery::Left);
+                let first = (self.cursor - log.start) as usize;
+                for msg in log.ring.iter().skip(first) {
+                    if session.write_full() {
+                        return Ok(Delivery::Full);
                     }
-                    Err((
-                        Error::Send(wscope_proto::connection::SendError::FragmentSequence),
-                        msg,
-                    )) => {
-                        self.taken.push_front(msg);
-                        return Ok(Delivery::Blocked);
+                    match session.send_prepared_owned(msg.clone()) {
+                        Ok(()) => self.cursor += 1,
+                        Err((Error::AlreadyClosed, _)) => {
+                            drop(log);
+                            self.leave();
+                            return Ok(Delivery::Left);
+                        }
+                        Err((
+                            Error::Send(wscope_proto::connection::SendError::FragmentSequence),
+                            _,
+                        )) => return Ok(Delivery::Blocked),
+                        Err((e, _)) => return Err(e),
                     }
-                    Err((e, _)) => return Err(e),
+                }
+                continue;
+            }
+            // Everything sent: wait for the next publish. The end is read again under the
+            // members' lock, which a publish takes after moving the end: either this sees the
+            // new end, or that publish sees this waker.
+            let mut m = self.group.lock_members();
+            let end = self.group.end.load(Ordering::Acquire);
+            if self.cursor < end {
+                continue;
+            }
+            let Members { slots, listed, .. } = &mut *m;
+            if let Some(s) = slots.get_mut(slot) {
+                // Stored once per wait (a publish takes it), not on every poll.
+                if !s.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                    s.waker = Some(waker.clone());
+                }
+                if !s.listed {
+                    s.listed = true;
+                    listed.push(slot);
                 }
             }
-            let missed = {
-                let mut o = self.slot.lock();
-                if o.queue.is_empty() {
-                    if !o.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
-                        o.waker = Some(waker.clone());
-                    }
-                    // Nothing waits: an idle member keeps no queue memory beyond a small one.
-                    if self.taken.capacity() > SPARE_KEEP {
-                        self.taken = VecDeque::new();
-                    }
-                    return Ok(Delivery::Idle);
-                }
-                // Swap: the outbox keeps the (empty) buffer taken last time, no allocation.
-                core::mem::swap(&mut o.queue, &mut self.taken);
-                core::mem::take(&mut o.missed)
-            };
-            if missed > 0 {
-                return Ok(Delivery::Lagged(missed));
-            }
+            return Ok(Delivery::Idle);
         }
     }
 }
-
-/// Queue slots an idle member keeps for the next burst.
-const SPARE_KEEP: usize = 64;
 
 impl Drop for Member {
     fn drop(&mut self) {
@@ -451,7 +479,7 @@ mod tests {
             let mut payload = vec![0u8; 4000];
             payload[..4].copy_from_slice(&n.to_be_bytes());
             group.publish(&PreparedMessage::binary(payload));
-            assert!(m.pending() <= 2 * CAP, "{} waiting", m.pending());
+            assert!(m.pending() <= CAP, "{} waiting", m.pending());
             count(settle(&mut ws, &mut m).await);
             assert!(ws.session.out.len() < ws.session.write_limit + 4100);
         }
@@ -488,9 +516,61 @@ mod tests {
         assert_eq!(group.publish(&PreparedMessage::text("later")), 0);
         assert_eq!(m.pending(), 0);
         let got = frames(&drain(&mut client).await);
-        // The close was queued before the member's outbox was delivered: nothing follows it.
+        // The close was queued before the published messages were delivered: nothing
+        // follows it.
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].0, 0x88);
+    }
+
+    /// A waker that counts its wakes.
+    #[derive(Default)]
+    struct Count(core::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_member_is_woken_once_per_wait_and_never_missed() {
+        let group = Broadcast::new(16);
+        let mut m = group.join();
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        let wakes = || count.0.load(Ordering::SeqCst);
+        let mut session = Session::server(Config::default(), &[]);
+        assert_eq!(m.deliver(&mut session, &waker).unwrap(), Delivery::Idle);
+        // Polled again while waiting: still one registration.
+        assert_eq!(m.deliver(&mut session, &waker).unwrap(), Delivery::Idle);
+        group.publish(&PreparedMessage::text("1"));
+        group.publish(&PreparedMessage::text("2"));
+        assert_eq!(wakes(), 1, "woken once for the two");
+        assert_eq!(m.pending(), 2);
+        assert_eq!(m.deliver(&mut session, &waker).unwrap(), Delivery::Idle);
+        assert_eq!(m.pending(), 0);
+        // A spurious poll between two waits, then a publish: woken again.
+        assert_eq!(m.deliver(&mut session, &waker).unwrap(), Delivery::Idle);
+        group.publish(&PreparedMessage::text("3"));
+        assert_eq!(wakes(), 2);
+        // Woken, but the task polls only after the next publish: nothing is lost.
+        group.publish(&PreparedMessage::text("4"));
+        assert_eq!(m.deliver(&mut session, &waker).unwrap(), Delivery::Idle);
+        group.publish(&PreparedMessage::text("5"));
+        assert_eq!(wakes(), 3);
+        assert_eq!(m.deliver(&mut session, &waker).unwrap(), Delivery::Idle);
+        let mut wire = Vec::new();
+        while session.out.len() > 0 {
+            let mut sl = [std::io::IoSlice::new(&[]); 16];
+            let n = session.write_slices(&mut sl);
+            let before = wire.len();
+            for x in &sl[..n] {
+                wire.extend_from_slice(x);
+            }
+            session.out.advance(wire.len() - before);
+        }
+        let texts: Vec<Vec<u8>> = frames(&wire).into_iter().map(|(_, p)| p).collect();
+        assert_eq!(texts, [b"1", b"2", b"3", b"4", b"5"].map(|t| t.to_vec()));
     }
 
     #[tokio::test]
