@@ -10,9 +10,13 @@
 #   bench/broadcast/run.sh                    # everything (about 2 minutes on 2 cores)
 #   CONNS="1000" LIBS="wscope axum" SKIP_IDLE=1 bench/broadcast/run.sh
 #
-# Settings: CONNS (default "1000 10000"), LIBS, ROUNDS (3), DELIVERIES per round (200000),
+# Settings: CONNS (default "1000 10000"), LIBS, ROUNDS (3), PASSES (1: with 2 or more, the
+# servers take turns, pass after pass, and the tables take the median of every round of every
+# pass, so a machine whose speed drifts during the run favours no row), DELIVERIES per round
+# (200000; fastwebsockets, which writes every frame with a system call of its own, a fifth),
 # SIZE (1024), THREADS (server worker threads, 1), IDLE_CONNS (10000), SKIP_BROADCAST,
-# SKIP_DEFLATE (no deflate rows), SKIP_IDLE, SKIP_BUILD (use the binaries in target/release
+# PIN (1: the server on CPU 0 and the clients on CPU 1, with taskset, so that where the
+# scheduler puts them does not vary between runs), SKIP_DEFLATE (no deflate rows), SKIP_IDLE, SKIP_BUILD (use the binaries in target/release
 # as they are), OUT.
 set -euo pipefail
 # No `cd`: /work/quiet-run.sh-style wrappers pause processes by their working directory.
@@ -36,6 +40,10 @@ BIN=$HERE/target/release
 RESULTS="$OUT/results.jsonl"
 : > "$RESULTS"
 port=19200
+PIN_SERVER="" PIN_LOAD=""
+if [ -n "${PIN:-}" ]; then
+    PIN_SERVER="taskset -c 0" PIN_LOAD="taskset -c 1"
+fi
 src=1
 
 # one LABEL LIB CONNS MSGS ROUNDS OFFER [SERVER_FLAGS...]: one server, one client run.
@@ -44,7 +52,7 @@ one() {
     shift 6
     port=$((port + 2))
     src=$((src + 1))
-    "$BIN/bcast-server" "$lib" "$port" --threads "$THREADS" "$@" 2>>"$OUT/server.log" &
+    $PIN_SERVER "$BIN/bcast-server" "$lib" "$port" --threads "$THREADS" "$@" 2>>"$OUT/server.log" &
     local pid=$!
     for _ in $(seq 100); do
         (exec 3<>"/dev/tcp/127.0.0.1/$((port + 1))") 2>/dev/null && break
@@ -53,7 +61,7 @@ one() {
     local args=()
     [ -n "$offer" ] && args=(--offer "$offer")
     # A fresh source address per run: no TIME_WAIT left by the previous one in the way.
-    "$BIN/bcast-load" --addr "127.0.0.1:$port" --pid "$pid" --conns "$conns" --msgs "$msgs" \
+    $PIN_LOAD "$BIN/bcast-load" --addr "127.0.0.1:$port" --pid "$pid" --conns "$conns" --msgs "$msgs" \
         --rounds "$rounds" --size "$SIZE" --src "127.0.0.$src" --label "$label" "${args[@]}" \
         | tee -a "$RESULTS" | grep '"kind":"summary"' || echo "run.sh: $label at $conns failed" >&2
     kill "$pid" 2>/dev/null || true
@@ -62,11 +70,17 @@ one() {
 
 OFFER="permessage-deflate; client_max_window_bits"
 
+PASSES="${PASSES:-1}"
 if [ -z "${SKIP_BROADCAST:-}" ]; then
     for n in $CONNS; do
+      for _ in $(seq "$PASSES"); do
         msgs=$((DELIVERIES / n))
         for lib in $LIBS; do
-            one "$lib" "$lib" "$n" "$msgs" "$ROUNDS" ""
+            if [ "$lib" = fastwebsockets ]; then
+                one "$lib" "$lib" "$n" "$(( (DELIVERIES / 5 + n - 1) / n ))" "$ROUNDS" ""
+            else
+                one "$lib" "$lib" "$n" "$msgs" "$ROUNDS" ""
+            fi
         done
         [ -z "${SKIP_DEFLATE:-}" ] || continue
         # Compressed broadcast (wscope only): one shared compressed frame without the
@@ -74,6 +88,7 @@ if [ -z "${SKIP_BROADCAST:-}" ]; then
         one "wscope deflate no-takeover" wscope "$n" "$msgs" "$ROUNDS" "$OFFER" --deflate --no-takeover
         # Compressing per connection is two orders of magnitude slower: fewer deliveries.
         one "wscope deflate takeover" wscope "$n" "$(( (DELIVERIES / 10 + n - 1) / n ))" "$ROUNDS" "$OFFER" --deflate
+      done
     done
 fi
 

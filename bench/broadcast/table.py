@@ -2,11 +2,13 @@
 """Markdown tables from bench/broadcast/run.sh's results.jsonl (stdlib only).
 
 Broadcast: delivered messages per second and the server's CPU time per delivery, per
-number of clients, with the ratio of each wscope row to the best anchor (axum, fastwebsockets).
+number of clients, with the ratio of each wscope row to the best anchor (axum, fastwebsockets):
+the median of every round of every pass of a server (run.sh's PASSES).
 Idle memory: the server's RSS growth per connection over the idle connections, and after
 one message to each.
 """
 import json
+import statistics
 import sys
 
 ANCHORS = ("axum", "fastwebsockets")
@@ -15,8 +17,8 @@ ANCHORS = ("axum", "fastwebsockets")
 def main(path):
     rows = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
     summaries = [r for r in rows if r.get("kind") == "summary"]
-    bcast = [r for r in summaries if not r["label"].startswith("idle ")]
     idle = [r for r in summaries if r["label"].startswith("idle ")]
+    bcast = merge_passes(rows)
     if bcast:
         print("\n### Broadcast: 1 message of %d bytes to every client, %d rounds (median)\n"
               % (bcast[0]["size"], bcast[0]["rounds"]))
@@ -43,6 +45,25 @@ def main(path):
             print("| %d | %s | %d | %d | %d | %s |" % (
                 r["conns"], r["label"][len("idle "):], r["idle_bytes_per_conn"],
                 r["after_bytes_per_conn"], r["deflate_agreed"], r["load"]))
+
+
+def merge_passes(rows):
+    """One row per (clients, server): the median rate and CPU of all its rounds (every
+    pass), with the load of its first pass, in the order of first appearance."""
+    out = {}
+    for r in rows:
+        if r.get("kind") != "round" or r["label"].startswith("idle "):
+            continue
+        key = (r["conns"], r["label"])
+        m = out.setdefault(key, {"conns": r["conns"], "label": r["label"], "size": r["size"],
+                                 "load": r["load"], "rates": [], "costs": []})
+        m["rates"].append(r["deliveries_per_s"])
+        m["costs"].append(r["server_us_per_delivery"])
+    for m in out.values():
+        m["rounds"] = len(m["rates"])
+        m["deliveries_per_s"] = statistics.median(m["rates"])
+        m["server_us_per_delivery"] = statistics.median(m["costs"])
+    return list(out.values())
 
 
 if __name__ == "__main__":
