@@ -15,6 +15,9 @@ const SMALL_BUF: usize = 16 * 1024;
 /// and several writes per batch; the copy costs less than the extra system calls.
 pub(crate) const SHARE_MIN: usize = 4 * 1024;
 
+/// Segment slots an empty queue keeps.
+const SEGS_KEEP: usize = 64;
+
 /// One queued piece: a buffer of the queue's own, or bytes shared with the application (a
 /// [`Bytes`] payload, a prepared message's frame) that are written as they are.
 enum Seg {
@@ -47,6 +50,9 @@ pub(crate) struct WriteQueue {
     recycled: Vec<Vec<u8>>,
     /// The transport writes many slices in one call (see [`Self::set_vectored`]).
     vectored: bool,
+    /// Bytes of [`Seg::Prepared`] segments queued (whole segments): memory shared with the
+    /// application, not the queue's own.
+    referenced: usize,
 }
 
 impl WriteQueue {
@@ -151,6 +157,7 @@ impl WriteQueue {
     /// Queues `msg` itself (see [`Self::takes_prepared`]).
     pub(super) fn push_prepared_owned(&mut self, msg: PreparedMessage) {
         self.queued += msg.frame_ref().len();
+        self.referenced += msg.frame_ref().len();
         self.segs.push_back(Seg::Prepared(msg));
         self.tail_open = false;
     }
@@ -158,6 +165,12 @@ impl WriteQueue {
     /// Bytes still to write.
     pub(crate) const fn len(&self) -> usize {
         self.queued
+    }
+
+    /// Bytes still to write that the queue holds in memory of its own (not prepared frames
+    /// queued by reference).
+    pub(crate) const fn owned_len(&self) -> usize {
+        self.queued.saturating_sub(self.referenced)
     }
 
     /// Up to `dst.len()` slices of pending bytes, in order.
@@ -207,13 +220,22 @@ impl WriteQueue {
         if let Some(seg) = self.segs.pop_front() {
             if self.segs.is_empty() {
                 self.tail_open = false;
+                // A burst of prepared frames (a slice each) grew the ring: an idle
+                // connection keeps a small one.
+                if self.segs.capacity() > SEGS_KEEP {
+                    self.segs.shrink_to(SEGS_KEEP);
+                }
             }
             let mut seg = match seg {
                 Seg::Own(v) => v,
                 // A payload the application gave up (an echoed message) is reused as a
                 // receive buffer; one still shared elsewhere is only released.
                 Seg::Shared(b) if b.len() > 4 * SMALL_BUF && b.is_unique() => Vec::from(b),
-                Seg::Shared(_) | Seg::Prepared(_) => return,
+                Seg::Shared(_) => return,
+                Seg::Prepared(m) => {
+                    self.referenced -= m.frame_ref().len().min(self.referenced);
+                    return;
+                }
             };
             seg.clear();
             if seg.capacity() <= 4 * SMALL_BUF {

@@ -40,13 +40,14 @@ enum Got {
 /// for no better tail; 1 MiB costs ~2%, within the machine's noise.
 const FAIR_SHARE: usize = 1 << 20;
 
-/// Slices given to one vectored write: a write queue at its limit (128 KiB) of 1 KiB
-/// broadcast frames, each its own slice, in one system call.
-const WRITE_SLICES: usize = 128;
+/// Slices given to one vectored write: a broadcast member's queue (512 KiB, see
+/// `Session::broadcast_full`) of 1 KiB frames, each its own slice, in one system call
+/// (Linux takes 1,024).
+const WRITE_SLICES: usize = 512;
 
-/// Write-queue fills that [`WebSocketStream::poll_next_with`] queues and writes in one poll
-/// (128 KiB each) before it lets the runtime's other tasks run.
-const FAIR_ROUNDS: usize = 8;
+/// Queue fills that [`WebSocketStream::poll_next_with`] queues and writes in one poll (up to
+/// 512 KiB each) before it lets the runtime's other tasks run.
+const FAIR_ROUNDS: usize = 2;
 
 /// The reading side's slot in [`TimerWakers`].
 const READER: usize = 0;
@@ -652,7 +653,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                     return Poll::Ready(None);
                 }
                 // Written out to below the limit while more waits: queue the next part.
-                Poll::Pending if delivery == Delivery::Full && !self.session.write_full() => {
+                Poll::Pending if delivery == Delivery::Full && !self.session.broadcast_full() => {
                     rounds += 1;
                     if rounds == FAIR_ROUNDS {
                         cx.waker().wake_by_ref();
