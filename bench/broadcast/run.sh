@@ -10,7 +10,8 @@
 #   bench/broadcast/run.sh                    # everything (about 2 minutes on 2 cores)
 #   CONNS="1000" LIBS="wscope axum" SKIP_IDLE=1 bench/broadcast/run.sh
 #
-# Settings: CONNS (default "1000 10000"), LIBS, ROUNDS (3), PASSES (1: with 2 or more, the
+# Settings: CONNS (default "1000 10000"), LIBS, ROUNDS (3, after a warm-up round that the
+# tables leave out), PASSES (1: with 2 or more, the
 # servers take turns, pass after pass, and the tables take the median of every round of every
 # pass, so a machine whose speed drifts during the run favours no row), DELIVERIES per round
 # (200000; fastwebsockets, which writes every frame with a system call of its own, a fifth),
@@ -48,7 +49,7 @@ src=1
 
 # one LABEL LIB CONNS MSGS ROUNDS OFFER [SERVER_FLAGS...]: one server, one client run.
 one() {
-    local label=$1 lib=$2 conns=$3 msgs=$4 rounds=$5 offer=$6
+    local label=$1 lib=$2 conns=$3 msgs=$4 rounds=$(($5 + 1)) offer=$6
     shift 6
     port=$((port + 2))
     src=$((src + 1))
@@ -97,13 +98,13 @@ if [ -z "${SKIP_IDLE:-}" ]; then
     # compressing server with context takeover keeps its zlib context from then on).
     IDLE_CONNS="${IDLE_CONNS:-10000}"
     for lib in $LIBS; do
-        one "idle $lib" "$lib" "$IDLE_CONNS" 1 1 ""
+        one "idle $lib" "$lib" "$IDLE_CONNS" 1 0 ""
     done
     if [ -z "${SKIP_DEFLATE:-}" ]; then
         for w in 15 12 9; do
-            one "idle wscope deflate window $w" wscope "$IDLE_CONNS" 1 1 "$OFFER" --deflate --window "$w"
+            one "idle wscope deflate window $w" wscope "$IDLE_CONNS" 1 0 "$OFFER" --deflate --window "$w"
         done
-        one "idle wscope deflate no-takeover" wscope "$IDLE_CONNS" 1 1 "$OFFER" --deflate --no-takeover
+        one "idle wscope deflate no-takeover" wscope "$IDLE_CONNS" 1 0 "$OFFER" --deflate --no-takeover
     fi
 fi
 

@@ -3,7 +3,10 @@
 
 Broadcast: delivered messages per second and the server's CPU time per delivery, per
 number of clients, with the ratio of each wscope row to the best anchor (axum, fastwebsockets):
-the median of every round of every pass of a server (run.sh's PASSES).
+the median of every round of every pass of a server (run.sh's PASSES), without each run's
+first round, a warm-up (run.sh runs one more): the first messages on fresh connections cost
+every library more (buffers allocated and grown), up to 1.5 times the steady cost at 10,000
+clients.
 Idle memory: the server's RSS growth per connection over the idle connections, and after
 one message to each.
 """
@@ -52,7 +55,7 @@ def merge_passes(rows):
     pass), with the load of its first pass, in the order of first appearance."""
     out = {}
     for r in rows:
-        if r.get("kind") != "round" or r["label"].startswith("idle "):
+        if r.get("kind") != "round" or r["label"].startswith("idle ") or r["round"] == 0:
             continue
         key = (r["conns"], r["label"])
         m = out.setdefault(key, {"conns": r["conns"], "label": r["label"], "size": r["size"],
