@@ -43,7 +43,7 @@ pub enum Error {
     /// The application asked for something the protocol forbids (e.g. a 126-byte ping, or data
     /// after its close).
     Send(SendError),
-    /// A [`crate::tokio::Broadcast`] member did not keep up: it fell further behind than
+    /// A `wscope::tokio::Broadcast` member did not keep up: it fell further behind than
     /// the group keeps messages, and skipped this many of the oldest ones waiting for it. Not a failure of the
     /// connection, which goes on with the newer messages (as `tokio::sync::broadcast`'s
     /// `Lagged`); a server that must not skip messages closes it (for instance with 1008 or
