@@ -11,7 +11,7 @@ use wscope_proto::connection::SharedSend;
 use wscope_proto::connection::{Outgoing, SendError, State};
 use wscope_proto::frame::{FrameHeader, MAX_HEADER_LEN};
 use wscope_proto::mask::apply_mask;
-use wscope_proto::{CloseCode, CloseFrameRef as WireCloseFrame, OpCode, Role};
+use wscope_proto::{CloseCode, CloseFrameRef as WireCloseFrame, OpCode};
 
 use super::Session;
 use crate::error::{Error, Result};
@@ -20,6 +20,7 @@ use crate::prepared::PreparedMessage;
 
 /// How many times the write limit a broadcast member queues in prepared frames (see
 /// [`Session::broadcast_full`]).
+#[cfg(feature = "tokio")]
 const BROADCAST_QUEUE: usize = 4;
 
 /// Payloads from this size on are queued by ownership instead of being copied.
@@ -60,6 +61,7 @@ impl Session {
     /// receiving 1 KiB messages cost the server about a fifth less CPU per delivery with
     /// 512 KiB per write than with 128 KiB (the kernel wakes the reader once per write
     /// rather than once per 128 KiB).
+    #[cfg(feature = "tokio")]
     pub(crate) fn broadcast_full(&self) -> bool {
         self.out.owned_len() >= self.write_limit
             || self.out.len() >= BROADCAST_QUEUE * self.write_limit
@@ -190,6 +192,7 @@ impl Session {
     /// outbox): on a server connection that queues prepared frames by reference and sends
     /// this one plain, the message itself is queued (no reference taken and dropped per
     /// delivery). On failure the message comes back with the error.
+    #[cfg(feature = "tokio")]
     pub(crate) fn send_prepared_owned(
         &mut self,
         msg: PreparedMessage,
@@ -198,7 +201,10 @@ impl Session {
         let plain = self.conn.shared_send(msg.len()) == SharedSend::Plain;
         #[cfg(not(feature = "deflate"))]
         let plain = true;
-        if !(plain && self.conn.role() == Role::Server && self.out.takes_prepared(&msg)) {
+        if !(plain
+            && self.conn.role() == wscope_proto::Role::Server
+            && self.out.takes_prepared(&msg))
+        {
             return self.send_prepared(&msg).map_err(|e| (e, msg));
         }
         match self.conn.data_header(msg.opcode(), msg.len() as u64, true) {

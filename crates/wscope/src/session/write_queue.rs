@@ -131,6 +131,7 @@ impl WriteQueue {
     /// message's frame is then queued as it is, whatever its size ([`Self::push_prepared`]).
     /// Off by default (a TLS stream writes one slice per call: small frames are better
     /// copied together).
+    #[cfg(feature = "tokio")]
     pub(crate) fn set_vectored(&mut self, on: bool) {
         self.vectored = on;
     }
@@ -155,6 +156,7 @@ impl WriteQueue {
     }
 
     /// Queues `msg` itself (see [`Self::takes_prepared`]).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(super) fn push_prepared_owned(&mut self, msg: PreparedMessage) {
         self.queued += msg.frame_ref().len();
         self.referenced += msg.frame_ref().len();
@@ -169,6 +171,7 @@ impl WriteQueue {
 
     /// Bytes still to write that the queue holds in memory of its own (not prepared frames
     /// queued by reference).
+    #[cfg(feature = "tokio")]
     pub(crate) const fn owned_len(&self) -> usize {
         self.queued.saturating_sub(self.referenced)
     }
