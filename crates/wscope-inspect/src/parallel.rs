@@ -62,6 +62,7 @@ use core::ops::Range;
 use std::borrow::Cow;
 use std::io::{self, Write};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use wscope_proto::observe::ChunkInfo;
@@ -342,7 +343,10 @@ struct SegRec {
     flags: TcpFlags,
     window: u16,
     missing: u32,
+    /// Where the payload is: offset and length in the batch's bytes, or in its chunk when
+    /// `shared`.
     payload: (u32, u32),
+    shared: bool,
 }
 
 /// What a worker is given.
@@ -361,7 +365,13 @@ enum Item {
 #[derive(Debug, Default)]
 struct InBatch {
     items: Vec<Item>,
+    /// Payloads copied for this worker (all of them from the dispatcher; from a chunk, only
+    /// those that are not in the chunk's bytes, such as reassembled IP fragments).
     bytes: Vec<u8>,
+    /// The bytes of the chunk the batch was made from, shared by every worker's batch of it
+    /// (read-only): a segment whose payload lies in them refers to them instead of being
+    /// copied.
+    chunk: Option<Arc<Vec<u8>>>,
     /// The latest segment time of the whole round (every shard), when the round's clock
     /// started from zero (a chunk read by a worker, see [`chunks`]); `Instant::ZERO` from the
     /// dispatcher, whose clock runs over the whole capture.
@@ -372,6 +382,7 @@ impl InBatch {
     fn clear(&mut self) {
         self.items.clear();
         self.bytes.clear();
+        self.chunk = None;
         self.max = Instant::ZERO;
     }
 
@@ -385,13 +396,16 @@ impl InBatch {
     }
 
     /// Puts segment `seg` of packet `number` in the batch of its worker, after a tick in every
-    /// batch when `clock` ticks. Returns the payload length. (The one place batches are built:
-    /// the dispatcher and the chunk readers both call it.)
+    /// batch when `clock` ticks. A payload that lies in `shared` (the chunk the batches share,
+    /// [`InBatch::chunk`]) is referred to by its place there; any other is copied into the
+    /// batch. Returns the payload length. (The one place batches are built: the dispatcher and
+    /// the chunk readers both call it.)
     fn push_segment(
         batches: &mut [Self],
         clock: &mut Clock,
         seg: &Segment<'_>,
         number: u64,
+        shared: Option<&[u8]>,
     ) -> usize {
         let (now, tick) = clock.segment(seg.ts);
         if tick {
@@ -400,8 +414,14 @@ impl InBatch {
             }
         }
         let b = &mut batches[shard(seg, batches.len())];
-        let at = b.bytes.len();
-        b.bytes.extend_from_slice(seg.payload);
+        let (at, shared) = match shared.and_then(|c| place_in(c, seg.payload)) {
+            Some(at) => (at, true),
+            None => {
+                let at = b.bytes.len();
+                b.bytes.extend_from_slice(seg.payload);
+                (at, false)
+            }
+        };
         b.items.push(Item::Seg(SegRec {
             number,
             now,
@@ -414,9 +434,18 @@ impl InBatch {
             window: seg.window,
             missing: seg.missing,
             payload: (at as u32, seg.payload.len() as u32),
+            shared,
         }));
         seg.payload.len()
     }
+}
+
+/// Where `part` starts in `whole`, if it is a part of it (compared by address: the payloads
+/// the decoder returns are slices of the packet's bytes, or of its buffer for reassembled
+/// IP fragments).
+fn place_in(whole: &[u8], part: &[u8]) -> Option<usize> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    (start + part.len() <= whole.len()).then_some(start)
 }
 
 /// The capture clock as a worker resolves it from its batches: a batch's clock values are
@@ -455,6 +484,10 @@ fn analyse(
             Item::Seg(s) => {
                 h.rec.set(s.number, u64::MAX);
                 let (at, len) = (s.payload.0 as usize, s.payload.1 as usize);
+                let bytes = match (&input.chunk, s.shared) {
+                    (Some(chunk), true) => &chunk[..],
+                    _ => &input.bytes[..],
+                };
                 let seg = Segment {
                     ts: s.ts,
                     src: s.src,
@@ -463,7 +496,7 @@ fn analyse(
                     ack: s.ack,
                     flags: s.flags,
                     window: s.window,
-                    payload: &input.bytes[at..at + len],
+                    payload: &bytes[at..at + len],
                     missing: s.missing,
                 };
                 table.handle_packet(&seg, s.number, clock.base.max(s.now), h);
@@ -1340,7 +1373,7 @@ pub(crate) fn run<S: Sink + ?Sized>(
             };
             let number = pkt.number;
             if let Some(seg) = decoder.decode(&pkt) {
-                bytes += InBatch::push_segment(&mut batches, &mut clock, &seg, number);
+                bytes += InBatch::push_segment(&mut batches, &mut clock, &seg, number, None);
                 packets += 1;
             }
             if packets >= ROUND_PACKETS || bytes >= ROUND_BYTES {

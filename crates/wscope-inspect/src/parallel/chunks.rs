@@ -34,14 +34,14 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::fs::File;
 use std::io;
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::mpsc::{channel, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use wscope_proto::time::Instant;
 
 use super::{
-    analyse, merge_rounds, read_rounds, Clock, FromWorker, InBatch, Merger, OutBatch, ReadEnd,
-    WorkerClock, WorkerSetup,
+    analyse, merge_rounds, Clock, FromWorker, InBatch, Merger, OutBatch, ReadEnd, WorkerClock,
+    WorkerSetup, READ_ROUNDS_IN_FLIGHT, ROUNDS_IN_FLIGHT,
 };
 use crate::analyzer::Slot;
 use crate::capture::{CaptureError, CaptureErrorKind, CaptureStats, LinkType, Packet, Snapshot};
@@ -49,8 +49,21 @@ use crate::decode::{DecodeStats, Decoder};
 use crate::sink::Sink;
 use crate::tcp::{FlowStats, FlowTable};
 
-/// Most batches one worker has sent another and that one has not taken yet.
-const QUEUED: usize = 2;
+/// How far ahead a worker reads: its chunks up to this many rounds of `N` chunks past the
+/// chunk it handles (each chunk read is held until every worker has handled its batch of
+/// it).
+const AHEAD: u64 = 2;
+
+/// Chunks per round of output sent to the merging thread: one when the workers render output
+/// (whose text is held until merged), else a few (the records of `-o` alone are few; fewer
+/// rounds, fewer hand-offs).
+const fn group(local: bool) -> u64 {
+    if local {
+        1
+    } else {
+        8
+    }
+}
 /// The size of a classic pcap file header.
 const FILE_HEADER: u64 = 24;
 /// The size of a classic pcap record header.
@@ -272,13 +285,20 @@ impl Fragments {
     }
 }
 
-/// Wakes the workers waiting for a turn when the worker holding it panics.
-struct PanicGuard<'a>(&'a Fragments);
+/// Wakes the other workers when a worker panics: those waiting for a fragment turn, and
+/// those waiting for a message.
+struct PanicGuard<'a> {
+    fragments: &'a Fragments,
+    to: Vec<Sender<Msg>>,
+}
 
 impl Drop for PanicGuard<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.abandon();
+            self.fragments.abandon();
+            for tx in &self.to {
+                let _ = tx.send(Msg::Gone);
+            }
         }
     }
 }
@@ -306,14 +326,24 @@ struct ChunkEnd {
     whole: Option<CaptureStats>,
 }
 
+/// What a worker is sent by the others.
+#[derive(Debug)]
+enum Msg {
+    /// Where the worker's next chunk starts (from the reader of the chunk before it).
+    Chain(Chain),
+    /// Worker `.0`'s batch of its next chunk (`None`: the run ended before that chunk).
+    Batch(usize, Option<InBatch>),
+    /// A worker panicked: the run stops (the panic is passed on).
+    Gone,
+}
+
 /// A worker's channels.
 struct Parts {
-    chain_in: Receiver<Chain>,
-    chain_out: Sender<Chain>,
-    /// To each other worker (`None` for itself).
-    to: Vec<Option<SyncSender<Option<InBatch>>>>,
-    /// From each other worker (`None` for itself).
-    from: Vec<Option<Receiver<Option<InBatch>>>>,
+    /// Everything the worker is sent, in one queue, so that it can wait for whatever comes
+    /// first (the chain or a batch) and never waits for one while the other is there.
+    inbox: Receiver<Msg>,
+    /// Every worker's inbox (its own included).
+    to: Vec<Sender<Msg>>,
     /// Batches given back, for reuse.
     pool: Receiver<InBatch>,
     /// Gives a batch back to the worker that made it.
@@ -326,15 +356,53 @@ struct Reader<'a> {
     snapshot: &'a Snapshot,
     fragments: &'a Fragments,
     n: usize,
+    me: usize,
     parts: Parts,
-    /// Its own batches, in chunk order (`None`: the run ended there).
-    own: VecDeque<Option<InBatch>>,
+    /// Where the worker's next chunk starts, once the reader of the chunk before has said.
+    chain: Option<Chain>,
+    /// Each worker's batches of its chunks that this worker has not handled yet, in chunk
+    /// order (`None`: the run ended there).
+    ready: Vec<VecDeque<Option<InBatch>>>,
+    /// A worker panicked.
+    gone: bool,
+    /// The worker reads no more chunks (the run ended at its next one, or the rest of the
+    /// run went through a capture reader).
+    done: bool,
+    /// The chunk being read.
     buf: Vec<u8>,
+    /// The chunks read, shared with the batches made from them; a chunk no batch refers to
+    /// any more is read into again.
+    chunks: Vec<Arc<Vec<u8>>>,
     records: Vec<Record>,
     end: ChunkEnd,
 }
 
 impl Reader<'_> {
+    /// Takes a message from the inbox.
+    fn take(&mut self, m: Msg) {
+        match m {
+            // The chain goes round the workers until each has seen its end.
+            Msg::Chain(_) if self.done => {}
+            Msg::Chain(Chain::End { number }) => {
+                self.done = true;
+                self.end_at(number);
+            }
+            Msg::Chain(chain) => self.chain = Some(chain),
+            Msg::Batch(from, b) => self.ready[from].push_back(b),
+            Msg::Gone => self.gone = true,
+        }
+    }
+
+    /// A buffer for the next chunk: a chunk no batch refers to any more, or a new one.
+    fn fresh(&mut self) -> Vec<u8> {
+        if let Some(i) = self.chunks.iter().position(|c| Arc::strong_count(c) == 1) {
+            if let Ok(v) = Arc::try_unwrap(self.chunks.swap_remove(i)) {
+                return v;
+            }
+        }
+        Vec::new()
+    }
+
     /// A batch for a new chunk (a given-back one when there is one).
     fn batch(&self) -> InBatch {
         match self.parts.pool.try_recv() {
@@ -346,49 +414,53 @@ impl Reader<'_> {
         }
     }
 
-    /// The run ends at chunk `c`: every worker is told, and so is the next reader.
+    /// Tells the next reader where its chunk starts.
+    fn pass_on(&self, chain: Chain) {
+        let _ = self.parts.to[(self.me + 1) % self.n].send(Msg::Chain(chain));
+    }
+
+    /// The run ends at the worker's next chunk: every worker is told, and so is the next
+    /// reader.
     fn end_at(&mut self, number: Option<u64>) {
-        for tx in self.parts.to.iter().flatten() {
-            let _ = tx.send(None);
+        for (w, tx) in self.parts.to.iter().enumerate() {
+            if w != self.me {
+                let _ = tx.send(Msg::Batch(self.me, None));
+            }
         }
-        self.own.push_back(None);
+        self.ready[self.me].push_back(None);
         if number.is_some() {
             self.end.packets = self.end.packets.max(number);
         }
-        let _ = self.parts.chain_out.send(Chain::End { number });
+        self.pass_on(Chain::End { number });
     }
 
-    /// Hands the batches of chunk `c` out.
-    fn hand_out(&mut self, batches: Vec<InBatch>, max: Instant) {
+    /// Hands the batches of a chunk out.
+    fn hand_out(&mut self, batches: Vec<InBatch>, max: Instant, chunk: Option<&Arc<Vec<u8>>>) {
         for (w, mut b) in batches.into_iter().enumerate() {
             b.max = max;
-            match &self.parts.to[w] {
-                Some(tx) => {
-                    let _ = tx.send(Some(b));
-                }
-                None => self.own.push_back(Some(b)),
+            b.chunk = chunk.cloned();
+            if w == self.me {
+                self.ready[w].push_back(Some(b));
+            } else {
+                let _ = self.parts.to[w].send(Msg::Batch(self.me, Some(b)));
             }
         }
     }
 
-    /// Reads chunk `c`; false when the run ended (no more chunks to read).
-    fn produce(&mut self, c: u64) -> bool {
-        // The chunk's nominal range is read before its exact start is known.
+    /// Reads chunk `c`, which starts where `chain` says; false when the run ended (no more
+    /// chunks to read).
+    fn produce(&mut self, c: u64, chain: Chain) -> bool {
         let located = self.plan.locate(c);
         let mut read_error = None;
         if let Some((f, start, end)) = located {
             let file = &self.plan.files[f];
+            self.buf = self.fresh();
             self.buf.resize((end - start) as usize, 0);
             if let Err(e) = read_at(&file.file, &mut self.buf, start) {
                 read_error = Some(e);
             }
         }
-        let msg = self
-            .parts
-            .chain_in
-            .recv()
-            .unwrap_or(Chain::End { number: None });
-        let (offset, number) = match msg {
+        let (offset, number) = match chain {
             Chain::At { offset, number } => (offset, number),
             Chain::Rest { number } => {
                 self.rest(c, number);
@@ -494,18 +566,19 @@ impl Reader<'_> {
         if error.is_some() {
             self.end.error = error;
         }
-        let _ = self.parts.chain_out.send(next);
-        // Decode and build the batches.
+        self.pass_on(next);
+        // Decode and build the batches; they refer to the chunk's bytes.
+        let chunk = Arc::new(core::mem::take(&mut self.buf));
         let link = file.link;
         let mut batches: Vec<InBatch> = (0..self.n).map(|_| self.batch()).collect();
         let mut local = Decoder::new();
-        let clock = self.decode_into(&mut batches, &mut local, link, f);
+        let clock = self.decode_into(&chunk, &mut batches, &mut local, link, f);
         let max = if local.stats().fragments > 0 {
             for b in &mut batches {
                 b.clear();
             }
             let mut d = self.fragments.take(c);
-            let clock = self.decode_into(&mut batches, &mut d, link, f);
+            let clock = self.decode_into(&chunk, &mut batches, &mut d, link, f);
             self.fragments.give(c, d);
             clock.now()
         } else {
@@ -513,7 +586,8 @@ impl Reader<'_> {
             add_decode(&mut self.end.decode, local.stats());
             clock.now()
         };
-        self.hand_out(batches, max);
+        self.hand_out(batches, max, Some(&chunk));
+        self.chunks.push(chunk);
         if ended {
             // The next reader is told; the workers see the end after this chunk.
             return false;
@@ -532,9 +606,10 @@ impl Reader<'_> {
         Ok(())
     }
 
-    /// Decodes the walked records into the batches; the chunk's clock.
+    /// Decodes the walked records of `chunk` into the batches; the chunk's clock.
     fn decode_into(
         &self,
+        chunk: &[u8],
         batches: &mut [InBatch],
         decoder: &mut Decoder,
         link: LinkType,
@@ -545,13 +620,13 @@ impl Reader<'_> {
             let pkt = Packet {
                 ts: r.ts,
                 link,
-                data: &self.buf[r.at..r.at + r.len],
+                data: &chunk[r.at..r.at + r.len],
                 orig_len: r.orig_len,
                 number: r.number,
                 source,
             };
             if let Some(seg) = decoder.decode(&pkt) {
-                InBatch::push_segment(batches, &mut clock, &seg, r.number);
+                InBatch::push_segment(batches, &mut clock, &seg, r.number, Some(chunk));
             }
         }
         clock
@@ -589,7 +664,7 @@ impl Reader<'_> {
             };
             let number = pkt.number;
             if let Some(seg) = decoder.decode(&pkt) {
-                InBatch::push_segment(&mut batches, &mut clock, &seg, number);
+                InBatch::push_segment(&mut batches, &mut clock, &seg, number, None);
             }
         }
         self.fragments.give(c, decoder);
@@ -597,8 +672,8 @@ impl Reader<'_> {
         self.end.whole = Some(capture.stats());
         let packets = capture.packets_read();
         self.end.packets = self.end.packets.max(Some(packets));
-        self.hand_out(batches, clock.now());
-        let _ = self.parts.chain_out.send(Chain::End {
+        self.hand_out(batches, clock.now(), None);
+        self.pass_on(Chain::End {
             number: Some(packets),
         });
     }
@@ -619,8 +694,11 @@ fn add_decode(into: &mut DecodeStats, s: &DecodeStats) {
     into.malformed += s.malformed;
 }
 
-/// One worker: reads its chunks (one of its own ahead of the chunk it handles), handles
-/// every chunk's batch in order and sends its output chunk by chunk.
+/// One worker. It reads its chunks as soon as it is told where they start (up to
+/// [`AHEAD`] rounds of chunks ahead of the chunk it handles), handles every chunk's batch in
+/// order and sends its output [`group`] chunks at a time. It waits only when it has nothing
+/// to do: no chunk of its own that it may read and knows the start of, no batch of the next
+/// chunk.
 #[allow(clippy::too_many_arguments)]
 fn chunk_worker(
     setup: WorkerSetup<'_>,
@@ -633,7 +711,10 @@ fn chunk_worker(
     spares: &Receiver<OutBatch>,
     tx: &SyncSender<FromWorker>,
 ) -> ChunkEnd {
-    let _guard = PanicGuard(fragments);
+    let _guard = PanicGuard {
+        fragments,
+        to: parts.to.clone(),
+    };
     let mut table: FlowTable<Slot> = FlowTable::new(setup.flow);
     let mut h = setup.handler();
     let mut clock = WorkerClock::default();
@@ -642,49 +723,77 @@ fn chunk_worker(
         snapshot,
         fragments,
         n,
+        me,
         parts,
-        own: VecDeque::new(),
+        chain: None,
+        ready: (0..n).map(|_| VecDeque::new()).collect(),
+        gone: false,
+        done: false,
         buf: Vec::new(),
+        chunks: Vec::new(),
         records: Vec::new(),
         end: ChunkEnd::default(),
     };
     let n64 = n as u64;
+    let ahead = AHEAD * n64;
+    let group = group(setup.make.is_some());
     let mut next_own = me as u64;
-    let mut reading = true;
     let mut c = 0u64;
+    // A round of output is open (started and not sent).
+    let mut open = false;
     loop {
-        while reading && next_own <= c + n64 {
-            reading = r.produce(next_own);
-            next_own += n64;
+        while let Ok(m) = r.parts.inbox.try_recv() {
+            r.take(m);
+        }
+        if r.gone {
+            break;
+        }
+        if !r.done && next_own <= c + ahead {
+            if let Some(chain) = r.chain.take() {
+                if !r.produce(next_own, chain) {
+                    r.done = true;
+                }
+                next_own += n64;
+                continue;
+            }
         }
         let p = (c % n64) as usize;
-        let batch = if p == me {
-            r.own.pop_front().flatten()
-        } else {
-            r.parts.from[p]
-                .as_ref()
-                .and_then(|rx| rx.recv().ok())
-                .flatten()
+        let Some(batch) = r.ready[p].pop_front() else {
+            // Nothing to do until a message comes.
+            match r.parts.inbox.recv() {
+                Ok(m) => r.take(m),
+                Err(_) => break,
+            }
+            continue;
         };
         let Some(mut input) = batch else { break };
-        h.rec.start(spares.try_recv().unwrap_or_default());
+        if !open {
+            h.rec.start(spares.try_recv().unwrap_or_default());
+            open = true;
+        }
         analyse(&mut table, &mut h, &mut clock, &input);
         input.clear();
         let _ = r.parts.pools[p].send(input);
-        let out = h.rec.flush();
-        let sent = tx.send(FromWorker {
-            out,
-            input: InBatch::default(),
-            flows: None,
-            stats: None,
-        });
-        if sent.is_err() {
-            break;
-        }
         c += 1;
+        if c % group == 0 {
+            open = false;
+            let out = h.rec.flush();
+            let sent = tx.send(FromWorker {
+                out,
+                input: InBatch::default(),
+                flows: None,
+                stats: None,
+            });
+            if sent.is_err() {
+                break;
+            }
+        }
     }
-    // The end of the capture, in a batch of its own (its keys come after every packet's).
-    h.rec.start(spares.try_recv().unwrap_or_default());
+    // The last chunks and the end of the capture, in one round (the end's keys come after
+    // every packet's).
+    if !open {
+        h.rec.start(spares.try_recv().unwrap_or_default());
+    }
     h.rec.set(u64::MAX, 0);
     table.finish_at(clock.base, &mut h);
     let out = h.rec.flush();
@@ -694,8 +803,6 @@ fn chunk_worker(
         flows: Some(table.stats()),
         stats: Some(Box::new(core::mem::take(&mut h.rec.stats))),
     });
-    // Let a reader waiting for the chain go.
-    drop(r.parts.chain_out);
     r.end
 }
 
@@ -709,68 +816,52 @@ pub(super) fn run<S: Sink + ?Sized>(
     merger: &mut Merger<'_, '_, S>,
 ) -> (FlowStats, ReadEnd) {
     let fragments = Fragments::new();
-    let mut chain_tx = Vec::with_capacity(n);
-    let mut chain_rx = Vec::with_capacity(n);
+    let mut to = Vec::with_capacity(n);
+    let mut inboxes = Vec::with_capacity(n);
     let mut pool_tx = Vec::with_capacity(n);
     let mut pool_rx = Vec::with_capacity(n);
     for _ in 0..n {
-        let (t, r) = channel::<Chain>();
-        chain_tx.push(t);
-        chain_rx.push(Some(r));
+        let (t, r) = channel::<Msg>();
+        to.push(t);
+        inboxes.push(Some(r));
         let (t, r) = channel::<InBatch>();
         pool_tx.push(t);
         pool_rx.push(Some(r));
     }
-    let _ = chain_tx[0].send(Chain::At {
+    let _ = to[0].send(Msg::Chain(Chain::At {
         offset: FILE_HEADER,
         number: 0,
-    });
-    let mut to: Vec<Vec<Option<SyncSender<Option<InBatch>>>>> =
-        (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
-    let mut from: Vec<Vec<Option<Receiver<Option<InBatch>>>>> =
-        (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
-    for p in 0..n {
-        for w in 0..n {
-            if p != w {
-                let (t, r) = sync_channel(QUEUED);
-                to[p][w] = Some(t);
-                from[w][p] = Some(r);
-            }
-        }
-    }
+    }));
     let parts: Vec<Mutex<Option<Parts>>> = (0..n)
         .map(|me| {
             Mutex::new(Some(Parts {
-                chain_in: chain_rx[me].take().expect("one chain per worker"),
-                chain_out: chain_tx[(me + 1) % n].clone(),
-                to: core::mem::take(&mut to[me]),
-                from: core::mem::take(&mut from[me]),
+                inbox: inboxes[me].take().expect("one inbox per worker"),
+                to: to.clone(),
                 pool: pool_rx[me].take().expect("one pool per worker"),
                 pools: pool_tx.clone(),
             }))
         })
         .collect();
-    // Only the workers hold the chain's senders: a reader waiting for a chain whose writer is
-    // gone sees the end.
-    drop(chain_tx);
+    // Only the workers hold the senders: a worker waiting for a message once every other
+    // one is gone sees the end.
+    drop(to);
     drop(pool_tx);
     let mut flows = FlowStats::default();
-    let ends = merge_rounds(
-        n,
-        read_rounds(setup.make.is_some()).2,
-        merger,
-        &mut flows,
-        |me, spares, tx| {
-            let parts = parts[me]
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take()
-                .expect("one start per worker");
-            chunk_worker(
-                setup, plan, snapshot, &fragments, me, n, parts, &spares, &tx,
-            )
-        },
-    );
+    let queued = if setup.make.is_some() {
+        ROUNDS_IN_FLIGHT
+    } else {
+        READ_ROUNDS_IN_FLIGHT
+    };
+    let ends = merge_rounds(n, queued, merger, &mut flows, |me, spares, tx| {
+        let parts = parts[me]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .expect("one start per worker");
+        chunk_worker(
+            setup, plan, snapshot, &fragments, me, n, parts, &spares, &tx,
+        )
+    });
     let mut end = ReadEnd {
         capture: CaptureStats::default(),
         decode: fragments.into_stats(),
