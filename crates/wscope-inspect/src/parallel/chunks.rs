@@ -31,7 +31,7 @@
 //! Memory: each worker holds one chunk's bytes and the batches of at most two chunks of its
 //! own ahead; at most [`QUEUED`] batches wait between two workers.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::File;
 use std::io;
 use std::sync::mpsc::{channel, Receiver, Sender, SyncSender};
@@ -326,11 +326,251 @@ struct ChunkEnd {
     whole: Option<CaptureStats>,
 }
 
-/// What a worker is sent by the others.
+/// A chunk's walk: its records, what the walk counted, and what the next chunk is told.
+#[derive(Debug)]
+struct Walk {
+    /// The chunk's bytes, from the start of its nominal range to the end of its last record.
+    buf: Vec<u8>,
+    records: Vec<Record>,
+    /// The capture counters of its records (and of the file, for a file's first chunk).
+    capture: CaptureStats,
+    /// The error that ends the run in this chunk.
+    error: Option<CaptureError>,
+}
+
+/// What the walk says about one chunk, sent to the worker that reads it.
+#[derive(Debug)]
+enum Walked {
+    /// The chunk's records.
+    Records(Walk),
+    /// The run ends before this chunk, after `number` packets.
+    End { number: u64 },
+    /// The rest of the run, after `number` packets, goes through a capture reader as this
+    /// chunk.
+    Rest { number: u64 },
+}
+
+/// The walk over the record headers of the chunks read, in order, by whichever worker has
+/// just read a chunk (one at a time). Walking is cheap (the headers are in memory); a chunk
+/// can be walked once it is read and the chunk before is walked, so no worker waits for
+/// another to come round to it.
+#[derive(Debug)]
+struct Walker {
+    state: Mutex<WalkState>,
+}
+
+#[derive(Debug)]
+struct WalkState {
+    /// The first chunk not walked.
+    next: u64,
+    /// Where it starts (`None` once the walk has ended).
+    at: Option<Chain>,
+    /// Chunks read and not walked: their nominal range's bytes, or the error reading them.
+    read: HashMap<u64, io::Result<Vec<u8>>>,
+    /// A worker is walking.
+    walking: bool,
+}
+
+impl Walker {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(WalkState {
+                next: 0,
+                at: Some(Chain::At {
+                    offset: FILE_HEADER,
+                    number: 0,
+                }),
+                read: HashMap::new(),
+                walking: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WalkState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Chunk `c` is read (or failed to): walks what can be walked.
+    fn read(&self, plan: &Plan, c: u64, bytes: io::Result<Vec<u8>>, to: &[Sender<Msg>]) {
+        let mut st = self.lock();
+        if st.at.is_some() {
+            st.read.insert(c, bytes);
+        }
+        drop(st);
+        self.walk(plan, to);
+    }
+
+    /// The walk has ended (before chunk `c`): chunks read from `c` on are not walked.
+    fn ended(&self, c: u64) -> bool {
+        let st = self.lock();
+        st.at.is_none() && c >= st.next
+    }
+
+    /// Walks the chunks that can be walked, in order, and sends each chunk's walk to its
+    /// reader (chunk `c` is read by worker `c % N`).
+    fn walk(&self, plan: &Plan, to: &[Sender<Msg>]) {
+        let n = to.len() as u64;
+        loop {
+            let mut st = self.lock();
+            if st.walking {
+                return;
+            }
+            let c = st.next;
+            let (offset, number) = match st.at {
+                None => return,
+                Some(Chain::At { offset, number }) => (offset, number),
+                Some(Chain::End { number }) => {
+                    st.at = None;
+                    st.read.clear();
+                    let number = number.unwrap_or(0);
+                    let _ = to[(c % n) as usize].send(Msg::Walked(c, Walked::End { number }));
+                    return;
+                }
+                Some(Chain::Rest { number }) => {
+                    st.at = None;
+                    st.read.clear();
+                    let _ = to[(c % n) as usize].send(Msg::Walked(c, Walked::Rest { number }));
+                    return;
+                }
+            };
+            let Some(bytes) = st.read.remove(&c) else {
+                return;
+            };
+            st.walking = true;
+            drop(st);
+            let (walk, next) = plan.walk(c, bytes, offset, number);
+            let _ = to[(c % n) as usize].send(Msg::Walked(c, walk));
+            let mut st = self.lock();
+            st.walking = false;
+            st.next = c + 1;
+            st.at = Some(next);
+        }
+    }
+}
+
+impl Plan {
+    /// Walks the record headers of chunk `c` (its nominal range's `bytes`, or the error reading
+    /// them), whose first record starts at `offset` after `number` packets. Reads the end of
+    /// a record that crosses the range's end. Returns the walk and what the next chunk is told.
+    fn walk(&self, c: u64, bytes: io::Result<Vec<u8>>, offset: u64, number: u64) -> (Walked, Chain) {
+        let Some((f, start, end)) = self.locate(c) else {
+            return (
+                Walked::End { number },
+                Chain::End {
+                    number: Some(number),
+                },
+            );
+        };
+        let file = &self.files[f];
+        let mut capture = CaptureStats::default();
+        if start == FILE_HEADER {
+            capture.sources += 1;
+        }
+        let (mut buf, mut error) = match bytes {
+            Ok(b) => (b, None),
+            Err(e) => (Vec::new(), Some(CaptureError::io(e, &file.name, start))),
+        };
+        let mut records = Vec::new();
+        let (mut off, mut number) = (offset, number);
+        // Makes `buf` (the file from `start`) hold the file up to `to`.
+        let cover = |buf: &mut Vec<u8>, to: u64| -> io::Result<()> {
+            let have = start + buf.len() as u64;
+            if have < to {
+                let old = buf.len();
+                buf.resize((to - start) as usize, 0);
+                read_at(&file.file, &mut buf[old..], have)?;
+            }
+            Ok(())
+        };
+        let next = loop {
+            if error.is_some() {
+                break Chain::End {
+                    number: Some(number),
+                };
+            }
+            if off >= file.len {
+                break if f + 1 < self.files.len() {
+                    Chain::At {
+                        offset: FILE_HEADER,
+                        number,
+                    }
+                } else {
+                    Chain::End {
+                        number: Some(number),
+                    }
+                };
+            }
+            if off >= end {
+                break Chain::At {
+                    offset: off,
+                    number,
+                };
+            }
+            if off + RECORD_HEADER > file.len {
+                error = Some(CaptureError::new(
+                    CaptureErrorKind::Truncated,
+                    &file.name,
+                    off,
+                ));
+                continue;
+            }
+            if let Err(e) = cover(&mut buf, off + RECORD_HEADER) {
+                error = Some(CaptureError::io(e, &file.name, off));
+                continue;
+            }
+            let h = (off - start) as usize;
+            let be = file.big_endian;
+            let caplen = u32_at(&buf, h + 8, be);
+            if RECORD_HEADER + u64::from(caplen) >= self.buffer as u64 {
+                break Chain::Rest { number };
+            }
+            let rec_end = off + RECORD_HEADER + u64::from(caplen);
+            if rec_end > file.len {
+                error = Some(CaptureError::new(
+                    CaptureErrorKind::Truncated,
+                    &file.name,
+                    off,
+                ));
+                continue;
+            }
+            if let Err(e) = cover(&mut buf, rec_end) {
+                error = Some(CaptureError::io(e, &file.name, off));
+                continue;
+            }
+            let sec = u64::from(u32_at(&buf, h, be));
+            let frac = u64::from(u32_at(&buf, h + 4, be));
+            let frac = if file.nanos { frac / 1000 } else { frac };
+            let orig_len = u32_at(&buf, h + 12, be);
+            number += 1;
+            records.push(Record {
+                at: h + RECORD_HEADER as usize,
+                len: caplen as usize,
+                orig_len,
+                ts: Instant::from_micros(sec.saturating_mul(1_000_000).saturating_add(frac)),
+                number,
+            });
+            capture.packets += 1;
+            capture.bytes += u64::from(caplen);
+            if caplen < orig_len {
+                capture.truncated_packets += 1;
+            }
+            off = rec_end;
+        };
+        let walk = Walk {
+            buf,
+            records,
+            capture,
+            error,
+        };
+        (Walked::Records(walk), next)
+    }
+}
+
+/// What a worker is sent.
 #[derive(Debug)]
 enum Msg {
-    /// Where the worker's next chunk starts (from the reader of the chunk before it).
-    Chain(Chain),
+    /// The walk of one of its chunks (they come in order).
+    Walked(u64, Walked),
     /// Worker `.0`'s batch of its next chunk (`None`: the run ended before that chunk).
     Batch(usize, Option<InBatch>),
     /// A worker panicked: the run stops (the panic is passed on).
@@ -340,7 +580,7 @@ enum Msg {
 /// A worker's channels.
 struct Parts {
     /// Everything the worker is sent, in one queue, so that it can wait for whatever comes
-    /// first (the chain or a batch) and never waits for one while the other is there.
+    /// first (a walk or a batch).
     inbox: Receiver<Msg>,
     /// Every worker's inbox (its own included).
     to: Vec<Sender<Msg>>,
@@ -355,25 +595,23 @@ struct Reader<'a> {
     plan: &'a Plan,
     snapshot: &'a Snapshot,
     fragments: &'a Fragments,
+    walker: &'a Walker,
     n: usize,
     me: usize,
     parts: Parts,
-    /// Where the worker's next chunk starts, once the reader of the chunk before has said.
-    chain: Option<Chain>,
+    /// The walks of its chunks, in order, not decoded yet.
+    walked: VecDeque<(u64, Walked)>,
     /// Each worker's batches of its chunks that this worker has not handled yet, in chunk
     /// order (`None`: the run ended there).
     ready: Vec<VecDeque<Option<InBatch>>>,
     /// A worker panicked.
     gone: bool,
-    /// The worker reads no more chunks (the run ended at its next one, or the rest of the
-    /// run went through a capture reader).
+    /// The worker reads no more chunks (the run ended at one of its chunks, or the rest of
+    /// the run went through a capture reader).
     done: bool,
-    /// The chunk being read.
-    buf: Vec<u8>,
     /// The chunks read, shared with the batches made from them; a chunk no batch refers to
     /// any more is read into again.
     chunks: Vec<Arc<Vec<u8>>>,
-    records: Vec<Record>,
     end: ChunkEnd,
 }
 
@@ -381,13 +619,7 @@ impl Reader<'_> {
     /// Takes a message from the inbox.
     fn take(&mut self, m: Msg) {
         match m {
-            // The chain goes round the workers until each has seen its end.
-            Msg::Chain(_) if self.done => {}
-            Msg::Chain(Chain::End { number }) => {
-                self.done = true;
-                self.end_at(number);
-            }
-            Msg::Chain(chain) => self.chain = Some(chain),
+            Msg::Walked(c, w) => self.walked.push_back((c, w)),
             Msg::Batch(from, b) => self.ready[from].push_back(b),
             Msg::Gone => self.gone = true,
         }
@@ -414,24 +646,16 @@ impl Reader<'_> {
         }
     }
 
-    /// Tells the next reader where its chunk starts.
-    fn pass_on(&self, chain: Chain) {
-        let _ = self.parts.to[(self.me + 1) % self.n].send(Msg::Chain(chain));
-    }
-
-    /// The run ends at the worker's next chunk: every worker is told, and so is the next
-    /// reader.
-    fn end_at(&mut self, number: Option<u64>) {
+    /// The run ends at the worker's chunk: every worker is told.
+    fn end_at(&mut self, number: u64) {
         for (w, tx) in self.parts.to.iter().enumerate() {
             if w != self.me {
                 let _ = tx.send(Msg::Batch(self.me, None));
             }
         }
         self.ready[self.me].push_back(None);
-        if number.is_some() {
-            self.end.packets = self.end.packets.max(number);
-        }
-        self.pass_on(Chain::End { number });
+        self.end.packets = self.end.packets.max(Some(number));
+        self.done = true;
     }
 
     /// Hands the batches of a chunk out.
@@ -447,138 +671,54 @@ impl Reader<'_> {
         }
     }
 
-    /// Reads chunk `c`, which starts where `chain` says; false when the run ended (no more
-    /// chunks to read).
-    fn produce(&mut self, c: u64, chain: Chain) -> bool {
-        let located = self.plan.locate(c);
-        let mut read_error = None;
-        if let Some((f, start, end)) = located {
-            let file = &self.plan.files[f];
-            self.buf = self.fresh();
-            self.buf.resize((end - start) as usize, 0);
-            if let Err(e) = read_at(&file.file, &mut self.buf, start) {
-                read_error = Some(e);
-            }
+    /// Reads chunk `c`'s nominal range and hands it to the walk.
+    fn read(&mut self, c: u64) {
+        if self.walker.ended(c) {
+            return;
         }
-        let (offset, number) = match chain {
-            Chain::At { offset, number } => (offset, number),
-            Chain::Rest { number } => {
+        let bytes = match self.plan.locate(c) {
+            Some((f, start, end)) => {
+                let mut buf = self.fresh();
+                buf.resize((end - start) as usize, 0);
+                read_at(&self.plan.files[f].file, &mut buf, start).map(|()| buf)
+            }
+            None => Ok(Vec::new()),
+        };
+        self.walker.read(self.plan, c, bytes, &self.parts.to);
+    }
+
+    /// Decodes walked chunk `c` and hands its batches out (or ends the run there).
+    fn decode(&mut self, c: u64, walked: Walked) {
+        let walk = match walked {
+            Walked::Records(walk) => walk,
+            Walked::End { number } => return self.end_at(number),
+            Walked::Rest { number } => {
                 self.rest(c, number);
-                return false;
-            }
-            Chain::End { number } => {
-                self.end_at(number);
-                return false;
+                self.done = true;
+                return;
             }
         };
-        let Some((f, start, end)) = located else {
-            self.end_at(Some(number));
-            return false;
-        };
-        let plan = self.plan;
-        let file = &plan.files[f];
-        if start == FILE_HEADER {
-            self.end.capture.sources += 1;
+        add_capture(&mut self.end.capture, &walk.capture);
+        if walk.error.is_some() {
+            self.end.error = walk.error;
         }
-        // Walk the record headers and tell the next reader where its chunk starts.
-        self.records.clear();
-        let (mut off, mut number) = (offset, number);
-        let mut error = read_error.map(|e| CaptureError::io(e, &file.name, start));
-        let next = loop {
-            if error.is_some() {
-                break Chain::End {
-                    number: Some(number),
-                };
-            }
-            if off >= file.len {
-                break if f + 1 < self.plan.files.len() {
-                    Chain::At {
-                        offset: FILE_HEADER,
-                        number,
-                    }
-                } else {
-                    Chain::End {
-                        number: Some(number),
-                    }
-                };
-            }
-            if off >= end {
-                break Chain::At {
-                    offset: off,
-                    number,
-                };
-            }
-            if off + RECORD_HEADER > file.len {
-                error = Some(CaptureError::new(
-                    CaptureErrorKind::Truncated,
-                    &file.name,
-                    off,
-                ));
-                continue;
-            }
-            if let Err(e) = self.cover(f, start, off + RECORD_HEADER) {
-                error = Some(CaptureError::io(e, &file.name, off));
-                continue;
-            }
-            let h = (off - start) as usize;
-            let be = file.big_endian;
-            let caplen = u32_at(&self.buf, h + 8, be);
-            if RECORD_HEADER + u64::from(caplen) >= self.plan.buffer as u64 {
-                break Chain::Rest { number };
-            }
-            let rec_end = off + RECORD_HEADER + u64::from(caplen);
-            if rec_end > file.len {
-                error = Some(CaptureError::new(
-                    CaptureErrorKind::Truncated,
-                    &file.name,
-                    off,
-                ));
-                continue;
-            }
-            if let Err(e) = self.cover(f, start, rec_end) {
-                error = Some(CaptureError::io(e, &file.name, off));
-                continue;
-            }
-            let sec = u64::from(u32_at(&self.buf, h, be));
-            let frac = u64::from(u32_at(&self.buf, h + 4, be));
-            let frac = if file.nanos { frac / 1000 } else { frac };
-            let orig_len = u32_at(&self.buf, h + 12, be);
-            number += 1;
-            self.records.push(Record {
-                at: h + RECORD_HEADER as usize,
-                len: caplen as usize,
-                orig_len,
-                ts: Instant::from_micros(sec.saturating_mul(1_000_000).saturating_add(frac)),
-                number,
-            });
-            let st = &mut self.end.capture;
-            st.packets += 1;
-            st.bytes += u64::from(caplen);
-            if caplen < orig_len {
-                st.truncated_packets += 1;
-            }
-            off = rec_end;
-        };
-        let ended = matches!(next, Chain::End { .. });
-        if let Chain::End { number } = next {
-            self.end.packets = self.end.packets.max(number);
-        }
-        if error.is_some() {
-            self.end.error = error;
-        }
-        self.pass_on(next);
-        // Decode and build the batches; they refer to the chunk's bytes.
-        let chunk = Arc::new(core::mem::take(&mut self.buf));
-        let link = file.link;
+        let link = self
+            .plan
+            .locate(c)
+            .map_or(LinkType(0), |(f, _, _)| self.plan.files[f].link);
+        let f = self.plan.locate(c).map_or(0, |(f, _, _)| f);
+        // The batches refer to the chunk's bytes.
+        let chunk = Arc::new(walk.buf);
+        let records = walk.records;
         let mut batches: Vec<InBatch> = (0..self.n).map(|_| self.batch()).collect();
         let mut local = Decoder::new();
-        let clock = self.decode_into(&chunk, &mut batches, &mut local, link, f);
+        let clock = decode_into(&chunk, &records, &mut batches, &mut local, link, f);
         let max = if local.stats().fragments > 0 {
             for b in &mut batches {
                 b.clear();
             }
             let mut d = self.fragments.take(c);
-            let clock = self.decode_into(&chunk, &mut batches, &mut d, link, f);
+            let clock = decode_into(&chunk, &records, &mut batches, &mut d, link, f);
             self.fragments.give(c, d);
             clock.now()
         } else {
@@ -588,52 +728,11 @@ impl Reader<'_> {
         };
         self.hand_out(batches, max, Some(&chunk));
         self.chunks.push(chunk);
-        if ended {
-            // The next reader is told; the workers see the end after this chunk.
-            return false;
-        }
-        true
-    }
-
-    /// Makes the chunk's buffer (file `f` from `start`) hold the file up to `to`.
-    fn cover(&mut self, f: usize, start: u64, to: u64) -> io::Result<()> {
-        let have = start + self.buf.len() as u64;
-        if have < to {
-            let old = self.buf.len();
-            self.buf.resize((to - start) as usize, 0);
-            read_at(&self.plan.files[f].file, &mut self.buf[old..], have)?;
-        }
-        Ok(())
-    }
-
-    /// Decodes the walked records of `chunk` into the batches; the chunk's clock.
-    fn decode_into(
-        &self,
-        chunk: &[u8],
-        batches: &mut [InBatch],
-        decoder: &mut Decoder,
-        link: LinkType,
-        source: usize,
-    ) -> Clock {
-        let mut clock = Clock::default();
-        for r in &self.records {
-            let pkt = Packet {
-                ts: r.ts,
-                link,
-                data: &chunk[r.at..r.at + r.len],
-                orig_len: r.orig_len,
-                number: r.number,
-                source,
-            };
-            if let Some(seg) = decoder.decode(&pkt) {
-                InBatch::push_segment(batches, &mut clock, &seg, r.number, Some(chunk));
-            }
-        }
-        clock
     }
 
     /// Chunk `c` is the rest of the run, after `number` packets: read through a capture
-    /// reader (which reads the files from the start again), decoded in turn.
+    /// reader (which reads the files from the start again), decoded in turn. The next chunk's
+    /// reader is told that the run ends there.
     fn rest(&mut self, c: u64, number: u64) {
         let mut batches: Vec<InBatch> = (0..self.n).map(|_| self.batch()).collect();
         let mut decoder = self.fragments.take(c);
@@ -673,10 +772,38 @@ impl Reader<'_> {
         let packets = capture.packets_read();
         self.end.packets = self.end.packets.max(Some(packets));
         self.hand_out(batches, clock.now(), None);
-        self.pass_on(Chain::End {
-            number: Some(packets),
-        });
+        let next = (c + 1) % self.n as u64;
+        let _ = self.parts.to[next as usize].send(Msg::Walked(
+            c + 1,
+            Walked::End { number: packets },
+        ));
     }
+}
+
+/// Decodes the `records` of `chunk` into the batches; the chunk's clock.
+fn decode_into(
+    chunk: &[u8],
+    records: &[Record],
+    batches: &mut [InBatch],
+    decoder: &mut Decoder,
+    link: LinkType,
+    source: usize,
+) -> Clock {
+    let mut clock = Clock::default();
+    for r in records {
+        let pkt = Packet {
+            ts: r.ts,
+            link,
+            data: &chunk[r.at..r.at + r.len],
+            orig_len: r.orig_len,
+            number: r.number,
+            source,
+        };
+        if let Some(seg) = decoder.decode(&pkt) {
+            InBatch::push_segment(batches, &mut clock, &seg, r.number, Some(chunk));
+        }
+    }
+    clock
 }
 
 fn add_decode(into: &mut DecodeStats, s: &DecodeStats) {
@@ -694,17 +821,16 @@ fn add_decode(into: &mut DecodeStats, s: &DecodeStats) {
     into.malformed += s.malformed;
 }
 
-/// One worker. It reads its chunks as soon as it is told where they start (up to
-/// [`AHEAD`] rounds of chunks ahead of the chunk it handles), handles every chunk's batch in
-/// order and sends its output [`group`] chunks at a time. It waits only when it has nothing
-/// to do: no chunk of its own that it may read and knows the start of, no batch of the next
-/// chunk.
+/// One worker. It reads its chunks ahead (up to [`AHEAD`] rounds of chunks past the chunk it
+/// handles), decodes each once it is walked, handles every chunk's batch in order and sends
+/// its output [`group`] chunks at a time. It waits only when it has nothing to do.
 #[allow(clippy::too_many_arguments)]
 fn chunk_worker(
     setup: WorkerSetup<'_>,
     plan: &Plan,
     snapshot: &Snapshot,
     fragments: &Fragments,
+    walker: &Walker,
     me: usize,
     n: usize,
     parts: Parts,
@@ -722,22 +848,21 @@ fn chunk_worker(
         plan,
         snapshot,
         fragments,
+        walker,
         n,
         me,
         parts,
-        chain: None,
+        walked: VecDeque::new(),
         ready: (0..n).map(|_| VecDeque::new()).collect(),
         gone: false,
         done: false,
-        buf: Vec::new(),
         chunks: Vec::new(),
-        records: Vec::new(),
         end: ChunkEnd::default(),
     };
     let n64 = n as u64;
     let ahead = AHEAD * n64;
     let group = group(setup.make.is_some());
-    let mut next_own = me as u64;
+    let mut next_read = me as u64;
     let mut c = 0u64;
     // A round of output is open (started and not sent).
     let mut open = false;
@@ -748,14 +873,17 @@ fn chunk_worker(
         if r.gone {
             break;
         }
-        if !r.done && next_own <= c + ahead {
-            if let Some(chain) = r.chain.take() {
-                if !r.produce(next_own, chain) {
-                    r.done = true;
-                }
-                next_own += n64;
-                continue;
+        // Decoding first: it hands the other workers their batches.
+        if let Some((k, w)) = r.walked.pop_front() {
+            if !r.done {
+                r.decode(k, w);
             }
+            continue;
+        }
+        if !r.done && next_read <= c + ahead {
+            r.read(next_read);
+            next_read += n64;
+            continue;
         }
         let p = (c % n64) as usize;
         let Some(batch) = r.ready[p].pop_front() else {
@@ -816,6 +944,7 @@ pub(super) fn run<S: Sink + ?Sized>(
     merger: &mut Merger<'_, '_, S>,
 ) -> (FlowStats, ReadEnd) {
     let fragments = Fragments::new();
+    let walker = Walker::new();
     let mut to = Vec::with_capacity(n);
     let mut inboxes = Vec::with_capacity(n);
     let mut pool_tx = Vec::with_capacity(n);
@@ -828,10 +957,6 @@ pub(super) fn run<S: Sink + ?Sized>(
         pool_tx.push(t);
         pool_rx.push(Some(r));
     }
-    let _ = to[0].send(Msg::Chain(Chain::At {
-        offset: FILE_HEADER,
-        number: 0,
-    }));
     let parts: Vec<Mutex<Option<Parts>>> = (0..n)
         .map(|me| {
             Mutex::new(Some(Parts {
@@ -859,7 +984,7 @@ pub(super) fn run<S: Sink + ?Sized>(
             .take()
             .expect("one start per worker");
         chunk_worker(
-            setup, plan, snapshot, &fragments, me, n, parts, &spares, &tx,
+            setup, plan, snapshot, &fragments, &walker, me, n, parts, &spares, &tx,
         )
     });
     let mut end = ReadEnd {
