@@ -49,7 +49,7 @@
 //! When every file is a classic pcap file, the workers do not each read the whole capture:
 //! they take turns reading chunks of it, and each chunk's reader builds every worker's batch
 //! of it, as the dispatcher would (see `parallel/chunks.rs`). Each byte is then read and
-//! decoded once.
+//! decoded once, and the batches share the chunk's bytes instead of copying the payloads.
 //!
 //! Either way, a worker records only the events the main sink reads ([`Sink::interest`]), and
 //! `established` and `tls` ones (the merger counts TLS connections and needs to know which
@@ -62,8 +62,8 @@ use core::ops::Range;
 use std::borrow::Cow;
 use std::io::{self, Write};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 
 use wscope_proto::observe::ChunkInfo;
 use wscope_proto::role::Direction;

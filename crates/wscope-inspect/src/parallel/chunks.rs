@@ -5,15 +5,20 @@
 //! that start in its nominal byte range (about half the capture reader's buffer, a quarter
 //! when the workers render output). Worker `c % N` reads chunk `c`, decodes it and builds
 //! every worker's batch of it with the dispatcher's code ([`InBatch::push_segment`]): it
-//! keeps its own batch and sends the others. Every worker then handles chunk 0's batch,
-//! chunk 1's, … in order, whoever made them, so the merge sees the rounds of one dispatcher.
+//! keeps its own batch and sends the others. The batches do not copy the payloads: they
+//! share the chunk's bytes (read-only) and refer to ranges of them. Every worker then
+//! handles chunk 0's batch, chunk 1's, … in order, whoever made them, so the merge sees the
+//! rounds of one dispatcher.
 //!
 //! What a chunk needs from the chunks before it:
 //!
 //! - **Where it starts and its first packet number.** A worker reads its chunk's nominal
-//!   range before it knows where the first record starts; the reader of the chunk before
-//!   walks its record headers (a few nanoseconds a record, in memory) and passes the exact
-//!   start on, before it decodes anything.
+//!   range before it knows where the first record starts. The record headers are then walked
+//!   in chunk order by a [`Walker`] that any worker drives: whoever has just read a chunk
+//!   walks every chunk that is read and whose predecessor is walked (a few nanoseconds a
+//!   record, in memory), and sends each walk to the chunk's reader. So a worker never waits
+//!   for another one to come round to a chunk: it reads ahead ([`AHEAD`]) and decodes its
+//!   chunks as their walks come.
 //! - **The capture clock.** A chunk is clocked from zero; its ticks are the points where its
 //!   own clock enters a new step, and its batches carry its latest time. The workers resolve
 //!   them against the latest time of the chunks before ([`super::WorkerClock`]): a tick of
@@ -21,15 +26,18 @@
 //!   the dispatcher's.
 //! - **IP fragments.** A chunk is decoded with a fresh [`Decoder`]. If it holds a fragment, it
 //!   is decoded again, in turn (after every chunk before it), with the one decoder that keeps
-//!   the fragments of the whole run.
+//!   the fragments of the whole run. Reassembled payloads are copied into the batches.
 //!
 //! A record the reader's buffer might have to grow for (very large, rare) ends the chunks:
 //! the rest of the run is read by one worker through a [`Capture`], as one chunk, so the
 //! reader's buffer rules (and errors) stay exactly those of one thread. A record cut short
 //! at the end of a file is the one thread's `Truncated` error at the same offset.
 //!
-//! Memory: each worker holds one chunk's bytes and the batches of at most two chunks of its
-//! own ahead; at most [`QUEUED`] batches wait between two workers.
+//! Each worker sends its output to the merging thread [`group`] chunks at a time.
+//!
+//! Memory: a chunk's bytes are held until every worker has handled its batch of it; a worker
+//! reads at most [`AHEAD`] rounds of `N` chunks past the chunk it handles, so about
+//! `AHEAD × N` chunks are held at once (the buffers are reused).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::File;
@@ -185,7 +193,7 @@ fn u32_at(b: &[u8], at: usize, big_endian: bool) -> u32 {
     }
 }
 
-/// What the reader of a chunk tells the reader of the next one.
+/// What the walk of a chunk says about the next one.
 #[derive(Debug)]
 enum Chain {
     /// The next chunk's first record starts at this offset of its file (the file header's
@@ -193,8 +201,8 @@ enum Chain {
     At { offset: u64, number: u64 },
     /// The rest of the run goes through a capture reader, after `number` packets.
     Rest { number: u64 },
-    /// The run ended after `number` packets (`None`: a worker is gone).
-    End { number: Option<u64> },
+    /// The run ended after `number` packets.
+    End { number: u64 },
 }
 
 /// The order in which chunks with IP fragments are decoded, and the decoder that keeps the
@@ -422,7 +430,6 @@ impl Walker {
                 Some(Chain::End { number }) => {
                     st.at = None;
                     st.read.clear();
-                    let number = number.unwrap_or(0);
                     let _ = to[(c % n) as usize].send(Msg::Walked(c, Walked::End { number }));
                     return;
                 }
@@ -452,14 +459,15 @@ impl Plan {
     /// Walks the record headers of chunk `c` (its nominal range's `bytes`, or the error reading
     /// them), whose first record starts at `offset` after `number` packets. Reads the end of
     /// a record that crosses the range's end. Returns the walk and what the next chunk is told.
-    fn walk(&self, c: u64, bytes: io::Result<Vec<u8>>, offset: u64, number: u64) -> (Walked, Chain) {
+    fn walk(
+        &self,
+        c: u64,
+        bytes: io::Result<Vec<u8>>,
+        offset: u64,
+        number: u64,
+    ) -> (Walked, Chain) {
         let Some((f, start, end)) = self.locate(c) else {
-            return (
-                Walked::End { number },
-                Chain::End {
-                    number: Some(number),
-                },
-            );
+            return (Walked::End { number }, Chain::End { number });
         };
         let file = &self.files[f];
         let mut capture = CaptureStats::default();
@@ -484,9 +492,7 @@ impl Plan {
         };
         let next = loop {
             if error.is_some() {
-                break Chain::End {
-                    number: Some(number),
-                };
+                break Chain::End { number };
             }
             if off >= file.len {
                 break if f + 1 < self.files.len() {
@@ -495,9 +501,7 @@ impl Plan {
                         number,
                     }
                 } else {
-                    Chain::End {
-                        number: Some(number),
-                    }
+                    Chain::End { number }
                 };
             }
             if off >= end {
@@ -702,11 +706,8 @@ impl Reader<'_> {
         if walk.error.is_some() {
             self.end.error = walk.error;
         }
-        let link = self
-            .plan
-            .locate(c)
-            .map_or(LinkType(0), |(f, _, _)| self.plan.files[f].link);
         let f = self.plan.locate(c).map_or(0, |(f, _, _)| f);
+        let link = self.plan.files.get(f).map_or(LinkType(0), |file| file.link);
         // The batches refer to the chunk's bytes.
         let chunk = Arc::new(walk.buf);
         let records = walk.records;
@@ -773,10 +774,8 @@ impl Reader<'_> {
         self.end.packets = self.end.packets.max(Some(packets));
         self.hand_out(batches, clock.now(), None);
         let next = (c + 1) % self.n as u64;
-        let _ = self.parts.to[next as usize].send(Msg::Walked(
-            c + 1,
-            Walked::End { number: packets },
-        ));
+        let _ =
+            self.parts.to[next as usize].send(Msg::Walked(c + 1, Walked::End { number: packets }));
     }
 }
 
@@ -903,7 +902,7 @@ fn chunk_worker(
         input.clear();
         let _ = r.parts.pools[p].send(input);
         c += 1;
-        if c % group == 0 {
+        if c.is_multiple_of(group) {
             open = false;
             let out = h.rec.flush();
             let sent = tx.send(FromWorker {
