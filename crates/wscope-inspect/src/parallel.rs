@@ -1422,3 +1422,100 @@ pub(crate) fn run<S: Sink + ?Sized>(
     };
     (merger.stats, summary)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(payload: &[u8], port: u16) -> Segment<'_> {
+        Segment {
+            ts: Instant::from_micros(1_000),
+            src: core::net::SocketAddr::from(([10, 0, 0, 1], port)),
+            dst: core::net::SocketAddr::from(([10, 0, 0, 2], 80)),
+            seq: 1,
+            ack: 0,
+            flags: TcpFlags::ACK,
+            window: 100,
+            payload,
+            missing: 0,
+        }
+    }
+
+    /// The segments of a batch: (payload place, shared).
+    fn places(b: &InBatch) -> Vec<((u32, u32), bool)> {
+        b.items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Seg(s) => Some((s.payload, s.shared)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn payloads_in_the_shared_chunk_are_referred_to_and_others_copied() {
+        let chunk: Vec<u8> = (0..=255).cycle().take(4000).collect();
+        let reassembled = vec![9u8; 30];
+        let mut batches = vec![InBatch::default()];
+        let mut clock = Clock::default();
+        let segs = [
+            seg(&chunk[100..300], 1),
+            seg(&reassembled, 2),
+            seg(&chunk[3990..], 3),
+            seg(&chunk[..0], 4),
+        ];
+        for (i, s) in segs.iter().enumerate() {
+            InBatch::push_segment(&mut batches, &mut clock, s, i as u64 + 1, Some(&chunk));
+        }
+        let b = &batches[0];
+        // Only the payload outside the chunk was copied.
+        assert_eq!(b.bytes, reassembled);
+        assert_eq!(
+            places(b),
+            [
+                ((100, 200), true),
+                ((0, 30), false),
+                ((3990, 10), true),
+                ((0, 0), true)
+            ]
+        );
+        // A worker reads the same payloads back.
+        let mut b = core::mem::take(&mut batches[0]);
+        b.chunk = Some(Arc::new(chunk.clone()));
+        for (item, s) in b
+            .items
+            .iter()
+            .filter(|i| matches!(i, Item::Seg(_)))
+            .zip(&segs)
+        {
+            let Item::Seg(r) = item else { unreachable!() };
+            let (at, len) = (r.payload.0 as usize, r.payload.1 as usize);
+            let from = if r.shared {
+                &b.chunk.as_ref().unwrap()[..]
+            } else {
+                &b.bytes[..]
+            };
+            assert_eq!(&from[at..at + len], s.payload);
+        }
+        // The dispatcher (no shared chunk) copies every payload.
+        let mut batches = vec![InBatch::default()];
+        for (i, s) in segs.iter().enumerate() {
+            InBatch::push_segment(&mut batches, &mut Clock::default(), s, i as u64 + 1, None);
+        }
+        assert_eq!(batches[0].bytes.len(), 200 + 30 + 10);
+        assert!(places(&batches[0]).iter().all(|p| !p.1));
+    }
+
+    #[test]
+    fn a_slice_is_placed_in_a_buffer_only_when_it_lies_inside() {
+        let whole = vec![0u8; 64];
+        let other = vec![0u8; 64];
+        assert_eq!(place_in(&whole, &whole[10..20]), Some(10));
+        assert_eq!(place_in(&whole, &whole[..]), Some(0));
+        assert_eq!(place_in(&whole, &whole[64..]), Some(64));
+        assert_eq!(place_in(&whole[..32], &whole[30..40]), None);
+        assert_eq!(place_in(&whole[10..], &whole[..5]), None);
+        // `other` lies wholly before or after `whole` in memory: never inside it.
+        assert_eq!(place_in(&whole, &other[..]), None);
+    }
+}

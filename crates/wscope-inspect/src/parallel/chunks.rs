@@ -1016,3 +1016,88 @@ fn add_capture(into: &mut CaptureStats, s: &CaptureStats) {
     into.other_blocks += s.other_blocks;
     into.unknown_interface += s.unknown_interface;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Capture;
+
+    /// A classic pcap file of `n` records of 60 to 160 bytes (record `i`'s bytes all `i`).
+    fn pcap(n: u8) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&0xA1B2_C3D4u32.to_le_bytes());
+        f.extend_from_slice(&[2, 0, 4, 0]);
+        for v in [0u32, 0, 65535, 1] {
+            f.extend_from_slice(&v.to_le_bytes());
+        }
+        for i in 0..n {
+            let len = 60 + u32::from(i) * 7 % 100;
+            for v in [u32::from(i), 0, len, len] {
+                f.extend_from_slice(&v.to_le_bytes());
+            }
+            f.extend(core::iter::repeat_n(i, len as usize));
+        }
+        f
+    }
+
+    #[test]
+    fn chunks_are_walked_in_order_as_soon_as_they_and_the_chunk_before_are_read() {
+        let dir = std::env::temp_dir().join(format!("wscope-walk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.pcap");
+        let bytes = pcap(60);
+        std::fs::write(&path, &bytes).unwrap();
+        let snapshot = Capture::from_paths([&path]).snapshot().unwrap();
+        // Chunks of 300 bytes: records cross their ends; some chunks start no record.
+        let plan = Plan::with_chunk(&snapshot, 300).unwrap();
+        let chunks = plan.files[0].chunks;
+        assert!(chunks > 20, "{chunks}");
+        let read = |c: u64| -> io::Result<Vec<u8>> {
+            let (_, start, end) = plan.locate(c).unwrap();
+            Ok(bytes[start as usize..end as usize].to_vec())
+        };
+        let (tx, rx): (Vec<_>, Vec<_>) = (0..3).map(|_| channel::<Msg>()).unzip();
+        let walker = Walker::new();
+        // Read last to first: nothing can be walked until chunk 0 is read, then every chunk
+        // is, by that one call.
+        for c in (1..chunks).rev() {
+            walker.read(&plan, c, read(c), &tx);
+            assert!(rx.iter().all(|r| r.try_recv().is_err()), "chunk {c}");
+        }
+        walker.read(&plan, 0, read(0), &tx);
+        let mut data = Vec::new();
+        let mut next_number = 1;
+        for c in 0..=chunks {
+            let Ok(Msg::Walked(k, walked)) = rx[(c % 3) as usize].try_recv() else {
+                panic!("no walk for chunk {c}");
+            };
+            assert_eq!(k, c);
+            match walked {
+                Walked::Records(w) => {
+                    assert!(w.error.is_none());
+                    assert_eq!(w.capture.packets, w.records.len() as u64);
+                    for r in &w.records {
+                        assert_eq!(r.number, next_number);
+                        next_number += 1;
+                        data.push(w.buf[r.at..r.at + r.len].to_vec());
+                    }
+                }
+                Walked::End { number } => {
+                    assert_eq!(c, chunks, "the walk ends after the last chunk");
+                    assert_eq!(number, 60);
+                }
+                Walked::Rest { .. } => panic!("no record is too big"),
+            }
+        }
+        assert_eq!(data.len(), 60);
+        for (i, d) in data.iter().enumerate() {
+            assert_eq!(d.len(), 60 + i * 7 % 100);
+            assert!(d.iter().all(|&b| usize::from(b) == i));
+        }
+        // Chunks read once the walk has ended are not kept.
+        assert!(walker.ended(chunks + 1));
+        walker.read(&plan, chunks + 2, Ok(Vec::new()), &tx);
+        assert!(walker.lock().read.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
