@@ -1509,7 +1509,7 @@ mod tests {
     #[test]
     fn a_slice_is_placed_in_a_buffer_only_when_it_lies_inside() {
         let whole = vec![0u8; 64];
-        let other = vec![0u8; 64];
+        let other = [0u8; 64];
         assert_eq!(place_in(&whole, &whole[10..20]), Some(10));
         assert_eq!(place_in(&whole, &whole[..]), Some(0));
         assert_eq!(place_in(&whole, &whole[64..]), Some(64));
