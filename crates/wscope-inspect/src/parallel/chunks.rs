@@ -17,7 +17,7 @@
 //!   in chunk order by a [`Walker`] that any worker drives: whoever has just read a chunk
 //!   walks every chunk that is read and whose predecessor is walked (a few nanoseconds a
 //!   record, in memory), and sends each walk to the chunk's reader. So a worker never waits
-//!   for another one to come round to a chunk: it reads ahead ([`AHEAD`]) and decodes its
+//!   for another one to come round to a chunk: it reads ahead ([`ahead`]) and decodes its
 //!   chunks as their walks come.
 //! - **The capture clock.** A chunk is clocked from zero; its ticks are the points where its
 //!   own clock enters a new step, and its batches carry its latest time. The workers resolve
@@ -36,8 +36,8 @@
 //! Each worker sends its output to the merging thread [`group`] chunks at a time.
 //!
 //! Memory: a chunk's bytes are held until every worker has handled its batch of it; a worker
-//! reads at most [`AHEAD`] rounds of `N` chunks past the chunk it handles, so about
-//! `AHEAD × N` chunks are held at once (the buffers are reused).
+//! reads at most [`ahead`] rounds of `N` chunks past the chunk it handles, so about
+//! `ahead × N` chunks are held at once (the buffers are reused).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::File;
@@ -59,8 +59,14 @@ use crate::tcp::{FlowStats, FlowTable};
 
 /// How far ahead a worker reads: its chunks up to this many rounds of `N` chunks past the
 /// chunk it handles (each chunk read is held until every worker has handled its batch of
-/// it).
-const AHEAD: u64 = 2;
+/// it). One round when the workers render output, whose text is held too.
+const fn ahead(local: bool) -> u64 {
+    if local {
+        1
+    } else {
+        2
+    }
+}
 
 /// Chunks per round of output sent to the merging thread: one when the workers render output
 /// (whose text is held until merged), else a few (the records of `-o` alone are few; fewer
@@ -820,7 +826,7 @@ fn add_decode(into: &mut DecodeStats, s: &DecodeStats) {
     into.malformed += s.malformed;
 }
 
-/// One worker. It reads its chunks ahead (up to [`AHEAD`] rounds of chunks past the chunk it
+/// One worker. It reads its chunks ahead (up to [`ahead`] rounds of chunks past the chunk it
 /// handles), decodes each once it is walked, handles every chunk's batch in order and sends
 /// its output [`group`] chunks at a time. It waits only when it has nothing to do.
 #[allow(clippy::too_many_arguments)]
@@ -859,7 +865,7 @@ fn chunk_worker(
         end: ChunkEnd::default(),
     };
     let n64 = n as u64;
-    let ahead = AHEAD * n64;
+    let ahead = ahead(setup.make.is_some()) * n64;
     let group = group(setup.make.is_some());
     let mut next_read = me as u64;
     let mut c = 0u64;
