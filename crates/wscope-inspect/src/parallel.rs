@@ -677,8 +677,10 @@ impl Recorder {
         out
     }
 
-    /// Starts a batch with the buffers of `spare`.
+    /// Starts a batch with the buffers of `spare` (emptied here: what it held is freed by the
+    /// thread that made it).
     fn start(&mut self, mut spare: OutBatch) {
+        spare.clear();
         if let Some((_, w)) = &self.local {
             w.swap(&mut spare.text);
         }
@@ -1074,8 +1076,8 @@ where
                 break;
             }
             merger.round(&outs);
-            for (mut o, tx) in outs.drain(..).zip(&back) {
-                o.clear();
+            // The worker empties the batch when it reuses it (`Recorder::start`).
+            for (o, tx) in outs.drain(..).zip(&back) {
                 let _ = tx.send(o);
             }
         }
