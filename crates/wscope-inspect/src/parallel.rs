@@ -49,7 +49,7 @@
 //! When every file is a classic pcap file, the workers do not each read the whole capture:
 //! they take turns reading chunks of it, and each chunk's reader builds every worker's batch
 //! of it, as the dispatcher would (see `parallel/chunks.rs`). Each byte is then read and
-//! decoded once.
+//! decoded once, and the batches share the chunk's bytes instead of copying the payloads.
 //!
 //! Either way, a worker records only the events the main sink reads ([`Sink::interest`]), and
 //! `established` and `tls` ones (the merger counts TLS connections and needs to know which
@@ -63,6 +63,7 @@ use std::borrow::Cow;
 use std::io::{self, Write};
 use std::rc::Rc;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 
 use wscope_proto::observe::ChunkInfo;
 use wscope_proto::role::Direction;
@@ -342,7 +343,10 @@ struct SegRec {
     flags: TcpFlags,
     window: u16,
     missing: u32,
+    /// Where the payload is: offset and length in the batch's bytes, or in its chunk when
+    /// `shared`.
     payload: (u32, u32),
+    shared: bool,
 }
 
 /// What a worker is given.
@@ -361,7 +365,13 @@ enum Item {
 #[derive(Debug, Default)]
 struct InBatch {
     items: Vec<Item>,
+    /// Payloads copied for this worker (all of them from the dispatcher; from a chunk, only
+    /// those that are not in the chunk's bytes, such as reassembled IP fragments).
     bytes: Vec<u8>,
+    /// The bytes of the chunk the batch was made from, shared by every worker's batch of it
+    /// (read-only): a segment whose payload lies in them refers to them instead of being
+    /// copied.
+    chunk: Option<Arc<Vec<u8>>>,
     /// The latest segment time of the whole round (every shard), when the round's clock
     /// started from zero (a chunk read by a worker, see [`chunks`]); `Instant::ZERO` from the
     /// dispatcher, whose clock runs over the whole capture.
@@ -372,6 +382,7 @@ impl InBatch {
     fn clear(&mut self) {
         self.items.clear();
         self.bytes.clear();
+        self.chunk = None;
         self.max = Instant::ZERO;
     }
 
@@ -385,13 +396,16 @@ impl InBatch {
     }
 
     /// Puts segment `seg` of packet `number` in the batch of its worker, after a tick in every
-    /// batch when `clock` ticks. Returns the payload length. (The one place batches are built:
-    /// the dispatcher and the chunk readers both call it.)
+    /// batch when `clock` ticks. A payload that lies in `shared` (the chunk the batches share,
+    /// [`InBatch::chunk`]) is referred to by its place there; any other is copied into the
+    /// batch. Returns the payload length. (The one place batches are built: the dispatcher and
+    /// the chunk readers both call it.)
     fn push_segment(
         batches: &mut [Self],
         clock: &mut Clock,
         seg: &Segment<'_>,
         number: u64,
+        shared: Option<&[u8]>,
     ) -> usize {
         let (now, tick) = clock.segment(seg.ts);
         if tick {
@@ -400,8 +414,14 @@ impl InBatch {
             }
         }
         let b = &mut batches[shard(seg, batches.len())];
-        let at = b.bytes.len();
-        b.bytes.extend_from_slice(seg.payload);
+        let (at, shared) = match shared.and_then(|c| place_in(c, seg.payload)) {
+            Some(at) => (at, true),
+            None => {
+                let at = b.bytes.len();
+                b.bytes.extend_from_slice(seg.payload);
+                (at, false)
+            }
+        };
         b.items.push(Item::Seg(SegRec {
             number,
             now,
@@ -414,9 +434,18 @@ impl InBatch {
             window: seg.window,
             missing: seg.missing,
             payload: (at as u32, seg.payload.len() as u32),
+            shared,
         }));
         seg.payload.len()
     }
+}
+
+/// Where `part` starts in `whole`, if it is a part of it (compared by address: the payloads
+/// the decoder returns are slices of the packet's bytes, or of its buffer for reassembled
+/// IP fragments).
+fn place_in(whole: &[u8], part: &[u8]) -> Option<usize> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    (start + part.len() <= whole.len()).then_some(start)
 }
 
 /// The capture clock as a worker resolves it from its batches: a batch's clock values are
@@ -455,6 +484,10 @@ fn analyse(
             Item::Seg(s) => {
                 h.rec.set(s.number, u64::MAX);
                 let (at, len) = (s.payload.0 as usize, s.payload.1 as usize);
+                let bytes = match (&input.chunk, s.shared) {
+                    (Some(chunk), true) => &chunk[..],
+                    _ => &input.bytes[..],
+                };
                 let seg = Segment {
                     ts: s.ts,
                     src: s.src,
@@ -463,7 +496,7 @@ fn analyse(
                     ack: s.ack,
                     flags: s.flags,
                     window: s.window,
-                    payload: &input.bytes[at..at + len],
+                    payload: &bytes[at..at + len],
                     missing: s.missing,
                 };
                 table.handle_packet(&seg, s.number, clock.base.max(s.now), h);
@@ -644,8 +677,10 @@ impl Recorder {
         out
     }
 
-    /// Starts a batch with the buffers of `spare`.
+    /// Starts a batch with the buffers of `spare` (emptied here: what it held is freed by the
+    /// thread that made it).
     fn start(&mut self, mut spare: OutBatch) {
+        spare.clear();
         if let Some((_, w)) = &self.local {
             w.swap(&mut spare.text);
         }
@@ -1041,8 +1076,8 @@ where
                 break;
             }
             merger.round(&outs);
-            for (mut o, tx) in outs.drain(..).zip(&back) {
-                o.clear();
+            // The worker empties the batch when it reuses it (`Recorder::start`).
+            for (o, tx) in outs.drain(..).zip(&back) {
                 let _ = tx.send(o);
             }
         }
@@ -1340,7 +1375,7 @@ pub(crate) fn run<S: Sink + ?Sized>(
             };
             let number = pkt.number;
             if let Some(seg) = decoder.decode(&pkt) {
-                bytes += InBatch::push_segment(&mut batches, &mut clock, &seg, number);
+                bytes += InBatch::push_segment(&mut batches, &mut clock, &seg, number, None);
                 packets += 1;
             }
             if packets >= ROUND_PACKETS || bytes >= ROUND_BYTES {
@@ -1388,4 +1423,101 @@ pub(crate) fn run<S: Sink + ?Sized>(
         error,
     };
     (merger.stats, summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(payload: &[u8], port: u16) -> Segment<'_> {
+        Segment {
+            ts: Instant::from_micros(1_000),
+            src: core::net::SocketAddr::from(([10, 0, 0, 1], port)),
+            dst: core::net::SocketAddr::from(([10, 0, 0, 2], 80)),
+            seq: 1,
+            ack: 0,
+            flags: TcpFlags::ACK,
+            window: 100,
+            payload,
+            missing: 0,
+        }
+    }
+
+    /// The segments of a batch: (payload place, shared).
+    fn places(b: &InBatch) -> Vec<((u32, u32), bool)> {
+        b.items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Seg(s) => Some((s.payload, s.shared)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn payloads_in_the_shared_chunk_are_referred_to_and_others_copied() {
+        let chunk: Vec<u8> = (0..=255).cycle().take(4000).collect();
+        let reassembled = vec![9u8; 30];
+        let mut batches = vec![InBatch::default()];
+        let mut clock = Clock::default();
+        let segs = [
+            seg(&chunk[100..300], 1),
+            seg(&reassembled, 2),
+            seg(&chunk[3990..], 3),
+            seg(&chunk[..0], 4),
+        ];
+        for (i, s) in segs.iter().enumerate() {
+            InBatch::push_segment(&mut batches, &mut clock, s, i as u64 + 1, Some(&chunk));
+        }
+        let b = &batches[0];
+        // Only the payload outside the chunk was copied.
+        assert_eq!(b.bytes, reassembled);
+        assert_eq!(
+            places(b),
+            [
+                ((100, 200), true),
+                ((0, 30), false),
+                ((3990, 10), true),
+                ((0, 0), true)
+            ]
+        );
+        // A worker reads the same payloads back.
+        let mut b = core::mem::take(&mut batches[0]);
+        b.chunk = Some(Arc::new(chunk.clone()));
+        for (item, s) in b
+            .items
+            .iter()
+            .filter(|i| matches!(i, Item::Seg(_)))
+            .zip(&segs)
+        {
+            let Item::Seg(r) = item else { unreachable!() };
+            let (at, len) = (r.payload.0 as usize, r.payload.1 as usize);
+            let from = if r.shared {
+                &b.chunk.as_ref().unwrap()[..]
+            } else {
+                &b.bytes[..]
+            };
+            assert_eq!(&from[at..at + len], s.payload);
+        }
+        // The dispatcher (no shared chunk) copies every payload.
+        let mut batches = vec![InBatch::default()];
+        for (i, s) in segs.iter().enumerate() {
+            InBatch::push_segment(&mut batches, &mut Clock::default(), s, i as u64 + 1, None);
+        }
+        assert_eq!(batches[0].bytes.len(), 200 + 30 + 10);
+        assert!(places(&batches[0]).iter().all(|p| !p.1));
+    }
+
+    #[test]
+    fn a_slice_is_placed_in_a_buffer_only_when_it_lies_inside() {
+        let whole = vec![0u8; 64];
+        let other = [0u8; 64];
+        assert_eq!(place_in(&whole, &whole[10..20]), Some(10));
+        assert_eq!(place_in(&whole, &whole[..]), Some(0));
+        assert_eq!(place_in(&whole, &whole[64..]), Some(64));
+        assert_eq!(place_in(&whole[..32], &whole[30..40]), None);
+        assert_eq!(place_in(&whole[10..], &whole[..5]), None);
+        // `other` lies wholly before or after `whole` in memory: never inside it.
+        assert_eq!(place_in(&whole, &other[..]), None);
+    }
 }

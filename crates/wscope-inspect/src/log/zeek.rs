@@ -237,6 +237,13 @@ fn escape_field(out: &mut Vec<u8>, s: &[u8], in_vector: bool) {
         out.extend_from_slice(&s[1..]);
         return;
     }
+    // Printable ASCII with nothing to escape (the usual field) goes in as it is.
+    if s.iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'\\' && !(in_vector && b == b','))
+    {
+        out.extend_from_slice(s);
+        return;
+    }
     let text = core::str::from_utf8(s);
     for &b in s {
         let needs = b < 0x20
@@ -341,6 +348,43 @@ mod tests {
              Python/3.10 websockets/12.0\tv1\tv1\t-\tpermessage-deflate; client_max_window_bits"
         );
         assert!(lines[9].starts_with("#close\t"));
+    }
+
+    #[test]
+    fn every_byte_is_escaped_by_the_same_rule_in_plain_and_other_fields() {
+        // Zeek's rule, byte by byte: control bytes, DEL, backslash, a comma in a vector, and
+        // bytes >= 0x80 of invalid UTF-8 as \xHH.
+        let rule = |s: &[u8], in_vector: bool| -> Vec<u8> {
+            let valid = core::str::from_utf8(s).is_ok();
+            let mut o = Vec::new();
+            for &b in s {
+                if b < 0x20
+                    || b == 0x7f
+                    || b == b'\\'
+                    || (in_vector && b == b',')
+                    || (b >= 0x80 && !valid)
+                {
+                    o.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+                } else {
+                    o.push(b);
+                }
+            }
+            o
+        };
+        let mut fields: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b'a', b, b'z']).collect();
+        fields.extend([
+            b"GET /chat?x=1,2 HTTP/1.1".to_vec(),
+            "h\u{e9}llo, w\u{f6}rld".as_bytes().to_vec(),
+            b"bad \xff utf-8, here".to_vec(),
+            b"permessage-deflate; client_max_window_bits".to_vec(),
+        ]);
+        for f in &fields {
+            for in_vector in [false, true] {
+                let mut out = Vec::new();
+                escape_field(&mut out, f, in_vector);
+                assert_eq!(out, rule(f, in_vector), "{f:?} {in_vector}");
+            }
+        }
     }
 
     #[test]

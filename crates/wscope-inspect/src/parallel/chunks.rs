@@ -5,15 +5,20 @@
 //! that start in its nominal byte range (about half the capture reader's buffer, a quarter
 //! when the workers render output). Worker `c % N` reads chunk `c`, decodes it and builds
 //! every worker's batch of it with the dispatcher's code ([`InBatch::push_segment`]): it
-//! keeps its own batch and sends the others. Every worker then handles chunk 0's batch,
-//! chunk 1's, … in order, whoever made them, so the merge sees the rounds of one dispatcher.
+//! keeps its own batch and sends the others. The batches do not copy the payloads: they
+//! share the chunk's bytes (read-only) and refer to ranges of them. Every worker then
+//! handles chunk 0's batch, chunk 1's, … in order, whoever made them, so the merge sees the
+//! rounds of one dispatcher.
 //!
 //! What a chunk needs from the chunks before it:
 //!
 //! - **Where it starts and its first packet number.** A worker reads its chunk's nominal
-//!   range before it knows where the first record starts; the reader of the chunk before
-//!   walks its record headers (a few nanoseconds a record, in memory) and passes the exact
-//!   start on, before it decodes anything.
+//!   range before it knows where the first record starts. The record headers are then walked
+//!   in chunk order by a [`Walker`] that any worker drives: whoever has just read a chunk
+//!   walks every chunk that is read and whose predecessor is walked (a few nanoseconds a
+//!   record, in memory), and sends each walk to the chunk's reader. So a worker never waits
+//!   for another one to come round to a chunk: it reads ahead ([`ahead`]) and decodes its
+//!   chunks as their walks come.
 //! - **The capture clock.** A chunk is clocked from zero; its ticks are the points where its
 //!   own clock enters a new step, and its batches carry its latest time. The workers resolve
 //!   them against the latest time of the chunks before ([`super::WorkerClock`]): a tick of
@@ -21,27 +26,30 @@
 //!   the dispatcher's.
 //! - **IP fragments.** A chunk is decoded with a fresh [`Decoder`]. If it holds a fragment, it
 //!   is decoded again, in turn (after every chunk before it), with the one decoder that keeps
-//!   the fragments of the whole run.
+//!   the fragments of the whole run. Reassembled payloads are copied into the batches.
 //!
 //! A record the reader's buffer might have to grow for (very large, rare) ends the chunks:
 //! the rest of the run is read by one worker through a [`Capture`], as one chunk, so the
 //! reader's buffer rules (and errors) stay exactly those of one thread. A record cut short
 //! at the end of a file is the one thread's `Truncated` error at the same offset.
 //!
-//! Memory: each worker holds one chunk's bytes and the batches of at most two chunks of its
-//! own ahead; at most [`QUEUED`] batches wait between two workers.
+//! Each worker sends its output to the merging thread [`group`] chunks at a time.
+//!
+//! Memory: a chunk's bytes are held until every worker has handled its batch of it; a worker
+//! reads at most [`ahead`] rounds of `N` chunks past the chunk it handles, so about
+//! `ahead × N` chunks are held at once (the buffers are reused).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::File;
 use std::io;
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::mpsc::{channel, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use wscope_proto::time::Instant;
 
 use super::{
-    analyse, merge_rounds, read_rounds, Clock, FromWorker, InBatch, Merger, OutBatch, ReadEnd,
-    WorkerClock, WorkerSetup,
+    analyse, merge_rounds, Clock, FromWorker, InBatch, Merger, OutBatch, ReadEnd, WorkerClock,
+    WorkerSetup, READ_ROUNDS_IN_FLIGHT, ROUNDS_IN_FLIGHT,
 };
 use crate::analyzer::Slot;
 use crate::capture::{CaptureError, CaptureErrorKind, CaptureStats, LinkType, Packet, Snapshot};
@@ -49,8 +57,27 @@ use crate::decode::{DecodeStats, Decoder};
 use crate::sink::Sink;
 use crate::tcp::{FlowStats, FlowTable};
 
-/// Most batches one worker has sent another and that one has not taken yet.
-const QUEUED: usize = 2;
+/// How far ahead a worker reads: its chunks up to this many rounds of `N` chunks past the
+/// chunk it handles (each chunk read is held until every worker has handled its batch of
+/// it). One round when the workers render output, whose text is held too.
+const fn ahead(local: bool) -> u64 {
+    if local {
+        1
+    } else {
+        2
+    }
+}
+
+/// Chunks per round of output sent to the merging thread: one when the workers render output
+/// (whose text is held until merged), else a few (the records of `-o` alone are few; fewer
+/// rounds, fewer hand-offs).
+const fn group(local: bool) -> u64 {
+    if local {
+        1
+    } else {
+        8
+    }
+}
 /// The size of a classic pcap file header.
 const FILE_HEADER: u64 = 24;
 /// The size of a classic pcap record header.
@@ -172,7 +199,7 @@ fn u32_at(b: &[u8], at: usize, big_endian: bool) -> u32 {
     }
 }
 
-/// What the reader of a chunk tells the reader of the next one.
+/// What the walk of a chunk says about the next one.
 #[derive(Debug)]
 enum Chain {
     /// The next chunk's first record starts at this offset of its file (the file header's
@@ -180,8 +207,8 @@ enum Chain {
     At { offset: u64, number: u64 },
     /// The rest of the run goes through a capture reader, after `number` packets.
     Rest { number: u64 },
-    /// The run ended after `number` packets (`None`: a worker is gone).
-    End { number: Option<u64> },
+    /// The run ended after `number` packets.
+    End { number: u64 },
 }
 
 /// The order in which chunks with IP fragments are decoded, and the decoder that keeps the
@@ -272,13 +299,20 @@ impl Fragments {
     }
 }
 
-/// Wakes the workers waiting for a turn when the worker holding it panics.
-struct PanicGuard<'a>(&'a Fragments);
+/// Wakes the other workers when a worker panics: those waiting for a fragment turn, and
+/// those waiting for a message.
+struct PanicGuard<'a> {
+    fragments: &'a Fragments,
+    to: Vec<Sender<Msg>>,
+}
 
 impl Drop for PanicGuard<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.abandon();
+            self.fragments.abandon();
+            for tx in &self.to {
+                let _ = tx.send(Msg::Gone);
+            }
         }
     }
 }
@@ -306,128 +340,174 @@ struct ChunkEnd {
     whole: Option<CaptureStats>,
 }
 
-/// A worker's channels.
-struct Parts {
-    chain_in: Receiver<Chain>,
-    chain_out: Sender<Chain>,
-    /// To each other worker (`None` for itself).
-    to: Vec<Option<SyncSender<Option<InBatch>>>>,
-    /// From each other worker (`None` for itself).
-    from: Vec<Option<Receiver<Option<InBatch>>>>,
-    /// Batches given back, for reuse.
-    pool: Receiver<InBatch>,
-    /// Gives a batch back to the worker that made it.
-    pools: Vec<Sender<InBatch>>,
-}
-
-/// A worker's reading side.
-struct Reader<'a> {
-    plan: &'a Plan,
-    snapshot: &'a Snapshot,
-    fragments: &'a Fragments,
-    n: usize,
-    parts: Parts,
-    /// Its own batches, in chunk order (`None`: the run ended there).
-    own: VecDeque<Option<InBatch>>,
+/// A chunk's walk: its records, what the walk counted, and what the next chunk is told.
+#[derive(Debug)]
+struct Walk {
+    /// The chunk's bytes, from the start of its nominal range to the end of its last record.
     buf: Vec<u8>,
     records: Vec<Record>,
-    end: ChunkEnd,
+    /// The capture counters of its records (and of the file, for a file's first chunk).
+    capture: CaptureStats,
+    /// The error that ends the run in this chunk.
+    error: Option<CaptureError>,
 }
 
-impl Reader<'_> {
-    /// A batch for a new chunk (a given-back one when there is one).
-    fn batch(&self) -> InBatch {
-        match self.parts.pool.try_recv() {
-            Ok(mut b) => {
-                b.clear();
-                b
+/// What the walk says about one chunk, sent to the worker that reads it.
+#[derive(Debug)]
+enum Walked {
+    /// The chunk's records.
+    Records(Walk),
+    /// The run ends before this chunk, after `number` packets.
+    End { number: u64 },
+    /// The rest of the run, after `number` packets, goes through a capture reader as this
+    /// chunk.
+    Rest { number: u64 },
+}
+
+/// The walk over the record headers of the chunks read, in order, by whichever worker has
+/// just read a chunk (one at a time). Walking is cheap (the headers are in memory); a chunk
+/// can be walked once it is read and the chunk before is walked, so no worker waits for
+/// another to come round to it.
+#[derive(Debug)]
+struct Walker {
+    state: Mutex<WalkState>,
+}
+
+#[derive(Debug)]
+struct WalkState {
+    /// The first chunk not walked.
+    next: u64,
+    /// Where it starts (`None` once the walk has ended).
+    at: Option<Chain>,
+    /// Chunks read and not walked: their nominal range's bytes, or the error reading them.
+    read: HashMap<u64, io::Result<Vec<u8>>>,
+    /// A worker is walking.
+    walking: bool,
+}
+
+impl Walker {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(WalkState {
+                next: 0,
+                at: Some(Chain::At {
+                    offset: FILE_HEADER,
+                    number: 0,
+                }),
+                read: HashMap::new(),
+                walking: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WalkState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Chunk `c` is read (or failed to): walks what can be walked.
+    fn read(&self, plan: &Plan, c: u64, bytes: io::Result<Vec<u8>>, to: &[Sender<Msg>]) {
+        let mut st = self.lock();
+        if st.at.is_some() {
+            st.read.insert(c, bytes);
+        }
+        drop(st);
+        self.walk(plan, to);
+    }
+
+    /// The walk has ended (before chunk `c`): chunks read from `c` on are not walked.
+    fn ended(&self, c: u64) -> bool {
+        let st = self.lock();
+        st.at.is_none() && c >= st.next
+    }
+
+    /// Walks the chunks that can be walked, in order, and sends each chunk's walk to its
+    /// reader (chunk `c` is read by worker `c % N`).
+    fn walk(&self, plan: &Plan, to: &[Sender<Msg>]) {
+        let n = to.len() as u64;
+        loop {
+            let mut st = self.lock();
+            if st.walking {
+                return;
             }
-            Err(_) => InBatch::default(),
-        }
-    }
-
-    /// The run ends at chunk `c`: every worker is told, and so is the next reader.
-    fn end_at(&mut self, number: Option<u64>) {
-        for tx in self.parts.to.iter().flatten() {
-            let _ = tx.send(None);
-        }
-        self.own.push_back(None);
-        if number.is_some() {
-            self.end.packets = self.end.packets.max(number);
-        }
-        let _ = self.parts.chain_out.send(Chain::End { number });
-    }
-
-    /// Hands the batches of chunk `c` out.
-    fn hand_out(&mut self, batches: Vec<InBatch>, max: Instant) {
-        for (w, mut b) in batches.into_iter().enumerate() {
-            b.max = max;
-            match &self.parts.to[w] {
-                Some(tx) => {
-                    let _ = tx.send(Some(b));
+            let c = st.next;
+            let (offset, number) = match st.at {
+                None => return,
+                Some(Chain::At { offset, number }) => (offset, number),
+                Some(Chain::End { number }) => {
+                    st.at = None;
+                    st.read.clear();
+                    let _ = to[(c % n) as usize].send(Msg::Walked(c, Walked::End { number }));
+                    return;
                 }
-                None => self.own.push_back(Some(b)),
-            }
+                Some(Chain::Rest { number }) => {
+                    st.at = None;
+                    st.read.clear();
+                    let _ = to[(c % n) as usize].send(Msg::Walked(c, Walked::Rest { number }));
+                    return;
+                }
+            };
+            let Some(bytes) = st.read.remove(&c) else {
+                return;
+            };
+            st.walking = true;
+            drop(st);
+            let (walk, next) = plan.walk(c, bytes, offset, number);
+            let _ = to[(c % n) as usize].send(Msg::Walked(c, walk));
+            let mut st = self.lock();
+            st.walking = false;
+            st.next = c + 1;
+            st.at = Some(next);
         }
     }
+}
 
-    /// Reads chunk `c`; false when the run ended (no more chunks to read).
-    fn produce(&mut self, c: u64) -> bool {
-        // The chunk's nominal range is read before its exact start is known.
-        let located = self.plan.locate(c);
-        let mut read_error = None;
-        if let Some((f, start, end)) = located {
-            let file = &self.plan.files[f];
-            self.buf.resize((end - start) as usize, 0);
-            if let Err(e) = read_at(&file.file, &mut self.buf, start) {
-                read_error = Some(e);
-            }
-        }
-        let msg = self
-            .parts
-            .chain_in
-            .recv()
-            .unwrap_or(Chain::End { number: None });
-        let (offset, number) = match msg {
-            Chain::At { offset, number } => (offset, number),
-            Chain::Rest { number } => {
-                self.rest(c, number);
-                return false;
-            }
-            Chain::End { number } => {
-                self.end_at(number);
-                return false;
-            }
+impl Plan {
+    /// Walks the record headers of chunk `c` (its nominal range's `bytes`, or the error reading
+    /// them), whose first record starts at `offset` after `number` packets. Reads the end of
+    /// a record that crosses the range's end. Returns the walk and what the next chunk is told.
+    fn walk(
+        &self,
+        c: u64,
+        bytes: io::Result<Vec<u8>>,
+        offset: u64,
+        number: u64,
+    ) -> (Walked, Chain) {
+        let Some((f, start, end)) = self.locate(c) else {
+            return (Walked::End { number }, Chain::End { number });
         };
-        let Some((f, start, end)) = located else {
-            self.end_at(Some(number));
-            return false;
-        };
-        let plan = self.plan;
-        let file = &plan.files[f];
+        let file = &self.files[f];
+        let mut capture = CaptureStats::default();
         if start == FILE_HEADER {
-            self.end.capture.sources += 1;
+            capture.sources += 1;
         }
-        // Walk the record headers and tell the next reader where its chunk starts.
-        self.records.clear();
+        let (mut buf, mut error) = match bytes {
+            Ok(b) => (b, None),
+            Err(e) => (Vec::new(), Some(CaptureError::io(e, &file.name, start))),
+        };
+        let mut records = Vec::new();
         let (mut off, mut number) = (offset, number);
-        let mut error = read_error.map(|e| CaptureError::io(e, &file.name, start));
+        // Makes `buf` (the file from `start`) hold the file up to `to`.
+        let cover = |buf: &mut Vec<u8>, to: u64| -> io::Result<()> {
+            let have = start + buf.len() as u64;
+            if have < to {
+                let old = buf.len();
+                buf.resize((to - start) as usize, 0);
+                read_at(&file.file, &mut buf[old..], have)?;
+            }
+            Ok(())
+        };
         let next = loop {
             if error.is_some() {
-                break Chain::End {
-                    number: Some(number),
-                };
+                break Chain::End { number };
             }
             if off >= file.len {
-                break if f + 1 < self.plan.files.len() {
+                break if f + 1 < self.files.len() {
                     Chain::At {
                         offset: FILE_HEADER,
                         number,
                     }
                 } else {
-                    Chain::End {
-                        number: Some(number),
-                    }
+                    Chain::End { number }
                 };
             }
             if off >= end {
@@ -444,14 +524,14 @@ impl Reader<'_> {
                 ));
                 continue;
             }
-            if let Err(e) = self.cover(f, start, off + RECORD_HEADER) {
+            if let Err(e) = cover(&mut buf, off + RECORD_HEADER) {
                 error = Some(CaptureError::io(e, &file.name, off));
                 continue;
             }
             let h = (off - start) as usize;
             let be = file.big_endian;
-            let caplen = u32_at(&self.buf, h + 8, be);
-            if RECORD_HEADER + u64::from(caplen) >= self.plan.buffer as u64 {
+            let caplen = u32_at(&buf, h + 8, be);
+            if RECORD_HEADER + u64::from(caplen) >= self.buffer as u64 {
                 break Chain::Rest { number };
             }
             let rec_end = off + RECORD_HEADER + u64::from(caplen);
@@ -463,49 +543,189 @@ impl Reader<'_> {
                 ));
                 continue;
             }
-            if let Err(e) = self.cover(f, start, rec_end) {
+            if let Err(e) = cover(&mut buf, rec_end) {
                 error = Some(CaptureError::io(e, &file.name, off));
                 continue;
             }
-            let sec = u64::from(u32_at(&self.buf, h, be));
-            let frac = u64::from(u32_at(&self.buf, h + 4, be));
+            let sec = u64::from(u32_at(&buf, h, be));
+            let frac = u64::from(u32_at(&buf, h + 4, be));
             let frac = if file.nanos { frac / 1000 } else { frac };
-            let orig_len = u32_at(&self.buf, h + 12, be);
+            let orig_len = u32_at(&buf, h + 12, be);
             number += 1;
-            self.records.push(Record {
+            records.push(Record {
                 at: h + RECORD_HEADER as usize,
                 len: caplen as usize,
                 orig_len,
                 ts: Instant::from_micros(sec.saturating_mul(1_000_000).saturating_add(frac)),
                 number,
             });
-            let st = &mut self.end.capture;
-            st.packets += 1;
-            st.bytes += u64::from(caplen);
+            capture.packets += 1;
+            capture.bytes += u64::from(caplen);
             if caplen < orig_len {
-                st.truncated_packets += 1;
+                capture.truncated_packets += 1;
             }
             off = rec_end;
         };
-        let ended = matches!(next, Chain::End { .. });
-        if let Chain::End { number } = next {
-            self.end.packets = self.end.packets.max(number);
+        let walk = Walk {
+            buf,
+            records,
+            capture,
+            error,
+        };
+        (Walked::Records(walk), next)
+    }
+}
+
+/// What a worker is sent.
+#[derive(Debug)]
+enum Msg {
+    /// The walk of one of its chunks (they come in order).
+    Walked(u64, Walked),
+    /// Worker `.0`'s batch of its next chunk (`None`: the run ended before that chunk).
+    Batch(usize, Option<InBatch>),
+    /// A worker panicked: the run stops (the panic is passed on).
+    Gone,
+}
+
+/// A worker's channels.
+struct Parts {
+    /// Everything the worker is sent, in one queue, so that it can wait for whatever comes
+    /// first (a walk or a batch).
+    inbox: Receiver<Msg>,
+    /// Every worker's inbox (its own included).
+    to: Vec<Sender<Msg>>,
+    /// Batches given back, for reuse.
+    pool: Receiver<InBatch>,
+    /// Gives a batch back to the worker that made it.
+    pools: Vec<Sender<InBatch>>,
+}
+
+/// A worker's reading side.
+struct Reader<'a> {
+    plan: &'a Plan,
+    snapshot: &'a Snapshot,
+    fragments: &'a Fragments,
+    walker: &'a Walker,
+    n: usize,
+    me: usize,
+    parts: Parts,
+    /// The walks of its chunks, in order, not decoded yet.
+    walked: VecDeque<(u64, Walked)>,
+    /// Each worker's batches of its chunks that this worker has not handled yet, in chunk
+    /// order (`None`: the run ended there).
+    ready: Vec<VecDeque<Option<InBatch>>>,
+    /// A worker panicked.
+    gone: bool,
+    /// The worker reads no more chunks (the run ended at one of its chunks, or the rest of
+    /// the run went through a capture reader).
+    done: bool,
+    /// The chunks read, shared with the batches made from them; a chunk no batch refers to
+    /// any more is read into again.
+    chunks: Vec<Arc<Vec<u8>>>,
+    end: ChunkEnd,
+}
+
+impl Reader<'_> {
+    /// Takes a message from the inbox.
+    fn take(&mut self, m: Msg) {
+        match m {
+            Msg::Walked(c, w) => self.walked.push_back((c, w)),
+            Msg::Batch(from, b) => self.ready[from].push_back(b),
+            Msg::Gone => self.gone = true,
         }
-        if error.is_some() {
-            self.end.error = error;
+    }
+
+    /// A buffer for the next chunk: a chunk no batch refers to any more, or a new one.
+    fn fresh(&mut self) -> Vec<u8> {
+        if let Some(i) = self.chunks.iter().position(|c| Arc::strong_count(c) == 1) {
+            if let Ok(v) = Arc::try_unwrap(self.chunks.swap_remove(i)) {
+                return v;
+            }
         }
-        let _ = self.parts.chain_out.send(next);
-        // Decode and build the batches.
-        let link = file.link;
+        Vec::new()
+    }
+
+    /// A batch for a new chunk (a given-back one when there is one).
+    fn batch(&self) -> InBatch {
+        match self.parts.pool.try_recv() {
+            Ok(mut b) => {
+                b.clear();
+                b
+            }
+            Err(_) => InBatch::default(),
+        }
+    }
+
+    /// The run ends at the worker's chunk: every worker is told.
+    fn end_at(&mut self, number: u64) {
+        for (w, tx) in self.parts.to.iter().enumerate() {
+            if w != self.me {
+                let _ = tx.send(Msg::Batch(self.me, None));
+            }
+        }
+        self.ready[self.me].push_back(None);
+        self.end.packets = self.end.packets.max(Some(number));
+        self.done = true;
+    }
+
+    /// Hands the batches of a chunk out.
+    fn hand_out(&mut self, batches: Vec<InBatch>, max: Instant, chunk: Option<&Arc<Vec<u8>>>) {
+        for (w, mut b) in batches.into_iter().enumerate() {
+            b.max = max;
+            b.chunk = chunk.cloned();
+            if w == self.me {
+                self.ready[w].push_back(Some(b));
+            } else {
+                let _ = self.parts.to[w].send(Msg::Batch(self.me, Some(b)));
+            }
+        }
+    }
+
+    /// Reads chunk `c`'s nominal range and hands it to the walk.
+    fn read(&mut self, c: u64) {
+        if self.walker.ended(c) {
+            return;
+        }
+        let bytes = match self.plan.locate(c) {
+            Some((f, start, end)) => {
+                let mut buf = self.fresh();
+                buf.resize((end - start) as usize, 0);
+                read_at(&self.plan.files[f].file, &mut buf, start).map(|()| buf)
+            }
+            None => Ok(Vec::new()),
+        };
+        self.walker.read(self.plan, c, bytes, &self.parts.to);
+    }
+
+    /// Decodes walked chunk `c` and hands its batches out (or ends the run there).
+    fn decode(&mut self, c: u64, walked: Walked) {
+        let walk = match walked {
+            Walked::Records(walk) => walk,
+            Walked::End { number } => return self.end_at(number),
+            Walked::Rest { number } => {
+                self.rest(c, number);
+                self.done = true;
+                return;
+            }
+        };
+        add_capture(&mut self.end.capture, &walk.capture);
+        if walk.error.is_some() {
+            self.end.error = walk.error;
+        }
+        let f = self.plan.locate(c).map_or(0, |(f, _, _)| f);
+        let link = self.plan.files.get(f).map_or(LinkType(0), |file| file.link);
+        // The batches refer to the chunk's bytes.
+        let chunk = Arc::new(walk.buf);
+        let records = walk.records;
         let mut batches: Vec<InBatch> = (0..self.n).map(|_| self.batch()).collect();
         let mut local = Decoder::new();
-        let clock = self.decode_into(&mut batches, &mut local, link, f);
+        let clock = decode_into(&chunk, &records, &mut batches, &mut local, link, f);
         let max = if local.stats().fragments > 0 {
             for b in &mut batches {
                 b.clear();
             }
             let mut d = self.fragments.take(c);
-            let clock = self.decode_into(&mut batches, &mut d, link, f);
+            let clock = decode_into(&chunk, &records, &mut batches, &mut d, link, f);
             self.fragments.give(c, d);
             clock.now()
         } else {
@@ -513,52 +733,13 @@ impl Reader<'_> {
             add_decode(&mut self.end.decode, local.stats());
             clock.now()
         };
-        self.hand_out(batches, max);
-        if ended {
-            // The next reader is told; the workers see the end after this chunk.
-            return false;
-        }
-        true
-    }
-
-    /// Makes the chunk's buffer (file `f` from `start`) hold the file up to `to`.
-    fn cover(&mut self, f: usize, start: u64, to: u64) -> io::Result<()> {
-        let have = start + self.buf.len() as u64;
-        if have < to {
-            let old = self.buf.len();
-            self.buf.resize((to - start) as usize, 0);
-            read_at(&self.plan.files[f].file, &mut self.buf[old..], have)?;
-        }
-        Ok(())
-    }
-
-    /// Decodes the walked records into the batches; the chunk's clock.
-    fn decode_into(
-        &self,
-        batches: &mut [InBatch],
-        decoder: &mut Decoder,
-        link: LinkType,
-        source: usize,
-    ) -> Clock {
-        let mut clock = Clock::default();
-        for r in &self.records {
-            let pkt = Packet {
-                ts: r.ts,
-                link,
-                data: &self.buf[r.at..r.at + r.len],
-                orig_len: r.orig_len,
-                number: r.number,
-                source,
-            };
-            if let Some(seg) = decoder.decode(&pkt) {
-                InBatch::push_segment(batches, &mut clock, &seg, r.number);
-            }
-        }
-        clock
+        self.hand_out(batches, max, Some(&chunk));
+        self.chunks.push(chunk);
     }
 
     /// Chunk `c` is the rest of the run, after `number` packets: read through a capture
-    /// reader (which reads the files from the start again), decoded in turn.
+    /// reader (which reads the files from the start again), decoded in turn. The next chunk's
+    /// reader is told that the run ends there.
     fn rest(&mut self, c: u64, number: u64) {
         let mut batches: Vec<InBatch> = (0..self.n).map(|_| self.batch()).collect();
         let mut decoder = self.fragments.take(c);
@@ -589,7 +770,7 @@ impl Reader<'_> {
             };
             let number = pkt.number;
             if let Some(seg) = decoder.decode(&pkt) {
-                InBatch::push_segment(&mut batches, &mut clock, &seg, number);
+                InBatch::push_segment(&mut batches, &mut clock, &seg, number, None);
             }
         }
         self.fragments.give(c, decoder);
@@ -597,11 +778,37 @@ impl Reader<'_> {
         self.end.whole = Some(capture.stats());
         let packets = capture.packets_read();
         self.end.packets = self.end.packets.max(Some(packets));
-        self.hand_out(batches, clock.now());
-        let _ = self.parts.chain_out.send(Chain::End {
-            number: Some(packets),
-        });
+        self.hand_out(batches, clock.now(), None);
+        let next = (c + 1) % self.n as u64;
+        let _ =
+            self.parts.to[next as usize].send(Msg::Walked(c + 1, Walked::End { number: packets }));
     }
+}
+
+/// Decodes the `records` of `chunk` into the batches; the chunk's clock.
+fn decode_into(
+    chunk: &[u8],
+    records: &[Record],
+    batches: &mut [InBatch],
+    decoder: &mut Decoder,
+    link: LinkType,
+    source: usize,
+) -> Clock {
+    let mut clock = Clock::default();
+    for r in records {
+        let pkt = Packet {
+            ts: r.ts,
+            link,
+            data: &chunk[r.at..r.at + r.len],
+            orig_len: r.orig_len,
+            number: r.number,
+            source,
+        };
+        if let Some(seg) = decoder.decode(&pkt) {
+            InBatch::push_segment(batches, &mut clock, &seg, r.number, Some(chunk));
+        }
+    }
+    clock
 }
 
 fn add_decode(into: &mut DecodeStats, s: &DecodeStats) {
@@ -619,21 +826,26 @@ fn add_decode(into: &mut DecodeStats, s: &DecodeStats) {
     into.malformed += s.malformed;
 }
 
-/// One worker: reads its chunks (one of its own ahead of the chunk it handles), handles
-/// every chunk's batch in order and sends its output chunk by chunk.
+/// One worker. It reads its chunks ahead (up to [`ahead`] rounds of chunks past the chunk it
+/// handles), decodes each once it is walked, handles every chunk's batch in order and sends
+/// its output [`group`] chunks at a time. It waits only when it has nothing to do.
 #[allow(clippy::too_many_arguments)]
 fn chunk_worker(
     setup: WorkerSetup<'_>,
     plan: &Plan,
     snapshot: &Snapshot,
     fragments: &Fragments,
+    walker: &Walker,
     me: usize,
     n: usize,
     parts: Parts,
     spares: &Receiver<OutBatch>,
     tx: &SyncSender<FromWorker>,
 ) -> ChunkEnd {
-    let _guard = PanicGuard(fragments);
+    let _guard = PanicGuard {
+        fragments,
+        to: parts.to.clone(),
+    };
     let mut table: FlowTable<Slot> = FlowTable::new(setup.flow);
     let mut h = setup.handler();
     let mut clock = WorkerClock::default();
@@ -641,50 +853,80 @@ fn chunk_worker(
         plan,
         snapshot,
         fragments,
+        walker,
         n,
+        me,
         parts,
-        own: VecDeque::new(),
-        buf: Vec::new(),
-        records: Vec::new(),
+        walked: VecDeque::new(),
+        ready: (0..n).map(|_| VecDeque::new()).collect(),
+        gone: false,
+        done: false,
+        chunks: Vec::new(),
         end: ChunkEnd::default(),
     };
     let n64 = n as u64;
-    let mut next_own = me as u64;
-    let mut reading = true;
+    let ahead = ahead(setup.make.is_some()) * n64;
+    let group = group(setup.make.is_some());
+    let mut next_read = me as u64;
     let mut c = 0u64;
+    // A round of output is open (started and not sent).
+    let mut open = false;
     loop {
-        while reading && next_own <= c + n64 {
-            reading = r.produce(next_own);
-            next_own += n64;
+        while let Ok(m) = r.parts.inbox.try_recv() {
+            r.take(m);
+        }
+        if r.gone {
+            break;
+        }
+        // Decoding first: it hands the other workers their batches.
+        if let Some((k, w)) = r.walked.pop_front() {
+            if !r.done {
+                r.decode(k, w);
+            }
+            continue;
+        }
+        if !r.done && next_read <= c + ahead {
+            r.read(next_read);
+            next_read += n64;
+            continue;
         }
         let p = (c % n64) as usize;
-        let batch = if p == me {
-            r.own.pop_front().flatten()
-        } else {
-            r.parts.from[p]
-                .as_ref()
-                .and_then(|rx| rx.recv().ok())
-                .flatten()
+        let Some(batch) = r.ready[p].pop_front() else {
+            // Nothing to do until a message comes.
+            match r.parts.inbox.recv() {
+                Ok(m) => r.take(m),
+                Err(_) => break,
+            }
+            continue;
         };
         let Some(mut input) = batch else { break };
-        h.rec.start(spares.try_recv().unwrap_or_default());
+        if !open {
+            h.rec.start(spares.try_recv().unwrap_or_default());
+            open = true;
+        }
         analyse(&mut table, &mut h, &mut clock, &input);
         input.clear();
         let _ = r.parts.pools[p].send(input);
-        let out = h.rec.flush();
-        let sent = tx.send(FromWorker {
-            out,
-            input: InBatch::default(),
-            flows: None,
-            stats: None,
-        });
-        if sent.is_err() {
-            break;
-        }
         c += 1;
+        if c.is_multiple_of(group) {
+            open = false;
+            let out = h.rec.flush();
+            let sent = tx.send(FromWorker {
+                out,
+                input: InBatch::default(),
+                flows: None,
+                stats: None,
+            });
+            if sent.is_err() {
+                break;
+            }
+        }
     }
-    // The end of the capture, in a batch of its own (its keys come after every packet's).
-    h.rec.start(spares.try_recv().unwrap_or_default());
+    // The last chunks and the end of the capture, in one round (the end's keys come after
+    // every packet's).
+    if !open {
+        h.rec.start(spares.try_recv().unwrap_or_default());
+    }
     h.rec.set(u64::MAX, 0);
     table.finish_at(clock.base, &mut h);
     let out = h.rec.flush();
@@ -694,8 +936,6 @@ fn chunk_worker(
         flows: Some(table.stats()),
         stats: Some(Box::new(core::mem::take(&mut h.rec.stats))),
     });
-    // Let a reader waiting for the chain go.
-    drop(r.parts.chain_out);
     r.end
 }
 
@@ -709,68 +949,49 @@ pub(super) fn run<S: Sink + ?Sized>(
     merger: &mut Merger<'_, '_, S>,
 ) -> (FlowStats, ReadEnd) {
     let fragments = Fragments::new();
-    let mut chain_tx = Vec::with_capacity(n);
-    let mut chain_rx = Vec::with_capacity(n);
+    let walker = Walker::new();
+    let mut to = Vec::with_capacity(n);
+    let mut inboxes = Vec::with_capacity(n);
     let mut pool_tx = Vec::with_capacity(n);
     let mut pool_rx = Vec::with_capacity(n);
     for _ in 0..n {
-        let (t, r) = channel::<Chain>();
-        chain_tx.push(t);
-        chain_rx.push(Some(r));
+        let (t, r) = channel::<Msg>();
+        to.push(t);
+        inboxes.push(Some(r));
         let (t, r) = channel::<InBatch>();
         pool_tx.push(t);
         pool_rx.push(Some(r));
     }
-    let _ = chain_tx[0].send(Chain::At {
-        offset: FILE_HEADER,
-        number: 0,
-    });
-    let mut to: Vec<Vec<Option<SyncSender<Option<InBatch>>>>> =
-        (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
-    let mut from: Vec<Vec<Option<Receiver<Option<InBatch>>>>> =
-        (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
-    for p in 0..n {
-        for w in 0..n {
-            if p != w {
-                let (t, r) = sync_channel(QUEUED);
-                to[p][w] = Some(t);
-                from[w][p] = Some(r);
-            }
-        }
-    }
     let parts: Vec<Mutex<Option<Parts>>> = (0..n)
         .map(|me| {
             Mutex::new(Some(Parts {
-                chain_in: chain_rx[me].take().expect("one chain per worker"),
-                chain_out: chain_tx[(me + 1) % n].clone(),
-                to: core::mem::take(&mut to[me]),
-                from: core::mem::take(&mut from[me]),
+                inbox: inboxes[me].take().expect("one inbox per worker"),
+                to: to.clone(),
                 pool: pool_rx[me].take().expect("one pool per worker"),
                 pools: pool_tx.clone(),
             }))
         })
         .collect();
-    // Only the workers hold the chain's senders: a reader waiting for a chain whose writer is
-    // gone sees the end.
-    drop(chain_tx);
+    // Only the workers hold the senders: a worker waiting for a message once every other
+    // one is gone sees the end.
+    drop(to);
     drop(pool_tx);
     let mut flows = FlowStats::default();
-    let ends = merge_rounds(
-        n,
-        read_rounds(setup.make.is_some()).2,
-        merger,
-        &mut flows,
-        |me, spares, tx| {
-            let parts = parts[me]
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take()
-                .expect("one start per worker");
-            chunk_worker(
-                setup, plan, snapshot, &fragments, me, n, parts, &spares, &tx,
-            )
-        },
-    );
+    let queued = if setup.make.is_some() {
+        ROUNDS_IN_FLIGHT
+    } else {
+        READ_ROUNDS_IN_FLIGHT
+    };
+    let ends = merge_rounds(n, queued, merger, &mut flows, |me, spares, tx| {
+        let parts = parts[me]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .expect("one start per worker");
+        chunk_worker(
+            setup, plan, snapshot, &fragments, &walker, me, n, parts, &spares, &tx,
+        )
+    });
     let mut end = ReadEnd {
         capture: CaptureStats::default(),
         decode: fragments.into_stats(),
@@ -800,4 +1021,89 @@ fn add_capture(into: &mut CaptureStats, s: &CaptureStats) {
     into.truncated_packets += s.truncated_packets;
     into.other_blocks += s.other_blocks;
     into.unknown_interface += s.unknown_interface;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Capture;
+
+    /// A classic pcap file of `n` records of 60 to 160 bytes (record `i`'s bytes all `i`).
+    fn pcap(n: u8) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&0xA1B2_C3D4u32.to_le_bytes());
+        f.extend_from_slice(&[2, 0, 4, 0]);
+        for v in [0u32, 0, 65535, 1] {
+            f.extend_from_slice(&v.to_le_bytes());
+        }
+        for i in 0..n {
+            let len = 60 + u32::from(i) * 7 % 100;
+            for v in [u32::from(i), 0, len, len] {
+                f.extend_from_slice(&v.to_le_bytes());
+            }
+            f.extend(core::iter::repeat_n(i, len as usize));
+        }
+        f
+    }
+
+    #[test]
+    fn chunks_are_walked_in_order_as_soon_as_they_and_the_chunk_before_are_read() {
+        let dir = std::env::temp_dir().join(format!("wscope-walk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.pcap");
+        let bytes = pcap(60);
+        std::fs::write(&path, &bytes).unwrap();
+        let snapshot = Capture::from_paths([&path]).snapshot().unwrap();
+        // Chunks of 300 bytes: records cross their ends; some chunks start no record.
+        let plan = Plan::with_chunk(&snapshot, 300).unwrap();
+        let chunks = plan.files[0].chunks;
+        assert!(chunks > 20, "{chunks}");
+        let read = |c: u64| -> io::Result<Vec<u8>> {
+            let (_, start, end) = plan.locate(c).unwrap();
+            Ok(bytes[start as usize..end as usize].to_vec())
+        };
+        let (tx, rx): (Vec<_>, Vec<_>) = (0..3).map(|_| channel::<Msg>()).unzip();
+        let walker = Walker::new();
+        // Read last to first: nothing can be walked until chunk 0 is read, then every chunk
+        // is, by that one call.
+        for c in (1..chunks).rev() {
+            walker.read(&plan, c, read(c), &tx);
+            assert!(rx.iter().all(|r| r.try_recv().is_err()), "chunk {c}");
+        }
+        walker.read(&plan, 0, read(0), &tx);
+        let mut data = Vec::new();
+        let mut next_number = 1;
+        for c in 0..=chunks {
+            let Ok(Msg::Walked(k, walked)) = rx[(c % 3) as usize].try_recv() else {
+                panic!("no walk for chunk {c}");
+            };
+            assert_eq!(k, c);
+            match walked {
+                Walked::Records(w) => {
+                    assert!(w.error.is_none());
+                    assert_eq!(w.capture.packets, w.records.len() as u64);
+                    for r in &w.records {
+                        assert_eq!(r.number, next_number);
+                        next_number += 1;
+                        data.push(w.buf[r.at..r.at + r.len].to_vec());
+                    }
+                }
+                Walked::End { number } => {
+                    assert_eq!(c, chunks, "the walk ends after the last chunk");
+                    assert_eq!(number, 60);
+                }
+                Walked::Rest { .. } => panic!("no record is too big"),
+            }
+        }
+        assert_eq!(data.len(), 60);
+        for (i, d) in data.iter().enumerate() {
+            assert_eq!(d.len(), 60 + i * 7 % 100);
+            assert!(d.iter().all(|&b| usize::from(b) == i));
+        }
+        // Chunks read once the walk has ended are not kept.
+        assert!(walker.ended(chunks + 1));
+        walker.read(&plan, chunks + 2, Ok(Vec::new()), &tx);
+        assert!(walker.lock().read.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -519,3 +519,92 @@ fn workers_taking_turns_reading_chunks_give_the_same_output_as_one_thread() {
     assert_eq!(stats.capture.sources, 2);
     assert!(stats.decode.reassembled > 5, "{:?}", stats.decode);
 }
+
+/// One run with no output rendered by the workers (the main sink only, as `-o` alone): sink
+/// calls, websocket.log, weird.log, events, statistics or error.
+fn run_main_only(
+    capture: &dyn Fn() -> Capture,
+    workers: usize,
+    cfg: AnalyzerConfig,
+) -> Vec<String> {
+    let mut all = Everything {
+        calls: Vec::new(),
+        logs: Some(ZeekLogs::new(Vec::new(), Vec::new(), Style::Ascii, false)),
+        json: Some(JsonLines::new(Vec::new())),
+    };
+    let r = Analyzer::new(cfg)
+        .workers(workers)
+        .run(&mut capture(), &mut all);
+    let unpeak = |mut s: wscope_inspect::Stats| {
+        s.flows.peak_tracked = 0;
+        s.flows.reassembly.buffered_peak = 0;
+        format!("{s:?}")
+    };
+    let stats = match r {
+        Ok(s) => unpeak(s),
+        Err(e) => {
+            let msg = e.to_string();
+            format!("{msg} {}", unpeak(e.into_stats()))
+        }
+    };
+    let (ws, weird) = all.logs.take().unwrap().finish().unwrap();
+    let json = all.json.take().unwrap().finish().unwrap();
+    vec![
+        all.calls.join("\n"),
+        String::from_utf8_lossy(&ws).into_owned(),
+        String::from_utf8_lossy(&weird).into_owned(),
+        String::from_utf8_lossy(&json).into_owned(),
+        stats,
+    ]
+}
+
+#[test]
+fn chunks_sent_to_the_merger_in_groups_give_the_same_output_as_one_thread() {
+    // Without output rendered by the workers, each worker sends its output several chunks at
+    // a time, and reads several chunks ahead; the chunks' records are walked by whichever
+    // worker read last. Chunks of 32 KiB (half the smallest read buffer): hundreds of them,
+    // so many groups, a last group cut short, records and IP fragments across chunk ends,
+    // empty chunks (a record longer than several chunks), the rest of a run read through one
+    // reader, a file cut in a record; 2, 3, 4 and 5 workers (the chunks of a group are not
+    // a multiple of every worker count).
+    let dir = TempDir::new("groups");
+    let bytes = mixed_traffic(17, 300).unwrap();
+    let n = pcap_records(&bytes).len();
+    let a = dir.0.join("a.pcap");
+    let big = dir.0.join("big.pcap");
+    let cut = dir.0.join("cut.pcap");
+    std::fs::write(&a, with_big_record(&bytes, n / 2, 60_000)).unwrap();
+    std::fs::write(&big, with_big_record(&bytes, n / 3, 100_000)).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() * 3 / 4 + 5]).unwrap();
+    let small = |paths: &[&PathBuf]| Capture::from_paths(paths).buffer_len(1 << 16);
+    let mut cfg = AnalyzerConfig::default();
+    cfg.flow.uid_seed = 9;
+    let runs: [(&str, &dyn Fn() -> Capture); 4] = [
+        ("one file", &|| small(&[&a])),
+        ("three files", &|| small(&[&a, &a, &a])),
+        ("a record too big", &|| small(&[&a, &big])),
+        ("cut", &|| small(&[&a, &cut, &a])),
+    ];
+    for short in [false, true] {
+        if short {
+            cfg.flow.idle_timeout = wscope_proto::time::Duration::from_millis(150);
+            cfg.flow.handshake_timeout = wscope_proto::time::Duration::from_millis(50);
+        }
+        for (name, capture) in runs {
+            let one = run_main_only(capture, 1, cfg);
+            assert!(one[0].lines().count() > 2_500, "{name}");
+            for workers in [2, 3, 4, 5] {
+                let many = run_main_only(capture, workers, cfg);
+                for (what, (x, y)) in ["events", "websocket.log", "weird.log", "json", "stats"]
+                    .iter()
+                    .zip(one.iter().zip(&many))
+                {
+                    if x != y {
+                        let line = x.lines().zip(y.lines()).position(|(p, q)| p != q);
+                        panic!("{name} (short timeouts: {short}): {what} differ between 1 and {workers} workers at line {line:?}");
+                    }
+                }
+            }
+        }
+    }
+}
