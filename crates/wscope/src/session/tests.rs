@@ -388,6 +388,7 @@ mod bytes_tests {
     }
 
     #[test]
+    #[cfg(feature = "tokio")] // the vectored queue is the tokio driver's
     fn on_a_vectored_transport_small_prepared_frames_are_written_from_the_message() {
         let msgs: Vec<PreparedMessage> = (0..40).map(|n| PreparedMessage::text(text(n))).collect();
         let mut servers: Vec<Session> = (0..2)
