@@ -1232,7 +1232,7 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
                 stream_conn = conn.for_stream(s);
                 &stream_conn
             }
-            None => &*conn,
+            None => conn,
         };
         let ev = Event {
             ts: rec.ts,
