@@ -131,6 +131,12 @@ impl ZeekRows {
     ///
     /// A row that cannot be rendered (JSON style only); nothing is appended then.
     pub fn render(&self, ev: &Event<'_>, out: &mut Vec<u8>) -> io::Result<Option<(LogKind, u64)>> {
+        if !matches!(
+            ev.kind,
+            EventKind::Established(..) | EventKind::Anomaly { .. }
+        ) {
+            return Ok(None);
+        }
         let c = ev.conn;
         let ts = ev.ts.as_micros();
         let id = [
