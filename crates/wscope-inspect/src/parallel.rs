@@ -52,8 +52,17 @@
 //! decoded once, and the batches share the chunk's bytes instead of copying the payloads.
 //!
 //! Either way, a worker records only the events the main sink reads ([`Sink::interest`]), and
-//! `established` and `tls` ones (the merger counts TLS connections and needs to know which
-//! upgrades the client rejects); it counts the rest of the statistics itself.
+//! `tls` ones (the merger counts TLS connections, whose table of names keeps the first ones
+//! in the merged order; each record says whether the connection's upgrade is one the client
+//! rejects); it counts the rest of the statistics itself.
+//!
+//! Output that depends only on an event and its connection is rendered by the workers, and
+//! the merger only splices it in key order: JSON events ([`LocalOutput`]) and the rows of the
+//! Zeek logs ([`ZeekOutput`], given to [`crate::Analyzer::run_with_outputs`]). For the logs,
+//! a worker renders each row with the logs' [`ZeekRows`] and keeps its key, log and time; the
+//! merger hands the rows in order to the logs, which write the header (dated by the first
+//! row) before the first one. The logs are thus the same, byte for byte, as when they are a
+//! sink of one thread.
 
 mod chunks;
 
