@@ -30,6 +30,7 @@ use crate::capture::{Capture, CaptureError, CaptureErrorKind, CaptureStats};
 use crate::decode::DecodeStats;
 use crate::event::{Event, EventKind};
 use crate::http2::App;
+use crate::log::ZeekOutput;
 use crate::parallel::{LocalOutput, LocalWriter, WithLocal};
 use crate::session::{SessionConfig, TcpNote};
 use crate::sink::{CaptureNote, Sink};
@@ -410,7 +411,7 @@ impl Analyzer {
             &mut |h: &mut Handler<'_, S>, tick| h.sink.tick(tick),
         );
         let stats = h.stats;
-        Self::finish(stats, summary, sink, None)
+        Self::finish(stats, summary, sink, None, None)
     }
 
     /// [`Analyzer::run`] with a second output rendered by the workers themselves (see
@@ -426,12 +427,62 @@ impl Analyzer {
         &self,
         capture: &mut Capture,
         sink: &mut S,
-        mut local: Option<&mut LocalOutput<'_>>,
+        local: Option<&mut LocalOutput<'_>>,
         payload: bool,
     ) -> Result<Stats, Error> {
-        let (stats, summary) = if self.worker_count() > 1 {
-            crate::parallel::run(self, capture, &mut *sink, local.as_deref_mut(), payload)
-        } else if let Some(out) = local.as_deref_mut() {
+        self.run_with_outputs(capture, sink, local, None, payload)
+    }
+
+    /// [`Analyzer::run_with_local`] with Zeek logs (`logs`, [`ZeekOutput`]) whose rows the
+    /// workers render, each for its own connections, and the calling thread only writes in
+    /// order: the logs are the same as when `logs` is one more sink next to `sink` (which is
+    /// what the one-worker path does), while the calling thread, which merges, has less to
+    /// do. `sink` should then not hold the same logs.
+    ///
+    /// # Errors
+    ///
+    /// As [`Analyzer::run_with_local`]. An error writing the logs is kept by them.
+    pub fn run_with_outputs<S: Sink + ?Sized>(
+        &self,
+        capture: &mut Capture,
+        sink: &mut S,
+        mut local: Option<&mut LocalOutput<'_>>,
+        mut logs: Option<&mut dyn ZeekOutput>,
+        payload: bool,
+    ) -> Result<Stats, Error> {
+        if self.worker_count() > 1 {
+            let (stats, summary) = crate::parallel::run(
+                self,
+                capture,
+                &mut *sink,
+                local.as_deref_mut(),
+                reborrow(&mut logs),
+                payload,
+            );
+            return Self::finish(stats, summary, sink, local, logs);
+        }
+        match logs {
+            // One thread: the logs are one more sink.
+            Some(logs) => {
+                let mut both = Both(&mut *sink, logs);
+                let (stats, summary) = self.run_one(capture, &mut both, local.as_deref_mut());
+                Self::finish(stats, summary, &mut both, local, None)
+            }
+            None => {
+                let (stats, summary) = self.run_one(capture, &mut *sink, local.as_deref_mut());
+                Self::finish(stats, summary, sink, local, None)
+            }
+        }
+    }
+
+    /// The one-thread path of [`Analyzer::run_with_local`].
+    fn run_one<S: Sink + ?Sized>(
+        &self,
+        capture: &mut Capture,
+        sink: &mut S,
+        local: Option<&mut LocalOutput<'_>>,
+    ) -> (Stats, crate::Summary) {
+        if let Some(out) = local {
             let buf = LocalWriter::default();
             let mut both = WithLocal {
                 main: &mut *sink,
@@ -458,8 +509,7 @@ impl Analyzer {
             };
             let summary = crate::parallel::reassemble_ticked(capture, self.cfg.flow, &mut h);
             (h.stats, summary)
-        };
-        Self::finish(stats, summary, sink, local)
+        }
     }
 
     /// The capture notes and counters of a finished run: its statistics, or the error that
@@ -469,6 +519,7 @@ impl Analyzer {
         summary: crate::Summary,
         sink: &mut S,
         mut local: Option<&mut LocalOutput<'_>>,
+        mut logs: Option<&mut dyn ZeekOutput>,
     ) -> Result<Stats, Error> {
         let notes = [
             (
@@ -492,6 +543,9 @@ impl Analyzer {
                     detail: format!("{count} {what}"),
                 };
                 sink.capture_note(&note);
+                if let Some(l) = logs.as_deref_mut() {
+                    l.capture_note(&note);
+                }
                 if let Some(l) = local.as_deref_mut() {
                     l.capture_note(&note);
                 }
@@ -507,6 +561,34 @@ impl Analyzer {
                 stats: Box::new(stats),
             }),
         }
+    }
+}
+
+/// The logs of `logs`, for a shorter time.
+fn reborrow<'a>(logs: &'a mut Option<&mut dyn ZeekOutput>) -> Option<&'a mut dyn ZeekOutput> {
+    match logs {
+        Some(l) => Some(&mut **l),
+        None => None,
+    }
+}
+
+/// Two sinks, each given every call in turn.
+struct Both<'a, 'b, S: ?Sized>(&'a mut S, &'b mut dyn ZeekOutput);
+
+impl<S: Sink + ?Sized> Sink for Both<'_, '_, S> {
+    fn event(&mut self, ev: &Event<'_>) {
+        self.0.event(ev);
+        self.1.event(ev);
+    }
+
+    fn connection_closed(&mut self, conn: &ConnMeta) {
+        self.0.connection_closed(conn);
+        self.1.connection_closed(conn);
+    }
+
+    fn capture_note(&mut self, note: &CaptureNote) {
+        self.0.capture_note(note);
+        self.1.capture_note(note);
     }
 }
 

@@ -52,8 +52,17 @@
 //! decoded once, and the batches share the chunk's bytes instead of copying the payloads.
 //!
 //! Either way, a worker records only the events the main sink reads ([`Sink::interest`]), and
-//! `established` and `tls` ones (the merger counts TLS connections and needs to know which
-//! upgrades the client rejects); it counts the rest of the statistics itself.
+//! `tls` ones (the merger counts TLS connections, whose table of names keeps the first ones
+//! in the merged order; each record says whether the connection's upgrade is one the client
+//! rejects); it counts the rest of the statistics itself.
+//!
+//! Output that depends only on an event and its connection is rendered by the workers, and
+//! the merger only splices it in key order: JSON events ([`LocalOutput`]) and the rows of the
+//! Zeek logs ([`ZeekOutput`], given to [`crate::Analyzer::run_with_outputs`]). For the logs,
+//! a worker renders each row with the logs' [`ZeekRows`] and keeps its key, log and time; the
+//! merger hands the rows in order to the logs, which write the header (dated by the first
+//! row) before the first one. The logs are thus the same, byte for byte, as when they are a
+//! sink of one thread.
 
 mod chunks;
 
@@ -73,6 +82,7 @@ use crate::analyzer::{session_event, Slot, Stats};
 use crate::capture::{Capture, CaptureError, CaptureStats, Snapshot};
 use crate::decode::{DecodeStats, Decoder, Segment, TcpFlags};
 use crate::event::{ConnectionEnd, Event, EventKind, FrameHeader, OpCode, TlsInfo, Upgrade};
+use crate::log::{LogKind, ZeekOutput, ZeekRows};
 use crate::session::SessionConfig;
 use crate::sink::{Interest, Sink};
 use crate::tcp::{
@@ -515,9 +525,12 @@ enum RecKind {
     DataTs,
     /// The connection closed.
     Closed,
-    /// The upgrade, the TLS connection it came over, and whether the client rejects it.
-    Established(Box<Upgrade>, Option<Box<TlsInfo>>, bool),
-    Tls(Box<TlsInfo>),
+    /// The upgrade and the TLS connection it came over (only when the main sink reads it).
+    Established(Box<Upgrade>, Option<Box<TlsInfo>>),
+    /// A TLS report, and whether the connection's `101` is one the client rejects (then it
+    /// is not counted; the merger counts TLS reports, whose SNI table keeps the first names
+    /// in the merged order).
+    Tls(Box<TlsInfo>, bool),
     Frame {
         header: FrameHeader,
         header_bytes: Range<usize>,
@@ -569,6 +582,19 @@ struct OutBatch {
     /// What the worker's local sink wrote, and where each call's output ends.
     text: Vec<u8>,
     pieces: Vec<(Key, usize)>,
+    /// The Zeek log rows the worker rendered ([`WorkerSetup::zeek`]), one after the other.
+    rows: Vec<u8>,
+    /// Each row of `rows`: its key, log, time (microseconds) and where it ends.
+    row_ends: Vec<RowEnd>,
+}
+
+/// Where a Zeek log row rendered by a worker goes, and where it ends in [`OutBatch::rows`].
+#[derive(Clone, Copy, Debug)]
+struct RowEnd {
+    key: Key,
+    log: LogKind,
+    ts: u64,
+    end: usize,
 }
 
 impl OutBatch {
@@ -577,6 +603,8 @@ impl OutBatch {
         self.bytes.clear();
         self.text.clear();
         self.pieces.clear();
+        self.rows.clear();
+        self.row_ends.clear();
     }
 
     fn put(&mut self, b: &[u8]) -> Range<usize> {
@@ -610,6 +638,8 @@ struct Recorder {
     payload: bool,
     /// The worker's local sink and its buffer.
     local: Option<(Box<dyn Sink>, LocalWriter)>,
+    /// Renders the rows of the Zeek logs, when the workers do.
+    zeek: Option<ZeekRows>,
     /// The last `Data` of the batch: its place in `recs`, key and time.
     data_ts: Option<(usize, Key, Instant)>,
     /// The events the main sink reads; `established` and `tls` events are always recorded.
@@ -694,10 +724,20 @@ impl Sink for Recorder {
             self.stats.count_in_connection(ev, &mut self.rejected);
         }
         let key = self.key();
-        if matches!(ev.kind, EventKind::Established(..) | EventKind::Tls(_))
-            || self.interest.wants(&ev.kind)
-        {
+        if matches!(ev.kind, EventKind::Tls(_)) || self.interest.wants(&ev.kind) {
             self.record(key, ev);
+        }
+        if let Some(z) = self.zeek {
+            let o = &mut self.out;
+            // A row that cannot be rendered (JSON style only) is left out; nothing was added.
+            if let Ok(Some((log, ts))) = z.render(ev, &mut o.rows) {
+                o.row_ends.push(RowEnd {
+                    key,
+                    log,
+                    ts,
+                    end: o.rows.len(),
+                });
+            }
         }
         if let Some((l, _)) = &mut self.local {
             l.event(ev);
@@ -731,12 +771,10 @@ impl Recorder {
         let payload = self.payload;
         let put_data = |o: &mut OutBatch, b: &[u8]| if payload { o.put(b) } else { 0..0 };
         let kind = match &ev.kind {
-            EventKind::Established(u, tls) => RecKind::Established(
-                Box::new((*u).clone()),
-                tls.map(|t| Box::new(t.clone())),
-                self.rejected,
-            ),
-            EventKind::Tls(info) => RecKind::Tls(Box::new((*info).clone())),
+            EventKind::Established(u, tls) => {
+                RecKind::Established(Box::new((*u).clone()), tls.map(|t| Box::new(t.clone())))
+            }
+            EventKind::Tls(info) => RecKind::Tls(Box::new((*info).clone()), self.rejected),
             EventKind::Frame {
                 header,
                 header_bytes,
@@ -855,6 +893,8 @@ struct WorkerSetup<'a> {
     /// What the main sink reads ([`Sink::interest`]).
     interest: Interest,
     make: Option<&'a (dyn Fn(LocalWriter) -> Box<dyn Sink> + Sync)>,
+    /// Renders the Zeek log rows in the workers ([`ZeekOutput`]).
+    zeek: Option<ZeekRows>,
     keys: &'a KeyLog,
 }
 
@@ -874,6 +914,7 @@ impl WorkerSetup<'_> {
                 seq: 0,
                 payload: self.payload,
                 local,
+                zeek: self.zeek,
                 data_ts: None,
                 interest: self.interest,
                 stats: Stats::default(),
@@ -1093,6 +1134,8 @@ where
 struct Merger<'s, 'l, S: ?Sized> {
     sink: &'s mut S,
     local: Option<&'s mut LocalOutput<'l>>,
+    /// The Zeek logs whose rows the workers render.
+    logs: Option<&'s mut dyn ZeekOutput>,
     stats: Stats,
     /// What the sink reads (`established` and `tls` records come for the counts).
     interest: Interest,
@@ -1102,9 +1145,7 @@ struct Merger<'s, 'l, S: ?Sized> {
     text: Vec<u8>,
     next_id: u64,
     /// (worker, worker's id) → the connection as delivered.
-    /// (worker, worker's id) → the connection as delivered, and whether its `101` is one the
-    /// client rejects (then only the upgrade and anomalies are counted, as in one thread).
-    conns: hashbrown::HashMap<(usize, ConnId), (ConnMeta, bool)>,
+    conns: hashbrown::HashMap<(usize, ConnId), ConnMeta>,
 }
 
 impl<S: Sink + ?Sized> Merger<'_, '_, S> {
@@ -1121,7 +1162,7 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
                 let id = ConnId(self.next_id);
                 let mut m = **meta;
                 m.id = id;
-                self.conns.insert((w, rec.conn), (m, false));
+                self.conns.insert((w, rec.conn), m);
                 return;
             }
             RecKind::DataTs => {
@@ -1129,7 +1170,7 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
                 return;
             }
             RecKind::Closed if rec.stream.is_some() => {
-                if let (Some((m, _)), Some(s)) = (self.conns.get(&(w, rec.conn)), rec.stream) {
+                if let (Some(m), Some(s)) = (self.conns.get(&(w, rec.conn)), rec.stream) {
                     self.sink.connection_closed(&m.for_stream(s));
                 }
                 return;
@@ -1137,13 +1178,13 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
             RecKind::Closed => {
                 let ts = rec.ts;
                 self.stats.last_ts = Some(self.stats.last_ts.map_or(ts, |t| t.max(ts)));
-                if let Some((m, _)) = self.conns.remove(&(w, rec.conn)) {
+                if let Some(m) = self.conns.remove(&(w, rec.conn)) {
                     self.sink.connection_closed(&m);
                 }
                 return;
             }
-            RecKind::Established(u, tls, _) => EventKind::Established(u, tls.as_deref()),
-            RecKind::Tls(info) => EventKind::Tls(info),
+            RecKind::Established(u, tls) => EventKind::Established(u, tls.as_deref()),
+            RecKind::Tls(info, _) => EventKind::Tls(info),
             RecKind::Frame {
                 header,
                 header_bytes,
@@ -1191,7 +1232,7 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
                 detail: Cow::Borrowed(core::str::from_utf8(b(detail)).unwrap_or("")),
             },
         };
-        let Some((conn, rejected)) = self.conns.get_mut(&(w, rec.conn)) else {
+        let Some(conn) = self.conns.get(&(w, rec.conn)) else {
             return;
         };
         let stream_conn;
@@ -1200,7 +1241,7 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
                 stream_conn = conn.for_stream(s);
                 &stream_conn
             }
-            None => &*conn,
+            None => conn,
         };
         let ev = Event {
             ts: rec.ts,
@@ -1210,10 +1251,8 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
         };
         // The workers count everything else (the TLS counters keep the first names seen in
         // the merged order).
-        match &rec.kind {
-            RecKind::Established(_, _, r) => *rejected = *r,
-            RecKind::Tls(_) => self.stats.count_in_connection(&ev, rejected),
-            _ => {}
+        if let RecKind::Tls(_, rejected) = &rec.kind {
+            self.stats.count_in_connection(&ev, &mut { *rejected });
         }
         if self.interest.wants(&ev.kind) {
             self.sink.event(&ev);
@@ -1230,6 +1269,29 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
 
     /// Merges one round (one batch per worker, each in key order).
     fn round(&mut self, outs: &[OutBatch]) {
+        if let Some(logs) = self.logs.as_deref_mut() {
+            let mut at = vec![0usize; outs.len()];
+            loop {
+                let mut best: Option<(usize, Key)> = None;
+                for (w, o) in outs.iter().enumerate() {
+                    if let Some(r) = o.row_ends.get(at[w]) {
+                        if best.is_none_or(|(_, k)| r.key < k) {
+                            best = Some((w, r.key));
+                        }
+                    }
+                }
+                let Some((w, _)) = best else { break };
+                let o = &outs[w];
+                let start = if at[w] == 0 {
+                    0
+                } else {
+                    o.row_ends[at[w] - 1].end
+                };
+                let r = o.row_ends[at[w]];
+                logs.put_row(r.log, r.ts, &o.rows[start..r.end]);
+                at[w] += 1;
+            }
+        }
         if let Some(local) = self.local.as_deref_mut() {
             let mut at = vec![0usize; outs.len()];
             loop {
@@ -1277,6 +1339,7 @@ pub(crate) fn run<S: Sink + ?Sized>(
     capture: &mut Capture,
     sink: &mut S,
     local: Option<&mut LocalOutput<'_>>,
+    logs: Option<&mut dyn ZeekOutput>,
     payload: bool,
 ) -> (Stats, Summary) {
     let cfg = analyzer.config();
@@ -1290,11 +1353,16 @@ pub(crate) fn run<S: Sink + ?Sized>(
         payload,
         interest,
         make: local.as_ref().map(|l| l.make),
+        zeek: logs.as_ref().map(|l| l.renderer()),
         keys,
     };
     let mut merger = Merger {
         sink,
         local,
+        logs: match logs {
+            Some(l) => Some(l),
+            None => None,
+        },
         stats: Stats::default(),
         interest,
         text: Vec::new(),

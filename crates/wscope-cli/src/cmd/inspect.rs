@@ -32,7 +32,7 @@ use wscope_inspect::capture::{Capture, CaptureErrorKind, Source};
 use wscope_inspect::event::{Event, EventKind, OpCode};
 use wscope_inspect::log::json::{hex, lossless_text, opcode_name, JsonLines};
 use wscope_inspect::log::zeek::Style;
-use wscope_inspect::log::ZeekLogs;
+use wscope_inspect::log::{ZeekLogs, ZeekOutput};
 use wscope_inspect::parallel::{LocalOutput, LocalWriter};
 use wscope_inspect::sink::{CaptureNote, Interest, Sink};
 use wscope_inspect::uid::ConnId;
@@ -426,6 +426,9 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
             None,
         )
     };
+    // Likewise the workers render the rows of the Zeek logs, and this thread writes them in
+    // order.
+    let logs_by_workers = workers > 1 && args.extract.is_none();
     let mut extract = Extract::from_args(args)?;
     let mut list = listing.then(|| Listing::new(BufWriter::new(io::stdout().lock())));
     created.keep();
@@ -434,10 +437,15 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     // Only the listing, the extractor and events written here read message bytes.
     let payload = list.is_some() || extract.is_some() || events.is_some();
     let stats = {
+        let (mut by_workers, mut in_fanout) = if logs_by_workers {
+            (logs.as_mut(), None)
+        } else {
+            (None, logs.as_mut())
+        };
         let mut sink = Fanout {
             extract: extract.as_mut(),
             sinks: [
-                logs.as_mut().map(|s| s as &mut dyn Sink),
+                in_fanout.as_mut().map(|s| &mut **s as &mut dyn Sink),
                 events.as_mut().map(|s| s as &mut dyn Sink),
                 list.as_mut().map(|s| s as &mut dyn Sink),
             ],
@@ -455,7 +463,13 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
         let r = Analyzer::new(cfg)
             .with_keylog(keys)
             .workers(workers)
-            .run_with_local(&mut capture, &mut sink, local.as_mut(), payload);
+            .run_with_outputs(
+                &mut capture,
+                &mut sink,
+                local.as_mut(),
+                by_workers.as_mut().map(|l| &mut **l as &mut dyn ZeekOutput),
+                payload,
+            );
         if let Some(e) = local.and_then(|l| l.error) {
             return Err(e);
         }

@@ -1,5 +1,10 @@
 //! Output: Zeek logs ([`zeek`]: `websocket.log`, `weird.log`), the sink that writes them
 //! ([`ZeekLogs`]), and JSON Lines events ([`json`]).
+//!
+//! A parallel run ([`crate::parallel`]) can have the logs' rows rendered by its workers: each
+//! worker renders the rows of its connections with a [`ZeekRows`], and the merging thread
+//! hands them, in the order of one run, to the logs ([`ZeekOutput`]), which only add the
+//! header and copy the lines.
 
 pub mod json;
 pub mod zeek;
@@ -8,7 +13,7 @@ use std::io::{self, Write};
 
 use crate::event::{Event, EventKind};
 use crate::sink::Sink;
-use zeek::{Style, Value, ZeekLog, WEBSOCKET_COLUMNS, WEIRD_COLUMNS};
+use zeek::{render_row, Style, Value, ZeekLog, WEBSOCKET_COLUMNS, WEIRD_COLUMNS};
 
 /// The `source` column Zeek writes for each of its WebSocket weirds; `wscope` for ours.
 pub fn weird_source(zeek_weird: Option<&str>) -> &'static str {
@@ -32,11 +37,14 @@ pub fn weird_name(name: &str, zeek_weird: Option<&'static str>) -> String {
 pub struct ZeekLogs<W: Write> {
     websocket: ZeekLog<W>,
     weird: ZeekLog<W>,
+    style: Style,
     /// Only anomalies Zeek reports go to `weird.log` (exact Zeek output).
     zeek_weirds_only: bool,
     error: Option<io::Error>,
     /// Rows written to each log.
     pub rows: (u64, u64),
+    /// The row being written (its buffer reused).
+    line: Vec<u8>,
 }
 
 impl<W: Write> ZeekLogs<W> {
@@ -45,9 +53,11 @@ impl<W: Write> ZeekLogs<W> {
         Self {
             websocket: ZeekLog::new(websocket, "websocket", WEBSOCKET_COLUMNS, style),
             weird: ZeekLog::new(weird, "weird", WEIRD_COLUMNS, style),
+            style,
             zeek_weirds_only,
             error: None,
             rows: (0, 0),
+            line: Vec::new(),
         }
     }
 
@@ -59,7 +69,74 @@ impl<W: Write> ZeekLogs<W> {
         Ok((self.websocket.finish()?, self.weird.finish()?))
     }
 
+    /// The renderer of these logs' rows (same style and filter).
+    pub const fn renderer(&self) -> ZeekRows {
+        ZeekRows {
+            style: self.style,
+            zeek_weirds_only: self.zeek_weirds_only,
+        }
+    }
+
     fn write(&mut self, ev: &Event<'_>) -> io::Result<()> {
+        let mut line = core::mem::take(&mut self.line);
+        line.clear();
+        let r = match self.renderer().render(ev, &mut line) {
+            Ok(Some((log, ts))) => self.put(log, ts, &line),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        self.line = line;
+        r
+    }
+
+    /// Writes a rendered row to its log, counting it.
+    fn put(&mut self, log: LogKind, ts: u64, line: &[u8]) -> io::Result<()> {
+        match log {
+            LogKind::Websocket => {
+                self.rows.0 += 1;
+                self.websocket.write_rendered(ts, line)
+            }
+            LogKind::Weird => {
+                self.rows.1 += 1;
+                self.weird.write_rendered(ts, line)
+            }
+        }
+    }
+}
+
+/// The two logs of [`ZeekLogs`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LogKind {
+    /// `weird.log`: one row per anomaly.
+    Weird,
+    /// `websocket.log`: one row per upgrade.
+    Websocket,
+}
+
+/// Renders the rows [`ZeekLogs`] writes for an event, into memory: what the workers of a
+/// parallel run do with the events of their connections (see [`ZeekOutput`]). Cheap to copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZeekRows {
+    style: Style,
+    zeek_weirds_only: bool,
+}
+
+impl ZeekRows {
+    /// Appends the row `ev` gives (an `established` event: a `websocket.log` row; an anomaly:
+    /// a `weird.log` row, unless only Zeek's weirds are written and Zeek has no name for it)
+    /// to `out`, newline included, and says which log it belongs to and its time
+    /// (microseconds); `None` (nothing appended) for any other event.
+    ///
+    /// # Errors
+    ///
+    /// A row that cannot be rendered (JSON style only); nothing is appended then.
+    pub fn render(&self, ev: &Event<'_>, out: &mut Vec<u8>) -> io::Result<Option<(LogKind, u64)>> {
+        if !matches!(
+            ev.kind,
+            EventKind::Established(..) | EventKind::Anomaly { .. }
+        ) {
+            return Ok(None);
+        }
         let c = ev.conn;
         let ts = ev.ts.as_micros();
         let id = [
@@ -74,9 +151,13 @@ impl<W: Write> ZeekLogs<W> {
                 let server_ext: Vec<&[u8]> = up.server_extensions().map(str::as_bytes).collect();
                 let client_ext: Vec<&[u8]> = up.client_extensions().map(str::as_bytes).collect();
                 let uid = c.uid;
-                let mut row = vec![Value::Time(ts), Value::Str(uid.as_str().as_bytes())];
-                row.extend(id);
-                row.extend([
+                let row = [
+                    Value::Time(ts),
+                    Value::Str(uid.as_str().as_bytes()),
+                    id[0].clone(),
+                    id[1].clone(),
+                    id[2].clone(),
+                    id[3].clone(),
                     opt(up.host()),
                     opt(up.uri()),
                     opt(up.user_agent()),
@@ -84,9 +165,9 @@ impl<W: Write> ZeekLogs<W> {
                     vec(protos),
                     vec(server_ext),
                     vec(client_ext),
-                ]);
-                self.rows.0 += 1;
-                self.websocket.write_row(ts, &row)
+                ];
+                render_row(self.style, WEBSOCKET_COLUMNS, &row, out)?;
+                Ok(Some((LogKind::Websocket, ts)))
             }
             EventKind::Anomaly {
                 name,
@@ -94,7 +175,7 @@ impl<W: Write> ZeekLogs<W> {
                 detail,
             } => {
                 if self.zeek_weirds_only && zeek_weird.is_none() {
-                    return Ok(());
+                    return Ok(None);
                 }
                 let uid = c.uid;
                 let wname = weird_name(name, *zeek_weird);
@@ -111,10 +192,38 @@ impl<W: Write> ZeekLogs<W> {
                     Value::Str(b"zeek"),
                     Value::Str(weird_source(*zeek_weird).as_bytes()),
                 ]);
-                self.rows.1 += 1;
-                self.weird.write_row(ts, &row)
+                render_row(self.style, WEIRD_COLUMNS, &row, out)?;
+                Ok(Some((LogKind::Weird, ts)))
             }
-            _ => Ok(()),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Zeek logs whose rows are rendered elsewhere (by the workers of a parallel run, with the
+/// [`ZeekRows`] of [`ZeekOutput::renderer`]) and written here in order: the logs add the header
+/// before the first row and count the rows. Capture notes ([`Sink::capture_note`]) are still
+/// written by the logs themselves. [`ZeekLogs`] is one.
+pub trait ZeekOutput: Sink {
+    /// How the rows are to be rendered.
+    fn renderer(&self) -> ZeekRows;
+
+    /// Writes a row rendered by [`ZeekOutput::renderer`] for an event of time `ts`
+    /// (microseconds) to `log`. A write error is kept, as the logs keep it for events.
+    fn put_row(&mut self, log: LogKind, ts: u64, line: &[u8]);
+}
+
+impl<W: Write> ZeekOutput for ZeekLogs<W> {
+    fn renderer(&self) -> ZeekRows {
+        Self::renderer(self)
+    }
+
+    fn put_row(&mut self, log: LogKind, ts: u64, line: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.put(log, ts, line) {
+            self.error = Some(e);
         }
     }
 }

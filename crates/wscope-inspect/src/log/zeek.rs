@@ -108,12 +108,15 @@ impl<W: Write> ZeekLog<W> {
     /// Writes one row; `ts` (microseconds) dates the `#open` line of the first row and the
     /// `#close` line. `values` must match the columns in number.
     pub fn write_row(&mut self, ts: u64, values: &[Value<'_>]) -> io::Result<()> {
-        if values.len() != self.columns.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "value count does not match columns",
-            ));
-        }
+        let mut line = Vec::with_capacity(256);
+        render_row(self.style, self.columns, values, &mut line)?;
+        self.write_rendered(ts, &line)
+    }
+
+    /// Writes a row [`render_row`] made for this log's style and columns (the whole line,
+    /// its newline included): the header first, when it is the first row, dated `ts`
+    /// (microseconds), which also counts for the `#close` line.
+    pub fn write_rendered(&mut self, ts: u64, line: &[u8]) -> io::Result<()> {
         if !self.header_written {
             self.header_written = true;
             if self.style == Style::Ascii {
@@ -121,10 +124,7 @@ impl<W: Write> ZeekLog<W> {
             }
         }
         self.last_ts = self.last_ts.max(ts);
-        match self.style {
-            Style::Ascii => self.write_ascii_row(values),
-            Style::Json => self.write_json_row(values),
-        }
+        self.out.write_all(line)
     }
 
     /// Writes the `#close` line (ASCII, when a header was written) and flushes.
@@ -149,59 +149,93 @@ impl<W: Write> ZeekLog<W> {
         let types: Vec<&str> = self.columns.iter().map(|c| c.1.name()).collect();
         writeln!(o, "#types\t{}", types.join("\t"))
     }
+}
 
-    fn write_ascii_row(&mut self, values: &[Value<'_>]) -> io::Result<()> {
-        let mut line = Vec::with_capacity(256);
-        for (i, v) in values.iter().enumerate() {
-            if i > 0 {
-                line.push(b'\t');
+/// Appends one row of a log with `columns`, in `style`, to `out`: the line a [`ZeekLog`]
+/// writes for it, newline included (what [`ZeekLog::write_rendered`] takes). `values` must
+/// match the columns in number; on an error nothing is appended.
+pub fn render_row(
+    style: Style,
+    columns: &[(&str, ColumnType)],
+    values: &[Value<'_>],
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    if values.len() != columns.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "value count does not match columns",
+        ));
+    }
+    match style {
+        Style::Ascii => {
+            render_ascii_row(values, out);
+            Ok(())
+        }
+        Style::Json => {
+            let start = out.len();
+            let r = render_json_row(columns, values, out);
+            if r.is_err() {
+                out.truncate(start);
             }
-            match v {
-                Value::Time(us) => line.extend_from_slice(format_time(*us).as_bytes()),
-                Value::Str(s) => escape_field(&mut line, s, false),
-                Value::Addr(a) => line.extend_from_slice(a.to_string().as_bytes()),
-                Value::Port(p) => line.extend_from_slice(p.to_string().as_bytes()),
-                Value::Count(c) => line.extend_from_slice(c.to_string().as_bytes()),
-                Value::Bool(b) => line.push(if *b { b'T' } else { b'F' }),
-                Value::Vector(items) if items.is_empty() => line.extend_from_slice(b"(empty)"),
-                Value::Vector(items) => {
-                    for (j, item) in items.iter().enumerate() {
-                        if j > 0 {
-                            line.push(b',');
-                        }
-                        escape_field(&mut line, item, true);
+            r
+        }
+    }
+}
+
+fn render_ascii_row(values: &[Value<'_>], line: &mut Vec<u8>) {
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            line.push(b'\t');
+        }
+        match v {
+            Value::Time(us) => line.extend_from_slice(format_time(*us).as_bytes()),
+            Value::Str(s) => escape_field(line, s, false),
+            Value::Addr(a) => line.extend_from_slice(a.to_string().as_bytes()),
+            Value::Port(p) => line.extend_from_slice(p.to_string().as_bytes()),
+            Value::Count(c) => line.extend_from_slice(c.to_string().as_bytes()),
+            Value::Bool(b) => line.push(if *b { b'T' } else { b'F' }),
+            Value::Vector(items) if items.is_empty() => line.extend_from_slice(b"(empty)"),
+            Value::Vector(items) => {
+                for (j, item) in items.iter().enumerate() {
+                    if j > 0 {
+                        line.push(b',');
                     }
+                    escape_field(line, item, true);
                 }
-                Value::Unset => line.push(b'-'),
             }
+            Value::Unset => line.push(b'-'),
         }
-        line.push(b'\n');
-        self.out.write_all(&line)
     }
+    line.push(b'\n');
+}
 
-    fn write_json_row(&mut self, values: &[Value<'_>]) -> io::Result<()> {
-        let mut obj = serde_json::Map::new();
-        for ((name, _), v) in self.columns.iter().zip(values) {
-            let j = match v {
-                Value::Time(us) => serde_json::json!(*us as f64 / 1e6),
-                Value::Str(s) => serde_json::Value::String(json_string(s)),
-                Value::Addr(a) => serde_json::Value::String(a.to_string()),
-                Value::Port(p) => serde_json::json!(p),
-                Value::Count(c) => serde_json::json!(c),
-                Value::Bool(b) => serde_json::json!(b),
-                Value::Vector(items) => serde_json::Value::Array(
-                    items
-                        .iter()
-                        .map(|s| serde_json::Value::String(json_string(s)))
-                        .collect(),
-                ),
-                Value::Unset => continue,
-            };
-            obj.insert((*name).to_string(), j);
-        }
-        serde_json::to_writer(&mut self.out, &serde_json::Value::Object(obj))?;
-        self.out.write_all(b"\n")
+fn render_json_row(
+    columns: &[(&str, ColumnType)],
+    values: &[Value<'_>],
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let mut obj = serde_json::Map::new();
+    for ((name, _), v) in columns.iter().zip(values) {
+        let j = match v {
+            Value::Time(us) => serde_json::json!(*us as f64 / 1e6),
+            Value::Str(s) => serde_json::Value::String(json_string(s)),
+            Value::Addr(a) => serde_json::Value::String(a.to_string()),
+            Value::Port(p) => serde_json::json!(p),
+            Value::Count(c) => serde_json::json!(c),
+            Value::Bool(b) => serde_json::json!(b),
+            Value::Vector(items) => serde_json::Value::Array(
+                items
+                    .iter()
+                    .map(|s| serde_json::Value::String(json_string(s)))
+                    .collect(),
+            ),
+            Value::Unset => continue,
+        };
+        obj.insert((*name).to_string(), j);
     }
+    serde_json::to_writer(&mut *out, &serde_json::Value::Object(obj))?;
+    out.push(b'\n');
+    Ok(())
 }
 
 /// Zeek's time format: seconds with six decimals.

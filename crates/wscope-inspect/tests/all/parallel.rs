@@ -58,9 +58,18 @@ impl Sink for Everything {
     }
 }
 
+/// The logs a run's workers render (`Analyzer::run_with_outputs`), as written.
+fn rendered_logs(logs: ZeekLogs<Vec<u8>>) -> [String; 2] {
+    let (ws, weird) = logs.finish().unwrap();
+    [
+        String::from_utf8_lossy(&ws).into_owned(),
+        String::from_utf8_lossy(&weird).into_owned(),
+    ]
+}
+
 /// One run: (sink calls, websocket.log, weird.log, events, statistics or error, events
-/// rendered by the workers).
-fn run(capture: impl Fn() -> Capture, workers: usize, cfg: AnalyzerConfig) -> [String; 6] {
+/// rendered by the workers, websocket.log and weird.log rendered by the workers).
+fn run(capture: impl Fn() -> Capture, workers: usize, cfg: AnalyzerConfig) -> [String; 8] {
     let mut all = Everything {
         calls: Vec::new(),
         logs: Some(ZeekLogs::new(Vec::new(), Vec::new(), Style::Ascii, false)),
@@ -74,13 +83,16 @@ fn run(capture: impl Fn() -> Capture, workers: usize, cfg: AnalyzerConfig) -> [S
         out: &mut local_json,
         error: None,
     };
-    let r = Analyzer::new(cfg).workers(workers).run_with_local(
+    let mut by_workers = ZeekLogs::new(Vec::new(), Vec::new(), Style::Ascii, false);
+    let r = Analyzer::new(cfg).workers(workers).run_with_outputs(
         &mut cap,
         &mut all,
         Some(&mut local),
+        Some(&mut by_workers),
         true,
     );
     assert!(local.error.is_none());
+    let [ws_rendered, weird_rendered] = rendered_logs(by_workers);
     // Peaks are summed over the workers' tables (an upper bound): not compared.
     let unpeak = |mut s: wscope_inspect::Stats| {
         s.flows.peak_tracked = 0;
@@ -103,6 +115,8 @@ fn run(capture: impl Fn() -> Capture, workers: usize, cfg: AnalyzerConfig) -> [S
         String::from_utf8_lossy(&json).into_owned(),
         stats,
         String::from_utf8_lossy(&local_json).into_owned(),
+        ws_rendered,
+        weird_rendered,
     ]
 }
 
@@ -121,14 +135,20 @@ pub(crate) fn same_for_any_workers(
             "json",
             "stats",
             "local",
+            "websocket.log by the workers",
+            "weird.log by the workers",
         ];
         // What the workers rendered must also be what one thread's main sink wrote.
-        let rendered = ("json by the workers", (&one[3], &many[5]));
+        let rendered = [
+            ("json by the workers", (&one[3], &many[5])),
+            ("websocket.log by the workers", (&one[1], &many[6])),
+            ("weird.log by the workers", (&one[2], &many[7])),
+        ];
         for (what, (a, b)) in names
             .iter()
             .copied()
             .zip(one.iter().zip(many.iter()))
-            .chain([rendered])
+            .chain(rendered)
         {
             if a != b {
                 let line = a
@@ -535,6 +555,21 @@ fn run_main_only(
     let r = Analyzer::new(cfg)
         .workers(workers)
         .run(&mut capture(), &mut all);
+    // The same run with the logs rendered by the workers (as `-o` alone), in both styles,
+    // one with only Zeek's weirds.
+    let mut rendered = Vec::new();
+    for (style, zeek_only) in [(Style::Ascii, false), (Style::Json, true)] {
+        let mut logs = ZeekLogs::new(Vec::new(), Vec::new(), style, zeek_only);
+        let r2 = Analyzer::new(cfg).workers(workers).run_with_outputs(
+            &mut capture(),
+            &mut |_: &Event<'_>| {},
+            None,
+            Some(&mut logs),
+            false,
+        );
+        assert_eq!(r.is_ok(), r2.is_ok());
+        rendered.extend(rendered_logs(logs));
+    }
     let unpeak = |mut s: wscope_inspect::Stats| {
         s.flows.peak_tracked = 0;
         s.flows.reassembly.buffered_peak = 0;
@@ -549,13 +584,15 @@ fn run_main_only(
     };
     let (ws, weird) = all.logs.take().unwrap().finish().unwrap();
     let json = all.json.take().unwrap().finish().unwrap();
-    vec![
+    let mut out = vec![
         all.calls.join("\n"),
         String::from_utf8_lossy(&ws).into_owned(),
         String::from_utf8_lossy(&weird).into_owned(),
         String::from_utf8_lossy(&json).into_owned(),
         stats,
-    ]
+    ];
+    out.extend(rendered);
+    out
 }
 
 #[test]
@@ -593,12 +630,26 @@ fn chunks_sent_to_the_merger_in_groups_give_the_same_output_as_one_thread() {
         for (name, capture) in runs {
             let one = run_main_only(capture, 1, cfg);
             assert!(one[0].lines().count() > 2_500, "{name}");
+            // Logs rendered by the workers (or, with one, by the logs as a sink) are the logs.
+            assert_eq!(one[5], one[1], "{name}");
+            assert_eq!(one[6], one[2], "{name}");
+            let rows = [6, 7, 8].map(|i| one[i].lines().count());
+            assert!(rows[0] > 10 && rows[1] > 10, "{name} {rows:?}");
             for workers in [2, 3, 4, 5] {
                 let many = run_main_only(capture, workers, cfg);
-                for (what, (x, y)) in ["events", "websocket.log", "weird.log", "json", "stats"]
-                    .iter()
-                    .zip(one.iter().zip(&many))
-                {
+                let names = [
+                    "events",
+                    "websocket.log",
+                    "weird.log",
+                    "json",
+                    "stats",
+                    "websocket.log by the workers",
+                    "weird.log by the workers",
+                    "websocket.log by the workers, JSON",
+                    "Zeek's weirds by the workers, JSON",
+                ];
+                assert_eq!(one.len(), names.len());
+                for (what, (x, y)) in names.iter().zip(one.iter().zip(&many)) {
                     if x != y {
                         let line = x.lines().zip(y.lines()).position(|(p, q)| p != q);
                         panic!("{name} (short timeouts: {short}): {what} differ between 1 and {workers} workers at line {line:?}");
