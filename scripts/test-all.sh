@@ -106,13 +106,17 @@ step_deny() {
 # not. The verification builds reuse the main build's dependencies (same target directory):
 # ~2 min.
 step_package() {
-    # Cargo verifies each packaged crate against the others through a local overlay registry
-    # and reuses sources it extracted in an earlier run of the same checkout when name and
-    # version match: a second run would build the CLI against yesterday's wscope-inspect.
-    # Only this project's own crates are removed (they are not on any registry).
-    local home="${CARGO_HOME:-$HOME/.cargo}" c
+    # Cargo verifies each packaged crate against the others through a local overlay registry,
+    # and takes registry crates as immutable: it reuses the sources it extracted and the
+    # libraries it built in an earlier run when name and version match, so a second run would
+    # build the CLI against an earlier wscope-inspect. Both go first (only this project's own
+    # crates, which are on no registry; a registry build's fingerprint is "Precalculated").
+    local home="${CARGO_HOME:-$HOME/.cargo}" c f
     for c in wscope wscope-proto wscope-inspect wscope-cli wscope-ffi; do
         rm -rf "$home"/registry/src/*/"$c"-[0-9]* "$home"/registry/cache/*/"$c"-[0-9]*.crate
+    done
+    for f in target/debug/.fingerprint/wscope*/lib-*.json; do
+        if [ -e "$f" ] && grep -q '"Precalculated"' "$f"; then rm -rf "$(dirname "$f")"; fi
     done
     cargo publish --dry-run --workspace --allow-dirty
 }
