@@ -336,13 +336,81 @@ impl<R: Read> Inner<R> {
     }
 }
 
+/// A pcapng interface: what its packets' link type and timestamps are.
 #[derive(Clone, Copy, Debug)]
-struct Interface {
+pub(crate) struct Interface {
     link: LinkType,
     /// Timestamp units per second.
     resolution: u64,
     /// Seconds added to every timestamp.
     offset_secs: i64,
+}
+
+/// One whole pcapng block as [`CaptureReader`] reads it (see [`ng_block`]).
+#[derive(Debug)]
+pub(crate) enum NgBlock {
+    /// A packet: its time, link type, and where its data is in the block.
+    Packet {
+        ts: Instant,
+        link: LinkType,
+        at: usize,
+        len: usize,
+        orig_len: u32,
+    },
+    /// A Section Header Block: a new section in this byte order (no interfaces yet).
+    Section { big_endian: bool },
+    /// An Interface Description Block.
+    Interface(Interface),
+    /// A packet of an interface not described before it (skipped).
+    UnknownInterface,
+    /// A TLS Decryption Secrets Block's key log text.
+    Secrets(Vec<u8>),
+    /// Any other block (counted, skipped).
+    Other,
+}
+
+/// Reads the pcapng block `block` (exactly one whole block, in a section of this byte order
+/// with these interfaces) with the code of [`CaptureReader`]. `None` when it is not one
+/// whole, well-formed block that the reader would read the same way on its own (the caller
+/// then leaves it to a reader).
+pub(crate) fn ng_block(
+    block: &[u8],
+    big_endian: bool,
+    interfaces: &[Interface],
+) -> Option<NgBlock> {
+    if let Some(n) = skippable_ng_block(block, big_endian) {
+        if n != block.len() {
+            return None;
+        }
+        return Some(match tls_secrets(block, big_endian) {
+            Some(OtherBlock::Secrets(text)) => NgBlock::Secrets(text),
+            _ => NgBlock::Other,
+        });
+    }
+    let parse = if big_endian {
+        pcap_parser::pcapng::parse_block_be
+    } else {
+        pcap_parser::pcapng::parse_block_le
+    };
+    let (rem, b) = parse(block).ok()?;
+    if !rem.is_empty() {
+        return None;
+    }
+    let base = block.as_ptr() as usize;
+    Some(match ng_step(block.len(), &b, interfaces, base) {
+        Step::Packet(_, c) => NgBlock::Packet {
+            ts: c.ts,
+            link: c.link,
+            at: c.start,
+            len: c.len,
+            orig_len: c.orig_len,
+        },
+        Step::Other(_, Some(OtherBlock::Section { big_endian })) => NgBlock::Section { big_endian },
+        Step::Other(_, Some(OtherBlock::Interface(i))) => NgBlock::Interface(i),
+        Step::Other(_, Some(OtherBlock::UnknownInterface)) => NgBlock::UnknownInterface,
+        Step::Other(_, None) => NgBlock::Other,
+        _ => return None,
+    })
 }
 
 /// Where the current packet sits in the reader's buffer, with its metadata.
@@ -783,7 +851,7 @@ fn skippable_ng_block(data: &[u8], big_endian: bool) -> Option<usize> {
 
 /// Pending Decryption Secrets Blocks kept at most (each is used as soon as the next packet is
 /// asked for).
-const MAX_SECRETS_BLOCKS: usize = 64;
+pub(crate) const MAX_SECRETS_BLOCKS: usize = 64;
 
 /// The key log text of a whole pcapng Decryption Secrets Block of TLS secrets (type
 /// `0x0000000A`, secrets type `0x544c534b`, "TLSK"); `None` for any other block.

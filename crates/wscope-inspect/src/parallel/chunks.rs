@@ -52,7 +52,10 @@ use super::{
     WorkerSetup, READ_ROUNDS_IN_FLIGHT, ROUNDS_IN_FLIGHT,
 };
 use crate::analyzer::Slot;
-use crate::capture::{CaptureError, CaptureErrorKind, CaptureStats, LinkType, Packet, Snapshot};
+use crate::capture::{
+    ng_block, CaptureError, CaptureErrorKind, CaptureReader, CaptureStats, Interface, LinkType,
+    NgBlock, Packet, Snapshot, MAX_SECRETS_BLOCKS,
+};
 use crate::decode::{DecodeStats, Decoder};
 use crate::sink::Sink;
 use crate::tcp::{FlowStats, FlowTable};
@@ -83,9 +86,13 @@ const FILE_HEADER: u64 = 24;
 /// The size of a classic pcap record header.
 const RECORD_HEADER: u64 = 16;
 
-/// One classic pcap file of the run.
+/// One file of the run (classic pcap or pcapng).
 #[derive(Debug)]
 struct PcapFile {
+    /// A pcapng file (its blocks are walked with the capture reader's code, [`ng_block`]).
+    ng: bool,
+    /// Where its first record or block starts.
+    data_start: u64,
     /// The name in errors (as the capture reader names it).
     name: String,
     file: File,
@@ -140,10 +147,36 @@ impl Plan {
         let mut first = 0;
         for (path, len) in snapshot.files() {
             let len = *len;
+            let file = File::open(path).ok()?;
+            let name = path.display().to_string();
+            let mut magic = [0u8; 4];
+            if len >= 4
+                && read_at(&file, &mut magic, 0).is_ok()
+                && magic == [0x0A, 0x0D, 0x0D, 0x0A]
+            {
+                // The file must open as the capture reader opens it (its first block a
+                // section header); otherwise the workers read the capture themselves.
+                let mut check = io::Read::take(File::open(path).ok()?, len);
+                CaptureReader::with_buffer_len(&mut check, &name, snapshot.buffer_len()).ok()?;
+                let chunks = len.div_ceil(chunk).max(1);
+                files.push(PcapFile {
+                    ng: true,
+                    data_start: 0,
+                    name,
+                    file,
+                    len,
+                    link: LinkType(0),
+                    nanos: false,
+                    big_endian: false,
+                    first,
+                    chunks,
+                });
+                first += chunks;
+                continue;
+            }
             if len < FILE_HEADER {
                 return None;
             }
-            let file = File::open(path).ok()?;
             let mut h = [0u8; FILE_HEADER as usize];
             read_at(&file, &mut h, 0).ok()?;
             let (big_endian, nanos) = match u32::from_le_bytes([h[0], h[1], h[2], h[3]]) {
@@ -156,7 +189,9 @@ impl Plan {
             let network = u32_at(&h, 20, big_endian);
             let chunks = (len - FILE_HEADER).div_ceil(chunk).max(1);
             files.push(PcapFile {
-                name: path.display().to_string(),
+                ng: false,
+                data_start: FILE_HEADER,
+                name,
                 file,
                 len,
                 // The upper bits may carry FCS information; the type is the low 16 bits.
@@ -180,7 +215,7 @@ impl Plan {
         let f = self.files.partition_point(|f| f.first + f.chunks <= c);
         let file = self.files.get(f)?;
         let k = c - file.first;
-        let start = FILE_HEADER + k * self.chunk;
+        let start = file.data_start + k * self.chunk;
         let end = if k + 1 == file.chunks {
             file.len
         } else {
@@ -325,6 +360,7 @@ struct Record {
     orig_len: u32,
     ts: Instant,
     number: u64,
+    link: LinkType,
 }
 
 /// What a worker found reading its chunks.
@@ -350,6 +386,20 @@ struct Walk {
     capture: CaptureStats,
     /// The error that ends the run in this chunk.
     error: Option<CaptureError>,
+    /// Key logs of Decryption Secrets Blocks (pcapng), each given to the workers after the
+    /// record of this index, as the one-thread loop takes them after the packet that follows
+    /// them.
+    secrets: Vec<(usize, Vec<u8>)>,
+}
+
+/// The state of the pcapng section being walked, carried from chunk to chunk.
+#[derive(Debug, Default)]
+struct NgState {
+    big_endian: bool,
+    interfaces: Vec<Interface>,
+    /// Key logs read since the last packet (given after the next packet of the file; dropped
+    /// at the file's end, as the capture reader drops them).
+    pending: Vec<Vec<u8>>,
 }
 
 /// What the walk says about one chunk, sent to the worker that reads it.
@@ -383,19 +433,22 @@ struct WalkState {
     read: HashMap<u64, io::Result<Vec<u8>>>,
     /// A worker is walking.
     walking: bool,
+    /// The pcapng section being walked.
+    ng: NgState,
 }
 
 impl Walker {
-    fn new() -> Self {
+    fn new(plan: &Plan) -> Self {
         Self {
             state: Mutex::new(WalkState {
                 next: 0,
                 at: Some(Chain::At {
-                    offset: FILE_HEADER,
+                    offset: plan.files.first().map_or(FILE_HEADER, |f| f.data_start),
                     number: 0,
                 }),
                 read: HashMap::new(),
                 walking: false,
+                ng: NgState::default(),
             }),
         }
     }
@@ -450,10 +503,12 @@ impl Walker {
                 return;
             };
             st.walking = true;
+            let mut ng = std::mem::take(&mut st.ng);
             drop(st);
-            let (walk, next) = plan.walk(c, bytes, offset, number);
+            let (walk, next) = plan.walk(c, bytes, offset, number, &mut ng);
             let _ = to[(c % n) as usize].send(Msg::Walked(c, walk));
             let mut st = self.lock();
+            st.ng = ng;
             st.walking = false;
             st.next = c + 1;
             st.at = Some(next);
@@ -471,20 +526,23 @@ impl Plan {
         bytes: io::Result<Vec<u8>>,
         offset: u64,
         number: u64,
+        ng: &mut NgState,
     ) -> (Walked, Chain) {
         let Some((f, start, end)) = self.locate(c) else {
             return (Walked::End { number }, Chain::End { number });
         };
         let file = &self.files[f];
         let mut capture = CaptureStats::default();
-        if start == FILE_HEADER {
+        if start == file.data_start {
             capture.sources += 1;
+            *ng = NgState::default();
         }
         let (mut buf, mut error) = match bytes {
             Ok(b) => (b, None),
             Err(e) => (Vec::new(), Some(CaptureError::io(e, &file.name, start))),
         };
         let mut records = Vec::new();
+        let mut secrets = Vec::new();
         let (mut off, mut number) = (offset, number);
         // Makes `buf` (the file from `start`) hold the file up to `to`.
         let cover = |buf: &mut Vec<u8>, to: u64| -> io::Result<()> {
@@ -501,9 +559,9 @@ impl Plan {
                 break Chain::End { number };
             }
             if off >= file.len {
-                break if f + 1 < self.files.len() {
+                break if let Some(next) = self.files.get(f + 1) {
                     Chain::At {
-                        offset: FILE_HEADER,
+                        offset: next.data_start,
                         number,
                     }
                 } else {
@@ -515,6 +573,89 @@ impl Plan {
                     offset: off,
                     number,
                 };
+            }
+            if file.ng {
+                // A block this walk does not read exactly as the capture reader would (cut,
+                // malformed, or one its buffer might grow for): the rest of the run goes
+                // through a capture reader, which reports it as one thread does.
+                let rest = Chain::Rest { number };
+                if off + 12 > file.len {
+                    break rest;
+                }
+                if let Err(e) = cover(&mut buf, off + 12) {
+                    error = Some(CaptureError::io(e, &file.name, off));
+                    continue;
+                }
+                let h = (off - start) as usize;
+                let be = if u32_at(&buf, h, false) == 0x0A0D_0D0A {
+                    // A section header's length is in its own byte order.
+                    match u32_at(&buf, h + 8, false) {
+                        0x1A2B_3C4D => false,
+                        0x4D3C_2B1A => true,
+                        _ => break rest,
+                    }
+                } else {
+                    ng.big_endian
+                };
+                let total = u64::from(u32_at(&buf, h + 4, be));
+                if total < 12 || total >= self.buffer as u64 || off + total > file.len {
+                    break rest;
+                }
+                if let Err(e) = cover(&mut buf, off + total) {
+                    error = Some(CaptureError::io(e, &file.name, off));
+                    continue;
+                }
+                let Some(block) =
+                    ng_block(&buf[h..h + total as usize], ng.big_endian, &ng.interfaces)
+                else {
+                    break rest;
+                };
+                match block {
+                    NgBlock::Packet {
+                        ts,
+                        link,
+                        at,
+                        len,
+                        orig_len,
+                    } => {
+                        number += 1;
+                        for text in ng.pending.drain(..) {
+                            secrets.push((records.len(), text));
+                        }
+                        records.push(Record {
+                            at: h + at,
+                            len,
+                            orig_len,
+                            ts,
+                            number,
+                            link,
+                        });
+                        capture.packets += 1;
+                        capture.bytes += len as u64;
+                        if (len as u64) < u64::from(orig_len) {
+                            capture.truncated_packets += 1;
+                        }
+                    }
+                    NgBlock::Section { big_endian } => {
+                        ng.big_endian = big_endian;
+                        ng.interfaces.clear();
+                        capture.other_blocks += 1;
+                    }
+                    NgBlock::Interface(i) => {
+                        ng.interfaces.push(i);
+                        capture.other_blocks += 1;
+                    }
+                    NgBlock::UnknownInterface => capture.unknown_interface += 1,
+                    NgBlock::Secrets(text) => {
+                        capture.other_blocks += 1;
+                        if ng.pending.len() < MAX_SECRETS_BLOCKS {
+                            ng.pending.push(text);
+                        }
+                    }
+                    NgBlock::Other => capture.other_blocks += 1,
+                }
+                off += total;
+                continue;
             }
             if off + RECORD_HEADER > file.len {
                 error = Some(CaptureError::new(
@@ -558,6 +699,7 @@ impl Plan {
                 orig_len,
                 ts: Instant::from_micros(sec.saturating_mul(1_000_000).saturating_add(frac)),
                 number,
+                link: file.link,
             });
             capture.packets += 1;
             capture.bytes += u64::from(caplen);
@@ -571,6 +713,7 @@ impl Plan {
             records,
             capture,
             error,
+            secrets,
         };
         (Walked::Records(walk), next)
     }
@@ -713,19 +856,19 @@ impl Reader<'_> {
             self.end.error = walk.error;
         }
         let f = self.plan.locate(c).map_or(0, |(f, _, _)| f);
-        let link = self.plan.files.get(f).map_or(LinkType(0), |file| file.link);
         // The batches refer to the chunk's bytes.
         let chunk = Arc::new(walk.buf);
         let records = walk.records;
+        let secrets = walk.secrets;
         let mut batches: Vec<InBatch> = (0..self.n).map(|_| self.batch()).collect();
         let mut local = Decoder::new();
-        let clock = decode_into(&chunk, &records, &mut batches, &mut local, link, f);
+        let clock = decode_into(&chunk, &records, &secrets, &mut batches, &mut local, f);
         let max = if local.stats().fragments > 0 {
             for b in &mut batches {
                 b.clear();
             }
             let mut d = self.fragments.take(c);
-            let clock = decode_into(&chunk, &records, &mut batches, &mut d, link, f);
+            let clock = decode_into(&chunk, &records, &secrets, &mut batches, &mut d, f);
             self.fragments.give(c, d);
             clock.now()
         } else {
@@ -756,6 +899,9 @@ impl Reader<'_> {
                 }
             }
         }
+        // The key logs read up to packet `number` were given out after it by the walked
+        // chunks (pcapng).
+        while capture.take_secrets().is_some() {}
         while error.is_none() {
             while let Some(text) = capture.take_secrets() {
                 InBatch::push_secrets(&mut batches, &text);
@@ -785,20 +931,22 @@ impl Reader<'_> {
     }
 }
 
-/// Decodes the `records` of `chunk` into the batches; the chunk's clock.
+/// Decodes the `records` of `chunk` into the batches, each record's `secrets` (by record
+/// index) after it; the chunk's clock.
 fn decode_into(
     chunk: &[u8],
     records: &[Record],
+    secrets: &[(usize, Vec<u8>)],
     batches: &mut [InBatch],
     decoder: &mut Decoder,
-    link: LinkType,
     source: usize,
 ) -> Clock {
     let mut clock = Clock::default();
-    for r in records {
+    let mut keys = secrets.iter().peekable();
+    for (i, r) in records.iter().enumerate() {
         let pkt = Packet {
             ts: r.ts,
-            link,
+            link: r.link,
             data: &chunk[r.at..r.at + r.len],
             orig_len: r.orig_len,
             number: r.number,
@@ -806,6 +954,9 @@ fn decode_into(
         };
         if let Some(seg) = decoder.decode(&pkt) {
             InBatch::push_segment(batches, &mut clock, &seg, r.number, Some(chunk));
+        }
+        while let Some((_, text)) = keys.next_if(|(at, _)| *at == i) {
+            InBatch::push_secrets(batches, text);
         }
     }
     clock
@@ -949,7 +1100,7 @@ pub(super) fn run<S: Sink + ?Sized>(
     merger: &mut Merger<'_, '_, S>,
 ) -> (FlowStats, ReadEnd) {
     let fragments = Fragments::new();
-    let walker = Walker::new();
+    let walker = Walker::new(&plan);
     let mut to = Vec::with_capacity(n);
     let mut inboxes = Vec::with_capacity(n);
     let mut pool_tx = Vec::with_capacity(n);
@@ -1063,7 +1214,7 @@ mod tests {
             Ok(bytes[start as usize..end as usize].to_vec())
         };
         let (tx, rx): (Vec<_>, Vec<_>) = (0..3).map(|_| channel::<Msg>()).unzip();
-        let walker = Walker::new();
+        let walker = Walker::new(&plan);
         // Read last to first: nothing can be walked until chunk 0 is read, then every chunk
         // is, by that one call.
         for c in (1..chunks).rev() {

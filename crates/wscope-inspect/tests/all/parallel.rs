@@ -659,3 +659,140 @@ fn chunks_sent_to_the_merger_in_groups_give_the_same_output_as_one_thread() {
         }
     }
 }
+
+/// The records of little-endian classic pcap `bytes` as a pcapng file of `sections` sections
+/// (every other one big-endian), each with two interfaces of the file's link type, one in
+/// microseconds and one in nanoseconds (packets alternate between them), a Decryption
+/// Secrets Block of TLS keys after every 97th packet, and, if `big` is given, an Enhanced
+/// Packet Block of that many zero bytes before the middle packet.
+fn to_pcapng(bytes: &[u8], sections: usize, big: Option<usize>) -> Vec<u8> {
+    let link = u32::from_le_bytes(bytes[20..24].try_into().unwrap()) as u16;
+    let recs = pcap_records(bytes);
+    let per = recs.len().div_ceil(sections);
+    let mut out = Vec::new();
+    fn block(out: &mut Vec<u8>, be: bool, kind: u32, body: &[u8]) {
+        let w = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+        let padded = body.len().div_ceil(4) * 4;
+        let total = (12 + padded) as u32;
+        out.extend(w(kind));
+        out.extend(w(total));
+        out.extend(body);
+        out.resize(out.len() + padded - body.len(), 0);
+        out.extend(w(total));
+    }
+    for (i, part) in recs.chunks(per).enumerate() {
+        let be = i % 2 == 1;
+        let w = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+        let h = |v: u16| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+        let mut shb = w(0x1A2B_3C4D).to_vec();
+        shb.extend(h(1));
+        shb.extend(h(0));
+        shb.extend((-1i64).to_le_bytes());
+        block(&mut out, be, 0x0A0D_0D0A, &shb);
+        for resol in [6u8, 9] {
+            let mut idb = h(link).to_vec();
+            idb.extend(h(0));
+            idb.extend(w(262_144));
+            idb.extend(h(9));
+            idb.extend(h(1));
+            idb.extend([resol, 0, 0, 0]);
+            idb.extend(h(0));
+            idb.extend(h(0));
+            block(&mut out, be, 1, &idb);
+        }
+        for (k, r) in part.iter().enumerate() {
+            let rec = &bytes[r.clone()];
+            let u = |o: usize| u32::from_le_bytes(rec[o..o + 4].try_into().unwrap());
+            let micros = u64::from(u(0)) * 1_000_000 + u64::from(u(4));
+            let iface = (k % 2) as u32;
+            let units = if iface == 1 { micros * 1000 } else { micros };
+            let n = i * per + k;
+            if big == Some(n) && big.is_some() {
+                let len = 100_000u32;
+                let mut epb = w(0).to_vec();
+                epb.extend(w((units >> 32) as u32));
+                epb.extend(w(units as u32));
+                epb.extend(w(len));
+                epb.extend(w(len));
+                epb.resize(epb.len() + len as usize, 0);
+                block(&mut out, be, 6, &epb);
+            }
+            let mut epb = w(iface).to_vec();
+            epb.extend(w((units >> 32) as u32));
+            epb.extend(w(units as u32));
+            epb.extend(w(u(8)));
+            epb.extend(w(u(12)));
+            epb.extend(&rec[16..]);
+            block(&mut out, be, 6, &epb);
+            if n % 97 == 50 {
+                let text = format!(
+                    "CLIENT_RANDOM {:064x} {:096x}\n",
+                    n as u128 * 7919,
+                    n as u128 * 104_729
+                );
+                let mut dsb = w(0x544C_534B).to_vec();
+                dsb.extend(w(text.len() as u32));
+                dsb.extend(text.as_bytes());
+                block(&mut out, be, 0x0000_000A, &dsb);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn pcapng_files_taking_turns_in_chunks_give_the_same_output_as_one_thread() {
+    // pcapng files take the chunk path too: sections of both byte orders, interfaces of
+    // different timestamp resolutions, key logs mid-file, a block too big for the chunks
+    // (the rest of the run through one reader), a file cut in a block; small chunks (16 and
+    // 32 KiB), so hundreds of boundaries.
+    let dir = TempDir::new("ngchunks");
+    let bytes = mixed_traffic(19, 300).unwrap();
+    let n = pcap_records(&bytes).len();
+    let a = dir.0.join("a.pcapng");
+    let big = dir.0.join("big.pcapng");
+    let cut = dir.0.join("cut.pcapng");
+    let ng = to_pcapng(&bytes, 3, None);
+    std::fs::write(&a, &ng).unwrap();
+    std::fs::write(&big, to_pcapng(&bytes, 2, Some(n / 3))).unwrap();
+    std::fs::write(&cut, &ng[..ng.len() * 2 / 3 + 7]).unwrap();
+    let small = |paths: &[&PathBuf]| Capture::from_paths(paths).buffer_len(1 << 16);
+    let mut cfg = AnalyzerConfig::default();
+    cfg.flow.uid_seed = 5;
+    let events = same_for_any_workers("ng chunks", || small(&[&a]), cfg);
+    assert!(events > 2_500, "{events}");
+    same_for_any_workers("ng chunks, two files", || small(&[&a, &a]), cfg);
+    same_for_any_workers("ng chunks, a block too big", || small(&[&a, &big, &a]), cfg);
+    same_for_any_workers("ng chunks, cut", || small(&[&a, &cut, &a]), cfg);
+    let runs: [(&str, &dyn Fn() -> Capture); 3] = [
+        ("ng, two files", &|| small(&[&a, &a])),
+        ("ng, a block too big", &|| small(&[&big, &a])),
+        ("ng, cut", &|| small(&[&a, &cut])),
+    ];
+    for (name, capture) in runs {
+        let one = run_main_only(capture, 1, cfg);
+        for workers in [2, 3] {
+            let many = run_main_only(capture, workers, cfg);
+            for (i, (x, y)) in one.iter().zip(&many).enumerate() {
+                assert!(x == y, "{name}: output {i} differs with {workers} workers");
+            }
+        }
+    }
+    // The run's counters (blocks, sections, interfaces) and error are one thread's.
+    let mut cap = small(&[&a, &big]);
+    let stats = Analyzer::new(cfg)
+        .workers(2)
+        .run(&mut cap, &mut Everything::default())
+        .unwrap();
+    assert!(cap.next_packet().unwrap().is_none());
+    assert_eq!(cap.stats(), stats.capture);
+    let mut one = small(&[&a, &big]);
+    while one.next_packet().unwrap().is_some() {}
+    assert_eq!(one.stats(), stats.capture);
+    assert!(stats.capture.other_blocks > 10, "{:?}", stats.capture);
+    let r = Analyzer::new(cfg)
+        .workers(3)
+        .run(&mut small(&[&a, &cut]), &mut Everything::default());
+    let e = r.expect_err("the cut file ends the run");
+    assert!(e.to_string().contains("cut.pcapng"), "{e}");
+}
