@@ -503,7 +503,7 @@ impl Walker {
                 return;
             };
             st.walking = true;
-            let mut ng = std::mem::take(&mut st.ng);
+            let mut ng = core::mem::take(&mut st.ng);
             drop(st);
             let (walk, next) = plan.walk(c, bytes, offset, number, &mut ng);
             let _ = to[(c % n) as usize].send(Msg::Walked(c, walk));
@@ -1100,7 +1100,7 @@ pub(super) fn run<S: Sink + ?Sized>(
     merger: &mut Merger<'_, '_, S>,
 ) -> (FlowStats, ReadEnd) {
     let fragments = Fragments::new();
-    let walker = Walker::new(&plan);
+    let walker = Walker::new(plan);
     let mut to = Vec::with_capacity(n);
     let mut inboxes = Vec::with_capacity(n);
     let mut pool_tx = Vec::with_capacity(n);
