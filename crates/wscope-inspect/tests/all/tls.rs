@@ -929,3 +929,88 @@ fn an_unanswered_client_hello_is_reported_at_the_end() {
     assert_eq!(r[0].sni.as_deref(), Some("example.test"));
     assert_eq!((stats.sessions, stats.tls.undecrypted), (0, 1));
 }
+
+/// Keys from a Decryption Secrets Block in the middle of a pcapng file that the workers read
+/// in chunks (`--workers N`): after 300 KB of other packets (chunks of 16 KiB), the keys
+/// reach every worker before the TLS packets, as with one thread.
+#[test]
+fn keys_from_a_decryption_secrets_block_mid_file_with_workers() {
+    let setup = v12("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384");
+    let keys = Arc::new(Keys::default());
+    let (cc, sc) = configs(setup, &keys);
+    let mut trace = Trace::new(Framing::Ethernet);
+    let mut w = Wire::open(
+        &mut trace,
+        Conv::new("10.0.0.1:40000", "10.0.0.2:443", 1000, 9000),
+        &cc,
+        &sc,
+    );
+    let (c, s) = conversation(&mut w, false);
+    w.close();
+    let pcap = trace.finish();
+    // Section, interface, 300 packets of 1000 zero bytes (not IP), then the DSB.
+    let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
+    let iface = ng.add_interface(Framing::Ethernet.link_type(), 6).unwrap();
+    for i in 0..300 {
+        ng.write_packet(
+            iface,
+            wscope_proto::time::Instant::from_micros(i),
+            &[0u8; 1000],
+        )
+        .unwrap();
+    }
+    let mut file = ng.into_inner();
+    let text = keys.text().into_bytes();
+    let padded = text.len().div_ceil(4) * 4;
+    let total = (16 + padded + 4) as u32;
+    file.extend(0x0000_000Au32.to_le_bytes());
+    file.extend(total.to_le_bytes());
+    file.extend(0x544C_534Bu32.to_le_bytes());
+    file.extend((text.len() as u32).to_le_bytes());
+    file.extend(&text);
+    file.resize(file.len() + padded - text.len(), 0);
+    file.extend(total.to_le_bytes());
+    // The conversation's packets, through a second writer whose section header and
+    // interface are dropped (the first ones are reused).
+    let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
+    let i2 = ng.add_interface(Framing::Ethernet.link_type(), 6).unwrap();
+    assert_eq!(i2, iface);
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let u = |o: usize| u32::from_le_bytes(pcap[o..o + 4].try_into().unwrap());
+        let (secs, usecs, caplen) = (u(at), u(at + 4), u(at + 8) as usize);
+        let ts = wscope_proto::time::Instant::from_micros(
+            u64::from(secs) * 1_000_000 + u64::from(usecs),
+        );
+        ng.write_packet(i2, ts, &pcap[at + 16..at + 16 + caplen])
+            .unwrap();
+        at += 16 + caplen;
+    }
+    let body = ng.into_inner();
+    let shb = u32::from_le_bytes(body[4..8].try_into().unwrap()) as usize;
+    let idb = u32::from_le_bytes(body[shb + 4..shb + 8].try_into().unwrap()) as usize;
+    file.extend_from_slice(&body[shb + idb..]);
+    let path = std::env::temp_dir().join(format!("wscope-dsb-mid-{}.pcapng", std::process::id()));
+    std::fs::write(&path, &file).unwrap();
+    let mut cfg = AnalyzerConfig::default();
+    cfg.session.digest = true;
+    let mut outputs = Vec::new();
+    for workers in [1, 2, 3] {
+        let mut cap = Capture::from_paths([&path]).buffer_len(1 << 16);
+        let mut events = Vec::new();
+        let stats = Analyzer::new(cfg)
+            .workers(workers)
+            .run(&mut cap, &mut |ev: &Event<'_>| {
+                events.push(OwnedEvent::from(ev));
+            })
+            .unwrap();
+        assert_eq!(anomalies(&events), Vec::<String>::new(), "{workers}");
+        assert_eq!(stats.sessions, 1, "{workers}");
+        assert_eq!(digests(&events, true), c, "{workers} workers");
+        assert_eq!(digests(&events, false), s, "{workers} workers");
+        outputs.push((format!("{events:?}"), stats.capture));
+    }
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0], outputs[2]);
+}
