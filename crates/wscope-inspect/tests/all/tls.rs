@@ -935,6 +935,14 @@ fn an_unanswered_client_hello_is_reported_at_the_end() {
 /// reach every worker before the TLS packets, as with one thread.
 #[test]
 fn keys_from_a_decryption_secrets_block_mid_file_with_workers() {
+    for big in [false, true] {
+        dsb_mid_file(big);
+    }
+}
+
+/// See above; with `big`, a packet block too big for the chunks follows the DSB (the rest of
+/// the run, DSB included, goes through one reader).
+fn dsb_mid_file(big: bool) {
     let setup = v12("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384");
     let keys = Arc::new(Keys::default());
     let (cc, sc) = configs(setup, &keys);
@@ -970,6 +978,20 @@ fn keys_from_a_decryption_secrets_block_mid_file_with_workers() {
     file.extend(&text);
     file.resize(file.len() + padded - text.len(), 0);
     file.extend(total.to_le_bytes());
+    if big {
+        let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
+        ng.add_interface(Framing::Ethernet.link_type(), 6).unwrap();
+        ng.write_packet(
+            iface,
+            wscope_proto::time::Instant::from_micros(300),
+            &[0u8; 100_000],
+        )
+        .unwrap();
+        let body = ng.into_inner();
+        let shb = u32::from_le_bytes(body[4..8].try_into().unwrap()) as usize;
+        let idb = u32::from_le_bytes(body[shb + 4..shb + 8].try_into().unwrap()) as usize;
+        file.extend_from_slice(&body[shb + idb..]);
+    }
     // The conversation's packets, through a second writer whose section header and
     // interface are dropped (the first ones are reused).
     let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
@@ -990,7 +1012,10 @@ fn keys_from_a_decryption_secrets_block_mid_file_with_workers() {
     let shb = u32::from_le_bytes(body[4..8].try_into().unwrap()) as usize;
     let idb = u32::from_le_bytes(body[shb + 4..shb + 8].try_into().unwrap()) as usize;
     file.extend_from_slice(&body[shb + idb..]);
-    let path = std::env::temp_dir().join(format!("wscope-dsb-mid-{}.pcapng", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "wscope-dsb-mid-{}-{big}.pcapng",
+        std::process::id()
+    ));
     std::fs::write(&path, &file).unwrap();
     let mut cfg = AnalyzerConfig::default();
     cfg.session.digest = true;
@@ -1006,8 +1031,8 @@ fn keys_from_a_decryption_secrets_block_mid_file_with_workers() {
             .unwrap();
         assert_eq!(anomalies(&events), Vec::<String>::new(), "{workers}");
         assert_eq!(stats.sessions, 1, "{workers}");
-        assert_eq!(digests(&events, true), c, "{workers} workers");
-        assert_eq!(digests(&events, false), s, "{workers} workers");
+        assert_eq!(digests(&events, true), c, "{workers} workers, big {big}");
+        assert_eq!(digests(&events, false), s, "{workers} workers, big {big}");
         outputs.push((format!("{events:?}"), stats.capture));
     }
     let _ = std::fs::remove_file(&path);
