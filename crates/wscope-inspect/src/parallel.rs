@@ -46,7 +46,8 @@
 //! own shard. No payload crosses threads; the calling thread only merges the workers' output.
 //! Standard input, pipes and other readers still go through the dispatcher.
 //!
-//! When every file is a classic pcap file, the workers do not each read the whole capture:
+//! When every file is a classic pcap or pcapng file (whose first block opens), the workers
+//! do not each read the whole capture:
 //! they take turns reading chunks of it, and each chunk's reader builds every worker's batch
 //! of it, as the dispatcher would (see `parallel/chunks.rs`). Each byte is then read and
 //! decoded once, and the batches share the chunk's bytes instead of copying the payloads.

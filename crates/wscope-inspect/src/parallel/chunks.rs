@@ -1,8 +1,8 @@
-//! Workers that take turns reading: a parallel run over classic pcap files in which every
-//! byte is read and decoded once, by one worker.
+//! Workers that take turns reading: a parallel run over classic pcap and pcapng files in
+//! which every byte is read and decoded once, by one worker.
 //!
-//! The files are cut into chunks at packet-record boundaries: chunk `c` holds the records
-//! that start in its nominal byte range (about half the capture reader's buffer, a quarter
+//! The files are cut into chunks at packet-record (pcapng: block) boundaries: chunk `c` holds
+//! the records (blocks) that start in its nominal byte range (about half the capture reader's buffer, a quarter
 //! when the workers render output). Worker `c % N` reads chunk `c`, decodes it and builds
 //! every worker's batch of it with the dispatcher's code ([`InBatch::push_segment`]): it
 //! keeps its own batch and sends the others. The batches do not copy the payloads: they
@@ -19,6 +19,17 @@
 //!   record, in memory), and sends each walk to the chunk's reader. So a worker never waits
 //!   for another one to come round to a chunk: it reads ahead ([`ahead`]) and decodes its
 //!   chunks as their walks come.
+//! - **pcapng: the section.** The walker carries the section's byte order, its interface
+//!   table (link type, timestamp resolution and offset) and the key logs read since the last
+//!   packet from chunk to chunk (reset at each file's start, as a new capture reader would
+//!   start). Each block is read with the capture reader's own code
+//!   ([`crate::capture::ng_block`], pcap-parser); a record carries its link type and time.
+//!   Key logs of Decryption Secrets Blocks are given to every worker after the packet that
+//!   follows them, where the one-thread loop takes them (at most as many, dropped at a file's
+//!   end in the same way). A block the walk cannot read exactly as the reader would (cut,
+//!   malformed, of a size the reader's buffer might grow for, a section header of unknown
+//!   byte order) ends the chunks: the rest of the run goes through one capture reader, as
+//!   below, so errors and counters are one thread's.
 //! - **The capture clock.** A chunk is clocked from zero; its ticks are the points where its
 //!   own clock enters a new step, and its batches carry its latest time. The workers resolve
 //!   them against the latest time of the chunks before ([`super::WorkerClock`]): a tick of
@@ -106,7 +117,7 @@ struct PcapFile {
     chunks: u64,
 }
 
-/// The chunks of a run: every file is a classic pcap file.
+/// The chunks of a run: every file is a classic pcap or a pcapng file.
 #[derive(Debug)]
 pub(super) struct Plan {
     files: Vec<PcapFile>,
@@ -128,8 +139,9 @@ fn read_at(_file: &File, _buf: &mut [u8], _at: u64) -> io::Result<()> {
 }
 
 impl Plan {
-    /// The chunks of the snapshot's files, or `None` when a file is not a classic pcap file
-    /// with a whole header (pcapng, say): the workers then read the capture themselves.
+    /// The chunks of the snapshot's files, or `None` when a file is neither a classic pcap file
+    /// with a whole header nor a pcapng file that the capture reader opens: the workers then
+    /// read the capture themselves.
     pub(super) fn new(snapshot: &Snapshot, local: bool) -> Option<Self> {
         if !cfg!(unix) {
             return None;
