@@ -40,7 +40,7 @@
 //!   the fragments of the whole run. Reassembled payloads are copied into the batches.
 //!
 //! A record the reader's buffer might have to grow for (very large, rare) ends the chunks:
-//! the rest of the run is read by one worker through a [`Capture`], as one chunk, so the
+//! the rest of the run is read by one worker through a [`crate::capture::Capture`], as one chunk, so the
 //! reader's buffer rules (and errors) stay exactly those of one thread. A record cut short
 //! at the end of a file is the one thread's `Truncated` error at the same offset.
 //!
