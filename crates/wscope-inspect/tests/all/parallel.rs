@@ -663,9 +663,9 @@ fn chunks_sent_to_the_merger_in_groups_give_the_same_output_as_one_thread() {
 /// The records of little-endian classic pcap `bytes` as a pcapng file of `sections` sections
 /// (every other one big-endian), each with two interfaces of the file's link type, one in
 /// microseconds and one in nanoseconds (packets alternate between them), a Decryption
-/// Secrets Block of TLS keys after every 97th packet, and, if `big` is given, an Enhanced
-/// Packet Block of that many zero bytes before the middle packet.
-fn to_pcapng(bytes: &[u8], sections: usize, big: Option<usize>) -> Vec<u8> {
+/// Secrets Block of TLS keys after every 97th packet, and, if `big` is `Some((i, len))`, an
+/// Enhanced Packet Block of `len` zero bytes before packet `i`.
+fn to_pcapng(bytes: &[u8], sections: usize, big: Option<(usize, u32)>) -> Vec<u8> {
     let link = u32::from_le_bytes(bytes[20..24].try_into().unwrap()) as u16;
     let recs = pcap_records(bytes);
     let per = recs.len().div_ceil(sections);
@@ -707,8 +707,7 @@ fn to_pcapng(bytes: &[u8], sections: usize, big: Option<usize>) -> Vec<u8> {
             let iface = (k % 2) as u32;
             let units = if iface == 1 { micros * 1000 } else { micros };
             let n = i * per + k;
-            if big == Some(n) && big.is_some() {
-                let len = 100_000u32;
+            if let Some((_, len)) = big.filter(|b| b.0 == n) {
                 let mut epb = w(0).to_vec();
                 epb.extend(w((units >> 32) as u32));
                 epb.extend(w(units as u32));
@@ -752,9 +751,10 @@ fn pcapng_files_taking_turns_in_chunks_give_the_same_output_as_one_thread() {
     let a = dir.0.join("a.pcapng");
     let big = dir.0.join("big.pcapng");
     let cut = dir.0.join("cut.pcapng");
-    let ng = to_pcapng(&bytes, 3, None);
+    // A block longer than a chunk and shorter than the reader's buffer: empty chunks.
+    let ng = to_pcapng(&bytes, 3, Some((n / 2, 40_000)));
     std::fs::write(&a, &ng).unwrap();
-    std::fs::write(&big, to_pcapng(&bytes, 2, Some(n / 3))).unwrap();
+    std::fs::write(&big, to_pcapng(&bytes, 2, Some((n / 3, 100_000)))).unwrap();
     std::fs::write(&cut, &ng[..ng.len() * 2 / 3 + 7]).unwrap();
     let small = |paths: &[&PathBuf]| Capture::from_paths(paths).buffer_len(1 << 16);
     let mut cfg = AnalyzerConfig::default();
