@@ -1269,4 +1269,121 @@ mod tests {
         assert!(walker.lock().read.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// A pcapng file: two sections (little-, then big-endian), each with two interfaces
+    /// (Ethernet in microseconds, raw IP in nanoseconds), `n` Enhanced Packet Blocks per
+    /// section alternating between them, a statistics block and a key log block between them.
+    fn pcapng(n: u32) -> Vec<u8> {
+        let mut f = Vec::new();
+        for be in [false, true] {
+            let w = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+            let h = |v: u16| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+            let mut block = |kind: u32, body: &[u8]| {
+                let padded = body.len().div_ceil(4) * 4;
+                let total = (12 + padded) as u32;
+                f.extend(w(kind));
+                f.extend(w(total));
+                f.extend(body);
+                f.resize(f.len() + padded - body.len(), 0);
+                f.extend(w(total));
+            };
+            let mut shb = w(0x1A2B_3C4D).to_vec();
+            shb.extend(h(1));
+            shb.extend(h(0));
+            shb.extend((-1i64).to_le_bytes());
+            block(0x0A0D_0D0A, &shb);
+            for (link, resol) in [(1u16, 6u8), (101, 9)] {
+                let mut idb = h(link).to_vec();
+                idb.extend(h(0));
+                idb.extend(w(65535));
+                idb.extend(h(9));
+                idb.extend(h(1));
+                idb.extend([resol, 0, 0, 0]);
+                idb.extend([0, 0, 0, 0]);
+                block(1, &idb);
+            }
+            for i in 0..n {
+                let len = 60 + i * 7 % 100;
+                let units = u64::from(i) * 1000 * (1 + 999 * u64::from(i % 2));
+                let mut epb = w(i % 2).to_vec();
+                epb.extend(w((units >> 32) as u32));
+                epb.extend(w(units as u32));
+                epb.extend(w(len));
+                epb.extend(w(len + u32::from(be)));
+                epb.extend(core::iter::repeat_n(i as u8, len as usize));
+                block(6, &epb);
+                if i % 5 == 2 {
+                    block(5, &[0u8; 12]);
+                    let mut dsb = w(0x544C_534B).to_vec();
+                    dsb.extend(w(3));
+                    dsb.extend(b"key");
+                    block(10, &dsb);
+                }
+            }
+        }
+        f
+    }
+
+    #[test]
+    fn pcapng_chunks_are_walked_as_the_capture_reader_reads_them() {
+        let dir = std::env::temp_dir().join(format!("wscope-walkng-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.pcapng");
+        let bytes = pcapng(40);
+        std::fs::write(&path, &bytes).unwrap();
+        // The one-thread reader's packets and counters.
+        let mut one = Capture::from_paths([&path]);
+        let mut want = Vec::new();
+        while let Some(p) = one.next_packet().unwrap() {
+            want.push((p.number, p.ts, p.link, p.orig_len, p.data.to_vec()));
+        }
+        assert_eq!(want.len(), 80);
+        let snapshot = Capture::from_paths([&path]).snapshot().unwrap();
+        let plan = Plan::with_chunk(&snapshot, 300).expect("pcapng files are chunked");
+        let chunks = plan.files[0].chunks;
+        assert!(chunks > 20, "{chunks}");
+        let (tx, rx): (Vec<_>, Vec<_>) = (0..2).map(|_| channel::<Msg>()).unzip();
+        let walker = Walker::new(&plan);
+        for c in 0..chunks {
+            let (_, start, end) = plan.locate(c).unwrap();
+            walker.read(
+                &plan,
+                c,
+                Ok(bytes[start as usize..end as usize].to_vec()),
+                &tx,
+            );
+        }
+        let mut got = Vec::new();
+        let mut capture = CaptureStats::default();
+        let mut keys = 0;
+        for c in 0..=chunks {
+            let Ok(Msg::Walked(k, walked)) = rx[(c % 2) as usize].try_recv() else {
+                panic!("no walk for chunk {c}");
+            };
+            assert_eq!(k, c);
+            match walked {
+                Walked::Records(w) => {
+                    assert!(w.error.is_none());
+                    add_capture(&mut capture, &w.capture);
+                    keys += w.secrets.len();
+                    for r in &w.records {
+                        let data = w.buf[r.at..r.at + r.len].to_vec();
+                        got.push((r.number, r.ts, r.link, r.orig_len, data));
+                    }
+                }
+                Walked::End { number } => {
+                    // The last chunk (or the one after it, when the last block starts before
+                    // the last chunk) is told the run ended.
+                    assert!(c + 1 >= chunks, "{c} {chunks}");
+                    assert_eq!(number, 80);
+                    break;
+                }
+                Walked::Rest { .. } => panic!("every block is walked"),
+            }
+        }
+        assert_eq!(got, want);
+        assert_eq!(capture, one.stats());
+        assert_eq!(keys, 16);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
