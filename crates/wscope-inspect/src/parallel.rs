@@ -630,6 +630,29 @@ struct FromWorker {
     stats: Option<Box<Stats>>,
 }
 
+impl FromWorker {
+    /// A round's output, with no input buffers to hand back.
+    fn round(out: OutBatch) -> Self {
+        Self {
+            out,
+            input: InBatch::default(),
+            flows: None,
+            stats: None,
+        }
+    }
+
+    /// A worker's last output: its recorder's final batch with its table's counters (`flows`) and its
+    /// event counts.
+    fn last(flows: FlowStats, rec: &mut Recorder) -> Self {
+        Self {
+            out: rec.flush(),
+            input: InBatch::default(),
+            flows: Some(flows),
+            stats: Some(Box::new(core::mem::take(&mut rec.stats))),
+        }
+    }
+}
+
 /// Records a worker's events with their keys.
 struct Recorder {
     out: OutBatch,
@@ -952,13 +975,7 @@ fn worker(setup: WorkerSetup<'_>, rx: Receiver<ToWorker>, tx: SyncSender<FromWor
                 h.rec.start(spare);
                 h.rec.set(u64::MAX, 0);
                 table.finish_at(now, &mut h);
-                let out = h.rec.flush();
-                let _ = tx.send(FromWorker {
-                    out,
-                    input: InBatch::default(),
-                    flows: Some(table.stats()),
-                    stats: Some(Box::new(core::mem::take(&mut h.rec.stats))),
-                });
+                let _ = tx.send(FromWorker::last(table.stats(), &mut h.rec));
                 return;
             }
         }
@@ -1016,13 +1033,7 @@ fn reading_worker(
         }
         if packets >= max_packets || bytes >= max_bytes {
             (packets, bytes) = (0, 0);
-            let out = h.rec.flush();
-            let sent = tx.send(FromWorker {
-                out,
-                input: InBatch::default(),
-                flows: None,
-                stats: None,
-            });
+            let sent = tx.send(FromWorker::round(h.rec.flush()));
             if sent.is_err() {
                 break None;
             }
@@ -1033,13 +1044,7 @@ fn reading_worker(
     // after every packet's).
     h.rec.set(u64::MAX, 0);
     table.finish_at(clock.now(), &mut h);
-    let out = h.rec.flush();
-    let _ = tx.send(FromWorker {
-        out,
-        input: InBatch::default(),
-        flows: Some(table.stats()),
-        stats: Some(Box::new(core::mem::take(&mut h.rec.stats))),
-    });
+    let _ = tx.send(FromWorker::last(table.stats(), &mut h.rec));
     ReadEnd {
         capture: capture.stats(),
         decode: *decoder.stats(),

@@ -1073,13 +1073,7 @@ fn chunk_worker(
         c += 1;
         if c.is_multiple_of(group) {
             open = false;
-            let out = h.rec.flush();
-            let sent = tx.send(FromWorker {
-                out,
-                input: InBatch::default(),
-                flows: None,
-                stats: None,
-            });
+            let sent = tx.send(FromWorker::round(h.rec.flush()));
             if sent.is_err() {
                 break;
             }
@@ -1092,13 +1086,7 @@ fn chunk_worker(
     }
     h.rec.set(u64::MAX, 0);
     table.finish_at(clock.base, &mut h);
-    let out = h.rec.flush();
-    let _ = tx.send(FromWorker {
-        out,
-        input: InBatch::default(),
-        flows: Some(table.stats()),
-        stats: Some(Box::new(core::mem::take(&mut h.rec.stats))),
-    });
+    let _ = tx.send(FromWorker::last(table.stats(), &mut h.rec));
     r.end
 }
 
