@@ -582,35 +582,9 @@ fn keys_from_a_decryption_secrets_block() {
     let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
     let iface = ng.add_interface(Framing::Ethernet.link_type(), 6).unwrap();
     let mut head = ng.into_inner();
-    let text = keys.text().into_bytes();
-    let padded = text.len().div_ceil(4) * 4;
-    let total = (16 + padded + 4) as u32;
-    head.extend(0x0000_000Au32.to_le_bytes());
-    head.extend(total.to_le_bytes());
-    head.extend(0x544C_534Bu32.to_le_bytes());
-    head.extend((text.len() as u32).to_le_bytes());
-    head.extend(&text);
-    head.resize(head.len() + padded - text.len(), 0);
-    head.extend(total.to_le_bytes());
-    let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
-    let i2 = ng.add_interface(Framing::Ethernet.link_type(), 6).unwrap();
-    assert_eq!(i2, iface);
-    let mut at = 24;
-    while at + 16 <= pcap.len() {
-        let u = |o: usize| u32::from_le_bytes(pcap[o..o + 4].try_into().unwrap());
-        let (secs, usecs, caplen) = (u(at), u(at + 4), u(at + 8) as usize);
-        let ts = wscope_proto::time::Instant::from_micros(
-            u64::from(secs) * 1_000_000 + u64::from(usecs),
-        );
-        ng.write_packet(i2, ts, &pcap[at + 16..at + 16 + caplen])
-            .unwrap();
-        at += 16 + caplen;
-    }
-    let body = ng.into_inner();
+    head.extend(dsb_block(&keys.text().into_bytes()));
     // Drop the second writer's section header and interface: reuse the first ones.
-    let shb = u32::from_le_bytes(body[4..8].try_into().unwrap()) as usize;
-    let idb = u32::from_le_bytes(body[shb + 4..shb + 8].try_into().unwrap()) as usize;
-    head.extend_from_slice(&body[shb + idb..]);
+    head.extend(pcap_as_pcapng_blocks(&pcap, iface));
     let (events, stats) = analyze(head, KeyLog::new());
     assert_eq!(anomalies(&events), Vec::<String>::new());
     assert_eq!(stats.sessions, 1);
@@ -968,16 +942,7 @@ fn dsb_mid_file(big: bool) {
         .unwrap();
     }
     let mut file = ng.into_inner();
-    let text = keys.text().into_bytes();
-    let padded = text.len().div_ceil(4) * 4;
-    let total = (16 + padded + 4) as u32;
-    file.extend(0x0000_000Au32.to_le_bytes());
-    file.extend(total.to_le_bytes());
-    file.extend(0x544C_534Bu32.to_le_bytes());
-    file.extend((text.len() as u32).to_le_bytes());
-    file.extend(&text);
-    file.resize(file.len() + padded - text.len(), 0);
-    file.extend(total.to_le_bytes());
+    file.extend(dsb_block(&keys.text().into_bytes()));
     if big {
         let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
         ng.add_interface(Framing::Ethernet.link_type(), 6).unwrap();
@@ -987,31 +952,11 @@ fn dsb_mid_file(big: bool) {
             &[0u8; 100_000],
         )
         .unwrap();
-        let body = ng.into_inner();
-        let shb = u32::from_le_bytes(body[4..8].try_into().unwrap()) as usize;
-        let idb = u32::from_le_bytes(body[shb + 4..shb + 8].try_into().unwrap()) as usize;
-        file.extend_from_slice(&body[shb + idb..]);
+        file.extend(without_section_header(&ng.into_inner()));
     }
     // The conversation's packets, through a second writer whose section header and
     // interface are dropped (the first ones are reused).
-    let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
-    let i2 = ng.add_interface(Framing::Ethernet.link_type(), 6).unwrap();
-    assert_eq!(i2, iface);
-    let mut at = 24;
-    while at + 16 <= pcap.len() {
-        let u = |o: usize| u32::from_le_bytes(pcap[o..o + 4].try_into().unwrap());
-        let (secs, usecs, caplen) = (u(at), u(at + 4), u(at + 8) as usize);
-        let ts = wscope_proto::time::Instant::from_micros(
-            u64::from(secs) * 1_000_000 + u64::from(usecs),
-        );
-        ng.write_packet(i2, ts, &pcap[at + 16..at + 16 + caplen])
-            .unwrap();
-        at += 16 + caplen;
-    }
-    let body = ng.into_inner();
-    let shb = u32::from_le_bytes(body[4..8].try_into().unwrap()) as usize;
-    let idb = u32::from_le_bytes(body[shb + 4..shb + 8].try_into().unwrap()) as usize;
-    file.extend_from_slice(&body[shb + idb..]);
+    file.extend(pcap_as_pcapng_blocks(&pcap, iface));
     let path = std::env::temp_dir().join(format!(
         "wscope-dsb-mid-{}-{big}.pcapng",
         std::process::id()
@@ -1038,4 +983,46 @@ fn dsb_mid_file(big: bool) {
     let _ = std::fs::remove_file(&path);
     assert_eq!(outputs[0], outputs[1]);
     assert_eq!(outputs[0], outputs[2]);
+}
+
+/// A pcapng Decryption Secrets Block of TLS key log text.
+fn dsb_block(text: &[u8]) -> Vec<u8> {
+    let padded = text.len().div_ceil(4) * 4;
+    let total = (16 + padded + 4) as u32;
+    let mut b = Vec::with_capacity(total as usize);
+    b.extend(0x0000_000Au32.to_le_bytes());
+    b.extend(total.to_le_bytes());
+    b.extend(0x544C_534Bu32.to_le_bytes());
+    b.extend((text.len() as u32).to_le_bytes());
+    b.extend(text);
+    b.resize(b.len() + padded - text.len(), 0);
+    b.extend(total.to_le_bytes());
+    b
+}
+
+/// A pcapng writer's output without its section header and first interface block.
+fn without_section_header(body: &[u8]) -> Vec<u8> {
+    let shb = u32::from_le_bytes(body[4..8].try_into().unwrap()) as usize;
+    let idb = u32::from_le_bytes(body[shb + 4..shb + 8].try_into().unwrap()) as usize;
+    body[shb + idb..].to_vec()
+}
+
+/// The packets of a classic pcap file as pcapng packet blocks on interface `iface` (the
+/// first of an Ethernet section written before them), with no section header of their own.
+fn pcap_as_pcapng_blocks(pcap: &[u8], iface: u32) -> Vec<u8> {
+    let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
+    let i2 = ng.add_interface(Framing::Ethernet.link_type(), 6).unwrap();
+    assert_eq!(i2, iface);
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let u = |o: usize| u32::from_le_bytes(pcap[o..o + 4].try_into().unwrap());
+        let (secs, usecs, caplen) = (u(at), u(at + 4), u(at + 8) as usize);
+        let ts = wscope_proto::time::Instant::from_micros(
+            u64::from(secs) * 1_000_000 + u64::from(usecs),
+        );
+        ng.write_packet(i2, ts, &pcap[at + 16..at + 16 + caplen])
+            .unwrap();
+        at += 16 + caplen;
+    }
+    without_section_header(&ng.into_inner())
 }
