@@ -70,7 +70,7 @@ mod chunks;
 use core::cell::RefCell;
 use core::ops::Range;
 use std::borrow::Cow;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
@@ -103,9 +103,6 @@ pub const ROUND_PACKETS: usize = 512;
 pub const ROUND_BYTES: usize = 1 << 18;
 /// Most rounds queued or being worked on at once.
 pub const ROUNDS_IN_FLIGHT: usize = 4;
-/// The merged output of the workers' local sinks is written in blocks of about this many
-/// bytes.
-const TEXT_BLOCK: usize = 1 << 20;
 /// Most packets per round when the workers read the capture themselves and render no output
 /// of their own ([`LocalOutput`]): only their few records are queued, so rounds can be
 /// longer, with fewer hand-offs between threads. (With a local output, whose text is queued,
@@ -191,6 +188,19 @@ impl LocalOutput<'_> {
         if self.error.is_none() && !b.is_empty() {
             if let Err(e) = self.out.write_all(b) {
                 self.error = Some(e);
+            }
+        }
+    }
+
+    /// Writes `slices` to `out` one after the other (vectored writes, no copy), keeping the
+    /// first error.
+    pub(crate) fn write_slices(&mut self, mut slices: &mut [IoSlice<'_>]) {
+        while self.error.is_none() && !slices.is_empty() {
+            match self.out.write_vectored(slices) {
+                Ok(0) => self.error = Some(io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut slices, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => self.error = Some(e),
             }
         }
     }
@@ -1145,10 +1155,6 @@ struct Merger<'s, 'l, S: ?Sized> {
     stats: Stats,
     /// What the sink reads (`established` and `tls` records come for the counts).
     interest: Interest,
-    /// Merged local output not yet written: it goes out in blocks of about [`TEXT_BLOCK`]
-    /// bytes (one write per event would cost a system call, and a file system's partial-page
-    /// work, per large event).
-    text: Vec<u8>,
     next_id: u64,
     /// (worker, worker's id) → the connection as delivered.
     conns: hashbrown::HashMap<(usize, ConnId), ConnMeta>,
@@ -1265,14 +1271,6 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
         }
     }
 
-    /// Writes the merged local output still held.
-    fn flush_text(&mut self) {
-        if let Some(local) = self.local.as_deref_mut() {
-            local.write(&self.text);
-        }
-        self.text = Vec::new();
-    }
-
     /// Merges one round (one batch per worker, each in key order).
     fn round(&mut self, outs: &[OutBatch]) {
         if let Some(logs) = self.logs.as_deref_mut() {
@@ -1299,7 +1297,11 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
             }
         }
         if let Some(local) = self.local.as_deref_mut() {
+            // The round's output in key order, written straight from the workers' text (no
+            // copy): one slice per run of consecutive pieces of one worker.
             let mut at = vec![0usize; outs.len()];
+            let mut slices: Vec<IoSlice<'_>> = Vec::new();
+            let mut run: Option<(usize, usize, usize)> = None;
             loop {
                 let mut best: Option<(usize, Key)> = None;
                 for (w, o) in outs.iter().enumerate() {
@@ -1312,14 +1314,22 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
                 let Some((w, _)) = best else { break };
                 let o = &outs[w];
                 let start = if at[w] == 0 { 0 } else { o.pieces[at[w] - 1].1 };
-                self.text
-                    .extend_from_slice(&o.text[start..o.pieces[at[w]].1]);
+                let end = o.pieces[at[w]].1;
+                match &mut run {
+                    // A worker's pieces follow each other in its text.
+                    Some((rw, _, re)) if *rw == w => *re = end,
+                    _ => {
+                        if let Some((rw, rs, re)) = run.replace((w, start, end)) {
+                            slices.push(IoSlice::new(&outs[rw].text[rs..re]));
+                        }
+                    }
+                }
                 at[w] += 1;
             }
-            if self.text.len() >= TEXT_BLOCK {
-                local.write(&self.text);
-                self.text.clear();
+            if let Some((rw, rs, re)) = run {
+                slices.push(IoSlice::new(&outs[rw].text[rs..re]));
             }
+            local.write_slices(&mut slices);
         }
         let mut at = vec![0usize; outs.len()];
         loop {
@@ -1371,7 +1381,6 @@ pub(crate) fn run<S: Sink + ?Sized>(
         },
         stats: Stats::default(),
         interest,
-        text: Vec::new(),
         next_id: 0,
         conns: hashbrown::HashMap::new(),
     };
@@ -1380,7 +1389,6 @@ pub(crate) fn run<S: Sink + ?Sized>(
             Some(plan) => chunks::run(setup, n, &plan, &snapshot, &mut merger),
             None => run_reading(setup, n, &snapshot, &mut merger),
         };
-        merger.flush_text();
         capture.read_elsewhere(end.capture, end.packets);
         let summary = Summary {
             capture: end.capture,
@@ -1489,7 +1497,6 @@ pub(crate) fn run<S: Sink + ?Sized>(
         }
         error
     });
-    merger.flush_text();
     let summary = Summary {
         capture: capture.stats(),
         decode: *decoder.stats(),
