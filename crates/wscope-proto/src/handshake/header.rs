@@ -201,16 +201,20 @@ impl Headers {
 
     /// The values of every field called `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
+        // Names compared as bytes: no UTF-8 check of every name at every lookup (the
+        // handshake checks make dozens of lookups per head).
+        self.fields
+            .iter()
+            .filter(move |(n, _)| n.get(&self.head).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|&(_, v)| v.get(&self.head))
     }
 
     /// The value of the first field called `name`.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
+        self.fields
+            .iter()
+            .find(|(n, _)| n.get(&self.head).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|&(_, v)| v.get(&self.head))
     }
 
     /// The value of the first field called `name`, if it is UTF-8.
@@ -220,8 +224,9 @@ impl Headers {
 
     /// How many fields are called `name`.
     pub fn count(&self, name: &str) -> usize {
-        self.iter()
-            .filter(|h| h.name.eq_ignore_ascii_case(name))
+        self.fields
+            .iter()
+            .filter(|(n, _)| n.get(&self.head).eq_ignore_ascii_case(name.as_bytes()))
             .count()
     }
 

@@ -670,35 +670,28 @@ impl Observer {
         response: Response,
     ) -> Step<ObservedEvent<'_>> {
         let mut problems: Vec<(Direction, UpgradeError)> = Vec::new();
-        match &request {
+        // What a client following RFC 6455 §4.1 checks in the response ([`Upgrade::accepted`]).
+        let response_problems = match &request {
             Some(req) => {
                 problems.extend(
                     req.problems()
                         .into_iter()
                         .map(|e| (Direction::ClientToServer, e)),
                 );
-                problems.extend(
-                    response
-                        .problems_for(req)
-                        .into_iter()
-                        .map(|e| (Direction::ServerToClient, e)),
-                );
+                response.problems_for(req)
             }
             None => {
                 problems.push((Direction::ServerToClient, UpgradeError::UnsolicitedUpgrade));
-                problems.extend(
-                    response
-                        .problems_without_request()
-                        .into_iter()
-                        .map(|e| (Direction::ServerToClient, e)),
-                );
+                response.problems_without_request()
             }
-        }
-        let upgrade = Upgrade {
-            request,
-            response,
-            http2: None,
         };
+        let accepted = response_problems.is_empty();
+        problems.extend(
+            response_problems
+                .into_iter()
+                .map(|e| (Direction::ServerToClient, e)),
+        );
+        let upgrade = Upgrade::http1(request, response, accepted);
         let (extension_rsv, deflate) = if upgrade.permessage_deflate() {
             (RSV1, upgrade.agreed_deflate())
         } else {

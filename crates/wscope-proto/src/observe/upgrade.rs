@@ -8,9 +8,11 @@ use crate::handshake::{AcceptKey, Request, Response, ACCEPT, PERMESSAGE_DEFLATE}
 pub struct Upgrade {
     pub(super) request: Option<Request>,
     pub(super) response: Response,
-    /// A WebSocket over an HTTP/2 stream (RFC 8441), with whether the client accepts the
-    /// answer; `None` for an HTTP/1.1 upgrade.
-    pub(super) http2: Option<bool>,
+    /// Whether the client accepts the answer ([`Upgrade::accepted`]), decided once when the
+    /// upgrade is made.
+    pub(super) accepted: bool,
+    /// A WebSocket over an HTTP/2 stream (RFC 8441).
+    pub(super) http2: bool,
 }
 
 impl Upgrade {
@@ -23,13 +25,30 @@ impl Upgrade {
         Self {
             request: Some(request),
             response,
-            http2: Some(accepted),
+            accepted,
+            http2: true,
+        }
+    }
+
+    /// The upgrade of an HTTP/1.1 connection by a `101` (to `request`, when the observer saw
+    /// it); `accepted`: the response has none of the problems [`Response::problems_for`] the
+    /// request (without it, [`Response::problems_without_request`]) finds.
+    pub(super) const fn http1(
+        request: Option<Request>,
+        response: Response,
+        accepted: bool,
+    ) -> Self {
+        Self {
+            request,
+            response,
+            accepted,
+            http2: false,
         }
     }
 
     /// Whether this is a WebSocket over an HTTP/2 stream ([`Upgrade::http2`]).
     pub const fn is_http2(&self) -> bool {
-        self.http2.is_some()
+        self.http2
     }
 
     /// The request the `101` answered (none when the observer saw none).
@@ -109,15 +128,10 @@ impl Upgrade {
     /// A rejected upgrade is no WebSocket session: a conforming client fails the connection
     /// (RFC 6455 §4.1) instead of sending frames.
     ///
-    /// Over HTTP/2, the verdict given to [`Upgrade::http2`].
-    pub fn accepted(&self) -> bool {
-        if let Some(accepted) = self.http2 {
-            return accepted;
-        }
-        match &self.request {
-            Some(request) => self.response.validate_for(request).is_ok(),
-            None => self.response.problems_without_request().is_empty(),
-        }
+    /// Over HTTP/2, the verdict given to [`Upgrade::http2`]. Worked out once, when the
+    /// upgrade is made (the checks hash the key and read every header).
+    pub const fn accepted(&self) -> bool {
+        self.accepted
     }
 
     /// Whether the server accepted permessage-deflate (RSV1 is then allowed on data frames).
