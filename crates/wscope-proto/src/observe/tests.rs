@@ -407,7 +407,14 @@ fn upgrades_the_client_rejects() {
             d.send(C, request.as_bytes());
         }
         d.send(S, response.as_bytes());
-        d.obs.upgrade().expect("established").accepted()
+        let up = d.obs.upgrade().expect("established");
+        // The verdict decided when the upgrade was made is the response checks' own.
+        let by_checks = match up.request() {
+            Some(r) => up.response().validate_for(r).is_ok(),
+            None => up.response().problems_without_request().is_empty(),
+        };
+        assert_eq!(up.accepted(), by_checks, "{response}");
+        up.accepted()
     };
     let accept_line = format!("Sec-WebSocket-Accept: {ACCEPT_VALUE}\r\n");
     assert!(accepted(REQUEST, RESPONSE));
