@@ -130,6 +130,11 @@ const fn read_rounds(local: bool) -> (usize, usize, usize) {
 pub struct LocalWriter(Rc<RefCell<Vec<u8>>>);
 
 impl LocalWriter {
+    /// The buffer, to write into directly ([`crate::log::json::JsonLines::in_memory`]).
+    pub(crate) fn buf(&self) -> core::cell::RefMut<'_, Vec<u8>> {
+        self.0.borrow_mut()
+    }
+
     fn len(&self) -> usize {
         self.0.borrow().len()
     }
@@ -163,8 +168,9 @@ impl Write for LocalWriter {
 ///
 /// The sink must write an event's output as it handles the event, and that output must depend
 /// only on the event and the earlier events of its connection
-/// ([`crate::log::json::JsonLines::unbuffered`] qualifies; Zeek logs, whose header names the
-/// first row's time, do not). Capture notes go to one more sink made at the end.
+/// ([`crate::log::json::JsonLines::in_memory`] and [`crate::log::json::JsonLines::unbuffered`]
+/// qualify; Zeek logs, whose header names the first row's time, do not). Capture notes go to
+/// one more sink made at the end.
 pub struct LocalOutput<'a> {
     /// Makes a sink writing into the given writer (called in each worker's thread).
     pub make: &'a (dyn Fn(LocalWriter) -> Box<dyn Sink> + Sync),

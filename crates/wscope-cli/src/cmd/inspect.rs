@@ -452,7 +452,7 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
         };
         let no_payload = args.no_event_payload;
         let make = |w: LocalWriter| {
-            let j = JsonLines::unbuffered(w);
+            let j = JsonLines::in_memory(w);
             Box::new(if no_payload { j.without_payload() } else { j }) as Box<dyn Sink>
         };
         let mut local = events_local.as_mut().map(|out| LocalOutput {

@@ -27,6 +27,7 @@ use serde_json::{json, Map, Value};
 use wscope_proto::time::Instant;
 
 use crate::event::{Event, EventKind};
+use crate::parallel::LocalWriter;
 use crate::sink::{CaptureNote, Sink};
 use crate::tcp::{CloseReason, ConnMeta};
 use crate::uid::ConnId;
@@ -75,6 +76,20 @@ pub struct JsonLines<W: Write> {
     block: usize,
     /// `frame_data` lines carry the payload (`data_b64`).
     payload: bool,
+    /// Event lines are rendered straight into this in-memory output ([`JsonLines::in_memory`]).
+    direct: Option<LocalWriter>,
+}
+
+impl JsonLines<LocalWriter> {
+    /// Writes each event's line straight into `out`, a worker's in-memory output of a parallel
+    /// run ([`crate::parallel::LocalOutput`]), as [`JsonLines::unbuffered`] does but without
+    /// rendering it into a buffer of its own first (the lines are most of what the workers
+    /// write: gigabytes with payloads).
+    pub fn in_memory(out: LocalWriter) -> Self {
+        let mut j = Self::with_block(out.clone(), 0);
+        j.direct = Some(out);
+        j
+    }
 }
 
 /// Lines gathered before they are handed to the writer.
@@ -105,6 +120,7 @@ impl<W: Write> JsonLines<W> {
             lines: 0,
             block,
             payload: true,
+            direct: None,
         }
     }
 
@@ -200,8 +216,21 @@ impl<W: Write> Sink for JsonLines<W> {
         if self.error.is_some() {
             return;
         }
-        let start = self.buf.len();
         let prefix = self.prefix.get_or_insert_with(Prefix::default);
+        if let Some(out) = &self.direct {
+            let mut buf = out.buf();
+            let start = buf.len();
+            match write_event(&mut buf, prefix, ev, self.payload) {
+                Ok(true) => self.lines += 1,
+                Ok(false) => buf.truncate(start),
+                Err(e) => {
+                    buf.truncate(start);
+                    self.error = Some(e.into());
+                }
+            }
+            return;
+        }
+        let start = self.buf.len();
         let r = write_event(&mut self.buf, prefix, ev, self.payload);
         self.ended(start, r);
     }
