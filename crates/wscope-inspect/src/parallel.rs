@@ -1281,16 +1281,7 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
     fn round(&mut self, outs: &[OutBatch]) {
         if let Some(logs) = self.logs.as_deref_mut() {
             let mut at = vec![0usize; outs.len()];
-            loop {
-                let mut best: Option<(usize, Key)> = None;
-                for (w, o) in outs.iter().enumerate() {
-                    if let Some(r) = o.row_ends.get(at[w]) {
-                        if best.is_none_or(|(_, k)| r.key < k) {
-                            best = Some((w, r.key));
-                        }
-                    }
-                }
-                let Some((w, _)) = best else { break };
+            while let Some(w) = first_next(outs, &at, |o, i| o.row_ends.get(i).map(|r| r.key)) {
                 let o = &outs[w];
                 let start = if at[w] == 0 {
                     0
@@ -1308,16 +1299,7 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
             let mut at = vec![0usize; outs.len()];
             let mut slices: Vec<IoSlice<'_>> = Vec::new();
             let mut run: Option<(usize, usize, usize)> = None;
-            loop {
-                let mut best: Option<(usize, Key)> = None;
-                for (w, o) in outs.iter().enumerate() {
-                    if let Some(p) = o.pieces.get(at[w]) {
-                        if best.is_none_or(|(_, k)| p.0 < k) {
-                            best = Some((w, p.0));
-                        }
-                    }
-                }
-                let Some((w, _)) = best else { break };
+            while let Some(w) = first_next(outs, &at, |o, i| o.pieces.get(i).map(|p| p.0)) {
                 let o = &outs[w];
                 let start = if at[w] == 0 { 0 } else { o.pieces[at[w] - 1].1 };
                 let end = o.pieces[at[w]].1;
@@ -1338,20 +1320,30 @@ impl<S: Sink + ?Sized> Merger<'_, '_, S> {
             local.write_slices(&mut slices);
         }
         let mut at = vec![0usize; outs.len()];
-        loop {
-            let mut best: Option<(usize, Key)> = None;
-            for (w, o) in outs.iter().enumerate() {
-                if let Some(r) = o.recs.get(at[w]) {
-                    if best.is_none_or(|(_, k)| r.key < k) {
-                        best = Some((w, r.key));
-                    }
-                }
-            }
-            let Some((w, _)) = best else { break };
+        while let Some(w) = first_next(outs, &at, |o, i| o.recs.get(i).map(|r| r.key)) {
             self.deliver(w, &outs[w].recs[at[w]], &outs[w].bytes);
             at[w] += 1;
         }
     }
+}
+
+/// The worker whose next item of a round (its `at[w]`-th, whose key `key` gives) comes first in
+/// the merged order; on equal keys the lowest worker. `None` once every worker's items are
+/// taken.
+fn first_next(
+    outs: &[OutBatch],
+    at: &[usize],
+    key: impl Fn(&OutBatch, usize) -> Option<Key>,
+) -> Option<usize> {
+    let mut best: Option<(usize, Key)> = None;
+    for (w, o) in outs.iter().enumerate() {
+        if let Some(k) = key(o, at[w]) {
+            if best.is_none_or(|(_, b)| k < b) {
+                best = Some((w, k));
+            }
+        }
+    }
+    best.map(|(w, _)| w)
 }
 
 /// Runs a capture through `workers` worker threads (at least 2); see the [module docs](self).
