@@ -16,7 +16,7 @@ a ping between the fragments of a message. Per capture:
 - `wscope inspect --keylog KEYS --events - --digest` reports, per direction and in order,
   exactly the messages sent (opcode, length, SHA-256), a `tls` event with the negotiated
   version and suite, TLS in the `established` event, and no anomaly;
-- tshark (`-o tls.keylog_file:KEYS`, the port decoded as HTTP) sees the same WebSocket frames
+- tshark (`-o tls.keylog_file:KEYS`, the port decoded as TLS carrying HTTP) sees the same WebSocket frames
   (direction, opcode, payload length) as wscope's `frame` events;
 - without the key log the connection is one `tls_undecrypted` event and no session.
 
@@ -246,9 +246,14 @@ def tshark_frames(cap, keys, port):
     """Per direction, (opcode, 7-bit payload length field) of every WebSocket frame tshark
     decrypts (its `websocket.payload_length` is that field: 126 and 127 announce the longer
     forms). Directions are compared apart: the two orders of events interleave them
-    differently (tshark at a frame's last packet, wscope at its header)."""
+    differently (tshark at a frame's last packet, wscope at its header).
+
+    The port is decoded as TLS explicitly: both ports are the kernel's pick, and tshark gives a
+    TCP port that some dissector registered (44818 EtherNet/IP, 57000 IRC, ... in the ephemeral
+    range) to that dissector instead of trying TLS, which then shows no WebSocket at all."""
     out = subprocess.run(
-        ["tshark", "-r", cap, "-o", f"tls.keylog_file:{keys}", "-d", f"tls.port=={port},http",
+        ["tshark", "-r", cap, "-o", f"tls.keylog_file:{keys}", "-d", f"tcp.port=={port},tls",
+         "-d", f"tls.port=={port},http",
          "-Y", "websocket", "-T", "fields", "-E", "separator=;", "-e", "tcp.dstport",
          "-e", "websocket.opcode", "-e", "websocket.payload_length"],
         capture_output=True, text=True, check=False,
@@ -338,7 +343,7 @@ def main():
             check(theirs == ours and ours[True] and ours[False],
                   f"{name}: tshark decrypts the same frames "
                   f"({len(ours[True])}+{len(ours[False])}; tshark "
-                  f"{len(theirs[True])}+{len(theirs[False])})")
+                  f"{len(theirs[True])}+{len(theirs[False])}; port {port})")
         if peer == "wscope":
             events, _ = inspect(binary, cap, keys + ".server")
             got = messages(events, opcodes)
