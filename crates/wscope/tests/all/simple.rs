@@ -215,16 +215,39 @@ fn large_sends_while_another_thread_receives() {
 }
 
 /// A server that answers the upgrade, then sends empty pings without end and never reads.
-fn ping_flood_server() -> (core::net::SocketAddr, std::thread::JoinHandle<()>) {
+fn ping_flood_server() -> (core::net::SocketAddr, FloodServer) {
     let server = wscope::blocking::Server::bind("127.0.0.1:0", ServerConfig::default()).unwrap();
     let addr = server.local_addr().unwrap();
-    let t = std::thread::spawn(move || {
+    let (sock_tx, sock) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
         use std::io::Write;
         let mut ws = server.accept().unwrap();
+        sock_tx
+            .send(ws.get_ref().tcp().try_clone().unwrap())
+            .unwrap();
         let pings = [0x89u8, 0x00].repeat(32 * 1024);
         while ws.get_mut().write_all(&pings).is_ok() {}
     });
-    (addr, t)
+    (addr, FloodServer { sock, thread })
+}
+
+/// The thread of [`ping_flood_server`] and its socket.
+struct FloodServer {
+    sock: std::sync::mpsc::Receiver<std::net::TcpStream>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl FloodServer {
+    /// Ends the flood and waits for the thread. Its write may wait for good once the client
+    /// is gone: when both sockets' buffers are full of pongs, TCP can stop the flood for good
+    /// (the server's full receive buffer drops the client's segments, and with them the window
+    /// updates its write waits for), so the socket is shut down rather than left to fail.
+    fn stop(self) {
+        if let Ok(sock) = self.sock.recv() {
+            let _ = sock.shutdown(std::net::Shutdown::Both);
+        }
+        self.thread.join().unwrap();
+    }
 }
 
 /// Under a ping flood whose pongs the server never reads, a receive still returns by its
@@ -257,7 +280,7 @@ fn recv_and_close_keep_their_bounds_under_a_ping_flood() {
             t0.elapsed()
         );
     });
-    server.join().unwrap();
+    server.stop();
 }
 
 /// A send to a server that never reads fails once the server has taken less than a slice
@@ -286,7 +309,7 @@ fn a_send_the_server_does_not_read_fails_within_the_write_timeout() {
     }
     // A bound, with slack for preparing 16 MiB in a debug build on a loaded machine.
     assert!(took < Duration::from_secs(4), "{took:?}");
-    server.join().unwrap();
+    server.stop();
 }
 
 /// `time_out` bounds the whole opening: a server that takes the TCP connection and never
