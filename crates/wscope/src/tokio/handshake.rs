@@ -135,6 +135,12 @@ pub type ServerStream = WebSocketStream<AsyncMaybeTlsStream<Tcp<TcpStream>>>;
 /// already wrapped in TLS, one end of `tokio::io::duplex`. The handshake is bounded by the
 /// default [`ServerConfig::handshake_timeout`].
 ///
+/// A bare `TcpStream` writes its vectored writes with `writev`, which raises `SIGPIPE` when
+/// the peer has gone away. Rust programs ignore that signal. A host that leaves it at its
+/// default action (a C program loading Rust code) is killed by it. [`Tcp::new`] wraps the
+/// stream so that those writes are a `sendmsg` with `MSG_NOSIGNAL` (as [`connect_async`]
+/// does for its own connection).
+///
 /// ```no_run
 /// use futures_util::{SinkExt, StreamExt};
 ///
