@@ -100,8 +100,10 @@ pub(crate) struct Args {
     keylog: Vec<PathBuf>,
     /// Worker threads: connections are sharded over them by their address pair (the output
     /// is the same for any number). 1: analyse in the reading thread. Default: the number of
-    /// CPUs. Capture files only: a live capture (`-i`) analyses in one thread; several
-    /// processes share an interface with `--fanout-group`.
+    /// CPUs. With `--events` to a file, twice the CPUs is often faster (one more thread writes
+    /// the events while the workers' loads even out; BENCHMARKS.md). Capture files only: a
+    /// live capture (`-i`) analyses in one thread; several processes share an interface with
+    /// `--fanout-group`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: Option<u16>,
     /// Live capture (`-i`), listed last in the help.
