@@ -112,13 +112,15 @@ fn recv_contract() {
     assert_eq!(got, expected);
     assert!(pieces >= BIG / 1000);
 
-    // The ping is answered, not returned; nothing else arrives: 0 with opcode -1 after ~1 s.
+    // The ping is answered, not returned; nothing else arrives: 0 with opcode -1 after ~1 s
+    // (not before; the upper bound only tells a timeout from a hang, with room for a loaded
+    // machine).
     let t0 = Instant::now();
     let (ret, hdr, _) = recv(h, 64, 1);
     let waited = t0.elapsed();
     assert_eq!((ret, hdr.fin, hdr.opcode, hdr.payload_len), (0, -1, -1, 0));
     assert!(
-        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
         "{waited:?}"
     );
     go_close.send(()).unwrap();
