@@ -44,3 +44,42 @@ fn segments_seeds_replay() {
         }
     }
 }
+
+/// The bundled conversation with every `Sec-WebSocket-Accept` made wrong (same length): the
+/// client must reject each `101`, so no session follows. Frames are still reported (as Zeek
+/// reports them) but not counted, and the `capture` body's invariants hold for it (the fuzzer
+/// found the body counting those frames against the session statistics).
+#[test]
+fn a_rejected_upgrade_reports_frames_that_the_statistics_leave_out() {
+    let mut data = fs::read(seed_files("capture", 5)[0].with_file_name("sample-00")).expect("seed");
+    let key = b"Sec-WebSocket-Accept: ";
+    let mut wrong = 0;
+    let mut at = 0;
+    while let Some(i) = data[at..].windows(key.len()).position(|w| w == key) {
+        let start = at + i + key.len();
+        // The 27 base64 characters of a SHA-1 before its `=`.
+        for b in &mut data[start..start + 27] {
+            *b = b'A';
+        }
+        wrong += 1;
+        at = start;
+    }
+    assert!(wrong >= 1);
+    fuzz_capture(&data);
+    let mut cap = Capture::from_reader(Cursor::new(data[1..].to_vec()), "seed");
+    let (mut rejected, mut frame_data) = (0, 0);
+    let stats = Analyzer::new(AnalyzerConfig::default())
+        .run(&mut cap, &mut |ev: &Event<'_>| match &ev.kind {
+            EventKind::Established(up, _) => {
+                assert!(!up.accepted());
+                rejected += 1;
+            }
+            EventKind::FrameData { .. } => frame_data += 1,
+            _ => {}
+        })
+        .expect("a whole capture");
+    assert!(rejected >= 1);
+    assert!(frame_data >= 2, "{frame_data}");
+    assert_eq!((stats.sessions, stats.rejected_upgrades), (0, rejected));
+    assert_eq!((stats.frames, stats.payload_bytes), (0, 0));
+}
