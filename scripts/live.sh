@@ -18,6 +18,10 @@
 #     inspect` on tcpdump's file, after normalising uids (timestamps within 200 us: the kernel
 #     stamps each packet socket's copy separately). capture_stats events and the summary report
 #     the kernel's counters, with no drop.
+#     This run has one worker (`--workers 1`), so the event streams can be compared whole.
+#  1b. workers: the same conversations with `--workers 2` (two captures of the interface in one
+#     PACKET_FANOUT group, one thread each): events equal the file's per connection (the order
+#     across connections is not kept), websocket.log rows the same set, whole lines.
 #  2. SIGTERM mid-run, under traffic: the process ends cleanly within seconds, every line of
 #     the logs and events is whole, websocket.log ends with #close, and every session that
 #     began half a second before the signal is in it.
@@ -153,7 +157,7 @@ rows_of() { grep -vc '^#' "$1" 2>/dev/null || true; }
 
 # --- 1. live equals file ------------------------------------------------------------------
 D=$OUT/equality
-start_capture "$D" -o "$D/logs" --events - --stats-interval 1
+start_capture "$D" --workers 1 -o "$D/logs" --events - --stats-interval 1
 start_tcpdump "$D/tcpdump.pcap"
 url() { echo "ws://$ADDR_S:$1/"; }
 CLIENT_FAIL=0
@@ -198,6 +202,38 @@ check "capture_stats events report the kernel counters" \
   grep -q '"event":"capture_stats","interface":"'"$IF_T"'".*"dropped":0' "$D/stdout"
 check "the summary names the kernel's drop count" \
   grep -q "kernel       $IF_T: .* received, 0 dropped" "$D/stderr"
+
+# --- 1b. two workers in one process ----------------------------------------------------------
+D=$OUT/workers
+start_capture "$D" --workers 2 -q -o "$D/logs" --events "$D/events.json" --stats-interval 1
+start_tcpdump "$D/tcpdump.pcap"
+CLIENT_FAIL=0
+for port in 9001 9002 9003; do
+  run_client in_c "$PY" "$LDIR/peers.py" client "$(url $port)"
+  run_client in_c node "$LDIR/peers.js" client "$(url $port)"
+done
+run_client in_c "$B" connect --compress "$(url 9001)" <<< $'one\ntwo'
+run_client in_c "$PY" "$LDIR/peers.py" many "$(url 9001)" 100
+check "workers: every client conversation went as scripted" test "$CLIENT_FAIL" = 0
+sleep 1.5
+check "workers: while capturing, websocket.log on disk has all 107 sessions" \
+  test "$(rows_of "$D/logs/websocket.log")" = 107
+sleep 1
+stop "$CAP_PID" TERM
+check "workers: SIGTERM ends the capture with status 0" test "$RC" = 0
+stop "$TCP_PID" INT
+file_analysis "$D/tcpdump.pcap" "$D/file"
+check "workers: every line whole" python3 "$LDIR/compare.py" whole "$D/events.json" "$D/logs/websocket.log"
+check "workers: live events equal the file's, connection by connection" \
+  python3 "$LDIR/compare.py" flows "$D/events.json" "$D/file/events.json"
+check "workers: websocket.log rows equal the file's (in any order)" \
+  python3 "$LDIR/compare.py" rowset "$D/logs/websocket.log" "$D/file/logs/websocket.log"
+check "workers: one capture_stats line per interval, the sockets' counters summed, no drop" \
+  grep -q '"event":"capture_stats","interface":"'"$IF_T"'".*"dropped":0' "$D/events.json"
+check "workers: the summary names the kernel's drop count" \
+  grep -q "kernel       $IF_T: .* received, 0 dropped" "$D/stdout"
+check "workers: the kernel gave each worker a share of the connections ($(grep '^workers' "$D/stdout"))" \
+  grep -Eq '^workers +2: packets [1-9][0-9]* \+ [1-9][0-9]*, connections [1-9][0-9]* \+ [1-9][0-9]*$' "$D/stdout"
 
 # --- 2. SIGTERM mid-run --------------------------------------------------------------------
 D=$OUT/sigterm

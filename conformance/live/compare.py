@@ -1,7 +1,10 @@
 """Checks for scripts/live.sh: live output against the same traffic read from tcpdump's file.
 
     compare.py events LIVE.jsonl FILE.jsonl   equal after normalising uids (ts within 200 us)
+    compare.py flows LIVE.jsonl FILE.jsonl    the same per connection, in any interleaving
+                                              (several workers: the order is per connection)
     compare.py rows LIVE.log FILE.log         websocket.log/weird.log rows, the same way
+    compare.py rowset LIVE.log FILE.log       the same rows in any order
     compare.py whole PATH...                  every line complete: JSON events parse, Zeek
                                               logs have a header, whole rows and #close
     compare.py tuples LOG...                  prints the connections (4-tuples) of websocket.logs
@@ -51,6 +54,59 @@ def compare_events(live_path, file_path):
         a["uid"], b["uid"] = nl(a.get("uid")), nf(b.get("uid"))
         if a != b:
             return f"event {i} differs:\n  live {a}\n  file {b}"
+    return None
+
+
+def flow_key(ev):
+    i = ev.get("id", {})
+    return (i.get("orig_h"), i.get("orig_p"), i.get("resp_h"), i.get("resp_p"), ev.get("stream_id"))
+
+
+def by_flow(events):
+    flows = {}
+    for ev in events:
+        flows.setdefault(flow_key(ev), []).append(ev)
+    return flows
+
+
+def compare_flows(live_path, file_path):
+    """Each connection's events (uid left out) equal, in order, whatever the interleaving
+    of connections; every event belongs to a connection."""
+    live, file = by_flow(load_events(live_path)), by_flow(load_events(file_path))
+    if set(live) != set(file):
+        only = sorted(map(str, set(live) ^ set(file)))[:3]
+        return f"{len(live)} live connections, {len(file)} from the file; differing: {only}"
+    for key in sorted(live, key=str):
+        a, b = live[key], file[key]
+        if len(a) != len(b):
+            return f"{key}: {len(a)} live events, {len(b)} from the file"
+        uids_a = {e.get("uid") for e in a}
+        if len(uids_a) != len({e.get("uid") for e in b}):
+            return f"{key}: {len(uids_a)} live uids"
+        for i, (x, y) in enumerate(zip(a, b)):
+            tx, ty = x.pop("ts", None), y.pop("ts", None)
+            if (tx is None) != (ty is None) or (tx is not None and abs(tx - ty) > TS_TOLERANCE):
+                return f"{key} event {i}: ts {tx} live, {ty} file"
+            x.pop("uid", None)
+            y.pop("uid", None)
+            if x != y:
+                return f"{key} event {i} differs:\n  live {x}\n  file {y}"
+    return None
+
+
+def compare_rowset(live_path, file_path):
+    def keyed(path):
+        out = []
+        for r in rows(path):
+            out.append((tuple(r[2:]), float(r[0])))
+        return sorted(out)
+
+    live, file = keyed(live_path), keyed(file_path)
+    if len(live) != len(file):
+        return f"{len(live)} live rows, {len(file)} from the file"
+    for (ra, ta), (rb, tb) in zip(live, file):
+        if ra != rb or abs(ta - tb) > TS_TOLERANCE:
+            return f"rows differ:\n  live {ta} {ra}\n  file {tb} {rb}"
     return None
 
 
@@ -109,8 +165,12 @@ def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "events":
         err = compare_events(*args)
+    elif cmd == "flows":
+        err = compare_flows(*args)
     elif cmd == "rows":
         err = compare_rows(*args)
+    elif cmd == "rowset":
+        err = compare_rowset(*args)
     elif cmd == "whole":
         err = next((e for e in map(check_whole, args) if e), None)
     elif cmd == "tuples":

@@ -163,6 +163,24 @@ impl Stats {
         }
     }
 
+    /// Adds the statistics of another run over another share of the traffic (a live capture's
+    /// worker, [`crate::live::LiveCapture::open_shares`]): every counter summed (the flow
+    /// table's peaks become upper bounds), the first and last times the earliest and latest.
+    pub fn add(&mut self, o: &Self) {
+        self.capture.add(&o.capture);
+        self.decode.add(&o.decode);
+        self.flows.add(&o.flows);
+        self.connections += o.connections;
+        self.mid_stream += o.mid_stream;
+        self.add_worker_counts(o);
+        self.tls.add(&o.tls);
+        self.first_ts = match (self.first_ts, o.first_ts) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_ts = self.last_ts.max(o.last_ts);
+    }
+
     /// Adds the per-connection counts a worker of a parallel run made (everything but the
     /// connections, times and TLS counters, which the merging thread counts).
     pub(crate) fn add_worker_counts(&mut self, o: &Self) {

@@ -278,6 +278,18 @@ pub struct CaptureStats {
     pub unknown_interface: u64,
 }
 
+impl CaptureStats {
+    /// Adds the counters of another capture (another share of the traffic).
+    pub fn add(&mut self, o: &Self) {
+        self.sources += o.sources;
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.truncated_packets += o.truncated_packets;
+        self.other_blocks += o.other_blocks;
+        self.unknown_interface += o.unknown_interface;
+    }
+}
+
 /// A reader that makes its first `read` fill the whole buffer (or reach the end), so the
 /// capture header parsed after that first read is complete even on a pipe. Later reads pass
 /// through; `Interrupted` is retried.

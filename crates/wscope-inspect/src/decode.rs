@@ -276,6 +276,22 @@ pub struct DecodeStats {
 }
 
 impl DecodeStats {
+    /// Adds the counters of another decoder (one that read another share of the traffic).
+    pub fn add(&mut self, o: &Self) {
+        self.packets += o.packets;
+        self.tcp += o.tcp;
+        self.tcp_ipv6 += o.tcp_ipv6;
+        self.tcp_truncated += o.tcp_truncated;
+        self.unsupported_link += o.unsupported_link;
+        self.not_ip += o.not_ip;
+        self.not_tcp += o.not_tcp;
+        self.fragments += o.fragments;
+        self.reassembled += o.reassembled;
+        self.bad_fragments += o.bad_fragments;
+        self.truncated += o.truncated;
+        self.malformed += o.malformed;
+    }
+
     fn count(&mut self, r: &Result<Segment<'_>, Skip>) {
         self.packets += 1;
         self.count_content(r);

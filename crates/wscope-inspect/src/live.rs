@@ -3,11 +3,12 @@
 //! [`LiveCapture`] opens one libpcap handle per interface (on Linux libpcap uses an
 //! `AF_PACKET` socket with a `TPACKET_V3` memory-mapped ring of [`LiveConfig::buffer_size`]
 //! bytes), applies the BPF filter, optionally joins a `PACKET_FANOUT` group (several processes
-//! share one interface's traffic, each connection to one of them), and hands packets to the
-//! analyzer as a file capture does: [`Packet { ts, link, data }`](Packet), with the kernel's
-//! timestamp. It runs until it is stopped (the [`LiveConfig::stop`] flag, which the CLI sets on
-//! SIGINT/SIGTERM) or for [`LiveConfig::duration`]; packets the kernel already holds when it is
-//! stopped are still read.
+//! share one interface's traffic, each connection to one of them; or, with
+//! [`LiveCapture::open_shares`], several captures of one process, one per analysis thread),
+//! and hands packets to the analyzer as a file capture does: [`Packet { ts, link, data }`](Packet),
+//! with the kernel's timestamp. It runs until it is stopped (the [`LiveConfig::stop`] flag,
+//! which the CLI sets on SIGINT/SIGTERM) or for [`LiveConfig::duration`]; packets the kernel
+//! already holds when it is stopped are still read.
 //!
 //! This is the one place of the crate that reads the clock (the rest takes time from packets):
 //! at least twice a second it returns a [`Next::Tick`] with the wall-clock time and the kernel
@@ -122,7 +123,7 @@ pub enum LiveError {
     Fanout {
         /// The interface.
         interface: String,
-        /// The group id.
+        /// The group id (0: a new group, whose id the kernel was to pick).
         group: u16,
         /// The `setsockopt` error.
         error: io::Error,
@@ -201,14 +202,57 @@ impl LiveCapture {
         }
         let mut interfaces = Vec::with_capacity(cfg.interfaces.len());
         for name in &cfg.interfaces {
-            interfaces.push(open_interface(name, &cfg)?);
+            let join = cfg.fanout_group.map(Join::Group);
+            interfaces.push(open_interface(name, &cfg, join)?.0);
         }
+        Ok(Self::with_interfaces(interfaces, &cfg))
+    }
+
+    /// Opens `n` captures of `cfg`'s interfaces that share the traffic, one for each of `n`
+    /// analysis threads: on each interface their sockets join one `PACKET_FANOUT` group in
+    /// hash mode, so every connection (both directions) reaches exactly one of them. The group
+    /// is [`LiveConfig::fanout_group`] when set (other processes may be members too), else a
+    /// new one whose id the kernel picks (`PACKET_FANOUT_FLAG_UNIQUEID`), so no other process
+    /// can join it by chance. One capture, without a group unless one is set, when `n` is 1.
+    ///
+    /// # Errors
+    ///
+    /// As [`LiveCapture::open`]; nothing stays open after an error.
+    pub fn open_shares(cfg: LiveConfig, n: usize) -> Result<Vec<Self>, LiveError> {
+        if n <= 1 {
+            return Ok(vec![Self::open(cfg)?]);
+        }
+        if cfg.interfaces.is_empty() {
+            return Err(LiveError::NoInterface);
+        }
+        // The first capture makes (or joins) each interface's group; the others join it.
+        let mut first = Vec::with_capacity(cfg.interfaces.len());
+        let mut groups = Vec::with_capacity(cfg.interfaces.len());
+        for name in &cfg.interfaces {
+            let join = cfg.fanout_group.map_or(Join::New, Join::Group);
+            let (iface, group) = open_interface(name, &cfg, Some(join))?;
+            first.push(iface);
+            groups.push(group.unwrap_or_default());
+        }
+        let mut all = Vec::with_capacity(n);
+        all.push(Self::with_interfaces(first, &cfg));
+        for _ in 1..n {
+            let mut interfaces = Vec::with_capacity(cfg.interfaces.len());
+            for (name, &group) in cfg.interfaces.iter().zip(&groups) {
+                interfaces.push(open_interface(name, &cfg, Some(Join::Group(group)))?.0);
+            }
+            all.push(Self::with_interfaces(interfaces, &cfg));
+        }
+        Ok(all)
+    }
+
+    fn with_interfaces(interfaces: Vec<Interface>, cfg: &LiveConfig) -> Self {
         let counters = interfaces.iter().map(|i| i.stats.clone()).collect();
         let start = monotonic();
-        Ok(Self {
+        Self {
             interfaces,
             counters,
-            stop: cfg.stop,
+            stop: Arc::clone(&cfg.stop),
             deadline: cfg.duration.map(|d| start + d),
             drain_until: None,
             last_tick: start,
@@ -219,7 +263,7 @@ impl LiveCapture {
                 ..CaptureStats::default()
             },
             ended: false,
-        })
+        }
     }
 
     /// The kernel's counters per interface, as of the last tick or the end.
@@ -360,7 +404,21 @@ impl PacketSource for LiveCapture {
     }
 }
 
-fn open_interface(name: &str, cfg: &LiveConfig) -> Result<Interface, LiveError> {
+/// How a socket joins a `PACKET_FANOUT` group.
+#[derive(Clone, Copy, Debug)]
+enum Join {
+    /// The group with this id (made by the first member).
+    Group(u16),
+    /// A new group whose id the kernel picks.
+    New,
+}
+
+/// Opens one interface; with `join`, its socket joins that fanout group, whose id is returned.
+fn open_interface(
+    name: &str,
+    cfg: &LiveConfig,
+    join: Option<Join>,
+) -> Result<(Interface, Option<u16>), LiveError> {
     let fail = |e: pcap::Error| classify(name, &e.to_string());
     let cap = pcap::Capture::from_device(name)
         .map_err(fail)?
@@ -377,15 +435,27 @@ fn open_interface(name: &str, cfg: &LiveConfig) -> Result<Interface, LiveError> 
             detail: e.to_string(),
         })?;
     }
-    if let Some(group) = cfg.fanout_group {
-        join_fanout(cap.as_raw_fd(), group).map_err(|error| LiveError::Fanout {
-            interface: name.to_owned(),
-            group,
-            error,
-        })?;
-    }
+    let group = match join {
+        None => None,
+        Some(join) => {
+            let fd = cap.as_raw_fd();
+            let group = match join {
+                Join::Group(g) => g,
+                Join::New => 0,
+            };
+            let joined = join_fanout(fd, join).and_then(|()| match join {
+                Join::Group(g) => Ok(g),
+                Join::New => fanout_id(fd),
+            });
+            Some(joined.map_err(|error| LiveError::Fanout {
+                interface: name.to_owned(),
+                group,
+                error,
+            })?)
+        }
+    };
     let link = LinkType(u32::try_from(cap.get_datalink().0).unwrap_or(u32::MAX));
-    Ok(Interface {
+    let iface = Interface {
         name: name.to_owned(),
         cap,
         link,
@@ -394,7 +464,8 @@ fn open_interface(name: &str, cfg: &LiveConfig) -> Result<Interface, LiveError> 
             ..InterfaceStats::default()
         },
         raw: (0, 0, 0),
-    })
+    };
+    Ok((iface, group))
 }
 
 /// Sorts libpcap's open errors (which it gives as text only) into [`LiveError`]s.
@@ -423,12 +494,18 @@ fn classify(name: &str, detail: &str) -> LiveError {
 const PACKET_FANOUT: libc::c_int = 0x12;
 const PACKET_FANOUT_HASH: u32 = 0x0;
 const PACKET_FANOUT_FLAG_DEFRAG: u32 = 0x8000;
+const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
 
-/// Joins fanout group `group` in hash mode (the kernel's symmetric flow hash, so both
-/// directions of a connection reach the same socket), with IP fragments reassembled first.
+/// Joins a fanout group in hash mode (the kernel's symmetric flow hash, so both directions of
+/// a connection reach the same socket), with IP fragments reassembled first: group `g`, or a
+/// new one with an id the kernel picks ([`fanout_id`] reads it).
 #[allow(unsafe_code)]
-fn join_fanout(fd: libc::c_int, group: u16) -> io::Result<()> {
-    let arg: u32 = u32::from(group) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+fn join_fanout(fd: libc::c_int, join: Join) -> io::Result<()> {
+    let mode = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG;
+    let arg: u32 = match join {
+        Join::Group(g) => u32::from(g) | (mode << 16),
+        Join::New => (mode | PACKET_FANOUT_FLAG_UNIQUEID) << 16,
+    };
     // SAFETY: `fd` is libpcap's open packet socket, which outlives the call; the option value
     // is a valid `u32` on the stack and its exact size is passed.
     let rc = unsafe {
@@ -442,6 +519,30 @@ fn join_fanout(fd: libc::c_int, group: u16) -> io::Result<()> {
     };
     if rc == 0 {
         Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The id of the fanout group the socket `fd` is a member of.
+#[allow(unsafe_code)]
+fn fanout_id(fd: libc::c_int) -> io::Result<u16> {
+    let mut value: u32 = 0;
+    let mut len = size_of::<u32>() as libc::socklen_t;
+    // SAFETY: `fd` is libpcap's open packet socket, which outlives the call; `value` is a
+    // valid, exclusively borrowed `u32` on the stack and `len` holds its exact size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_PACKET,
+            PACKET_FANOUT,
+            core::ptr::from_mut(&mut value).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        // The id is the low 16 bits (the mode and flags above them).
+        Ok((value & 0xFFFF) as u16)
     } else {
         Err(io::Error::last_os_error())
     }
@@ -476,6 +577,15 @@ impl fmt::Display for LiveError {
             Self::Filter { filter, detail } => {
                 write!(f, "bad capture filter {filter:?}: {detail}")
             }
+            Self::Fanout {
+                interface,
+                group,
+                error,
+            } if *group == 0 => write!(
+                f,
+                "{interface}: cannot make a PACKET_FANOUT group for the workers: {error} (Linux \
+                 4.12 or later)"
+            ),
             Self::Fanout {
                 interface,
                 group,

@@ -98,12 +98,12 @@ pub(crate) struct Args {
     /// Secrets in pcapng Decryption Secrets Blocks are used without it.
     #[arg(long, value_name = "FILE")]
     keylog: Vec<PathBuf>,
-    /// Worker threads: connections are sharded over them by their address pair (the output
-    /// is the same for any number). 1: analyse in the reading thread. Default: the number of
-    /// CPUs. With `--events` to a file, twice the CPUs is often faster (one more thread writes
-    /// the events while the workers' loads even out; BENCHMARKS.md). Capture files only: a
-    /// live capture (`-i`) analyses in one thread; several processes share an interface with
-    /// `--fanout-group`.
+    /// Worker threads: connections are sharded over them by their address pair. 1: analyse in
+    /// the reading thread. Default: the number of CPUs. Files: the output is the same for any
+    /// number; with `--events` to a file, twice the CPUs is often faster (one more thread
+    /// writes the events while the workers' loads even out; BENCHMARKS.md). Live (`-i`): N
+    /// captures share each interface through a PACKET_FANOUT group, one thread each; the
+    /// output is in order per connection.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: Option<u16>,
     /// Live capture (`-i`), listed last in the help.
@@ -350,8 +350,12 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     cfg.session.payload_chunk_size = args.payload_chunk_size.max(1);
     cfg.session.digest = args.digest;
     cfg.session.observer.inflate = !args.no_inflate;
+    let workers = args.workers.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        usize::from,
+    );
     if !args.live.interfaces.is_empty() {
-        return live::run(args, cfg, keys);
+        return live::run(args, cfg, keys, workers);
     }
     check_inputs(&args.files)?;
 
@@ -406,10 +410,6 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
         Some(p) => Some(Box::new(BufWriter::new(created.create(p, args.force)?))),
         None => None,
     };
-    let workers = args.workers.map_or_else(
-        || std::thread::available_parallelism().map_or(1, usize::from),
-        usize::from,
-    );
     // With several workers, the events are rendered by the workers themselves, in parallel
     // (the order is the same), unless extraction runs: its quota notice goes into the events
     // at the point of the merged stream where the quota is reached.

@@ -863,7 +863,7 @@ impl Reader<'_> {
                 return;
             }
         };
-        add_capture(&mut self.end.capture, &walk.capture);
+        self.end.capture.add(&walk.capture);
         if walk.error.is_some() {
             self.end.error = walk.error;
         }
@@ -885,7 +885,7 @@ impl Reader<'_> {
             clock.now()
         } else {
             self.fragments.clean(c);
-            add_decode(&mut self.end.decode, local.stats());
+            self.end.decode.add(local.stats());
             clock.now()
         };
         self.hand_out(batches, max, Some(&chunk));
@@ -972,21 +972,6 @@ fn decode_into(
         }
     }
     clock
-}
-
-fn add_decode(into: &mut DecodeStats, s: &DecodeStats) {
-    into.packets += s.packets;
-    into.tcp += s.tcp;
-    into.tcp_ipv6 += s.tcp_ipv6;
-    into.tcp_truncated += s.tcp_truncated;
-    into.unsupported_link += s.unsupported_link;
-    into.not_ip += s.not_ip;
-    into.not_tcp += s.not_tcp;
-    into.fragments += s.fragments;
-    into.reassembled += s.reassembled;
-    into.bad_fragments += s.bad_fragments;
-    into.truncated += s.truncated;
-    into.malformed += s.malformed;
 }
 
 /// One worker. It reads its chunks ahead (up to [`ahead`] rounds of chunks past the chunk it
@@ -1151,8 +1136,8 @@ pub(super) fn run<S: Sink + ?Sized>(
     };
     let mut whole = None;
     for e in ends {
-        add_capture(&mut end.capture, &e.capture);
-        add_decode(&mut end.decode, &e.decode);
+        end.capture.add(&e.capture);
+        end.decode.add(&e.decode);
         if end.error.is_none() {
             end.error = e.error;
         }
@@ -1163,15 +1148,6 @@ pub(super) fn run<S: Sink + ?Sized>(
         end.capture = w;
     }
     (flows, end)
-}
-
-fn add_capture(into: &mut CaptureStats, s: &CaptureStats) {
-    into.sources += s.sources;
-    into.packets += s.packets;
-    into.bytes += s.bytes;
-    into.truncated_packets += s.truncated_packets;
-    into.other_blocks += s.other_blocks;
-    into.unknown_interface += s.unknown_interface;
 }
 
 #[cfg(test)]
@@ -1352,7 +1328,7 @@ mod tests {
             match walked {
                 Walked::Records(w) => {
                     assert!(w.error.is_none());
-                    add_capture(&mut capture, &w.capture);
+                    capture.add(&w.capture);
                     keys += w.secrets.len();
                     for r in &w.records {
                         let data = w.buf[r.at..r.at + r.len].to_vec();

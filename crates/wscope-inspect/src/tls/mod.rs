@@ -135,6 +135,25 @@ pub struct TlsStats {
 }
 
 impl TlsStats {
+    /// Adds the counters of another run (another share of the traffic). The SNI table keeps
+    /// its bound: names beyond it are counted as `(other)`.
+    pub fn add(&mut self, o: &Self) {
+        self.connections += o.connections;
+        self.decrypted += o.decrypted;
+        self.undecrypted += o.undecrypted;
+        self.h2 += o.h2;
+        for (name, n) in &o.undecrypted_sni {
+            let key = if self.undecrypted_sni.len() < MAX_SNI_KEPT
+                || self.undecrypted_sni.contains_key(name)
+            {
+                name.as_str()
+            } else {
+                "(other)"
+            };
+            *self.undecrypted_sni.entry(key.to_owned()).or_default() += n;
+        }
+    }
+
     /// Counts one `tls`/`tls_undecrypted` report.
     pub fn count(&mut self, info: &TlsInfo) {
         self.connections += 1;

@@ -19,6 +19,15 @@
 //! analysed, every connection is closed, the logs get their `#close` lines (and are rotated
 //! when `--rotate` is on), and the summary names the kernel's drop counts. A second signal
 //! ends the process at once.
+//!
+//! `--workers N` (default: the number of CPUs) opens N captures of the interfaces whose
+//! sockets share one `PACKET_FANOUT` group per interface (the kernel's symmetric flow hash:
+//! each connection, both directions, reaches one of them), each analysed by a thread of its
+//! own with its own flow table and uids. They write into the same outputs, a whole event or
+//! row at a time, so the order is per connection: the events of one connection come in the
+//! order one thread would write them, and connections interleave as their packets arrive. The
+//! kernel's counters are summed over the sockets (`if_dropped`, the interface's own count, is
+//! the same for all of them and is not summed).
 
 use std::io;
 use std::process::ExitCode;
@@ -97,14 +106,19 @@ pub(crate) struct LiveArgs {
 
 /// Runs the live capture of `args` (its `-i` interfaces); TLS connections are decrypted with
 /// `keys` (`--keylog`).
-pub(super) fn run(args: &Args, cfg: AnalyzerConfig, keys: KeyLog) -> io::Result<ExitCode> {
+pub(super) fn run(
+    args: &Args,
+    cfg: AnalyzerConfig,
+    keys: KeyLog,
+    workers: usize,
+) -> io::Result<ExitCode> {
     #[cfg(feature = "live")]
     {
-        imp::run(args, cfg, keys)
+        imp::run(args, cfg, keys, workers)
     }
     #[cfg(not(feature = "live"))]
     {
-        let _ = (args, cfg, keys);
+        let _ = (args, cfg, keys, workers);
         Err(io::Error::other(
             "this wscope was built without live capture (cargo feature `live`, which needs \
              libpcap's development files: apt-get install libpcap-dev; then cargo build \
@@ -115,16 +129,14 @@ pub(super) fn run(args: &Args, cfg: AnalyzerConfig, keys: KeyLog) -> io::Result<
 
 #[cfg(feature = "live")]
 mod imp {
-    use core::cell::RefCell;
-    use core::sync::atomic::AtomicBool;
+    use core::sync::atomic::{AtomicBool, Ordering};
     use std::fs::File;
     use std::io::{self, BufWriter, Write};
     use std::path::{Path, PathBuf};
     use std::process::ExitCode;
-    use std::rc::Rc;
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-    use wscope_inspect::analyzer::AnalyzerConfig;
+    use wscope_inspect::analyzer::{AnalyzerConfig, Stats};
     use wscope_inspect::event::Event;
     use wscope_inspect::live::{LiveCapture, LiveConfig};
     use wscope_inspect::log::json::JsonLines;
@@ -139,7 +151,12 @@ mod imp {
 
     use super::super::{create_output, summary, wall_clock, Args, Extract, Fanout, Listing};
 
-    pub(super) fn run(args: &Args, cfg: AnalyzerConfig, keys: KeyLog) -> io::Result<ExitCode> {
+    pub(super) fn run(
+        args: &Args,
+        cfg: AnalyzerConfig,
+        keys: KeyLog,
+        workers: usize,
+    ) -> io::Result<ExitCode> {
         let a = &args.live;
         let stop = Arc::new(AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -154,8 +171,8 @@ mod imp {
         live_cfg.buffer_size = a.buffer_size;
         live_cfg.fanout_group = a.fanout_group;
         live_cfg.duration = a.duration.map(core::time::Duration::from_secs_f64);
-        live_cfg.stop = stop;
-        let mut capture = match LiveCapture::open(live_cfg) {
+        live_cfg.stop = Arc::clone(&stop);
+        let captures = match LiveCapture::open_shares(live_cfg, workers) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("wscope inspect: {e}");
@@ -188,34 +205,95 @@ mod imp {
         let list_out = listing.then(|| Shared::new(Box::new(io::stdout())));
 
         let start = wall_clock();
-        let mut sink = LiveSink {
+        let n = captures.len();
+        let sink = Mutex::new(LiveSink {
             logs: logs.take(),
-            events: events_out.clone().map(JsonLines::new),
             events_out,
             list: list_out.clone().map(Listing::new),
             list_out,
             extract: extract.take(),
             stats_every: a.stats_interval.map(|s| (s * 1e6) as u64),
             last_stats: None,
+            interfaces: vec![Vec::new(); n],
             error: None,
-        };
-        let run = Analyzer::new(cfg)
-            .with_keylog(keys)
-            .run_source(&mut capture, &mut sink);
-        let (stats, error) = match run {
-            Ok(stats) => (stats, None),
-            Err(e) => {
-                let msg = e.to_string();
-                (e.into_stats(), Some(msg))
+        });
+        // One thread per capture (the calling one when there is one); a worker that ends on an
+        // error, or panics, stops the others.
+        let sink_events = sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .events_out
+            .clone();
+        let no_payload = args.no_event_payload;
+        let work = |w: usize, mut capture: LiveCapture| -> WorkerRun {
+            let _stop = StopOnPanic(&stop);
+            let mut cfg = cfg;
+            cfg.flow.uid_seed = worker_seed(cfg.flow.uid_seed, w);
+            // The worker's own JSON writer (line by line into the shared output, whole lines).
+            let events = sink_events.clone().map(|out| {
+                let j = JsonLines::unbuffered(out);
+                if no_payload {
+                    j.without_payload()
+                } else {
+                    j
+                }
+            });
+            let mut worker = Worker {
+                sink: &sink,
+                w,
+                events,
+            };
+            let run = Analyzer::new(cfg)
+                .with_keylog(keys.clone())
+                .run_source(&mut capture, &mut worker)
+                .map_err(|e| {
+                    stop.store(true, Ordering::Relaxed);
+                    (e.to_string(), e.into_stats())
+                });
+            if let Some(Err(e)) = worker.events.take().map(JsonLines::finish) {
+                worker.lock().error.get_or_insert(e);
             }
+            (run, capture.interface_stats().to_vec())
         };
+        let runs: Vec<WorkerRun> = if n == 1 {
+            captures.into_iter().map(|c| work(0, c)).collect()
+        } else {
+            let work = &work;
+            std::thread::scope(|s| {
+                let handles: Vec<_> = captures
+                    .into_iter()
+                    .enumerate()
+                    .map(|(w, c)| s.spawn(move || work(w, c)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
+        let mut stats = Stats::default();
+        let mut error = None;
+        for (run, _) in &runs {
+            match run {
+                Ok(s) => stats.add(s),
+                Err((msg, s)) => {
+                    stats.add(s);
+                    error.get_or_insert_with(|| msg.clone());
+                }
+            }
+        }
         let elapsed = start.elapsed();
+        let mut sink = sink.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let ifaces = sum_interfaces(runs.iter().map(|(_, i)| i.as_slice()));
         if sink.stats_every.is_some() {
-            sink.capture_stats(wscope_now(), capture.interface_stats());
+            sink.capture_stats(wscope_now(), &ifaces);
         }
         sink.finish()?;
         let mut text = summary(&stats, elapsed.as_secs_f64());
-        text.push_str(&kernel_summary(capture.interface_stats()));
+        text.push_str(&kernel_summary(&ifaces));
+        if n > 1 {
+            text.push_str(&workers_summary(&runs));
+        }
         if events_to_stdout {
             eprint!("{text}");
         } else {
@@ -247,30 +325,133 @@ mod imp {
         o
     }
 
+    /// The summary's line about the workers: how the kernel shared the traffic among them.
+    fn workers_summary(runs: &[WorkerRun]) -> String {
+        let share = |f: fn(&Stats) -> u64| {
+            runs.iter()
+                .map(|(r, _)| f(r.as_ref().unwrap_or_else(|(_, s)| s)).to_string())
+                .collect::<Vec<_>>()
+                .join(" + ")
+        };
+        format!(
+            "workers      {}: packets {}, connections {}\n",
+            runs.len(),
+            share(|s| s.capture.packets),
+            share(|s| s.connections)
+        )
+    }
+
+    /// What one worker's run gave: its statistics (or the error that ended it, with the
+    /// statistics until then) and its sockets' kernel counters.
+    type WorkerRun = (Result<Stats, (String, Stats)>, Vec<InterfaceStats>);
+
+    /// Worker `w`'s uid seed: the run's for the first worker, a different one for each other
+    /// (each worker numbers its own connections, and uids are made from the seed and that
+    /// number).
+    fn worker_seed(seed: u64, w: usize) -> u64 {
+        seed ^ (w as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// Sets the stop flag when the worker's thread unwinds, so the other workers end too.
+    struct StopOnPanic<'a>(&'a AtomicBool);
+
+    impl Drop for StopOnPanic<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The kernel's counters of every worker's sockets, per interface: packets received and
+    /// dropped by each socket summed; `if_dropped` (the interface's own count, which every
+    /// socket reports) the largest.
+    fn sum_interfaces<'a>(
+        workers: impl IntoIterator<Item = &'a [InterfaceStats]>,
+    ) -> Vec<InterfaceStats> {
+        let mut total: Vec<InterfaceStats> = Vec::new();
+        for ifaces in workers {
+            if total.is_empty() {
+                total = ifaces.to_vec();
+                continue;
+            }
+            for (t, i) in total.iter_mut().zip(ifaces) {
+                t.received += i.received;
+                t.dropped += i.dropped;
+                t.if_dropped = t.if_dropped.max(i.if_dropped);
+            }
+        }
+        total
+    }
+
+    /// A worker's view of the shared sink: each call takes the lock, so whole events and rows
+    /// go out one at a time. The JSON writer is the worker's own (made in its thread): it
+    /// writes each line whole into the shared `--events` output.
+    struct Worker<'a> {
+        sink: &'a Mutex<LiveSink>,
+        w: usize,
+        events: Option<JsonLines<Shared>>,
+    }
+
+    impl Worker<'_> {
+        fn lock(&self) -> MutexGuard<'_, LiveSink> {
+            self.sink.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    impl Sink for Worker<'_> {
+        fn event(&mut self, ev: &Event<'_>) {
+            let events = self.events.as_mut().map(|s| s as &mut dyn Sink);
+            let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
+            sink.fanout(events).event(ev);
+        }
+
+        fn connection_closed(&mut self, conn: &ConnMeta) {
+            let events = self.events.as_mut().map(|s| s as &mut dyn Sink);
+            let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
+            sink.fanout(events).connection_closed(conn);
+        }
+
+        fn capture_note(&mut self, note: &CaptureNote) {
+            let events = self.events.as_mut().map(|s| s as &mut dyn Sink);
+            let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
+            sink.fanout(events).capture_note(note);
+        }
+
+        fn tick(&mut self, tick: &Tick<'_>) {
+            let w = self.w;
+            self.lock().tick_from(w, tick);
+        }
+    }
+
     /// A buffered writer shared between a sink that writes and the tick that flushes it.
     #[derive(Clone)]
-    struct Shared(Rc<RefCell<BufWriter<Box<dyn Write>>>>);
+    struct Shared(Arc<Mutex<BufWriter<Box<dyn Write + Send>>>>);
 
     impl Shared {
-        fn new(inner: Box<dyn Write>) -> Self {
-            Self(Rc::new(RefCell::new(BufWriter::with_capacity(
+        fn new(inner: Box<dyn Write + Send>) -> Self {
+            Self(Arc::new(Mutex::new(BufWriter::with_capacity(
                 64 << 10,
                 inner,
             ))))
+        }
+
+        fn lock(&self) -> MutexGuard<'_, BufWriter<Box<dyn Write + Send>>> {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner)
         }
     }
 
     impl Write for Shared {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.borrow_mut().write(buf)
+            self.lock().write(buf)
         }
 
         fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-            self.0.borrow_mut().write_all(buf)
+            self.lock().write_all(buf)
         }
 
         fn flush(&mut self) -> io::Result<()> {
-            self.0.borrow_mut().flush()
+            self.lock().flush()
         }
     }
 
@@ -419,10 +600,10 @@ mod imp {
         Instant::from_micros(us)
     }
 
-    /// The sinks of a live run, flushed (and the logs rotated) on the capture's ticks.
+    /// The outputs of a live run that the workers share, flushed (and the logs rotated) on the
+    /// captures' ticks. (Each worker writes its `--events` lines itself, into `events_out`.)
     struct LiveSink {
         logs: Option<RotatingLogs>,
-        events: Option<JsonLines<Shared>>,
         events_out: Option<Shared>,
         list: Option<Listing<Shared>>,
         list_out: Option<Shared>,
@@ -431,17 +612,20 @@ mod imp {
         stats_every: Option<u64>,
         /// When the last `capture_stats` was written, and the counters then.
         last_stats: Option<(Instant, Vec<InterfaceStats>)>,
+        /// Each worker's kernel counters as of its last tick.
+        interfaces: Vec<Vec<InterfaceStats>>,
         /// The first output error (the analysis goes on; reported at the end).
         error: Option<io::Error>,
     }
 
     impl LiveSink {
-        fn fanout(&mut self) -> Fanout<'_> {
+        /// The logs, a worker's `events` writer, the listing and the extraction as one sink.
+        fn fanout<'a>(&'a mut self, events: Option<&'a mut dyn Sink>) -> Fanout<'a> {
             Fanout {
                 extract: self.extract.as_mut(),
                 sinks: [
                     self.logs.as_mut().map(|l| &mut l.logs as &mut dyn Sink),
-                    self.events.as_mut().map(|s| s as &mut dyn Sink),
+                    events,
                     self.list.as_mut().map(|s| s as &mut dyn Sink),
                 ],
             }
@@ -455,11 +639,6 @@ mod imp {
 
         /// One `capture_stats` event per interface, to `--events` and the listing.
         fn capture_stats(&mut self, now: Instant, ifaces: &[InterfaceStats]) {
-            // The event lines that `JsonLines` still holds go first, in order.
-            if let Some(e) = &mut self.events {
-                let r = e.flush();
-                self.keep(r);
-            }
             let since = self.last_stats.as_ref().map(|(t, _)| *t);
             for i in ifaces {
                 let mut o = serde_json::Map::new();
@@ -500,11 +679,6 @@ mod imp {
         }
 
         fn flush(&mut self) {
-            // `JsonLines` holds up to 64 KiB of lines of its own: hand them to the writer.
-            if let Some(e) = &mut self.events {
-                let r = e.flush();
-                self.keep(r);
-            }
             for out in [&mut self.events_out, &mut self.list_out]
                 .into_iter()
                 .flatten()
@@ -524,9 +698,6 @@ mod imp {
             if let Some(l) = self.logs.take() {
                 l.finish()?;
             }
-            if let Some(e) = self.events.take() {
-                e.finish()?;
-            }
             if let Some(x) = self.extract.take() {
                 x.finish()?;
             }
@@ -535,30 +706,23 @@ mod imp {
         }
     }
 
-    impl Sink for LiveSink {
-        fn event(&mut self, ev: &Event<'_>) {
-            self.fanout().event(ev);
-        }
-
-        fn connection_closed(&mut self, conn: &ConnMeta) {
-            self.fanout().connection_closed(conn);
-        }
-
-        fn capture_note(&mut self, note: &CaptureNote) {
-            self.fanout().capture_note(note);
-        }
-
-        fn tick(&mut self, tick: &Tick<'_>) {
+    impl LiveSink {
+        /// Worker `w`'s tick: its counters are kept, the reports sum every worker's.
+        fn tick_from(&mut self, w: usize, tick: &Tick<'_>) {
+            if let Some(slot) = self.interfaces.get_mut(w) {
+                slot.clone_from(&tick.interfaces.to_vec());
+            }
             if let Some(every) = self.stats_every {
                 let due = match &self.last_stats {
                     None => true,
                     Some((t, _)) => tick.now.as_micros() >= t.as_micros().saturating_add(every),
                 };
+                let ifaces = sum_interfaces(self.interfaces.iter().map(Vec::as_slice));
                 // The first report comes one interval after the start.
                 if self.last_stats.is_none() {
-                    self.last_stats = Some((tick.now, tick.interfaces.to_vec()));
+                    self.last_stats = Some((tick.now, ifaces));
                 } else if due {
-                    self.capture_stats(tick.now, tick.interfaces);
+                    self.capture_stats(tick.now, &ifaces);
                 }
             }
             if let Some(l) = &mut self.logs {
