@@ -25,8 +25,9 @@
 #  2. SIGTERM mid-run, under traffic: the process ends cleanly within seconds, every line of
 #     the logs and events is whole, websocket.log ends with #close, and every session that
 #     began half a second before the signal is in it.
-#  3. fanout (docs/deployment.md): two `wscope inspect -i --fanout-group` processes, each with
-#     its own output directory, together log every one of 100 sessions exactly once.
+#  3. fanout (docs/deployment.md): two `wscope inspect -i --fanout-group` processes (one worker,
+#     two workers), each with its own output directory, together log every one of 100 sessions
+#     exactly once.
 #  4. --rotate 1: Zeek-named rotated logs (websocket.YYYY-MM-DD-HH-MM-SS.log), each whole,
 #     together holding every session.
 #  5. without privilege (setpriv to nobody, no capabilities): exit status 2 and a message
@@ -266,10 +267,11 @@ sys.exit(1 if missing or not want else 0)' "$SIG_AT" "$D/logs/websocket.log" "$D
 
 # --- 3. fanout: two processes share the interface ------------------------------------------
 D=$OUT/fanout
-# The example of docs/deployment.md: one output directory each, `-o` and `--events`.
-start_capture "$D/a" -f tcp --fanout-group 4242 -q -o "$D/a/logs" --events "$D/a/events.json"
+# The example of docs/deployment.md: one output directory each, `-o` and `--events`; the second
+# process with two workers (its two sockets are members of the group too).
+start_capture "$D/a" -f tcp --fanout-group 4242 --workers 1 -q -o "$D/a/logs" --events "$D/a/events.json"
 PID_A=$CAP_PID
-start_capture "$D/b" -f tcp --fanout-group 4242 -q -o "$D/b/logs" --events "$D/b/events.json"
+start_capture "$D/b" -f tcp --fanout-group 4242 --workers 2 -q -o "$D/b/logs" --events "$D/b/events.json"
 PID_B=$CAP_PID
 start_tcpdump "$D/tcpdump.pcap"
 in_c "$PY" "$LDIR/peers.py" many "$(url 9001)" 100 > "$D/clients.log" 2>&1
