@@ -20,7 +20,10 @@
 //! [`Connection`](crate::connection::Connection) runs it in [`Strictness::Enforce`] (the first
 //! error fails the connection); the [`Observer`](crate::observe::Observer) in
 //! [`Strictness::Report`], where a message goes on inflating after invalid UTF-8 (reported once)
-//! and stops after an inflate error (its later chunks are skipped).
+//! and stops after an inflate error (its later chunks are skipped). In report mode a chunk
+//! that breaks both rules (invalid UTF-8 in what it inflated to, then an inflate error) returns
+//! the first and keeps the second for [`MessageInflater::take_second_error`], so the errors
+//! reported do not depend on where the chunks were cut.
 //!
 //! ```
 //! use wscope_proto::decoder::Strictness;
@@ -61,6 +64,8 @@ pub struct MessageInflater {
     stopped: bool,
     /// Bytes of the inflater's output to deliver (the output cut to the cap).
     delivered: usize,
+    /// Report mode: the inflate error that the last chunk met after invalid UTF-8.
+    second: Option<ProtocolError>,
 }
 
 impl fmt::Debug for MessageInflater {
@@ -93,6 +98,7 @@ impl MessageInflater {
             checking: false,
             stopped: false,
             delivered: 0,
+            second: None,
         }
     }
 
@@ -111,6 +117,7 @@ impl MessageInflater {
         message_end: bool,
     ) -> Result<Option<&[u8]>, ProtocolError> {
         self.delivered = 0;
+        self.second = None;
         if first {
             if self.inflater.in_message() {
                 // The last message never ended (an observer lost its end): its stream is no
@@ -140,6 +147,11 @@ impl MessageInflater {
                 ok = self.utf8.finish().is_ok();
             }
             if !ok {
+                // The inflate error comes after the text: an observer reports it too (a later
+                // chunk would have met it had the message been cut before it).
+                if let (Err(e), Strictness::Report) = (result, self.strictness) {
+                    self.second = Some(e);
+                }
                 result = Err(ProtocolError::InvalidUtf8);
                 self.checking = false;
             }
@@ -159,6 +171,12 @@ impl MessageInflater {
                 Err(e)
             }
         }
+    }
+
+    /// Report mode: the second rule the last [`Self::push`] broke, after the invalid UTF-8 it
+    /// returned: the inflate error (or the cap) that the chunk met after the text. Taken once.
+    pub const fn take_second_error(&mut self) -> Option<ProtocolError> {
+        self.second.take()
     }
 
     /// What the last [`Self::push`] inflated to (before its error, if any), cut to the cap.
@@ -270,6 +288,40 @@ mod tests {
             assert_eq!(got, b"a valid start");
             assert!(rx.stopped());
         }
+    }
+
+    #[test]
+    fn report_mode_reports_both_errors_of_one_chunk_as_split_chunks_would() {
+        // Text that is not UTF-8, then corrupt DEFLATE: in report mode both are reported, in
+        // stream order, whether one chunk or several carry them (the fuzzer found the whole
+        // chunk reporting only the first); enforce mode stops at the first.
+        let mut c = Vec::new();
+        Deflater::new(6, 15, false).compress(b"bad \xff text", false, &mut c);
+        c.extend_from_slice(&[0xff; 16]);
+        for split in [1, 2, 5, c.len()] {
+            let mut rx = MessageInflater::new(false, 1 << 20, true, Strictness::Report);
+            let mut errors = Vec::new();
+            let pieces: Vec<&[u8]> = c.chunks(split).collect();
+            for (i, piece) in pieces.iter().enumerate() {
+                if let Err(e) = rx.push(piece, true, i == 0, i + 1 == pieces.len()) {
+                    errors.push(e);
+                    errors.extend(rx.take_second_error());
+                }
+            }
+            assert_eq!(
+                errors,
+                [ProtocolError::InvalidUtf8, ProtocolError::InflateFailed],
+                "split {split}"
+            );
+            assert!(rx.stopped());
+            assert_eq!(rx.take_second_error(), None);
+        }
+        let mut rx = MessageInflater::new(false, 1 << 20, true, Strictness::Enforce);
+        assert_eq!(
+            rx.push(&c, true, true, true),
+            Err(ProtocolError::InvalidUtf8)
+        );
+        assert_eq!(rx.take_second_error(), None);
     }
 
     #[test]

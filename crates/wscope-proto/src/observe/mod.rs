@@ -199,7 +199,7 @@ impl DirState {
     /// by a gap or the end of stream come after them.
     fn flush_pending(&mut self) {
         if let Some(ws) = self.ws.as_mut() {
-            if let Some(e) = ws.pending_inflate_error.take() {
+            while let Some(e) = ws.take_inflate_error() {
                 if self.deferred.len() < MAX_DEFERRED {
                     self.deferred
                         .push_back(Deferred::Anomaly(Anomaly::Protocol(e)));

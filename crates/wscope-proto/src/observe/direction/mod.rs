@@ -100,8 +100,9 @@ pub(super) struct WsDir {
     /// the [`ObservedEvent::Inflated`] that comes next.
     #[cfg(feature = "deflate")]
     pending_inflated: Option<(OpCode, bool)>,
-    /// The violation the last compressed chunk broke, reported after its inflated bytes.
-    pub(super) pending_inflate_error: Option<ProtocolError>,
+    /// The violations the last compressed chunk broke, in stream order (invalid UTF-8, then
+    /// an inflate error), reported after its inflated bytes.
+    pending_inflate_errors: [Option<ProtocolError>; 2],
 }
 
 impl WsDir {
@@ -155,7 +156,7 @@ impl WsDir {
             }),
             #[cfg(feature = "deflate")]
             pending_inflated: None,
-            pending_inflate_error: None,
+            pending_inflate_errors: [None, None],
         }
     }
 
@@ -213,7 +214,7 @@ impl WsDir {
         self.pending_message = None;
         self.pending_after_close = None;
         // Inflated bytes waiting (their chunk was before the loss) are still reported.
-        self.pending_inflate_error = None;
+        self.pending_inflate_errors = [None, None];
         self.win_len = 0;
         self.skipped = 0;
         self.probation = 0;
@@ -259,7 +260,7 @@ impl WsDir {
                 event: self.inflated(dir),
             };
         }
-        if let Some(e) = self.pending_inflate_error.take() {
+        if let Some(e) = self.take_inflate_error() {
             return anomaly(0, Anomaly::Protocol(e));
         }
         if let Some(opcode) = self.pending_message {
@@ -492,9 +493,15 @@ impl WsDir {
                 if !inflater.output().is_empty() || (goes_on && message_end) {
                     self.pending_inflated = Some((opcode, goes_on && message_end));
                 }
-                self.pending_inflate_error = Some(e);
+                self.pending_inflate_errors = [Some(e), inflater.take_second_error()];
             }
         }
+    }
+
+    /// The next violation of the last compressed chunk still to report.
+    pub(super) fn take_inflate_error(&mut self) -> Option<ProtocolError> {
+        let [first, second] = &mut self.pending_inflate_errors;
+        first.take().or_else(|| second.take())
     }
 
     /// Counts `len` payload bytes of the current frame; returns the bytes it still owes.
