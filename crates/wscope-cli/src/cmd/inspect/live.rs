@@ -138,7 +138,7 @@ mod imp {
 
     use wscope_inspect::analyzer::{AnalyzerConfig, Stats};
     use wscope_inspect::event::Event;
-    use wscope_inspect::live::{LiveCapture, LiveConfig};
+    use wscope_inspect::live::{LiveCapture, LiveConfig, LiveError};
     use wscope_inspect::log::json::JsonLines;
     use wscope_inspect::log::zeek::{format_date, Style};
     use wscope_inspect::log::ZeekLogs;
@@ -172,7 +172,15 @@ mod imp {
         live_cfg.fanout_group = a.fanout_group;
         live_cfg.duration = a.duration.map(core::time::Duration::from_secs_f64);
         live_cfg.stop = Arc::clone(&stop);
-        let captures = match LiveCapture::open_shares(live_cfg, workers) {
+        let opened = match LiveCapture::open_shares(live_cfg.clone(), workers) {
+            // Workers by default (not asked for) where the kernel cannot group sockets: one.
+            Err(e @ LiveError::Fanout { group: 0, .. }) if args.workers.is_none() => {
+                eprintln!("wscope inspect: {e}; capturing with one worker");
+                LiveCapture::open_shares(live_cfg, 1)
+            }
+            r => r,
+        };
+        let captures = match opened {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("wscope inspect: {e}");
