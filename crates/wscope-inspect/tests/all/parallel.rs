@@ -796,3 +796,48 @@ fn pcapng_files_taking_turns_in_chunks_give_the_same_output_as_one_thread() {
     let e = r.expect_err("the cut file ends the run");
     assert!(e.to_string().contains("cut.pcapng"), "{e}");
 }
+
+/// `Stats::add` (how a live capture's workers sum their shares): two captures analysed apart
+/// and added give the counters of one run over both (generated traffic, then the bundled
+/// sample, whose connections differ), with the earliest first and the latest last time.
+#[test]
+fn the_statistics_of_two_shares_add_up_to_one_run_over_both() {
+    let dir = TempDir::new("stats-add");
+    let a = dir.0.join("a.pcap");
+    std::fs::write(&a, mixed_traffic(21, 40).unwrap()).unwrap();
+    let b = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../samples/websocket-demo.pcap");
+    let cfg = AnalyzerConfig::default();
+    let run = |paths: &[&Path]| {
+        Analyzer::new(cfg)
+            .run(&mut Capture::from_paths(paths), &mut |_: &Event<'_>| {})
+            .unwrap()
+    };
+    let (sa, sb, both) = (run(&[&a]), run(&[&b]), run(&[&a, &b]));
+    assert!(
+        sa.sessions > 10 && sb.sessions >= 1,
+        "{} {}",
+        sa.sessions,
+        sb.sessions
+    );
+    let mut sum = wscope_inspect::analyzer::Stats::default();
+    sum.add(&sa);
+    sum.add(&sb);
+    let key = |s: &wscope_inspect::analyzer::Stats| {
+        (
+            (s.capture.sources, s.capture.packets, s.capture.bytes),
+            (
+                s.decode.packets,
+                s.decode.tcp,
+                s.flows.segments,
+                s.flows.opened,
+            ),
+            (s.connections, s.sessions, s.rejected_upgrades, s.frames),
+            (s.payload_bytes, s.message_bytes),
+            (s.messages.clone(), s.closes.clone()),
+            (s.first_ts, s.last_ts),
+        )
+    };
+    assert_eq!(key(&sum), key(&both));
+    assert_eq!(sum.first_ts, sa.first_ts);
+    assert_eq!(sum.last_ts, sb.last_ts);
+}

@@ -746,6 +746,28 @@ mod imp {
         use super::*;
 
         #[test]
+        fn workers_counters_are_summed_per_interface_but_the_interfaces_own_drops() {
+            let iface = |name: &str, received, dropped, if_dropped| InterfaceStats {
+                name: name.to_owned(),
+                received,
+                dropped,
+                if_dropped,
+            };
+            let w0 = [iface("eth0", 100, 1, 7), iface("eth1", 10, 0, 0)];
+            let w1 = [iface("eth0", 50, 2, 7), iface("eth1", 5, 3, 1)];
+            assert_eq!(
+                sum_interfaces([&w0[..], &w1[..]]),
+                [iface("eth0", 150, 3, 7), iface("eth1", 15, 3, 1)]
+            );
+            assert_eq!(sum_interfaces([&w0[..]]), w0);
+            assert!(sum_interfaces(core::iter::empty::<&[InterfaceStats]>()).is_empty());
+            // Distinct seeds for the workers, the run's own for the first.
+            assert_eq!(worker_seed(11, 0), 11);
+            assert_ne!(worker_seed(11, 1), worker_seed(11, 2));
+            assert_ne!(worker_seed(11, 1), 11);
+        }
+
+        #[test]
         fn rotation_times_are_multiples_of_the_interval() {
             assert_eq!(next_multiple(0, 60_000_000), 60_000_000);
             assert_eq!(next_multiple(59_999_999, 60_000_000), 60_000_000);
