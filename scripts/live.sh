@@ -21,7 +21,8 @@
 #     This run has one worker (`--workers 1`), so the event streams can be compared whole.
 #  1b. workers: the same conversations with `--workers 2` (two captures of the interface in one
 #     PACKET_FANOUT group, one thread each): events equal the file's per connection (the order
-#     across connections is not kept), websocket.log rows the same set, whole lines.
+#     across connections is not kept), websocket.log rows the same set, the same messages
+#     extracted (--extract), whole lines.
 #  2. SIGTERM mid-run, under traffic: the process ends cleanly within seconds, every line of
 #     the logs and events is whole, websocket.log ends with #close, and every session that
 #     began half a second before the signal is in it.
@@ -206,7 +207,8 @@ check "the summary names the kernel's drop count" \
 
 # --- 1b. two workers in one process ----------------------------------------------------------
 D=$OUT/workers
-start_capture "$D" --workers 2 -q -o "$D/logs" --events "$D/events.json" --stats-interval 1
+start_capture "$D" --workers 2 -q -o "$D/logs" --events "$D/events.json" --stats-interval 1 \
+  --extract "$D/extract"
 start_tcpdump "$D/tcpdump.pcap"
 CLIENT_FAIL=0
 for port in 9001 9002 9003; do
@@ -224,6 +226,14 @@ stop "$CAP_PID" TERM
 check "workers: SIGTERM ends the capture with status 0" test "$RC" = 0
 stop "$TCP_PID" INT
 file_analysis "$D/tcpdump.pcap" "$D/file"
+"$B" inspect "$D/tcpdump.pcap" -q --extract "$D/file/extract" > /dev/null
+# Extracted messages are named <uid>-<c|s>-<n>: the uids differ between the two runs, so
+# compare the contents, and the names without their uid (each connection numbers its own
+# messages, whichever worker had it).
+check "workers: the same messages extracted as from the file ($(find "$D/extract" -type f | wc -l) files)" \
+  bash -c "test -n \"\$(ls '$D/extract')\" && diff <(cd '$D/extract' && find . -type f -exec sha256sum {} + | cut -d' ' -f1 | sort) <(cd '$D/file/extract' && find . -type f -exec sha256sum {} + | cut -d' ' -f1 | sort) > /dev/null"
+check "workers: each connection numbers its extracted messages from 1" \
+  bash -c "diff <(ls '$D/extract' | sed 's/^[^-]*-//' | sort) <(ls '$D/file/extract' | sed 's/^[^-]*-//' | sort) > /dev/null"
 check "workers: every line whole" python3 "$LDIR/compare.py" whole "$D/events.json" "$D/logs/websocket.log"
 check "workers: live events equal the file's, connection by connection" \
   python3 "$LDIR/compare.py" flows "$D/events.json" "$D/file/events.json"

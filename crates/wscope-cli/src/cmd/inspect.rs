@@ -35,7 +35,7 @@ use wscope_inspect::log::zeek::Style;
 use wscope_inspect::log::{ZeekLogs, ZeekOutput};
 use wscope_inspect::parallel::{LocalOutput, LocalWriter};
 use wscope_inspect::sink::{CaptureNote, Interest, Sink};
-use wscope_inspect::uid::ConnId;
+use wscope_inspect::uid::{ConnId, Uid};
 
 /// Analyse captures passively: sessions, frames, messages, anomalies (Zeek-compatible logs).
 #[derive(clap::Args, Debug)]
@@ -600,8 +600,15 @@ impl Sink for Fanout<'_> {
     }
 }
 
-/// A session (connection, and HTTP/2 stream: `ConnMeta::session_key`) and a direction.
-type DirKey = ((ConnId, u32), usize);
+/// A session (connection, and HTTP/2 stream: `ConnMeta::session_key`; with its uid, since
+/// the workers of a live capture number their connections each from 1) and a direction (or
+/// another slot of it).
+type DirKey = (Uid, (ConnId, u32), usize);
+
+/// The [`DirKey`] of `conn`'s `slot`.
+fn dir_key(conn: &wscope_inspect::tcp::ConnMeta, slot: usize) -> DirKey {
+    (conn.uid, conn.session_key(), slot)
+}
 
 /// Writes each data message to `DIR/<uid>-<c|s>-<n>.<txt|bin>`, within a quota of bytes and
 /// files.
@@ -678,8 +685,7 @@ impl Extract {
         if let EventKind::Message { opcode, .. } = &ev.kind {
             // A message whose inflation failed has no final MessageData: close its file here.
             if !opcode.is_control() {
-                if let Some((mut f, _)) = self.open.remove(&(ev.conn.session_key(), ev.dir.index()))
-                {
+                if let Some((mut f, _)) = self.open.remove(&dir_key(ev.conn, ev.dir.index())) {
                     f.flush()?;
                 }
             }
@@ -693,7 +699,7 @@ impl Extract {
         else {
             return Ok(());
         };
-        let key = (ev.conn.session_key(), ev.dir.index());
+        let key = dir_key(ev.conn, ev.dir.index());
         if !self.open.contains_key(&key) {
             if self.files >= self.max_files {
                 self.stop(format!("--extract-max-files {} reached", self.max_files));
@@ -741,10 +747,10 @@ impl Sink for Extract {
 
     fn connection_closed(&mut self, conn: &wscope_inspect::tcp::ConnMeta) {
         for d in 0..2 {
-            if let Some((mut f, _)) = self.open.remove(&(conn.session_key(), d)) {
+            if let Some((mut f, _)) = self.open.remove(&dir_key(conn, d)) {
                 let _ = f.flush();
             }
-            self.counts.remove(&(conn.session_key(), d));
+            self.counts.remove(&dir_key(conn, d));
         }
     }
 }
@@ -809,7 +815,7 @@ impl<W: Write> Listing<W> {
             EventKind::MessageData { data, .. } => {
                 let p = self
                     .preview
-                    .entry((ev.conn.session_key(), ev.dir.index()))
+                    .entry(dir_key(ev.conn, ev.dir.index()))
                     .or_default();
                 let room = (PREVIEW + 1).saturating_sub(p.len());
                 p.extend_from_slice(&data[..data.len().min(room)]);
@@ -818,7 +824,7 @@ impl<W: Write> Listing<W> {
             EventKind::FrameData { data, info } if info.opcode.0 == 9 || info.opcode.0 == 10 => {
                 let p = self
                     .preview
-                    .entry((ev.conn.session_key(), ev.dir.index() + 2))
+                    .entry(dir_key(ev.conn, ev.dir.index() + 2))
                     .or_default();
                 let room = (PREVIEW + 1).saturating_sub(p.len());
                 p.extend_from_slice(&data[..data.len().min(room)]);
@@ -835,7 +841,7 @@ impl<W: Write> Listing<W> {
                 let slot = if opcode.is_control() { 2 } else { 0 };
                 let p = self
                     .preview
-                    .remove(&(ev.conn.session_key(), ev.dir.index() + slot))
+                    .remove(&dir_key(ev.conn, ev.dir.index() + slot))
                     .unwrap_or_default();
                 let shown = &p[..p.len().min(PREVIEW)];
                 let more = if p.len() > PREVIEW { "…" } else { "" };
@@ -891,7 +897,7 @@ impl<W: Write> Sink for Listing<W> {
 
     fn connection_closed(&mut self, conn: &wscope_inspect::tcp::ConnMeta) {
         for d in 0..4 {
-            self.preview.remove(&(conn.session_key(), d));
+            self.preview.remove(&dir_key(conn, d));
         }
     }
 }
