@@ -142,7 +142,7 @@ mod imp {
     use wscope_inspect::log::json::JsonLines;
     use wscope_inspect::log::zeek::{format_date, Style};
     use wscope_inspect::log::ZeekLogs;
-    use wscope_inspect::sink::{CaptureNote, Sink};
+    use wscope_inspect::sink::{CaptureNote, Interest, Sink};
     use wscope_inspect::source::{InterfaceStats, Tick};
     use wscope_inspect::tcp::ConnMeta;
     use wscope_inspect::tls::keylog::KeyLog;
@@ -250,6 +250,12 @@ mod imp {
                 sink: &sink,
                 w,
                 events,
+                interest: Interest::ALL,
+            };
+            worker.interest = {
+                let events = worker.events.as_mut().map(|s| s as &mut dyn Sink);
+                let mut sink = worker.sink.lock().unwrap_or_else(PoisonError::into_inner);
+                sink.fanout(events).interest()
             };
             let run = Analyzer::new(cfg)
                 .with_keylog(keys.clone())
@@ -399,6 +405,8 @@ mod imp {
         sink: &'a Mutex<LiveSink>,
         w: usize,
         events: Option<JsonLines<Shared>>,
+        /// What the outputs read: other events do not take the lock.
+        interest: Interest,
     }
 
     impl Worker<'_> {
@@ -409,6 +417,9 @@ mod imp {
 
     impl Sink for Worker<'_> {
         fn event(&mut self, ev: &Event<'_>) {
+            if !self.interest.wants(&ev.kind) {
+                return;
+            }
             let events = self.events.as_mut().map(|s| s as &mut dyn Sink);
             let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
             sink.fanout(events).event(ev);
@@ -429,6 +440,10 @@ mod imp {
         fn tick(&mut self, tick: &Tick<'_>) {
             let w = self.w;
             self.lock().tick_from(w, tick);
+        }
+
+        fn interest(&self) -> Interest {
+            self.interest
         }
     }
 
