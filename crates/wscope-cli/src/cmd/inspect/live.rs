@@ -733,7 +733,8 @@ mod imp {
         /// Worker `w`'s tick: its counters are kept, the reports sum every worker's.
         fn tick_from(&mut self, w: usize, tick: &Tick<'_>) {
             if let Some(slot) = self.interfaces.get_mut(w) {
-                slot.clone_from(&tick.interfaces.to_vec());
+                slot.clear();
+                slot.extend_from_slice(tick.interfaces);
             }
             if let Some(every) = self.stats_every {
                 let due = match &self.last_stats {
