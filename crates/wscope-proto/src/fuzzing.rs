@@ -902,9 +902,9 @@ fn check_truncating(text: &str) {
 /// Feeds `data[1..]` as a client's request head to a [`ServerHandshake`] (small limits), whole
 /// and in two pieces split where `data[0]` says, and to [`Request::parse`].
 ///
-/// Asserts: the whole and the split runs agree (done with the same leftover length, or the same
-/// error); leftover bytes are a suffix of the input; an error always has an HTTP status of 400
-/// or more and a refusal response can be written for it.
+/// Asserts: the whole and the split runs agree (the head ends at the same byte, or the same
+/// error); leftover bytes are a suffix of the piece that completed the head; an error always
+/// has an HTTP status of 400 or more and a refusal response can be written for it.
 ///
 /// [`ServerHandshake`]: crate::handshake::ServerHandshake
 /// [`Request::parse`]: crate::handshake::Request::parse
@@ -917,17 +917,21 @@ pub fn fuzz_handshake_request(data: &[u8]) {
         max_head_len: 1024,
         max_headers: 16,
     };
+    // Where the head ended in the input (or the error), once the handshake is done.
     let outcome = |pieces: &[&[u8]]| -> Option<Result<usize, crate::handshake::UpgradeError>> {
         let mut hs = ServerHandshake::new(limits);
+        let mut fed = 0;
         for piece in pieces {
+            fed += piece.len();
             match hs.feed(piece) {
                 Ok(Progress::NeedMore) => {}
                 Ok(Progress::Done { head, leftover }) => {
-                    assert!(data.ends_with(leftover));
+                    // What follows the head in the piece that completed it.
+                    assert!(piece.ends_with(leftover));
                     let _ = head.validate();
                     let _ = head.subprotocols().count();
                     let _ = head.extensions();
-                    return Some(Ok(leftover.len()));
+                    return Some(Ok(fed - leftover.len()));
                 }
                 Err(e) => {
                     assert!(e.http_status() >= 400);
