@@ -134,10 +134,13 @@ impl App {
             Self::None if alpn_h2 || preface => {
                 *self = Self::H2(Box::new(H2Conn::new(cfg.http2, cfg)));
             }
-            // An h2c server's SETTINGS came first: the client's preface decides.
+            // An h2c server's SETTINGS came first: the client's preface decides. (Not once the
+            // server's bytes upgraded the connection to WebSocket: that session is HTTP/1.1's,
+            // and it must end with its `connection_end`.)
             Self::Http {
-                client_seen: false, ..
-            } if preface => {
+                client_seen: false,
+                session,
+            } if preface && !session.is_websocket() => {
                 *self = Self::H2(Box::new(H2Conn::new(cfg.http2, cfg)));
             }
             Self::None => {
@@ -386,6 +389,46 @@ mod tests {
             &mut sink,
         );
         assert!(app.session().is_some());
+    }
+
+    /// The client's request was lost and the server's `101` came first: a (rejected) upgrade.
+    /// Client bytes that begin like the preface then do not make it HTTP/2, and the session
+    /// ends with its `connection_end` (the fuzzer found it dropped, with no end).
+    #[test]
+    fn a_server_upgrade_seen_first_keeps_the_connection_http1() {
+        let cfg = SessionConfig::default();
+        let kinds = core::cell::RefCell::new(Vec::new());
+        let mut sink = |e: &crate::event::Event<'_>| kinds.borrow_mut().push(e.kind.name());
+        let t = Instant::ZERO;
+        let mut app = App::default();
+        app.data(
+            cfg,
+            &meta(),
+            t,
+            Direction::ServerToClient,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+            false,
+            &mut sink,
+        );
+        assert!(kinds.borrow().contains(&"established"));
+        app.data(
+            cfg,
+            &meta(),
+            t,
+            Direction::ClientToServer,
+            b"PRI * HTTP/2.0",
+            false,
+            &mut sink,
+        );
+        assert!(matches!(app, App::Http { .. }));
+        app.end(&meta(), t, CloseReason::CaptureEnd, &mut sink);
+        let kinds = kinds.borrow();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "connection_end").count(),
+            1,
+            "{kinds:?}"
+        );
     }
 
     /// The client's first segment is a lone `P` (of `POST`): held, not taken for the HTTP/2
