@@ -164,8 +164,9 @@ impl Stats {
     }
 
     /// Adds the statistics of another run over another share of the traffic (a live capture's
-    /// worker, [`crate::live::LiveCapture::open_shares`]): every counter summed (the flow
-    /// table's peaks become upper bounds), the first and last times the earliest and latest.
+    /// worker: `live::LiveCapture::open_shares`, feature `live`): every counter summed (the
+    /// flow table's peaks become upper bounds), the first and last times the earliest and
+    /// latest.
     pub fn add(&mut self, o: &Self) {
         self.capture.add(&o.capture);
         self.decode.add(&o.decode);
