@@ -287,6 +287,11 @@ fn is_preface_start(bytes: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// A server's `101` for the RFC 6455 example key.
+    const RESPONSE_101: &[u8] =
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
     fn meta() -> ConnMeta {
         ConnMeta::new(
             core::net::SocketAddr::from(([10, 0, 0, 1], 1)),
@@ -406,8 +411,7 @@ mod tests {
             &meta(),
             t,
             Direction::ServerToClient,
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+            RESPONSE_101,
             false,
             &mut sink,
         );
@@ -464,8 +468,7 @@ mod tests {
             &meta(),
             t,
             Direction::ServerToClient,
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+            RESPONSE_101,
             false,
             &mut sink,
         );
