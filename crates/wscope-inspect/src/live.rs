@@ -435,25 +435,23 @@ fn open_interface(
             detail: e.to_string(),
         })?;
     }
-    let group = match join {
-        None => None,
-        Some(join) => {
+    let group = join
+        .map(|join| {
             let fd = cap.as_raw_fd();
-            let group = match join {
-                Join::Group(g) => g,
-                Join::New => 0,
-            };
             let joined = join_fanout(fd, join).and_then(|()| match join {
                 Join::Group(g) => Ok(g),
                 Join::New => fanout_id(fd),
             });
-            Some(joined.map_err(|error| LiveError::Fanout {
+            joined.map_err(|error| LiveError::Fanout {
                 interface: name.to_owned(),
-                group,
+                group: match join {
+                    Join::Group(g) => g,
+                    Join::New => 0,
+                },
                 error,
-            })?)
-        }
-    };
+            })
+        })
+        .transpose()?;
     let link = LinkType(u32::try_from(cap.get_datalink().0).unwrap_or(u32::MAX));
     let iface = Interface {
         name: name.to_owned(),

@@ -143,14 +143,7 @@ impl TlsStats {
         self.undecrypted += o.undecrypted;
         self.h2 += o.h2;
         for (name, n) in &o.undecrypted_sni {
-            let key = if self.undecrypted_sni.len() < MAX_SNI_KEPT
-                || self.undecrypted_sni.contains_key(name)
-            {
-                name.as_str()
-            } else {
-                "(other)"
-            };
-            *self.undecrypted_sni.entry(key.to_owned()).or_default() += n;
+            self.count_sni(name, *n);
         }
     }
 
@@ -164,16 +157,21 @@ impl TlsStats {
             }
         } else {
             self.undecrypted += 1;
-            let name = info.sni.as_deref().unwrap_or("(none)");
-            let key = if self.undecrypted_sni.len() < MAX_SNI_KEPT
-                || self.undecrypted_sni.contains_key(name)
-            {
-                name
-            } else {
-                "(other)"
-            };
-            *self.undecrypted_sni.entry(key.to_owned()).or_default() += 1;
+            self.count_sni(info.sni.as_deref().unwrap_or("(none)"), 1);
         }
+    }
+
+    /// Counts `n` undecrypted connections for SNI `name`, within the table's bound (names
+    /// beyond it are counted as `(other)`).
+    fn count_sni(&mut self, name: &str, n: u64) {
+        let key = if self.undecrypted_sni.len() < MAX_SNI_KEPT
+            || self.undecrypted_sni.contains_key(name)
+        {
+            name
+        } else {
+            "(other)"
+        };
+        *self.undecrypted_sni.entry(key.to_owned()).or_default() += n;
     }
 }
 

@@ -252,11 +252,7 @@ mod imp {
                 events,
                 interest: Interest::ALL,
             };
-            worker.interest = {
-                let events = worker.events.as_mut().map(|s| s as &mut dyn Sink);
-                let mut sink = worker.sink.lock().unwrap_or_else(PoisonError::into_inner);
-                sink.fanout(events).interest()
-            };
+            worker.interest = worker.fanout(|f| f.interest());
             let run = Analyzer::new(cfg)
                 .with_keylog(keys.clone())
                 .run_source(&mut capture, &mut worker)
@@ -413,28 +409,28 @@ mod imp {
         fn lock(&self) -> MutexGuard<'_, LiveSink> {
             self.sink.lock().unwrap_or_else(PoisonError::into_inner)
         }
+
+        /// Runs `f` on the shared outputs with this worker's JSON writer, under the lock.
+        fn fanout<R>(&mut self, f: impl FnOnce(&mut Fanout<'_>) -> R) -> R {
+            let events = self.events.as_mut().map(|s| s as &mut dyn Sink);
+            let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut sink.fanout(events))
+        }
     }
 
     impl Sink for Worker<'_> {
         fn event(&mut self, ev: &Event<'_>) {
-            if !self.interest.wants(&ev.kind) {
-                return;
+            if self.interest.wants(&ev.kind) {
+                self.fanout(|f| f.event(ev));
             }
-            let events = self.events.as_mut().map(|s| s as &mut dyn Sink);
-            let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
-            sink.fanout(events).event(ev);
         }
 
         fn connection_closed(&mut self, conn: &ConnMeta) {
-            let events = self.events.as_mut().map(|s| s as &mut dyn Sink);
-            let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
-            sink.fanout(events).connection_closed(conn);
+            self.fanout(|f| f.connection_closed(conn));
         }
 
         fn capture_note(&mut self, note: &CaptureNote) {
-            let events = self.events.as_mut().map(|s| s as &mut dyn Sink);
-            let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
-            sink.fanout(events).capture_note(note);
+            self.fanout(|f| f.capture_note(note));
         }
 
         fn tick(&mut self, tick: &Tick<'_>) {
