@@ -322,12 +322,59 @@ run_step() {
     # its last command did.
     (PS4='+ '; set -euxo pipefail; "step_$name")
     rc=$?
+    if is_ci; then
+        prune_step_target "$name"
+    fi
     if [[ $rc -eq 0 ]]; then
-        echo "<== [$name] ok ($((SECONDS - start))s)"
+        echo "<== [$name] ok ($((SECONDS - start))s)$(disk_report)"
     else
-        echo "<== [$name] FAILED with exit code $rc ($((SECONDS - start))s)"
+        echo "<== [$name] FAILED with exit code $rc ($((SECONDS - start))s)$(disk_report)"
     fi
     return "$rc"
+}
+
+is_ci() {
+    [[ -n ${CI:-} && ${CI:-} != false && ${CI:-} != 0 ]]
+}
+
+# --- disk ------------------------------------------------------------------------------------
+#
+# A full run builds some twenty feature sets, the release binaries, the MSRV check and the
+# package verification. With cargo's defaults that is ~12 GB in target/ (4 GB of it
+# incremental caches, most of the rest debug info), and CI machines have had less free than
+# that. Under CI, where nothing is rebuilt after an edit, the run turns incremental
+# compilation off and keeps only line tables as debug info (backtraces still name file and
+# line), and removes the target directories that one step alone uses once it ends. Each step's
+# last line shows what target/ holds and what the disk has left. A developer's run keeps
+# cargo's defaults, so it shares its builds with plain `cargo test`; set the two variables to
+# get the CI's footprint.
+ci_disk_budget() {
+    export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+    export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
+    local avail_kb
+    avail_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
+    echo "test-all: CI: incremental off, dev debug info: line tables;" \
+        "$((avail_kb / 1024 / 1024)) GiB free on the disk of $(pwd)"
+    if [[ $avail_kb -lt $((6 * 1024 * 1024)) ]]; then
+        echo "test-all: WARNING: less than 6 GiB free; a full run's target/ reaches ~5 GiB" >&2
+    fi
+}
+
+# The target directories that only one step uses (the MSRV toolchain's, the package
+# verification's): gone after the step under CI.
+prune_step_target() {
+    case $1 in
+    msrv) rm -rf target/msrv ;;
+    package) rm -rf target/package-verify ;;
+    esac
+}
+
+disk_report() {
+    is_ci || return 0
+    local used avail
+    used=$(du -sh target 2>/dev/null | cut -f1)
+    avail=$(df -Ph . | awk 'NR == 2 { print $4 }')
+    echo "; target/ ${used:-0}, disk free $avail"
 }
 
 # ../shared: needed by the corpus tests, the Kaitai differential and the golden captures.
@@ -336,7 +383,7 @@ check_shared() {
     if [[ -d ../shared/corpus && -d ../shared/seeds ]]; then
         return 0
     fi
-    if [[ -n ${CI:-} && ${CI:-} != false && ${CI:-} != 0 ]]; then
+    if is_ci; then
         echo "test-all: ../shared (corpus and seeds) is missing beside the repository;" \
             "CI is set, so this fails instead of skipping the corpus tests" >&2
         return 1
@@ -348,6 +395,9 @@ main() {
     local steps=("$@") passed=() failed=() name rc
     [[ ${#steps[@]} -gt 0 ]] || steps=("${DEFAULT_STEPS[@]}")
     check_shared
+    if is_ci; then
+        ci_disk_budget
+    fi
     if [[ ${SKIP_SETUP:-0} != 1 ]]; then
         bash scripts/setup.sh
     fi
