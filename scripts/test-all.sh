@@ -356,7 +356,7 @@ ci_disk_budget() {
     echo "test-all: CI: incremental off, dev debug info: line tables;" \
         "$((avail_kb / 1024 / 1024)) GiB free on the disk of $(pwd)"
     if [[ $avail_kb -lt $((6 * 1024 * 1024)) ]]; then
-        echo "test-all: WARNING: less than 6 GiB free; a full run's target/ reaches ~5 GiB" >&2
+        echo "test-all: WARNING: less than 6 GiB free; a full run's target/ reaches ~3.6 GiB" >&2
     fi
 }
 
