@@ -23,6 +23,12 @@
 #     PACKET_FANOUT group, one thread each): events equal the file's per connection (the order
 #     across connections is not kept), websocket.log rows the same set, the same messages
 #     extracted (--extract), whole lines.
+#  1c. wss:// with a key log written as the capture runs: `--keylog FILE` names a file that
+#     does not exist yet; Python websockets and `wscope connect` clients (SSLKEYLOGFILE,
+#     --keylog) append their secrets to it as they talk to a `wscope serve --tls-cert` echo
+#     server, 20 sessions at once among them. Every session is decrypted live (two workers,
+#     each following the file), and the events and websocket.log rows equal those of the file
+#     analysis of tcpdump's capture with the complete key log.
 #  2. SIGTERM mid-run, under traffic: the process ends cleanly within seconds, every line of
 #     the logs and events is whole, websocket.log ends with #close, and every session that
 #     began half a second before the signal is in it.
@@ -73,7 +79,7 @@ if [[ $(id -u) != 0 ]]; then
   echo "live: needs root (network namespaces and packet sockets)" >&2
   exit 1
 fi
-need tcpdump tcpdump; need ip iproute2; need tc iproute2; need setpriv util-linux; need taskset util-linux
+need tcpdump tcpdump; need openssl openssl; need ip iproute2; need tc iproute2; need setpriv util-linux; need taskset util-linux
 need node nodejs; need npm npm; need python3 python3-venv
 
 cargo_build -p wscope-cli --features live
@@ -102,7 +108,13 @@ ip netns exec "$NS_S" taskset -c 0 "$PY" "$LDIR/peers.py" serve "$ADDR_S" 9002 >
 PIDS+=($!)
 ip netns exec "$NS_S" taskset -c 0 node "$LDIR/peers.js" serve "$ADDR_S" 9003 > "$OUT/serve-node.log" 2>&1 &
 PIDS+=($!)
-for port in 9001 9002 9003; do
+# wss:// (section 1c): a self-signed certificate for the server's address.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$ADDR_S" \
+  -keyout "$OUT/tls-key.pem" -out "$OUT/tls-cert.pem" 2> /dev/null
+ip netns exec "$NS_S" taskset -c 0 "$B" serve --echo --compress --host "$ADDR_S" --port 9443 --threads 1 \
+  --tls-cert "$OUT/tls-cert.pem" --tls-key "$OUT/tls-key.pem" > "$OUT/serve-wscope-tls.log" 2>&1 &
+PIDS+=($!)
+for port in 9001 9002 9003 9443; do
   for _ in $(seq 1 200); do
     in_c bash -c "exec 3<>/dev/tcp/$ADDR_S/$port" 2>/dev/null && break
     sleep 0.05
@@ -245,6 +257,38 @@ check "workers: the summary names the kernel's drop count" \
   grep -q "kernel       $IF_T: .* received, 0 dropped" "$D/stdout"
 check "workers: the kernel gave each worker a share of the connections ($(grep '^workers' "$D/stdout"))" \
   grep -Eq '^workers +2: packets [1-9][0-9]* \+ [1-9][0-9]*, connections [1-9][0-9]* \+ [1-9][0-9]*$' "$D/stdout"
+
+# --- 1c. wss:// with a key log written while capturing --------------------------------------
+D=$OUT/keylog
+mkdir -p "$D"
+KEYS=$D/keys.log
+rm -f "$KEYS"
+start_capture "$D" --workers 2 -q -o "$D/logs" --events "$D/events.json" --keylog "$KEYS"
+start_tcpdump "$D/tcpdump.pcap"
+CLIENT_FAIL=0
+wss="wss://$ADDR_S:9443/"
+run_client in_c env SSLKEYLOGFILE="$KEYS" "$PY" "$LDIR/peers.py" client "$wss"
+run_client in_c "$B" connect --insecure --keylog "$KEYS" --compress "$wss" <<< $'one\ntwo'
+run_client in_c env SSLKEYLOGFILE="$KEYS" "$PY" "$LDIR/peers.py" many "$wss" 20
+check "keylog: every wss:// conversation went as scripted" test "$CLIENT_FAIL" = 0
+sleep 1.5
+stop "$CAP_PID" TERM
+check "keylog: SIGTERM ends the capture with status 0" test "$RC" = 0
+stop "$TCP_PID" INT
+check "keylog: the key log did not exist when the capture started" \
+  grep -q "keys.log does not exist yet" "$D/stderr"
+mkdir -p "$D/file"
+"$B" inspect "$D/tcpdump.pcap" --uid-seed 11 -q --keylog "$KEYS" -o "$D/file/logs" \
+  --events "$D/file/events.json" > "$D/file/stdout"
+check "keylog: the file analysis decrypts all 22 sessions" \
+  grep -q "^TLS          22 connections: 22 decrypted" "$D/file/stdout"
+check "keylog: live, all 22 connections decrypted as the key log grew ($(grep '^TLS' "$D/stdout"))" \
+  grep -q "^TLS          22 connections: 22 decrypted" "$D/stdout"
+check "keylog: websocket.log has all 22 sessions" test "$(rows_of "$D/logs/websocket.log")" = 22
+check "keylog: live events equal the file's, connection by connection" \
+  python3 "$LDIR/compare.py" flows "$D/events.json" "$D/file/events.json"
+check "keylog: websocket.log rows equal the file's (in any order)" \
+  python3 "$LDIR/compare.py" rowset "$D/logs/websocket.log" "$D/file/logs/websocket.log"
 
 # --- 2. SIGTERM mid-run --------------------------------------------------------------------
 D=$OUT/sigterm

@@ -5,10 +5,14 @@
     peers.py many URL N [SECONDS]     N concurrent sessions; each echoes two messages, or
                                       (with SECONDS) keeps sending for that long, then closes
 
+A wss:// URL is opened without verifying the server's certificate (the test's self-signed
+one); Python's ssl module appends the TLS secrets to the file SSLKEYLOGFILE names, if set.
+
 Every echo is checked; exit status 0 only when every conversation went as scripted.
 """
 
 import asyncio
+import ssl
 import sys
 
 from websockets.asyncio.client import connect
@@ -25,6 +29,17 @@ async def run_server(host, port):
         await asyncio.Future()
 
 
+def tls(url):
+    """An unverifying TLS context for a wss:// URL (None for ws://). create_default_context()
+    writes the key log that SSLKEYLOGFILE names."""
+    if not url.startswith("wss://"):
+        return None
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 async def expect_echo(ws, msg):
     await ws.send(msg)
     got = await ws.recv()
@@ -33,7 +48,7 @@ async def expect_echo(ws, msg):
 
 
 async def run_client(url):
-    async with connect(url, max_size=None) as ws:
+    async with connect(url, max_size=None, ssl=tls(url)) as ws:
         await expect_echo(ws, "hello from python")
         await expect_echo(ws, bytes(range(256)) * 4)
         # Compressible: permessage-deflate shrinks it on the wire.
@@ -43,7 +58,7 @@ async def run_client(url):
 
 
 async def one_session(url, i, seconds):
-    async with connect(url, compression=None) as ws:
+    async with connect(url, compression=None, ssl=tls(url)) as ws:
         if seconds is None:
             await expect_echo(ws, f"session {i} first")
             await expect_echo(ws, f"session {i} second".encode())

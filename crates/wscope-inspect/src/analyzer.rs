@@ -215,6 +215,9 @@ pub struct Analyzer {
     workers: usize,
     /// TLS secrets (`--keylog`); pcapng Decryption Secrets Blocks add to them during a run.
     keys: KeyLog,
+    /// The source's secrets may come after the connections that need them
+    /// ([`Analyzer::keys_may_follow`]).
+    follow_keys: bool,
 }
 
 /// The per-connection state kept in the flow table: the session, and the TLS layer in front
@@ -232,14 +235,17 @@ impl Slot {
     /// The connection ended: a TLS connection whose handshake never completed is reported
     /// (`tls_undecrypted`), its session, if it had one, reports how it ended
     /// (`connection_end`), and the slot is emptied.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn closed<S: Sink + ?Sized>(
         &mut self,
+        tls: &TlsLayer,
+        cfg: SessionConfig,
         conn: &ConnMeta,
         ts: Instant,
         reason: crate::tcp::CloseReason,
         out: &mut S,
     ) {
-        TlsLayer::closed(&mut self.1, conn, ts, out);
+        tls.closed(&mut self.1, &mut self.0, cfg, conn, ts, out);
         self.0.end(conn, ts, reason, out);
         *self = Self::default();
     }
@@ -278,6 +284,20 @@ impl<S: Sink + ?Sized> ConnectionHandler for Handler<'_, S> {
         self.tls.add_secrets(keylog);
     }
 
+    fn waiting(&mut self, into: &mut Vec<crate::decode::FlowKey>) {
+        into.extend(self.tls.waiting());
+    }
+
+    fn revisit(&mut self, state: &mut Slot, conn: &ConnMeta, now: Instant) {
+        let mut out = Counting {
+            stats: &mut self.stats,
+            sink: &mut *self.sink,
+            rejected: state.0.rejected(),
+        };
+        self.tls
+            .revisit(&mut state.1, &mut state.0, self.cfg, conn, now, &mut out);
+    }
+
     fn on_event(&mut self, state: &mut Slot, conn: &ConnMeta, event: ConnectionEvent<'_>) {
         let mut out = Counting {
             stats: &mut self.stats,
@@ -301,7 +321,7 @@ impl<S: Sink + ?Sized> ConnectionHandler for Handler<'_, S> {
             }
             ConnectionEvent::Closed { ts, reason } => {
                 out.stats.last_ts = Some(out.stats.last_ts.map_or(ts, |t| t.max(ts)));
-                state.closed(conn, ts, reason, &mut out);
+                state.closed(&self.tls, self.cfg, conn, ts, reason, &mut out);
                 out.sink.connection_closed(conn);
             }
             _ => session_event(self.cfg, &self.tls, state, conn, event, &mut out),
@@ -347,6 +367,7 @@ impl Analyzer {
             cfg,
             workers: 1,
             keys: KeyLog::new(),
+            follow_keys: false,
         }
     }
 
@@ -356,6 +377,23 @@ impl Analyzer {
     pub fn with_keylog(mut self, keys: KeyLog) -> Self {
         self.keys = keys;
         self
+    }
+
+    /// Whether the source's secrets ([`PacketSource::take_secrets`]) may come after the
+    /// ServerHello that needs them: a live capture following a key log that a browser is
+    /// still writing (`live::LiveCapture::follow_keylog`, feature `live`). Then such a connection
+    /// waits for its secrets and is decrypted from the start when they come (see
+    /// [`TlsLayer::keys_may_follow`]). Off by default, and for files: their secrets come
+    /// first.
+    #[must_use]
+    pub const fn keys_may_follow(mut self, follow: bool) -> Self {
+        self.follow_keys = follow;
+        self
+    }
+
+    /// The TLS layer of a run (or of one worker).
+    fn tls_layer(&self) -> TlsLayer {
+        TlsLayer::new(self.keys.clone()).keys_may_follow(self.follow_keys)
     }
 
     /// Analyses with `n` worker threads (connections sharded by their address pair; see
@@ -421,7 +459,7 @@ impl Analyzer {
             cfg: self.cfg.session,
             sink,
             stats: Stats::default(),
-            tls: TlsLayer::new(self.keys.clone()),
+            tls: self.tls_layer(),
         };
         let summary = crate::reassemble_source(
             capture,
@@ -513,7 +551,7 @@ impl Analyzer {
                 cfg: self.cfg.session,
                 sink: &mut both,
                 stats: Stats::default(),
-                tls: TlsLayer::new(self.keys.clone()),
+                tls: self.tls_layer(),
             };
             let summary = crate::parallel::reassemble_ticked(capture, self.cfg.flow, &mut h);
             let stats = h.stats;
@@ -524,7 +562,7 @@ impl Analyzer {
                 cfg: self.cfg.session,
                 sink: &mut *sink,
                 stats: Stats::default(),
-                tls: TlsLayer::new(self.keys.clone()),
+                tls: self.tls_layer(),
             };
             let summary = crate::parallel::reassemble_ticked(capture, self.cfg.flow, &mut h);
             (h.stats, summary)

@@ -138,11 +138,25 @@ where
 {
     let mut decoder = Decoder::new();
     let mut table: FlowTable<H::State> = FlowTable::new(cfg);
+    let mut waiting = Vec::new();
+    let mut revisit = |table: &mut FlowTable<H::State>, handler: &mut H| {
+        handler.waiting(&mut waiting);
+        if !waiting.is_empty() {
+            table.revisit(&waiting, handler);
+            waiting.clear();
+        }
+    };
     let error = loop {
         // Key logs of pcapng Decryption Secrets Blocks read with the previous packet (the
-        // block comes before the connections it serves).
+        // block comes before the connections it serves), or lines a live source's followed
+        // key log gained: connections waiting for their secrets are revisited.
+        let mut secrets = false;
         while let Some(text) = capture.take_secrets() {
             handler.secrets(&text);
+            secrets = true;
+        }
+        if secrets {
+            revisit(&mut table, handler);
         }
         match capture.next() {
             Ok(Next::Packet(pkt)) => {
@@ -152,6 +166,7 @@ where
             }
             Ok(Next::Tick(tick)) => {
                 table.advance_time(tick.settled, handler);
+                revisit(&mut table, handler);
                 on_tick(handler, &tick);
             }
             Ok(Next::End) => break None,

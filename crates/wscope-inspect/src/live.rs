@@ -47,6 +47,7 @@ use wscope_proto::time::Instant;
 
 use crate::capture::{CaptureError, CaptureStats, LinkType, Packet};
 use crate::source::{InterfaceStats, Next, PacketSource, Tick};
+use crate::tls::keylog::KeyLogFollower;
 
 /// Default snapshot length: bytes kept of each packet (tcpdump's default).
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
@@ -177,7 +178,15 @@ pub struct LiveCapture {
     buf: Vec<u8>,
     stats: CaptureStats,
     ended: bool,
+    /// Key logs followed as they grow ([`LiveCapture::follow_keylog`]).
+    keylogs: Vec<KeyLogFollower>,
+    /// When they were last polled.
+    keylog_polled: std::time::Instant,
 }
+
+/// How often followed key logs are polled for new lines (a `fstat` each): a connection whose
+/// secrets are written after its ServerHello waits about this long for them.
+pub const KEYLOG_POLL_EVERY: Duration = Duration::from_millis(2);
 
 impl fmt::Debug for LiveCapture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -263,6 +272,8 @@ impl LiveCapture {
                 ..CaptureStats::default()
             },
             ended: false,
+            keylogs: Vec::new(),
+            keylog_polled: start,
         }
     }
 
@@ -401,6 +412,37 @@ impl PacketSource for LiveCapture {
 
     fn stats(&self) -> CaptureStats {
         self.stats
+    }
+
+    /// The lines the followed key logs gained since the last poll (polled at most every
+    /// [`KEYLOG_POLL_EVERY`]). A key log that cannot be read now is tried again at the next
+    /// poll.
+    fn take_secrets(&mut self) -> Option<Vec<u8>> {
+        if self.keylogs.is_empty() {
+            return None;
+        }
+        let mono = monotonic();
+        if mono.saturating_duration_since(self.keylog_polled) < KEYLOG_POLL_EVERY {
+            return None;
+        }
+        self.keylog_polled = mono;
+        let mut text: Option<Vec<u8>> = None;
+        for f in &mut self.keylogs {
+            if let Ok(Some(lines)) = f.poll() {
+                text.get_or_insert_with(Vec::new).extend_from_slice(&lines);
+            }
+        }
+        text
+    }
+}
+
+impl LiveCapture {
+    /// Follows a key log that a program is still writing (a browser's `SSLKEYLOGFILE`): the
+    /// lines it gains are handed out as secrets ([`PacketSource::take_secrets`]) as the
+    /// capture runs. Analyse with [`crate::Analyzer::keys_may_follow`], so that a connection
+    /// whose secrets are written after its ServerHello waits for them.
+    pub fn follow_keylog(&mut self, follower: KeyLogFollower) {
+        self.keylogs.push(follower);
     }
 }
 

@@ -894,7 +894,7 @@ impl ConnectionHandler for WorkerHandler {
                 );
             }
             ConnectionEvent::Closed { ts, reason } => {
-                state.closed(conn, ts, reason, &mut self.rec);
+                state.closed(&self.tls, self.cfg, conn, ts, reason, &mut self.rec);
                 let key = self
                     .rec
                     .push(conn, ts, Direction::ClientToServer, RecKind::Closed);

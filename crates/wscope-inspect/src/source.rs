@@ -107,8 +107,8 @@ pub trait PacketSource {
     /// Counters so far (packets and bytes handed out).
     fn stats(&self) -> CaptureStats;
 
-    /// The key log text of the next TLS Decryption Secrets Block read and not yet taken
-    /// (pcapng files; default: none).
+    /// Key log text not yet taken: the next TLS Decryption Secrets Block read (pcapng
+    /// files), or the lines a followed key log gained (a live capture); default: none.
     fn take_secrets(&mut self) -> Option<Vec<u8>> {
         None
     }

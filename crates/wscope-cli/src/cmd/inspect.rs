@@ -95,7 +95,10 @@ pub(crate) struct Args {
     #[arg(short, long)]
     quiet: bool,
     /// Decrypt TLS (wss://) with the secrets of this NSS key log (`SSLKEYLOGFILE`); repeatable.
-    /// Secrets in pcapng Decryption Secrets Blocks are used without it.
+    /// Secrets in pcapng Decryption Secrets Blocks are used without it. Live (`-i`): the file
+    /// is followed as browsers and other clients append to it (it may not exist yet), and a
+    /// connection whose secrets are written after its ServerHello waits for them (up to 5 s
+    /// and 256 KiB) and is decrypted from its start.
     #[arg(long, value_name = "FILE")]
     keylog: Vec<PathBuf>,
     /// Worker threads: connections are sharded over them by their address pair. 1: analyse in
@@ -130,6 +133,40 @@ fn read_keylogs(files: &[PathBuf]) -> io::Result<wscope_inspect::tls::keylog::Ke
         );
     }
     Ok(keys)
+}
+
+/// The `--keylog` files of a live capture: what they hold now, and a follower of each that
+/// reads the lines written later. A file that does not exist yet is followed until it does
+/// (a browser makes its `SSLKEYLOGFILE` at its first TLS connection).
+fn follow_keylogs(
+    files: &[PathBuf],
+) -> io::Result<(
+    wscope_inspect::tls::keylog::KeyLog,
+    Vec<wscope_inspect::tls::keylog::KeyLogFollower>,
+)> {
+    use wscope_inspect::tls::keylog::{KeyLog, KeyLogFollower};
+    let mut keys = KeyLog::new();
+    let mut followers = Vec::new();
+    for f in files {
+        let mut follower = KeyLogFollower::new(f);
+        let name = f.display().to_string();
+        match follower.poll() {
+            Ok(Some(text)) => keys.add_bytes(&text, &name),
+            Ok(None) if !follower.is_open() => {
+                eprintln!(
+                    "wscope inspect: {name} does not exist yet: its secrets are read as it is \
+                     written"
+                );
+            }
+            Ok(None) => {}
+            Err(e) => return Err(io::Error::new(io::ErrorKind::NotFound, e.to_string())),
+        }
+        followers.push(follower);
+    }
+    for w in keys.warnings() {
+        eprintln!("wscope inspect: {w}");
+    }
+    Ok((keys, followers))
 }
 
 mod live;
@@ -344,7 +381,6 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
     let events_to_stdout = args.events.as_deref() == Some(Path::new("-"));
     let listing = !args.quiet && !events_to_stdout;
 
-    let keys = read_keylogs(&args.keylog)?;
     let mut cfg = AnalyzerConfig::default();
     cfg.flow.uid_seed = args.uid_seed.unwrap_or_else(random_seed);
     cfg.session.payload_chunk_size = args.payload_chunk_size.max(1);
@@ -355,8 +391,10 @@ fn inspect(args: &Args) -> io::Result<ExitCode> {
         usize::from,
     );
     if !args.live.interfaces.is_empty() {
-        return live::run(args, cfg, keys, workers);
+        let (keys, followers) = follow_keylogs(&args.keylog)?;
+        return live::run(args, cfg, keys, followers, workers);
     }
+    let keys = read_keylogs(&args.keylog)?;
     check_inputs(&args.files)?;
 
     let bar = if io::stderr().is_terminal() {

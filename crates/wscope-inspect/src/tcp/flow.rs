@@ -313,6 +313,26 @@ impl<S: Default> FlowTable<S> {
             + self.cx.buffered_total()
     }
 
+    /// Hands the open connections with these keys to [`ConnectionHandler::revisit`], at the
+    /// table's time (keys no open connection has are passed over).
+    pub fn revisit<H>(&mut self, keys: &[FlowKey], h: &mut H)
+    where
+        H: ConnectionHandler<State = S>,
+    {
+        let now = self.now;
+        for key in keys {
+            let Some(&i) = self.map.get(key) else {
+                continue;
+            };
+            if self.lists.list_of(i) == List::Closed {
+                continue;
+            }
+            if let Some(c) = self.slots[i as usize].as_mut() {
+                h.revisit(&mut c.state, &c.meta, now);
+            }
+        }
+    }
+
     /// Moves the clock to `now` (if later) and times out idle connections, without a packet.
     pub fn advance_time<H>(&mut self, now: Instant, h: &mut H)
     where

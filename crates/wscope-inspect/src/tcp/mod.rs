@@ -337,6 +337,20 @@ pub trait ConnectionHandler {
     fn secrets(&mut self, keylog: &[u8]) {
         let _ = keylog;
     }
+
+    /// Adds to `into` the connections whose state waits for something other than their
+    /// packets (TLS secrets that a growing key log may still bring): the table hands each to
+    /// [`ConnectionHandler::revisit`] after new [`ConnectionHandler::secrets`] and on each
+    /// tick of a live source ([`crate::reassemble_source`]). Default: none.
+    fn waiting(&mut self, into: &mut Vec<FlowKey>) {
+        let _ = into;
+    }
+
+    /// One connection named by [`ConnectionHandler::waiting`], at the table's time `now`
+    /// (default: nothing).
+    fn revisit(&mut self, state: &mut Self::State, conn: &ConnMeta, now: Instant) {
+        let _ = (state, conn, now);
+    }
 }
 
 impl<F> ConnectionHandler for F

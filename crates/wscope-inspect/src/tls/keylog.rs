@@ -12,10 +12,14 @@
 //! Memory: one map entry (client random, label, secret of at most 48 bytes) per useful line,
 //! about 100 bytes; a key log of 100 000 lines takes about 10 MB. The warnings kept are capped
 //! ([`MAX_WARNINGS`]); all are counted.
+//!
+//! A key log that a program is still writing (live capture) is read with a
+//! [`KeyLogFollower`]: each poll hands out the whole lines appended since the last one.
 
 use core::fmt;
-use std::io::{self, BufRead, Read};
-use std::path::Path;
+use std::fs::File;
+use std::io::{self, BufRead, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 
 use hashbrown::HashMap;
 
@@ -194,7 +198,7 @@ impl KeyLog {
             path: name.clone(),
             err,
         };
-        let file = std::fs::File::open(path).map_err(wrap)?;
+        let file = File::open(path).map_err(wrap)?;
         self.add_reader(io::BufReader::new(file), &name)
             .map_err(wrap)
     }
@@ -376,6 +380,125 @@ fn unhex(hex: &[u8], out: &mut [u8]) -> bool {
     true
 }
 
+/// A key log file that another program is still writing (a browser's `SSLKEYLOGFILE`, curl's,
+/// Python's): [`KeyLogFollower::poll`] hands out the whole lines appended since the last poll,
+/// for [`KeyLog::add_bytes`].
+///
+/// The file may not exist yet (a browser makes it at its first TLS connection): polls return
+/// nothing until it does. A file that gets shorter (truncated, or replaced by a shorter one) is
+/// read again from its start. An unfinished last line waits for its end, up to 1 KiB (a longer
+/// one is malformed and dropped, so memory stays bounded).
+#[derive(Debug)]
+pub struct KeyLogFollower {
+    path: PathBuf,
+    file: Option<File>,
+    /// Bytes of the file read so far.
+    offset: u64,
+    /// The unfinished last line.
+    partial: Vec<u8>,
+    /// An unfinished line grew past [`MAX_LINE`]: skip up to its end.
+    skipping: bool,
+}
+
+impl KeyLogFollower {
+    /// Follows the key log at `path` (opened at the first poll that finds it).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            file: None,
+            offset: 0,
+            partial: Vec::new(),
+            skipping: false,
+        }
+    }
+
+    /// A second follower of the same file that goes on from where this one is (the lines
+    /// this one has handed out are not handed out again); it opens the file for itself.
+    #[must_use]
+    pub fn fork(&self) -> Self {
+        Self {
+            path: self.path.clone(),
+            file: None,
+            offset: self.offset,
+            partial: self.partial.clone(),
+            skipping: self.skipping,
+        }
+    }
+
+    /// The path followed.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the file has been found (opened).
+    pub const fn is_open(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// The whole lines appended since the last poll (the whole file at the first poll that
+    /// finds it), or `None` when there are none.
+    ///
+    /// # Errors
+    ///
+    /// The file exists but cannot be opened or read (the error names the path). A file that
+    /// does not exist yet is not an error.
+    pub fn poll(&mut self) -> Result<Option<Vec<u8>>, KeyLogError> {
+        let name = || self.path.display().to_string();
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => match File::open(&self.path) {
+                Ok(f) => self.file.insert(f),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(err) => return Err(KeyLogError { path: name(), err }),
+            },
+        };
+        let len = file
+            .metadata()
+            .map_err(|err| KeyLogError { path: name(), err })?
+            .len();
+        if len < self.offset {
+            // Truncated or replaced: start again.
+            self.offset = 0;
+            self.partial.clear();
+            self.skipping = false;
+        }
+        if len == self.offset {
+            return Ok(None);
+        }
+        let mut new = Vec::new();
+        file.seek(SeekFrom::Start(self.offset))
+            .and_then(|_| file.by_ref().take(len - self.offset).read_to_end(&mut new))
+            .map_err(|err| KeyLogError { path: name(), err })?;
+        self.offset += new.len() as u64;
+        Ok(self.lines(&new))
+    }
+
+    /// The whole lines of `new` after the unfinished one kept from before.
+    fn lines(&mut self, mut new: &[u8]) -> Option<Vec<u8>> {
+        if self.skipping {
+            let end = new.iter().position(|&b| b == b'\n')?;
+            self.skipping = false;
+            new = &new[end + 1..];
+        }
+        let Some(last) = new.iter().rposition(|&b| b == b'\n') else {
+            self.partial.extend_from_slice(new);
+            if self.partial.len() > MAX_LINE {
+                self.partial.clear();
+                self.skipping = true;
+            }
+            return None;
+        };
+        let mut out = core::mem::take(&mut self.partial);
+        out.extend_from_slice(&new[..=last]);
+        self.partial.extend_from_slice(&new[last + 1..]);
+        if self.partial.len() > MAX_LINE {
+            self.partial.clear();
+            self.skipping = true;
+        }
+        Some(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,5 +581,49 @@ mod tests {
         assert!(e
             .to_string()
             .starts_with("/nonexistent/keys.log: cannot read the key log"));
+    }
+
+    /// A follower hands out each whole line once, as the writer appends it: nothing before the
+    /// file exists, an unfinished line when it ends, the file again from its start when it
+    /// gets shorter, and an overlong unfinished line dropped up to its end.
+    #[test]
+    fn a_follower_hands_out_whole_lines_as_they_are_appended() {
+        use std::io::Write as _;
+        let dir = std::env::temp_dir().join(format!("wscope-keylog-follow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys.log");
+        let _ = std::fs::remove_file(&path);
+        let mut f = KeyLogFollower::new(&path);
+        assert_eq!(f.poll().unwrap(), None);
+        assert!(!f.is_open());
+        let mut w = File::create(&path).unwrap();
+        assert_eq!(f.poll().unwrap(), None);
+        assert!(f.is_open());
+        let line = |n: u8| format!("CLIENT_RANDOM {R} {}\n", format!("{n:02x}").repeat(48));
+        let (a, b, c) = (line(1), line(2), line(3));
+        w.write_all(a.as_bytes()).unwrap();
+        w.write_all(&b.as_bytes()[..40]).unwrap();
+        assert_eq!(f.poll().unwrap().as_deref(), Some(a.as_bytes()));
+        assert_eq!(f.poll().unwrap(), None);
+        w.write_all(&b.as_bytes()[40..]).unwrap();
+        w.write_all(c.as_bytes()).unwrap();
+        assert_eq!(f.poll().unwrap(), Some(format!("{b}{c}").into_bytes()));
+        // What was handed out makes a key log with all three secrets.
+        // Truncated and written again: read from the start.
+        drop(w);
+        let mut w = File::create(&path).unwrap();
+        w.write_all(c.as_bytes()).unwrap();
+        assert_eq!(f.poll().unwrap().as_deref(), Some(c.as_bytes()));
+        // An unfinished line longer than any key log line is dropped up to its end.
+        w.write_all(&[b'x'; MAX_LINE + 10]).unwrap();
+        assert_eq!(f.poll().unwrap(), None);
+        w.write_all(b"xx\n").unwrap();
+        w.write_all(a.as_bytes()).unwrap();
+        let got = f.poll().unwrap().unwrap();
+        assert_eq!(got, a.as_bytes());
+        let mut k = KeyLog::new();
+        k.add_bytes(&got, "followed");
+        assert_eq!((k.stats().secrets, k.stats().malformed), (1, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

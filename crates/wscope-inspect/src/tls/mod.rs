@@ -27,6 +27,16 @@
 //! the handshake messages decryption reads (at most 64 KiB, only while they arrive) and the
 //! keys. Records are decrypted in place.
 //!
+//! **A key log that is still being written** (live capture of a browser's `SSLKEYLOGFILE`,
+//! [`TlsLayer::keys_may_follow`]): the client writes a connection's secrets as it derives
+//! them, so they may reach the analyzer after the ServerHello that needs them. Such a
+//! connection then waits: what both directions send next is held, in order and with its
+//! capture times (at most [`MAX_AWAIT_BYTES`], for at most [`MAX_AWAIT`] of capture time),
+//! and when the secrets come ([`TlsLayer::add_secrets`], then [`TlsLayer::revisit`]) it is
+//! decrypted from the ServerHello on, with the events and times it would have had if the
+//! secrets had been there from the start. A connection whose secrets do not come in time is
+//! reported undecrypted, as without a key.
+//!
 //! A connection that selects ALPN `h2` is counted ([`TlsStats::h2`]) and its plaintext is
 //! read as HTTP/2 ([`crate::http2`]): its WebSocket streams (RFC 8441) are sessions whose
 //! `established` events carry the [`TlsInfo`] too.
@@ -38,12 +48,15 @@ pub mod crypto;
 pub mod handshake;
 pub mod keylog;
 
+use core::cell::RefCell;
 use core::fmt;
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use wscope_proto::role::Direction;
 use wscope_proto::time::Instant;
 
+use crate::decode::FlowKey;
 use crate::event::{Event, EventKind};
 use crate::http2::App;
 use crate::session::SessionConfig;
@@ -55,6 +68,14 @@ use keylog::{KeyLog, Label, Secret};
 
 /// The largest record fragment accepted (RFC 5246 §6.2.3: 2^14 + 2048; TLS 1.3 allows less).
 pub const MAX_FRAGMENT: usize = (1 << 14) + 2048;
+
+/// The most bytes a connection holds while it waits for its secrets (both directions; see
+/// [`TlsLayer::keys_may_follow`]). Past this the connection is reported undecrypted.
+pub const MAX_AWAIT_BYTES: usize = 256 << 10;
+
+/// How long, in capture time after its ServerHello, a connection waits for its secrets (see
+/// [`TlsLayer::keys_may_follow`]); a client writes them within a round trip.
+pub const MAX_AWAIT: wscope_proto::time::Duration = wscope_proto::time::Duration::from_secs(5);
 
 /// Record content types.
 const CCS: u8 = 20;
@@ -219,6 +240,21 @@ pub(crate) struct TlsConn {
     /// Nothing more is read (no keys, unsupported, not TLS).
     opaque: bool,
     dirs: [Dir; 2],
+    /// The key log may still bring this connection's secrets ([`TlsLayer::keys_may_follow`]).
+    follow: bool,
+    /// Waiting for the secrets of its client random (only with `follow`).
+    awaiting: Option<Box<Awaiting>>,
+}
+
+/// A connection waiting for its secrets: the ServerHello that needs them and what came after.
+#[derive(Debug)]
+struct Awaiting {
+    sh: handshake::ServerHello,
+    /// The ServerHello's time (set by the layer when the wait begins).
+    ts: Option<Instant>,
+    /// Bytes of either direction since, in order, with their times.
+    held: Vec<(Direction, Instant, Vec<u8>)>,
+    bytes: usize,
 }
 
 /// Why a record stream stops.
@@ -246,6 +282,7 @@ impl TlsConn {
 
     fn make_opaque(&mut self, reason: &'static str) {
         self.opaque = true;
+        self.awaiting = None;
         self.info.decrypted = false;
         self.info.reason = Some(reason);
         for d in &mut self.dirs {
@@ -253,9 +290,15 @@ impl TlsConn {
         }
     }
 
-    /// Bytes held in partial records (both directions).
+    /// Bytes held in partial records (both directions), and while waiting for the secrets.
     pub(crate) fn held(&self) -> usize {
-        self.dirs.iter().map(|d| d.buf.len()).sum()
+        self.dirs.iter().map(|d| d.buf.len()).sum::<usize>()
+            + self.awaiting.as_ref().map_or(0, |a| a.bytes)
+    }
+
+    /// Whether the connection waits for its secrets.
+    pub(crate) fn is_awaiting(&self) -> bool {
+        self.awaiting.is_some()
     }
 
     /// Whether the connection's bytes are still read.
@@ -335,6 +378,10 @@ impl TlsConn {
             if let Err(stop) = self.record(dir, header, range, keys, out) {
                 self.stop(di, stop, out);
                 return;
+            }
+            if self.awaiting.is_some() {
+                // The records after the ServerHello wait in the buffer for the secrets.
+                break;
             }
             if self.opaque {
                 self.dirs[di].buf = Vec::new();
@@ -463,6 +510,15 @@ impl TlsConn {
                 self.info.version = sh.version;
                 self.info.suite = sh.suite;
                 self.info.alpn = alpn;
+                if self.follow && !self.has_secrets(&sh, keys) {
+                    self.awaiting = Some(Box::new(Awaiting {
+                        sh,
+                        ts: None,
+                        held: Vec::new(),
+                        bytes: 0,
+                    }));
+                    return Ok(());
+                }
                 self.server_hello(sh, keys);
                 if self.opaque || !self.tls13 {
                     // TLS 1.2 knows everything now; TLS 1.3 waits for EncryptedExtensions.
@@ -508,6 +564,23 @@ impl TlsConn {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Whether the key log has the secrets a ServerHello needs (those [`Self::server_hello`]
+    /// looks up). A ServerHello that cannot be decrypted anyway (no ClientHello seen, a
+    /// suite or version not decrypted) needs none.
+    fn has_secrets(&self, sh: &handshake::ServerHello, keys: &KeyLog) -> bool {
+        let (Some(random), Some(suite)) = (self.client_random, crypto::suite(sh.suite)) else {
+            return true;
+        };
+        match sh.version {
+            0x0304 if suite.tls13 => {
+                keys.get(&random, Label::ClientTraffic0).is_some()
+                    || keys.get(&random, Label::ServerTraffic0).is_some()
+            }
+            0x0303 if !suite.tls13 => keys.get(&random, Label::ClientRandom).is_some(),
+            _ => true,
+        }
     }
 
     /// Looks the keys up and installs them.
@@ -605,6 +678,10 @@ fn looks_like_tls(bytes: &[u8]) -> Option<bool> {
 #[derive(Debug, Default)]
 pub struct TlsLayer {
     keys: KeyLog,
+    /// The key log may still grow ([`TlsLayer::keys_may_follow`]).
+    follow: bool,
+    /// The connections waiting for their secrets.
+    waiting: RefCell<HashSet<FlowKey>>,
 }
 
 /// Adds the [`TlsInfo`] to the `established` event of a decrypted session.
@@ -634,8 +711,29 @@ impl<S: Sink + ?Sized> Sink for WithTls<'_, S> {
 
 impl TlsLayer {
     /// A layer with these keys.
-    pub const fn new(keys: KeyLog) -> Self {
-        Self { keys }
+    pub fn new(keys: KeyLog) -> Self {
+        Self {
+            keys,
+            follow: false,
+            waiting: RefCell::default(),
+        }
+    }
+
+    /// Whether the key log may still bring secrets during the run (a live capture following a
+    /// key log that a browser is writing). Then a connection whose secrets are missing at its
+    /// ServerHello waits for them, holding what it sends (see the [module docs](self));
+    /// without, it is undecrypted at once. Off by default: a capture file's key log is
+    /// complete before the run.
+    #[must_use]
+    pub fn keys_may_follow(mut self, follow: bool) -> Self {
+        self.follow = follow;
+        self
+    }
+
+    /// The connections waiting for their secrets: hand each to [`TlsLayer::revisit`] after
+    /// new secrets, and now and then (a tick), so that they go on or give up.
+    pub fn waiting(&self) -> Vec<FlowKey> {
+        self.waiting.borrow().iter().copied().collect()
     }
 
     /// The key log.
@@ -665,7 +763,10 @@ impl TlsLayer {
         if let SlotState::New = slot.0 {
             slot.0 = match looks_like_tls(bytes) {
                 None => SlotState::Plain,
-                Some(true) => SlotState::Tls(Box::default()),
+                Some(true) => SlotState::Tls(Box::new(TlsConn {
+                    follow: self.follow,
+                    ..TlsConn::default()
+                })),
                 Some(false) => SlotState::Tls(Box::new(TlsConn::opaque("handshake not seen", 0))),
             };
         }
@@ -681,9 +782,142 @@ impl TlsLayer {
                     tls.report(&mut out);
                     return;
                 }
+                if tls.is_awaiting() {
+                    self.resume(tls, session, cfg, conn, ts, sink);
+                    if tls.is_awaiting() {
+                        self.hold(tls, conn, ts, dir, bytes, sink);
+                        return;
+                    }
+                    // Resumed: the new bytes follow the held ones.
+                    let mut out = |o: Out<'_>, info: &TlsInfo| {
+                        emit(session, cfg, conn, ts, dir, o, info, sink);
+                    };
+                    tls.feed(dir, bytes, &self.keys, &mut out);
+                    return;
+                }
                 tls.feed(dir, bytes, &self.keys, &mut out);
+                if let Some(a) = tls.awaiting.as_mut() {
+                    // The ServerHello in these bytes has no secrets yet.
+                    a.ts = Some(ts);
+                    self.waiting.borrow_mut().insert(conn.key);
+                }
             }
         }
+    }
+
+    /// A connection named by [`TlsLayer::waiting`], after new secrets or on a tick at capture
+    /// time `now`: decrypted if its secrets have come, reported undecrypted if it waited
+    /// longer than [`MAX_AWAIT`], else it waits on.
+    #[allow(clippy::too_many_arguments)]
+    pub fn revisit<S: Sink + ?Sized>(
+        &self,
+        slot: &mut TlsSlot,
+        session: &mut App,
+        cfg: SessionConfig,
+        conn: &ConnMeta,
+        now: Instant,
+        sink: &mut S,
+    ) {
+        let SlotState::Tls(tls) = &mut slot.0 else {
+            self.waiting.borrow_mut().remove(&conn.key);
+            return;
+        };
+        if !tls.is_awaiting() {
+            self.waiting.borrow_mut().remove(&conn.key);
+            return;
+        }
+        self.resume(tls, session, cfg, conn, now, sink);
+        let since = tls.awaiting.as_ref().and_then(|a| a.ts);
+        if since.is_some_and(|t| now.saturating_since(t) > MAX_AWAIT) {
+            self.give_up(tls, session, cfg, conn, now, sink);
+        }
+    }
+
+    /// Decrypts a waiting connection from its ServerHello on once the key log has its
+    /// secrets: the ServerHello's own record first, then what was held, each with its time.
+    fn resume<S: Sink + ?Sized>(
+        &self,
+        tls: &mut TlsConn,
+        session: &mut App,
+        cfg: SessionConfig,
+        conn: &ConnMeta,
+        now: Instant,
+        sink: &mut S,
+    ) {
+        let Some(a) = tls.awaiting.as_ref() else {
+            return;
+        };
+        if !tls.has_secrets(&a.sh, &self.keys) {
+            return;
+        }
+        let a = tls.awaiting.take().expect("waiting");
+        self.waiting.borrow_mut().remove(&conn.key);
+        let sh_ts = a.ts.unwrap_or(now);
+        {
+            let dir = Direction::ServerToClient;
+            let mut out = |o: Out<'_>, info: &TlsInfo| {
+                emit(session, cfg, conn, sh_ts, dir, o, info, sink);
+            };
+            tls.server_hello(a.sh, &self.keys);
+            if tls.opaque || !tls.tls13 {
+                tls.report(&mut out);
+            }
+        }
+        // The records that came with the ServerHello, then the held bytes in order.
+        let rest = [
+            (Direction::ServerToClient, sh_ts, Vec::new()),
+            (Direction::ClientToServer, sh_ts, Vec::new()),
+        ];
+        for (dir, ts, bytes) in rest.into_iter().chain(a.held) {
+            let mut out = |o: Out<'_>, info: &TlsInfo| {
+                emit(session, cfg, conn, ts, dir, o, info, sink);
+            };
+            if tls.is_opaque() {
+                tls.report(&mut out);
+                return;
+            }
+            tls.feed(dir, &bytes, &self.keys, &mut out);
+        }
+    }
+
+    /// Holds bytes of a waiting connection; past [`MAX_AWAIT_BYTES`] it gives up.
+    #[allow(clippy::too_many_arguments)]
+    fn hold<S: Sink + ?Sized>(
+        &self,
+        tls: &mut TlsConn,
+        conn: &ConnMeta,
+        ts: Instant,
+        dir: Direction,
+        bytes: &[u8],
+        sink: &mut S,
+    ) {
+        let a = tls.awaiting.as_mut().expect("waiting");
+        if a.bytes + bytes.len() <= MAX_AWAIT_BYTES {
+            a.bytes += bytes.len();
+            a.held.push((dir, ts, bytes.to_vec()));
+            return;
+        }
+        let mut session = App::None;
+        self.give_up(tls, &mut session, SessionConfig::default(), conn, ts, sink);
+    }
+
+    /// A waiting connection whose secrets did not come: undecrypted, as without a key.
+    fn give_up<S: Sink + ?Sized>(
+        &self,
+        tls: &mut TlsConn,
+        session: &mut App,
+        cfg: SessionConfig,
+        conn: &ConnMeta,
+        ts: Instant,
+        sink: &mut S,
+    ) {
+        self.waiting.borrow_mut().remove(&conn.key);
+        tls.make_opaque("no key for this client random");
+        let dir = Direction::ServerToClient;
+        let mut out = |o: Out<'_>, info: &TlsInfo| {
+            emit(session, cfg, conn, ts, dir, o, info, sink);
+        };
+        tls.report(&mut out);
     }
 
     /// Lost bytes of one direction.
@@ -710,15 +944,25 @@ impl TlsLayer {
         session.gap(cfg, conn, ts, dir, len, true, sink);
     }
 
-    /// The connection ended: a TLS connection not reported yet (its ServerHello never came)
-    /// is reported as undecrypted.
+    /// The connection ended: a connection waiting for its secrets is decrypted if they have
+    /// come (else given up), and a TLS connection not reported yet (its ServerHello never
+    /// came) is reported as undecrypted.
     pub fn closed<S: Sink + ?Sized>(
+        &self,
         slot: &mut TlsSlot,
+        session: &mut App,
+        cfg: SessionConfig,
         conn: &ConnMeta,
         ts: Instant,
         sink: &mut S,
     ) {
         if let SlotState::Tls(tls) = &mut slot.0 {
+            if tls.is_awaiting() {
+                self.resume(tls, session, cfg, conn, ts, sink);
+                if tls.is_awaiting() {
+                    self.give_up(tls, session, cfg, conn, ts, sink);
+                }
+            }
             if !tls.reported {
                 tls.make_opaque("the handshake did not complete");
                 let mut session = App::None;

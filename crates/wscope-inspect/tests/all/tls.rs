@@ -12,8 +12,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
 use sha2::{Digest, Sha256};
 use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig, Stats};
-use wscope_inspect::capture::Capture;
+use wscope_inspect::capture::{Capture, CaptureError, CaptureStats};
 use wscope_inspect::event::{OwnedEvent, OwnedKind};
+use wscope_inspect::source::{Next, PacketSource};
 use wscope_inspect::tls::keylog::KeyLog;
 use wscope_inspect::wscope_proto;
 use wscope_inspect::{Event, EventKind};
@@ -495,6 +496,145 @@ fn no_keys_and_wrong_keys() {
         a.iter()
             .all(|a| a.starts_with("tls_decrypt_failed: record ")),
         "{a:?}"
+    );
+}
+
+/// A source whose key log comes late, as in a live capture that follows a browser's key log:
+/// the text is handed out as secrets once `after` packets have been read.
+struct LateKeys {
+    cap: Capture,
+    text: Option<Vec<u8>>,
+    after: u64,
+    read: u64,
+}
+
+impl PacketSource for LateKeys {
+    fn next(&mut self) -> Result<Next<'_>, CaptureError> {
+        self.read += 1;
+        PacketSource::next(&mut self.cap)
+    }
+
+    fn stats(&self) -> CaptureStats {
+        PacketSource::stats(&self.cap)
+    }
+
+    fn take_secrets(&mut self) -> Option<Vec<u8>> {
+        if self.read >= self.after {
+            self.text.take()
+        } else {
+            None
+        }
+    }
+}
+
+/// The events of `capture` whose key log `text` comes after `after` packets, analysed as a
+/// live capture with a followed key log is.
+fn analyze_late(capture: Vec<u8>, text: &str, after: u64) -> (Vec<OwnedEvent>, Stats) {
+    let mut cfg = AnalyzerConfig::default();
+    cfg.session.digest = true;
+    let mut src = LateKeys {
+        cap: Capture::from_reader(Cursor::new(capture), "mem"),
+        text: Some(text.as_bytes().to_vec()),
+        after,
+        read: 0,
+    };
+    let mut events = Vec::new();
+    let stats = Analyzer::new(cfg)
+        .keys_may_follow(true)
+        .run_source(&mut src, &mut |ev: &Event<'_>| {
+            events.push(OwnedEvent::from(ev))
+        })
+        .unwrap();
+    (events, stats)
+}
+
+/// Secrets written after the ServerHello that needs them (a browser writes them as it
+/// derives them): the connection waits, holding what both sides send, and is decrypted from
+/// its start when they come, with every event and time it has when the keys are there from
+/// the start. TLS 1.3 and 1.2, the secrets arriving at every packet of the handshake, the
+/// upgrade and the first messages.
+#[test]
+fn secrets_written_after_the_server_hello_decrypt_the_connection_from_its_start() {
+    for setup in [
+        v13("TLS13_AES_128_GCM_SHA256"),
+        v12("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
+    ] {
+        let keys = Arc::new(Keys::default());
+        let (cc, sc) = configs(setup, &keys);
+        let mut trace = Trace::new(Framing::Ethernet);
+        let mut w = Wire::open(
+            &mut trace,
+            Conv::new("10.0.0.1:40000", "10.0.0.2:443", 1000, 9000),
+            &cc,
+            &sc,
+        );
+        let (c, s) = conversation(&mut w, false);
+        w.close();
+        let capture = trace.finish();
+        let (want, want_stats) = analyze(capture.clone(), keys.keylog());
+        assert_eq!(digests(&want, true), c);
+        assert_eq!(digests(&want, false), s);
+        for after in 1..=40 {
+            let (got, stats) = analyze_late(capture.clone(), &keys.text(), after);
+            assert_eq!(got, want, "{setup:?}: secrets after {after} packets");
+            assert_eq!(
+                format!("{stats:?}"),
+                format!("{want_stats:?}"),
+                "{setup:?}: secrets after {after} packets"
+            );
+        }
+    }
+}
+
+/// Secrets that come after the last packet of a short conversation: the connection is
+/// decrypted when they come, though no packet of it follows. Secrets that never come: the
+/// connection is undecrypted, as without a key log, and what it held is gone.
+#[test]
+fn secrets_after_the_last_packet_or_never() {
+    let setup = v13("TLS13_CHACHA20_POLY1305_SHA256");
+    let keys = Arc::new(Keys::default());
+    let (cc, sc) = configs(setup, &keys);
+    let mut trace = Trace::new(Framing::Ethernet);
+    let mut w = Wire::open(
+        &mut trace,
+        Conv::new("10.0.0.1:40000", "10.0.0.2:443", 1000, 9000),
+        &cc,
+        &sc,
+    );
+    let mask = Some([9, 8, 7, 6]);
+    w.client_send(&upgrade_request("/chat", "example.test", None));
+    w.server_send(&upgrade_response(None));
+    w.client_send(&frame(true, false, 1, mask, b"hello, late keys"));
+    w.server_send(&frame(true, false, 1, None, b"welcome"));
+    let capture = trace.finish();
+    let packets = {
+        let mut cap = Capture::from_reader(Cursor::new(capture.clone()), "mem");
+        let mut n = 0u64;
+        while cap.next_packet().unwrap().is_some() {
+            n += 1;
+        }
+        n
+    };
+    let (want, want_stats) = analyze(capture.clone(), keys.keylog());
+    assert_eq!(want_stats.sessions, 1);
+    assert_eq!(
+        digests(&want, true),
+        [sha(b"hello, late keys")],
+        "the client's message"
+    );
+    let (got, stats) = analyze_late(capture.clone(), &keys.text(), packets);
+    assert_eq!(got, want);
+    assert_eq!(format!("{stats:?}"), format!("{want_stats:?}"));
+
+    let (none, stats) = analyze_late(capture.clone(), &keys.text(), u64::MAX);
+    let (no_keys, no_keys_stats) = analyze(capture, KeyLog::new());
+    assert_eq!(stats.sessions, 0);
+    assert_eq!(anomalies(&none), Vec::<String>::new());
+    assert_eq!(tls_reports(&none), tls_reports(&no_keys));
+    assert_eq!(stats.tls, no_keys_stats.tls);
+    assert_eq!(
+        tls_reports(&none)[0].reason,
+        Some("no key for this client random")
     );
 }
 

@@ -33,7 +33,7 @@ use std::io;
 use std::process::ExitCode;
 
 use wscope_inspect::analyzer::AnalyzerConfig;
-use wscope_inspect::tls::keylog::KeyLog;
+use wscope_inspect::tls::keylog::{KeyLog, KeyLogFollower};
 
 use super::Args;
 
@@ -105,20 +105,22 @@ pub(crate) struct LiveArgs {
 }
 
 /// Runs the live capture of `args` (its `-i` interfaces); TLS connections are decrypted with
-/// `keys` (`--keylog`).
+/// `keys` (what the `--keylog` files held at the start) and the lines `keylogs` read from them
+/// as they grow.
 pub(super) fn run(
     args: &Args,
     cfg: AnalyzerConfig,
     keys: KeyLog,
+    keylogs: Vec<KeyLogFollower>,
     workers: usize,
 ) -> io::Result<ExitCode> {
     #[cfg(feature = "live")]
     {
-        imp::run(args, cfg, keys, workers)
+        imp::run(args, cfg, keys, &keylogs, workers)
     }
     #[cfg(not(feature = "live"))]
     {
-        let _ = (args, cfg, keys, workers);
+        let _ = (args, cfg, keys, keylogs, workers);
         Err(io::Error::other(
             "this wscope was built without live capture (cargo feature `live`, which needs \
              libpcap's development files: apt-get install libpcap-dev; then cargo build \
@@ -145,7 +147,7 @@ mod imp {
     use wscope_inspect::sink::{CaptureNote, Interest, Sink};
     use wscope_inspect::source::{InterfaceStats, Tick};
     use wscope_inspect::tcp::ConnMeta;
-    use wscope_inspect::tls::keylog::KeyLog;
+    use wscope_inspect::tls::keylog::{KeyLog, KeyLogFollower};
     use wscope_inspect::wscope_proto::time::Instant;
     use wscope_inspect::Analyzer;
 
@@ -155,6 +157,7 @@ mod imp {
         args: &Args,
         cfg: AnalyzerConfig,
         keys: KeyLog,
+        keylogs: &[KeyLogFollower],
         workers: usize,
     ) -> io::Result<ExitCode> {
         let a = &args.live;
@@ -235,6 +238,10 @@ mod imp {
         let no_payload = args.no_event_payload;
         let work = |w: usize, mut capture: LiveCapture| -> WorkerRun {
             let _stop = StopOnPanic(&stop);
+            // Each worker reads the key logs' new lines for itself.
+            for f in keylogs {
+                capture.follow_keylog(f.fork());
+            }
             let mut cfg = cfg;
             cfg.flow.uid_seed = worker_seed(cfg.flow.uid_seed, w);
             // The worker's own JSON writer (line by line into the shared output, whole lines).
@@ -255,6 +262,7 @@ mod imp {
             worker.interest = worker.fanout(|f| f.interest());
             let run = Analyzer::new(cfg)
                 .with_keylog(keys.clone())
+                .keys_may_follow(!keylogs.is_empty())
                 .run_source(&mut capture, &mut worker)
                 .map_err(|e| {
                     stop.store(true, Ordering::Relaxed);
