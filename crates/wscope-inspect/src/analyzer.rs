@@ -383,8 +383,9 @@ impl Analyzer {
     /// ServerHello that needs them: a live capture following a key log that a browser is
     /// still writing (`live::LiveCapture::follow_keylog`, feature `live`). Then such a connection
     /// waits for its secrets and is decrypted from the start when they come (see
-    /// [`TlsLayer::keys_may_follow`]). Off by default, and for files: their secrets come
-    /// first.
+    /// [`TlsLayer::keys_may_follow`]). A capture file's Decryption Secrets Block after the
+    /// ServerHello it serves is waited for the same way. Off by default (a key log given
+    /// with [`Analyzer::with_keylog`] is complete); on, a file is analysed in one thread.
     #[must_use]
     pub const fn keys_may_follow(mut self, follow: bool) -> Self {
         self.follow_keys = follow;
@@ -407,9 +408,11 @@ impl Analyzer {
         self
     }
 
-    /// The number of worker threads ([`Analyzer::workers`]).
+    /// The number of worker threads ([`Analyzer::workers`]); one with
+    /// [`Analyzer::keys_may_follow`], whose connections are revisited as secrets come in the
+    /// one thread's order.
     pub const fn worker_count(&self) -> usize {
-        if self.workers == 0 {
+        if self.workers == 0 || self.follow_keys {
             1
         } else {
             self.workers

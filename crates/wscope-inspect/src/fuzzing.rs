@@ -15,7 +15,10 @@ use crate::event::{Event, EventKind};
 const CHUNKS: [usize; 4] = [1, 7, 100, 4096];
 
 /// Runs the analyzer over arbitrary bytes taken as a capture file (pcap or pcapng), after a
-/// control byte that picks the `frame_data` chunk size and whether to inflate. Asserts the
+/// control byte that picks the `frame_data` chunk size, whether to inflate, to digest, and
+/// whether TLS connections wait for secrets that come later (bit 4,
+/// [`Analyzer::keys_may_follow`]: pcapng Decryption Secrets Blocks after the ServerHello
+/// that needs them). Asserts the
 /// invariants the analyzer documents: chunks within the configured size, counters that
 /// agree, and no more output than input can explain.
 pub fn fuzz_capture(data: &[u8]) {
@@ -33,7 +36,8 @@ pub fn fuzz_capture(data: &[u8]) {
     // Connections whose `101` the client must reject: their frames are reported but not
     // counted in the statistics (no session follows).
     let mut rejected = std::collections::HashSet::new();
-    let stats = Analyzer::new(cfg).run(&mut cap, &mut |ev: &Event<'_>| match &ev.kind {
+    let analyzer = Analyzer::new(cfg).keys_may_follow(ctl & 16 != 0);
+    let stats = analyzer.run(&mut cap, &mut |ev: &Event<'_>| match &ev.kind {
         EventKind::FrameData { data, .. } => {
             assert!(data.len() <= chunk, "chunk of {} over {chunk}", data.len());
             if !rejected.contains(&ev.conn.uid) {

@@ -173,6 +173,16 @@ where
             Err(e) => break Some(e),
         }
     };
+    // Secrets read at the end (a Decryption Secrets Block after the last packet) still serve
+    // the connections waiting for them, before the table closes them.
+    let mut secrets = false;
+    while let Some(text) = capture.take_secrets() {
+        handler.secrets(&text);
+        secrets = true;
+    }
+    if secrets {
+        revisit(&mut table, handler);
+    }
     table.finish(handler);
     Summary {
         capture: capture.stats(),

@@ -13,12 +13,14 @@ use wscope_test_support::seeds::seed_files;
 
 #[test]
 fn capture_seeds_replay_and_reach_websocket() {
-    for f in seed_files("capture", 5) {
+    for f in seed_files("capture", 7) {
         let data = fs::read(&f).expect("seed");
         fuzz_capture(&data);
         let mut cap = Capture::from_reader(Cursor::new(data[1..].to_vec()), "seed");
         let mut messages = 0;
+        // Control bit 4: TLS connections wait for secrets that come later (as fuzz_capture).
         let stats = Analyzer::new(AnalyzerConfig::default())
+            .keys_may_follow(data[0] & 0x10 != 0)
             .run(&mut cap, &mut |ev: &Event<'_>| {
                 if matches!(ev.kind, EventKind::Message { .. }) {
                     messages += 1;

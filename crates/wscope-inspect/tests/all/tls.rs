@@ -586,11 +586,9 @@ fn secrets_written_after_the_server_hello_decrypt_the_connection_from_its_start(
     }
 }
 
-/// Secrets that come after the last packet of a short conversation: the connection is
-/// decrypted when they come, though no packet of it follows. Secrets that never come: the
-/// connection is undecrypted, as without a key log, and what it held is gone.
-#[test]
-fn secrets_after_the_last_packet_or_never() {
+/// A short wss:// conversation (TLS 1.3, an upgrade and one message each way, no close) as a
+/// classic pcap, and its key log.
+fn short_conversation() -> (Vec<u8>, Arc<Keys>) {
     let setup = v13("TLS13_CHACHA20_POLY1305_SHA256");
     let keys = Arc::new(Keys::default());
     let (cc, sc) = configs(setup, &keys);
@@ -606,7 +604,87 @@ fn secrets_after_the_last_packet_or_never() {
     w.server_send(&upgrade_response(None));
     w.client_send(&frame(true, false, 1, mask, b"hello, late keys"));
     w.server_send(&frame(true, false, 1, None, b"welcome"));
-    let capture = trace.finish();
+    (trace.finish(), keys)
+}
+
+/// The conversation of [`short_conversation`] as pcapng with its key log in a Decryption
+/// Secrets Block after its first `before` packets.
+fn secrets_block_after(pcap: &[u8], keys: &Keys, before: usize) -> Vec<u8> {
+    // Split the classic pcap's records after `before` of them (two pcaps, one header each).
+    let mut at = 24;
+    for _ in 0..before {
+        let caplen = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16 + caplen;
+    }
+    let (head, tail) = ([&pcap[..at]].concat(), [&pcap[..24], &pcap[at..]].concat());
+    let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
+    let iface = ng.add_interface(Framing::Ethernet.link_type(), 6).unwrap();
+    let mut file = ng.into_inner();
+    file.extend(pcap_as_pcapng_blocks(&head, iface));
+    file.extend(dsb_block(&keys.text().into_bytes()));
+    file.extend(pcap_as_pcapng_blocks(&tail, iface));
+    file
+}
+
+/// A Decryption Secrets Block after the ServerHello that needs it (a capture tool writing the
+/// secrets it learns as it goes): with [`Analyzer::keys_may_follow`] the connection waits
+/// for it and is decrypted from its start, with the events of keys given first; without, it
+/// is undecrypted, as the key was not there when the ServerHello came.
+#[test]
+fn a_secrets_block_after_the_server_hello() {
+    let (pcap, keys) = short_conversation();
+    let (want, _) = analyze(pcap.clone(), keys.keylog());
+    let mut cfg = AnalyzerConfig::default();
+    cfg.session.digest = true;
+    let run = |file: &[u8], follow: bool| {
+        let mut cap = Capture::from_reader(Cursor::new(file.to_vec()), "mem");
+        let mut events = Vec::new();
+        // Waiting connections are revisited in the one thread's order: three workers asked
+        // for, one used.
+        let analyzer = Analyzer::new(cfg).workers(3).keys_may_follow(follow);
+        assert_eq!(analyzer.worker_count(), if follow { 1 } else { 3 });
+        let stats = analyzer
+            .run(&mut cap, &mut |ev: &Event<'_>| {
+                events.push(OwnedEvent::from(ev))
+            })
+            .unwrap();
+        (events, stats)
+    };
+    // After the ServerHello (the handshake's sixth packet or later) and before the last
+    // packet (a block after a file's last packet is dropped with its reader, as documented).
+    for before in 6..11 {
+        let file = secrets_block_after(&pcap, &keys, before);
+        let (got, stats) = run(&file, true);
+        assert_eq!(got, want, "secrets after {before} packets");
+        assert_eq!(stats.sessions, 1);
+        let (got, stats) = run(&file, false);
+        assert_eq!(
+            stats.sessions, 0,
+            "secrets after {before} packets, not waited for"
+        );
+        assert!(!tls_reports(&got)[0].decrypted);
+    }
+}
+
+/// Writes the `capture` fuzz seed of [`a_secrets_block_after_the_server_hello`] (control
+/// byte: digests, secrets followed) into fuzz/seeds/capture/; replayed by
+/// `capture_seeds_replay_and_reach_websocket`.
+#[test]
+#[ignore = "writes fuzz/seeds/capture/"]
+fn write_capture_seed_secrets_block_after_the_server_hello() {
+    let (pcap, keys) = short_conversation();
+    let mut seed = vec![0x10 | 0x08];
+    seed.extend(secrets_block_after(&pcap, &keys, 8));
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/capture");
+    std::fs::write(dir.join("tls13-secrets-block-after-server-hello-18"), seed).unwrap();
+}
+
+/// Secrets that come after the last packet of a short conversation: the connection is
+/// decrypted when they come, though no packet of it follows. Secrets that never come: the
+/// connection is undecrypted, as without a key log, and what it held is gone.
+#[test]
+fn secrets_after_the_last_packet_or_never() {
+    let (capture, keys) = short_conversation();
     let packets = {
         let mut cap = Capture::from_reader(Cursor::new(capture.clone()), "mem");
         let mut n = 0u64;
