@@ -347,14 +347,16 @@ pub(crate) fn session_event<S: Sink + ?Sized>(
         ConnectionEvent::Gap { dir, ts, len } => {
             tls.gap(&mut state.1, &mut state.0, cfg, conn, ts, dir, len, out);
         }
-        ConnectionEvent::Eof { dir, ts } => state.0.eof(conn, ts, dir, out),
+        ConnectionEvent::Eof { dir, ts } => {
+            tls.eof(&mut state.1, &mut state.0, cfg, conn, ts, dir, out);
+        }
         ConnectionEvent::Limit { dir, ts, limit } => {
-            state.0.tcp_note(conn, ts, dir, TcpNote::Limit(limit), out);
+            let note = TcpNote::Limit(limit);
+            tls.tcp_note(&mut state.1, &mut state.0, cfg, conn, ts, dir, note, out);
         }
         ConnectionEvent::Anomaly { dir, ts, anomaly } => {
-            state
-                .0
-                .tcp_note(conn, ts, dir, TcpNote::Anomaly(anomaly), out);
+            let note = TcpNote::Anomaly(anomaly);
+            tls.tcp_note(&mut state.1, &mut state.0, cfg, conn, ts, dir, note, out);
         }
         ConnectionEvent::Open { .. } | ConnectionEvent::Closed { .. } => {}
     }

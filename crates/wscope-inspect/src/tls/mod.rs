@@ -59,7 +59,7 @@ use wscope_proto::time::Instant;
 use crate::decode::FlowKey;
 use crate::event::{Event, EventKind};
 use crate::http2::App;
-use crate::session::SessionConfig;
+use crate::session::{SessionConfig, TcpNote};
 use crate::sink::Sink;
 use crate::tcp::ConnMeta;
 use crypto::{RecordKeys, Suite};
@@ -252,10 +252,23 @@ struct Awaiting {
     sh: handshake::ServerHello,
     /// The ServerHello's time (set by the layer when the wait begins).
     ts: Option<Instant>,
-    /// Bytes of either direction since, in order, with their times.
-    held: Vec<(Direction, Instant, Vec<u8>)>,
+    /// The connection's events since, in order, with their directions and times.
+    held: Vec<(Direction, Instant, Held)>,
+    /// What they cost, counted against [`MAX_AWAIT_BYTES`].
     bytes: usize,
 }
+
+/// One event of a waiting connection, replayed in order once its secrets come.
+#[derive(Debug)]
+enum Held {
+    Data(Vec<u8>),
+    Gap(u64),
+    Eof,
+    Note(TcpNote),
+}
+
+/// What a held event costs beyond its bytes (so that events without bytes are bounded too).
+const HELD_EVENT_COST: usize = 64;
 
 /// Why a record stream stops.
 struct Stop(&'static str, String);
@@ -785,7 +798,8 @@ impl TlsLayer {
                 if tls.is_awaiting() {
                     self.resume(tls, session, cfg, conn, ts, sink);
                     if tls.is_awaiting() {
-                        self.hold(tls, conn, ts, dir, bytes, sink);
+                        let held = Held::Data(bytes.to_vec());
+                        self.hold(tls, session, cfg, conn, ts, dir, held, sink);
                         return;
                     }
                     // Resumed: the new bytes follow the held ones.
@@ -863,42 +877,110 @@ impl TlsLayer {
                 tls.report(&mut out);
             }
         }
-        // The records that came with the ServerHello, then the held bytes in order.
+        // The records that came with the ServerHello, then the held events in order.
         let rest = [
-            (Direction::ServerToClient, sh_ts, Vec::new()),
-            (Direction::ClientToServer, sh_ts, Vec::new()),
+            (Direction::ServerToClient, sh_ts, Held::Data(Vec::new())),
+            (Direction::ClientToServer, sh_ts, Held::Data(Vec::new())),
         ];
-        for (dir, ts, bytes) in rest.into_iter().chain(a.held) {
+        for (dir, ts, held) in rest.into_iter().chain(a.held) {
             let mut out = |o: Out<'_>, info: &TlsInfo| {
                 emit(session, cfg, conn, ts, dir, o, info, sink);
             };
-            if tls.is_opaque() {
-                tls.report(&mut out);
-                return;
+            match held {
+                Held::Data(_) if tls.is_opaque() => tls.report(&mut out),
+                Held::Data(bytes) => tls.feed(dir, &bytes, &self.keys, &mut out),
+                Held::Gap(len) => {
+                    tls.gap(dir, len, &mut out);
+                    session.gap(cfg, conn, ts, dir, len, false, sink);
+                }
+                Held::Eof => session.eof(conn, ts, dir, sink),
+                Held::Note(note) => session.tcp_note(conn, ts, dir, note, sink),
             }
-            tls.feed(dir, &bytes, &self.keys, &mut out);
         }
     }
 
-    /// Holds bytes of a waiting connection; past [`MAX_AWAIT_BYTES`] it gives up.
+    /// Holds an event of a waiting connection; past [`MAX_AWAIT_BYTES`] it gives up, and the
+    /// event goes on as it would without the wait.
     #[allow(clippy::too_many_arguments)]
     fn hold<S: Sink + ?Sized>(
         &self,
         tls: &mut TlsConn,
+        session: &mut App,
+        cfg: SessionConfig,
         conn: &ConnMeta,
         ts: Instant,
         dir: Direction,
-        bytes: &[u8],
+        held: Held,
         sink: &mut S,
     ) {
         let a = tls.awaiting.as_mut().expect("waiting");
-        if a.bytes + bytes.len() <= MAX_AWAIT_BYTES {
-            a.bytes += bytes.len();
-            a.held.push((dir, ts, bytes.to_vec()));
+        let cost = HELD_EVENT_COST
+            + if let Held::Data(b) = &held {
+                b.len()
+            } else {
+                0
+            };
+        if a.bytes + cost <= MAX_AWAIT_BYTES {
+            a.bytes += cost;
+            a.held.push((dir, ts, held));
             return;
         }
-        let mut session = App::None;
-        self.give_up(tls, &mut session, SessionConfig::default(), conn, ts, sink);
+        self.give_up(tls, session, cfg, conn, ts, sink);
+        match held {
+            Held::Data(_) => {}
+            Held::Gap(len) => session.gap(cfg, conn, ts, dir, len, false, sink),
+            Held::Eof => session.eof(conn, ts, dir, sink),
+            Held::Note(note) => session.tcp_note(conn, ts, dir, note, sink),
+        }
+    }
+
+    /// Whether a connection's events wait for its TLS secrets (see
+    /// [`TlsLayer::keys_may_follow`]): hand them to [`TlsLayer::eof`] and
+    /// [`TlsLayer::tcp_note`], which keep them in order with its data.
+    fn awaiting(slot: &mut TlsSlot) -> Option<&mut TlsConn> {
+        match &mut slot.0 {
+            SlotState::Tls(tls) if tls.is_awaiting() => Some(tls),
+            _ => None,
+        }
+    }
+
+    /// The end of one direction, for the session (kept in order with the data of a
+    /// connection waiting for its secrets).
+    #[allow(clippy::too_many_arguments)]
+    pub fn eof<S: Sink + ?Sized>(
+        &self,
+        slot: &mut TlsSlot,
+        session: &mut App,
+        cfg: SessionConfig,
+        conn: &ConnMeta,
+        ts: Instant,
+        dir: Direction,
+        sink: &mut S,
+    ) {
+        match Self::awaiting(slot) {
+            Some(tls) => self.hold(tls, session, cfg, conn, ts, dir, Held::Eof, sink),
+            None => session.eof(conn, ts, dir, sink),
+        }
+    }
+
+    /// A TCP limit or anomaly, for the session (kept in order with the data of a connection
+    /// waiting for its secrets).
+    #[allow(clippy::too_many_arguments)]
+    pub fn tcp_note<S: Sink + ?Sized>(
+        &self,
+        slot: &mut TlsSlot,
+        session: &mut App,
+        cfg: SessionConfig,
+        conn: &ConnMeta,
+        ts: Instant,
+        dir: Direction,
+        note: TcpNote,
+        sink: &mut S,
+    ) {
+        match Self::awaiting(slot) {
+            Some(tls) => self.hold(tls, session, cfg, conn, ts, dir, Held::Note(note), sink),
+            None => session.tcp_note(conn, ts, dir, note, sink),
+        }
     }
 
     /// A waiting connection whose secrets did not come: undecrypted, as without a key.
@@ -934,6 +1016,10 @@ impl TlsLayer {
         sink: &mut S,
     ) {
         if let SlotState::Tls(tls) = &mut slot.0 {
+            if tls.is_awaiting() {
+                self.hold(tls, session, cfg, conn, ts, dir, Held::Gap(len), sink);
+                return;
+            }
             let mut out = |o: Out<'_>, info: &TlsInfo| {
                 emit(session, cfg, conn, ts, dir, o, info, sink);
             };

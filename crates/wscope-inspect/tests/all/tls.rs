@@ -586,9 +586,10 @@ fn secrets_written_after_the_server_hello_decrypt_the_connection_from_its_start(
     }
 }
 
-/// A short wss:// conversation (TLS 1.3, an upgrade and one message each way, no close) as a
-/// classic pcap, and its key log.
-fn short_conversation() -> (Vec<u8>, Arc<Keys>) {
+/// A short wss:// conversation (TLS 1.3, an upgrade and one message each way; with `close`,
+/// close_notify and FIN both ways, else the capture ends first) as a classic pcap, and its
+/// key log.
+fn short_conversation(close: bool) -> (Vec<u8>, Arc<Keys>) {
     let setup = v13("TLS13_CHACHA20_POLY1305_SHA256");
     let keys = Arc::new(Keys::default());
     let (cc, sc) = configs(setup, &keys);
@@ -604,6 +605,9 @@ fn short_conversation() -> (Vec<u8>, Arc<Keys>) {
     w.server_send(&upgrade_response(None));
     w.client_send(&frame(true, false, 1, mask, b"hello, late keys"));
     w.server_send(&frame(true, false, 1, None, b"welcome"));
+    if close {
+        w.close();
+    }
     (trace.finish(), keys)
 }
 
@@ -632,7 +636,7 @@ fn secrets_block_after(pcap: &[u8], keys: &Keys, before: usize) -> Vec<u8> {
 /// is undecrypted, as the key was not there when the ServerHello came.
 #[test]
 fn a_secrets_block_after_the_server_hello() {
-    let (pcap, keys) = short_conversation();
+    let (pcap, keys) = short_conversation(false);
     let (want, _) = analyze(pcap.clone(), keys.keylog());
     let mut cfg = AnalyzerConfig::default();
     cfg.session.digest = true;
@@ -672,7 +676,7 @@ fn a_secrets_block_after_the_server_hello() {
 #[test]
 #[ignore = "writes fuzz/seeds/capture/"]
 fn write_capture_seed_secrets_block_after_the_server_hello() {
-    let (pcap, keys) = short_conversation();
+    let (pcap, keys) = short_conversation(false);
     let mut seed = vec![0x10 | 0x08];
     seed.extend(secrets_block_after(&pcap, &keys, 8));
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/capture");
@@ -680,11 +684,19 @@ fn write_capture_seed_secrets_block_after_the_server_hello() {
 }
 
 /// Secrets that come after the last packet of a short conversation: the connection is
-/// decrypted when they come, though no packet of it follows. Secrets that never come: the
+/// decrypted when they come, though no packet of it follows; the ends of its directions (FIN)
+/// that came while it waited are kept in order after its data. Secrets that never come: the
 /// connection is undecrypted, as without a key log, and what it held is gone.
 #[test]
 fn secrets_after_the_last_packet_or_never() {
-    let (capture, keys) = short_conversation();
+    for close in [false, true] {
+        secrets_after_the_last_packet(close);
+    }
+}
+
+/// See above: the secrets after the last packet (with `close`, after the client's FIN).
+fn secrets_after_the_last_packet(close: bool) {
+    let (capture, keys) = short_conversation(close);
     let packets = {
         let mut cap = Capture::from_reader(Cursor::new(capture.clone()), "mem");
         let mut n = 0u64;
@@ -700,7 +712,10 @@ fn secrets_after_the_last_packet_or_never() {
         [sha(b"hello, late keys")],
         "the client's message"
     );
-    let (got, stats) = analyze_late(capture.clone(), &keys.text(), packets);
+    // With a close: after the client's FIN (held, then replayed after the data), before the
+    // server's, which ends the connection (a connection that ends while it waits is given up).
+    let after = if close { packets - 2 } else { packets };
+    let (got, stats) = analyze_late(capture.clone(), &keys.text(), after);
     assert_eq!(got, want);
     assert_eq!(format!("{stats:?}"), format!("{want_stats:?}"));
 
