@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig, Stats};
 use wscope_inspect::capture::{Capture, CaptureError, CaptureStats};
 use wscope_inspect::event::{OwnedEvent, OwnedKind};
-use wscope_inspect::source::{Next, PacketSource};
+use wscope_inspect::source::{Next, PacketSource, Tick};
 use wscope_inspect::tls::keylog::KeyLog;
-use wscope_inspect::wscope_proto;
+use wscope_inspect::wscope_proto::time::{Duration, Instant};
 use wscope_inspect::{Event, EventKind};
 use wscope_test_support::capture::{Framing, PcapNgWriter};
 use wscope_test_support::wire::{frame, upgrade_request, upgrade_response};
@@ -501,17 +501,29 @@ fn no_keys_and_wrong_keys() {
 
 /// A source whose key log comes late, as in a live capture that follows a browser's key log:
 /// the text is handed out as secrets once `after` packets have been read.
+/// With `tick`, a live source's tick at that capture time comes after the last packet.
 struct LateKeys {
     cap: Capture,
     text: Option<Vec<u8>>,
     after: u64,
     read: u64,
+    tick: Option<Instant>,
 }
 
 impl PacketSource for LateKeys {
     fn next(&mut self) -> Result<Next<'_>, CaptureError> {
         self.read += 1;
-        PacketSource::next(&mut self.cap)
+        match PacketSource::next(&mut self.cap)? {
+            Next::End => match self.tick.take() {
+                Some(t) => Ok(Next::Tick(Tick {
+                    now: t,
+                    settled: t,
+                    interfaces: &[],
+                })),
+                None => Ok(Next::End),
+            },
+            next => Ok(next),
+        }
     }
 
     fn stats(&self) -> CaptureStats {
@@ -537,6 +549,7 @@ fn analyze_late(capture: Vec<u8>, text: &str, after: u64) -> (Vec<OwnedEvent>, S
         text: Some(text.as_bytes().to_vec()),
         after,
         read: 0,
+        tick: None,
     };
     let mut events = Vec::new();
     let stats = Analyzer::new(cfg)
@@ -729,6 +742,59 @@ fn secrets_after_the_last_packet(close: bool) {
         tls_reports(&none)[0].reason,
         Some("no key for this client random")
     );
+}
+
+/// A live source ticks while a connection waits for secrets that do not come: the tick
+/// that finds it waiting longer than `MAX_AWAIT` reports it undecrypted there, before the
+/// capture ends; a tick before that leaves it waiting.
+#[test]
+fn a_tick_ends_a_wait_for_secrets_that_do_not_come() {
+    let (pcap, keys) = short_conversation(false);
+    let last = {
+        let mut cap = Capture::from_reader(Cursor::new(pcap.clone()), "mem");
+        let mut ts = Instant::ZERO;
+        while let Some(p) = cap.next_packet().unwrap() {
+            ts = p.ts;
+        }
+        ts
+    };
+    for (after, given_up_at_tick) in [(1, false), (4, false), (6, true)] {
+        let tick = last + Duration::from_secs(after);
+        let mut src = LateKeys {
+            cap: Capture::from_reader(Cursor::new(pcap.clone()), "mem"),
+            text: Some(keys.text().into_bytes()),
+            after: u64::MAX,
+            read: 0,
+            tick: Some(tick),
+        };
+        /// Events and ticks, in order.
+        #[derive(Default)]
+        struct Log(Vec<String>);
+        impl wscope_inspect::Sink for Log {
+            fn event(&mut self, ev: &Event<'_>) {
+                if let EventKind::Tls(info) = &ev.kind {
+                    self.0
+                        .push(format!("tls decrypted={} at {}", info.decrypted, ev.ts));
+                }
+            }
+            fn tick(&mut self, _tick: &Tick<'_>) {
+                self.0.push("tick".to_owned());
+            }
+        }
+        let mut log = Log::default();
+        let stats = Analyzer::new(AnalyzerConfig::default())
+            .keys_may_follow(true)
+            .run_source(&mut src, &mut log)
+            .unwrap();
+        assert_eq!(stats.sessions, 0);
+        let report = format!("tls decrypted=false at {tick}");
+        let want = if given_up_at_tick {
+            [report, "tick".to_owned()]
+        } else {
+            ["tick".to_owned(), report]
+        };
+        assert_eq!(log.0, want, "a tick {after} s after the last packet");
+    }
 }
 
 /// A corrupted record in the server's direction: that direction stops with
@@ -1167,24 +1233,16 @@ fn dsb_mid_file(big: bool) {
     let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
     let iface = ng.add_interface(Framing::Ethernet.link_type(), 6).unwrap();
     for i in 0..300 {
-        ng.write_packet(
-            iface,
-            wscope_proto::time::Instant::from_micros(i),
-            &[0u8; 1000],
-        )
-        .unwrap();
+        ng.write_packet(iface, Instant::from_micros(i), &[0u8; 1000])
+            .unwrap();
     }
     let mut file = ng.into_inner();
     file.extend(dsb_block(&keys.text().into_bytes()));
     if big {
         let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
         ng.add_interface(Framing::Ethernet.link_type(), 6).unwrap();
-        ng.write_packet(
-            iface,
-            wscope_proto::time::Instant::from_micros(300),
-            &[0u8; 100_000],
-        )
-        .unwrap();
+        ng.write_packet(iface, Instant::from_micros(300), &[0u8; 100_000])
+            .unwrap();
         file.extend(without_section_header(&ng.into_inner()));
     }
     // The conversation's packets, through a second writer whose section header and
@@ -1250,9 +1308,7 @@ fn pcap_as_pcapng_blocks(pcap: &[u8], iface: u32) -> Vec<u8> {
     while at + 16 <= pcap.len() {
         let u = |o: usize| u32::from_le_bytes(pcap[o..o + 4].try_into().unwrap());
         let (secs, usecs, caplen) = (u(at), u(at + 4), u(at + 8) as usize);
-        let ts = wscope_proto::time::Instant::from_micros(
-            u64::from(secs) * 1_000_000 + u64::from(usecs),
-        );
+        let ts = Instant::from_micros(u64::from(secs) * 1_000_000 + u64::from(usecs));
         ng.write_packet(i2, ts, &pcap[at + 16..at + 16 + caplen])
             .unwrap();
         at += 16 + caplen;
