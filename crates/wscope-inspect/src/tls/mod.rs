@@ -34,8 +34,9 @@
 //! capture times (at most [`MAX_AWAIT_BYTES`], for at most [`MAX_AWAIT`] of capture time),
 //! and when the secrets come ([`TlsLayer::add_secrets`], then [`TlsLayer::revisit`]) it is
 //! decrypted from the ServerHello on, with the events and times it would have had if the
-//! secrets had been there from the start. A connection whose secrets do not come in time is
-//! reported undecrypted, as without a key.
+//! secrets had been there from the start. When the wait ends otherwise (those limits, the
+//! connection's end) it goes on with the secrets there are, as it would have without the
+//! wait: undecrypted without any.
 //!
 //! A connection that selects ALPN `h2` is counted ([`TlsStats::h2`]) and its plaintext is
 //! read as HTTP/2 ([`crate::http2`]): its WebSocket streams (RFC 8441) are sessions whose
@@ -70,11 +71,12 @@ use keylog::{KeyLog, Label, Secret};
 pub const MAX_FRAGMENT: usize = (1 << 14) + 2048;
 
 /// The most bytes a connection holds while it waits for its secrets (both directions; see
-/// [`TlsLayer::keys_may_follow`]). Past this the connection is reported undecrypted.
+/// [`TlsLayer::keys_may_follow`]). Past this it goes on with the secrets there are.
 pub const MAX_AWAIT_BYTES: usize = 256 << 10;
 
 /// How long, in capture time after its ServerHello, a connection waits for its secrets (see
-/// [`TlsLayer::keys_may_follow`]); a client writes them within a round trip.
+/// [`TlsLayer::keys_may_follow`]); a client writes them within a round trip. Checked on the
+/// ticks of a live capture.
 pub const MAX_AWAIT: wscope_proto::time::Duration = wscope_proto::time::Duration::from_secs(5);
 
 /// Record content types.
@@ -579,9 +581,10 @@ impl TlsConn {
         Ok(())
     }
 
-    /// Whether the key log has the secrets a ServerHello needs (those [`Self::server_hello`]
-    /// looks up). A ServerHello that cannot be decrypted anyway (no ClientHello seen, a
-    /// suite or version not decrypted) needs none.
+    /// Whether the key log has all the secrets a ServerHello's connection is decrypted with
+    /// (TLS 1.3: both application traffic secrets, which clients write after the handshake
+    /// ones; TLS 1.2: the master secret). A ServerHello that cannot be decrypted anyway (no
+    /// ClientHello seen, a suite or version not decrypted) needs none.
     fn has_secrets(&self, sh: &handshake::ServerHello, keys: &KeyLog) -> bool {
         let (Some(random), Some(suite)) = (self.client_random, crypto::suite(sh.suite)) else {
             return true;
@@ -589,7 +592,7 @@ impl TlsConn {
         match sh.version {
             0x0304 if suite.tls13 => {
                 keys.get(&random, Label::ClientTraffic0).is_some()
-                    || keys.get(&random, Label::ServerTraffic0).is_some()
+                    && keys.get(&random, Label::ServerTraffic0).is_some()
             }
             0x0303 if !suite.tls13 => keys.get(&random, Label::ClientRandom).is_some(),
             _ => true,
@@ -796,7 +799,7 @@ impl TlsLayer {
                     return;
                 }
                 if tls.is_awaiting() {
-                    self.resume(tls, session, cfg, conn, ts, sink);
+                    self.resume(tls, session, cfg, conn, ts, sink, false);
                     if tls.is_awaiting() {
                         let held = Held::Data(bytes.to_vec());
                         self.hold(tls, session, cfg, conn, ts, dir, held, sink);
@@ -820,8 +823,8 @@ impl TlsLayer {
     }
 
     /// A connection named by [`TlsLayer::waiting`], after new secrets or on a tick at capture
-    /// time `now`: decrypted if its secrets have come, reported undecrypted if it waited
-    /// longer than [`MAX_AWAIT`], else it waits on.
+    /// time `now`: decrypted once all its secrets have come; after [`MAX_AWAIT`], it goes on
+    /// with those there are (undecrypted without any); else it waits on.
     #[allow(clippy::too_many_arguments)]
     pub fn revisit<S: Sink + ?Sized>(
         &self,
@@ -840,15 +843,17 @@ impl TlsLayer {
             self.waiting.borrow_mut().remove(&conn.key);
             return;
         }
-        self.resume(tls, session, cfg, conn, now, sink);
+        self.resume(tls, session, cfg, conn, now, sink, false);
         let since = tls.awaiting.as_ref().and_then(|a| a.ts);
         if since.is_some_and(|t| now.saturating_since(t) > MAX_AWAIT) {
-            self.give_up(tls, session, cfg, conn, now, sink);
+            self.resume(tls, session, cfg, conn, now, sink, true);
         }
     }
 
-    /// Decrypts a waiting connection from its ServerHello on once the key log has its
-    /// secrets: the ServerHello's own record first, then what was held, each with its time.
+    /// Goes on with a waiting connection once the key log has all its secrets (`force`: with
+    /// whatever it has, as without the wait; none makes it undecrypted): its ServerHello
+    /// first, then what came with it and what was held, in order and each with its time.
+    #[allow(clippy::too_many_arguments)]
     fn resume<S: Sink + ?Sized>(
         &self,
         tls: &mut TlsConn,
@@ -857,11 +862,12 @@ impl TlsLayer {
         conn: &ConnMeta,
         now: Instant,
         sink: &mut S,
+        force: bool,
     ) {
         let Some(a) = tls.awaiting.as_ref() else {
             return;
         };
-        if !tls.has_secrets(&a.sh, &self.keys) {
+        if !force && !tls.has_secrets(&a.sh, &self.keys) {
             return;
         }
         let a = tls.awaiting.take().expect("waiting");
@@ -877,30 +883,45 @@ impl TlsLayer {
                 tls.report(&mut out);
             }
         }
-        // The records that came with the ServerHello, then the held events in order.
         let rest = [
             (Direction::ServerToClient, sh_ts, Held::Data(Vec::new())),
             (Direction::ClientToServer, sh_ts, Held::Data(Vec::new())),
         ];
         for (dir, ts, held) in rest.into_iter().chain(a.held) {
-            let mut out = |o: Out<'_>, info: &TlsInfo| {
-                emit(session, cfg, conn, ts, dir, o, info, sink);
-            };
-            match held {
-                Held::Data(_) if tls.is_opaque() => tls.report(&mut out),
-                Held::Data(bytes) => tls.feed(dir, &bytes, &self.keys, &mut out),
-                Held::Gap(len) => {
-                    tls.gap(dir, len, &mut out);
-                    session.gap(cfg, conn, ts, dir, len, false, sink);
-                }
-                Held::Eof => session.eof(conn, ts, dir, sink),
-                Held::Note(note) => session.tcp_note(conn, ts, dir, note, sink),
-            }
+            self.deliver(tls, session, cfg, conn, ts, dir, held, sink);
         }
     }
 
-    /// Holds an event of a waiting connection; past [`MAX_AWAIT_BYTES`] it gives up, and the
-    /// event goes on as it would without the wait.
+    /// One event of a connection that does not wait (or no longer does).
+    #[allow(clippy::too_many_arguments)]
+    fn deliver<S: Sink + ?Sized>(
+        &self,
+        tls: &mut TlsConn,
+        session: &mut App,
+        cfg: SessionConfig,
+        conn: &ConnMeta,
+        ts: Instant,
+        dir: Direction,
+        held: Held,
+        sink: &mut S,
+    ) {
+        let mut out = |o: Out<'_>, info: &TlsInfo| {
+            emit(session, cfg, conn, ts, dir, o, info, sink);
+        };
+        match held {
+            Held::Data(_) if tls.is_opaque() => tls.report(&mut out),
+            Held::Data(bytes) => tls.feed(dir, &bytes, &self.keys, &mut out),
+            Held::Gap(len) => {
+                tls.gap(dir, len, &mut out);
+                session.gap(cfg, conn, ts, dir, len, false, sink);
+            }
+            Held::Eof => session.eof(conn, ts, dir, sink),
+            Held::Note(note) => session.tcp_note(conn, ts, dir, note, sink),
+        }
+    }
+
+    /// Holds an event of a waiting connection. Past [`MAX_AWAIT_BYTES`] the wait ends with
+    /// the secrets there are (see [`Self::resume`]) and the event goes on.
     #[allow(clippy::too_many_arguments)]
     fn hold<S: Sink + ?Sized>(
         &self,
@@ -925,13 +946,8 @@ impl TlsLayer {
             a.held.push((dir, ts, held));
             return;
         }
-        self.give_up(tls, session, cfg, conn, ts, sink);
-        match held {
-            Held::Data(_) => {}
-            Held::Gap(len) => session.gap(cfg, conn, ts, dir, len, false, sink),
-            Held::Eof => session.eof(conn, ts, dir, sink),
-            Held::Note(note) => session.tcp_note(conn, ts, dir, note, sink),
-        }
+        self.resume(tls, session, cfg, conn, ts, sink, true);
+        self.deliver(tls, session, cfg, conn, ts, dir, held, sink);
     }
 
     /// Whether a connection's events wait for its TLS secrets (see
@@ -983,25 +999,6 @@ impl TlsLayer {
         }
     }
 
-    /// A waiting connection whose secrets did not come: undecrypted, as without a key.
-    fn give_up<S: Sink + ?Sized>(
-        &self,
-        tls: &mut TlsConn,
-        session: &mut App,
-        cfg: SessionConfig,
-        conn: &ConnMeta,
-        ts: Instant,
-        sink: &mut S,
-    ) {
-        self.waiting.borrow_mut().remove(&conn.key);
-        tls.make_opaque("no key for this client random");
-        let dir = Direction::ServerToClient;
-        let mut out = |o: Out<'_>, info: &TlsInfo| {
-            emit(session, cfg, conn, ts, dir, o, info, sink);
-        };
-        tls.report(&mut out);
-    }
-
     /// Lost bytes of one direction.
     #[allow(clippy::too_many_arguments)]
     pub fn gap<S: Sink + ?Sized>(
@@ -1043,12 +1040,8 @@ impl TlsLayer {
         sink: &mut S,
     ) {
         if let SlotState::Tls(tls) = &mut slot.0 {
-            if tls.is_awaiting() {
-                self.resume(tls, session, cfg, conn, ts, sink);
-                if tls.is_awaiting() {
-                    self.give_up(tls, session, cfg, conn, ts, sink);
-                }
-            }
+            // The wait ends with the secrets there are.
+            self.resume(tls, session, cfg, conn, ts, sink, true);
             if !tls.reported {
                 tls.make_opaque("the handshake did not complete");
                 let mut session = App::None;

@@ -500,12 +500,11 @@ fn no_keys_and_wrong_keys() {
 }
 
 /// A source whose key log comes late, as in a live capture that follows a browser's key log:
-/// the text is handed out as secrets once `after` packets have been read.
+/// each text of `texts` is handed out as secrets once its number of packets has been read.
 /// With `tick`, a live source's tick at that capture time comes after the last packet.
 struct LateKeys {
     cap: Capture,
-    text: Option<Vec<u8>>,
-    after: u64,
+    texts: Vec<(u64, Vec<u8>)>,
     read: u64,
     tick: Option<Instant>,
 }
@@ -531,23 +530,27 @@ impl PacketSource for LateKeys {
     }
 
     fn take_secrets(&mut self) -> Option<Vec<u8>> {
-        if self.read >= self.after {
-            self.text.take()
-        } else {
-            None
-        }
+        let due = self
+            .texts
+            .first()
+            .is_some_and(|(after, _)| self.read >= *after);
+        due.then(|| self.texts.remove(0).1)
     }
 }
 
 /// The events of `capture` whose key log `text` comes after `after` packets, analysed as a
 /// live capture with a followed key log is.
 fn analyze_late(capture: Vec<u8>, text: &str, after: u64) -> (Vec<OwnedEvent>, Stats) {
+    analyze_late_texts(capture, vec![(after, text.as_bytes().to_vec())])
+}
+
+/// [`analyze_late`] with the key log in several pieces, each after its number of packets.
+fn analyze_late_texts(capture: Vec<u8>, texts: Vec<(u64, Vec<u8>)>) -> (Vec<OwnedEvent>, Stats) {
     let mut cfg = AnalyzerConfig::default();
     cfg.session.digest = true;
     let mut src = LateKeys {
         cap: Capture::from_reader(Cursor::new(capture), "mem"),
-        text: Some(text.as_bytes().to_vec()),
-        after,
+        texts,
         read: 0,
         tick: None,
     };
@@ -744,12 +747,43 @@ fn secrets_after_the_last_packet(close: bool) {
     );
 }
 
+/// TLS 1.3 secrets that come line by line: the handshake secrets and the server's traffic
+/// secret first, the client's traffic secret later. The connection waits until both traffic
+/// secrets are there (with only the server's, the client's records would not decrypt).
+#[test]
+fn tls13_waits_for_both_traffic_secrets() {
+    let (pcap, keys) = short_conversation(false);
+    let (want, _) = analyze(pcap.clone(), keys.keylog());
+    let text = keys.text();
+    let (client_traffic, others): (Vec<&str>, Vec<&str>) = text
+        .lines()
+        .partition(|l| l.starts_with("CLIENT_TRAFFIC_SECRET_0 "));
+    assert_eq!(client_traffic.len(), 1);
+    let line = |l: &[&str]| {
+        l.iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .into_bytes()
+    };
+    let (got, stats) =
+        analyze_late_texts(pcap, vec![(6, line(&others)), (9, line(&client_traffic))]);
+    assert_eq!(got, want);
+    assert_eq!(stats.sessions, 1);
+}
+
 /// A live source ticks while a connection waits for secrets that do not come: the tick
-/// that finds it waiting longer than `MAX_AWAIT` reports it undecrypted there, before the
-/// capture ends; a tick before that leaves it waiting.
+/// that finds it waiting longer than `MAX_AWAIT` ends the wait (undecrypted, reported as it
+/// is without a key log: at its ServerHello's time), before the capture ends; a tick before
+/// that leaves it waiting until the end.
 #[test]
 fn a_tick_ends_a_wait_for_secrets_that_do_not_come() {
     let (pcap, keys) = short_conversation(false);
+    let (no_keys, _) = analyze(pcap.clone(), KeyLog::new());
+    let no_keys: Vec<_> = no_keys
+        .iter()
+        .filter(|e| matches!(e.kind, OwnedKind::Tls(_)))
+        .map(|e| format!("tls decrypted=false at {}", e.ts))
+        .collect();
     let last = {
         let mut cap = Capture::from_reader(Cursor::new(pcap.clone()), "mem");
         let mut ts = Instant::ZERO;
@@ -762,8 +796,7 @@ fn a_tick_ends_a_wait_for_secrets_that_do_not_come() {
         let tick = last + Duration::from_secs(after);
         let mut src = LateKeys {
             cap: Capture::from_reader(Cursor::new(pcap.clone()), "mem"),
-            text: Some(keys.text().into_bytes()),
-            after: u64::MAX,
+            texts: vec![(u64::MAX, keys.text().into_bytes())],
             read: 0,
             tick: Some(tick),
         };
@@ -787,7 +820,7 @@ fn a_tick_ends_a_wait_for_secrets_that_do_not_come() {
             .run_source(&mut src, &mut log)
             .unwrap();
         assert_eq!(stats.sessions, 0);
-        let report = format!("tls decrypted=false at {tick}");
+        let report = no_keys[0].clone();
         let want = if given_up_at_tick {
             [report, "tick".to_owned()]
         } else {
