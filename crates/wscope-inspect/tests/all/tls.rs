@@ -1134,7 +1134,8 @@ fn alpn_h2_websocket_streams_are_analysed() {
     let mut cfg = AnalyzerConfig::default();
     cfg.session.http_anomalies = true;
     cfg.session.digest = true;
-    let mut cap = Capture::from_reader(Cursor::new(trace.finish()), "mem");
+    let capture = trace.finish();
+    let mut cap = Capture::from_reader(Cursor::new(capture.clone()), "mem");
     let mut events = Vec::new();
     let stats = Analyzer::new(cfg)
         .with_keylog(keys.keylog())
@@ -1158,6 +1159,15 @@ fn alpn_h2_websocket_streams_are_analysed() {
         .map(|e| e.conn.stream_id)
         .collect();
     assert_eq!(streams, [Some(1), Some(3)]);
+    // The secrets written after the ServerHello: the HTTP/2 connection waits, then its
+    // streams are sessions with the same events (digests on, HTTP anomalies off as in
+    // analyze_late; compared with a run of the same settings and the keys first).
+    let (first, _) = analyze(capture.clone(), keys.keylog());
+    for after in [6, 10, 14] {
+        let (late, stats) = analyze_late(capture.clone(), &keys.text(), after);
+        assert_eq!(late, first, "h2: secrets after {after} packets");
+        assert_eq!(stats.sessions, 2);
+    }
 }
 
 /// A resumed TLS 1.3 connection with 0-RTT data accepted: the early records (under a key the
