@@ -24,9 +24,9 @@
 #     across connections is not kept), websocket.log rows the same set, the same messages
 #     extracted (--extract), whole lines.
 #  1c. wss:// with a key log written as the capture runs: `--keylog FILE` names a file that
-#     does not exist yet; Python websockets and `wscope connect` clients (SSLKEYLOGFILE,
-#     --keylog) append their secrets to it as they talk to a `wscope serve --tls-cert` echo
-#     server, 20 sessions at once among them. Every session is decrypted live (two workers,
+#     does not exist yet; Python websockets, Node ws and `wscope connect` clients
+#     (SSLKEYLOGFILE, --tls-keylog, --keylog) append their secrets to it as they talk to a
+#     `wscope serve --tls-cert` echo server, 20 sessions at once among them. Every session is decrypted live (two workers,
 #     each following the file), and the events and websocket.log rows equal those of the file
 #     analysis of tcpdump's capture with the complete key log.
 #  2. SIGTERM mid-run, under traffic: the process ends cleanly within seconds, every line of
@@ -268,6 +268,7 @@ start_tcpdump "$D/tcpdump.pcap"
 CLIENT_FAIL=0
 wss="wss://$ADDR_S:9443/"
 run_client in_c env SSLKEYLOGFILE="$KEYS" "$PY" "$LDIR/peers.py" client "$wss"
+run_client in_c node --tls-keylog="$KEYS" "$LDIR/peers.js" client "$wss"
 run_client in_c "$B" connect --insecure --keylog "$KEYS" --compress "$wss" <<< $'one\ntwo'
 run_client in_c env SSLKEYLOGFILE="$KEYS" "$PY" "$LDIR/peers.py" many "$wss" 20
 check "keylog: every wss:// conversation went as scripted" test "$CLIENT_FAIL" = 0
@@ -280,11 +281,11 @@ check "keylog: the key log did not exist when the capture started" \
 mkdir -p "$D/file"
 "$B" inspect "$D/tcpdump.pcap" --uid-seed 11 -q --keylog "$KEYS" -o "$D/file/logs" \
   --events "$D/file/events.json" > "$D/file/stdout"
-check "keylog: the file analysis decrypts all 22 sessions" \
-  grep -q "^TLS          22 connections: 22 decrypted" "$D/file/stdout"
-check "keylog: live, all 22 connections decrypted as the key log grew ($(grep '^TLS' "$D/stdout"))" \
-  grep -q "^TLS          22 connections: 22 decrypted" "$D/stdout"
-check "keylog: websocket.log has all 22 sessions" test "$(rows_of "$D/logs/websocket.log")" = 22
+check "keylog: the file analysis decrypts all 23 sessions" \
+  grep -q "^TLS          23 connections: 23 decrypted" "$D/file/stdout"
+check "keylog: live, all 23 connections decrypted as the key log grew ($(grep '^TLS' "$D/stdout"))" \
+  grep -q "^TLS          23 connections: 23 decrypted" "$D/stdout"
+check "keylog: websocket.log has all 23 sessions" test "$(rows_of "$D/logs/websocket.log")" = 23
 check "keylog: live events equal the file's, connection by connection" \
   python3 "$LDIR/compare.py" flows "$D/events.json" "$D/file/events.json"
 check "keylog: websocket.log rows equal the file's (in any order)" \
