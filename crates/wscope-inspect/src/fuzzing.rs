@@ -291,11 +291,18 @@ const TLS_CHUNKS: [usize; 4] = [1, 5, 700, 1 << 16];
 
 /// The body of `fuzz/fuzz_targets/tls.rs`: the key log parser, the handshake parsers and the
 /// TLS layer of one connection over arbitrary bytes. Layout: byte 0 picks the chunk size
-/// (bits 0-1) and whether the directions alternate chunk by chunk (bit 2); then a key log
-/// (u16 big-endian length, text), the client's bytes (u16 length), the server's bytes (the
-/// rest). Asserts what the layer documents: no panic, at most one report, decrypted bytes
-/// never more than the bytes fed, and at most one partial record held per direction. Returns
+/// (bits 0-1), whether the directions alternate chunk by chunk (bit 2) and whether the
+/// follow differential runs (bit 3, the chunk the key log comes after in bits 4-7); then a
+/// key log (u16 big-endian length, text), the client's bytes (u16 length), the server's bytes
+/// (the rest). Asserts what the layer documents: no panic, at most one report, decrypted
+/// bytes never more than the bytes fed, and at most one partial record held per direction.
+/// The differential feeds the same chunks through [`crate::tls::TlsLayer`] into a session
+/// twice: with the key log first, and with it followed ([`TlsLayer::keys_may_follow`]) and
+/// given late; the events must be the same (a wait ends with the decryption and times the
+/// keys give), unless what was held could pass [`crate::tls::MAX_AWAIT_BYTES`]. Returns
 /// the decrypted application bytes (the seed replay checks that real seeds decrypt).
+///
+/// [`TlsLayer::keys_may_follow`]: crate::tls::TlsLayer::keys_may_follow
 pub fn fuzz_tls(data: &[u8]) -> usize {
     use crate::tls::keylog::KeyLog;
     use crate::tls::{handshake, Out, TlsConn, MAX_FRAGMENT};
@@ -358,7 +365,103 @@ pub fn fuzz_tls(data: &[u8]) -> usize {
     }
     assert!(reports <= 1, "{reports} reports");
     assert!(plain <= client.len() + server.len());
+    if ctl & 8 != 0 {
+        let feed = TlsFeed {
+            client,
+            server,
+            chunk,
+            alternate,
+        };
+        let first = feed.events(keytext, None);
+        let late = feed.events(keytext, Some(usize::from(ctl >> 4)));
+        let chunks = client.len().div_ceil(chunk) + server.len().div_ceil(chunk);
+        if chunks * crate::tls::HELD_EVENT_COST + client.len() + server.len()
+            <= crate::tls::MAX_AWAIT_BYTES
+        {
+            assert_eq!(first, late, "the key log first, or followed and given late");
+        }
+    }
     plain
+}
+
+/// The chunks of [`fuzz_tls`], in its order.
+struct TlsFeed<'a> {
+    client: &'a [u8],
+    server: &'a [u8],
+    chunk: usize,
+    alternate: bool,
+}
+
+impl TlsFeed<'_> {
+    /// The events of the chunks through a TLS layer into a session, the connection ended
+    /// after them: with the key log `keytext` first (`late` None), or followed and given
+    /// after chunk `late` (at the end at the latest).
+    fn events(&self, keytext: &[u8], late: Option<usize>) -> Vec<crate::event::OwnedEvent> {
+        use crate::http2::App;
+        use crate::session::SessionConfig;
+        use crate::tcp::{CloseReason, ConnMeta};
+        use crate::tls::keylog::KeyLog;
+        use crate::tls::{TlsLayer, TlsSlot};
+        use wscope_proto::role::Direction;
+        use wscope_proto::time::{Duration, Instant};
+
+        let mut keys = KeyLog::new();
+        if late.is_none() {
+            keys.add_bytes(keytext, "fuzz");
+        }
+        let mut layer = TlsLayer::new(keys).keys_may_follow(late.is_some());
+        let (mut slot, mut app) = (TlsSlot::default(), App::default());
+        let cfg = SessionConfig::default();
+        let conn = ConnMeta::new(
+            core::net::SocketAddr::from(([10, 0, 0, 1], 40000)),
+            core::net::SocketAddr::from(([10, 0, 0, 2], 443)),
+        );
+        let mut events = Vec::new();
+        let mut sink = |ev: &Event<'_>| events.push(crate::event::OwnedEvent::from(ev));
+        let mut ts = Instant::from_micros(1_000_000);
+        let mut given = late.is_none();
+        let give = |layer: &mut TlsLayer, slot: &mut TlsSlot, app: &mut App, ts, sink: &mut _| {
+            layer.add_secrets(keytext);
+            for _ in layer.waiting() {
+                layer.revisit(slot, app, cfg, &conn, ts, sink);
+            }
+        };
+        let (mut c, mut s) = (
+            self.client.chunks(self.chunk),
+            self.server.chunks(self.chunk),
+        );
+        let mut n = 0usize;
+        loop {
+            let a = c.next();
+            let b = if self.alternate || a.is_none() {
+                s.next()
+            } else {
+                None
+            };
+            if a.is_none() && b.is_none() {
+                break;
+            }
+            for (dir, bytes) in [
+                (Direction::ClientToServer, a),
+                (Direction::ServerToClient, b),
+            ] {
+                let Some(bytes) = bytes else { continue };
+                if !given && late == Some(n) {
+                    give(&mut layer, &mut slot, &mut app, ts, &mut sink);
+                    given = true;
+                }
+                layer.data(&mut slot, &mut app, cfg, &conn, ts, dir, bytes, &mut sink);
+                ts = ts + Duration::from_millis(1);
+                n += 1;
+            }
+        }
+        if !given {
+            give(&mut layer, &mut slot, &mut app, ts, &mut sink);
+        }
+        layer.closed(&mut slot, &mut app, cfg, &conn, ts, &mut sink);
+        app.end(&conn, ts, CloseReason::CaptureEnd, &mut sink);
+        events
+    }
 }
 
 /// Chunk sizes [`fuzz_http2`] feeds each direction in.

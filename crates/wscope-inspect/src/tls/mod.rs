@@ -270,7 +270,7 @@ enum Held {
 }
 
 /// What a held event costs beyond its bytes (so that events without bytes are bounded too).
-const HELD_EVENT_COST: usize = 64;
+pub(crate) const HELD_EVENT_COST: usize = 64;
 
 /// Why a record stream stops.
 struct Stop(&'static str, String);
@@ -365,6 +365,11 @@ impl TlsConn {
         // (they are decrypted in place); a partial one waits there.
         self.dirs[di].buf.extend_from_slice(bytes);
         loop {
+            if self.awaiting.is_some() {
+                // The records after the ServerHello wait in the buffer for the secrets (the
+                // layer holds what comes later, see `TlsLayer::hold`).
+                break;
+            }
             let buf = &self.dirs[di].buf;
             if buf.len() - at < 5 {
                 break;
@@ -393,10 +398,6 @@ impl TlsConn {
             if let Err(stop) = self.record(dir, header, range, keys, out) {
                 self.stop(di, stop, out);
                 return;
-            }
-            if self.awaiting.is_some() {
-                // The records after the ServerHello wait in the buffer for the secrets.
-                break;
             }
             if self.opaque {
                 self.dirs[di].buf = Vec::new();

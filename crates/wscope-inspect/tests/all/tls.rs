@@ -1090,6 +1090,15 @@ fn tls_fuzz_seeds_replay_and_decrypt() {
             d[0] = ctl;
             let _ = fuzz_tls(&d);
         }
+        // The follow differential (bit 3): the key log given late, after chunk 0 to 15, at
+        // chunk sizes 700 and 64 KiB, alternating or not.
+        for late in 0..16u8 {
+            for ctl in [0x0a, 0x0b, 0x0e, 0x0f] {
+                let mut d = data.clone();
+                d[0] = ctl | (late << 4);
+                assert_eq!(fuzz_tls(&d), fuzz_tls(&data), "{}", f.display());
+            }
+        }
     }
 }
 
