@@ -146,16 +146,20 @@ where
             waiting.clear();
         }
     };
-    let error = loop {
-        // Key logs of pcapng Decryption Secrets Blocks read with the previous packet (the
-        // block comes before the connections it serves), or lines a live source's followed
-        // key log gained: connections waiting for their secrets are revisited.
-        let mut secrets = false;
+    // Key logs of pcapng Decryption Secrets Blocks read with the previous packet (the block
+    // comes before the connections it serves), or lines a live source's followed key log
+    // gained; whether there were any.
+    let secrets = |capture: &mut P, handler: &mut H| {
+        let mut any = false;
         while let Some(text) = capture.take_secrets() {
             handler.secrets(&text);
-            secrets = true;
+            any = true;
         }
-        if secrets {
+        any
+    };
+    let error = loop {
+        // Connections waiting for their secrets are revisited when secrets come.
+        if secrets(capture, handler) {
             revisit(&mut table, handler);
         }
         match capture.next() {
@@ -173,14 +177,9 @@ where
             Err(e) => break Some(e),
         }
     };
-    // Secrets read at the end (a Decryption Secrets Block after the last packet) still serve
-    // the connections waiting for them, before the table closes them.
-    let mut secrets = false;
-    while let Some(text) = capture.take_secrets() {
-        handler.secrets(&text);
-        secrets = true;
-    }
-    if secrets {
+    // Secrets read at the end (a followed key log's last lines) still serve the connections
+    // waiting for them, before the table closes them.
+    if secrets(capture, handler) {
         revisit(&mut table, handler);
     }
     table.finish(handler);
