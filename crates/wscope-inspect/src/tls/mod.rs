@@ -1016,13 +1016,9 @@ impl TlsLayer {
         if let SlotState::Tls(tls) = &mut slot.0 {
             if tls.is_awaiting() {
                 self.hold(tls, session, cfg, conn, ts, dir, Held::Gap(len), sink);
-                return;
+            } else {
+                self.deliver(tls, session, cfg, conn, ts, dir, Held::Gap(len), sink);
             }
-            let mut out = |o: Out<'_>, info: &TlsInfo| {
-                emit(session, cfg, conn, ts, dir, o, info, sink);
-            };
-            tls.gap(dir, len, &mut out);
-            session.gap(cfg, conn, ts, dir, len, false, sink);
             return;
         }
         session.gap(cfg, conn, ts, dir, len, true, sink);

@@ -575,18 +575,9 @@ fn secrets_written_after_the_server_hello_decrypt_the_connection_from_its_start(
         v13("TLS13_AES_128_GCM_SHA256"),
         v12("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
     ] {
-        let keys = Arc::new(Keys::default());
-        let (cc, sc) = configs(setup, &keys);
-        let mut trace = Trace::new(Framing::Ethernet);
-        let mut w = Wire::open(
-            &mut trace,
-            Conv::new("10.0.0.1:40000", "10.0.0.2:443", 1000, 9000),
-            &cc,
-            &sc,
-        );
-        let (c, s) = conversation(&mut w, false);
-        w.close();
-        let capture = trace.finish();
+        let mut sent = (Vec::new(), Vec::new());
+        let (capture, keys) = recorded(setup, |w| sent = conversation(w, false), true);
+        let (c, s) = sent;
         let (want, want_stats) = analyze(capture.clone(), keys.keylog());
         assert_eq!(digests(&want, true), c);
         assert_eq!(digests(&want, false), s);
@@ -607,6 +598,20 @@ fn secrets_written_after_the_server_hello_decrypt_the_connection_from_its_start(
 /// key log.
 fn short_conversation(close: bool) -> (Vec<u8>, Arc<Keys>) {
     let setup = v13("TLS13_CHACHA20_POLY1305_SHA256");
+    let talk = |w: &mut Wire<'_>| {
+        let mask = Some([9, 8, 7, 6]);
+        w.client_send(&upgrade_request("/chat", "example.test", None));
+        w.server_send(&upgrade_response(None));
+        w.client_send(&frame(true, false, 1, mask, b"hello, late keys"));
+        w.server_send(&frame(true, false, 1, None, b"welcome"));
+    };
+    recorded(setup, talk, close)
+}
+
+/// One TLS connection of `setup` between 10.0.0.1:40000 and 10.0.0.2:443 as a classic pcap,
+/// with what `talk` sends over it (with `close`, then close_notify and FIN both ways), and its
+/// key log.
+fn recorded(setup: Setup, talk: impl FnOnce(&mut Wire<'_>), close: bool) -> (Vec<u8>, Arc<Keys>) {
     let keys = Arc::new(Keys::default());
     let (cc, sc) = configs(setup, &keys);
     let mut trace = Trace::new(Framing::Ethernet);
@@ -616,11 +621,7 @@ fn short_conversation(close: bool) -> (Vec<u8>, Arc<Keys>) {
         &cc,
         &sc,
     );
-    let mask = Some([9, 8, 7, 6]);
-    w.client_send(&upgrade_request("/chat", "example.test", None));
-    w.server_send(&upgrade_response(None));
-    w.client_send(&frame(true, false, 1, mask, b"hello, late keys"));
-    w.server_send(&frame(true, false, 1, None, b"welcome"));
+    talk(&mut w);
     if close {
         w.close();
     }
