@@ -13,6 +13,10 @@
 #              so on the same file system as $TMPDIR)
 #   TSHARK=1   tshark -r CAPTURE -Y websocket -T fields (time, opcode, payload length) into a
 #              file, once before the rounds and once after; the speedups over its median too
+#   WARM=1     each timed run follows an untimed run of the same worker count (for EVENTS=1
+#              on a VM with free page reporting: a run whose output's page cache is allocated
+#              right after another configuration's output was freed can pay several times the
+#              kernel time for its writes; see BENCHMARKS.md, "Parallel analysis")
 #
 # Outputs go to a temporary folder that is removed at the end. Stdlib tools only (bash, awk,
 # sort) and tshark for TSHARK=1. See BENCHMARKS.md, "Parallel analysis", for the method: a
@@ -20,7 +24,7 @@
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
-  sed -n '2,19p' "$0" >&2
+  sed -n '2,23p' "$0" >&2
   exit 2
 fi
 bin=$1 capture=$2
@@ -38,13 +42,14 @@ trap 'rm -rf "$tmp"' EXIT
 
 cpu() { awk -v u="$1" -v s="$2" 'BEGIN{print u + s}'; }
 
-run() { # workers
+run() { # workers [quiet]
   local n=$1 args=(-q --uid-seed 1 --workers "$1" -o "$tmp/out")
   rm -rf "$tmp/out" "$tmp/events.json"
   if [[ ${EVENTS:-0} == 1 ]]; then args+=(--events "$tmp/events.json"); fi
   /usr/bin/time -f '%e %U %S %M' -o "$tmp/time" "$bin" inspect "${args[@]}" "${extra[@]}" \
     "$capture" > /dev/null 2> "$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
   read -r wall user sys rss < "$tmp/time"
+  [[ -n ${2:-} ]] && return
   printf 'workers=%-3s %7.3f %7.3f %8d\n' "$n" "$wall" "$(cpu "$user" "$sys")" "$rss"
 }
 
@@ -61,7 +66,10 @@ echo "run         wall_s   cpu_s  rss_kib"
 {
   if [[ ${TSHARK:-0} == 1 ]]; then tshark_run; fi
   for ((i = 1; i <= rounds; i++)); do
-    for n in "${workers[@]}"; do run "$n"; done
+    for n in "${workers[@]}"; do
+      if [[ ${WARM:-0} == 1 ]]; then run "$n" quiet; fi
+      run "$n"
+    done
   done
   if [[ ${TSHARK:-0} == 1 ]]; then tshark_run; fi
 } | tee "$tmp/lines"

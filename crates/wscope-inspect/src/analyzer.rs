@@ -403,7 +403,8 @@ impl Analyzer {
     /// [`crate::parallel`]); 0 and 1 mean the calling thread alone. The events, their order
     /// and the statistics are the same for every `n`, except where a flow table limit is hit
     /// ([`FlowConfig::max_flows`], [`FlowConfig::max_buffered_total`]), which applies to each
-    /// worker's table.
+    /// shard's table (one shard per worker, or [`crate::parallel::SHARDS_PER_WORKER`] when the
+    /// workers render output).
     #[must_use]
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = if n == 0 { 1 } else { n };

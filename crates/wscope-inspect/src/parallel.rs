@@ -29,13 +29,26 @@
 //!   order connections opened, as one table numbers them.
 //!
 //! Run-wide counters are summed over the workers. The flow table limits
-//! ([`FlowConfig::max_flows`], [`FlowConfig::max_buffered_total`]) apply to each worker's
-//! table: with N workers up to N times as many connections and out-of-order bytes can be held,
+//! ([`FlowConfig::max_flows`], [`FlowConfig::max_buffered_total`]) apply to each shard's
+//! table: with N shards up to N times as many connections and out-of-order bytes can be held,
 //! and while a limit is hit the output can differ with N (which connections are evicted, where
 //! the total buffer fills).
 //!
+//! ## Shards and workers
+//!
+//! Each shard of connections has its own thread and flow table. Usually a worker is one
+//! shard. When the workers read the capture in chunks (below) and render output of their own
+//! ([`LocalOutput`]), there are [`SHARDS_PER_WORKER`] times as many shards as workers, and a
+//! shard analyses only while it holds one of the run's tokens (one per worker). A shard gives
+//! its token back whenever it waits: for a batch another shard makes, or for room in its queue
+//! to the merger. The shards' loads differ from round to round (a few large connections at a
+//! time). With one shard per worker, the worker ahead soon filled its queue and stopped while
+//! the one behind ran alone; now a waiting shard hands its CPU to one that has work. The output
+//! does not depend on the number of shards either.
+//!
 //! Memory is bounded: at most [`ROUNDS_IN_FLIGHT`] rounds of at most [`ROUND_PACKETS`] packets
-//! or [`ROUND_BYTES`] payload bytes are queued, and their buffers are reused.
+//! or [`ROUND_BYTES`] payload bytes are queued (per shard, [`SHARD_ROUNDS_IN_FLIGHT`] when
+//! there are more shards than workers), and their buffers are reused.
 //!
 //! ## Workers that read the capture themselves
 //!
@@ -113,6 +126,17 @@ pub const READ_ROUND_PACKETS: usize = 4096;
 pub const READ_ROUND_BYTES: usize = 1 << 20;
 /// Most rounds of output a reading worker has queued when it renders no output.
 pub const READ_ROUNDS_IN_FLIGHT: usize = 8;
+
+/// Shards per worker when the workers read the capture in chunks and render output
+/// ([`LocalOutput`]): each shard is a thread, and at most as many of them analyse at once as
+/// there are workers. A shard that waits (its queue to the merger full, a batch not made yet)
+/// gives its worker's CPU to another one, so the unequal load of the shards does not leave a
+/// CPU idle. (Without a local output, each worker is one shard: its work is light enough that
+/// more shards cost more than they balance.)
+pub const SHARDS_PER_WORKER: usize = 2;
+/// Most rounds of output each shard has queued when the workers read the capture in chunks and
+/// render output.
+pub const SHARD_ROUNDS_IN_FLIGHT: usize = 2;
 
 /// Round limits (packets, payload bytes, rounds queued) of a run whose workers read the
 /// capture themselves.
@@ -1384,7 +1408,14 @@ pub(crate) fn run<S: Sink + ?Sized>(
     };
     if let Some(snapshot) = capture.snapshot() {
         let (flows, end) = match chunks::Plan::new(&snapshot, setup.make.is_some()) {
-            Some(plan) => chunks::run(setup, n, &plan, &snapshot, &mut merger),
+            Some(plan) => {
+                let shards = if setup.make.is_some() {
+                    n * SHARDS_PER_WORKER
+                } else {
+                    n
+                };
+                chunks::run(setup, n, shards, &plan, &snapshot, &mut merger)
+            }
             None => run_reading(setup, n, &snapshot, &mut merger),
         };
         capture.read_elsewhere(end.capture, end.packets);

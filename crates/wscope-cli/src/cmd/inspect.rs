@@ -103,8 +103,8 @@ pub(crate) struct Args {
     keylog: Vec<PathBuf>,
     /// Worker threads: connections are sharded over them by their address pair. 1: analyse in
     /// the reading thread. Default: the number of CPUs. Files: the output is the same for any
-    /// number; with `--events` to a file, twice the CPUs is often faster (one more thread
-    /// writes the events while the workers' loads even out; BENCHMARKS.md). Live (`-i`): N
+    /// number; with `--events`, each worker's CPU is shared by two shards that take turns, so
+    /// that a shard waiting for the other's work does not leave the CPU idle. Live (`-i`): N
     /// captures share each interface through a PACKET_FANOUT group, one thread each; the
     /// output is in order per connection.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]

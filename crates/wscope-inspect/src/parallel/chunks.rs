@@ -3,9 +3,11 @@
 //!
 //! The files are cut into chunks at packet-record (pcapng: block) boundaries: chunk `c` holds
 //! the records (blocks) that start in its nominal byte range (about half the capture reader's buffer, a quarter
-//! when the workers render output). Worker `c % N` reads chunk `c`, decodes it and builds
-//! every worker's batch of it with the dispatcher's code ([`InBatch::push_segment`]): it
-//! keeps its own batch and sends the others. The batches do not copy the payloads: they
+//! when the workers render output). Below, a "worker" is one shard's thread, and `N` the
+//! number of shards ([`super::SHARDS_PER_WORKER`] per worker when the workers render output;
+//! then [`Tokens`] lets only as many of them run at once as there are workers). Worker `c % N`
+//! reads chunk `c`, decodes it and builds every worker's batch of it with the dispatcher's
+//! code ([`InBatch::push_segment`]): it keeps its own batch and sends the others. The batches do not copy the payloads: they
 //! share the chunk's bytes (read-only) and refer to ranges of them. Every worker then
 //! handles chunk 0's batch, chunk 1's, … in order, whoever made them, so the merge sees the
 //! rounds of one dispatcher.
@@ -60,7 +62,7 @@ use wscope_proto::time::Instant;
 
 use super::{
     analyse, merge_rounds, Clock, FromWorker, InBatch, Merger, OutBatch, ReadEnd, WorkerClock,
-    WorkerSetup, READ_ROUNDS_IN_FLIGHT, ROUNDS_IN_FLIGHT,
+    WorkerSetup, READ_ROUNDS_IN_FLIGHT, SHARD_ROUNDS_IN_FLIGHT,
 };
 use crate::analyzer::Slot;
 use crate::capture::{
@@ -361,6 +363,48 @@ impl Drop for PanicGuard<'_> {
                 let _ = tx.send(Msg::Gone);
             }
         }
+    }
+}
+
+/// The right to analyse: at most as many shard threads as there are workers hold one at a
+/// time. A thread gives its token back while it waits (for a batch, a walk, a fragment turn
+/// or room in the merger's queue), so a worker's worth of CPU goes to a shard that has work
+/// while another shard waits.
+#[derive(Debug)]
+struct Tokens {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Tokens {
+    fn new(n: usize) -> Self {
+        Self {
+            free: Mutex::new(n),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a token; it is given back when the guard drops (a panic included).
+    fn take(&self) -> Running<'_> {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        while *free == 0 {
+            free = self
+                .freed
+                .wait(free)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *free -= 1;
+        Running(self)
+    }
+}
+
+/// A token held (see [`Tokens`]).
+struct Running<'a>(&'a Tokens);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.0.freed.notify_one();
     }
 }
 
@@ -778,9 +822,20 @@ struct Reader<'a> {
     /// any more is read into again.
     chunks: Vec<Arc<Vec<u8>>>,
     end: ChunkEnd,
+    tokens: &'a Tokens,
+    /// The token held while the thread works (`None` while it waits).
+    running: Option<Running<'a>>,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    /// Runs `wait` (which blocks) without holding a token.
+    fn waiting<T>(&mut self, wait: impl FnOnce(&mut Self) -> T) -> T {
+        self.running = None;
+        let t = wait(self);
+        self.running = Some(self.tokens.take());
+        t
+    }
+
     /// Takes a message from the inbox.
     fn take(&mut self, m: Msg) {
         match m {
@@ -879,7 +934,7 @@ impl Reader<'_> {
             for b in &mut batches {
                 b.clear();
             }
-            let mut d = self.fragments.take(c);
+            let mut d = self.waiting(|r| r.fragments.take(c));
             let clock = decode_into(&chunk, &records, &secrets, &mut batches, &mut d, f);
             self.fragments.give(c, d);
             clock.now()
@@ -897,7 +952,7 @@ impl Reader<'_> {
     /// reader is told that the run ends there.
     fn rest(&mut self, c: u64, number: u64) {
         let mut batches: Vec<InBatch> = (0..self.n).map(|_| self.batch()).collect();
-        let mut decoder = self.fragments.take(c);
+        let mut decoder = self.waiting(|r| r.fragments.take(c));
         let mut capture = self.snapshot.open();
         let mut clock = Clock::default();
         let mut error = None;
@@ -989,6 +1044,7 @@ fn chunk_worker(
     parts: Parts,
     spares: &Receiver<OutBatch>,
     tx: &SyncSender<FromWorker>,
+    tokens: &Tokens,
 ) -> ChunkEnd {
     let _guard = PanicGuard {
         fragments,
@@ -1011,6 +1067,8 @@ fn chunk_worker(
         done: false,
         chunks: Vec::new(),
         end: ChunkEnd::default(),
+        tokens,
+        running: Some(tokens.take()),
     };
     let n64 = n as u64;
     let ahead = ahead(setup.make.is_some()) * n64;
@@ -1041,7 +1099,7 @@ fn chunk_worker(
         let p = (c % n64) as usize;
         let Some(batch) = r.ready[p].pop_front() else {
             // Nothing to do until a message comes.
-            match r.parts.inbox.recv() {
+            match r.waiting(|r| r.parts.inbox.recv()) {
                 Ok(m) => r.take(m),
                 Err(_) => break,
             }
@@ -1058,8 +1116,9 @@ fn chunk_worker(
         c += 1;
         if c.is_multiple_of(group) {
             open = false;
-            let sent = tx.send(FromWorker::round(h.rec.flush()));
-            if sent.is_err() {
+            let out = FromWorker::round(h.rec.flush());
+            let sent = r.waiting(|_| tx.send(out).is_ok());
+            if !sent {
                 break;
             }
         }
@@ -1071,7 +1130,9 @@ fn chunk_worker(
     }
     h.rec.set(u64::MAX, 0);
     table.finish_at(clock.base, &mut h);
-    let _ = tx.send(FromWorker::last(table.stats(), &mut h.rec));
+    let last = FromWorker::last(table.stats(), &mut h.rec);
+    r.running = None;
+    let _ = tx.send(last);
     r.end
 }
 
@@ -1079,6 +1140,7 @@ fn chunk_worker(
 /// thread only merges.
 pub(super) fn run<S: Sink + ?Sized>(
     setup: WorkerSetup<'_>,
+    workers: usize,
     n: usize,
     plan: &Plan,
     snapshot: &Snapshot,
@@ -1086,6 +1148,7 @@ pub(super) fn run<S: Sink + ?Sized>(
 ) -> (FlowStats, ReadEnd) {
     let fragments = Fragments::new();
     let walker = Walker::new(plan);
+    let tokens = Tokens::new(workers);
     let mut to = Vec::with_capacity(n);
     let mut inboxes = Vec::with_capacity(n);
     let mut pool_tx = Vec::with_capacity(n);
@@ -1114,7 +1177,7 @@ pub(super) fn run<S: Sink + ?Sized>(
     drop(pool_tx);
     let mut flows = FlowStats::default();
     let queued = if setup.make.is_some() {
-        ROUNDS_IN_FLIGHT
+        SHARD_ROUNDS_IN_FLIGHT
     } else {
         READ_ROUNDS_IN_FLIGHT
     };
@@ -1125,7 +1188,7 @@ pub(super) fn run<S: Sink + ?Sized>(
             .take()
             .expect("one start per worker");
         chunk_worker(
-            setup, plan, snapshot, &fragments, &walker, me, n, parts, &spares, &tx,
+            setup, plan, snapshot, &fragments, &walker, me, n, parts, &spares, &tx, &tokens,
         )
     });
     let mut end = ReadEnd {
@@ -1171,6 +1234,40 @@ mod tests {
             f.extend(core::iter::repeat_n(i, len as usize));
         }
         f
+    }
+
+    #[test]
+    fn no_more_shards_run_at_once_than_there_are_tokens_and_a_panic_gives_its_token_back() {
+        let tokens = Tokens::new(2);
+        let free = || *tokens.free.lock().unwrap();
+        let a = tokens.take();
+        let b = tokens.take();
+        assert_eq!(free(), 0);
+        let (tx, rx) = channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _c = tokens.take();
+                tx.send(()).unwrap();
+            });
+            // A third shard waits while both tokens are held…
+            assert!(rx
+                .recv_timeout(core::time::Duration::from_millis(100))
+                .is_err());
+            // … and runs once one is given back.
+            drop(a);
+            rx.recv().unwrap();
+        });
+        drop(b);
+        assert_eq!(free(), 2);
+        let panicked = std::thread::scope(|s| {
+            s.spawn(|| {
+                let _held = (tokens.take(), tokens.take());
+                panic!("a shard panics while it runs");
+            })
+            .join()
+        });
+        assert!(panicked.is_err());
+        assert_eq!(free(), 2);
     }
 
     #[test]
