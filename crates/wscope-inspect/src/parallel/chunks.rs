@@ -49,8 +49,8 @@
 //! Each worker sends its output to the merging thread [`group`] chunks at a time.
 //!
 //! Memory: a chunk's bytes are held until every worker has handled its batch of it; a worker
-//! reads at most [`ahead`] rounds of `N` chunks past the chunk it handles, so about
-//! `ahead × N` chunks are held at once (the buffers are reused).
+//! reads at most [`ahead`] chunks past the chunk it handles, so about that many and `N` more
+//! chunks are held at once (the buffers are reused).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::File;
@@ -73,14 +73,16 @@ use crate::decode::{DecodeStats, Decoder};
 use crate::sink::Sink;
 use crate::tcp::{FlowStats, FlowTable};
 
-/// How far ahead a worker reads: its chunks up to this many rounds of `N` chunks past the
-/// chunk it handles (each chunk read is held until every worker has handled its batch of
-/// it). One round when the workers render output, whose text is held too.
-const fn ahead(local: bool) -> u64 {
+/// How far ahead a worker reads, in chunks past the chunk it handles (each chunk read is held,
+/// with a batch for every worker, until every worker has handled its batch of it): two
+/// rounds of the `n` workers' chunks; only the next chunk when the workers render output,
+/// whose text is held too, and whose shards take turns (a shard that has not read the chunk
+/// the others wait for gets the CPU they leave).
+const fn ahead(local: bool, n: u64) -> u64 {
     if local {
         1
     } else {
-        2
+        2 * n
     }
 }
 
@@ -1029,7 +1031,7 @@ fn decode_into(
     clock
 }
 
-/// One worker. It reads its chunks ahead (up to [`ahead`] rounds of chunks past the chunk it
+/// One worker. It reads its chunks ahead (up to [`ahead`] chunks past the chunk it
 /// handles), decodes each once it is walked, handles every chunk's batch in order and sends
 /// its output [`group`] chunks at a time. It waits only when it has nothing to do.
 #[allow(clippy::too_many_arguments)]
@@ -1071,7 +1073,7 @@ fn chunk_worker(
         running: Some(tokens.take()),
     };
     let n64 = n as u64;
-    let ahead = ahead(setup.make.is_some()) * n64;
+    let ahead = ahead(setup.make.is_some(), n64);
     let group = group(setup.make.is_some());
     let mut next_read = me as u64;
     let mut c = 0u64;
