@@ -218,6 +218,9 @@ pub struct Analyzer {
     /// The source's secrets may come after the connections that need them
     /// ([`Analyzer::keys_may_follow`]).
     follow_keys: bool,
+    /// The nominal chunk length of a parallel run over pcap and pcapng files instead of the
+    /// one the capture's read buffer gives (fuzzing: many chunks out of a small file).
+    chunk_len: Option<u64>,
 }
 
 /// The per-connection state kept in the flow table: the session, and the TLS layer in front
@@ -370,7 +373,20 @@ impl Analyzer {
             workers: 1,
             keys: KeyLog::new(),
             follow_keys: false,
+            chunk_len: None,
         }
+    }
+
+    /// Parallel runs over pcap and pcapng files cut them into chunks of `len` bytes (see
+    /// [`Analyzer::chunk_len`]).
+    pub(crate) const fn with_chunk_len(mut self, len: u64) -> Self {
+        self.chunk_len = Some(len);
+        self
+    }
+
+    /// The chunk length set by [`Analyzer::with_chunk_len`].
+    pub(crate) const fn chunk_len(&self) -> Option<u64> {
+        self.chunk_len
     }
 
     /// Decrypts TLS connections (`wss://`) whose secrets are in `keys` (see [`crate::tls`]).

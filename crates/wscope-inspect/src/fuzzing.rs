@@ -5,11 +5,18 @@
 //!
 //! Not part of the API: names and behaviour may change at any time.
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use std::io::Cursor;
+use std::path::Path;
 
 use crate::analyzer::{Analyzer, AnalyzerConfig};
 use crate::capture::Capture;
 use crate::event::{Event, EventKind};
+use crate::log::json::JsonLines;
+use crate::log::zeek::Style;
+use crate::log::ZeekLogs;
+use crate::parallel::{LocalOutput, LocalWriter};
+use crate::sink::Sink;
 
 /// Chunk sizes the control byte chooses from.
 const CHUNKS: [usize; 4] = [1, 7, 100, 4096];
@@ -18,7 +25,8 @@ const CHUNKS: [usize; 4] = [1, 7, 100, 4096];
 /// control byte that picks the `frame_data` chunk size, whether to inflate, to digest, and
 /// whether TLS connections wait for secrets that come later (bit 4,
 /// [`Analyzer::keys_may_follow`]: pcapng Decryption Secrets Blocks after the ServerHello
-/// that needs them). Asserts the
+/// that needs them), and whether to check that workers reading the file in chunks give the
+/// same output (bit 5, the chunk length in bits 6 and 7). Asserts the
 /// invariants the analyzer documents: chunks within the configured size, counters that
 /// agree, and no more output than input can explain.
 pub fn fuzz_capture(data: &[u8]) {
@@ -67,6 +75,92 @@ pub fn fuzz_capture(data: &[u8]) {
     if !cfg.session.observer.inflate {
         assert!(data_bytes <= stats.payload_bytes);
     }
+    if ctl & 32 != 0 && ctl & 16 == 0 {
+        same_output_in_parallel(file, cfg, ctl);
+    }
+}
+
+/// Nominal chunk lengths of the parallel differential (bits 6 and 7 of the control byte).
+const PARALLEL_CHUNKS: [u64; 4] = [16, 61, 400, 4096];
+
+/// Distinguishes the temporary files of concurrent calls in one process.
+static PARALLEL_FILES: AtomicU64 = AtomicU64::new(0);
+
+/// The parallel differential (control bit 5): `file`, written to a temporary file, analysed
+/// by one thread and by 2 or 3 workers reading it in small chunks (records, blocks and IP
+/// fragments across chunk ends; shards taking turns), must give the same events, logs and
+/// statistics, as [`crate::parallel`] promises.
+fn same_output_in_parallel(file: &[u8], cfg: AnalyzerConfig, ctl: u8) {
+    let n = PARALLEL_FILES.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!(
+        "wscope-fuzz-parallel-{}-{n}.cap",
+        std::process::id()
+    ));
+    if std::fs::write(&path, file).is_err() {
+        return;
+    }
+    let one = outputs(&Analyzer::new(cfg), &path);
+    let workers = 2 + file.len() % 2;
+    let chunk = PARALLEL_CHUNKS[usize::from(ctl >> 6)];
+    let many = outputs(
+        &Analyzer::new(cfg).workers(workers).with_chunk_len(chunk),
+        &path,
+    );
+    let _ = std::fs::remove_file(&path);
+    for (what, (a, b)) in [
+        "events",
+        "local events",
+        "websocket.log",
+        "weird.log",
+        "stats",
+    ]
+    .iter()
+    .zip(one.iter().zip(&many))
+    {
+        assert!(
+            a == b,
+            "{what} differ with {workers} workers, chunks of {chunk}:\n{a}\n--\n{b}"
+        );
+    }
+}
+
+/// One run's events (main sink), events rendered by the workers, websocket.log, weird.log and
+/// statistics (or error).
+fn outputs(analyzer: &Analyzer, path: &Path) -> [String; 5] {
+    let mut cap = Capture::from_paths([path]);
+    let mut main = JsonLines::new(Vec::new());
+    let make = |w: LocalWriter| Box::new(JsonLines::in_memory(w)) as Box<dyn Sink>;
+    let mut local_json = Vec::new();
+    let mut local = LocalOutput {
+        make: &make,
+        out: &mut local_json,
+        error: None,
+    };
+    let mut logs = ZeekLogs::new(Vec::new(), Vec::new(), Style::Ascii, false);
+    let r = analyzer.run_with_outputs(&mut cap, &mut main, Some(&mut local), Some(&mut logs), true);
+    assert!(local.error.is_none());
+    // Peaks are summed over the workers' tables (an upper bound): not compared.
+    let unpeak = |mut s: crate::Stats| {
+        s.flows.peak_tracked = 0;
+        s.flows.reassembly.buffered_peak = 0;
+        format!("{s:?}")
+    };
+    let stats = match r {
+        Ok(s) => unpeak(s),
+        Err(e) => {
+            let msg = e.to_string();
+            format!("{msg} {}", unpeak(e.into_stats()))
+        }
+    };
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    let (ws, weird) = logs.finish().unwrap_or_default();
+    [
+        text(main.finish().unwrap_or_default()),
+        text(local_json),
+        text(ws),
+        text(weird),
+        stats,
+    ]
 }
 
 /// Segment sizes [`fuzz_segments`] cuts each direction into.

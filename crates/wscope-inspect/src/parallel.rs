@@ -1407,7 +1407,11 @@ pub(crate) fn run<S: Sink + ?Sized>(
         conns: hashbrown::HashMap::new(),
     };
     if let Some(snapshot) = capture.snapshot() {
-        let (flows, end) = match chunks::Plan::new(&snapshot, setup.make.is_some()) {
+        let plan = match analyzer.chunk_len() {
+            Some(len) if cfg!(unix) => chunks::Plan::with_chunk(&snapshot, len),
+            _ => chunks::Plan::new(&snapshot, setup.make.is_some()),
+        };
+        let (flows, end) = match plan {
             Some(plan) => {
                 let shards = if setup.make.is_some() {
                     n * SHARDS_PER_WORKER

@@ -16,6 +16,13 @@ fn capture_seeds_replay_and_reach_websocket() {
     for f in seed_files("capture", 7) {
         let data = fs::read(&f).expect("seed");
         fuzz_capture(&data);
+        // Control bit 5: the same output from workers reading the file in chunks of each
+        // length the control byte chooses (bits 6 and 7; not with bit 4, one thread).
+        for k in 0..4u8 {
+            let mut d = data.clone();
+            d[0] = (d[0] & 0x0F) | 0x20 | k << 6;
+            fuzz_capture(&d);
+        }
         let mut cap = Capture::from_reader(Cursor::new(data[1..].to_vec()), "seed");
         let mut messages = 0;
         // Control bit 4: TLS connections wait for secrets that come later (as fuzz_capture).
