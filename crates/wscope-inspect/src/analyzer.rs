@@ -377,8 +377,8 @@ impl Analyzer {
         }
     }
 
-    /// Parallel runs over pcap and pcapng files cut them into chunks of `len` bytes (see
-    /// [`Analyzer::chunk_len`]).
+    /// Parallel runs over pcap and pcapng files cut them into chunks of `len` bytes instead of
+    /// a quarter or half of the capture's read buffer (fuzzing: many chunks from a small file).
     pub(crate) const fn with_chunk_len(mut self, len: u64) -> Self {
         self.chunk_len = Some(len);
         self

@@ -124,6 +124,23 @@ fn same_output_in_parallel(file: &[u8], cfg: AnalyzerConfig, ctl: u8) {
     }
 }
 
+/// A run's statistics (or error and statistics) as text to compare between worker counts:
+/// the peaks, summed over the workers' tables (an upper bound), are left out.
+pub fn comparable_stats(r: Result<crate::Stats, crate::analyzer::Error>) -> String {
+    let unpeak = |mut s: crate::Stats| {
+        s.flows.peak_tracked = 0;
+        s.flows.reassembly.buffered_peak = 0;
+        format!("{s:?}")
+    };
+    match r {
+        Ok(s) => unpeak(s),
+        Err(e) => {
+            let msg = e.to_string();
+            format!("{msg} {}", unpeak(e.into_stats()))
+        }
+    }
+}
+
 /// One run's events (main sink), events rendered by the workers, websocket.log, weird.log and
 /// statistics (or error).
 fn outputs(analyzer: &Analyzer, path: &Path) -> [String; 5] {
@@ -139,19 +156,7 @@ fn outputs(analyzer: &Analyzer, path: &Path) -> [String; 5] {
     let mut logs = ZeekLogs::new(Vec::new(), Vec::new(), Style::Ascii, false);
     let r = analyzer.run_with_outputs(&mut cap, &mut main, Some(&mut local), Some(&mut logs), true);
     assert!(local.error.is_none());
-    // Peaks are summed over the workers' tables (an upper bound): not compared.
-    let unpeak = |mut s: crate::Stats| {
-        s.flows.peak_tracked = 0;
-        s.flows.reassembly.buffered_peak = 0;
-        format!("{s:?}")
-    };
-    let stats = match r {
-        Ok(s) => unpeak(s),
-        Err(e) => {
-            let msg = e.to_string();
-            format!("{msg} {}", unpeak(e.into_stats()))
-        }
-    };
+    let stats = comparable_stats(r);
     let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
     let (ws, weird) = logs.finish().unwrap_or_default();
     [

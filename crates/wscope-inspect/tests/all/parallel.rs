@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use wscope_inspect::analyzer::{Analyzer, AnalyzerConfig};
 use wscope_inspect::capture::Capture;
 use wscope_inspect::event::{Event, OwnedEvent};
+use wscope_inspect::fuzzing::comparable_stats;
 use wscope_inspect::log::json::JsonLines;
 use wscope_inspect::log::zeek::Style;
 use wscope_inspect::log::ZeekLogs;
@@ -93,19 +94,7 @@ fn run(capture: impl Fn() -> Capture, workers: usize, cfg: AnalyzerConfig) -> [S
     );
     assert!(local.error.is_none());
     let [ws_rendered, weird_rendered] = rendered_logs(by_workers);
-    // Peaks are summed over the workers' tables (an upper bound): not compared.
-    let unpeak = |mut s: wscope_inspect::Stats| {
-        s.flows.peak_tracked = 0;
-        s.flows.reassembly.buffered_peak = 0;
-        format!("{s:?}")
-    };
-    let stats = match r {
-        Ok(s) => unpeak(s),
-        Err(e) => {
-            let msg = e.to_string();
-            format!("{msg} {}", unpeak(e.into_stats()))
-        }
-    };
+    let stats = comparable_stats(r);
     let (ws, weird) = all.logs.take().unwrap().finish().unwrap();
     let json = all.json.take().unwrap().finish().unwrap();
     [
@@ -570,18 +559,7 @@ fn run_main_only(
         assert_eq!(r.is_ok(), r2.is_ok());
         rendered.extend(rendered_logs(logs));
     }
-    let unpeak = |mut s: wscope_inspect::Stats| {
-        s.flows.peak_tracked = 0;
-        s.flows.reassembly.buffered_peak = 0;
-        format!("{s:?}")
-    };
-    let stats = match r {
-        Ok(s) => unpeak(s),
-        Err(e) => {
-            let msg = e.to_string();
-            format!("{msg} {}", unpeak(e.into_stats()))
-        }
-    };
+    let stats = comparable_stats(r);
     let (ws, weird) = all.logs.take().unwrap().finish().unwrap();
     let json = all.json.take().unwrap().finish().unwrap();
     let mut out = vec![
