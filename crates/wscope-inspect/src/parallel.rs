@@ -79,6 +79,7 @@
 //! sink of one thread.
 
 mod chunks;
+mod prefetch;
 
 use core::cell::RefCell;
 use core::ops::Range;
@@ -430,6 +431,16 @@ struct InBatch {
 }
 
 impl InBatch {
+    /// A segment's payload: in the batch's bytes, or in its chunk's.
+    fn payload(&self, s: &SegRec) -> &[u8] {
+        let (at, len) = (s.payload.0 as usize, s.payload.1 as usize);
+        let bytes = match (&self.chunk, s.shared) {
+            (Some(chunk), true) => &chunk[..],
+            _ => &self.bytes[..],
+        };
+        &bytes[at..at + len]
+    }
+
     fn clear(&mut self) {
         self.items.clear();
         self.bytes.clear();
@@ -517,7 +528,8 @@ fn analyse(
     clock: &mut WorkerClock,
     input: &InBatch,
 ) {
-    for item in &input.items {
+    let mut ahead = prefetch::Ahead::default();
+    for (i, item) in input.items.iter().enumerate() {
         match *item {
             Item::Tick { number, now } => {
                 let now = clock.base.max(now);
@@ -533,12 +545,8 @@ fn analyse(
                 h.tls.add_secrets(&input.bytes[at..at + len]);
             }
             Item::Seg(s) => {
+                ahead.prefetch(input, i);
                 h.rec.set(s.number, u64::MAX);
-                let (at, len) = (s.payload.0 as usize, s.payload.1 as usize);
-                let bytes = match (&input.chunk, s.shared) {
-                    (Some(chunk), true) => &chunk[..],
-                    _ => &input.bytes[..],
-                };
                 let seg = Segment {
                     ts: s.ts,
                     src: s.src,
@@ -547,7 +555,7 @@ fn analyse(
                     ack: s.ack,
                     flags: s.flags,
                     window: s.window,
-                    payload: &bytes[at..at + len],
+                    payload: input.payload(&s),
                     missing: s.missing,
                 };
                 table.handle_packet(&seg, s.number, clock.base.max(s.now), h);
@@ -1605,13 +1613,7 @@ mod tests {
             .zip(&segs)
         {
             let Item::Seg(r) = item else { unreachable!() };
-            let (at, len) = (r.payload.0 as usize, r.payload.1 as usize);
-            let from = if r.shared {
-                &b.chunk.as_ref().unwrap()[..]
-            } else {
-                &b.bytes[..]
-            };
-            assert_eq!(&from[at..at + len], s.payload);
+            assert_eq!(b.payload(r), s.payload);
         }
         // The dispatcher (no shared chunk) copies every payload.
         let mut batches = vec![InBatch::default()];

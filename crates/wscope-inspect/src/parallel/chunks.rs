@@ -74,19 +74,18 @@ use crate::sink::Sink;
 use crate::tcp::{FlowStats, FlowTable};
 
 /// How far ahead a worker reads, in chunks past the chunk it handles (each chunk read is held,
-/// with a batch for every worker, until every worker has handled its batch of it): two
-/// rounds of the `n` workers' chunks. When the workers render output (whose text is held too)
-/// and shards take turns, half as many chunks as shards `running` at once, at least one: a
-/// shard that has not read the chunk the others wait for gets the CPU they leave. (With two
-/// running, one chunk ahead measured as fast as two with 5 % less memory, and a round of
-/// shards ahead 5 % faster on large messages for 9 % more; with more running, a chunk's
-/// reader would otherwise have to handle the chunk before it, read by another, first.)
-const fn ahead(local: bool, n: u64, running: u64) -> u64 {
-    if local {
-        running.div_ceil(2)
-    } else {
-        2 * n
-    }
+/// with a batch for every worker, until every worker has handled its batch of it): half as
+/// many chunks as threads `running` at once (workers; with shards that take turns, their
+/// tokens), at least one. A thread that has not read the chunk the others wait for gets the
+/// CPU they leave, and with more running, a chunk's reader need not first handle the chunk
+/// before it, read by another. Measured with two workers on bench (BENCHMARKS.md, "Parallel
+/// analysis"): with the workers rendering output, one chunk ahead was as fast as two with
+/// 5 % less memory, and a round of shards ahead 5 % faster on large messages for 9 % more;
+/// with `-o` alone, one chunk ahead was 3-5 % faster than two rounds of the workers' chunks
+/// (the chunks read ahead had left the reader's cache by the time they were walked and
+/// decoded), with a fifth less memory.
+const fn ahead(running: u64) -> u64 {
+    running.div_ceil(2)
 }
 
 /// Chunks per round of output sent to the merging thread: one when the workers render output
@@ -1083,7 +1082,7 @@ fn chunk_worker(
         running: Some(tokens.take()),
     };
     let n64 = n as u64;
-    let ahead = ahead(setup.make.is_some(), n64, r.tokens.count());
+    let ahead = ahead(r.tokens.count());
     let group = group(setup.make.is_some());
     let mut next_read = me as u64;
     let mut c = 0u64;
