@@ -606,5 +606,6 @@ mod tests {
             .unwrap()
             .key_log
             .will_log("CLIENT_RANDOM"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

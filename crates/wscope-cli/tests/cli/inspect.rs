@@ -463,6 +463,7 @@ fn inspect_live_without_the_feature_says_how_to_build_it() {
         "{err}"
     );
     assert!(!logs.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Live flags need `-i`, and `-i` takes no capture files.
