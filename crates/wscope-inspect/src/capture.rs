@@ -967,8 +967,9 @@ pub enum Source {
     Path(PathBuf),
     /// Standard input.
     Stdin,
-    /// Any reader, with a name for errors.
-    Reader(Box<dyn Read>, String),
+    /// Any reader, with a name for errors. `Send`, so that a [`Capture`] can be made in one
+    /// thread and read in another.
+    Reader(Box<dyn Read + Send>, String),
 }
 
 impl fmt::Debug for Source {
@@ -995,10 +996,10 @@ impl Source {
         self,
         buffer_len: usize,
         limit: Option<u64>,
-    ) -> Result<CaptureReader<Box<dyn Read>>, CaptureError> {
+    ) -> Result<CaptureReader<Box<dyn Read + Send>>, CaptureError> {
         let name = self.name();
-        let reader: Box<dyn Read> = match self {
-            Self::Path(p) if p.as_os_str() == "-" => Box::new(io::stdin().lock()),
+        let reader: Box<dyn Read + Send> = match self {
+            Self::Path(p) if p.as_os_str() == "-" => Box::new(io::stdin()),
             Self::Path(p) => {
                 let file = File::open(&p).map_err(|e| CaptureError::io(e, &name, 0))?;
                 match limit {
@@ -1006,7 +1007,7 @@ impl Source {
                     None => Box::new(file),
                 }
             }
-            Self::Stdin => Box::new(io::stdin().lock()),
+            Self::Stdin => Box::new(io::stdin()),
             Self::Reader(r, _) => r,
         };
         CaptureReader::with_buffer_len(reader, &name, buffer_len)
@@ -1031,7 +1032,7 @@ pub struct Capture {
     pending: VecDeque<Source>,
     /// For each pending source, the most bytes read from it (a snapshot's file lengths).
     limits: VecDeque<Option<u64>>,
-    current: Option<CaptureReader<Box<dyn Read>>>,
+    current: Option<CaptureReader<Box<dyn Read + Send>>>,
     index: usize,
     number: u64,
     closed: CaptureStats,
@@ -1072,7 +1073,7 @@ impl Capture {
     }
 
     /// A run over a single reader.
-    pub fn from_reader(reader: impl Read + 'static, name: &str) -> Self {
+    pub fn from_reader(reader: impl Read + Send + 'static, name: &str) -> Self {
         Self::new([Source::Reader(Box::new(reader), name.to_owned())])
     }
 

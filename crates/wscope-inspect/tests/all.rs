@@ -26,6 +26,8 @@ mod robustness;
 mod sample;
 #[path = "all/seeds.rs"]
 mod seeds;
+#[path = "all/send.rs"]
+mod send;
 #[path = "all/session.rs"]
 mod session;
 #[path = "all/source.rs"]

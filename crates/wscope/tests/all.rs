@@ -20,6 +20,8 @@ mod limits;
 mod proxy;
 #[path = "all/seeds.rs"]
 mod seeds;
+#[path = "all/send.rs"]
+mod send;
 #[path = "all/simple.rs"]
 mod simple;
 #[path = "all/streams.rs"]

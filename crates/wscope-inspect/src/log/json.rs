@@ -17,6 +17,7 @@
 //! frame) and `message_cut` (a message was left incomplete), from
 //! [`crate::event::ConnectionEnd`].
 
+use core::cell::RefMut;
 use core::fmt;
 use std::io::{self, Write};
 
@@ -76,8 +77,10 @@ pub struct JsonLines<W: Write> {
     block: usize,
     /// `frame_data` lines carry the payload (`data_b64`).
     payload: bool,
-    /// Event lines are rendered straight into this in-memory output ([`JsonLines::in_memory`]).
-    direct: Option<LocalWriter>,
+    /// Event lines are rendered straight into the buffer this gives of `out`, an in-memory
+    /// output ([`JsonLines::in_memory`]). A function, not the buffer's handle, so that the
+    /// sink is `Send` whenever `W` is.
+    direct: Option<BufOf<W>>,
 }
 
 impl JsonLines<LocalWriter> {
@@ -86,11 +89,14 @@ impl JsonLines<LocalWriter> {
     /// rendering it into a buffer of its own first (the lines are most of what the workers
     /// write: gigabytes with payloads).
     pub fn in_memory(out: LocalWriter) -> Self {
-        let mut j = Self::with_block(out.clone(), 0);
-        j.direct = Some(out);
+        let mut j = Self::with_block(out, 0);
+        j.direct = Some(LocalWriter::buf);
         j
     }
 }
+
+/// How [`JsonLines::in_memory`] reaches its writer's buffer.
+type BufOf<W> = for<'a> fn(&'a W) -> RefMut<'a, Vec<u8>>;
 
 /// Lines gathered before they are handed to the writer.
 const BLOCK: usize = 64 << 10;
@@ -217,8 +223,8 @@ impl<W: Write> Sink for JsonLines<W> {
             return;
         }
         let prefix = self.prefix.get_or_insert_with(Prefix::default);
-        if let Some(out) = &self.direct {
-            let mut buf = out.buf();
+        if let Some(buf_of) = self.direct {
+            let mut buf = buf_of(&self.out);
             let start = buf.len();
             match write_event(&mut buf, prefix, ev, self.payload) {
                 Ok(true) => self.lines += 1,
