@@ -183,7 +183,8 @@ impl Stats {
     }
 
     /// Adds the per-connection counts a worker of a parallel run made (everything but the
-    /// connections, times and TLS counters, which the merging thread counts).
+    /// connections, times and TLS counters, which the merging thread counts), and what its
+    /// TLS layer says about the key log lines of the run.
     pub(crate) fn add_worker_counts(&mut self, o: &Self) {
         self.sessions += o.sessions;
         self.rejected_upgrades += o.rejected_upgrades;
@@ -199,6 +200,7 @@ impl Stats {
         for (k, v) in &o.anomalies {
             *self.anomalies.entry(k).or_default() += v;
         }
+        self.tls.add_key_log(&o.tls);
     }
 
     /// Total messages.
@@ -489,6 +491,7 @@ impl Analyzer {
             &mut h,
             &mut |h: &mut Handler<'_, S>, tick| h.sink.tick(tick),
         );
+        h.stats.tls.note_key_log(&h.tls);
         let stats = h.stats;
         Self::finish(stats, summary, sink, None, None)
     }
@@ -576,6 +579,7 @@ impl Analyzer {
                 tls: self.tls_layer(),
             };
             let summary = crate::parallel::reassemble_ticked(capture, self.cfg.flow, &mut h);
+            h.stats.tls.note_key_log(&h.tls);
             let stats = h.stats;
             both.drain(true);
             (stats, summary)
@@ -587,6 +591,7 @@ impl Analyzer {
                 tls: self.tls_layer(),
             };
             let summary = crate::parallel::reassemble_ticked(capture, self.cfg.flow, &mut h);
+            h.stats.tls.note_key_log(&h.tls);
             (h.stats, summary)
         }
     }
@@ -600,26 +605,39 @@ impl Analyzer {
         mut local: Option<&mut LocalOutput<'_>>,
         mut logs: Option<&mut dyn ZeekOutput>,
     ) -> Result<Stats, Error> {
+        let keylog = stats
+            .tls
+            .keylog_problem
+            .map_or_else(String::new, |p| format!(" (the first: {p})"));
         let notes = [
             (
                 "unsupported_link_type",
                 summary.decode.unsupported_link,
                 "packets skipped: link layer not decoded (Ethernet, raw IPv4/IPv6, Linux \
                  cooked v1/v2 and BSD loopback are)",
+                "",
             ),
             (
                 "undeclared_interface",
                 summary.capture.unknown_interface,
                 "pcapng packets skipped: their interface was never described",
+                "",
+            ),
+            (
+                "keylog_malformed",
+                stats.tls.keylog_malformed,
+                "key log lines that came during the capture (pcapng Decryption Secrets Blocks, \
+                 lines a followed key log gained) were malformed and skipped",
+                &keylog,
             ),
         ];
-        for (name, count, what) in notes {
+        for (name, count, what, more) in notes {
             if count > 0 {
                 let note = CaptureNote {
                     ts: stats.last_ts,
                     name,
                     count,
-                    detail: format!("{count} {what}"),
+                    detail: format!("{count} {what}{more}"),
                 };
                 sink.capture_note(&note);
                 if let Some(l) = logs.as_deref_mut() {

@@ -689,9 +689,10 @@ impl FromWorker {
         }
     }
 
-    /// A worker's last output: its recorder's final batch with its table's counters (`flows`) and its
-    /// event counts.
-    fn last(flows: FlowStats, rec: &mut Recorder) -> Self {
+    /// A worker's last output: its recorder's final batch with its table's counters (`flows`),
+    /// its event counts, and what its TLS layer says about the key log lines of the run.
+    fn last(flows: FlowStats, rec: &mut Recorder, tls: &TlsLayer) -> Self {
+        rec.stats.tls.note_key_log(tls);
         Self {
             out: rec.flush(),
             input: InBatch::default(),
@@ -1023,7 +1024,7 @@ fn worker(setup: WorkerSetup<'_>, rx: Receiver<ToWorker>, tx: SyncSender<FromWor
                 h.rec.start(spare);
                 h.rec.set(u64::MAX, 0);
                 table.finish_at(now, &mut h);
-                let _ = tx.send(FromWorker::last(table.stats(), &mut h.rec));
+                let _ = tx.send(FromWorker::last(table.stats(), &mut h.rec, &h.tls));
                 return;
             }
         }
@@ -1092,7 +1093,7 @@ fn reading_worker(
     // after every packet's).
     h.rec.set(u64::MAX, 0);
     table.finish_at(clock.now(), &mut h);
-    let _ = tx.send(FromWorker::last(table.stats(), &mut h.rec));
+    let _ = tx.send(FromWorker::last(table.stats(), &mut h.rec, &h.tls));
     ReadEnd {
         capture: capture.stats(),
         decode: *decoder.stats(),

@@ -109,9 +109,11 @@ impl Interest {
     }
 }
 
-/// Packets the analyzer skipped for a reason of the capture itself, counted over a run:
-/// `unsupported_link_type` (a link layer it does not decode) and `undeclared_interface` (a
-/// pcapng packet naming an interface no block described). They are in [`Stats`] too.
+/// What the analyzer skipped for a reason of the capture itself, counted over a run:
+/// `unsupported_link_type` (packets of a link layer it does not decode),
+/// `undeclared_interface` (pcapng packets naming an interface no block described) and
+/// `keylog_malformed` (key log lines that came during the capture and were malformed). They
+/// are in [`Stats`] too.
 ///
 /// [`Stats`]: crate::analyzer::Stats
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -995,6 +995,17 @@ fn summary(s: &Stats, secs: f64) -> String {
             let _ = writeln!(o, "  no keys    {}{more}", names.join(", "));
         }
     }
+    if s.tls.keylog_malformed > 0 {
+        let first = s
+            .tls
+            .keylog_problem
+            .map_or_else(String::new, |p| format!(" (the first: {p})"));
+        let _ = writeln!(
+            o,
+            "key log      {} lines that came during the capture were malformed and skipped{first}",
+            s.tls.keylog_malformed
+        );
+    }
     let _ = writeln!(
         o,
         "frames       {} ({} payload bytes), messages {} ({} application bytes)",

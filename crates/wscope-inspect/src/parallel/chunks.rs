@@ -1141,7 +1141,7 @@ fn chunk_worker(
     }
     h.rec.set(u64::MAX, 0);
     table.finish_at(clock.base, &mut h);
-    let last = FromWorker::last(table.stats(), &mut h.rec);
+    let last = FromWorker::last(table.stats(), &mut h.rec, &h.tls);
     r.running = None;
     let _ = tx.send(last);
     r.end

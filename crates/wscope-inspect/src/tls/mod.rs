@@ -155,6 +155,11 @@ pub struct TlsStats {
     pub undecrypted_sni: std::collections::BTreeMap<String, u64>,
     /// Decrypted connections that selected ALPN `h2` (read as HTTP/2, [`crate::http2`]).
     pub h2: u64,
+    /// Key log lines that came during the run (pcapng Decryption Secrets Blocks, lines a
+    /// followed key log gained) and were malformed ([`TlsLayer::malformed_during_run`]).
+    pub keylog_malformed: u64,
+    /// What was wrong with the first of them.
+    pub keylog_problem: Option<&'static str>,
 }
 
 impl TlsStats {
@@ -168,6 +173,19 @@ impl TlsStats {
         for (name, n) in &o.undecrypted_sni {
             self.count_sni(name, *n);
         }
+        self.add_key_log(o);
+    }
+
+    /// Takes the key log counters of another share of the run. Every share reads every key
+    /// log line (each worker its own copy), so the counts are not summed: the larger is kept.
+    pub(crate) fn add_key_log(&mut self, o: &Self) {
+        self.keylog_malformed = self.keylog_malformed.max(o.keylog_malformed);
+        self.keylog_problem = self.keylog_problem.or(o.keylog_problem);
+    }
+
+    /// Records what `tls` says about the key log lines that came during the run.
+    pub(crate) fn note_key_log(&mut self, tls: &TlsLayer) {
+        (self.keylog_malformed, self.keylog_problem) = tls.malformed_during_run();
     }
 
     /// Counts one `tls`/`tls_undecrypted` report.
@@ -695,6 +713,9 @@ fn looks_like_tls(bytes: &[u8]) -> Option<bool> {
 #[derive(Debug, Default)]
 pub struct TlsLayer {
     keys: KeyLog,
+    /// The key log's malformed lines and warnings before the run (those of the files read
+    /// beforehand, reported where they were read).
+    before: (u64, usize),
     /// The key log may still grow ([`TlsLayer::keys_may_follow`]).
     follow: bool,
     /// The connections waiting for their secrets.
@@ -730,6 +751,7 @@ impl TlsLayer {
     /// A layer with these keys.
     pub fn new(keys: KeyLog) -> Self {
         Self {
+            before: (keys.stats().malformed, keys.warnings().len()),
             keys,
             follow: false,
             waiting: RefCell::default(),
@@ -758,9 +780,20 @@ impl TlsLayer {
         &self.keys
     }
 
-    /// Adds the key log text of a pcapng Decryption Secrets Block.
+    /// Adds key log text that comes during the run: a pcapng Decryption Secrets Block, or the
+    /// lines a followed key log gained.
     pub fn add_secrets(&mut self, text: &[u8]) {
-        self.keys.add_bytes(text, "pcapng decryption secrets block");
+        self.keys.add_bytes(text, "key log text of the capture");
+    }
+
+    /// The key log lines added during the run ([`TlsLayer::add_secrets`]) that were malformed
+    /// and skipped: how many, and what was wrong with the first.
+    pub fn malformed_during_run(&self) -> (u64, Option<&'static str>) {
+        let (malformed, warnings) = self.before;
+        (
+            self.keys.stats().malformed - malformed,
+            self.keys.warnings().get(warnings).map(|w| w.problem),
+        )
     }
 
     /// In-order bytes of one direction: cleartext goes to the session as it is, TLS through

@@ -1267,7 +1267,10 @@ fn keys_from_a_decryption_secrets_block_mid_file_with_workers() {
 }
 
 /// See above; with `big`, a packet block too big for the chunks follows the DSB (the rest of
-/// the run, DSB included, goes through one reader).
+/// the run, DSB included, goes through one reader). The DSB also holds two lines that are not
+/// key log lines: counted once whatever the number of workers (each worker reads every
+/// line), with the first one's problem, and told in a capture note; the `--keylog` file's
+/// own malformed line (read before the run, reported there) is not counted again.
 fn dsb_mid_file(big: bool) {
     let setup = v12("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384");
     let keys = Arc::new(Keys::default());
@@ -1290,7 +1293,9 @@ fn dsb_mid_file(big: bool) {
             .unwrap();
     }
     let mut file = ng.into_inner();
-    file.extend(dsb_block(&keys.text().into_bytes()));
+    let mut text = keys.text().into_bytes();
+    text.extend_from_slice(b"NOT_A_LABEL 00 11\nCLIENT_RANDOM 1234 5678\n");
+    file.extend(dsb_block(&text));
     if big {
         let mut ng = PcapNgWriter::new(Vec::new()).unwrap();
         ng.add_interface(Framing::Ethernet.link_type(), 6).unwrap();
@@ -1309,15 +1314,31 @@ fn dsb_mid_file(big: bool) {
     let mut cfg = AnalyzerConfig::default();
     cfg.session.digest = true;
     let mut outputs = Vec::new();
+    let mut before = KeyLog::new();
+    before.add_bytes(b"# a comment\nnot a key log line\n", "keys.log");
+    assert_eq!(before.stats().malformed, 1);
     for workers in [1, 2, 3] {
         let mut cap = Capture::from_paths([&path]).buffer_len(1 << 16);
-        let mut events = Vec::new();
+        let mut sink = Notes::default();
         let stats = Analyzer::new(cfg)
+            .with_keylog(before.clone())
             .workers(workers)
-            .run(&mut cap, &mut |ev: &Event<'_>| {
-                events.push(OwnedEvent::from(ev));
-            })
+            .run(&mut cap, &mut sink)
             .unwrap();
+        let events = sink.events;
+        assert_eq!(
+            (stats.tls.keylog_malformed, stats.tls.keylog_problem),
+            (2, Some("unknown label")),
+            "{workers} workers, big {big}"
+        );
+        assert_eq!(sink.notes.len(), 1, "{workers} workers, big {big}");
+        let note = &sink.notes[0];
+        assert_eq!((note.name, note.count), ("keylog_malformed", 2));
+        assert!(
+            note.detail.ends_with("(the first: unknown label)"),
+            "{}",
+            note.detail
+        );
         assert_eq!(anomalies(&events), Vec::<String>::new(), "{workers}");
         assert_eq!(stats.sessions, 1, "{workers}");
         assert_eq!(digests(&events, true), c, "{workers} workers, big {big}");
@@ -1327,6 +1348,23 @@ fn dsb_mid_file(big: bool) {
     let _ = std::fs::remove_file(&path);
     assert_eq!(outputs[0], outputs[1]);
     assert_eq!(outputs[0], outputs[2]);
+}
+
+/// Records the events and the capture notes of a run.
+#[derive(Default)]
+struct Notes {
+    events: Vec<OwnedEvent>,
+    notes: Vec<wscope_inspect::sink::CaptureNote>,
+}
+
+impl wscope_inspect::Sink for Notes {
+    fn event(&mut self, ev: &Event<'_>) {
+        self.events.push(OwnedEvent::from(ev));
+    }
+
+    fn capture_note(&mut self, note: &wscope_inspect::sink::CaptureNote) {
+        self.notes.push(note.clone());
+    }
 }
 
 /// A pcapng Decryption Secrets Block of TLS key log text.
