@@ -8,9 +8,10 @@
 //! segment after the other: with two workers on bench, that hash took 19 % of the run's
 //! samples instead of 9 % with one thread. [`Ahead`] keeps the payloads of the next
 //! [`SEGMENTS`] segments on their way into the worker's cache (L2) while it handles the
-//! current one, so the transfers overlap the work. (Only whole payloads help: fetching the
-//! first lines and leaving the rest to the hardware prefetcher measured no better than
-//! nothing. See BENCHMARKS.md, "Parallel analysis".)
+//! current one, so the transfers overlap the work. (Fetching only the first 4 lines of each
+//! payload and leaving the rest to the hardware prefetcher measured no better than nothing;
+//! the first 8 of a full segment's 23, about as good as all. See BENCHMARKS.md, "Parallel
+//! analysis".)
 //!
 //! The hint changes no result. On targets other than x86-64 and AArch64 it does nothing.
 
