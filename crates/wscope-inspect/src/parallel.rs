@@ -64,6 +64,9 @@
 //! they take turns reading chunks of it, and each chunk's reader builds every worker's batch
 //! of it, as the dispatcher would (see `parallel/chunks.rs`). Each byte is then read and
 //! decoded once, and the batches share the chunk's bytes instead of copying the payloads.
+//! Those payloads (and the dispatcher's copies) were written by another core: a worker asks
+//! for the next few segments' payloads to be fetched into its cache while it handles the
+//! current one (`parallel/prefetch.rs`).
 //!
 //! Either way, a worker records only the events the main sink reads ([`Sink::interest`]), and
 //! `tls` ones (the merger counts TLS connections, whose table of names keeps the first ones
