@@ -39,7 +39,10 @@
 //!   the dispatcher's.
 //! - **IP fragments.** A chunk is decoded with a fresh [`Decoder`]. If it holds a fragment, it
 //!   is decoded again, in turn (after every chunk before it), with the one decoder that keeps
-//!   the fragments of the whole run. Reassembled payloads are copied into the batches.
+//!   the fragments of the whole run. Reassembled payloads are copied into the batches. A
+//!   worker does not wait for that turn: it goes on with its batches and rounds and is told
+//!   when the turn moves on ([`Fragments`]; waiting could close a cycle with the merging
+//!   thread).
 //!
 //! A record the reader's buffer might have to grow for (very large, rare) ends the chunks:
 //! the rest of the run is read by one worker through a [`crate::capture::Capture`], as one chunk, so the
@@ -264,12 +267,17 @@ enum Chain {
     End { number: u64 },
 }
 
-/// The order in which chunks with IP fragments are decoded, and the decoder that keeps the
-/// fragments.
+/// The order in which chunks with IP fragments (and the rest of a run read through a capture
+/// reader) are decoded, and the decoder that keeps the fragments.
+///
+/// A worker never waits here: it asks for its turn ([`Fragments::try_take`]) and, until it
+/// comes, goes on handling batches and sending its rounds. Waiting would hold up the merging
+/// thread, which needs this worker's next round, while the chunks before this one may be
+/// read by workers that wait for room in the merging thread's queue: a cycle. The worker is
+/// told ([`Msg::Turn`]) when the turn moves on.
 #[derive(Debug, Default)]
 struct Fragments {
     state: Mutex<Turn>,
-    turn: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -280,8 +288,10 @@ struct Turn {
     clean: BTreeSet<u64>,
     /// The run's decoder for fragments (`None` while a worker uses it).
     decoder: Option<Decoder>,
-    /// A worker panicked: nobody waits for a turn any more (the panic is passed on).
+    /// A worker panicked: turns are given at once (the panic is passed on).
     gone: bool,
+    /// Workers that asked for a turn that had not come, to be told when it moves on.
+    waiting: Vec<usize>,
 }
 
 impl Turn {
@@ -299,48 +309,53 @@ impl Fragments {
                 decoder: Some(Decoder::new()),
                 ..Turn::default()
             }),
-            turn: Condvar::new(),
         }
     }
 
-    /// Chunk `c` holds no fragment.
-    fn clean(&self, c: u64) {
-        let mut t = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Turn> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Chunk `c` holds no fragment. Returns the workers to tell that the turn moved on.
+    fn clean(&self, c: u64) -> Vec<usize> {
+        let mut t = self.lock();
         t.clean.insert(c);
         t.advance();
-        self.turn.notify_all();
+        core::mem::take(&mut t.waiting)
     }
 
-    /// Waits until every chunk before `c` is decoded, and takes the run's decoder.
-    fn take(&self, c: u64) -> Decoder {
-        let mut t = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if t.gone {
-                return Decoder::new();
-            }
-            if t.next == c {
-                if let Some(d) = t.decoder.take() {
-                    return d;
-                }
-            }
-            t = self.turn.wait(t).unwrap_or_else(PoisonError::into_inner);
+    /// The run's decoder if every chunk before `c` is decoded; otherwise `None`, and worker
+    /// `me` is told when the turn moves on (it asks again then).
+    fn try_take(&self, c: u64, me: usize) -> Option<Decoder> {
+        let mut t = self.lock();
+        if t.gone {
+            return Some(Decoder::new());
         }
+        if t.next == c {
+            if let Some(d) = t.decoder.take() {
+                return Some(d);
+            }
+        }
+        if !t.waiting.contains(&me) {
+            t.waiting.push(me);
+        }
+        None
     }
 
-    /// Gives the decoder back after chunk `c`.
-    fn give(&self, c: u64, d: Decoder) {
-        let mut t = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Gives the decoder back after chunk `c`. Returns the workers to tell that the turn moved
+    /// on.
+    fn give(&self, c: u64, d: Decoder) -> Vec<usize> {
+        let mut t = self.lock();
         t.decoder = Some(d);
         t.next = c + 1;
         t.advance();
-        self.turn.notify_all();
+        core::mem::take(&mut t.waiting)
     }
 
-    /// A worker panicked: wakes the workers waiting for a turn.
+    /// A worker panicked: turns are given at once from now on (the workers are woken by
+    /// [`Msg::Gone`]).
     fn abandon(&self) {
-        let mut t = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        t.gone = true;
-        self.turn.notify_all();
+        self.lock().gone = true;
     }
 
     fn into_stats(self) -> DecodeStats {
@@ -352,8 +367,8 @@ impl Fragments {
     }
 }
 
-/// Wakes the other workers when a worker panics: those waiting for a fragment turn, and
-/// those waiting for a message.
+/// Wakes the other workers when a worker panics (they wait for messages only), and gives
+/// fragment turns at once from then on.
 struct PanicGuard<'a> {
     fragments: &'a Fragments,
     to: Vec<Sender<Msg>>,
@@ -371,8 +386,8 @@ impl Drop for PanicGuard<'_> {
 }
 
 /// The right to analyse: at most as many shard threads as there are workers hold one at a
-/// time. A thread gives its token back while it waits (for a batch, a walk, a fragment turn
-/// or room in the merger's queue), so a worker's worth of CPU goes to a shard that has work
+/// time. A thread gives its token back while it waits (for a batch, a walk or room in the
+/// merger's queue), so a worker's worth of CPU goes to a shard that has work
 /// while another shard waits.
 #[derive(Debug)]
 struct Tokens {
@@ -793,6 +808,8 @@ enum Msg {
     Walked(u64, Walked),
     /// Worker `.0`'s batch of its next chunk (`None`: the run ended before that chunk).
     Batch(usize, Option<InBatch>),
+    /// The fragment turn moved on: a worker that asked for it too early asks again.
+    Turn,
     /// A worker panicked: the run stops (the panic is passed on).
     Gone,
 }
@@ -836,6 +853,26 @@ struct Reader<'a> {
     tokens: &'a Tokens,
     /// The token held while the thread works (`None` while it waits).
     running: Option<Running<'a>>,
+    /// A chunk that waits for its fragment turn (the walks after it wait behind it).
+    pending: Option<InTurn>,
+    /// The turn moved on since the last try ([`Msg::Turn`]).
+    turn_moved: bool,
+}
+
+/// What waits for its fragment turn ([`Fragments`]).
+#[derive(Debug)]
+enum InTurn {
+    /// A chunk with IP fragments, decoded once with a fresh decoder: it is decoded again with
+    /// the run's.
+    Chunk {
+        c: u64,
+        chunk: Arc<Vec<u8>>,
+        records: Vec<Record>,
+        secrets: Vec<(usize, Vec<u8>)>,
+        source: usize,
+    },
+    /// Chunk `c` is the rest of the run, after `number` packets ([`Reader::rest`]).
+    Rest { c: u64, number: u64 },
 }
 
 impl<'a> Reader<'a> {
@@ -852,6 +889,7 @@ impl<'a> Reader<'a> {
         match m {
             Msg::Walked(c, w) => self.walked.push_back((c, w)),
             Msg::Batch(from, b) => self.ready[from].push_back(b),
+            Msg::Turn => self.turn_moved = true,
             Msg::Gone => self.gone = true,
         }
     }
@@ -918,52 +956,94 @@ impl<'a> Reader<'a> {
         self.walker.read(self.plan, c, bytes, &self.parts.to);
     }
 
-    /// Decodes walked chunk `c` and hands its batches out (or ends the run there).
+    /// Decodes walked chunk `c` and hands its batches out (or ends the run there). A chunk
+    /// with IP fragments, and the rest of the run, wait for their turn ([`Reader::pending`]).
     fn decode(&mut self, c: u64, walked: Walked) {
         let walk = match walked {
             Walked::Records(walk) => walk,
             Walked::End { number } => return self.end_at(number),
             Walked::Rest { number } => {
-                self.rest(c, number);
-                self.done = true;
-                return;
+                self.pending = Some(InTurn::Rest { c, number });
+                return self.in_turn();
             }
         };
         self.end.capture.add(&walk.capture);
         if walk.error.is_some() {
             self.end.error = walk.error;
         }
-        let f = self.plan.locate(c).map_or(0, |(f, _, _)| f);
+        let source = self.plan.locate(c).map_or(0, |(f, _, _)| f);
         // The batches refer to the chunk's bytes.
         let chunk = Arc::new(walk.buf);
         let records = walk.records;
         let secrets = walk.secrets;
         let mut batches: Vec<InBatch> = (0..self.n).map(|_| self.batch()).collect();
         let mut local = Decoder::new();
-        let clock = decode_into(&chunk, &records, &secrets, &mut batches, &mut local, f);
-        let max = if local.stats().fragments > 0 {
-            for b in &mut batches {
-                b.clear();
+        let clock = decode_into(&chunk, &records, &secrets, &mut batches, &mut local, source);
+        if local.stats().fragments > 0 {
+            for b in batches {
+                let _ = self.parts.pools[self.me].send(b);
             }
-            let mut d = self.waiting(|r| r.fragments.take(c));
-            let clock = decode_into(&chunk, &records, &secrets, &mut batches, &mut d, f);
-            self.fragments.give(c, d);
-            clock.now()
-        } else {
-            self.fragments.clean(c);
-            self.end.decode.add(local.stats());
-            clock.now()
-        };
-        self.hand_out(batches, max, Some(&chunk));
+            self.pending = Some(InTurn::Chunk {
+                c,
+                chunk,
+                records,
+                secrets,
+                source,
+            });
+            return self.in_turn();
+        }
+        let waiting = self.fragments.clean(c);
+        self.tell(&waiting);
+        self.end.decode.add(local.stats());
+        self.hand_out(batches, clock.now(), Some(&chunk));
         self.chunks.push(chunk);
     }
 
+    /// Decodes the pending chunk (or the rest of the run) if its fragment turn has come.
+    fn in_turn(&mut self) {
+        self.turn_moved = false;
+        let c = match &self.pending {
+            Some(InTurn::Chunk { c, .. } | InTurn::Rest { c, .. }) => *c,
+            None => return,
+        };
+        let Some(mut d) = self.fragments.try_take(c, self.me) else {
+            return;
+        };
+        match self.pending.take() {
+            Some(InTurn::Chunk {
+                c,
+                chunk,
+                records,
+                secrets,
+                source,
+            }) => {
+                let mut batches: Vec<InBatch> = (0..self.n).map(|_| self.batch()).collect();
+                let clock = decode_into(&chunk, &records, &secrets, &mut batches, &mut d, source);
+                let waiting = self.fragments.give(c, d);
+                self.tell(&waiting);
+                self.hand_out(batches, clock.now(), Some(&chunk));
+                self.chunks.push(chunk);
+            }
+            Some(InTurn::Rest { c, number }) => {
+                self.rest(c, number, d);
+                self.done = true;
+            }
+            None => {}
+        }
+    }
+
+    /// Tells these workers that the fragment turn moved on.
+    fn tell(&self, workers: &[usize]) {
+        for &w in workers {
+            let _ = self.parts.to[w].send(Msg::Turn);
+        }
+    }
+
     /// Chunk `c` is the rest of the run, after `number` packets: read through a capture
-    /// reader (which reads the files from the start again), decoded in turn. The next chunk's
-    /// reader is told that the run ends there.
-    fn rest(&mut self, c: u64, number: u64) {
+    /// reader (which reads the files from the start again) with the run's `decoder`, in its
+    /// turn. The next chunk's reader is told that the run ends there.
+    fn rest(&mut self, c: u64, number: u64, mut decoder: Decoder) {
         let mut batches: Vec<InBatch> = (0..self.n).map(|_| self.batch()).collect();
-        let mut decoder = self.waiting(|r| r.fragments.take(c));
         let mut capture = self.snapshot.open();
         let mut clock = Clock::default();
         let mut error = None;
@@ -997,7 +1077,8 @@ impl<'a> Reader<'a> {
                 InBatch::push_segment(&mut batches, &mut clock, &seg, number, None);
             }
         }
-        self.fragments.give(c, decoder);
+        let waiting = self.fragments.give(c, decoder);
+        self.tell(&waiting);
         self.end.error = error;
         self.end.whole = Some(capture.stats());
         let packets = capture.packets_read();
@@ -1080,6 +1161,8 @@ fn chunk_worker(
         end: ChunkEnd::default(),
         tokens,
         running: Some(tokens.take()),
+        pending: None,
+        turn_moved: false,
     };
     let n64 = n as u64;
     let ahead = ahead(r.tokens.count());
@@ -1095,8 +1178,15 @@ fn chunk_worker(
         if r.gone {
             break;
         }
-        // Decoding first: it hands the other workers their batches.
-        if let Some((k, w)) = r.walked.pop_front() {
+        // Decoding first: it hands the other workers their batches. A chunk that waits for
+        // its fragment turn is tried again when the turn moves on; meanwhile the worker goes
+        // on with the batches it has.
+        if r.pending.is_some() {
+            if r.turn_moved {
+                r.in_turn();
+                continue;
+            }
+        } else if let Some((k, w)) = r.walked.pop_front() {
             if !r.done {
                 r.decode(k, w);
             }
@@ -1245,6 +1335,33 @@ mod tests {
             f.extend(core::iter::repeat_n(i, len as usize));
         }
         f
+    }
+
+    /// A worker that asks for its fragment turn too early is not kept waiting: it gets
+    /// nothing, and is named (once) to be told when the turn moves on, by a clean chunk or a
+    /// decoder given back. Only the chunk whose turn it is gets the decoder, once.
+    #[test]
+    fn a_fragment_turn_asked_for_too_early_is_refused_and_the_worker_told_later() {
+        let f = Fragments::new();
+        // Chunk 2 (worker 1) and chunk 3 (worker 2) ask before chunks 0 and 1 are decoded.
+        assert!(f.try_take(2, 1).is_none());
+        assert!(f.try_take(2, 1).is_none());
+        assert!(f.try_take(3, 2).is_none());
+        // Chunk 0 holds no fragment: both are told, and chunk 2's turn has not come.
+        assert_eq!(f.clean(0), vec![1, 2]);
+        assert_eq!(f.clean(5), Vec::<usize>::new());
+        assert!(f.try_take(2, 1).is_none());
+        // Chunk 1 has fragments: it takes the decoder; chunk 2 must wait for it to be back.
+        let d = f.try_take(1, 0).expect("chunk 1's turn");
+        assert_eq!(f.give(1, d), vec![1]);
+        let d = f.try_take(2, 1).expect("chunk 2's turn");
+        assert!(f.try_take(3, 2).is_none(), "the decoder is out");
+        assert_eq!(f.give(2, d), vec![2]);
+        assert!(f.try_take(3, 2).is_some());
+        // After a panic elsewhere, turns are given at once (the run stops anyway).
+        let f = Fragments::new();
+        f.abandon();
+        assert!(f.try_take(7, 0).is_some());
     }
 
     #[test]
