@@ -28,7 +28,8 @@
 #     (SSLKEYLOGFILE, --tls-keylog, --keylog) append their secrets to it as they talk to a
 #     `wscope serve --tls-cert` echo server, 20 sessions at once among them. Every session is decrypted live (two workers,
 #     each following the file), and the events and websocket.log rows equal those of the file
-#     analysis of tcpdump's capture with the complete key log.
+#     analysis of tcpdump's capture with the complete key log. A second `--keylog` that
+#     appears as a directory during the run cannot be read: named once at the end.
 #  2. SIGTERM mid-run, under traffic: the process ends cleanly within seconds, every line of
 #     the logs and events is whole, websocket.log ends with #close, and every session that
 #     began half a second before the signal is in it.
@@ -262,8 +263,12 @@ check "workers: the kernel gave each worker a share of the connections ($(grep '
 D=$OUT/keylog
 mkdir -p "$D"
 KEYS=$D/keys.log
-rm -f "$KEYS"
-start_capture "$D" --workers 2 -q -o "$D/logs" --events "$D/events.json" --keylog "$KEYS"
+rm -rf "$KEYS" "$D/unreadable"
+# A second key log that appears during the capture and cannot be read (a directory): named
+# once at the end, whatever the number of workers; the first one's secrets still decrypt all.
+start_capture "$D" --workers 2 -q -o "$D/logs" --events "$D/events.json" --keylog "$KEYS" \
+  --keylog "$D/unreadable"
+mkdir "$D/unreadable"
 start_tcpdump "$D/tcpdump.pcap"
 CLIENT_FAIL=0
 wss="wss://$ADDR_S:9443/"
@@ -278,6 +283,8 @@ check "keylog: SIGTERM ends the capture with status 0" test "$RC" = 0
 stop "$TCP_PID" INT
 check "keylog: the key log did not exist when the capture started" \
   grep -q "keys.log does not exist yet" "$D/stderr"
+check "keylog: a key log that could not be read at the end is named once" \
+  test "$(grep -c "unreadable: cannot read the key log: .*still at the end" "$D/stderr")" = 1
 mkdir -p "$D/file"
 "$B" inspect "$D/tcpdump.pcap" --uid-seed 11 -q --keylog "$KEYS" -o "$D/file/logs" \
   --events "$D/file/events.json" > "$D/file/stdout"

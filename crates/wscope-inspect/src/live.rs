@@ -47,7 +47,7 @@ use wscope_proto::time::Instant;
 
 use crate::capture::{CaptureError, CaptureStats, LinkType, Packet};
 use crate::source::{InterfaceStats, Next, PacketSource, Tick};
-use crate::tls::keylog::KeyLogFollower;
+use crate::tls::keylog::{KeyLogError, KeyLogFollower};
 
 /// Default snapshot length: bytes kept of each packet (tcpdump's default).
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
@@ -178,8 +178,9 @@ pub struct LiveCapture {
     buf: Vec<u8>,
     stats: CaptureStats,
     ended: bool,
-    /// Key logs followed as they grow ([`LiveCapture::follow_keylog`]).
-    keylogs: Vec<KeyLogFollower>,
+    /// Key logs followed as they grow ([`LiveCapture::follow_keylog`]), each with the error of
+    /// its last poll if it failed.
+    keylogs: Vec<(KeyLogFollower, Option<KeyLogError>)>,
     /// When they were last polled.
     keylog_polled: std::time::Instant,
 }
@@ -427,9 +428,15 @@ impl PacketSource for LiveCapture {
         }
         self.keylog_polled = mono;
         let mut text: Option<Vec<u8>> = None;
-        for f in &mut self.keylogs {
-            if let Ok(Some(lines)) = f.poll() {
-                text.get_or_insert_with(Vec::new).extend_from_slice(&lines);
+        for (f, failed) in &mut self.keylogs {
+            match f.poll() {
+                Ok(lines) => {
+                    *failed = None;
+                    if let Some(lines) = lines {
+                        text.get_or_insert_with(Vec::new).extend_from_slice(&lines);
+                    }
+                }
+                Err(e) => *failed = Some(e),
             }
         }
         text
@@ -442,7 +449,15 @@ impl LiveCapture {
     /// capture runs. Analyse with [`crate::Analyzer::keys_may_follow`], so that a connection
     /// whose secrets are written after its ServerHello waits for them.
     pub fn follow_keylog(&mut self, follower: KeyLogFollower) {
-        self.keylogs.push(follower);
+        self.keylogs.push((follower, None));
+    }
+
+    /// The followed key logs that could not be read at their last poll (one that exists but
+    /// cannot be opened or read, such as another user's file): their secrets were not read
+    /// since. A key log that fails is tried again at every poll and goes on from where it was,
+    /// so one that recovers loses nothing and is not listed.
+    pub fn keylog_errors(&self) -> impl Iterator<Item = &KeyLogError> {
+        self.keylogs.iter().filter_map(|(_, e)| e.as_ref())
     }
 }
 

@@ -271,7 +271,8 @@ mod imp {
             if let Some(Err(e)) = worker.events.take().map(JsonLines::finish) {
                 worker.lock().error.get_or_insert(e);
             }
-            (run, capture.interface_stats().to_vec())
+            let keylog_errors = capture.keylog_errors().map(ToString::to_string).collect();
+            (run, capture.interface_stats().to_vec(), keylog_errors)
         };
         let runs: Vec<WorkerRun> = if n == 1 {
             captures.into_iter().map(|c| work(0, c)).collect()
@@ -291,7 +292,7 @@ mod imp {
         };
         let mut stats = Stats::default();
         let mut error = None;
-        for (run, _) in &runs {
+        for (run, _, _) in &runs {
             match run {
                 Ok(s) => stats.add(s),
                 Err((msg, s)) => {
@@ -302,7 +303,7 @@ mod imp {
         }
         let elapsed = start.elapsed();
         let mut sink = sink.into_inner().unwrap_or_else(PoisonError::into_inner);
-        let ifaces = sum_interfaces(runs.iter().map(|(_, i)| i.as_slice()));
+        let ifaces = sum_interfaces(runs.iter().map(|(_, i, _)| i.as_slice()));
         if sink.stats_every.is_some() {
             sink.capture_stats(wscope_now(), &ifaces);
         }
@@ -316,6 +317,12 @@ mod imp {
             eprint!("{text}");
         } else {
             print!("{text}");
+        }
+        // Every worker follows every key log: each failing one once.
+        let failing: std::collections::BTreeSet<&String> =
+            runs.iter().flat_map(|(_, _, k)| k).collect();
+        for e in failing {
+            eprintln!("wscope inspect: {e} (still at the end: its secrets since were not read)");
         }
         if let Some(err) = &error {
             eprintln!("wscope inspect: capture ended early: {err}");
@@ -347,7 +354,7 @@ mod imp {
     fn workers_summary(runs: &[WorkerRun]) -> String {
         let share = |f: fn(&Stats) -> u64| {
             runs.iter()
-                .map(|(r, _)| f(r.as_ref().unwrap_or_else(|(_, s)| s)).to_string())
+                .map(|(r, _, _)| f(r.as_ref().unwrap_or_else(|(_, s)| s)).to_string())
                 .collect::<Vec<_>>()
                 .join(" + ")
         };
@@ -361,7 +368,13 @@ mod imp {
 
     /// What one worker's run gave: its statistics (or the error that ended it, with the
     /// statistics until then) and its sockets' kernel counters.
-    type WorkerRun = (Result<Stats, (String, Stats)>, Vec<InterfaceStats>);
+    /// A worker's run: its statistics (or its error with them), its interfaces' counters and
+    /// the followed key logs it could not read at the end.
+    type WorkerRun = (
+        Result<Stats, (String, Stats)>,
+        Vec<InterfaceStats>,
+        Vec<String>,
+    );
 
     /// Worker `w`'s uid seed: the run's for the first worker, a different one for each other
     /// (each worker numbers its own connections, and uids are made from the seed and that
