@@ -1002,21 +1002,22 @@ impl<'a> Reader<'a> {
     /// Decodes the pending chunk (or the rest of the run) if its fragment turn has come.
     fn in_turn(&mut self) {
         self.turn_moved = false;
-        let c = match &self.pending {
-            Some(InTurn::Chunk { c, .. } | InTurn::Rest { c, .. }) => *c,
-            None => return,
-        };
-        let Some(mut d) = self.fragments.try_take(c, self.me) else {
+        let Some(pending) = self.pending.take() else {
             return;
         };
-        match self.pending.take() {
-            Some(InTurn::Chunk {
+        let (InTurn::Chunk { c, .. } | InTurn::Rest { c, .. }) = pending;
+        let Some(mut d) = self.fragments.try_take(c, self.me) else {
+            self.pending = Some(pending);
+            return;
+        };
+        match pending {
+            InTurn::Chunk {
                 c,
                 chunk,
                 records,
                 secrets,
                 source,
-            }) => {
+            } => {
                 let mut batches: Vec<InBatch> = (0..self.n).map(|_| self.batch()).collect();
                 let clock = decode_into(&chunk, &records, &secrets, &mut batches, &mut d, source);
                 let waiting = self.fragments.give(c, d);
@@ -1024,11 +1025,10 @@ impl<'a> Reader<'a> {
                 self.hand_out(batches, clock.now(), Some(&chunk));
                 self.chunks.push(chunk);
             }
-            Some(InTurn::Rest { c, number }) => {
+            InTurn::Rest { c, number } => {
                 self.rest(c, number, d);
                 self.done = true;
             }
-            None => {}
         }
     }
 
